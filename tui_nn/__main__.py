@@ -1,0 +1,3 @@
+from tui_nn.cli import main
+
+main()

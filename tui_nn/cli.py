@@ -1,0 +1,146 @@
+"""The `tui-nn` command line. torch and textual are imported inside commands so that
+`tui-nn --help` stays fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from tui_nn import __version__
+
+app = typer.Typer(
+    name="tui-nn",
+    help="Train and understand PyTorch models from the terminal.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _die(message: str, code: int = 2) -> "typer.Exit":
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tui-nn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """With no command, open the app."""
+    if ctx.invoked_subcommand is None:
+        _open_app(None, {})
+
+
+def _open_app(model: Optional[str], train_options: dict) -> None:
+    try:
+        from tui_nn.tui.app import make_app
+    except ImportError:
+        raise _die("the terminal app is not available in this build; use "
+                   "`tui-nn train MODEL --headless`", 2) from None
+    make_app(model=model, train_options=train_options).run()
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the model zoo: name, description, input shape, default dataset, parameters."""
+    from tui_nn.report.tables import models_table
+    typer.echo(models_table(), nl=False)
+
+
+@app.command("datasets")
+def datasets_cmd() -> None:
+    """List the datasets: embedded ones are generated in code (no download)."""
+    from tui_nn.report.tables import datasets_table
+    typer.echo(datasets_table(), nl=False)
+
+
+@app.command("train")
+def train_cmd(
+    model: str = typer.Argument(..., help="Zoo model name (see `tui-nn models`)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="Dataset name, csv:PATH, folder:PATH "
+                                               "(default: the model's)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir",
+                                           help="Where torchvision datasets live "
+                                                "(default $TUI_NN_DATA or ./data)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs (default: model's)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate."),
+    optimizer: Optional[str] = typer.Option(
+        None, "--optimizer", "-o", help="sgd, momentum, nesterov, adam, adamw or rmsprop."),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD/RMSprop momentum."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
+    schedule: str = typer.Option("none", "--schedule",
+                                 help="lr schedule: none, step, cosine or onecycle."),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
+                                              help="Clip the global gradient norm to this."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (runs on the CPU are reproducible)."),
+    run_dir: Optional[str] = typer.Option(None, "--run-dir",
+                                          help="Run directory (default runs/<time>-<model>-<data>)."),
+    resume: Optional[str] = typer.Option(None, "--resume",
+                                         help="Continue the run in this run directory."),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every",
+                                         help="Also checkpoint every N steps (0: epoch ends, "
+                                              "every 5 minutes and on stop)."),
+    headless: bool = typer.Option(False, "--headless",
+                                  help="Train in this terminal without the app."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Train a model. With --headless: progress in the terminal, plain lines in logs."""
+    options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
+                   lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
+                   schedule=schedule, grad_clip=grad_clip, device=device, seed=seed,
+                   run_dir=run_dir, checkpoint_every_steps=checkpoint_every)
+    if not headless:
+        if sys.stdout.isatty() and sys.stdin.isatty():
+            _open_app(model, options)
+            return
+        # No terminal to draw on (a pipe, nohup, CI): headless is the only thing that works.
+    from tui_nn.report.train_cmd import run_training
+    code = run_training(model, options, resume=resume, debug=debug)
+    raise typer.Exit(code)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    source: str = typer.Argument(..., help="Zoo name, path/to/model.py:Class or module:factory."),
+    input: Optional[list[str]] = typer.Option(None, "--input", "-i",
+                                              help="Input shape, e.g. 1x28x28 (repeatable)."),
+    depth: Optional[int] = typer.Option(None, "--depth", help="Module-tree depth to show."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    dtype: Optional[str] = typer.Option(None, "--dtype",
+                                        help="Input dtype, e.g. int64 for Embedding models."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Every layer's shape and the arithmetic behind it; diagnoses mismatches."""
+    from tui_nn.report.inspect_cmd import run_inspect
+    raise typer.Exit(run_inspect(source, list(input or []), depth, as_json, dtype, debug))
+
+
+@app.command("tui")
+def tui_cmd(model: Optional[str] = typer.Argument(None, help="Model to select.")) -> None:
+    """Open the app (the same as `tui-nn` with no command)."""
+    _open_app(model, {})
+
+
+def main() -> None:
+    # Typer's own usage errors exit 2 with one message; everything else is handled per command.
+    os.environ.setdefault("TYPER_USE_RICH", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

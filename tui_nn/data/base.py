@@ -1,0 +1,68 @@
+"""The in-memory dataset every loader produces and the engine consumes.
+
+Data that fits in memory is decoded once into tensors; the engine moves them to the training
+device and batches them by index (``randperm`` slices), so no per-sample Python runs per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+# Tasks decide the loss and the metric the engine uses.
+#   regression      float targets (N, k)            MSELoss, metric "mse"
+#   binary          float targets in {0,1} (N, 1)   BCELoss on probabilities, metric "accuracy"
+#   classification  int64 class ids (N,)            CrossEntropyLoss on logits, metric "accuracy"
+#   sequence        int64 class ids (N, T)          CrossEntropyLoss per time step, metric "accuracy"
+TASKS = ("regression", "binary", "classification", "sequence")
+
+
+class DataError(Exception):
+    """A dataset cannot be loaded; the message says why and what to do (shown to users as is)."""
+
+
+@dataclass
+class Dataset:
+    """A decoded dataset: train and validation tensors on the CPU plus what the engine needs."""
+
+    name: str
+    task: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    # Per-sample input shape, e.g. (1, 28, 28) for images, (8,) for the diabetes features.
+    input_shape: tuple[int, ...]
+    num_classes: int | None = None
+    # Per-channel normalisation applied on the device, once, after the move (images only).
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    # Class names (classification) or the vocabulary (sequence: index -> character).
+    labels: tuple[str, ...] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train_x.shape[0])
+
+    @property
+    def n_val(self) -> int:
+        return int(self.val_x.shape[0])
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registry entry: what `tui-nn datasets` lists and how to load it."""
+
+    name: str
+    description: str
+    task: str
+    input_shape: tuple[int, ...]
+    embedded: bool  # generated in code, no download
+    loader: Callable[..., Dataset] = field(repr=False, compare=False)

@@ -1,0 +1,91 @@
+"""Training configuration: what the user asked for, then resolved against the model's defaults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message is shown to the user as one line."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run. None means 'the model's default' (see zoo.TrainDefaults)."""
+
+    model: str
+    dataset: str | None = None  # registry name, csv:PATH, folder:PATH, longrange:LEN
+    data_dir: str | None = None  # torchvision sets live here (DIR/MNIST/raw ...)
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    momentum: float | None = None  # for sgd/momentum/nesterov/rmsprop
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    grad_clip: float | None = None  # max global grad norm; None = off
+    device: str = "auto"
+    seed: int = 0
+    run_dir: str | None = None  # exact directory for this run
+    runs_root: str = "runs"  # parent of generated run directories
+    save: bool = True  # False: no run directory at all (tests, benchmarks)
+    val_batch_size: int = 2048
+    checkpoint_every_steps: int = 0  # 0 = only at epoch ends and on stop
+    checkpoint_every_minutes: float = 5.0
+    report_interval_s: float = 0.2  # how often step losses are read back from the device
+    download: bool = True  # allow torchvision downloads when the data is missing
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def resolved(self, defaults: Any, default_dataset: str) -> "TrainConfig":
+        """Fill None fields from the zoo's TrainDefaults and validate everything."""
+        cfg = replace(
+            self,
+            dataset=self.dataset or default_dataset,
+            epochs=self.epochs if self.epochs is not None else defaults.epochs,
+            batch_size=self.batch_size if self.batch_size is not None else defaults.batch_size,
+            lr=self.lr if self.lr is not None else defaults.lr,
+            optimizer=(self.optimizer or defaults.optimizer).lower(),
+            momentum=self.momentum if self.momentum is not None else defaults.momentum,
+            schedule=(self.schedule or "none").lower(),
+        )
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def bad(msg: str) -> ConfigError:
+            return ConfigError(msg)
+
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+            raise bad(f"--epochs must be an integer ≥ 1 (got {self.epochs})")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int)
+                                            or self.batch_size < 1):
+            raise bad(f"--batch-size must be an integer ≥ 1 (got {self.batch_size})")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+                                        and self.lr > 0):
+            raise bad(f"--lr must be a number > 0 (got {self.lr})")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise bad(f"unknown optimizer '{self.optimizer}': choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise bad(f"unknown schedule '{self.schedule}': choose one of {', '.join(SCHEDULES)}")
+        if self.momentum is not None and not (0 <= self.momentum < 1):
+            raise bad(f"--momentum must be in [0, 1) (got {self.momentum})")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise bad(f"--weight-decay must be ≥ 0 (got {self.weight_decay})")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise bad(f"--grad-clip must be > 0 (got {self.grad_clip})")
+        if self.val_batch_size < 1:
+            raise bad(f"validation batch size must be ≥ 1 (got {self.val_batch_size})")
+        if self.checkpoint_every_steps < 0:
+            raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")

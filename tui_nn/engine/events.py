@@ -1,0 +1,106 @@
+"""What the engine reports. Frozen dataclasses passed to one callback; consumers (the headless
+console, the TUI bridge, metrics.jsonl, tests) decide what to do with them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    run_dir: str | None
+    model: str
+    dataset: str
+    device: str
+    device_name: str
+    task: str
+    metric: str  # "accuracy" or "mse"
+    n_train: int
+    n_val: int
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    parameters: int
+    start_epoch: int = 0
+    start_step: int = 0
+
+
+@dataclass(frozen=True)
+class StepMetrics(Event):
+    """A chunk of consecutive steps: losses[i] belongs to step first_step + i.
+
+    Losses are gathered on the device and read in one go, so the step loop never syncs."""
+
+    epoch: int  # 0-based
+    step: int  # global step count after the last step in this chunk
+    first_step: int
+    losses: tuple[float, ...]
+    lr: float
+    samples_per_s: float
+    eta_s: float | None
+    epoch_step: int  # steps done in this epoch
+    steps_per_epoch: int
+    total_steps: int
+    memory_bytes: int | None = None
+
+    @property
+    def loss(self) -> float:
+        return sum(self.losses) / len(self.losses)
+
+
+@dataclass(frozen=True)
+class EpochMetrics(Event):
+    epoch: int  # 0-based, the epoch just finished
+    step: int
+    train_loss: float
+    val_loss: float
+    metric: str
+    value: float  # accuracy in [0, 1] or mse
+    best_value: float
+    is_best: bool
+    elapsed_s: float
+    epoch_time_s: float
+    samples_per_s: float
+    decoded: str | None = None  # sequence task: the model's current output for the first sample
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    path: str
+    step: int
+    epoch: int
+    reason: str  # "epoch", "best", "periodic", "requested", "stop"
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    state: str  # "running", "paused"
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    status: str  # "finished" or "stopped"
+    run_dir: str | None
+    epochs_done: int
+    step: int
+    metric: str
+    best_value: float | None
+    last_value: float | None
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    message: str
+    kind: str = "error"  # "error", "nan", "oom", "data", "shape", "disk"
+    run_dir: str | None = None
+    step: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,466 @@
+"""The training engine: one Trainer drives the headless CLI, the TUI, tests and benchmarks.
+
+It knows nothing of any UI. It reports through events passed to a callback and is paused,
+resumed and stopped through threading.Events, so it can run in a background thread.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from tui_nn import __version__
+from tui_nn.engine import events as ev
+from tui_nn.engine import tasks
+from tui_nn.engine.checkpoint import (CheckpointError, atomic_save, check_state_dict_matches,
+                                      load_checkpoint)
+from tui_nn.engine.config import ConfigError, TrainConfig
+from tui_nn.engine.device import device_name, memory_in_use, resolve_device
+from tui_nn.engine.optim import build_optimizer, build_schedule
+from tui_nn.engine.rundir import RunDir
+
+Callback = Callable[[ev.Event], None]
+
+# An epoch-end checkpoint is skipped when the last one is younger than this: a 1000-epoch toy
+# run would otherwise fsync a thousand times. Stop, finish and periodic saves are never skipped.
+_EPOCH_CHECKPOINT_MIN_INTERVAL_S = 10.0
+
+
+class TrainingError(Exception):
+    """A failure with a user-facing message; kind is one of the Failed event kinds."""
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Trainer:
+    """Trains one model on one dataset.
+
+    model/dataset may be given directly (tests, the TUI with a user's model); otherwise they come
+    from the zoo and the data registry by the names in the config. resume_from is a run directory
+    or checkpoint file to continue from.
+    """
+
+    def __init__(self, config: TrainConfig, callback: Callback | None = None, *,
+                 model: nn.Module | None = None, dataset: Any = None,
+                 resume_from: str | Path | None = None) -> None:
+        self.config = config
+        self._callback = callback or (lambda event: None)
+        self._model_override = model
+        self._dataset_override = dataset
+        self._resume_from = resume_from
+        self._running = threading.Event()
+        self._running.set()
+        self._stop = threading.Event()
+        self._checkpoint_requested = threading.Event()
+        self.model: nn.Module | None = None
+        self.run_dir: RunDir | None = None
+        self.history: list[ev.EpochMetrics] = []
+
+    # ---- control, safe to call from any thread -------------------------------------------
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # wake a paused loop so it can stop
+
+    def request_checkpoint(self) -> None:
+        self._checkpoint_requested.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    # ---- running ---------------------------------------------------------------------------
+    def run(self) -> ev.Finished | ev.Failed:
+        """Train to the end (or until stopped). Never raises for training failures: the last
+        event, Finished or Failed, is both emitted and returned."""
+        try:
+            return self._run()
+        except TrainingError as e:
+            return self._fail(str(e), e.kind)
+        except (ConfigError, CheckpointError) as e:
+            return self._fail(str(e), "error")
+        except _data_error_types() as e:
+            return self._fail(str(e), "data")
+        except torch.cuda.OutOfMemoryError:
+            bs = self.config.batch_size
+            return self._fail(f"CUDA out of memory at batch size {bs}: try --batch-size "
+                              f"{max(1, (bs or 2) // 2)}", "oom")
+        except OSError as e:
+            return self._fail(f"{e}", "disk")
+        except Exception as e:  # noqa: BLE001 - surfaced as an event, with the traceback kept
+            return self._fail(f"{type(e).__name__}: {e}", "error",
+                              {"traceback": traceback.format_exc()})
+        finally:
+            if self.run_dir is not None:
+                self.run_dir.close()
+
+    def _emit(self, event: ev.Event) -> None:
+        if self.run_dir is not None:
+            try:
+                self.run_dir.append_metrics(event.to_dict())
+            except OSError:
+                pass  # a full disk must not kill training; the checkpoint write will say so
+        self._callback(event)
+
+    def _fail(self, message: str, kind: str, details: dict | None = None) -> ev.Failed:
+        event = ev.Failed(message=message, kind=kind,
+                          run_dir=str(self.run_dir.path) if self.run_dir else None,
+                          step=getattr(self, "_step", None), details=details or {})
+        self._emit(event)
+        return event
+
+    def _setup(self) -> None:
+        from tui_nn.zoo import MODELS, TrainDefaults
+
+        cfg = self.config
+        ckpt = None
+        if self._resume_from is not None:
+            ckpt = load_checkpoint(self._resume_from)
+            saved = TrainConfig.from_dict(ckpt["config"])
+            # Only the length of the run and where it runs may change on resume.
+            cfg = replace(saved, epochs=cfg.epochs or saved.epochs, device=cfg.device,
+                          run_dir=str(Path(self._resume_from).parent
+                                      if Path(self._resume_from).is_file()
+                                      else self._resume_from))
+        spec = MODELS.get(cfg.model) if self._model_override is None else None
+        if spec is None and self._model_override is None:
+            from tui_nn.zoo.registry import get_model_spec
+            get_model_spec(cfg.model)  # raises UnknownModelError with suggestions
+        defaults = spec.defaults if spec else TrainDefaults(epochs=3, batch_size=64, lr=0.01)
+        default_dataset = spec.default_dataset if spec else (cfg.dataset or "digits")
+        cfg = cfg.resolved(defaults, default_dataset)
+        self.config = cfg
+
+        try:
+            self.device = resolve_device(cfg.device)
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+
+        torch.manual_seed(cfg.seed)
+        ds = self._dataset_override
+        if ds is None:
+            from tui_nn.data import adapt_to_input, load_dataset
+            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, download=cfg.download)
+            if spec is not None and not getattr(spec, "variable_length", False):
+                ds = adapt_to_input(ds, spec.input_shape, spec.name)
+        self.dataset = ds
+        self.task = ds.task
+
+        model = self._model_override if self._model_override is not None else spec.build()
+        self.model = model.to(self.device)
+
+        # Decode once, move once, normalise once: batches are index slices on the device.
+        self.train_x, self.train_y = self._to_device(ds.train_x, ds), ds.train_y.to(self.device)
+        self.val_x, self.val_y = self._to_device(ds.val_x, ds), ds.val_y.to(self.device)
+        n = ds.n_train
+        if n == 0:
+            raise TrainingError(f"dataset {ds.name} has no training samples", "data")
+        self.batch_size = min(cfg.batch_size, n)
+        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_schedule(self.optimizer, cfg, self.steps_per_epoch, self.total_steps)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self._step = 0
+        self.start_epoch = 0
+        self._start_step_in_epoch = 0
+        self._epoch_gen_state = self.generator.get_state()
+        self.best_value: float | None = None
+
+        if ckpt is not None:
+            self._restore(ckpt)
+        if cfg.save:
+            self.run_dir = (RunDir(cfg.run_dir) if cfg.run_dir
+                            else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
+            if ckpt is None:
+                self.run_dir.write_config({
+                    **cfg.to_dict(), "task": self.task, "device_resolved": str(self.device),
+                    "parameters": self._parameters(), "tui_nn_version": __version__,
+                    "n_train": ds.n_train, "n_val": ds.n_val,
+                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                })
+
+    def _to_device(self, x: torch.Tensor, ds: Any) -> torch.Tensor:
+        x = x.to(self.device)
+        if ds.mean is not None and ds.std is not None and x.dim() == 4:
+            mean = torch.tensor(ds.mean, device=self.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
+            std = torch.tensor(ds.std, device=self.device).view(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x
+
+    def _parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        check_state_dict_matches(self.model, ckpt["model"], "checkpoint")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler"):
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self._step = int(ckpt["step"])
+        self.start_epoch = int(ckpt["epoch"])
+        self._start_step_in_epoch = int(ckpt.get("step_in_epoch", 0))
+        self._epoch_gen_state = ckpt["epoch_gen_state"]
+        self.generator.set_state(ckpt["epoch_gen_state"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
+        self.best_value = ckpt.get("best_value")
+
+    def _checkpoint_state(self, epoch: int, step_in_epoch: int) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "tui_nn_version": __version__,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "step": self._step,
+            "epoch_gen_state": self._epoch_gen_state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": (torch.cuda.get_rng_state(self.device)
+                         if self.device.type == "cuda" else None),
+            "best_value": self.best_value,
+            "config": self.config.to_dict(),
+        }
+
+    def _save(self, epoch: int, step_in_epoch: int, reason: str) -> None:
+        if self.run_dir is None:
+            return
+        try:
+            path = atomic_save(self._checkpoint_state(epoch, step_in_epoch),
+                               self.run_dir.last_checkpoint)
+        except OSError as e:
+            raise TrainingError(f"could not write checkpoint in {self.run_dir.path}: "
+                                f"{e.strerror or e}", "disk") from None
+        self._last_save = time.monotonic()
+        self._emit(ev.CheckpointSaved(path=str(path), step=self._step, epoch=epoch, reason=reason))
+
+    def _run(self) -> ev.Finished | ev.Failed:
+        t0 = time.monotonic()
+        self._setup()
+        cfg, task = self.config, self.task
+        metric = tasks.metric_name(task)
+        self._emit(ev.RunStarted(
+            run_dir=str(self.run_dir.path) if self.run_dir else None, model=cfg.model,
+            dataset=cfg.dataset, device=str(self.device), device_name=device_name(self.device),
+            task=task, metric=metric, n_train=self.dataset.n_train, n_val=self.dataset.n_val,
+            epochs=cfg.epochs, batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps, parameters=self._parameters(),
+            start_epoch=self.start_epoch, start_step=self._step))
+
+        self._last_save = time.monotonic()
+        session_start_step = self._step
+        self._train_time = 0.0
+        model, opt, sched = self.model, self.optimizer, self.scheduler
+        X, Y, n, bs = self.train_x, self.train_y, self.dataset.n_train, self.batch_size
+        check_each_step = self.device.type == "cpu"  # a per-step sync is free on the CPU only
+        stopped = False
+        epoch = self.start_epoch
+        last_value: float | None = None
+        model.train()
+
+        while epoch < cfg.epochs and not stopped:
+            epoch_t0 = time.monotonic()
+            if self._start_step_in_epoch == 0:
+                self._epoch_gen_state = self.generator.get_state()
+            perm = torch.randperm(n, generator=self.generator).to(self.device)  # (N,)
+            first = self._start_step_in_epoch
+            self._start_step_in_epoch = 0
+            losses: list[torch.Tensor] = []
+            window_t0, window_samples = time.monotonic(), 0
+            next_report = window_t0 + cfg.report_interval_s
+            epoch_loss_sum = torch.zeros((), device=self.device)
+            epoch_terms = 0
+            i = first
+            for i in range(first, self.steps_per_epoch):
+                idx = perm[i * bs:(i + 1) * bs]
+                xb = X.index_select(0, idx)  # (b, *input_shape)
+                yb = Y.index_select(0, idx)
+                out = model(xb)
+                loss = tasks.loss_mean(task, out, yb)
+                if check_each_step and not torch.isfinite(loss):
+                    self._on_nan(epoch, i, float(loss))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                self._step += 1
+                detached = loss.detach()
+                losses.append(detached)
+                epoch_loss_sum += detached * idx.numel()
+                epoch_terms += idx.numel()
+                window_samples += idx.numel()
+
+                now = time.monotonic()
+                last_in_epoch = i == self.steps_per_epoch - 1
+                if now >= next_report or last_in_epoch:
+                    self._report(epoch, i + 1, losses, window_samples, now - window_t0,
+                                 session_start_step, t0)
+                    losses = []
+                    window_t0, window_samples = time.monotonic(), 0
+                    next_report = window_t0 + cfg.report_interval_s
+                if self._stop.is_set():
+                    stopped = True
+                    if losses:
+                        self._report(epoch, i + 1, losses, window_samples,
+                                     time.monotonic() - window_t0, session_start_step, t0)
+                    self._save(epoch if not last_in_epoch else epoch + 1,
+                               0 if last_in_epoch else i + 1, "stop")
+                    break
+                if not self._running.is_set():
+                    self._wait_while_paused()
+                if self._checkpoint_requested.is_set():
+                    self._checkpoint_requested.clear()
+                    self._save(epoch, i + 1, "requested")
+                elif self._periodic_due(now):
+                    self._save(epoch, i + 1, "periodic")
+            if stopped and i < self.steps_per_epoch - 1:
+                break
+
+            train_loss = float(epoch_loss_sum) / max(epoch_terms, 1)
+            if not math.isfinite(train_loss):
+                self._on_nan(epoch, self.steps_per_epoch, train_loss)
+            val_loss, value, decoded = self.evaluate()
+            last_value = value
+            better = (self.best_value is None
+                      or (value > self.best_value if tasks.higher_is_better(task)
+                          else value < self.best_value))
+            if better:
+                self.best_value = value
+            epoch_time = time.monotonic() - epoch_t0
+            em = ev.EpochMetrics(
+                epoch=epoch, step=self._step, train_loss=train_loss, val_loss=val_loss,
+                metric=metric, value=value, best_value=self.best_value, is_best=better,
+                elapsed_s=time.monotonic() - t0, epoch_time_s=epoch_time,
+                samples_per_s=epoch_terms / max(epoch_time, 1e-9), decoded=decoded)
+            self.history.append(em)
+            self._emit(em)
+            epoch += 1
+            is_last = epoch >= cfg.epochs
+            if not stopped and (is_last or time.monotonic() - self._last_save
+                                >= _EPOCH_CHECKPOINT_MIN_INTERVAL_S or self._periodic_due()):
+                self._save(epoch, 0, "epoch")
+            if better and self.run_dir is not None and (is_last or stopped):
+                self._save_best()
+            elif better and self.run_dir is not None:
+                self._best_dirty = True
+        if getattr(self, "_best_dirty", False):
+            self._save_best()
+
+        finished = ev.Finished(
+            status="stopped" if stopped else "finished",
+            run_dir=str(self.run_dir.path) if self.run_dir else None, epochs_done=epoch,
+            step=self._step, metric=metric, best_value=self.best_value, last_value=last_value,
+            elapsed_s=time.monotonic() - t0)
+        self._emit(finished)
+        return finished
+
+    def _save_best(self) -> None:
+        """best.pt holds the weights of the best epoch seen so far (model state only)."""
+        self._best_dirty = False
+        try:
+            atomic_save({"format": 1, "model": self.model.state_dict(),
+                         "best_value": self.best_value, "step": self._step,
+                         "config": self.config.to_dict()}, self.run_dir.best_checkpoint)
+        except OSError as e:
+            raise TrainingError(f"could not write {self.run_dir.best_checkpoint}: "
+                                f"{e.strerror or e}", "disk") from None
+        self._emit(ev.CheckpointSaved(path=str(self.run_dir.best_checkpoint), step=self._step,
+                                      epoch=len(self.history), reason="best"))
+
+    def _periodic_due(self, now: float | None = None) -> bool:
+        cfg = self.config
+        if cfg.checkpoint_every_steps and self._step % cfg.checkpoint_every_steps == 0:
+            return True
+        if cfg.checkpoint_every_minutes and cfg.checkpoint_every_minutes > 0:
+            now = time.monotonic() if now is None else now
+            return now - self._last_save >= cfg.checkpoint_every_minutes * 60
+        return False
+
+    def _wait_while_paused(self) -> None:
+        self._emit(ev.StateChanged("paused"))
+        self._running.wait()
+        self._emit(ev.StateChanged("running"))
+
+    def _on_nan(self, epoch: int, step_in_epoch: int, value: float) -> None:
+        # On the CPU this runs before backward, so the weights are still the last good ones.
+        if self.device.type == "cpu":
+            self._save(epoch, step_in_epoch, "stop")
+        raise TrainingError(
+            f"loss became {value} at step {self._step + 1} (epoch {epoch + 1}): "
+            f"try a lower --lr (now {self.config.lr}) or --grad-clip 1.0", "nan")
+
+    def _report(self, epoch: int, epoch_step: int, losses: list[torch.Tensor], samples: int,
+                seconds: float, session_start_step: int, t0: float) -> None:
+        values = torch.stack(losses).tolist()  # the one host sync per report
+        if not all(math.isfinite(v) for v in values):
+            self._on_nan(epoch, epoch_step, next(v for v in values if not math.isfinite(v)))
+        done = self._step - session_start_step
+        elapsed = time.monotonic() - t0
+        remaining = self.total_steps - self._step
+        eta = elapsed / done * remaining if done else None
+        self._emit(ev.StepMetrics(
+            epoch=epoch, step=self._step, first_step=self._step - len(values) + 1,
+            losses=tuple(values), lr=self.optimizer.param_groups[0]["lr"],
+            samples_per_s=samples / max(seconds, 1e-9), eta_s=eta, epoch_step=epoch_step,
+            steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+            memory_bytes=memory_in_use(self.device)))
+
+    def evaluate(self) -> tuple[float, float, str | None]:
+        """Validation loss and metric, in large batches without autograd."""
+        task, model = self.task, self.model
+        was_training = model.training
+        model.eval()
+        loss_total = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        terms = 0
+        vbs = self.config.val_batch_size
+        decoded = None
+        try:
+            with torch.inference_mode():
+                for s in range(0, self.val_x.shape[0], vbs):
+                    out = model(self.val_x[s:s + vbs])
+                    yb = self.val_y[s:s + vbs]
+                    ls, k = tasks.loss_sum(task, out, yb)
+                    loss_total += ls
+                    terms += k
+                    if task != "regression":
+                        correct += tasks.correct_count(task, out, yb)
+                    if task == "sequence" and s == 0 and self.dataset.labels:
+                        ids = out[0].argmax(dim=-1).tolist()
+                        decoded = "".join(self.dataset.labels[j] for j in ids)
+        finally:
+            model.train(was_training)
+        val_loss = float(loss_total) / max(terms, 1)
+        value = val_loss if task == "regression" else int(correct) / max(terms, 1)
+        return val_loss, value, decoded
+
+
+def _data_error_types() -> tuple[type[BaseException], ...]:
+    from tui_nn.zoo import UnknownModelError
+    try:
+        from tui_nn.data.base import DataError
+    except ImportError:  # pragma: no cover
+        return (UnknownModelError,)
+    return (DataError, UnknownModelError)

@@ -1,0 +1,143 @@
+"""Headless training output: a live progress bar on a terminal, plain lines otherwise.
+
+When stdout is not a terminal (nohup, Slurm, CI, a pipe) it prints one line per epoch (and a
+step line at most every `line_interval_s`), never carriage-return bars, flushed immediately.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from tui_nn.engine import events as ev
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "--:--"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def fmt_metric(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 100:.2f}%" if metric == "accuracy" else f"{value:.4g}"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+class PlainReporter:
+    """Line-oriented output for logs."""
+
+    def __init__(self, out: TextIO | None = None, line_interval_s: float = 30.0) -> None:
+        self.out = out or sys.stdout
+        self.line_interval_s = line_interval_s
+        self._last_line = time.monotonic()
+        self.started: ev.RunStarted | None = None
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self.started = event
+            where = f" → {event.run_dir}" if event.run_dir else ""
+            resumed = (f", resuming at epoch {event.start_epoch + 1} step {event.start_step}"
+                       if event.start_step else "")
+            self._print(f"training {event.model} ({event.parameters:,} params) on {event.dataset} "
+                        f"[{event.n_train:,} train / {event.n_val:,} val] on {event.device_name}: "
+                        f"{event.epochs} epochs × {event.steps_per_epoch} steps, "
+                        f"batch {event.batch_size}{resumed}{where}")
+        elif isinstance(event, ev.StepMetrics):
+            now = time.monotonic()
+            if now - self._last_line >= self.line_interval_s:
+                self._last_line = now
+                self._print(f"epoch {event.epoch + 1} step {event.epoch_step}/"
+                            f"{event.steps_per_epoch} loss {event.loss:.4f} "
+                            f"{event.samples_per_s:,.0f} samples/s ETA {fmt_duration(event.eta_s)}")
+        elif isinstance(event, ev.EpochMetrics):
+            self._last_line = time.monotonic()
+            total = self.started.epochs if self.started else "?"
+            best = " *" if event.is_best else ""
+            decoded = f" output '{event.decoded}'" if event.decoded is not None else ""
+            self._print(f"epoch {event.epoch + 1}/{total} train_loss {event.train_loss:.4f} "
+                        f"val_loss {event.val_loss:.4f} {event.metric} "
+                        f"{fmt_metric(event.metric, event.value)}{best} "
+                        f"({event.epoch_time_s:.1f}s, {event.samples_per_s:,.0f} samples/s)"
+                        f"{decoded}")
+        elif isinstance(event, ev.CheckpointSaved):
+            if event.reason in ("stop", "requested"):
+                self._print(f"checkpoint saved: {event.path} (step {event.step})")
+        elif isinstance(event, ev.StateChanged):
+            self._print(f"{event.state}")
+        elif isinstance(event, ev.Finished):
+            self._print(summary_line(event))
+        elif isinstance(event, ev.Failed):
+            pass  # the CLI prints the error once, with its exit code
+
+    def close(self) -> None:
+        pass
+
+
+def summary_line(event: ev.Finished) -> str:
+    where = f"; run directory {event.run_dir}" if event.run_dir else ""
+    return (f"{event.status} after {event.epochs_done} epoch(s), {event.step} steps in "
+            f"{fmt_duration(event.elapsed_s)}: best {event.metric} "
+            f"{fmt_metric(event.metric, event.best_value)}, last "
+            f"{fmt_metric(event.metric, event.last_value)}{where}")
+
+
+class RichReporter(PlainReporter):
+    """A live progress bar with loss, throughput and ETA, for interactive terminals."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        super().__init__(out)
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        self.console = Console(file=self.out)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+            console=self.console, transient=False, refresh_per_second=8)
+        self._task = None
+
+    def _print(self, text: str) -> None:
+        self.progress.console.print(text, highlight=False, markup=False)
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            super().__call__(event)
+            self.progress.start()
+            self._task = self.progress.add_task(
+                "train", total=event.total_steps, completed=event.start_step, loss="-",
+                speed="-", eta="--:--")
+        elif isinstance(event, ev.StepMetrics):
+            if self._task is not None:
+                self.progress.update(
+                    self._task, completed=event.step, loss=f"{event.loss:.4f}",
+                    speed=f"{event.samples_per_s:,.0f}/s", eta=fmt_duration(event.eta_s),
+                    description=f"epoch {event.epoch + 1}")
+        elif isinstance(event, (ev.Finished, ev.Failed)):
+            self.close()
+            super().__call__(event)
+        else:
+            super().__call__(event)
+
+    def close(self) -> None:
+        if self.progress.live.is_started:
+            self.progress.stop()

@@ -1,0 +1,92 @@
+"""`tui-nn train --headless`: validation of arguments, signals, console output, exit codes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def run_training(model: str, options: dict[str, Any], *, resume: str | None = None,
+                 debug: bool = False, out=None) -> int:
+    from tui_nn.engine import ConfigError, TrainConfig, Trainer
+    from tui_nn.engine import events as ev
+    from tui_nn.zoo import UnknownModelError, get_model_spec
+
+    try:
+        cfg = TrainConfig(model=model, **{k: v for k, v in options.items() if v is not None})
+        cfg.validate()
+        if resume is None:
+            get_model_spec(model)
+        else:
+            path = Path(resume)
+            if not path.exists():
+                raise ConfigError(f"--resume: {resume} does not exist")
+            if path.is_dir() and not (path / "last.pt").exists():
+                raise ConfigError(f"--resume: no checkpoint (last.pt) in {resume}")
+        if cfg.dataset:
+            _check_dataset_name(cfg.dataset)
+        if cfg.run_dir and Path(cfg.run_dir).exists() and not Path(cfg.run_dir).is_dir():
+            raise ConfigError(f"--run-dir {cfg.run_dir} exists and is not a directory")
+    except (ConfigError, UnknownModelError, ValueError) as e:
+        _err(str(e))
+        return EXIT_USAGE
+
+    out = out or sys.stdout
+    from tui_nn.report.console import PlainReporter, RichReporter
+    reporter = RichReporter(out) if out.isatty() else PlainReporter(out)
+    trainer = Trainer(cfg, reporter, resume_from=resume)
+
+    received: list[int] = []
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        # First signal: stop at the end of this step and checkpoint it. Second Ctrl-C: give up.
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+        trainer.stop()
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            try:
+                previous[sig] = signal.signal(sig, on_signal)
+            except ValueError:  # not the main thread (tests driving us from a thread)
+                pass
+    try:
+        result = trainer.run()
+    finally:
+        reporter.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    if isinstance(result, ev.Failed):
+        _err(result.message)
+        if debug and result.details.get("traceback"):
+            print(result.details["traceback"], file=sys.stderr)
+        if result.run_dir:
+            print(f"run directory: {result.run_dir}", file=sys.stderr)
+        return EXIT_FAILED
+    if received:
+        return 128 + received[0]
+    return EXIT_OK
+
+
+def _check_dataset_name(name: str) -> None:
+    from tui_nn.data import list_datasets
+    prefix = name.split(":", 1)[0]
+    known = {d.name for d in list_datasets()}
+    if name in known or prefix in ("csv", "folder") or prefix in known:
+        return
+    import difflib
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ValueError(f"unknown dataset '{name}'.{hint} Available: {', '.join(sorted(known))}, "
+                     "csv:PATH, folder:PATH")

@@ -1,0 +1,116 @@
+"""The seed model zoo: name -> factory, default input shape, default dataset, training defaults."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from tui_nn.zoo import regression, sequence, vision
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """Hyperparameters the seed notes use for a model; CLI flags override them."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    factory: Callable[[], nn.Module] = field(repr=False, compare=False)
+    input_shape: tuple[int, ...]  # per sample, without the batch dimension
+    default_dataset: str
+    defaults: TrainDefaults
+    input_dtype: torch.dtype = torch.float32
+    lesson: str = ""  # what the seed notes want a learner to see in this model
+    variable_length: bool = False  # recurrent: any sequence length T is fine
+
+    def build(self) -> nn.Module:
+        return self.factory()
+
+    def parameter_count(self) -> int:
+        # Built on the meta device: counting never allocates the weights.
+        with torch.device("meta"):
+            model = self.factory()
+        return sum(p.numel() for p in model.parameters())
+
+
+_IMAGE = TrainDefaults(epochs=3, batch_size=64, lr=0.01, optimizer="momentum", momentum=0.5)
+_SEQ = TrainDefaults(epochs=10, batch_size=64, lr=0.005, optimizer="adam")
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("linear", "Linear(1,1) regression, MSE + SGD: learns y = 2x",
+                  regression.LinearModel, (1,), "line",
+                  TrainDefaults(epochs=2000, batch_size=3, lr=0.01),
+                  lesson="after training, x=4 predicts 8"),
+        ModelSpec("logistic", "Linear(1,1) + sigmoid, BCE: P(pass | hours studied)",
+                  regression.LogisticRegressionModel, (1,), "hours",
+                  TrainDefaults(epochs=1000, batch_size=3, lr=0.1),
+                  lesson="the decision boundary falls between 2 and 3 hours"),
+        ModelSpec("diabetes", "8→6→4→1 MLP with sigmoids, BCE (multiple-dimension input)",
+                  regression.DiabetesModel, (8,), "diabetes",
+                  TrainDefaults(epochs=100, batch_size=32, lr=0.1)),
+        ModelSpec("curve", "1→10→1 ReLU net fitting y = x² + noise, MSE + SGD lr 0.2",
+                  regression.CurveNet, (1,), "curve",
+                  TrainDefaults(epochs=150, batch_size=100, lr=0.2)),
+        ModelSpec("mlp", "784→512→256→128→64→10 softmax MLP (ReLU, cross-entropy)",
+                  vision.SoftmaxMLP, (1, 28, 28), "digits", _IMAGE),
+        ModelSpec("cnn", "basic CNN: 2× (conv 5×5 + maxpool 2) → Linear(320, 10)",
+                  vision.BasicCNN, (1, 28, 28), "digits", _IMAGE,
+                  lesson="320 = 20 channels × 4 × 4 after two conv+pool stages"),
+        ModelSpec("resnet", "residual CNN: conv + ResidualBlock ×2 → Linear(512, 10)",
+                  vision.ResidualCNN, (1, 28, 28), "digits", _IMAGE,
+                  lesson="512 = 32 × 4 × 4; skip connections fight vanishing gradients"),
+        ModelSpec("lenet", "LeNet-5 on 1×32×32: conv 6, conv 16 → 400→120→84→10",
+                  vision.LeNet, (1, 32, 32), "digits", _IMAGE,
+                  lesson="400 = 16 × 5 × 5 only for 32×32 input; 28×28 digits are padded"),
+        ModelSpec("inception", "small GoogLeNet: conv + InceptionA (88 ch) ×2 → Linear(1408, 10)",
+                  vision.InceptionNet, (1, 28, 28), "digits", _IMAGE,
+                  lesson="1408 = 88 × 4 × 4; 88 = 16 + 24 + 24 + 24 branch channels"),
+        ModelSpec("rnn", "char RNN (Embedding → 2-layer RNN → Linear): 'hello' → 'ohlol'",
+                  sequence.CharRNN, (5,), "hello",
+                  TrainDefaults(epochs=15, batch_size=1, lr=0.1, optimizer="adam"),
+                  input_dtype=torch.int64),
+        ModelSpec("rnn-seq", "plain RNN sequence classifier on the long-range task (fails as T grows)",
+                  lambda: sequence.SequenceClassifier("rnn"), (50, 4), "longrange", _SEQ,
+                  variable_length=True,
+                  lesson="vanishing gradients: accuracy stays near chance (25%) for long sequences"),
+        ModelSpec("lstm", "LSTM sequence classifier on the long-range task (gates keep the memory)",
+                  lambda: sequence.SequenceClassifier("lstm"), (50, 4), "longrange", _SEQ,
+                  variable_length=True),
+        ModelSpec("gru", "GRU sequence classifier on the long-range task (gates keep the memory)",
+                  lambda: sequence.SequenceClassifier("gru"), (50, 4), "longrange", _SEQ,
+                  variable_length=True),
+    ]
+}
+
+
+class UnknownModelError(KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, MODELS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UnknownModelError(
+            f"unknown model '{name}'.{hint} Available: {', '.join(MODELS)}") from None
+
+
+def list_models() -> list[ModelSpec]:
+    return list(MODELS.values())
