@@ -233,7 +233,9 @@ class Trainer:
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
             "step": self._step,
-            "epoch_gen_state": self._epoch_gen_state,
+            # At an epoch boundary the generator already sits at the next epoch's start.
+            "epoch_gen_state": (self.generator.get_state() if step_in_epoch == 0
+                                else self._epoch_gen_state),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": (torch.cuda.get_rng_state(self.device)
                          if self.device.type == "cuda" else None),
@@ -297,7 +299,7 @@ class Trainer:
                 out = model(xb)
                 loss = tasks.loss_mean(task, out, yb)
                 if check_each_step and not torch.isfinite(loss):
-                    self._on_nan(epoch, i, float(loss))
+                    self._on_nan(epoch, i, float(loss.detach()))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:

@@ -1,0 +1,196 @@
+"""The training engine on tiny CPU problems: events, control from another thread, run
+directories, checkpoints and resume, faults."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+
+import pytest
+import torch
+
+from helpers import blobs_images, line_dataset
+from tui_nn.engine import ConfigError, TrainConfig, Trainer
+from tui_nn.engine import events as ev
+from tui_nn.engine.checkpoint import CheckpointError, load_checkpoint
+from tui_nn.engine.rundir import read_metrics
+
+
+def test_linear_learns_y_equals_2x_and_predicts_8():
+    trainer = Trainer(TrainConfig("linear", save=False), dataset=line_dataset())
+    result = trainer.run()
+    assert isinstance(result, ev.Finished) and result.status == "finished"
+    assert result.epochs_done == 2000
+    assert trainer.model(torch.tensor([[4.0]])).item() == pytest.approx(8.0, abs=0.1)
+
+
+def test_events_cover_every_step_in_order():
+    events: list[ev.Event] = []
+    Trainer(TrainConfig("cnn", epochs=2, batch_size=32, save=False, report_interval_s=0.0),
+            events.append, dataset=blobs_images()).run()
+    assert isinstance(events[0], ev.RunStarted) and isinstance(events[-1], ev.Finished)
+    steps = [e for e in events if isinstance(e, ev.StepMetrics)]
+    covered = [s for e in steps for s in range(e.first_step, e.step + 1)]
+    assert covered == list(range(1, 2 * 8 + 1))  # 256 / 32 = 8 steps per epoch
+    assert all(len(e.losses) == e.step - e.first_step + 1 for e in steps)
+    epochs = [e for e in events if isinstance(e, ev.EpochMetrics)]
+    assert [e.epoch for e in epochs] == [0, 1]
+    assert epochs[-1].train_loss < epochs[0].train_loss
+
+
+def test_cnn_learns_and_reports_accuracy():
+    trainer = Trainer(TrainConfig("cnn", epochs=3, batch_size=32, lr=0.05, save=False),
+                      dataset=blobs_images())
+    result = trainer.run()
+    assert result.metric == "accuracy"
+    assert result.best_value > 0.9
+
+
+def test_run_directory_holds_config_metrics_and_loadable_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    result = Trainer(TrainConfig("cnn", epochs=2, batch_size=64, run_dir=str(run)),
+                     dataset=blobs_images()).run()
+    assert result.run_dir == str(run)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "cnn" and config["epochs"] == 2 and config["task"] == "classification"
+    records = read_metrics(run / "metrics.jsonl")
+    types = [r["type"] for r in records]
+    assert types[0] == "RunStarted" and types[-1] == "Finished"
+    assert types.count("EpochMetrics") == 2
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["step"] == 8
+    best = torch.load(run / "best.pt", weights_only=True)
+    assert set(best["model"]) == set(ckpt["model"])
+
+
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_resume_after_one_epoch_is_bitwise_identical_to_two_straight(tmp_path):
+    straight = Trainer(TrainConfig("cnn", epochs=2, batch_size=32, seed=3,
+                                   run_dir=str(tmp_path / "a")), dataset=blobs_images())
+    straight.run()
+    first = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, seed=3,
+                                run_dir=str(tmp_path / "b")), dataset=blobs_images())
+    first.run()
+    resumed = Trainer(TrainConfig("cnn", epochs=2), dataset=blobs_images(),
+                      resume_from=tmp_path / "b")
+    result = resumed.run()
+    assert result.status == "finished" and result.step == 16
+    for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+        assert torch.equal(a, b)
+
+
+def test_stop_mid_epoch_checkpoints_the_exact_step_and_resume_matches(tmp_path):
+    straight = Trainer(TrainConfig("cnn", epochs=2, batch_size=16, seed=1, save=False),
+                       dataset=blobs_images())
+    straight.run()
+
+    def stop_at_step_5(event: ev.Event) -> None:
+        if isinstance(event, ev.StepMetrics) and event.step >= 5:
+            trainer.stop()
+
+    trainer = Trainer(TrainConfig("cnn", epochs=2, batch_size=16, seed=1, report_interval_s=0.0,
+                                  run_dir=str(tmp_path / "r")), stop_at_step_5,
+                      dataset=blobs_images())
+    result = trainer.run()
+    assert result.status == "stopped" and result.step == 5
+    ckpt = load_checkpoint(tmp_path / "r")
+    assert ckpt["step"] == 5 and ckpt["step_in_epoch"] == 5
+    resumed = Trainer(TrainConfig("cnn"), dataset=blobs_images(), resume_from=tmp_path / "r")
+    assert resumed.run().step == 32
+    for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+        assert torch.equal(a, b)
+
+
+def test_pause_resume_and_stop_from_another_thread():
+    events: list[ev.Event] = []
+    paused = threading.Event()
+
+    def on_event(event: ev.Event) -> None:
+        events.append(event)
+        if isinstance(event, ev.StateChanged) and event.state == "paused":
+            paused.set()
+
+    trainer = Trainer(TrainConfig("cnn", epochs=50, batch_size=8, save=False,
+                                  report_interval_s=0.0), on_event, dataset=blobs_images())
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    trainer.pause()
+    assert paused.wait(10), "trainer never paused"
+    steps_at_pause = sum(isinstance(e, ev.StepMetrics) for e in events)
+    threading.Event().wait(0.3)
+    assert sum(isinstance(e, ev.StepMetrics) for e in events) == steps_at_pause
+    trainer.resume()
+    trainer.stop()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert isinstance(events[-1], ev.Finished) and events[-1].status == "stopped"
+    assert any(isinstance(e, ev.StateChanged) and e.state == "running" for e in events)
+
+
+def test_nan_loss_fails_fast_with_advice_and_keeps_last_good_weights(tmp_path):
+    result = Trainer(TrainConfig("linear", epochs=200, lr=10.0, run_dir=str(tmp_path / "n")),
+                     dataset=line_dataset()).run()
+    assert isinstance(result, ev.Failed) and result.kind == "nan"
+    assert "lower --lr" in result.message and "--grad-clip" in result.message
+    ckpt = load_checkpoint(tmp_path / "n")
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("epochs", 0, "--epochs"), ("batch_size", 0, "--batch-size"), ("lr", 0.0, "--lr"),
+    ("lr", -1.0, "--lr"), ("lr", float("nan"), "--lr"), ("optimizer", "sgdd", "optimizer"),
+    ("schedule", "linearx", "schedule"), ("momentum", 1.5, "--momentum"),
+])
+def test_bad_settings_are_refused_with_a_clear_message(field, value, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        TrainConfig("cnn", **{field: value}).validate()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize("schedule", ["none", "cosine"])
+def test_every_optimizer_reduces_the_loss(optimizer, schedule):
+    lr = 0.01 if optimizer in ("adam", "adamw", "rmsprop") else 0.05
+    trainer = Trainer(TrainConfig("cnn", epochs=2, batch_size=32, lr=lr, optimizer=optimizer,
+                                  schedule=schedule, save=False), dataset=blobs_images())
+    trainer.run()
+    assert trainer.history[-1].train_loss < trainer.history[0].train_loss or \
+        trainer.history[-1].value > 0.5
+
+
+def test_step_and_onecycle_schedules_change_the_lr():
+    for schedule in ("step", "onecycle"):
+        events: list[ev.Event] = []
+        Trainer(TrainConfig("cnn", epochs=3, batch_size=64, schedule=schedule, save=False,
+                            report_interval_s=0.0), events.append, dataset=blobs_images()).run()
+        lrs = {round(e.lr, 8) for e in events if isinstance(e, ev.StepMetrics)}
+        assert len(lrs) > 1, schedule
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model": Boom()}, f)
+    with pytest.raises(CheckpointError, match="refusing"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_model_is_refused_with_the_mismatches(tmp_path):
+    Trainer(TrainConfig("cnn", epochs=1, run_dir=str(tmp_path / "c")), dataset=blobs_images()).run()
+    from tui_nn.engine.checkpoint import check_state_dict_matches
+    from tui_nn.zoo import get_model_spec
+    ckpt = load_checkpoint(tmp_path / "c")
+    with pytest.raises(CheckpointError, match="fc.weight"):
+        check_state_dict_matches(get_model_spec("resnet").build(), ckpt["model"], "c/last.pt")
+
+
+def test_unknown_model_fails_with_suggestion():
+    result = Trainer(TrainConfig("cnnn", save=False), dataset=line_dataset()).run()
+    assert isinstance(result, ev.Failed) and "Did you mean 'cnn'" in result.message
