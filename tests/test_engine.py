@@ -194,3 +194,58 @@ def test_checkpoint_of_another_model_is_refused_with_the_mismatches(tmp_path):
 def test_unknown_model_fails_with_suggestion():
     result = Trainer(TrainConfig("cnnn", save=False), dataset=line_dataset()).run()
     assert isinstance(result, ev.Failed) and "Did you mean 'cnn'" in result.message
+
+
+def test_out_of_memory_is_caught_and_a_fitting_batch_size_suggested(tmp_path):
+    """CUDA OOM injected on the CPU: batches above 16 samples 'do not fit'."""
+    from tui_nn.zoo import get_model_spec
+
+    model = get_model_spec("cnn").build()
+    real_forward = model.forward
+
+    def forward(x):
+        if x.shape[0] > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(x)
+
+    model.forward = forward
+    result = Trainer(TrainConfig("cnn", epochs=1, batch_size=64, run_dir=str(tmp_path / "o")),
+                     model=model, dataset=blobs_images()).run()
+    assert isinstance(result, ev.Failed) and result.kind == "oom"
+    assert "batch size 64" in result.message and "--batch-size 16" in result.message
+
+
+def test_out_of_memory_mid_run_keeps_the_work_done(tmp_path):
+    from tui_nn.zoo import get_model_spec
+
+    model = get_model_spec("cnn").build()
+    real_forward = model.forward
+    calls = {"n": 0}
+
+    def forward(x):
+        calls["n"] += 1
+        if calls["n"] == 4 and x.shape[0] == 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        return real_forward(x)
+
+    model.forward = forward
+    result = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, run_dir=str(tmp_path / "o")),
+                     model=model, dataset=blobs_images()).run()
+    assert result.kind == "oom" and "saved in" in result.message
+    ckpt = load_checkpoint(tmp_path / "o")
+    assert ckpt["step"] == 3 and ckpt["step_in_epoch"] == 3
+
+
+def test_disk_full_during_checkpoint_is_reported_with_the_path(tmp_path, monkeypatch):
+    import errno
+
+    from tui_nn.engine import trainer as trainer_mod
+
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(trainer_mod, "atomic_save", full)
+    result = Trainer(TrainConfig("cnn", epochs=1, run_dir=str(tmp_path / "d")),
+                     dataset=blobs_images()).run()
+    assert isinstance(result, ev.Failed) and result.kind == "disk"
+    assert str(tmp_path / "d") in result.message and "No space left" in result.message

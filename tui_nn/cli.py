@@ -95,6 +95,11 @@ def train_cmd(
     checkpoint_every: int = typer.Option(0, "--checkpoint-every",
                                          help="Also checkpoint every N steps (0: epoch ends, "
                                               "every 5 minutes and on stop)."),
+    amp: str = typer.Option("off", "--amp", help="CUDA mixed precision: off, auto, bf16, fp16."),
+    compile_: bool = typer.Option(False, "--compile",
+                                  help="torch.compile the model (CUDA graphs for small models)."),
+    channels_last: str = typer.Option("auto", "--channels-last",
+                                      help="auto (CNNs on CUDA), on or off."),
     headless: bool = typer.Option(False, "--headless",
                                   help="Train in this terminal without the app."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
@@ -103,7 +108,8 @@ def train_cmd(
     options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                    lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                    schedule=schedule, grad_clip=grad_clip, device=device, seed=seed,
-                   run_dir=run_dir, checkpoint_every_steps=checkpoint_every)
+                   run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
+                   compile=compile_, channels_last=channels_last)
     if not headless:
         if sys.stdout.isatty() and sys.stdin.isatty():
             _open_app(model, options)

@@ -8,6 +8,7 @@ from typing import Any
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
+AMP_MODES = ("off", "auto", "bf16", "fp16")
 
 
 class ConfigError(ValueError):
@@ -39,6 +40,9 @@ class TrainConfig:
     checkpoint_every_minutes: float = 5.0
     report_interval_s: float = 0.2  # how often step losses are read back from the device
     download: bool = True  # allow torchvision downloads when the data is missing
+    amp: str = "off"  # autocast on CUDA: off, bf16, fp16 (fp16 uses a GradScaler), auto
+    compile: bool = False  # torch.compile the model (CUDA graphs for tiny models on CUDA)
+    channels_last: str = "auto"  # auto (CNNs on CUDA), on, off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,5 +91,9 @@ class TrainConfig:
             raise bad(f"--grad-clip must be > 0 (got {self.grad_clip})")
         if self.val_batch_size < 1:
             raise bad(f"validation batch size must be ≥ 1 (got {self.val_batch_size})")
+        if self.amp not in AMP_MODES:
+            raise bad(f"unknown --amp '{self.amp}': choose one of {', '.join(AMP_MODES)}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise bad(f"--channels-last must be auto, on or off (got {self.channels_last})")
         if self.checkpoint_every_steps < 0:
             raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")

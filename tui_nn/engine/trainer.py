@@ -97,9 +97,7 @@ class Trainer:
         except _data_error_types() as e:
             return self._fail(str(e), "data")
         except torch.cuda.OutOfMemoryError:
-            bs = self.config.batch_size
-            return self._fail(f"CUDA out of memory at batch size {bs}: try --batch-size "
-                              f"{max(1, (bs or 2) // 2)}", "oom")
+            return self._fail(self._out_of_memory_message(), "oom")
         except OSError as e:
             return self._fail(f"{e}", "disk")
         except Exception as e:  # noqa: BLE001 - surfaced as an event, with the traceback kept
@@ -163,6 +161,7 @@ class Trainer:
 
         model = self._model_override if self._model_override is not None else spec.build()
         self.model = model.to(self.device)
+        self._setup_speed(cfg)
 
         # Decode once, move once, normalise once: batches are index slices on the device.
         self.train_x, self.train_y = self._to_device(ds.train_x, ds), ds.train_y.to(self.device)
@@ -178,6 +177,7 @@ class Trainer:
         self.scheduler = build_schedule(self.optimizer, cfg, self.steps_per_epoch, self.total_steps)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self._step = 0
+        self._epoch, self._step_in_epoch = 0, 0
         self.start_epoch = 0
         self._start_step_in_epoch = 0
         self._epoch_gen_state = self.generator.get_state()
@@ -196,12 +196,42 @@ class Trainer:
                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 })
 
+    def _setup_speed(self, cfg: TrainConfig) -> None:
+        """The CUDA fast paths (each measured in benchmarks/bench_train_speed.py)."""
+        cuda = self.device.type == "cuda"
+        self.amp_dtype: torch.dtype | None = None
+        amp = cfg.amp
+        if amp in ("bf16", "fp16") and not cuda:
+            raise TrainingError(f"--amp {amp} needs a CUDA device (training on {self.device})")
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest
+            if amp == "auto":
+                amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 does not.
+        self.scaler = (torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16
+                       else None)
+        is_cnn = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
+        self.channels_last = cfg.channels_last == "on" or (
+            cfg.channels_last == "auto" and cuda and is_cnn)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward_model: nn.Module = self.model
+        if cfg.compile:
+            # CUDA graphs ("reduce-overhead") pay off for small models whose step is bound by
+            # kernel-launch latency; bigger ones get the default inductor mode.
+            small = sum(p.numel() for p in self.model.parameters()) < 5_000_000
+            mode = "reduce-overhead" if cuda and small else None
+            self.forward_model = torch.compile(self.model, mode=mode)
+
     def _to_device(self, x: torch.Tensor, ds: Any) -> torch.Tensor:
         x = x.to(self.device)
         if ds.mean is not None and ds.std is not None and x.dim() == 4:
             mean = torch.tensor(ds.mean, device=self.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
             std = torch.tensor(ds.std, device=self.device).view(1, -1, 1, 1)
             x = (x - mean) / std
+        if x.dim() == 4 and getattr(self, "channels_last", False):
+            x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def _parameters(self) -> int:
@@ -213,6 +243,8 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler"):
             self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         self._step = int(ckpt["step"])
         self.start_epoch = int(ckpt["epoch"])
         self._start_step_in_epoch = int(ckpt.get("step_in_epoch", 0))
@@ -230,6 +262,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
             "step": self._step,
@@ -272,6 +305,7 @@ class Trainer:
         session_start_step = self._step
         self._train_time = 0.0
         model, opt, sched = self.model, self.optimizer, self.scheduler
+        fwd, amp_dtype, scaler = self.forward_model, self.amp_dtype, self.scaler
         X, Y, n, bs = self.train_x, self.train_y, self.dataset.n_train, self.batch_size
         check_each_step = self.device.type == "cpu"  # a per-step sync is free on the CPU only
         stopped = False
@@ -292,19 +326,34 @@ class Trainer:
             epoch_loss_sum = torch.zeros((), device=self.device)
             epoch_terms = 0
             i = first
+            self._epoch = epoch
             for i in range(first, self.steps_per_epoch):
+                self._step_in_epoch = i  # where a failure mid-step resumes from
                 idx = perm[i * bs:(i + 1) * bs]
                 xb = X.index_select(0, idx)  # (b, *input_shape)
                 yb = Y.index_select(0, idx)
-                out = model(xb)
+                if amp_dtype is not None:
+                    with torch.autocast(self.device.type, dtype=amp_dtype):
+                        out = fwd(xb)
+                    out = out.float()  # losses (BCE above all) are computed in fp32
+                else:
+                    out = fwd(xb)
                 loss = tasks.loss_mean(task, out, yb)
                 if check_each_step and not torch.isfinite(loss):
                     self._on_nan(epoch, i, float(loss.detach()))
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip:
+                        scaler.unscale_(opt)
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
                 if sched is not None:
                     sched.step()
                 self._step += 1
@@ -378,6 +427,45 @@ class Trainer:
         self._emit(finished)
         return finished
 
+    def _out_of_memory_message(self) -> str:
+        """Free what the failed step held, find a batch size whose forward+backward fits, and
+        keep the work done so far."""
+        bs = getattr(self, "batch_size", None) or self.config.batch_size or 0
+        fits = None
+        if getattr(self, "optimizer", None) is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            fits = self._largest_batch_that_fits(bs)
+        saved = ""
+        if self.run_dir is not None and getattr(self, "_step", 0) > 0:
+            try:
+                self._save(self._epoch, self._step_in_epoch, "stop")
+                saved = f"; the run so far is saved in {self.run_dir.path}"
+            except TrainingError:
+                pass
+        hint = (f"try --batch-size {fits}" if fits else
+                "even batch size 1 does not fit: use a smaller model or --amp bf16")
+        return f"out of memory on {self.device} at batch size {bs}: {hint}{saved}"
+
+    def _largest_batch_that_fits(self, bs: int) -> int | None:
+        n = self.train_x.shape[0]
+        candidate = bs // 2
+        while candidate >= 1:
+            try:
+                idx = torch.arange(min(candidate, n), device=self.device)
+                out = self.forward_model(self.train_x.index_select(0, idx))
+                tasks.loss_mean(self.task, out.float(),
+                                self.train_y.index_select(0, idx)).backward()
+                self.optimizer.zero_grad(set_to_none=True)
+                return candidate
+            except torch.cuda.OutOfMemoryError:
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                candidate //= 2
+        return None
+
     def _save_best(self) -> None:
         """best.pt holds the weights of the best epoch seen so far (model state only)."""
         self._best_dirty = False
@@ -442,7 +530,12 @@ class Trainer:
         try:
             with torch.inference_mode():
                 for s in range(0, self.val_x.shape[0], vbs):
-                    out = model(self.val_x[s:s + vbs])
+                    if self.amp_dtype is not None:
+                        with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                            out = model(self.val_x[s:s + vbs])
+                        out = out.float()
+                    else:
+                        out = model(self.val_x[s:s + vbs])
                     yb = self.val_y[s:s + vbs]
                     ls, k = tasks.loss_sum(task, out, yb)
                     loss_total += ls
