@@ -33,6 +33,8 @@ def run_training(model: str, options: dict[str, Any], *, resume: str | None = No
                 raise ConfigError(f"--resume: no checkpoint (last.pt) in {resume}")
         if cfg.dataset:
             _check_dataset_name(cfg.dataset)
+        from tui_nn.engine.device import resolve_device
+        resolve_device(cfg.device)  # an unknown or absent device is a usage error
         if cfg.run_dir and Path(cfg.run_dir).exists() and not Path(cfg.run_dir).is_dir():
             raise ConfigError(f"--run-dir {cfg.run_dir} exists and is not a directory")
     except (ConfigError, UnknownModelError, ValueError) as e:

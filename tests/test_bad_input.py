@@ -1,0 +1,106 @@
+"""A corpus of bad input fed to the CLI: each gets one clear line, the right exit code and no
+traceback."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tui_nn.cli import app
+
+runner = CliRunner()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this would have run code",))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "evil.pt").write_bytes(pickle.dumps({"model": _Evil()}))
+    (d / "evil_dir").mkdir()
+    (d / "evil_dir" / "last.pt").write_bytes(pickle.dumps({"model": _Evil()}))
+    (d / "garbage.pt").write_bytes(b"this is not a checkpoint at all")
+    torch.save({"weights": torch.zeros(3)}, d / "notours.pt")
+    (d / "empty_run").mkdir()
+    (d / "a_file").write_text("x")
+    (d / "text.csv").write_text("a,b,c\n1,2,0\n3,oops,1\n")
+    (d / "ragged.csv").write_text("1,2,0\n3,1\n")
+    (d / "empty.csv").write_text("")
+    with gzip.open(d / "bad.csv.gz", "wb") as f:
+        f.write(b"1,2\nx,y\n")
+    (d / "notgz.csv.gz").write_bytes(b"not gzip at all")
+    (d / "noclasses").mkdir()
+    return d
+
+
+# (args, exit code, a fragment the one-line message must contain)
+TRAIN_CASES = [
+    (["train", "cnnn"], 2, "Did you mean 'cnn'"),
+    (["train", ""], 2, "unknown model"),
+    (["train", "cnn", "--dataset", "digitz"], 2, "Did you mean 'digits'"),
+    (["train", "cnn", "--dataset", "nope:x"], 2, "unknown dataset"),
+    (["train", "cnn", "--lr", "0"], 2, "--lr must be"),
+    (["train", "cnn", "--lr", "-1"], 2, "--lr must be"),
+    (["train", "cnn", "--lr", "nan"], 2, "--lr must be"),
+    (["train", "cnn", "--lr", "inf"], 2, "--lr must be"),
+    (["train", "cnn", "--lr", "abc"], 2, "--lr"),
+    (["train", "cnn", "--batch-size", "0"], 2, "--batch-size must be"),
+    (["train", "cnn", "--batch-size", "-5"], 2, "--batch-size must be"),
+    (["train", "cnn", "--batch-size", "1e3"], 2, "--batch-size"),
+    (["train", "cnn", "--epochs", "0"], 2, "--epochs must be"),
+    (["train", "cnn", "--epochs", "1.5"], 2, "--epochs"),
+    (["train", "cnn", "--optimizer", "sgdd"], 2, "unknown optimizer"),
+    (["train", "cnn", "--schedule", "warmup"], 2, "unknown schedule"),
+    (["train", "cnn", "--momentum", "1.5"], 2, "--momentum"),
+    (["train", "cnn", "--weight-decay", "-1"], 2, "--weight-decay"),
+    (["train", "cnn", "--grad-clip", "0"], 2, "--grad-clip"),
+    (["train", "cnn", "--amp", "fp8"], 2, "--amp"),
+    (["train", "cnn", "--device", "tpu"], 2, "unknown device"),
+    (["train", "cnn", "--resume", "{d}/missing"], 2, "does not exist"),
+    (["train", "cnn", "--resume", "{d}/empty_run"], 2, "no checkpoint"),
+    (["train", "cnn", "--resume", "{d}/evil.pt"], 1, "refusing"),
+    (["train", "cnn", "--resume", "{d}/evil_dir"], 1, "refusing"),
+    (["train", "cnn", "--resume", "{d}/garbage.pt"], 1, "cannot read checkpoint"),
+    (["train", "cnn", "--resume", "{d}/notours.pt"], 1, "not a tui-nn checkpoint"),
+    (["train", "cnn", "--run-dir", "{d}/a_file"], 2, "not a directory"),
+    (["train", "diabetes", "--dataset", "csv:{d}/missing.csv"], 1, "missing.csv"),
+    (["train", "diabetes", "--dataset", "csv:{d}/text.csv"], 1, "oops"),
+    (["train", "diabetes", "--dataset", "csv:{d}/ragged.csv"], 1, "ragged.csv"),
+    (["train", "diabetes", "--dataset", "csv:{d}/empty.csv"], 1, "empty.csv"),
+    (["train", "diabetes", "--dataset", "csv:{d}/notgz.csv.gz"], 1, "notgz.csv.gz"),
+    (["train", "cnn", "--dataset", "folder:{d}/missing"], 1, "missing"),
+    (["train", "cnn", "--dataset", "folder:{d}/noclasses"], 1, "noclasses"),
+    (["train", "cnn", "--dataset", "mnist", "--data-dir", "{d}/nodata"], 1, "digits"),
+    (["train", "cnn", "--dataset", "longrange"], 1, "expects input"),
+    (["train", "lstm", "--dataset", "longrange:abc"], 1, "longrange"),
+    (["train", "cnn", "--dataset", "diabetes"], 1, "expects input"),
+]
+if not torch.cuda.is_available():
+    TRAIN_CASES += [
+        (["train", "cnn", "--device", "cuda"], 2, "CUDA is not available"),
+        (["train", "logistic", "--amp", "bf16"], 1, "needs a CUDA device"),
+    ]
+
+
+@pytest.mark.parametrize("args,code,fragment", TRAIN_CASES,
+                         ids=[" ".join(c[0][1:]) or "empty" for c in TRAIN_CASES])
+def test_bad_train_input(files, tmp_path, monkeypatch, args, code, fragment):
+    monkeypatch.chdir(tmp_path)
+    args = [a.replace("{d}", str(files)) for a in args] + ["--headless", "--epochs", "1"] \
+        if "--epochs" not in args else [a.replace("{d}", str(files)) for a in args] + ["--headless"]
+    result = runner.invoke(app, args)
+    output = result.output
+    assert result.exit_code == code, output
+    assert fragment in output, output
+    assert "Traceback" not in output
+    assert result.exception is None or isinstance(result.exception, SystemExit), output
+    if code == 1:
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, output

@@ -1,0 +1,104 @@
+"""Kill headless training at random moments (SIGKILL, also mid checkpoint write): every run
+resumes, every metrics.jsonl parses, at most one checkpoint interval of work is lost. SIGTERM
+and SIGHUP leave a checkpoint of the exact step."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tui_nn.engine.checkpoint import load_checkpoint
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _train(run_dir: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "tui_nn", "train", "curve", "--headless", "--run-dir",
+           str(run_dir), "--checkpoint-every", "1", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+
+
+def _resume(run_dir: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "tui_nn", "train", "curve", "--headless", "--resume",
+           str(run_dir), "--checkpoint-every", "1", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+
+
+def _records(run_dir: Path) -> list[dict]:
+    """Strict: every line must be complete JSON."""
+    text = (run_dir / "metrics.jsonl").read_text()
+    assert text == "" or text.endswith("\n"), "metrics.jsonl ends in a torn line"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _last_logged_step(records: list[dict]) -> int:
+    steps = [r["step"] for r in records if r["type"] in ("StepMetrics", "CheckpointSaved")
+             and r.get("step") is not None]
+    return max(steps, default=0)
+
+
+def _wait_for_steps(run_dir: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = run_dir / "metrics.jsonl"
+        if metrics.exists() and '"StepMetrics"' in metrics.read_text():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer exited early: {proc.stderr.read().decode()}")
+        time.sleep(0.05)
+    raise AssertionError("trainer never reported a step")
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_loses_more_than_one_interval(tmp_path):
+    rng = random.Random(1234)
+    run_dir = tmp_path / "run"
+    proc = _train(run_dir, "--epochs", "100000")
+    _wait_for_steps(run_dir, proc)
+    kills = 0
+    while kills < 20:
+        time.sleep(rng.uniform(0.0, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        records = _records(run_dir)
+        ckpt = load_checkpoint(run_dir / "last.pt")
+        # Checkpoints every step: the checkpoint is at most one step behind what was logged.
+        assert ckpt["step"] >= _last_logged_step(records) - 1
+        proc = _resume(run_dir)
+        _wait_for_steps(run_dir, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    final = _resume(run_dir, "--epochs", str(ckpt["epoch"] + 3))
+    out, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err.decode()
+    records = _records(run_dir)
+    assert records[-1]["type"] == "Finished" and records[-1]["status"] == "finished"
+    assert records[-1]["epochs_done"] == ckpt["epoch"] + 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_sigterm_sighup_and_ctrl_c_checkpoint_the_exact_step(tmp_path, sig):
+    run_dir = tmp_path / "run"
+    proc = _train(run_dir, "--epochs", "100000")
+    _wait_for_steps(run_dir, proc)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err.decode()
+    assert b"Traceback" not in err
+    finished = _records(run_dir)[-1]
+    assert finished["type"] == "Finished" and finished["status"] == "stopped"
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    assert ckpt["step"] == finished["step"]
+    assert b"checkpoint saved" in out
