@@ -102,15 +102,30 @@ def train_cmd(
                                       help="auto (CNNs on CUDA), on or off."),
     headless: bool = typer.Option(False, "--headless",
                                   help="Train in this terminal without the app."),
+    nproc_per_node: Optional[int] = typer.Option(
+        None, "--nproc-per-node", help="DDP: processes (GPUs) on this machine, via torchrun."),
+    nnodes: Optional[str] = typer.Option(None, "--nnodes", help="DDP: number of machines."),
+    node_rank: Optional[int] = typer.Option(None, "--node-rank", help="DDP: this machine's rank."),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint",
+                                                help="DDP: HOST:PORT of the rendezvous."),
+    rdzv_id: Optional[str] = typer.Option(None, "--rdzv-id", help="DDP: a job id shared by nodes."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Train a model. With --headless: progress in the terminal, plain lines in logs."""
+    """Train a model. With --headless: progress in the terminal, plain lines in logs.
+
+    --batch-size is the global batch; with --nproc-per-node N it is split across N processes."""
     options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                    lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                    schedule=schedule, grad_clip=grad_clip, device=device, seed=seed,
                    run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
                    compile=compile_, channels_last=channels_last)
-    if not headless:
+    if nproc_per_node is not None and "WORLD_SIZE" not in os.environ:
+        from tui_nn.report.train_cmd import launch_distributed
+        raise typer.Exit(launch_distributed(model, options, resume=resume, debug=debug,
+                                            nproc_per_node=nproc_per_node, nnodes=nnodes,
+                                            node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
+                                            rdzv_id=rdzv_id))
+    if not headless and "WORLD_SIZE" not in os.environ:
         if sys.stdout.isatty() and sys.stdin.isatty():
             _open_app(model, options)
             return
@@ -140,6 +155,32 @@ def inspect_cmd(
 def tui_cmd(model: Optional[str] = typer.Argument(None, help="Model to select.")) -> None:
     """Open the app (the same as `tui-nn` with no command)."""
     _open_app(model, {})
+
+
+@app.command("runs")
+def runs_cmd(
+    root: Optional[str] = typer.Option(None, "--root",
+                                       help="Folder holding the runs (default ./runs)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List runs: model, dataset, status, epochs, best metric, duration, size on disk."""
+    from tui_nn.report.runs_cmd import run_runs
+    raise typer.Exit(run_runs(root, as_json))
+
+
+@app.command("export")
+def export_cmd(
+    run: str = typer.Argument(..., help="Run directory, a run's name under ./runs, or latest."),
+    csv: bool = typer.Option(False, "--csv",
+                             help="metrics_steps.csv and metrics_epochs.csv (the default)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard",
+                                     help="TensorBoard event files (needs tensorboard)."),
+    out: Optional[str] = typer.Option(None, "--out",
+                                      help="Write here instead of into the run directory."),
+) -> None:
+    """Export a run's metrics for other tools: CSV files or TensorBoard event files."""
+    from tui_nn.report.runs_cmd import run_export
+    raise typer.Exit(run_export(run, csv, out, tensorboard=tensorboard))
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ from tui_nn.engine.checkpoint import (CheckpointError, atomic_save, check_state_
                                       load_checkpoint)
 from tui_nn.engine.config import ConfigError, TrainConfig
 from tui_nn.engine.device import device_name, memory_in_use, resolve_device
+from tui_nn.engine.distributed import (DistInfo, all_mean, all_sum, any_rank,
+                                       destroy_process_group, init_process_group)
 from tui_nn.engine.optim import build_optimizer, build_schedule
 from tui_nn.engine.rundir import RunDir
 
@@ -106,6 +108,8 @@ class Trainer:
         finally:
             if self.run_dir is not None:
                 self.run_dir.close()
+            if getattr(self, "dist", None) is not None and self.dist.enabled:
+                destroy_process_group()
 
     def _emit(self, event: ev.Event) -> None:
         if self.run_dir is not None:
@@ -148,6 +152,13 @@ class Trainer:
             self.device = resolve_device(cfg.device)
         except ValueError as e:
             raise TrainingError(str(e)) from None
+        self.dist = DistInfo.from_env()
+        if self.dist.enabled:
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", self.dist.local_rank)
+            init_process_group(self.dist, self.device)
+            if not self.dist.is_main:
+                self._callback = lambda event: None  # rank 0 speaks for the run
 
         torch.manual_seed(cfg.seed)
         ds = self._dataset_override
@@ -185,7 +196,7 @@ class Trainer:
 
         if ckpt is not None:
             self._restore(ckpt)
-        if cfg.save:
+        if cfg.save and self.dist.is_main:
             self.run_dir = (RunDir(cfg.run_dir) if cfg.run_dir
                             else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
             if ckpt is None:
@@ -193,6 +204,7 @@ class Trainer:
                     **cfg.to_dict(), "task": self.task, "device_resolved": str(self.device),
                     "parameters": self._parameters(), "tui_nn_version": __version__,
                     "n_train": ds.n_train, "n_val": ds.n_val,
+                    "world_size": self.dist.world_size,
                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 })
 
@@ -217,12 +229,16 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward_model: nn.Module = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+            self.forward_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if cuda else None)
         if cfg.compile:
             # CUDA graphs ("reduce-overhead") pay off for small models whose step is bound by
             # kernel-launch latency; bigger ones get the default inductor mode.
             small = sum(p.numel() for p in self.model.parameters()) < 5_000_000
             mode = "reduce-overhead" if cuda and small else None
-            self.forward_model = torch.compile(self.model, mode=mode)
+            self.forward_model = torch.compile(self.forward_model, mode=mode)
 
     def _to_device(self, x: torch.Tensor, ds: Any) -> torch.Tensor:
         x = x.to(self.device)
@@ -307,7 +323,12 @@ class Trainer:
         model, opt, sched = self.model, self.optimizer, self.scheduler
         fwd, amp_dtype, scaler = self.forward_model, self.amp_dtype, self.scaler
         X, Y, n, bs = self.train_x, self.train_y, self.dataset.n_train, self.batch_size
-        check_each_step = self.device.type == "cpu"  # a per-step sync is free on the CPU only
+        # A per-step sync is free on the CPU only; under DDP a lone rank must not stop alone.
+        check_each_step = self.device.type == "cpu" and not self.dist.enabled
+        dist_info = self.dist
+        # Under DDP reports (and the stop vote that rides on them) happen at the same steps on
+        # every rank, so they are counted in steps rather than seconds.
+        report_every = max(1, int(cfg.report_interval_s * 100)) if dist_info.enabled else 0
         stopped = False
         epoch = self.start_epoch
         last_value: float | None = None
@@ -330,6 +351,9 @@ class Trainer:
             for i in range(first, self.steps_per_epoch):
                 self._step_in_epoch = i  # where a failure mid-step resumes from
                 idx = perm[i * bs:(i + 1) * bs]
+                global_n = idx.numel()
+                if dist_info.enabled:
+                    idx = idx.tensor_split(dist_info.world_size)[dist_info.rank]
                 xb = X.index_select(0, idx)  # (b, *input_shape)
                 yb = Y.index_select(0, idx)
                 if amp_dtype is not None:
@@ -338,7 +362,14 @@ class Trainer:
                     out = out.float()  # losses (BCE above all) are computed in fp32
                 else:
                     out = fwd(xb)
-                loss = tasks.loss_mean(task, out, yb)
+                if dist_info.enabled:
+                    # Sum over this rank's slice / the global count, times world: DDP's mean of
+                    # the ranks' gradients is then the gradient of the global batch mean.
+                    ls, k = tasks.loss_sum(task, out, yb)
+                    terms = global_n * (k // max(idx.numel(), 1)) if idx.numel() else global_n
+                    loss = ls * (dist_info.world_size / max(terms, 1))
+                else:
+                    loss = tasks.loss_mean(task, out, yb)
                 if check_each_step and not torch.isfinite(loss):
                     self._on_nan(epoch, i, float(loss.detach()))
                 opt.zero_grad(set_to_none=True)
@@ -359,19 +390,26 @@ class Trainer:
                 self._step += 1
                 detached = loss.detach()
                 losses.append(detached)
-                epoch_loss_sum += detached * idx.numel()
-                epoch_terms += idx.numel()
-                window_samples += idx.numel()
+                # Under DDP each rank adds its share of the global batch mean (summed below).
+                epoch_loss_sum += detached * (global_n / dist_info.world_size
+                                              if dist_info.enabled else global_n)
+                epoch_terms += global_n
+                window_samples += global_n
 
                 now = time.monotonic()
                 last_in_epoch = i == self.steps_per_epoch - 1
-                if now >= next_report or last_in_epoch:
+                due = ((i + 1) % report_every == 0) if report_every else now >= next_report
+                if due or last_in_epoch:
                     self._report(epoch, i + 1, losses, window_samples, now - window_t0,
                                  session_start_step, t0)
                     losses = []
                     window_t0, window_samples = time.monotonic(), 0
                     next_report = window_t0 + cfg.report_interval_s
-                if self._stop.is_set():
+                stop_now = self._stop.is_set()
+                if dist_info.enabled:
+                    stop_now = (due or last_in_epoch) and any_rank(stop_now, dist_info,
+                                                                  self.device)
+                if stop_now:
                     stopped = True
                     if losses:
                         self._report(epoch, i + 1, losses, window_samples,
@@ -389,6 +427,8 @@ class Trainer:
             if stopped and i < self.steps_per_epoch - 1:
                 break
 
+            if dist_info.enabled:
+                epoch_loss_sum = all_sum(epoch_loss_sum, dist_info)
             train_loss = float(epoch_loss_sum) / max(epoch_terms, 1)
             if not math.isfinite(train_loss):
                 self._on_nan(epoch, self.steps_per_epoch, train_loss)
@@ -503,7 +543,10 @@ class Trainer:
 
     def _report(self, epoch: int, epoch_step: int, losses: list[torch.Tensor], samples: int,
                 seconds: float, session_start_step: int, t0: float) -> None:
-        values = torch.stack(losses).tolist()  # the one host sync per report
+        stacked = torch.stack(losses)
+        if self.dist.enabled:
+            stacked = all_mean(stacked, self.dist)  # the global batch's loss at each step
+        values = stacked.tolist()  # the one host sync per report
         if not all(math.isfinite(v) for v in values):
             self._on_nan(epoch, epoch_step, next(v for v in values if not math.isfinite(v)))
         done = self._step - session_start_step
@@ -527,16 +570,20 @@ class Trainer:
         terms = 0
         vbs = self.config.val_batch_size
         decoded = None
+        val_x, val_y = self.val_x, self.val_y
+        if self.dist.enabled:  # each rank scores its shard; the sums are added up below
+            val_x = val_x.tensor_split(self.dist.world_size)[self.dist.rank]
+            val_y = val_y.tensor_split(self.dist.world_size)[self.dist.rank]
         try:
             with torch.inference_mode():
-                for s in range(0, self.val_x.shape[0], vbs):
+                for s in range(0, val_x.shape[0], vbs):
                     if self.amp_dtype is not None:
                         with torch.autocast(self.device.type, dtype=self.amp_dtype):
-                            out = model(self.val_x[s:s + vbs])
+                            out = model(val_x[s:s + vbs])
                         out = out.float()
                     else:
-                        out = model(self.val_x[s:s + vbs])
-                    yb = self.val_y[s:s + vbs]
+                        out = model(val_x[s:s + vbs])
+                    yb = val_y[s:s + vbs]
                     ls, k = tasks.loss_sum(task, out, yb)
                     loss_total += ls
                     terms += k
@@ -547,6 +594,10 @@ class Trainer:
                         decoded = "".join(self.dataset.labels[j] for j in ids)
         finally:
             model.train(was_training)
+        if self.dist.enabled:
+            loss_total = all_sum(loss_total, self.dist)
+            correct = all_sum(correct, self.dist)
+            terms = int(all_sum(torch.tensor(terms, device=self.device), self.dist))
         val_loss = float(loss_total) / max(terms, 1)
         value = val_loss if task == "regression" else int(correct) / max(terms, 1)
         return val_loss, value, decoded

@@ -92,3 +92,66 @@ def _check_dataset_name(name: str) -> None:
     hint = f" Did you mean '{close[0]}'?" if close else ""
     raise ValueError(f"unknown dataset '{name}'.{hint} Available: {', '.join(sorted(known))}, "
                      "csv:PATH, folder:PATH")
+
+
+# CLI flag for each TrainConfig field that `tui-nn train` accepts.
+_FLAGS = {"dataset": "--dataset", "data_dir": "--data-dir", "epochs": "--epochs",
+          "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
+          "momentum": "--momentum", "weight_decay": "--weight-decay", "schedule": "--schedule",
+          "grad_clip": "--grad-clip", "device": "--device", "seed": "--seed",
+          "run_dir": "--run-dir", "checkpoint_every_steps": "--checkpoint-every",
+          "amp": "--amp", "channels_last": "--channels-last"}
+
+
+def train_argv(model: str, options: dict[str, Any], *, resume: str | None,
+               debug: bool) -> list[str]:
+    """The `tui-nn train` arguments that reproduce these options (for the torchrun workers)."""
+    argv = [model]
+    for key, flag in _FLAGS.items():
+        value = options.get(key)
+        if value is not None:
+            argv += [flag, str(value)]
+    if options.get("compile"):
+        argv.append("--compile")
+    if resume:
+        argv += ["--resume", resume]
+    if debug:
+        argv.append("--debug")
+    return argv + ["--headless"]
+
+
+def launch_distributed(model: str, options: dict[str, Any], *, resume: str | None, debug: bool,
+                       nproc_per_node: int, nnodes: str | None, node_rank: int | None,
+                       rdzv_endpoint: str | None, rdzv_id: str | None) -> int:
+    """Start one `tui-nn train` per process through PyTorch's own launcher (torchrun)."""
+    if nproc_per_node < 1:
+        _err(f"--nproc-per-node must be ≥ 1 (got {nproc_per_node})")
+        return EXIT_USAGE
+    from tui_nn.engine import ConfigError, TrainConfig
+    from tui_nn.zoo import UnknownModelError, get_model_spec
+    try:
+        TrainConfig(model=model, **{k: v for k, v in options.items() if v is not None}).validate()
+        if resume is None:
+            get_model_spec(model)
+    except (ConfigError, UnknownModelError) as e:
+        _err(str(e))
+        return EXIT_USAGE
+    if options.get("run_dir") is None and resume is None:
+        # Every rank must agree on the run directory; rank 0 alone writes it.
+        from tui_nn.engine.rundir import RunDir
+        options = {**options, "run_dir": str(RunDir.new(options.get("runs_root") or "runs",
+                                                        model, options.get("dataset") or
+                                                        get_model_spec(model).default_dataset
+                                                        ).path)}
+    from tui_nn.engine.distributed import torchrun_argv
+    argv = torchrun_argv(nproc_per_node, nnodes, node_rank, rdzv_endpoint, rdzv_id,
+                         train_argv(model, options, resume=resume, debug=debug))
+    from torch.distributed.run import main as torchrun_main
+    try:
+        torchrun_main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    except Exception as e:  # noqa: BLE001 - torchrun's ChildFailedError carries the rank's exit
+        _err(f"distributed run failed: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+        return EXIT_FAILED
+    return EXIT_OK

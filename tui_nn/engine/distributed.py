@@ -1,0 +1,96 @@
+"""Data-parallel training under torchrun: rank discovery, process group, collectives.
+
+torchrun (torch.distributed.run) sets RANK, WORLD_SIZE and LOCAL_RANK; with them the Trainer
+wraps the model in DistributedDataParallel (NCCL on CUDA, gloo on CPU). --batch-size stays the
+global batch: each rank takes its slice of the same global permutation, and the loss is scaled
+so that DDP's gradient average equals the single-process gradient of the whole batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "DistInfo":
+        try:
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            rank = int(os.environ.get("RANK", "0"))
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+        except ValueError:
+            return cls()
+        return cls(rank=rank, world_size=world, local_rank=local)
+
+
+def init_process_group(info: DistInfo, device: torch.device) -> None:
+    if not info.enabled or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+
+
+def destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t /= info.world_size
+    return t
+
+
+def all_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank when it is True on one (a stop request must stop all ranks at the
+    same step, or the next collective would wait forever)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def torchrun_argv(nproc_per_node: int, nnodes: str | None, node_rank: int | None,
+                  rdzv_endpoint: str | None, rdzv_id: str | None,
+                  train_args: list[str]) -> list[str]:
+    """Arguments for torch.distributed.run that start `python -m tui_nn train ...` per rank."""
+    argv = [f"--nproc-per-node={nproc_per_node}"]
+    multi_node = nnodes not in (None, "1") or rdzv_endpoint
+    if multi_node:
+        argv.append(f"--nnodes={nnodes or 1}")
+        if node_rank is not None:
+            argv.append(f"--node-rank={node_rank}")
+        if rdzv_endpoint:
+            argv += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+        if rdzv_id:
+            argv.append(f"--rdzv-id={rdzv_id}")
+    else:
+        argv.append("--standalone")
+    return argv + ["-m", "tui_nn", "train", *train_args]
