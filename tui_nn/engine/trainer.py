@@ -177,6 +177,11 @@ class Trainer:
         # Decode once, move once, normalise once: batches are index slices on the device.
         self.train_x, self.train_y = self._to_device(ds.train_x, ds), ds.train_y.to(self.device)
         self.val_x, self.val_y = self._to_device(ds.val_x, ds), ds.val_y.to(self.device)
+        # Keep only the device copies (already normalised): the raw CPU tensors would double
+        # the memory of a 60,000-image set for nothing.
+        ds = replace(ds, train_x=self.train_x, train_y=self.train_y, val_x=self.val_x,
+                     val_y=self.val_y, mean=None, std=None)
+        self.dataset = ds
         n = ds.n_train
         if n == 0:
             raise TrainingError(f"dataset {ds.name} has no training samples", "data")

@@ -1,0 +1,163 @@
+"""`tui-nn runs` and `tui-nn export`: the run directories on disk, as a table, JSON or CSV.
+
+Exit codes: 0 done; 1 an export that could not be written; 2 a usage error (a RUN that names
+no run, a --root that is not a directory). Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TextIO
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def run_runs(root: str | None, as_json: bool, out: TextIO | None = None) -> int:
+    """List the runs under root (default ./runs, where a missing folder just means no runs)."""
+    from tui_nn.runs import DEFAULT_ROOT, discover_runs
+
+    out = out or sys.stdout
+    path = Path(root if root is not None else DEFAULT_ROOT)
+    if root is not None and not path.is_dir():
+        _err(f"--root {root}: {'not a directory' if path.exists() else 'no such directory'}")
+        return EXIT_USAGE
+    runs = discover_runs(path)
+    if as_json:
+        json.dump([_finite(r.to_dict()) for r in runs], out, indent=2, default=str,
+                  allow_nan=False)
+        out.write("\n")
+        return EXIT_OK
+    if not runs:
+        out.write(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)\n")
+        return EXIT_OK
+    out.write(runs_table(runs))
+    return EXIT_OK
+
+
+def _finite(value: object) -> object:
+    # JSON has no inf/nan (a diverged run's mse is inf): they become null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def runs_table(runs: list) -> str:
+    rows = [[r.name, r.model, r.dataset, status_label(r),
+             f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
+             best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_size(r.size_bytes)]
+            for r in runs]
+    return _table(["run", "model", "dataset", "status", "epochs", "best", "duration", "size"],
+                  rows, right={4, 6, 7})
+
+
+def status_label(run) -> str:
+    if run.status == "running" and run.paused:
+        return "paused"
+    if run.status == "failed" and run.failure_kind and run.failure_kind != "error":
+        return f"failed ({run.failure_kind})"
+    return run.status
+
+
+def best_label(metric: str | None, value: float | None) -> str:
+    if value is None or not metric:
+        return "-"
+    if not math.isfinite(value):
+        return f"{metric} {value}"
+    if metric == "accuracy":
+        return f"acc {value * 100:.2f}%"
+    return f"{metric} {value:.4g}"
+
+
+def fmt_hms(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = int(round(max(seconds, 0.0)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def fmt_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([line(headers), line(["-" * w for w in widths]),
+                      *(line(r) for r in rows)]) + "\n"
+
+
+def run_export(run: str, csv: bool, out: str | None, tensorboard: bool = False,
+               root: str | None = None, stdout: TextIO | None = None) -> int:
+    """Export RUN (a run directory, or a run's name under ./runs, or "latest"). CSV is the
+    default format; see tui_nn.runs.export for the files and their columns."""
+    from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
+
+    stdout = stdout or sys.stdout
+    try:
+        run_dir = resolve_run(run, root or DEFAULT_ROOT)
+    except RunNotFound as e:
+        _err(str(e))
+        return EXIT_USAGE
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        _err(f"--out {out} exists and is not a directory")
+        return EXIT_USAGE
+    code = EXIT_OK
+    if csv or not tensorboard:
+        code = max(code, _export_csv(run_dir, out, stdout))
+    if tensorboard:
+        code = max(code, _export_tensorboard(run_dir, out, stdout))
+    return code
+
+
+def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
+    from tui_nn.runs import export_csv
+    try:
+        result = export_csv(run_dir, out)
+    except OSError as e:
+        _err(f"cannot write CSV files in {out or run_dir}: {e.strerror or e}")
+        return EXIT_FAILED
+    stdout.write(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
+                 f"wrote {result.epochs_path} ({result.n_epochs} epochs)\n")
+    return EXIT_OK
+
+
+def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
+    import importlib.util
+    if importlib.util.find_spec("tensorboard") is None:
+        _err("--tensorboard needs the tensorboard package: pip install 'tui-nn[tensorboard]'")
+        return EXIT_USAGE
+    target = Path(out) / run_dir.name if out is not None else run_dir
+    if any(target.glob("events.out.tfevents.*")):
+        _err(f"{target} already holds TensorBoard event files (written while training?): "
+             "pass --out DIR to write a fresh copy elsewhere")
+        return EXIT_FAILED
+    from tui_nn.engine.tensorboard import replay_metrics
+    try:
+        count = replay_metrics(run_dir, target)
+    except (OSError, RuntimeError) as e:
+        _err(f"cannot write TensorBoard files in {target}: {getattr(e, 'strerror', None) or e}")
+        return EXIT_FAILED
+    stdout.write(f"wrote TensorBoard event files in {target} ({count} events): "
+                 f"tensorboard --logdir {target.parent}\n")
+    return EXIT_OK

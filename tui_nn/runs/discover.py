@@ -1,0 +1,104 @@
+"""Finding run directories: under a root and one level of grouping below it."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from tui_nn.runs import liveness
+from tui_nn.runs.info import RunInfo, read_run_info
+from tui_nn.runs.records import is_run_dir
+
+DEFAULT_ROOT = "runs"
+
+
+class RunNotFound(LookupError):
+    """A run name or path that matches no run directory; the message says what to do."""
+
+
+def run_dirs(root: str | Path = DEFAULT_ROOT) -> list[Path]:
+    """Run directories in root: root itself if it is one, else its children that are runs, and
+    the runs one level further down (runs/sweep-lr/<run>). A run's own subfolders are not
+    searched. Unreadable folders are skipped."""
+    root = Path(root)
+    if is_run_dir(root):
+        return [root]
+    found = []
+    for child in _subdirs(root):
+        if is_run_dir(child):
+            found.append(child)
+        else:
+            found.extend(g for g in _subdirs(child) if is_run_dir(g))
+    return found
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(path)
+                      if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+
+
+def discover_runs(root: str | Path = DEFAULT_ROOT, *, check_writers: bool = True,
+                  live_window_s: float = liveness.DEFAULT_LIVE_WINDOW_S) -> list[RunInfo]:
+    """Every run under root, newest first (by start time, then name). A missing root gives
+    [], never an error. See liveness for how "running" is told from "interrupted"."""
+    root = Path(root)
+    dirs = run_dirs(root)
+    writers = liveness.writers_of_metrics_files() if check_writers and dirs else None
+    infos = [read_run_info(d, name=_name(d, root), writers=writers,
+                           check_writers=check_writers, live_window_s=live_window_s)
+             for d in dirs]
+    infos.sort(key=lambda r: (r.started_at or r.last_update or 0.0, r.name), reverse=True)
+    return infos
+
+
+def _name(run: Path, root: Path) -> str:
+    try:
+        rel = run.relative_to(root).as_posix()
+    except ValueError:
+        return run.name
+    return rel if rel != "." else run.name
+
+
+def newest_run(root: str | Path = DEFAULT_ROOT) -> RunInfo | None:
+    runs = discover_runs(root)
+    return runs[0] if runs else None
+
+
+def resolve_run(name: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
+    """A run directory from what a user typed: a path to a run directory, a run's name under
+    root ("20250101-120000-cnn-mnist" or "sweep/run-a"), "latest" for the newest run, or a
+    unique prefix of a name. Raises RunNotFound with a message fit to show as is."""
+    text = str(name)
+    path = Path(text).expanduser()
+    if is_run_dir(path):
+        return path
+    root = Path(root)
+    if is_run_dir(root / text):
+        return root / text
+    if text in ("latest", "last"):
+        newest = newest_run(root)
+        if newest is None:
+            raise RunNotFound(f"no runs under {root}/ yet")
+        return newest.path
+    if path.exists():
+        raise RunNotFound(f"{text} is not a run directory (no config.json or metrics.jsonl)")
+    names = {_name(d, root): d for d in run_dirs(root)}
+    key = text
+    try:  # "runs/cnn-" names a prefix under root just as "cnn-" does
+        key = path.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        pass
+    matches = [n for n in names if n.startswith(key) or Path(n).name.startswith(key)]
+    if len(matches) == 1:
+        return names[matches[0]]
+    if len(matches) > 1:
+        shown = ", ".join(sorted(matches)[:5]) + (", ..." if len(matches) > 5 else "")
+        raise RunNotFound(f"'{text}' matches {len(matches)} runs ({shown}): be more specific")
+    close = difflib.get_close_matches(key, list(names), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else " See `tui-nn runs`."
+    raise RunNotFound(f"no run '{text}': not a run directory, and no run by that name under "
+                      f"{root}/.{hint}")

@@ -1,0 +1,188 @@
+"""GPU utilisation, memory, temperature and power through NVML (the library behind nvidia-smi).
+
+Optional: pynvml comes from the `nvidia-ml-py` package (`pip install tui-nn[gpu]`). Without it,
+without a driver, or without a GPU, gpu_stats() returns a report with available=False and a
+reason to show as is ("no NVIDIA GPU (nvidia-ml-py not installed)"). It never raises.
+
+NVML is initialised once per process and the outcome kept, failure included: a machine without
+a driver does not grow one while we poll it once a second.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class GpuStats:
+    """One GPU. A reading the GPU does not support (power on some boards) is None."""
+
+    index: int  # NVML index, as nvidia-smi numbers GPUs
+    name: str
+    utilization_pct: float | None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+    temperature_c: float | None
+    power_w: float | None
+    power_limit_w: float | None = None
+    uuid: str | None = None
+
+    @property
+    def memory_pct(self) -> float | None:
+        if self.memory_used_bytes is None or not self.memory_total_bytes:
+            return None
+        return 100.0 * self.memory_used_bytes / self.memory_total_bytes
+
+
+@dataclass(frozen=True)
+class GpuReport:
+    available: bool
+    gpus: list[GpuStats] = field(default_factory=list)
+    reason: str | None = None  # why there is nothing to show, when available is False
+    driver_version: str | None = None
+
+
+def _import_pynvml() -> Any:
+    import pynvml
+    return pynvml
+
+
+class NvmlSession:
+    """Holds the NVML handle for a process: initialised on first use, the outcome cached.
+
+    `loader` returns the pynvml module (tests pass one that raises or fakes NVML)."""
+
+    def __init__(self, loader: Callable[[], Any] = _import_pynvml) -> None:
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._nvml: Any = None
+        self._failure: str | None = None
+        self._tried = False
+        self.driver_version: str | None = None
+
+    def nvml(self) -> tuple[Any, str | None]:
+        """(pynvml module, None) once NVML is up; (None, reason) when it cannot be."""
+        with self._lock:
+            if not self._tried:
+                self._tried = True
+                self._nvml, self._failure = self._init()
+            return self._nvml, self._failure
+
+    def _init(self) -> tuple[Any, str | None]:
+        try:
+            nvml = self._loader()
+        except ImportError:
+            return None, "no NVIDIA GPU (nvidia-ml-py not installed)"
+        except Exception as e:  # noqa: BLE001 - a broken install is "no GPU", not a crash
+            return None, f"no NVIDIA GPU (cannot load pynvml: {e})"
+        try:
+            nvml.nvmlInit()
+        except Exception as e:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            return None, f"no NVIDIA GPU (NVML: {_nvml_reason(e)})"
+        try:
+            self.driver_version = _text(nvml.nvmlSystemGetDriverVersion())
+        except Exception:  # noqa: BLE001
+            self.driver_version = None
+        return nvml, None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._nvml is not None:
+                try:
+                    self._nvml.nvmlShutdown()
+                except Exception:  # noqa: BLE001
+                    pass
+            self._nvml, self._failure, self._tried = None, None, False
+
+
+def _nvml_reason(e: Exception) -> str:
+    text = str(e) or type(e).__name__
+    lowered = text.lower()
+    if "library not found" in lowered or "libnvidia-ml" in lowered:
+        return "driver not found"
+    if "driver not loaded" in lowered:
+        return "driver not loaded"
+    return text
+
+
+_default_session = NvmlSession()
+
+
+def gpu_stats(session: NvmlSession | None = None) -> GpuReport:
+    """A reading of every visible GPU now. Visible means allowed by CUDA_VISIBLE_DEVICES when it
+    is set (integer indices are taken in nvidia-smi's PCI order; GPU- UUID prefixes match
+    exactly), all GPUs otherwise."""
+    session = session or _default_session
+    nvml, failure = session.nvml()
+    if nvml is None:
+        return GpuReport(available=False, reason=failure)
+    try:
+        count = int(nvml.nvmlDeviceGetCount())
+    except Exception as e:  # noqa: BLE001
+        return GpuReport(available=False, reason=f"no NVIDIA GPU (NVML: {_nvml_reason(e)})",
+                         driver_version=session.driver_version)
+    gpus = []
+    for index in range(count):
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        except Exception:  # noqa: BLE001 - a GPU that fell off the bus: skip it
+            continue
+        uuid = _try(lambda: _text(nvml.nvmlDeviceGetUUID(handle)))
+        if not _visible(index, uuid):
+            continue
+        gpus.append(_read_gpu(nvml, index, handle, uuid))
+    if not gpus:
+        reason = ("no GPU visible (CUDA_VISIBLE_DEVICES hides them)" if count
+                  else "no NVIDIA GPU (NVML found none)")
+        return GpuReport(available=False, reason=reason, driver_version=session.driver_version)
+    return GpuReport(available=True, gpus=gpus, driver_version=session.driver_version)
+
+
+def _read_gpu(nvml: Any, index: int, handle: Any, uuid: str | None) -> GpuStats:
+    util = _try(lambda: nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+    mem = _try(lambda: nvml.nvmlDeviceGetMemoryInfo(handle))
+    temp = _try(lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
+    power_mw = _try(lambda: nvml.nvmlDeviceGetPowerUsage(handle))
+    limit_mw = _try(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle))
+    return GpuStats(
+        index=index, name=_try(lambda: _text(nvml.nvmlDeviceGetName(handle))) or f"GPU {index}",
+        utilization_pct=float(util) if util is not None else None,
+        memory_used_bytes=int(mem.used) if mem is not None else None,
+        memory_total_bytes=int(mem.total) if mem is not None else None,
+        temperature_c=float(temp) if temp is not None else None,
+        power_w=power_mw / 1000.0 if power_mw is not None else None,  # NVML reports milliwatts
+        power_limit_w=limit_mw / 1000.0 if limit_mw is not None else None,
+        uuid=uuid)
+
+
+def _visible(index: int, uuid: str | None) -> bool:
+    spec = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if spec is None:
+        return True
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        if item.isdigit():
+            if int(item) == index:
+                return True
+        elif item.startswith("MIG-"):
+            return True  # MIG slices: NVML numbers their parents differently; show all
+        elif uuid and uuid.startswith(item if item.startswith("GPU-") else f"GPU-{item}"):
+            return True
+    return False
+
+
+def _try(read: Callable[[], Any]) -> Any:
+    # NVMLError_NotSupported and friends: that reading is absent, the rest still counts.
+    try:
+        return read()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _text(value: Any) -> str:
+    # pynvml returned bytes before 11.5 and str since.
+    return value.decode() if isinstance(value, bytes) else str(value)
