@@ -66,6 +66,7 @@ class Trainer:
         self._checkpoint_requested = threading.Event()
         self.model: nn.Module | None = None
         self.run_dir: RunDir | None = None
+        self._tensorboard = None
         self.history: list[ev.EpochMetrics] = []
 
     # ---- control, safe to call from any thread -------------------------------------------
@@ -108,6 +109,8 @@ class Trainer:
         finally:
             if self.run_dir is not None:
                 self.run_dir.close()
+            if self._tensorboard is not None:
+                self._tensorboard.close()
             if getattr(self, "dist", None) is not None and self.dist.enabled:
                 destroy_process_group()
 
@@ -117,6 +120,8 @@ class Trainer:
                 self.run_dir.append_metrics(event.to_dict())
             except OSError:
                 pass  # a full disk must not kill training; the checkpoint write will say so
+            if self._tensorboard is not None:
+                self._tensorboard(event)  # never raises: it disables itself on errors
         self._callback(event)
 
     def _fail(self, message: str, kind: str, details: dict | None = None) -> ev.Failed:
@@ -204,6 +209,8 @@ class Trainer:
         if cfg.save and self.dist.is_main:
             self.run_dir = (RunDir(cfg.run_dir) if cfg.run_dir
                             else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
+            from tui_nn.engine.tensorboard import make_tensorboard_sink
+            self._tensorboard = make_tensorboard_sink(self.run_dir.path)
             if ckpt is None:
                 self.run_dir.write_config({
                     **cfg.to_dict(), "task": self.task, "device_resolved": str(self.device),
