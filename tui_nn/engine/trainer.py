@@ -169,7 +169,9 @@ class Trainer:
         ds = self._dataset_override
         if ds is None:
             from tui_nn.data import adapt_to_input, load_dataset
-            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, download=cfg.download)
+            # The data stays the same whatever --seed says: seeds vary the init and the shuffle,
+            # so runs with different seeds compare on the same samples.
+            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download)
             if spec is not None and not getattr(spec, "variable_length", False):
                 ds = adapt_to_input(ds, spec.input_shape, spec.name)
         self.dataset = ds
