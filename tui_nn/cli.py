@@ -140,7 +140,7 @@ def inspect_cmd(
     source: str = typer.Argument(..., help="Zoo name, path/to/model.py:Class or module:factory."),
     input: Optional[list[str]] = typer.Option(None, "--input", "-i",
                                               help="Input shape, e.g. 1x28x28 (repeatable)."),
-    depth: Optional[int] = typer.Option(None, "--depth", help="Module-tree depth to show."),
+    depth: Optional[int] = typer.Option(None, "--depth", "-d", help="Module-tree depth to show."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     dtype: Optional[str] = typer.Option(None, "--dtype",
                                         help="Input dtype, e.g. int64 for Embedding models."),
@@ -181,6 +181,26 @@ def export_cmd(
     """Export a run's metrics for other tools: CSV files or TensorBoard event files."""
     from tui_nn.report.runs_cmd import run_export
     raise typer.Exit(run_export(run, csv, out, tensorboard=tensorboard))
+
+
+@app.command("plot")
+def plot_cmd(
+    what: str = typer.Argument(..., help="activations, landscape or vanishing."),
+    derivatives: bool = typer.Option(False, "--derivatives",
+                                     help="activations: also plot the derivatives."),
+    lr: float = typer.Option(0.01, "--lr", help="landscape: learning rate of the walks."),
+    epochs: int = typer.Option(100, "--epochs",
+                               help="landscape: passes over the three points."),
+    steps: int = typer.Option(10, "--steps", help="vanishing: SGD steps per net."),
+    width: Optional[int] = typer.Option(None, "--width", help="Plot width in columns."),
+    height: Optional[int] = typer.Option(None, "--height", help="Plot height in lines."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Insight plots in the terminal: activation functions, the MSE landscape with GD/SGD
+    walks, vanishing gradients in a deep sigmoid net."""
+    from tui_nn.report.plot_cmd import run_plot
+    raise typer.Exit(run_plot(what, derivatives=derivatives, lr=lr, epochs=epochs, steps=steps,
+                              width=width, height=height, debug=debug))
 
 
 def main() -> None:

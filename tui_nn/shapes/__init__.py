@@ -1,0 +1,26 @@
+"""Shape inspector: layer-by-layer traces on the meta device, conv/pool arithmetic with the
+numbers filled in, flatten checks, diagnoses with fixes, and the input-size solver.
+
+No UI imports here: tui_nn.report and tui_nn.tui render these records.
+
+    >>> from tui_nn.shapes import inspect_model
+    >>> result = inspect_model("cnn", "1x28x28")
+    >>> result.checks[0].text
+    'Linear(320) ← 20 × 4 × 4 = 320 ✓'
+"""
+
+from tui_nn.shapes.api import InspectUsageError, inspect_model
+from tui_nn.shapes.arithmetic import module_formulas
+from tui_nn.shapes.parse import (InputSpec, ShapeParseError, format_shape, parse_inputs,
+                                 parse_shape)
+from tui_nn.shapes.records import (Diagnosis, FlattenCheck, Formula, Inspection, LayerRow,
+                                   SolverResult, Totals)
+from tui_nn.shapes.solver import solve_input_size
+from tui_nn.shapes.trace import meta_copy
+
+__all__ = [
+    "inspect_model", "solve_input_size", "meta_copy", "module_formulas",
+    "parse_shape", "parse_inputs", "format_shape", "InputSpec",
+    "Inspection", "LayerRow", "Formula", "FlattenCheck", "Diagnosis", "Totals", "SolverResult",
+    "ShapeParseError", "InspectUsageError",
+]

@@ -1,0 +1,200 @@
+"""Render an `Inspection`: a rich table on a terminal, plain text when piped, JSON for machines.
+
+The cells and sections are built once (`table_cells`, `sections`) and both the rich and the
+plain renderers lay them out, so the two never say different things.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from tui_nn.shapes.parse import format_shape
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tui_nn.shapes.records import Formula, Inspection, LayerRow
+
+HEADERS = ("Layer (path)", "Type", "Input", "Output", "Params", "Mult-adds", "Output size")
+_NUMERIC = {"Params", "Mult-adds", "Output size"}
+
+
+def human_count(n: int) -> str:
+    """467200 -> '467.2K'; small numbers stay exact."""
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def _shapes_text(shapes: list[tuple[int, ...]]) -> str:
+    return ", ".join(format_shape(s) for s in shapes)
+
+
+def _params_text(row: LayerRow) -> str:
+    if row.kind == "function" or row.params == 0:
+        return "—"
+    text = f"{row.params_trainable:,}"
+    if row.params_frozen:
+        text = f"{text} + {row.params_frozen:,} frozen" if row.params_trainable else \
+            f"{row.params_frozen:,} frozen"
+    return f"({text})" if row.repeat else text  # a second call: counted once in the totals
+
+
+def _layer_text(row: LayerRow) -> str:
+    # The full path, indented by depth: names repeat ('conv1' and 'rblock1.conv1').
+    mark = {"error": "✗ ", "unfinished": "… "}.get(row.status, "")
+    cpu = " [cpu]" if row.device == "cpu" else ""
+    return f"{'  ' * row.depth}{mark}{row.path or row.name}{cpu}"
+
+
+def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
+    cells = []
+    for row in inspection.rows:
+        cells.append((row, [
+            _layer_text(row),
+            row.detail if row.kind == "function" else row.type,
+            _shapes_text(row.input_shapes),
+            _shapes_text(row.output_shapes) if row.status != "error" else "✗",
+            _params_text(row),
+            human_count(row.mult_adds) if row.mult_adds else "—",
+            human_bytes(row.output_bytes) if row.output_shapes else "—",
+        ]))
+    return cells
+
+
+def formula_lines(formulas: list[Formula]) -> list[str]:
+    """One line per distinct dim; 'W the same' instead of repeating an identical line."""
+    lines: list[str] = []
+    done: set[int] = set()
+    for i, f in enumerate(formulas):
+        if i in done:
+            continue
+        same = [j for j in range(i + 1, len(formulas))
+                if formulas[j].numbers == f.numbers and formulas[j].value == f.value
+                and formulas[j].rule.replace(formulas[j].dim, f.dim) == f.rule]
+        done.update(same)
+        suffix = f"   ({', '.join(formulas[j].dim for j in same)} the same)" if same else ""
+        lines.append(f.text + suffix)
+    return lines
+
+
+def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
+    """(title, lines) blocks shown under the table; styles are applied by the renderer."""
+    out: list[tuple[str, list[str]]] = []
+    arithmetic: list[str] = []
+    for row in inspection.rows:
+        if row.arithmetic:
+            what = row.detail or row.type
+            arithmetic.append(f"{row.path or row.name}  {what}")
+            arithmetic.extend(f"  {line}" for line in formula_lines(row.arithmetic))
+    if arithmetic:
+        out.append(("How the sizes come about", arithmetic))
+    if inspection.checks:
+        lines = []
+        for check in inspection.checks:
+            by = f"   (flattened by {check.flatten_op}" + \
+                 (f" at {check.flatten_path})" if check.flatten_path else ")")
+            lines.append(f"{check.path}  {check.text}{by}")
+            if not check.ok:
+                lines.append(f"  problem: {check.problem}")
+                lines.append(f"  fix: {check.fix}")
+        out.append(("Flatten checks", lines))
+    t = inspection.totals
+    frozen = f", {t.params_frozen:,} frozen" if t.params_frozen else ""
+    out.append(("Totals", [
+        f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
+        f"{human_bytes(t.param_bytes)}"
+        + (f" + {human_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
+        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}",
+        f"activations: {human_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
+        f"input {human_bytes(t.input_bytes)}",
+    ]))
+    d = inspection.diagnosis
+    if d is not None:
+        where = f"{d.path} ({d.type})" if d.path else d.type
+        lines = [f"✗ {where}: {d.message}"]
+        if d.got:
+            lines.append(f"  got: {_shapes_text(d.got)}" + (f"   expected: {d.expected}"
+                                                             if d.expected else ""))
+        if d.fixes:
+            lines.append(f"  fix: {d.fix}")
+        if d.error and d.error not in d.message:
+            lines.append(f"  error: {d.error}")
+        out.append(("Diagnosis", lines))
+    solver = inspection.solver
+    if solver is not None and (solver.complete or solver.working):
+        sizes = ", ".join(
+            format_shape(solver.shape_for(a)) if a == b else
+            f"{format_shape(solver.shape_for(a))} … {format_shape(solver.shape_for(b))}"
+            for a, b in solver.ranges())
+        scope = f"square sizes {solver.scanned[0]}–{solver.scanned[1]} tried"
+        if not solver.complete:
+            scope += ", stopped early"
+        out.append(("Input sizes that pass", [f"{sizes or 'none'}   ({scope})"]))
+    if inspection.notes:
+        out.append(("Notes", list(inspection.notes)))
+    return out
+
+
+def status_line(inspection: Inspection) -> str:
+    inputs = ", ".join(f"{format_shape(s)} {d}" for s, d in
+                       zip(inspection.input_shapes, inspection.input_dtypes))
+    verdict = "ok" if inspection.ok else "shape mismatch"
+    return f"{inspection.model_name}  input {inputs}: {verdict}"
+
+
+def render_plain(inspection: Inspection) -> str:
+    cells = table_cells(inspection)
+    widths = [len(h) for h in HEADERS]
+    for _, row_cells in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row_cells)]
+
+    def line(values: list[str] | tuple[str, ...]) -> str:
+        parts = [v.rjust(w) if h in _NUMERIC else v.ljust(w)
+                 for h, v, w in zip(HEADERS, values, widths)]
+        return "  ".join(parts).rstrip()
+
+    out = [status_line(inspection), "", line(HEADERS), line(["-" * w for w in widths])]
+    out.extend(line(c) for _, c in cells)
+    for title, lines in sections(inspection):
+        out.extend(["", f"{title}:"])
+        out.extend(f"  {text}" for text in lines)
+    return "\n".join(out) + "\n"
+
+
+def render_rich(inspection: Inspection, console: Console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=status_line(inspection), title_justify="left", header_style="bold",
+                  show_edge=False, pad_edge=False)
+    for header in HEADERS:
+        table.add_column(header, justify="right" if header in _NUMERIC else "left",
+                         no_wrap=header in ("Layer (path)", "Input", "Output"))
+    for row, row_cells in table_cells(inspection):
+        style = {"error": "bold red", "unfinished": "dim"}.get(row.status, "")
+        if not style and row.kind == "function":
+            style = "cyan"
+        table.add_row(*row_cells, style=style or None)
+    console.print(table)
+    for title, lines in sections(inspection):
+        style = {"Diagnosis": "bold red", "Notes": "yellow"}.get(title, "bold")
+        console.print()
+        console.print(Text(f"{title}:", style=style))
+        for text in lines:
+            line_style = "green" if text.rstrip().endswith("✓") or "✓   (" in text else \
+                "red" if "✗" in text else None
+            console.print(Text(f"  {text}", style=line_style or ""), soft_wrap=True)
+
+
+def render_json(inspection: Inspection) -> str:
+    return json.dumps(inspection.to_dict(), ensure_ascii=False, indent=2)

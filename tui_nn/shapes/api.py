@@ -1,0 +1,217 @@
+"""`inspect_model`: load (or copy) a model onto meta, trace it, total it, explain what failed."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from tui_nn.shapes.arithmetic import spatial_rank
+from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, format_shape,
+                                 normalize_dtype, parse_inputs)
+from tui_nn.shapes.records import Diagnosis, FlattenCheck, Inspection, LayerRow, Totals
+from tui_nn.shapes.solver import solve_input_size
+from tui_nn.shapes.trace import RESHAPE_LABELS, is_on_meta, make_inputs, meta_copy, trace
+from tui_nn.zoo.sources import LoadedModel, load_model
+
+
+class InspectUsageError(ValueError):
+    """The call cannot start: no input shape known, wrong number of dtypes, ..."""
+
+
+ShapeLike = str | Sequence[int] | InputSpec
+
+# The solver runs inside the diagnosis with a short budget: the answer must come quickly.
+DIAGNOSIS_SOLVER_BUDGET_S = 3.0
+
+
+def inspect_model(model_or_source: nn.Module | str | Any,
+                  input_shapes: ShapeLike | Sequence[ShapeLike] | None = None, *,
+                  depth: int | None = None, dtype: torch.dtype | str | None = None,
+                  solve: bool = False, solver_budget_s: float = 5.0) -> Inspection:
+    """Trace a model layer by layer on the meta device.
+
+    model_or_source: an nn.Module (traced as a meta copy: its weights are never copied),
+        a source string ('lenet', 'model.py:Net', 'torchvision.models:resnet18') or a
+        `LoadedModel`.
+    input_shapes: '1x28x28', (1, 28, 28), or a list of them for several inputs; the batch
+        dimension is optional. None: the model's default (zoo models have one).
+    depth: rows deeper than this are left out of `.rows` (all of them stay in `.all_rows`).
+    dtype: input dtype for every input without its own (':int64' suffix); default float32,
+        or the zoo's dtype, or int64 when the model starts with an Embedding.
+    solve: also run the input-size solver when everything passes (it always runs when a
+        failure could be fixed by another input size).
+    """
+    notes: list[str] = []
+    if isinstance(model_or_source, str):
+        loaded = load_model(model_or_source)
+    elif isinstance(model_or_source, LoadedModel):
+        loaded = model_or_source
+    elif isinstance(model_or_source, nn.Module):
+        loaded = LoadedModel(model_or_source, type(model_or_source).__name__, None,
+                             _declared_inputs(model_or_source), None)
+    else:
+        raise InspectUsageError(f"cannot inspect a {type(model_or_source).__name__}: give an "
+                                f"nn.Module or a model source string")
+    notes.extend(loaded.notes)
+    model = loaded.model
+    has_tensors = any(True for _ in itertools.chain(model.parameters(), model.buffers()))
+    if has_tensors and not is_on_meta(model):
+        try:
+            model = meta_copy(model)
+        except Exception as exc:  # noqa: BLE001 - exotic modules may refuse deepcopy
+            raise InspectUsageError(
+                f"cannot make a meta copy of {loaded.name} ({type(exc).__name__}: {exc}): build "
+                f"it on the meta device instead (with torch.device('meta'): model = ...)") from None
+
+    specs = _input_specs(input_shapes, loaded)
+    dtypes = _input_dtypes(specs, dtype, loaded.dtype, _starts_with_embedding(model), notes)
+
+    sample_ranks = _sample_ranks(loaded, model, len(specs))
+    shapes = [add_batch(s.shape, r) for s, r in zip(specs, sample_ranks)]
+    result = trace(model, make_inputs(shapes, dtypes))
+    notes.extend(result.notes)
+    if result.uncalled:
+        # Only the outermost of each unused subtree: 'aux1', not also 'aux1.conv', 'aux1.fc1'.
+        tops = [p for p in result.uncalled
+                if not any(p.startswith(f"{q}.") for q in result.uncalled if q)]
+        listed = ", ".join(tops[:6]) + (f" and {len(tops) - 6} more" if len(tops) > 6 else "")
+        notes.append(f"never called in forward (their weights are counted): {listed}")
+
+    inspection = Inspection(
+        model_name=loaded.name, input_shapes=shapes, input_dtypes=[str(d)[6:] for d in dtypes],
+        all_rows=result.rows, totals=_totals(model, result.rows, shapes, dtypes),
+        checks=result.checks, diagnosis=result.diagnosis, depth=depth, notes=notes,
+        uncalled=result.uncalled)
+
+    failed_checks = [c for c in result.checks if not c.ok]
+    wants_size = (result.diagnosis is not None and result.diagnosis.solvable) or failed_checks
+    if wants_size or solve:
+        budget = solver_budget_s if solve else min(solver_budget_s, DIAGNOSIS_SOLVER_BUDGET_S)
+        inspection.solver = solve_input_size(model, shapes, dtypes, budget_s=budget,
+                                             give_up_early=not wants_size)
+        _suggest_size(inspection, result.diagnosis, failed_checks)
+    return inspection
+
+
+def _declared_inputs(model: nn.Module) -> list[tuple[int, ...]] | None:
+    declared = getattr(model, "input_shape", None)
+    if isinstance(declared, tuple) and declared and all(isinstance(d, int) for d in declared):
+        return [declared]
+    return None
+
+
+def _input_dtypes(specs: list[InputSpec], requested: torch.dtype | str | None,
+                  model_dtype: torch.dtype | None, embedding_first: bool,
+                  notes: list[str]) -> list[torch.dtype]:
+    """Per input: its own ':dtype', else `dtype=`, else the zoo's, else a guess (token ids for
+    the first input of a model that starts with an Embedding), else float32."""
+    if requested is not None:
+        default = requested if isinstance(requested, torch.dtype) else _torch_dtype(requested)
+    else:
+        default = model_dtype or torch.float32
+    dtypes = [_torch_dtype(s.dtype) if s.dtype else default for s in specs]
+    if requested is None and model_dtype is None and embedding_first and specs[0].dtype is None:
+        dtypes[0] = torch.int64
+        notes.append("the first input is int64 token ids: the model starts with an Embedding")
+    return dtypes
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    return getattr(torch, normalize_dtype(name))
+
+
+def _input_specs(input_shapes: Any, loaded: Any) -> list[InputSpec]:
+    if input_shapes is None:
+        if not loaded.default_input_shapes:
+            raise InspectUsageError(f"{loaded.name} has no default input shape: give one, "
+                                    f"e.g. --input 3x224x224")
+        return [InputSpec(tuple(s)) for s in loaded.default_input_shapes]
+    if isinstance(input_shapes, (str, InputSpec)):
+        input_shapes = [input_shapes]
+    elif isinstance(input_shapes, Sequence) and all(isinstance(d, int) for d in input_shapes):
+        input_shapes = [tuple(input_shapes)]
+    specs: list[InputSpec] = []
+    for item in input_shapes:
+        if isinstance(item, InputSpec):
+            specs.append(item)
+        elif isinstance(item, str):
+            specs.extend(parse_inputs(item))
+        elif isinstance(item, Sequence) and all(isinstance(d, int) and d > 0 for d in item):
+            specs.append(InputSpec(tuple(item)))
+        else:
+            raise ShapeParseError(f"bad input shape {item!r}: give a tuple of positive ints or "
+                                  f"a string like 1x28x28")
+    if not specs:
+        raise InspectUsageError("no input shape given")
+    return specs
+
+
+def _first_leaf(model: nn.Module) -> nn.Module | None:
+    for module in model.modules():
+        if next(iter(module.children()), None) is None and \
+                next(iter(module.parameters(recurse=False)), None) is not None:
+            return module
+    return None
+
+
+def _starts_with_embedding(model: nn.Module) -> bool:
+    return isinstance(_first_leaf(model), (nn.Embedding, nn.EmbeddingBag))
+
+
+def _sample_ranks(loaded: Any, model: nn.Module, count: int) -> list[int | None]:
+    """Rank of one sample per input, so '1x28x28' can be told apart from '64x1x28x28'."""
+    defaults = loaded.default_input_shapes or []
+    ranks: list[int | None] = [len(defaults[i]) if i < len(defaults) else None
+                               for i in range(count)]
+    if ranks and ranks[0] is None:
+        first = _first_leaf(model)
+        n = spatial_rank(first) if first is not None else None
+        if n is not None:
+            ranks[0] = n + 1  # C × spatial
+        elif isinstance(first, nn.RNNBase) and first.batch_first:
+            ranks[0] = 2  # steps × features
+        elif isinstance(first, (nn.Embedding, nn.Linear)):
+            ranks[0] = 1
+    return ranks
+
+
+def _totals(model: nn.Module, rows: list[LayerRow], shapes: list, dtypes: list) -> Totals:
+    totals = Totals(batch_size=shapes[0][0] if shapes and shapes[0] else 1)
+    for p in model.parameters():  # unique parameters: shared ones count once
+        totals.params += p.numel()
+        if p.requires_grad:
+            totals.params_trainable += p.numel()
+        else:
+            totals.params_frozen += p.numel()
+        totals.param_bytes += p.numel() * p.element_size()
+    totals.buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers())
+    totals.input_bytes = sum(_numel(s) * torch.empty((), dtype=d).element_size()
+                             for s, d in zip(shapes, dtypes))
+    totals.mult_adds = sum(r.mult_adds for r in rows if r.depth == 0)
+    totals.activation_bytes = sum(
+        r.output_bytes for r in rows
+        if (r.kind == "module" and r.leaf)
+        or (r.kind == "function" and r.type not in RESHAPE_LABELS))
+    return totals
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _suggest_size(inspection: Inspection, diagnosis: Diagnosis | None,
+                  failed: list[FlattenCheck]) -> None:
+    solver = inspection.solver
+    if solver is None or solver.suggested is None:
+        return
+    feed = f"feed {format_shape(solver.shape_for(solver.suggested))} input"
+    if diagnosis is not None and diagnosis.solvable:
+        diagnosis.fixes.append(feed)
+    for check in failed:
+        check.fix = f"{check.fix}, or {feed}" if check.fix else feed
