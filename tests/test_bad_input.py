@@ -43,7 +43,7 @@ def files(tmp_path_factory):
 # (args, exit code, a fragment the one-line message must contain)
 TRAIN_CASES = [
     (["train", "cnnn"], 2, "Did you mean 'cnn'"),
-    (["train", ""], 2, "unknown model"),
+    (["train", ""], 2, "empty model source"),
     (["train", "cnn", "--dataset", "digitz"], 2, "Did you mean 'digits'"),
     (["train", "cnn", "--dataset", "nope:x"], 2, "unknown dataset"),
     (["train", "cnn", "--lr", "0"], 2, "--lr must be"),
@@ -104,3 +104,83 @@ def test_bad_train_input(files, tmp_path, monkeypatch, args, code, fragment):
     if code == 1:
         errors = [line for line in output.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, output
+
+
+MODEL_FILE = '''
+import torch
+from torch import nn
+
+class Good(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 1)
+    def forward(self, x):
+        return torch.sigmoid(self.fc(x))
+
+class Bad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 5)
+        self.fc = nn.Linear(400, 10)
+    def forward(self, x):
+        return self.fc(torch.max_pool2d(self.conv(x), 2).flatten(1))
+
+class Raises(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(1, 1)
+    def forward(self, x):
+        raise ValueError("I am broken")
+
+class Ten(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 10)
+    def forward(self, x):
+        return self.fc(x)
+
+class NeedsArgs(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+'''
+
+SOURCE_CASES = [
+    ("{m}:Bad", "digits", 1, "use nn.Linear(864, 10)"),
+    ("{m}:Raises", "digits", 1, "I am broken"),
+    ("{m}:Ten", "diabetes", 1, "does not fit diabetes's binary targets"),
+    ("{m}:Nope", "digits", 2, "has no 'Nope'"),
+    ("{m}:NeedsArgs", "digits", 2, "width"),
+    ("{s}:Net", "digits", 2, "syntax error"),
+    ("{d}/missing.py:Net", "digits", 2, "not found"),
+    ("{m}:Good", None, 2, "--dataset is needed"),
+    ("no_such_module_xyz:build", "digits", 2, "no_such_module_xyz"),
+]
+
+
+@pytest.mark.parametrize("source,dataset,code,fragment", SOURCE_CASES,
+                         ids=[c[0].split(":")[-1] + "-" + str(c[1]) for c in SOURCE_CASES])
+def test_bad_model_sources_for_train(files, tmp_path, monkeypatch, source, dataset, code,
+                                     fragment):
+    monkeypatch.chdir(tmp_path)
+    model_file = tmp_path / "my_model.py"
+    model_file.write_text(MODEL_FILE)
+    syntax = tmp_path / "broken.py"
+    syntax.write_text("def f(:\n")
+    source = source.format(m=model_file, s=syntax, d=files)
+    args = ["train", source, "--epochs", "1", "--headless"]
+    if dataset:
+        args += ["--dataset", dataset]
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    assert fragment in result.output, result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()  # a model that cannot start leaves no run behind
+
+
+def test_a_model_file_trains(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_model.py").write_text(MODEL_FILE)
+    result = runner.invoke(app, ["train", "my_model.py:Good", "--dataset", "diabetes",
+                                 "--epochs", "2", "--headless"])
+    assert result.exit_code == 0, result.output
+    assert "finished after 2 epoch(s)" in result.output

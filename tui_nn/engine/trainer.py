@@ -145,9 +145,10 @@ class Trainer:
                                       if Path(self._resume_from).is_file()
                                       else self._resume_from))
         spec = MODELS.get(cfg.model) if self._model_override is None else None
-        if spec is None and self._model_override is None:
-            from tui_nn.zoo.registry import get_model_spec
-            get_model_spec(cfg.model)  # raises UnknownModelError with suggestions
+        from_source = spec is None and self._model_override is None
+        if from_source and not cfg.dataset:
+            raise TrainingError(f"--dataset is needed to train {cfg.model} (only zoo models "
+                                "have a default dataset)")
         defaults = spec.defaults if spec else TrainDefaults(epochs=3, batch_size=64, lr=0.01)
         default_dataset = spec.default_dataset if spec else (cfg.dataset or "digits")
         cfg = cfg.resolved(defaults, default_dataset)
@@ -177,7 +178,12 @@ class Trainer:
         self.dataset = ds
         self.task = ds.task
 
-        model = self._model_override if self._model_override is not None else spec.build()
+        if self._model_override is not None:
+            model = self._model_override
+        elif spec is not None:
+            model = spec.build()
+        else:
+            model = self._load_source(cfg.model)
         self.model = model.to(self.device)
         self._setup_speed(cfg)
 
@@ -208,6 +214,7 @@ class Trainer:
 
         if ckpt is not None:
             self._restore(ckpt)
+        self._check_first_batch()  # before any run directory exists: a misfit leaves no debris
         if cfg.save and self.dist.is_main:
             self.run_dir = (RunDir(cfg.run_dir) if cfg.run_dir
                             else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
@@ -221,6 +228,48 @@ class Trainer:
                     "world_size": self.dist.world_size,
                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 })
+
+    @staticmethod
+    def _load_source(source: str) -> nn.Module:
+        """A model from path/to/model.py:Class or package.module:factory (built on the CPU)."""
+        from tui_nn.zoo.sources import SourceError, load_model
+        try:
+            return load_model(source, device="cpu").model
+        except SourceError as e:
+            raise TrainingError(str(e)) from None
+
+    def _check_first_batch(self) -> None:
+        """Run two samples through the model and the loss before training, so a model that
+        cannot take this data fails with the shape inspector's diagnosis, not mid-run."""
+        x, y = self.train_x[:2], self.train_y[:2]
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(x)
+        except Exception as e:  # noqa: BLE001 - any forward failure becomes one clear line
+            raise TrainingError(self._diagnose(x, e), "shape") from None
+        finally:
+            model.train(was_training)
+        try:
+            tasks.loss_mean(self.task, out.float(), y)
+        except Exception as e:  # noqa: BLE001
+            raise TrainingError(
+                f"the model's output {_shape(out)} does not fit {self.dataset.name}'s "
+                f"{self.task} targets {_shape(y)}: {_first_line(e)}", "shape") from None
+
+    def _diagnose(self, x: torch.Tensor, error: Exception) -> str:
+        where = f"{self.config.model} on {self.dataset.name} samples of shape {_shape(x[0])}"
+        try:
+            from tui_nn.shapes import inspect_model
+            diagnosis = inspect_model(self.model, [tuple(x.shape)], dtype=x.dtype).diagnosis
+        except Exception:  # noqa: BLE001 - the plain error below is still worth showing
+            diagnosis = None
+        if diagnosis is not None:
+            layer = f" at {diagnosis.path}" if diagnosis.path else ""
+            return f"{where}: {diagnosis.text}{layer}"
+        return f"{where}: the forward pass failed: {_first_line(error)}"
 
     def _setup_speed(self, cfg: TrainConfig) -> None:
         """The CUDA fast paths (each measured in benchmarks/bench_train_speed.py)."""
@@ -624,3 +673,12 @@ def _data_error_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         return (UnknownModelError,)
     return (DataError, UnknownModelError)
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "×".join(str(d) for d in t.shape) or "scalar"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__

@@ -24,7 +24,7 @@ def run_training(model: str, options: dict[str, Any], *, resume: str | None = No
         cfg = TrainConfig(model=model, **{k: v for k, v in options.items() if v is not None})
         cfg.validate()
         if resume is None:
-            get_model_spec(model)
+            _check_model(model, cfg.dataset)
         else:
             path = Path(resume)
             if not path.exists():
@@ -39,6 +39,9 @@ def run_training(model: str, options: dict[str, Any], *, resume: str | None = No
             raise ConfigError(f"--run-dir {cfg.run_dir} exists and is not a directory")
     except (ConfigError, UnknownModelError, ValueError) as e:
         _err(str(e))
+        if debug:
+            import traceback
+            traceback.print_exc()
         return EXIT_USAGE
 
     out = out or sys.stdout
@@ -79,6 +82,21 @@ def run_training(model: str, options: dict[str, Any], *, resume: str | None = No
     if received:
         return 128 + received[0]
     return EXIT_OK
+
+
+def _check_model(model: str, dataset: str | None) -> None:
+    """A zoo name, or a source the shape inspector's loader can build (checked on meta)."""
+    from tui_nn.zoo import MODELS
+    if model in MODELS:
+        return
+    from tui_nn.zoo.sources import SourceError, load_model
+    try:
+        load_model(model, device="meta")
+    except SourceError as e:
+        raise ValueError(str(e)) from None
+    if not dataset:
+        raise ValueError(f"--dataset is needed to train {model} (only zoo models have a "
+                         "default dataset)")
 
 
 def _check_dataset_name(name: str) -> None:
