@@ -46,7 +46,7 @@ class ModelSpec:
 
 
 _IMAGE = TrainDefaults(epochs=3, batch_size=64, lr=0.01, optimizer="momentum", momentum=0.5)
-_SEQ = TrainDefaults(epochs=10, batch_size=64, lr=0.005, optimizer="adam")
+_SEQ = TrainDefaults(epochs=15, batch_size=64, lr=0.005, optimizer="adam")
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
