@@ -100,6 +100,8 @@ def train_cmd(
                                   help="torch.compile the model (CUDA graphs for small models)."),
     channels_last: str = typer.Option("auto", "--channels-last",
                                       help="auto (CNNs on CUDA), on or off."),
+    threads: int = typer.Option(0, "--threads",
+                                help="CPU threads (0: pick the faster of 1 and all by timing)."),
     headless: bool = typer.Option(False, "--headless",
                                   help="Train in this terminal without the app."),
     nproc_per_node: Optional[int] = typer.Option(
@@ -118,7 +120,7 @@ def train_cmd(
                    lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                    schedule=schedule, grad_clip=grad_clip, device=device, seed=seed,
                    run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
-                   compile=compile_, channels_last=channels_last)
+                   compile=compile_, channels_last=channels_last, threads=threads)
     if nproc_per_node is not None and "WORLD_SIZE" not in os.environ:
         from tui_nn.report.train_cmd import launch_distributed
         raise typer.Exit(launch_distributed(model, options, resume=resume, debug=debug,

@@ -43,6 +43,7 @@ class TrainConfig:
     amp: str = "off"  # autocast on CUDA: off, bf16, fp16 (fp16 uses a GradScaler), auto
     compile: bool = False  # torch.compile the model (CUDA graphs for tiny models on CUDA)
     channels_last: str = "auto"  # auto (CNNs on CUDA), on, off
+    threads: int = 0  # CPU intra-op threads; 0 = pick by timing a few steps (see Trainer)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,5 +96,7 @@ class TrainConfig:
             raise bad(f"unknown --amp '{self.amp}': choose one of {', '.join(AMP_MODES)}")
         if self.channels_last not in ("auto", "on", "off"):
             raise bad(f"--channels-last must be auto, on or off (got {self.channels_last})")
+        if self.threads < 0:
+            raise bad(f"--threads must be ≥ 0 (got {self.threads}; 0 picks automatically)")
         if self.checkpoint_every_steps < 0:
             raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")

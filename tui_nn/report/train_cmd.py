@@ -118,7 +118,7 @@ _FLAGS = {"dataset": "--dataset", "data_dir": "--data-dir", "epochs": "--epochs"
           "momentum": "--momentum", "weight_decay": "--weight-decay", "schedule": "--schedule",
           "grad_clip": "--grad-clip", "device": "--device", "seed": "--seed",
           "run_dir": "--run-dir", "checkpoint_every_steps": "--checkpoint-every",
-          "amp": "--amp", "channels_last": "--channels-last"}
+          "amp": "--amp", "channels_last": "--channels-last", "threads": "--threads"}
 
 
 def train_argv(model: str, options: dict[str, Any], *, resume: str | None,
