@@ -148,6 +148,9 @@ class Trainer:
                                       else self._resume_from))
         spec = MODELS.get(cfg.model) if self._model_override is None else None
         from_source = spec is None and self._model_override is None
+        if from_source and ":" not in cfg.model and not cfg.model.endswith(".py"):
+            from tui_nn.zoo import get_model_spec
+            get_model_spec(cfg.model)  # not a source either: unknown name, with a suggestion
         if from_source and not cfg.dataset:
             raise TrainingError(f"--dataset is needed to train {cfg.model} (only zoo models "
                                 "have a default dataset)")
