@@ -69,10 +69,11 @@ def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def test_resume_after_one_epoch_is_bitwise_identical_to_two_straight(tmp_path):
-    straight = Trainer(TrainConfig("cnn", epochs=2, batch_size=32, seed=3,
+    # Bitwise reproducibility holds for a given seed and thread count: pin the count.
+    straight = Trainer(TrainConfig("cnn", epochs=2, batch_size=32, seed=3, threads=1,
                                    run_dir=str(tmp_path / "a")), dataset=blobs_images())
     straight.run()
-    first = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, seed=3,
+    first = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, seed=3, threads=1,
                                 run_dir=str(tmp_path / "b")), dataset=blobs_images())
     first.run()
     resumed = Trainer(TrainConfig("cnn", epochs=2), dataset=blobs_images(),
@@ -84,8 +85,8 @@ def test_resume_after_one_epoch_is_bitwise_identical_to_two_straight(tmp_path):
 
 
 def test_stop_mid_epoch_checkpoints_the_exact_step_and_resume_matches(tmp_path):
-    straight = Trainer(TrainConfig("cnn", epochs=2, batch_size=16, seed=1, save=False),
-                       dataset=blobs_images())
+    straight = Trainer(TrainConfig("cnn", epochs=2, batch_size=16, seed=1, save=False,
+                                   threads=1), dataset=blobs_images())
     straight.run()
 
     def stop_at_step_5(event: ev.Event) -> None:
@@ -93,7 +94,7 @@ def test_stop_mid_epoch_checkpoints_the_exact_step_and_resume_matches(tmp_path):
             trainer.stop()
 
     trainer = Trainer(TrainConfig("cnn", epochs=2, batch_size=16, seed=1, report_interval_s=0.0,
-                                  run_dir=str(tmp_path / "r")), stop_at_step_5,
+                                  threads=1, run_dir=str(tmp_path / "r")), stop_at_step_5,
                       dataset=blobs_images())
     result = trainer.run()
     assert result.status == "stopped" and result.step == 5
@@ -220,16 +221,20 @@ def test_out_of_memory_mid_run_keeps_the_work_done(tmp_path):
 
     model = get_model_spec("cnn").build()
     real_forward = model.forward
-    calls = {"n": 0}
+    armed = {"on": False}
 
     def forward(x):
-        calls["n"] += 1
-        if calls["n"] == 4 and x.shape[0] == 32:
+        if armed["on"] and x.shape[0] == 32:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
         return real_forward(x)
 
+    def arm_after_step_3(event):
+        if isinstance(event, ev.StepMetrics) and event.step == 3:
+            armed["on"] = True
+
     model.forward = forward
-    result = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, run_dir=str(tmp_path / "o")),
+    result = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, report_interval_s=0.0,
+                                 run_dir=str(tmp_path / "o")), arm_after_step_3,
                      model=model, dataset=blobs_images()).run()
     assert result.kind == "oom" and "saved in" in result.message
     ckpt = load_checkpoint(tmp_path / "o")
@@ -249,3 +254,15 @@ def test_disk_full_during_checkpoint_is_reported_with_the_path(tmp_path, monkeyp
                      dataset=blobs_images()).run()
     assert isinstance(result, ev.Failed) and result.kind == "disk"
     assert str(tmp_path / "d") in result.message and "No space left" in result.message
+
+
+def test_resume_keeps_the_thread_count_of_the_checkpoint(tmp_path):
+    before = torch.get_num_threads()
+    Trainer(TrainConfig("cnn", epochs=1, threads=1, run_dir=str(tmp_path / "t")),
+            dataset=blobs_images()).run()
+    assert load_checkpoint(tmp_path / "t")["threads"] == 1
+    assert torch.get_num_threads() == before  # the trainer restores the process setting
+    seen = []
+    Trainer(TrainConfig("cnn", epochs=2), lambda e: seen.append(torch.get_num_threads()),
+            dataset=blobs_images(), resume_from=tmp_path / "t").run()
+    assert set(seen) == {1}

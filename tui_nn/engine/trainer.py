@@ -219,6 +219,7 @@ class Trainer:
 
         if ckpt is not None:
             self._restore(ckpt)
+        self._resumed_threads = int(ckpt.get("threads") or 0) if ckpt is not None else 0
         self._check_first_batch()  # before any run directory exists: a misfit leaves no debris
         self._choose_cpu_threads()
         if cfg.save and self.dist.is_main:
@@ -232,6 +233,8 @@ class Trainer:
                     "parameters": self._parameters(), "tui_nn_version": __version__,
                     "n_train": ds.n_train, "n_val": ds.n_val,
                     "world_size": self.dist.world_size,
+                    "threads_used": (torch.get_num_threads() if self.device.type == "cpu"
+                                     else None),
                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 })
 
@@ -273,8 +276,11 @@ class Trainer:
         self._threads_before = torch.get_num_threads()
         if self.device.type != "cpu":
             return
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
+        # Results are bitwise reproducible for a given seed *and* thread count, so a resumed
+        # run keeps the count its checkpoint was trained with.
+        pinned = self.config.threads or self._resumed_threads
+        if pinned:
+            torch.set_num_threads(pinned)
             return
         many = self._threads_before
         if many <= 1 or self.dist.enabled:
@@ -390,6 +396,7 @@ class Trainer:
                          if self.device.type == "cuda" else None),
             "best_value": self.best_value,
             "config": self.config.to_dict(),
+            "threads": torch.get_num_threads() if self.device.type == "cpu" else 0,
         }
 
     def _save(self, epoch: int, step_in_epoch: int, reason: str) -> None:
