@@ -147,7 +147,7 @@ def test_embedding_needs_integer_input():
 def test_rnn_feature_mismatch():
     d = inspect_model("lstm", "50x3").diagnosis
     assert d.message == "LSTM expects 4 features per step but gets 3 (input 1×50×3)"
-    assert d.fixes == ["use nn.LSTM(3, 32)"]
+    assert d.fixes == ["use nn.LSTM(3, 16)"]
 
 
 def test_missing_channel_dimension():

@@ -34,7 +34,9 @@ def _train_with_sink(run_dir, epochs=4, **kw):
     def callback(event):
         events.append(event)
         sink(event)
-    cfg = TrainConfig("linear", epochs=epochs, run_dir=str(run_dir), report_interval_s=0.0, **kw)
+    # The trainer's own sink is off: this one is the sink under test.
+    cfg = TrainConfig("linear", epochs=epochs, run_dir=str(run_dir), report_interval_s=0.0,
+                      tensorboard=False, **kw)
     result = Trainer(cfg, callback, dataset=line_dataset()).run()
     sink.close()
     return sink, events, result
@@ -61,7 +63,7 @@ def test_the_sink_writes_step_and_epoch_scalars(tmp_path):
 def test_the_sink_takes_the_run_directory_from_run_started(tmp_path):
     sink = tb.TensorBoardSink()
     run = tmp_path / "later"
-    Trainer(TrainConfig("linear", epochs=2, run_dir=str(run)), sink,
+    Trainer(TrainConfig("linear", epochs=2, run_dir=str(run), tensorboard=False), sink,
             dataset=line_dataset()).run()
     assert sink.error is None and "val/mse" in _scalars(run)
 
@@ -123,7 +125,8 @@ def test_replay_of_a_resumed_run_shows_each_step_once(tmp_path):
 
 def test_cli_export_tensorboard(tmp_path):
     run = tmp_path / "run"
-    Trainer(TrainConfig("linear", epochs=3, run_dir=str(run)), dataset=line_dataset()).run()
+    Trainer(TrainConfig("linear", epochs=3, run_dir=str(run), tensorboard=False),
+            dataset=line_dataset()).run()
     runner = CliRunner()
     result = runner.invoke(app, ["export", str(run), "--tensorboard"])
     assert result.exit_code == 0, result.output
@@ -133,3 +136,9 @@ def test_cli_export_tensorboard(tmp_path):
     elsewhere = runner.invoke(app, ["export", str(run), "--tensorboard", "--out",
                                     str(tmp_path / "tb")])
     assert elsewhere.exit_code == 0 and "val/mse" in _scalars(tmp_path / "tb" / "run")
+
+
+def test_the_trainer_writes_tensorboard_events_itself(tmp_path):
+    run = tmp_path / "run"
+    Trainer(TrainConfig("linear", epochs=3, run_dir=str(run)), dataset=line_dataset()).run()
+    assert [s for s, _ in _scalars(run)["val/mse"]] == [1, 2, 3]

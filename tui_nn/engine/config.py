@@ -44,6 +44,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA graphs for tiny models on CUDA)
     channels_last: str = "auto"  # auto (CNNs on CUDA), on, off
     threads: int = 0  # CPU intra-op threads; 0 = pick by timing a few steps (see Trainer)
+    tensorboard: bool = True  # also write TensorBoard events when the package is installed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

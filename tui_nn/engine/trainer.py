@@ -225,8 +225,9 @@ class Trainer:
         if cfg.save and self.dist.is_main:
             self.run_dir = (RunDir(cfg.run_dir) if cfg.run_dir
                             else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
-            from tui_nn.engine.tensorboard import make_tensorboard_sink
-            self._tensorboard = make_tensorboard_sink(self.run_dir.path)
+            if cfg.tensorboard:
+                from tui_nn.engine.tensorboard import make_tensorboard_sink
+                self._tensorboard = make_tensorboard_sink(self.run_dir.path)
             if ckpt is None:
                 self.run_dir.write_config({
                     **cfg.to_dict(), "task": self.task, "device_resolved": str(self.device),
