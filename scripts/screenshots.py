@@ -1,0 +1,124 @@
+"""Regenerate screenshots/*.svg from the app itself (the README shows them).
+
+    python scripts/screenshots.py [--out screenshots] [--quick]
+
+- model-picker.svg     the zoo and the shape inspector on the basic CNN (why 320 = 20 × 4 × 4)
+- shape-mismatch.svg   LeNet fed 28×28 digits: the diagnosis and the fix, in the app
+- training.svg         a real CPU training run (cnn on a slice of the embedded digits set),
+                       live curves and progress, captured mid-run
+- training-80x24.svg   the same view in an 80×24 terminal
+- quit-confirm.svg     quitting while training asks first
+
+Real runs write into a temporary directory. ``--quick`` replays a synthetic run instead of
+training (seconds instead of a minute; the numbers are then made up and say 'CPU (demo)').
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from textual._doc import take_svg_screenshot  # noqa: E402
+
+from tui_nn.tui.app import make_app  # noqa: E402
+from tui_nn.tui.demo import replay, select_model, settle, synthetic_run  # noqa: E402
+
+
+def shot(app, path: Path, size: tuple[int, int], run_before, title: str) -> None:
+    svg = take_svg_screenshot(app=app, terminal_size=size, run_before=run_before, title=title)
+    path.write_text(svg, encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", flush=True)
+
+
+async def wait_for(pilot, predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "screenshots"))
+    parser.add_argument("--quick", action="store_true", help="replay a synthetic run")
+    parser.add_argument("--n-train", type=int, default=12_000)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    async def picker(pilot):
+        await settle(pilot)
+        await select_model(pilot, "cnn")
+        pilot.app.main.query_one("#zoo").focus()
+
+    shot(make_app(), out / "model-picker.svg", (110, 32), picker, "tui-nn: model picker")
+
+    async def mismatch(pilot):
+        await settle(pilot)
+        await select_model(pilot, "lenet", input_text="1x28x28")
+        pilot.app.main.query_one("#zoo").focus()
+
+    shot(make_app(), out / "shape-mismatch.svg", (110, 32), mismatch,
+         "tui-nn: shape mismatch diagnosis")
+
+    with tempfile.TemporaryDirectory(prefix="tui-nn-shots-") as tmp:
+        options = {"epochs": 3, "runs_root": tmp}
+
+        def training_app():
+            if args.quick:
+                return make_app(model="cnn", train_options=options)
+            from tui_nn.data.digits import load_digits
+
+            data = load_digits(n_train=args.n_train, n_val=2000, seed=0)
+            return make_app(model="cnn", train_options=options, dataset=data)
+
+        async def training(pilot, steps_into_epoch_3: int = 60):
+            await settle(pilot)
+            main = pilot.app.main
+            main.show_tab("train")
+            if args.quick:
+                await replay(pilot, synthetic_run(upto_step=420))
+                return
+            await pilot.press("s")
+            await wait_for(pilot, lambda: len(main.history.epochs) >= 2
+                           and main.bridge.latest is not None
+                           and main.bridge.latest.epoch_step >= steps_into_epoch_3,
+                           600, "two epochs")
+            main.bridge.pause()  # freeze the frame: the screenshot is taken after a few pauses
+            await wait_for(pilot, lambda: main.run_state == "paused", 60, "pause")
+            main.bridge.resume()
+            await wait_for(pilot, lambda: main.run_state == "running", 60, "resume")
+            await pilot.pause(0.6)
+            main.query_one("#curves").redraw()
+            pilot.app.clear_notifications()
+
+        shot(training_app(), out / "training.svg", (120, 36), training,
+             "tui-nn: training with live curves")
+        shot(training_app(), out / "training-80x24.svg", (80, 24), training,
+             "tui-nn: 80×24")
+
+        async def quit_confirm(pilot):
+            await training(pilot)
+            if args.quick:  # no training thread to confirm against: show the dialog anyway
+                from tui_nn.tui.screens.confirm import ConfirmScreen
+
+                pilot.app.push_screen(ConfirmScreen(
+                    "A run is in progress.\nStop it, save a checkpoint and quit?",
+                    confirm="Stop & quit (y)", cancel="Keep training (n)"))
+            else:
+                await pilot.press("q")
+            await pilot.pause(0.5)
+
+        shot(training_app(), out / "quit-confirm.svg", (100, 30), quit_confirm,
+             "tui-nn: quit while training")
+
+
+if __name__ == "__main__":
+    main()

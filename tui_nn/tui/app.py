@@ -1,0 +1,136 @@
+"""The tui-nn Textual app: ``make_app(...)`` is shared by the CLI, the tests and the screenshot
+script. Importing this module does not import torch, so the first frame comes up quickly;
+the zoo (and torch) load in a background thread after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tui_nn.tui.screens.confirm import ConfirmScreen
+from tui_nn.tui.screens.main import MainScreen
+
+
+class TuiNNApp(App[None]):
+    """Pick a model, see its shapes, train it and watch it learn."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    TITLE = "tui-nn"
+    ENABLE_COMMAND_PALETTE = True
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit", tooltip="Quit (asks first while training)"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
+                 dataset: Any = None, start: bool = False) -> None:
+        super().__init__()
+        self.main = MainScreen(model=model, train_options=train_options, dataset=dataset,
+                               start=start)
+        self._quitting = False
+
+    def get_default_screen(self) -> Screen:
+        return self.main
+
+    def on_mount(self) -> None:
+        if self.is_headless:
+            return
+        # SIGTERM: stop the run (it checkpoints), restore the terminal, exit.
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+        # SIGHUP (SSH dropped, tmux killed): the terminal is gone. A plain handler rather than
+        # the loop's, because the UI thread may already be stuck writing to the dead terminal.
+        if hasattr(signal, "SIGHUP"):
+            try:
+                signal.signal(signal.SIGHUP, self._on_sighup)
+            except ValueError:  # not the main thread
+                pass
+
+    def _on_sigterm(self) -> None:
+        self.main.bridge.stop()  # first: the checkpoint must not depend on the UI
+        if not self._quitting:
+            self._quitting = True
+            self.run_worker(self._stop_and_exit(), name="quit", exit_on_error=False)
+
+    def _on_sighup(self, signum: int, frame: object) -> None:
+        """Stop the run, wait for the training thread to write its checkpoint, and leave
+        without touching the terminal (restoring a hung-up terminal blocks forever)."""
+        self.main.bridge.stop()
+        self.main.bridge.done.wait(timeout=600)
+        os._exit(128 + signum)
+
+    async def _stop_and_exit(self) -> None:
+        line = await self.main.stop_for_quit()
+        self.exit(message=line or None)
+
+    async def action_quit(self) -> None:
+        """Quit; while a run is in progress ask first, then stop it and save a checkpoint."""
+        if self._quitting:
+            return
+        if not self.main.bridge.running:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed and not self._quitting:
+                self._quitting = True
+                self.run_worker(self._stop_and_exit(), name="quit", exit_on_error=False)
+
+        self.push_screen(ConfirmScreen(
+            "A run is in progress.\nStop it, save a checkpoint and quit?",
+            confirm="Stop & quit (y)", cancel="Keep training (n)"), answered)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        main = self.main
+        commands = [
+            ("Start training", "Train the selected model with the form's values",
+             main.action_start_training),
+            ("Pause / resume training", "Pause the run, or resume it", main.action_toggle_pause),
+            ("Stop training", "Stop after this step and save a checkpoint",
+             main.action_stop_training),
+            ("Save checkpoint now", "Write last.pt in the run directory", main.action_checkpoint),
+            ("Show model picker", "Zoo models and the shape inspector",
+             lambda: main.action_show_tab("model")),
+            ("Show training", "Hyperparameters, run status and live curves",
+             lambda: main.action_show_tab("train")),
+            ("Show log", "Events and errors", lambda: main.action_show_tab("log")),
+            ("Edit input shape", "Type a new input shape for the inspector",
+             main.action_edit_input),
+            ("Open model from file or factory", "path/to/model.py:Class or module:factory",
+             main.action_open_source),
+            ("Inspector: deeper", "Show one more level of the module tree",
+             lambda: main.action_depth(1)),
+            ("Inspector: shallower", "Show one level less", lambda: main.action_depth(-1)),
+            ("Curves: more smoothing", "Raise the EMA weight", lambda: main.action_smoothing(1)),
+            ("Curves: less smoothing", "Lower the EMA weight", lambda: main.action_smoothing(-1)),
+            ("Curves: toggle log axis", "Loss on a log10 axis", main.action_toggle_log_scale),
+        ]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+
+def make_app(model: str | None = None, train_options: dict[str, Any] | None = None, *,
+             dataset: Any = None, start: bool = False) -> TuiNNApp:
+    """The app, with ``model`` selected and the training form filled from ``train_options``
+    (the keys of ``tui-nn train``'s options; None values mean 'the model's default').
+
+    ``start``: begin training as soon as the model is loaded (as `tui-nn train` could).
+    ``dataset`` (an in-memory tui_nn.data.base.Dataset) replaces the dataset of every run:
+    tests and benchmarks use it to train on data they made."""
+    return TuiNNApp(model=model, train_options=train_options, dataset=dataset, start=start)

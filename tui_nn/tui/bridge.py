@@ -1,0 +1,197 @@
+"""The one place the engine meets the UI.
+
+A Textual thread worker runs ``Trainer.run()`` — the same engine as ``tui-nn train --headless``.
+The engine's callback runs on that worker thread and never touches a widget or a reactive: it
+appends step losses to the plain-Python ``RunHistory`` and posts messages (``post_message`` is
+thread-safe and never waits for the UI). Step and epoch progress share one message type,
+throttled to ``max_rate`` per second and replaceable, so a busy UI handles only the newest;
+run start, checkpoint, pause/resume and end-of-run messages always go through.
+
+The UI controls the run through the engine's thread-safe ``pause/resume/stop/
+request_checkpoint``; it never waits on the training thread except when quitting.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from textual.message_pump import MessagePump
+from textual.worker import Worker, WorkerState
+
+from tui_nn.tui import messages as msg
+from tui_nn.tui.history import RunHistory
+
+if TYPE_CHECKING:  # the engine imports torch; the bridge module is imported at app start
+    from tui_nn.engine import events as ev
+
+WORKER_NAME = "training"
+
+
+def in_fresh_thread(fn: Callable[[], Any], name: str) -> Any:
+    """Call ``fn`` on a new thread that ends with it, and return its result (or raise).
+
+    Called from a Textual thread worker, which waits. Why: PyTorch's CPU ops run on an OpenMP
+    thread team owned by the thread that calls them, and the team lives as long as that
+    thread. Textual's workers are pooled, long-lived threads, so torch work done on them
+    leaves teams behind; with more OpenMP threads alive than cores, libgomp stops spin-waiting
+    and every parallel region pays for futex wake-ups (measured: a CPU run 30% slower on 2
+    cores). A thread per run (and per inspection) takes its team with it when it ends."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=name)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+class TrainingBridge:
+    """Runs one training run at a time in a thread worker owned by ``target``."""
+
+    def __init__(self, target: MessagePump, history: RunHistory | None = None, *,
+                 max_rate: float = 2.0) -> None:
+        self.target = target
+        self.history = history or RunHistory()
+        self.min_interval_s = 1.0 / max_rate
+        self.trainer: Any = None  # tui_nn.engine.Trainer, imported lazily (torch)
+        self.worker: Worker | None = None
+        self.started: "ev.RunStarted | None" = None
+        self.latest: "ev.StepMetrics | None" = None  # newest step metrics (read by the UI)
+        self.latest_epoch: "ev.EpochMetrics | None" = None  # newest epoch metrics
+        self.last_checkpoint: str | None = None
+        self.result: "ev.Finished | ev.Failed | None" = None
+        self._last_post = 0.0
+        self.posted_progress = 0  # how many progress messages went out (tests, benchmarks)
+        self.done = threading.Event()  # set when the training thread has returned
+        self.done.set()
+        self._lock = threading.Lock()
+        self._requests = {"pause": False, "stop": False, "checkpoint": False}
+
+    # ---- lifecycle (UI thread) ---------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True from start() until the worker has returned."""
+        return self.worker is not None and self.worker.state in (WorkerState.PENDING,
+                                                                 WorkerState.RUNNING)
+
+    @property
+    def paused(self) -> bool:
+        return self.trainer is not None and self.running and self.trainer.paused
+
+    def start(self, config: Any, *, model: Any = None, model_factory: Callable[[], Any] | None
+              = None, dataset: Any = None, resume_from: str | Path | None = None) -> Worker:
+        """Start training ``config`` (a TrainConfig) in a background thread.
+
+        ``model_factory`` builds the model on the training thread (a user's model from a file:
+        its weights are initialised where the run's CPU threads live, see in_fresh_thread)."""
+        if self.running:
+            raise RuntimeError("a run is already in progress")
+        from tui_nn.engine import Trainer
+
+        self.history.reset()
+        self.started = self.latest = self.latest_epoch = self.result = None
+        self.last_checkpoint = None
+        self._last_post = 0.0
+        self.trainer = None
+        self._requests = {"pause": False, "stop": False, "checkpoint": False}
+        self.done.clear()
+
+        def train() -> Any:  # on the run's own thread
+            try:
+                built = model_factory() if model_factory is not None else model
+                trainer = Trainer(config, self._on_event, model=built, dataset=dataset,
+                                  resume_from=resume_from)
+                with self._lock:  # control requests made while the model was being built
+                    self.trainer = trainer
+                    if self._requests["stop"]:
+                        trainer.stop()
+                    elif self._requests["pause"]:
+                        trainer.pause()
+                    if self._requests["checkpoint"]:
+                        trainer.request_checkpoint()
+                return trainer.run()
+            finally:
+                self.done.set()
+
+        self.worker = self.target.run_worker(
+            lambda: in_fresh_thread(train, "tui-nn-training"), name=WORKER_NAME,
+            group=WORKER_NAME, description=f"training {config.model}", thread=True,
+            exclusive=True, exit_on_error=False)
+        return self.worker
+
+    def _control(self, request: str, value: bool, apply: Callable[[Any], None]) -> None:
+        with self._lock:
+            self._requests[request] = value
+            if self.trainer is not None:
+                apply(self.trainer)
+
+    def pause(self) -> None:
+        self._control("pause", True, lambda t: t.pause())
+
+    def resume(self) -> None:
+        self._control("pause", False, lambda t: t.resume())
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step; it then writes a checkpoint."""
+        self._control("stop", True, lambda t: t.stop())
+
+    def request_checkpoint(self) -> None:
+        self._control("checkpoint", True, lambda t: t.request_checkpoint())
+
+    async def wait(self) -> None:
+        """Wait (without blocking the UI) until the worker has returned."""
+        if self.worker is not None:
+            try:
+                await self.worker.wait()
+            except Exception:  # noqa: BLE001 - the Worker.StateChanged handler reports it
+                pass
+
+    # ---- the engine callback (training thread) ---------------------------------------------
+    def _on_event(self, event: "ev.Event") -> None:
+        from tui_nn.engine import events as ev  # already imported by the Trainer: a dict lookup
+
+        post = self.target.post_message
+        if isinstance(event, ev.StepMetrics):
+            self.history.add_steps(event.first_step, event.losses)
+            self.latest = event
+            self._progress(post)
+        elif isinstance(event, ev.EpochMetrics):
+            # A toy model can finish thousands of (one-step) epochs a second: epochs go through
+            # the same throttle as steps. The UI reads every epoch from the history.
+            self.history.add_epoch(event.epoch, event.step, event.train_loss, event.val_loss,
+                                   event.value)
+            self.latest_epoch = event
+            self._progress(post)
+        elif isinstance(event, ev.RunStarted):
+            self.history.reset(event.metric)
+            self.started = event
+            post(msg.TrainingStarted(event))
+        elif isinstance(event, ev.CheckpointSaved):
+            if event.reason != "best":
+                self.last_checkpoint = event.path
+            post(msg.CheckpointWritten(event))
+        elif isinstance(event, ev.StateChanged):
+            post(msg.TrainingStateChanged(event))
+        elif isinstance(event, (ev.Finished, ev.Failed)):
+            self.result = event
+            post(msg.TrainingEnded(event))
+
+    def _progress(self, post) -> None:
+        """Leading-edge throttle: at most ``max_rate`` posts a second. What a skipped post would
+        have said is in ``latest``/``latest_epoch``/``history``; the UI picks it up with the next
+        message, or from its own redraw timer, or at the end of the run."""
+        now = time.monotonic()
+        if now - self._last_post >= self.min_interval_s:
+            self._last_post = now
+            self.posted_progress += 1
+            post(msg.TrainingProgress(self.latest, self.latest_epoch))

@@ -1,0 +1,66 @@
+"""What the app can pick from: zoo models, datasets and model sources (plain Python, no textual).
+
+Everything here imports torch, so the app calls it from a thread worker after the first frame
+is on screen (importing torch takes seconds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model the picker lists: a zoo name, or a source the user opened."""
+
+    source: str  # zoo name, path/to/file.py:Class or package.module:factory
+    description: str
+    input_text: str  # default input shape as typed in the inspector, e.g. '1x28x28'
+    default_dataset: str | None
+    defaults: Any = None  # zoo.TrainDefaults or None
+    lesson: str = ""
+    in_zoo: bool = True
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    description: str
+    task: str = ""
+    embedded: bool = True
+
+
+def shape_text(shape: tuple[int, ...], dtype: Any = None) -> str:
+    text = "x".join(str(d) for d in shape)
+    if dtype is not None and str(dtype) in ("torch.int64", "torch.long"):
+        text += ":int64"
+    return text
+
+
+def zoo_entries() -> list[ModelEntry]:
+    from tui_nn.zoo import list_models
+
+    return [ModelEntry(s.name, s.description, shape_text(s.input_shape, s.input_dtype),
+                       s.default_dataset, s.defaults, s.lesson) for s in list_models()]
+
+
+def dataset_entries() -> list[DatasetEntry]:
+    """The data registry's datasets; the zoo's default datasets if the registry is missing."""
+    try:
+        from tui_nn.data import list_datasets
+
+        return [DatasetEntry(d.name, d.description, d.task, d.embedded) for d in list_datasets()]
+    except ImportError:
+        from tui_nn.zoo import list_models
+
+        names = dict.fromkeys(s.default_dataset for s in list_models())
+        return [DatasetEntry(n, "") for n in names]
+
+
+def load_user_model(source: str) -> Any:
+    """An nn.Module from 'path/to/file.py:Class' or 'package.module:factory' (raises with a
+    user-facing message)."""
+    from tui_nn.zoo.sources import load_model
+
+    return load_model(source)

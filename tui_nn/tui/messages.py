@@ -1,0 +1,62 @@
+"""Messages the training bridge posts to the UI: one per engine event that matters.
+
+The bridge's worker thread creates these and posts them; handlers in the screen update widgets.
+Each carries the engine's frozen event unchanged, so the UI sees exactly what metrics.jsonl and
+the headless console see.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+if TYPE_CHECKING:  # the engine imports torch; this module is imported before the first frame
+    from tui_nn.engine import events as ev
+
+
+class TrainingStarted(Message):
+    """The engine set up the run (data loaded, model on the device)."""
+
+    def __init__(self, event: ev.RunStarted) -> None:
+        super().__init__()
+        self.event = event
+
+
+class TrainingProgress(Message):
+    """The newest step metrics and epoch metrics (either may be None early in a run).
+
+    Replaceable: if the UI is behind, only the newest is handled. Nothing is lost by that: every
+    step's loss and every epoch's metrics are already in the RunHistory store."""
+
+    def __init__(self, step: "ev.StepMetrics | None", epoch: "ev.EpochMetrics | None") -> None:
+        super().__init__()
+        self.step = step
+        self.epoch = epoch
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TrainingProgress)
+
+
+class CheckpointWritten(Message):
+    """A checkpoint was written (atomically) to disk."""
+
+    def __init__(self, event: ev.CheckpointSaved) -> None:
+        super().__init__()
+        self.event = event
+
+
+class TrainingStateChanged(Message):
+    """The engine paused or resumed."""
+
+    def __init__(self, event: ev.StateChanged) -> None:
+        super().__init__()
+        self.event = event
+
+
+class TrainingEnded(Message):
+    """The run is over: Finished (finished or stopped) or Failed."""
+
+    def __init__(self, event: ev.Finished | ev.Failed) -> None:
+        super().__init__()
+        self.event = event

@@ -1,0 +1,586 @@
+"""The main screen: Model (picker + shape inspector), Train (form, status, live curves), Log.
+
+The screen owns the run: it holds the TrainingBridge, turns the bridge's messages into widget
+attributes ("attributes down, messages up") and keeps the run state as a CSS class on itself.
+All of its workers (catalog loading, model loading, training) belong to it, so their failures
+arrive in its one Worker.StateChanged handler.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from tui_nn.tui import messages as msg
+from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, in_fresh_thread
+from tui_nn.tui.history import RunHistory
+from tui_nn.tui.widgets.curves import Curves
+from tui_nn.tui.widgets.event_log import EventLog
+from tui_nn.tui.widgets.inspector import ShapeInspector
+from tui_nn.tui.widgets.model_picker import ModelPicker
+from tui_nn.tui.widgets.run_status import RunStatus
+from tui_nn.tui.widgets.train_form import FormError, TrainForm
+
+if TYPE_CHECKING:
+    from tui_nn.tui.catalog import DatasetEntry, ModelEntry
+
+# While training, the status and the curves refresh together, at most every FRAME_S; the frame
+# interval stretches (up to MAX_FRAME_S) whenever the UI thread uses more than UI_CPU_BUDGET of
+# a core, so on a busy CPU box the app leaves the cores to the training run.
+FRAME_S = 0.5
+MAX_FRAME_S = 4.0
+UI_CPU_BUDGET = 0.03
+TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log"}
+ACTIVE = ("starting", "running", "paused", "stopping")
+FORM_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule")
+
+
+class CatalogLoaded(Message):
+    """Zoo models and datasets are known (torch has been imported)."""
+
+    def __init__(self, models: list["ModelEntry"], datasets: list["DatasetEntry"],
+                 device: str) -> None:
+        super().__init__()
+        self.models = models
+        self.datasets = datasets
+        self.device = device
+
+
+class UserModelLoaded(Message):
+    """A model from a file or a factory was built (or failed to build)."""
+
+    def __init__(self, source: str, entry: "ModelEntry | None", model: Any,
+                 error: str | None) -> None:
+        super().__init__()
+        self.source = source
+        self.entry = entry
+        self.model = model
+        self.error = error
+
+
+class MainScreen(Screen):
+    """Everything the app shows, in three tabs."""
+
+    BINDINGS = [
+        Binding("1", "show_tab('model')", "Model", tooltip="Model picker and shape inspector"),
+        Binding("2", "show_tab('train')", "Train", tooltip="Hyperparameters, status, curves"),
+        Binding("3", "show_tab('log')", "Log", tooltip="Events and errors"),
+        Binding("s", "start_training", "Start", tooltip="Start training with the form's values"),
+        Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume the run"),
+        Binding("x", "stop_training", "Stop", tooltip="Stop the run and save a checkpoint"),
+        Binding("c", "checkpoint", "Save", tooltip="Save a checkpoint now"),
+        Binding("i", "edit_input", "Input shape", show=False),
+        Binding("o", "open_source", "Open model", show=False),
+        Binding("plus,equals_sign", "depth(1)", "Deeper", show=False),
+        Binding("minus", "depth(-1)", "Shallower", show=False),
+        Binding("left_square_bracket", "smoothing(-1)", "Less smoothing", show=False),
+        Binding("right_square_bracket", "smoothing(1)", "More smoothing", show=False),
+        Binding("g", "toggle_log_scale", "Log axis", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+
+    run_state: reactive[str] = reactive("loading")
+    """loading, idle, starting, running, paused, stopping, finished, stopped or failed."""
+
+    model_source: reactive[str | None] = reactive(None)
+    """The selected model (zoo name or source string); the inspector and form follow it."""
+
+    def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
+                 dataset: Any = None, start: bool = False) -> None:
+        super().__init__()
+        self.initial_model = model
+        self.start_when_ready = start
+        options = {k: v for k, v in (train_options or {}).items() if v is not None}
+        self.form_overrides = {k: options[k] for k in FORM_KEYS if k in options}
+        # Every other option (device, seed, run_dir, amp, threads, ...) goes to every run as is.
+        self.pass_through = {k: v for k, v in options.items() if k not in FORM_KEYS}
+        self.dataset_override = dataset  # an in-memory Dataset (tests, benchmarks)
+        self.history = RunHistory()
+        self.bridge = TrainingBridge(self, self.history)
+        self.entries: dict[str, ModelEntry] = {}
+        self.user_models: dict[str, Any] = {}
+        self._form_model: str | None = None  # the model whose defaults the form holds
+        self._logged_epochs = 0
+
+    # ---- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="≋")
+        with TabbedContent(initial="model", id="tabs"):
+            with TabPane("Model [dim]1[/]", id="model"):
+                with Horizontal(id="model-row"):
+                    yield ModelPicker(id="picker")
+                    yield ShapeInspector(id="inspector")
+            with TabPane("Train [dim]2[/]", id="train"):
+                with Horizontal(id="train-row"):
+                    with Vertical(id="train-side"):
+                        yield TrainForm(id="form")
+                        yield RunStatus(id="status")
+                    with Vertical(id="train-main"):
+                        yield Curves(self.history, id="curves")
+                        yield EventLog(id="mini-log")
+            with TabPane("Log [dim]3[/]", id="log"):
+                yield EventLog(id="event-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "tui-nn"
+        # While a run is live, one "frame" every FRAME_S updates the status and the curves
+        # together (one screen update, not one per widget), and picks up progress a throttled
+        # message did not carry (the last steps before a long validation).
+        self._frame_timer = self.set_interval(FRAME_S / 2, self._maybe_frame, pause=True)
+        self._last_frame = 0.0
+        self.frame_interval = FRAME_S
+        self._cpu_mark = (time.monotonic(), time.thread_time())
+        self._log("tui-nn: loading PyTorch and the model zoo…", "dim")
+        # After the first frame is on screen: importing torch in a thread takes the GIL for
+        # seconds, and the first paint should not wait for it.
+        self.call_after_refresh(self._load_catalog)
+
+    def on_unmount(self) -> None:
+        # However the app ends, a run in progress stops and writes its checkpoint (the worker
+        # thread finishes the step; the interpreter waits for it before exiting).
+        self.bridge.stop()
+
+    # ---- catalog (thread: imports torch) ----------------------------------------------------
+    @work(thread=True, name="catalog", group="catalog", exit_on_error=False)
+    def _load_catalog(self) -> None:
+        from tui_nn.engine.device import device_name, resolve_device
+        from tui_nn.tui.catalog import dataset_entries, zoo_entries
+
+        models = zoo_entries()
+        datasets = dataset_entries()
+        try:
+            device = device_name(resolve_device(self.pass_through.get("device", "auto")))
+        except ValueError as exc:
+            device = f"? ({exc})"
+        self.post_message(CatalogLoaded(models, datasets, device))
+
+    @on(CatalogLoaded)
+    def _catalog_loaded(self, event: CatalogLoaded) -> None:
+        self.entries = {e.source: e for e in event.models}
+        self.query_one(TrainForm).set_datasets([(d.name, d.description) for d in event.datasets])
+        self.query_one(RunStatus).device = event.device
+        self.run_state = "idle"
+        initial = self.initial_model
+        picker = self.query_one(ModelPicker)
+        if initial is not None and initial not in self.entries:
+            picker.set_models(event.models)
+            self._open_source(initial)
+            return
+        picker.set_models(event.models, selected=initial)
+        if initial is not None and (self.form_overrides or self.pass_through):
+            self.show_tab("train")  # `tui-nn train MODEL`
+        else:
+            self.query_one("#zoo").focus()
+        self._log(f"{len(event.models)} models, {len(event.datasets)} datasets; "
+                  f"device {event.device}", "dim")
+
+    def _maybe_autostart(self) -> None:
+        if self.start_when_ready and self.model_source is not None \
+                and self.run_state != "loading":
+            self.start_when_ready = False
+            self.show_tab("train")
+            self.action_start_training()
+
+    # ---- model selection -------------------------------------------------------------------
+    @on(ModelPicker.Selected)
+    def _model_selected(self, event: ModelPicker.Selected) -> None:
+        if event.source in self.entries:
+            self.model_source = event.source
+            if event.confirmed:
+                self.show_tab("train")
+        else:
+            self._open_source(event.source)
+
+    def _open_source(self, source: str) -> None:
+        self.notify(f"loading {source}…", timeout=2)
+        self._load_user_model(source)
+
+    @work(thread=True, name="load-model", group="load-model", exclusive=True,
+          exit_on_error=False)
+    def _load_user_model(self, source: str) -> None:
+        from tui_nn.tui.catalog import ModelEntry, shape_text
+
+        try:
+            from tui_nn.zoo.sources import load_model
+
+            loaded = in_fresh_thread(lambda: load_model(source, device="cpu"), "tui-nn-load")
+        except Exception as exc:  # noqa: BLE001 - SourceError and whatever user code raises
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.post_message(UserModelLoaded(source, None, None, text))
+            return
+        shapes = loaded.default_input_shapes or []
+        entry = ModelEntry(
+            source=source,
+            description=f"{type(loaded.model).__name__} from {loaded.name}",
+            input_text=",".join(shape_text(s, loaded.dtype) for s in shapes),
+            default_dataset=None, in_zoo=False)
+        self.post_message(UserModelLoaded(source, entry, loaded.model, None))
+
+    @on(UserModelLoaded)
+    def _user_model_loaded(self, event: UserModelLoaded) -> None:
+        if event.error is not None or event.entry is None:
+            self.notify(event.error or "could not load the model", title="model",
+                        severity="error", timeout=8)
+            self._log(f"cannot open {event.source}: {event.error}", "error")
+            return
+        self.entries[event.source] = event.entry
+        self.user_models[event.source] = event.model
+        self.query_one(ShapeInspector).register_model(event.source, event.model)
+        self.query_one(ModelPicker).add_model(event.entry)
+        self.model_source = event.source
+        self._log(f"opened {event.source}: {event.entry.description}", "good")
+
+    def watch_model_source(self, source: str | None) -> None:
+        if source is None:
+            return
+        entry = self.entries[source]
+        inspector = self.query_one(ShapeInspector)
+        about = escape(entry.description)
+        if entry.lesson:
+            about += f"\n[dim]→ {escape(entry.lesson)}[/]"
+        inspector.about = about
+        inspector.source = source
+        inspector.input_text = entry.input_text
+        self.sub_title = self._subtitle()
+        if self.run_state not in ACTIVE:
+            self._fill_form(source)
+        self.call_after_refresh(self._maybe_autostart)
+
+    def _fill_form(self, source: str) -> None:
+        entry = self.entries[source]
+        d = entry.defaults
+        values: dict[str, Any] = dict(
+            dataset=entry.default_dataset,
+            epochs=d.epochs if d else 3, batch_size=d.batch_size if d else 64,
+            lr=d.lr if d else 0.01, optimizer=d.optimizer if d else "adam", schedule="none")
+        if source == self.initial_model or self.initial_model is None:
+            values.update(self.form_overrides)  # the CLI's options win for the model it named
+        self.query_one(TrainForm).fill(**values)
+        self._form_model = source
+
+    @on(ShapeInspector.Inspected)
+    def _inspected(self, event: ShapeInspector.Inspected) -> None:
+        insp = event.inspection
+        if event.error:
+            self._log(f"inspect {event.source} {event.input_text}: {event.error}", "warning")
+        elif insp is not None and not insp.ok:
+            problem = insp.diagnosis.text if insp.diagnosis else next(
+                (c.text for c in insp.checks if not c.ok), "mismatch")
+            self._log(f"inspect {event.source} {event.input_text}: {problem}", "warning")
+
+    # ---- training ----------------------------------------------------------------------------
+    def action_start_training(self) -> None:
+        if self.bridge.running:
+            self.notify("a run is already in progress", severity="warning")
+            return
+        source = self.model_source
+        if source is None:
+            self.notify("choose a model first", severity="warning")
+            return
+        form = self.query_one(TrainForm)
+        try:
+            values = form.read()
+        except FormError as exc:
+            self.notify(str(exc), title="cannot start", severity="error")
+            self.show_tab("train")
+            self.query_one(f"#{exc.field}").focus()
+            return
+        from dataclasses import fields
+
+        from tui_nn.engine import ConfigError, TrainConfig
+
+        known = {f.name for f in fields(TrainConfig)}
+        ignored = sorted(set(self.pass_through) - known)
+        if ignored:
+            self._log(f"ignoring options this engine does not know: {', '.join(ignored)}",
+                      "warning")
+        options = {k: v for k, v in self.pass_through.items() if k in known}
+        options.update({k: v for k, v in values.items() if v is not None})
+        try:
+            config = TrainConfig(model=source, **options)
+            config.validate()
+        except (ConfigError, TypeError, ValueError) as exc:
+            form.show_error(str(exc))
+            self.notify(str(exc), title="cannot start", severity="error")
+            return
+        factory = None
+        if source in self.user_models:
+            def factory(source: str = source) -> Any:  # built on the training thread
+                from tui_nn.zoo.sources import load_model
+
+                return load_model(source, device="cpu").model
+        self.pass_through.pop("run_dir", None)  # --run-dir names one run: the next gets its own
+        status = self.query_one(RunStatus)
+        status.started = status.latest = status.epoch = None
+        status.best_epoch = 0
+        self.query_one(Curves).set_axis(0, 0)
+        self._logged_epochs = 0
+        self.bridge.start(config, model_factory=factory, dataset=self.dataset_override)
+        self.run_state = "starting"
+        self.query_one(Curves).redraw()
+        self._log(f"starting {source}: {_describe(config)}")
+
+    def action_toggle_pause(self) -> None:
+        if self.run_state == "running":
+            self.bridge.pause()
+            self._log("pausing…", "dim")
+        elif self.run_state == "paused":
+            self.bridge.resume()
+            self._log("resuming…", "dim")
+
+    def action_stop_training(self) -> None:
+        if self.run_state in ("starting", "running", "paused"):
+            self.bridge.stop()
+            self.run_state = "stopping"
+            self._log("stopping after this step; a checkpoint will be saved", "warning")
+
+    def action_checkpoint(self) -> None:
+        if self.run_state in ("running", "paused"):
+            self.bridge.request_checkpoint()
+            if self.run_state == "paused":
+                self.notify("the checkpoint is written when the run resumes (or stops)",
+                            timeout=4)
+
+    async def stop_for_quit(self) -> str:
+        """Stop a run in progress and wait for its checkpoint; a line for the terminal."""
+        if not self.bridge.running:
+            return ""
+        self.action_stop_training()
+        self.notify("stopping the run and saving a checkpoint…", timeout=10)
+        await self.bridge.wait()
+        if self.bridge.last_checkpoint:
+            return f"tui-nn: run stopped; checkpoint saved to {self.bridge.last_checkpoint}"
+        return "tui-nn: run stopped"
+
+    @on(msg.TrainingStarted)
+    def _started(self, message: msg.TrainingStarted) -> None:
+        e = message.event
+        if self.run_state == "starting":
+            self.run_state = "running"
+        status = self.query_one(RunStatus)
+        status.started = e
+        curves = self.query_one(Curves)
+        curves.set_axis(e.start_step, e.total_steps)
+        curves.live = True
+        self.frame_interval = FRAME_S
+        self._cpu_mark = (time.monotonic(), time.thread_time())
+        self._frame_timer.resume()
+        where = f" → {e.run_dir}" if e.run_dir else ""
+        self._log(f"training {e.model} ({e.parameters:,} params) on {e.dataset} "
+                  f"[{e.n_train:,} train / {e.n_val:,} val] on {e.device_name}: {e.epochs} epochs "
+                  f"× {e.steps_per_epoch} steps, batch {e.batch_size}{where}", "good")
+
+    @on(msg.TrainingProgress)
+    def _progress(self, message: msg.TrainingProgress) -> None:
+        self._maybe_frame()
+
+    def _maybe_frame(self) -> None:
+        if time.monotonic() - self._last_frame >= 0.95 * self.frame_interval:
+            self._frame()
+
+    def _frame(self) -> None:
+        now, cpu = time.monotonic(), time.thread_time()
+        wall0, cpu0 = self._cpu_mark
+        if now - wall0 >= 2.0:  # the UI thread's share of a core over the last seconds
+            share = (cpu - cpu0) / (now - wall0)
+            if share > UI_CPU_BUDGET:
+                self.frame_interval = min(self.frame_interval * 1.5, MAX_FRAME_S)
+            elif share < UI_CPU_BUDGET / 2:
+                self.frame_interval = max(self.frame_interval / 1.25, FRAME_S)
+            self._cpu_mark = (now, cpu)
+        self._last_frame = now
+        self._sync_progress()
+        self.query_one(Curves).tick()
+
+    def _sync_progress(self) -> None:
+        """Show the bridge's newest metrics (they may be newer than the message that woke us:
+        progress messages are throttled and replaceable) and log the epochs not yet logged."""
+        status = self.query_one(RunStatus)
+        bridge = self.bridge
+        if bridge.latest is not None:
+            status.latest = bridge.latest
+        if bridge.latest_epoch is not None:
+            status.epoch = bridge.latest_epoch
+            if bridge.latest_epoch.is_best:
+                status.best_epoch = bridge.latest_epoch.epoch + 1
+        self._log_epochs()
+
+    def _log_epochs(self) -> None:
+        from tui_nn.report.console import fmt_metric
+
+        epochs = self.history.epochs
+        new = epochs[self._logged_epochs:len(epochs)]
+        if not new:
+            return
+        self._logged_epochs += len(new)
+        started = self.bridge.started
+        total = started.epochs if started else "?"
+        metric = self.history.metric
+        last = self.bridge.latest_epoch
+        if len(new) > 3:  # fast epochs: one line per batch of them, not a flood
+            e = new[-1]
+            best = f" (best {fmt_metric(metric, last.best_value)})" if last else ""
+            self._log(f"epochs {new[0].epoch + 1}–{e.epoch + 1}/{total}: train loss "
+                      f"{e.train_loss:.4g}, val loss {e.val_loss:.4g}, {metric} "
+                      f"{fmt_metric(metric, e.value)}{best}")
+            return
+        for e in new:
+            extra = ""
+            if last is not None and last.epoch == e.epoch:
+                extra = " *" if last.is_best else ""
+                extra += f" ({last.epoch_time_s:.1f}s)"
+                if last.decoded is not None:
+                    extra += f" output '{last.decoded}'"
+            self._log(f"epoch {e.epoch + 1}/{total}: train loss {e.train_loss:.4f}, val loss "
+                      f"{e.val_loss:.4f}, {metric} {fmt_metric(metric, e.value)}{extra}")
+
+    @on(msg.CheckpointWritten)
+    def _checkpoint(self, message: msg.CheckpointWritten) -> None:
+        self._log_epochs()  # the epoch lines this checkpoint follows come first
+        e = message.event
+        self._log(f"checkpoint ({e.reason}, step {e.step}): {e.path}", "dim")
+        if e.reason == "requested":
+            self.notify(f"checkpoint saved: {e.path}", title="checkpoint", timeout=4)
+
+    @on(msg.TrainingStateChanged)
+    def _state(self, message: msg.TrainingStateChanged) -> None:
+        if self.run_state in ("running", "paused", "starting"):
+            self.run_state = message.event.state
+        self._log(message.event.state, "dim")
+
+    @on(msg.TrainingEnded)
+    def _ended(self, message: msg.TrainingEnded) -> None:
+        from tui_nn.engine import events as ev
+        from tui_nn.report.console import summary_line
+
+        e = message.event
+        self._sync_progress()
+        self._frame_timer.pause()
+        curves = self.query_one(Curves)
+        curves.live = False
+        if isinstance(e, ev.Finished):
+            self.run_state = e.status  # finished | stopped
+            line = summary_line(e)
+            self._log(line, "good")
+            self.notify(line, title=f"run {e.status}", timeout=8)
+        else:
+            self.run_state = "failed"
+            self._log(f"failed ({e.kind}): {e.message}", "error")
+            if e.details.get("traceback"):
+                for tb_line in e.details["traceback"].rstrip().splitlines()[-6:]:
+                    self._log(tb_line, "dim")
+            title = {"nan": "loss is NaN", "oom": "out of memory", "data": "data",
+                     "shape": "shape mismatch", "disk": "disk"}.get(e.kind, "training failed")
+            self.notify(e.message, title=title, severity="error", timeout=12)
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures surface: as a notification, never a crash."""
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            text = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+            self.notify(text, title=f"{worker.name or 'worker'} failed", severity="error",
+                        timeout=12)
+            self._log(f"{worker.name} failed: {text}", "error")
+            if worker.name == WORKER_NAME:
+                self.run_state = "failed"
+                self.query_one(Curves).live = False
+                self._frame_timer.pause()
+            elif worker.name == "catalog":
+                self.run_state = "idle"
+
+    # ---- state -------------------------------------------------------------------------------
+    def watch_run_state(self, old: str, new: str) -> None:
+        # The state class goes on the widgets that style by it, not on the screen: a class
+        # change re-applies CSS to the whole subtree below it.
+        self.query_one(RunStatus).state = new
+        buttons = self.query_one("#run-buttons")
+        buttons.remove_class(f"-{old}")
+        buttons.add_class(f"-{new}")
+        self.query_one(TrainForm).locked = new in ACTIVE
+        self.sub_title = self._subtitle()
+        self.refresh_bindings()
+        pause = self.query_one("#pause")
+        pause.label = "Resume" if new == "paused" else "Pause"
+        if new not in ACTIVE and self.model_source and self._form_model != self.model_source \
+                and new != "loading":
+            self._fill_form(self.model_source)
+
+    def _subtitle(self) -> str:
+        from tui_nn.tui.widgets.run_status import STATE_LABELS
+
+        parts = [self.model_source or "no model", STATE_LABELS.get(self.run_state, "")]
+        return " · ".join(p for p in parts if p)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        state = self.run_state
+        if action == "start_training":
+            return True if state not in ACTIVE and state != "loading" else None
+        if action in ("toggle_pause", "checkpoint"):
+            return True if state in ("running", "paused") else None
+        if action == "stop_training":
+            return True if state in ("starting", "running", "paused") else None
+        return True
+
+    # ---- small actions -----------------------------------------------------------------------
+    def action_show_tab(self, tab: str) -> None:
+        self.show_tab(tab)
+
+    def show_tab(self, tab: str) -> None:
+        """Switch tabs and focus the new tab's main widget (otherwise focus would stay on a
+        hidden widget, and TabbedContent follows focus back to the old tab)."""
+        self.query_one(TabbedContent).active = tab
+        self.query_one(TAB_FOCUS[tab]).focus()
+
+    def action_edit_input(self) -> None:
+        self.show_tab("model")
+        self.query_one("#input-shape").focus()
+
+    def action_open_source(self) -> None:
+        self.show_tab("model")
+        self.query_one("#source").focus()
+
+    def action_depth(self, delta: int) -> None:
+        inspector = self.query_one(ShapeInspector)
+        inspector.depth = min(max(inspector.depth + delta, 1), max(inspector._max_depth(), 1))
+
+    def action_smoothing(self, direction: int) -> None:
+        self.query_one(Curves).cycle_smoothing(direction)
+
+    def action_toggle_log_scale(self) -> None:
+        curves = self.query_one(Curves)
+        curves.log_scale = not curves.log_scale
+
+    def action_leave_field(self) -> None:
+        target = TAB_FOCUS.get(self.query_one(TabbedContent).active)
+        if target:
+            self.query_one(target).focus()
+
+    def _log(self, text: str, level: str = "info") -> None:
+        for log in self.query(EventLog):
+            log.add(text, level)
+
+
+def _describe(config: Any) -> str:
+    parts = [f"dataset {config.dataset or 'default'}"]
+    for key in ("epochs", "batch_size", "lr", "optimizer"):
+        value = getattr(config, key)
+        if value is not None:
+            parts.append(f"{key.replace('_', ' ')} {value:g}" if isinstance(value, float)
+                         else f"{key.replace('_', ' ')} {value}")
+    if config.schedule != "none":
+        parts.append(f"schedule {config.schedule}")
+    return ", ".join(parts)

@@ -1,0 +1,26 @@
+"""A log of run events and errors (no wall-clock times: the step says when)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+LEVEL_STYLES = {"info": "", "good": "green", "warning": "yellow", "error": "bold red",
+                "dim": "dim"}
+
+
+class EventLog(RichLog):
+    """Append-only, bounded log shown in the Log tab (and under the curves on tall screens)."""
+
+    DEFAULT_CSS = """
+    EventLog { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_lines=2000, wrap=True, markup=False, highlight=False, **kwargs)
+        self.lines_written: list[str] = []  # plain copy, bounded like the widget (tests read it)
+
+    def add(self, text: str, level: str = "info") -> None:
+        self.lines_written.append(text)
+        del self.lines_written[:-2000]
+        self.write(Text(text, style=LEVEL_STYLES.get(level, "")))

@@ -1,0 +1,338 @@
+"""The shape inspector pane: every layer's output shape, parameters and the conv/pool arithmetic
+with the numbers filled in, flatten checks (✓/✗), and — when a shape does not fit — the
+diagnosis and the fix. The input shape is edited in place; the table follows as you type.
+
+Tracing runs on the meta device (tui_nn.shapes) in a thread worker, so typing never waits for
+it; a result that arrives after a newer edit is dropped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.markup import escape
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.timer import Timer
+from textual.widgets import DataTable, Input, Label, Static
+
+if TYPE_CHECKING:
+    from tui_nn.shapes import Inspection, LayerRow
+
+DEBOUNCE_S = 0.15
+COLUMNS = (("layer", "layer"), ("output", "output"), ("arithmetic / check", "arith"),
+           ("params", "params"), ("type", "type"))
+
+
+def _shape(shapes: list[tuple[int, ...]]) -> str:
+    if not shapes:
+        return ""
+    text = "×".join(str(d) for d in shapes[0]) if shapes[0] else "scalar"
+    return text + (f" (+{len(shapes) - 1})" if len(shapes) > 1 else "")
+
+
+def _count(n: int) -> str:
+    if n >= 10_000_000:
+        return f"{n / 1e6:.0f}M"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    return f"{n:,}" if n else ""
+
+
+def compact_arithmetic(row: "LayerRow") -> str:
+    """'H,W: ⌊(28+0−4−1)/1⌋+1 = 24' — identical dims are shown once."""
+    groups: list[tuple[list[str], str, int]] = []
+    for f in row.arithmetic:
+        numbers = f.numbers.replace(" ", "") if f.numbers else f.rule
+        for dims, text, value in groups:
+            if text == numbers and value == f.value:
+                dims.append(f.dim)
+                break
+        else:
+            groups.append(([f.dim], numbers, f.value))
+    return "  ".join(f"{','.join(d)}: {t} = {v}" for d, t, v in groups)
+
+
+class ShapeInspector(Vertical):
+    """Shows the inspection of ``source`` at ``input_text``; posts Inspected after each run."""
+
+    _ready = False  # set in on_mount: widgets exist from then on
+
+    class Inspected(Message):
+        """An inspection finished (``error``: it could not even start, e.g. a bad shape)."""
+
+        def __init__(self, source: str, input_text: str, inspection: "Inspection | None",
+                     error: str | None, generation: int) -> None:
+            super().__init__()
+            self.source = source
+            self.input_text = input_text
+            self.inspection = inspection
+            self.error = error
+            self.generation = generation
+
+    source: reactive[str | None] = reactive(None)
+    """The model being inspected: a zoo name or a model source string."""
+
+    input_text: reactive[str] = reactive("")
+    """The input shape as typed, e.g. '1x28x28' (batch optional, ':int64' for token ids)."""
+
+    depth: reactive[int] = reactive(1)
+    """How deep into the module tree the table goes (1 = the model's direct children)."""
+
+    inspection: reactive["Inspection | None"] = reactive(None)
+    """The latest inspection (None before the first one, or when it could not start)."""
+
+    error: reactive[str | None] = reactive(None)
+    """Why the latest inspection could not start (bad shape, model failed to load)."""
+
+    about: reactive[str] = reactive("")
+    """What the model is and what to look for in it (the zoo's description and lesson)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._generation = 0  # inspections started
+        self._shown = 0  # the generation on screen
+        self._debounce: Timer | None = None
+        self._model_cache: dict[str, Any] = {}  # source -> model object (user models only)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="inspector-bar"):
+            yield Label("input", classes="bar-label")
+            yield Input(id="input-shape", placeholder="e.g. 1x28x28", compact=True)
+            yield Label("", id="depth-label", classes="bar-label")
+            yield Label("", id="verdict")
+        yield Static("", id="model-about")
+        yield Static("", id="inspector-summary")
+        table: DataTable = DataTable(id="layers", cursor_type="row", zebra_stripes=False)
+        yield table
+        yield Static("", id="row-detail")
+        yield Static("", id="diagnosis")
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self._add_columns(self.query_one("#layers", DataTable))
+        self._show_depth()
+
+    @staticmethod
+    def _add_columns(table: DataTable, widths: list[int] | None = None) -> None:
+        for i, (label, key) in enumerate(COLUMNS):
+            table.add_column(label, key=key, width=widths[i] if widths else None)
+
+    # ---- attributes down -> an inspection ----------------------------------------------------
+    def register_model(self, source: str, model: Any) -> None:
+        """A model object for a source that is not in the zoo (loaded by the screen)."""
+        self._model_cache[source] = model
+
+    def watch_source(self) -> None:
+        self._schedule(0.0)
+
+    def watch_about(self, about: str) -> None:
+        self.query_one("#model-about", Static).update(about)
+
+    def watch_input_text(self, text: str) -> None:
+        field = self.query_one("#input-shape", Input)
+        if field.value != text:
+            with field.prevent(Input.Changed):
+                field.value = text
+        self._schedule(0.0)
+
+    def watch_depth(self) -> None:
+        self._show_depth()
+        self._fill_table()
+
+    @on(Input.Changed, "#input-shape")
+    def _typed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.set_reactive(ShapeInspector.input_text, event.value)
+        self._schedule(DEBOUNCE_S)
+
+    @on(Input.Submitted, "#input-shape")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._schedule(0.0)
+
+    def _schedule(self, delay: float) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
+        if self.source is None or not self._ready:
+            return
+        if delay <= 0:
+            self._start()
+        else:
+            self._debounce = self.set_timer(delay, self._start)
+
+    def _start(self) -> None:
+        self._debounce = None
+        if self.source is None:
+            return
+        self._generation += 1
+        if self.inspection is None or self.inspection.model_name != self.source:
+            self.query_one("#verdict", Label).update("[dim]tracing…[/]")
+        self._inspect(self.source, self.input_text, self._generation)
+
+    @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
+    def _inspect(self, source: str, input_text: str, generation: int) -> None:
+        """On a worker thread: trace and post the result; never raises (errors are shown)."""
+        inspection, error = None, None
+        try:
+            from tui_nn.shapes import inspect_model
+            from tui_nn.tui.bridge import in_fresh_thread
+
+            target = self._model_cache.get(source, source)
+            inspection = in_fresh_thread(
+                lambda: inspect_model(target, input_text.strip() or None), "tui-nn-inspect")
+        except Exception as exc:  # noqa: BLE001 - every failure is shown in the pane
+            error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.post_message(self.Inspected(source, input_text, inspection, error, generation))
+
+    @on(Inspected)
+    def _inspected(self, event: Inspected) -> None:
+        if event.generation != self._generation:
+            event.stop()  # a newer edit is already on its way: not worth showing or reporting
+            return
+        self._shown = event.generation
+        self.error = event.error
+        self.inspection = event.inspection
+        if event.inspection is not None:
+            max_depth = max((r.depth for r in event.inspection.all_rows), default=1)
+            if self.depth > max(max_depth, 1):
+                self.depth = max(max_depth, 1)
+        self._show_depth()
+        self._fill_table()
+        self._fill_diagnosis()
+        # Not stopped: the screen hears about it too (verdict in the log, tests).
+
+    @property
+    def pending(self) -> bool:
+        """An inspection is scheduled or running and not yet shown."""
+        return self._debounce is not None or self._shown != self._generation
+
+    # ---- rendering ---------------------------------------------------------------------------
+    def _max_depth(self) -> int:
+        if self.inspection is None:
+            return 1
+        return max((r.depth for r in self.inspection.all_rows), default=1)
+
+    def _show_depth(self) -> None:
+        if not self._ready:
+            return
+        self.query_one("#depth-label", Label).update(
+            f"depth {self.depth}/{self._max_depth()} [dim](+/-)[/]")
+
+    def _rows(self) -> list["LayerRow"]:
+        if self.inspection is None:
+            return []
+        return [r for r in self.inspection.all_rows if r.depth <= self.depth]
+
+    def _fill_table(self) -> None:
+        if not self._ready:
+            return
+        table = self.query_one("#layers", DataTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        insp = self.inspection
+        if insp is None:
+            self._add_columns(table)
+            return
+        checks = {c.path: c for c in insp.checks}
+        cells: list[tuple[str, tuple[Text, ...]]] = []
+        for row in self._rows():
+            style = {"error": "bold red", "unfinished": "dim"}.get(row.status, "")
+            name = row.name if row.depth else row.type
+            if row.kind == "function":
+                name = row.type
+            layer = Text("  " * max(row.depth - 1, 0) + name, style=style)
+            if row.repeat:
+                layer.append(" (again)", style="dim")
+            check = checks.get(row.path) if row.kind == "module" else None
+            if check is not None:
+                arith = Text(check.text, style="green" if check.ok else "bold red")
+            elif row.status == "error":
+                arith = Text("✗ fails here", style="bold red")
+            else:
+                arith = Text(compact_arithmetic(row))
+            output = _shape(row.output_shapes) if row.status != "error" else "✗"
+            cells.append((f"{row.index}", (layer, Text(output, style=style), arith,
+                                           Text(_count(row.params), justify="right"),
+                                           Text(row.type, style="dim"))))
+        # Explicit widths that fit this model's rows: DataTable's automatic widths are worked
+        # out later, when idle, and a frame drawn before that shows cut-off columns.
+        widths = [max([cell_len(label)] + [cell_len(c[i].plain) for _, c in cells])
+                  for i, (label, _) in enumerate(COLUMNS)]
+        self._add_columns(table, widths)
+        for key, row_cells in cells:
+            table.add_row(*row_cells, key=key)
+        if table.row_count:
+            table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))
+
+    def _fill_diagnosis(self) -> None:
+        summary = self.query_one("#inspector-summary", Static)
+        verdict = self.query_one("#verdict", Label)
+        diagnosis = self.query_one("#diagnosis", Static)
+        insp = self.inspection
+        if self.error is not None or insp is None:
+            summary.update("")
+            verdict.update("[b red]✗[/]")
+            diagnosis.update(f"[b red]✗[/] {self.error or 'no inspection'}")
+            self.set_class(True, "-problem")
+            return
+        t = insp.totals
+        out_shapes = insp.all_rows[0].output_shapes if insp.all_rows else []
+        inputs = ", ".join("×".join(map(str, s)) for s in insp.input_shapes)
+        summary.update(
+            f"[b]{insp.model_name}[/b]  in {inputs} → out {_shape(out_shapes) or '?'}  ·  "
+            f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds")
+        lines: list[str] = []
+        d = insp.diagnosis
+        for check in insp.checks:
+            mark = "[green]✓[/]" if check.ok else "[b red]✗[/]"
+            lines.append(f"{mark} {_escape(check.path)}: {_escape(check.text)}")
+            if not check.ok and check.fix and (d is None or d.path != check.path):
+                lines.append(f"   [b]fix:[/b] {_escape(check.fix)}")
+        if d is not None:
+            where = d.path or insp.model_name
+            lines.append(f"[b red]✗ {_escape(where)} ({_escape(d.type)}):[/] {_escape(d.message)}")
+            if d.fixes:
+                lines.append(f"   [b]fix:[/b] {_escape(d.fix)}")
+            if d.error and d.error not in d.message:
+                lines.append(f"   [dim]{_escape(d.error)}[/]")
+        if insp.solver is not None and insp.solver.working:
+            ranges = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in insp.solver.ranges())
+            lines.append(f"[dim]square sizes that work: {ranges}[/]")
+        for note in insp.notes:
+            lines.append(f"[dim]{_escape(note)}[/]")
+        ok = insp.ok
+        verdict.update("[b green]✓ fits[/]" if ok else "[b red]✗ mismatch[/]")
+        diagnosis.update("\n".join(lines) if lines else "[green]✓[/] every layer fits")
+        self.set_class(not ok, "-problem")
+
+    @on(DataTable.RowHighlighted, "#layers")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        detail = self.query_one("#row-detail", Static)
+        insp = self.inspection
+        if insp is None or event.row_key is None or event.row_key.value is None:
+            detail.update("")
+            return
+        index = int(event.row_key.value)
+        row = next((r for r in insp.all_rows if r.index == index), None)
+        if row is None:
+            detail.update("")
+            return
+        parts = [f"[b]{_escape(row.path or row.type)}[/b] {_escape(row.detail or row.type)}"]
+        if row.input_shapes:
+            parts.append(f"in {_escape(', '.join('×'.join(map(str, s)) for s in row.input_shapes))}")
+        text = "  ".join(parts)
+        for f in row.arithmetic:
+            text += f"\n{_escape(f.text)}"
+        detail.update(text)
+
+
+def _escape(text: str) -> str:
+    return escape(text)

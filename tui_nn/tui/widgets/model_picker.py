@@ -1,0 +1,99 @@
+"""Model selection: the zoo with one-line descriptions, plus a model opened from a source
+(``path/to/model.py:Class`` or ``package.module:factory``, the same sources as ``tui-nn inspect``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Input, Label, LoadingIndicator, OptionList
+from textual.widgets.option_list import Option
+
+if TYPE_CHECKING:
+    from tui_nn.tui.catalog import ModelEntry
+
+
+class ModelPicker(Vertical):
+    """Lists models; moving the cursor selects (the inspector follows), Enter confirms."""
+
+    class Selected(Message):
+        """The highlighted model changed (``confirmed``: the user pressed Enter on it)."""
+
+        def __init__(self, source: str, confirmed: bool = False) -> None:
+            super().__init__()
+            self.source = source
+            self.confirmed = confirmed
+
+    loading: reactive[bool] = reactive(True)
+    """True until the zoo is known (torch is imported in the background)."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("[b]Models[/b] [dim]↑↓ · enter: train[/]", id="picker-title")
+        yield LoadingIndicator(id="picker-loading")
+        yield OptionList(id="zoo")
+        yield Input(placeholder="open: file.py:Class / pkg.mod:fn", id="source")
+
+    def watch_loading(self, loading: bool) -> None:
+        self.set_class(loading, "-loading")
+
+    def set_models(self, entries: list["ModelEntry"], selected: str | None = None) -> None:
+        option_list = self.query_one("#zoo", OptionList)
+        option_list.clear_options()
+        for entry in entries:
+            option_list.add_option(self._option(entry))
+        self.loading = False
+        if selected is not None:
+            self.highlight(selected)
+        elif entries:
+            option_list.highlighted = 0
+
+    def add_model(self, entry: "ModelEntry") -> None:
+        """A model opened from a source joins the list (once) and is highlighted."""
+        option_list = self.query_one("#zoo", OptionList)
+        try:
+            option_list.get_option(entry.source)
+        except Exception:  # noqa: BLE001 - OptionDoesNotExist
+            option_list.add_option(self._option(entry))
+        self.highlight(entry.source)
+
+    def highlight(self, source: str) -> None:
+        option_list = self.query_one("#zoo", OptionList)
+        try:
+            index = option_list.get_option_index(source)
+        except Exception:  # noqa: BLE001 - OptionDoesNotExist
+            return
+        option_list.highlighted = index
+
+    @staticmethod
+    def _option(entry: "ModelEntry") -> Option:
+        # One line per model: the name, then as much of the description as fits.
+        prompt = Text(no_wrap=True, overflow="ellipsis", end="")
+        prompt.append(f"{entry.source:<9}" if entry.in_zoo else entry.source, style="bold")
+        prompt.append(" ")
+        prompt.append(entry.description, style="dim")
+        return Option(prompt, id=entry.source)
+
+    @on(OptionList.OptionHighlighted, "#zoo")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(self.Selected(event.option.id))
+
+    @on(OptionList.OptionSelected, "#zoo")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(self.Selected(event.option.id, confirmed=True))
+
+    @on(Input.Submitted, "#source")
+    def _open_source(self, event: Input.Submitted) -> None:
+        event.stop()
+        source = event.value.strip()
+        if source:
+            self.post_message(self.Selected(source, confirmed=False))

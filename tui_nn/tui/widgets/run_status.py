@@ -1,0 +1,141 @@
+"""Run status: device, epoch and step progress, throughput, ETA, lr, best metric, memory."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.markup import escape
+from textual.widgets import ProgressBar, Static
+
+if TYPE_CHECKING:  # importing the engine imports torch (seconds): not before the first frame
+    from tui_nn.engine import events as ev
+
+STATE_LABELS = {
+    "idle": "ready",
+    "loading": "loading PyTorch…",
+    "starting": "starting…",
+    "running": "training",
+    "paused": "paused",
+    "stopping": "stopping…",
+    "finished": "finished",
+    "stopped": "stopped",
+    "failed": "failed",
+}
+
+
+class RunStatus(Vertical):
+    """Shows the state of the current run; the screen sets its attributes from engine events."""
+
+    _ready = False  # set in on_mount: widgets exist from then on
+
+    state: reactive[str] = reactive("idle")
+    """The run state: idle, starting, running, paused, stopping, finished, stopped or failed."""
+
+    started: reactive["ev.RunStarted | None"] = reactive(None)
+    """The run's RunStarted event (device, sizes), None before a run."""
+
+    latest: reactive["ev.StepMetrics | None"] = reactive(None)
+    """The newest step metrics."""
+
+    epoch: reactive["ev.EpochMetrics | None"] = reactive(None)
+    """The last finished epoch's metrics."""
+
+    device: reactive[str] = reactive("")
+    """The device the next run will use, shown before a run starts."""
+
+    best_epoch: reactive[int] = reactive(0)
+    """1-based epoch of the best validation metric so far (0: none yet)."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status-head")
+        with Horizontal(classes="status-bar-row"):
+            yield Static("epoch", id="epoch-label", classes="status-bar-label")
+            yield ProgressBar(total=1, show_eta=False, id="epoch-bar")
+        with Horizontal(classes="status-bar-row"):
+            yield Static("step", id="step-label", classes="status-bar-label")
+            yield ProgressBar(total=1, show_eta=False, id="step-bar")
+        yield Static("", id="status-numbers")
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self._shown: dict[str, str] = {}
+        self._render_all()
+
+    def watch_state(self, old: str, new: str) -> None:
+        self.remove_class(f"-{old}")
+        self.add_class(f"-{new}")
+        self._render_all()
+
+    def watch_started(self) -> None:
+        self._render_all()
+
+    def watch_latest(self) -> None:
+        self._render_all()
+
+    def watch_epoch(self) -> None:
+        self._render_all()
+
+    def watch_device(self) -> None:
+        self._render_all()
+
+    def _set(self, selector: str, text: str) -> None:
+        """Update a fixed-size text only when it changed, without a layout pass (a layout of
+        the whole screen several times a second would cost more than the training loop)."""
+        if self._shown.get(selector) != text:
+            self._shown[selector] = text
+            self.query_one(selector, Static).update(text, layout=False)
+
+    def _render_all(self) -> None:
+        if not self._ready:
+            return
+        s, m, e = self.started, self.latest, self.epoch
+        state = STATE_LABELS.get(self.state, self.state)
+        device = s.device_name if s else (self.device or "-")
+        head = f"[b]{state}[/b] on {escape(device)}"
+        if s is not None:
+            head += (f"\n{escape(s.model)} · {escape(s.dataset)} · {s.n_train:,} samples · "
+                     f"{s.parameters:,} params")
+        self._set("#status-head", head)
+
+        epoch_bar = self.query_one("#epoch-bar", ProgressBar)
+        step_bar = self.query_one("#step-bar", ProgressBar)
+        if s is None:
+            epoch_bar.update(total=1, progress=0)  # not indeterminate: that one animates
+            step_bar.update(total=1, progress=0)
+            self._set("#epoch-label", "epoch -")
+            self._set("#step-label", "step -")
+        else:
+            epochs_done = e.epoch + 1 if e is not None else s.start_epoch
+            if m is not None:
+                in_epoch = m.epoch_step
+                current_epoch = m.epoch + 1
+            else:
+                in_epoch, current_epoch = 0, min(epochs_done + 1, s.epochs)
+            if e is not None and m is not None and e.epoch >= m.epoch:
+                in_epoch = s.steps_per_epoch
+            epoch_bar.update(total=s.epochs, progress=epochs_done)
+            step_bar.update(total=s.steps_per_epoch, progress=in_epoch)
+            self._set("#epoch-label", f"epoch {current_epoch}/{s.epochs}")
+            self._set("#step-label", f"step {in_epoch}/{s.steps_per_epoch}")
+
+        lines = []
+        if m is not None or e is not None:
+            from tui_nn.report.console import fmt_bytes, fmt_duration, fmt_metric
+        if m is not None:
+            gpu = s is not None and s.device.startswith("cuda")
+            lines.append(f"{m.samples_per_s:,.0f} samples/s · ETA {fmt_duration(m.eta_s)}")
+            lines.append(f"lr {m.lr:.3g} · loss {m.loss:.3g}")
+            lines.append(f"{'GPU mem' if gpu else 'memory'} {fmt_bytes(m.memory_bytes)} · "
+                         f"step {m.step:,}")
+        if e is not None:
+            name = "acc" if e.metric == "accuracy" else e.metric
+            lines.append(f"val loss {e.val_loss:.3g} · {name} {fmt_metric(e.metric, e.value)}")
+            best = f"best {name} {fmt_metric(e.metric, e.best_value)} (epoch {self.best_epoch})" \
+                if self.best_epoch else f"best {name} {fmt_metric(e.metric, e.best_value)}"
+            if e.decoded is not None:
+                best += f" · output '{escape(e.decoded)}'"
+            lines.append(best)
+        self._set("#status-numbers", "\n".join(lines))
