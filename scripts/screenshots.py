@@ -16,6 +16,7 @@ training (seconds instead of a minute; the numbers are then made up and say 'CPU
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
@@ -31,8 +32,21 @@ from tui_nn.tui.demo import replay, select_model, settle, synthetic_run  # noqa:
 
 
 def shot(app, path: Path, size: tuple[int, int], run_before, title: str) -> None:
-    svg = take_svg_screenshot(app=app, terminal_size=size, run_before=run_before, title=title)
-    path.write_text(svg, encoding="utf-8")
+    """Drive the app with run_before, then save the frame. While a run trains, the frame is
+    captured inside run_before (Pilot waits for an idle process before its own capture, and a
+    training process is never idle), then the run is stopped so the app can exit."""
+    captured: dict[str, str] = {}
+
+    async def drive(pilot):
+        await run_before(pilot)
+        main = pilot.app.main
+        if main.bridge.running:
+            await asyncio.sleep(0.5)  # let the last updates render (no pilot.pause: see above)
+            captured["svg"] = pilot.app.export_screenshot(title=title)
+            main.bridge.stop()
+
+    svg = take_svg_screenshot(app=app, terminal_size=size, run_before=drive, title=title)
+    path.write_text(captured.get("svg", svg), encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", flush=True)
 
 
@@ -41,14 +55,14 @@ async def wait_for(pilot, predicate, timeout: float, what: str) -> None:
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
-        await pilot.pause(0.1)
+        await asyncio.sleep(0.1)  # not pilot.pause: it waits for an idle process
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--quick", action="store_true", help="replay a synthetic run")
-    parser.add_argument("--n-train", type=int, default=12_000)
+    parser.add_argument("--n-train", type=int, default=30_000)
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +93,7 @@ def main() -> None:
             data = load_digits(n_train=args.n_train, n_val=2000, seed=0)
             return make_app(model="cnn", train_options=options, dataset=data)
 
-        async def training(pilot, steps_into_epoch_3: int = 60):
+        async def training(pilot):
             await settle(pilot)
             main = pilot.app.main
             main.show_tab("train")
@@ -87,15 +101,13 @@ def main() -> None:
                 await replay(pilot, synthetic_run(upto_step=420))
                 return
             await pilot.press("s")
-            await wait_for(pilot, lambda: len(main.history.epochs) >= 2
-                           and main.bridge.latest is not None
-                           and main.bridge.latest.epoch_step >= steps_into_epoch_3,
-                           600, "two epochs")
-            main.bridge.pause()  # freeze the frame: the screenshot is taken after a few pauses
-            await wait_for(pilot, lambda: main.run_state == "paused", 60, "pause")
-            main.bridge.resume()
-            await wait_for(pilot, lambda: main.run_state == "running", 60, "resume")
-            await pilot.pause(0.6)
+
+            def into_third_epoch() -> bool:  # two validation points on the curves, and more
+                m = main.bridge.latest
+                return m is not None and m.epoch == 2 and m.epoch_step >= 0.4 * m.steps_per_epoch
+
+            await wait_for(pilot, into_third_epoch, 600, "the third epoch")
+            main._frame()  # show exactly what the run has done so far
             main.query_one("#curves").redraw()
             pilot.app.clear_notifications()
 
@@ -113,8 +125,8 @@ def main() -> None:
                     "A run is in progress.\nStop it, save a checkpoint and quit?",
                     confirm="Stop & quit (y)", cancel="Keep training (n)"))
             else:
-                await pilot.press("q")
-            await pilot.pause(0.5)
+                pilot.app.call_later(pilot.app.action_quit)
+            await asyncio.sleep(0.8)
 
         shot(training_app(), out / "quit-confirm.svg", (100, 30), quit_confirm,
              "tui-nn: quit while training")

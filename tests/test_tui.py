@@ -6,7 +6,6 @@ throttle)."""
 from __future__ import annotations
 
 import asyncio
-import math
 import subprocess
 import sys
 import time
@@ -187,9 +186,20 @@ async def test_choosing_a_model_updates_the_inspector():
         assert "Linear(320) ← 20 × 4 × 4 = 320 ✓" in str(
             inspector.query_one("#diagnosis").render())
         assert "✓" in str(inspector.query_one("#verdict").render())
-        # Deeper: inception has nested modules that appear at depth 2.
+        # Inception's branches are one level down: '+' shows them, '-' hides them again.
+        for _ in range(names.index("inception") - names.index("cnn")):
+            await pilot.press("down")
+        await wait_for(pilot, lambda: inspector.inspection is not None
+                       and inspector.inspection.model_name == "inception", what="inception")
+        shallow = table.row_count
+        await pilot.press("plus")
+        assert inspector.depth == 2 and table.row_count > shallow
+        assert "depth 2/2" in str(inspector.query_one("#depth-label").render())
+        await pilot.press("minus")
+        assert inspector.depth == 1 and table.row_count == shallow
         await pilot.press("enter")  # enter on a model: go and train it
         assert app.main.query_one("#tabs").active == "train"
+        assert app.main.query_one("#dataset").value == "digits"  # the model's default dataset
 
 
 async def test_wrong_input_shape_shows_the_diagnosis_and_the_fix():

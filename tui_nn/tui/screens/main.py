@@ -204,7 +204,7 @@ class MainScreen(Screen):
             self._open_source(event.source)
 
     def _open_source(self, source: str) -> None:
-        self.notify(f"loading {source}…", timeout=2)
+        self.notify(f"loading {source}…", timeout=2, markup=False)
         self._load_user_model(source)
 
     @work(thread=True, name="load-model", group="load-model", exclusive=True,
@@ -232,7 +232,7 @@ class MainScreen(Screen):
     def _user_model_loaded(self, event: UserModelLoaded) -> None:
         if event.error is not None or event.entry is None:
             self.notify(event.error or "could not load the model", title="model",
-                        severity="error", timeout=8)
+                        severity="error", timeout=8, markup=False)
             self._log(f"cannot open {event.source}: {event.error}", "error")
             return
         self.entries[event.source] = event.entry
@@ -283,17 +283,17 @@ class MainScreen(Screen):
     # ---- training ----------------------------------------------------------------------------
     def action_start_training(self) -> None:
         if self.bridge.running:
-            self.notify("a run is already in progress", severity="warning")
+            self.notify("a run is already in progress", severity="warning", markup=False)
             return
         source = self.model_source
         if source is None:
-            self.notify("choose a model first", severity="warning")
+            self.notify("choose a model first", severity="warning", markup=False)
             return
         form = self.query_one(TrainForm)
         try:
             values = form.read()
         except FormError as exc:
-            self.notify(str(exc), title="cannot start", severity="error")
+            self.notify(str(exc), title="cannot start", severity="error", markup=False)
             self.show_tab("train")
             self.query_one(f"#{exc.field}").focus()
             return
@@ -313,7 +313,7 @@ class MainScreen(Screen):
             config.validate()
         except (ConfigError, TypeError, ValueError) as exc:
             form.show_error(str(exc))
-            self.notify(str(exc), title="cannot start", severity="error")
+            self.notify(str(exc), title="cannot start", severity="error", markup=False)
             return
         factory = None
         if source in self.user_models:
@@ -351,14 +351,14 @@ class MainScreen(Screen):
             self.bridge.request_checkpoint()
             if self.run_state == "paused":
                 self.notify("the checkpoint is written when the run resumes (or stops)",
-                            timeout=4)
+                            timeout=4, markup=False)
 
     async def stop_for_quit(self) -> str:
         """Stop a run in progress and wait for its checkpoint; a line for the terminal."""
         if not self.bridge.running:
             return ""
         self.action_stop_training()
-        self.notify("stopping the run and saving a checkpoint…", timeout=10)
+        self.notify("stopping the run and saving a checkpoint…", timeout=10, markup=False)
         await self.bridge.wait()
         if self.bridge.last_checkpoint:
             return f"tui-nn: run stopped; checkpoint saved to {self.bridge.last_checkpoint}"
@@ -452,7 +452,8 @@ class MainScreen(Screen):
         e = message.event
         self._log(f"checkpoint ({e.reason}, step {e.step}): {e.path}", "dim")
         if e.reason == "requested":
-            self.notify(f"checkpoint saved: {e.path}", title="checkpoint", timeout=4)
+            self.notify(f"checkpoint saved: {e.path}", title="checkpoint", timeout=4,
+                        markup=False)
 
     @on(msg.TrainingStateChanged)
     def _state(self, message: msg.TrainingStateChanged) -> None:
@@ -474,7 +475,7 @@ class MainScreen(Screen):
             self.run_state = e.status  # finished | stopped
             line = summary_line(e)
             self._log(line, "good")
-            self.notify(line, title=f"run {e.status}", timeout=8)
+            self.notify(line, title=f"run {e.status}", timeout=8, markup=False)
         else:
             self.run_state = "failed"
             self._log(f"failed ({e.kind}): {e.message}", "error")
@@ -483,7 +484,7 @@ class MainScreen(Screen):
                     self._log(tb_line, "dim")
             title = {"nan": "loss is NaN", "oom": "out of memory", "data": "data",
                      "shape": "shape mismatch", "disk": "disk"}.get(e.kind, "training failed")
-            self.notify(e.message, title=title, severity="error", timeout=12)
+            self.notify(e.message, title=title, severity="error", timeout=12, markup=False)
 
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
@@ -493,7 +494,7 @@ class MainScreen(Screen):
             error = worker.error
             text = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
             self.notify(text, title=f"{worker.name or 'worker'} failed", severity="error",
-                        timeout=12)
+                        timeout=12, markup=False)
             self._log(f"{worker.name} failed: {text}", "error")
             if worker.name == WORKER_NAME:
                 self.run_state = "failed"

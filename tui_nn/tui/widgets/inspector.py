@@ -297,7 +297,8 @@ class ShapeInspector(Vertical):
                 lines.append(f"   [b]fix:[/b] {_escape(check.fix)}")
         if d is not None:
             where = d.path or insp.model_name
-            lines.append(f"[b red]✗ {_escape(where)} ({_escape(d.type)}):[/] {_escape(d.message)}")
+            lines.append(f"[b red]✗ {_escape(where)} ({_escape(d.type)}):[/] "
+                         f"{_escape(d.message)}")
             if d.fixes:
                 lines.append(f"   [b]fix:[/b] {_escape(d.fix)}")
             if d.error and d.error not in d.message:
@@ -327,7 +328,8 @@ class ShapeInspector(Vertical):
             return
         parts = [f"[b]{_escape(row.path or row.type)}[/b] {_escape(row.detail or row.type)}"]
         if row.input_shapes:
-            parts.append(f"in {_escape(', '.join('×'.join(map(str, s)) for s in row.input_shapes))}")
+            shapes = ", ".join("×".join(map(str, s)) for s in row.input_shapes)
+            parts.append(f"in {_escape(shapes)}")
         text = "  ".join(parts)
         for f in row.arithmetic:
             text += f"\n{_escape(f.text)}"

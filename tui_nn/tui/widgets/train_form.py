@@ -12,6 +12,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, HorizontalGroup, Vertical
+from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
@@ -161,7 +162,7 @@ class TrainForm(Vertical):
         if field:
             self._errors[field] = message
             self.query_one(f"#{field}").add_class("-invalid")
-        self.query_one("#form-errors", Static).update(f"[b]✗[/b] {message}")
+        self.query_one("#form-errors", Static).update(f"[b]✗[/b] {escape(message)}")
         self.set_class(True, "-has-errors")
 
     # ---- validation as you type -----------------------------------------------------------
@@ -207,7 +208,7 @@ class TrainForm(Vertical):
         self._show_errors()
 
     def _show_errors(self) -> None:
-        text = "\n".join(f"[b]✗[/b] {m}" for m in self._errors.values())
+        text = "\n".join(f"[b]✗[/b] {escape(m)}" for m in self._errors.values())
         self.query_one("#form-errors", Static).update(text)
         self.set_class(bool(self._errors), "-has-errors")
         self.post_message(self.Changed(not self._errors))
