@@ -88,7 +88,7 @@ def child_app(args) -> None:
                 if main.model_source and inspector.inspection is not None \
                         and not inspector.pending:
                     self._started = True
-                    main.show_tab("train")
+                    main.show_tab(args.tab)
                     main.action_start_training()
             elif bridge.result is not None and not bridge.running:
                 self.exit()
@@ -225,6 +225,8 @@ def main() -> None:
                         help="re-run a measurement when other processes used more CPU than "
                              "this many cores meanwhile (a shared machine)")
     parser.add_argument("--retries", type=int, default=3)
+    parser.add_argument("--tab", default="train", choices=("train", "model", "log"),
+                        help="the tab shown while training (train: live curves and status)")
     parser.add_argument("--first-frame", action="store_true",
                         help="only time `tui-nn` start to first frame (3 starts)")
     parser.add_argument("--child", choices=("headless", "app"), help=argparse.SUPPRESS)
@@ -251,7 +253,7 @@ def main() -> None:
                     "--run-dir", str(run_dir), "--model", args.model,
                     "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                     "--n-train", str(args.n_train), "--n-val", str(args.n_val),
-                    "--device", args.device, "--threads", str(args.threads)]
+                    "--device", args.device, "--threads", str(args.threads), "--tab", args.tab]
             for attempt in range(args.retries + 1):
                 if run_dir.exists():
                     shutil.rmtree(run_dir)

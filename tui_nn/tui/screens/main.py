@@ -37,10 +37,12 @@ if TYPE_CHECKING:
 
 # While training, the status and the curves refresh together, at most every FRAME_S; the frame
 # interval stretches (up to MAX_FRAME_S) whenever the UI thread uses more than UI_CPU_BUDGET of
-# a core, so on a busy CPU box the app leaves the cores to the training run.
-FRAME_S = 0.5
+# a core, so on a busy CPU box the app leaves the cores to the training run. Measured with
+# benchmarks/bench_tui_overhead.py on 2 CPU cores: 0.5 s frames and a 3% budget cost the run
+# about 10% of its throughput, 1 s and 1.5% about 3%.
+FRAME_S = 1.0
 MAX_FRAME_S = 4.0
-UI_CPU_BUDGET = 0.03
+UI_CPU_BUDGET = 0.015
 TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log"}
 ACTIVE = ("starting", "running", "paused", "stopping")
 FORM_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule")
