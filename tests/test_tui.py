@@ -6,6 +6,7 @@ throttle)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import time
@@ -18,30 +19,20 @@ from tui_nn.data.base import Dataset
 from tui_nn.tui.app import make_app
 from tui_nn.tui.history import BucketSeries, Point, RunHistory, ema
 
+from helpers import blobs_images, line_dataset
+
 SIZE = (100, 30)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
 def tiny_images(n_train: int = 128, n_val: int = 32, seed: int = 0) -> Dataset:
-    """Ten classes of 1×28×28 images: a bright square in a class-specific spot, plus noise."""
-    g = torch.Generator().manual_seed(seed)
-
-    def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        y = torch.randint(0, 10, (n,), generator=g)
-        x = 0.1 * torch.rand(n, 1, 28, 28, generator=g)  # (n, 1, 28, 28)
-        for i, c in enumerate(y.tolist()):
-            r, col = divmod(c, 5)
-            x[i, 0, 4 + r * 12:12 + r * 12, 2 + col * 5:6 + col * 5] = 1.0
-        return x, y
-
-    tx, ty = make(n_train)
-    vx, vy = make(n_val)
-    return Dataset("tiny", "classification", tx, ty, vx, vy, (1, 28, 28), num_classes=10)
+    """The engine tests' ten-class squares, under the name the app shows in these tests."""
+    return dataclasses.replace(blobs_images(n_train, n_val, seed), name="tiny", mean=None,
+                               std=None)
 
 
 def line_data() -> Dataset:
-    x = torch.tensor([[1.0], [2.0], [3.0]])
-    return Dataset("line", "regression", x, 2 * x, x.clone(), 2 * x, (1,))
+    return line_dataset()
 
 
 async def wait_for(pilot, predicate, timeout: float = 20.0, what: str = "condition"):
