@@ -4,10 +4,13 @@ traceback."""
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tui_nn.cli import app
@@ -184,3 +187,67 @@ def test_a_model_file_trains(tmp_path, monkeypatch):
                                  "--epochs", "2", "--headless"])
     assert result.exit_code == 0, result.output
     assert "finished after 2 epoch(s)" in result.output
+
+
+# `tui` (and `train` on a terminal) check the same options before the app opens.
+TUI_CASES = [
+    (["tui", "--epochs", "0"], "--epochs must be"),
+    (["tui", "cnn", "--lr", "-1"], "--lr must be"),
+    (["tui", "cnn", "--optimizer", "sgdd"], "unknown optimizer"),
+    (["tui", "--start"], "--start needs a MODEL"),
+    (["tui", "--resume", "{d}/missing"], "does not exist"),
+    (["tui", "--resume", "{d}/empty_run"], "no checkpoint"),
+]
+
+
+@pytest.mark.parametrize("args,fragment", TUI_CASES, ids=[" ".join(c[0]) for c in TUI_CASES])
+def test_bad_tui_input_fails_before_the_app_opens(files, args, fragment):
+    result = runner.invoke(app, [a.replace("{d}", str(files)) for a in args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output and "Traceback" not in result.output
+
+
+# ---- property-based: whatever the numbers, one clear answer ----------------------------------
+NUMERIC_OPTIONS = ["--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay",
+                   "--grad-clip", "--threads", "--checkpoint-every", "--seed"]
+number_text = st.one_of(
+    st.integers(-10**12, 10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", " ", "1e3", "0x10", "1_000", "--", "nan", "-inf", "1,5", "٣"]),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(option=st.sampled_from(NUMERIC_OPTIONS), value=number_text)
+def test_fuzzed_numeric_options_get_one_clear_answer(monkeypatch, tmp_path, option, value):
+    """Any value for any numeric option of `train`: either training starts (exit 0; the run is
+    replaced by a stub here) or exit 2 with a message naming the option, never a traceback."""
+    from tui_nn.engine import events as ev
+    from tui_nn.engine import trainer as trainer_module
+
+    started = []
+
+    def fake_run(self):
+        started.append(self.config)
+        return ev.Finished(status="finished", run_dir=None, epochs_done=1, step=1,
+                           metric="accuracy", best_value=1.0, last_value=1.0, elapsed_s=0.0)
+
+    monkeypatch.setattr(trainer_module.Trainer, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", "diabetes", "--headless", option, value])
+    output = result.output
+    assert "Traceback" not in output, output
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        (option, value, result.exception)
+    if result.exit_code == 0:
+        assert len(started) == 1
+        cfg = started[0]
+        assert cfg.epochs is None or cfg.epochs >= 1
+        assert cfg.batch_size is None or cfg.batch_size >= 1
+        assert cfg.lr is None or (math.isfinite(cfg.lr) and cfg.lr > 0)
+    else:
+        assert result.exit_code == 2, (option, value, output)
+        assert not started
+        assert option in output or option.lstrip("-") in output, (option, value, output)

@@ -266,3 +266,66 @@ def test_resume_keeps_the_thread_count_of_the_checkpoint(tmp_path):
     Trainer(TrainConfig("cnn", epochs=2), lambda e: seen.append(torch.get_num_threads()),
             dataset=blobs_images(), resume_from=tmp_path / "t").run()
     assert set(seen) == {1}
+
+
+def test_nan_can_pause_on_good_weights_then_continue_with_a_lower_lr(tmp_path):
+    """on_nan="pause" (the app): at the first Inf loss the weights roll back to last.pt (here the
+    one written at the start) and the run pauses; it continues once the lr is lowered. lr=10
+    diverges on the seed's line, 10 × 0.001 does not."""
+    events: list[ev.Event] = []
+
+    def on_event(e: ev.Event) -> None:
+        events.append(e)
+        if isinstance(e, ev.NonFiniteLoss):  # what the app does when the user presses l, p
+            trainer.scale_lr(0.001)
+            trainer.resume()
+
+    trainer = Trainer(TrainConfig("linear", epochs=300, lr=10.0, on_nan="pause",
+                                  run_dir=str(tmp_path / "n")), on_event, dataset=line_dataset())
+    result = trainer.run()
+    nan = [e for e in events if isinstance(e, ev.NonFiniteLoss)]
+    assert len(nan) == 1 and "rolled back to the checkpoint of step 0" in nan[0].message
+    assert nan[0].rolled_back_to == 0 and nan[0].step > 1
+    assert [e.reason for e in events if isinstance(e, ev.CheckpointSaved)][0] == "start"
+    scaled = [e for e in events if isinstance(e, ev.LrScaled)]
+    assert len(scaled) == 1 and scaled[0].lr == pytest.approx(0.01)
+    assert isinstance(result, ev.Finished) and result.status == "finished", result
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_stopping_a_nan_paused_run_keeps_the_good_weights(tmp_path):
+    events: list[ev.Event] = []
+
+    def on_event(e: ev.Event) -> None:
+        events.append(e)
+        if isinstance(e, ev.NonFiniteLoss):
+            trainer.stop()
+
+    trainer = Trainer(TrainConfig("linear", epochs=300, lr=10.0, on_nan="pause",
+                                  run_dir=str(tmp_path / "n")), on_event, dataset=line_dataset())
+    result = trainer.run()
+    assert isinstance(result, ev.Finished) and result.status == "stopped"
+    ckpt = load_checkpoint(tmp_path / "n")
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    # No epoch line for the epoch whose only batch was skipped (it trained nothing).
+    assert all(e.train_loss > 0 for e in events if isinstance(e, ev.EpochMetrics))
+
+
+def test_scale_lr_rejects_nonsense_and_scales_a_schedule():
+    trainer = Trainer(TrainConfig("linear", epochs=1, save=False), dataset=line_dataset())
+    with pytest.raises(ValueError):
+        trainer.scale_lr(0.0)
+    events: list[ev.Event] = []
+
+    def on_event(e: ev.Event) -> None:
+        events.append(e)
+        if isinstance(e, ev.RunStarted):
+            trainer.scale_lr(0.5)
+
+    trainer = Trainer(TrainConfig("diabetes", epochs=3, lr=0.1, optimizer="sgd",
+                                  schedule="cosine", save=False), on_event)
+    assert isinstance(trainer.run(), ev.Finished)
+    scaled = [e.lr for e in events if isinstance(e, ev.LrScaled)]
+    assert len(scaled) == 1 and scaled[0] == pytest.approx(0.05, rel=0.02)
+    assert trainer.scheduler.base_lrs == [pytest.approx(0.05)]

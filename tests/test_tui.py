@@ -310,21 +310,95 @@ async def test_quit_during_training_confirms_and_leaves_a_loadable_checkpoint(tm
     assert app.main.bridge.result.status == "stopped"
 
 
-async def test_nan_loss_is_a_notification_and_the_app_keeps_running(tmp_path):
-    app = make_app(model="linear", train_options={"epochs": 50, "lr": 1e30,
+async def test_nan_loss_pauses_the_run_on_good_weights_and_the_app_keeps_running(tmp_path):
+    """In the app a NaN rolls back to the last checkpoint and pauses (headless stops): lower the
+    lr with l, resume with p; here lr=10 still diverges after one halving, so it pauses again
+    (keeping the halved lr), and x stops with finite weights."""
+    from tui_nn.engine.checkpoint import load_checkpoint
+
+    app = make_app(model="linear", train_options={"epochs": 100_000, "lr": 10.0,
                                                   "runs_root": str(tmp_path)},
                    dataset=line_data())
     async with app.run_test(size=SIZE) as pilot:
+        main = app.main
         await ready(pilot, inspected=False)
         await pilot.press("s")
-        await wait_for(pilot, lambda: app.main.run_state == "failed", what="failure")
+        await wait_for(pilot, lambda: main.run_state == "paused", what="NaN pause")
         errors = [n for n in notifications(app) if n.severity == "error"]
-        assert errors and "--lr" in errors[-1].message and errors[-1].title == "loss is NaN"
-        assert "failed (nan)" in log_text(app)
-        # Still alive: switch tabs, change the lr, and the form is editable again.
+        assert errors and errors[-1].title == "loss is NaN: run paused"
+        assert "l halves the lr" in errors[-1].message
+        assert "rolled back to the checkpoint of step 0" in log_text(app)
+        assert main.bridge.running  # alive, not failed
+        await pilot.press("l", "p")
+        await wait_for(pilot, lambda: "lr × 0.5 → 5" in log_text(app), what="lr halved")
+        await wait_for(pilot, lambda: log_text(app).count("rolled back to the checkpoint") == 2,
+                       what="second NaN pause")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: main.run_state == "stopped", what="stopped")
+        (run_dir,) = tmp_path.iterdir()
+        ckpt = load_checkpoint(run_dir / "last.pt")
+        assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
+        assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(5.0)
+        # Still alive: switch tabs; the form is editable again.
         await pilot.press("1")
-        assert app.main.query_one("#tabs").active == "model"
-        assert not app.main.query_one("#form").locked
+        assert main.query_one("#tabs").active == "model"
+        assert not main.query_one("#form").locked
+
+
+def stopped_run(tmp_path: Path, epochs: int = 4) -> Path:
+    """A linear run stopped (with a checkpoint) after its first epoch, as a crash would."""
+    from tui_nn.engine import TrainConfig, Trainer
+    from tui_nn.engine import events as ev
+
+    run_dir = tmp_path / "runs" / "stopped-linear"
+
+    def on_event(e: ev.Event) -> None:
+        if isinstance(e, ev.EpochMetrics):
+            trainer.stop()
+
+    trainer = Trainer(TrainConfig("linear", epochs=epochs, run_dir=str(run_dir),
+                                  tensorboard=False), on_event, dataset=line_data())
+    assert trainer.run().status == "stopped"
+    return run_dir
+
+
+async def test_resume_action_continues_a_stopped_run_to_the_end(tmp_path):
+    from tui_nn.engine.checkpoint import load_checkpoint
+    from tui_nn.tui.screens.resume import ResumeScreen
+
+    run_dir = stopped_run(tmp_path)
+    app = make_app(train_options={"runs_root": str(tmp_path / "runs")}, dataset=line_data())
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+        await ready(pilot, inspected=False)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen), what="resume list")
+        options = app.screen.query_one("#resume-runs")
+        await wait_for(pilot, lambda: options.option_count > 0, what="runs listed")
+        assert "stopped-linear" in str(options.get_option_at_index(0).prompt)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: main.run_state == "finished", what="finished")
+        assert f"resuming {run_dir}" in log_text(app)
+        assert main.bridge.started.start_epoch >= 1  # continued, not restarted
+        assert main.bridge.result.epochs_done == 4
+    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 4
+
+
+async def test_resume_of_a_missing_run_is_a_notification(tmp_path):
+    app = make_app(resume=str(tmp_path / "nope"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any(n.title == "cannot resume"
+                                          for n in notifications(app)), what="notification")
+        assert app.main.run_state == "idle" and app.is_running
+
+
+async def test_train_command_starts_at_once(tmp_path):
+    """`tui-nn train MODEL` on a terminal: make_app(start=True) trains without a key press."""
+    app = make_app(model="linear", train_options={"epochs": 3, "runs_root": str(tmp_path)},
+                   dataset=line_data(), start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.main.run_state == "finished", what="finished")
+        assert app.main.query_one("#tabs").active == "train"
 
 
 async def test_missing_data_offline_is_a_notification(tmp_path):
@@ -498,3 +572,13 @@ async def test_sighup_waits_for_the_checkpoint_then_leaves(tmp_path, monkeypatch
         assert app.main.bridge.done.is_set()
         (run_dir,) = tmp_path.iterdir()
         assert load_checkpoint(run_dir / "last.pt")["step"] > 0
+
+
+def test_diverging_losses_get_short_axis_labels():
+    from tui_nn.tui.widgets.curves import compact_y_ticks
+
+    assert compact_y_ticks(0.1, 3.0) is None  # plotext's own labels are fine
+    ticks, labels = compact_y_ticks(14.8, 8.02e37)
+    assert labels[0] == "14.8" and labels[-1] == "8.02e+37"
+    assert max(len(label) for label in labels) <= 9
+    assert compact_y_ticks(float("nan"), 1.0) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -43,13 +43,26 @@ def main_callback(
         _open_app(None, {})
 
 
-def _open_app(model: Optional[str], train_options: dict) -> None:
+def _open_app(model: Optional[str], train_options: dict, *, start: bool = False,
+              resume: Optional[str] = None) -> None:
     try:
         from tui_nn.tui.app import make_app
     except ImportError:
         raise _die("the terminal app is not available in this build; use "
                    "`tui-nn train MODEL --headless`", 2) from None
-    make_app(model=model, train_options=train_options).run()
+    make_app(model=model, train_options=train_options, start=start, resume=resume).run()
+
+
+def _check_options(model: Optional[str], options: dict) -> None:
+    """Bad numbers and names fail here, with the headless command's message, before the app
+    opens (inside it they would only be a notification)."""
+    from tui_nn.engine.config import ConfigError, TrainConfig
+
+    try:
+        TrainConfig(model=model or "?", **{k: v for k, v in options.items()
+                                          if v is not None}).validate()
+    except ConfigError as e:
+        raise _die(str(e)) from None
 
 
 @app.command("models")
@@ -66,42 +79,71 @@ def datasets_cmd() -> None:
     typer.echo(datasets_table(), nl=False)
 
 
+# Options shared by `train` and `tui` (the app's form starts from them).
+DatasetOpt = Annotated[Optional[str], typer.Option(
+    "--dataset", "-d", help="Dataset name, csv:PATH, folder:PATH (default: the model's).")]
+EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", "-e",
+                                                  help="Epochs (default: model's).")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Batch size.")]
+LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")]
+OptimizerOpt = Annotated[Optional[str], typer.Option(
+    "--optimizer", "-o", help="sgd, momentum, nesterov, adam, adamw or rmsprop.")]
+ScheduleOpt = Annotated[str, typer.Option("--schedule",
+                                          help="lr schedule: none, step, cosine or onecycle.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+SeedOpt = Annotated[int, typer.Option("--seed",
+                                      help="Random seed (runs on the CPU are reproducible).")]
+ResumeOpt = Annotated[Optional[str], typer.Option(
+    "--resume", help="Continue the run in this run directory.")]
+AmpOpt = Annotated[str, typer.Option("--amp",
+                                     help="CUDA mixed precision: off, auto, bf16, fp16.")]
+ThreadsOpt = Annotated[int, typer.Option(
+    "--threads", help="CPU threads (0: pick the faster of 1 and all by timing).")]
+
+
+def _check_resume(resume: Optional[str]) -> None:
+    """The same checks as headless training, before the app opens."""
+    if resume is None:
+        return
+    from pathlib import Path
+
+    path = Path(resume)
+    if not path.exists():
+        raise _die(f"--resume: {resume} does not exist")
+    if path.is_dir() and not (path / "last.pt").exists():
+        raise _die(f"--resume: no checkpoint (last.pt) in {resume}")
+
+
 @app.command("train")
 def train_cmd(
     model: str = typer.Argument(..., help="Zoo model name (see `tui-nn models`)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
-                                          help="Dataset name, csv:PATH, folder:PATH "
-                                               "(default: the model's)."),
+    dataset: DatasetOpt = None,
     data_dir: Optional[str] = typer.Option(None, "--data-dir",
                                            help="Where torchvision datasets live "
                                                 "(default $TUI_NN_DATA or ./data)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs (default: model's)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate."),
-    optimizer: Optional[str] = typer.Option(
-        None, "--optimizer", "-o", help="sgd, momentum, nesterov, adam, adamw or rmsprop."),
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
     momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD/RMSprop momentum."),
     weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
-    schedule: str = typer.Option("none", "--schedule",
-                                 help="lr schedule: none, step, cosine or onecycle."),
+    schedule: ScheduleOpt = "none",
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
                                               help="Clip the global gradient norm to this."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (runs on the CPU are reproducible)."),
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
     run_dir: Optional[str] = typer.Option(None, "--run-dir",
                                           help="Run directory (default runs/<time>-<model>-<data>)."),
-    resume: Optional[str] = typer.Option(None, "--resume",
-                                         help="Continue the run in this run directory."),
+    resume: ResumeOpt = None,
     checkpoint_every: int = typer.Option(0, "--checkpoint-every",
                                          help="Also checkpoint every N steps (0: epoch ends, "
                                               "every 5 minutes and on stop)."),
-    amp: str = typer.Option("off", "--amp", help="CUDA mixed precision: off, auto, bf16, fp16."),
+    amp: AmpOpt = "off",
     compile_: bool = typer.Option(False, "--compile",
                                   help="torch.compile the model (CUDA graphs for small models)."),
     channels_last: str = typer.Option("auto", "--channels-last",
                                       help="auto (CNNs on CUDA), on or off."),
-    threads: int = typer.Option(0, "--threads",
-                                help="CPU threads (0: pick the faster of 1 and all by timing)."),
+    threads: ThreadsOpt = 0,
     headless: bool = typer.Option(False, "--headless",
                                   help="Train in this terminal without the app."),
     nproc_per_node: Optional[int] = typer.Option(
@@ -113,7 +155,8 @@ def train_cmd(
     rdzv_id: Optional[str] = typer.Option(None, "--rdzv-id", help="DDP: a job id shared by nodes."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Train a model. With --headless: progress in the terminal, plain lines in logs.
+    """Train a model: in the app (it starts at once) on a terminal, or with --headless (and
+    whenever output is not a terminal) with progress lines for logs.
 
     --batch-size is the global batch; with --nproc-per-node N it is split across N processes."""
     options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
@@ -129,7 +172,9 @@ def train_cmd(
                                             rdzv_id=rdzv_id))
     if not headless and "WORLD_SIZE" not in os.environ:
         if sys.stdout.isatty() and sys.stdin.isatty():
-            _open_app(model, options)
+            _check_options(model, options)
+            _check_resume(resume)
+            _open_app(model, options, start=resume is None, resume=resume)
             return
         # No terminal to draw on (a pipe, nohup, CI): headless is the only thing that works.
     from tui_nn.report.train_cmd import run_training
@@ -154,9 +199,34 @@ def inspect_cmd(
 
 
 @app.command("tui")
-def tui_cmd(model: Optional[str] = typer.Argument(None, help="Model to select.")) -> None:
-    """Open the app (the same as `tui-nn` with no command)."""
-    _open_app(model, {})
+def tui_cmd(
+    model: Optional[str] = typer.Argument(None, help="Model to select (zoo name, "
+                                                     "path/to/model.py:Class, module:factory)."),
+    dataset: DatasetOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
+    schedule: ScheduleOpt = "none",
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    amp: AmpOpt = "off",
+    threads: ThreadsOpt = 0,
+    start: bool = typer.Option(False, "--start", help="Start training MODEL at once."),
+    resume: ResumeOpt = None,
+) -> None:
+    """Open the app (the same as `tui-nn` with no command), its form filled from the options."""
+    options = dict(dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
+                   optimizer=optimizer, schedule=schedule, device=device, seed=seed, amp=amp,
+                   threads=threads)
+    if start and model is None:
+        raise _die("--start needs a MODEL")
+    _check_options(model, options)
+    _check_resume(resume)
+    # Only what the user set: defaults must not make the app jump to the Train tab.
+    defaults = dict(schedule="none", device="auto", seed=0, amp="off", threads=0)
+    options = {k: v for k, v in options.items() if v is not None and defaults.get(k) != v}
+    _open_app(model, options, start=start, resume=resume)
 
 
 @app.command("runs")

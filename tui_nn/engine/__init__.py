@@ -1,6 +1,16 @@
-"""The training engine (no UI imports): Trainer, events, config, checkpoints, run directories."""
+"""The training engine (no UI imports): Trainer, events, config, checkpoints, run directories.
+
+Trainer is imported on first use, so that ``tui_nn.engine.config`` (validation of the CLI's
+options before the app opens) does not import torch."""
 
 from tui_nn.engine.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
-from tui_nn.engine.trainer import Trainer, TrainingError
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "ConfigError", "TrainConfig", "Trainer", "TrainingError"]
+
+
+def __getattr__(name: str):
+    if name in ("Trainer", "TrainingError"):
+        from tui_nn.engine import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'tui_nn.engine' has no attribute {name!r}")

@@ -9,6 +9,7 @@ from typing import Any
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 AMP_MODES = ("off", "auto", "bf16", "fp16")
+MAX_THREADS = 1024  # far above any CPU; beyond int32 torch.set_num_threads would overflow
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,10 @@ class TrainConfig:
     channels_last: str = "auto"  # auto (CNNs on CUDA), on, off
     threads: int = 0  # CPU intra-op threads; 0 = pick by timing a few steps (see Trainer)
     tensorboard: bool = True  # also write TensorBoard events when the package is installed
+    # NaN/Inf loss: "stop" checkpoints the last good state and fails (headless); "pause" keeps
+    # the run alive, paused on the last good weights (the app). Per-step detection, and so
+    # "pause", needs the per-step check the CPU does; elsewhere a NaN always stops the run.
+    on_nan: str = "stop"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,7 +102,12 @@ class TrainConfig:
             raise bad(f"unknown --amp '{self.amp}': choose one of {', '.join(AMP_MODES)}")
         if self.channels_last not in ("auto", "on", "off"):
             raise bad(f"--channels-last must be auto, on or off (got {self.channels_last})")
-        if self.threads < 0:
-            raise bad(f"--threads must be ≥ 0 (got {self.threads}; 0 picks automatically)")
+        if self.on_nan not in ("stop", "pause"):
+            raise bad(f"on_nan must be stop or pause (got {self.on_nan})")
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise bad(f"--threads must be in 0..{MAX_THREADS} (got {self.threads}; "
+                      "0 picks automatically)")
+        if not 0 <= self.seed < 2**63:  # torch.manual_seed takes a 64-bit integer
+            raise bad(f"--seed must be an integer in 0..2^63-1 (got {self.seed})")
         if self.checkpoint_every_steps < 0:
             raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")

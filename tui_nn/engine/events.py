@@ -77,12 +77,34 @@ class CheckpointSaved(Event):
     path: str
     step: int
     epoch: int
-    reason: str  # "epoch", "best", "periodic", "requested", "stop"
+    reason: str  # "epoch", "best", "periodic", "requested", "stop", "start"
 
 
 @dataclass(frozen=True)
 class StateChanged(Event):
     state: str  # "running", "paused"
+
+
+@dataclass(frozen=True)
+class NonFiniteLoss(Event):
+    """The loss was NaN/Inf (TrainConfig.on_nan == "pause"): the weights were rolled back to
+    last.pt and the run paused. Resume goes on from the next batch (with a lower lr after
+    LrScaled, if the user lowered it); stop checkpoints the rolled-back weights."""
+
+    epoch: int
+    step: int  # the global step whose loss was not finite (1-based, like the message)
+    value: float
+    message: str
+    rolled_back_to: int = 0  # the step of the checkpoint the weights came from
+
+
+@dataclass(frozen=True)
+class LrScaled(Event):
+    """The learning rate was scaled while training (the app's 'halve the lr' after a NaN)."""
+
+    step: int
+    factor: float
+    lr: float  # the first parameter group's lr afterwards
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ Callback = Callable[[ev.Event], None]
 # An epoch-end checkpoint is skipped when the last one is younger than this: a 1000-epoch toy
 # run would otherwise fsync a thousand times. Stop, finish and periodic saves are never skipped.
 _EPOCH_CHECKPOINT_MIN_INTERVAL_S = 10.0
+# A parameter group's lr and what the schedulers (LambdaLR, StepLR, OneCycleLR) derive it from.
+_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 
 
 class TrainingError(Exception):
@@ -64,6 +66,8 @@ class Trainer:
         self._running.set()
         self._stop = threading.Event()
         self._checkpoint_requested = threading.Event()
+        self._lr_lock = threading.Lock()
+        self._lr_factor = 1.0  # pending scale_lr() requests, applied between steps
         self.model: nn.Module | None = None
         self.run_dir: RunDir | None = None
         self._tensorboard = None
@@ -82,6 +86,14 @@ class Trainer:
 
     def request_checkpoint(self) -> None:
         self._checkpoint_requested.set()
+
+    def scale_lr(self, factor: float) -> None:
+        """Multiply the learning rate by ``factor`` before the next step (a schedule keeps its
+        shape, scaled). Applied by the training thread, so it is safe from any thread."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"lr factor must be a number > 0 (got {factor})")
+        with self._lr_lock:
+            self._lr_factor *= factor
 
     @property
     def paused(self) -> bool:
@@ -426,6 +438,10 @@ class Trainer:
             start_epoch=self.start_epoch, start_step=self._step))
 
         self._last_save = time.monotonic()
+        if cfg.on_nan == "pause" and self.run_dir is not None \
+                and not self.run_dir.last_checkpoint.exists():
+            # Somewhere to roll back to if the loss goes NaN before the first checkpoint.
+            self._save(self.start_epoch, self._start_step_in_epoch, "start")
         session_start_step = self._step
         self._train_time = 0.0
         model, opt, sched = self.model, self.optimizer, self.scheduler
@@ -479,7 +495,15 @@ class Trainer:
                 else:
                     loss = tasks.loss_mean(task, out, yb)
                 if check_each_step and not torch.isfinite(loss):
-                    self._on_nan(epoch, i, float(loss.detach()))
+                    if self._pause_on_nan(epoch, i, float(loss.detach())):
+                        self._step += 1  # the skipped batch still counts: steps track position
+                        if self._stop.is_set():
+                            stopped = True
+                            last = i == self.steps_per_epoch - 1
+                            self._save(epoch + 1 if last else epoch, 0 if last else i + 1,
+                                       "stop")
+                            break
+                        continue
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -527,13 +551,15 @@ class Trainer:
                     break
                 if not self._running.is_set():
                     self._wait_while_paused()
+                if self._lr_factor != 1.0:
+                    self._apply_lr_factor()
                 if self._checkpoint_requested.is_set():
                     self._checkpoint_requested.clear()
                     self._save(epoch, i + 1, "requested")
                 elif self._periodic_due(now):
                     self._save(epoch, i + 1, "periodic")
-            if stopped and i < self.steps_per_epoch - 1:
-                break
+            if stopped and (i < self.steps_per_epoch - 1 or epoch_terms == 0):
+                break  # mid-epoch, or nothing trained in it (stopped at a skipped NaN batch)
 
             if dist_info.enabled:
                 epoch_loss_sum = all_sum(epoch_loss_sum, dist_info)
@@ -640,6 +666,51 @@ class Trainer:
         self._emit(ev.StateChanged("paused"))
         self._running.wait()
         self._emit(ev.StateChanged("running"))
+
+    def _pause_on_nan(self, epoch: int, step_in_epoch: int, value: float) -> bool:
+        """on_nan == "pause" (the app): roll the weights, optimizer and schedule back to last.pt
+        (the last state whose losses were all finite: weights that give an Inf loss are finite
+        but already diverged), keep the current lr, pause, and on resume go on from the next
+        batch. Otherwise (or without a run directory) stop as headless does."""
+        if self.config.on_nan != "pause" or self.run_dir is None \
+                or not self.run_dir.last_checkpoint.exists():
+            self._on_nan(epoch, step_in_epoch, value)
+        ckpt = load_checkpoint(self.run_dir.last_checkpoint)
+        lrs = [{k: g[k] for k in _LR_KEYS if k in g} for g in self.optimizer.param_groups]
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        for group, saved in zip(self.optimizer.param_groups, lrs):
+            group.update(saved)  # the user's lr changes since that checkpoint stay
+        if self.scheduler is not None and ckpt.get("scheduler"):
+            base_lrs = getattr(self.scheduler, "base_lrs", None)
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if base_lrs is not None:
+                self.scheduler.base_lrs = base_lrs
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        lr = self.optimizer.param_groups[0]["lr"]
+        self._running.clear()  # first: a consumer may resume from inside the event
+        self._emit(ev.NonFiniteLoss(
+            epoch=epoch, step=self._step + 1, value=value, rolled_back_to=int(ckpt["step"]),
+            message=f"loss became {value} at step {self._step + 1} (epoch {epoch + 1}); rolled "
+                    f"back to the checkpoint of step {int(ckpt['step'])} and paused: lower the "
+                    f"lr (now {lr:.3g}) and resume, or stop"))
+        self._wait_while_paused()
+        if self._lr_factor != 1.0:
+            self._apply_lr_factor()
+        return True
+
+    def _apply_lr_factor(self) -> None:
+        with self._lr_lock:
+            factor, self._lr_factor = self._lr_factor, 1.0
+        for group in self.optimizer.param_groups:
+            for key in _LR_KEYS:
+                if isinstance(group.get(key), float):
+                    group[key] *= factor
+        if self.scheduler is not None and hasattr(self.scheduler, "base_lrs"):
+            self.scheduler.base_lrs = [b * factor for b in self.scheduler.base_lrs]
+        self._emit(ev.LrScaled(step=self._step, factor=factor,
+                               lr=self.optimizer.param_groups[0]["lr"]))
 
     def _on_nan(self, epoch: int, step_in_epoch: int, value: float) -> None:
         # On the CPU this runs before backward, so the weights are still the last good ones.

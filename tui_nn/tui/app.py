@@ -34,10 +34,10 @@ class TuiNNApp(App[None]):
     ]
 
     def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
-                 dataset: Any = None, start: bool = False) -> None:
+                 dataset: Any = None, start: bool = False, resume: str | None = None) -> None:
         super().__init__()
         self.main = MainScreen(model=model, train_options=train_options, dataset=dataset,
-                               start=start)
+                               start=start, resume=resume)
         self._quitting = False
 
     def get_default_screen(self) -> Screen:
@@ -105,6 +105,10 @@ class TuiNNApp(App[None]):
             ("Stop training", "Stop after this step and save a checkpoint",
              main.action_stop_training),
             ("Save checkpoint now", "Write last.pt in the run directory", main.action_checkpoint),
+            ("Resume a run", "Continue a stopped run from its checkpoint (r)",
+             main.action_resume_run),
+            ("Halve the learning rate", "Scale the running run's lr by 0.5 (l; after a NaN)",
+             main.action_halve_lr),
             ("Show model picker", "Zoo models and the shape inspector",
              lambda: main.action_show_tab("model")),
             ("Show training", "Hyperparameters, run status and live curves",
@@ -126,11 +130,13 @@ class TuiNNApp(App[None]):
 
 
 def make_app(model: str | None = None, train_options: dict[str, Any] | None = None, *,
-             dataset: Any = None, start: bool = False) -> TuiNNApp:
+             dataset: Any = None, start: bool = False, resume: str | None = None) -> TuiNNApp:
     """The app, with ``model`` selected and the training form filled from ``train_options``
     (the keys of ``tui-nn train``'s options; None values mean 'the model's default').
 
-    ``start``: begin training as soon as the model is loaded (as `tui-nn train` could).
+    ``start``: begin training as soon as the model is loaded (`tui-nn train MODEL`).
+    ``resume``: continue the run in this directory as soon as torch is loaded.
     ``dataset`` (an in-memory tui_nn.data.base.Dataset) replaces the dataset of every run:
     tests and benchmarks use it to train on data they made."""
-    return TuiNNApp(model=model, train_options=train_options, dataset=dataset, start=start)
+    return TuiNNApp(model=model, train_options=train_options, dataset=dataset, start=start,
+                    resume=resume)

@@ -148,6 +148,15 @@ class TrainingBridge:
     def request_checkpoint(self) -> None:
         self._control("checkpoint", True, lambda t: t.request_checkpoint())
 
+    def scale_lr(self, factor: float) -> bool:
+        """Scale the running trainer's lr (applied before its next step); False before the
+        trainer exists."""
+        with self._lock:
+            if self.trainer is None:
+                return False
+            self.trainer.scale_lr(factor)
+            return True
+
     async def wait(self) -> None:
         """Wait (without blocking the UI) until the worker has returned."""
         if self.worker is not None:
@@ -182,6 +191,8 @@ class TrainingBridge:
             post(msg.CheckpointWritten(event))
         elif isinstance(event, ev.StateChanged):
             post(msg.TrainingStateChanged(event))
+        elif isinstance(event, (ev.NonFiniteLoss, ev.LrScaled)):
+            post(msg.TrainingAlert(event))
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.result = event
             post(msg.TrainingEnded(event))

@@ -54,6 +54,15 @@ class TrainingStateChanged(Message):
         self.event = event
 
 
+class TrainingAlert(Message):
+    """The engine needs the user: the loss went NaN/Inf and the run paused (NonFiniteLoss), or
+    it confirms a control that changed the run (LrScaled)."""
+
+    def __init__(self, event: ev.NonFiniteLoss | ev.LrScaled) -> None:
+        super().__init__()
+        self.event = event
+
+
 class TrainingEnded(Message):
     """The run is over: Finished (finished or stopped) or Failed."""
 

@@ -82,6 +82,10 @@ class MainScreen(Screen):
         Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume the run"),
         Binding("x", "stop_training", "Stop", tooltip="Stop the run and save a checkpoint"),
         Binding("c", "checkpoint", "Save", tooltip="Save a checkpoint now"),
+        Binding("r", "resume_run", "Resume run", show=False,
+                tooltip="Continue a stopped run from its checkpoint"),
+        Binding("l", "halve_lr", "Halve lr", show=False,
+                tooltip="Halve the learning rate of the run in progress"),
         Binding("i", "edit_input", "Input shape", show=False),
         Binding("o", "open_source", "Open model", show=False),
         Binding("plus,equals_sign", "depth(1)", "Deeper", show=False),
@@ -99,10 +103,11 @@ class MainScreen(Screen):
     """The selected model (zoo name or source string); the inspector and form follow it."""
 
     def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
-                 dataset: Any = None, start: bool = False) -> None:
+                 dataset: Any = None, start: bool = False, resume: str | None = None) -> None:
         super().__init__()
         self.initial_model = model
         self.start_when_ready = start
+        self.resume_when_ready = resume  # a run directory to continue once torch is loaded
         options = {k: v for k, v in (train_options or {}).items() if v is not None}
         self.form_overrides = {k: options[k] for k in FORM_KEYS if k in options}
         # Every other option (device, seed, run_dir, amp, threads, ...) goes to every run as is.
@@ -187,8 +192,14 @@ class MainScreen(Screen):
             self.query_one("#zoo").focus()
         self._log(f"{len(event.models)} models, {len(event.datasets)} datasets; "
                   f"device {event.device}", "dim")
+        if self.resume_when_ready is not None:
+            self.call_after_refresh(self._maybe_autostart)
 
     def _maybe_autostart(self) -> None:
+        if self.resume_when_ready is not None and self.run_state == "idle":
+            run_dir, self.resume_when_ready = self.resume_when_ready, None
+            self.resume_run(run_dir)
+            return
         if self.start_when_ready and self.model_source is not None \
                 and self.run_state != "loading":
             self.start_when_ready = False
@@ -309,6 +320,7 @@ class MainScreen(Screen):
             self._log(f"ignoring options this engine does not know: {', '.join(ignored)}",
                       "warning")
         options = {k: v for k, v in self.pass_through.items() if k in known}
+        options.setdefault("on_nan", "pause")  # in the app a NaN pauses: the user decides
         options.update({k: v for k, v in values.items() if v is not None})
         try:
             config = TrainConfig(model=source, **options)
@@ -333,6 +345,55 @@ class MainScreen(Screen):
         self.run_state = "starting"
         self.query_one(Curves).redraw()
         self._log(f"starting {source}: {_describe(config)}")
+
+    def action_resume_run(self) -> None:
+        """Choose a stopped (or failed, or finished) run and continue it from last.pt."""
+        if self.bridge.running:
+            self.notify("a run is already in progress", severity="warning", markup=False)
+            return
+        from tui_nn.tui.screens.resume import ResumeScreen
+
+        root = self.pass_through.get("runs_root") or "runs"
+
+        def chosen(run_dir: str | None) -> None:
+            if run_dir:
+                self.resume_run(run_dir)
+
+        self.app.push_screen(ResumeScreen(root), chosen)
+
+    def resume_run(self, run_dir: str) -> None:
+        """Continue the run in ``run_dir`` from its last.pt: the saved config, model, optimizer
+        and RNG state (Trainer resume_from); only the device comes from this app."""
+        from pathlib import Path
+
+        from tui_nn.engine import TrainConfig
+        from tui_nn.tui.screens.resume import describe_run_dir
+
+        if self.bridge.running:
+            self.notify("a run is already in progress", severity="warning", markup=False)
+            return
+        info, error = describe_run_dir(Path(run_dir))
+        if error is not None:
+            self.notify(error, title="cannot resume", severity="error", timeout=10,
+                        markup=False)
+            self._log(f"cannot resume {run_dir}: {error}", "error")
+            return
+        device = self.pass_through.get("device", "auto")
+        config = TrainConfig(model=info["model"], device=device, on_nan="pause")
+        status = self.query_one(RunStatus)
+        status.started = status.latest = status.epoch = None
+        status.best_epoch = 0
+        self.query_one(Curves).set_axis(0, 0)
+        self._logged_epochs = 0
+        self.bridge.start(config, dataset=self.dataset_override, resume_from=run_dir)
+        self.run_state = "starting"
+        self.show_tab("train")
+        self._log(f"resuming {run_dir} ({info['model']} on {info['dataset']}, "
+                  f"{info['progress']})")
+
+    def action_halve_lr(self) -> None:
+        if self.run_state in ("running", "paused") and self.bridge.scale_lr(0.5):
+            self._log("halving the learning rate before the next step", "dim")
 
     def action_toggle_pause(self) -> None:
         if self.run_state == "running":
@@ -445,8 +506,8 @@ class MainScreen(Screen):
                 extra += f" ({last.epoch_time_s:.1f}s)"
                 if last.decoded is not None:
                     extra += f" output '{last.decoded}'"
-            self._log(f"epoch {e.epoch + 1}/{total}: train loss {e.train_loss:.4f}, val loss "
-                      f"{e.val_loss:.4f}, {metric} {fmt_metric(metric, e.value)}{extra}")
+            self._log(f"epoch {e.epoch + 1}/{total}: train loss {_loss(e.train_loss)}, val "
+                      f"loss {_loss(e.val_loss)}, {metric} {fmt_metric(metric, e.value)}{extra}")
 
     @on(msg.CheckpointWritten)
     def _checkpoint(self, message: msg.CheckpointWritten) -> None:
@@ -462,6 +523,21 @@ class MainScreen(Screen):
         if self.run_state in ("running", "paused", "starting"):
             self.run_state = message.event.state
         self._log(message.event.state, "dim")
+
+    @on(msg.TrainingAlert)
+    def _alert(self, message: msg.TrainingAlert) -> None:
+        from tui_nn.engine import events as ev
+
+        e = message.event
+        if isinstance(e, ev.NonFiniteLoss):
+            self._sync_progress()
+            self._log(e.message, "error")
+            self.notify(f"{e.message}.\nkeys: l halves the lr, p resumes, x stops",
+                        title="loss is NaN: run paused", severity="error", timeout=20,
+                        markup=False)
+        elif isinstance(e, ev.LrScaled):
+            self._log(f"lr × {e.factor:g} → {e.lr:.3g} (step {e.step})", "warning")
+            self.notify(f"learning rate now {e.lr:.3g}", timeout=4, markup=False)
 
     @on(msg.TrainingEnded)
     def _ended(self, message: msg.TrainingEnded) -> None:
@@ -532,7 +608,9 @@ class MainScreen(Screen):
         state = self.run_state
         if action == "start_training":
             return True if state not in ACTIVE and state != "loading" else None
-        if action in ("toggle_pause", "checkpoint"):
+        if action == "resume_run":
+            return True if state not in ACTIVE and state != "loading" else None
+        if action in ("toggle_pause", "checkpoint", "halve_lr"):
             return True if state in ("running", "paused") else None
         if action == "stop_training":
             return True if state in ("starting", "running", "paused") else None
@@ -575,6 +653,11 @@ class MainScreen(Screen):
     def _log(self, text: str, level: str = "info") -> None:
         for log in self.query(EventLog):
             log.add(text, level)
+
+
+def _loss(value: float) -> str:
+    """4 decimals, as the headless console prints, unless the loss has blown up."""
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
 
 
 def _describe(config: Any) -> str:

@@ -64,6 +64,20 @@ def _tick_label(x: float) -> str:
     return f"{x:g}"
 
 
+def compact_y_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], list[str]] | None:
+    """Labels like '8.02e+37' instead of plotext's 38-digit ones, for values so large or so
+    small that plotext's own labels would eat the plot (a diverging loss); None otherwise."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    big = max(abs(lo), abs(hi))
+    if big < 1e5 and (big == 0 or big >= 1e-3):
+        return None
+    if hi <= lo:
+        return [lo], [f"{lo:.3g}"]
+    ticks = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+    return ticks, [f"{t:.3g}" for t in ticks]
+
+
 class _HistoryPlot(PlotextPlot):
     """A plot that draws itself from a RunHistory snapshot each time it renders."""
 
@@ -99,7 +113,12 @@ class _HistoryPlot(PlotextPlot):
         plt.clear_figure()
         width = max(self.size.width, 10)
         snap = self.history.snapshot(max_points=2 * width)
+        self._ys: list[float] = []
         self.draw(plt, snap)
+        if self._ys:
+            ticks = compact_y_ticks(min(self._ys), max(self._ys))
+            if ticks is not None:
+                plt.yticks(*ticks)
         plt.frame(True)
         right = max(self.x_max, snap.last_step, self.x_min + 1)
         plt.xlim(self.x_min, right)
@@ -135,14 +154,19 @@ class LossPlot(_HistoryPlot):
                 raw = [math.log10(y) if y > 0 else float("nan") for y in raw]
                 smooth = [math.log10(y) if y > 0 else float("nan") for y in smooth]
             if self.smoothing:
-                plt.plot(*_finite(xs, raw), marker="braille", color=TRAIN_RAW)
-            plt.plot(*_finite(xs, smooth), marker="braille", color=TRAIN_SMOOTH, label="train")
+                rx, ry = _finite(xs, raw)
+                self._ys += ry
+                plt.plot(rx, ry, marker="braille", color=TRAIN_RAW)
+            sx, sy = _finite(xs, smooth)
+            self._ys += sy
+            plt.plot(sx, sy, marker="braille", color=TRAIN_SMOOTH, label="train")
         if snap.val_loss:
             xs = [p.x for p in snap.val_loss]
             ys = [p.y for p in snap.val_loss]
             if self.log_scale:
                 ys = [math.log10(y) if y > 0 else float("nan") for y in ys]
             fx, fy = _finite(xs, ys)
+            self._ys += fy
             if fx:
                 plt.plot(fx, fy, marker="braille", color=VAL, label="val")
                 plt.scatter(fx, fy, marker="●", color=VAL)
@@ -161,6 +185,7 @@ class MetricPlot(_HistoryPlot):
             xs = [p.x for p in snap.val_metric]
             ys = [p.y * 100 if accuracy else p.y for p in snap.val_metric]
             fx, fy = _finite(xs, ys)
+            self._ys += fy
             if fx:
                 plt.plot(fx, fy, marker="braille", color=METRIC)
                 plt.scatter(fx, fy, marker="●", color=METRIC)

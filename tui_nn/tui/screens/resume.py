@@ -1,0 +1,101 @@
+"""Choose a run to continue: the resumable runs under the runs folder (stopped, interrupted or
+failed, with a last.pt), newest first, or any run directory typed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+
+def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
+    """(model, dataset, progress) of a run directory, or an error saying why it can't be
+    resumed. Reads config.json and metrics.jsonl only (no torch)."""
+    from tui_nn.runs import read_run_info
+
+    if not path.exists():
+        return {}, f"{path} does not exist"
+    if path.is_file() and path.suffix == ".pt":
+        path = path.parent
+    if not path.is_dir():
+        return {}, f"{path} is not a run directory"
+    if not (path / "last.pt").exists():
+        return {}, f"no checkpoint (last.pt) in {path}"
+    info = read_run_info(path)
+    if info.status == "running":
+        return {}, f"{path} is still being written by another process"
+    if not info.model or info.model == "?":
+        return {}, f"{path} has no readable config.json"
+    total = f"/{info.epochs_total}" if info.epochs_total else ""
+    return {"model": info.model, "dataset": info.dataset,
+            "progress": f"epoch {info.epochs_done}{total}, step {info.steps_done}, "
+                        f"{info.status}"}, None
+
+
+class RunsFound(Message):
+    def __init__(self, runs: list[Any]) -> None:
+        super().__init__()
+        self.runs = runs
+
+
+class ResumeScreen(ModalScreen[str | None]):
+    """Dismisses with the chosen run directory, or None (Escape)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, root: str | Path = "runs") -> None:
+        super().__init__()
+        self.root = Path(root)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="resume-dialog"):
+            yield Label(f"Resume a run (from {self.root}/…)", id="resume-title")
+            yield OptionList(id="resume-runs")
+            yield Input(placeholder="or type a run directory and press Enter", id="resume-path")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).loading = True
+        self._find_runs()
+
+    @work(thread=True, exit_on_error=False)
+    def _find_runs(self) -> None:
+        from tui_nn.runs import discover_runs
+
+        self.post_message(RunsFound([r for r in discover_runs(self.root) if r.resumable]))
+
+    @on(RunsFound)
+    def _runs_found(self, event: RunsFound) -> None:
+        options = self.query_one(OptionList)
+        options.loading = False
+        if not event.runs:
+            options.add_option(Option(f"no stopped runs with a checkpoint in {self.root}",
+                                      disabled=True))
+            self.query_one(Input).focus()
+            return
+        for run in event.runs:
+            total = f"/{run.epochs_total}" if run.epochs_total else ""
+            options.add_option(Option(
+                f"{run.name}  {run.model} · {run.dataset} · epoch {run.epochs_done}{total} · "
+                f"{run.status}", id=str(run.path)))
+        options.highlighted = 0
+        options.focus()
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    @on(Input.Submitted)
+    def _typed(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
