@@ -264,22 +264,48 @@ class Trainer:
         """Run two samples through the model and the loss before training, so a model that
         cannot take this data fails with the shape inspector's diagnosis, not mid-run."""
         x, y = self.train_x[:2], self.train_y[:2]
-        model = self.model
-        was_training = model.training
-        model.eval()
         try:
-            with torch.no_grad():
-                out = model(x)
+            out = self._eval_forward(x)
         except Exception as e:  # noqa: BLE001 - any forward failure becomes one clear line
-            raise TrainingError(self._diagnose(x, e), "shape") from None
-        finally:
-            model.train(was_training)
+            if not self.channels_last:
+                raise TrainingError(self._diagnose(x, e), "shape") from None
+            # A forward written for contiguous tensors (x.view(B, -1) after a conv, as the
+            # seeds do) fails on channels_last activations.
+            if self.config.channels_last == "on":
+                raise TrainingError(
+                    f"--channels-last on: the forward pass fails on channels_last tensors "
+                    f"({_first_line(e)}); use x.reshape/x.flatten(1) instead of x.view, or "
+                    "--channels-last off", "shape") from None
+            self._drop_channels_last()
+            x = self.train_x[:2]
+            try:
+                out = self._eval_forward(x)
+            except Exception as e2:  # noqa: BLE001
+                raise TrainingError(self._diagnose(x, e2), "shape") from None
         try:
             tasks.loss_mean(self.task, out.float(), y)
         except Exception as e:  # noqa: BLE001
             raise TrainingError(
                 f"the model's output {_shape(out)} does not fit {self.dataset.name}'s "
                 f"{self.task} targets {_shape(y)}: {_first_line(e)}", "shape") from None
+
+    def _eval_forward(self, x: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model(x)
+        finally:
+            model.train(was_training)
+
+    def _drop_channels_last(self) -> None:
+        """--channels-last auto, and the model can't take it: train in the default layout."""
+        self.channels_last = False
+        self.model.to(memory_format=torch.contiguous_format)
+        self.train_x = self.train_x.contiguous()
+        self.val_x = self.val_x.contiguous()
+        self.dataset = replace(self.dataset, train_x=self.train_x, val_x=self.val_x)
 
     def _choose_cpu_threads(self) -> None:
         """On the CPU, more intra-op threads only pay off when a step has enough work: the
