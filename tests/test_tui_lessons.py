@@ -150,7 +150,7 @@ async def test_landscape_animates_and_gd_ends_near_w_2():
         assert screen.view == "heat"
         heat = screen.query_one("#land-heat")
         assert heat.display and not screen.query_one("#land-plot").display
-        text = heat.render().plain
+        text = heat.text()
         assert "G" in text and "+" in text  # GD's position, the minimum
         w, b, _ = screen.at("gd")
         assert math.isfinite(w) and math.isfinite(b)

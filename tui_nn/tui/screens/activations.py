@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 COLORS = {"sigmoid": "cyan+", "tanh": "orange+", "relu": "green+", "leaky_relu": "magenta+",
           "prelu": "red+", "softplus": "blue+", "gelu": "yellow+"}
 MODES = ("f", "df", "both")
+LEGEND_MIN_WIDTH = 56
 MODE_TITLES = {"f": "activation functions f(x)", "df": "derivatives f'(x) (autograd)",
                "both": "f(x) solid, f'(x) dotted"}
 
@@ -44,6 +45,7 @@ class ActivationsScreen(LessonScreen):
     ActivationsScreen #act-row { height: 1fr; }
     ActivationsScreen #act-plot { width: 1fr; height: 1fr; }
     ActivationsScreen #act-side { width: 36; height: 1fr; padding: 0 0 0 1; }
+    ActivationsScreen.-narrow #act-side { width: 32; }
     ActivationsScreen #act-table { height: auto; max-height: 9; }
     ActivationsScreen #act-note { height: auto; color: $text-muted; }
     ActivationsScreen #act-mode { height: 1; }
@@ -120,13 +122,16 @@ class ActivationsScreen(LessonScreen):
             plt.title("computing…")
             return
         fields = {"f": ("y",), "df": ("dy",), "both": ("y", "dy")}[self.mode]
+        # plotext's legend sits inside the plot: on a narrow plot it would hide the curves,
+        # and the table beside it already names each colour.
+        legend = width >= LEGEND_MIN_WIDTH
         # Drawn last is drawn on top: reversed, as `tui-nn plot activations` does.
         for c in reversed(self.curves):
             if c.name in self.hidden:
                 continue
             for field in fields:
                 marker = "braille" if field == "y" or self.mode != "both" else "dot"
-                label = c.name if field == "y" or self.mode == "df" else None
+                label = c.name if legend and (field == "y" or self.mode == "df") else None
                 plt.plot(c.x, getattr(c, field), marker=marker, color=COLORS.get(c.name),
                          label=label)
                 self.drawn.append((c.name, field))

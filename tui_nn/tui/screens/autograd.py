@@ -147,21 +147,25 @@ class AutogradScreen(LessonScreen):
             widget.root.set_label("(no graph: the loss does not require grad)")
             return
         widget.root.set_label(_label(root))
-        widget.root.data = root
+        widget.root.data = (root, "loss.grad_fn")
         expand_all = self.graph is not None and self.graph.nodes <= EXPAND_ALL_UP_TO
-        # Iterative: an RNN's graph is hundreds of nodes deep.
-        stack = [(widget.root, child, 1) for child in reversed(root.children)]
+        # Iterative: an RNN's graph is hundreds of nodes deep. Each node keeps the expression
+        # that reaches it from the loss, the way the seed walks the graph by hand.
+        stack = [(widget.root, child, 1, f"loss.grad_fn.next_functions[{i}][0]")
+                 for i, child in reversed(list(enumerate(root.children)))]
         while stack:
-            parent, node, depth = stack.pop()
+            parent, node, depth, path = stack.pop()
             label = _label(node)
             if node.children:
-                item = parent.add(label, data=node,
+                item = parent.add(label, data=(node, path),
                                   expand=expand_all or depth < OPEN_DEPTH)
-                stack.extend((item, c, depth + 1) for c in reversed(node.children))
+                stack.extend((item, c, depth + 1, f"{path}.next_functions[{i}][0]")
+                             for i, c in reversed(list(enumerate(node.children))))
             else:
-                parent.add_leaf(label, data=node)
+                parent.add_leaf(label, data=(node, path))
         widget.root.expand()
         widget.move_cursor(widget.root)
+        self._describe(widget.root.data)
 
     def labels(self) -> list[str]:
         """Every label in the tree widget, depth first (for tests and the benchmark)."""
@@ -175,19 +179,24 @@ class AutogradScreen(LessonScreen):
 
     @on(Tree.NodeHighlighted, "#ag-tree")
     def _highlighted(self, event: Tree.NodeHighlighted) -> None:
-        node = event.node.data
+        self._describe(event.node.data)
+
+    def _describe(self, data: "tuple[GradNode, str] | None") -> None:
         line = self.query_one("#ag-node", Static)
-        if node is None:
+        if data is None:
             line.update("")
             return
+        node, path = data
         if node.name == "AccumulateGrad":
-            line.update(f"#{node.id} AccumulateGrad: backward adds the gradient into "
-                        f"{escape(node.param or 'a leaf tensor')}.grad")
+            what = (f"backward adds the gradient into "
+                    f"{escape(node.param or 'a leaf tensor')}.grad")
         elif node.ref:
-            line.update(f"#{node.id} {node.name} again: this tensor is used more than once, "
-                        "its gradients add up")
+            what = "again: a tensor used more than once, its gradients add up"
         else:
-            line.update(f"#{node.id} {node.name}: {len(node.children)} next_functions")
+            what = f"{len(node.children)} next_functions"
+        if len(path) > 2 * max(self.size.width, 40):  # deep in a big graph: the tail
+            path = "…" + path[-2 * max(self.size.width, 40):]
+        line.update(f"#{node.id} {node.name}: {what}\n[dim]{escape(path)}[/]")
 
     def action_expand_all(self) -> None:
         self.query_one("#ag-tree", Tree).root.expand_all()

@@ -12,14 +12,16 @@ for a new learning rate takes well under a millisecond, so it happens on the UI 
 from __future__ import annotations
 
 import math
+import time
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
@@ -27,7 +29,12 @@ from tui_nn.insight.landscape import (METHODS, DescentPath, default_b_grid, defa
                                       descent_paths, mse, mse_curve)
 from tui_nn.tui.screens.lesson_base import LessonScreen, TimedPlot
 
-TICK_S = 0.12  # one epoch per frame: the seed's 100 epochs play in about 12 s
+# One epoch per frame: the seed's 100 epochs play in 20 s. A frame costs ~10-50 ms on a busy
+# 2-core box (plotext rebuilds the figure; benchmarks/bench_lesson_views.py), so 5 frames a
+# second keep the animation under a quarter of a core; while a training run is in progress
+# it slows to the main screen's FRAME_S, so the run keeps its throughput.
+TICK_S = 0.2
+TRAINING_TICK_S = 1.0
 EPOCHS = 100
 LR_STEPS = (0.001, 0.003, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25)
 DEFAULT_LR = 0.01  # the seed's
@@ -45,9 +52,16 @@ def _fmt(v: float) -> str:
 
 class HeatMap(Widget):
     """MSE(w, b) as background colours (log scale), with each method's path drawn on top:
-    dots where it has been, its letter where it is now, + at the minimum (w=2, b=0)."""
+    dots where it has been, its letter where it is now, + at the minimum (w=2, b=0).
+
+    Line API: the rows are built as Strips of one Segment per cell from cached Styles (the
+    background depends only on the size), so a frame costs about a millisecond; building a
+    Rich Text of coloured characters instead cost ~45 ms per frame at 100×30.
+    """
 
     DEFAULT_CSS = "HeatMap { width: 1fr; height: 1fr; }"
+    LABEL_W = 6
+    _strips: "list[Strip] | None" = None  # the built lines; None: build on the next render
 
     def __init__(self, screen: "LandscapeScreen", **kwargs) -> None:
         super().__init__(**kwargs)
@@ -56,7 +70,9 @@ class HeatMap(Widget):
         self.render_s = 0.0
         self.w_range = (default_w_grid()[0], default_w_grid()[-1])
         self.b_range = (default_b_grid()[0], default_b_grid()[-1])
-        self._colors: tuple[tuple[int, int], list[list[Style]]] | None = None
+        self._bg: tuple[tuple[int, int], list[list[Style]]] | None = None
+        self._styles: dict[tuple[int, str], Style] = {}
+        self._strips: list[Strip] | None = None
 
     def _cell(self, w: float, b: float, cols: int, rows: int) -> tuple[int, int] | None:
         (w0, w1), (b0, b1) = self.w_range, self.b_range
@@ -68,41 +84,50 @@ class HeatMap(Widget):
 
     def _background(self, cols: int, rows: int) -> list[list[Style]]:
         """The colour of each cell; cached per size (only the paths change between frames)."""
-        if self._colors is not None and self._colors[0] == (cols, rows):
-            return self._colors[1]
+        if self._bg is not None and self._bg[0] == (cols, rows):
+            return self._bg[1]
         (w0, w1), (b0, b1) = self.w_range, self.b_range
         values = [[math.log10(1 + mse(w0 + (w1 - w0) * c / max(cols - 1, 1),
                                       b1 - (b1 - b0) * r / max(rows - 1, 1)))
                    for c in range(cols)] for r in range(rows)]
         lo = min(min(row) for row in values)
         hi = max(max(row) for row in values)
-        styles = [[Style(bgcolor=_ramp((v - lo) / (hi - lo or 1))) for v in row]
-                  for row in values]
-        self._colors = ((cols, rows), styles)
+        ramp = [Style(bgcolor=_ramp(i / 31)) for i in range(32)]  # 32 shades, shared Styles
+        styles = [[ramp[round((v - lo) / (hi - lo or 1) * 31)] for v in row] for row in values]
+        self._bg = ((cols, rows), styles)
+        self._styles.clear()
         return styles
 
-    def render(self) -> Text:
-        import time
+    def _over(self, bg: Style, color: str) -> Style:
+        key = (id(bg), color)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = bg + Style(color=color, bold=True)
+        return style
 
+    def refresh(self, *args, **kwargs):
+        self._strips = None
+        return super().refresh(*args, **kwargs)
+
+    def build(self) -> list[Strip]:
+        """Every line of the map (rows of cells, then the w axis)."""
         t0 = time.perf_counter()
-        label_w = 6
-        cols = max(self.size.width - label_w, 4)
+        width = self.size.width
+        cols = max(width - self.LABEL_W, 4)
         rows = max(self.size.height - 1, 2)  # the last line is the w axis
         bg = self._background(cols, rows)
         chars = [[" "] * cols for _ in range(rows)]
-        fg: list[list[Style | None]] = [[None] * cols for _ in range(rows)]
+        colors: list[list[str | None]] = [[None] * cols for _ in range(rows)]
         best = self._cell(2.0, 0.0, cols, rows)
         if best:
             chars[best[1]][best[0]] = "+"
-            fg[best[1]][best[0]] = Style(color="white", bold=True)
+            colors[best[1]][best[0]] = "white"
         lesson = self.lesson
-        t = lesson.t
         for method in METHODS:
             path = lesson.paths2d.get(method)
             if path is None or method in lesson.hidden:
                 continue
-            style = Style(color=RICH_COLORS[method], bold=True)
-            upto = min(t, len(path.w) - 1)
+            upto = min(lesson.t, len(path.w) - 1)
             for i in range(upto + 1):
                 cell = self._cell(path.w[i], path.b[i], cols, rows)
                 if cell is None:
@@ -112,30 +137,44 @@ class HeatMap(Widget):
                     chars[r][c] = LETTERS[method]
                 elif chars[r][c] == " ":
                     chars[r][c] = "·"
-                fg[r][c] = style
-        text = Text(no_wrap=True, overflow="crop")
+                colors[r][c] = RICH_COLORS[method]
+        dim = Style(dim=True)
         (w0, w1), (b0, b1) = self.w_range, self.b_range
+        strips = []
         for r in range(rows):
             b = b1 - (b1 - b0) * r / max(rows - 1, 1)
-            show = r == 0 or r == rows - 1 or r == (rows - 1) // 2
-            text.append(f"{b:+5.1f} " if show else " " * label_w, "dim")
+            show = r in (0, rows - 1, (rows - 1) // 2)
+            segments = [Segment(f"{b:+5.1f} " if show else " " * self.LABEL_W, dim)]
+            row_bg, row_chars, row_colors = bg[r], chars[r], colors[r]
             for c in range(cols):
-                style = bg[r][c] + fg[r][c] if fg[r][c] is not None else bg[r][c]
-                text.append(chars[r][c], style)
-            text.append("\n")
+                color = row_colors[c]
+                style = row_bg[c] if color is None else self._over(row_bg[c], color)
+                segments.append(Segment(row_chars[c], style))
+            strips.append(Strip(segments, self.LABEL_W + cols).simplify())
         axis = [" "] * cols
         for w in (w0, (w0 + w1) / 2, w1):
             c = round((w - w0) / (w1 - w0) * (cols - 1))
             label = f"w={w:g}"
             start = min(max(c - len(label) // 2, 0), cols - len(label))
             axis[start:start + len(label)] = list(label)
-        text.append("b".rjust(label_w - 1) + " " + "".join(axis), "dim")
+        strips.append(Strip([Segment("b".rjust(self.LABEL_W - 1) + " " + "".join(axis), dim)],
+                            self.LABEL_W + cols))
         self.redraws += 1
         self.render_s = time.perf_counter() - t0
-        return text
+        return strips
+
+    def render_line(self, y: int) -> Strip:
+        if self._strips is None or len(self._strips) != max(self.size.height, 3):
+            self._strips = self.build()
+        return self._strips[y] if y < len(self._strips) else Strip.blank(self.size.width)
+
+    def text(self) -> str:
+        """The map as plain text (tests)."""
+        return "\n".join(strip.text for strip in self.build())
 
     def on_resize(self) -> None:
-        self._colors = None
+        self._bg = None
+        self._strips = None
 
 
 def _ramp(x: float) -> str:
@@ -219,6 +258,7 @@ class LandscapeScreen(LessonScreen):
     def on_mount(self) -> None:
         self.sub_title = "loss landscape"
         self.set_class(self.view == "heat", "-heat")
+        self._last_tick = 0.0
         self._timer = self.set_interval(TICK_S, self._tick, pause=not self.autoplay)
         self.playing = self.autoplay
         self._show()
@@ -228,7 +268,16 @@ class LandscapeScreen(LessonScreen):
         if self.t >= self.epochs:
             self.playing = False
             return
+        now = time.monotonic()
+        if self.training() and now - self._last_tick < 0.95 * TRAINING_TICK_S:
+            return
+        self._last_tick = now
         self.t += 1
+
+    def training(self) -> bool:
+        """A run is training in the background (the main screen's bridge)."""
+        bridge = getattr(getattr(self.app, "main", None), "bridge", None)
+        return bool(bridge is not None and bridge.running)
 
     def watch_playing(self, playing: bool) -> None:
         if playing and self.t >= self.epochs:
@@ -298,8 +347,10 @@ class LandscapeScreen(LessonScreen):
     def _show_status(self) -> None:
         model = "y = w·x + b" if self.view == "heat" else "y = w·x"
         state = "playing" if self.playing else ("end" if self.t >= self.epochs else "paused")
+        if self.playing and self.training():
+            state = "playing slowly (a run is training)"
         self.query_one("#land-status", Static).update(
-            f"{model} on x = 1, 2, 3 / y = 2, 4, 6 · start w = 1 · lr [b]{self.lr:g}[/] · "
+            f"{model} on x=1,2,3 y=2,4,6 from w=1 · lr [b]{self.lr:g}[/] · "
             f"epoch [b]{self.t}[/]/{self.epochs} · {state}")
 
     def table_rows(self) -> list[tuple[str, str, str, str, str]]:
@@ -338,8 +389,10 @@ class LandscapeScreen(LessonScreen):
                             color=COLORS[m])
             w, loss = p.w[upto], p.loss[upto]
             if w_lo <= w <= w_hi and math.isfinite(loss):
-                plt.scatter([w], [loss], marker=LETTERS[m], color=COLORS[m],
-                            label=f"{SHORT[m]} w={w:.3f}")
+                # The legend sits inside the plot; on a narrow one it would hide the left
+                # branch, and the table below says the same.
+                label = f"{SHORT[m]} w={w:.3f}" if width >= 90 else None
+                plt.scatter([w], [loss], marker=LETTERS[m], color=COLORS[m], label=label)
         plt.xlim(w_lo, w_hi)
         plt.ylim(0, max(curve.loss))
         plt.title("MSE against w (the seed's cost curve); dots: where each method has been")
