@@ -135,6 +135,9 @@ class SequenceScreen(LessonScreen):
         self._char_stop = threading.Event()
         self._long_stop = threading.Event()
         self._char_t0 = 0.0
+        self._grads_started = False
+        self._grads_done = False
+        self._long_pending = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
@@ -165,8 +168,7 @@ class SequenceScreen(LessonScreen):
         self.query_one("#long-progress", ProgressBar).update(
             total=len(self.long_options["lengths"]) * len(CELLS), progress=0)
         self._show_long_status()
-        self.action_train_char()
-        self._grads()
+        self.action_train_char()  # then the gradients, then the table if asked for meanwhile
         char.focus()
 
     def on_unmount(self) -> None:
@@ -175,8 +177,15 @@ class SequenceScreen(LessonScreen):
         self._long_stop.set()
 
     # ---- char RNN ------------------------------------------------------------------------------
+    # One computation at a time: each seeds torch's global generator (Trainer, fork_rng), so
+    # two threads at once would interleave their random draws and the numbers would change
+    # from run to run; one after the other they are reproducible (and share no CPU).
     def action_train_char(self) -> None:
         if self.char_running:
+            return
+        if self.long_running:
+            self.notify("the RNN/LSTM/GRU table is training: l stops it", timeout=3,
+                        markup=False)
             return
         self.char_running = True
         self.char_rows = []
@@ -216,6 +225,12 @@ class SequenceScreen(LessonScreen):
     @on(CharDone)
     def _char_done(self, event: CharDone) -> None:
         self.char_running = False
+        if self.grads is None and not self._grads_started:
+            self._grads_started = True
+            self._grads()
+        elif self._long_pending:
+            self._long_pending = False
+            self.action_long_range()
         status = self.query_one("#char-status", Static)
         if event.error:
             status.update(f"[red]{event.error}[/]")
@@ -245,6 +260,10 @@ class SequenceScreen(LessonScreen):
 
     @on(GradsReady)
     def _grads_ready(self, event: GradsReady) -> None:
+        self._grads_done = True
+        if self._long_pending:
+            self._long_pending = False
+            self.action_long_range()
         view = self.query_one("#grad-view", Static)
         if event.error or not event.grads:
             view.update(f"[red]{event.error}[/]")
@@ -278,6 +297,11 @@ class SequenceScreen(LessonScreen):
         if self.long_running:
             self._long_stop.set()
             self.query_one("#long-status", Static).update("[dim]stopping after this epoch…[/]")
+            return
+        if self.char_running or (self._grads_started and not self._grads_done):
+            self._long_pending = True  # starts when the char RNN (and gradients) are done
+            self.query_one("#long-status", Static).update(
+                "[dim]starts after the char RNN…[/]")
             return
         self.long_running = True
         self.long_results = []
