@@ -36,6 +36,15 @@ def median_ms(fn, repeat: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def rebuild(widget):
+    """Rebuild a widget's lines from scratch: refresh() drops its cached visual (otherwise
+    _render_content would only re-cut the cached one into lines)."""
+    def run() -> None:
+        widget.refresh()
+        widget._render_content()
+    return run
+
+
 def frame(screen, change) -> None:
     """Apply a change (it refreshes the widgets it touches) and render the whole screen: the
     changed widgets rebuild, the others come from their caches. An upper bound of Textual's
@@ -72,12 +81,12 @@ async def measure(size: tuple[int, int], repeat: int) -> list[tuple[str, float, 
 
         def toggle_tanh() -> None:  # the key '2': the table and the plot redraw
             screen.action_toggle(1)
-        rows.append(("activations, f (7 curves)", median_ms(plot._render_content, repeat),
+        rows.append(("activations, f (7 curves)", median_ms(rebuild(plot), repeat),
                      median_ms(lambda: frame(screen, toggle_tanh), repeat)))
         screen.mode = "both"
         await pilot.pause(0.1)
         rows.append(("activations, f and f' (14 curves)",
-                     median_ms(plot._render_content, repeat),
+                     median_ms(rebuild(plot), repeat),
                      median_ms(lambda: frame(screen, toggle_tanh), repeat)))
         app.pop_screen()
         await pilot.pause(0.1)
@@ -95,8 +104,8 @@ async def measure(size: tuple[int, int], repeat: int) -> list[tuple[str, float, 
             label = "landscape, MSE(w) + 3 paths" if view == "curve" else \
                 "landscape, w×b heat map + 3 paths"
             screen.t = 100  # the longest paths: the most points to draw
-            rebuild = widget.build if view == "heat" else widget._render_content
-            rows.append((label, median_ms(rebuild, repeat),
+            again = widget.build if view == "heat" else rebuild(widget)
+            rows.append((label, median_ms(again, repeat),
                          median_ms(lambda: frame(screen, next_epoch), repeat)))
             app.pop_screen()
             await pilot.pause(0.1)
@@ -112,6 +121,7 @@ async def measure(size: tuple[int, int], repeat: int) -> list[tuple[str, float, 
 
         def table_lines() -> None:
             table._clear_caches()
+            table.refresh()  # and the styles cache, which keeps rendered lines too
             table.render_lines(Region(0, 0, w, h))
         rows.append(("sequences, char RNN table (15 rows)", median_ms(table_lines, repeat),
                      median_ms(lambda: frame(screen, screen._show_grads), repeat)))
@@ -131,6 +141,7 @@ async def measure(size: tuple[int, int], repeat: int) -> list[tuple[str, float, 
 
             def tree_lines(tree=tree, w=w, h=h) -> None:
                 tree._clear_line_cache()
+                tree.refresh()
                 tree.render_lines(Region(0, 0, w, h))
 
             def toggle(tree=tree) -> None:

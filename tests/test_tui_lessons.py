@@ -266,3 +266,34 @@ async def test_autograd_view_for_token_models_and_without_a_model():
         app.push_screen(empty)
         await pilot.pause(0.2)
         assert "No model selected" in shown(empty.query_one("#ag-info"))
+
+
+def test_example_loss_is_the_loss_of_the_models_task():
+    from torch import nn
+
+    from tui_nn.insight.autograd import example_loss, grad_fn_tree
+    from tui_nn.zoo.registry import get_model_spec
+
+    def root(name: str) -> str:
+        spec = get_model_spec(name)
+        loss = example_loss(spec.build(), spec.input_shape, dtype=spec.input_dtype,
+                            dataset=spec.default_dataset)
+        assert loss.loss.dim() == 0 and loss.loss.requires_grad
+        return grad_fn_tree(loss.loss).root.name
+
+    assert root("linear") == "MseLossBackward0"  # regression
+    assert root("logistic") == "BinaryCrossEntropyBackward0"  # binary
+    assert root("cnn") == "NllLossBackward0"  # classification: log_softmax + nll
+    assert root("rnn") == "NllLossBackward0"  # sequence: int64 ids below the vocabulary
+    # No dataset known: a (B, C) output is a classifier, anything else gets MSE.
+    loss = example_loss(nn.Linear(3, 4), (3,))
+    assert "cross_entropy" in loss.what
+    loss = example_loss(nn.Linear(3, 1), (3,))
+    assert "mse_loss" in loss.what and loss.loss.grad_fn.name() == "MseLossBackward0"
+
+    class ReturnsDict(nn.Module):
+        def forward(self, x):
+            return {"out": x}
+
+    with pytest.raises(TypeError, match="dict"):  # shown in the view as the error line
+        example_loss(ReturnsDict(), (3,))
