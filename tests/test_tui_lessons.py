@@ -297,3 +297,58 @@ def test_example_loss_is_the_loss_of_the_models_task():
 
     with pytest.raises(TypeError, match="dict"):  # shown in the view as the error line
         example_loss(ReturnsDict(), (3,))
+
+
+@pytest.mark.asyncio
+async def test_autograd_view_for_a_model_opened_from_a_file(tmp_path):
+    source = tmp_path / "my_model.py"
+    source.write_text(
+        "from torch import nn\n\n"
+        "class Declared(nn.Module):\n"
+        "    input_shape = (6,)\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.hidden = nn.Linear(6, 5)\n"
+        "        self.out = nn.Linear(5, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.out(self.hidden(x).tanh())\n\n"
+        "class Undeclared(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.proj = nn.Linear(7, 1)\n"
+        "    def forward(self, x):\n"
+        "        return self.proj(x).sigmoid()\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        name = f"{source}:Declared"
+        app.main._open_source(name)
+        await wait_for(pilot, lambda: app.main.model_source == name, 30, "the model")
+        open_lesson(app, "autograd")
+        await pilot.pause(0.1)
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.graph is not None, 30, "the graph")
+        labels = screen.labels()
+        assert labels[0] == "NllLossBackward0"  # a (B, 3) output: a classifier
+        assert any(lbl.startswith("TanhBackward0") for lbl in labels)
+        assert "AccumulateGrad hidden.weight (5×6)" in labels
+        assert "AccumulateGrad out.bias (3)" in labels
+        await pilot.press("escape")
+
+        # No declared input shape: the one typed in the shape inspector.
+        name = f"{source}:Undeclared"
+        app.main._open_source(name)
+        await wait_for(pilot, lambda: app.main.model_source == name, 30, "the second model")
+        inspector = app.main.query_one("#inspector")
+        inspector.input_text = "7"
+        await wait_for(pilot, lambda: inspector.inspection is not None
+                       and inspector.inspection.model_name.endswith("Undeclared")
+                       and not inspector.pending, 30, "the inspection")
+        open_lesson(app, "autograd")
+        await pilot.pause(0.1)
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.graph is not None, 30, "the graph")
+        labels = screen.labels()
+        assert labels[0] == "MseLossBackward0"  # one output, no task known
+        assert any(lbl.startswith("SigmoidBackward0") for lbl in labels)
+        assert "AccumulateGrad proj.weight (1×7)" in labels

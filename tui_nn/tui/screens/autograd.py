@@ -97,12 +97,25 @@ class AutogradScreen(LessonScreen):
 
     def _model_inputs(self, source: str) -> tuple[Any, str, str | None, str | None]:
         """(an already-loaded model or None, its input text, dtype name, dataset) from the
-        main screen's catalog; zoo models are rebuilt from the zoo on the worker."""
+        main screen's catalog; zoo models are rebuilt from the zoo on the worker.
+
+        An opened model that declares no input shape takes the one the shape inspector
+        traced it with (the user typed it there), without its batch dimension."""
         main = self.main
         entry = getattr(main, "entries", {}).get(source) if main is not None else None
         model = getattr(main, "user_models", {}).get(source) if main is not None else None
         text = entry.input_text if entry is not None else ""
         dataset = entry.default_dataset if entry is not None else None
+        if model is not None and not text.strip():
+            try:
+                inspector = main.query_one("#inspector")
+            except Exception:  # noqa: BLE001 - no inspector: the worker says what is missing
+                inspector = None
+            insp = getattr(inspector, "inspection", None)
+            if insp is not None and getattr(inspector, "source", None) == source \
+                    and len(insp.input_shapes) == 1 and len(insp.input_shapes[0]) > 1:
+                dtype = insp.input_dtypes[0] if insp.input_dtypes else "float32"
+                text = "x".join(map(str, insp.input_shapes[0][1:])) + f":{dtype}"
         return model, text, None, dataset
 
     @work(thread=True, name="autograd", group="autograd", exclusive=True, exit_on_error=False)
@@ -236,7 +249,8 @@ def _graph(source: str, model: Any, input_text: str, dataset: str | None
         from tui_nn.shapes.parse import parse_inputs
 
         if not input_text.strip():
-            raise ValueError("the model's input shape is not known: set it in the inspector")
+            raise ValueError("the model's input shape is not known: type one in the shape "
+                             "inspector, then press r here")
         specs = parse_inputs(input_text)
         if len(specs) != 1:
             raise ValueError("models with several inputs are not supported here")
