@@ -14,6 +14,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, Static
@@ -49,6 +50,7 @@ class ActivationsScreen(LessonScreen):
     ActivationsScreen #act-table { height: auto; max-height: 9; }
     ActivationsScreen #act-note { height: auto; color: $text-muted; }
     ActivationsScreen #act-mode { height: 1; }
+    ActivationsScreen #act-formula { height: auto; margin: 0 0 1 0; }
     """
 
     BINDINGS = [
@@ -73,6 +75,7 @@ class ActivationsScreen(LessonScreen):
             with Vertical(id="act-side"):
                 yield Static("", id="act-mode")
                 yield DataTable(id="act-table", cursor_type="row", zebra_stripes=False)
+                yield Static("", id="act-formula")
                 yield Static("[b]1[/]-[b]7[/] toggle a function, [b]a[/] all, [b]d[/] f / f' / "
                              "both.\nsigmoid's slope is at most 0.25: a stack of sigmoids "
                              "multiplies the gradient by ≤ 0.25 per layer, so the first "
@@ -162,6 +165,13 @@ class ActivationsScreen(LessonScreen):
         self.hidden.clear()
         self._fill_table()
         self.query_one("#act-plot").refresh()
+
+    @on(DataTable.RowHighlighted, "#act-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        curve = next((c for c in self.curves if c.name == event.row_key.value), None)
+        if curve is not None:
+            self.query_one("#act-formula", Static).update(
+                f"[b]{curve.name}[/] = {escape(curve.formula)}  [dim](Enter toggles)[/]")
 
     @on(DataTable.RowSelected, "#act-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
