@@ -303,6 +303,11 @@ class SequenceScreen(LessonScreen):
             self.query_one("#long-status", Static).update(
                 "[dim]starts after the char RNN…[/]")
             return
+        bridge = getattr(getattr(self.app, "main", None), "bridge", None)
+        if bridge is not None and bridge.running:
+            self.notify("a run is training: this table shares the CPU with it and slows it "
+                        "down (l again stops the table)", severity="warning", timeout=6,
+                        markup=False)
         self.long_running = True
         self.long_results = []
         self.long_table = None
