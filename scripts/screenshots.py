@@ -8,6 +8,8 @@
                        live curves and progress, captured mid-run
 - training-80x24.svg   the same view in an 80×24 terminal
 - quit-confirm.svg     quitting while training asks first
+- lesson-activations.svg, lesson-landscape.svg, lesson-landscape-heat.svg (80×24),
+  lesson-sequences.svg, lesson-autograd.svg: the lesson views (``--lessons`` makes only these)
 
 Real runs write into a temporary directory. ``--quick`` replays a synthetic run instead of
 training (seconds instead of a minute; the numbers are then made up and say 'CPU (demo)').
@@ -63,9 +65,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--quick", action="store_true", help="replay a synthetic run")
     parser.add_argument("--n-train", type=int, default=30_000)
+    parser.add_argument("--lessons", action="store_true", help="only the lesson views")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    lesson_shots(out)
+    if args.lessons:
+        return
 
     async def picker(pilot):
         await settle(pilot)
@@ -130,6 +136,72 @@ def main() -> None:
 
         shot(training_app(), out / "quit-confirm.svg", (100, 30), quit_confirm,
              "tui-nn: quit while training")
+
+
+def lesson_shots(out: Path) -> None:
+    """The lesson views, each with its real (tiny) computation done."""
+    from tui_nn.tui.screens.activations import ActivationsScreen
+    from tui_nn.tui.screens.landscape import LandscapeScreen
+    from tui_nn.tui.screens.lessons import open_lesson
+    from tui_nn.tui.screens.sequences import SequenceScreen
+
+    async def until(pilot, predicate, what: str) -> None:
+        deadline = time.monotonic() + 300
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            await pilot.pause(0.05)
+
+    async def activations(pilot):
+        await settle(pilot)
+        screen = ActivationsScreen()
+        pilot.app.push_screen(screen)
+        await until(pilot, lambda: len(screen.curves) == 7, "the curves")
+        screen.mode = "both"
+        await pilot.pause(0.3)
+
+    shot(make_app(), out / "lesson-activations.svg", (110, 32), activations,
+         "tui-nn: activation functions and their derivatives")
+
+    def landscape(view: str, epoch: int):
+        async def drive(pilot):
+            await settle(pilot)
+            screen = LandscapeScreen(autoplay=False, view=view)
+            pilot.app.push_screen(screen)
+            await pilot.pause(0.1)
+            screen.t = epoch
+            await pilot.pause(0.3)
+        return drive
+
+    shot(make_app(), out / "lesson-landscape.svg", (110, 32), landscape("curve", 12),
+         "tui-nn: loss landscape, GD / SGD / mini-batch at epoch 12")
+    shot(make_app(), out / "lesson-landscape-heat.svg", (80, 24), landscape("heat", 100),
+         "tui-nn: the w×b heat map at 80×24")
+
+    async def sequences(pilot):
+        await settle(pilot)
+        screen = SequenceScreen()
+        pilot.app.push_screen(screen)
+        await until(pilot, lambda: not screen.char_running and screen.char_rows
+                    and screen.grads is not None, "the char RNN")
+        await pilot.press("l")  # the real table: about 20-40 s on 2 CPU cores
+        await until(pilot, lambda: screen.long_table is not None, "the long-range table")
+        await pilot.pause(0.3)
+
+    shot(make_app(), out / "lesson-sequences.svg", (110, 32), sequences,
+         "tui-nn: char RNN output per epoch; RNN vs LSTM vs GRU")
+
+    async def autograd(pilot):
+        await settle(pilot)
+        await select_model(pilot, "cnn")
+        open_lesson(pilot.app, "autograd")
+        await pilot.pause(0.1)
+        screen = pilot.app.screen
+        await until(pilot, lambda: screen.graph is not None, "the graph")
+        await pilot.pause(0.3)
+
+    shot(make_app(), out / "lesson-autograd.svg", (110, 32), autograd,
+         "tui-nn: the autograd graph of the CNN's loss")
 
 
 if __name__ == "__main__":

@@ -138,3 +138,67 @@ def tree_lines(node: GradNode | None, *, max_depth: int | None = None) -> list[s
         stack.extend((c, child_prefix, i == len(n.children) - 1, depth + 1)
                      for i, c in reversed(list(enumerate(n.children))))
     return lines
+
+
+# ---- a loss for any model, for the app's autograd view ----------------------------------------
+
+@dataclass(frozen=True)
+class ExampleLoss:
+    loss: torch.Tensor  # a scalar with its graph alive
+    what: str  # how it was made, e.g. "mse_loss(out, y) on a 2×1 batch"
+
+
+def _task_of(dataset: str | None) -> str | None:
+    if not dataset:
+        return None
+    from tui_nn.data.registry import DATASETS
+
+    info = DATASETS.get(dataset)
+    if info is not None:
+        return info.task
+    return "classification" if dataset.startswith("longrange") else None
+
+
+def example_loss(model: nn.Module, sample_shape: tuple[int, ...], *,
+                 dtype: torch.dtype = torch.float32, dataset: str | None = None,
+                 batch: int = 2, seed: int = 0) -> ExampleLoss:
+    """One forward of ``batch`` random samples and the loss the trainer would use for
+    ``dataset``'s task (engine.tasks), with random targets: only the graph matters.
+
+    Without a known task: cross-entropy for (B, C) outputs with C > 1 (a classifier), MSE
+    against zeros otherwise. Integer inputs (token ids) are drawn below the first
+    Embedding's vocabulary size. Runs on the CPU, in train mode restored afterwards.
+    """
+    from tui_nn.engine import tasks
+
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, *sample_shape)
+    if dtype.is_floating_point:
+        x = torch.randn(shape, generator=gen).to(dtype)
+    else:
+        emb = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+        high = emb.num_embeddings if emb is not None else 2
+        x = torch.randint(0, high, shape, generator=gen, dtype=dtype)
+    out = model(x)
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the model returned {type(out).__name__}, not a tensor")
+    out = out.float()
+    task = _task_of(dataset)
+    dims = "×".join(map(str, shape))
+    if task == "regression" or task is None and not (out.dim() == 2 and out.shape[1] > 1):
+        y = torch.zeros_like(out) if task is None else torch.randn(out.shape, generator=gen)
+        return ExampleLoss(tasks.loss_mean("regression", out, y),
+                           f"mse_loss(out, y) on a {dims} batch")
+    if task == "binary":
+        y = torch.randint(0, 2, out.shape, generator=gen).float()
+        return ExampleLoss(tasks.loss_mean("binary", out, y),
+                           f"binary_cross_entropy(out, y) on a {dims} batch")
+    if task == "sequence" or out.dim() == 3:
+        y = torch.randint(0, out.shape[-1], out.shape[:-1], generator=gen)
+        return ExampleLoss(tasks.loss_mean("sequence", out, y),
+                           f"cross_entropy(out per step, y) on a {dims} batch")
+    y = torch.randint(0, out.shape[1], (out.shape[0],), generator=gen)
+    return ExampleLoss(tasks.loss_mean("classification", out, y),
+                       f"cross_entropy(out, y) on a {dims} batch")

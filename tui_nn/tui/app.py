@@ -125,6 +125,9 @@ class TuiNNApp(App[None]):
             ("Curves: less smoothing", "Lower the EMA weight", lambda: main.action_smoothing(-1)),
             ("Curves: toggle log axis", "Loss on a log10 axis", main.action_toggle_log_scale),
         ]
+        from tui_nn.tui.screens.lessons import lesson_commands
+
+        commands += list(lesson_commands(self))
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
 

@@ -1,0 +1,55 @@
+"""The lesson views in the command palette: one entry per view, each pushing its screen.
+
+Screens are imported when opened, so the palette costs nothing until one is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+LESSONS: list[tuple[str, str, str]] = [
+    # (command title, help, view key)
+    ("Lesson: activation functions", "sigmoid, tanh, ReLU, leaky ReLU, PReLU, softplus, GELU "
+     "and their derivatives", "activations"),
+    ("Lesson: loss landscape", "MSE against w (and w×b) with GD, SGD and mini-batch SGD "
+     "walking down it, animated", "landscape"),
+    ("Lesson: sequence models", "the char RNN learning 'ohlol'; RNN vs LSTM vs GRU as the "
+     "sequence grows", "sequences"),
+    ("Lesson: autograd graph", "the grad_fn chain of the selected model's loss, as a tree",
+     "autograd"),
+]
+
+
+def make_screen(view: str, app: Any) -> Any:
+    if view == "activations":
+        from tui_nn.tui.screens.activations import ActivationsScreen
+
+        return ActivationsScreen()
+    if view == "landscape":
+        from tui_nn.tui.screens.landscape import LandscapeScreen
+
+        return LandscapeScreen()
+    if view == "sequences":
+        from tui_nn.tui.screens.sequences import SequenceScreen
+
+        return SequenceScreen()
+    if view == "autograd":
+        from tui_nn.tui.screens.autograd import AutogradScreen
+
+        main = getattr(app, "main", None)
+        return AutogradScreen.for_main(main)
+    raise ValueError(f"unknown lesson view {view!r}")
+
+
+def open_lesson(app: Any, view: str) -> None:
+    """Push a lesson view (replacing a lesson view already on top, so Escape goes home)."""
+    from tui_nn.tui.screens.lesson_base import LessonScreen
+
+    if isinstance(app.screen, LessonScreen):
+        app.pop_screen()
+    app.push_screen(make_screen(view, app))
+
+
+def lesson_commands(app: Any) -> Iterator[tuple[str, str, Callable[[], None]]]:
+    for title, help_text, view in LESSONS:
+        yield title, help_text, (lambda view=view: open_lesson(app, view))
