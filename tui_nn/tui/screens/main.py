@@ -30,6 +30,7 @@ from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.inspector import ShapeInspector
 from tui_nn.tui.widgets.model_picker import ModelPicker
 from tui_nn.tui.widgets.run_status import RunStatus
+from tui_nn.tui.widgets.system_pane import SystemPane
 from tui_nn.tui.widgets.train_form import FormError, TrainForm
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ class MainScreen(Screen):
                         yield RunStatus(id="status")
                     with Vertical(id="train-main"):
                         yield Curves(self.history, id="curves")
+                        yield SystemPane(id="system", compact=True)
                         yield EventLog(id="mini-log")
             with TabPane("Log [dim]3[/]", id="log"):
                 yield EventLog(id="event-log")
