@@ -8,12 +8,14 @@ subprocess (`python -m tui_nn train ... --headless`)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -342,7 +344,7 @@ def test_train_tab_system_pane_reads_this_process(monkeypatch):
             await wait_for(pilot, lambda: pane.reading is not None, 20, "a reading")
             assert pane.reading.process.pid == os.getpid() and pane.reading.process.available
             text = str(pane.render())
-            assert "no NVIDIA GPU" in text and f"proc {os.getpid()} CPU" in text
+            assert "GPU none (nvidia-ml-py not installed)" in text and "proc CPU" in text
             assert pane.reading.cost_s < 0.05  # cheap: psutil + a cached NVML failure
 
     asyncio.run(scenario())
@@ -365,7 +367,10 @@ def test_format_reading_with_fake_gpus():
 def make_runs(root: Path) -> None:
     finished = synthetic_run(epochs=3, steps_per_epoch=20)
     write_run(root / "20250101-120000-cnn-digits", finished, started_at="2025-01-01T12:00:00")
-    stopped = synthetic_run(epochs=3, steps_per_epoch=20, seed=1, upto_step=40) + [ev.Finished(
+    stopped = [dataclasses.replace(e, val_loss=e.val_loss * 1.8, value=e.value - 0.04)
+               if isinstance(e, ev.EpochMetrics) else e
+               for e in synthetic_run(epochs=3, steps_per_epoch=20, seed=1, upto_step=40)]
+    stopped += [ev.Finished(
         status="stopped", run_dir=None, epochs_done=2, step=40, metric="accuracy",
         best_value=0.95, last_value=0.95, elapsed_s=2.0)]
     write_run(root / "20250101-130000-cnn-digits", stopped, started_at="2025-01-01T13:00:00",
@@ -374,8 +379,9 @@ def make_runs(root: Path) -> None:
         ev.Failed(message="loss is NaN at step 40", kind="nan", step=40)]
     write_run(root / "20250101-140000-cnn-digits", failed, started_at="2025-01-01T14:00:00",
               lr=1.0, optimizer="sgd")
-    for run in root.iterdir():
-        fix_times(run, 1735736400 + 10 * 3600)
+    for run in root.iterdir():  # written a minute after it started (local time, as parsed)
+        started = json.loads((run / "config.json").read_text())["started_at"]
+        fix_times(run, datetime.strptime(started, "%Y-%m-%dT%H:%M:%S").timestamp() + 60)
 
 
 def runs_app(root: Path):

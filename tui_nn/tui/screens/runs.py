@@ -130,7 +130,8 @@ class RunsScreen(Screen):
         self.title = "tui-nn runs"
         self.sub_title = str(self.root)
         table = self.query_one(DataTable)
-        for label, key in (("", "mark"), ("run", "run"), ("model", "model"),
+        table.add_column("", key="mark", width=2)
+        for label, key in ( ("run", "run"), ("model", "model"),
                            ("dataset", "dataset"), ("status", "status"), ("epochs", "epochs"),
                            ("best", "best"), ("time", "time"), ("size", "size")):
             table.add_column(label, key=key)
@@ -225,7 +226,7 @@ class RunsScreen(Screen):
     def _update_marks(self) -> None:
         table = self.query_one(DataTable)
         for r in self.runs:
-            table.update_cell(str(r.path), "mark", self._mark(r.path))
+            table.update_cell(str(r.path), "mark", self._mark(r.path), update_width=True)
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -260,7 +261,7 @@ class RunsScreen(Screen):
                     lines.append(f"{key} {escape(str(r.config[key]))}")
             return "\n".join(lines)
         diff = config_diff(runs)
-        lines = [f"[b]{len(diff)} setting{'s' if len(diff) != 1 else ''} differ[/b]"]
+        lines = [f"[b]{len(diff)} setting{' differs' if len(diff) == 1 else 's differ'}[/b]"]
         for key, values in diff.items():
             lines.append(f"[b]{escape(key)}[/b]")
             for i, (r, v) in enumerate(zip(runs, values)):

@@ -19,10 +19,9 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
 from tui_nn.runs import liveness, records
@@ -71,10 +70,10 @@ class WatchScreen(Screen):
     #watch-row { height: 1fr; }
     #watch-side { width: 36; height: 1fr; border-right: vkey $surface-lighten-2; }
     .-wide #watch-side, .-very-wide #watch-side { width: 44; }
-    #watch-run { height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     #watch-main { width: 1fr; height: 1fr; }
     #watch-side SystemPane { margin-top: 1; border-top: solid $surface-lighten-2; }
-    #watch-log { height: 1fr; min-height: 3; border-top: solid $surface-lighten-2; }
+    #watch-log { height: 1fr; min-height: 3; border-top: solid $surface-lighten-2;
+                 padding: 0 0 0 1; overflow-x: hidden; }
     """
 
     BINDINGS = [
@@ -102,7 +101,6 @@ class WatchScreen(Screen):
         yield Header(show_clock=False, icon="≋")
         with Horizontal(id="watch-row"):
             with Vertical(id="watch-side"):
-                yield Static("", id="watch-run")
                 yield RunStatus(id="status")
                 kwargs = {"gpu_reader": self.gpu_reader} if self.gpu_reader else {}
                 yield SystemPane(id="system", pid=None, **kwargs)
@@ -114,10 +112,7 @@ class WatchScreen(Screen):
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
         self.sub_title = f"{self.run_dir.name} · read-only"
-        config, problem = records.read_config(self.run_dir)
-        what = " · ".join(str(config[k]) for k in ("model", "dataset") if config.get(k))
-        self.query_one("#watch-run", Static).update(
-            f"[b]{escape(self.run_dir.name)}[/b]\n[dim]{escape(what or str(self.run_dir))}[/]")
+        _, problem = records.read_config(self.run_dir)
         if problem:
             self._log(problem, "warning")
         self.query_one(SystemPane).process_note = "looking for the training process…"
@@ -210,8 +205,9 @@ class WatchScreen(Screen):
                     status.started = s
                     curves.set_axis(0, int(rec.get("total_steps") or 0))
                     self._log(f"{'resumed' if rec.get('start_step') else 'started'} "
-                              f"{s.model} on {s.dataset} ({s.device_name}): {s.epochs} epochs "
-                              f"x {s.steps_per_epoch} steps", "good")
+                              f"{s.model} on {s.dataset}", "good")
+                    self._log(f"{s.epochs} epochs x {s.steps_per_epoch} steps, "
+                              f"{s.device_name}", "dim")
                 elif kind == "StateChanged":
                     self._log(str(rec.get("state")), "dim")
                     if self.status in ("running", "paused"):
@@ -233,7 +229,7 @@ class WatchScreen(Screen):
             status.epoch = _event(epoch)
         if best_epoch is not None:
             status.best_epoch = best_epoch
-        if message.first and self.history.epochs:
+        if message.first and self.history.epochs and self.final is None:
             self._log(f"{len(self.history.epochs)} epochs recorded so far", "dim")
         if rebuild:
             self._rebuild()

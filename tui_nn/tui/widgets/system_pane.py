@@ -66,7 +66,10 @@ def format_reading(r: SystemReading, compact: bool = False) -> str:
     """Rich markup for the pane; compact drops the GPU name and the power limit."""
     lines = []
     if not r.gpu.available:
-        lines.append(f"[b]GPU[/b] [dim]{r.gpu.reason or 'no NVIDIA GPU'}[/]")
+        reason = r.gpu.reason or "no NVIDIA GPU"
+        if compact and reason.startswith("no NVIDIA GPU ("):
+            reason = "none " + reason[len("no NVIDIA GPU "):]
+        lines.append(f"[b]GPU[/b] [dim]{reason}[/]")
     for g in r.gpu.gpus:
         parts = []
         if g.utilization_pct is not None:
@@ -91,7 +94,8 @@ def format_reading(r: SystemReading, compact: bool = False) -> str:
             used = p.ram_total_bytes - p.ram_available_bytes
             ram = f" · RAM {_gib(used)}/{_gib(p.ram_total_bytes)} GiB"
         cpu = f"{p.cpu_percent:.0f}%" if p.cpu_percent is not None else "?"
-        lines.append(f"[b]proc[/b] {p.pid} CPU {cpu} · RSS {_size(p.rss_bytes)}{ram}")
+        pid = "" if compact else f" {p.pid}"
+        lines.append(f"[b]proc[/b]{pid} CPU {cpu} · RSS {_size(p.rss_bytes)}{ram}")
     return "\n".join(lines)
 
 
