@@ -81,6 +81,11 @@ class OverlayPlot(PlotextPlot):
                 if len(xs) < 30:
                     plt.scatter(xs, ys, marker="●", color=COLORS[color % len(COLORS)][0])
                 self.drawn_lines += 1
+        last = max((len(h.epochs) for _, _, h in self.series), default=0)
+        if last > 1:
+            from tui_nn.tui.widgets.curves import step_ticks
+
+            plt.xticks(*step_ticks(1, last, max(self.size.width, 10)))
         plt.xlabel("epoch")
         return super().render()
 

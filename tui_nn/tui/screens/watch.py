@@ -112,6 +112,7 @@ class WatchScreen(Screen):
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
         self.sub_title = f"{self.run_dir.name} · read-only"
+        self.query_one(EventLog).min_width = 10  # wrap at the pane's width (RichLog: 78)
         _, problem = records.read_config(self.run_dir)
         if problem:
             self._log(problem, "warning")
@@ -283,8 +284,9 @@ class WatchScreen(Screen):
         from tui_nn.report.console import fmt_metric
 
         total = self.started.epochs if self.started is not None else "?"
-        self._log(f"epoch {e.epoch + 1}/{total}: train loss {e.train_loss:.4f}, val loss "
-                  f"{e.val_loss:.4f}, {e.metric} {fmt_metric(e.metric, e.value)}"
+        name = "acc" if e.metric == "accuracy" else e.metric
+        self._log(f"epoch {e.epoch + 1}/{total} · loss {e.train_loss:.4g} · val "
+                  f"{e.val_loss:.4g} · {name} {fmt_metric(e.metric, e.value)}"
                   f"{' *' if getattr(e, 'is_best', False) else ''}")
 
     def _log_final(self, e: _Event) -> None:
