@@ -103,7 +103,8 @@ class WatchScreen(Screen):
             with Vertical(id="watch-side"):
                 yield RunStatus(id="status")
                 kwargs = {"gpu_reader": self.gpu_reader} if self.gpu_reader else {}
-                yield SystemPane(id="system", pid=None, **kwargs)
+                yield SystemPane(id="system", pid=None,
+                                 process_note="looking for the training process…", **kwargs)
                 yield EventLog(id="watch-log")
             with Vertical(id="watch-main"):
                 yield Curves(self.history, id="curves")
@@ -116,7 +117,6 @@ class WatchScreen(Screen):
         _, problem = records.read_config(self.run_dir)
         if problem:
             self._log(problem, "warning")
-        self.query_one(SystemPane).process_note = "looking for the training process…"
         # Curves pace their redraws; this picks up one a paced tick skipped, once a second.
         self.set_interval(1.0, self._frame)
         self._follow()

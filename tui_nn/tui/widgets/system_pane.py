@@ -117,7 +117,7 @@ class SystemPane(Static):
 
     def __init__(self, *, compact: bool = False, interval: float = INTERVAL_S,
                  gpu_reader: Callable[[], GpuReport] | None = None,
-                 pid: int | None = -1, **kwargs) -> None:
+                 pid: int | None = -1, process_note: str | None = None, **kwargs) -> None:
         super().__init__("[dim]system: reading…[/]", **kwargs)
         self.compact = compact
         if compact:
@@ -125,7 +125,7 @@ class SystemPane(Static):
         self.interval = interval
         self.gpu_reader = gpu_reader
         self.pid: int | None = os.getpid() if pid == -1 else pid
-        self.process_note: str | None = None
+        self.process_note = process_note
         self.reading: SystemReading | None = None
         self.readings = 0  # how many readings were shown (tests)
         self._stop = threading.Event()
