@@ -224,12 +224,12 @@ class WatchScreen(Screen):
             except (KeyError, TypeError, ValueError):
                 continue  # a record of an unexpected shape: skip it
         # Widgets get the newest values once per batch (a first read may hold thousands).
+        if best_epoch is not None:  # before epoch: RunStatus redraws when epoch is set
+            status.best_epoch = best_epoch
         if latest is not None:
             status.latest = _event(latest)
         if epoch is not None:
             status.epoch = _event(epoch)
-        if best_epoch is not None:
-            status.best_epoch = best_epoch
         if message.first and self.history.epochs and self.final is None:
             self._log(f"{len(self.history.epochs)} epochs recorded so far", "dim")
         if rebuild:
