@@ -245,6 +245,10 @@ def test_watch_never_writes_into_the_run(tmp_path):
             screen = app.watch_screen
             await wait_for(pilot, lambda: screen.status == "finished", 10, "finished")
             await pilot.press("g", "right_square_bracket")
+            curves = screen.query_one("#curves")
+            assert curves.log_scale and curves.smoothing == 0.8
+            titles = [c.title for c in app.get_system_commands(screen)]
+            assert "Curves: toggle log axis" in titles
             await asyncio.sleep(0.5)
 
     asyncio.run(scenario())
@@ -430,7 +434,7 @@ def test_runs_screen_lists_compares_and_diffs(tmp_path):
                 ("120000-cnn-digits", "finished")]
             table = screen.query_one("#runs-table")
             assert table.row_count == 3
-            assert "failed (nan)" in str(table.get_row_at(0)[4])
+            assert "failed (nan)" in str(table.get_row_at(0)[2])
             plot = screen.query_one(OverlayPlot)
             await wait_for(pilot, lambda: len(plot.series) == 1, 5, "the highlighted run")
             await pilot.press("space", "down", "space", "down", "space")

@@ -136,9 +136,11 @@ class RunsScreen(Screen):
         self.sub_title = str(self.root)
         table = self.query_one(DataTable)
         table.add_column("", key="mark", width=2)
-        for label, key in ( ("run", "run"), ("model", "model"),
-                           ("dataset", "dataset"), ("status", "status"), ("epochs", "epochs"),
-                           ("best", "best"), ("time", "time"), ("size", "size")):
+        # Run names usually hold the model and dataset: those columns go last, so that an
+        # 80-column terminal shows status, epochs, best, time and size beside the name.
+        for label, key in (("run", "run"), ("status", "status"), ("epochs", "epochs"),
+                           ("best", "best"), ("time", "time"), ("size", "size"),
+                           ("model", "model"), ("dataset", "dataset")):
             table.add_column(label, key=key)
         table.focus()
         self._load_runs()
@@ -171,11 +173,12 @@ class RunsScreen(Screen):
         table.clear()
         for r in self.runs:
             epochs = f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done)
-            table.add_row(self._mark(r.path), r.name, r.model, r.dataset,
+            table.add_row(self._mark(r.path), r.name,
                           Text(status_label(r), style=_status_style(r.status)),
                           Text(epochs, justify="right"), best_label(r.metric, r.best_value),
                           Text(fmt_hms(r.duration_s), justify="right"),
-                          Text(fmt_size(r.size_bytes), justify="right"), key=str(r.path))
+                          Text(fmt_size(r.size_bytes), justify="right"), r.model, r.dataset,
+                          key=str(r.path))
         if message.error:
             caption = message.error
         elif not self.runs:

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -328,6 +328,16 @@ class WatchApp(App[None]):
 
     def get_default_screen(self) -> Screen:
         return self.watch_screen
+
+    def get_system_commands(self, screen: Screen):
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, WatchScreen):
+            yield SystemCommand("Curves: toggle log axis", "Loss on a log10 axis (g)",
+                                screen.action_toggle_log_scale)
+            yield SystemCommand("Curves: more smoothing", "Raise the EMA weight (])",
+                                lambda: screen.action_smoothing(1))
+            yield SystemCommand("Curves: less smoothing", "Lower the EMA weight ([)",
+                                lambda: screen.action_smoothing(-1))
 
 
 def make_watch_app(run_dir: str | Path, **kwargs: Any) -> WatchApp:
