@@ -301,6 +301,25 @@ def test_watch_does_not_import_torch(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
+def test_watch_shows_a_paused_run_as_paused(tmp_path):
+    events = synthetic_run(epochs=3, steps_per_epoch=20, upto_step=30)
+    run = write_run(tmp_path / "run", events + [ev.StateChanged(state="paused")])
+    fd = os.open(run / "metrics.jsonl", os.O_WRONLY | os.O_APPEND)  # its trainer, alive
+
+    async def scenario():
+        app = make_watch_app(run, gpu_reader=no_nvml)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.watch_screen
+            await wait_for(pilot, lambda: screen.status == "paused", 10, "paused")
+            os.write(fd, line(ev.StateChanged(state="running")).encode())
+            await wait_for(pilot, lambda: screen.status == "running", 5, "running again")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("make, expect", [
     (lambda p: p / "missing", "no run"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "not a run directory"),

@@ -96,6 +96,7 @@ class WatchScreen(Screen):
         self.epochs_seen = 0  # EpochMetrics records applied (tests)
         self.records_seen = 0
         self._steps_seen = 0  # last step applied to the curves
+        self._paused = False  # the run's last StateChanged said paused
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
@@ -201,7 +202,7 @@ class WatchScreen(Screen):
                     s = _event(rec)
                     if self.started is not None or int(rec.get("start_step") or 0):
                         rebuild = True
-                    self.started, self.final = s, None
+                    self.started, self.final, self._paused = s, None, False
                     self.history.metric = str(rec.get("metric") or "accuracy")
                     status.started = s
                     curves.set_axis(0, int(rec.get("total_steps") or 0))
@@ -211,8 +212,9 @@ class WatchScreen(Screen):
                               f"{s.device_name}", "dim")
                 elif kind == "StateChanged":
                     self._log(str(rec.get("state")), "dim")
+                    self._paused = rec.get("state") == "paused"
                     if self.status in ("running", "paused"):
-                        self._set_status(str(rec.get("state")))
+                        self._set_status("paused" if self._paused else "running")
                 elif kind == "CheckpointSaved":
                     if not message.first:
                         self._log(f"checkpoint ({rec.get('reason')}, step {rec.get('step')})",
@@ -249,7 +251,7 @@ class WatchScreen(Screen):
             state = getattr(self.final, "status", "failed") if self.final.type == "Finished" \
                 else "failed"
         elif liveness_status == "running":
-            state = "paused" if self.status == "paused" else "running"
+            state = "paused" if self._paused else "running"
         elif self.started is None and not self.records_seen:
             state = "waiting" if liveness_status == "running" else "empty"
         else:
