@@ -10,7 +10,10 @@ Prints, in milliseconds per call (median and 95th percentile):
                              records (a RunStarted-sized run: 10 step chunks + 1 epoch) arrived
 - liveness.writer_pid()      the /proc scan watch does every 2 s until it knows the writer
 - liveness.still_writing()   the cheap re-check once the pid is known
-and the share of one core each costs at its refresh interval (2 s pane, 0.3 s poll).
+and the share of one core each costs at its refresh interval (2 s pane, 0.25 s poll).
+
+--watch-seconds N also follows a real headless run (diabetes, in a subprocess) with the watch
+app (headless, 100x30) for N seconds and prints the CPU the viewer used, in cores.
 """
 
 from __future__ import annotations
@@ -46,7 +49,10 @@ def timed(fn, repeat: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--watch-seconds", type=float, default=0.0)
     args = parser.parse_args()
+    if args.watch_seconds:
+        watch_cpu(args.watch_seconds)
     n = args.repeat
     pid = os.getpid()
     report = gpu_stats()
@@ -77,7 +83,7 @@ def main() -> None:
         t0 = time.perf_counter()
         first = follower.poll()
         first_ms = (time.perf_counter() - t0) * 1e3
-        rows.append(("poll(), nothing new", *timed(follower.poll, n), 0.3))
+        rows.append(("poll(), nothing new", *timed(follower.poll, n), 0.25))
 
         def grow():
             os.write(fd, chunk)
@@ -86,7 +92,7 @@ def main() -> None:
             return time.perf_counter() - t
         grow_times = sorted(grow() for _ in range(n))
         rows.append(("poll(), one epoch appended", statistics.median(grow_times) * 1e3,
-                     grow_times[int(0.95 * (n - 1))] * 1e3, 0.3))
+                     grow_times[int(0.95 * (n - 1))] * 1e3, 0.25))
         rows.append(("writer_pid() /proc scan", *timed(lambda: liveness.writer_pid(metrics),
                                                        max(n // 10, 5)), 2.0))
         rows.append(("still_writing(pid)", *timed(lambda: liveness.still_writing(pid, metrics),
@@ -97,6 +103,39 @@ def main() -> None:
     print(f"{'call':34} {'median ms':>10} {'p95 ms':>8} {'every':>6} {'core share':>11}")
     for name, med, p95, every in rows:
         print(f"{name:34} {med:10.3f} {p95:8.3f} {every:5.1f}s {med / 1e3 / every:10.4%}")
+
+
+def watch_cpu(seconds: float) -> None:
+    import asyncio
+    import subprocess
+
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "diabetes",
+                                 "--epochs", "100000", "--headless", "--device", "cpu",
+                                 "--run-dir", str(run)], env=env, stdout=subprocess.DEVNULL)
+        try:
+            while not (run / "metrics.jsonl").exists():
+                time.sleep(0.2)
+
+            async def follow():
+                app = make_watch_app(run)
+                async with app.run_test(size=(100, 30)):
+                    screen = app.watch_screen
+                    while screen.epochs_seen < 5:
+                        await asyncio.sleep(0.1)
+                    e0, c0, w0 = screen.epochs_seen, time.process_time(), time.monotonic()
+                    await asyncio.sleep(seconds)
+                    cpu, wall = time.process_time() - c0, time.monotonic() - w0
+                    print(f"watch followed {screen.epochs_seen - e0} epochs in {wall:.1f} s "
+                          f"using {cpu / wall:.3f} cores (all threads of the viewer)")
+            asyncio.run(follow())
+        finally:
+            proc.terminate()
+            proc.wait()
 
 
 if __name__ == "__main__":

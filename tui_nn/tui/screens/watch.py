@@ -33,7 +33,8 @@ from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.run_status import RunStatus
 from tui_nn.tui.widgets.system_pane import SystemPane
 
-POLL_S = 0.3  # new lines show within POLL_S + one frame: well under a second
+POLL_S = 0.25  # new lines show within POLL_S + POST_S: under a second
+POST_S = 0.5  # the UI applies new records at most twice a second
 STATUS_S = 2.0  # how often liveness (a /proc scan at worst) is checked
 FINAL = ("finished", "stopped", "failed")
 
@@ -136,16 +137,21 @@ class WatchScreen(Screen):
         last_status = 0.0
         first = True
         ended = False
+        pending: list[dict[str, Any]] = []
+        last_post = 0.0
         while not worker.is_cancelled:
             new = follower.poll()
+            pending += new
             ended = ended or any(r["type"] in ("Finished", "Failed") for r in new)
             status = None
             now = time.monotonic()
             if first or now - last_status >= STATUS_S:
                 last_status = now
                 status, pid = self._liveness(metrics, pid, ended)
-            if new or status is not None:
-                self.post_message(RecordsArrived(new, status, pid, first))
+            # At most POST_S apart (each batch costs the UI a layout), unless the run ended.
+            if status is not None or (pending and (ended or now - last_post >= POST_S)):
+                self.post_message(RecordsArrived(pending, status, pid, first))
+                pending, last_post = [], now
             first = False
             if not follower.behind:
                 time.sleep(self.poll_s)
@@ -175,6 +181,7 @@ class WatchScreen(Screen):
         status = self.query_one(RunStatus)
         curves = self.query_one(Curves)
         latest = epoch = None
+        new_epochs: list[dict[str, Any]] = []
         best_epoch = None
         for rec in message.records:
             self.records_seen += 1
@@ -197,7 +204,7 @@ class WatchScreen(Screen):
                         best_epoch = int(rec["epoch"]) + 1
                     self.epochs_seen += 1
                     if not message.first:
-                        self._log_epoch(_event(rec))
+                        new_epochs.append(rec)
                 elif kind == "RunStarted":
                     s = _event(rec)
                     if self.started is not None or int(rec.get("start_step") or 0):
@@ -225,6 +232,12 @@ class WatchScreen(Screen):
                     self._log_final(self.final)
             except (KeyError, TypeError, ValueError):
                 continue  # a record of an unexpected shape: skip it
+        if len(new_epochs) > 3:  # fast epochs: one line per poll, not a flood
+            first_e, last_e = _event(new_epochs[0]), _event(new_epochs[-1])
+            self._log_epoch(last_e, first=first_e.epoch)
+        else:
+            for rec in new_epochs:
+                self._log_epoch(_event(rec))
         # Widgets get the newest values once per batch (a first read may hold thousands).
         if best_epoch is not None:  # before epoch: RunStatus redraws when epoch is set
             status.best_epoch = best_epoch
@@ -282,12 +295,13 @@ class WatchScreen(Screen):
         self._steps_seen = h.steps[-1] if h.steps else 0
 
     # ---- log -------------------------------------------------------------------------------
-    def _log_epoch(self, e: _Event) -> None:
+    def _log_epoch(self, e: _Event, first: int | None = None) -> None:
         from tui_nn.report.console import fmt_metric
 
         total = self.started.epochs if self.started is not None else "?"
         name = "acc" if e.metric == "accuracy" else e.metric
-        self._log(f"epoch {e.epoch + 1}/{total} · loss {e.train_loss:.4g} · val "
+        which = f"epochs {first + 1}–{e.epoch + 1}" if first is not None else f"epoch {e.epoch + 1}"
+        self._log(f"{which}/{total} · loss {e.train_loss:.4g} · val "
                   f"{e.val_loss:.4g} · {name} {fmt_metric(e.metric, e.value)}"
                   f"{' *' if getattr(e, 'is_best', False) else ''}")
 
