@@ -131,6 +131,7 @@ class SystemPane(Static):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.frozen = False
+        self._lines = -1  # lines of the text shown
 
     def on_mount(self) -> None:
         self._sample_loop()
@@ -145,7 +146,7 @@ class SystemPane(Static):
         self._stop.set()
         self._wake.set()
         self.reading = reading
-        self.update(format_reading(reading, self.compact))
+        self._show(format_reading(reading, self.compact))
 
     def refresh_now(self) -> None:
         """Read again without waiting for the timer (the watched process changed)."""
@@ -166,4 +167,12 @@ class SystemPane(Static):
             return
         self.reading = message.reading
         self.readings += 1
-        self.update(format_reading(message.reading, self.compact))
+        self._show(format_reading(message.reading, self.compact))
+
+    def _show(self, text: str) -> None:
+        # Compact (the Train tab, redrawn every 2 s while training; no wrapping): a layout pass
+        # only when the number of lines changed, as a layout of the whole screen is the
+        # expensive part. Elsewhere lines wrap, and a new width may change the height.
+        lines = text.count("\n")
+        self.update(text, layout=not self.compact or lines != self._lines)
+        self._lines = lines
