@@ -10,6 +10,7 @@ the writing process. Nothing here opens a file of the run for writing.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -170,10 +171,11 @@ class WatchScreen(Screen):
             mtime = metrics.stat().st_mtime
         except OSError:
             mtime = None
-        # Another user's run (the /proc scan cannot see it): a recent write means running.
+        # Without /proc (macOS) or for another user's run the scan sees nothing: then a write
+        # in the last two minutes means running (see tui_nn.runs.liveness).
+        trusted = os.path.isdir("/proc/self/fd") and liveness.scan_is_trusted(metrics)
         alive = liveness.is_alive(metrics.parent, mtime, None)
-        return ("running" if alive and not liveness.scan_is_trusted(metrics)
-                else "interrupted"), None
+        return ("running" if alive and not trusted else "interrupted"), None
 
     # ---- applying records (UI thread) ------------------------------------------------------
     def on_records_arrived(self, message: RecordsArrived) -> None:
