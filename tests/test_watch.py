@@ -494,3 +494,21 @@ def test_runs_screen_from_the_app_with_r_and_the_palette(tmp_path):
             assert "Show runs" in titles and "Watch the newest run" in titles
 
     asyncio.run(scenario())
+
+
+def test_a_failing_runs_worker_is_a_notification_not_a_crash(tmp_path, monkeypatch):
+    import tui_nn.tui.screens.runs as runs_mod
+
+    def broken(root):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(runs_mod, "discover_runs", broken)
+
+    async def scenario():
+        app = runs_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: any("disk on fire" in str(n.message)
+                                              for n in app._notifications), 10, "the notice")
+            assert isinstance(app.screen, RunsScreen) and app.is_running
+
+    asyncio.run(scenario())

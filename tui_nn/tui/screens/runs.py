@@ -22,6 +22,7 @@ from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
 from tui_nn.runs import RunHistory, RunInfo, config_diff, discover_runs, load_history
@@ -193,6 +194,14 @@ class RunsScreen(Screen):
     def _histories_loaded(self, message: HistoriesLoaded) -> None:
         self.histories.update(message.histories)
         self._show()
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """The one place this screen's worker failures surface: a notification."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name} failed",
+                        severity="error", timeout=12, markup=False)
 
     # ---- selection -------------------------------------------------------------------------
     def _mark(self, path: Path) -> Text:

@@ -16,14 +16,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from textual import work
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
@@ -176,6 +176,14 @@ class WatchScreen(Screen):
         trusted = os.path.isdir("/proc/self/fd") and liveness.scan_is_trusted(metrics)
         alive = liveness.is_alive(metrics.parent, mtime, None)
         return ("running" if alive and not trusted else "interrupted"), None
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """The one place this screen's worker failures surface: a notification."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name} failed",
+                        severity="error", timeout=12, markup=False)
 
     # ---- applying records (UI thread) ------------------------------------------------------
     def on_records_arrived(self, message: RecordsArrived) -> None:

@@ -18,7 +18,7 @@ from typing import Callable
 from textual import work
 from textual.message import Message
 from textual.widgets import Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_nn.system import GpuReport, ProcessStats, gpu_stats, process_stats
 
@@ -160,6 +160,11 @@ class SystemPane(Static):
             self.post_message(self.Reading(reading))
             self._wake.wait(self.interval)
             self._wake.clear()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A failed reading shows in the pane (the readings never raise; this is a bug)."""
+        if event.state == WorkerState.ERROR:
+            self._show(f"[b]system[/b] [red]readings stopped: {event.worker.error}[/]")
 
     def on_system_pane_reading(self, message: Reading) -> None:
         message.stop()
