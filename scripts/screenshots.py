@@ -10,6 +10,10 @@
 - quit-confirm.svg     quitting while training asks first
 - lesson-activations.svg, lesson-landscape.svg, lesson-landscape-heat.svg (80×24),
   lesson-sequences.svg, lesson-autograd.svg: the lesson views (``--lessons`` makes only these)
+- watch.svg            `tui-nn watch` following a headless run in another process (real run)
+- runs.svg             the runs screen comparing two real runs: overlaid curves, config diff
+
+``--watch-runs`` makes only watch.svg and runs.svg.
 
 Real runs write into a temporary directory. ``--quick`` replays a synthetic run instead of
 training (seconds instead of a minute; the numbers are then made up and say 'CPU (demo)').
@@ -66,9 +70,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="replay a synthetic run")
     parser.add_argument("--n-train", type=int, default=30_000)
     parser.add_argument("--lessons", action="store_true", help="only the lesson views")
+    parser.add_argument("--watch-runs", action="store_true",
+                        help="only watch.svg and runs.svg")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.watch_runs:
+        watch_and_runs(out)
+        return
     lesson_shots(out)
     if args.lessons:
         return
@@ -136,6 +145,83 @@ def main() -> None:
 
         shot(training_app(), out / "quit-confirm.svg", (100, 30), quit_confirm,
              "tui-nn: quit while training")
+    watch_and_runs(out)
+
+
+def headless(run_dir: Path, *args: str) -> "subprocess.Popen":
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "diabetes", "--headless",
+                             "--device", "cpu", "--run-dir", str(run_dir), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def watch_and_runs(out: Path) -> None:
+    import os
+
+    """watch.svg: a headless run in a subprocess, followed mid-run. runs.svg: three finished
+    runs with different learning rates, two of them marked."""
+    from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="tui-nn-watch-") as tmp:
+        root = Path(tmp) / "runs"
+        run = root / "diabetes-headless"
+        proc = headless(run, "--epochs", "400", "--batch-size", "32")
+        try:
+            async def watching(pilot):
+                screen = pilot.app.watch_screen
+                await wait_for(pilot, lambda: screen.epochs_seen >= 60
+                               and screen.status == "running", 120, "sixty epochs")
+                pane = screen.query_one("#system")
+                await wait_for(pilot, lambda: pane.reading is not None
+                               and pane.reading.process is not None, 10, "process stats")
+                await asyncio.sleep(0.6)
+                captured["svg"] = pilot.app.export_screenshot(title="tui-nn watch")
+
+            captured: dict[str, str] = {}
+            take_svg_screenshot(app=make_watch_app(run), terminal_size=(110, 32),
+                                run_before=watching, title="tui-nn watch")
+            (out / "watch.svg").write_text(captured["svg"], encoding="utf-8")
+            print("wrote watch.svg", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait()
+
+        for lr in ("0.03", "0.1", "0.3"):
+            headless(root / f"sweep-lr-{lr}", "--epochs", "80", "--batch-size", "32",
+                     "--lr", lr).wait()
+        os.chdir(tmp)  # the screen shows its root: "runs", not a temporary path
+
+        from textual.app import App
+
+        class RunsApp(App):
+            CSS_PATH = ROOT / "tui_nn" / "tui" / "app.tcss"
+
+            def on_mount(self):
+                self.push_screen(RunsScreen("runs"))
+
+        async def comparing(pilot):
+            app = pilot.app
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen)
+                           and app.screen.loaded, 30, "the runs")
+            names = [r.name for r in app.screen.runs]
+            table = app.screen.query_one("#runs-table")
+            for name in ("sweep-lr-0.03", "sweep-lr-0.3"):
+                table.move_cursor(row=names.index(name))
+                await pilot.press("space")
+            plot = app.screen.query_one(OverlayPlot)
+            await wait_for(pilot, lambda: len(plot.series) == 2, 10, "the curves")
+            await pilot.pause(0.3)
+
+        svg = take_svg_screenshot(app=RunsApp(), terminal_size=(110, 32), run_before=comparing,
+                                  title="tui-nn: runs")
+        os.chdir(cwd)
+        (out / "runs.svg").write_text(svg, encoding="utf-8")
+        print("wrote runs.svg", flush=True)
 
 
 def lesson_shots(out: Path) -> None:

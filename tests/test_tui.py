@@ -371,7 +371,7 @@ async def test_resume_action_continues_a_stopped_run_to_the_end(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         main = app.main
         await ready(pilot, inspected=False)
-        await pilot.press("r")
+        await pilot.press("u")
         await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen), what="resume list")
         options = app.screen.query_one("#resume-runs")
         await wait_for(pilot, lambda: options.option_count > 0, what="runs listed")
@@ -382,6 +382,24 @@ async def test_resume_action_continues_a_stopped_run_to_the_end(tmp_path):
         assert main.bridge.started.start_epoch >= 1  # continued, not restarted
         assert main.bridge.result.epochs_done == 4
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 4
+
+
+async def test_runs_screen_continues_the_highlighted_stopped_run(tmp_path):
+    from tui_nn.tui.screens.runs import RunsScreen
+
+    run_dir = stopped_run(tmp_path)
+    app = make_app(train_options={"runs_root": str(tmp_path / "runs")}, dataset=line_data())
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+        await ready(pilot, inspected=False)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs,
+                       what="runs screen")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: main.run_state == "finished", what="finished")
+        assert app.screen is main
+        assert f"resuming {run_dir}" in log_text(app)
+        assert main.bridge.result.epochs_done == 4
 
 
 async def test_resume_of_a_missing_run_is_a_notification(tmp_path):

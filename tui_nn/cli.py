@@ -240,6 +240,27 @@ def runs_cmd(
     raise typer.Exit(run_runs(root, as_json))
 
 
+@app.command("watch")
+def watch_cmd(
+    run: Optional[str] = typer.Argument(
+        None, help="Run directory, a run's name under --root, or latest (the default)."),
+    root: Optional[str] = typer.Option(None, "--root",
+                                       help="Folder holding the runs (default ./runs)."),
+) -> None:
+    """Open the app read-only on a run in progress or finished, following its run directory
+    (a run started headless, under nohup, Slurm or torchrun, or in another terminal)."""
+    from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
+    try:
+        run_dir = resolve_run(run or "latest", root or DEFAULT_ROOT)
+    except RunNotFound as e:
+        raise _die(str(e)) from None
+    try:
+        from tui_nn.tui.screens.watch import make_watch_app
+    except ImportError:
+        raise _die("the terminal app is not available in this build; use `tui-nn runs`") from None
+    make_watch_app(run_dir).run()
+
+
 @app.command("export")
 def export_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name under ./runs, or latest."),

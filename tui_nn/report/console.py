@@ -10,7 +10,19 @@ import sys
 import time
 from typing import TextIO
 
-from tui_nn.engine import events as ev
+
+
+class _Events:
+    """tui_nn.engine.events, imported on first use: importing the engine imports torch, and the
+    fmt_* helpers below are used by views that never train (`tui-nn watch`, the runs screen)."""
+
+    def __getattr__(self, name: str):
+        from tui_nn.engine import events
+
+        return getattr(events, name)
+
+
+ev = _Events()
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -47,6 +47,42 @@ def writers_of_metrics_files() -> set[str] | None:
     return found
 
 
+def writer_pid(metrics: str | Path) -> int | None:
+    """The pid of a visible process holding this metrics.jsonl open for writing (the training
+    process; rank 0 of a distributed run), or None. Scans /proc: call it now and then, not in a
+    loop (still_writing() re-checks a known pid cheaply)."""
+    target = os.path.realpath(metrics)
+    proc = Path("/proc")
+    try:
+        pids = [e.name for e in os.scandir(proc) if e.name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        if _holds_for_writing(pid, target):
+            return int(pid)
+    return None
+
+
+def still_writing(pid: int, metrics: str | Path) -> bool:
+    """Whether process pid still holds this metrics.jsonl open for writing."""
+    return _holds_for_writing(str(pid), os.path.realpath(metrics))
+
+
+def _holds_for_writing(pid: str, target: str) -> bool:
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"{fd_dir}/{fd}") == target and _open_for_writing(pid, fd):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _open_for_writing(pid: str, fd: str) -> bool:
     try:
         with open(f"/proc/{pid}/fdinfo/{fd}") as f:

@@ -31,6 +31,7 @@ class TuiNNApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Quit (asks first while training)"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("r", "show_runs", "Runs", tooltip="Runs on disk: compare curves and settings"),
     ]
 
     def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
@@ -95,6 +96,26 @@ class TuiNNApp(App[None]):
             "A run is in progress.\nStop it, save a checkpoint and quit?",
             confirm="Stop & quit (y)", cancel="Keep training (n)"), answered)
 
+    def runs_root(self) -> str:
+        return str(self.main.pass_through.get("runs_root") or "runs")
+
+    def action_show_runs(self) -> None:
+        from tui_nn.tui.screens.runs import RunsScreen
+
+        if not isinstance(self.screen, RunsScreen):
+            self.push_screen(RunsScreen(self.runs_root()))
+
+    def action_watch_newest(self) -> None:
+        from tui_nn.runs import newest_run
+        from tui_nn.tui.screens.watch import WatchScreen
+
+        run = newest_run(self.runs_root())
+        if run is None:
+            self.notify(f"no runs under {self.runs_root()}/ yet", severity="warning",
+                        markup=False)
+            return
+        self.push_screen(WatchScreen(run.path))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         main = self.main
@@ -105,7 +126,7 @@ class TuiNNApp(App[None]):
             ("Stop training", "Stop after this step and save a checkpoint",
              main.action_stop_training),
             ("Save checkpoint now", "Write last.pt in the run directory", main.action_checkpoint),
-            ("Resume a run", "Continue a stopped run from its checkpoint (r)",
+            ("Resume a run", "Continue a stopped run from its checkpoint (u)",
              main.action_resume_run),
             ("Halve the learning rate", "Scale the running run's lr by 0.5 (l; after a NaN)",
              main.action_halve_lr),
@@ -124,6 +145,10 @@ class TuiNNApp(App[None]):
             ("Curves: more smoothing", "Raise the EMA weight", lambda: main.action_smoothing(1)),
             ("Curves: less smoothing", "Lower the EMA weight", lambda: main.action_smoothing(-1)),
             ("Curves: toggle log axis", "Loss on a log10 axis", main.action_toggle_log_scale),
+            ("Show runs", "Runs on disk: overlay curves, compare settings (r)",
+             self.action_show_runs),
+            ("Watch the newest run", "Follow the newest run's directory, read-only",
+             self.action_watch_newest),
         ]
         from tui_nn.tui.screens.lessons import lesson_commands
 

@@ -111,6 +111,10 @@ async def replay(pilot: Any, events: Iterable[Any], *, running: bool = True) -> 
         log.clear()
         log.lines_written.clear()
     main.run_state = "starting" if running else main.run_state
+    from tui_nn.tui.widgets.system_pane import SystemPane, demo_reading
+
+    for pane in main.query(SystemPane):  # live readings would differ from frame to frame
+        pane.freeze(demo_reading())
     for event in events:
         main.bridge._on_event(event)
         main.bridge._last_post = 0.0  # no throttle: every event reaches the UI, in order

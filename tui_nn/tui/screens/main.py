@@ -30,6 +30,7 @@ from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.inspector import ShapeInspector
 from tui_nn.tui.widgets.model_picker import ModelPicker
 from tui_nn.tui.widgets.run_status import RunStatus
+from tui_nn.tui.widgets.system_pane import SystemPane
 from tui_nn.tui.widgets.train_form import FormError, TrainForm
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class MainScreen(Screen):
         Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume the run"),
         Binding("x", "stop_training", "Stop", tooltip="Stop the run and save a checkpoint"),
         Binding("c", "checkpoint", "Save", tooltip="Save a checkpoint now"),
-        Binding("r", "resume_run", "Resume run", show=False,
+        Binding("u", "resume_run", "Resume run", show=False,
                 tooltip="Continue a stopped run from its checkpoint"),
         Binding("l", "halve_lr", "Halve lr", show=False,
                 tooltip="Halve the learning rate of the run in progress"),
@@ -135,6 +136,7 @@ class MainScreen(Screen):
                         yield RunStatus(id="status")
                     with Vertical(id="train-main"):
                         yield Curves(self.history, id="curves")
+                        yield SystemPane(id="system", compact=True)
                         yield EventLog(id="mini-log")
             with TabPane("Log [dim]3[/]", id="log"):
                 yield EventLog(id="event-log")

@@ -1,0 +1,349 @@
+"""The runs screen: every run under the runs root, several chosen to compare.
+
+The table lists model, dataset, status, epochs, best metric, duration and size (tui_nn.runs,
+read in a thread worker). Space marks runs; their per-epoch curves are overlaid in one plot
+(validation loss, training loss or the validation metric: `m` cycles) and the settings that
+differ between them are listed beside it (tui_nn.runs.config_diff). With nothing marked, the
+highlighted run is shown. `w` follows the highlighted run in the watch view.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
+from textual_plotext import PlotextPlot
+
+from tui_nn.runs import RunHistory, RunInfo, config_diff, discover_runs, load_history
+
+# Plot colours and the matching Rich colours of the table's marks.
+COLORS = [("cyan+", "bright_cyan"), ("orange+", "dark_orange"), ("green+", "bright_green"),
+          ("magenta+", "bright_magenta"), ("yellow+", "bright_yellow"), ("blue+", "bright_blue"),
+          ("red+", "bright_red"), ("white", "white")]
+MODES = ("val_loss", "train_loss", "metric")
+MODE_TITLES = {"val_loss": "val loss per epoch", "train_loss": "train loss per epoch",
+               "metric": "val metric per epoch"}
+
+
+class RunsLoaded(Message):
+    def __init__(self, runs: list[RunInfo], error: str | None = None) -> None:
+        super().__init__()
+        self.runs = runs
+        self.error = error
+
+
+class HistoriesLoaded(Message):
+    def __init__(self, histories: dict[Path, RunHistory]) -> None:
+        super().__init__()
+        self.histories = histories
+
+
+class OverlayPlot(PlotextPlot):
+    """Per-epoch curves of several runs on one axis."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.series: list[tuple[int, RunInfo, RunHistory]] = []  # (colour index, run, curves)
+        self.mode = "val_loss"
+        self.drawn_lines = 0  # curves drawn in the last render (tests)
+
+    def render(self):
+        plt = self.plt
+        plt.clear_figure()
+        plt.frame(True)
+        self.drawn_lines = 0
+        metric_names = {h.metric or r.metric for _, r, h in self.series} - {None}
+        title = MODE_TITLES[self.mode]
+        if self.mode == "metric" and len(metric_names) == 1:
+            title = f"val {next(iter(metric_names))} per epoch"
+        plt.title(title if self.series else "runs: mark some with space")
+        for color, run, hist in self.series:
+            xs, ys = [], []
+            for e in hist.epochs:
+                y = {"val_loss": e.val_loss, "train_loss": e.train_loss}.get(self.mode, e.value)
+                if self.mode == "metric" and e.metric == "accuracy":
+                    y *= 100
+                if math.isfinite(y):
+                    xs.append(e.epoch + 1)
+                    ys.append(y)
+            if xs:
+                plt.plot(xs, ys, marker="braille", color=COLORS[color % len(COLORS)][0])
+                if len(xs) < 30:
+                    plt.scatter(xs, ys, marker="●", color=COLORS[color % len(COLORS)][0])
+                self.drawn_lines += 1
+        last = max((len(h.epochs) for _, _, h in self.series), default=0)
+        if last > 1:
+            from tui_nn.tui.widgets.curves import step_ticks
+
+            plt.xticks(*step_ticks(1, last, max(self.size.width, 10)))
+        plt.xlabel("epoch")
+        return super().render()
+
+
+class RunsScreen(Screen):
+    """Runs on disk; mark several to overlay their curves and compare their settings."""
+
+    DEFAULT_CSS = """
+    #runs-table { height: 2fr; min-height: 5; }
+    #runs-bottom { height: 3fr; min-height: 8; border-top: solid $surface-lighten-2; }
+    #runs-plot { width: 1fr; height: 1fr; }
+    #runs-diff-box { width: 34; height: 1fr; border-left: vkey $surface-lighten-2; }
+    .-wide #runs-diff-box, .-very-wide #runs-diff-box { width: 48; }
+    #runs-diff { padding: 0 1; height: auto; }
+    #runs-caption { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    BINDINGS = [
+        Binding("space", "toggle_mark", "Mark"),
+        Binding("m", "cycle_mode", "Curve"),
+        Binding("w", "watch_run", "Watch"),
+        Binding("c", "resume_run", "Continue", tooltip="Resume the highlighted stopped run"),
+        Binding("ctrl+r,f5", "reload", "Reload"),
+        Binding("u", "clear_marks", "Unmark all", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, root: str | Path = "runs") -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.runs: list[RunInfo] = []
+        self.marked: list[Path] = []  # in marking order: #1, #2, ...
+        self.histories: dict[Path, RunHistory] = {}
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="≋")
+        with Vertical():
+            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="runs-caption")
+            with Horizontal(id="runs-bottom"):
+                yield OverlayPlot(id="runs-plot")
+                with VerticalScroll(id="runs-diff-box"):
+                    yield Static("", id="runs-diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "tui-nn runs"
+        self.sub_title = str(self.root)
+        table = self.query_one(DataTable)
+        table.add_column("", key="mark", width=2)
+        # Run names usually hold the model and dataset: those columns go last, so that an
+        # 80-column terminal shows status, epochs, best, time and size beside the name.
+        for label, key in (("run", "run"), ("status", "status"), ("epochs", "epochs"),
+                           ("best", "best"), ("time", "time"), ("size", "size"),
+                           ("model", "model"), ("dataset", "dataset")):
+            table.add_column(label, key=key)
+        table.focus()
+        self._load_runs()
+
+    # ---- loading (threads) -----------------------------------------------------------------
+    @work(thread=True, name="runs", group="runs", exclusive=True, exit_on_error=False)
+    def _load_runs(self) -> None:
+        try:
+            runs = discover_runs(self.root)
+        except OSError as e:
+            self.post_message(RunsLoaded([], f"cannot read {self.root}: {e}"))
+            return
+        self.post_message(RunsLoaded(runs))
+
+    @work(thread=True, name="histories", group="histories", exclusive=True,
+          exit_on_error=False)
+    def _load_histories(self, paths: list[Path]) -> None:
+        self.post_message(HistoriesLoaded({p: load_history(p) for p in paths}))
+
+    @on(RunsLoaded)
+    def _runs_loaded(self, message: RunsLoaded) -> None:
+        from tui_nn.report.runs_cmd import best_label, fmt_hms, fmt_size, status_label
+
+        self.loaded = True
+        self.runs = message.runs
+        known = {r.path for r in self.runs}
+        self.marked = [p for p in self.marked if p in known]
+        self.histories = {}
+        table = self.query_one(DataTable)
+        table.clear()
+        for r in self.runs:
+            epochs = f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done)
+            table.add_row(self._mark(r.path), r.name,
+                          Text(status_label(r), style=_status_style(r.status)),
+                          Text(epochs, justify="right"), best_label(r.metric, r.best_value),
+                          Text(fmt_hms(r.duration_s), justify="right"),
+                          Text(fmt_size(r.size_bytes), justify="right"), r.model, r.dataset,
+                          key=str(r.path))
+        if message.error:
+            caption = message.error
+        elif not self.runs:
+            caption = f"no runs under {self.root}/ yet (train one: s on the Train tab)"
+        else:
+            caption = (f"{len(self.runs)} runs under {self.root}/ · [b]space[/b] mark · "
+                       f"[b]m[/b] curve · [b]w[/b] watch")
+        self.query_one("#runs-caption", Static).update(caption)
+        self._selection_changed()
+
+    @on(HistoriesLoaded)
+    def _histories_loaded(self, message: HistoriesLoaded) -> None:
+        self.histories.update(message.histories)
+        self._show()
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """The one place this screen's worker failures surface: a notification."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name} failed",
+                        severity="error", timeout=12, markup=False)
+
+    # ---- selection -------------------------------------------------------------------------
+    def _mark(self, path: Path) -> Text:
+        if path not in self.marked:
+            return Text(" ")
+        i = self.marked.index(path)
+        return Text(f"#{i + 1}", style=f"bold {COLORS[i % len(COLORS)][1]}")
+
+    def highlighted(self) -> RunInfo | None:
+        table = self.query_one(DataTable)
+        if not self.runs or table.cursor_row is None or table.row_count == 0:
+            return None
+        return self.runs[min(table.cursor_row, len(self.runs) - 1)]
+
+    def shown(self) -> list[RunInfo]:
+        """The runs compared: the marked ones, else the highlighted one."""
+        by_path = {r.path: r for r in self.runs}
+        if self.marked:
+            return [by_path[p] for p in self.marked if p in by_path]
+        run = self.highlighted()
+        return [run] if run is not None else []
+
+    def action_toggle_mark(self) -> None:
+        run = self.highlighted()
+        if run is None:
+            return
+        if run.path in self.marked:
+            self.marked.remove(run.path)
+        else:
+            self.marked.append(run.path)
+        self._update_marks()
+        self._selection_changed()
+
+    def action_clear_marks(self) -> None:
+        self.marked.clear()
+        self._update_marks()
+        self._selection_changed()
+
+    def _update_marks(self) -> None:
+        table = self.query_one(DataTable)
+        for r in self.runs:
+            table.update_cell(str(r.path), "mark", self._mark(r.path), update_width=True)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if not self.marked:
+            self._selection_changed()
+
+    def _selection_changed(self) -> None:
+        missing = [r.path for r in self.shown() if r.path not in self.histories]
+        if missing:
+            self._load_histories(missing)
+        self._show()
+
+    def _show(self) -> None:
+        runs = self.shown()
+        plot = self.query_one(OverlayPlot)
+        plot.series = [(self.marked.index(r.path) if r.path in self.marked else 0, r,
+                        self.histories[r.path]) for r in runs if r.path in self.histories]
+        plot.refresh()
+        self.query_one("#runs-diff", Static).update(self._diff_text(runs))
+
+    def _diff_text(self, runs: list[RunInfo]) -> str:
+        if not runs:
+            return "[dim]no run selected[/]"
+        if len(runs) == 1:
+            r = runs[0]
+            lines = [f"[b]{escape(r.name)}[/b]"]
+            if r.message:
+                lines.append(f"[red]{escape(r.message)}[/]")
+            lines.append("[dim]mark two or more runs (space) to see what differs[/]")
+            for key in ("lr", "batch_size", "optimizer", "epochs", "schedule", "seed", "device"):
+                if key in r.config:
+                    lines.append(f"{key} {escape(str(r.config[key]))}")
+            return "\n".join(lines)
+        diff = config_diff(runs)
+        lines = [f"[b]{len(diff)} setting{' differs' if len(diff) == 1 else 's differ'}[/b]"]
+        for key, values in diff.items():
+            lines.append(f"[b]{escape(key)}[/b]")
+            for i, (r, v) in enumerate(zip(runs, values)):
+                color = COLORS[self.marked.index(r.path) % len(COLORS)][1] \
+                    if r.path in self.marked else "white"
+                lines.append(f"  [{color}]#{i + 1}[/] {escape(_value(v))}")
+        if not diff:
+            lines.append("[dim]same settings (seed and data order aside)[/]")
+        return "\n".join(lines)
+
+    # ---- actions ---------------------------------------------------------------------------
+    def action_cycle_mode(self) -> None:
+        plot = self.query_one(OverlayPlot)
+        plot.mode = MODES[(MODES.index(plot.mode) + 1) % len(MODES)]
+        plot.refresh()
+
+    def action_reload(self) -> None:
+        self._load_runs()
+
+    def action_watch_run(self) -> None:
+        run = self.highlighted()
+        if run is None:
+            return
+        from tui_nn.tui.screens.watch import WatchScreen
+
+        self.app.push_screen(WatchScreen(run.path))
+
+    def action_resume_run(self) -> None:
+        """Continue the highlighted run from its last.pt in the app's Train tab."""
+        run = self.highlighted()
+        if run is None:
+            return
+        if not run.resumable:
+            self.notify(f"{run.name} is {run.status}"
+                        f"{'' if run.has_checkpoint else ' and has no checkpoint'}: only "
+                        "stopped, interrupted or failed runs with a last.pt can be resumed",
+                        severity="warning", markup=False)
+            return
+        main = getattr(self.app, "main", None)
+        if main is None or not hasattr(main, "resume_run"):
+            self.notify(f"to resume, open the app: tui-nn train MODEL --resume {run.path}",
+                        severity="warning", markup=False)
+            return
+        if main.bridge.running:
+            self.notify("a run is already in progress", severity="warning", markup=False)
+            return
+        while len(self.app.screen_stack) > 1 and self.app.screen is not main:
+            self.app.pop_screen()
+        main.resume_run(str(run.path))
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+
+def _status_style(status: str) -> str:
+    return {"running": "green", "finished": "", "stopped": "yellow", "failed": "red",
+            "interrupted": "yellow"}.get(status, "")
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    text = str(v)
+    return text if len(text) <= 40 else text[:39] + "…"

@@ -1,0 +1,370 @@
+"""`tui-nn watch`: the app, read-only, following a run directory that another process writes
+(a headless run under nohup, Slurm or torchrun, or an app in another terminal).
+
+A thread worker polls metrics.jsonl (tui_nn.runs.follow: one stat() when nothing changed, only
+the appended bytes otherwise) every POLL_S and posts the new records; every STATUS_S it also
+asks tui_nn.runs.liveness whether a process still writes the file. The screen feeds the records
+to the same widgets as the Train tab (Curves, RunStatus, EventLog) and the system pane follows
+the writing process. Nothing here opens a file of the run for writing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from tui_nn.runs import liveness, records
+from tui_nn.runs.follow import MetricsFollower
+from tui_nn.runs.history import load_history
+from tui_nn.tui.history import RunHistory
+from tui_nn.tui.widgets.curves import Curves
+from tui_nn.tui.widgets.event_log import EventLog
+from tui_nn.tui.widgets.run_status import RunStatus
+from tui_nn.tui.widgets.system_pane import SystemPane
+
+POLL_S = 0.25  # new lines show within POLL_S + POST_S: under a second
+POST_S = 0.5  # the UI applies new records at most twice a second
+STATUS_S = 2.0  # how often liveness (a /proc scan at worst) is checked
+FINAL = ("finished", "stopped", "failed")
+
+
+class RecordsArrived(Message):
+    """New records from metrics.jsonl, and the run's status when it was (re)checked."""
+
+    def __init__(self, records: list[dict[str, Any]], status: str | None,
+                 pid: int | None, first: bool = False) -> None:
+        super().__init__()
+        self.records = records
+        self.status = status
+        self.pid = pid
+        self.first = first
+
+
+class _Event(SimpleNamespace):
+    """A record with attribute access, as RunStatus reads the engine's events."""
+
+    @property
+    def loss(self) -> float:
+        losses = getattr(self, "losses", None) or [float("nan")]
+        return sum(losses) / len(losses)
+
+
+def _event(rec: dict[str, Any]) -> _Event:
+    return _Event(**{k: v for k, v in rec.items() if isinstance(k, str) and k.isidentifier()})
+
+
+class WatchScreen(Screen):
+    """One run, followed from its directory: status, curves, events, system."""
+
+    DEFAULT_CSS = """
+    #watch-row { height: 1fr; }
+    #watch-side { width: 36; height: 1fr; border-right: vkey $surface-lighten-2; }
+    .-wide #watch-side, .-very-wide #watch-side { width: 44; }
+    #watch-main { width: 1fr; height: 1fr; }
+    #watch-side SystemPane { margin-top: 1; border-top: solid $surface-lighten-2; }
+    #watch-log { height: 1fr; min-height: 3; border-top: solid $surface-lighten-2;
+                 padding: 0 0 0 1; overflow-x: hidden; }
+    """
+
+    BINDINGS = [
+        Binding("left_square_bracket", "smoothing(-1)", "Less smoothing", show=False),
+        Binding("right_square_bracket", "smoothing(1)", "More smoothing", show=False),
+        Binding("g", "toggle_log_scale", "Log axis"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S,
+                 gpu_reader: Callable[[], Any] | None = None) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.poll_s = poll_s
+        self.gpu_reader = gpu_reader
+        self.history = RunHistory()
+        self.status = "loading"
+        self.started: _Event | None = None
+        self.final: _Event | None = None
+        self.epochs_seen = 0  # EpochMetrics records applied (tests)
+        self.records_seen = 0
+        self._steps_seen = 0  # last step applied to the curves
+        self._paused = False  # the run's last StateChanged said paused
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="≋")
+        with Horizontal(id="watch-row"):
+            with Vertical(id="watch-side"):
+                yield RunStatus(id="status")
+                kwargs = {"gpu_reader": self.gpu_reader} if self.gpu_reader else {}
+                yield SystemPane(id="system", pid=None,
+                                 process_note="looking for the training process…", **kwargs)
+                yield EventLog(id="watch-log")
+            with Vertical(id="watch-main"):
+                yield Curves(self.history, id="curves")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "tui-nn watch"
+        self.sub_title = f"{self.run_dir.name} · read-only"
+        self.query_one(EventLog).min_width = 10  # wrap at the pane's width (RichLog: 78)
+        _, problem = records.read_config(self.run_dir)
+        if problem:
+            self._log(problem, "warning")
+        # Curves pace their redraws; this picks up one a paced tick skipped, once a second.
+        self.set_interval(1.0, self._frame)
+        self._follow()
+
+    def _frame(self) -> None:
+        if self.status in ("running", "paused"):
+            self.query_one(Curves).tick()
+
+    # ---- the follower (thread: never touches a widget) -------------------------------------
+    @work(thread=True, name="follow", group="follow", exclusive=True, exit_on_error=False)
+    def _follow(self) -> None:
+        worker = get_current_worker()
+        follower = MetricsFollower(self.run_dir)
+        metrics = records.metrics_path(self.run_dir)
+        pid: int | None = None
+        last_status = 0.0
+        first = True
+        ended = False
+        pending: list[dict[str, Any]] = []
+        last_post = 0.0
+        while not worker.is_cancelled:
+            new = follower.poll()
+            pending += new
+            ended = ended or any(r["type"] in ("Finished", "Failed") for r in new)
+            status = None
+            now = time.monotonic()
+            if first or now - last_status >= STATUS_S:
+                last_status = now
+                status, pid = self._liveness(metrics, pid, ended)
+            # At most POST_S apart (each batch costs the UI a layout), unless the run ended.
+            if status is not None or (pending and (ended or now - last_post >= POST_S)):
+                self.post_message(RecordsArrived(pending, status, pid, first))
+                pending, last_post = [], now
+            first = False
+            if not follower.behind:
+                time.sleep(self.poll_s)
+
+    @staticmethod
+    def _liveness(metrics: Path, pid: int | None, ended: bool) -> tuple[str, int | None]:
+        """("running" | "ended" | "interrupted", writer pid)."""
+        if pid is not None and liveness.still_writing(pid, metrics):
+            return "running", pid
+        pid = liveness.writer_pid(metrics) if metrics.exists() else None
+        if pid is not None:
+            return "running", pid
+        if ended:
+            return "ended", None
+        try:
+            mtime = metrics.stat().st_mtime
+        except OSError:
+            mtime = None
+        # Without /proc (macOS) or for another user's run the scan sees nothing: then a write
+        # in the last two minutes means running (see tui_nn.runs.liveness).
+        trusted = os.path.isdir("/proc/self/fd") and liveness.scan_is_trusted(metrics)
+        alive = liveness.is_alive(metrics.parent, mtime, None)
+        return ("running" if alive and not trusted else "interrupted"), None
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """The one place this screen's worker failures surface: a notification."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name} failed",
+                        severity="error", timeout=12, markup=False)
+
+    # ---- applying records (UI thread) ------------------------------------------------------
+    def on_records_arrived(self, message: RecordsArrived) -> None:
+        rebuild = ended = False
+        status = self.query_one(RunStatus)
+        curves = self.query_one(Curves)
+        latest = epoch = None
+        new_epochs: list[dict[str, Any]] = []
+        best_epoch = None
+        for rec in message.records:
+            self.records_seen += 1
+            kind = rec.get("type")
+            try:
+                if kind == "StepMetrics":
+                    first = int(rec["first_step"])
+                    if first <= self._steps_seen:
+                        rebuild = True  # a resumed session redoing steps
+                    else:
+                        self.history.add_steps(first, [float(v) for v in rec["losses"]])
+                    self._steps_seen = max(self._steps_seen, int(rec["step"]))
+                    latest = rec
+                elif kind == "EpochMetrics":
+                    self.history.add_epoch(int(rec["epoch"]), int(rec["step"]),
+                                           float(rec["train_loss"]), float(rec["val_loss"]),
+                                           float(rec["value"]))
+                    epoch = rec
+                    if rec.get("is_best"):
+                        best_epoch = int(rec["epoch"]) + 1
+                    self.epochs_seen += 1
+                    if not message.first:
+                        new_epochs.append(rec)
+                elif kind == "RunStarted":
+                    s = _event(rec)
+                    if self.started is not None or int(rec.get("start_step") or 0):
+                        rebuild = True
+                    self.started, self.final, self._paused = s, None, False
+                    self.history.metric = str(rec.get("metric") or "accuracy")
+                    status.started = s
+                    curves.set_axis(0, int(rec.get("total_steps") or 0))
+                    self._log(f"{'resumed' if rec.get('start_step') else 'started'} "
+                              f"{s.model} on {s.dataset}", "good")
+                    self._log(f"{s.epochs} epochs x {s.steps_per_epoch} steps, "
+                              f"{s.device_name}", "dim")
+                elif kind == "StateChanged":
+                    self._log(str(rec.get("state")), "dim")
+                    self._paused = rec.get("state") == "paused"
+                    if self.status in ("running", "paused"):
+                        self._set_status("paused" if self._paused else "running")
+                elif kind == "CheckpointSaved":
+                    if not message.first:
+                        self._log(f"checkpoint ({rec.get('reason')}, step {rec.get('step')})",
+                                  "dim")
+                elif kind in ("Finished", "Failed"):
+                    self.final = _event(rec)
+                    ended = True
+                    self._log_final(self.final)
+            except (KeyError, TypeError, ValueError):
+                continue  # a record of an unexpected shape: skip it
+        if len(new_epochs) > 3:  # fast epochs: one line per poll, not a flood
+            first_e, last_e = _event(new_epochs[0]), _event(new_epochs[-1])
+            self._log_epoch(last_e, first=first_e.epoch)
+        else:
+            for rec in new_epochs:
+                self._log_epoch(_event(rec))
+        # Widgets get the newest values once per batch (a first read may hold thousands).
+        if best_epoch is not None:  # before epoch: RunStatus redraws when epoch is set
+            status.best_epoch = best_epoch
+        if latest is not None:
+            status.latest = _event(latest)
+        if epoch is not None:
+            status.epoch = _event(epoch)
+        if message.first and self.history.epochs and self.final is None:
+            self._log(f"{len(self.history.epochs)} epochs recorded so far", "dim")
+        if rebuild:
+            self._rebuild()
+        if message.status is not None:
+            self._apply_status(message.status, message.pid)
+        elif ended:
+            self._apply_status("ended", self.query_one(SystemPane).pid)
+        if message.first or rebuild or self.status not in ("running", "paused"):
+            curves.redraw()
+        else:
+            curves.tick()
+
+    def _apply_status(self, liveness_status: str, pid: int | None) -> None:
+        pane = self.query_one(SystemPane)
+        if self.final is not None:
+            state = getattr(self.final, "status", "failed") if self.final.type == "Finished" \
+                else "failed"
+        elif liveness_status == "running":
+            state = "paused" if self._paused else "running"
+        elif self.started is None and not self.records_seen:
+            state = "waiting" if liveness_status == "running" else "empty"
+        else:
+            state = "interrupted"
+        self._set_status(state)
+        note = None if pid is not None else (
+            f"run {state}: no training process" if state not in ("running", "paused")
+            else "training process not visible (another user's run?)")
+        if pane.pid != pid or pane.process_note != note:
+            pane.pid, pane.process_note = pid, note
+            pane.refresh_now()
+
+    def _set_status(self, state: str) -> None:
+        if state == self.status:
+            return
+        self.status = state
+        self.query_one(RunStatus).state = state
+        self.sub_title = f"{self.run_dir.name} · {state} · read-only"
+        self.query_one(Curves).live = state in ("running", "paused")
+
+    def _rebuild(self) -> None:
+        """Curves from scratch, as tui_nn.runs reads a resumed run (redone steps once)."""
+        h = load_history(self.run_dir)
+        self.history.reset(h.metric or self.history.metric)
+        self.history.add_steps(h.steps[0] if h.steps else 1, list(h.losses))
+        for e in h.epochs:
+            self.history.add_epoch(e.epoch, e.step, e.train_loss, e.val_loss, e.value)
+        self._steps_seen = h.steps[-1] if h.steps else 0
+
+    # ---- log -------------------------------------------------------------------------------
+    def _log_epoch(self, e: _Event, first: int | None = None) -> None:
+        from tui_nn.report.console import fmt_metric
+
+        total = self.started.epochs if self.started is not None else "?"
+        name = "acc" if e.metric == "accuracy" else e.metric
+        which = f"epochs {first + 1}–{e.epoch + 1}" if first is not None else f"epoch {e.epoch + 1}"
+        self._log(f"{which}/{total} · loss {e.train_loss:.4g} · val "
+                  f"{e.val_loss:.4g} · {name} {fmt_metric(e.metric, e.value)}"
+                  f"{' *' if getattr(e, 'is_best', False) else ''}")
+
+    def _log_final(self, e: _Event) -> None:
+        if e.type == "Finished":
+            self._log(f"run {e.status}: {e.epochs_done} epochs, {e.step} steps", "good")
+        else:
+            self._log(f"failed ({getattr(e, 'kind', 'error')}): {getattr(e, 'message', '')}",
+                      "error")
+
+    def _log(self, text: str, level: str = "info") -> None:
+        self.query_one(EventLog).add(text, level)
+
+    # ---- actions ---------------------------------------------------------------------------
+    def action_smoothing(self, direction: int) -> None:
+        self.query_one(Curves).cycle_smoothing(direction)
+
+    def action_toggle_log_scale(self) -> None:
+        curves = self.query_one(Curves)
+        curves.log_scale = not curves.log_scale
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+
+class WatchApp(App[None]):
+    """`tui-nn watch RUN_DIR`: the WatchScreen alone."""
+
+    CSS_PATH = Path(__file__).resolve().parent.parent / "app.tcss"
+    TITLE = "tui-nn watch"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+q", "quit", "Quit", show=False)]
+
+    def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S,
+                 gpu_reader: Callable[[], Any] | None = None) -> None:
+        super().__init__()
+        self.watch_screen = WatchScreen(run_dir, poll_s=poll_s, gpu_reader=gpu_reader)
+
+    def get_default_screen(self) -> Screen:
+        return self.watch_screen
+
+    def get_system_commands(self, screen: Screen):
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, WatchScreen):
+            yield SystemCommand("Curves: toggle log axis", "Loss on a log10 axis (g)",
+                                screen.action_toggle_log_scale)
+            yield SystemCommand("Curves: more smoothing", "Raise the EMA weight (])",
+                                lambda: screen.action_smoothing(1))
+            yield SystemCommand("Curves: less smoothing", "Lower the EMA weight ([)",
+                                lambda: screen.action_smoothing(-1))
+
+
+def make_watch_app(run_dir: str | Path, **kwargs: Any) -> WatchApp:
+    return WatchApp(run_dir, **kwargs)

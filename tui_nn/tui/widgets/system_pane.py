@@ -1,0 +1,183 @@
+"""The system pane: GPU utilisation, memory, temperature and power per visible GPU, and CPU and
+memory of the training process.
+
+A thread worker reads tui_nn.system every ``interval`` seconds (2 s) and posts the reading; the
+pane only formats it. The readings are NVML queries and a few /proc reads (psutil): they run
+off the UI thread and off the training loop, and their measured cost is kept in ``cost_s``
+(benchmarks/bench_system_pane.py prints it).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from textual import work
+from textual.message import Message
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from tui_nn.system import GpuReport, ProcessStats, gpu_stats, process_stats
+
+INTERVAL_S = 2.0
+
+
+@dataclass(frozen=True)
+class SystemReading:
+    gpu: GpuReport
+    process: ProcessStats | None  # None: no training process to look at
+    process_note: str | None = None  # why process is None ("run not running")
+    cost_s: float = 0.0  # time the reading took
+
+
+def read_system(pid: int | None, gpu_reader: Callable[[], GpuReport] | None = None,
+                process_reader: Callable[[int], ProcessStats] | None = None,
+                process_note: str | None = None) -> SystemReading:
+    """One reading: every visible GPU, and process pid when there is one."""
+    t0 = time.perf_counter()
+    gpu = (gpu_reader or gpu_stats)()
+    proc = (process_reader or process_stats)(pid) if pid is not None else None
+    return SystemReading(gpu, proc, process_note, time.perf_counter() - t0)
+
+
+def demo_reading(pid: int = 4242) -> SystemReading:
+    """A fixed reading without a GPU (snapshot tests and --quick screenshots)."""
+    return SystemReading(
+        GpuReport(available=False, reason="no NVIDIA GPU (nvidia-ml-py not installed)"),
+        ProcessStats(pid, True, cpu_percent=98.0, rss_bytes=612 * 1024 ** 2, threads=6,
+                     cpu_count=2, ram_total_bytes=8 * 1024 ** 3,
+                     ram_available_bytes=5 * 1024 ** 3, source="demo"))
+
+
+def _gib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1024 ** 3:.1f}"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1024 ** 2:.0f} MiB" if n < 1024 ** 3 else f"{n / 1024 ** 3:.2f} GiB"
+
+
+def format_reading(r: SystemReading, compact: bool = False) -> str:
+    """Rich markup for the pane; compact drops the GPU name and the power limit."""
+    lines = []
+    if not r.gpu.available:
+        reason = r.gpu.reason or "no NVIDIA GPU"
+        if compact and reason.startswith("no NVIDIA GPU ("):
+            reason = "none " + reason[len("no NVIDIA GPU "):]
+        lines.append(f"[b]GPU[/b] [dim]{reason}[/]")
+    for g in r.gpu.gpus:
+        parts = []
+        if g.utilization_pct is not None:
+            parts.append(f"{g.utilization_pct:.0f}%")
+        if g.memory_used_bytes is not None:
+            parts.append(f"mem {_gib(g.memory_used_bytes)}/{_gib(g.memory_total_bytes)} GiB")
+        if g.temperature_c is not None:
+            parts.append(f"{g.temperature_c:.0f}°C")
+        if g.power_w is not None:
+            limit = f"/{g.power_limit_w:.0f}" if g.power_limit_w and not compact else ""
+            parts.append(f"{g.power_w:.0f}{limit} W")
+        name = "" if compact else f" {g.name}"
+        lines.append(f"[b]GPU{g.index}[/b]{name} " + " · ".join(parts))
+    p = r.process
+    if p is None:
+        lines.append(f"[b]proc[/b] [dim]{r.process_note or 'no training process'}[/]")
+    elif not p.available:
+        lines.append(f"[b]proc[/b] [dim]{p.reason}[/]")
+    else:
+        ram = ""
+        if p.ram_total_bytes and p.ram_available_bytes is not None:
+            used = p.ram_total_bytes - p.ram_available_bytes
+            ram = f" · RAM {_gib(used)}/{_gib(p.ram_total_bytes)} GiB"
+        cpu = f"{p.cpu_percent:.0f}%" if p.cpu_percent is not None else "?"
+        pid = "" if compact else f" {p.pid}"
+        lines.append(f"[b]proc[/b]{pid} CPU {cpu} · RSS {_size(p.rss_bytes)}{ram}")
+    return "\n".join(lines)
+
+
+class SystemPane(Static):
+    """GPU and training-process readings, refreshed every ``interval`` seconds.
+
+    ``pid`` is the process to read (default: this one, where the Train tab trains); ``watch``
+    sets it to the run's writer, or None with ``process_note`` when the run is not running."""
+
+    DEFAULT_CSS = """
+    SystemPane { height: auto; color: $text-muted; padding: 0 0 0 1; }
+    SystemPane.-compact { max-height: 2; text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    class Reading(Message):
+        def __init__(self, reading: SystemReading) -> None:
+            super().__init__()
+            self.reading = reading
+
+    def __init__(self, *, compact: bool = False, interval: float = INTERVAL_S,
+                 gpu_reader: Callable[[], GpuReport] | None = None,
+                 pid: int | None = -1, process_note: str | None = None, **kwargs) -> None:
+        super().__init__("[dim]system: reading…[/]", **kwargs)
+        self.compact = compact
+        if compact:
+            self.add_class("-compact")
+        self.interval = interval
+        self.gpu_reader = gpu_reader
+        self.pid: int | None = os.getpid() if pid == -1 else pid
+        self.process_note = process_note
+        self.reading: SystemReading | None = None
+        self.readings = 0  # how many readings were shown (tests)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.frozen = False
+        self._lines = -1  # lines of the text shown
+
+    def on_mount(self) -> None:
+        self._sample_loop()
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def freeze(self, reading: SystemReading) -> None:
+        """Show this reading from now on and stop sampling (snapshots, screenshots)."""
+        self.frozen = True
+        self._stop.set()
+        self._wake.set()
+        self.reading = reading
+        self._show(format_reading(reading, self.compact))
+
+    def refresh_now(self) -> None:
+        """Read again without waiting for the timer (the watched process changed)."""
+        self._wake.set()
+
+    @work(thread=True, name="system", group="system", exclusive=True, exit_on_error=False)
+    def _sample_loop(self) -> None:
+        worker = get_current_worker()
+        while not (worker.is_cancelled or self._stop.is_set()):
+            reading = read_system(self.pid, self.gpu_reader, process_note=self.process_note)
+            self.post_message(self.Reading(reading))
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A failed reading shows in the pane (the readings never raise; this is a bug)."""
+        if event.state == WorkerState.ERROR:
+            self._show(f"[b]system[/b] [red]readings stopped: {event.worker.error}[/]")
+
+    def on_system_pane_reading(self, message: Reading) -> None:
+        message.stop()
+        if self.frozen:
+            return
+        self.reading = message.reading
+        self.readings += 1
+        self._show(format_reading(message.reading, self.compact))
+
+    def _show(self, text: str) -> None:
+        # Compact (the Train tab, redrawn every 2 s while training; no wrapping): a layout pass
+        # only when the number of lines changed, as a layout of the whole screen is the
+        # expensive part. Elsewhere lines wrap, and a new width may change the height.
+        lines = text.count("\n")
+        self.update(text, layout=not self.compact or lines != self._lines)
+        self._lines = lines
