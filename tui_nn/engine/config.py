@@ -45,6 +45,11 @@ class TrainConfig:
     channels_last: str = "auto"  # auto (CNNs on CUDA), on, off
     threads: int = 0  # CPU intra-op threads; 0 = pick by timing a few steps (see Trainer)
     tensorboard: bool = True  # also write TensorBoard events when the package is installed
+    # Live insight events (the app turns them on; see tui_nn/engine/insight_hooks.py). Read-only
+    # looks at the run: they never change what it computes.
+    grad_flow: bool = False  # per-layer gradient norms at report time (ev.GradientFlow)
+    live_fit: bool = False  # 1-D models: data + prediction line at report time (ev.FitUpdate)
+    val_predictions: bool = False  # classifiers: confusion matrix + images per epoch
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -68,6 +68,8 @@ class Trainer:
         self.run_dir: RunDir | None = None
         self._tensorboard = None
         self.history: list[ev.EpochMetrics] = []
+        self.insight = None  # LiveInsight when the config asks for live insight events
+        self._predictions = None  # the last validation pass's predictions (insight only)
 
     # ---- control, safe to call from any thread -------------------------------------------
     def pause(self) -> None:
@@ -117,7 +119,7 @@ class Trainer:
                 destroy_process_group()
 
     def _emit(self, event: ev.Event) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and not isinstance(event, ev.LIVE_ONLY):
             try:
                 self.run_dir.append_metrics(event.to_dict())
             except OSError:
@@ -222,6 +224,8 @@ class Trainer:
         self._resumed_threads = int(ckpt.get("threads") or 0) if ckpt is not None else 0
         self._check_first_batch()  # before any run directory exists: a misfit leaves no debris
         self._choose_cpu_threads()
+        from tui_nn.engine.insight_hooks import LiveInsight
+        self.insight = LiveInsight.create(self)
         if cfg.save and self.dist.is_main:
             self.run_dir = (RunDir(cfg.run_dir) if cfg.run_dir
                             else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
@@ -440,6 +444,8 @@ class Trainer:
         stopped = False
         epoch = self.start_epoch
         last_value: float | None = None
+        insight = self.insight
+        look = insight is not None and insight.monitor is not None  # gradient flow, at reports
         model.train()
 
         while epoch < cfg.epochs and not stopped:
@@ -483,6 +489,8 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
+                    if look and self._report_due(i, report_every, next_report):
+                        insight.observe_gradients(epoch, self._step + 1, scaler.get_scale())
                     if cfg.grad_clip:
                         scaler.unscale_(opt)
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -490,6 +498,8 @@ class Trainer:
                     scaler.update()
                 else:
                     loss.backward()
+                    if look and self._report_due(i, report_every, next_report):
+                        insight.observe_gradients(epoch, self._step + 1)
                     if cfg.grad_clip:
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     opt.step()
@@ -510,6 +520,8 @@ class Trainer:
                 if due or last_in_epoch:
                     self._report(epoch, i + 1, losses, window_samples, now - window_t0,
                                  session_start_step, t0)
+                    if insight is not None and insight.fit_data is not None:
+                        insight.fit(epoch, self._step)
                     losses = []
                     window_t0, window_samples = time.monotonic(), 0
                     next_report = window_t0 + cfg.report_interval_s
@@ -555,6 +567,8 @@ class Trainer:
                 samples_per_s=epoch_terms / max(epoch_time, 1e-9), decoded=decoded)
             self.history.append(em)
             self._emit(em)
+            if insight is not None and insight.wants_predictions:
+                insight.after_epoch(epoch, self._step, self._predictions)
             epoch += 1
             is_last = epoch >= cfg.epochs
             if not stopped and (is_last or time.monotonic() - self._last_save
@@ -668,9 +682,20 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
             memory_bytes=memory_in_use(self.device)))
 
+    def _report_due(self, i: int, report_every: int, next_report: float) -> bool:
+        """Whether step i (0-based in its epoch) will end with a report (the rule in _run)."""
+        if i == self.steps_per_epoch - 1:
+            return True
+        return ((i + 1) % report_every == 0) if report_every else time.monotonic() >= next_report
+
     def evaluate(self) -> tuple[float, float, str | None]:
-        """Validation loss and metric, in large batches without autograd."""
+        """Validation loss and metric, in large batches without autograd. With the insight
+        hooks' val_predictions on, the same outputs also become self._predictions."""
         task, model = self.task, self.model
+        collect = self.insight is not None and self.insight.wants_predictions
+        if collect:
+            from tui_nn.insight.classify import Predictions, predictions_from_output
+        parts = []
         was_training = model.training
         model.eval()
         loss_total = torch.zeros((), device=self.device)
@@ -697,11 +722,15 @@ class Trainer:
                     terms += k
                     if task != "regression":
                         correct += tasks.correct_count(task, out, yb)
+                    if collect:
+                        parts.append(predictions_from_output(out, yb))
                     if task == "sequence" and s == 0 and self.dataset.labels:
                         ids = out[0].argmax(dim=-1).tolist()
                         decoded = "".join(self.dataset.labels[j] for j in ids)
         finally:
             model.train(was_training)
+        if collect:
+            self._predictions = Predictions.cat(parts)
         if self.dist.enabled:
             loss_total = all_sum(loss_total, self.dist)
             correct = all_sum(correct, self.dist)
