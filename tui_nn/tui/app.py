@@ -120,6 +120,14 @@ class TuiNNApp(App[None]):
             ("Curves: more smoothing", "Raise the EMA weight", lambda: main.action_smoothing(1)),
             ("Curves: less smoothing", "Lower the EMA weight", lambda: main.action_smoothing(-1)),
             ("Curves: toggle log axis", "Loss on a log10 axis", main.action_toggle_log_scale),
+            ("Insight: gradient flow", "Per-layer gradient norms while training (live)",
+             lambda: main.action_show_insight("flow")),
+            ("Insight: vanishing gradients", "A deep sigmoid MLP against the same net with ReLU",
+             lambda: main.action_show_insight("vanish")),
+            ("Insight: live fit", "Data and the prediction line of a 1-D model as it trains",
+             lambda: main.action_show_insight("fit")),
+            ("Insight: classifier", "Confusion matrix and validation images, mistakes first",
+             lambda: main.action_show_insight("classes")),
         ]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
