@@ -8,6 +8,9 @@
                        live curves and progress, captured mid-run
 - training-80x24.svg   the same view in an 80×24 terminal
 - quit-confirm.svg     quitting while training asks first
+- insight-*.svg        the Insight tab (key 4): gradient flow of a deep sigmoid MLP with its
+                       warning, sigmoid vs ReLU, the curve net's live fit, the confusion matrix
+                       and validation digits of a CNN (insight_shots; ``--only insight``)
 
 Real runs write into a temporary directory. ``--quick`` replays a synthetic run instead of
 training (seconds instead of a minute; the numbers are then made up and say 'CPU (demo)').
@@ -63,9 +66,14 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--quick", action="store_true", help="replay a synthetic run")
     parser.add_argument("--n-train", type=int, default=30_000)
+    parser.add_argument("--only", choices=("all", "insight"), default="all",
+                        help="insight: only the Insight tab's screenshots")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    insight_shots(out)
+    if args.only == "insight":
+        return
 
     async def picker(pilot):
         await settle(pilot)
@@ -130,6 +138,36 @@ def main() -> None:
 
         shot(training_app(), out / "quit-confirm.svg", (100, 30), quit_confirm,
              "tui-nn: quit while training")
+
+
+def insight_shots(out: Path) -> None:
+    """The Insight tab's views. Their data are computed by tui_nn.tui.demo_insight from real
+    tiny models (fixed seeds, one CPU thread: a deep sigmoid MLP, the curve net after 40 SGD
+    steps, the basic CNN after 60 steps on 2,000 digits) and fed through the bridge as the
+    training thread would; the vanishing comparison runs in the app itself."""
+    from tui_nn.tui.demo_insight import (fit_event, gradient_flow_events, predictions_event,
+                                         show_insight)
+
+    views = [
+        ("insight-gradient-flow.svg", "flow", gradient_flow_events, "gradient flow"),
+        ("insight-vanishing.svg", "vanish", list, "vanishing gradients, sigmoid vs ReLU"),
+        ("insight-fit.svg", "fit", lambda: [fit_event()], "live fit"),
+        ("insight-classifier.svg", "classes", lambda: [predictions_event()],
+         "confusion matrix and validation images"),
+    ]
+    for name, view, make_events, title in views:
+        events = make_events()
+
+        async def drive(pilot, view=view, events=events):
+            await settle(pilot)
+            await show_insight(pilot, view, events)
+            if view == "vanish":
+                pane = pilot.app.main.query_one("#vanish-view")
+                await wait_for(pilot, lambda: pane.comparison is not None, 60, "comparison")
+                await asyncio.sleep(0.3)
+            pilot.app.clear_notifications()
+
+        shot(make_app(), out / name, (100, 30), drive, f"tui-nn: {title}")
 
 
 if __name__ == "__main__":

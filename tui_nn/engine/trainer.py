@@ -489,7 +489,7 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
-                    if look and self._report_due(i, report_every, next_report):
+                    if look and self._look_now(epoch, i, report_every, next_report):
                         insight.observe_gradients(epoch, self._step + 1, scaler.get_scale())
                     if cfg.grad_clip:
                         scaler.unscale_(opt)
@@ -498,7 +498,7 @@ class Trainer:
                     scaler.update()
                 else:
                     loss.backward()
-                    if look and self._report_due(i, report_every, next_report):
+                    if look and self._look_now(epoch, i, report_every, next_report):
                         insight.observe_gradients(epoch, self._step + 1)
                     if cfg.grad_clip:
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -520,7 +520,8 @@ class Trainer:
                 if due or last_in_epoch:
                     self._report(epoch, i + 1, losses, window_samples, now - window_t0,
                                  session_start_step, t0)
-                    if insight is not None and insight.fit_data is not None:
+                    if insight is not None and insight.fit_data is not None and insight.due(
+                            "fit", last_in_epoch and epoch == cfg.epochs - 1):
                         insight.fit(epoch, self._step)
                     losses = []
                     window_t0, window_samples = time.monotonic(), 0
@@ -552,6 +553,8 @@ class Trainer:
             train_loss = float(epoch_loss_sum) / max(epoch_terms, 1)
             if not math.isfinite(train_loss):
                 self._on_nan(epoch, self.steps_per_epoch, train_loss)
+            if insight is not None:
+                insight.prepare_epoch(final=epoch == cfg.epochs - 1)
             val_loss, value, decoded = self.evaluate()
             last_value = value
             better = (self.best_value is None
@@ -567,7 +570,7 @@ class Trainer:
                 samples_per_s=epoch_terms / max(epoch_time, 1e-9), decoded=decoded)
             self.history.append(em)
             self._emit(em)
-            if insight is not None and insight.wants_predictions:
+            if insight is not None and insight.collect_now:
                 insight.after_epoch(epoch, self._step, self._predictions)
             epoch += 1
             is_last = epoch >= cfg.epochs
@@ -682,17 +685,20 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
             memory_bytes=memory_in_use(self.device)))
 
-    def _report_due(self, i: int, report_every: int, next_report: float) -> bool:
-        """Whether step i (0-based in its epoch) will end with a report (the rule in _run)."""
-        if i == self.steps_per_epoch - 1:
-            return True
-        return ((i + 1) % report_every == 0) if report_every else time.monotonic() >= next_report
+    def _look_now(self, epoch: int, i: int, report_every: int, next_report: float) -> bool:
+        """Read the gradients at step i (0-based in its epoch)? When the step will end with a
+        report (the rule in _run), at most once per report interval, and at the last step."""
+        last = i == self.steps_per_epoch - 1
+        report = last or (((i + 1) % report_every == 0) if report_every
+                          else time.monotonic() >= next_report)
+        return report and self.insight.due(
+            "gradients", last and epoch == self.config.epochs - 1)
 
     def evaluate(self) -> tuple[float, float, str | None]:
         """Validation loss and metric, in large batches without autograd. With the insight
         hooks' val_predictions on, the same outputs also become self._predictions."""
         task, model = self.task, self.model
-        collect = self.insight is not None and self.insight.wants_predictions
+        collect = self.insight is not None and self.insight.collect_now
         if collect:
             from tui_nn.insight.classify import Predictions, predictions_from_output
         parts = []
