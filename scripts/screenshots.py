@@ -149,13 +149,13 @@ def insight_shots(out: Path) -> None:
                                          show_insight)
 
     views = [
-        ("insight-gradient-flow.svg", "flow", gradient_flow_events, "gradient flow"),
-        ("insight-vanishing.svg", "vanish", list, "vanishing gradients, sigmoid vs ReLU"),
-        ("insight-fit.svg", "fit", lambda: [fit_event()], "live fit"),
+        ("insight-gradient-flow.svg", "flow", gradient_flow_events, "gradient flow", None),
+        ("insight-vanishing.svg", "vanish", list, "vanishing gradients, sigmoid vs ReLU", None),
+        ("insight-fit.svg", "fit", lambda: [fit_event()], "live fit", "curve"),
         ("insight-classifier.svg", "classes", lambda: [predictions_event()],
-         "confusion matrix and validation images"),
+         "confusion matrix and validation images", "cnn"),
     ]
-    for name, view, make_events, title in views:
+    for name, view, make_events, title, model in views:
         events = make_events()
 
         async def drive(pilot, view=view, events=events):
@@ -167,7 +167,7 @@ def insight_shots(out: Path) -> None:
                 await asyncio.sleep(0.3)
             pilot.app.clear_notifications()
 
-        shot(make_app(), out / name, (100, 30), drive, f"tui-nn: {title}")
+        shot(make_app(model=model), out / name, (100, 30), drive, f"tui-nn: {title}")
 
 
 if __name__ == "__main__":
