@@ -142,7 +142,7 @@ class MainScreen(Screen):
             with TabPane("Log [dim]3[/]", id="log"):
                 yield EventLog(id="event-log")
             with TabPane("Insight [dim]4[/]", id="insight"):
-                yield InsightPane(id="insight-pane")
+                yield InsightPane(self.bridge.insight, id="insight-pane")
         yield Footer()
 
     def on_mount(self) -> None:

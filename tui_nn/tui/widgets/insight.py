@@ -453,7 +453,15 @@ class ClassifierView(VerticalScroll):
 
 
 class InsightPane(Vertical):
-    """The Insight tab: a switcher of the live views."""
+    """The Insight tab: a switcher of the live views.
+
+    Views are only redrawn while they are on screen: with the Train tab showing, the
+    Insight tab costs the UI thread nothing but a version check per frame; a view catches up
+    when it is shown (the tab's Show event, the inner tabs' TabActivated)."""
+
+    def __init__(self, state: Any = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state = state  # the bridge's LiveInsightState
 
     def compose(self) -> ComposeResult:
         with TabbedContent(initial="flow", id="insight-tabs"):
@@ -479,20 +487,35 @@ class InsightPane(Vertical):
         event.stop()  # the main screen's tabs are not concerned
         if event.pane is not None and event.pane.id == "vanish":
             self.query_one(VanishingView).compute()
+        self.call_after_refresh(self.tick)  # the view just shown catches up
+
+    def on_show(self) -> None:
+        self.call_after_refresh(self.tick)
 
     def reset(self) -> None:
         self._drawn = (0, 0, 0)
 
-    def tick(self, state: Any) -> None:
-        """Redraw the views whose data changed (the screen's frame timer calls this)."""
+    def tick(self, state: Any = None) -> None:
+        """Redraw the visible view if its data changed (the screen's frame timer calls this)."""
+        state = state or self.state
+        if state is None:
+            return
+        self.state = state
         versions = (state.gradient_version, state.fit_version, state.predictions_version)
-        flow_v, fit_v, pred_v = self._drawn
-        if versions[0] != flow_v and state.gradients is not None:
-            self.query_one(GradientFlowView).show(state.gradients, state.warnings)
-        if versions[1] != fit_v and state.fit is not None:
-            plot = self.query_one(FitPlot)
+        drawn = list(self._drawn)
+        if versions[0] != drawn[0] and state.gradients is not None:
+            view = self.query_one(GradientFlowView)
+            if view.region.area:
+                view.show(state.gradients, state.warnings)
+                drawn[0] = versions[0]
+        if versions[1] != drawn[1] and state.fit is not None:
+            plot = self.query_one(FitPlot)  # cheap: a hidden plot is not rendered
             plot.event = state.fit
             plot.refresh()
-        if versions[2] != pred_v and state.predictions is not None:
-            self.query_one(ClassifierView).show(state.predictions)
-        self._drawn = versions
+            drawn[1] = versions[1]
+        if versions[2] != drawn[2] and state.predictions is not None:
+            view = self.query_one(ClassifierView)
+            if view.region.area:
+                view.show(state.predictions)
+                drawn[2] = versions[2]
+        self._drawn = tuple(drawn)
