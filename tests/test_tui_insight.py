@@ -129,6 +129,13 @@ async def test_gradient_flow_updates_while_a_cnn_trains(tmp_path):
         assert len(captions) == 16
         marks = [c[0] for c in captions]
         assert marks == sorted(marks, key=lambda m: m == "✓")  # misclassified first
+        # A new run (the screen resets the tab when it starts) shows empty views, not the
+        # last run's pictures.
+        main.query_one("#insight-pane").reset()
+        await pilot.pause(0.1)
+        assert classes.event is None and "No predictions yet" in text_of(app, "#confusion")
+        assert main.query_one("#flow-view").event is None
+        assert "No gradients yet" in text_of(app, "#flow-bars")
 
 
 async def test_live_fit_line_changes_as_the_curve_net_trains(tmp_path):

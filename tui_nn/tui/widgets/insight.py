@@ -243,7 +243,8 @@ class _TextView(Static):
     """A Static redrawn from a data object; remembers what its last render cost."""
 
     def __init__(self, empty: str, **kwargs) -> None:
-        self.text = Text(empty, style="dim")  # what is shown (tests read .text.plain)
+        self.empty = Text(empty, style="dim")
+        self.text = self.empty  # what is shown (tests read .text.plain)
         super().__init__(self.text, **kwargs)
         self.redraws = 0
         self.render_ms = 0.0
@@ -257,6 +258,10 @@ class _TextView(Static):
         self.update(text)
         self.render_ms = (time.perf_counter() - t0) * 1e3
         self.redraws += 1
+
+    def clear(self) -> None:
+        self.text = self.empty
+        self.update(self.empty)
 
 
 class GradientFlowView(Vertical):
@@ -276,6 +281,12 @@ class GradientFlowView(Vertical):
     def on_resize(self) -> None:
         if self.event is not None:
             self.show(self.event, self._warnings)
+
+    def clear(self) -> None:
+        self.event = None
+        for selector in ("#flow-head", "#flow-warnings"):
+            self.query_one(selector, Static).update("")
+        self.query_one("#flow-bars", _TextView).clear()
 
     def show(self, event: Any, warnings: Sequence[str] = ()) -> None:
         self.event = event
@@ -437,6 +448,12 @@ class ClassifierView(VerticalScroll):
         if self.event is not None:
             self.show(self.event)
 
+    def clear(self) -> None:
+        self.event = None
+        self.query_one("#classes-head", Static).update("")
+        for view in self.query(_TextView):
+            view.clear()
+
     def show(self, event: Any) -> None:
         self.event = event
         cm = event.confusion
@@ -493,7 +510,13 @@ class InsightPane(Vertical):
         self.call_after_refresh(self.tick)
 
     def reset(self) -> None:
+        """A new run: forget the last run's pictures."""
         self._drawn = (0, 0, 0)
+        self.query_one(GradientFlowView).clear()
+        self.query_one(ClassifierView).clear()
+        plot = self.query_one(FitPlot)
+        plot.event = None
+        plot.refresh()
 
     def tick(self, state: Any = None) -> None:
         """Redraw the visible view if its data changed (the screen's frame timer calls this)."""
