@@ -50,8 +50,11 @@ def _dataset(args):
 
 
 def _options(args, run_dir: str) -> dict:
-    return dict(epochs=args.epochs, batch_size=args.batch_size, lr=0.01, seed=0,
-                run_dir=run_dir, device=args.device, threads=args.threads)
+    options = dict(epochs=args.epochs, batch_size=args.batch_size, lr=0.01, seed=0,
+                   run_dir=run_dir, device=args.device, threads=args.threads)
+    if getattr(args, "no_insight", False):  # the app's Insight tab hooks off (A/B)
+        options.update(grad_flow=False, live_fit=False, val_predictions=False)
+    return options
 
 
 # ---- children (run on a pseudo-terminal) -------------------------------------------------------
@@ -225,7 +228,9 @@ def main() -> None:
                         help="re-run a measurement when other processes used more CPU than "
                              "this many cores meanwhile (a shared machine)")
     parser.add_argument("--retries", type=int, default=3)
-    parser.add_argument("--tab", default="train", choices=("train", "model", "log"),
+    parser.add_argument("--no-insight", action="store_true",
+                        help="the app asks the engine for no Insight tab data (A/B)")
+    parser.add_argument("--tab", default="train", choices=("train", "model", "log", "insight"),
                         help="the tab shown while training (train: live curves and status)")
     parser.add_argument("--first-frame", action="store_true",
                         help="only time `tui-nn` start to first frame (3 starts)")
@@ -254,6 +259,8 @@ def main() -> None:
                     "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                     "--n-train", str(args.n_train), "--n-val", str(args.n_val),
                     "--device", args.device, "--threads", str(args.threads), "--tab", args.tab]
+            if args.no_insight:
+                argv.append("--no-insight")
             for attempt in range(args.retries + 1):
                 if run_dir.exists():
                     shutil.rmtree(run_dir)

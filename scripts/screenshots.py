@@ -9,11 +9,14 @@
 - training-80x24.svg   the same view in an 80×24 terminal
 - quit-confirm.svg     quitting while training asks first
 - lesson-activations.svg, lesson-landscape.svg, lesson-landscape-heat.svg (80×24),
-  lesson-sequences.svg, lesson-autograd.svg: the lesson views (``--lessons`` makes only these)
+  lesson-sequences.svg, lesson-autograd.svg: the lesson views (``--only lessons``)
 - watch.svg            `tui-nn watch` following a headless run in another process (real run)
 - runs.svg             the runs screen comparing two real runs: overlaid curves, config diff
 
-``--watch-runs`` makes only watch.svg and runs.svg.
+``--only watch-runs`` makes only watch.svg and runs.svg.
+- insight-*.svg        the Insight tab (key 4): gradient flow of a deep sigmoid MLP with its
+                       warning, sigmoid vs ReLU, the curve net's live fit, the confusion matrix
+                       and validation digits of a CNN (``--only insight``)
 
 Real runs write into a temporary directory. ``--quick`` replays a synthetic run instead of
 training (seconds instead of a minute; the numbers are then made up and say 'CPU (demo)').
@@ -69,17 +72,19 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--quick", action="store_true", help="replay a synthetic run")
     parser.add_argument("--n-train", type=int, default=30_000)
-    parser.add_argument("--lessons", action="store_true", help="only the lesson views")
-    parser.add_argument("--watch-runs", action="store_true",
-                        help="only watch.svg and runs.svg")
+    parser.add_argument("--only", choices=("all", "lessons", "insight", "watch-runs"),
+                        default="all", help="make one group of screenshots")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.watch_runs:
+    if args.only == "watch-runs":
         watch_and_runs(out)
         return
-    lesson_shots(out)
-    if args.lessons:
+    if args.only in ("all", "lessons"):
+        lesson_shots(out)
+    if args.only in ("all", "insight"):
+        insight_shots(out)
+    if args.only != "all":
         return
 
     async def picker(pilot):
@@ -288,6 +293,36 @@ def lesson_shots(out: Path) -> None:
 
     shot(make_app(), out / "lesson-autograd.svg", (110, 32), autograd,
          "tui-nn: the autograd graph of the CNN's loss")
+
+
+def insight_shots(out: Path) -> None:
+    """The Insight tab's views. Their data are computed by tui_nn.tui.demo_insight from real
+    tiny models (fixed seeds, one CPU thread: a deep sigmoid MLP, the curve net after 40 SGD
+    steps, the basic CNN after 60 steps on 2,000 digits) and fed through the bridge as the
+    training thread would; the vanishing comparison runs in the app itself."""
+    from tui_nn.tui.demo_insight import (fit_event, gradient_flow_events, predictions_event,
+                                         show_insight)
+
+    views = [
+        ("insight-gradient-flow.svg", "flow", gradient_flow_events, "gradient flow", None),
+        ("insight-vanishing.svg", "vanish", list, "vanishing gradients, sigmoid vs ReLU", None),
+        ("insight-fit.svg", "fit", lambda: [fit_event()], "live fit", "curve"),
+        ("insight-classifier.svg", "classes", lambda: [predictions_event()],
+         "confusion matrix and validation images", "cnn"),
+    ]
+    for name, view, make_events, title, model in views:
+        events = make_events()
+
+        async def drive(pilot, view=view, events=events):
+            await settle(pilot)
+            await show_insight(pilot, view, events)
+            if view == "vanish":
+                pane = pilot.app.main.query_one("#vanish-view")
+                await wait_for(pilot, lambda: pane.comparison is not None, 60, "comparison")
+                await asyncio.sleep(0.3)
+            pilot.app.clear_notifications()
+
+        shot(make_app(model=model), out / name, (100, 30), drive, f"tui-nn: {title}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,11 @@ class TrainConfig:
     # the run alive, paused on the last good weights (the app). Per-step detection, and so
     # "pause", needs the per-step check the CPU does; elsewhere a NaN always stops the run.
     on_nan: str = "stop"
+    # Live insight events (the app turns them on; see tui_nn/engine/insight_hooks.py). Read-only
+    # looks at the run: they never change what it computes.
+    grad_flow: bool = False  # per-layer gradient norms at report time (ev.GradientFlow)
+    live_fit: bool = False  # 1-D models: data + prediction line at report time (ev.FitUpdate)
+    val_predictions: bool = False  # classifiers: confusion matrix + images per epoch
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

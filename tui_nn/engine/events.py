@@ -126,3 +126,37 @@ class Failed(Event):
     run_dir: str | None = None
     step: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- live insight events (only when the config asks; the callback only: not in metrics.jsonl) -
+
+@dataclass(frozen=True)
+class GradientFlow(Event):
+    """Per-layer gradient statistics read after backward, before the optimizer step."""
+
+    epoch: int
+    step: int  # the step whose gradients these are (1-based, like StepMetrics.step)
+    snapshot: Any  # tui_nn.insight.gradflow.GradientSnapshot (its warnings: new episodes only)
+
+
+@dataclass(frozen=True)
+class FitUpdate(Event):
+    """A 1-D model's data and current prediction line."""
+
+    epoch: int
+    step: int
+    snapshot: Any  # tui_nn.insight.fit.FitSnapshot
+
+
+@dataclass(frozen=True)
+class ValPredictions(Event):
+    """What the epoch's validation pass predicted: a confusion matrix, and sample images
+    (misclassified first) when the inputs are images."""
+
+    epoch: int  # 0-based, the epoch just evaluated
+    step: int
+    confusion: Any  # tui_nn.insight.classify.ConfusionMatrix
+    samples: tuple[Any, ...] = ()  # tui_nn.insight.classify.GridSample
+
+
+LIVE_ONLY = (GradientFlow, FitUpdate, ValPredictions)

@@ -72,6 +72,8 @@ class Trainer:
         self.run_dir: RunDir | None = None
         self._tensorboard = None
         self.history: list[ev.EpochMetrics] = []
+        self.insight = None  # LiveInsight when the config asks for live insight events
+        self._predictions = None  # the last validation pass's predictions (insight only)
 
     # ---- control, safe to call from any thread -------------------------------------------
     def pause(self) -> None:
@@ -129,7 +131,7 @@ class Trainer:
                 destroy_process_group()
 
     def _emit(self, event: ev.Event) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and not isinstance(event, ev.LIVE_ONLY):
             try:
                 self.run_dir.append_metrics(event.to_dict())
             except OSError:
@@ -153,8 +155,11 @@ class Trainer:
         if self._resume_from is not None:
             ckpt = load_checkpoint(self._resume_from)
             saved = TrainConfig.from_dict(ckpt["config"])
-            # Only the length of the run and where it runs may change on resume.
+            # Only the length of the run, where it runs and how it is watched (NaN policy,
+            # insight events: none changes what is computed) may change on resume.
             cfg = replace(saved, epochs=cfg.epochs or saved.epochs, device=cfg.device,
+                          on_nan=cfg.on_nan, grad_flow=cfg.grad_flow, live_fit=cfg.live_fit,
+                          val_predictions=cfg.val_predictions,
                           run_dir=str(Path(self._resume_from).parent
                                       if Path(self._resume_from).is_file()
                                       else self._resume_from))
@@ -234,6 +239,8 @@ class Trainer:
         self._resumed_threads = int(ckpt.get("threads") or 0) if ckpt is not None else 0
         self._check_first_batch()  # before any run directory exists: a misfit leaves no debris
         self._choose_cpu_threads()
+        from tui_nn.engine.insight_hooks import LiveInsight
+        self.insight = LiveInsight.create(self)
         if cfg.save and self.dist.is_main:
             self.run_dir = (RunDir(cfg.run_dir) if cfg.run_dir
                             else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
@@ -482,6 +489,8 @@ class Trainer:
         stopped = False
         epoch = self.start_epoch
         last_value: float | None = None
+        insight = self.insight
+        look = insight is not None and insight.monitor is not None  # gradient flow, at reports
         model.train()
 
         while epoch < cfg.epochs and not stopped:
@@ -533,6 +542,8 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
+                    if look and self._look_now(epoch, i, report_every, next_report):
+                        insight.observe_gradients(epoch, self._step + 1, scaler.get_scale())
                     if cfg.grad_clip:
                         scaler.unscale_(opt)
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -540,6 +551,8 @@ class Trainer:
                     scaler.update()
                 else:
                     loss.backward()
+                    if look and self._look_now(epoch, i, report_every, next_report):
+                        insight.observe_gradients(epoch, self._step + 1)
                     if cfg.grad_clip:
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     opt.step()
@@ -560,6 +573,9 @@ class Trainer:
                 if due or last_in_epoch:
                     self._report(epoch, i + 1, losses, window_samples, now - window_t0,
                                  session_start_step, t0)
+                    if insight is not None and insight.fit_data is not None and insight.due(
+                            "fit", last_in_epoch and epoch == cfg.epochs - 1):
+                        insight.fit(epoch, self._step)
                     losses = []
                     window_t0, window_samples = time.monotonic(), 0
                     next_report = window_t0 + cfg.report_interval_s
@@ -592,6 +608,8 @@ class Trainer:
             train_loss = float(epoch_loss_sum) / max(epoch_terms, 1)
             if not math.isfinite(train_loss):
                 self._on_nan(epoch, self.steps_per_epoch, train_loss)
+            if insight is not None:
+                insight.prepare_epoch(final=epoch == cfg.epochs - 1)
             val_loss, value, decoded = self.evaluate()
             last_value = value
             better = (self.best_value is None
@@ -607,6 +625,8 @@ class Trainer:
                 samples_per_s=epoch_terms / max(epoch_time, 1e-9), decoded=decoded)
             self.history.append(em)
             self._emit(em)
+            if insight is not None and insight.collect_now:
+                insight.after_epoch(epoch, self._step, self._predictions)
             epoch += 1
             is_last = epoch >= cfg.epochs
             if not stopped and (is_last or time.monotonic() - self._last_save
@@ -765,9 +785,23 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
             memory_bytes=memory_in_use(self.device)))
 
+    def _look_now(self, epoch: int, i: int, report_every: int, next_report: float) -> bool:
+        """Read the gradients at step i (0-based in its epoch)? When the step will end with a
+        report (the rule in _run), at most once per report interval, and at the last step."""
+        last = i == self.steps_per_epoch - 1
+        report = last or (((i + 1) % report_every == 0) if report_every
+                          else time.monotonic() >= next_report)
+        return report and self.insight.due(
+            "gradients", last and epoch == self.config.epochs - 1)
+
     def evaluate(self) -> tuple[float, float, str | None]:
-        """Validation loss and metric, in large batches without autograd."""
+        """Validation loss and metric, in large batches without autograd. With the insight
+        hooks' val_predictions on, the same outputs also become self._predictions."""
         task, model = self.task, self.model
+        collect = self.insight is not None and self.insight.collect_now
+        if collect:
+            from tui_nn.insight.classify import Predictions, predictions_from_output
+        parts = []
         was_training = model.training
         model.eval()
         loss_total = torch.zeros((), device=self.device)
@@ -794,11 +828,15 @@ class Trainer:
                     terms += k
                     if task != "regression":
                         correct += tasks.correct_count(task, out, yb)
+                    if collect:
+                        parts.append(predictions_from_output(out, yb))
                     if task == "sequence" and s == 0 and self.dataset.labels:
                         ids = out[0].argmax(dim=-1).tolist()
                         decoded = "".join(self.dataset.labels[j] for j in ids)
         finally:
             model.train(was_training)
+        if collect:
+            self._predictions = Predictions.cat(parts)
         if self.dist.enabled:
             loss_total = all_sum(loss_total, self.dist)
             correct = all_sum(correct, self.dist)

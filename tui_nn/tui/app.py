@@ -149,6 +149,14 @@ class TuiNNApp(App[None]):
              self.action_show_runs),
             ("Watch the newest run", "Follow the newest run's directory, read-only",
              self.action_watch_newest),
+            ("Insight: gradient flow", "Per-layer gradient norms while training (live)",
+             lambda: main.action_show_insight("flow")),
+            ("Insight: vanishing gradients", "A deep sigmoid MLP against the same net with ReLU",
+             lambda: main.action_show_insight("vanish")),
+            ("Insight: live fit", "Data and the prediction line of a 1-D model as it trains",
+             lambda: main.action_show_insight("fit")),
+            ("Insight: classifier", "Confusion matrix and validation images, mistakes first",
+             lambda: main.action_show_insight("classes")),
         ]
         from tui_nn.tui.screens.lessons import lesson_commands
 

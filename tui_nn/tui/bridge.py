@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from tui_nn.tui import messages as msg
 from tui_nn.tui.history import RunHistory
+from tui_nn.tui.live_insight import LiveInsightState
 
 if TYPE_CHECKING:  # the engine imports torch; the bridge module is imported at app start
     from tui_nn.engine import events as ev
@@ -62,6 +63,7 @@ class TrainingBridge:
                  max_rate: float = 2.0) -> None:
         self.target = target
         self.history = history or RunHistory()
+        self.insight = LiveInsightState()  # gradient flow, fit line, predictions (Insight tab)
         self.min_interval_s = 1.0 / max_rate
         self.trainer: Any = None  # tui_nn.engine.Trainer, imported lazily (torch)
         self.worker: Worker | None = None
@@ -99,6 +101,7 @@ class TrainingBridge:
         from tui_nn.engine import Trainer
 
         self.history.reset()
+        self.insight.reset()
         self.started = self.latest = self.latest_epoch = self.result = None
         self.last_checkpoint = None
         self._last_post = 0.0
@@ -183,6 +186,7 @@ class TrainingBridge:
             self._progress(post)
         elif isinstance(event, ev.RunStarted):
             self.history.reset(event.metric)
+            self.insight.reset()
             self.started = event
             post(msg.TrainingStarted(event))
         elif isinstance(event, ev.CheckpointSaved):
@@ -196,6 +200,9 @@ class TrainingBridge:
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.result = event
             post(msg.TrainingEnded(event))
+        elif self.insight.add(event):  # read by the Insight tab on its frame timer
+            if isinstance(event, ev.GradientFlow) and event.snapshot.warnings:
+                post(msg.GradientWarnings(event.step, event.snapshot.warnings))
 
     def _progress(self, post) -> None:
         """Leading-edge throttle: at most ``max_rate`` posts a second. What a skipped post would

@@ -69,3 +69,13 @@ class TrainingEnded(Message):
     def __init__(self, event: ev.Finished | ev.Failed) -> None:
         super().__init__()
         self.event = event
+
+
+class GradientWarnings(Message):
+    """The gradient monitor saw a layer start vanishing, die or explode (for the event log).
+    Not replaceable: each warning is logged once."""
+
+    def __init__(self, step: int, warnings: tuple[str, ...]) -> None:
+        super().__init__()
+        self.step = step
+        self.warnings = warnings

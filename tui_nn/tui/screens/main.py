@@ -27,6 +27,7 @@ from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, in_fresh_thread
 from tui_nn.tui.history import RunHistory
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
+from tui_nn.tui.widgets.insight import InsightPane
 from tui_nn.tui.widgets.inspector import ShapeInspector
 from tui_nn.tui.widgets.model_picker import ModelPicker
 from tui_nn.tui.widgets.run_status import RunStatus
@@ -44,7 +45,10 @@ if TYPE_CHECKING:
 FRAME_S = 1.0
 MAX_FRAME_S = 4.0
 UI_CPU_BUDGET = 0.015
-TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log"}
+TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log",
+             "insight": "#insight-tabs Tabs"}
+# What the app asks the engine for, for the Insight tab (a TrainConfig field each).
+INSIGHT_OPTIONS = {"grad_flow": True, "live_fit": True, "val_predictions": True}
 ACTIVE = ("starting", "running", "paused", "stopping")
 FORM_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule")
 
@@ -79,6 +83,10 @@ class MainScreen(Screen):
         Binding("1", "show_tab('model')", "Model", tooltip="Model picker and shape inspector"),
         Binding("2", "show_tab('train')", "Train", tooltip="Hyperparameters, status, curves"),
         Binding("3", "show_tab('log')", "Log", tooltip="Events and errors"),
+        # Not in the footer (the tab's label shows the key): at 80 columns it would push out
+        # Save and Quit.
+        Binding("4", "show_tab('insight')", "Insight", show=False,
+                tooltip="Gradient flow, vanishing gradients, live fit, confusion matrix"),
         Binding("s", "start_training", "Start", tooltip="Start training with the form's values"),
         Binding("p", "toggle_pause", "Pause", tooltip="Pause or resume the run"),
         Binding("x", "stop_training", "Stop", tooltip="Stop the run and save a checkpoint"),
@@ -140,6 +148,8 @@ class MainScreen(Screen):
                         yield EventLog(id="mini-log")
             with TabPane("Log [dim]3[/]", id="log"):
                 yield EventLog(id="event-log")
+            with TabPane("Insight [dim]4[/]", id="insight"):
+                yield InsightPane(self.bridge.insight, id="insight-pane")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -202,7 +212,10 @@ class MainScreen(Screen):
             run_dir, self.resume_when_ready = self.resume_when_ready, None
             self.resume_run(run_dir)
             return
+        # A model from a file loads after the zoo list has selected its first entry: wait
+        # for the model that was asked for, not whichever is selected first.
         if self.start_when_ready and self.model_source is not None \
+                and self.model_source == (self.initial_model or self.model_source) \
                 and self.run_state != "loading":
             self.start_when_ready = False
             self.show_tab("train")
@@ -321,8 +334,9 @@ class MainScreen(Screen):
         if ignored:
             self._log(f"ignoring options this engine does not know: {', '.join(ignored)}",
                       "warning")
-        options = {k: v for k, v in self.pass_through.items() if k in known}
-        options.setdefault("on_nan", "pause")  # in the app a NaN pauses: the user decides
+        options = {k: v for k, v in INSIGHT_OPTIONS.items() if k in known}
+        options["on_nan"] = "pause"  # in the app a NaN pauses: the user decides
+        options.update({k: v for k, v in self.pass_through.items() if k in known})
         options.update({k: v for k, v in values.items() if v is not None})
         try:
             config = TrainConfig(model=source, **options)
@@ -381,7 +395,8 @@ class MainScreen(Screen):
             self._log(f"cannot resume {run_dir}: {error}", "error")
             return
         device = self.pass_through.get("device", "auto")
-        config = TrainConfig(model=info["model"], device=device, on_nan="pause")
+        config = TrainConfig(model=info["model"], device=device, on_nan="pause",
+                             **INSIGHT_OPTIONS)
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
         status.best_epoch = 0
@@ -439,6 +454,7 @@ class MainScreen(Screen):
         curves = self.query_one(Curves)
         curves.set_axis(e.start_step, e.total_steps)
         curves.live = True
+        self.query_one(InsightPane).reset()
         self.frame_interval = FRAME_S
         self._cpu_mark = (time.monotonic(), time.thread_time())
         self._frame_timer.resume()
@@ -468,6 +484,7 @@ class MainScreen(Screen):
         self._last_frame = now
         self._sync_progress()
         self.query_one(Curves).tick()
+        self.query_one(InsightPane).tick(self.bridge.insight)
 
     def _sync_progress(self) -> None:
         """Show the bridge's newest metrics (they may be newer than the message that woke us:
@@ -520,6 +537,11 @@ class MainScreen(Screen):
             self.notify(f"checkpoint saved: {e.path}", title="checkpoint", timeout=4,
                         markup=False)
 
+    @on(msg.GradientWarnings)
+    def _gradient_warnings(self, message: msg.GradientWarnings) -> None:
+        for line in message.warnings:
+            self._log(f"gradients: {line}", "warning")
+
     @on(msg.TrainingStateChanged)
     def _state(self, message: msg.TrainingStateChanged) -> None:
         if self.run_state in ("running", "paused", "starting"):
@@ -548,6 +570,7 @@ class MainScreen(Screen):
 
         e = message.event
         self._sync_progress()
+        self.query_one(InsightPane).tick(self.bridge.insight)
         self._frame_timer.pause()
         curves = self.query_one(Curves)
         curves.live = False
@@ -622,10 +645,15 @@ class MainScreen(Screen):
     def action_show_tab(self, tab: str) -> None:
         self.show_tab(tab)
 
+    def action_show_insight(self, view: str) -> None:
+        """The Insight tab, on one of its views (flow, vanish, fit, classes)."""
+        self.show_tab("insight")
+        self.query_one(InsightPane).show(view)
+
     def show_tab(self, tab: str) -> None:
         """Switch tabs and focus the new tab's main widget (otherwise focus would stay on a
         hidden widget, and TabbedContent follows focus back to the old tab)."""
-        self.query_one(TabbedContent).active = tab
+        self.query_one("#tabs", TabbedContent).active = tab
         self.query_one(TAB_FOCUS[tab]).focus()
 
     def action_edit_input(self) -> None:
@@ -648,7 +676,7 @@ class MainScreen(Screen):
         curves.log_scale = not curves.log_scale
 
     def action_leave_field(self) -> None:
-        target = TAB_FOCUS.get(self.query_one(TabbedContent).active)
+        target = TAB_FOCUS.get(self.query_one("#tabs", TabbedContent).active)
         if target:
             self.query_one(target).focus()
 
