@@ -12,6 +12,9 @@ Prints, in milliseconds per call (median and 95th percentile):
 - liveness.still_writing()   the cheap re-check once the pid is known
 and the share of one core each costs at its refresh interval (2 s pane, 0.25 s poll).
 
+--latency N writes N epochs, one at a time, into a run that the watch app (headless, 100x30)
+follows and prints how long each took to reach the screen (target < 1 s).
+
 --watch-seconds N also follows a real headless run (diabetes, in a subprocess) with the watch
 app (headless, 100x30) for N seconds and prints the CPU the viewer used, in cores.
 """
@@ -50,7 +53,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--watch-seconds", type=float, default=0.0)
+    parser.add_argument("--latency", type=int, default=0, help="epochs to time through watch")
     args = parser.parse_args()
+    if args.latency:
+        watch_latency(args.latency)
     if args.watch_seconds:
         watch_cpu(args.watch_seconds)
     n = args.repeat
@@ -103,6 +109,52 @@ def main() -> None:
     print(f"{'call':34} {'median ms':>10} {'p95 ms':>8} {'every':>6} {'core share':>11}")
     for name, med, p95, every in rows:
         print(f"{name:34} {med:10.3f} {p95:8.3f} {every:5.1f}s {med / 1e3 / every:10.4%}")
+
+
+def watch_latency(epochs: int) -> None:
+    import asyncio
+    import json
+
+    from tui_nn.tui.demo import synthetic_run
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    events = synthetic_run(epochs=epochs, steps_per_epoch=10, chunk=10)
+    starts = [i for i, e in enumerate(events) if type(e).__name__ == "EpochMetrics"]
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"model": "cnn", "dataset": "digits"}))
+
+        def line(e) -> bytes:
+            return (json.dumps(e.to_dict(), separators=(",", ":")) + "\n").encode()
+
+        (run / "metrics.jsonl").write_bytes(b"".join(line(e) for e in events[:starts[0]]))
+        fd = os.open(run / "metrics.jsonl", os.O_WRONLY | os.O_APPEND)
+
+        async def follow() -> list[float]:
+            app = make_watch_app(run)
+            delays = []
+            async with app.run_test(size=(100, 30)) as pilot:
+                screen = app.watch_screen
+                await pilot.pause(1.0)
+                done = 0
+                for k, i in enumerate(starts):
+                    end = starts[k + 1] if k + 1 < len(starts) else len(events)
+                    t0 = time.monotonic()
+                    os.write(fd, b"".join(line(e) for e in events[i:end]))
+                    done += 1
+                    while screen.epochs_seen < done:
+                        await asyncio.sleep(0.005)
+                    delays.append(time.monotonic() - t0)
+                    await asyncio.sleep(0.3)  # land at a random phase of the next poll
+            return delays
+
+        try:
+            delays = asyncio.run(follow())
+        finally:
+            os.close(fd)
+    print(f"watch latency over {len(delays)} epochs: median {statistics.median(delays):.3f} s, "
+          f"max {max(delays):.3f} s (target < 1 s)")
 
 
 def watch_cpu(seconds: float) -> None:
