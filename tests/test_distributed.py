@@ -55,3 +55,20 @@ def test_two_process_gloo_run_matches_one_process_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     assert len(_epochs(tmp_path / "two")) == 3
     assert load_checkpoint(tmp_path / "two")["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_torchrun_itself_runs_the_module(tmp_path):
+    """The README's `torchrun --standalone --nproc-per-node 2 -m tui_nn train ...`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "tui_nn", "train", "diabetes", "--epochs", "1", "--batch-size", "32",
+         "--headless", "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:] + run.stdout[-2000:]
+    records = read_metrics(tmp_path / "run")
+    assert [r["type"] for r in records].count("RunStarted") == 1
+    assert records[-1]["type"] == "Finished" and records[-1]["status"] == "finished"
+    assert load_checkpoint(tmp_path / "run")["epoch"] == 1
