@@ -22,10 +22,11 @@ from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 from tui_nn.runs import RunHistory, RunInfo, config_diff, discover_runs, load_history
+from tui_nn.tui.screens.worker_errors import notify_worker_error
 
 # Plot colours and the matching Rich colours of the table's marks.
 COLORS = [("cyan+", "bright_cyan"), ("orange+", "dark_orange"), ("green+", "bright_green"),
@@ -199,10 +200,7 @@ class RunsScreen(Screen):
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
         """The one place this screen's worker failures surface: a notification."""
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name} failed",
-                        severity="error", timeout=12, markup=False)
+        notify_worker_error(self, event)
 
     # ---- selection -------------------------------------------------------------------------
     def _mark(self, path: Path) -> Text:

@@ -23,12 +23,13 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
 from tui_nn.tui.history import RunHistory
+from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.run_status import RunStatus
@@ -180,10 +181,7 @@ class WatchScreen(Screen):
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
         """The one place this screen's worker failures surface: a notification."""
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name} failed",
-                        severity="error", timeout=12, markup=False)
+        notify_worker_error(self, event)
 
     # ---- applying records (UI thread) ------------------------------------------------------
     def on_records_arrived(self, message: RecordsArrived) -> None:
