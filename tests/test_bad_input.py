@@ -195,6 +195,8 @@ TUI_CASES = [
     (["tui", "cnn", "--lr", "-1"], "--lr must be"),
     (["tui", "cnn", "--optimizer", "sgdd"], "unknown optimizer"),
     (["tui", "--start"], "--start needs a MODEL"),
+    (["tui", "cnnn"], "Did you mean 'cnn'"),
+    (["tui", "lenett", "--epochs", "2"], "Did you mean 'lenet'"),
     (["tui", "--resume", "{d}/missing"], "does not exist"),
     (["tui", "--resume", "{d}/empty_run"], "no checkpoint"),
 ]
@@ -251,3 +253,19 @@ def test_fuzzed_numeric_options_get_one_clear_answer(monkeypatch, tmp_path, opti
         assert result.exit_code == 2, (option, value, output)
         assert not started
         assert option in output or option.lstrip("-") in output, (option, value, output)
+
+
+def test_checking_options_before_the_app_opens_does_not_import_torch():
+    """The check runs before the first frame; importing torch there would cost ~2-3 s."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from tui_nn import cli\n"
+            "try:\n"
+            "    cli._check_options('cnnn', {'epochs': 2})\n"
+            "except Exception:\n"
+            "    pass\n"
+            "cli._check_options('cnn', {'epochs': 2, 'lr': 0.1})\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -141,6 +141,20 @@ def test_nan_loss_fails_fast_with_advice_and_keeps_last_good_weights(tmp_path):
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
 
 
+def test_nan_keeps_the_checkpoint_written_before_it(tmp_path):
+    """A NaN must not overwrite last.pt (written while the losses were finite) with the
+    diverged weights of the step that blew up."""
+    events: list[ev.Event] = []
+    result = Trainer(TrainConfig("linear", epochs=200, lr=10.0, checkpoint_every_steps=4,
+                                 run_dir=str(tmp_path / "n")), events.append,
+                     dataset=line_dataset()).run()
+    assert isinstance(result, ev.Failed) and result.kind == "nan"
+    saved = [e.step for e in events if isinstance(e, ev.CheckpointSaved)]
+    assert saved and all(step % 4 == 0 for step in saved)  # periodic only: no save at the NaN
+    assert load_checkpoint(tmp_path / "n")["step"] == saved[-1] < result.step
+    assert "keeps the last checkpoint before it" in result.message
+
+
 @pytest.mark.parametrize("field,value,fragment", [
     ("epochs", 0, "--epochs"), ("batch_size", 0, "--batch-size"), ("lr", 0.0, "--lr"),
     ("lr", -1.0, "--lr"), ("lr", float("nan"), "--lr"), ("optimizer", "sgdd", "optimizer"),

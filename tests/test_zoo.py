@@ -77,3 +77,10 @@ def test_help_does_not_import_torch_or_textual():
             "print('torch' in sys.modules, 'textual' in sys.modules, file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stderr.strip().splitlines()[-1] == "False False"
+
+
+def test_the_torch_free_name_list_matches_the_registry():
+    from tui_nn.zoo import MODELS
+    from tui_nn.zoo.names import ZOO_NAMES
+
+    assert list(ZOO_NAMES) == list(MODELS)

@@ -57,7 +57,11 @@ def _check_options(model: Optional[str], options: dict) -> None:
     """Bad numbers and names fail here, with the headless command's message, before the app
     opens (inside it they would only be a notification)."""
     from tui_nn.engine.config import ConfigError, TrainConfig
+    from tui_nn.zoo.names import ZOO_NAMES, looks_like_source, unknown_model_message
 
+    if model is not None and model not in ZOO_NAMES and not looks_like_source(model):
+        raise _die(f"{unknown_model_message(model)}; or give path/to/model.py:Class or "
+                   "package.module:factory")
     try:
         TrainConfig(model=model or "?", **{k: v for k, v in options.items()
                                           if v is not None}).validate()

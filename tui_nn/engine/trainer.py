@@ -759,12 +759,17 @@ class Trainer:
                                lr=self.optimizer.param_groups[0]["lr"]))
 
     def _on_nan(self, epoch: int, step_in_epoch: int, value: float) -> None:
-        # On the CPU this runs before backward, so the weights are still the last good ones.
-        if self.device.type == "cpu":
+        # An existing last.pt predates the blow-up; the current weights are finite on the CPU
+        # (this runs before backward) but may already have diverged, so they are saved only
+        # when there is no earlier checkpoint to keep.
+        kept = ""
+        if self.run_dir is not None and self.run_dir.last_checkpoint.exists():
+            kept = f"; {self.run_dir.last_checkpoint} keeps the last checkpoint before it"
+        elif self.device.type == "cpu":
             self._save(epoch, step_in_epoch, "stop")
         raise TrainingError(
             f"loss became {value} at step {self._step + 1} (epoch {epoch + 1}): "
-            f"try a lower --lr (now {self.config.lr}) or --grad-clip 1.0", "nan")
+            f"try a lower --lr (now {self.config.lr}) or --grad-clip 1.0{kept}", "nan")
 
     def _report(self, epoch: int, epoch_step: int, losses: list[torch.Tensor], samples: int,
                 seconds: float, session_start_step: int, t0: float) -> None:

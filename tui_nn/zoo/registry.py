@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from tui_nn.zoo import regression, sequence, vision
+from tui_nn.zoo.names import unknown_model_message
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,7 @@ def get_model_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, MODELS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise UnknownModelError(
-            f"unknown model '{name}'.{hint} Available: {', '.join(MODELS)}") from None
+        raise UnknownModelError(unknown_model_message(name, tuple(MODELS))) from None
 
 
 def list_models() -> list[ModelSpec]:
