@@ -105,22 +105,35 @@ ThreadsOpt = Annotated[int, typer.Option(
     "--threads", help="CPU threads (0: pick the faster of 1 and all by timing).")]
 
 
-def _check_resume(resume: Optional[str]) -> None:
-    """The same checks as headless training, before the app opens."""
+def _check_resume(resume: Optional[str], requested: Optional[dict] = None) -> None:
+    """The same checks as headless training, before the app opens (torch-free)."""
     if resume is None:
         return
-    from pathlib import Path
+    from tui_nn.engine.config import ConfigError
+    from tui_nn.engine.resume import check_resume
+    try:
+        check_resume(resume, requested or {})
+    except ConfigError as e:
+        raise _die(str(e)) from None
 
-    path = Path(resume)
-    if not path.exists():
-        raise _die(f"--resume: {resume} does not exist")
-    if path.is_dir() and not (path / "last.pt").exists():
-        raise _die(f"--resume: no checkpoint (last.pt) in {resume}")
+
+def _given(ctx: typer.Context, options: dict) -> dict:
+    """The options the user typed (not Typer's defaults): what a resume is asked to change."""
+    names = {"checkpoint_every_steps": "checkpoint_every", "compile": "compile_"}
+
+    def typed(name: str) -> bool:
+        source = ctx.get_parameter_source(names.get(name, name))
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    return {k: v for k, v in options.items() if typed(k)}
 
 
 @app.command("train")
 def train_cmd(
-    model: str = typer.Argument(..., help="Zoo model name (see `tui-nn models`)."),
+    ctx: typer.Context,
+    model: Optional[str] = typer.Argument(
+        None, help="Zoo model name (see `tui-nn models`), path/to/model.py:Class or "
+                   "module:factory; left out with --resume (the run's own)."),
     dataset: DatasetOpt = None,
     data_dir: Optional[str] = typer.Option(None, "--data-dir",
                                            help="Where torchvision datasets live "
@@ -168,6 +181,11 @@ def train_cmd(
                    schedule=schedule, grad_clip=grad_clip, device=device, seed=seed,
                    run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
                    compile=compile_, channels_last=channels_last, threads=threads)
+    if resume is not None:
+        # Only what was typed may change a resumed run; the rest comes from the run.
+        options = _given(ctx, options)
+    elif model is None:
+        raise _die("give a MODEL to train (see `tui-nn models`), or --resume RUN_DIR")
     if nproc_per_node is not None and "WORLD_SIZE" not in os.environ:
         from tui_nn.report.train_cmd import launch_distributed
         raise typer.Exit(launch_distributed(model, options, resume=resume, debug=debug,
@@ -177,7 +195,7 @@ def train_cmd(
     if not headless and "WORLD_SIZE" not in os.environ:
         if sys.stdout.isatty() and sys.stdin.isatty():
             _check_options(model, options)
-            _check_resume(resume)
+            _check_resume(resume, {**options, **({"model": model} if model else {})})
             _open_app(model, options, start=resume is None, resume=resume)
             return
         # No terminal to draw on (a pipe, nohup, CI): headless is the only thing that works.

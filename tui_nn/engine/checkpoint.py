@@ -1,79 +1,150 @@
-"""Atomic checkpoint writes and safe loads.
+"""Checkpoints: what a run's state is (capture/restore), atomic writes and safe loads.
 
-A checkpoint is written to a temporary file in the same directory, fsynced and renamed over
-the old one, so a crash mid-write leaves the previous checkpoint intact. Loading uses
-weights_only=True: a checkpoint that would run code when unpickled is refused."""
+A checkpoint is written through tui_nn.fsio.atomic_write (temp file, fsync, rename), so a crash
+or a full disk mid-write leaves the previous checkpoint intact. Loading uses weights_only=True:
+a checkpoint that would run code when unpickled is refused. Every refusal says in words what
+the file is and what to pass instead.
+"""
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tui_nn import __version__
+from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, run_dir_of
+from tui_nn.fsio import atomic_write
+
 CHECKPOINT_FORMAT = 1
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
+_PICKLE_MAGIC = b"\x80"  # the legacy format starts with a pickle protocol byte
 
 
 class CheckpointError(Exception):
     """A checkpoint cannot be written or loaded; the message is user-facing."""
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
+    """torch.save through an atomic write; raises fsio.DiskWriteError (an OSError)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def capture(trainer: Any, epoch: int, step_in_epoch: int) -> dict[str, Any]:
+    """Everything a bitwise-identical resume needs, from a Trainer between two steps."""
+    st = trainer.state
+    scaler = trainer.scaler
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "tui_nn_version": __version__,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler else None,
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "epoch": epoch,
+        "step_in_epoch": step_in_epoch,
+        "step": st.step,
+        # At an epoch boundary the generator already sits at the next epoch's start.
+        "epoch_gen_state": (trainer.generator.get_state() if step_in_epoch == 0
+                            else st.epoch_gen_state),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": (torch.cuda.get_rng_state(trainer.device)
+                     if trainer.device.type == "cuda" else None),
+        "best_value": st.best_value,
+        "config": trainer.config.to_dict(),
+        "threads": torch.get_num_threads() if trainer.device.type == "cpu" else 0,
+    }
+
+
+def restore(trainer: Any, ckpt: dict[str, Any]) -> None:
+    """Put a Trainer (model, optimizer, schedule, scaler, RNGs, position) back to ckpt."""
+    check_state_dict_matches(trainer.model, ckpt["model"], "checkpoint")
+    trainer.model.load_state_dict(ckpt["model"])
+    trainer.optimizer.load_state_dict(ckpt["optimizer"])
+    if trainer.scheduler is not None and ckpt.get("scheduler"):
+        trainer.scheduler.load_state_dict(ckpt["scheduler"])
+    if trainer.scaler is not None and ckpt.get("scaler"):
+        trainer.scaler.load_state_dict(ckpt["scaler"])
+    st = trainer.state
+    st.step = int(ckpt["step"])
+    st.start_epoch = int(ckpt["epoch"])
+    st.start_step_in_epoch = int(ckpt.get("step_in_epoch", 0))
+    st.epoch_gen_state = ckpt["epoch_gen_state"]
+    trainer.generator.set_state(ckpt["epoch_gen_state"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    if trainer.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"], trainer.device)
+    st.best_value = ckpt.get("best_value")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A tui-nn training checkpoint (a run directory means its last.pt)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "last.pt"
+        path = path / LAST_CHECKPOINT
+    _check_is_checkpoint_file(path)
+    ckpt = _torch_load(path, map_location)
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a tui-nn checkpoint (no 'model' state)")
+    if path.name == BEST_CHECKPOINT or "optimizer" not in ckpt:
+        raise CheckpointError(
+            f"{path} holds only a model's weights (best.pt), not the optimizer and position a "
+            f"resume needs: resume the run with --resume {path.parent}")
+    return ckpt
+
+
+def _check_is_checkpoint_file(path: Path) -> None:
+    if path.is_symlink():
+        raise CheckpointError(f"refusing {path}: it is a symlink (tui-nn only loads "
+                              "checkpoints that are regular files inside the run)")
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    if path.name == CONFIG_FILE or not (head.startswith(_ZIP_MAGIC)
+                                        or head.startswith(_PICKLE_MAGIC)):
+        raise CheckpointError(
+            f"{path} is not a checkpoint (not a file torch.save wrote); pass the run "
+            f"directory to --resume, e.g. --resume {path.parent}")
+
+
+def _torch_load(path: Path, map_location: Any) -> Any:
     try:
         with warnings.catch_warnings():
             # torch warns about foreign pickle protocols before refusing them; the refusal
             # below is the message that matters.
             warnings.simplefilter("ignore", UserWarning)
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"refusing to load {path}: it holds objects that are not plain tensors/containers "
-            f"(loading it could run code). Detail: {first}") from None
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+            f"(loading it could run code). Detail: {_first_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets a one-line answer
+        text = str(e)
+        if "central directory" in text or "EOF" in text or "truncat" in text.lower():
+            raise CheckpointError(f"{path} is truncated or damaged (an interrupted copy or "
+                                  f"write?): {_first_line(e)}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The model state of last.pt or best.pt (for evaluation or export, not for resuming)."""
+    path = Path(path)
+    _check_is_checkpoint_file(path)
+    ckpt = _torch_load(path, map_location)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a tui-nn checkpoint (no 'model' state)")
     return ckpt

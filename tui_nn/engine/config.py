@@ -116,3 +116,65 @@ class TrainConfig:
             raise bad(f"--seed must be an integer in 0..2^63-1 (got {self.seed})")
         if self.checkpoint_every_steps < 0:
             raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")
+
+
+# ---- resuming --------------------------------------------------------------------------------
+# Settings a resumed run may change (they do not change what the checkpoint's state means)...
+CHANGEABLE_ON_RESUME = ("epochs", "lr", "grad_clip", "checkpoint_every_steps",
+                        "checkpoint_every_minutes", "device", "threads", "amp", "compile",
+                        "channels_last", "data_dir", "download", "report_interval_s",
+                        "val_batch_size", "tensorboard", "on_nan", "grad_flow", "live_fit",
+                        "val_predictions")
+# ...and the ones fixed by the run (the data, the model, the optimizer state's meaning).
+FIXED_ON_RESUME = ("model", "dataset", "batch_size", "optimizer", "momentum", "weight_decay",
+                   "schedule", "seed")
+_FLAG_OF = {"checkpoint_every_steps": "checkpoint-every", "batch_size": "batch-size",
+            "weight_decay": "weight-decay", "grad_clip": "grad-clip",
+            "channels_last": "channels-last", "data_dir": "data-dir"}
+
+
+def flag(field_name: str) -> str:
+    if field_name == "model":
+        return "MODEL"
+    return "--" + _FLAG_OF.get(field_name, field_name.replace("_", "-"))
+
+
+def requested_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings of cfg that differ from TrainConfig's defaults: what a resume was asked to
+    change (the model name counts only when given)."""
+    out = {}
+    for f in fields(TrainConfig):
+        if f.name in ("model", "run_dir", "runs_root", "save"):
+            continue
+        value = getattr(cfg, f.name)
+        if value is not None and value != f.default:
+            out[f.name] = value
+    if cfg.model and cfg.model != "?":
+        out["model"] = cfg.model
+    return out
+
+
+def resume_config(saved: TrainConfig, requested: dict[str, Any], run_dir: str,
+                  epochs_done: int, finished: bool) -> tuple[TrainConfig, dict[str, list]]:
+    """The config a resumed run trains with, and what changed ({name: [old, new]}).
+
+    Raises ConfigError for a fixed setting asked to differ, and for a finished run that is
+    not extended."""
+    fixed = [f"{flag(k)} {v} (the run has {getattr(saved, k)})" for k, v in requested.items()
+             if k in FIXED_ON_RESUME and v != getattr(saved, k)]
+    if fixed:
+        raise ConfigError(f"cannot change {'; '.join(fixed)} when resuming {run_dir}: they are "
+                          "fixed by the run; start a new run for them")
+    epochs = requested.get("epochs")
+    if finished and (epochs is None or epochs <= epochs_done):
+        raise ConfigError(
+            f"{run_dir} is finished ({epochs_done} epochs): train it further with "
+            f"`--resume {run_dir} --epochs N` (N > {epochs_done})")
+    if epochs is not None and epochs <= epochs_done:
+        raise ConfigError(f"--epochs {epochs}: {run_dir} has already trained {epochs_done} "
+                          f"epochs; give more than {epochs_done}")
+    changes = {k: [getattr(saved, k), v] for k, v in requested.items()
+               if k in CHANGEABLE_ON_RESUME and v != getattr(saved, k)}
+    cfg = replace(saved, run_dir=run_dir, **{k: v[1] for k, v in changes.items()})
+    cfg.validate()
+    return cfg, changes

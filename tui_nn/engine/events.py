@@ -31,6 +31,8 @@ class RunStarted(Event):
     parameters: int
     start_epoch: int = 0
     start_step: int = 0
+    # A resumed session's changed settings: {name: [before, now]} (e.g. a longer --epochs).
+    changes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

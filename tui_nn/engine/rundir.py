@@ -1,4 +1,15 @@
-"""The run directory: the durable record of a run (config.json, metrics.jsonl, checkpoints)."""
+"""The run directory: the durable record of a run, and the one place its layout is defined.
+
+    config.json     the run's settings, written once when the run is created (atomically)
+    metrics.jsonl   one JSON event per line, appended whole (a torn line is cut back)
+    last.pt         the newest checkpoint (step 0 onwards; atomic: temp, fsync, rename)
+    best.pt         the weights of the best epoch so far, written before the next epoch starts
+    .lock           flock'ed by the process that trains, for the run's life (pid inside)
+
+A directory belongs to one run: a new run refuses a directory that holds one, and a second
+process refuses a run whose lock is held. Readers (`runs`, `watch`) never take the lock.
+Torch-free: `tui_nn.runs` reads the layout from here.
+"""
 
 from __future__ import annotations
 
@@ -9,72 +20,196 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui_nn.fsio import (DiskWriteError, append_line, atomic_write_text, cut_torn_tail,
+                         open_append_nofollow, remove_stale_temps)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock, the refusal rests on the files
+    fcntl = None
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+LOCK_FILE = ".lock"
+# Files that say "a run lives here": a new run never writes into a directory holding one.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT)
+# Targets of atomic writes, whose temp files a killed writer can leave behind.
+ATOMIC_TARGETS = (CONFIG_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT)
+
+
+class RunDirError(Exception):
+    """The directory cannot be used for this run; the message says why and what to do."""
+
 
 def _slug(text: str) -> str:
     text = text.replace(os.sep, "-")
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:40] or "run"
 
 
-class RunDir:
-    """Owns one run directory. metrics.jsonl only ever holds complete lines: each record is one
-    os.write of a full line to an O_APPEND descriptor."""
+def new_run_path(root: str | Path, model: str, dataset: str) -> Path:
+    """A fresh path runs/<time>-<model>-<dataset>[-N] that does not exist yet."""
+    root = Path(root)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{_slug(Path(model).stem if '/' in model else model)}-{_slug(dataset)}"
+    path, n = root / base, 2
+    while path.exists() or path.is_symlink():
+        path, n = root / f"{base}-{n}", n + 1
+    return path
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+
+def run_files_in(path: str | Path) -> list[str]:
+    """The run-layout files present in path (empty for a fresh or absent directory)."""
+    p = Path(path)
+    return [name for name in RUN_FILES if (p / name).exists() or (p / name).is_symlink()]
+
+
+def check_new_run_dir(path: str | Path) -> None:
+    """Refuse a --run-dir that already holds a run (or files with our names), before any work."""
+    p = Path(path)
+    if (p.exists() or p.is_symlink()) and not p.is_dir():
+        raise RunDirError(f"--run-dir {p} exists and is not a directory")
+    found = run_files_in(p)
+    if found:
+        raise RunDirError(
+            f"{p} already holds a run ({', '.join(found)}): continue it with "
+            f"`tui-nn train --resume {p}`, or choose a new --run-dir")
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """The run directory that --resume PATH means: the directory itself, or the run holding a
+    file of it (last.pt, best.pt, config.json, metrics.jsonl)."""
+    p = Path(path)
+    return p.parent if p.is_file() or p.is_symlink() else p
+
+
+def lock_is_held(path: str | Path) -> bool:
+    """Whether a live process holds the run's lock (probed with a non-blocking flock that is
+    released at once; only for a process about to take the lock itself, never for viewers)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(Path(path) / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the probe's lock
+    return False
+
+
+def lock_holder(path: str | Path) -> int | None:
+    """The pid written in a run's lock file (whether or not it still holds it)."""
+    try:
+        with open(Path(path) / LOCK_FILE, "rb") as f:
+            text = f.read(32).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class RunDir:
+    """Owns one run directory for one process: the lock, the metrics appends, config and
+    checkpoint paths. Create with RunDir.create (a new run) or RunDir.reopen (a resume)."""
+
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if create:
-            try:
-                self.path.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise OSError(f"cannot create run directory {self.path}: {e.strerror}") from None
         self._metrics_fd: int | None = None
+        self._lock_fd: int | None = None
+
+    @classmethod
+    def create(cls, path: str | Path) -> "RunDir":
+        """Claim path for a new run: refuses one that holds a run or is locked."""
+        check_new_run_dir(path)
+        run = cls(path)
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"cannot create run directory {run.path}: {e.strerror}") from None
+        run._lock()
+        try:
+            check_new_run_dir(path)  # a second process may have created the run meanwhile
+        except RunDirError:
+            run.close()
+            raise
+        return run
 
     @classmethod
     def new(cls, root: str | Path, model: str, dataset: str) -> "RunDir":
-        root = Path(root)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{stamp}-{_slug(Path(model).stem if '/' in model else model)}-{_slug(dataset)}"
-        path = root / base
-        n = 2
-        while path.exists():
-            path = root / f"{base}-{n}"
-            n += 1
-        return cls(path)
+        return cls.create(new_run_path(root, model, dataset))
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> "RunDir":
+        """Claim an existing run to continue it: lock, cut a torn last line, drop stale temps."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise RunDirError(f"--resume: {run.path} is not a run directory")
+        run._lock()
+        cut_torn_tail(run.metrics_path)
+        return run
+
+    def _lock(self) -> None:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.path / LOCK_FILE, flags, 0o644)
+        except OSError as e:
+            raise RunDirError(f"cannot lock {self.path / LOCK_FILE}: {e.strerror}") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                holder = lock_holder(self.path)
+                who = f"process {holder}" if holder else "another process"
+                raise RunDirError(f"{self.path} is in use by {who} (a run is training there); "
+                                  "watch it with `tui-nn watch` or choose another "
+                                  "--run-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+        remove_stale_temps(self.path, ATOMIC_TARGETS)
 
     @property
     def config_path(self) -> Path:
-        return self.path / "config.json"
+        return self.path / CONFIG_FILE
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.path / METRICS_FILE
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.path / "last.pt"
+        return self.path / LAST_CHECKPOINT
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.path / "best.pt"
+        return self.path / BEST_CHECKPOINT
 
     def write_config(self, config: dict[str, Any]) -> None:
-        tmp = self.config_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.config_path)
+        atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def read_config(self) -> dict[str, Any]:
         return json.loads(self.config_path.read_text())
 
     def append_metrics(self, record: dict[str, Any]) -> None:
+        """One whole line per record; raises DiskWriteError (the line is then absent)."""
         if self._metrics_fd is None:
-            self._metrics_fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                                       0o644)
+            self._metrics_fd = open_append_nofollow(self.metrics_path)
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        os.write(self._metrics_fd, line)
+        append_line(self._metrics_fd, line, self.metrics_path)
 
     def close(self) -> None:
+        """Close metrics.jsonl and release the lock (the kernel does both on kill -9)."""
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -82,13 +217,18 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     records = []
     p = Path(path)
     if p.is_dir():
-        p = p / "metrics.jsonl"
+        p = p / METRICS_FILE
     with open(p, encoding="utf-8") as f:
         for line in f:
             if not line.endswith("\n"):
                 break
             try:
                 records.append(json.loads(line))
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 continue
     return records
+
+
+__all__ = ["RunDir", "RunDirError", "DiskWriteError", "check_new_run_dir", "new_run_path",
+           "lock_holder", "read_metrics", "CONFIG_FILE", "METRICS_FILE", "LAST_CHECKPOINT",
+           "BEST_CHECKPOINT", "LOCK_FILE", "RUN_FILES"]

@@ -14,30 +14,31 @@ def _err(message: str) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
-def run_training(model: str, options: dict[str, Any], *, resume: str | None = None,
+def run_training(model: str | None, options: dict[str, Any], *, resume: str | None = None,
                  debug: bool = False, out=None) -> int:
+    """Headless training. With resume, options hold only what the user typed (what the resume
+    is asked to change) and model may be None (the run's own)."""
     from tui_nn.engine import ConfigError, TrainConfig, Trainer
     from tui_nn.engine import events as ev
+    from tui_nn.engine.rundir import RunDirError, check_new_run_dir
     from tui_nn.zoo import UnknownModelError, get_model_spec
 
     try:
-        cfg = TrainConfig(model=model, **{k: v for k, v in options.items() if v is not None})
+        cfg = TrainConfig(model=model or "", **{k: v for k, v in options.items()
+                                                if v is not None})
         cfg.validate()
         if resume is None:
             _check_model(model, cfg.dataset)
+            if cfg.run_dir:
+                check_new_run_dir(cfg.run_dir)
         else:
-            path = Path(resume)
-            if not path.exists():
-                raise ConfigError(f"--resume: {resume} does not exist")
-            if path.is_dir() and not (path / "last.pt").exists():
-                raise ConfigError(f"--resume: no checkpoint (last.pt) in {resume}")
+            from tui_nn.engine.resume import check_resume
+            check_resume(resume, {**options, **({"model": model} if model else {})})
         if cfg.dataset:
             _check_dataset_name(cfg.dataset)
         from tui_nn.engine.device import resolve_device
         resolve_device(cfg.device)  # an unknown or absent device is a usage error
-        if cfg.run_dir and Path(cfg.run_dir).exists() and not Path(cfg.run_dir).is_dir():
-            raise ConfigError(f"--run-dir {cfg.run_dir} exists and is not a directory")
-    except (ConfigError, UnknownModelError, ValueError) as e:
+    except (ConfigError, UnknownModelError, ValueError, RunDirError) as e:
         _err(str(e))
         if debug:
             import traceback
@@ -76,15 +77,26 @@ def run_training(model: str, options: dict[str, Any], *, resume: str | None = No
         _err(result.message)
         if debug and result.details.get("traceback"):
             print(result.details["traceback"], file=sys.stderr)
+        if result.kind == "usage":
+            return EXIT_USAGE
         if result.run_dir:
             print(f"run directory: {result.run_dir}", file=sys.stderr)
+            if result.step:
+                _print_resume_hint(result.run_dir)
         return EXIT_FAILED
     if received:
+        if result.run_dir:
+            _print_resume_hint(result.run_dir)
         return 128 + received[0]
     return EXIT_OK
 
 
-def _check_model(model: str, dataset: str | None) -> None:
+def _print_resume_hint(run_dir: str) -> None:
+    from tui_nn.engine.resume import resume_command
+    print(f"continue with: {resume_command(run_dir)}", file=sys.stderr, flush=True)
+
+
+def _check_model(model: str | None, dataset: str | None) -> None:
     """A zoo name, or a source the shape inspector's loader can build (checked on meta)."""
     from tui_nn.zoo import MODELS
     if model in MODELS:
@@ -121,10 +133,10 @@ _FLAGS = {"dataset": "--dataset", "data_dir": "--data-dir", "epochs": "--epochs"
           "amp": "--amp", "channels_last": "--channels-last", "threads": "--threads"}
 
 
-def train_argv(model: str, options: dict[str, Any], *, resume: str | None,
+def train_argv(model: str | None, options: dict[str, Any], *, resume: str | None,
                debug: bool) -> list[str]:
     """The `tui-nn train` arguments that reproduce these options (for the torchrun workers)."""
-    argv = [model]
+    argv = [model] if model else []
     for key, flag in _FLAGS.items():
         value = options.get(key)
         if value is not None:
@@ -138,7 +150,7 @@ def train_argv(model: str, options: dict[str, Any], *, resume: str | None,
     return argv + ["--headless"]
 
 
-def launch_distributed(model: str, options: dict[str, Any], *, resume: str | None, debug: bool,
+def launch_distributed(model: str | None, options: dict[str, Any], *, resume: str | None, debug: bool,
                        nproc_per_node: int, nnodes: str | None, node_rank: int | None,
                        rdzv_endpoint: str | None, rdzv_id: str | None) -> int:
     """Start one `tui-nn train` per process through PyTorch's own launcher (torchrun)."""
@@ -148,7 +160,8 @@ def launch_distributed(model: str, options: dict[str, Any], *, resume: str | Non
     from tui_nn.engine import ConfigError, TrainConfig
     from tui_nn.zoo import UnknownModelError, get_model_spec
     try:
-        TrainConfig(model=model, **{k: v for k, v in options.items() if v is not None}).validate()
+        TrainConfig(model=model or "",
+                    **{k: v for k, v in options.items() if v is not None}).validate()
         if resume is None:
             get_model_spec(model)
     except (ConfigError, UnknownModelError) as e:
@@ -156,11 +169,10 @@ def launch_distributed(model: str, options: dict[str, Any], *, resume: str | Non
         return EXIT_USAGE
     if options.get("run_dir") is None and resume is None:
         # Every rank must agree on the run directory; rank 0 alone writes it.
-        from tui_nn.engine.rundir import RunDir
-        options = {**options, "run_dir": str(RunDir.new(options.get("runs_root") or "runs",
-                                                        model, options.get("dataset") or
-                                                        get_model_spec(model).default_dataset
-                                                        ).path)}
+        from tui_nn.engine.rundir import new_run_path
+        options = {**options, "run_dir": str(new_run_path(
+            options.get("runs_root") or "runs", model,
+            options.get("dataset") or get_model_spec(model).default_dataset))}
     from tui_nn.engine.distributed import torchrun_argv
     argv = torchrun_argv(nproc_per_node, nnodes, node_rank, rdzv_endpoint, rdzv_id,
                          train_argv(model, options, resume=resume, debug=debug))

@@ -1,0 +1,380 @@
+"""Everything a Trainer does before its first step: the config (a resume's merged one), device
+and process group, data on the device, the model and its fast paths, optimizer and schedule,
+a checkpoint restored, the first-batch check, the CPU thread count, and the run directory
+claimed last (a model that cannot take the data leaves no debris)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from tui_nn import __version__
+from tui_nn.engine import checkpoint, recovery, tasks
+from tui_nn.engine.config import ConfigError, TrainConfig, requested_fields, resume_config
+from tui_nn.engine.device import resolve_device
+from tui_nn.engine.distributed import DistInfo, init_process_group
+from tui_nn.engine.optim import build_optimizer, build_schedule
+from tui_nn.engine.recovery import TrainingError
+from tui_nn.engine.rundir import CONFIG_FILE, RunDir, check_new_run_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tui_nn.engine.trainer import Trainer
+
+# Settings that say how this process runs and is watched, never what it computes: a resume
+# takes them from the current config, whatever the run was started with.
+_THIS_PROCESS = ("device", "on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
+                 "report_interval_s", "save", "runs_root")
+# Changes not worth a line in the run's record (the app turns these on for itself).
+_UNRECORDED = ("on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
+               "report_interval_s")
+
+
+def setup(t: "Trainer") -> None:
+    claimed, ckpt = _resolve_config(t)
+    try:
+        spec = _resolve_model_spec(t)
+        _setup_device(t)
+        torch.manual_seed(t.config.seed)
+        _load_data(t, spec)
+        model = (t._model_override if t._model_override is not None
+                 else spec.build() if spec is not None else _load_source(t.config.model))
+        t.model = model.to(t.device)
+        _setup_speed(t)
+        _data_to_device(t)
+        _setup_optimisation(t)
+        if ckpt is not None:
+            checkpoint.restore(t, ckpt)
+            t.state.resumed_threads = int(ckpt.get("threads") or 0)
+        if "lr" in t.resume_changes:
+            before, now = t.resume_changes["lr"]
+            recovery.scale_lr_now(t, now / before)
+        check_first_batch(t)  # before any run directory exists: a misfit leaves no debris
+        choose_cpu_threads(t)
+        from tui_nn.engine.insight_hooks import LiveInsight
+        t.insight = LiveInsight.create(t)
+        _claim_run_dir(t, claimed)
+    except BaseException:
+        if claimed is not None and t.run_dir is None:
+            claimed.close()
+        raise
+
+
+# ---- the config -------------------------------------------------------------------------------
+def _resolve_config(t: "Trainer") -> tuple[RunDir | None, dict | None]:
+    """A new run: refuse a --run-dir holding a run, before any work. A resume: lock the run,
+    merge what was asked to change onto its saved config (engine/config.py's rules)."""
+    if t._resume_from is None:
+        if t.config.run_dir and t.config.save:
+            check_new_run_dir(t.config.run_dir)
+        return None, None
+    run_path = checkpoint.run_dir_of(t._resume_from)
+    dist = DistInfo.from_env()
+    claimed = RunDir.reopen(run_path) if t.config.save and dist.is_main else None
+    try:
+        saved, ckpt = _saved_config(run_path)
+        done = int(ckpt["epoch"]) if ckpt is not None else 0
+        finished = (ckpt is not None and done >= (saved.epochs or 0)
+                    and int(ckpt.get("step_in_epoch", 0)) == 0)
+        cfg, changes = resume_config(saved, requested_fields(t.config), str(run_path), done,
+                                     finished)
+        t.config = replace(cfg, **{k: getattr(t.config, k) for k in _THIS_PROCESS})
+        t.resume_changes = {k: v for k, v in changes.items() if k not in _UNRECORDED}
+        return claimed, ckpt
+    except BaseException:
+        if claimed is not None:
+            claimed.close()
+        raise
+
+
+def _saved_config(run_path: Path) -> tuple[TrainConfig, dict | None]:
+    """(config, checkpoint) of a run: from last.pt, or from config.json alone for a run that
+    was killed before its first checkpoint (it resumes from step 0)."""
+    last = run_path / "last.pt"
+    if last.exists() or last.is_symlink():
+        ckpt = checkpoint.load_checkpoint(last)
+        return TrainConfig.from_dict(ckpt["config"]), ckpt
+    config = run_path / CONFIG_FILE
+    if not config.is_file():
+        raise ConfigError(f"--resume: {run_path} holds no run (no last.pt or {CONFIG_FILE})")
+    import json
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        return TrainConfig.from_dict(data), None
+    except (ValueError, TypeError, RecursionError, OSError) as e:
+        raise ConfigError(f"--resume: unreadable {config}: {e}") from None
+
+
+def _resolve_model_spec(t: "Trainer") -> Any:
+    """The zoo entry (None for a model given directly or loaded from a source), and the config
+    resolved against its defaults."""
+    from tui_nn.zoo import MODELS, TrainDefaults, get_model_spec
+
+    cfg = t.config
+    spec = MODELS.get(cfg.model) if t._model_override is None else None
+    from_source = spec is None and t._model_override is None
+    if from_source and ":" not in cfg.model and not cfg.model.endswith(".py"):
+        get_model_spec(cfg.model)  # not a source either: unknown name, with a suggestion
+    if from_source and not cfg.dataset:
+        raise TrainingError(f"--dataset is needed to train {cfg.model} (only zoo models "
+                            "have a default dataset)")
+    defaults = spec.defaults if spec else TrainDefaults(epochs=3, batch_size=64, lr=0.01)
+    default_dataset = spec.default_dataset if spec else (cfg.dataset or "digits")
+    t.config = cfg.resolved(defaults, default_dataset)
+    return spec
+
+
+def _load_source(source: str) -> nn.Module:
+    """A model from path/to/model.py:Class or package.module:factory (built on the CPU)."""
+    from tui_nn.zoo.sources import SourceError, load_model
+    try:
+        return load_model(source, device="cpu").model
+    except SourceError as e:
+        raise TrainingError(str(e)) from None
+
+
+# ---- device, data, model ----------------------------------------------------------------------
+def _setup_device(t: "Trainer") -> None:
+    try:
+        t.device = resolve_device(t.config.device)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+    t.dist = DistInfo.from_env()
+    if t.dist.enabled:
+        if t.device.type == "cuda":
+            t.device = torch.device("cuda", t.dist.local_rank)
+        init_process_group(t.dist, t.device)
+        if not t.dist.is_main:
+            t._callback = lambda event: None  # rank 0 speaks for the run
+
+
+def _load_data(t: "Trainer", spec: Any) -> None:
+    ds = t._dataset_override
+    if ds is None:
+        from tui_nn.data import adapt_to_input, load_dataset
+        cfg = t.config
+        # The data stays the same whatever --seed says: seeds vary the init and the shuffle,
+        # so runs with different seeds compare on the same samples.
+        ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download)
+        if spec is not None and not getattr(spec, "variable_length", False):
+            ds = adapt_to_input(ds, spec.input_shape, spec.name)
+    t.dataset = ds
+    t.task = ds.task
+
+
+def _setup_speed(t: "Trainer") -> None:
+    """The CUDA fast paths (each measured in benchmarks/bench_train_speed.py)."""
+    cfg, cuda = t.config, t.device.type == "cuda"
+    amp = cfg.amp
+    if amp in ("bf16", "fp16") and not cuda:
+        raise TrainingError(f"--amp {amp} needs a CUDA device (training on {t.device})")
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest
+        if amp == "auto":
+            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        t.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 does not.
+    # Disabled, the scaler passes everything through: one code path for the step.
+    t.scaler = torch.amp.GradScaler("cuda", enabled=t.amp_dtype == torch.float16)
+    is_cnn = any(isinstance(m, nn.Conv2d) for m in t.model.modules())
+    t.channels_last = cfg.channels_last == "on" or (
+        cfg.channels_last == "auto" and cuda and is_cnn)
+    if t.channels_last:
+        t.model = t.model.to(memory_format=torch.channels_last)
+    t.forward_model = t.model
+    if t.dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+        t.forward_model = DistributedDataParallel(
+            t.model, device_ids=[t.device.index] if cuda else None)
+    if cfg.compile:
+        # CUDA graphs ("reduce-overhead") pay off for small models whose step is bound by
+        # kernel-launch latency; bigger ones get the default inductor mode.
+        small = sum(p.numel() for p in t.model.parameters()) < 5_000_000
+        t.forward_model = torch.compile(t.forward_model,
+                                        mode="reduce-overhead" if cuda and small else None)
+
+
+def _data_to_device(t: "Trainer") -> None:
+    """Decode once, move once, normalise once: batches are index slices on the device."""
+    ds = t.dataset
+    t.train_x, t.train_y = _to_device(t, ds.train_x, ds), ds.train_y.to(t.device)
+    t.val_x, t.val_y = _to_device(t, ds.val_x, ds), ds.val_y.to(t.device)
+    # Keep only the device copies (already normalised): the raw CPU tensors would double
+    # the memory of a 60,000-image set for nothing.
+    t.dataset = replace(ds, train_x=t.train_x, train_y=t.train_y, val_x=t.val_x,
+                        val_y=t.val_y, mean=None, std=None)
+    if t.dataset.n_train == 0:
+        raise TrainingError(f"dataset {ds.name} has no training samples", "data")
+
+
+def _to_device(t: "Trainer", x: torch.Tensor, ds: Any) -> torch.Tensor:
+    x = x.to(t.device)
+    if ds.mean is not None and ds.std is not None and x.dim() == 4:
+        mean = torch.tensor(ds.mean, device=t.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
+        std = torch.tensor(ds.std, device=t.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+    if x.dim() == 4 and t.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _setup_optimisation(t: "Trainer") -> None:
+    cfg, n = t.config, t.dataset.n_train
+    t.batch_size = min(cfg.batch_size, n)
+    t.steps_per_epoch = math.ceil(n / t.batch_size)
+    t.total_steps = cfg.epochs * t.steps_per_epoch
+    t.optimizer = build_optimizer(t.model, cfg)
+    t.scheduler = build_schedule(t.optimizer, cfg, t.steps_per_epoch, t.total_steps)
+    t.generator = torch.Generator().manual_seed(cfg.seed)
+    t.state.epoch_gen_state = t.generator.get_state()
+
+
+# ---- checks before the first step ---------------------------------------------------------------
+def check_first_batch(t: "Trainer") -> None:
+    """Run two samples through the model and the loss before training, so a model that
+    cannot take this data fails with the shape inspector's diagnosis, not mid-run."""
+    x, y = t.train_x[:2], t.train_y[:2]
+    try:
+        out = _eval_forward(t.model, x)
+    except Exception as e:  # noqa: BLE001 - any forward failure becomes one clear line
+        if not t.channels_last:
+            raise TrainingError(_diagnose(t, x, e), "shape") from None
+        # A forward written for contiguous tensors (x.view(B, -1) after a conv, as the
+        # seeds do) fails on channels_last activations.
+        if t.config.channels_last == "on":
+            raise TrainingError(
+                f"--channels-last on: the forward pass fails on channels_last tensors "
+                f"({_first_line(e)}); use x.reshape/x.flatten(1) instead of x.view, or "
+                "--channels-last off", "shape") from None
+        _drop_channels_last(t)
+        x = t.train_x[:2]
+        try:
+            out = _eval_forward(t.model, x)
+        except Exception as e2:  # noqa: BLE001
+            raise TrainingError(_diagnose(t, x, e2), "shape") from None
+    try:
+        tasks.loss_mean(t.task, out.float(), y)
+    except Exception as e:  # noqa: BLE001
+        raise TrainingError(
+            f"the model's output {_shape(out)} does not fit {t.dataset.name}'s "
+            f"{t.task} targets {_shape(y)}: {_first_line(e)}", "shape") from None
+
+
+def _eval_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        model.train(was_training)
+
+
+def _drop_channels_last(t: "Trainer") -> None:
+    """--channels-last auto, and the model can't take it: train in the default layout."""
+    t.channels_last = False
+    t.model.to(memory_format=torch.contiguous_format)
+    t.train_x = t.train_x.contiguous()
+    t.val_x = t.val_x.contiguous()
+    t.dataset = replace(t.dataset, train_x=t.train_x, val_x=t.val_x)
+
+
+def _diagnose(t: "Trainer", x: torch.Tensor, error: Exception) -> str:
+    where = f"{t.config.model} on {t.dataset.name} samples of shape {_shape(x[0])}"
+    try:
+        from tui_nn.shapes import inspect_model
+        diagnosis = inspect_model(t.model, [tuple(x.shape)], dtype=x.dtype).diagnosis
+    except Exception:  # noqa: BLE001 - the plain error below is still worth showing
+        diagnosis = None
+    if diagnosis is not None:
+        layer = f" at {diagnosis.path}" if diagnosis.path else ""
+        return f"{where}: {diagnosis.text}{layer}"
+    return f"{where}: the forward pass failed: {_first_line(error)}"
+
+
+def choose_cpu_threads(t: "Trainer") -> None:
+    """On the CPU, more intra-op threads only pay off when a step has enough work: the
+    tiny seed models (a 16-unit RNN above all, measured 50× slower with 2 threads on this
+    2-core box) run fastest on one. Time a few forward+backward passes both ways (no
+    optimizer step, RNG forked, grads cleared: training is unaffected) and keep the faster."""
+    t.state.threads_before = torch.get_num_threads()
+    if t.device.type != "cpu":
+        return
+    # Results are bitwise reproducible for a given seed *and* thread count, so a resumed
+    # run keeps the count its checkpoint was trained with.
+    pinned = t.config.threads or t.state.resumed_threads
+    if pinned:
+        torch.set_num_threads(pinned)
+        return
+    many = t.state.threads_before
+    if many <= 1 or t.dist.enabled:
+        return
+    x, y = t.train_x[:t.batch_size], t.train_y[:t.batch_size]
+
+    def step_time(threads: int) -> float:
+        torch.set_num_threads(threads)
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            tasks.loss_mean(t.task, t.model(x), y).backward()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    with torch.random.fork_rng(devices=[]):
+        multi, single = step_time(many), step_time(1)
+    t.model.zero_grad(set_to_none=True)
+    torch.set_num_threads(1 if single < 0.9 * multi else many)
+
+
+# ---- the run directory ------------------------------------------------------------------------
+def _claim_run_dir(t: "Trainer", claimed: RunDir | None) -> None:
+    """Rank 0 of a saving run owns the directory: a resume's was locked at the start; a new
+    one is created and locked now, and its config.json written."""
+    cfg = t.config
+    if not (cfg.save and t.dist.is_main):
+        return
+    if claimed is None:
+        claimed = (RunDir.create(cfg.run_dir) if cfg.run_dir
+                   else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
+    t.run_dir = claimed
+    if cfg.tensorboard:
+        from tui_nn.engine.tensorboard import make_tensorboard_sink
+        t._tensorboard = make_tensorboard_sink(claimed.path)
+    if not claimed.config_path.exists():
+        claimed.write_config(_config_record(t))
+
+
+def _config_record(t: "Trainer") -> dict[str, Any]:
+    cfg, ds = t.config, t.dataset
+    return {
+        **cfg.to_dict(), "run_dir": str(t.run_dir.path), "task": t.task,
+        "device_resolved": str(t.device), "parameters": t.parameters(),
+        "tui_nn_version": __version__, "n_train": ds.n_train, "n_val": ds.n_val,
+        "world_size": t.dist.world_size,
+        "threads_used": torch.get_num_threads() if t.device.type == "cpu" else None,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def data_error_types() -> tuple[type[BaseException], ...]:
+    from tui_nn.zoo import UnknownModelError
+    try:
+        from tui_nn.data.base import DataError
+    except ImportError:  # pragma: no cover
+        return (UnknownModelError,)
+    return (DataError, UnknownModelError)
+
+
+def _shape(t: torch.Tensor) -> str:
+    from tui_nn.shapes.parse import format_shape
+    return format_shape(tuple(t.shape)) if t.dim() else "scalar"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
