@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -228,19 +227,11 @@ def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
 
 
 def _save_atomically(path: Path, blob: dict[str, torch.Tensor]) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    """Temp file, fsync, rename (tui_nn.fsio): readers never see half a file."""
+    from tui_nn.fsio import atomic_write
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(blob, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f: torch.save(blob, f))
     except OSError:
         # A read-only home or full disk only costs a regeneration next time.
         pass

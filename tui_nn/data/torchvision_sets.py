@@ -17,7 +17,6 @@ import os
 import shutil
 import socket
 import tarfile
-import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
@@ -104,19 +103,16 @@ def _unpack_local_copies(src: _Source, root: Path) -> None:
         target, packed = folder / name, folder / f"{name}.gz"
         if target.is_file() or not packed.is_file():
             continue
+        from tui_nn.fsio import atomic_write
         try:
-            fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".tmp", dir=folder)
-        except OSError as exc:
-            raise DataError(f"cannot unpack {packed} in {folder}: {exc.strerror or exc}") from None
-        try:
-            with gzip.open(packed, "rb") as fin, os.fdopen(fd, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-            os.replace(tmp, target)
-        except (OSError, EOFError, zlib.error) as exc:
-            Path(tmp).unlink(missing_ok=True)
+            with gzip.open(packed, "rb") as fin:
+                atomic_write(target, lambda fout: shutil.copyfileobj(fin, fout))
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise DataError(
                 f"{packed} is truncated or corrupt ({exc}); delete it and download it again"
             ) from None
+        except OSError as exc:
+            raise DataError(f"cannot unpack {packed} in {folder}: {exc}") from None
     if src.archive and _missing_files(src, root) and (root / src.archive).is_file():
         try:
             with tarfile.open(root / src.archive, "r:gz") as tar:

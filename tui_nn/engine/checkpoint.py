@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from tui_nn import __version__
-from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, run_dir_of
+from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.fsio import atomic_write
 
 CHECKPOINT_FORMAT = 1

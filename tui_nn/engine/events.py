@@ -110,6 +110,15 @@ class LrScaled(Event):
 
 
 @dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should know that does not stop the run (e.g. TensorBoard logging
+    switched itself off after a write error)."""
+
+    message: str
+    source: str = "engine"
+
+
+@dataclass(frozen=True)
 class Finished(Event):
     status: str  # "finished" or "stopped"
     run_dir: str | None

@@ -29,6 +29,26 @@ from tui_nn.engine import events as ev
 _FLUSH_SECS = 5
 
 
+def _quiet_writer_thread_errors() -> None:
+    """SummaryWriter writes from a thread that re-raises its OSError (a full disk) into
+    threading.excepthook, which prints a traceback mid-training. The sink learns of the error
+    at its next write and says so in one line, so that thread's traceback is dropped; every
+    other thread's exception still goes to the previous hook."""
+    import threading
+    previous = threading.excepthook
+    if getattr(previous, "_tui_nn_quiet", False):
+        return
+
+    def hook(args: Any) -> None:
+        thread = getattr(args, "thread", None)
+        if type(thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+            return
+        previous(args)
+
+    hook._tui_nn_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
@@ -36,7 +56,10 @@ def tensorboard_available() -> bool:
 def make_tensorboard_sink(run_dir: str | Path | None = None) -> "TensorBoardSink | None":
     """A sink writing into run_dir (or the run directory announced by RunStarted), or None
     when the tensorboard package is not installed."""
-    return TensorBoardSink(run_dir) if tensorboard_available() else None
+    if not tensorboard_available():
+        return None
+    _quiet_writer_thread_errors()
+    return TensorBoardSink(run_dir)
 
 
 class TensorBoardSink:

@@ -187,8 +187,17 @@ class Trainer:
         if self.run_dir is not None and not isinstance(event, ev.LIVE_ONLY):
             self.run_dir.append_metrics(event.to_dict())
             if self._tensorboard is not None:
-                self._tensorboard(event)  # never raises: it disables itself on errors
+                self._to_tensorboard(event)
         self._callback(event)
+
+    def _to_tensorboard(self, event: ev.Event) -> None:
+        sink = self._tensorboard
+        sink(event)  # never raises: it disables itself on errors, and says so once here
+        if sink.error is not None:
+            self._tensorboard = None
+            sink.close()
+            self.emit(ev.Notice(f"{sink.error}; training goes on, metrics.jsonl keeps "
+                                "every record", "tensorboard"))
 
     _emit = emit  # the insight hooks' name for it
 

@@ -68,10 +68,12 @@ class PlainReporter:
             where = f" → {event.run_dir}" if event.run_dir else ""
             resumed = (f", resuming at epoch {event.start_epoch + 1} step {event.start_step}"
                        if event.start_step else "")
+            changes = "".join(f"; {k} {old} → {new}" for k, (old, new)
+                              in (getattr(event, "changes", None) or {}).items())
             self._print(f"training {event.model} ({event.parameters:,} params) on {event.dataset} "
                         f"[{event.n_train:,} train / {event.n_val:,} val] on {event.device_name}: "
                         f"{event.epochs} epochs × {event.steps_per_epoch} steps, "
-                        f"batch {event.batch_size}{resumed}{where}")
+                        f"batch {event.batch_size}{resumed}{changes}{where}")
         elif isinstance(event, ev.StepMetrics):
             now = time.monotonic()
             if now - self._last_line >= self.line_interval_s:
@@ -94,6 +96,8 @@ class PlainReporter:
                 self._print(f"checkpoint saved: {event.path} (step {event.step})")
         elif isinstance(event, ev.StateChanged):
             self._print(f"{event.state}")
+        elif isinstance(event, ev.Notice):
+            self._print(f"warning: {event.message}")
         elif isinstance(event, ev.Finished):
             self._print(summary_line(event))
         elif isinstance(event, ev.Failed):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -21,7 +20,7 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
     from tui_nn.engine import ConfigError, TrainConfig, Trainer
     from tui_nn.engine import events as ev
     from tui_nn.engine.rundir import RunDirError, check_new_run_dir
-    from tui_nn.zoo import UnknownModelError, get_model_spec
+    from tui_nn.zoo import UnknownModelError
 
     try:
         cfg = TrainConfig(model=model or "", **{k: v for k, v in options.items()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -78,11 +77,11 @@ def _num(value: float | None) -> str:
 
 
 def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Build the text, then write it through tui_nn.fsio (unique temp, fsync, rename: never
+    through a planted symlink)."""
+    import io
+
+    from tui_nn.fsio import atomic_write_text
+    buf = io.StringIO(newline="")
+    write(buf)
+    atomic_write_text(path, buf.getvalue())
