@@ -41,7 +41,7 @@ def test_two_process_gloo_run_matches_one_process_and_resumes(tmp_path):
     assert records[-1]["type"] == "Finished" and records[-1]["status"] == "finished"
     assert sorted(p.name for p in (tmp_path / "two").iterdir()
                   if not p.name.startswith("events.out.tfevents")) == \
-        ["best.pt", "config.json", "last.pt", "metrics.jsonl"]
+        [".lock", "best.pt", "config.json", "last.pt", "metrics.jsonl"]
 
     one, two = _epochs(tmp_path / "one"), _epochs(tmp_path / "two")
     assert len(one) == len(two) == 2

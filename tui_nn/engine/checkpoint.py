@@ -22,6 +22,9 @@ from tui_nn.fsio import atomic_write
 CHECKPOINT_FORMAT = 1
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
 _PICKLE_MAGIC = b"\x80"  # the legacy format starts with a pickle protocol byte
+# A whole zip ends with its end-of-central-directory record (22 bytes + a comment < 64 KiB).
+_EOCD_MAGIC = b"PK\x05\x06"
+_EOCD_SEARCH = 22 + 65535
 
 
 class CheckpointError(Exception):
@@ -107,6 +110,8 @@ def _check_is_checkpoint_file(path: Path) -> None:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
+            f.seek(max(0, path.stat().st_size - _EOCD_SEARCH))
+            tail = f.read()
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
     if path.name == CONFIG_FILE or not (head.startswith(_ZIP_MAGIC)
@@ -114,6 +119,9 @@ def _check_is_checkpoint_file(path: Path) -> None:
         raise CheckpointError(
             f"{path} is not a checkpoint (not a file torch.save wrote); pass the run "
             f"directory to --resume, e.g. --resume {path.parent}")
+    if head.startswith(_ZIP_MAGIC) and _EOCD_MAGIC not in tail:
+        raise CheckpointError(f"{path} is truncated (its end is missing: an interrupted copy "
+                              "or write?); use another checkpoint of the run")
 
 
 def _torch_load(path: Path, map_location: Any) -> Any:

@@ -403,16 +403,18 @@ class Trainer:
             metric=tasks.metric_name(self.task), value=value, best_value=st.best_value,
             is_best=better, elapsed_s=time.monotonic() - st.t0, epoch_time_s=epoch_time,
             samples_per_s=st.epoch_terms / max(epoch_time, 1e-9), decoded=decoded)
+        # best.pt first: a record that says "best" always has its weights on disk.
+        saved_best = self._save_best(epoch) if better and self.run_dir is not None else None
         self.history.append(em)
         self.emit(em)
+        if saved_best is not None:
+            self.emit(saved_best)
         if self.insight is not None and self.insight.collect_now:
             self.insight.after_epoch(epoch, st.step, self._predictions)
         is_last = epoch + 1 >= cfg.epochs
         if not st.stopped and (is_last or time.monotonic() - st.last_save
                                >= _EPOCH_CHECKPOINT_MIN_INTERVAL_S or self._periodic_due()):
             self.save(epoch + 1, 0, "epoch")
-        if better and self.run_dir is not None:
-            self._save_best(epoch)
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def save(self, epoch: int, step_in_epoch: int, reason: str) -> None:
@@ -432,9 +434,9 @@ class Trainer:
         self.emit(ev.CheckpointSaved(path=str(path), step=self.state.step, epoch=epoch,
                                      reason=reason))
 
-    def _save_best(self, epoch: int) -> None:
-        """best.pt holds the weights of the best epoch so far (model state only), written
-        before the next epoch starts so a kill can't take it."""
+    def _save_best(self, epoch: int) -> ev.CheckpointSaved:
+        """best.pt := the weights of this epoch, the best so far (model state only), written
+        before the next epoch starts so no kill can take them. Returns the event to emit."""
         path, st = self.run_dir.best_checkpoint, self.state
         try:
             atomic_save({"format": checkpoint.CHECKPOINT_FORMAT,
@@ -443,8 +445,7 @@ class Trainer:
                          "config": self.config.to_dict()}, path)
         except OSError as e:
             raise TrainingError(f"could not write {path}: {_os_reason(e)}", "disk") from None
-        self.emit(ev.CheckpointSaved(path=str(path), step=st.step, epoch=epoch + 1,
-                                     reason="best"))
+        return ev.CheckpointSaved(path=str(path), step=st.step, epoch=epoch + 1, reason="best")
 
     def _periodic_due(self, now: float | None = None) -> bool:
         cfg = self.config

@@ -46,7 +46,9 @@ class RunInfo:
 
     @property
     def resumable(self) -> bool:
-        return self.has_checkpoint and self.status in ("stopped", "interrupted", "failed")
+        # An interrupted run with only its config.json resumes from step 0.
+        return ((self.has_checkpoint and self.status in ("stopped", "interrupted", "failed"))
+                or (self.status == "interrupted" and bool(self.config)))
 
     @property
     def higher_is_better(self) -> bool:
@@ -93,6 +95,10 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         alive = liveness.is_alive(path, last_update, writers if check_writers else None,
                                   live_window_s, now)
         status = "running" if alive else "interrupted"
+    has_checkpoint = (path / "last.pt").is_file()
+    if status == "interrupted" and not has_checkpoint and not config:
+        # Killed before config.json and the step-0 checkpoint: nothing --resume could use.
+        status, problem = "failed", problem or "killed before its first checkpoint: nothing to resume"
 
     last_epoch = scan.epochs[max(scan.epochs)] if scan.epochs else {}
     if final is not None and final.get("type") == "Finished":
@@ -134,7 +140,7 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         paused=status == "running" and scan.paused, message=message,
         failure_kind=(final or {}).get("kind") if status == "failed" else None,
         sessions=scan.sessions,
-        has_checkpoint=(path / "last.pt").is_file(), config=config,
+        has_checkpoint=has_checkpoint, config=config,
     )
 
 
