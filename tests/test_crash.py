@@ -102,3 +102,72 @@ def test_sigterm_sighup_and_ctrl_c_checkpoint_the_exact_step(tmp_path, sig):
     ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["step"] == finished["step"]
     assert b"checkpoint saved" in out
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_first_epoch_leaves_a_run_that_resumes_or_is_not_called_resumable(tmp_path):
+    """Kills from the first moments of a run on: either the run has its config and step-0
+    checkpoint and --resume continues it, or `runs` does not offer it for resuming."""
+    from tui_nn.runs import read_run_info
+
+    rng = random.Random(7)
+    for k in range(6):
+        run_dir = tmp_path / f"early{k}"
+        proc = _train(run_dir, "--epochs", "100000")
+        time.sleep(rng.uniform(0.3, 2.5))  # start-up (imports, data) takes about a second
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        info = read_run_info(run_dir, check_writers=False, live_window_s=0) \
+            if run_dir.exists() else None
+        if info is None or not info.resumable:
+            assert info is None or info.status != "interrupted"
+            continue
+        assert (run_dir / "last.pt").exists() or (run_dir / "config.json").exists()
+        proc = _resume(run_dir)
+        _wait_for_steps(run_dir, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _records(run_dir)  # whole lines only
+
+
+@pytest.mark.slow
+def test_sigkill_during_best_pt_writes_never_loses_the_best_weights(tmp_path):
+    """curve improves almost every epoch, so best.pt is rewritten all the time: kills land
+    during those writes. best.pt always loads, holds the best value logged before the kill
+    (it is written before its epoch's record), and no temp file outlives a resume."""
+    import torch
+
+    rng = random.Random(99)
+    run_dir = tmp_path / "best"
+    proc = _train(run_dir, "--epochs", "100000")
+    _wait_for_steps(run_dir, proc)
+    for _ in range(8):
+        time.sleep(rng.uniform(0.0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        records = _records(run_dir)
+        best_logged = [r for r in records if r["type"] == "EpochMetrics" and r["is_best"]]
+        if best_logged:
+            best = torch.load(run_dir / "best.pt", weights_only=True)
+            assert best["best_value"] <= best_logged[-1]["value"] + 1e-12
+        sessions = sum(r["type"] == "RunStarted" for r in records)
+        proc = _resume(run_dir)
+        _wait_for_session(run_dir, proc, sessions + 1)
+        # The resume took the lock and removed what the killed writer left behind (a temp
+        # file can only be the new session's own, being written right now).
+        leftovers = [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+        assert len(leftovers) <= 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _wait_for_session(run_dir: Path, proc: subprocess.Popen, sessions: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = (run_dir / "metrics.jsonl").read_text()
+        if text.count('"RunStarted"') >= sessions:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer exited early: {proc.stderr.read().decode()}")
+        time.sleep(0.05)
+    raise AssertionError("the resumed session never started")

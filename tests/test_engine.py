@@ -258,12 +258,12 @@ def test_out_of_memory_mid_run_keeps_the_work_done(tmp_path):
 def test_disk_full_during_checkpoint_is_reported_with_the_path(tmp_path, monkeypatch):
     import errno
 
-    from tui_nn.engine import trainer as trainer_mod
+    from tui_nn.engine import checkpoint as checkpoint_mod
 
     def full(obj, path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(trainer_mod, "atomic_save", full)
+    monkeypatch.setattr(checkpoint_mod, "atomic_save", full)
     result = Trainer(TrainConfig("cnn", epochs=1, run_dir=str(tmp_path / "d")),
                      dataset=blobs_images()).run()
     assert isinstance(result, ev.Failed) and result.kind == "disk"

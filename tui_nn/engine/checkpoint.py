@@ -9,6 +9,7 @@ the file is and what to pass instead.
 from __future__ import annotations
 
 import pickle
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 
 from tui_nn import __version__
 from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT
-from tui_nn.fsio import atomic_write
+from tui_nn.fsio import DiskWriteError, atomic_write
 
 CHECKPOINT_FORMAT = 1
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
@@ -60,6 +61,46 @@ def capture(trainer: Any, epoch: int, step_in_epoch: int) -> dict[str, Any]:
         "config": trainer.config.to_dict(),
         "threads": torch.get_num_threads() if trainer.device.type == "cpu" else 0,
     }
+
+
+def write_last(trainer: Any, epoch: int, step_in_epoch: int, reason: str) -> Any:
+    """last.pt := the trainer's state after its current step; returns the CheckpointSaved
+    event. A write error becomes TrainingError(kind "disk") naming the intact checkpoint."""
+    from tui_nn.engine import events as ev
+    from tui_nn.engine.recovery import TrainingError
+
+    st, path = trainer.state, trainer.run_dir.last_checkpoint
+    try:
+        atomic_save(capture(trainer, epoch, step_in_epoch), path)
+    except OSError as e:
+        kept = (f"; the checkpoint of step {st.last_saved_step} is intact"
+                if st.last_saved_step is not None else "")
+        raise TrainingError(f"could not write checkpoint {path}: {os_reason(e)}{kept}",
+                            "disk") from None
+    st.last_save = time.monotonic()
+    st.last_saved_step = st.step
+    return ev.CheckpointSaved(path=str(path), step=st.step, epoch=epoch, reason=reason)
+
+
+def write_best(trainer: Any, epoch: int) -> Any:
+    """best.pt := the weights of this epoch, the best so far (model state only), written
+    before the next epoch starts so no kill can take them. Returns the event to emit."""
+    from tui_nn.engine import events as ev
+    from tui_nn.engine.recovery import TrainingError
+
+    st, path = trainer.state, trainer.run_dir.best_checkpoint
+    try:
+        atomic_save({"format": CHECKPOINT_FORMAT, "model": trainer.model.state_dict(),
+                     "best_value": st.best_value, "step": st.step, "epoch": epoch + 1,
+                     "config": trainer.config.to_dict()}, path)
+    except OSError as e:
+        raise TrainingError(f"could not write {path}: {os_reason(e)}", "disk") from None
+    return ev.CheckpointSaved(path=str(path), step=st.step, epoch=epoch + 1, reason="best")
+
+
+def os_reason(e: OSError) -> str:
+    """A write error in words (DiskWriteError already names the file and the free space)."""
+    return str(e) if isinstance(e, DiskWriteError) else (e.strerror or str(e))
 
 
 def restore(trainer: Any, ckpt: dict[str, Any]) -> None:

@@ -11,24 +11,24 @@ checkpoint's contents in engine/checkpoint.py, the run directory in engine/rundi
 from __future__ import annotations
 
 import math
-import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from tui_nn.engine import checkpoint, recovery, setup, tasks
+from tui_nn.engine import checkpoint, recovery, setup, tasks, validation
 from tui_nn.engine import events as ev
-from tui_nn.engine.checkpoint import CheckpointError, atomic_save
+from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig
+from tui_nn.engine.controls import Controls
 from tui_nn.engine.device import device_name, memory_in_use
 from tui_nn.engine.distributed import DistInfo, all_mean, all_sum, any_rank, destroy_process_group
 from tui_nn.engine.recovery import TrainingError
 from tui_nn.engine.rundir import RunDir, RunDirError
+from tui_nn.engine.state import RunState
 
 Callback = Callable[[ev.Event], None]
 
@@ -40,42 +40,14 @@ _EPOCH_CHECKPOINT_MIN_INTERVAL_S = 10.0
 __all__ = ["Trainer", "TrainingError", "RunState"]
 
 
-@dataclass
-class RunState:
-    """Where the run is: created with the Trainer, filled by setup, advanced by the loop."""
-
-    step: int = 0  # global steps done
-    epoch: int = 0  # the epoch being trained (0-based)
-    step_in_epoch: int = 0  # the step being taken in it (where a failure resumes from)
-    start_epoch: int = 0
-    start_step_in_epoch: int = 0
-    epoch_gen_state: Any = None  # the shuffle generator at the start of this epoch
-    best_value: float | None = None
-    last_value: float | None = None
-    last_save: float = 0.0  # monotonic time of the last last.pt write
-    last_saved_step: int | None = None
-    session_start_step: int = 0
-    t0: float = 0.0  # monotonic start of this session
-    epoch_t0: float = 0.0
-    stopped: bool = False
-    resumed_threads: int = 0  # the checkpoint's CPU thread count (bitwise resumes keep it)
-    threads_before: int | None = None  # the process's thread count, restored at the end
-    # The current report window: losses stay on the device until a report reads them.
-    losses: list = field(default_factory=list)
-    window_t0: float = 0.0
-    window_samples: int = 0
-    next_report: float = 0.0
-    epoch_loss_sum: Any = None
-    epoch_terms: int = 0
-
-
-class Trainer:
+class Trainer(Controls):
     """Trains one model on one dataset.
 
     model/dataset may be given directly (tests, the TUI with a user's model); otherwise they come
     from the zoo and the data registry by the names in the config. resume_from is a run directory
     (or a file in one) to continue; then the config's non-default settings are what the resume
-    asks to change (see config.resume_config).
+    asks to change (see config.resume_config). pause/resume/stop/request_checkpoint/
+    scale_lr come from Controls (engine/controls.py) and are safe from any thread.
     """
 
     def __init__(self, config: TrainConfig, callback: Callback | None = None, *,
@@ -86,12 +58,7 @@ class Trainer:
         self._model_override = model
         self._dataset_override = dataset
         self._resume_from = resume_from
-        self._running = threading.Event()
-        self._running.set()
-        self._stop = threading.Event()
-        self._checkpoint_requested = threading.Event()
-        self._lr_lock = threading.Lock()
-        self._lr_factor = 1.0  # pending scale_lr() requests, applied between steps
+        Controls.__init__(self)
         self.state = RunState()
         self.history: list[ev.EpochMetrics] = []
         # Filled by setup (engine/setup.py); None until then.
@@ -115,37 +82,6 @@ class Trainer:
         self.resume_changes: dict[str, list] = {}
         self._tensorboard = None
         self._predictions = None  # the last validation pass's predictions (insight only)
-
-    # ---- control, safe to call from any thread -------------------------------------------
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()  # wake a paused loop so it can stop
-
-    def request_checkpoint(self) -> None:
-        self._checkpoint_requested.set()
-
-    def scale_lr(self, factor: float) -> None:
-        """Multiply the learning rate by ``factor`` before the next step (a schedule keeps its
-        shape, scaled). Applied by the training thread, so it is safe from any thread."""
-        if not (math.isfinite(factor) and factor > 0):
-            raise ValueError(f"lr factor must be a number > 0 (got {factor})")
-        with self._lr_lock:
-            self._lr_factor *= factor
-
-    def take_lr_factor(self) -> float:
-        with self._lr_lock:
-            factor, self._lr_factor = self._lr_factor, 1.0
-        return factor
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
 
     # ---- running ---------------------------------------------------------------------------
     def run(self) -> ev.Finished | ev.Failed:
@@ -215,7 +151,7 @@ class Trainer:
     def _disk_message(self, e: OSError) -> str:
         step = self.state.last_saved_step
         kept = f"; the checkpoint of step {step} is intact" if step is not None else ""
-        return f"{_os_reason(e)}{kept}"
+        return f"{checkpoint.os_reason(e)}{kept}"
 
     def _run(self) -> ev.Finished | ev.Failed:
         st = self.state
@@ -419,33 +355,11 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------
     def save(self, epoch: int, step_in_epoch: int, reason: str) -> None:
         """last.pt := the state after the current step (rank 0 only; no-op without a run)."""
-        if self.run_dir is None:
-            return
-        path = self.run_dir.last_checkpoint
-        try:
-            atomic_save(checkpoint.capture(self, epoch, step_in_epoch), path)
-        except OSError as e:
-            kept = (f"; the checkpoint of step {self.state.last_saved_step} is intact"
-                    if self.state.last_saved_step is not None else "")
-            raise TrainingError(f"could not write checkpoint {path}: {_os_reason(e)}{kept}",
-                                "disk") from None
-        self.state.last_save = time.monotonic()
-        self.state.last_saved_step = self.state.step
-        self.emit(ev.CheckpointSaved(path=str(path), step=self.state.step, epoch=epoch,
-                                     reason=reason))
+        if self.run_dir is not None:
+            self.emit(checkpoint.write_last(self, epoch, step_in_epoch, reason))
 
     def _save_best(self, epoch: int) -> ev.CheckpointSaved:
-        """best.pt := the weights of this epoch, the best so far (model state only), written
-        before the next epoch starts so no kill can take them. Returns the event to emit."""
-        path, st = self.run_dir.best_checkpoint, self.state
-        try:
-            atomic_save({"format": checkpoint.CHECKPOINT_FORMAT,
-                         "model": self.model.state_dict(), "best_value": st.best_value,
-                         "step": st.step, "epoch": epoch + 1,
-                         "config": self.config.to_dict()}, path)
-        except OSError as e:
-            raise TrainingError(f"could not write {path}: {_os_reason(e)}", "disk") from None
-        return ev.CheckpointSaved(path=str(path), step=st.step, epoch=epoch + 1, reason="best")
+        return checkpoint.write_best(self, epoch)
 
     def _periodic_due(self, now: float | None = None) -> bool:
         cfg = self.config
@@ -512,39 +426,8 @@ class Trainer:
 
     # ---- validation ----------------------------------------------------------------------------
     def evaluate(self) -> tuple[float, float, str | None]:
-        """Validation loss and metric, in large batches without autograd. With the insight
-        hooks' val_predictions on, the same outputs also become self._predictions."""
-        task, model, vbs = self.task, self.model, self.config.val_batch_size
-        collect = self.insight is not None and self.insight.collect_now
-        val_x, val_y = self.val_x, self.val_y
-        if self.dist.enabled:  # each rank scores its shard; the sums are added up below
-            val_x = val_x.tensor_split(self.dist.world_size)[self.dist.rank]
-            val_y = val_y.tensor_split(self.dist.world_size)[self.dist.rank]
-        loss_total = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        terms, decoded, parts = 0, None, []
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                for s in range(0, val_x.shape[0], vbs):
-                    out, yb = self._forward(model, val_x[s:s + vbs]), val_y[s:s + vbs]
-                    ls, k = tasks.loss_sum(task, out, yb)
-                    loss_total += ls
-                    terms += k
-                    if task != "regression":
-                        correct += tasks.correct_count(task, out, yb)
-                    if collect:
-                        parts.append(_predictions_of(out, yb))
-                    if task == "sequence" and s == 0 and self.dataset.labels:
-                        ids = out[0].argmax(dim=-1).tolist()
-                        decoded = "".join(self.dataset.labels[j] for j in ids)
-        finally:
-            model.train(was_training)
-        if collect:
-            from tui_nn.insight.classify import Predictions
-            self._predictions = Predictions.cat(parts)
-        return self._reduce_validation(loss_total, correct, terms) + (decoded,)
+        """Validation loss and metric (engine/validation.py)."""
+        return validation.evaluate(self)
 
     def _forward(self, model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         if self.amp_dtype is None:
@@ -552,23 +435,3 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype):
             out = model(xb)
         return out.float()  # losses (BCE above all) are computed in fp32
-
-    def _reduce_validation(self, loss_total: torch.Tensor, correct: torch.Tensor,
-                           terms: int) -> tuple[float, float]:
-        if self.dist.enabled:
-            loss_total = all_sum(loss_total, self.dist)
-            correct = all_sum(correct, self.dist)
-            terms = int(all_sum(torch.tensor(terms, device=self.device), self.dist))
-        val_loss = float(loss_total) / max(terms, 1)
-        value = val_loss if self.task == "regression" else int(correct) / max(terms, 1)
-        return val_loss, value
-
-
-def _predictions_of(out: torch.Tensor, yb: torch.Tensor) -> Any:
-    from tui_nn.insight.classify import predictions_from_output
-    return predictions_from_output(out, yb)
-
-
-def _os_reason(e: OSError) -> str:
-    from tui_nn.fsio import DiskWriteError
-    return str(e) if isinstance(e, DiskWriteError) else (e.strerror or str(e))

@@ -1,0 +1,36 @@
+"""RunState: where a run is, in one dataclass created with the Trainer (no attribute appears
+later), filled by setup, advanced by the loop, captured in checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunState:
+    """Where the run is: created with the Trainer, filled by setup, advanced by the loop."""
+
+    step: int = 0  # global steps done
+    epoch: int = 0  # the epoch being trained (0-based)
+    step_in_epoch: int = 0  # the step being taken in it (where a failure resumes from)
+    start_epoch: int = 0
+    start_step_in_epoch: int = 0
+    epoch_gen_state: Any = None  # the shuffle generator at the start of this epoch
+    best_value: float | None = None
+    last_value: float | None = None
+    last_save: float = 0.0  # monotonic time of the last last.pt write
+    last_saved_step: int | None = None
+    session_start_step: int = 0
+    t0: float = 0.0  # monotonic start of this session
+    epoch_t0: float = 0.0
+    stopped: bool = False
+    resumed_threads: int = 0  # the checkpoint's CPU thread count (bitwise resumes keep it)
+    threads_before: int | None = None  # the process's thread count, restored at the end
+    # The current report window: losses stay on the device until a report reads them.
+    losses: list = field(default_factory=list)
+    window_t0: float = 0.0
+    window_samples: int = 0
+    next_report: float = 0.0
+    epoch_loss_sum: Any = None
+    epoch_terms: int = 0

@@ -1,0 +1,66 @@
+"""The validation pass: loss and metric over the validation set, in large batches without
+autograd, each rank scoring its shard under DDP. With the insight hooks' val_predictions on,
+the same outputs also become the trainer's predictions (no second pass)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from tui_nn.engine import tasks
+from tui_nn.engine.distributed import all_sum
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tui_nn.engine.trainer import Trainer
+
+
+def evaluate(t: "Trainer") -> tuple[float, float, str | None]:
+    """(validation loss, metric value, decoded first sequence or None)."""
+    task, model, vbs = t.task, t.model, t.config.val_batch_size
+    collect = t.insight is not None and t.insight.collect_now
+    val_x, val_y = t.val_x, t.val_y
+    if t.dist.enabled:  # each rank scores its shard; the sums are added up below
+        val_x = val_x.tensor_split(t.dist.world_size)[t.dist.rank]
+        val_y = val_y.tensor_split(t.dist.world_size)[t.dist.rank]
+    loss_total = torch.zeros((), device=t.device)
+    correct = torch.zeros((), device=t.device, dtype=torch.long)
+    terms, decoded, parts = 0, None, []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for s in range(0, val_x.shape[0], vbs):
+                out, yb = t._forward(model, val_x[s:s + vbs]), val_y[s:s + vbs]
+                ls, k = tasks.loss_sum(task, out, yb)
+                loss_total += ls
+                terms += k
+                if task != "regression":
+                    correct += tasks.correct_count(task, out, yb)
+                if collect:
+                    parts.append(_predictions_of(out, yb))
+                if task == "sequence" and s == 0 and t.dataset.labels:
+                    ids = out[0].argmax(dim=-1).tolist()
+                    decoded = "".join(t.dataset.labels[j] for j in ids)
+    finally:
+        model.train(was_training)
+    if collect:
+        from tui_nn.insight.classify import Predictions
+        t._predictions = Predictions.cat(parts)
+    return _reduce(t, loss_total, correct, terms) + (decoded,)
+
+
+def _reduce(t: "Trainer", loss_total: torch.Tensor, correct: torch.Tensor,
+            terms: int) -> tuple[float, float]:
+    if t.dist.enabled:
+        loss_total = all_sum(loss_total, t.dist)
+        correct = all_sum(correct, t.dist)
+        terms = int(all_sum(torch.tensor(terms, device=t.device), t.dist))
+    val_loss = float(loss_total) / max(terms, 1)
+    value = val_loss if t.task == "regression" else int(correct) / max(terms, 1)
+    return val_loss, value
+
+
+def _predictions_of(out: torch.Tensor, yb: torch.Tensor) -> Any:
+    from tui_nn.insight.classify import predictions_from_output
+    return predictions_from_output(out, yb)
