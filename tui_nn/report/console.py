@@ -60,7 +60,14 @@ class PlainReporter:
         self.started: ev.RunStarted | None = None
 
     def _print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        if self.out is None:
+            return
+        try:
+            print(text, file=self.out, flush=True)
+        except BrokenPipeError:
+            # The reader went away (`| head`, a closed terminal): training goes on, quietly;
+            # the run directory keeps every record.
+            self.out = None
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
