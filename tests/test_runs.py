@@ -179,11 +179,13 @@ def test_a_run_whose_record_is_open_for_writing_is_running(tmp_path):
 
 def test_without_the_process_scan_a_recent_write_means_running(tmp_path):
     rd = RunDir(tmp_path / "r")
+    rd.write_config({"model": "mlp", "dataset": "digits"})  # every real run has one
     rd.append_metrics({"type": "RunStarted", "model": "mlp", "dataset": "digits", "epochs": 3})
     rd.close()
     assert read_run_info(rd.path, check_writers=False).status == "running"
     old = time.time() - 600
     os.utime(rd.metrics_path, (old, old))
+    os.utime(rd.config_path, (old, old))
     assert read_run_info(rd.path, check_writers=False).status == "interrupted"
     assert read_run_info(rd.path, check_writers=False, live_window_s=3600).status == "running"
 
@@ -255,6 +257,7 @@ def test_a_resume_killed_again_forgets_what_it_had_not_redone_yet(tmp_path):
     _write_records(tmp_path / "r", [
         _started(), _steps(1, 4, 0, 9.0), _epoch(0, 0.5, 10.0), _steps(5, 8, 1, 9.0),
         _epoch(1, 0.6, 20.0), _started(start_step=4, start_epoch=1), _steps(5, 6, 1, 1.0)])
+    (tmp_path / "r" / "config.json").write_text('{"model": "cnn"}\n')  # resumable
     history = load_history(tmp_path / "r")
     assert list(history.steps) == [1, 2, 3, 4, 5, 6]
     assert [p.epoch for p in history.epochs] == [0]

@@ -269,12 +269,12 @@ async def test_pause_resume_and_stop(tmp_path):
         await wait_for(pilot, lambda: main.run_state == "paused", what="paused")
         assert str(main.query_one("#pause").label) == "Resume"
         await pilot.pause(0.2)
-        step = main.bridge.trainer._step
+        step = main.bridge.trainer.state.step
         await pilot.pause(0.4)
-        assert main.bridge.trainer._step == step  # really paused
+        assert main.bridge.trainer.state.step == step  # really paused
         await pilot.press("p")
         await wait_for(pilot, lambda: main.run_state == "running", what="resumed")
-        await wait_for(pilot, lambda: main.bridge.trainer._step > step + 3, what="progress")
+        await wait_for(pilot, lambda: main.bridge.trainer.state.step > step + 3, what="progress")
         await pilot.press("x")
         await wait_for(pilot, lambda: main.run_state == "stopped", what="stopped")
         assert main.bridge.result.status == "stopped"

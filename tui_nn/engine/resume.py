@@ -20,8 +20,9 @@ def resume_command(run_dir: str | Path, headless: bool = True) -> str:
                                                                     else "")
 
 
-def check_resume(path: str | Path, requested: dict[str, Any]) -> Path:
-    """The run directory PATH means, or ConfigError saying why it cannot be resumed."""
+def check_resume(path: str | Path, requested: dict[str, Any], *, check_lock: bool = True) -> Path:
+    """The run directory PATH means, or ConfigError saying why it cannot be resumed.
+    check_lock=False for the torchrun workers other than rank 0 (rank 0 holds the lock)."""
     p = Path(path)
     if not (p.exists() or p.is_symlink()):
         raise ConfigError(f"--resume: {path} does not exist")
@@ -30,7 +31,7 @@ def check_resume(path: str | Path, requested: dict[str, Any]) -> Path:
     if not (run / LAST_CHECKPOINT).exists() and not config_path.is_file():
         raise ConfigError(f"--resume: {run} holds no run (no {LAST_CHECKPOINT} or "
                           f"{CONFIG_FILE})")
-    if lock_is_held(run):
+    if check_lock and lock_is_held(run):
         holder = lock_holder(run)
         raise ConfigError(f"--resume: {run} is training in process {holder or '?'}; "
                           "watch it with `tui-nn watch` instead")

@@ -116,20 +116,24 @@ class RunDir:
     """Owns one run directory for one process: the lock, the metrics appends, config and
     checkpoint paths. Create with RunDir.create (a new run) or RunDir.reopen (a resume)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """A plain writer of path (tests and tools); training claims runs with create/reopen,
+        which also take the lock and refuse a used directory."""
         self.path = Path(path)
         self._metrics_fd: int | None = None
         self._lock_fd: int | None = None
+        if create:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RunDirError(f"cannot create run directory {self.path}: "
+                                  f"{e.strerror}") from None
 
     @classmethod
     def create(cls, path: str | Path) -> "RunDir":
         """Claim path for a new run: refuses one that holds a run or is locked."""
         check_new_run_dir(path)
         run = cls(path)
-        try:
-            run.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RunDirError(f"cannot create run directory {run.path}: {e.strerror}") from None
         run._lock()
         try:
             check_new_run_dir(path)  # a second process may have created the run meanwhile
@@ -145,9 +149,9 @@ class RunDir:
     @classmethod
     def reopen(cls, path: str | Path) -> "RunDir":
         """Claim an existing run to continue it: lock, cut a torn last line, drop stale temps."""
-        run = cls(path)
-        if not run.path.is_dir():
-            raise RunDirError(f"--resume: {run.path} is not a run directory")
+        if not Path(path).is_dir():
+            raise RunDirError(f"--resume: {path} is not a run directory")
+        run = cls(path, create=False)
         run._lock()
         cut_torn_tail(run.metrics_path)
         return run

@@ -32,7 +32,9 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
                 check_new_run_dir(cfg.run_dir)
         else:
             from tui_nn.engine.resume import check_resume
-            check_resume(resume, {**options, **({"model": model} if model else {})})
+            import os
+            check_resume(resume, {**options, **({"model": model} if model else {})},
+                         check_lock=os.environ.get("RANK", "0") == "0")
         if cfg.dataset:
             _check_dataset_name(cfg.dataset)
         from tui_nn.engine.device import resolve_device
