@@ -172,3 +172,9 @@ def test_a_linear_on_tokens_with_the_wrong_width_is_not_a_missing_flatten():
     d = inspect_model(net, "1x10x12").diagnosis
     assert d.kind == "linear_features" and d.fixes == ["use nn.Linear(12, 8)"]
     assert inspect_model(nn.Sequential(nn.Linear(12, 8)), "1x10x12").ok
+
+
+def test_a_batch_of_two_channels_last_images_keeps_its_batch():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    d = inspect_model(net, [(2, 28, 28, 1)]).diagnosis  # batched: 2 images, channels last
+    assert re.findall(r"did you mean (\S+)\?", d.fix) == ["2x1x28x28"]

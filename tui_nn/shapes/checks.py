@@ -203,7 +203,7 @@ def _check_spatial(module: nn.Module, x: torch.Tensor,
         if is_model_input(x) and shape[-1] == channels_in:
             # 28×28×1 is an image with its channels last (PIL, NumPy, TensorFlow): move them.
             input_fix = _channels_first(shape, n)
-            fixes = [f"did you mean {_typed(input_fix)}? (channels first: C×{names}; this input "
+            fixes = [f"did you mean {_typed(input_fix, n)}? (channels first: C×{names}; this input "
                      f"has its {channels_in} channel{'' if channels_in == 1 else 's'} last)"]
         elif is_model_input(x):
             fixes = [f"feed {channels_in}×{format_shape(shape[-n:])} input",
@@ -229,9 +229,9 @@ def _channels_first(shape: Shape, n: int) -> Shape:
     return (*lead, shape[-1], *shape[-n - 1:-1])
 
 
-def _typed(shape: Shape) -> str:
+def _typed(shape: Shape, n: int) -> str:
     """As the user would type it: '1x28x28' (a batch of one left out, it is optional)."""
-    sample = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+    sample = shape[1:] if len(shape) == n + 2 and shape[0] == 1 else shape
     return "x".join(str(d) for d in sample)
 
 
