@@ -94,16 +94,25 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         checks=result.checks, diagnosis=result.diagnosis, depth=depth, notes=notes,
         uncalled=result.uncalled)
 
-    failed_checks = [c for c in result.checks if not c.ok]
-    wants_size = (result.diagnosis is not None and result.diagnosis.solvable) or failed_checks
-    if wants_size or solve:
-        budget = solver_budget_s if solve else min(solver_budget_s, DIAGNOSIS_SOLVER_BUDGET_S)
-        # An input with its channels last is searched as the channels-first input it meant.
-        fixed = result.diagnosis.input_fix if result.diagnosis is not None else None
-        inspection.solver = solve_input_size(model, [fixed or shapes[0], *shapes[1:]], dtypes,
-                                             budget_s=budget, give_up_early=not wants_size)
-        _suggest_size(inspection, result.diagnosis, failed_checks)
+    _solve_sizes(inspection, model, dtypes, solve, solver_budget_s)
     return inspection
+
+
+def _solve_sizes(inspection: Inspection, model: nn.Module, dtypes: list[torch.dtype],
+                 solve: bool, budget_s: float) -> None:
+    """Run the input-size solver when a failure could be fixed by another size (or when
+    asked), and add 'feed … input' to the fixes it supports."""
+    diagnosis, shapes = inspection.diagnosis, inspection.input_shapes
+    failed_checks = [c for c in inspection.checks if not c.ok]
+    wants_size = (diagnosis is not None and diagnosis.solvable) or bool(failed_checks)
+    if not (wants_size or solve):
+        return
+    budget = budget_s if solve else min(budget_s, DIAGNOSIS_SOLVER_BUDGET_S)
+    # An input with its channels last is searched as the channels-first input it meant.
+    fixed = diagnosis.input_fix if diagnosis is not None else None
+    inspection.solver = solve_input_size(model, [fixed or shapes[0], *shapes[1:]], dtypes,
+                                         budget_s=budget, give_up_early=not wants_size)
+    _suggest_size(inspection, diagnosis, failed_checks)
 
 
 def _with_guessed_input(loaded: LoadedModel, model: nn.Module, notes: list[str]
