@@ -131,6 +131,7 @@ async def test_user_model_without_an_input_is_inspected_at_the_assumed_input(tmp
                        and inspector.inspection.model_name == "Net", what="inspection")
         assert inspector.inspection.ok and inspector.inspection.input_shapes == [(1, 1, 28, 28)]
         assert inspector.query_one("#input-shape").placeholder == "1x28x28"
+        assert "in 1×1×28×28 (assumed)" in str(inspector.query_one("#inspector-summary").render())
         diagnosis = str(inspector.query_one("#diagnosis").render())
         assert "assumed 1×28×28: first layer (Conv2d) takes 1 channel" in diagnosis
         assert "3x224x224" not in diagnosis

@@ -270,6 +270,8 @@ class ShapeInspector(Vertical):
         t = insp.totals
         out_shapes = insp.all_rows[0].output_shapes if insp.all_rows else []
         inputs = ", ".join("×".join(map(str, s)) for s in insp.input_shapes)
+        if not self.input_text.strip() and any(n.startswith("assumed ") for n in insp.notes):
+            inputs += " (assumed)"  # guessed from the first layer: the note below says how
         summary.update(Text.assemble(
             (insp.model_name, "bold"),
             f"  in {inputs} → out {shape_text(out_shapes) or '?'}  ·  "
