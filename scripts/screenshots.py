@@ -4,6 +4,8 @@
 
 - model-picker.svg     the zoo and the shape inspector on the basic CNN (why 320 = 20 × 4 × 4)
 - shape-mismatch.svg   LeNet fed 28×28 digits: the diagnosis and the fix, in the app
+- inspector-80x24.svg  LeNet's arithmetic in an 80×24 terminal, every number whole
+  (``--only inspector`` makes these three; ``--only training`` the training ones)
 - training.svg         a real CPU training run (cnn on a slice of the embedded digits set),
                        live curves and progress, captured mid-run
 - training-80x24.svg   the same view in an 80×24 terminal
@@ -72,7 +74,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--quick", action="store_true", help="replay a synthetic run")
     parser.add_argument("--n-train", type=int, default=30_000)
-    parser.add_argument("--only", choices=("all", "lessons", "insight", "watch-runs"),
+    parser.add_argument("--only", choices=("all", "lessons", "insight", "watch-runs",
+                                           "inspector", "training"),
                         default="all", help="make one group of screenshots")
     args = parser.parse_args()
     out = Path(args.out)
@@ -84,9 +87,15 @@ def main() -> None:
         lesson_shots(out)
     if args.only in ("all", "insight"):
         insight_shots(out)
-    if args.only != "all":
-        return
+    if args.only in ("all", "inspector"):
+        inspector_shots(out)
+    if args.only in ("all", "training"):
+        training_shots(out, args)
+    if args.only == "all":
+        watch_and_runs(out)
 
+
+def inspector_shots(out: Path) -> None:
     async def picker(pilot):
         await settle(pilot)
         await select_model(pilot, "cnn")
@@ -102,6 +111,16 @@ def main() -> None:
     shot(make_app(), out / "shape-mismatch.svg", (110, 32), mismatch,
          "tui-nn: shape mismatch diagnosis")
 
+    async def narrow(pilot):
+        await settle(pilot)
+        await select_model(pilot, "lenet")
+        pilot.app.main.query_one("#zoo").focus()
+
+    shot(make_app(), out / "inspector-80x24.svg", (80, 24), narrow,
+         "tui-nn: the shape inspector at 80×24")
+
+
+def training_shots(out: Path, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="tui-nn-shots-") as tmp:
         options = {"epochs": 3, "runs_root": tmp}
 
@@ -150,7 +169,6 @@ def main() -> None:
 
         shot(training_app(), out / "quit-confirm.svg", (100, 30), quit_confirm,
              "tui-nn: quit while training")
-    watch_and_runs(out)
 
 
 def headless(run_dir: Path, *args: str) -> "subprocess.Popen":

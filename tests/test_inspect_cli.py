@@ -124,7 +124,41 @@ def test_factory_without_default_input_asks_for_one(tmp_path):
     path.write_text("from torch import nn\ndef build():\n    return nn.Sequential(nn.ReLU())\n")
     result = invoke(f"{path}:build")
     assert result.exit_code == 2
-    assert "has no default input shape: give one, e.g. --input 3x224x224" in result.stderr
+    # Nothing tells the channels: the example must not claim a count (issue 14: it said 3).
+    assert "has no default input shape and it has no layer with weights to tell what it " \
+           "takes: give one, e.g. --input 1x28x28" in result.stderr
+    assert "3x224x224" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_user_file_without_input_is_inspected_at_the_size_its_first_layer_fits(tmp_path):
+    path = tmp_path / "mynet.py"
+    path.write_text(
+        "import torch.nn.functional as F\nfrom torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv1 = nn.Conv2d(1, 10, 5)\n"
+        "        self.conv2 = nn.Conv2d(10, 20, 5)\n"
+        "        self.fc = nn.Linear(320, 10)\n"
+        "    def forward(self, x):\n"
+        "        x = F.max_pool2d(self.conv1(x), 2)\n"
+        "        x = F.max_pool2d(self.conv2(x), 2)\n"
+        "        return self.fc(x.view(x.size(0), -1))\n")
+    result = invoke(f"{path}:Net")
+    assert result.exit_code == 0, result.output
+    assert "input 1×1×28×28 float32: ok" in result.stdout
+    assert ("assumed 1×28×28: first layer (Conv2d) takes 1 channel; smallest size that fits: "
+            "28") in result.stdout
+
+
+def test_channels_last_input_gets_did_you_mean_and_the_sizes_that_pass():
+    result = invoke("cnn", "--input", "28x28x1")
+    assert result.exit_code == 1
+    assert "did you mean 1x28x28?" in result.stdout
+    assert "feed 1×28×1" not in result.stdout
+    sizes = result.stdout.split("Input sizes that pass:")[1].splitlines()[1]
+    assert "none" not in sizes and sizes.strip().startswith("1×28×28")
+    assert invoke("cnn", "--input", "1x28x28").exit_code == 0  # the suggestion passes
 
 
 def test_user_file_end_to_end(tmp_path):

@@ -29,6 +29,39 @@ def test_shape_mismatch_diagnosis(snap_compare):
     assert snap_compare(make_app(), terminal_size=SNAPSHOT_SIZE, run_before=run_before)
 
 
+def _table_text(pilot) -> str:
+    table = pilot.app.main.query_one("#layers")
+    return "\n".join(table.render_line(y).text for y in range(table.size.height))
+
+
+def test_inspector_at_80x24_keeps_every_number(snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await select_model(pilot, "lenet")
+        pilot.app.main.query_one("#zoo").focus()
+        await pilot.pause()
+        text = _table_text(pilot)  # issue 14: '= 2' for 28 and '= 1' for 14 at 80 columns
+        for whole in ("⌊(32+0−4−1)/1⌋+1 = 28 ", "⌊(28+0−1−1)/2⌋+1 = 14 ", "16×5×5 = 400 ✓",
+                      " 156", " 2,416", " 48,120", " 61,706"):
+            assert whole in text, whole
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_inspector_at_120x36_keeps_every_number(snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await select_model(pilot, "lenet", input_text="1x28x28")
+        pilot.app.main.query_one("#zoo").focus()
+        await pilot.pause()
+        text = _table_text(pilot)  # issue 14: params read '51,90', '15', '2,41' at 120 columns
+        for whole in ("H,W: ⌊(28+0−4−1)/1⌋+1 = 24 ", " 156 ", " 2,416 ", " 48,120 ", " 61,706 ",
+                      "Linear(400) ← 16 × 4 × 4 = 256 ✗ expects 400"):
+            assert whole in text, whole
+
+    assert snap_compare(make_app(), terminal_size=(120, 36), run_before=run_before)
+
+
 def test_training_with_live_curves(snap_compare):
     async def run_before(pilot):
         await settle(pilot)

@@ -44,13 +44,14 @@ def main_callback(
 
 
 def _open_app(model: Optional[str], train_options: dict, *, start: bool = False,
-              resume: Optional[str] = None) -> None:
+              resume: Optional[str] = None, input_text: Optional[str] = None) -> None:
     try:
         from tui_nn.tui.app import make_app
     except ImportError:
         raise _die("the terminal app is not available in this build; use "
                    "`tui-nn train MODEL --headless`", 2) from None
-    make_app(model=model, train_options=train_options, start=start, resume=resume).run()
+    make_app(model=model, train_options=train_options, start=start, resume=resume,
+             input_text=input_text).run()
 
 
 def _check_options(model: Optional[str], options: dict) -> None:
@@ -236,6 +237,8 @@ def tui_cmd(
     threads: ThreadsOpt = 0,
     start: bool = typer.Option(False, "--start", help="Start training MODEL at once."),
     resume: ResumeOpt = None,
+    input: Optional[list[str]] = typer.Option(
+        None, "--input", "-i", help="The inspector's input shape for MODEL, e.g. 1x28x28."),
 ) -> None:
     """Open the app (the same as `tui-nn` with no command), its form filled from the options."""
     options = dict(dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -248,7 +251,19 @@ def tui_cmd(
     # Only what the user set: defaults must not make the app jump to the Train tab.
     defaults = dict(schedule="none", device="auto", seed=0, amp="off", threads=0)
     options = {k: v for k, v in options.items() if v is not None and defaults.get(k) != v}
-    _open_app(model, options, start=start, resume=resume)
+    _open_app(model, options, start=start, resume=resume, input_text=_input_text(input))
+
+
+def _input_text(inputs: Optional[list[str]]) -> Optional[str]:
+    """--input values as the inspector's field takes them; a bad shape fails here."""
+    if not inputs:
+        return None
+    from tui_nn.shapes.parse import ShapeParseError, parse_inputs  # imports torch: only then
+    try:
+        parse_inputs(inputs)
+    except ShapeParseError as e:
+        raise _die(str(e)) from None
+    return ",".join(inputs)
 
 
 @app.command("runs")

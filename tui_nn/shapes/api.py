@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any, Sequence
 
@@ -9,6 +10,8 @@ import torch
 from torch import nn
 
 from tui_nn.shapes.arithmetic import spatial_rank
+from tui_nn.shapes.checks import name_the_layer
+from tui_nn.shapes.infer import guess_input, no_input_message
 from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, format_shape,
                                  normalize_dtype, parse_inputs)
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, Inspection, LayerRow, Totals
@@ -37,7 +40,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         a source string ('lenet', 'model.py:Net', 'torchvision.models:resnet18') or a
         `LoadedModel`.
     input_shapes: '1x28x28', (1, 28, 28), or a list of them for several inputs; the batch
-        dimension is optional. None: the model's default (zoo models have one).
+        dimension is optional. None: the model's default (zoo models have one), else a
+        guess from its first layer (said in `.notes`).
     depth: rows deeper than this are left out of `.rows` (all of them stay in `.all_rows`).
     dtype: input dtype for every input without its own (':int64' suffix); default float32,
         or the zoo's dtype, or int64 when the model starts with an Embedding.
@@ -66,6 +70,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
                 f"cannot make a meta copy of {loaded.name} ({type(exc).__name__}: {exc}): build "
                 f"it on the meta device instead (with torch.device('meta'): model = ...)") from None
 
+    if input_shapes is None and not loaded.default_input_shapes:
+        loaded = _with_guessed_input(loaded, model, notes)
     specs = _input_specs(input_shapes, loaded)
     dtypes = _input_dtypes(specs, dtype, loaded.dtype, _starts_with_embedding(model), notes)
 
@@ -73,6 +79,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
     shapes = [add_batch(s.shape, r) for s, r in zip(specs, sample_ranks)]
     result = trace(model, make_inputs(shapes, dtypes))
     notes.extend(result.notes)
+    if result.diagnosis is not None:
+        name_the_layer(result.diagnosis)
     if result.uncalled:
         # Only the outermost of each unused subtree: 'aux1', not also 'aux1.conv', 'aux1.fc1'.
         tops = [p for p in result.uncalled
@@ -86,14 +94,36 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         checks=result.checks, diagnosis=result.diagnosis, depth=depth, notes=notes,
         uncalled=result.uncalled)
 
-    failed_checks = [c for c in result.checks if not c.ok]
-    wants_size = (result.diagnosis is not None and result.diagnosis.solvable) or failed_checks
-    if wants_size or solve:
-        budget = solver_budget_s if solve else min(solver_budget_s, DIAGNOSIS_SOLVER_BUDGET_S)
-        inspection.solver = solve_input_size(model, shapes, dtypes, budget_s=budget,
-                                             give_up_early=not wants_size)
-        _suggest_size(inspection, result.diagnosis, failed_checks)
+    _solve_sizes(inspection, model, dtypes, solve, solver_budget_s)
     return inspection
+
+
+def _solve_sizes(inspection: Inspection, model: nn.Module, dtypes: list[torch.dtype],
+                 solve: bool, budget_s: float) -> None:
+    """Run the input-size solver when a failure could be fixed by another size (or when
+    asked), and add 'feed … input' to the fixes it supports."""
+    diagnosis, shapes = inspection.diagnosis, inspection.input_shapes
+    failed_checks = [c for c in inspection.checks if not c.ok]
+    wants_size = (diagnosis is not None and diagnosis.solvable) or bool(failed_checks)
+    if not (wants_size or solve):
+        return
+    budget = budget_s if solve else min(budget_s, DIAGNOSIS_SOLVER_BUDGET_S)
+    # An input with its channels last is searched as the channels-first input it meant.
+    fixed = diagnosis.input_fix if diagnosis is not None else None
+    inspection.solver = solve_input_size(model, [fixed or shapes[0], *shapes[1:]], dtypes,
+                                         budget_s=budget, give_up_early=not wants_size)
+    _suggest_size(inspection, diagnosis, failed_checks)
+
+
+def _with_guessed_input(loaded: LoadedModel, model: nn.Module, notes: list[str]
+                        ) -> LoadedModel:
+    """`loaded` with the input its first layer asks for as its default (said in a note)."""
+    guess = guess_input(model, budget_s=DIAGNOSIS_SOLVER_BUDGET_S)
+    if guess is None:
+        raise InspectUsageError(no_input_message(loaded.name, model))
+    notes.append(guess.note)
+    return dataclasses.replace(loaded, default_input_shapes=[guess.shape],
+                               dtype=loaded.dtype or guess.dtype)
 
 
 def _declared_inputs(model: nn.Module) -> list[tuple[int, ...]] | None:

@@ -138,6 +138,8 @@ def _check_linear(m: nn.Linear, x: torch.Tensor, lookup_origin: OriginLookup) ->
         return None
     name, got = type(m).__name__, shape[-1]
     origin = lookup_origin(x)
+    if origin is None and _needs_flatten(m, shape):
+        return _missing_flatten(m, shape)
     if origin is not None and origin.factors is not None:
         got_text = f"{format_factors(origin.factors)} = {got}"  # the answer to 'why 320?'
     else:
@@ -147,6 +149,37 @@ def _check_linear(m: nn.Linear, x: torch.Tensor, lookup_origin: OriginLookup) ->
                       f"{name} expects {m.in_features} features but gets {got_text}", shape,
                       f"(*, {m.in_features})", [f"use nn.Linear({got}, {m.out_features})"],
                       solvable=origin is not None)
+
+
+def _needs_flatten(m: nn.Linear, shape: Shape) -> bool:
+    """A Linear works on the last dim only. Given N×C×H×W (or N×T×F whose per-sample values
+    are exactly its in_features), the flatten was forgotten; a transformer's N×T×C with
+    the wrong C is a wrong Linear, not a missing flatten."""
+    per_sample = math.prod(shape[1:])
+    return len(shape) >= 4 or (len(shape) == 3 and per_sample == m.in_features)
+
+
+_THE_LAYER = "the Linear"  # named by `name_the_layer` once the tracer knows its path
+
+
+def name_the_layer(diagnosis: Diagnosis) -> None:
+    """'before the Linear' -> 'before fc': the checks run before the path is known."""
+    if diagnosis.kind == "flatten" and diagnosis.path:
+        diagnosis.fixes = [f.replace(f"before {_THE_LAYER}", f"before {diagnosis.path}")
+                           for f in diagnosis.fixes]
+
+
+def _missing_flatten(m: nn.Linear, shape: Shape) -> Diagnosis:
+    name, per_sample = type(m).__name__, math.prod(shape[1:])
+    flatten = f"add nn.Flatten() (or x.flatten(1)) before {_THE_LAYER}"
+    fixes = [flatten if per_sample == m.in_features else
+             f"{flatten} and use nn.Linear({per_sample}, {m.out_features})"]
+    return _diagnosis(name, "flatten",
+                      f"{name} expects {m.in_features} features but gets "
+                      f"{len(shape)}D input {format_shape(shape)}: a Linear works on the last "
+                      f"dim ({shape[-1]}); flattened, each sample has "
+                      f"{format_factors(shape[1:])} = {per_sample}", shape,
+                      f"(N, {m.in_features})", fixes)
 
 
 def _check_spatial(module: nn.Module, x: torch.Tensor,
@@ -166,20 +199,40 @@ def _check_spatial(module: nn.Module, x: torch.Tensor,
                           f"N×C×{names}", fixes)
     if isinstance(module, nn.modules.conv._ConvNd) and shape[-n - 1] != channels_in:
         channels = shape[-n - 1]
-        if is_model_input(x):
+        input_fix = None
+        if is_model_input(x) and shape[-1] == channels_in:
+            # 28×28×1 is an image with its channels last (PIL, NumPy, TensorFlow): move them.
+            input_fix = _channels_first(shape, n)
+            fixes = [f"did you mean {_typed(input_fix, n)}? (channels first: C×{names}; this input "
+                     f"has its {channels_in} channel{'' if channels_in == 1 else 's'} last)"]
+        elif is_model_input(x):
             fixes = [f"feed {channels_in}×{format_shape(shape[-n:])} input",
                      f"use {_ctor(module, channels)}"]
         else:
             fixes = [f"use {_ctor(module, channels)} to take the {channels} channels the layer "
                      f"before gives"]
-        return _diagnosis(name, "channels",
-                          f"{name} expects {_plural(m.in_channels, 'input channel')} but gets "
-                          f"{channels} (input {format_shape(shape)})", shape,
-                          f"N×{channels_in}×{names}", fixes)
+        diagnosis = _diagnosis(name, "channels",
+                               f"{name} expects {_plural(m.in_channels, 'input channel')} but "
+                               f"gets {channels} (input {format_shape(shape)})", shape,
+                               f"N×{channels_in}×{names}", fixes)
+        diagnosis.input_fix = input_fix
+        return diagnosis
     formulas = module_formulas(module, shape)
     if any(f.value < 1 for f in formulas):
         return _too_small(name, shape, n, formulas, module=module)
     return None
+
+
+def _channels_first(shape: Shape, n: int) -> Shape:
+    """N×H×W×C -> N×C×H×W (or H×W×C -> C×H×W without the batch)."""
+    lead = shape[:-n - 1]
+    return (*lead, shape[-1], *shape[-n - 1:-1])
+
+
+def _typed(shape: Shape, n: int) -> str:
+    """As the user would type it: '1x28x28' (a batch of one left out, it is optional)."""
+    sample = shape[1:] if len(shape) == n + 2 and shape[0] == 1 else shape
+    return "x".join(str(d) for d in sample)
 
 
 def _check_batchnorm(m: Any, x: torch.Tensor) -> Diagnosis | None:

@@ -96,8 +96,8 @@ class Diagnosis:
 
     path: str  # the failing module's path ('' = root), or the function row's path
     type: str  # 'Linear', 'Conv2d', 'Tensor.view', ...
-    # 'linear_features' | 'channels' | 'features' | 'too_small' | 'rank' | 'view' | 'dtype'
-    # | 'error' (anything we could not read)
+    # 'linear_features' | 'flatten' (a Linear fed N×C×H×W) | 'channels' | 'features'
+    # | 'too_small' | 'rank' | 'view' | 'dtype' | 'error' (anything we could not read)
     kind: str
     message: str  # 'Linear expects 400 features but gets 16 × 4 × 4 = 256'
     got: list[Shape] = field(default_factory=list)  # input shapes at the failing layer
@@ -106,6 +106,9 @@ class Diagnosis:
     fixes: list[str] = field(default_factory=list)
     error: str = ""  # the original exception, one line ('' if caught before running)
     solvable: bool = False  # another input size could fix it: the solver is worth running
+    # The model input it meant (batched), when the fix is to feed another layout: a
+    # channels-last 1×28×28×1 given to a Conv2d(1, …) -> (1, 1, 28, 28).
+    input_fix: Shape | None = None
 
     @property
     def fix(self) -> str:
@@ -118,6 +121,7 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["got"] = [list(s) for s in self.got]
+        data["input_fix"] = list(self.input_fix) if self.input_fix is not None else None
         data["fix"] = self.fix
         data["text"] = self.text
         return data

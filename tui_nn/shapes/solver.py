@@ -9,6 +9,8 @@ for the zoo models) at every size in a range, nearest to the size asked for firs
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -60,3 +62,36 @@ def solve_input_size(model: nn.Module, shapes: list[Shape], dtypes: list[torch.d
             complete = False
             break
     return SolverResult(sample, sorted(working), (low, high), complete)
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """An image size picked for a model whose input size nobody gave."""
+
+    size: int | None  # `prefer` when it passes, else the smallest size that does; None: none
+    smallest: int | None  # the smallest passing size found
+    high: int  # sizes 1..high were the range searched
+    complete: bool  # False when the budget ran out before the search was done
+
+
+def choose_size(model: nn.Module, shape_at: Callable[[int], Shape], dtype: torch.dtype, *,
+                prefer: int, high: int = 256, budget_s: float = 3.0) -> SizeChoice:
+    """The smallest square size that passes, and `prefer` (a usual size, e.g. 28 for one
+    channel) when it passes too: a net ending in global pooling fits 1×1, which is no
+    input anyone means. `shape_at(size)` is the batched input shape at that size."""
+    prefer_ok = probe(model, [shape_at(prefer)], [dtype])
+    deadline = time.perf_counter() + budget_s  # after the first probe, which warms torch up
+    top = prefer if prefer_ok else high
+    smallest: int | None = None
+    complete = True
+    for size in range(1, top + 1):
+        if size == prefer and prefer_ok:
+            smallest = size
+            break
+        if time.perf_counter() > deadline:
+            complete = False
+            break
+        if probe(model, [shape_at(size)], [dtype]):
+            smallest = size
+            break
+    return SizeChoice(prefer if prefer_ok else smallest, smallest, high, complete)

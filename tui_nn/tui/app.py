@@ -35,10 +35,11 @@ class TuiNNApp(App[None]):
     ]
 
     def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
-                 dataset: Any = None, start: bool = False, resume: str | None = None) -> None:
+                 dataset: Any = None, start: bool = False, resume: str | None = None,
+                 input_text: str | None = None) -> None:
         super().__init__()
         self.main = MainScreen(model=model, train_options=train_options, dataset=dataset,
-                               start=start, resume=resume)
+                               start=start, resume=resume, input_text=input_text)
         self._quitting = False
 
     def get_default_screen(self) -> Screen:
@@ -166,13 +167,15 @@ class TuiNNApp(App[None]):
 
 
 def make_app(model: str | None = None, train_options: dict[str, Any] | None = None, *,
-             dataset: Any = None, start: bool = False, resume: str | None = None) -> TuiNNApp:
+             dataset: Any = None, start: bool = False, resume: str | None = None,
+             input_text: str | None = None) -> TuiNNApp:
     """The app, with ``model`` selected and the training form filled from ``train_options``
     (the keys of ``tui-nn train``'s options; None values mean 'the model's default').
 
     ``start``: begin training as soon as the model is loaded (`tui-nn train MODEL`).
     ``resume``: continue the run in this directory as soon as torch is loaded.
     ``dataset`` (an in-memory tui_nn.data.base.Dataset) replaces the dataset of every run:
-    tests and benchmarks use it to train on data they made."""
+    tests and benchmarks use it to train on data they made.
+    ``input_text``: the inspector's input shape for ``model`` (`tui-nn tui --input`)."""
     return TuiNNApp(model=model, train_options=train_options, dataset=dataset, start=start,
-                    resume=resume)
+                    resume=resume, input_text=input_text)

@@ -112,9 +112,11 @@ class MainScreen(Screen):
     """The selected model (zoo name or source string); the inspector and form follow it."""
 
     def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
-                 dataset: Any = None, start: bool = False, resume: str | None = None) -> None:
+                 dataset: Any = None, start: bool = False, resume: str | None = None,
+                 input_text: str | None = None) -> None:
         super().__init__()
         self.initial_model = model
+        self.initial_input = input_text  # the inspector's input for the initial model
         self.start_when_ready = start
         self.resume_when_ready = resume  # a run directory to continue once torch is loaded
         options = {k: v for k, v in (train_options or {}).items() if v is not None}
@@ -281,6 +283,8 @@ class MainScreen(Screen):
         inspector.about = about
         inspector.source = source
         inspector.input_text = entry.input_text
+        if source == self.initial_model and self.initial_input is not None:
+            inspector.input_text, self.initial_input = self.initial_input, None
         self.sub_title = self._subtitle()
         if self.run_state not in ACTIVE:
             self._fill_form(source)

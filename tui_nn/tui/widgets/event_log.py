@@ -13,11 +13,15 @@ class EventLog(RichLog):
     """Append-only, bounded log shown in the Log tab (and under the curves on tall screens)."""
 
     DEFAULT_CSS = """
-    EventLog { height: 1fr; }
+    EventLog { height: 1fr; scrollbar-gutter: stable; }
     """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(max_lines=2000, wrap=True, markup=False, highlight=False, **kwargs)
+        # min_width=1: RichLog renders at least 78 cells wide by default, so on a narrower
+        # pane the end of each wrapped line was hidden; the stable gutter keeps lines written
+        # before the scrollbar appeared as narrow as those written after.
+        super().__init__(max_lines=2000, wrap=True, markup=False, highlight=False, min_width=1,
+                         **kwargs)
         self.lines_written: list[str] = []  # plain copy, bounded like the widget (tests read it)
 
     def add(self, text: str, level: str = "info") -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,41 +20,14 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Label, Static
 
+from tui_nn.tui.widgets.inspector_table import (COLUMNS, GAP, Layout, fit, render_cell,
+                                                render_label, shape_text)
+
 if TYPE_CHECKING:
     from tui_nn.shapes import Inspection, LayerRow
 
 DEBOUNCE_S = 0.15
-COLUMNS = (("layer", "layer"), ("output", "output"), ("arithmetic / check", "arith"),
-           ("params", "params"), ("type", "type"))
-
-
-def _shape(shapes: list[tuple[int, ...]]) -> str:
-    if not shapes:
-        return ""
-    text = "×".join(str(d) for d in shapes[0]) if shapes[0] else "scalar"
-    return text + (f" (+{len(shapes) - 1})" if len(shapes) > 1 else "")
-
-
-def _count(n: int) -> str:
-    if n >= 10_000_000:
-        return f"{n / 1e6:.0f}M"
-    if n >= 1_000_000:
-        return f"{n / 1e6:.1f}M"
-    return f"{n:,}" if n else ""
-
-
-def compact_arithmetic(row: "LayerRow") -> str:
-    """'H,W: ⌊(28+0−4−1)/1⌋+1 = 24' — identical dims are shown once."""
-    groups: list[tuple[list[str], str, int]] = []
-    for f in row.arithmetic:
-        numbers = f.numbers.replace(" ", "") if f.numbers else f.rule
-        for dims, text, value in groups:
-            if text == numbers and value == f.value:
-                dims.append(f.dim)
-                break
-        else:
-            groups.append(([f.dim], numbers, f.value))
-    return "  ".join(f"{','.join(d)}: {t} = {v}" for d, t, v in groups)
+PLACEHOLDER = "e.g. 1x28x28"
 
 
 class ShapeInspector(Vertical):
@@ -99,16 +71,20 @@ class ShapeInspector(Vertical):
         self._shown = 0  # the generation on screen
         self._debounce: Timer | None = None
         self._model_cache: dict[str, Any] = {}  # source -> model object (user models only)
+        self._laid_out_for = -1  # the width the table's columns were fitted to
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="inspector-bar"):
             yield Label("input", classes="bar-label")
-            yield Input(id="input-shape", placeholder="e.g. 1x28x28", compact=True)
+            yield Input(id="input-shape", placeholder=PLACEHOLDER, compact=True)
             yield Label("", id="depth-label", classes="bar-label")
             yield Label("", id="verdict")
         yield Static("", id="model-about")
         yield Static("", id="inspector-summary")
-        table: DataTable = DataTable(id="layers", cursor_type="row", zebra_stripes=False)
+        # No cell padding: each cell carries its own one-column gap (inspector_table), so the
+        # columns take one cell less each on a narrow terminal.
+        table: DataTable = DataTable(id="layers", cursor_type="row", zebra_stripes=False,
+                                     cell_padding=0)
         yield table
         yield Static("", id="row-detail")
         yield Static("", id="diagnosis")
@@ -119,9 +95,17 @@ class ShapeInspector(Vertical):
         self._show_depth()
 
     @staticmethod
-    def _add_columns(table: DataTable, widths: list[int] | None = None) -> None:
-        for i, (label, key) in enumerate(COLUMNS):
-            table.add_column(label, key=key, width=widths[i] if widths else None)
+    def _add_columns(table: DataTable, layout: Layout | None = None) -> None:
+        if layout is None:
+            for column in COLUMNS:
+                table.add_column(column.label, key=column.key)
+            return
+        for column, width in zip(layout.columns, layout.widths):
+            table.add_column(render_label(column, width), key=column.key, width=width + GAP)
+
+    def on_resize(self) -> None:
+        if self._laid_out_for != self._available_width():
+            self._fill_table()
 
     # ---- attributes down -> an inspection ----------------------------------------------------
     def register_model(self, source: str, model: Any) -> None:
@@ -199,6 +183,7 @@ class ShapeInspector(Vertical):
         self._shown = event.generation
         self.error = event.error
         self.inspection = event.inspection
+        self._show_assumed_input(event)
         if event.inspection is not None:
             max_depth = max((r.depth for r in event.inspection.all_rows), default=1)
             if self.depth > max(max_depth, 1):
@@ -207,6 +192,16 @@ class ShapeInspector(Vertical):
         self._fill_table()
         self._fill_diagnosis()
         # Not stopped: the screen hears about it too (verdict in the log, tests).
+
+    def _show_assumed_input(self, event: Inspected) -> None:
+        """With nothing typed, the input the first layer asked for shows as the placeholder
+        (the note below the table says how it was chosen)."""
+        field = self.query_one("#input-shape", Input)
+        insp = event.inspection
+        if insp is not None and not event.input_text.strip() and insp.input_shapes:
+            field.placeholder = "x".join(str(d) for d in insp.input_shapes[0][1:])
+        else:
+            field.placeholder = PLACEHOLDER
 
     @property
     def pending(self) -> bool:
@@ -230,6 +225,16 @@ class ShapeInspector(Vertical):
             return []
         return [r for r in self.inspection.all_rows if r.depth <= self.depth]
 
+    def _available_width(self) -> int:
+        """Cells the table can show without scrolling sideways (a vertical scrollbar, when the
+        rows need one, takes its share)."""
+        table = self.query_one("#layers", DataTable)
+        width = self.content_region.width
+        rows = len(self._rows()) + 1  # + the header
+        if table.size.height and rows > table.size.height:
+            width -= table.styles.scrollbar_size_vertical
+        return width
+
     def _fill_table(self) -> None:
         if not self._ready:
             return
@@ -240,34 +245,14 @@ class ShapeInspector(Vertical):
         if insp is None:
             self._add_columns(table)
             return
-        checks = {c.path: c for c in insp.checks}
-        cells: list[tuple[str, tuple[Text, ...]]] = []
-        for row in self._rows():
-            style = {"error": "bold red", "unfinished": "dim"}.get(row.status, "")
-            name = row.name if row.depth else row.type
-            if row.kind == "function":
-                name = row.type
-            layer = Text("  " * max(row.depth - 1, 0) + name, style=style)
-            if row.repeat:
-                layer.append(" (again)", style="dim")
-            check = checks.get(row.path) if row.kind == "module" else None
-            if check is not None:
-                arith = Text(check.text, style="green" if check.ok else "bold red")
-            elif row.status == "error":
-                arith = Text("✗ fails here", style="bold red")
-            else:
-                arith = Text(compact_arithmetic(row))
-            output = _shape(row.output_shapes) if row.status != "error" else "✗"
-            cells.append((f"{row.index}", (layer, Text(output, style=style), arith,
-                                           Text(_count(row.params), justify="right"),
-                                           Text(row.type, style="dim"))))
         # Explicit widths that fit this model's rows: DataTable's automatic widths are worked
         # out later, when idle, and a frame drawn before that shows cut-off columns.
-        widths = [max([cell_len(label)] + [cell_len(c[i].plain) for _, c in cells])
-                  for i, (label, _) in enumerate(COLUMNS)]
-        self._add_columns(table, widths)
-        for key, row_cells in cells:
-            table.add_row(*row_cells, key=key)
+        self._laid_out_for = self._available_width()
+        layout = fit(insp, self._rows(), self._laid_out_for)
+        self._add_columns(table, layout)
+        for key, cells in layout.rows:
+            table.add_row(*(render_cell(c, w, col) for c, w, col
+                            in zip(cells, layout.widths, layout.columns)), key=key)
         if table.row_count:
             table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))
 
@@ -279,15 +264,18 @@ class ShapeInspector(Vertical):
         if self.error is not None or insp is None:
             summary.update("")
             verdict.update("[b red]✗[/]")
-            diagnosis.update(f"[b red]✗[/] {self.error or 'no inspection'}")
+            diagnosis.update(Text.assemble(("✗ ", "bold red"), self.error or "no inspection"))
             self.set_class(True, "-problem")
             return
         t = insp.totals
         out_shapes = insp.all_rows[0].output_shapes if insp.all_rows else []
         inputs = ", ".join("×".join(map(str, s)) for s in insp.input_shapes)
-        summary.update(
-            f"[b]{insp.model_name}[/b]  in {inputs} → out {_shape(out_shapes) or '?'}  ·  "
-            f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds")
+        if not self.input_text.strip() and any(n.startswith("assumed ") for n in insp.notes):
+            inputs += " (assumed)"  # guessed from the first layer: the note below says how
+        summary.update(Text.assemble(
+            (insp.model_name, "bold"),
+            f"  in {inputs} → out {shape_text(out_shapes) or '?'}  ·  "
+            f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds"))
         lines: list[str] = []
         d = insp.diagnosis
         for check in insp.checks:
