@@ -298,6 +298,22 @@ def watch_cmd(
     make_watch_app(run_dir).run()
 
 
+@app.command("control")
+def control_cmd(
+    run: str = typer.Argument(..., help="Run directory, a run's name or unique prefix under "
+                                        "--root, or latest."),
+    action: str = typer.Argument(..., help="pause, resume, checkpoint, lr or stop."),
+    factor: Optional[str] = typer.Argument(None, help="lr only: multiply the lr by FACTOR "
+                                                      "(0.5 halves it)."),
+    root: Optional[str] = typer.Option(None, "--root",
+                                       help="Folder holding the runs (default ./runs)."),
+) -> None:
+    """Steer a run that is training (headless, under nohup/Slurm, or in the app) through its
+    control channel: exit 0 when the run took the request, 1 when it is not training."""
+    from tui_nn.report.control_cmd import run_control
+    raise typer.Exit(run_control(run, action, factor, root))
+
+
 @app.command("export")
 def export_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name under ./runs, or latest."),

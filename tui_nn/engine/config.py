@@ -46,6 +46,7 @@ class TrainConfig:
     channels_last: str = "auto"  # auto (CNNs on CUDA), on, off
     threads: int = 0  # CPU intra-op threads; 0 = pick by timing a few steps (see Trainer)
     tensorboard: bool = True  # also write TensorBoard events when the package is installed
+    control: bool = True  # serve the run's control channel (engine/channel.py)
     # NaN/Inf loss: "stop" checkpoints the last good state and fails (headless); "pause" keeps
     # the run alive, paused on the last good weights (the app). Per-step detection, and so
     # "pause", needs the per-step check the CPU does; elsewhere a NaN always stops the run.
@@ -123,8 +124,8 @@ class TrainConfig:
 CHANGEABLE_ON_RESUME = ("epochs", "lr", "grad_clip", "checkpoint_every_steps",
                         "checkpoint_every_minutes", "device", "threads", "amp", "compile",
                         "channels_last", "data_dir", "download", "report_interval_s",
-                        "val_batch_size", "tensorboard", "on_nan", "grad_flow", "live_fit",
-                        "val_predictions")
+                        "val_batch_size", "tensorboard", "control", "on_nan", "grad_flow",
+                        "live_fit", "val_predictions")
 # ...and the ones fixed by the run (the data, the model, the optimizer state's meaning).
 FIXED_ON_RESUME = ("model", "dataset", "batch_size", "optimizer", "momentum", "weight_decay",
                    "schedule", "seed")

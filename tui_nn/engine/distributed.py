@@ -67,14 +67,15 @@ def all_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
-def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True on every rank when it is True on one (a stop request must stop all ranks at the
-    same step, or the next collective would wait forever)."""
-    if not info.enabled:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+def vote_controls(stop: bool, pause: bool, lr_factor: float, info: DistInfo,
+                  device: torch.device) -> tuple[bool, bool, float]:
+    """One all_reduce at a step every rank reaches: (any rank stops, rank 0 pauses, rank 0's lr
+    factor). Ranks other than 0 pass pause=False and lr_factor=0."""
+    t = torch.tensor([1.0 if stop else 0.0, 1.0 if pause else 0.0, lr_factor],
+                     dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    stop_all, pause_all, factor = t.tolist()
+    return stop_all > 0, pause_all > 0, factor if factor > 0 else 1.0
 
 
 def torchrun_argv(nproc_per_node: int, nnodes: str | None, node_rank: int | None,

@@ -5,6 +5,7 @@
     last.pt         the newest checkpoint (step 0 onwards; atomic: temp, fsync, rename)
     best.pt         the weights of the best epoch so far, written before the next epoch starts
     .lock           flock'ed by the process that trains, for the run's life (pid inside)
+    control.sock    the run's control channel while it trains (engine/channel.py, mode 0600)
 
 A directory belongs to one run: a new run refuses a directory that holds one, and a second
 process refuses a run whose lock is held. Readers (`runs`, `watch`) never take the lock.

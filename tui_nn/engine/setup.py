@@ -29,10 +29,10 @@ if TYPE_CHECKING:  # pragma: no cover
 # Settings that say how this process runs and is watched, never what it computes: a resume
 # takes them from the current config, whatever the run was started with.
 _THIS_PROCESS = ("device", "on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
-                 "report_interval_s", "save", "runs_root")
+                 "control", "report_interval_s", "save", "runs_root")
 # Changes not worth a line in the run's record (the app turns these on for itself).
 _UNRECORDED = ("on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
-               "report_interval_s")
+               "control", "report_interval_s")
 
 
 def setup(t: "Trainer") -> None:
@@ -347,6 +347,18 @@ def _claim_run_dir(t: "Trainer", claimed: RunDir | None) -> None:
         t._tensorboard = make_tensorboard_sink(claimed.path)
     if not claimed.config_path.exists():
         claimed.write_config(_config_record(t))
+    if cfg.control:
+        _open_channel(t)
+
+
+def _open_channel(t: "Trainer") -> None:
+    """`tui-nn control`, `watch` and the app in another terminal steer the run through it."""
+    from tui_nn.engine.channel import ControlServer
+    try:
+        t._channel = ControlServer(t.run_dir.path, t).start()
+    except OSError as e:  # a filesystem without sockets: the run trains, unsteerable
+        t.pending_notices.append(f"no control channel in {t.run_dir.path}: "
+                                 f"{e.strerror or e}")
 
 
 def _config_record(t: "Trainer") -> dict[str, Any]:

@@ -25,7 +25,8 @@ from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig
 from tui_nn.engine.controls import Controls
 from tui_nn.engine.device import device_name, memory_in_use
-from tui_nn.engine.distributed import DistInfo, all_mean, all_sum, any_rank, destroy_process_group
+from tui_nn.engine.distributed import (DistInfo, all_mean, all_sum, destroy_process_group,
+                                       vote_controls)
 from tui_nn.engine.recovery import TrainingError
 from tui_nn.engine.rundir import RunDir, RunDirError
 from tui_nn.engine.state import RunState
@@ -81,6 +82,8 @@ class Trainer(Controls):
         self.insight = None  # LiveInsight when the config asks for live insight events
         self.resume_changes: dict[str, list] = {}
         self._tensorboard = None
+        self._channel = None  # the run's control channel (engine/channel.py), rank 0 only
+        self.pending_notices: list[str] = []  # said right after RunStarted
         self._predictions = None  # the last validation pass's predictions (insight only)
 
     # ---- running ---------------------------------------------------------------------------
@@ -108,6 +111,8 @@ class Trainer(Controls):
             self._close()
 
     def _close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
         if self.run_dir is not None:
@@ -158,6 +163,8 @@ class Trainer(Controls):
         st.t0 = time.monotonic()
         setup.setup(self)
         self._announce()
+        for message in self.pending_notices:
+            self.emit(ev.Notice(message))
         st.last_save = time.monotonic()
         if self.run_dir is not None and not self.run_dir.last_checkpoint.exists():
             # Step 0 is saved before anything can go wrong: every run can be resumed, and a
@@ -284,23 +291,50 @@ class Trainer(Controls):
                     "fit", last_in_epoch and epoch == cfg.epochs - 1):
                 insight.fit(epoch, st.step)
             self._open_window()
-        stop_now = self._stop.is_set()
         if self.dist.enabled:
-            stop_now = (due or last_in_epoch) and any_rank(stop_now, self.dist, self.device)
+            if not (due or last_in_epoch):
+                return False  # under DDP the controls act only where every rank meets
+            stop_now = self._steer_all_ranks()
+        else:
+            stop_now = self._stop.is_set()
+            if not stop_now:
+                if not self._running.is_set():
+                    self.wait_while_paused()
+                recovery.apply_lr_factor(self)
+                stop_now = self._stop.is_set()  # a stop while paused ends the run here
         if stop_now:
             if st.losses:
                 self._report(epoch, i + 1, time.monotonic())
             self._stop_at(epoch, i)
             return True
-        if not self._running.is_set():
-            self.wait_while_paused()
-        recovery.apply_lr_factor(self)
         if self._checkpoint_requested.is_set():
             self._checkpoint_requested.clear()
             self.save(epoch, i + 1, "requested")
         elif self._periodic_due(now):
             self.save(epoch, i + 1, "periodic")
         return False
+
+    def _steer_all_ranks(self) -> bool:
+        """DDP: every rank takes rank 0's pause and lr requests (from its control channel) and
+        any rank's stop at the same step. Returns whether to stop."""
+        main = self.dist.is_main
+        stop, pause, factor = vote_controls(self._stop.is_set(), main and self.paused,
+                                            self.take_lr_factor() if main else 0.0,
+                                            self.dist, self.device)
+        if pause and not stop:
+            self.emit(ev.StateChanged("paused"))
+            while pause and not stop:  # every rank meets every 0.2 s: no collective times out
+                time.sleep(0.2)
+                stop, pause, more = vote_controls(self._stop.is_set(), main and self.paused,
+                                                  self.take_lr_factor() if main else 0.0,
+                                                  self.dist, self.device)
+                factor *= more
+            self.emit(ev.StateChanged("running"))
+        if factor != 1.0:
+            recovery.scale_lr_now(self, factor)
+            self.emit(ev.LrScaled(step=self.state.step, factor=factor,
+                                  lr=self.optimizer.param_groups[0]["lr"]))
+        return stop
 
     def _stop_at(self, epoch: int, i: int) -> None:
         """Checkpoint the exact position after step i of this epoch and mark the run stopped."""

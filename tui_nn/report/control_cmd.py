@@ -1,0 +1,73 @@
+"""`tui-nn control RUN ACTION`: steer a live run from the shell through its control channel.
+
+Exit codes: 0 the run took the request, 1 the run is not training (one line: its status and
+the command that resumes it), 2 a usage error."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+EXIT_OK, EXIT_NOT_RUNNING, EXIT_USAGE = 0, 1, 2
+ACTIONS = ("pause", "resume", "checkpoint", "lr", "stop")
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def run_control(run: str, action: str, factor: str | None, root: str | None) -> int:
+    from tui_nn.engine.channel import ChannelError, send
+    from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
+
+    parsed = _parse(action, factor)
+    if parsed is None:
+        return EXIT_USAGE
+    parsed = None if parsed is False else parsed
+    try:
+        run_dir = resolve_run(run, root or DEFAULT_ROOT)
+    except RunNotFound as e:
+        _err(str(e))
+        return EXIT_USAGE
+    try:
+        answer = send(run_dir, action, parsed)
+    except ChannelError as e:
+        _err(f"{run_dir} is not training: {_status_line(run_dir)} ({e})")
+        return EXIT_NOT_RUNNING
+    if not answer.get("ok"):
+        _err(str(answer.get("error") or "the run refused the request"))
+        return EXIT_USAGE
+    what = f"lr × {parsed:g}" if action == "lr" else action
+    print(f"{run_dir}: {what} taken (the run is {answer.get('state', '?')})", flush=True)
+    return EXIT_OK
+
+
+def _parse(action: str, factor: str | None) -> float | None | bool:
+    """The lr factor (None for other actions); None plus a message on bad input."""
+    if action not in ACTIONS:
+        _err(f"unknown action '{action}': one of {', '.join(ACTIONS)} (lr takes a FACTOR)")
+        return None
+    if action != "lr":
+        if factor is not None:
+            _err(f"{action} takes no argument (got {factor!r})")
+            return None
+        return False
+    try:
+        value = float(factor) if factor is not None else math.nan
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        _err(f"lr needs a FACTOR > 0, e.g. `lr 0.5` halves it (got {factor!r})")
+        return None
+    return value
+
+
+def _status_line(run_dir) -> str:
+    from tui_nn.engine.resume import resume_command
+    from tui_nn.runs import read_run_info
+    info = read_run_info(run_dir)
+    if info.resumable:
+        return f"it is {info.status}; continue it with `{resume_command(run_dir)}`"
+    if info.status == "finished":
+        return f"it is finished; train it further with `{resume_command(run_dir)} --epochs N`"
+    return f"it is {info.status}"
