@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from tui_nn.textsafe import clean_line
+
+MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -53,7 +57,7 @@ def _finite(value: object) -> object:
 
 
 def runs_table(runs: list) -> str:
-    rows = [[r.name, r.model, r.dataset, status_label(r),
+    rows = [[clean_line(c, MAX_CELL) for c in (r.name, r.model, r.dataset, status_label(r))] + [
              f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
              best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_size(r.size_bytes)]
             for r in runs]
