@@ -28,7 +28,8 @@ from textual.worker import Worker, get_current_worker
 from tui_nn.runs import liveness, records, schema
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
-from tui_nn.textsafe import clean_line
+from tui_nn.textsafe import clean, clean_line
+from tui_nn.tui.exits import install_signal_exits, signal_code
 from tui_nn.tui.history import RunHistory
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.curves import Curves
@@ -242,7 +243,7 @@ class WatchScreen(Screen):
                     if self.started is not None or int(rec.get("start_step") or 0):
                         rebuild = True
                     self.started, self.final, self._paused = s, None, False
-                    self.history.metric = str(rec.get("metric") or "accuracy")
+                    self.history.metric = clean_line(rec.get("metric") or "accuracy", 20)
                     status.started = s
                     curves.set_axis(0, int(rec.get("total_steps") or 0))
                     self._log(f"{'resumed' if rec.get('start_step') else 'started'} "
@@ -382,6 +383,14 @@ class WatchApp(App[None]):
 
     def get_default_screen(self) -> Screen:
         return self.watch_screen
+
+    def on_mount(self) -> None:
+        # Nothing to save: a signal just restores the terminal and exits 128+signal.
+        install_signal_exits(self, lambda signum: self.exit(return_code=signal_code(signum)))
+
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
+        """Notifications quote paths and errors from the run: cleaned (see TuiNNApp.notify)."""
+        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)
