@@ -20,7 +20,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    from tui_nn.textsafe import clean  # messages quote paths and names from files
+    print(f"error: {clean(message)}", file=sys.stderr, flush=True)
 
 
 def run_runs(root: str | None, as_json: bool, out: TextIO | None = None) -> int:
