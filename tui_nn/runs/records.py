@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tui_nn.engine import jsonl
+from tui_nn.runs import schema
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
@@ -45,9 +46,12 @@ def _peek_type(line: bytes) -> str | None:
 
 
 def parse(line: bytes) -> dict[str, Any] | None:
-    """An event record (a JSON object with a string "type"), or None; never raises."""
+    """An event record (a JSON object with a string "type" and, for the types the views
+    read, fields of the right types: see schema), or None; never raises."""
     record = jsonl.parse_record(line)
-    return record if record is not None and isinstance(record.get("type"), str) else None
+    if record is None or not isinstance(record.get("type"), str):
+        return None
+    return schema.checked(record)
 
 
 def iter_records(path: str | Path,
