@@ -47,11 +47,11 @@ def _peek_type(line: bytes) -> str | None:
 
 def parse(line: bytes) -> dict[str, Any] | None:
     """An event record (a JSON object with a string "type" and, for the types the views
-    read, fields of the right types: see schema), or None; never raises."""
+    read, the fields it has of the right types: see schema), or None; never raises."""
     record = jsonl.parse_record(line)
     if record is None or not isinstance(record.get("type"), str):
         return None
-    return schema.checked(record)
+    return schema.checked(record, require=False)
 
 
 def iter_records(path: str | Path,

@@ -65,10 +65,13 @@ def _is(value: Any, kind: str) -> bool:
     return isinstance(value, {STR: str, BOOL: bool, DICT: dict}[kind])
 
 
-def checked(record: dict[str, Any]) -> dict[str, Any] | None:
-    """The record with its fields of the right types (absent optional ones set to None), or
-    None when a field is missing or of another type. Types this module does not know (newer
-    engines, insight events) pass unchanged: views ignore what they do not know."""
+def checked(record: dict[str, Any], require: bool = True) -> dict[str, Any] | None:
+    """The record with its fields of the right types (absent optional ones set to their
+    default), or None when a field is of another type or (require) a required one is missing.
+    require=False checks only the fields present: readers that use .get() with a default
+    accept records written by other training loops with fewer fields. Types this module does
+    not know (newer engines, insight events) pass unchanged: views ignore what they do not
+    know."""
     kind_name = record.get("type")
     spec = SCHEMA.get(kind_name) if isinstance(kind_name, str) else None
     if spec is None:
@@ -77,6 +80,8 @@ def checked(record: dict[str, Any]) -> dict[str, Any] | None:
     for name, (kind, required) in spec.items():
         value = record.get(name)
         if value is None:
+            if not require:
+                continue  # the reader's .get() default applies
             if required:
                 return None
             out[name] = DEFAULTS.get(name)
