@@ -339,3 +339,47 @@ def test_record_schema_matches_the_engine_events():
                     and f.default_factory is dataclasses.MISSING
                     and "None" not in str(f.type)}
         assert {k for k, (_, req) in fields.items() if req} == required, name
+
+
+def test_model_picker_and_inspector_show_a_hostile_model_inert(tmp_path):
+    from tui_nn.tui.app import make_app
+
+    model = tmp_path / "net[x].py"
+    model.write_text('"""Doc with [link=https://evil/x]a link[/link] and \\x1b]0;pwned\\x07."""\n'
+                     + HOSTILE_MODEL + "\n    def broken(self):\n        pass\n")
+    source = f"{model}:Net"
+
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.main.run_state != "loading"
+                             and app.main.model_source is not None, 120, "catalog")
+            await pilot.press("o")
+            app.focused.value = source
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.main.model_source == source, 60, "loaded")
+            inspector = app.main.query_one("#inspector")
+            inspector.input_text = "4"
+            await wait_until(pilot, lambda: inspector.inspection is not None
+                             and inspector.inspection.input_shapes == [(1, 4)], 60, "inspected")
+            await pilot.pause(0.3)
+            layers = inspector.query_one("#layers")
+            names = [str(layers.get_row_at(i)[0]) for i in range(layers.row_count)]
+            assert any("x[/]" in n for n in names)
+            assert any("[link=https://evil/x]click[/link]" in n for n in names)
+            assert any("t\\x1b]0;pwned\\x07" in n for n in names)
+            layers.focus()
+            for _ in range(layers.row_count):  # every layer's detail line
+                await pilot.press("down")
+            await pilot.pause(0.2)
+            shot = app.export_screenshot()
+            assert inert(shot) and "net[x].py" in shot
+            # A source whose error message quotes hostile text: a notification, app stays up.
+            app.main.query_one("#source").value = f"{tmp_path}/{CLEAR}[/]x.py:Net"
+            app.main.query_one("#source").focus()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: any(n.severity == "error"
+                                                for n in app._notifications), 30, "notice")
+            assert all(inert(n.message) for n in app._notifications) and app.is_running
+
+    asyncio.run(scenario())

@@ -15,6 +15,8 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.markup import escape
+
+from tui_nn.textsafe import clean, clean_line
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -247,20 +249,21 @@ class ShapeInspector(Vertical):
             name = row.name if row.depth else row.type
             if row.kind == "function":
                 name = row.type
-            layer = Text("  " * max(row.depth - 1, 0) + name, style=style)
+            # Layer names and types are the model's own strings (a file's code): cleaned Text.
+            layer = Text("  " * max(row.depth - 1, 0) + clean_line(name, 120), style=style)
             if row.repeat:
                 layer.append(" (again)", style="dim")
             check = checks.get(row.path) if row.kind == "module" else None
             if check is not None:
-                arith = Text(check.text, style="green" if check.ok else "bold red")
+                arith = Text(clean_line(check.text), style="green" if check.ok else "bold red")
             elif row.status == "error":
                 arith = Text("✗ fails here", style="bold red")
             else:
-                arith = Text(compact_arithmetic(row))
+                arith = Text(clean_line(compact_arithmetic(row)))
             output = _shape(row.output_shapes) if row.status != "error" else "✗"
             cells.append((f"{row.index}", (layer, Text(output, style=style), arith,
                                            Text(_count(row.params), justify="right"),
-                                           Text(row.type, style="dim"))))
+                                           Text(clean_line(row.type, 80), style="dim"))))
         # Explicit widths that fit this model's rows: DataTable's automatic widths are worked
         # out later, when idle, and a frame drawn before that shows cut-off columns.
         widths = [max([cell_len(label)] + [cell_len(c[i].plain) for _, c in cells])
@@ -279,14 +282,14 @@ class ShapeInspector(Vertical):
         if self.error is not None or insp is None:
             summary.update("")
             verdict.update("[b red]✗[/]")
-            diagnosis.update(f"[b red]✗[/] {self.error or 'no inspection'}")
+            diagnosis.update(f"[b red]✗[/] {_escape(self.error or 'no inspection')}")
             self.set_class(True, "-problem")
             return
         t = insp.totals
         out_shapes = insp.all_rows[0].output_shapes if insp.all_rows else []
         inputs = ", ".join("×".join(map(str, s)) for s in insp.input_shapes)
         summary.update(
-            f"[b]{insp.model_name}[/b]  in {inputs} → out {_shape(out_shapes) or '?'}  ·  "
+            f"[b]{_escape(insp.model_name)}[/b]  in {inputs} → out {_shape(out_shapes) or '?'}  ·  "
             f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds")
         lines: list[str] = []
         d = insp.diagnosis
@@ -337,4 +340,6 @@ class ShapeInspector(Vertical):
 
 
 def _escape(text: str) -> str:
-    return escape(text)
+    """Model-derived text (names, error messages) inside a markup string: control characters
+    shown as escapes, brackets escaped."""
+    return escape(clean(text))
