@@ -383,3 +383,87 @@ def test_model_picker_and_inspector_show_a_hostile_model_inert(tmp_path):
             assert all(inert(n.message) for n in app._notifications) and app.is_running
 
     asyncio.run(scenario())
+
+
+# ---- exit codes (issue 12) -------------------------------------------------------------------
+def _in_pty(args: list[str]) -> tuple[subprocess.Popen, int]:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", *args], stdin=slave, stdout=slave,
+                            stderr=slave, cwd=REPO, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm-256color"})
+    os.close(slave)
+    return proc, master
+
+
+def _drain_until(master: int, needle: bytes, timeout: float) -> bytes:
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:
+                break
+    return seen
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_watch_exits_128_plus_the_signal(tmp_path, sig):
+    import signal
+
+    run = good_run(tmp_path / f"r{CLEAR}")
+    proc, master = _in_pty(["watch", str(run)])
+    try:
+        shown = _drain_until(master, b"read-only", 60)
+        assert b"read-only" in shown, shown[-500:]
+        assert b"\x1b[2J" not in shown.split(b"read-only")[0][-200:]
+        proc.send_signal(getattr(signal, sig))
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            _drain_until(master, b"\x00never", 0.2)  # keep the pty flowing while it exits
+        assert proc.wait(timeout=5) == 128 + getattr(signal, sig)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_app_exit_code_after_sigterm_and_after_a_crash(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import tui_nn.tui.screens.watch as watch_mod
+    from tui_nn.cli import app as cli_app
+    from tui_nn.tui.app import make_app
+
+    async def scenario():
+        app = make_app(train_options={"runs_root": str(tmp_path)})
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.main.run_state != "loading", 120, "catalog")
+            app._on_signal(15)  # what the loop's SIGTERM handler calls
+            await wait_until(pilot, lambda: app.return_code is not None, 20, "exit")
+        return app.return_code
+
+    assert asyncio.run(scenario()) == 143
+
+    class Crashed:  # an app that ended on an uncaught exception (Textual's return code 1)
+        return_code = 1
+
+        def __init__(self, run_dir, **kwargs):
+            pass
+
+        def run(self):
+            pass
+
+    good_run(tmp_path / "runs" / "a")
+    monkeypatch.setattr(watch_mod, "make_watch_app", Crashed)
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(cli_app, ["watch"]).exit_code == 1
