@@ -467,3 +467,25 @@ def test_app_exit_code_after_sigterm_and_after_a_crash(tmp_path, monkeypatch):
     monkeypatch.setattr(watch_mod, "make_watch_app", Crashed)
     monkeypatch.chdir(tmp_path)
     assert CliRunner().invoke(cli_app, ["watch"]).exit_code == 1
+
+
+@pytest.mark.parametrize("kind,said", [("deep", "skipped lines"), ("types", "skipped lines"),
+                                       ("fifo", "metrics.jsonl is not a regular file"),
+                                       ("symlink", "config.json is a symlink")])
+def test_watch_says_once_what_it_could_not_read(tmp_path, kind, said):
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    run = hostile_tree(tmp_path)[kind]
+
+    async def scenario():
+        app = make_watch_app(run)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.watch_screen
+            log = screen.query_one("#watch-log").lines_written
+            await wait_until(pilot, lambda: any(said in line for line in log), 10, said)
+            await pilot.pause(0.5)
+            assert sum(said in line for line in log) == 1 and app.is_running
+            if kind in ("deep", "types"):
+                assert screen.epochs_seen == 2  # the good records around the bad ones
+
+    asyncio.run(scenario())

@@ -155,6 +155,7 @@ class WatchScreen(Screen):
         pending: list[dict[str, Any]] = []
         last_post = 0.0
         problem: str | None = None
+        warned_skips = False
         while not worker.is_cancelled:
             new = follower.poll()
             pending += new
@@ -169,6 +170,11 @@ class WatchScreen(Screen):
                 problem = follower.problem
                 if problem:
                     self.post_message(FollowProblem(problem))
+            if follower.skipped and not warned_skips:  # once: a count would only repeat it
+                warned_skips = True
+                self.post_message(FollowProblem(
+                    "skipped lines of metrics.jsonl that are not records (bad JSON, nested "
+                    "too deep, over 1 MB, or fields of the wrong type)"))
             if status is not None or (pending and (ended or now - last_post >= POST_S)):
                 self.post_message(RecordsArrived(pending, status, pid, first))
                 pending, last_post = [], now
