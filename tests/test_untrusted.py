@@ -489,3 +489,13 @@ def test_watch_says_once_what_it_could_not_read(tmp_path, kind, said):
                 assert screen.epochs_seen == 2  # the good records around the bad ones
 
     asyncio.run(scenario())
+
+
+def test_export_of_a_hostile_run_prints_clean_lines(tmp_path):
+    runs = hostile_tree(tmp_path)
+    for kind in ("escapes", "deep", "big", "fifo"):
+        result = cli("export", str(runs[kind]), "--out", str(tmp_path / f"out-{kind}"))
+        assert result.returncode == 0, result.stderr
+        assert inert(result.stdout) and inert(result.stderr) and "wrote" in result.stdout
+    result = cli("export", str(runs["escapes"]))  # into the run directory: its name is printed
+    assert result.returncode == 0 and inert(result.stdout) and "\\x1b]0;pwned" in result.stdout

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from tui_nn.textsafe import clean_line
+from tui_nn.textsafe import clean, clean_line
 
 MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
 
@@ -40,7 +40,7 @@ def run_runs(root: str | None, as_json: bool, out: TextIO | None = None) -> int:
         out.write("\n")
         return EXIT_OK
     if not runs:
-        out.write(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)\n")
+        out.write(clean(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)\n"))
         return EXIT_OK
     out.write(runs_table(runs))
     return EXIT_OK
@@ -142,8 +142,8 @@ def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except OSError as e:
         _err(f"cannot write CSV files in {out or run_dir}: {e.strerror or e}")
         return EXIT_FAILED
-    stdout.write(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
-                 f"wrote {result.epochs_path} ({result.n_epochs} epochs)\n")
+    stdout.write(clean(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
+                       f"wrote {result.epochs_path} ({result.n_epochs} epochs)\n"))
     return EXIT_OK
 
 
@@ -163,6 +163,6 @@ def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except (OSError, RuntimeError) as e:
         _err(f"cannot write TensorBoard files in {target}: {getattr(e, 'strerror', None) or e}")
         return EXIT_FAILED
-    stdout.write(f"wrote TensorBoard event files in {target} ({count} events): "
-                 f"tensorboard --logdir {target.parent}\n")
+    stdout.write(clean(f"wrote TensorBoard event files in {target} ({count} events): "
+                       f"tensorboard --logdir {target.parent}\n"))
     return EXIT_OK
