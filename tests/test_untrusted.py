@@ -499,3 +499,39 @@ def test_export_of_a_hostile_run_prints_clean_lines(tmp_path):
         assert inert(result.stdout) and inert(result.stderr) and "wrote" in result.stdout
     result = cli("export", str(runs["escapes"]))  # into the run directory: its name is printed
     assert result.returncode == 0 and inert(result.stdout) and "\\x1b]0;pwned" in result.stdout
+
+
+def test_a_failing_worker_in_the_resume_dialog_or_a_lesson_is_a_notification(tmp_path,
+                                                                              monkeypatch):
+    from textual.app import App
+    from textual.widgets import Input
+
+    import tui_nn.runs as runs_pkg
+    from tui_nn.tui.screens.activations import ActivationsScreen
+    from tui_nn.tui.screens.resume import ResumeScreen
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"disk{CLEAR} on fire")
+
+    monkeypatch.setattr(runs_pkg, "discover_runs", broken)
+
+    class TwoApp(App):
+        def on_mount(self):
+            self.push_screen(ResumeScreen(tmp_path))
+
+    async def scenario():
+        app = TwoApp()
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: any("on fire" in str(n.message)
+                                                for n in app._notifications), 10, "notice")
+            assert isinstance(app.focused, Input) and app.is_running
+            app.pop_screen()
+            screen = ActivationsScreen()
+            monkeypatch.setattr(screen, "_compute", lambda: screen.run_worker(
+                broken, thread=True, name="activations", exit_on_error=False))
+            app.push_screen(screen)
+            await wait_until(pilot, lambda: any(n.title == "activations failed"
+                                                for n in app._notifications), 10, "lesson")
+            assert app.is_running and isinstance(app.screen, ActivationsScreen)
+
+    asyncio.run(scenario())

@@ -15,8 +15,10 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+from textual.worker import Worker
 
 from tui_nn.textsafe import clean_line
+from tui_nn.tui.screens.worker_errors import notify_worker_error
 
 
 def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
@@ -105,3 +107,11 @@ class ResumeScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """A failed search is a notification, and the path can still be typed."""
+        notify_worker_error(self, event)
+        if event.worker.error is not None:
+            self.query_one(OptionList).loading = False
+            self.query_one(Input).focus()
