@@ -535,3 +535,35 @@ def test_a_failing_worker_in_the_resume_dialog_or_a_lesson_is_a_notification(tmp
             assert app.is_running and isinstance(app.screen, ActivationsScreen)
 
     asyncio.run(scenario())
+
+
+def test_the_runs_screen_over_a_hostile_tree_while_training_keeps_the_run_going(tmp_path):
+    from helpers import line_dataset
+
+    from tui_nn.tui.app import make_app
+    from tui_nn.tui.screens.runs import RunsScreen
+
+    hostile_tree(tmp_path)
+
+    async def scenario():
+        app = make_app(model="linear", train_options={"epochs": 1_000_000,
+                                                      "runs_root": str(tmp_path)},
+                       dataset=line_dataset())
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.main.run_state != "loading"
+                             and app.main.model_source is not None, 120, "catalog")
+            await pilot.press("s")
+            await wait_until(pilot, lambda: app.main.bridge.latest is not None, 60, "training")
+            app.main.query_one("#zoo").focus()
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen)
+                             and app.screen.loaded, 20, "runs screen")
+            assert len(app.screen.runs) == 9  # the 8 runs + the one training now
+            step = app.main.bridge.latest.step
+            await wait_until(pilot, lambda: app.main.bridge.latest.step > step, 20, "more steps")
+            assert app.main.bridge.running and app.is_running
+            app._on_signal(15)
+            await wait_until(pilot, lambda: app.return_code is not None, 30, "exit")
+        assert app.return_code == 143
+
+    asyncio.run(scenario())
