@@ -567,3 +567,32 @@ def test_the_runs_screen_over_a_hostile_tree_while_training_keeps_the_run_going(
         assert app.return_code == 143
 
     asyncio.run(scenario())
+
+
+def _pty_output(args: list[str], timeout: float = 120) -> tuple[int, bytes]:
+    proc, master = _in_pty(args)
+    try:
+        out = b""
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            out += _drain_until(master, b"\x00never", 0.2)
+        out += _drain_until(master, b"\x00never", 0.3)
+        return proc.wait(timeout=5), out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_runs_and_inspect_on_a_terminal_send_no_hostile_sequences(tmp_path):
+    hostile_tree(tmp_path / "runs")
+    code, out = _pty_output(["runs", "--root", str(tmp_path / "runs")])
+    assert code == 0 and b"good-run" in out and b"x[/]y" in out
+    assert b"\x1b]" not in out and b"\x1b[2J" not in out and b"\x07" not in out
+
+    model = tmp_path / "net.py"
+    model.write_text(HOSTILE_MODEL)
+    code, out = _pty_output(["inspect", f"{model}:Net", "--input", "4"])
+    assert code == 0, out[-2000:]
+    assert b"x[/]" in out and b"click[/link]" in out
+    assert b"\x1b]8;" not in out and b"\x1b]0;" not in out and b"\x07" not in out
