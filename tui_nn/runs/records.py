@@ -33,7 +33,8 @@ def iter_lines(path: str | Path,
                stats: jsonl.LineStats | None = None) -> Iterator[tuple[str | None, bytes]]:
     """(type, raw line) for every complete line of at most jsonl.MAX_LINE_BYTES; type is None
     when the prefix is unusual. A missing, special (FIFO, device) or symlinked file gives
-    nothing (and the reason in stats.problem). A last line without its newline is a write that never finished: skipped."""
+    nothing (and the reason in stats.problem). A last line without its newline is a write
+    that never finished: skipped."""
     for line in jsonl.iter_file_lines(path, stats):
         yield _peek_type(line), line
 

@@ -289,7 +289,8 @@ class ShapeInspector(Vertical):
         out_shapes = insp.all_rows[0].output_shapes if insp.all_rows else []
         inputs = ", ".join("×".join(map(str, s)) for s in insp.input_shapes)
         summary.update(
-            f"[b]{_escape(insp.model_name)}[/b]  in {inputs} → out {_shape(out_shapes) or '?'}  ·  "
+            f"[b]{_escape(insp.model_name)}[/b]  in {inputs} → "
+            f"out {_shape(out_shapes) or '?'}  ·  "
             f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds")
         lines: list[str] = []
         d = insp.diagnosis
