@@ -596,3 +596,28 @@ def test_runs_and_inspect_on_a_terminal_send_no_hostile_sequences(tmp_path):
     assert code == 0, out[-2000:]
     assert b"x[/]" in out and b"click[/link]" in out
     assert b"\x1b]8;" not in out and b"\x1b]0;" not in out and b"\x07" not in out
+
+
+@given(name=hostile_text(), model=hostile_text(), dataset=hostile_text(), message=hostile_text(),
+       kind=hostile_text())
+@settings(max_examples=60, deadline=None)
+def test_any_strings_in_a_run_directory_give_an_inert_runs_table(name, model, dataset, message,
+                                                                   kind):
+    import tempfile
+
+    from tui_nn.report.runs_cmd import runs_table
+    from tui_nn.runs import read_run_info
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"model": model, "dataset": dataset,
+                                                     "task": kind}))
+        (run / "metrics.jsonl").write_text(
+            record(**started(model=model, dataset=dataset, device_name=message))
+            + record(type="StateChanged", state=message)
+            + record(type="Failed", message=message, kind=kind))
+        info = read_run_info(run, name=name or "x", check_writers=False)
+        table = runs_table([info])
+        assert inert(table) and len(table.splitlines()) == 3
+        assert info.status == "failed" and info.message == (message or "failed")
