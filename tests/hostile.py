@@ -72,8 +72,9 @@ def good_run(path: Path, model: str = "cnn", dataset: str = "digits", *, extra: 
     return path
 
 
-def hostile_tree(root: Path) -> dict[str, Path]:
-    """One run of each hostile kind next to good ones; {kind: run directory}."""
+def hostile_tree(root: Path, big_line: bool = True) -> dict[str, Path]:
+    """One run of each hostile kind next to good ones; {kind: run directory}. big_line=False
+    leaves out the 50 MB line (for tests about other things: it costs disk and time)."""
     runs = {"good": good_run(root / "good-run")}
     runs["escapes"] = good_run(
         root / f"esc{ESC_TITLE}{CLEAR}name", model=f"\x1b[31mcnn{ESC_TITLE}",
@@ -88,7 +89,8 @@ def hostile_tree(root: Path) -> dict[str, Path]:
     with open(big / "metrics.jsonl", "r+b") as f:  # 50 MB in one line, then good records
         rest = f.read()
         f.seek(0)
-        f.write(b'{"type":"StepMetrics","x":"' + b"a" * (50 << 20) + b'"}\n' + rest)
+        size = (50 << 20) if big_line else 10
+        f.write(b'{"type":"StepMetrics","x":"' + b"a" * size + b'"}\n' + rest)
     runs["big"] = big
     fifo = root / "fifo-run"
     fifo.mkdir()

@@ -150,7 +150,7 @@ def test_tui_nn_runs_on_a_hostile_tree_exits_0_quickly_and_lists_the_good_runs(t
 def test_runs_table_for_a_terminal_is_the_same_inert_text(tmp_path):
     from tui_nn.report.runs_cmd import run_runs
 
-    hostile_tree(tmp_path)
+    hostile_tree(tmp_path, big_line=False)
     out = io.StringIO()
     assert run_runs(str(tmp_path), False, out) == 0
     assert inert(out.getvalue()) and "x[/]y" in out.getvalue()
@@ -286,7 +286,7 @@ def test_resume_dialog_lists_hostile_runs(tmp_path):
 
     from tui_nn.tui.screens.resume import ResumeScreen
 
-    runs = hostile_tree(tmp_path)
+    runs = hostile_tree(tmp_path, big_line=False)
 
     class ResumeApp(App):
         def on_mount(self):
@@ -475,7 +475,7 @@ def test_app_exit_code_after_sigterm_and_after_a_crash(tmp_path, monkeypatch):
 def test_watch_says_once_what_it_could_not_read(tmp_path, kind, said):
     from tui_nn.tui.screens.watch import make_watch_app
 
-    run = hostile_tree(tmp_path)[kind]
+    run = hostile_tree(tmp_path, big_line=False)[kind]
 
     async def scenario():
         app = make_watch_app(run)
@@ -492,7 +492,7 @@ def test_watch_says_once_what_it_could_not_read(tmp_path, kind, said):
 
 
 def test_export_of_a_hostile_run_prints_clean_lines(tmp_path):
-    runs = hostile_tree(tmp_path)
+    runs = hostile_tree(tmp_path, big_line=False)
     for kind in ("escapes", "deep", "big", "fifo"):
         result = cli("export", str(runs[kind]), "--out", str(tmp_path / f"out-{kind}"))
         assert result.returncode == 0, result.stderr
@@ -543,7 +543,7 @@ def test_the_runs_screen_over_a_hostile_tree_while_training_keeps_the_run_going(
     from tui_nn.tui.app import make_app
     from tui_nn.tui.screens.runs import RunsScreen
 
-    hostile_tree(tmp_path)
+    hostile_tree(tmp_path, big_line=False)
 
     async def scenario():
         app = make_app(model="linear", train_options={"epochs": 1_000_000,
@@ -585,7 +585,7 @@ def _pty_output(args: list[str], timeout: float = 120) -> tuple[int, bytes]:
 
 
 def test_runs_and_inspect_on_a_terminal_send_no_hostile_sequences(tmp_path):
-    hostile_tree(tmp_path / "runs")
+    hostile_tree(tmp_path / "runs", big_line=False)
     code, out = _pty_output(["runs", "--root", str(tmp_path / "runs")])
     assert code == 0 and b"good-run" in out and b"x[/]y" in out
     assert b"\x1b]" not in out and b"\x1b[2J" not in out and b"\x07" not in out
