@@ -50,8 +50,11 @@ def _open_app(model: Optional[str], train_options: dict, *, start: bool = False,
     except ImportError:
         raise _die("the terminal app is not available in this build; use "
                    "`tui-nn train MODEL --headless`", 2) from None
-    make_app(model=model, train_options=train_options, start=start, resume=resume,
-             input_text=input_text).run()
+    from tui_nn.tui.exits import run_app
+    code = run_app(make_app(model=model, train_options=train_options, start=start, resume=resume,
+                            input_text=input_text))
+    if code:  # 128+signal after a signal, 1 after a crash
+        raise typer.Exit(code)
 
 
 def _check_options(model: Optional[str], options: dict) -> None:
@@ -295,7 +298,8 @@ def watch_cmd(
         from tui_nn.tui.screens.watch import make_watch_app
     except ImportError:
         raise _die("the terminal app is not available in this build; use `tui-nn runs`") from None
-    make_watch_app(run_dir).run()
+    from tui_nn.tui.exits import run_app
+    raise typer.Exit(run_app(make_watch_app(run_dir)))
 
 
 @app.command("control")

@@ -218,20 +218,11 @@ class RunDir:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Every complete JSON line; a torn last line (a killed writer) is skipped."""
-    records = []
+    """Every readable record of a run's metrics.jsonl (engine/jsonl.py: bounded, regular files
+    only, a torn or bad line skipped)."""
+    from tui_nn.engine import jsonl
     p = Path(path)
-    if p.is_dir():
-        p = p / METRICS_FILE
-    with open(p, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break
-            try:
-                records.append(json.loads(line))
-            except (ValueError, RecursionError):
-                continue
-    return records
+    return list(jsonl.iter_records(p / METRICS_FILE if p.is_dir() else p))
 
 
 __all__ = ["RunDir", "RunDirError", "DiskWriteError", "check_new_run_dir", "new_run_path",

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TextIO
 
+from tui_nn.textsafe import clean
 
 
 class _Events:
@@ -63,7 +64,8 @@ class PlainReporter:
         if self.out is None:
             return
         try:
-            print(text, file=self.out, flush=True)
+            # Model, dataset, device and path names can come from files: no control sequences.
+            print(clean(text), file=self.out, flush=True)
         except BrokenPipeError:
             # The reader went away (`| head`, a closed terminal): training goes on, quietly;
             # the run directory keeps every record.
@@ -140,7 +142,7 @@ class RichReporter(PlainReporter):
         self._task = None
 
     def _print(self, text: str) -> None:
-        self.progress.console.print(text, highlight=False, markup=False)
+        self.progress.console.print(clean(text), highlight=False, markup=False)
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):

@@ -42,7 +42,9 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"error: inspecting {source} failed unexpectedly: {type(exc).__name__}: {exc} "
+        from tui_nn.textsafe import clean
+        print(f"error: inspecting {clean(source)} failed unexpectedly: {type(exc).__name__}: "
+              f"{clean(exc)} "
               f"(run with --debug for the traceback)", file=sys.stderr)
         return EXIT_MISMATCH
 
@@ -62,7 +64,8 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
 def _usage_error(exc: Exception, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc)
-    print(f"error: {exc}", file=sys.stderr)
+    from tui_nn.textsafe import clean  # a model's own error text can hold anything
+    print(f"error: {clean(exc)}", file=sys.stderr)
     return EXIT_USAGE
 
 

@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING
 
 from tui_nn.shapes.parse import format_shape
+from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,9 +58,10 @@ def _layer_text(row: LayerRow) -> str:
 
 
 def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
+    """Layer names and types come from the model's code (any string): cleaned of controls."""
     cells = []
     for row in inspection.rows:
-        cells.append((row, [
+        cells.append((row, [clean_line(c, 200) for c in (
             _layer_text(row),
             row.detail if row.kind == "function" else row.type,
             _shapes_text(row.input_shapes),
@@ -67,7 +69,7 @@ def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
             _params_text(row),
             human_count(row.mult_adds) if row.mult_adds else "—",
             human_bytes(row.output_bytes) if row.output_shapes else "—",
-        ]))
+        )]))
     return cells
 
 
@@ -149,7 +151,7 @@ def status_line(inspection: Inspection) -> str:
     inputs = ", ".join(f"{format_shape(s)} {d}" for s, d in
                        zip(inspection.input_shapes, inspection.input_dtypes))
     verdict = "ok" if inspection.ok else "shape mismatch"
-    return f"{inspection.model_name}  input {inputs}: {verdict}"
+    return clean_line(f"{inspection.model_name}  input {inputs}: {verdict}")
 
 
 def render_plain(inspection: Inspection) -> str:
@@ -167,7 +169,7 @@ def render_plain(inspection: Inspection) -> str:
     out.extend(line(c) for _, c in cells)
     for title, lines in sections(inspection):
         out.extend(["", f"{title}:"])
-        out.extend(f"  {text}" for text in lines)
+        out.extend(f"  {clean_line(text)}" for text in lines)
     return "\n".join(out) + "\n"
 
 
@@ -175,7 +177,8 @@ def render_rich(inspection: Inspection, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=status_line(inspection), title_justify="left", header_style="bold",
+    # Text cells, never markup strings: a layer named "x[/]" or "[link=...]" is shown as is.
+    table = Table(title=Text(status_line(inspection)), title_justify="left", header_style="bold",
                   show_edge=False, pad_edge=False)
     for header in HEADERS:
         table.add_column(header, justify="right" if header in _NUMERIC else "left",
@@ -184,7 +187,7 @@ def render_rich(inspection: Inspection, console: Console) -> None:
         style = {"error": "bold red", "unfinished": "dim"}.get(row.status, "")
         if not style and row.kind == "function":
             style = "cyan"
-        table.add_row(*row_cells, style=style or None)
+        table.add_row(*(Text(c) for c in row_cells), style=style or None)
     console.print(table)
     for title, lines in sections(inspection):
         style = {"Diagnosis": "bold red", "Notes": "yellow"}.get(title, "bold")
@@ -193,7 +196,8 @@ def render_rich(inspection: Inspection, console: Console) -> None:
         for text in lines:
             line_style = "green" if text.rstrip().endswith("✓") or "✓   (" in text else \
                 "red" if "✗" in text else None
-            console.print(Text(f"  {text}", style=line_style or ""), soft_wrap=True)
+            console.print(Text(f"  {clean_line(text)}", style=line_style or ""),
+                          soft_wrap=True)
 
 
 def render_json(inspection: Inspection) -> str:

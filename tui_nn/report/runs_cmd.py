@@ -12,11 +12,16 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from tui_nn.textsafe import clean, clean_line
+
+MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    from tui_nn.textsafe import clean  # messages quote paths and names from files
+    print(f"error: {clean(message)}", file=sys.stderr, flush=True)
 
 
 def run_runs(root: str | None, as_json: bool, out: TextIO | None = None) -> int:
@@ -35,7 +40,7 @@ def run_runs(root: str | None, as_json: bool, out: TextIO | None = None) -> int:
         out.write("\n")
         return EXIT_OK
     if not runs:
-        out.write(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)\n")
+        out.write(clean(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)\n"))
         return EXIT_OK
     out.write(runs_table(runs))
     return EXIT_OK
@@ -53,7 +58,7 @@ def _finite(value: object) -> object:
 
 
 def runs_table(runs: list) -> str:
-    rows = [[r.name, r.model, r.dataset, status_label(r),
+    rows = [[clean_line(c, MAX_CELL) for c in (r.name, r.model, r.dataset, status_label(r))] + [
              f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
              best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_size(r.size_bytes)]
             for r in runs]
@@ -137,8 +142,8 @@ def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except OSError as e:
         _err(f"cannot write CSV files in {out or run_dir}: {e.strerror or e}")
         return EXIT_FAILED
-    stdout.write(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
-                 f"wrote {result.epochs_path} ({result.n_epochs} epochs)\n")
+    stdout.write(clean(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
+                       f"wrote {result.epochs_path} ({result.n_epochs} epochs)\n"))
     return EXIT_OK
 
 
@@ -158,6 +163,6 @@ def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except (OSError, RuntimeError) as e:
         _err(f"cannot write TensorBoard files in {target}: {getattr(e, 'strerror', None) or e}")
         return EXIT_FAILED
-    stdout.write(f"wrote TensorBoard event files in {target} ({count} events): "
-                 f"tensorboard --logdir {target.parent}\n")
+    stdout.write(clean(f"wrote TensorBoard event files in {target} ({count} events): "
+                       f"tensorboard --logdir {target.parent}\n"))
     return EXIT_OK

@@ -10,7 +10,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    from tui_nn.textsafe import clean  # messages quote paths and names from files
+    print(f"error: {clean(message)}", file=sys.stderr, flush=True)
 
 
 def run_training(model: str | None, options: dict[str, Any], *, resume: str | None = None,

@@ -48,11 +48,25 @@ def discover_runs(root: str | Path = DEFAULT_ROOT, *, check_writers: bool = True
     root = Path(root)
     dirs = run_dirs(root)
     writers = liveness.writers_of_metrics_files() if check_writers and dirs else None
-    infos = [read_run_info(d, name=_name(d, root), writers=writers,
-                           check_writers=check_writers, live_window_s=live_window_s)
+    infos = [_read_or_note(d, _name(d, root), writers, check_writers, live_window_s)
              for d in dirs]
     infos.sort(key=lambda r: (r.started_at or r.last_update or 0.0, r.name), reverse=True)
     return infos
+
+
+def _read_or_note(path: Path, name: str, writers: set[str] | None, check_writers: bool,
+                  live_window_s: float) -> RunInfo:
+    """read_run_info, or a RunInfo that says the run could not be read: one bad run (content
+    nobody foresaw) never hides the good ones."""
+    try:
+        return read_run_info(path, name=name, writers=writers, check_writers=check_writers,
+                             live_window_s=live_window_s)
+    except Exception as e:  # noqa: BLE001 - any failure is this run's, not the listing's
+        return RunInfo(path=path, name=name, model="?", dataset="?", status="interrupted",
+                       epochs_done=0, epochs_total=None, steps_done=0, steps_total=None,
+                       metric=None, best_value=None, last_value=None, duration_s=None,
+                       size_bytes=0, started_at=None, last_update=None,
+                       message=f"unreadable run: {type(e).__name__}: {e}")
 
 
 def _name(run: Path, root: Path) -> str:

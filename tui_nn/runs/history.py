@@ -70,9 +70,9 @@ def load_history(run_dir: str | Path) -> RunHistory:
                 _add_epoch(history, rec)
             elif kind == "RunStarted":
                 history.sessions += 1
-                history.metric = rec.get("metric") or history.metric
+                history.metric = str(rec.get("metric") or history.metric or "") or None
                 history._rewind(int(rec.get("start_step") or 0), int(rec.get("start_epoch") or 0))
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, OverflowError, MemoryError):
             continue  # a record of an unexpected shape: skip it, keep the rest
     return history
 
@@ -103,4 +103,7 @@ def _add_epoch(history: RunHistory, rec: dict[str, Any]) -> None:
 
 
 def _opt(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) else None
+    try:
+        return float(value) if isinstance(value, (int, float)) else None
+    except OverflowError:
+        return None

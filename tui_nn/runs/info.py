@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tui_nn.engine import jsonl
 from tui_nn.runs import liveness, records
 
 # What a run can be. "stopped" and "interrupted" runs can be resumed from last.pt; "failed"
@@ -95,7 +97,7 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         alive = liveness.is_alive(path, last_update, writers if check_writers else None,
                                   live_window_s, now)
         status = "running" if alive else "interrupted"
-    has_checkpoint = (path / "last.pt").is_file()
+    has_checkpoint = _is_regular_file(path / "last.pt")
     if status == "interrupted" and not has_checkpoint and not config:
         # Killed before config.json and the step-0 checkpoint: nothing --resume could use.
         status, problem = "failed", problem or "killed before its first checkpoint: nothing to resume"
@@ -111,8 +113,8 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         best = _float(last_epoch.get("best_value"))
         last_value = _float(last_epoch.get("value"))
         steps_done = scan.step
-    metric = (started.get("metric") or last_epoch.get("metric")
-              or (final or {}).get("metric") or _metric_for_task(config.get("task")))
+    metric = _str(started.get("metric") or last_epoch.get("metric")
+                  or (final or {}).get("metric") or _metric_for_task(config.get("task")))
     started_at = _parse_time(config.get("started_at")) or _first_mtime(path)
     duration = scan.duration_s
     if (scan.sessions <= 1 and status not in ("finished", "stopped") and started_at
@@ -120,10 +122,10 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         # One session not cleanly finished: its wall time is the best measure there is.
         duration = max(duration or 0.0, last_update - started_at)
 
-    message = problem
+    message = problem or scan.problem
     if final is not None and final.get("type") == "Failed":
         message = str(final.get("message") or "failed")
-    elif scan.unreadable and not scan.sessions and not config:
+    elif message is None and scan.unreadable and not scan.sessions and not config:
         message = "metrics.jsonl has no readable records"
 
     return RunInfo(
@@ -135,10 +137,10 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         steps_done=steps_done, steps_total=_int(started.get("total_steps"), None),
         metric=metric, best_value=best, last_value=last_value, duration_s=duration,
         size_bytes=dir_size(path), started_at=started_at, last_update=last_update,
-        task=started.get("task") or config.get("task"),
-        device=started.get("device") or config.get("device_resolved"),
+        task=_str(started.get("task") or config.get("task")),
+        device=_str(started.get("device") or config.get("device_resolved")),
         paused=status == "running" and scan.paused, message=message,
-        failure_kind=(final or {}).get("kind") if status == "failed" else None,
+        failure_kind=_str((final or {}).get("kind")) if status == "failed" else None,
         sessions=scan.sessions,
         has_checkpoint=has_checkpoint, config=config,
     )
@@ -153,7 +155,8 @@ class _Scan:
     step: int = 0
     paused: bool = False
     duration_s: float | None = None
-    unreadable: int = 0
+    unreadable: int = 0  # lines skipped: not JSON, too deep, too long
+    problem: str | None = None  # why metrics.jsonl could not be read at all (a FIFO, a symlink)
 
 
 def _scan_metrics(path: Path) -> _Scan:
@@ -163,7 +166,8 @@ def _scan_metrics(path: Path) -> _Scan:
     done_sessions_s = 0.0
     session_s = 0.0
     last_step_line: bytes | None = None
-    for kind, line in records.iter_lines(path):
+    stats = jsonl.LineStats()
+    for kind, line in records.iter_lines(path, stats):
         if kind == "StepMetrics":
             last_step_line = line
             continue
@@ -202,11 +206,20 @@ def _scan_metrics(path: Path) -> _Scan:
             scan.step = max(scan.step, _int(rec.get("step"), 0))
     if scan.sessions:
         scan.duration_s = done_sessions_s + session_s
+    scan.unreadable += stats.too_long
+    scan.problem = stats.problem
     return scan
 
 
 def _metric_for_task(task: Any) -> str | None:
-    return {"regression": "mse"}.get(task, "accuracy" if task else None)
+    if task == "regression":
+        return "mse"
+    return "accuracy" if task else None
+
+
+def _str(value: Any) -> str | None:
+    # Fields read from files may be any JSON value; views expect text or nothing.
+    return None if value is None else str(value)
 
 
 def _int(value: Any, default: int | None) -> int | None:
@@ -215,7 +228,10 @@ def _int(value: Any, default: int | None) -> int | None:
 
 def _float(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int of 400 digits
+            return None
     return None
 
 
@@ -224,10 +240,17 @@ def _parse_time(text: Any) -> float | None:
         return None
     for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return datetime.strptime(text, fmt).timestamp()
-        except ValueError:
+            return datetime.strptime(text[:64], fmt).timestamp()
+        except (ValueError, OverflowError, OSError):
             continue
     return None
+
+
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def _newest_mtime(path: Path) -> float | None:

@@ -1,15 +1,20 @@
 """Reading metrics.jsonl without trusting it: a killed writer can leave a torn last line, a
-crashed disk a garbled one. Both are skipped; nothing here raises for bad content.
+crashed disk a garbled one, another program anything at all (a FIFO, a 50 MB line, JSON nested
+past the recursion limit). All of it is skipped through tui_nn.engine.jsonl's bounded readers;
+nothing here raises for bad content.
 
-This package never imports tui_nn.engine (whose __init__ loads torch): it knows the event
-records only by their JSON shape, so `tui-nn runs` stays fast.
+This package never imports the trainer (torch): it knows the event records only by their JSON
+shape, so `tui-nn runs` stays fast. tui_nn.engine.jsonl is stdlib only.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 from typing import Any, Iterator
+
+from tui_nn.engine import jsonl
+from tui_nn.runs import schema
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
@@ -24,58 +29,58 @@ def metrics_path(run_dir: str | Path) -> Path:
     return p if p.name == METRICS_FILE else p / METRICS_FILE
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[str | None, bytes]]:
-    """(type, raw line) for every complete line; type is None when the prefix is unusual.
-
-    A last line without its newline is a write that never finished: skipped."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return
-    with f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            yield _peek_type(line), line
+def iter_lines(path: str | Path,
+               stats: jsonl.LineStats | None = None) -> Iterator[tuple[str | None, bytes]]:
+    """(type, raw line) for every complete line of at most jsonl.MAX_LINE_BYTES; type is None
+    when the prefix is unusual. A missing, special (FIFO, device) or symlinked file gives
+    nothing (and the reason in stats.problem). A last line without its newline is a write
+    that never finished: skipped."""
+    for line in jsonl.iter_file_lines(path, stats):
+        yield _peek_type(line), line
 
 
 def _peek_type(line: bytes) -> str | None:
     if not line.startswith(_TYPE_PREFIX):
         return None
-    end = line.find(b'"', len(_TYPE_PREFIX))
+    end = line.find(b'"', len(_TYPE_PREFIX), len(_TYPE_PREFIX) + 64)
     return line[len(_TYPE_PREFIX):end].decode("ascii", "replace") if end > 0 else None
 
 
 def parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line.decode("utf-8", "replace"))
-    except ValueError:
+    """An event record (a JSON object with a string "type" and, for the types the views
+    read, the fields it has of the right types: see schema), or None; never raises."""
+    record = jsonl.parse_record(line)
+    if record is None or not isinstance(record.get("type"), str):
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("type"), str) else None
+    return schema.checked(record, require=False)
 
 
-def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+def iter_records(path: str | Path,
+                 stats: jsonl.LineStats | None = None) -> Iterator[dict[str, Any]]:
     """Every readable record of a metrics.jsonl (or of the one in a run directory)."""
-    for _, line in iter_lines(metrics_path(path)):
+    stats = stats if stats is not None else jsonl.LineStats()
+    for _, line in iter_lines(metrics_path(path), stats):
         record = parse(line)
-        if record is not None:
+        if record is None:
+            stats.undecodable += 1
+        else:
             yield record
 
 
 def read_config(run_dir: str | Path) -> tuple[dict[str, Any], str | None]:
-    """(config, problem): an absent or unreadable config.json gives {} and a reason."""
+    """(config, problem): an absent config.json gives {} and no problem; an unreadable one
+    (not JSON, too big, a FIFO, a symlink) gives {} and a reason."""
     path = Path(run_dir) / CONFIG_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        return jsonl.read_json_file(path), None
     except FileNotFoundError:
         return {}, None
-    except (OSError, ValueError) as e:
+    except jsonl.BadJsonFile as e:
         return {}, f"unreadable {CONFIG_FILE}: {e}"
-    if not isinstance(data, dict):
-        return {}, f"unreadable {CONFIG_FILE}: not a JSON object"
-    return data, None
 
 
 def is_run_dir(path: str | Path) -> bool:
+    """A directory holding a config.json or metrics.jsonl entry of any kind: a run whose files
+    are FIFOs or symlinks is still listed (with what could not be read), not hidden."""
     p = Path(path)
-    return (p / CONFIG_FILE).is_file() or (p / METRICS_FILE).is_file()
+    return (os.path.lexists(p / CONFIG_FILE) or os.path.lexists(p / METRICS_FILE)) and p.is_dir()

@@ -5,7 +5,6 @@ the zoo (and torch) load in a background thread after it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
@@ -15,6 +14,8 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from tui_nn.textsafe import clean, clean_line
+from tui_nn.tui.exits import install_signal_exits, signal_code
 from tui_nn.tui.screens.confirm import ConfirmScreen
 from tui_nn.tui.screens.main import MainScreen
 
@@ -46,37 +47,36 @@ class TuiNNApp(App[None]):
         return self.main
 
     def on_mount(self) -> None:
-        if self.is_headless:
-            return
-        # SIGTERM: stop the run (it checkpoints), restore the terminal, exit.
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
+        # SIGTERM/SIGINT: stop the run (it checkpoints), restore the terminal, exit 128+sig.
         # SIGHUP (SSH dropped, tmux killed): the terminal is gone. A plain handler rather than
         # the loop's, because the UI thread may already be stuck writing to the dead terminal.
-        if hasattr(signal, "SIGHUP"):
-            try:
-                signal.signal(signal.SIGHUP, self._on_sighup)
-            except ValueError:  # not the main thread
-                pass
+        install_signal_exits(self, self._on_signal, self._on_sighup)
 
     def _on_sigterm(self) -> None:
+        self._on_signal(signal.SIGTERM)
+
+    def _on_signal(self, signum: int) -> None:
         self.main.bridge.stop()  # first: the checkpoint must not depend on the UI
         if not self._quitting:
             self._quitting = True
-            self.run_worker(self._stop_and_exit(), name="quit", exit_on_error=False)
+            self.run_worker(self._stop_and_exit(signal_code(signum)), name="quit",
+                            exit_on_error=False)
 
     def _on_sighup(self, signum: int, frame: object) -> None:
         """Stop the run, wait for the training thread to write its checkpoint, and leave
         without touching the terminal (restoring a hung-up terminal blocks forever)."""
         self.main.bridge.stop()
         self.main.bridge.done.wait(timeout=600)
-        os._exit(128 + signum)
+        os._exit(signal_code(signum))
 
-    async def _stop_and_exit(self) -> None:
+    async def _stop_and_exit(self, return_code: int = 0) -> None:
         line = await self.main.stop_for_quit()
-        self.exit(message=line or None)
+        self.exit(return_code=return_code, message=line or None)
+
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
+        """Every notification's text is cleaned: messages quote paths, names and errors that
+        came from files and other programs."""
+        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
 
     async def action_quit(self) -> None:
         """Quit; while a run is in progress ask first, then stop it and save a checkpoint."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 
+from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 
@@ -25,6 +27,13 @@ class LessonScreen(Screen):
     def action_close(self) -> None:
         if self.app.screen is self:
             self.app.pop_screen()
+
+    @on(Worker.StateChanged)
+    def _lesson_worker_state(self, event: Worker.StateChanged) -> None:
+        """A lesson's failed worker is a notification, never the end of the app."""
+        from tui_nn.tui.screens.worker_errors import notify_worker_error
+
+        notify_worker_error(self, event)
 
 
 class TimedPlot(PlotextPlot):

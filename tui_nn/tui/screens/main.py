@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from tui_nn.textsafe import clean
 from tui_nn.tui import messages as msg
 from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, in_fresh_thread
 from tui_nn.tui.history import RunHistory
@@ -277,9 +278,9 @@ class MainScreen(Screen):
             return
         entry = self.entries[source]
         inspector = self.query_one(ShapeInspector)
-        about = escape(entry.description)
+        about = escape(clean(entry.description))  # a file's docstring: data, not markup
         if entry.lesson:
-            about += f"\n[dim]→ {escape(entry.lesson)}[/]"
+            about += f"\n[dim]→ {escape(clean(entry.lesson))}[/]"
         inspector.about = about
         inspector.source = source
         inspector.input_text = entry.input_text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +15,10 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+from textual.worker import Worker
+
+from tui_nn.textsafe import clean_line
+from tui_nn.tui.screens.worker_errors import notify_worker_error
 
 
 def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
@@ -57,7 +62,8 @@ class ResumeScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="resume-dialog"):
-            yield Label(f"Resume a run (from {self.root}/…)", id="resume-title")
+            yield Label(Text(f"Resume a run (from {clean_line(self.root, 80)}/…)"),
+                        id="resume-title")
             yield OptionList(id="resume-runs")
             yield Input(placeholder="or type a run directory and press Enter", id="resume-path")
 
@@ -76,15 +82,17 @@ class ResumeScreen(ModalScreen[str | None]):
         options = self.query_one(OptionList)
         options.loading = False
         if not event.runs:
-            options.add_option(Option(f"no stopped runs with a checkpoint in {self.root}",
-                                      disabled=True))
+            options.add_option(Option(Text(f"no stopped runs with a checkpoint in "
+                                           f"{clean_line(self.root, 80)}"), disabled=True))
             self.query_one(Input).focus()
             return
         for run in event.runs:
             total = f"/{run.epochs_total}" if run.epochs_total else ""
-            options.add_option(Option(
-                f"{run.name}  {run.model} · {run.dataset} · epoch {run.epochs_done}{total} · "
-                f"{run.status}", id=str(run.path)))
+            # Names, model and dataset come from the run's files: Text, never markup.
+            options.add_option(Option(Text(
+                f"{clean_line(run.name, 60)}  {clean_line(run.model, 40)} · "
+                f"{clean_line(run.dataset, 60)} · epoch {run.epochs_done}{total} · "
+                f"{run.status}"), id=str(run.path)))
         options.highlighted = 0
         options.focus()
 
@@ -99,3 +107,11 @@ class ResumeScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        """A failed search is a notification, and the path can still be typed."""
+        notify_worker_error(self, event)
+        if event.worker.error is not None:
+            self.query_one(OptionList).loading = False
+            self.query_one(Input).focus()

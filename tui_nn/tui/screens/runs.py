@@ -18,7 +18,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
@@ -26,6 +25,7 @@ from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 from tui_nn.runs import RunHistory, RunInfo, config_diff, discover_runs, load_history
+from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 
 # Plot colours and the matching Rich colours of the table's marks.
@@ -67,7 +67,8 @@ class OverlayPlot(PlotextPlot):
         metric_names = {h.metric or r.metric for _, r, h in self.series} - {None}
         title = MODE_TITLES[self.mode]
         if self.mode == "metric" and len(metric_names) == 1:
-            title = f"val {next(iter(metric_names))} per epoch"
+            # plotext's output is parsed as ANSI: a name from a file must hold no ESC.
+            title = f"val {clean_line(next(iter(metric_names)), 20)} per epoch"
         plt.title(title if self.series else "runs: mark some with space")
         for color, run, hist in self.series:
             xs, ys = [], []
@@ -136,7 +137,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn runs"
-        self.sub_title = str(self.root)
+        self.sub_title = clean_line(self.root, 80)
         table = self.query_one(DataTable)
         table.add_column("", key="mark", width=2)
         # Run names usually hold the model and dataset: those columns go last, so that an
@@ -176,19 +177,21 @@ class RunsScreen(Screen):
         table.clear()
         for r in self.runs:
             epochs = f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done)
-            table.add_row(self._mark(r.path), r.name,
-                          Text(status_label(r), style=_status_style(r.status)),
-                          Text(epochs, justify="right"), best_label(r.metric, r.best_value),
+            # Names and config values come from the files: Text (never markup), cleaned.
+            table.add_row(self._mark(r.path), _cell(r.name),
+                          Text(clean_line(status_label(r), 40), style=_status_style(r.status)),
+                          Text(epochs, justify="right"), _cell(best_label(r.metric, r.best_value)),
                           Text(fmt_hms(r.duration_s), justify="right"),
-                          Text(fmt_size(r.size_bytes), justify="right"), r.model, r.dataset,
-                          key=str(r.path))
+                          Text(fmt_size(r.size_bytes), justify="right"), _cell(r.model),
+                          _cell(r.dataset), key=str(r.path))
+        root = clean_line(self.root, 80)
         if message.error:
-            caption = message.error
+            caption = Text(clean_line(message.error))
         elif not self.runs:
-            caption = f"no runs under {self.root}/ yet (train one: s on the Train tab)"
+            caption = Text(f"no runs under {root}/ yet (train one: s on the Train tab)")
         else:
-            caption = (f"{len(self.runs)} runs under {self.root}/ · [b]space[/b] mark · "
-                       f"[b]m[/b] curve · [b]w[/b] watch")
+            caption = Text.assemble(f"{len(self.runs)} runs under {root}/ · ", ("space", "b"),
+                                    " mark · ", ("m", "b"), " curve · ", ("w", "b"), " watch")
         self.query_one("#runs-caption", Static).update(caption)
         self._selection_changed()
 
@@ -263,30 +266,32 @@ class RunsScreen(Screen):
         plot.refresh()
         self.query_one("#runs-diff", Static).update(self._diff_text(runs))
 
-    def _diff_text(self, runs: list[RunInfo]) -> str:
+    def _diff_text(self, runs: list[RunInfo]) -> Text:
+        """Rich Text built piece by piece: names, messages and values are file data."""
         if not runs:
-            return "[dim]no run selected[/]"
+            return Text("no run selected", style="dim")
         if len(runs) == 1:
             r = runs[0]
-            lines = [f"[b]{escape(r.name)}[/b]"]
+            lines = [Text(clean_line(r.name), style="b")]
             if r.message:
-                lines.append(f"[red]{escape(r.message)}[/]")
-            lines.append("[dim]mark two or more runs (space) to see what differs[/]")
+                lines.append(Text(clean(r.message, 500), style="red"))
+            lines.append(Text("mark two or more runs (space) to see what differs", style="dim"))
             for key in ("lr", "batch_size", "optimizer", "epochs", "schedule", "seed", "device"):
                 if key in r.config:
-                    lines.append(f"{key} {escape(str(r.config[key]))}")
-            return "\n".join(lines)
+                    lines.append(Text(f"{key} {_value(r.config[key])}"))
+            return Text("\n").join(lines)
         diff = config_diff(runs)
-        lines = [f"[b]{len(diff)} setting{' differs' if len(diff) == 1 else 's differ'}[/b]"]
+        lines = [Text(f"{len(diff)} setting{' differs' if len(diff) == 1 else 's differ'}",
+                      style="b")]
         for key, values in diff.items():
-            lines.append(f"[b]{escape(key)}[/b]")
+            lines.append(Text(clean_line(key, 60), style="b"))
             for i, (r, v) in enumerate(zip(runs, values)):
                 color = COLORS[self.marked.index(r.path) % len(COLORS)][1] \
                     if r.path in self.marked else "white"
-                lines.append(f"  [{color}]#{i + 1}[/] {escape(_value(v))}")
+                lines.append(Text.assemble("  ", (f"#{i + 1}", color), f" {_value(v)}"))
         if not diff:
-            lines.append("[dim]same settings (seed and data order aside)[/]")
-        return "\n".join(lines)
+            lines.append(Text("same settings (seed and data order aside)", style="dim"))
+        return Text("\n").join(lines)
 
     # ---- actions ---------------------------------------------------------------------------
     def action_cycle_mode(self) -> None:
@@ -311,14 +316,15 @@ class RunsScreen(Screen):
         if run is None:
             return
         if not run.resumable:
-            self.notify(f"{run.name} is {run.status}"
+            self.notify(f"{clean_line(run.name, 80)} is {run.status}"
                         f"{'' if run.has_checkpoint else ' and has no checkpoint'}: only "
                         "stopped, interrupted or failed runs with a last.pt can be resumed",
                         severity="warning", markup=False)
             return
         main = getattr(self.app, "main", None)
         if main is None or not hasattr(main, "resume_run"):
-            self.notify(f"to resume, open the app: tui-nn train MODEL --resume {run.path}",
+            self.notify(f"to resume, open the app: tui-nn train MODEL --resume "
+                        f"{clean_line(run.path, 200)}",
                         severity="warning", markup=False)
             return
         if main.bridge.running:
@@ -343,5 +349,8 @@ def _value(v: Any) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:g}"
-    text = str(v)
-    return text if len(text) <= 40 else text[:39] + "…"
+    return clean_line(v, 40)
+
+
+def _cell(value: Any) -> Text:
+    return Text(clean_line(value, 60))

@@ -26,6 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
+from tui_nn.textsafe import clean
 from tui_nn.tui.screens.lesson_base import LessonScreen
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ class SequenceScreen(LessonScreen):
             self.action_long_range()
         status = self.query_one("#char-status", Static)
         if event.error:
-            status.update(f"[red]{event.error}[/]")
+            status.update(Text(clean(event.error), style="red"))  # an error's text: data
             return
         first = next((r.epoch + 1 for r in self.char_rows if r.decoded == TARGET), None)
         if first is not None:
@@ -266,7 +267,7 @@ class SequenceScreen(LessonScreen):
             self.action_long_range()
         view = self.query_one("#grad-view", Static)
         if event.error or not event.grads:
-            view.update(f"[red]{event.error}[/]")
+            view.update(Text(clean(event.error or ""), style="red"))
             return
         self.grads = event.grads
         self._show_grads()

@@ -25,9 +25,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 from textual.worker import Worker, get_current_worker
 
-from tui_nn.runs import liveness, records
+from tui_nn.runs import liveness, records, schema
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
+from tui_nn.textsafe import clean, clean_line
+from tui_nn.tui.exits import install_signal_exits, signal_code
 from tui_nn.tui.history import RunHistory
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.curves import Curves
@@ -53,6 +55,14 @@ class RecordsArrived(Message):
         self.first = first
 
 
+class FollowProblem(Message):
+    """metrics.jsonl cannot be read (a FIFO, a symlink, a device): said once in the log."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__()
+        self.problem = problem
+
+
 class _Event(SimpleNamespace):
     """A record with attribute access, as RunStatus reads the engine's events."""
 
@@ -63,7 +73,9 @@ class _Event(SimpleNamespace):
 
 
 def _event(rec: dict[str, Any]) -> _Event:
-    return _Event(**{k: v for k, v in rec.items() if isinstance(k, str) and k.isidentifier()})
+    # Keys come from a file: only plain names, none that would shadow _Event's own attributes.
+    return _Event(**{k: v for k, v in rec.items() if isinstance(k, str) and k.isidentifier()
+                     and not k.startswith("_") and not hasattr(_Event, k)})
 
 
 class WatchScreen(Screen):
@@ -100,6 +112,7 @@ class WatchScreen(Screen):
         self.records_seen = 0
         self._steps_seen = 0  # last step applied to the curves
         self._paused = False  # the run's last StateChanged said paused
+        self.skipped_records = 0  # records of an unexpected shape, not applied
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
@@ -116,7 +129,7 @@ class WatchScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
-        self.sub_title = f"{self.run_dir.name} · read-only"
+        self.sub_title = f"{clean_line(self.run_dir.name, 60)} · read-only"
         self.query_one(EventLog).min_width = 10  # wrap at the pane's width (RichLog: 78)
         _, problem = records.read_config(self.run_dir)
         if problem:
@@ -141,6 +154,8 @@ class WatchScreen(Screen):
         ended = False
         pending: list[dict[str, Any]] = []
         last_post = 0.0
+        problem: str | None = None
+        warned_skips = False
         while not worker.is_cancelled:
             new = follower.poll()
             pending += new
@@ -151,6 +166,15 @@ class WatchScreen(Screen):
                 last_status = now
                 status, pid = self._liveness(metrics, pid, ended)
             # At most POST_S apart (each batch costs the UI a layout), unless the run ended.
+            if follower.problem != problem:
+                problem = follower.problem
+                if problem:
+                    self.post_message(FollowProblem(problem))
+            if follower.skipped and not warned_skips:  # once: a count would only repeat it
+                warned_skips = True
+                self.post_message(FollowProblem(
+                    "skipped lines of metrics.jsonl that are not records (bad JSON, nested "
+                    "too deep, over 1 MB, or fields of the wrong type)"))
             if status is not None or (pending and (ended or now - last_post >= POST_S)):
                 self.post_message(RecordsArrived(pending, status, pid, first))
                 pending, last_post = [], now
@@ -184,6 +208,9 @@ class WatchScreen(Screen):
         notify_worker_error(self, event)
 
     # ---- applying records (UI thread) ------------------------------------------------------
+    def on_follow_problem(self, message: FollowProblem) -> None:
+        self._log(message.problem, "warning")
+
     def on_records_arrived(self, message: RecordsArrived) -> None:
         rebuild = ended = False
         status = self.query_one(RunStatus)
@@ -191,8 +218,12 @@ class WatchScreen(Screen):
         latest = epoch = None
         new_epochs: list[dict[str, Any]] = []
         best_epoch = None
-        for rec in message.records:
+        for raw in message.records:
             self.records_seen += 1
+            rec = schema.checked(raw)
+            if rec is None:  # a field of the wrong type: views would fail on it
+                self._note_skipped()
+                continue
             kind = rec.get("type")
             try:
                 if kind == "StepMetrics":
@@ -218,7 +249,7 @@ class WatchScreen(Screen):
                     if self.started is not None or int(rec.get("start_step") or 0):
                         rebuild = True
                     self.started, self.final, self._paused = s, None, False
-                    self.history.metric = str(rec.get("metric") or "accuracy")
+                    self.history.metric = clean_line(rec.get("metric") or "accuracy", 20)
                     status.started = s
                     curves.set_axis(0, int(rec.get("total_steps") or 0))
                     self._log(f"{'resumed' if rec.get('start_step') else 'started'} "
@@ -290,7 +321,7 @@ class WatchScreen(Screen):
             return
         self.status = state
         self.query_one(RunStatus).state = state
-        self.sub_title = f"{self.run_dir.name} · {state} · read-only"
+        self.sub_title = f"{clean_line(self.run_dir.name, 60)} · {state} · read-only"
         self.query_one(Curves).live = state in ("running", "paused")
 
     def _rebuild(self) -> None:
@@ -319,6 +350,12 @@ class WatchScreen(Screen):
         else:
             self._log(f"failed ({getattr(e, 'kind', 'error')}): {getattr(e, 'message', '')}",
                       "error")
+
+    def _note_skipped(self) -> None:
+        self.skipped_records += 1
+        if self.skipped_records == 1:  # one warning, not one per bad line
+            self._log("skipped a record of an unexpected shape (more are counted, not shown)",
+                      "warning")
 
     def _log(self, text: str, level: str = "info") -> None:
         self.query_one(EventLog).add(text, level)
@@ -352,6 +389,14 @@ class WatchApp(App[None]):
 
     def get_default_screen(self) -> Screen:
         return self.watch_screen
+
+    def on_mount(self) -> None:
+        # Nothing to save: a signal just restores the terminal and exits 128+signal.
+        install_signal_exits(self, lambda signum: self.exit(return_code=signal_code(signum)))
+
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
+        """Notifications quote paths and errors from the run: cleaned (see TuiNNApp.notify)."""
+        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog
 
+from tui_nn.textsafe import clean
+
 LEVEL_STYLES = {"info": "", "good": "green", "warning": "yellow", "error": "bold red",
                 "dim": "dim"}
 
@@ -25,6 +27,9 @@ class EventLog(RichLog):
         self.lines_written: list[str] = []  # plain copy, bounded like the widget (tests read it)
 
     def add(self, text: str, level: str = "info") -> None:
+        """Append a line; text may hold strings from files or other programs, so it is shown
+        through textsafe.clean as plain Text (never markup, never a control sequence)."""
+        text = clean(text)
         self.lines_written.append(text)
         del self.lines_written[:-2000]
         self.write(Text(text, style=LEVEL_STYLES.get(level, "")))

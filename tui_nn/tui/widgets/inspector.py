@@ -14,6 +14,8 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.markup import escape
+
+from tui_nn.textsafe import clean, clean_line
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -264,7 +266,8 @@ class ShapeInspector(Vertical):
         if self.error is not None or insp is None:
             summary.update("")
             verdict.update("[b red]✗[/]")
-            diagnosis.update(Text.assemble(("✗ ", "bold red"), self.error or "no inspection"))
+            diagnosis.update(Text.assemble(("✗ ", "bold red"),
+                                           clean_line(self.error or "no inspection")))
             self.set_class(True, "-problem")
             return
         t = insp.totals
@@ -273,7 +276,7 @@ class ShapeInspector(Vertical):
         if not self.input_text.strip() and any(n.startswith("assumed ") for n in insp.notes):
             inputs += " (assumed)"  # guessed from the first layer: the note below says how
         summary.update(Text.assemble(
-            (insp.model_name, "bold"),
+            (clean_line(insp.model_name), "bold"),
             f"  in {inputs} → out {shape_text(out_shapes) or '?'}  ·  "
             f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds"))
         lines: list[str] = []
@@ -325,4 +328,6 @@ class ShapeInspector(Vertical):
 
 
 def _escape(text: str) -> str:
-    return escape(text)
+    """Model-derived text (names, error messages) inside a markup string: control characters
+    shown as escapes, brackets escaped."""
+    return escape(clean(text))

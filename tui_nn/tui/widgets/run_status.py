@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.markup import escape
 from textual.widgets import ProgressBar, Static
+
+from tui_nn.textsafe import clean, clean_line
 
 if TYPE_CHECKING:  # importing the engine imports torch (seconds): not before the first frame
     from tui_nn.engine import events as ev
@@ -81,11 +83,12 @@ class RunStatus(Vertical):
     def watch_device(self) -> None:
         self._render_all()
 
-    def _set(self, selector: str, text: str) -> None:
+    def _set(self, selector: str, text: Text | str) -> None:
         """Update a fixed-size text only when it changed, without a layout pass (a layout of
         the whole screen several times a second would cost more than the training loop)."""
-        if self._shown.get(selector) != text:
-            self._shown[selector] = text
+        key = text.plain if isinstance(text, Text) else text
+        if self._shown.get(selector) != key:
+            self._shown[selector] = key
             self.query_one(selector, Static).update(text, layout=False)
 
     def _render_all(self) -> None:
@@ -94,10 +97,11 @@ class RunStatus(Vertical):
         s, m, e = self.started, self.latest, self.epoch
         state = STATE_LABELS.get(self.state, self.state)
         device = s.device_name if s else (self.device or "-")
-        head = f"[b]{state}[/b] on {escape(device)}"
+        # device, model and dataset may come from a run directory (watch): plain Text, cleaned.
+        head = Text.assemble((state, "bold"), f" on {clean_line(device, 80)}")
         if s is not None:
-            head += (f"\n{escape(s.model)} · {escape(s.dataset)} · {s.n_train:,} samples · "
-                     f"{s.parameters:,} params")
+            head.append(f"\n{clean_line(s.model, 80)} · {clean_line(s.dataset, 80)} · "
+                        f"{s.n_train:,} samples · {s.parameters:,} params")
         self._set("#status-head", head)
 
         epoch_bar = self.query_one("#epoch-bar", ProgressBar)
@@ -136,6 +140,6 @@ class RunStatus(Vertical):
             best = f"best {name} {fmt_metric(e.metric, e.best_value)} (epoch {self.best_epoch})" \
                 if self.best_epoch else f"best {name} {fmt_metric(e.metric, e.best_value)}"
             if e.decoded is not None:
-                best += f" · output '{escape(e.decoded)}'"
+                best += f" · output '{clean_line(e.decoded, 80)}'"
             lines.append(best)
-        self._set("#status-numbers", "\n".join(lines))
+        self._set("#status-numbers", Text(clean("\n".join(lines))))

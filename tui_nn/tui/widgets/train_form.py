@@ -17,6 +17,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
+from tui_nn.textsafe import clean
+
 # Kept in sync with tui_nn.engine.config (imported lazily there: that module is torch-free, but
 # the engine package is not). A test checks the two agree.
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
@@ -208,7 +210,8 @@ class TrainForm(Vertical):
         self._show_errors()
 
     def _show_errors(self) -> None:
-        text = "\n".join(f"[b]✗[/b] {escape(m)}" for m in self._errors.values())
+        # Messages quote typed or resumed values (a dataset path from a run's config).
+        text = "\n".join(f"[b]✗[/b] {escape(clean(m))}" for m in self._errors.values())
         self.query_one("#form-errors", Static).update(text)
         self.set_class(bool(self._errors), "-has-errors")
         self.post_message(self.Changed(not self._errors))
