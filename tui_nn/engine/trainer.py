@@ -299,7 +299,7 @@ class Trainer(Controls):
             stop_now = self._stop.is_set()
             if not stop_now:
                 if not self._running.is_set():
-                    self.wait_while_paused()
+                    self.wait_while_paused(lambda: self._checkpoint_if_requested(epoch, i))
                 recovery.apply_lr_factor(self)
                 stop_now = self._stop.is_set()  # a stop while paused ends the run here
         if stop_now:
@@ -307,12 +307,20 @@ class Trainer(Controls):
                 self._report(epoch, i + 1, time.monotonic())
             self._stop_at(epoch, i)
             return True
-        if self._checkpoint_requested.is_set():
-            self._checkpoint_requested.clear()
-            self.save(epoch, i + 1, "requested")
-        elif self._periodic_due(now):
-            self.save(epoch, i + 1, "periodic")
+        if not self._checkpoint_if_requested(epoch, i) and self._periodic_due(now):
+            self.save(*self._position_after(epoch, i), "periodic")
         return False
+
+    def _checkpoint_if_requested(self, epoch: int, i: int) -> bool:
+        if not self._checkpoint_requested.is_set():
+            return False
+        self._checkpoint_requested.clear()
+        self.save(*self._position_after(epoch, i), "requested")
+        return True
+
+    def _position_after(self, epoch: int, i: int) -> tuple[int, int]:
+        """(epoch, step in epoch) a resume starts from after step i of this epoch."""
+        return (epoch + 1, 0) if i == self.steps_per_epoch - 1 else (epoch, i + 1)
 
     def _steer_all_ranks(self) -> bool:
         """DDP: every rank takes rank 0's pause and lr requests (from its control channel) and
@@ -339,8 +347,7 @@ class Trainer(Controls):
     def _stop_at(self, epoch: int, i: int) -> None:
         """Checkpoint the exact position after step i of this epoch and mark the run stopped."""
         self.state.stopped = True
-        last = i == self.steps_per_epoch - 1
-        self.save(epoch + 1 if last else epoch, 0 if last else i + 1, "stop")
+        self.save(*self._position_after(epoch, i), "stop")
 
     def _open_window(self) -> None:
         st = self.state
@@ -404,9 +411,13 @@ class Trainer(Controls):
             return now - self.state.last_save >= cfg.checkpoint_every_minutes * 60
         return False
 
-    def wait_while_paused(self) -> None:
+    def wait_while_paused(self, while_waiting: Callable[[], object] | None = None) -> None:
+        """Block until resumed (or stopped); while_waiting runs every 0.2 s meanwhile (a
+        checkpoint asked for during the pause is written at once)."""
         self.emit(ev.StateChanged("paused"))
-        self._running.wait()
+        while not self._running.wait(0.2):
+            if while_waiting is not None:
+                while_waiting()
         self.emit(ev.StateChanged("running"))
 
     # ---- reports -------------------------------------------------------------------------------

@@ -96,7 +96,13 @@ class WatchScreen(Screen):
         Binding("right_square_bracket", "smoothing(1)", "More smoothing", show=False),
         Binding("g", "toggle_log_scale", "Log axis"),
         Binding("escape", "back", "Back", show=False),
+        # Steering, through the run's control channel (shown only while there is one).
+        Binding("p", "steer('toggle')", "Pause/resume"),
+        Binding("c", "steer('checkpoint')", "Checkpoint"),
+        Binding("l", "steer('lr')", "Halve lr"),
+        Binding("x", "stop_run", "Stop run"),
     ]
+    STEER_ACTIONS = ("steer", "stop_run")
 
     def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S,
                  gpu_reader: Callable[[], Any] | None = None) -> None:
@@ -113,6 +119,8 @@ class WatchScreen(Screen):
         self._steps_seen = 0  # last step applied to the curves
         self._paused = False  # the run's last StateChanged said paused
         self.skipped_records = 0  # records of an unexpected shape, not applied
+        self.steerable = False  # the run has a control channel this user may use
+        self.steer_reason = "no control channel"
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
@@ -136,6 +144,8 @@ class WatchScreen(Screen):
             self._log(problem, "warning")
         # Curves pace their redraws; this picks up one a paced tick skipped, once a second.
         self.set_interval(1.0, self._frame)
+        self.set_interval(1.0, self._check_channel)
+        self._check_channel()
         self._follow()
 
     def _frame(self) -> None:
@@ -359,6 +369,54 @@ class WatchScreen(Screen):
 
     def _log(self, text: str, level: str = "info") -> None:
         self.query_one(EventLog).add(text, level)
+
+    # ---- steering (the run's control channel; quitting never stops the run) ----------------
+    def _check_channel(self) -> None:
+        from tui_nn.engine.channel import is_steerable
+        steerable, reason = is_steerable(self.run_dir)
+        if (steerable, reason) != (self.steerable, self.steer_reason):
+            self.steerable, self.steer_reason = steerable, reason
+            self.sub_title = (f"{clean_line(self.run_dir.name, 60)} · "
+                              + ("steerable: p c l x" if steerable else clean_line(reason, 60)))
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.STEER_ACTIONS and not self.steerable:
+            return False  # hidden from the footer: there is nothing to steer
+        return True
+
+    def action_steer(self, what: str) -> None:
+        if what == "toggle":
+            what = "resume" if self._paused else "pause"
+        self._send(what, 0.5 if what == "lr" else None)
+
+    def action_stop_run(self) -> None:
+        from tui_nn.tui.screens.confirm import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._send("stop", None)
+
+        self.app.push_screen(ConfirmScreen(
+            f"Stop the run {self.run_dir.name}? It checkpoints and ends "
+            "(resume it later with tui-nn train --resume).", confirm="Stop run"), answered)
+
+    @work(thread=True, name="steer", group="steer", exit_on_error=False)
+    def _send(self, action: str, factor: float | None) -> None:
+        from tui_nn.engine.channel import ChannelError, send
+        try:
+            answer = send(self.run_dir, action, factor)
+        except ChannelError as e:
+            self.app.call_from_thread(self.notify, str(e), title="cannot steer",
+                                      severity="warning")
+            return
+        if answer.get("ok"):
+            what = "lr × 0.5" if action == "lr" else action
+            self.app.call_from_thread(self.notify, f"{what}: taken by the run",
+                                      title="steered")
+        else:
+            self.app.call_from_thread(self.notify, str(answer.get("error")),
+                                      title="refused", severity="warning")
 
     # ---- actions ---------------------------------------------------------------------------
     def action_smoothing(self, direction: int) -> None:
