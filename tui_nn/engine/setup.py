@@ -21,7 +21,7 @@ from tui_nn.engine.device import resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group
 from tui_nn.engine.optim import build_optimizer, build_schedule
 from tui_nn.engine.recovery import TrainingError
-from tui_nn.engine.rundir import CONFIG_FILE, RunDir, check_new_run_dir
+from tui_nn.engine.rundir import CONFIG_FILE, RunDir, check_new_run_dir, run_dir_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer
@@ -73,7 +73,7 @@ def _resolve_config(t: "Trainer") -> tuple[RunDir | None, dict | None]:
         if t.config.run_dir and t.config.save:
             check_new_run_dir(t.config.run_dir)
         return None, None
-    run_path = checkpoint.run_dir_of(t._resume_from)
+    run_path = run_dir_of(t._resume_from)
     dist = DistInfo.from_env()
     claimed = RunDir.reopen(run_path) if t.config.save and dist.is_main else None
     try:
