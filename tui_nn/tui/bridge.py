@@ -72,6 +72,7 @@ class TrainingBridge:
         self.latest_epoch: "ev.EpochMetrics | None" = None  # newest epoch metrics
         self.last_checkpoint: str | None = None
         self.result: "ev.Finished | ev.Failed | None" = None
+        self.resuming = False  # the run continues one on disk: its history is loaded first
         self._last_post = 0.0
         self.posted_progress = 0  # how many progress messages went out (tests, benchmarks)
         self.done = threading.Event()  # set when the training thread has returned
@@ -109,8 +110,12 @@ class TrainingBridge:
         self._requests = {"pause": False, "stop": False, "checkpoint": False}
         self.done.clear()
 
+        self.resuming = resume_from is not None
+
         def train() -> Any:  # on the run's own thread
             try:
+                if resume_from is not None:
+                    self._load_recorded(resume_from)
                 built = model_factory() if model_factory is not None else model
                 trainer = Trainer(config, self._on_event, model=built, dataset=dataset,
                                   resume_from=resume_from)
@@ -131,6 +136,14 @@ class TrainingBridge:
             group=WORKER_NAME, description=f"training {config.model}", thread=True,
             exclusive=True, exit_on_error=False)
         return self.worker
+
+    def _load_recorded(self, resume_from: str | Path) -> None:
+        """A resumed run's curves so far, from its metrics.jsonl (training thread: a long run's
+        file takes a while to read). RunStarted then cuts them back to the checkpoint."""
+        from tui_nn.engine.rundir import run_dir_of
+        from tui_nn.runs.history import load_history
+
+        self.history.load(load_history(run_dir_of(resume_from)))
 
     def _control(self, request: str, value: bool, apply: Callable[[Any], None]) -> None:
         with self._lock:
@@ -185,7 +198,10 @@ class TrainingBridge:
             self.latest_epoch = event
             self._progress(post)
         elif isinstance(event, ev.RunStarted):
-            self.history.reset(event.metric)
+            if self.resuming:  # the steps after the checkpoint are trained again
+                self.history.rewind(event.start_step, event.start_epoch, event.metric)
+            else:
+                self.history.reset(event.metric)
             self.insight.reset()
             self.started = event
             post(msg.TrainingStarted(event))

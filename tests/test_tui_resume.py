@@ -1,0 +1,138 @@
+"""Resuming in the app: a resumed run shows its own model, its settings and its whole history
+(curves rebuilt from metrics.jsonl, then continued), whichever way it was resumed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui_nn.engine import Trainer, TrainConfig
+from tui_nn.engine import events as ev
+from tui_nn.runs.history import load_history
+from tui_nn.tui.app import make_app
+from tui_nn.tui.history import RunHistory
+
+from test_tui import SIZE, log_text, ready, wait_for
+
+# diabetes on its own (local, 607-sample) data, with settings that are not the model's defaults
+# (lr 0.1, batch 32, sgd), so the form can only show them if it read them from the run.
+SETTINGS = dict(lr=0.05, batch_size=16, optimizer="adam")
+
+
+def diabetes_run(tmp_path: Path, epochs: int = 3, stop_after: int | None = 2) -> Path:
+    """A real diabetes run under tmp_path/runs, stopped after ``stop_after`` epochs (or
+    finished when None)."""
+    run_dir = tmp_path / "runs" / "earlier-diabetes"
+
+    def on_event(e: ev.Event) -> None:
+        if isinstance(e, ev.EpochMetrics) and stop_after is not None \
+                and e.epoch + 1 >= stop_after:
+            trainer.stop()
+
+    trainer = Trainer(TrainConfig("diabetes", epochs=epochs, run_dir=str(run_dir),
+                                  tensorboard=False, **SETTINGS), on_event)
+    assert trainer.run().status == ("finished" if stop_after is None else "stopped")
+    return run_dir
+
+
+def form_values(main) -> dict[str, str]:
+    form = main.query_one("#form")
+    return {"dataset": str(form.query_one("#dataset").value),
+            "epochs": form.query_one("#epochs").value,
+            "batch": form.query_one("#batch-size").value,
+            "lr": form.query_one("#lr").value,
+            "optimizer": str(form.query_one("#optimizer").value)}
+
+
+def assert_continues(main, recorded, epochs: int) -> None:
+    """The app's curves hold the recorded epochs and steps unchanged, then the new ones, each
+    once and in order, on an axis from step 0."""
+    history = main.history
+    spe = main.bridge.started.steps_per_epoch
+    assert [e.epoch for e in history.epochs] == list(range(epochs))
+    assert [e.value for e in history.epochs[:len(recorded.epochs)]] == \
+        [e.value for e in recorded.epochs]
+    assert list(history.steps) == list(range(1, epochs * spe + 1))
+    kept = len(recorded.steps)
+    assert list(history.losses[:kept]) == list(recorded.losses)
+    assert history.val_metric.count == epochs and history.train.count == epochs * spe
+    assert main.query_one("#loss-plot").x_min == 0
+    assert main.query_one("#metric-plot").x_min == 0
+
+
+async def test_resume_key_shows_the_runs_model_settings_and_whole_history(tmp_path):
+    run_dir = diabetes_run(tmp_path)
+    recorded = load_history(run_dir)
+    assert [e.epoch for e in recorded.epochs] == [0, 1]
+    app = make_app(train_options={"runs_root": str(tmp_path / "runs")})
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+        await ready(pilot, inspected=False)
+        assert main.model_source == "linear"  # the picker's first model, before the resume
+        await pilot.press("u")
+        await wait_for(pilot, lambda: app.screen.query("#resume-runs")
+                       and app.screen.query_one("#resume-runs").option_count > 0,
+                       what="resume list")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: main.run_state == "finished", what="finished")
+        await pilot.pause()
+        assert main.bridge.started.start_epoch == 2  # continued, not restarted
+        assert main.model_source == "diabetes"
+        zoo = main.query_one("#zoo")
+        assert zoo.get_option_at_index(zoo.highlighted).id == "diabetes"
+        assert form_values(main) == {"dataset": "diabetes", "epochs": "3", "batch": "16",
+                                     "lr": "0.05", "optimizer": "adam"}
+        assert_continues(main, recorded, epochs=3)
+        status = main.query_one("#status")
+        assert status.best_epoch >= 1 and status.epoch.epoch == 2
+        log = log_text(app)
+        assert "epochs 1–2 and steps up to" in log
+        assert "epoch 3/3" in log and "epoch 1/3" not in log  # only the new epoch is logged
+        # After the run the form keeps the run's settings (not the model's defaults).
+        assert form_values(main)["lr"] == "0.05"
+
+
+async def test_cli_resume_extends_a_finished_run_and_its_curves(tmp_path):
+    """`tui-nn train --resume DIR --epochs 4` on a terminal: the app opens on the run, with
+    the typed option applied to the run and shown in the form."""
+    run_dir = diabetes_run(tmp_path, epochs=2, stop_after=None)
+    recorded = load_history(run_dir)
+    app = make_app(train_options={"epochs": 4, "runs_root": str(tmp_path / "runs")},
+                   resume=str(run_dir))
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+        await wait_for(pilot, lambda: main.run_state == "finished", what="finished",
+                       timeout=40)
+        await pilot.pause()
+        assert main.bridge.result.epochs_done == 4
+        assert main.bridge.started.changes == {"epochs": [2, 4]}
+        assert main.model_source == "diabetes"
+        assert form_values(main) == {"dataset": "diabetes", "epochs": "4", "batch": "16",
+                                     "lr": "0.05", "optimizer": "adam"}
+        assert_continues(main, recorded, epochs=4)
+        assert main.query_one("#tabs").active == "train"
+        assert f"resuming {run_dir}" in log_text(app)
+
+
+# ---- the plain-Python history ---------------------------------------------------------------
+def test_history_rewind_forgets_what_the_resumed_session_trains_again():
+    history = RunHistory(capacity=8)
+    history.add_steps(1, [float(i) for i in range(1, 41)])  # steps 1..40, bucketed
+    for epoch in range(4):
+        history.add_epoch(epoch, 10 * (epoch + 1), 1.0, 2.0, 0.1 * epoch)
+    version = history.version
+    history.rewind(start_step=20, start_epoch=2, metric="accuracy")
+    assert list(history.steps) == list(range(1, 21))
+    assert [e.epoch for e in history.epochs] == [0, 1]
+    assert history.train.count == 20 and history.val_metric.count == 2
+    assert history.version > version  # the plots redraw
+    history.add_steps(21, [0.5])
+    assert history.train.last == (21, 0.5)
+
+
+def test_history_best_epoch_follows_the_metric_direction():
+    history = RunHistory()
+    for epoch, value in enumerate([0.5, 0.7, 0.7, 0.6]):
+        history.add_epoch(epoch, epoch, 1.0, 1.0, value)
+    assert history.best_epoch().epoch == 1  # the first of equal bests, as the engine picks
+    history.metric = "mse"
+    assert history.best_epoch().epoch == 0
