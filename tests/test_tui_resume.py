@@ -136,3 +136,25 @@ def test_history_best_epoch_follows_the_metric_direction():
     assert history.best_epoch().epoch == 1  # the first of equal bests, as the engine picks
     history.metric = "mse"
     assert history.best_epoch().epoch == 0
+
+
+async def test_a_refused_resume_still_shows_the_run_and_logs_no_phantom_epochs(tmp_path):
+    """Resuming a finished run without more epochs fails in the engine; the app still shows
+    which run it was (model, settings, recorded curves) and logs none of its old epochs as
+    if they had just been trained."""
+    run_dir = diabetes_run(tmp_path, epochs=2, stop_after=None)
+    recorded = load_history(run_dir)
+    app = make_app(train_options={"runs_root": str(tmp_path / "runs")})
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+        await ready(pilot, inspected=False)
+        loss_plot = main.query_one("#loss-plot")
+        main.resume_run(str(run_dir))
+        await wait_for(pilot, lambda: main.run_state == "failed", what="refused")
+        await pilot.pause()
+        assert "is finished" in log_text(app)
+        assert main.model_source == "diabetes" and form_values(main)["lr"] == "0.05"
+        assert [e.epoch for e in main.history.epochs] == [0, 1]
+        assert list(main.history.losses) == list(recorded.losses)
+        assert loss_plot.x_min == 0 and loss_plot._ys  # drawn from the recorded steps
+        assert "epoch 1/" not in log_text(app)

@@ -144,6 +144,7 @@ class TrainingBridge:
         from tui_nn.runs.history import load_history
 
         self.history.load(load_history(run_dir_of(resume_from)))
+        self.target.post_message(msg.RecordedHistoryLoaded())
 
     def _control(self, request: str, value: bool, apply: Callable[[Any], None]) -> None:
         with self._lock:

@@ -283,8 +283,8 @@ class MainScreen(Screen):
         inspector.source = source
         inspector.input_text = entry.input_text
         self.sub_title = self._subtitle()
-        if self.run_state not in ACTIVE:
-            self._fill_form(source)
+        if self.run_state not in ACTIVE and self._form_model != source:  # (a resumed run's
+            self._fill_form(source)  # settings are in the form already: not its defaults)
         self.call_after_refresh(self._maybe_autostart)
 
     def _fill_form(self, source: str) -> None:
@@ -497,6 +497,14 @@ class MainScreen(Screen):
                   f"× {e.steps_per_epoch} steps, batch {e.batch_size}{where}", "good")
         if self.bridge.resuming:
             self._show_earlier(e)
+
+    @on(msg.RecordedHistoryLoaded)
+    def _recorded_loaded(self) -> None:
+        # A resumed run's curves so far, drawn at once; TrainingStarted (always later) cuts
+        # them back to the checkpoint and sets the axis to the run's length.
+        curves = self.query_one(Curves)
+        curves.set_axis(0, 0)
+        curves.redraw()
 
     def _show_earlier(self, e: "ev.RunStarted") -> None:
         """A resumed run: the settings the engine merged, and the steps and epochs recorded
