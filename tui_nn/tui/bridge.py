@@ -96,7 +96,9 @@ class TrainingBridge:
         """Start training ``config`` (a TrainConfig) in a background thread.
 
         ``model_factory`` builds the model on the training thread (a user's model from a file:
-        its weights are initialised where the run's CPU threads live, see in_fresh_thread)."""
+        its weights are initialised where the run's CPU threads live, see in_fresh_thread).
+        ``resume_from`` continues a run directory; its recorded curves come into the history
+        first, so the UI's curves continue rather than restart."""
         if self.running:
             raise RuntimeError("a run is already in progress")
         from tui_nn.engine import Trainer
