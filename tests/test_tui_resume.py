@@ -158,3 +158,30 @@ async def test_a_refused_resume_still_shows_the_run_and_logs_no_phantom_epochs(t
         assert list(main.history.losses) == list(recorded.losses)
         assert loss_plot.x_min == 0 and loss_plot._ys  # drawn from the recorded steps
         assert "epoch 1/" not in log_text(app)
+
+
+async def test_steps_recorded_after_the_checkpoint_are_replaced_by_the_redone_ones(tmp_path):
+    """A run killed between checkpoints has steps (and an epoch) in metrics.jsonl that its
+    last.pt does not hold; the resumed session trains them again, and the curves show each
+    step once: the new values, not the lost ones."""
+    import json
+
+    run_dir = diabetes_run(tmp_path)
+    start = load_history(run_dir).steps[-1]
+    lost = [{"type": "StepMetrics", "epoch": 2, "step": start + 10, "first_step": start + 1,
+             "losses": [99.0] * 10, "lr": 0.05, "samples_per_s": 1.0, "eta_s": None,
+             "epoch_step": 11, "steps_per_epoch": 38, "total_steps": 114},
+            {"type": "EpochMetrics", "epoch": 2, "step": start + 10, "train_loss": 99.0,
+             "val_loss": 99.0, "metric": "accuracy", "value": 0.01, "best_value": 0.9,
+             "is_best": False, "elapsed_s": 1.0, "epoch_time_s": 1.0, "samples_per_s": 1.0}]
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in lost)
+    app = make_app(train_options={"runs_root": str(tmp_path / "runs")}, resume=str(run_dir))
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+        await wait_for(pilot, lambda: main.run_state == "finished", what="finished")
+        assert main.bridge.started.start_step == start
+        assert 99.0 not in main.history.losses
+        assert [e.epoch for e in main.history.epochs] == [0, 1, 2]
+        assert main.history.epochs[2].value != 0.01
+        assert list(main.history.steps) == list(range(1, 115))
