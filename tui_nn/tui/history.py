@@ -185,6 +185,9 @@ class RunHistory:
         resumed session restarts from its checkpoint and trains them again. Called by the
         one thread that appends."""
         keep = bisect_right(self.steps, start_step)  # steps are in ascending order
+        if keep == len(self.steps) and all(e.epoch < start_epoch for e in self.epochs):
+            self.metric = metric  # nothing to cut (a stop checkpoints its last step)
+            return
         self._replace(self.steps[:keep], self.losses[:keep],
                       [e for e in self.epochs if e.epoch < start_epoch], metric)
 
