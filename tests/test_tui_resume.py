@@ -185,3 +185,49 @@ async def test_steps_recorded_after_the_checkpoint_are_replaced_by_the_redone_on
         assert [e.epoch for e in main.history.epochs] == [0, 1, 2]
         assert main.history.epochs[2].value != 0.01
         assert list(main.history.steps) == list(range(1, 115))
+
+
+async def test_status_and_curves_show_the_earlier_epochs_before_new_ones_arrive(tmp_path):
+    run_dir = diabetes_run(tmp_path)
+    recorded = load_history(run_dir)
+    best = max(recorded.epochs, key=lambda e: e.value)
+    app = make_app(train_options={"runs_root": str(tmp_path / "runs")})
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+        await ready(pilot, inspected=False)
+        main.resume_run(str(run_dir))
+        main.bridge.pause()  # held before its first step: only the recorded history is there
+        status = main.query_one("#status")
+        await wait_for(pilot, lambda: main.bridge.started is not None
+                       and status.epoch is not None, what="status of the earlier epochs")
+        await pilot.pause()
+        assert main.bridge.latest_epoch is None  # no new epoch yet
+        assert status.epoch.epoch == 1 and status.epoch.value == recorded.epochs[1].value
+        assert status.epoch.best_value == best.value and status.best_epoch == best.epoch + 1
+        assert [e.epoch for e in main.history.epochs] == [0, 1]
+        assert main.query_one("#metric-plot")._ys  # the recorded epochs are drawn
+        assert main.query_one("#loss-plot").x_min == 0
+        main.bridge.resume()
+        await wait_for(pilot, lambda: main.run_state == "finished", what="finished")
+        assert [e.epoch for e in main.history.epochs] == [0, 1, 2]
+
+
+async def test_curves_survive_points_left_of_their_axis(tmp_path):
+    """Steps recorded before the axis' first step (a resumed session's axis once started at
+    its checkpoint) are left out, not handed to plotext, which fails on a labelled series
+    with no point in range."""
+    app = make_app(train_options={"runs_root": str(tmp_path)})
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+        await ready(pilot, inspected=False)
+        main.history.add_steps(1, [float(i) for i in range(1, 78)])  # steps 1..77
+        main.history.add_epoch(0, 38, 1.0, 1.0, 0.5)
+        main.history.add_steps(78, [0.5, 0.4])
+        curves = main.query_one("#curves")
+        curves.set_axis(78, 114)
+        main.show_tab("train")
+        curves.redraw()
+        await pilot.pause(0.3)
+        assert app.is_running
+        loss_plot = main.query_one("#loss-plot")
+        assert loss_plot.redraws and 0.4 <= min(loss_plot._ys) <= max(loss_plot._ys) <= 0.5

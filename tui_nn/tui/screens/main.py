@@ -519,8 +519,7 @@ class MainScreen(Screen):
         earlier = [r for r in list(history.epochs) if r.epoch < e.start_epoch]
         self._logged_epochs = len(earlier)
         curves = self.query_one(Curves)
-        if history.steps and history.steps[0] <= e.start_step:
-            curves.set_axis(0, e.total_steps)
+        curves.set_axis(0, e.total_steps)  # the whole run, not only this session
         curves.redraw()
         best = history.best_epoch()
         if not earlier or best is None:
