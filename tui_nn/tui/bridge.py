@@ -72,6 +72,7 @@ class TrainingBridge:
         self.latest_epoch: "ev.EpochMetrics | None" = None  # newest epoch metrics
         self.last_checkpoint: str | None = None
         self.result: "ev.Finished | ev.Failed | None" = None
+        self.resuming = False  # the run continues one on disk: its history is loaded first
         self._last_post = 0.0
         self.posted_progress = 0  # how many progress messages went out (tests, benchmarks)
         self.done = threading.Event()  # set when the training thread has returned
@@ -95,7 +96,9 @@ class TrainingBridge:
         """Start training ``config`` (a TrainConfig) in a background thread.
 
         ``model_factory`` builds the model on the training thread (a user's model from a file:
-        its weights are initialised where the run's CPU threads live, see in_fresh_thread)."""
+        its weights are initialised where the run's CPU threads live, see in_fresh_thread).
+        ``resume_from`` continues a run directory; its recorded curves come into the history
+        first, so the UI's curves continue rather than restart."""
         if self.running:
             raise RuntimeError("a run is already in progress")
         from tui_nn.engine import Trainer
@@ -109,8 +112,12 @@ class TrainingBridge:
         self._requests = {"pause": False, "stop": False, "checkpoint": False}
         self.done.clear()
 
+        self.resuming = resume_from is not None
+
         def train() -> Any:  # on the run's own thread
             try:
+                if resume_from is not None:
+                    self._load_recorded(resume_from)
                 built = model_factory() if model_factory is not None else model
                 trainer = Trainer(config, self._on_event, model=built, dataset=dataset,
                                   resume_from=resume_from)
@@ -131,6 +138,15 @@ class TrainingBridge:
             group=WORKER_NAME, description=f"training {config.model}", thread=True,
             exclusive=True, exit_on_error=False)
         return self.worker
+
+    def _load_recorded(self, resume_from: str | Path) -> None:
+        """A resumed run's curves so far, from its metrics.jsonl (training thread: a long run's
+        file takes a while to read). RunStarted then cuts them back to the checkpoint."""
+        from tui_nn.engine.rundir import run_dir_of
+        from tui_nn.runs.history import load_history
+
+        self.history.load(load_history(run_dir_of(resume_from)))
+        self.target.post_message(msg.RecordedHistoryLoaded())
 
     def _control(self, request: str, value: bool, apply: Callable[[Any], None]) -> None:
         with self._lock:
@@ -185,7 +201,10 @@ class TrainingBridge:
             self.latest_epoch = event
             self._progress(post)
         elif isinstance(event, ev.RunStarted):
-            self.history.reset(event.metric)
+            if self.resuming:  # the steps after the checkpoint are trained again
+                self.history.rewind(event.start_step, event.start_epoch, event.metric)
+            else:
+                self.history.reset(event.metric)
             self.insight.reset()
             self.started = event
             post(msg.TrainingStarted(event))

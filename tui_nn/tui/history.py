@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 import threading
 from array import array
+from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from tui_nn.runs.history import RunHistory as RecordedHistory
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,53 @@ class RunHistory:
             self.val_loss.append(step, val_loss)
             self.val_metric.append(step, value)
             self.val_version += 1
+
+    def load(self, recorded: "RecordedHistory") -> None:
+        """Hold a run's recorded curves (``tui_nn.runs.history.load_history``) instead of what
+        was here: a resumed run's earlier steps and epochs, so its curves continue."""
+        epochs = [EpochRecord(e.epoch, e.step, e.train_loss, e.val_loss, e.value)
+                  for e in recorded.epochs]
+        self._replace(array("q", recorded.steps), array("d", recorded.losses), epochs,
+                      recorded.metric or self.metric)
+
+    def rewind(self, start_step: int, start_epoch: int, metric: str) -> None:
+        """Forget the steps after ``start_step`` and the epochs from ``start_epoch`` on: a
+        resumed session restarts from its checkpoint and trains them again. Called by the
+        one thread that appends."""
+        keep = bisect_right(self.steps, start_step)  # steps are in ascending order
+        if keep == len(self.steps) and all(e.epoch < start_epoch for e in self.epochs):
+            self.metric = metric  # nothing to cut (a stop checkpoints its last step)
+            return
+        self._replace(self.steps[:keep], self.losses[:keep],
+                      [e for e in self.epochs if e.epoch < start_epoch], metric)
+
+    def _replace(self, steps: array, losses: array, epochs: list[EpochRecord],
+                 metric: str) -> None:
+        # The summaries are built outside the lock: for a long run that takes a while, and
+        # the UI thread takes the lock for every redraw.
+        train = BucketSeries(self._capacity)
+        train.extend(steps, losses)
+        val_loss, val_metric = BucketSeries(self._capacity), BucketSeries(self._capacity)
+        for e in epochs:
+            val_loss.append(e.step, e.val_loss)
+            val_metric.append(e.step, e.value)
+        with self._lock:
+            self.metric = metric
+            self.steps, self.losses, self.epochs = steps, losses, epochs
+            self.train, self.val_loss, self.val_metric = train, val_loss, val_metric
+            self.train_version += 1
+            self.val_version += 1
+
+    def best_epoch(self) -> EpochRecord | None:
+        """The epoch with the best validation metric (the first, on ties), as the engine
+        picks it: highest accuracy, lowest error otherwise."""
+        with self._lock:
+            epochs = list(self.epochs)
+        finite = [e for e in epochs if math.isfinite(e.value)]
+        if not finite:
+            return None
+        sign = -1.0 if self.metric == "accuracy" else 1.0
+        return min(finite, key=lambda e: (sign * e.value, e.epoch))
 
     def snapshot(self, max_points: int) -> "HistorySnapshot":
         """A small, consistent copy for one redraw (O(capacity), not O(steps))."""

@@ -23,6 +23,11 @@ class TrainingStarted(Message):
         self.event = event
 
 
+class RecordedHistoryLoaded(Message):
+    """A resumed run's recorded steps and epochs are in the RunHistory: the curves can show
+    them while the engine is still loading data and the checkpoint."""
+
+
 class TrainingProgress(Message):
     """The newest step metrics and epoch metrics (either may be None early in a run).
 

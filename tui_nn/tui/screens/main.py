@@ -36,6 +36,7 @@ from tui_nn.tui.widgets.system_pane import SystemPane
 from tui_nn.tui.widgets.train_form import FormError, TrainForm
 
 if TYPE_CHECKING:
+    from tui_nn.engine import events as ev
     from tui_nn.tui.catalog import DatasetEntry, ModelEntry
 
 # While training, the status and the curves refresh together, at most every FRAME_S; the frame
@@ -213,7 +214,7 @@ class MainScreen(Screen):
     def _maybe_autostart(self) -> None:
         if self.resume_when_ready is not None and self.run_state == "idle":
             run_dir, self.resume_when_ready = self.resume_when_ready, None
-            self.resume_run(run_dir)
+            self.resume_run(run_dir, with_cli_options=True)
             return
         # A model from a file loads after the zoo list has selected its first entry: wait
         # for the model that was asked for, not whichever is selected first.
@@ -287,8 +288,8 @@ class MainScreen(Screen):
         if source == self.initial_model and self.initial_input is not None:
             inspector.input_text, self.initial_input = self.initial_input, None
         self.sub_title = self._subtitle()
-        if self.run_state not in ACTIVE:
-            self._fill_form(source)
+        if self.run_state not in ACTIVE and self._form_model != source:  # (a resumed run's
+            self._fill_form(source)  # settings are in the form already: not its defaults)
         self.call_after_refresh(self._maybe_autostart)
 
     def _fill_form(self, source: str) -> None:
@@ -382,12 +383,16 @@ class MainScreen(Screen):
 
         self.app.push_screen(ResumeScreen(root), chosen)
 
-    def resume_run(self, run_dir: str) -> None:
+    def resume_run(self, run_dir: str, with_cli_options: bool = False) -> None:
         """Continue the run in ``run_dir`` from its last.pt: the saved config, model, optimizer
-        and RNG state (Trainer resume_from); only the device comes from this app."""
+        and RNG state (Trainer resume_from). The picker, the form and the curves show the run's
+        own model, settings and history. Only the device comes from this app, and with
+        ``with_cli_options`` (`tui-nn train --resume DIR --epochs 8`) the options typed."""
         from pathlib import Path
 
         from tui_nn.engine import TrainConfig
+        from tui_nn.engine.rundir import run_dir_of
+        from tui_nn.runs.records import read_config
         from tui_nn.tui.screens.resume import describe_run_dir
 
         if self.bridge.running:
@@ -399,9 +404,10 @@ class MainScreen(Screen):
                         markup=False)
             self._log(f"cannot resume {run_dir}: {error}", "error")
             return
-        device = self.pass_through.get("device", "auto")
-        config = TrainConfig(model=info["model"], device=device, on_nan="pause",
-                             **INSIGHT_OPTIONS)
+        options = self._resume_options(with_cli_options)
+        saved, _ = read_config(run_dir_of(run_dir))
+        self._show_run(info["model"], {**saved, **options})
+        config = TrainConfig(model=info["model"], **options)
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
         status.best_epoch = 0
@@ -412,6 +418,33 @@ class MainScreen(Screen):
         self.show_tab("train")
         self._log(f"resuming {run_dir} ({info['model']} on {info['dataset']}, "
                   f"{info['progress']})")
+
+    def _resume_options(self, with_cli_options: bool) -> dict[str, Any]:
+        """TrainConfig fields for a resume: the app's own, plus the CLI's options (what a
+        resume was asked to change: the engine merges them onto the run's saved config)."""
+        from dataclasses import fields
+
+        from tui_nn.engine import TrainConfig
+
+        options: dict[str, Any] = {"device": self.pass_through.get("device", "auto"),
+                                   "on_nan": "pause", **INSIGHT_OPTIONS}
+        if with_cli_options:
+            known = {f.name for f in fields(TrainConfig)} - {"model", "run_dir", "runs_root"}
+            typed = {**self.pass_through, **self.form_overrides}
+            options.update({k: v for k, v in typed.items() if k in known})
+        return options
+
+    def _show_run(self, model: str, settings: dict[str, Any]) -> None:
+        """Select a resumed run's model and put its settings in the form (the form is locked
+        while it trains; afterwards Start trains a new run with them)."""
+        picker = self.query_one(ModelPicker)
+        if model in self.entries:
+            picker.highlight(model)
+            self.model_source = model  # fills the form with the model's defaults first
+        else:
+            self._open_source(model)  # a model from a file: the picker lists it once loaded
+        self.query_one(TrainForm).fill(**{k: settings.get(k) for k in FORM_KEYS})
+        self._form_model = model
 
     def action_halve_lr(self) -> None:
         if self.run_state in ("running", "paused") and self.bridge.scale_lr(0.5):
@@ -467,6 +500,46 @@ class MainScreen(Screen):
         self._log(f"training {e.model} ({e.parameters:,} params) on {e.dataset} "
                   f"[{e.n_train:,} train / {e.n_val:,} val] on {e.device_name}: {e.epochs} epochs "
                   f"× {e.steps_per_epoch} steps, batch {e.batch_size}{where}", "good")
+        if self.bridge.resuming:
+            self._show_earlier(e)
+
+    @on(msg.RecordedHistoryLoaded)
+    def _recorded_loaded(self) -> None:
+        # A resumed run's curves so far, drawn at once; TrainingStarted (always later) cuts
+        # them back to the checkpoint and sets the axis to the run's length.
+        curves = self.query_one(Curves)
+        curves.set_axis(0, 0)
+        curves.redraw()
+
+    def _show_earlier(self, e: "ev.RunStarted") -> None:
+        """A resumed run: the settings the engine merged, and the steps and epochs recorded
+        before its checkpoint (the bridge loaded them from metrics.jsonl) on the curves and
+        the status, so they continue rather than restart."""
+        from tui_nn.engine import events as ev
+
+        trainer = self.bridge.trainer
+        if trainer is not None:  # set before the run began; its config no longer changes
+            self.query_one(TrainForm).fill(**{k: getattr(trainer.config, k) for k in FORM_KEYS})
+        history = self.history
+        earlier = [r for r in list(history.epochs) if r.epoch < e.start_epoch]
+        self._logged_epochs = len(earlier)
+        curves = self.query_one(Curves)
+        curves.set_axis(0, e.total_steps)  # the whole run, not only this session
+        curves.redraw()
+        best = history.best_epoch()
+        if not earlier or best is None:
+            return
+        last = earlier[-1]
+        # The status reads an epoch's metrics; the timings of a past epoch are not shown.
+        status = self.query_one(RunStatus)
+        status.epoch = ev.EpochMetrics(
+            epoch=last.epoch, step=last.step, train_loss=last.train_loss,
+            val_loss=last.val_loss, metric=history.metric, value=last.value,
+            best_value=best.value, is_best=best is last, elapsed_s=0.0, epoch_time_s=0.0,
+            samples_per_s=0.0)
+        status.best_epoch = best.epoch + 1
+        done = f"epochs 1–{last.epoch + 1}" if last.epoch else "epoch 1"
+        self._log(f"{done} and steps up to {e.start_step:,} from the run's metrics.jsonl", "dim")
 
     @on(msg.TrainingProgress)
     def _progress(self, message: msg.TrainingProgress) -> None:
@@ -507,6 +580,8 @@ class MainScreen(Screen):
     def _log_epochs(self) -> None:
         from tui_nn.report.console import fmt_metric
 
+        if self.bridge.started is None:  # a resume that failed before its first step: the
+            return  # history holds only the run's recorded epochs, logged by no one
         epochs = self.history.epochs
         new = epochs[self._logged_epochs:len(epochs)]
         if not new:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -21,7 +22,7 @@ from textual.reactive import reactive
 from textual.widgets import Label
 from textual_plotext import PlotextPlot
 
-from tui_nn.tui.history import HistorySnapshot, RunHistory, ema
+from tui_nn.tui.history import HistorySnapshot, Point, RunHistory, ema
 
 MIN_REDRAW_S = 0.45  # at most about two redraws a second per plot
 REDRAW_BUDGET = 0.04  # and at most this share of one core spent rebuilding plots
@@ -78,6 +79,16 @@ def compact_y_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], 
     return ticks, [f"{t:.3g}" for t in ticks]
 
 
+def _clip(snap: HistorySnapshot, x_min: float) -> HistorySnapshot:
+    """The points right of x_min: plotext raises IndexError drawing the legend of a labelled
+    series with no point inside the x range."""
+    def right(points: list[Point]) -> list[Point]:
+        return [p for p in points if p.x >= x_min]
+
+    return replace(snap, train=right(snap.train), val_loss=right(snap.val_loss),
+                   val_metric=right(snap.val_metric))
+
+
 class _HistoryPlot(PlotextPlot):
     """A plot that draws itself from a RunHistory snapshot each time it renders."""
 
@@ -113,6 +124,8 @@ class _HistoryPlot(PlotextPlot):
         plt.clear_figure()
         width = max(self.size.width, 10)
         snap = self.history.snapshot(max_points=2 * width)
+        if self.x_min:
+            snap = _clip(snap, self.x_min)
         self._ys: list[float] = []
         self.draw(plt, snap)
         if self._ys:
