@@ -28,12 +28,12 @@ def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
 
     if not path.exists():
         return {}, f"{path} does not exist"
-    if path.is_file() and path.suffix == ".pt":
-        path = path.parent
+    if path.is_file():
+        path = path.parent  # best.pt, last.pt, config.json: the run they belong to
     if not path.is_dir():
         return {}, f"{path} is not a run directory"
-    if not (path / "last.pt").exists():
-        return {}, f"no checkpoint (last.pt) in {path}"
+    if not (path / "last.pt").exists() and not (path / "config.json").is_file():
+        return {}, f"no run in {path} (no last.pt or config.json)"
     info = read_run_info(path)
     if info.status == "running":
         return {}, f"{path} is still being written by another process"
