@@ -52,6 +52,9 @@ class StepMetrics(Event):
     steps_per_epoch: int
     total_steps: int
     memory_bytes: int | None = None
+    # More per-report values beside the loss (a GAN's D and G losses, a loop's own metrics):
+    # the last value of each at the chunk's last step.
+    scalars: dict[str, float] = field(default_factory=dict)
 
     @property
     def loss(self) -> float:
@@ -72,6 +75,7 @@ class EpochMetrics(Event):
     epoch_time_s: float
     samples_per_s: float
     decoded: str | None = None  # sequence task: the model's current output for the first sample
+    scalars: dict[str, float] = field(default_factory=dict)  # more per-epoch values
 
 
 @dataclass(frozen=True)
