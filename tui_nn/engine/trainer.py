@@ -19,7 +19,7 @@ from torch import nn
 
 from tui_nn import __version__
 from tui_nn.engine import events as ev
-from tui_nn.engine import tasks
+from tui_nn.engine import model_fit, tasks
 from tui_nn.engine.checkpoint import (CheckpointError, atomic_save, check_state_dict_matches,
                                       load_checkpoint)
 from tui_nn.engine.config import ConfigError, TrainConfig
@@ -196,14 +196,16 @@ class Trainer:
             # so runs with different seeds compare on the same samples.
             ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download)
             if spec is not None and not getattr(spec, "variable_length", False):
-                ds = adapt_to_input(ds, spec.input_shape, spec.name)
+                ds = adapt_to_input(ds, model_fit.zoo_input_shape(spec, ds), spec.name)
         self.dataset = ds
         self.task = ds.task
+        self.loss_task = ds.task  # _check_first_batch may make it "binary-logits"
+        self.fit_note = ""
 
         if self._model_override is not None:
             model = self._model_override
         elif spec is not None:
-            model = spec.build()
+            model = spec.build(**model_fit.zoo_build_kwargs(spec, ds))  # sized to the data
         else:
             model = self._load_source(cfg.model)
         self.model = model.to(self.device)
@@ -252,6 +254,8 @@ class Trainer:
                     **cfg.to_dict(), "task": self.task, "device_resolved": str(self.device),
                     "parameters": self._parameters(), "tui_nn_version": __version__,
                     "n_train": ds.n_train, "n_val": ds.n_val,
+                    "num_classes": ds.num_classes, "loss": tasks.LOSS_NAMES[self.loss_task],
+                    "labels": list(ds.labels) if ds.labels else None,
                     "world_size": self.dist.world_size,
                     "threads_used": (torch.get_num_threads() if self.device.type == "cpu"
                                      else None),
@@ -290,7 +294,12 @@ class Trainer:
             except Exception as e2:  # noqa: BLE001
                 raise TrainingError(self._diagnose(x, e2), "shape") from None
         try:
-            tasks.loss_mean(self.task, out.float(), y)
+            fit = model_fit.check_output_fits(self.model, x, y, self.dataset)
+        except model_fit.FitError as e:
+            raise TrainingError(str(e), "fit") from None
+        self.loss_task, self.fit_note = fit.loss_task, fit.note
+        try:
+            tasks.loss_mean(self.loss_task, out.float(), y)
         except Exception as e:  # noqa: BLE001
             raise TrainingError(
                 f"the model's output {_shape(out)} does not fit {self.dataset.name}'s "
@@ -339,7 +348,7 @@ class Trainer:
             best = float("inf")
             for _ in range(3):
                 t = time.perf_counter()
-                tasks.loss_mean(self.task, self.model(x), y).backward()
+                tasks.loss_mean(self.loss_task, self.model(x), y).backward()
                 best = min(best, time.perf_counter() - t)
             return best
 
@@ -468,7 +477,7 @@ class Trainer:
             task=task, metric=metric, n_train=self.dataset.n_train, n_val=self.dataset.n_val,
             epochs=cfg.epochs, batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch,
             total_steps=self.total_steps, parameters=self._parameters(),
-            start_epoch=self.start_epoch, start_step=self._step))
+            start_epoch=self.start_epoch, start_step=self._step, setup=self.fit_note))
 
         self._last_save = time.monotonic()
         if cfg.on_nan == "pause" and self.run_dir is not None \
@@ -480,6 +489,7 @@ class Trainer:
         model, opt, sched = self.model, self.optimizer, self.scheduler
         fwd, amp_dtype, scaler = self.forward_model, self.amp_dtype, self.scaler
         X, Y, n, bs = self.train_x, self.train_y, self.dataset.n_train, self.batch_size
+        loss_task = self.loss_task
         # A per-step sync is free on the CPU only; under DDP a lone rank must not stop alone.
         check_each_step = self.device.type == "cpu" and not self.dist.enabled
         dist_info = self.dist
@@ -524,11 +534,11 @@ class Trainer:
                 if dist_info.enabled:
                     # Sum over this rank's slice / the global count, times world: DDP's mean of
                     # the ranks' gradients is then the gradient of the global batch mean.
-                    ls, k = tasks.loss_sum(task, out, yb)
+                    ls, k = tasks.loss_sum(loss_task, out, yb)
                     terms = global_n * (k // max(idx.numel(), 1)) if idx.numel() else global_n
                     loss = ls * (dist_info.world_size / max(terms, 1))
                 else:
-                    loss = tasks.loss_mean(task, out, yb)
+                    loss = tasks.loss_mean(loss_task, out, yb)
                 if check_each_step and not torch.isfinite(loss):
                     if self._pause_on_nan(epoch, i, float(loss.detach())):
                         self._step += 1  # the skipped batch still counts: steps track position
@@ -675,7 +685,7 @@ class Trainer:
             try:
                 idx = torch.arange(min(candidate, n), device=self.device)
                 out = self.forward_model(self.train_x.index_select(0, idx))
-                tasks.loss_mean(self.task, out.float(),
+                tasks.loss_mean(self.loss_task, out.float(),
                                 self.train_y.index_select(0, idx)).backward()
                 self.optimizer.zero_grad(set_to_none=True)
                 return candidate
@@ -828,13 +838,14 @@ class Trainer:
                     else:
                         out = model(val_x[s:s + vbs])
                     yb = val_y[s:s + vbs]
-                    ls, k = tasks.loss_sum(task, out, yb)
+                    ls, k = tasks.loss_sum(self.loss_task, out, yb)
                     loss_total += ls
                     terms += k
                     if task != "regression":
-                        correct += tasks.correct_count(task, out, yb)
+                        correct += tasks.correct_count(self.loss_task, out, yb)
                     if collect:
-                        parts.append(predictions_from_output(out, yb))
+                        parts.append(predictions_from_output(
+                            tasks.probabilities(self.loss_task, out), yb))
                     if task == "sequence" and s == 0 and self.dataset.labels:
                         ids = out[0].argmax(dim=-1).tolist()
                         decoded = "".join(self.dataset.labels[j] for j in ids)

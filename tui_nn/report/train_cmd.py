@@ -78,7 +78,8 @@ def run_training(model: str, options: dict[str, Any], *, resume: str | None = No
             print(result.details["traceback"], file=sys.stderr)
         if result.run_dir:
             print(f"run directory: {result.run_dir}", file=sys.stderr)
-        return EXIT_FAILED
+        # A model that does not fit the data is the user's input to fix, like a bad flag.
+        return EXIT_USAGE if result.kind == "fit" else EXIT_FAILED
     if received:
         return 128 + received[0]
     return EXIT_OK
