@@ -189,3 +189,70 @@ def test_the_seed_sigmoid_model_keeps_bce():
     started = next(e for e in events if isinstance(e, ev.RunStarted))
     assert started.setup == "binary, model ends in a sigmoid: BCELoss"
     assert isinstance(events[-1], ev.Finished)
+
+
+# ---------------------------------------------------------------- CSV class names
+
+
+def _species_rows(n: int) -> list[list[object]]:
+    names = ("setosa", "versicolor", "virginica")
+    return [[i % 3 + 0.1 * (i % 5), (i % 3) * 2.0, names[i % 3]] for i in range(n)]
+
+
+@pytest.mark.parametrize("header", [["len", "width", "species"], None])
+def test_csv_class_names_become_classes(tmp_path, header):
+    path = write_csv(tmp_path / "iris.csv", _species_rows(30), header=header)
+    ds = load_dataset(f"csv:{path}")
+    assert ds.task == "classification" and ds.num_classes == 3
+    assert ds.labels == ("setosa", "versicolor", "virginica")
+    assert ds.n_train + ds.n_val == 30  # no row taken for a header when there is none
+    x = torch.cat([ds.train_x, ds.val_x])
+    y = torch.cat([ds.train_y, ds.val_y])
+    assert torch.equal(y, (x[:, 1] / 2).long())  # the ids follow the names' sorted order
+
+
+def test_csv_two_names_are_binary(tmp_path):
+    rows = [[i, "yes" if i % 2 else "no"] for i in range(10)]
+    ds = load_dataset(f"csv:{write_csv(tmp_path / 'b.csv', rows, header=['x', 'ok'])}")
+    assert ds.task == "binary" and ds.labels == ("no", "yes")
+    x = torch.cat([ds.train_x, ds.val_x])
+    y = torch.cat([ds.train_y, ds.val_y])
+    assert torch.equal(y[:, 0], x[:, 0] % 2)
+
+
+def test_csv_numeric_header_table_unchanged(tmp_path):
+    path = write_csv(tmp_path / "n.csv", [[i, i % 3] for i in range(12)], header=["a", "t"])
+    ds = load_dataset(f"csv:{path}")
+    assert ds.task == "classification" and ds.labels == ("0", "1", "2")
+    assert ds.n_train + ds.n_val == 12
+
+
+@pytest.mark.parametrize("rows,match", [
+    ([[i, "same"] for i in range(6)], "at least 2 different labels"),
+    ([[i, f"id{i}"] for i in range(1200)], "looks like an identifier"),
+    ([[1, "a"], [2, ""], [3, "b"]], "line 2: the target"),
+    ([[1, "a"], ["x", "b"], [3, "c"]], r"line 2, column 1: 'x' is not a number"),
+])
+def test_csv_bad_name_columns(tmp_path, rows, match):
+    from tui_nn.data import DataError
+    path = write_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(DataError, match=match):
+        load_dataset(f"csv:{path}")
+
+
+def test_csv_names_reach_the_run_and_its_predictions(tmp_path):
+    path = write_csv(tmp_path / "iris.csv", _species_rows(60), header=["a", "b", "species"])
+    events: list[ev.Event] = []
+    cfg = TrainConfig(model=f"{tmp_path / 'nets.py'}:Three", dataset=f"csv:{path}", epochs=2,
+                      threads=1, run_dir=str(tmp_path / "run"), val_predictions=True,
+                      tensorboard=False)
+    (tmp_path / "nets.py").write_text(
+        "from torch import nn\nclass Three(nn.Sequential):\n"
+        "    def __init__(self):\n        super().__init__(nn.Linear(2, 8), nn.ReLU(), "
+        "nn.Linear(8, 3))\n")
+    result = Trainer(cfg, events.append).run()
+    assert isinstance(result, ev.Finished), result
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["labels"] == ["setosa", "versicolor", "virginica"]
+    shown = [e for e in events if isinstance(e, ev.ValPredictions)]
+    assert shown and shown[-1].confusion.labels == ("setosa", "versicolor", "virginica")
