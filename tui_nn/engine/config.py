@@ -29,6 +29,9 @@ class TrainConfig:
     optimizer: str | None = None
     momentum: float | None = None  # for sgd/momentum/nesterov/rmsprop
     weight_decay: float = 0.0
+    # Random transforms of training image batches on the device (tui_nn/data/augment.py):
+    # "crop=2,flip,rotate=10,..." or a preset name; "" = none. Never applied to validation.
+    augment: str = ""
     schedule: str = "none"
     grad_clip: float | None = None  # max global grad norm; None = off
     device: str = "auto"
@@ -114,5 +117,11 @@ class TrainConfig:
                       "0 picks automatically)")
         if not 0 <= self.seed < 2**63:  # torch.manual_seed takes a 64-bit integer
             raise bad(f"--seed must be an integer in 0..2^63-1 (got {self.seed})")
+        if self.augment:
+            from tui_nn.data.augment import AugmentError, parse_augment
+            try:
+                parse_augment(self.augment)
+            except AugmentError as e:
+                raise bad(str(e)) from None
         if self.checkpoint_every_steps < 0:
             raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")

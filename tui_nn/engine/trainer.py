@@ -214,6 +214,11 @@ class Trainer:
         # Decode once, move once, normalise once: batches are index slices on the device.
         self.train_x, self.train_y = self._to_device(ds.train_x, ds), ds.train_y.to(self.device)
         self.val_x, self.val_y = self._to_device(ds.val_x, ds), ds.val_y.to(self.device)
+        from tui_nn.data.augment import AugmentError, build_augmenter
+        try:  # built from the data's mean/std, which the replace below drops
+            self.augment = build_augmenter(cfg.augment, ds, self.device)
+        except AugmentError as e:
+            raise TrainingError(str(e), "fit") from None
         # Keep only the device copies (already normalised): the raw CPU tensors would double
         # the memory of a 60,000-image set for nothing.
         ds = replace(ds, train_x=self.train_x, train_y=self.train_y, val_x=self.val_x,
@@ -477,7 +482,8 @@ class Trainer:
             task=task, metric=metric, n_train=self.dataset.n_train, n_val=self.dataset.n_val,
             epochs=cfg.epochs, batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch,
             total_steps=self.total_steps, parameters=self._parameters(),
-            start_epoch=self.start_epoch, start_step=self._step, setup=self.fit_note))
+            start_epoch=self.start_epoch, start_step=self._step,
+            setup="; ".join(n for n in (self.fit_note, str(self.augment or "")) if n)))
 
         self._last_save = time.monotonic()
         if cfg.on_nan == "pause" and self.run_dir is not None \
@@ -489,7 +495,7 @@ class Trainer:
         model, opt, sched = self.model, self.optimizer, self.scheduler
         fwd, amp_dtype, scaler = self.forward_model, self.amp_dtype, self.scaler
         X, Y, n, bs = self.train_x, self.train_y, self.dataset.n_train, self.batch_size
-        loss_task = self.loss_task
+        loss_task, augment = self.loss_task, self.augment
         # A per-step sync is free on the CPU only; under DDP a lone rank must not stop alone.
         check_each_step = self.device.type == "cpu" and not self.dist.enabled
         dist_info = self.dist
@@ -525,6 +531,8 @@ class Trainer:
                     idx = idx.tensor_split(dist_info.world_size)[dist_info.rank]
                 xb = X.index_select(0, idx)  # (b, *input_shape)
                 yb = Y.index_select(0, idx)
+                if augment is not None:
+                    xb = augment(xb)  # (b, C, H, W): training batches only, on the device
                 if amp_dtype is not None:
                     with torch.autocast(self.device.type, dtype=amp_dtype):
                         out = fwd(xb)

@@ -116,7 +116,8 @@ def _check_dataset_name(name: str) -> None:
 # CLI flag for each TrainConfig field that `tui-nn train` accepts.
 _FLAGS = {"dataset": "--dataset", "data_dir": "--data-dir", "epochs": "--epochs",
           "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
-          "momentum": "--momentum", "weight_decay": "--weight-decay", "schedule": "--schedule",
+          "momentum": "--momentum", "weight_decay": "--weight-decay", "augment": "--augment",
+          "schedule": "--schedule",
           "grad_clip": "--grad-clip", "device": "--device", "seed": "--seed",
           "run_dir": "--run-dir", "checkpoint_every_steps": "--checkpoint-every",
           "amp": "--amp", "channels_last": "--channels-last", "threads": "--threads"}
