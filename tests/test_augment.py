@@ -133,3 +133,15 @@ def test_training_batches_only_and_recorded(tmp_path, monkeypatch):
     assert started.setup.endswith("augment crop=2,rotate=10 (training batches)")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["augment"] == "rotate=10,crop=2"
+
+
+def test_the_augmentation_lesson_batch():
+    from tui_nn.tui.screens.augment_view import N_IMAGES, augmented_batch
+
+    state = torch.get_rng_state()
+    before, after = augmented_batch("rotate=30", seed=3)
+    assert torch.equal(torch.get_rng_state(), state)  # the lesson leaves training's RNG alone
+    assert before.shape == after.shape == (N_IMAGES, 28, 28)
+    assert after.min() >= 0 and after.max() <= 1 and not torch.allclose(before, after)
+    assert torch.equal(augmented_batch("rotate=30", seed=3)[1], after)  # r redraws by seed
+    assert not torch.equal(augmented_batch("rotate=30", seed=4)[1], after)
