@@ -169,8 +169,8 @@ def train_cmd(
     --batch-size is the global batch; with --nproc-per-node N it is split across N processes."""
     options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                    lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-                   augment=augment, schedule=schedule, grad_clip=grad_clip, device=device, seed=seed,
-                   run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
+                   augment=augment, schedule=schedule, grad_clip=grad_clip, device=device,
+                   seed=seed, run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
                    compile=compile_, channels_last=channels_last, threads=threads)
     if nproc_per_node is not None and "WORLD_SIZE" not in os.environ:
         from tui_nn.report.train_cmd import launch_distributed

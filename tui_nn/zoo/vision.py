@@ -1,8 +1,9 @@
 """The course's image classifiers, layer sizes exactly as in the seed notes.
 
-Each takes ``in_channels`` and ``num_classes`` (the seeds' 1 and 10 by default) so the engine can
-build it for a user's image folder. Each Linear's in_features is what the shape inspector explains: 320 = 20×4×4 (cnn),
+Each Linear's in_features is what the shape inspector explains: 320 = 20×4×4 (cnn),
 512 = 32×4×4 (resnet), 400 = 16×5×5 (lenet on 32×32), 1408 = 88×4×4 (inception).
+Each takes ``in_channels`` and ``num_classes`` (the seeds' 1 and 10 by default) so the engine can
+build it for a user's image folder.
 """
 
 from __future__ import annotations
