@@ -256,3 +256,21 @@ def test_csv_names_reach_the_run_and_its_predictions(tmp_path):
     assert config["labels"] == ["setosa", "versicolor", "virginica"]
     shown = [e for e in events if isinstance(e, ev.ValPredictions)]
     assert shown and shown[-1].confusion.labels == ("setosa", "versicolor", "virginica")
+
+
+def test_views_of_a_logits_binary_model():
+    from tui_nn.insight.autograd import example_loss
+    from tui_nn.insight.fit import fit_snapshot
+
+    torch.manual_seed(0)
+    logits = nn.Sequential(nn.Linear(1, 4), nn.ReLU(), nn.Linear(4, 1))
+    example = example_loss(logits, (1,), dataset="hours")
+    assert example.what.startswith("binary_cross_entropy_with_logits")
+    assert type(example.loss.grad_fn).__name__.startswith("BinaryCrossEntropyWithLogits")
+    sigmoid = nn.Sequential(logits, nn.Sigmoid())
+    assert example_loss(sigmoid, (1,), dataset="hours").what.startswith(
+        "binary_cross_entropy(")
+    hours = load_dataset("hours")
+    as_logits = fit_snapshot(logits, hours, points=7, logits=True)
+    as_probs = fit_snapshot(sigmoid, hours, points=7)
+    assert as_logits.line_y == pytest.approx(as_probs.line_y)  # the live fit shows P(class 1)
