@@ -274,3 +274,12 @@ def test_views_of_a_logits_binary_model():
     as_logits = fit_snapshot(logits, hours, points=7, logits=True)
     as_probs = fit_snapshot(sigmoid, hours, points=7)
     assert as_logits.line_y == pytest.approx(as_probs.line_y)  # the live fit shows P(class 1)
+
+
+def test_a_dataset_without_a_class_count_is_not_refused():
+    import dataclasses
+
+    from helpers import blobs_images
+    ds = dataclasses.replace(blobs_images(n_train=4, n_val=2), num_classes=None)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 7))
+    assert check_output_fits(net, ds.train_x[:2], ds.train_y[:2], ds).note.startswith("7 classes")
