@@ -145,3 +145,11 @@ def test_the_augmentation_lesson_batch():
     assert after.min() >= 0 and after.max() <= 1 and not torch.allclose(before, after)
     assert torch.equal(augmented_batch("rotate=30", seed=3)[1], after)  # r redraws by seed
     assert not torch.equal(augmented_batch("rotate=30", seed=4)[1], after)
+
+
+def test_a_channels_last_batch_stays_channels_last():
+    x = torch.rand(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    out = Augmenter(parse_augment("crop=1,blur=1"), None, None, CPU)(x)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    plain = Augmenter(parse_augment("crop=1"), None, None, CPU)(torch.rand(4, 3, 8, 8))
+    assert plain.is_contiguous()

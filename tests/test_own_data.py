@@ -283,3 +283,17 @@ def test_a_dataset_without_a_class_count_is_not_refused():
     ds = dataclasses.replace(blobs_images(n_train=4, n_val=2), num_classes=None)
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 7))
     assert check_output_fits(net, ds.train_x[:2], ds.train_y[:2], ds).note.startswith("7 classes")
+
+
+def test_a_model_returning_a_tuple_is_told_so():
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.fc(x), x
+
+    ds = load_dataset("diabetes")
+    with pytest.raises(FitError, match="Pair returns a tuple, not a tensor"):
+        check_output_fits(Pair(), ds.train_x[:2], ds.train_y[:2], ds)

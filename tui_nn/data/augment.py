@@ -129,6 +129,10 @@ class Augmenter:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C, H, W) -> the same shape, each sample transformed with its own draw."""
         s = self.spec
+        # A channels_last batch (CUDA CNNs) must stay channels_last: grid_sample and the
+        # grouped blur return the default layout.
+        keep = (x.shape[1] > 1 and not x.is_contiguous()
+                and x.is_contiguous(memory_format=torch.channels_last))
         if s.geometric:
             x = self._affine(x)
         if s.jitter:
@@ -137,7 +141,7 @@ class Augmenter:
             x = self._blur(x)
         if s.noise:
             x = x + torch.randn_like(x) * (s.noise / self.std)
-        return x
+        return x.contiguous(memory_format=torch.channels_last) if keep else x
 
     def _uniform(self, b: int, half_width: float, device: torch.device) -> torch.Tensor:
         return (torch.rand(b, device=device) * 2 - 1) * half_width  # (B,) in [-w, w]

@@ -113,6 +113,9 @@ def check_output_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ds: An
     """Probe the model on a few samples x (targets y) and check its output against the task."""
     out, last = _probe(model, x)
     net, name, task = type(model).__name__, ds.name, ds.task
+    if not isinstance(out, torch.Tensor):
+        raise FitError(f"{net} returns a {type(out).__name__}, not a tensor: return the output "
+                       "tensor from forward()")
     shape = "×".join(str(d) for d in out.shape)
     if task == "classification":
         n = int(ds.num_classes or 0)
