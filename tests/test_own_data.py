@@ -297,3 +297,12 @@ def test_a_model_returning_a_tuple_is_told_so():
     ds = load_dataset("diabetes")
     with pytest.raises(FitError, match="Pair returns a tuple, not a tensor"):
         check_output_fits(Pair(), ds.train_x[:2], ds.train_y[:2], ds)
+
+
+def test_class_names_from_files_cannot_carry_terminal_codes(tmp_path):
+    rows = [[i, "\x1b[31mred" if i % 2 else "blue"] for i in range(8)]
+    ds = load_dataset(f"csv:{write_csv(tmp_path / 'c.csv', rows)}")
+    assert ds.labels == ("\\x1b[31mred", "blue") or ds.labels == ("blue", "\\x1b[31mred")
+    assert all(label.isprintable() for label in ds.labels)
+    root = write_image_tree(tmp_path / "imgs", {"ok": 2, "bad\x07bell": 2}, mode="L")
+    assert sorted(load_dataset(f"folder:{root}").labels) == ["bad\\x07bell", "ok"]

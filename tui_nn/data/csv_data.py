@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .base import Dataset, DataError
+from .base import Dataset, DataError, printable
 from .split import split_indices
 
 MAX_CLASSES = 20
@@ -126,9 +126,10 @@ def _name_targets(cells: list[str], path: Path) -> tuple[str, torch.Tensor, int,
                         "class; put the target in the last column")
     index = {name: i for i, name in enumerate(labels)}
     ids = torch.tensor([index[c] for c in cells], dtype=torch.int64)  # (N,)
+    shown = tuple(printable(name) for name in labels)
     if len(labels) == 2:
-        return "binary", ids.float().unsqueeze(1), 2, labels  # (N, 1): 1 = the second name
-    return "classification", ids, len(labels), labels
+        return "binary", ids.float().unsqueeze(1), 2, shown  # (N, 1): 1 = the second name
+    return "classification", ids, len(labels), shown
 
 
 def _target_task(y: torch.Tensor) -> tuple[str, torch.Tensor, int | None, tuple[str, ...] | None]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import Dataset, DataError
+from .base import Dataset, DataError, printable
 from .split import split_indices
 
 IMAGE_EXTENSIONS = frozenset(
@@ -191,7 +191,7 @@ def load_folder(
         num_classes=len(classes),
         mean=mean,
         std=std,
-        labels=tuple(classes),
+        labels=tuple(printable(c) for c in classes),  # names shown, never terminal codes
         description=(
             f"{root}: {len(samples)} images, {len(classes)} classes, "
             f"{'grayscale' if gray else 'RGB'} {height}×{width}, {split}"
