@@ -148,6 +148,10 @@ def train_cmd(
     optimizer: OptimizerOpt = None,
     momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD/RMSprop momentum."),
     weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
+    augment: Optional[str] = typer.Option(
+        None, "--augment", metavar="SPEC",
+        help="Augment training images on the device: crop=2,flip,rotate=10,scale=0.1,"
+             "jitter=0.2,blur=1,noise=0.1 or a preset (digits, photos)."),
     schedule: ScheduleOpt = "none",
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
                                               help="Clip the global gradient norm to this."),
@@ -182,8 +186,8 @@ def train_cmd(
     --batch-size is the global batch; with --nproc-per-node N it is split across N processes."""
     options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                    lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-                   schedule=schedule, grad_clip=grad_clip, device=device, seed=seed,
-                   run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
+                   augment=augment, schedule=schedule, grad_clip=grad_clip, device=device,
+                   seed=seed, run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
                    compile=compile_, channels_last=channels_last, threads=threads)
     if resume is not None:
         # Only what was typed may change a resumed run; the rest comes from the run.

@@ -33,6 +33,9 @@ class RunStarted(Event):
     start_step: int = 0
     # A resumed session's changed settings: {name: [before, now]} (e.g. a longer --epochs).
     changes: dict[str, Any] = field(default_factory=dict)
+    # How the model fits the data: head size, the loss, augmentation ("3 classes: head
+    # Linear(320, 3), CrossEntropyLoss"); said in the run's first line.
+    setup: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class Finished(Event):
 @dataclass(frozen=True)
 class Failed(Event):
     message: str
-    kind: str = "error"  # "error", "nan", "oom", "data", "shape", "disk"
+    kind: str = "error"  # "error", "nan", "oom", "data", "shape", "fit", "disk"
     run_dir: str | None = None
     step: int | None = None
     details: dict[str, Any] = field(default_factory=dict)

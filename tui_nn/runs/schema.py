@@ -19,7 +19,7 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "metric": (STR, True), "n_train": (INT, True), "n_val": (INT, True),
         "epochs": (INT, True), "batch_size": (INT, True), "steps_per_epoch": (INT, True),
         "total_steps": (INT, True), "parameters": (INT, True), "start_epoch": (INT, False),
-        "start_step": (INT, False), "changes": (DICT, False)},
+        "start_step": (INT, False), "changes": (DICT, False), "setup": (STR, False)},
     "StepMetrics": {
         "epoch": (INT, True), "step": (INT, True), "first_step": (INT, True),
         "losses": (LIST, True), "lr": (NUM, True), "samples_per_s": (NUM, True),
@@ -50,7 +50,7 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
 
 # What an absent optional field means (the engine's dataclass defaults); others become None.
 DEFAULTS = {"start_epoch": 0, "start_step": 0, "rolled_back_to": 0, "kind": "error",
-            "changes": {}, "scalars": {}, "source": "engine"}
+            "changes": {}, "scalars": {}, "source": "engine", "setup": ""}
 
 # Far beyond any real run; keeps arithmetic and formatting of counters cheap and finite.
 MAX_INT = 1 << 53

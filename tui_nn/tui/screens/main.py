@@ -499,7 +499,8 @@ class MainScreen(Screen):
         where = f" → {e.run_dir}" if e.run_dir else ""
         self._log(f"training {e.model} ({e.parameters:,} params) on {e.dataset} "
                   f"[{e.n_train:,} train / {e.n_val:,} val] on {e.device_name}: {e.epochs} epochs "
-                  f"× {e.steps_per_epoch} steps, batch {e.batch_size}{where}", "good")
+                  f"× {e.steps_per_epoch} steps, batch {e.batch_size}"
+                  f"{'; ' + e.setup if e.setup else ''}{where}", "good")
         if self.bridge.resuming:
             self._show_earlier(e)
 
@@ -666,7 +667,8 @@ class MainScreen(Screen):
                 for tb_line in e.details["traceback"].rstrip().splitlines()[-6:]:
                     self._log(tb_line, "dim")
             title = {"nan": "loss is NaN", "oom": "out of memory", "data": "data",
-                     "shape": "shape mismatch", "disk": "disk"}.get(e.kind, "training failed")
+                     "shape": "shape mismatch", "fit": "model does not fit the data",
+                     "disk": "disk"}.get(e.kind, "training failed")
             self.notify(e.message, title=title, severity="error", timeout=12, markup=False)
 
     @on(Worker.StateChanged)
