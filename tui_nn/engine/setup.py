@@ -102,7 +102,8 @@ def _saved_config(run_path: Path) -> tuple[TrainConfig, dict | None]:
         return TrainConfig.from_dict(ckpt["config"]), ckpt
     config = run_path / CONFIG_FILE
     if not config.is_file():
-        raise ConfigError(f"--resume: {run_path} holds no run (no last.pt or {CONFIG_FILE})")
+        raise ConfigError(f"--resume: {run_path} holds no run: no checkpoint (last.pt) "
+                          f"and no {CONFIG_FILE}")
     import json
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
