@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any, Sequence
 
 import torch
@@ -25,6 +26,8 @@ ShapeLike = str | Sequence[int] | InputSpec
 
 # The solver runs inside the diagnosis with a short budget: the answer must come quickly.
 DIAGNOSIS_SOLVER_BUDGET_S = 3.0
+# The fewest probes a useful solver scan makes (nearest sizes on either side and beyond).
+SOLVER_MIN_PROBES = 16
 
 
 def inspect_model(model_or_source: nn.Module | str | Any,
@@ -71,7 +74,9 @@ def inspect_model(model_or_source: nn.Module | str | Any,
 
     sample_ranks = _sample_ranks(loaded, model, len(specs))
     shapes = [add_batch(s.shape, r) for s, r in zip(specs, sample_ranks)]
+    started = time.perf_counter()
     result = trace(model, make_inputs(shapes, dtypes))
+    trace_s = time.perf_counter() - started
     notes.extend(result.notes)
     if result.uncalled:
         # Only the outermost of each unused subtree: 'aux1', not also 'aux1.conv', 'aux1.fc1'.
@@ -88,7 +93,10 @@ def inspect_model(model_or_source: nn.Module | str | Any,
 
     failed_checks = [c for c in result.checks if not c.ok]
     wants_size = (result.diagnosis is not None and result.diagnosis.solvable) or failed_checks
-    if wants_size or solve:
+    # A bonus scan whose probes (each a trace like the one just done) cannot fit in the
+    # budget is not started: a 70B decoder is traced once, not twice.
+    quick = trace_s * SOLVER_MIN_PROBES < solver_budget_s
+    if wants_size or (solve and quick):
         budget = solver_budget_s if solve else min(solver_budget_s, DIAGNOSIS_SOLVER_BUDGET_S)
         inspection.solver = solve_input_size(model, shapes, dtypes, budget_s=budget,
                                              give_up_early=not wants_size)

@@ -6,7 +6,7 @@ table, the JSON output and the TUI all read the same records.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 Shape = tuple[int, ...]
@@ -56,7 +56,8 @@ class LayerRow:
         return self.params_trainable + self.params_frozen
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Shallow: asdict() deep-copies every shape, which a 1,444-row 70B decoder feels.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["input_shapes"] = [list(s) for s in self.input_shapes]
         data["output_shapes"] = [list(s) for s in self.output_shapes]
         data["arithmetic"] = [f.text for f in self.arithmetic]

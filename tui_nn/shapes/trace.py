@@ -9,7 +9,10 @@ Three observers, all removed in `finally`:
   every row on the call stack, so functional matmuls inside an attention block count too.
 
 Modes rather than patching `torch.Tensor.view`: modes are thread-local, so a training thread
-running next to the inspector (the TUI does that) never sees them.
+running next to the inspector (the TUI does that) never sees them. For the same reason, and
+because it would be one more Python hop per op, there is no `with torch.device("meta")` around
+the forward: the function observer itself puts tensor constructors without a device
+(`torch.zeros(B, 10)` in a forward) on meta.
 
 Meta tensors carry shapes and dtypes but no storage, so a 70B-parameter model traces in
 seconds without allocating its weights. A module that cannot run on meta (it reads values:
@@ -25,13 +28,16 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tui_nn.shapes.arithmetic import function_formulas, module_formulas
 from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_error,
                                   is_meta_limitation, linear_check, runs_torch_forward,
                                   validate_function, validate_module)
+from tui_nn.shapes.metacache import MetaOpCache, cached_call
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
+from tui_nn.zoo.nodynamo import no_dynamo_import
 
 try:  # the flop formulas torch's own FlopCounterMode uses (mm, addmm, bmm, conv, sdpa)
     from torch.utils.flop_counter import flop_registry as _FLOP_REGISTRY
@@ -59,6 +65,9 @@ _RECORDED: dict[Any, str] = {
 # Reshapes: they may flatten (tracked for the Linear checks) and usually share their input's
 # memory (not counted as activations).
 RESHAPE_LABELS = set(_RESHAPES.values())
+
+_CONSTRUCTORS = _device_constructors()
+_META = torch.device("meta")
 
 # A module materialised on CPU for the fallback must stay small: it is real memory.
 CPU_FALLBACK_LIMIT_BYTES = 1 << 30
@@ -168,6 +177,8 @@ class _FunctionObserver(TorchFunctionMode):
         t = self.t
         try:
             label = _RECORDED.get(func) if t.stack else None
+            if not t.cpu_depth and func in _CONSTRUCTORS and kwargs.get("device") is None:
+                kwargs["device"] = _META  # what torch.device("meta") would do
         except TypeError:  # an unhashable callable: nothing we record
             label = None
         owner = t.innermost_module()
@@ -184,15 +195,27 @@ class _MultAddCounter(TorchDispatchMode):
         super().__init__()
         self.t = tracer
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # By default TorchDispatchMode wraps __torch_dispatch__ in torch._disable_dynamo, whose
+        # first call imports torch._dynamo (1-2.5 s). An inspection is never compiled.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        formula = _FLOP_REGISTRY.get(func._overloadpacket)
-        if formula is not None and self.t.stack:
-            mult_adds = formula(*args, **kwargs, out_val=out) // 2  # flops = 2 × mult-adds
+        out, mult_adds = cached_call(self.t.op_cache, func, args, kwargs,
+                                     lambda result: _mult_adds(func, args, kwargs, result))
+        if mult_adds and self.t.stack:
             for frame in self.t.stack:
                 frame.row.mult_adds += mult_adds
         return out
+
+
+def _mult_adds(func: Any, args: tuple, kwargs: dict, out: Any) -> int:
+    formula = _FLOP_REGISTRY.get(func._overloadpacket)
+    if formula is None:
+        return 0
+    return formula(*args, **kwargs, out_val=out) // 2  # flops = 2 × mult-adds
 
 
 class Tracer:
@@ -215,6 +238,8 @@ class Tracer:
         self._param_cache: dict[int, tuple[int, int]] = {}
         self.origins: dict[int, FlattenOrigin] = {}
         self._input_ids = {id(x) for x in inputs}
+        self.cpu_depth = 0  # > 0 inside a CPU fallback's forward: constructors stay on CPU
+        self.op_cache = MetaOpCache()
 
     # -- helpers used by the observers --
 
@@ -348,7 +373,7 @@ class Tracer:
         for name, module in model.named_modules():
             self.paths[id(module)] = name
         modes = {m: m.training for m in model.modules()}
-        patched = [_patch_cpu_forward(m) for m in self.cpu_modules]
+        patched = [_patch_cpu_forward(m, self) for m in self.cpu_modules]
         handles = []
         diagnosis: Diagnosis | None = None
         needs_cpu: nn.Module | None = None
@@ -362,7 +387,7 @@ class Tracer:
             if self.count_mult_adds:
                 observers.append(_MultAddCounter(self))
             try:
-                with torch.no_grad(), torch.device("meta"), observers[0]:
+                with torch.no_grad(), no_dynamo_import(), observers[0]:
                     if len(observers) > 1:
                         with observers[1]:
                             model(*self.inputs, **self.kwargs)
@@ -437,7 +462,7 @@ def module_bytes(module: nn.Module) -> int:
                for t in (*module.parameters(), *module.buffers()))
 
 
-def _patch_cpu_forward(module: nn.Module):
+def _patch_cpu_forward(module: nn.Module, tracer: Tracer):
     """Make `module(...)` run a CPU copy of it on random inputs; returns the undo function."""
     cpu_copy = copy.deepcopy(module).to_empty(device="cpu")  # before hooks exist: copy has none
     generator = torch.Generator().manual_seed(0)
@@ -457,8 +482,12 @@ def _patch_cpu_forward(module: nn.Module):
         def to_cpu(t: torch.Tensor) -> torch.Tensor:
             return _materialise(t, generator) if t.device.type == "meta" else t
 
-        with torch.device("cpu"):
-            out = cpu_copy(*_tree_map(to_cpu, args), **_tree_map(to_cpu, kwargs))
+        tracer.cpu_depth += 1
+        try:
+            with torch.device("cpu"):
+                out = cpu_copy(*_tree_map(to_cpu, args), **_tree_map(to_cpu, kwargs))
+        finally:
+            tracer.cpu_depth -= 1
         return _tree_map(lambda t: torch.empty_like(t, device="meta"), out)
 
     had_own = "forward" in module.__dict__
