@@ -23,13 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from llama70b import Llama  # noqa: E402 - after the path set-up
+from llama70b import Llama
 
 LLAMA_FILE = ROOT / "benchmarks" / "llama70b.py"
 LLAMA_INPUT = (1, 512, 8192)

@@ -45,6 +45,8 @@ class LayerRow:
     params_frozen: int = 0
     mult_adds: int = 0  # this call, children included
     output_bytes: int = 0
+    # What autograd saves for backward in this call, children included (memory traces only).
+    saved_bytes: int = 0
     arithmetic: list[Formula] = field(default_factory=list)
     status: str = "ok"  # 'ok' | 'error' (failed here) | 'unfinished' (a child failed)
     repeat: bool = False  # the module was already called: its parameters are counted once

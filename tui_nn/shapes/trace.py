@@ -21,6 +21,7 @@ seconds without allocating its weights. A module that cannot run on meta (it rea
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -35,6 +36,8 @@ from tui_nn.shapes.arithmetic import function_formulas, module_formulas
 from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_error,
                                   is_meta_limitation, linear_check, runs_torch_forward,
                                   validate_function, validate_module)
+from tui_nn.shapes.memory import (AutocastRules, SavedTensors, fused_attention,
+                                  training_attention_forward)
 from tui_nn.shapes.metacache import MetaOpCache, cached_call
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
 from tui_nn.zoo.nodynamo import no_dynamo_import
@@ -96,6 +99,7 @@ class TraceResult:
     needs_cpu: nn.Module | None = None  # failed only because it cannot run on meta
     meta_error: str = ""
     notes: list[str] = field(default_factory=list)
+    saved_bytes: int = 0  # training traces: what autograd saves for backward, storages once
 
 
 def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -190,6 +194,28 @@ class _FunctionObserver(TorchFunctionMode):
         return t.recorded_function(func, label, args, kwargs, owner)
 
 
+class _TrainingStep(TorchFunctionMode):
+    """For memory traces: autocast's casts, and attention through the fused kernel a real
+    device would use (F.multi_head_attention_forward's own call to it included)."""
+
+    def __init__(self, amp: AutocastRules | None) -> None:
+        super().__init__()
+        self.amp = amp
+        self.attention_forward = training_attention_forward(amp)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.amp is not None:
+            args, kwargs = self.amp.cast(func, args, kwargs)
+        if func is F.scaled_dot_product_attention:
+            out = fused_attention(args, kwargs)
+            if out is not None:
+                return out
+        elif func is F.multi_head_attention_forward:
+            return self.attention_forward(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
 class _MultAddCounter(TorchDispatchMode):
     def __init__(self, tracer: Tracer) -> None:
         super().__init__()
@@ -223,7 +249,10 @@ class Tracer:
 
     def __init__(self, model: nn.Module, inputs: list[torch.Tensor], *,
                  kwargs: dict | None = None, mult_adds: bool = True, formulas: bool = True,
-                 cpu_modules: tuple[nn.Module, ...] = ()) -> None:
+                 cpu_modules: tuple[nn.Module, ...] = (),
+                 saved: SavedTensors | None = None, amp: AutocastRules | None = None) -> None:
+        """saved: trace a training forward (train mode, autograd on) and credit every storage
+        it saves for backward to the rows on the call stack; amp: autocast's casts on meta."""
         self.model = model
         self.inputs = inputs
         self.kwargs = kwargs or {}
@@ -240,6 +269,10 @@ class Tracer:
         self._input_ids = {id(x) for x in inputs}
         self.cpu_depth = 0  # > 0 inside a CPU fallback's forward: constructors stay on CPU
         self.op_cache = MetaOpCache()
+        self.saved = saved
+        self.amp = amp
+        if saved is not None:
+            saved.on_new = self._credit_saved
 
     # -- helpers used by the observers --
 
@@ -264,6 +297,10 @@ class Tracer:
                     frozen += p.numel()
             self._param_cache[key] = (trainable, frozen)
         return self._param_cache[key]
+
+    def _credit_saved(self, nbytes: int) -> None:
+        for frame in self.stack:
+            frame.row.saved_bytes += nbytes
 
     def _new_row(self, **fields: Any) -> LayerRow:
         row = LayerRow(index=len(self.rows), depth=len(self.stack), **fields)
@@ -368,6 +405,20 @@ class Tracer:
 
     # -- the run --
 
+    def _forward(self) -> None:
+        with contextlib.ExitStack() as stack:
+            if self.saved is None:
+                stack.enter_context(torch.no_grad())
+            else:
+                stack.enter_context(torch.enable_grad())
+                stack.enter_context(self.saved.hooks())
+                stack.enter_context(_TrainingStep(self.amp))  # below the observer
+            stack.enter_context(no_dynamo_import())
+            stack.enter_context(_FunctionObserver(self))
+            if self.count_mult_adds:
+                stack.enter_context(_MultAddCounter(self))
+            self.model(*self.inputs, **self.kwargs)
+
     def run(self) -> TraceResult:
         model = self.model
         for name, module in model.named_modules():
@@ -379,20 +430,14 @@ class Tracer:
         needs_cpu: nn.Module | None = None
         meta_error = ""
         try:
-            model.eval()  # BatchNorm with batch 1 and dropout: trace what inference does
+            # BatchNorm with batch 1 and dropout: trace what inference does, unless the
+            # memory a training step needs is the question.
+            model.train(self.saved is not None)
             for module in model.modules():
                 handles.append(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True))
                 handles.append(module.register_forward_hook(self.post_hook, with_kwargs=True))
-            observers = [_FunctionObserver(self)]
-            if self.count_mult_adds:
-                observers.append(_MultAddCounter(self))
             try:
-                with torch.no_grad(), no_dynamo_import(), observers[0]:
-                    if len(observers) > 1:
-                        with observers[1]:
-                            model(*self.inputs, **self.kwargs)
-                    else:
-                        model(*self.inputs, **self.kwargs)
+                self._forward()
             except _Abort as abort:
                 diagnosis = abort.diagnosis
             except Exception as exc:  # noqa: BLE001 - any failure becomes a diagnosis
@@ -529,13 +574,24 @@ def make_inputs(shapes: list[Shape], dtypes: list[torch.dtype]) -> list[torch.Te
 
 
 def trace(model: nn.Module, inputs: list[torch.Tensor], *, mult_adds: bool = True,
-          formulas: bool = True, max_cpu_fallbacks: int = 8) -> TraceResult:
-    """Trace, re-running with CPU fallbacks for modules that cannot run on meta."""
+          formulas: bool = True, max_cpu_fallbacks: int = 8, training: bool = False,
+          amp_dtype: torch.dtype | None = None) -> TraceResult:
+    """Trace, re-running with CPU fallbacks for modules that cannot run on meta.
+
+    training: a training forward whose saved-for-backward bytes land in `saved_bytes` (the
+    result's and every row's); amp_dtype: under emulated autocast (bfloat16 / float16).
+    """
     cpu_modules: list[nn.Module] = []
     notes: list[str] = []
     for _ in range(max_cpu_fallbacks + 1):
+        saved = SavedTensors(exclude=[*model.parameters(), *model.buffers()]) \
+            if training else None
+        amp = AutocastRules(amp_dtype) if amp_dtype is not None else None
         result = Tracer(model, inputs, mult_adds=mult_adds, formulas=formulas,
-                        cpu_modules=tuple(cpu_modules)).run()
+                        cpu_modules=tuple(cpu_modules), saved=saved, amp=amp).run()
+        if saved is not None:
+            result.saved_bytes = saved.bytes
+            saved.release()
         module = result.needs_cpu
         if module is None:
             break

@@ -15,7 +15,6 @@ import functools
 import sys
 from typing import Any, Callable, Iterator
 
-
 _CACHE_ATTR = "__dynamo_disable"
 _MAX_DEPTH = 8  # wrappers around wrappers: out_wrapper(type_promotion(disable(_ref)))
 
