@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from tui_nn.shapes.arithmetic import spatial_rank
+from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory
 from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, format_shape,
                                  normalize_dtype, parse_inputs)
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, Inspection, LayerRow, Totals
@@ -33,7 +34,8 @@ SOLVER_MIN_PROBES = 16
 def inspect_model(model_or_source: nn.Module | str | Any,
                   input_shapes: ShapeLike | Sequence[ShapeLike] | None = None, *,
                   depth: int | None = None, dtype: torch.dtype | str | None = None,
-                  solve: bool = False, solver_budget_s: float = 5.0) -> Inspection:
+                  solve: bool = False, solver_budget_s: float = 5.0,
+                  memory: MemoryRequest | None = None) -> Inspection:
     """Trace a model layer by layer on the meta device.
 
     model_or_source: an nn.Module (traced as a meta copy: its weights are never copied),
@@ -46,6 +48,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         or the zoo's dtype, or int64 when the model starts with an Embedding.
     solve: also run the input-size solver when everything passes (it always runs when a
         failure could be fixed by another input size).
+    memory: also estimate training memory (`.memory`, and every row's `saved_bytes`) from a
+        training forward at the requested batch size; only when the first trace passes.
     """
     notes: list[str] = []
     if isinstance(model_or_source, str):
@@ -91,6 +95,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         checks=result.checks, diagnosis=result.diagnosis, depth=depth, notes=notes,
         uncalled=result.uncalled)
 
+    if memory is not None and result.diagnosis is None:
+        _add_memory(inspection, model, shapes, dtypes, memory)
     failed_checks = [c for c in result.checks if not c.ok]
     wants_size = (result.diagnosis is not None and result.diagnosis.solvable) or failed_checks
     # A bonus scan whose probes (each a trace like the one just done) cannot fit in the
@@ -102,6 +108,17 @@ def inspect_model(model_or_source: nn.Module | str | Any,
                                              give_up_early=not wants_size)
         _suggest_size(inspection, result.diagnosis, failed_checks)
     return inspection
+
+
+def _add_memory(inspection: Inspection, model: nn.Module, shapes: list, dtypes: list,
+                request: MemoryRequest) -> None:
+    estimate, trained = estimate_memory(model, shapes, dtypes, request)
+    inspection.memory = estimate
+    if estimate is None:
+        inspection.notes.append(f"no memory estimate: the training forward fails "
+                                f"({trained.diagnosis.message})")
+        return
+    copy_saved_bytes(trained.rows, inspection.all_rows)
 
 
 def _declared_inputs(model: nn.Module) -> list[tuple[int, ...]] | None:

@@ -296,3 +296,67 @@ def training_attention_forward(amp: AutocastRules | None) -> Callable:
                                  original.__defaults__, original.__closure__)
     rebound.__kwdefaults__ = original.__kwdefaults__
     return rebound
+
+
+# --- the estimate ----------------------------------------------------------------------------
+
+@dataclass
+class MemoryRequest:
+    """What `inspect --batch-size/--optimizer/--amp/--device-memory` asks for."""
+
+    batch_size: int | None = None  # None: the traced input's batch
+    optimizer: str = "adam"
+    amp: str = "off"  # 'off' | 'bf16' | 'fp16'
+    budget: int | None = None  # bytes; None: the visible GPU's memory, if there is one
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in _STATE:
+            raise MemoryUsageError(f"unknown optimizer {self.optimizer!r}: use one of "
+                                   f"{', '.join(OPTIMIZERS)}")
+        if self.amp not in AMP_DTYPES:
+            raise MemoryUsageError(f"unknown --amp {self.amp!r}: use off, bf16 or fp16")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise MemoryUsageError(f"--batch-size must be ≥ 1, got {self.batch_size}")
+
+
+def estimate_memory(model: nn.Module, shapes: list[tuple[int, ...]], dtypes: list[torch.dtype],
+                    request: MemoryRequest) -> tuple[MemoryEstimate | None, Any]:
+    """Trace one training forward of the meta `model` at the requested batch; returns the
+    estimate (None when that forward fails) and the trace result (rows with saved bytes)."""
+    from tui_nn.shapes.trace import make_inputs, trace  # trace builds on this module
+
+    batch = request.batch_size or (shapes[0][0] if shapes and shapes[0] else 1)
+    old = shapes[0][0] if shapes and shapes[0] else None
+    batched = [(batch, *s[1:]) if s and s[0] == old else s for s in shapes]
+    result = trace(model, make_inputs(batched, dtypes), formulas=False, training=True,
+                   amp_dtype=AMP_DTYPES[request.amp])
+    if result.diagnosis is not None:
+        return None, result
+    estimate = MemoryEstimate(
+        batch_size=batch, optimizer=request.optimizer, amp=request.amp,
+        params=param_bytes(model), grads=grad_bytes(model),
+        optimizer_state=optimizer_bytes(model, request.optimizer),
+        activations=result.saved_bytes)
+    estimate.budget = request.budget if request.budget is not None else visible_gpu_bytes()
+    if estimate.budget is not None:
+        fixed = estimate.params + estimate.grads + estimate.optimizer_state
+        estimate.max_batch = largest_batch(fixed, estimate.activations, batch, estimate.budget)
+    return estimate, result
+
+
+def copy_saved_bytes(source: list, target: list) -> None:
+    """Per-row saved bytes from the training trace onto the inspection's rows, matched by
+    path and call number (train mode may call modules eval mode skips, and vice versa)."""
+    def keyed(rows: list) -> dict[tuple[str, int], Any]:
+        count: dict[str, int] = {}
+        out = {}
+        for row in rows:
+            n = count.get(row.path, 0)
+            count[row.path] = n + 1
+            out[(row.path, n)] = row
+        return out
+
+    found = keyed(source)
+    for key, row in keyed(target).items():
+        if key in found:
+            row.saved_bytes = found[key].saved_bytes

@@ -203,6 +203,7 @@ class Inspection:
     notes: list[str] = field(default_factory=list)
     solver: SolverResult | None = None
     uncalled: list[str] = field(default_factory=list)  # modules the forward never used
+    memory: Any = None  # a shapes.memory.MemoryEstimate when training memory was asked for
 
     @property
     def rows(self) -> list[LayerRow]:
@@ -232,4 +233,5 @@ class Inspection:
             "solver": self.solver.to_dict() if self.solver else None,
             "uncalled": self.uncalled,
             "notes": self.notes,
+            "memory": self.memory.to_dict() if self.memory is not None else None,
         }
