@@ -103,15 +103,20 @@ def case_resnet152() -> dict:
 CASES = {"llama70b": case_llama70b, "resnet152": case_resnet152}
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one whole process."""
-    started = time.perf_counter()
+    """Wall and CPU seconds of one whole process (CPU time suffers less from other load)."""
+    started, cpu = time.perf_counter(), _children_cpu_s()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-400:]}")
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, _children_cpu_s() - cpu
 
 
 def compare_with_torchinfo(pairs: int) -> None:
@@ -119,19 +124,20 @@ def compare_with_torchinfo(pairs: int) -> None:
     ours = [sys.executable, "-m", "tui_nn", "inspect", f"{LLAMA_FILE}:Llama70B",
             "--input", shape, "--json"]
     theirs = [sys.executable, "-c", TORCHINFO_SCRIPT]
-    tui_s, info_s = [], []
+    times: dict[str, list[tuple[float, float]]] = {"tui": [], "torchinfo": []}
     for i in range(pairs):  # alternate who goes first: load drifts over a run
-        first, second = (ours, theirs) if i % 2 == 0 else (theirs, ours)
-        a, _ = _timed(first)
-        b, _ = _timed(second)
-        tui_s.append(a if first is ours else b)
-        info_s.append(b if first is ours else a)
-    tui, info = statistics.median(tui_s), statistics.median(info_s)
+        order = [("tui", ours), ("torchinfo", theirs)]
+        for who, cmd in (order if i % 2 == 0 else order[::-1]):
+            times[who].append(_timed(cmd))
+    (tui, tui_cpu), (info, info_cpu) = [
+        (statistics.median(w for w, _ in times[k]), statistics.median(c for _, c in times[k]))
+        for k in ("tui", "torchinfo")]
     verdict = "OK" if tui / info <= 0.5 else "MISSED"
+    walls = {k: ", ".join(f"{w:.2f}" for w, _ in v) for k, v in times.items()}
     print(f"70B decoder {shape}, whole process, median of {pairs} alternating pairs: tui-nn "
-          f"inspect --json {tui:.2f} s ({', '.join(f'{t:.2f}' for t in tui_s)}) vs torchinfo on "
-          f"meta {info:.2f} s ({', '.join(f'{t:.2f}' for t in info_s)}): ratio {tui / info:.2f} "
-          f"[target <= 0.5: {verdict}]")
+          f"inspect --json {tui:.2f} s ({walls['tui']}; CPU {tui_cpu:.2f} s) vs torchinfo on "
+          f"meta {info:.2f} s ({walls['torchinfo']}; CPU {info_cpu:.2f} s): wall ratio "
+          f"{tui / info:.2f} [target <= 0.5: {verdict}], CPU ratio {tui_cpu / info_cpu:.2f}")
 
 
 def main() -> None:
