@@ -113,6 +113,9 @@ def test_amp_shrinks_the_activations():
     # conv inputs and outputs in bfloat16: about half, plus the weights' bf16 copies
     assert 0.4 * full.activations < half.activations < 0.75 * full.activations
     assert half.params == full.params and half.grads == full.grads
+    # conv1, conv2 and fc's weights in bfloat16, kept for backward (biases are not needed)
+    assert half.amp_weight_copies == 2 * (10 * 25 + 20 * 10 * 25 + 10 * 320)
+    assert full.amp_weight_copies == 0
 
 
 def test_cli_memory_section_and_json():

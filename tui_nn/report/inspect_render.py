@@ -88,8 +88,11 @@ def memory_lines(inspection: Inspection) -> list[str]:
              f"  gradients    {human_bytes(m.grads):>11}",
              f"  optimizer    {human_bytes(m.optimizer_state):>11}   ({m.optimizer} state)",
              f"  activations  {human_bytes(m.activations):>11}   (saved for backward, "
-             f"input included)",
-             f"  total        {human_bytes(m.total):>11}"]
+             f"input included)"]
+    if m.amp_weight_copies:
+        lines.append(f"               of which {human_bytes(m.amp_weight_copies)} are {m.amp} "
+                     f"copies of the weights autocast keeps for backward")
+    lines.append(f"  total        {human_bytes(m.total):>11}")
     if m.budget is not None:
         verdict = "fits ✓" if m.fits else "does not fit ✗"
         lines.append(f"budget {human_bytes(m.budget)}: {verdict}; largest batch that fits: "

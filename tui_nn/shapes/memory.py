@@ -52,6 +52,8 @@ class MemoryEstimate:
     grads: int
     optimizer_state: int
     activations: int
+    # Of the activations: the low-precision weight copies autocast makes and backward keeps.
+    amp_weight_copies: int = 0
     budget: int | None = None  # bytes available (--device-memory or the visible GPU)
     max_batch: int | None = None  # the largest batch whose total fits the budget
     notes: list[str] = field(default_factory=list)
@@ -114,7 +116,7 @@ class SavedTensors:
     def __init__(self, exclude: Iterable[torch.Tensor] = (),
                  on_new: Callable[[int], None] | None = None) -> None:
         self._excluded = {_storage_key(t) for t in exclude}
-        self._seen: set[int] = set()
+        self._seen: dict[int, int] = {}  # storage key -> bytes
         self._alive: list[torch.Tensor] = []  # keeps storages alive: keys are never reused
         self.on_new = on_new
         self.bytes = 0
@@ -122,13 +124,18 @@ class SavedTensors:
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         key = _storage_key(t)
         if key not in self._excluded and key not in self._seen:
-            self._seen.add(key)
-            self._alive.append(t)
             size = t.untyped_storage().nbytes()
+            self._seen[key] = size
+            self._alive.append(t)
             self.bytes += size
             if self.on_new is not None:
                 self.on_new(size)
         return t
+
+    def bytes_of(self, tensors: Iterable[torch.Tensor]) -> int:
+        """How many of the saved bytes are these tensors' storages."""
+        keys = {_storage_key(t) for t in tensors}
+        return sum(size for key, size in self._seen.items() if key in keys)
 
     def hooks(self) -> torch.autograd.graph.saved_tensors_hooks:
         return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
@@ -221,6 +228,10 @@ class AutocastRules:
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
         self._param_casts: dict[int, torch.Tensor] = {}  # autocast casts each weight once
+
+    @property
+    def weight_copies(self) -> list[torch.Tensor]:
+        return list(self._param_casts.values())
 
     def cast(self, func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         try:
@@ -336,11 +347,14 @@ def estimate_memory(model: nn.Module, shapes: list[tuple[int, ...]], dtypes: lis
         batch_size=batch, optimizer=request.optimizer, amp=request.amp,
         params=param_bytes(model), grads=grad_bytes(model),
         optimizer_state=optimizer_bytes(model, request.optimizer),
-        activations=result.saved_bytes)
+        activations=result.saved_bytes, amp_weight_copies=result.amp_weight_copies)
     estimate.budget = request.budget if request.budget is not None else visible_gpu_bytes()
     if estimate.budget is not None:
-        fixed = estimate.params + estimate.grads + estimate.optimizer_state
-        estimate.max_batch = largest_batch(fixed, estimate.activations, batch, estimate.budget)
+        # Autocast's weight copies do not grow with the batch.
+        copies = estimate.amp_weight_copies
+        fixed = estimate.params + estimate.grads + estimate.optimizer_state + copies
+        estimate.max_batch = largest_batch(fixed, estimate.activations - copies, batch,
+                                           estimate.budget)
     return estimate, result
 
 

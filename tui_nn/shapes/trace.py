@@ -100,6 +100,7 @@ class TraceResult:
     meta_error: str = ""
     notes: list[str] = field(default_factory=list)
     saved_bytes: int = 0  # training traces: what autograd saves for backward, storages once
+    amp_weight_copies: int = 0  # of which autocast's low-precision copies of the weights
 
 
 def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -591,6 +592,8 @@ def trace(model: nn.Module, inputs: list[torch.Tensor], *, mult_adds: bool = Tru
                         cpu_modules=tuple(cpu_modules), saved=saved, amp=amp).run()
         if saved is not None:
             result.saved_bytes = saved.bytes
+            if amp is not None:
+                result.amp_weight_copies = saved.bytes_of(amp.weight_copies)
             saved.release()
         module = result.needs_cpu
         if module is None:
