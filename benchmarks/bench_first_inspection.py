@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,14 +47,18 @@ def main() -> None:
         started = float(os.environ["BENCH_STARTED"])
         print(json.dumps({"s": asyncio.run(_first_inspection(args.model, started))}))
         return
-    times = []
+    times, cpu = [], []
     for _ in range(args.runs):
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         env = {**os.environ, "BENCH_STARTED": repr(time.perf_counter())}
         out = subprocess.run([sys.executable, __file__, "--child", "--model", args.model],
                              capture_output=True, text=True, env=env, check=True)
         times.append(json.loads(out.stdout.strip().splitlines()[-1])["s"])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the whole child, exit included
+        cpu.append(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime)
     print(f"first inspection of {args.model} in the app, from process start: median "
           f"{statistics.median(times):.2f} s ({', '.join(f'{t:.2f}' for t in times)}); "
+          f"process CPU median {statistics.median(cpu):.2f} s; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -39,6 +39,29 @@ def test_inspecting_never_imports_dynamo():
     assert result.stdout.strip() == "ok"
 
 
+# The app traces on two threads at once (the inspector and the memory line): one finishing
+# must not take the other's protection away.
+CONCURRENT = """
+import sys, threading
+from tui_nn.shapes import inspect_model
+from tui_nn.shapes.memory import MemoryRequest
+def work(name):
+    for _ in range(3):
+        assert inspect_model(name, memory=MemoryRequest(batch_size=4)).ok
+threads = [threading.Thread(target=work, args=(n,)) for n in ("inception", "resnet", "lstm")]
+for t in threads: t.start()
+for t in threads: t.join()
+assert "torch._dynamo" not in sys.modules
+print("ok")
+"""
+
+
+def test_concurrent_inspections_never_import_dynamo():
+    result = subprocess.run([sys.executable, "-c", CONCURRENT], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
+
+
 def test_building_on_meta_skips_init_but_keeps_shapes():
     with building_on("meta"):
         model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 3), nn.LayerNorm(3))

@@ -5,7 +5,8 @@ wrapped in `torch._disable_dynamo`, whose first call imports `torch._dynamo` onl
 function in `torch._dynamo.disable` and caches that in `fn.__dynamo_disable`. An inspection
 never runs under torch.compile, so while it traces, and only while nothing has imported dynamo
 yet, `no_dynamo_import()` pre-fills that cache with the function itself, and removes exactly
-what it filled afterwards, so a later torch.compile gets the real `disable` wrappers.
+what it filled when the last trace using it ends, so a later torch.compile gets the real
+`disable` wrappers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import threading
 from typing import Any, Callable, Iterator
 
 _CACHE_ATTR = "__dynamo_disable"
@@ -69,20 +71,33 @@ def _cell_is_function(cell: Any) -> bool:
         return False
 
 
+# Traces on several threads at once (the app's inspector and memory line) share one filling:
+# the first to enter fills, the last to leave empties.
+_lock = threading.Lock()
+_users = 0
+_filled: list[Callable] = []
+
+
 @contextlib.contextmanager
 def no_dynamo_import() -> Iterator[None]:
-    if "torch._dynamo" in sys.modules:  # already paid for: leave torch as it is
-        yield
-        return
-    filled = [fn for fn in _disabled_functions() if getattr(fn, _CACHE_ATTR, None) is None]
-    for fn in filled:
-        setattr(fn, _CACHE_ATTR, fn)
+    global _users
+    with _lock:
+        if _users == 0 and "torch._dynamo" not in sys.modules:
+            _filled[:] = [fn for fn in _disabled_functions()
+                          if getattr(fn, _CACHE_ATTR, None) is None]
+            for fn in _filled:
+                setattr(fn, _CACHE_ATTR, fn)
+        _users += 1
     try:
         yield
     finally:
-        for fn in filled:
-            if getattr(fn, _CACHE_ATTR, None) is fn:
-                delattr(fn, _CACHE_ATTR)
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                for fn in _filled:
+                    if getattr(fn, _CACHE_ATTR, None) is fn:
+                        delattr(fn, _CACHE_ATTR)
+                _filled.clear()
 
 
 __all__ = ["no_dynamo_import"]
