@@ -221,11 +221,23 @@ def inspect_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     dtype: Optional[str] = typer.Option(None, "--dtype",
                                         help="Input dtype, e.g. int64 for Embedding models."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", "-b", help="Estimate training memory at this batch size."),
+    optimizer: Optional[str] = typer.Option(
+        None, "--optimizer", "-o",
+        help="Optimizer for the memory estimate: sgd, momentum, nesterov, adam, adamw, rmsprop."),
+    amp: Optional[str] = typer.Option(None, "--amp",
+                                      help="Precision for the memory estimate: off, bf16, fp16."),
+    device_memory: Optional[str] = typer.Option(
+        None, "--device-memory", help="Memory budget, e.g. 80GiB (default: the visible GPU's)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Every layer's shape and the arithmetic behind it; diagnoses mismatches."""
-    from tui_nn.report.inspect_cmd import run_inspect
-    raise typer.Exit(run_inspect(source, list(input or []), depth, as_json, dtype, debug))
+    """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
+    (or --optimizer, --amp, --device-memory) whether training fits in memory."""
+    from tui_nn.report.inspect_cmd import MemoryOptions, run_inspect
+    memory = MemoryOptions(batch_size, optimizer, amp, device_memory)
+    raise typer.Exit(run_inspect(source, list(input or []), depth, as_json, dtype, debug,
+                                 memory=memory))
 
 
 @app.command("tui")

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tui_nn.zoo import regression, sequence, vision
+from tui_nn.zoo.building import building_on
 from tui_nn.zoo.names import unknown_model_message
 
 
@@ -49,7 +50,7 @@ class ModelSpec:
 
     def parameter_count(self) -> int:
         # Built on the meta device: counting never allocates the weights.
-        with torch.device("meta"):
+        with building_on("meta"):
             model = self.factory()
         return sum(p.numel() for p in model.parameters())
 
