@@ -57,6 +57,7 @@ def setup(t: "Trainer") -> None:
             recovery.scale_lr_now(t, now / before)
         check_first_batch(t)  # before any run directory exists: a misfit leaves no debris
         choose_cpu_threads(t)
+        measure_memory(t)
         from tui_nn.engine.insight_hooks import LiveInsight
         t.insight = LiveInsight.create(t)
         _claim_run_dir(t, claimed)
@@ -344,6 +345,37 @@ def choose_cpu_threads(t: "Trainer") -> None:
     torch.set_num_threads(1 if single < 0.9 * multi else many)
 
 
+def measure_memory(t: "Trainer") -> None:
+    """What one training forward really saves for backward (shapes/memory.py counts it as
+    `tui-nn inspect --batch-size` predicts it) and the process's RSS, recorded in config.json
+    beside the prediction's inputs. Off the training path: RNG forked, nothing kept."""
+    from tui_nn.shapes.memory import measure_saved_bytes
+    # A copy, as the step's index_select makes: a view would count the whole set's storage.
+    x, y = t.train_x[:t.batch_size].clone(), t.train_y[:t.batch_size]
+    # A training forward moves BatchNorm's running statistics: put them back after.
+    buffers = {name: b.detach().clone() for name, b in t.model.named_buffers()}
+    try:
+        with torch.random.fork_rng(devices=[t.device] if t.device.type == "cuda" else []):
+            saved = measure_saved_bytes(t.model, x, lambda out: tasks.loss_mean(
+                t.loss_task, out.float(), y))
+    except Exception:  # noqa: BLE001 - a measurement must never stop a run
+        return
+    finally:
+        with torch.no_grad():
+            for name, b in t.model.named_buffers():
+                b.copy_(buffers[name])
+    t.measured_memory = {"batch_size": t.batch_size, "saved_activation_bytes": saved,
+                         "rss_bytes": _rss()}
+
+
+def _rss() -> int | None:
+    try:
+        import psutil
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 # ---- the run directory ------------------------------------------------------------------------
 def _claim_run_dir(t: "Trainer", claimed: RunDir | None) -> None:
     """Rank 0 of a saving run owns the directory: a resume's was locked at the start; a new
@@ -382,7 +414,7 @@ def _config_record(t: "Trainer") -> dict[str, Any]:
         "tui_nn_version": __version__, "n_train": ds.n_train, "n_val": ds.n_val,
         "num_classes": ds.num_classes, "loss": tasks.LOSS_NAMES[t.loss_task],
         "labels": list(ds.labels) if ds.labels else None,
-        "world_size": t.dist.world_size,
+        "world_size": t.dist.world_size, "memory_measured": t.measured_memory,
         "threads_used": torch.get_num_threads() if t.device.type == "cpu" else None,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
