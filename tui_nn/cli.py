@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tui_nn import __version__
+from tui_nn.version import __version__
 
 app = typer.Typer(
     name="tui-nn",

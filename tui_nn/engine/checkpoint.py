@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from tui_nn import __version__
+from tui_nn.version import __version__
 from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.fsio import DiskWriteError, atomic_write
 

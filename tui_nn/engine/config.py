@@ -119,7 +119,7 @@ class TrainConfig:
         if not 0 <= self.seed < 2**63:  # torch.manual_seed takes a 64-bit integer
             raise bad(f"--seed must be an integer in 0..2^63-1 (got {self.seed})")
         if self.augment:
-            from tui_nn.data.augment import AugmentError, parse_augment
+            from tui_nn.data.augment_spec import AugmentError, parse_augment
             try:
                 parse_augment(self.augment)
             except AugmentError as e:

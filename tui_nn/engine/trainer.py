@@ -19,7 +19,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from tui_nn.engine import checkpoint, recovery, setup, tasks, validation
+from tui_nn.data import tasks
+from tui_nn.engine import checkpoint, recovery, setup, validation
 from tui_nn.engine import events as ev
 from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig

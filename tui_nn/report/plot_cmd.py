@@ -18,12 +18,11 @@ import shutil
 import sys
 import traceback
 
+from tui_nn.insight.activations import MARKERS as ACTIVATION_MARKERS
+
 EXIT_OK, EXIT_USAGE = 0, 2
 CHOICES = ("activations", "landscape", "vanishing")
 
-# Marker letters: a plot must read without colour (pipes, logs, screen readers' text dumps).
-_ACTIVATION_MARKERS = {"sigmoid": "s", "tanh": "t", "relu": "r", "leaky_relu": "l",
-                       "prelu": "p", "softplus": "+", "gelu": "g"}
 _METHOD_MARKERS = {"gd": "G", "sgd": "S", "minibatch": "M"}
 
 
@@ -115,7 +114,7 @@ def _curves_plot(curves, field: str, title: str, width: int, height: int, color:
     plt = _figure(width, height, color)
     # Drawn last is drawn on top: reversed, so relu and sigmoid are not hidden under gelu.
     for c in reversed(curves):
-        plt.plot(c.x, getattr(c, field), label=c.name, marker=_ACTIVATION_MARKERS.get(c.name, "·"))
+        plt.plot(c.x, getattr(c, field), label=c.name, marker=ACTIVATION_MARKERS.get(c.name, "·"))
     plt.title(title)
     plt.xlabel("x")
     return _built(plt, color)

@@ -595,7 +595,7 @@ class MainScreen(Screen):
         self._log_epochs()
 
     def _log_epochs(self) -> None:
-        from tui_nn.report.console import fmt_metric
+        from tui_nn.fmt import fmt_metric
 
         if self.bridge.started is None:  # a resume that failed before its first step: the
             return  # history holds only the run's recorded epochs, logged by no one
@@ -663,7 +663,7 @@ class MainScreen(Screen):
     @on(msg.TrainingEnded)
     def _ended(self, message: msg.TrainingEnded) -> None:
         from tui_nn.engine import events as ev
-        from tui_nn.report.console import summary_line
+        from tui_nn.fmt import summary_line
 
         e = message.event
         self._sync_progress()

@@ -166,7 +166,7 @@ class RunsScreen(Screen):
 
     @on(RunsLoaded)
     def _runs_loaded(self, message: RunsLoaded) -> None:
-        from tui_nn.report.runs_cmd import best_label, fmt_hms, fmt_size, status_label
+        from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 
         self.loaded = True
         self.runs = message.runs
@@ -182,7 +182,7 @@ class RunsScreen(Screen):
                           Text(clean_line(status_label(r), 40), style=_status_style(r.status)),
                           Text(epochs, justify="right"), _cell(best_label(r.metric, r.best_value)),
                           Text(fmt_hms(r.duration_s), justify="right"),
-                          Text(fmt_size(r.size_bytes), justify="right"), _cell(r.model),
+                          Text(fmt_bytes(r.size_bytes), justify="right"), _cell(r.model),
                           _cell(r.dataset), key=str(r.path))
         root = clean_line(self.root, 80)
         if message.error:
