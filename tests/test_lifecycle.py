@@ -229,7 +229,7 @@ def test_checkpoint_loading_says_what_the_file_is(tmp_path):
     Trainer(TrainConfig("linear", epochs=1, run_dir=str(run)), dataset=line_dataset()).run()
     with pytest.raises(CheckpointError, match="best.pt.*--resume"):
         load_checkpoint(run / "best.pt")
-    with pytest.raises(CheckpointError, match="not a checkpoint"):
+    with pytest.raises(CheckpointError, match="it is not one"):
         load_checkpoint(run / "config.json")
     (tmp_path / "passwd.pt").symlink_to("/etc/passwd")
     with pytest.raises(CheckpointError, match="symlink"):

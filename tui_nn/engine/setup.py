@@ -22,7 +22,8 @@ from tui_nn.engine.device import resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group
 from tui_nn.engine.optim import build_optimizer, build_schedule
 from tui_nn.engine.recovery import TrainingError
-from tui_nn.engine.rundir import CONFIG_FILE, RunDir, check_new_run_dir, run_dir_of
+from tui_nn.engine.rundir import (CONFIG_FILE, RunDir, check_new_run_dir,
+                                  checkpoint_file_given, run_dir_of)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer
@@ -80,7 +81,7 @@ def _resolve_config(t: "Trainer") -> tuple[RunDir | None, dict | None]:
     dist = DistInfo.from_env()
     claimed = RunDir.reopen(run_path) if t.config.save and dist.is_main else None
     try:
-        saved, ckpt = _saved_config(run_path)
+        saved, ckpt = _saved_config(run_path, checkpoint_file_given(t._resume_from))
         done = int(ckpt["epoch"]) if ckpt is not None else 0
         finished = (ckpt is not None and done >= (saved.epochs or 0)
                     and int(ckpt.get("step_in_epoch", 0)) == 0)
@@ -95,10 +96,12 @@ def _resolve_config(t: "Trainer") -> tuple[RunDir | None, dict | None]:
         raise
 
 
-def _saved_config(run_path: Path) -> tuple[TrainConfig, dict | None]:
-    """(config, checkpoint) of a run: from last.pt, or from config.json alone for a run that
-    was killed before its first checkpoint (it resumes from step 0)."""
-    last = run_path / "last.pt"
+def _saved_config(run_path: Path, given: Path | None = None
+                  ) -> tuple[TrainConfig, dict | None]:
+    """(config, checkpoint) of a run: from last.pt (or the checkpoint file given), or from
+    config.json alone for a run that was killed before its first checkpoint (it resumes from
+    step 0)."""
+    last = given or run_path / "last.pt"
     if last.exists() or last.is_symlink():
         ckpt = checkpoint.load_checkpoint(last)
         return TrainConfig.from_dict(ckpt["config"]), ckpt
