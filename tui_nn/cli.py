@@ -76,14 +76,14 @@ def _check_options(model: Optional[str], options: dict) -> None:
 @app.command("models")
 def models_cmd() -> None:
     """List the model zoo: name, description, input shape, default dataset, parameters."""
-    from tui_nn.report.tables import models_table
+    from tui_nn.commands.tables import models_table
     typer.echo(models_table(), nl=False)
 
 
 @app.command("datasets")
 def datasets_cmd() -> None:
     """List the datasets: embedded ones are generated in code (no download)."""
-    from tui_nn.report.tables import datasets_table
+    from tui_nn.commands.tables import datasets_table
     typer.echo(datasets_table(), nl=False)
 
 
@@ -195,7 +195,7 @@ def train_cmd(
     elif model is None:
         raise _die("give a MODEL to train (see `tui-nn models`), or --resume RUN_DIR")
     if nproc_per_node is not None and "WORLD_SIZE" not in os.environ:
-        from tui_nn.report.train_cmd import launch_distributed
+        from tui_nn.commands.train_cmd import launch_distributed
         raise typer.Exit(launch_distributed(model, options, resume=resume, debug=debug,
                                             nproc_per_node=nproc_per_node, nnodes=nnodes,
                                             node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
@@ -207,7 +207,7 @@ def train_cmd(
             _open_app(model, options, start=resume is None, resume=resume)
             return
         # No terminal to draw on (a pipe, nohup, CI): headless is the only thing that works.
-    from tui_nn.report.train_cmd import run_training
+    from tui_nn.commands.train_cmd import run_training
     code = run_training(model, options, resume=resume, debug=debug)
     raise typer.Exit(code)
 
@@ -234,7 +234,7 @@ def inspect_cmd(
 ) -> None:
     """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
     (or --optimizer, --amp, --device-memory) whether training fits in memory."""
-    from tui_nn.report.inspect_cmd import MemoryOptions, run_inspect
+    from tui_nn.commands.inspect_cmd import MemoryOptions, run_inspect
     memory = MemoryOptions(batch_size, optimizer, amp, device_memory)
     raise typer.Exit(run_inspect(source, list(input or []), depth, as_json, dtype, debug,
                                  memory=memory))
@@ -292,7 +292,7 @@ def runs_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List runs: model, dataset, status, epochs, best metric, duration, size on disk."""
-    from tui_nn.report.runs_cmd import run_runs
+    from tui_nn.commands.runs_cmd import run_runs
     raise typer.Exit(run_runs(root, as_json))
 
 
@@ -330,7 +330,7 @@ def control_cmd(
 ) -> None:
     """Steer a run that is training (headless, under nohup/Slurm, or in the app) through its
     control channel: exit 0 when the run took the request, 1 when it is not training."""
-    from tui_nn.report.control_cmd import run_control
+    from tui_nn.commands.control_cmd import run_control
     raise typer.Exit(run_control(run, action, factor, root))
 
 
@@ -345,7 +345,7 @@ def export_cmd(
                                       help="Write here instead of into the run directory."),
 ) -> None:
     """Export a run's metrics for other tools: CSV files or TensorBoard event files."""
-    from tui_nn.report.runs_cmd import run_export
+    from tui_nn.commands.runs_cmd import run_export
     raise typer.Exit(run_export(run, csv, out, tensorboard=tensorboard))
 
 
@@ -364,7 +364,7 @@ def plot_cmd(
 ) -> None:
     """Insight plots in the terminal: activation functions, the MSE landscape with GD/SGD
     walks, vanishing gradients in a deep sigmoid net."""
-    from tui_nn.report.plot_cmd import run_plot
+    from tui_nn.commands.plot_cmd import run_plot
     raise typer.Exit(run_plot(what, derivatives=derivatives, lr=lr, epochs=epochs, steps=steps,
                               width=width, height=height, debug=debug))
 

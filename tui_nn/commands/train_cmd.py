@@ -48,7 +48,7 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
         return EXIT_USAGE
 
     out = out or sys.stdout
-    from tui_nn.report.console import PlainReporter, RichReporter
+    from tui_nn.commands.console import PlainReporter, RichReporter
     reporter = RichReporter(out) if out.isatty() else PlainReporter(out)
     trainer = Trainer(cfg, reporter, resume_from=resume)
 

@@ -101,7 +101,7 @@ def activations_text(derivatives: bool, width: int, height: int, color: bool) ->
         parts.append(_curves_plot(curves, "dy", "derivatives f'(x) (autograd)", width, height,
                                   color))
     rows = [[c.name, c.formula, f"{c.max_slope:.3g}"] for c in curves]
-    from tui_nn.report.tables import _table
+    from tui_nn.commands.tables import _table
 
     parts.append(_table(["function", "formula", "max slope"], rows).rstrip("\n"))
     parts.append("A deep stack multiplies one slope per layer: sigmoid's is at most 0.25, so "
@@ -148,7 +148,7 @@ def landscape_text(lr: float, epochs: int, width: int, height: int, color: bool)
 
 
 def _path_table(paths: dict, epochs: int) -> str:
-    from tui_nn.report.tables import _table
+    from tui_nn.commands.tables import _table
 
     shown = sorted({0, 1, 2, 3, 5, 10, 20, 50, epochs} | {e for e in (100, 200, 500, 1000)
                                                          if e < epochs})
