@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
-    from tui_nn.runs.history import RunHistory as RecordedHistory
+    from tui_nn.runs.history import RecordedHistory
 
 
 @dataclass(frozen=True)
