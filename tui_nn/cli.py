@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tui_nn.commands.options import with_train_options
 from tui_nn.version import __version__
 
 app = typer.Typer(
@@ -87,26 +88,11 @@ def datasets_cmd() -> None:
     typer.echo(datasets_table(), nl=False)
 
 
-# Options shared by `train` and `tui` (the app's form starts from them).
-DatasetOpt = Annotated[Optional[str], typer.Option(
-    "--dataset", "-d", help="Dataset name, csv:PATH, folder:PATH (default: the model's).")]
-EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", "-e",
-                                                  help="Epochs (default: model's).")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Batch size.")]
-LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")]
-OptimizerOpt = Annotated[Optional[str], typer.Option(
-    "--optimizer", "-o", help="sgd, momentum, nesterov, adam, adamw or rmsprop.")]
-ScheduleOpt = Annotated[str, typer.Option("--schedule",
-                                          help="lr schedule: none, step, cosine or onecycle.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
-SeedOpt = Annotated[int, typer.Option("--seed",
-                                      help="Random seed (runs on the CPU are reproducible).")]
+# Training options are declared once, on TrainConfig's fields (engine/config.py), and added
+# to `train` and `tui` by commands/options.py.
 ResumeOpt = Annotated[Optional[str], typer.Option(
-    "--resume", help="Continue the run in this run directory.")]
-AmpOpt = Annotated[str, typer.Option("--amp",
-                                     help="CUDA mixed precision: off, auto, bf16, fp16.")]
-ThreadsOpt = Annotated[int, typer.Option(
-    "--threads", help="CPU threads (0: pick the faster of 1 and all by timing).")]
+    "--resume", help="Continue the run in this run directory (or a file in it).",
+    rich_help_panel="Run")]
 
 
 def _check_resume(resume: Optional[str], requested: Optional[dict] = None) -> None:
@@ -123,72 +109,45 @@ def _check_resume(resume: Optional[str], requested: Optional[dict] = None) -> No
 
 def _given(ctx: typer.Context, options: dict) -> dict:
     """The options the user typed (not Typer's defaults): what a resume is asked to change."""
-    names = {"checkpoint_every_steps": "checkpoint_every", "compile": "compile_"}
-
     def typed(name: str) -> bool:
-        source = ctx.get_parameter_source(names.get(name, name))
+        source = ctx.get_parameter_source(name)
         return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
     return {k: v for k, v in options.items() if typed(k)}
 
 
 @app.command("train")
+@with_train_options()
 def train_cmd(
     ctx: typer.Context,
     model: Optional[str] = typer.Argument(
         None, help="Zoo model name (see `tui-nn models`), path/to/model.py:Class or "
                    "module:factory; left out with --resume (the run's own)."),
-    dataset: DatasetOpt = None,
-    data_dir: Optional[str] = typer.Option(None, "--data-dir",
-                                           help="Where torchvision datasets live "
-                                                "(default $TUI_NN_DATA or ./data)."),
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD/RMSprop momentum."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
-    augment: Optional[str] = typer.Option(
-        None, "--augment", metavar="SPEC",
-        help="Augment training images on the device: crop=2,flip,rotate=10,scale=0.1,"
-             "jitter=0.2,blur=1,noise=0.1 or a preset (digits, photos)."),
-    schedule: ScheduleOpt = "none",
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
-                                              help="Clip the global gradient norm to this."),
-    device: DeviceOpt = "auto",
-    seed: SeedOpt = 0,
-    run_dir: Optional[str] = typer.Option(None, "--run-dir",
-                                          help="Run directory (default runs/<time>-<model>-<data>)."),
     resume: ResumeOpt = None,
-    checkpoint_every: int = typer.Option(0, "--checkpoint-every",
-                                         help="Also checkpoint every N steps (0: epoch ends, "
-                                              "every 5 minutes and on stop)."),
-    amp: AmpOpt = "off",
-    compile_: bool = typer.Option(False, "--compile",
-                                  help="torch.compile the model (CUDA graphs for small models)."),
-    channels_last: str = typer.Option("auto", "--channels-last",
-                                      help="auto (CNNs on CUDA), on or off."),
-    threads: ThreadsOpt = 0,
     headless: bool = typer.Option(False, "--headless",
                                   help="Train in this terminal without the app."),
     nproc_per_node: Optional[int] = typer.Option(
-        None, "--nproc-per-node", help="DDP: processes (GPUs) on this machine, via torchrun."),
-    nnodes: Optional[str] = typer.Option(None, "--nnodes", help="DDP: number of machines."),
-    node_rank: Optional[int] = typer.Option(None, "--node-rank", help="DDP: this machine's rank."),
+        None, "--nproc-per-node", help="DDP: processes (GPUs) on this machine, via torchrun.",
+        rich_help_panel="Distributed"),
+    nnodes: Optional[str] = typer.Option(None, "--nnodes", help="DDP: number of machines.",
+                                         rich_help_panel="Distributed"),
+    node_rank: Optional[int] = typer.Option(None, "--node-rank",
+                                            help="DDP: this machine's rank.",
+                                            rich_help_panel="Distributed"),
     rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint",
-                                                help="DDP: HOST:PORT of the rendezvous."),
-    rdzv_id: Optional[str] = typer.Option(None, "--rdzv-id", help="DDP: a job id shared by nodes."),
+                                                help="DDP: HOST:PORT of the rendezvous.",
+                                                rich_help_panel="Distributed"),
+    rdzv_id: Optional[str] = typer.Option(None, "--rdzv-id",
+                                          help="DDP: a job id shared by nodes.",
+                                          rich_help_panel="Distributed"),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    options: Optional[dict] = None,
 ) -> None:
     """Train a model: in the app (it starts at once) on a terminal, or with --headless (and
     whenever output is not a terminal) with progress lines for logs.
 
     --batch-size is the global batch; with --nproc-per-node N it is split across N processes."""
-    options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
-                   lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-                   augment=augment, schedule=schedule, grad_clip=grad_clip, device=device,
-                   seed=seed, run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
-                   compile=compile_, channels_last=channels_last, threads=threads)
+    options = dict(options or {})
     if resume is not None:
         # Only what was typed may change a resumed run; the rest comes from the run.
         options = _given(ctx, options)
@@ -241,36 +200,26 @@ def inspect_cmd(
 
 
 @app.command("tui")
+@with_train_options(tui_only=True)
 def tui_cmd(
+    ctx: typer.Context,
     model: Optional[str] = typer.Argument(None, help="Model to select (zoo name, "
                                                      "path/to/model.py:Class, module:factory)."),
-    dataset: DatasetOpt = None,
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    schedule: ScheduleOpt = "none",
-    device: DeviceOpt = "auto",
-    seed: SeedOpt = 0,
-    amp: AmpOpt = "off",
-    threads: ThreadsOpt = 0,
     start: bool = typer.Option(False, "--start", help="Start training MODEL at once."),
     resume: ResumeOpt = None,
     input: Optional[list[str]] = typer.Option(
         None, "--input", "-i", help="The inspector's input shape for MODEL, e.g. 1x28x28."),
+    options: Optional[dict] = None,
 ) -> None:
     """Open the app (the same as `tui-nn` with no command), its form filled from the options."""
-    options = dict(dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
-                   optimizer=optimizer, schedule=schedule, device=device, seed=seed, amp=amp,
-                   threads=threads)
     if start and model is None:
         raise _die("--start needs a MODEL")
+    options = dict(options or {})
     _check_options(model, options)
     _check_resume(resume)
-    # Only what the user set: defaults must not make the app jump to the Train tab.
-    defaults = dict(schedule="none", device="auto", seed=0, amp="off", threads=0)
-    options = {k: v for k, v in options.items() if v is not None and defaults.get(k) != v}
-    _open_app(model, options, start=start, resume=resume, input_text=_input_text(input))
+    # Only what the user typed: defaults must not make the app jump to the Train tab.
+    _open_app(model, {k: v for k, v in _given(ctx, options).items() if v is not None},
+              start=start, resume=resume, input_text=_input_text(input))
 
 
 def _input_text(inputs: Optional[list[str]]) -> Optional[str]:

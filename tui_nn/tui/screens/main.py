@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from tui_nn.engine.config import FORM_FIELDS
 from tui_nn.textsafe import clean
 from tui_nn.tui import messages as msg
 from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, in_fresh_thread
@@ -53,7 +54,7 @@ TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log",
 # What the app asks the engine for, for the Insight tab (a TrainConfig field each).
 INSIGHT_OPTIONS = {"grad_flow": True, "live_fit": True, "val_predictions": True}
 ACTIVE = ("starting", "running", "paused", "stopping")
-FORM_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule")
+FORM_KEYS = FORM_FIELDS  # TrainConfig's fields marked form=True (engine/config.py)
 
 
 class CatalogLoaded(Message):
