@@ -1,0 +1,68 @@
+"""`tui-nn serve`: the app (or another `tui-nn` command that opens it, e.g. `watch RUN`) in a
+browser through textual-serve, on localhost, for `ssh -L 8000:localhost:8000 gpu-box`.
+
+Each browser tab gets its own `python -m tui_nn ARGS` process, run with this Python. Exit
+codes: 0 after Ctrl-C/SIGTERM, 1 when the address cannot be served, 2 on usage errors and
+when textual-serve is not installed."""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import shlex
+import sys
+
+EXIT_OK, EXIT_CANNOT_SERVE, EXIT_USAGE = 0, 1, 2
+INSTALL_HINT = ("tui-nn serve needs textual-serve: pip install 'tui-nn[serve]' "
+                "(or pip install textual-serve)")
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def app_command(args: list[str]) -> str:
+    """The shell command textual-serve runs per browser tab: this interpreter, each ARG
+    quoted, so a run name with spaces or `;` stays one argument."""
+    return shlex.join([sys.executable, "-m", "tui_nn", *args])
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_address(host: str, port: int) -> str | None:
+    """A usage error about host/port, or None."""
+    if not 1 <= port <= 65535:
+        return f"--port must be 1..65535 (got {port})"
+    if not host.strip():
+        return "--host must not be empty (the default is 127.0.0.1)"
+    return None
+
+
+def run_serve(host: str, port: int, args: list[str]) -> int:
+    problem = check_address(host, port)
+    if problem:
+        _err(problem)
+        return EXIT_USAGE
+    try:
+        from tui_nn.report.serve_server import LocalServer
+    except ImportError:
+        _err(INSTALL_HINT)
+        return EXIT_USAGE
+    if not is_loopback(host):
+        print(f"warning: serving on {host}, not only on this machine: anyone who can reach "
+              f"port {port} drives the app as you", file=sys.stderr, flush=True)
+    server = LocalServer(app_command(args), host=host, port=port,
+                         title=html.escape(shlex.join(["tui-nn", *args])))
+    try:
+        server.serve()
+    except OSError as e:
+        _err(f"cannot serve on {host}:{port}: {e.strerror or e}")
+        return EXIT_CANNOT_SERVE
+    return EXIT_OK
