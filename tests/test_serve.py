@@ -1,0 +1,303 @@
+"""`tui-nn serve`: the app through textual-serve, driven by a websocket client and by a real
+headless Chromium (skipped only when Chromium is not installed). Everything talks to
+127.0.0.1 only, with bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from tui_nn.cli import app as cli_app
+from tui_nn.report.serve_cmd import app_command, is_loopback
+
+aiohttp = pytest.importorskip("aiohttp")
+pytest.importorskip("textual_serve")
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[\]P_^][^\x07\x1b]*(\x07|\x1b\\)?")
+# Names the app's model list shows on its first screen.
+MODELS_SHOWN = ("lenet", "resnet", "inception")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "serve", "--port", str(port),
+                             *args], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited {proc.returncode}: {proc.stdout.read()!r}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("serve did not listen within 30 s")
+
+
+@pytest.fixture
+def served(tmp_path):
+    proc, port = start_serve(tmp_path)
+    yield proc, port
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+
+
+def screen_text(chunks: list[bytes]) -> str:
+    return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).lower()
+
+
+async def read_app(port: int, origin: str | None, seconds: float = 60) -> tuple[int, str]:
+    """Connect to /ws as the page does; (HTTP status, the app's output once it shows the
+    model list or the time is up)."""
+    headers = {"Origin": origin} if origin else {}
+    chunks: list[bytes] = []
+    async with aiohttp.ClientSession() as session:
+        try:
+            ws = await session.ws_connect(f"http://127.0.0.1:{port}/ws?width=120&height=40",
+                                          headers=headers)
+        except aiohttp.WSServerHandshakeError as e:
+            return e.status, ""
+        deadline = time.monotonic() + seconds
+        async with ws:
+            while time.monotonic() < deadline:
+                try:
+                    msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
+                    break
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    chunks.append(msg.data)
+                    text = screen_text(chunks)
+                    if all(name in text for name in MODELS_SHOWN):
+                        break
+                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                  aiohttp.WSMsgType.ERROR):
+                    break
+    return 101, screen_text(chunks)
+
+
+def test_the_command_runs_this_python_and_quotes_every_arg():
+    args = ["watch", "runs/a b; touch pwned", "--root", "$(id)"]
+    assert shlex.split(app_command(args)) == [sys.executable, "-m", "tui_nn", *args]
+
+
+def test_loopback_hosts():
+    assert all(map(is_loopback, ["127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.0.2.1", "gpu-box"]))
+
+
+def test_without_textual_serve_one_line_says_how_to_install(monkeypatch):
+    for name in ("textual_serve", "textual_serve.server", "tui_nn.report.serve_server"):
+        monkeypatch.setitem(sys.modules, name, None)  # import -> ImportError
+    result = CliRunner().invoke(cli_app, ["serve"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "pip install" in lines[0] and "tui-nn[serve]" in lines[0]
+
+
+@pytest.mark.parametrize("args", [["--port", "0"], ["--port", "70000"], ["--host", " "]])
+def test_bad_address_is_one_line_exit_2(args):
+    result = CliRunner().invoke(cli_app, ["serve", *args])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("error: ")
+
+
+def test_a_port_in_use_is_one_line_exit_1(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "tui_nn", "serve", "--port", str(port)],
+                              cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_non_loopback_host_warns_in_one_line(tmp_path):
+    # 192.0.2.1 (TEST-NET-1) is not an address of this machine: the bind fails, so nothing
+    # is exposed, but the warning comes first.
+    done = subprocess.run([sys.executable, "-m", "tui_nn", "serve", "--host", "192.0.2.1",
+                           "--port", str(free_port())], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "192.0.2.1" in warnings[0] and "anyone" in warnings[0]
+    assert done.returncode == 1 and "cannot serve on 192.0.2.1" in done.stderr
+
+
+def test_the_page_points_back_to_the_address_the_browser_used(served):
+    _, port = served
+
+    async def get(host: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/", headers={"Host": host}) as r:
+                return r.status, await r.text()
+
+    status, page = asyncio.run(get("localhost:9000"))  # ssh -L 9000:localhost:PORT
+    assert status == 200 and 'data-session-websocket-url="ws://localhost:9000/ws"' in page
+    status, _ = asyncio.run(get(f"rebound.example:{port}"))  # DNS rebinding
+    assert status == 403
+
+
+def test_the_websocket_runs_the_app_and_refuses_other_origins(served):
+    _, port = served
+    status, text = asyncio.run(read_app(port, f"http://127.0.0.1:{port}"))
+    assert status == 101
+    assert all(name in text for name in MODELS_SHOWN), text[-2000:]
+    for origin in ("http://evil.example", None, f"http://localhost:{port + 1}"):
+        status, text = asyncio.run(read_app(port, origin, seconds=5))
+        assert status == 403 and text == ""
+
+
+def _children(proc: subprocess.Popen) -> list[psutil.Process]:
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_server_and_its_apps(tmp_path, sig):
+    proc, port = start_serve(tmp_path)
+    try:
+        async def connect_then_signal() -> list[psutil.Process]:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"http://127.0.0.1:{port}/ws",
+                                              headers={"Origin": f"http://127.0.0.1:{port}"}):
+                    deadline = time.monotonic() + 30
+                    while not (apps := _children(proc)) and time.monotonic() < deadline:
+                        await asyncio.sleep(0.1)
+                    proc.send_signal(sig)
+                    await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+                    return apps
+
+        apps = asyncio.run(connect_then_signal())
+        assert apps, "the app process never started"
+        assert proc.returncode == 0
+        _, alive = psutil.wait_procs(apps, timeout=15)
+        assert not alive, f"app processes left running: {alive}"
+        assert "Traceback" not in proc.stdout.read().decode("utf-8", "replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+class DevTools:
+    """The few Chrome DevTools Protocol calls the browser test needs."""
+
+    def __init__(self, ws):
+        self.ws, self.next_id, self.events = ws, 0, []
+
+    async def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        await self.ws.send_json({"id": self.next_id, "method": method, "params": params})
+        while True:
+            msg = json.loads((await self.ws.receive(timeout=60)).data)
+            if msg.get("id") == self.next_id:
+                assert "error" not in msg, msg
+                return msg["result"]
+            self.events.append(msg)
+
+    async def pump(self, seconds: float) -> None:
+        try:
+            msg = await self.ws.receive(timeout=seconds)
+            self.events.append(json.loads(msg.data))
+        except asyncio.TimeoutError:
+            pass
+
+    def frames_text(self) -> str:
+        chunks = [base64.b64decode(e["params"]["response"]["payloadData"])
+                  for e in self.events if e.get("method") == "Network.webSocketFrameReceived"
+                  and e["params"]["response"]["opcode"] == 2]
+        return screen_text(chunks)
+
+
+def start_chromium(profile: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--no-first-run", "--disable-background-networking",
+                             "--disable-component-update", "--disable-sync",
+                             f"--user-data-dir={profile}", "--remote-debugging-address=127.0.0.1",
+                             "--remote-debugging-port=0", "--window-size=1280,800",
+                             "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    active = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if active.exists() and len(active.read_text().split()) == 2:
+            return proc, active.read_text().split()[0]
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("chromium did not open its DevTools port within 30 s")
+
+
+async def browse(devtools_port: str, url: str, shot: Path) -> tuple[str, bool]:
+    """Open url in a new tab; (the terminal output the page received, whether the page
+    shows it), after saving a screenshot of the page once the model list is there."""
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"http://127.0.0.1:{devtools_port}/json/new?about:blank") as r:
+            target = await r.json(content_type=None)
+        async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            tools = DevTools(ws)
+            await tools.call("Network.enable")
+            await tools.call("Page.navigate", url=url)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not all(
+                    name in tools.frames_text() for name in MODELS_SHOWN):
+                await tools.pump(0.5)
+            await asyncio.sleep(1.5)  # let xterm.js paint the last frames
+            shown = await tools.call("Runtime.evaluate", expression=(
+                "document.body.classList.contains('-first-byte')"))
+            png = await tools.call("Page.captureScreenshot", format="png")
+            shot.write_bytes(base64.b64decode(png["data"]))
+            return tools.frames_text(), shown["result"]["value"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_headless_chromium_shows_the_model_list(served, tmp_path):
+    server, port = served
+    browser, devtools_port = start_chromium(tmp_path / "chromium-profile")
+    shot = Path(os.environ.get("TUI_NN_SERVE_SCREENSHOT") or tmp_path / "serve.png")
+    try:
+        apps_before = len(_children(server))
+        text, shown = asyncio.run(browse(devtools_port, f"http://127.0.0.1:{port}/", shot))
+        assert all(name in text for name in MODELS_SHOWN), text[-2000:]
+        assert shown, "the page never hid its intro for the terminal"
+        assert len(_children(server)) > apps_before  # the page started an app process
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(15)
+        except subprocess.TimeoutExpired:
+            browser.kill()
