@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,41 +48,57 @@ def _env() -> dict:
     return env
 
 
-def start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "serve", "--port", str(port),
-                             *args], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited {proc.returncode}: {proc.stdout.read()!r}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
+class Served:
+    """A `tui-nn serve` process; its output is read as it comes (the URL, then request logs)."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "serve", "--port",
+                                      str(self.port), *args], cwd=tmp_path, env=_env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url = self._wait_for_url()
+        self.token = self.url.rsplit("token=", 1)[1]
+        self.cookie = {"Cookie": f"tui_nn_serve_{self.port}={self.token}"}
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def _wait_for_url(self) -> str:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            for line in list(self.lines):
+                if match := re.search(r"http://127\.0\.0\.1:\d+/\?token=[\w-]+", line):
+                    return match.group(0)
             time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("serve did not listen within 30 s")
+        self.stop()
+        raise AssertionError(f"serve printed no URL within 30 s: {''.join(self.lines)!r}")
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
 
 
 @pytest.fixture
 def served(tmp_path):
-    proc, port = start_serve(tmp_path)
-    yield proc, port
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
+    server = Served(tmp_path)
+    yield server
+    server.stop()
 
 
 def screen_text(chunks: list[bytes]) -> str:
     return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).lower()
 
 
-async def read_app(port: int, origin: str | None, seconds: float = 60) -> tuple[int, str]:
+async def read_app(port: int, headers: dict, seconds: float = 60) -> tuple[int, str]:
     """Connect to /ws as the page does; (HTTP status, the app's output once it shows the
     model list or the time is up)."""
-    headers = {"Origin": origin} if origin else {}
     chunks: list[bytes] = []
     async with aiohttp.ClientSession() as session:
         try:
@@ -158,28 +175,50 @@ def test_a_non_loopback_host_warns_in_one_line(tmp_path):
     assert done.returncode == 1 and "cannot serve on 192.0.2.1" in done.stderr
 
 
+async def get(port: int, path: str, headers: dict) -> tuple[int, str, dict]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}{path}", headers=headers,
+                               allow_redirects=False) as r:
+            return r.status, await r.text(), dict(r.headers)
+
+
+def test_the_page_needs_the_printed_token(served):
+    port = served.port
+    assert asyncio.run(get(port, "/", {}))[0] == 403
+    assert asyncio.run(get(port, "/?token=wrong", {}))[0] == 403
+    assert asyncio.run(get(port, "/", {"Cookie": f"tui_nn_serve_{port}=wrong"}))[0] == 403
+    status, _, headers = asyncio.run(get(port, f"/?token={served.token}", {}))
+    # The token becomes an HttpOnly cookie and leaves the address bar.
+    assert status == 303 and headers["Location"] == "/"
+    cookie = headers["Set-Cookie"]
+    assert cookie.startswith(f"tui_nn_serve_{port}={served.token};")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert asyncio.run(get(port, "/", served.cookie))[0] == 200
+
+
 def test_the_page_points_back_to_the_address_the_browser_used(served):
-    _, port = served
-
-    async def get(host: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{port}/", headers={"Host": host}) as r:
-                return r.status, await r.text()
-
-    status, page = asyncio.run(get("localhost:9000"))  # ssh -L 9000:localhost:PORT
-    assert status == 200 and 'data-session-websocket-url="ws://localhost:9000/ws"' in page
-    status, _ = asyncio.run(get(f"rebound.example:{port}"))  # DNS rebinding
-    assert status == 403
+    port = served.port
+    status, page, _ = asyncio.run(get(port, "/", {"Host": "localhost:9000", **served.cookie}))
+    assert status == 200  # ssh -L 9000:localhost:PORT
+    assert 'data-session-websocket-url="ws://localhost:9000/ws"' in page
+    status, _, _ = asyncio.run(get(port, "/", {"Host": f"rebound.example:{port}",
+                                               **served.cookie}))
+    assert status == 403  # DNS rebinding
 
 
-def test_the_websocket_runs_the_app_and_refuses_other_origins(served):
-    _, port = served
-    status, text = asyncio.run(read_app(port, f"http://127.0.0.1:{port}"))
+def test_the_websocket_runs_the_app_only_for_the_page(served):
+    port = served.port
+    origin = {"Origin": f"http://127.0.0.1:{port}"}
+    status, text = asyncio.run(read_app(port, {**origin, **served.cookie}))
     assert status == 101
     assert all(name in text for name in MODELS_SHOWN), text[-2000:]
-    for origin in ("http://evil.example", None, f"http://localhost:{port + 1}"):
-        status, text = asyncio.run(read_app(port, origin, seconds=5))
-        assert status == 403 and text == ""
+    refused = [origin,  # another user of the box: no cookie
+               {"Origin": "http://evil.example", **served.cookie},
+               {"Origin": f"http://localhost:{port + 1}", **served.cookie},
+               served.cookie]
+    for headers in refused:
+        assert asyncio.run(read_app(port, headers, seconds=5)) == (403, "")
+    assert "Traceback" not in served.output()
 
 
 def _children(proc: subprocess.Popen) -> list[psutil.Process]:
@@ -188,17 +227,23 @@ def _children(proc: subprocess.Popen) -> list[psutil.Process]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_server_and_its_apps(tmp_path, sig):
-    proc, port = start_serve(tmp_path)
+    server = Served(tmp_path)
+    proc, port = server.proc, server.port
     try:
         async def connect_then_signal() -> list[psutil.Process]:
             async with aiohttp.ClientSession() as session:
-                async with session.ws_connect(f"http://127.0.0.1:{port}/ws",
-                                              headers={"Origin": f"http://127.0.0.1:{port}"}):
+                async with session.ws_connect(f"http://127.0.0.1:{port}/ws", headers={
+                        "Origin": f"http://127.0.0.1:{port}", **server.cookie}) as ws:
                     deadline = time.monotonic() + 30
                     while not (apps := _children(proc)) and time.monotonic() < deadline:
                         await asyncio.sleep(0.1)
                     proc.send_signal(sig)
-                    await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+                    # Read on, as a browser does, so the server's close is answered; it
+                    # closes the page at once rather than after aiohttp's 60 s grace.
+                    exited = asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+                    async for _ in ws:
+                        pass
+                    await exited
                     return apps
 
         apps = asyncio.run(connect_then_signal())
@@ -206,11 +251,9 @@ def test_a_signal_stops_the_server_and_its_apps(tmp_path, sig):
         assert proc.returncode == 0
         _, alive = psutil.wait_procs(apps, timeout=15)
         assert not alive, f"app processes left running: {alive}"
-        assert "Traceback" not in proc.stdout.read().decode("utf-8", "replace")
+        assert "Traceback" not in server.output()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        server.stop()
 
 
 class DevTools:
@@ -285,15 +328,14 @@ async def browse(devtools_port: str, url: str, shot: Path) -> tuple[str, bool]:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
 def test_headless_chromium_shows_the_model_list(served, tmp_path):
-    server, port = served
     browser, devtools_port = start_chromium(tmp_path / "chromium-profile")
     shot = Path(os.environ.get("TUI_NN_SERVE_SCREENSHOT") or tmp_path / "serve.png")
     try:
-        apps_before = len(_children(server))
-        text, shown = asyncio.run(browse(devtools_port, f"http://127.0.0.1:{port}/", shot))
+        apps_before = len(_children(served.proc))
+        text, shown = asyncio.run(browse(devtools_port, served.url, shot))
         assert all(name in text for name in MODELS_SHOWN), text[-2000:]
         assert shown, "the page never hid its intro for the terminal"
-        assert len(_children(server)) > apps_before  # the page started an app process
+        assert len(_children(served.proc)) > apps_before  # the page started an app process
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     finally:
         browser.terminate()

@@ -328,7 +328,7 @@ def serve_cmd(
                              help="Address to listen on (default: this machine only)."),
 ) -> None:
     """The app in a browser (textual-serve), on localhost: forward it from a GPU box with
-    `ssh -L 8000:localhost:8000 gpu-box` and open http://localhost:8000. Ctrl-C stops it."""
+    `ssh -L 8000:localhost:8000 gpu-box` and open the URL it prints. Ctrl-C stops it."""
     from tui_nn.report.serve_cmd import run_serve
     raise typer.Exit(run_serve(host, port, list(args or [])))
 

@@ -1,13 +1,13 @@
 """`tui-nn serve`: the app (or another `tui-nn` command that opens it, e.g. `watch RUN`) in a
 browser through textual-serve, on localhost, for `ssh -L 8000:localhost:8000 gpu-box`.
 
-Each browser tab gets its own `python -m tui_nn ARGS` process, run with this Python. Exit
+Each browser tab gets its own `python -m tui_nn ARGS` process, run with this Python; only
+the printed URL (with its random token) opens the page (see serve_server). Exit
 codes: 0 after Ctrl-C/SIGTERM, 1 when the address cannot be served, 2 on usage errors and
 when textual-serve is not installed."""
 
 from __future__ import annotations
 
-import html
 import ipaddress
 import shlex
 import sys
@@ -51,15 +51,16 @@ def run_serve(host: str, port: int, args: list[str]) -> int:
         _err(problem)
         return EXIT_USAGE
     try:
-        from tui_nn.report.serve_server import LocalServer
+        from tui_nn.report.serve_server import LocalServer, new_token
     except ImportError:
         _err(INSTALL_HINT)
         return EXIT_USAGE
     if not is_loopback(host):
-        print(f"warning: serving on {host}, not only on this machine: anyone who can reach "
-              f"port {port} drives the app as you", file=sys.stderr, flush=True)
+        print(f"warning: serving on {host}, beyond this machine: anyone who reaches port "
+              f"{port} with the printed URL drives the app as you (plain http: the network "
+              "can read the token)", file=sys.stderr, flush=True)
     server = LocalServer(app_command(args), host=host, port=port,
-                         title=html.escape(shlex.join(["tui-nn", *args])))
+                         title=shlex.join(["tui-nn", *args]), token=new_token())
     try:
         server.serve()
     except OSError as e:
