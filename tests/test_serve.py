@@ -96,9 +96,11 @@ def screen_text(chunks: list[bytes]) -> str:
     return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).lower()
 
 
-async def read_app(port: int, headers: dict, seconds: float = 60) -> tuple[int, str]:
+async def read_app(port: int, headers: dict, seconds: float = 60,
+                   until: str | None = None) -> tuple[int, str]:
     """Connect to /ws as the page does; (HTTP status, the app's output once it shows the
-    model list or the time is up)."""
+    model list, or `until`, or the time is up)."""
+    wanted = (until.lower(),) if until else MODELS_SHOWN
     chunks: list[bytes] = []
     async with aiohttp.ClientSession() as session:
         try:
@@ -116,7 +118,7 @@ async def read_app(port: int, headers: dict, seconds: float = 60) -> tuple[int, 
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     chunks.append(msg.data)
                     text = screen_text(chunks)
-                    if all(name in text for name in MODELS_SHOWN):
+                    if all(name in text for name in wanted):
                         break
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                                   aiohttp.WSMsgType.ERROR):
@@ -149,6 +151,30 @@ def test_bad_address_is_one_line_exit_2(args):
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1
     assert result.output.startswith("error: ")
+
+
+@pytest.mark.parametrize("args", [["--", "train", "cnn"], ["--", "runs"], ["--", "--help"]])
+def test_a_command_that_does_not_open_the_app_is_refused(args):
+    result = CliRunner().invoke(cli_app, ["serve", *args])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "-- watch [RUN]" in lines[0] and args[1] in lines[0]
+
+
+def test_serving_watch_quotes_a_hostile_run_name(tmp_path):
+    name = "a b; touch pwned"
+    trained = subprocess.run([sys.executable, "-m", "tui_nn", "train", "linear", "--epochs", "1",
+                              "--headless", "--run-dir", f"runs/{name}"], cwd=tmp_path,
+                             env=_env(), capture_output=True, text=True, timeout=120)
+    assert trained.returncode == 0, trained.stderr
+    server = Served(tmp_path, "--", "watch", name)
+    try:
+        headers = {"Origin": f"http://127.0.0.1:{server.port}", **server.cookie}
+        status, text = asyncio.run(read_app(server.port, headers, seconds=30, until=name))
+        assert status == 101 and name in text, text[-2000:]
+        assert not (tmp_path / "pwned").exists()
+    finally:
+        server.stop()
 
 
 def test_a_port_in_use_is_one_line_exit_1(tmp_path):

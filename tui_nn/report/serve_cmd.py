@@ -12,7 +12,10 @@ import ipaddress
 import shlex
 import sys
 
+from tui_nn.textsafe import clean_line
+
 EXIT_OK, EXIT_CANNOT_SERVE, EXIT_USAGE = 0, 1, 2
+APP_COMMANDS = ("tui", "watch")
 INSTALL_HINT = ("tui-nn serve needs textual-serve: pip install 'tui-nn[serve]' "
                 "(or pip install textual-serve)")
 
@@ -45,8 +48,18 @@ def check_address(host: str, port: int) -> str | None:
     return None
 
 
+def check_args(args: list[str]) -> str | None:
+    """A usage error when ARGS is not a command that opens the app: anything else (`train`
+    without a terminal trains headless, `runs` prints a table) would leave a blank page."""
+    if not args or args[0] in APP_COMMANDS:
+        return None
+    return (f"serve runs a command that opens the app: `tui-nn serve`, `-- tui [MODEL ...]` "
+            f"or `-- watch [RUN]` (to train in the browser: `-- tui MODEL --start`); "
+            f"got `{clean_line(shlex.join(args))}`")
+
+
 def run_serve(host: str, port: int, args: list[str]) -> int:
-    problem = check_address(host, port)
+    problem = check_address(host, port) or check_args(args)
     if problem:
         _err(problem)
         return EXIT_USAGE
