@@ -165,7 +165,7 @@ def test_serving_watch_quotes_a_hostile_run_name(tmp_path):
     name = "a b; touch pwned"
     trained = subprocess.run([sys.executable, "-m", "tui_nn", "train", "linear", "--epochs", "1",
                               "--headless", "--run-dir", f"runs/{name}"], cwd=tmp_path,
-                             env=_env(), capture_output=True, text=True, timeout=120)
+                             env=_env(), capture_output=True, text=True, timeout=120, check=False)
     assert trained.returncode == 0, trained.stderr
     server = Served(tmp_path, "--", "watch", name)
     try:
@@ -184,7 +184,7 @@ def test_a_port_in_use_is_one_line_exit_1(tmp_path):
         port = busy.getsockname()[1]
         done = subprocess.run([sys.executable, "-m", "tui_nn", "serve", "--port", str(port)],
                               cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                              timeout=60)
+                              timeout=60, check=False)
     assert done.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -195,7 +195,7 @@ def test_a_non_loopback_host_warns_in_one_line(tmp_path):
     # is exposed, but the warning comes first.
     done = subprocess.run([sys.executable, "-m", "tui_nn", "serve", "--host", "192.0.2.1",
                            "--port", str(free_port())], cwd=tmp_path, env=_env(),
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "192.0.2.1" in warnings[0] and "anyone" in warnings[0]
     assert done.returncode == 1 and "cannot serve on 192.0.2.1" in done.stderr
