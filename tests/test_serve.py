@@ -316,6 +316,7 @@ def start_chromium(profile: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
                              "--no-first-run", "--disable-background-networking",
                              "--disable-component-update", "--disable-sync",
+                             "--disable-dev-shm-usage",  # small /dev/shm in containers
                              f"--user-data-dir={profile}", "--remote-debugging-address=127.0.0.1",
                              "--remote-debugging-port=0", "--window-size=1280,800",
                              "about:blank"],
