@@ -161,6 +161,15 @@ def test_a_command_that_does_not_open_the_app_is_refused(args):
     assert len(lines) == 1 and "-- watch [RUN]" in lines[0] and args[1] in lines[0]
 
 
+@pytest.mark.parametrize("args", [["watch", "nosuch"], ["watch"], ["watch", "--root", "x"]])
+def test_serving_watch_of_no_run_is_one_line_exit_2(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)  # no runs/ here
+    result = CliRunner().invoke(cli_app, ["serve", "--", *args])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+
+
 def test_serving_watch_quotes_a_hostile_run_name(tmp_path):
     name = "a b; touch pwned"
     trained = subprocess.run([sys.executable, "-m", "tui_nn", "train", "linear", "--epochs", "1",

@@ -8,6 +8,7 @@ when textual-serve is not installed."""
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import shlex
 import sys
@@ -58,8 +59,27 @@ def check_args(args: list[str]) -> str | None:
             f"got `{clean_line(shlex.join(args))}`")
 
 
+def check_watched_run(args: list[str]) -> str | None:
+    """For `watch [RUN] [--root R]`: the run must exist now, or every tab would open on a
+    blank page (the app's error goes to the server's terminal, not the browser)."""
+    if not args or args[0] != "watch":
+        return None
+    from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("run", nargs="?")
+    parser.add_argument("--root")
+    try:
+        known, _ = parser.parse_known_args(args[1:])
+        resolve_run(known.run or "latest", known.root or DEFAULT_ROOT)
+    except argparse.ArgumentError:
+        return None  # `watch` itself will say what is wrong with its options
+    except RunNotFound as e:
+        return str(e)
+    return None
+
+
 def run_serve(host: str, port: int, args: list[str]) -> int:
-    problem = check_address(host, port) or check_args(args)
+    problem = check_address(host, port) or check_args(args) or check_watched_run(args)
     if problem:
         _err(problem)
         return EXIT_USAGE
