@@ -283,6 +283,21 @@ def control_cmd(
     raise typer.Exit(run_control(run, action, factor, root))
 
 
+@app.command("serve")
+def serve_cmd(
+    args: Optional[list[str]] = typer.Argument(
+        None, help="The tui-nn command to serve, after `--` (default: the app), e.g. "
+                   "`-- watch RUN`."),
+    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Address to listen on (default: this machine only)."),
+) -> None:
+    """The app in a browser (textual-serve), on localhost: forward it from a GPU box with
+    `ssh -L 8000:localhost:8000 gpu-box` and open the URL it prints. Ctrl-C stops it."""
+    from tui_nn.commands.serve_cmd import run_serve
+    raise typer.Exit(run_serve(host, port, list(args or [])))
+
+
 @app.command("export")
 def export_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name under ./runs, or latest."),
