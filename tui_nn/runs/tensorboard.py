@@ -117,6 +117,7 @@ class TensorBoardFollower:
         self._scalar_tags: set[str] = set()  # tensor-valued tags declared as scalars
         self.problems: dict[Path, str] = {}  # file -> why it could not be read (further)
         self.events_read = 0
+        self._per_file: dict[Path, int] = {}  # events read from each file
 
     @property
     def problem(self) -> str | None:
@@ -147,11 +148,17 @@ class TensorBoardFollower:
                 loader = self._loaders[path] = self._loader(str(path))
             for event in loader.Load():
                 self.events_read += 1
+                self._per_file[path] = self._per_file.get(path, 0) + 1
                 out.extend(self._scalars(event))
         except Exception as e:  # noqa: BLE001 - a damaged file is this file's problem only
             self.problems[path] = f"{type(e).__name__}: {e}"[:300]
         else:
-            self.problems.pop(path, None)
+            if self._per_file.get(path):
+                self.problems.pop(path, None)
+            else:
+                # The reader stops quietly at a bad checksum (it cannot tell one from a record
+                # still being written), so a file with bytes but no event is said to be bad.
+                self.problems[path] = "no readable event (not an event file, or damaged)"
         return out
 
     def _scalars(self, event: Any) -> Iterator[ScalarPoint]:
