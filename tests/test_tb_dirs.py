@@ -187,6 +187,7 @@ def test_tag_series_view_is_bounded_ordered_and_keeps_the_last_point():
     xs, ys = s.view(100)
     assert len(xs) <= 101 and xs == sorted(xs) and xs[-1] == 999 and xs[0] == 0
     assert tag_group("train/loss") == "train/" and tag_group("epoch") == ""
+    assert tag_group("val_acc") == "val_" and tag_group("grad_norm") == ""
 
 
 def test_watch_follows_a_summarywriter_while_it_writes(tmp_path):
@@ -244,12 +245,21 @@ def test_watch_a_lightning_log_and_many_tags_wait_in_the_picker(tmp_path):
             await pilot.pause(0.1)
             picker = screen.query_one("#tb-tags")
             assert picker.option_count == 16
-            assert len(picker.selected) == 8  # the rest wait to be picked
+            # train, then val, then other groups, then ungrouped tags; the first 8 metrics
+            # are drawn, the rest (and the epoch counter) wait to be picked.
             values = [picker.get_option_at_index(i).value for i in range(16)]
-            assert values[:4] == ["epoch", "train_loss", "val_acc", "val_loss"]  # ungrouped
-            groups = {p.group: p for p in screen.query(GroupPlot)}
-            assert groups[""].tags == ["epoch", "train_loss", "val_acc", "val_loss"]
-            assert len(groups["layers/"].tags) == 4
+            assert values[:3] == ["train_loss", "val_acc", "val_loss"]
+            assert values[3:15] == [f"layers/grad_norm_{i:02d}" for i in range(12)]
+            assert values[15] == "epoch"
+            assert sorted(picker.selected) == sorted(values[:8])
+            groups = [p.group for p in screen.query(GroupPlot)]
+            assert groups == ["train_", "val_", "layers/"]
+            plots = {p.group: p for p in screen.query(GroupPlot)}
+            assert plots["val_"].tags == ["val_acc", "val_loss"]
+            assert len(plots["layers/"].tags) == 5
+            picker.select("epoch")
+            await pilot.pause(0.1)
+            assert [p.group for p in screen.query(GroupPlot)][-1] == ""
     asyncio.run(scenario())
 
 

@@ -43,10 +43,29 @@ COLORS = ("cyan+", "orange+", "green+", "magenta+", "yellow+", "blue+", "red+", 
 TAG_CHARS = 120
 
 
+# Split names that group Lightning-style tags without a "/" ("train_loss", "val_acc").
+SPLITS = ("train", "val", "valid", "validation", "eval", "test")
+# Counters, not metrics: listed, but not drawn until picked (they would flatten the curves).
+COUNTER_TAGS = {"epoch", "step", "global_step", "trainer/global_step"}
+
+
 def tag_group(tag: str) -> str:
-    """The prefix a tag is grouped under: "train/" for "train/loss", "" for "epoch"."""
+    """The prefix a tag is grouped under: "train/" for "train/loss", "val_" for "val_acc",
+    "" for "epoch"."""
     head, sep, _ = tag.partition("/")
-    return head + sep if sep else ""
+    if sep:
+        return head + sep
+    head, sep, _ = tag.partition("_")
+    return head + sep if sep and head.lower() in SPLITS else ""
+
+
+def tag_order(tag: str) -> tuple[int, str, str]:
+    """Picker and plot order: train groups, then validation ones, then the rest, then the
+    ungrouped tags."""
+    group = tag_group(tag)
+    word = group.rstrip("/_").lower()
+    rank = 0 if word == "train" else 1 if word in SPLITS else 3 if not group else 2
+    return rank, group, tag
 
 
 class TagSeries:
@@ -84,7 +103,8 @@ class TagSeries:
 class GroupPlot(PlotextPlot):
     """The selected tags of one prefix group on one step axis."""
 
-    DEFAULT_CSS = "GroupPlot { height: 14; min-height: 8; }"
+    # One group fills the pane; several share it down to MIN rows each, then scroll.
+    DEFAULT_CSS = "GroupPlot { height: 1fr; min-height: 11; }"
 
     def __init__(self, group: str, series: dict[str, TagSeries], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -119,8 +139,10 @@ class GroupPlot(PlotextPlot):
             if ticks is not None:
                 plt.yticks(*ticks)
         plt.frame(True)
-        plt.xlim(0, max(right, 1))
-        plt.xticks(*step_ticks(0, max(right, 1), width))
+        # Every group on the same step axis, so train/ and val/ line up.
+        right = max(right, getattr(self.screen, "last_step", 0), 1)
+        plt.xlim(0, right)
+        plt.xticks(*step_ticks(0, right, width))
         self.redraws += 1
         return super().render()
 
@@ -253,8 +275,8 @@ class TensorBoardWatchScreen(Screen):
     def _add_tags(self, tags: list[str]) -> None:
         picker = self.query_one("#tb-tags", SelectionList)
         shown = len(picker.selected)
-        for tag in sorted(tags, key=lambda t: (tag_group(t), t)):
-            select = shown < DEFAULT_SHOWN
+        for tag in sorted(tags, key=tag_order):
+            select = shown < DEFAULT_SHOWN and tag not in COUNTER_TAGS
             shown += select
             picker.add_option(Selection(self._prompt(tag), tag, select))
         self._sort_picker(picker)
@@ -270,7 +292,7 @@ class TensorBoardWatchScreen(Screen):
     def _sort_picker(self, picker: SelectionList) -> None:
         """Tags grouped by prefix: rebuilt in (group, tag) order, selections kept."""
         selected = set(picker.selected)
-        tags = sorted(self.series, key=lambda t: (tag_group(t), t))
+        tags = sorted(self.series, key=tag_order)
         if [picker.get_option_at_index(i).value for i in range(picker.option_count)] == tags:
             return
         highlighted = picker.highlighted
@@ -288,7 +310,7 @@ class TensorBoardWatchScreen(Screen):
         """One GroupPlot per group with a selected tag, in group order."""
         selected = self.query_one("#tb-tags", SelectionList).selected
         wanted: dict[str, list[str]] = {}
-        for tag in sorted(selected, key=lambda t: (tag_group(t), t)):
+        for tag in sorted(selected, key=tag_order):
             wanted.setdefault(tag_group(tag), []).append(tag)
         box = self.query_one("#tb-plots", VerticalScroll)
         plots = {p.group: p for p in box.query(GroupPlot)}
@@ -306,7 +328,8 @@ class TensorBoardWatchScreen(Screen):
             plot.refresh()
         if new:
             box.mount_all(new)
-            box.sort_children(key=lambda w: getattr(w, "group", ""))
+            box.sort_children(key=lambda w: tag_order(w.tags[0]) if isinstance(w, GroupPlot)
+                              else (-1, "", ""))
         self.query_one("#tb-empty").display = not wanted
 
     def _redraw_dirty(self) -> None:
