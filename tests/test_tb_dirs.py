@@ -167,6 +167,28 @@ def test_watch_and_resolve_take_a_lightning_version_dir(tmp_path, monkeypatch):
     assert tb.is_tensorboard_dir(version)
 
 
+def test_watch_opens_the_tensorboard_view_on_a_log_and_the_run_view_on_a_run(tmp_path,
+                                                                              monkeypatch):
+    from tui_nn.tui import exits
+    from tui_nn.tui.screens.tb_watch import TensorBoardWatchApp
+    from tui_nn.tui.screens.watch import WatchApp
+
+    opened = []
+    monkeypatch.setattr(exits, "run_app", lambda app: opened.append(app) or 0)
+    lightning_dir(tmp_path)
+    own = tmp_path / "runs" / "mine"
+    own.mkdir(parents=True)
+    (own / "config.json").write_text(json.dumps({"model": "cnn"}))
+    summary_writer_dir(own, steps=2)  # tui-nn's own event files: still a tui-nn run
+    monkeypatch.chdir(tmp_path)
+    for target in ("lightning_logs/version_0", "runs/mine"):
+        result = CliRunner().invoke(cli_app, ["watch", target])
+        assert result.exit_code == 0, result.output
+    assert [type(a) for a in opened] == [TensorBoardWatchApp, WatchApp]
+    result = CliRunner().invoke(cli_app, ["watch", "version_0", "--root", "lightning_logs"])
+    assert result.exit_code == 0 and isinstance(opened[-1], TensorBoardWatchApp)
+
+
 def test_watch_without_tensorboard_says_what_to_install(tmp_path, monkeypatch):
     log = summary_writer_dir(tmp_path / "log", steps=2)
     monkeypatch.setitem(sys.modules, "tensorboard.backend.event_processing.event_file_loader",

@@ -181,6 +181,7 @@ class TensorBoardWatchScreen(Screen):
         Binding("t", "focus_tags", "Tags"),
         Binding("a", "toggle_all", "All/none"),
         Binding("g", "toggle_log_scale", "Log axis"),
+        Binding("escape", "back", "Back", show=False),
     ]
 
     def __init__(self, log_dir: str | Path, *, poll_s: float = POLL_S,
@@ -362,6 +363,10 @@ class TensorBoardWatchScreen(Screen):
             picker.deselect_all()
         else:
             picker.select_all()
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:  # opened from the runs screen
+            self.app.pop_screen()
 
     def action_toggle_log_scale(self) -> None:
         self._log_scale = not self._log_scale
