@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -251,6 +252,46 @@ def test_watch_follows_a_summarywriter_while_it_writes(tmp_path):
         asyncio.run(scenario())
     finally:
         writer.close()
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from torch.utils.tensorboard import SummaryWriter
+log, go = sys.argv[1], Path(sys.argv[2])
+w = SummaryWriter(log)
+for s in range(10):
+    w.add_scalar("train/loss", 1.0 / (s + 1), s)
+w.flush()
+while not go.exists():
+    time.sleep(0.05)
+for s in range(10, 25):
+    w.add_scalar("train/loss", 1.0 / (s + 1), s)
+    w.flush()
+    time.sleep(0.02)
+w.close()
+"""
+
+
+def test_watch_follows_another_process_writing_a_log(tmp_path):
+    log, go = tmp_path / "log", tmp_path / "go"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(go)])
+
+    async def scenario():
+        app = make_tensorboard_watch_app(log, poll_s=0.05)
+        async with app.run_test(size=SIZE):
+            screen = app.watch_screen
+            await wait_for(lambda: screen.last_step == 9, timeout=60, what="the first steps")
+            assert writer.poll() is None  # the writer is still there, waiting
+            go.touch()
+            await wait_for(lambda: screen.last_step == 24, timeout=30, what="the new steps")
+            steps = screen.series["train/loss"].steps
+            assert steps == list(range(25))  # each point once, in order
+    try:
+        asyncio.run(scenario())
+    finally:
+        go.touch()
+        writer.wait(timeout=60)
 
 
 def test_watch_a_lightning_log_and_many_tags_wait_in_the_picker(tmp_path):
