@@ -101,6 +101,21 @@ def test_the_follower_reads_only_new_events_and_waits_for_an_unfinished_record(t
     assert [(p.tag, p.step) for p in last] == [(second[-1].tag, second[-1].step)]
 
 
+def test_add_scalars_subdirectories_are_curves_of_their_parent(tmp_path):
+    log = tmp_path / "log"
+    with SummaryWriter(str(log)) as w:
+        for s in range(3):
+            w.add_scalar("lr", 0.1, s)
+            w.add_scalars("loss", {"train": 1.0 / (s + 1), "val": 2.0 / (s + 1)}, s)
+    follower = tb.TensorBoardFollower(log)
+    points = follower.poll()
+    by_tag: dict[str, list[int]] = {}
+    for p in points:
+        by_tag.setdefault(p.tag, []).append(p.step)
+    assert by_tag == {"lr": [0, 1, 2], "loss/train": [0, 1, 2], "loss/val": [0, 1, 2]}
+    assert [r.name for r in discover_runs(tmp_path)] == ["log"]  # one run, not three
+
+
 def test_a_damaged_event_file_is_noted_and_never_breaks_the_listing(tmp_path):
     good = summary_writer_dir(tmp_path / "runs" / "good")
     bad = tmp_path / "runs" / "bad"

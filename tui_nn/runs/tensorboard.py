@@ -80,6 +80,22 @@ def event_files(log_dir: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: p.name)[:MAX_FILES]
 
 
+def all_event_files(log_dir: str | Path) -> list[Path]:
+    """The event files of log_dir and of its direct subdirectories (SummaryWriter.add_scalars
+    writes one subdirectory per curve), at most MAX_FILES."""
+    files = event_files(log_dir)
+    try:
+        subdirs = sorted(e.path for e in os.scandir(log_dir)
+                         if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+    except OSError:
+        subdirs = []
+    for sub in subdirs:
+        if len(files) >= MAX_FILES:
+            break
+        files += event_files(sub)
+    return files[:MAX_FILES]
+
+
 def has_event_files(path: str | Path) -> bool:
     try:
         return any(e.name.startswith(EVENTS_PREFIX) for e in os.scandir(path))
@@ -132,7 +148,7 @@ class TensorBoardFollower:
         """The scalar points appended since the last poll, file by file. Never raises for a
         missing directory or a damaged file."""
         points: list[ScalarPoint] = []
-        for path in event_files(self.log_dir):
+        for path in all_event_files(self.log_dir):
             size = _regular_size(path)
             if size is None or size == self._sizes.get(path):
                 continue
@@ -149,7 +165,7 @@ class TensorBoardFollower:
             for event in loader.Load():
                 self.events_read += 1
                 self._per_file[path] = self._per_file.get(path, 0) + 1
-                out.extend(self._scalars(event))
+                out.extend(self._scalars(event, path))
         except Exception as e:  # noqa: BLE001 - a damaged file is this file's problem only
             self.problems[path] = f"{type(e).__name__}: {e}"[:300]
         else:
@@ -161,13 +177,23 @@ class TensorBoardFollower:
                 self.problems[path] = "no readable event (not an event file, or damaged)"
         return out
 
-    def _scalars(self, event: Any) -> Iterator[ScalarPoint]:
+    def _scalars(self, event: Any, source: Path) -> Iterator[ScalarPoint]:
         if not event.HasField("summary"):
             return
         for v in event.summary.value:
             value = self._scalar_value(v)
             if value is not None:
-                yield ScalarPoint(v.tag, int(event.step), value, float(event.wall_time))
+                yield ScalarPoint(self._tag(v.tag, source), int(event.step), value,
+                                  float(event.wall_time))
+
+    def _tag(self, tag: str, source: Path) -> str:
+        """A tag of a subdirectory's file, named as add_scalars means it: "loss/train" for
+        tag "loss" in loss_train/; else "<subdir>/<tag>"."""
+        if source.parent == self.log_dir:
+            return tag
+        sub = source.parent.name
+        flat = tag.replace("/", "_") + "_"
+        return f"{tag}/{sub[len(flat):]}" if sub.startswith(flat) else f"{sub}/{tag}"
 
     def _scalar_value(self, v: Any) -> float | None:
         kind = v.WhichOneof("value")
@@ -260,7 +286,7 @@ def best_tag(tags: dict[str, TagStats]) -> tuple[str, str, float, float] | None:
 
 def newest_event_mtime(log_dir: str | Path) -> float | None:
     times = []
-    for path in event_files(log_dir):
+    for path in all_event_files(log_dir):
         try:
             times.append(path.stat().st_mtime)
         except OSError:
@@ -303,7 +329,7 @@ def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
 
 def _oldest_mtime(log_dir: Path) -> float | None:
     times = []
-    for path in event_files(log_dir):
+    for path in all_event_files(log_dir):
         try:
             times.append(path.stat().st_mtime)
         except OSError:
