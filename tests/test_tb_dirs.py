@@ -223,6 +223,7 @@ def test_tag_series_view_is_bounded_ordered_and_keeps_the_last_point():
     for step in list(range(500, 1000)) + list(range(500)):  # a second file from step 0
         s.add(step, float(step))
     xs, ys = s.view(100)
+    assert ys == [float(x) for x in xs]  # values stay with their steps when sorted
     assert len(xs) <= 101 and xs == sorted(xs) and xs[-1] == 999 and xs[0] == 0
     assert tag_group("train/loss") == "train/" and tag_group("epoch") == ""
     assert tag_group("val_acc") == "val_" and tag_group("grad_norm") == ""
