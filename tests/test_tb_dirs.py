@@ -166,6 +166,10 @@ def test_an_idle_log_is_finished_and_its_best_loss_is_the_lowest(tmp_path):
     with SummaryWriter(str(log)) as w:
         for s, v in enumerate([0.9, 0.4, 0.6]):
             w.add_scalar("eval/loss", v, s)
+    flushed = time.time() - 200  # a live writer flushes every 120 s: still running
+    for f in tb.event_files(log):
+        os.utime(f, (flushed, flushed))
+    assert read_run_info(log).status == "running"
     old = time.time() - 3600
     for f in tb.event_files(log):
         os.utime(f, (old, old))

@@ -84,8 +84,8 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
     path = Path(run_dir)
     from tui_nn.runs import tensorboard  # it imports this module: imported here, not above
     if tensorboard.is_tensorboard_dir(path):
-        return tensorboard.read_tensorboard_info(path, name=name, live_window_s=live_window_s,
-                                                 now=now)
+        # Its own window: a TensorBoard writer flushes only every 120 s.
+        return tensorboard.read_tensorboard_info(path, name=name, now=now)
     config, problem = records.read_config(path)
     scan = _scan_metrics(records.metrics_path(path))
     last_update = _newest_mtime(path)

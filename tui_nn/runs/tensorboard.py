@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from tui_nn.runs import liveness, records
+from tui_nn.runs import records
 
 EVENTS_PREFIX = "events.out.tfevents."
 KIND = "tensorboard"
 MISSING_MESSAGE = ("reading TensorBoard logs needs the tensorboard package: "
                    "pip install 'tui-nn[tensorboard]'")
+# SummaryWriter and Lightning's logger flush every 120 s by default: a live log can go that
+# long unwritten, so it counts as running for longer than a tui-nn run's metrics.jsonl does.
+LIVE_WINDOW_S = 300.0
 # Event files opened by one follower; a directory of thousands is a mistake, not a run.
 MAX_FILES = 256
 
@@ -284,6 +287,16 @@ def best_tag(tags: dict[str, TagStats]) -> tuple[str, str, float, float] | None:
     return None
 
 
+def is_live(log_dir: str | Path, window_s: float | None = None,
+            now: float | None = None) -> bool:
+    """Whether an event file was written in the last window_s seconds (LIVE_WINDOW_S by
+    default). Only the file's age tells: tensorboard's writer without TensorFlow reopens the
+    file for each flush instead of holding it open, so no process can be seen writing it."""
+    newest = newest_event_mtime(log_dir)
+    window = LIVE_WINDOW_S if window_s is None else window_s
+    return newest is not None and (time.time() if now is None else now) - newest <= window
+
+
 def newest_event_mtime(log_dir: str | Path) -> float | None:
     times = []
     for path in all_event_files(log_dir):
@@ -295,11 +308,10 @@ def newest_event_mtime(log_dir: str | Path) -> float | None:
 
 
 def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
-                          live_window_s: float = liveness.DEFAULT_LIVE_WINDOW_S,
-                          now: float | None = None):
-    """A RunInfo for a TensorBoard log directory. An event file written in the last
-    live_window_s seconds means running; a log has no end record, so an idle one is
-    "finished". Never raises for bad content: what cannot be read is in `message`."""
+                          live_window_s: float | None = None, now: float | None = None):
+    """A RunInfo for a TensorBoard log directory: "running" while is_live, else "finished" (a
+    log has no end record; live_window_s defaults to LIVE_WINDOW_S). Never raises for bad content: what cannot be read is in
+    `message`."""
     from tui_nn.runs.info import RunInfo, dir_size
 
     path = Path(log_dir)
@@ -308,8 +320,7 @@ def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
     except TensorBoardMissing as e:
         summary, problem = LogSummary(), str(e)
     last_update = newest_event_mtime(path)
-    now = time.time() if now is None else now
-    running = last_update is not None and now - last_update <= live_window_s
+    running = is_live(path, live_window_s, now)
     epoch = summary.tags.get("epoch")
     best = best_tag(summary.tags)
     started_at = summary.first_wall or _oldest_mtime(path)

@@ -37,6 +37,7 @@ from tui_nn.tui.widgets.curves import compact_y_ticks, step_ticks
 POLL_S = 0.5
 POST_S = 0.5
 REDRAW_S = 0.5
+STATUS_S = 2.0  # how often the writer's liveness is checked
 DEFAULT_SHOWN = 8  # tags drawn without asking; the rest wait in the picker
 MAX_TAGS = 1000  # a log with more distinct tags is not read further (one warning)
 COLORS = ("cyan+", "orange+", "green+", "magenta+", "yellow+", "blue+", "red+", "white")
@@ -185,7 +186,7 @@ class TensorBoardWatchScreen(Screen):
     ]
 
     def __init__(self, log_dir: str | Path, *, poll_s: float = POLL_S,
-                 live_window_s: float = 120.0) -> None:
+                 live_window_s: float | None = None) -> None:
         super().__init__()
         self.log_dir = Path(log_dir)
         self.poll_s = poll_s
@@ -226,22 +227,24 @@ class TensorBoardWatchScreen(Screen):
         last_post = 0.0
         first = True
         problem: str | None = None
+        status, last_status = "loading", 0.0
         while not worker.is_cancelled:
             pending += follower.poll()
             if follower.problem != problem:
                 problem = follower.problem
                 self.post_message(LogProblem(problem))
             now = time.monotonic()
-            if first or (pending and now - last_post >= POST_S) or now - last_post >= 2.0:
-                self.post_message(ScalarsArrived(pending, self._liveness(), first))
+            if now - last_status >= STATUS_S:  # a /proc scan at worst: not every poll
+                status, last_status = self._liveness(), now
+            if first or (pending and now - last_post >= POST_S) or now - last_post >= STATUS_S:
+                self.post_message(ScalarsArrived(pending, status, first))
                 pending, last_post, first = [], now, False
             time.sleep(self.poll_s)
 
     def _liveness(self) -> str:
-        newest = tb.newest_event_mtime(self.log_dir)
-        if newest is None:
+        if not tb.all_event_files(self.log_dir):
             return "no event files"
-        return "running" if time.time() - newest <= self.live_window_s else "idle"
+        return "running" if tb.is_live(self.log_dir, self.live_window_s) else "idle"
 
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
