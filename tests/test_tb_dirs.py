@@ -209,6 +209,16 @@ def test_watch_opens_the_tensorboard_view_on_a_log_and_the_run_view_on_a_run(tmp
     assert result.exit_code == 0 and isinstance(opened[-1], TensorBoardWatchApp)
 
 
+def test_export_and_control_say_what_a_log_directory_is(tmp_path):
+    log = summary_writer_dir(tmp_path / "log", steps=2)
+    result = CliRunner().invoke(cli_app, ["export", str(log), "--csv"])
+    assert result.exit_code == 2 and "is a TensorBoard log directory" in result.output
+    assert sorted(p.name for p in log.iterdir()) == [p.name for p in tb.event_files(log)]
+    result = CliRunner().invoke(cli_app, ["control", str(log), "pause"])
+    assert result.exit_code == 1 and "nothing steers it" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_watch_without_tensorboard_says_what_to_install(tmp_path, monkeypatch):
     log = summary_writer_dir(tmp_path / "log", steps=2)
     monkeypatch.setitem(sys.modules, "tensorboard.backend.event_processing.event_file_loader",

@@ -310,8 +310,8 @@ def newest_event_mtime(log_dir: str | Path) -> float | None:
 def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
                           live_window_s: float | None = None, now: float | None = None):
     """A RunInfo for a TensorBoard log directory: "running" while is_live, else "finished" (a
-    log has no end record; live_window_s defaults to LIVE_WINDOW_S). Never raises for bad content: what cannot be read is in
-    `message`."""
+    log has no end record; live_window_s defaults to LIVE_WINDOW_S). Never raises for bad
+    content: what cannot be read is in `message`."""
     from tui_nn.runs.info import RunInfo, dir_size
 
     path = Path(log_dir)
