@@ -362,6 +362,9 @@ def test_tags_from_files_are_shown_inert(tmp_path):
     with SummaryWriter(str(log)) as w:
         w.add_scalar(evil, 1.0, 0)
         w.add_scalar(evil, 0.5, 1)
+        w.add_scalar("val/diverged", float("nan"), 0)  # plots with nothing finite to draw
+        w.add_scalar("val/diverged", float("inf"), 1)
+        w.add_scalar("val/huge", 3e38, 1)
 
     async def scenario():
         app = make_tensorboard_watch_app(log, poll_s=0.05)
@@ -373,6 +376,42 @@ def test_tags_from_files_are_shown_inert(tmp_path):
             prompt = str(picker.get_option_at_index(0).prompt)
             assert "\x1b" not in prompt and "\\x1b" in prompt and "\\u202e" in prompt
             assert "[bold red]loss[/]" in prompt  # shown as typed, not as markup
-            plot = next(iter(screen.query(GroupPlot)))
-            assert plot.redraws >= 1
+            plots = list(screen.query(GroupPlot))
+            assert len(plots) == 2 and all(p.redraws >= 1 for p in plots)
+            before = [p.redraws for p in plots]
+            await pilot.press("g")  # log axis: non-positive and non-finite values left out
+            await wait_for(lambda: all(p.redraws > b for p, b in zip(plots, before)),
+                           what="redraws on a log axis")
+            assert all(p.log_scale for p in plots)
+    asyncio.run(scenario())
+
+
+def test_the_runs_screen_lists_a_log_beside_runs_and_the_view_opens_over_it(tmp_path):
+    from textual.app import App
+
+    from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
+    from tui_nn.tui.screens.tb_watch import TensorBoardWatchScreen
+
+    summary_writer_dir(tmp_path / "exp1", steps=20)
+
+    class RunsApp(App):
+        def on_mount(self):
+            self.push_screen(RunsScreen(tmp_path))
+
+    async def scenario():
+        app = RunsApp()
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded,
+                           what="the runs screen")
+            runs = app.screen.runs
+            assert [(r.name, r.kind, r.steps_done) for r in runs] == [("exp1", "tensorboard", 19)]
+            await pilot.press("space")  # marked for the overlay: no tui-nn curves, no error
+            await pilot.pause(0.3)
+            assert app.screen.query_one(OverlayPlot) is not None
+            # What the runs screen's `w` does for a TensorBoard log (wired in at merge):
+            app.push_screen(TensorBoardWatchScreen(runs[0].path, poll_s=0.05))
+            await wait_for(lambda: getattr(app.screen, "last_step", None) == 19,
+                           what="the log's points")
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunsScreen)
     asyncio.run(scenario())
