@@ -161,6 +161,25 @@ def test_runs_lists_summarywriter_and_lightning_dirs_and_tui_nn_runs_stay_tui_nn
     assert "lightning_logs/version_0" in table.output and "acc 70.00%" in table.output
 
 
+def test_a_hugging_face_trainer_layout_is_listed_from_its_output_dir(tmp_path, monkeypatch):
+    # Trainer(report_to="tensorboard") logs into <output_dir>/runs/<date>_<host>, with
+    # train/loss, train/learning_rate, train/epoch (epochs as a fraction) and eval/* tags.
+    log = tmp_path / "out" / "runs" / "Nov30_12-00-00_host"
+    with SummaryWriter(str(log)) as w:
+        for step in range(1, 31):
+            w.add_scalar("train/loss", 1 / step, step)
+            w.add_scalar("train/learning_rate", 1e-3, step)
+            w.add_scalar("train/epoch", step / 10, step)
+            if step % 10 == 0:
+                w.add_scalar("eval/loss", 2 / step, step)
+                w.add_scalar("eval/accuracy", 0.6 + step / 100, step)
+    monkeypatch.chdir(tmp_path / "out")  # `tui-nn runs` in the output dir: ./runs
+    [info] = discover_runs()
+    assert (info.name, info.kind, info.steps_done, info.epochs_done) == (
+        "Nov30_12-00-00_host", "tensorboard", 30, 3)
+    assert (info.metric, info.best_value) == ("accuracy", pytest.approx(0.9))
+
+
 def test_an_idle_log_is_finished_and_its_best_loss_is_the_lowest(tmp_path):
     log = tmp_path / "log"
     with SummaryWriter(str(log)) as w:

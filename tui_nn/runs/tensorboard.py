@@ -297,6 +297,18 @@ def is_live(log_dir: str | Path, window_s: float | None = None,
     return newest is not None and (time.time() if now is None else now) - newest <= window
 
 
+def epochs_done(tags: dict[str, TagStats]) -> int:
+    """From Lightning's "epoch" (the 0-based epoch in progress, logged with every step) or
+    Hugging Face's "train/epoch" (epochs done as a fraction: 2.5 halfway through the third);
+    0 when the log has neither."""
+    lightning, hf = tags.get("epoch"), tags.get("train/epoch")
+    if lightning is not None and math.isfinite(lightning.last):
+        return max(int(lightning.last) + 1, 0)
+    if hf is not None and math.isfinite(hf.last):
+        return max(int(hf.last), 0)
+    return 0
+
+
 def newest_event_mtime(log_dir: str | Path) -> float | None:
     times = []
     for path in all_event_files(log_dir):
@@ -321,7 +333,6 @@ def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
         summary, problem = LogSummary(), str(e)
     last_update = newest_event_mtime(path)
     running = is_live(path, live_window_s, now)
-    epoch = summary.tags.get("epoch")
     best = best_tag(summary.tags)
     started_at = summary.first_wall or _oldest_mtime(path)
     duration = (summary.last_wall - summary.first_wall
@@ -329,7 +340,7 @@ def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
     return RunInfo(
         path=path, name=name or path.name, model="(tensorboard)", dataset="-",
         status="running" if running else "finished",
-        epochs_done=int(epoch.last) + 1 if epoch and math.isfinite(epoch.last) else 0,
+        epochs_done=epochs_done(summary.tags),
         epochs_total=None, steps_done=summary.max_step, steps_total=None,
         metric=best[1] if best else None, best_value=best[2] if best else None,
         last_value=best[3] if best else None, duration_s=duration,

@@ -47,7 +47,8 @@ TAG_CHARS = 120
 # Split names that group Lightning-style tags without a "/" ("train_loss", "val_acc").
 SPLITS = ("train", "val", "valid", "validation", "eval", "test")
 # Counters, not metrics: listed, but not drawn until picked (they would flatten the curves).
-COUNTER_TAGS = {"epoch", "step", "global_step", "trainer/global_step"}
+COUNTER_TAGS = {"epoch", "step", "global_step", "trainer/global_step", "train/epoch",
+                "train/global_step"}
 
 
 def tag_group(tag: str) -> str:
