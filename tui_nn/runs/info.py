@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_nn.engine import jsonl
-from tui_nn.runs import liveness, records
+from tui_nn.runs import liveness, records, tensorboard
 
 # What a run can be. "stopped" and "interrupted" runs can be resumed from last.pt; "failed"
 # ones too when the engine saved the last good weights (NaN does).
@@ -82,7 +82,6 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
     writers: the set from liveness.writers_of_metrics_files(), when the caller scans once for
     many runs; check_writers=False uses only the file's age (see liveness)."""
     path = Path(run_dir)
-    from tui_nn.runs import tensorboard  # it imports this module: imported here, not above
     if tensorboard.is_tensorboard_dir(path):
         # Its own window: a TensorBoard writer flushes only every 120 s.
         return tensorboard.read_tensorboard_info(path, name=name, now=now)
