@@ -297,6 +297,8 @@ def test_watch_follows_a_summarywriter_while_it_writes(tmp_path):
             await pilot.press("a")  # all shown
             await pilot.pause(0.1)
             assert {p.group for p in screen.query(GroupPlot)} == {"train/", "val/"}
+            titles = [c.title for c in app.get_system_commands(screen)]
+            assert {"Tags: pick", "Tags: all or none", "Curves: toggle log axis"} <= set(titles)
     try:
         asyncio.run(scenario())
     finally:

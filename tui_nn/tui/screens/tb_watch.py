@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -214,7 +214,6 @@ class TensorBoardWatchScreen(Screen):
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
         self.sub_title = f"{clean_line(self.log_dir.name, 60)} · TensorBoard log · read-only"
-        self.query_one("#tb-tags", SelectionList).border_title = "tags (space: show/hide)"
         self._show_status()
         self.set_interval(REDRAW_S, self._redraw_dirty)
         self._follow()
@@ -399,6 +398,15 @@ class TensorBoardWatchApp(App[None]):
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
         """Notifications may quote paths and errors from the log: cleaned."""
         super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
+
+    def get_system_commands(self, screen: Screen):
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, TensorBoardWatchScreen):
+            yield SystemCommand("Tags: pick", "Focus the tag picker (t)", screen.action_focus_tags)
+            yield SystemCommand("Tags: all or none", "Show every tag, or none (a)",
+                                screen.action_toggle_all)
+            yield SystemCommand("Curves: toggle log axis", "Values on a log10 axis (g)",
+                                screen.action_toggle_log_scale)
 
 
 def make_tensorboard_watch_app(log_dir: str | Path,
