@@ -411,7 +411,8 @@ def test_the_runs_screen_lists_a_log_beside_runs_and_the_view_opens_over_it(tmp_
     from textual.app import App
 
     from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
-    from tui_nn.tui.screens.tb_watch import TensorBoardWatchScreen
+    from tui_nn.tui.screens.tb_watch import TensorBoardWatchScreen, watch_screen_for
+    from tui_nn.tui.screens.watch import WatchScreen
 
     summary_writer_dir(tmp_path / "exp1", steps=20)
 
@@ -430,9 +431,16 @@ def test_the_runs_screen_lists_a_log_beside_runs_and_the_view_opens_over_it(tmp_
             await pilot.pause(0.3)
             assert app.screen.query_one(OverlayPlot) is not None
             # What the runs screen's `w` does for a TensorBoard log (wired in at merge):
-            app.push_screen(TensorBoardWatchScreen(runs[0].path, poll_s=0.05))
+            screen = watch_screen_for(runs[0].path)
+            assert isinstance(screen, TensorBoardWatchScreen)
+            screen.poll_s = 0.05
+            app.push_screen(screen)
             await wait_for(lambda: getattr(app.screen, "last_step", None) == 19,
                            what="the log's points")
             await pilot.press("escape")
             assert isinstance(app.screen, RunsScreen)
     asyncio.run(scenario())
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "config.json").write_text("{}")
+    assert isinstance(watch_screen_for(own), WatchScreen)

@@ -409,6 +409,15 @@ class TensorBoardWatchApp(App[None]):
                                 screen.action_toggle_log_scale)
 
 
+def watch_screen_for(path: str | Path) -> Screen:
+    """The watch view for what `path` holds: a TensorBoard log directory gets this module's
+    screen, a tui-nn run directory the run's WatchScreen."""
+    if tb.is_tensorboard_dir(path):
+        return TensorBoardWatchScreen(path)
+    from tui_nn.tui.screens.watch import WatchScreen
+    return WatchScreen(path)
+
+
 def make_tensorboard_watch_app(log_dir: str | Path,
                                **kwargs: Any) -> TensorBoardWatchApp:
     return TensorBoardWatchApp(log_dir, **kwargs)
