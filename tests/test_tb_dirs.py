@@ -444,3 +444,21 @@ def test_the_runs_screen_lists_a_log_beside_runs_and_the_view_opens_over_it(tmp_
     own.mkdir()
     (own / "config.json").write_text("{}")
     assert isinstance(watch_screen_for(own), WatchScreen)
+
+
+def test_the_apps_watch_newest_opens_a_log_in_the_tensorboard_view(tmp_path):
+    from tui_nn.tui.app import make_app
+    from tui_nn.tui.screens.tb_watch import TensorBoardWatchScreen
+
+    summary_writer_dir(tmp_path / "exp1", steps=5)
+
+    async def scenario():
+        app = make_app(train_options={"runs_root": str(tmp_path)})
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: app.main.run_state != "loading", 60, "the catalog")
+            app.action_watch_newest()
+            await wait_for(lambda: isinstance(app.screen, TensorBoardWatchScreen), 5, "view")
+            await wait_for(lambda: app.screen.last_step == 4, what="the log's points")
+            await pilot.press("escape")
+            assert not isinstance(app.screen, TensorBoardWatchScreen)
+    asyncio.run(scenario())
