@@ -297,6 +297,12 @@ def test_watch_follows_a_summarywriter_while_it_writes(tmp_path):
             await pilot.press("a")  # all shown
             await pilot.pause(0.1)
             assert {p.group for p in screen.query(GroupPlot)} == {"train/", "val/"}
+            assert all(p.smoothing == 0.6 for p in screen.query(GroupPlot))
+            train = next(p for p in screen.query(GroupPlot) if p.group == "train/")
+            drawn = train.redraws
+            await pilot.press("right_square_bracket")  # more smoothing, on every plot
+            await wait_for(lambda: train.redraws > drawn, what="a smoother redraw")
+            assert all(p.smoothing == 0.8 for p in screen.query(GroupPlot))
             titles = [c.title for c in app.get_system_commands(screen)]
             assert {"Tags: pick", "Tags: all or none", "Curves: toggle log axis"} <= set(titles)
     try:

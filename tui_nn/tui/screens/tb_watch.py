@@ -32,7 +32,8 @@ from tui_nn.runs import tensorboard as tb
 from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.exits import install_signal_exits, signal_code
 from tui_nn.tui.screens.worker_errors import notify_worker_error
-from tui_nn.tui.widgets.curves import compact_y_ticks, step_ticks
+from tui_nn.tui.history import Point, ema
+from tui_nn.tui.widgets.curves import SMOOTHING_STEPS, compact_y_ticks, step_ticks
 
 POLL_S = 0.5
 POST_S = 0.5
@@ -42,6 +43,8 @@ DEFAULT_SHOWN = 8  # tags drawn without asking; the rest wait in the picker
 MAX_TAGS = 1000  # a log with more distinct tags is not read further (one warning)
 COLORS = ("cyan+", "orange+", "green+", "magenta+", "yellow+", "blue+", "red+", "white")
 TAG_CHARS = 120
+RAW = (110, 110, 110)  # the unsmoothed curve under a smoothed one, as in the Curves widget
+SMOOTH_MIN_POINTS = 20  # sparser tags (one value an epoch) are drawn as they are
 
 
 # Split names that group Lightning-style tags without a "/" ("train_loss", "val_acc").
@@ -114,6 +117,7 @@ class GroupPlot(PlotextPlot):
         self.series = series  # the screen's, shared: tag -> points
         self.tags: list[str] = []  # the selected tags of this group, in order
         self.log_scale = False
+        self.smoothing = 0.6  # EMA weight for dense tags (TensorBoard's default)
         self.redraws = 0
 
     def render(self):
@@ -121,21 +125,15 @@ class GroupPlot(PlotextPlot):
         plt.clear_figure()
         width = max(self.size.width, 10)
         title = clean_line(self.group or "scalars", 60) + (" (log)" if self.log_scale else "")
+        if self.smoothing and any(len(self.series[t]) >= SMOOTH_MIN_POINTS for t in self.tags):
+            title += f" · smoothing {self.smoothing:g}"
         plt.title(title)
         ys_all: list[float] = []
         right = 0
         for i, tag in enumerate(self.tags):
-            xs, ys = self.series[tag].view(2 * width)
-            if self.log_scale:
-                pairs = [(x, math.log10(y)) for x, y in zip(xs, ys) if y > 0]
-                xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-            if not xs:
-                continue
-            label = clean_line(tag[len(self.group):] or tag, 40)
-            marker = "braille" if len(xs) > 1 else "●"
-            plt.plot(xs, ys, marker=marker, color=COLORS[i % len(COLORS)], label=label)
+            xs, ys = self._draw(plt, tag, COLORS[i % len(COLORS)], width)
             ys_all += ys
-            right = max(right, xs[-1])
+            right = max([right, *xs])
         if ys_all:
             ticks = compact_y_ticks(min(ys_all), max(ys_all))
             if ticks is not None:
@@ -147,6 +145,29 @@ class GroupPlot(PlotextPlot):
         plt.xticks(*step_ticks(0, right, width))
         self.redraws += 1
         return super().render()
+
+    def _draw(self, plt, tag: str, color: str, width: int) -> tuple[list[int], list[float]]:
+        """Plot one tag (raw in grey and smoothed in color when dense); the points drawn."""
+        series = self.series[tag]
+        xs, ys = series.view(2 * width)
+        stride = max(1, len(series) // max(len(xs), 1))
+        label = clean_line(tag[len(self.group):] or tag, 40)
+        lines = [(ys, color, label)]
+        if self.smoothing and len(series) >= SMOOTH_MIN_POINTS and len(xs) > 1:
+            points = [Point(x, y, y, y, stride) for x, y in zip(xs, ys)]
+            lines = [(ys, RAW, None), (ema(points, self.smoothing), color, label)]
+        drawn: list[float] = []
+        for values, line_color, line_label in lines:
+            px, py = xs, values
+            if self.log_scale:
+                pairs = [(x, math.log10(y)) for x, y in zip(xs, values) if y > 0]
+                px, py = [p[0] for p in pairs], [p[1] for p in pairs]
+            if not px:
+                continue
+            marker = "braille" if len(px) > 1 else "●"
+            plt.plot(px, py, marker=marker, color=line_color, label=line_label)
+            drawn += py
+        return xs, drawn
 
 
 class ScalarsArrived(Message):
@@ -183,6 +204,8 @@ class TensorBoardWatchScreen(Screen):
         Binding("t", "focus_tags", "Tags"),
         Binding("a", "toggle_all", "All/none"),
         Binding("g", "toggle_log_scale", "Log axis"),
+        Binding("left_square_bracket", "smoothing(-1)", "Less smoothing", show=False),
+        Binding("right_square_bracket", "smoothing(1)", "More smoothing", show=False),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -200,6 +223,7 @@ class TensorBoardWatchScreen(Screen):
         self.too_many_tags = False
         self._dirty: set[str] = set()  # groups with new points since their last redraw
         self._log_scale = False
+        self._smoothing = 0.6
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
@@ -326,7 +350,7 @@ class TensorBoardWatchScreen(Screen):
             plot = plots.get(group)
             if plot is None:
                 plot = GroupPlot(group, self.series)
-                plot.log_scale = self._log_scale
+                plot.log_scale, plot.smoothing = self._log_scale, self._smoothing
                 new.append(plot)
             plot.tags = tags
             plot.refresh()
@@ -371,6 +395,14 @@ class TensorBoardWatchScreen(Screen):
         if len(self.app.screen_stack) > 1:  # opened from the runs screen
             self.app.pop_screen()
 
+    def action_smoothing(self, direction: int) -> None:
+        steps = SMOOTHING_STEPS
+        current = min(range(len(steps)), key=lambda i: abs(steps[i] - self._smoothing))
+        self._smoothing = steps[min(max(current + direction, 0), len(steps) - 1)]
+        for plot in self.query(GroupPlot):
+            plot.smoothing = self._smoothing
+            plot.refresh()
+
     def action_toggle_log_scale(self) -> None:
         self._log_scale = not self._log_scale
         for plot in self.query(GroupPlot):
@@ -407,6 +439,10 @@ class TensorBoardWatchApp(App[None]):
                                 screen.action_toggle_all)
             yield SystemCommand("Curves: toggle log axis", "Values on a log10 axis (g)",
                                 screen.action_toggle_log_scale)
+            yield SystemCommand("Curves: more smoothing", "Raise the EMA weight (])",
+                                lambda: screen.action_smoothing(1))
+            yield SystemCommand("Curves: less smoothing", "Lower the EMA weight ([)",
+                                lambda: screen.action_smoothing(-1))
 
 
 def watch_screen_for(path: str | Path) -> Screen:
