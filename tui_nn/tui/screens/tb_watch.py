@@ -258,7 +258,7 @@ class TensorBoardWatchScreen(Screen):
                 problem = follower.problem
                 self.post_message(LogProblem(problem))
             now = time.monotonic()
-            if now - last_status >= STATUS_S:  # a /proc scan at worst: not every poll
+            if now - last_status >= STATUS_S:  # a stat of every event file: not every poll
                 status, last_status = self._liveness(), now
             if first or (pending and now - last_post >= POST_S) or now - last_post >= STATUS_S:
                 self.post_message(ScalarsArrived(pending, status, first))
@@ -281,6 +281,7 @@ class TensorBoardWatchScreen(Screen):
 
     def on_scalars_arrived(self, message: ScalarsArrived) -> None:
         self.status = message.status
+        last_step = self.last_step
         new_tags: list[str] = []
         for p in message.points:
             series = self.series.get(p.tag)
@@ -294,6 +295,8 @@ class TensorBoardWatchScreen(Screen):
             self.last_step = max(self.last_step, p.step)
             self._dirty.add(tag_group(p.tag))
         self.points_seen += len(message.points)
+        if self.last_step != last_step:  # the shared step axis grew: every plot follows
+            self._dirty.update(tag_group(t) for t in self.series)
         if new_tags:
             self._add_tags(new_tags)
         self._show_status()
