@@ -306,7 +306,6 @@ class RunsScreen(Screen):
         run = self.highlighted()
         if run is None:
             return
-
         from tui_nn.tui.screens.tb_watch import watch_screen_for
         self.app.push_screen(watch_screen_for(run.path))  # a TensorBoard log gets its own view
 
