@@ -582,3 +582,28 @@ def test_diverging_losses_get_short_axis_labels():
     assert labels[0] == "14.8" and labels[-1] == "8.02e+37"
     assert max(len(label) for label in labels) <= 9
     assert compact_y_ticks(float("nan"), 1.0) is None
+
+
+async def test_a_run_started_in_the_app_is_steerable_from_another_terminal(tmp_path):
+    """The app's run serves the control channel too: `tui-nn control`/`watch` elsewhere pause
+    it, and the app shows the pause."""
+    from tui_nn.engine.channel import SOCKET_FILE, send
+
+    app = make_app(model="linear", train_options={"epochs": 1_000_000, "runs_root": str(tmp_path)},
+                   dataset=line_data())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, inspected=False)
+        main = app.main
+        await pilot.press("s")
+        await wait_for(pilot, lambda: main.run_state == "running" and main.bridge.latest,
+                       what="running")
+        (run_dir,) = tmp_path.iterdir()
+        assert (run_dir / SOCKET_FILE).exists()
+        assert send(run_dir, "pause")["ok"]
+        await wait_for(pilot, lambda: main.run_state == "paused", what="paused from outside")
+        assert send(run_dir, "resume")["ok"]
+        await wait_for(pilot, lambda: main.run_state == "running", what="resumed from outside")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: main.run_state in ("stopped", "idle", "finished"),
+                       what="stopped")
+    assert not (run_dir / SOCKET_FILE).exists()
