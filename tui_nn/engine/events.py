@@ -52,6 +52,9 @@ class StepMetrics(Event):
     steps_per_epoch: int
     total_steps: int
     memory_bytes: int | None = None
+    # A step plugin's extra curves (engine/plugins.py), each aligned with losses: the GAN's
+    # {"d_loss": (...), "g_loss": (...)}. Empty for the Trainer's own step.
+    scalars: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def loss(self) -> float:
@@ -72,6 +75,7 @@ class EpochMetrics(Event):
     epoch_time_s: float
     samples_per_s: float
     decoded: str | None = None  # sequence task: the model's current output for the first sample
+    scalars: dict[str, float] = field(default_factory=dict)  # a step plugin's, epoch means
 
 
 @dataclass(frozen=True)
@@ -170,4 +174,13 @@ class ValPredictions(Event):
     samples: tuple[Any, ...] = ()  # tui_nn.insight.classify.GridSample
 
 
-LIVE_ONLY = (GradientFlow, FitUpdate, ValPredictions)
+@dataclass(frozen=True)
+class GeneratedSamples(Event):
+    """A generative model's pictures of the same fixed noise after each epoch (the GAN)."""
+
+    epoch: int  # 0-based, the epoch just finished
+    step: int
+    images: tuple[Any, ...] = ()  # (H, W) lists of gray levels in [0, 1]
+
+
+LIVE_ONLY = (GradientFlow, FitUpdate, ValPredictions, GeneratedSamples)

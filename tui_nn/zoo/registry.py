@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from tui_nn.zoo import regression, sequence, vision
+from tui_nn.zoo import gan, regression, sequence, vision
 from tui_nn.zoo.names import unknown_model_message
 
 
@@ -34,6 +34,9 @@ class ModelSpec:
     input_dtype: torch.dtype = torch.float32
     lesson: str = ""  # what the seed notes want a learner to see in this model
     variable_length: bool = False  # recurrent: any sequence length T is fine
+    # A training step of its own (engine/plugins.py) for a model that is not "one forward,
+    # one loss": "module:Class" of the step plugin (a name: the zoo never imports the engine).
+    step: str | None = None
 
     def build(self) -> nn.Module:
         return self.factory()
@@ -97,6 +100,12 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("gru", "GRU sequence classifier on the long-range task (gates keep the memory)",
                   lambda: sequence.SequenceClassifier("gru"), (50, 4), "longrange", _SEQ,
                   variable_length=True),
+        ModelSpec("gan", "small DCGAN: generator 64→(64,7,7)→28×28 vs a 2-conv discriminator",
+                  gan.GAN, (1, 28, 28), "digits",
+                  TrainDefaults(epochs=5, batch_size=64, lr=2e-4, optimizer="adam"),
+                  lesson="two networks, two optimizers: D learns real vs fake, G learns to "
+                         "fool D; watch both losses and the generated digits",
+                  step="tui_nn.engine.gan_step:GANStep"),
     ]
 }
 
