@@ -95,10 +95,12 @@ class GANStep:
         return d_loss + g_loss, {"d_loss": d_loss, "g_loss": g_loss}
 
     def probe_loss(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Eval mode: batch norm's running statistics (part of a resume's state) stay put."""
         m = self.trainer.model
         gen = torch.Generator(device=xb.device).manual_seed(0)  # the run's RNGs untouched
-        fake = m.generate(m.noise(xb.shape[0], gen, xb.device))  # (b, 1, 28, 28)
-        return _bce(m.discriminator(xb), True) + _bce(m.discriminator(fake), False)
+        with _eval_mode(m):
+            fake = m.generate(m.noise(xb.shape[0], gen, xb.device))  # (b, 1, 28, 28)
+            return _bce(m.discriminator(xb), True) + _bce(m.discriminator(fake), False)
 
     # ---- validation and the grid -------------------------------------------------------------
     def evaluate(self) -> tuple[float, float, str | None]:

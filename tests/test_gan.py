@@ -1,0 +1,107 @@
+"""The GAN (the seed notes' last chapter): a two-network step through the Trainer's step plugin
+seam, both losses in the run's records, a generated grid that changes as G learns, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from data_helpers import write_mnist_raw
+from helpers import blobs_images
+from tui_nn.engine import TrainConfig, Trainer
+from tui_nn.engine import events as ev
+from tui_nn.engine.checkpoint import load_checkpoint
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_gan_headless_for_one_epoch_records_finite_d_and_g_losses(tmp_path):
+    # A small MNIST in IDX files (the usual --dataset mnist --data-dir path), no network.
+    write_mnist_raw(tmp_path / "data", n_train=256, n_test=64)
+    run = tmp_path / "run"
+    res = subprocess.run(
+        [sys.executable, "-m", "tui_nn", "train", "gan", "--dataset", "mnist", "--data-dir",
+         str(tmp_path / "data"), "--epochs", "1", "--batch-size", "32", "--headless",
+         "--run-dir", str(run)], capture_output=True, text=True, env=ENV, timeout=180)
+    assert res.returncode == 0, res.stderr
+    records = _records(run)
+    steps = [r for r in records if r["type"] == "StepMetrics"]
+    d = [v for r in steps for v in r["scalars"]["d_loss"]]
+    g = [v for r in steps for v in r["scalars"]["g_loss"]]
+    assert len(d) == len(g) == 256 // 32  # one value per step, aligned with the losses
+    assert all(math.isfinite(v) and v > 0 for v in d + g)
+    (epoch,) = [r for r in records if r["type"] == "EpochMetrics"]
+    assert set(epoch["scalars"]) == {"d_loss", "g_loss"}
+    assert math.isclose(epoch["scalars"]["d_loss"], sum(d) / len(d), rel_tol=1e-5)
+    assert math.isclose(epoch["scalars"]["g_loss"], sum(g) / len(g), rel_tol=1e-5)
+    assert records[-1]["type"] == "Finished"
+    # The checkpoint holds both optimizers: D's as the Trainer's, G's as the plugin's.
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["optimizer"]["state"] and ckpt["step_plugin"]["g_optimizer"]["state"]
+
+
+def _train(epochs: int, events: list, **kw) -> Trainer:
+    cfg = TrainConfig("gan", epochs=epochs, batch_size=32, seed=2, threads=1,
+                      report_interval_s=0.0, **kw)
+    trainer = Trainer(cfg, events.append, dataset=blobs_images(256, 64))
+    result = trainer.run()
+    assert isinstance(result, ev.Finished), getattr(result, "message", result)
+    return trainer
+
+
+def test_generated_grid_after_each_epoch_changes_as_g_learns():
+    events: list[ev.Event] = []
+    _train(3, events, save=False, val_predictions=True)
+    grids = [e for e in events if isinstance(e, ev.GeneratedSamples)]
+    assert [g.epoch for g in grids] == [0, 1, 2]
+    for g in grids:
+        images = torch.tensor(g.images)  # (16, 28, 28) gray levels
+        assert images.shape == (16, 28, 28)
+        assert 0 <= images.min() and images.max() <= 1
+    for before, after in zip(grids, grids[1:]):
+        change = (torch.tensor(after.images) - torch.tensor(before.images)).abs().mean()
+        assert change > 0.01, f"epoch {after.epoch}: the grid barely changed ({change:.4f})"
+
+
+def test_both_optimizers_train_only_their_own_network():
+    trainer = _train(1, [], save=False)
+    gan, plugin = trainer.model, trainer.step_plugin
+    d_params = {id(p) for p in gan.discriminator.parameters()}
+    g_params = {id(p) for p in gan.generator.parameters()}
+    assert {id(p) for group in trainer.optimizer.param_groups for p in group["params"]} \
+        == d_params
+    assert {id(p) for group in plugin.g_optimizer.param_groups for p in group["params"]} \
+        == g_params
+
+
+def test_discriminator_learns_to_tell_real_from_fake_early():
+    # D's loss starts near 2·ln 2 (a coin flip on real and fake) and falls in the first steps.
+    events: list[ev.Event] = []
+    _train(2, events, save=False)
+    d = [v for e in events if isinstance(e, ev.StepMetrics) for v in e.scalars["d_loss"]]
+    assert abs(d[0] - 2 * math.log(2)) < 0.5
+    assert sum(d[-4:]) / 4 < d[0]
+
+
+def test_resume_after_one_epoch_is_bitwise_identical_to_two_straight(tmp_path):
+    straight = _train(2, [], run_dir=str(tmp_path / "a"))
+    _train(1, [], run_dir=str(tmp_path / "b"))
+    resumed = Trainer(TrainConfig("gan", epochs=2), dataset=blobs_images(256, 64),
+                      resume_from=tmp_path / "b")
+    result = resumed.run()
+    assert result.status == "finished" and result.step == 16
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    sa, sb = (t.step_plugin.g_optimizer.state_dict()["state"] for t in (straight, resumed))
+    for k in sa:
+        assert torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"])
