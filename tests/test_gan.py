@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -105,3 +106,75 @@ def test_resume_after_one_epoch_is_bitwise_identical_to_two_straight(tmp_path):
     sa, sb = (t.step_plugin.g_optimizer.state_dict()["state"] for t in (straight, resumed))
     for k in sa:
         assert torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"])
+
+
+# ---- the app -----------------------------------------------------------------------------------
+async def test_app_trains_the_gan_with_d_and_g_curves_and_the_generated_grid(tmp_path):
+    from tui_nn.tui.app import make_app
+    from tui_nn.tui.widgets.curves import LossPlot
+
+    from test_tui_insight import ready, text_of, wait_for
+
+    app = make_app(model="gan", dataset=blobs_images(256, 64),
+                   train_options={"epochs": 2, "batch_size": 32, "report_interval_s": 0.0,
+                                  "runs_root": str(tmp_path)})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        main = app.main
+        await pilot.press("s")
+        await wait_for(pilot, lambda: main.run_state == "finished", timeout=90, what="finish")
+        snap = main.bridge.history.snapshot(max_points=200)
+        assert set(snap.extra) == {"d_loss", "g_loss"}
+        assert [p.x for p in snap.extra["d_loss"]] == [p.x for p in snap.train]  # every step
+        await pilot.press("2")  # the Train tab, where the curves are
+        await pilot.pause(0.2)
+        legend = main.query_one(LossPlot).render().plain  # the legend names both curves
+        assert "d_loss" in legend and "g_loss" in legend
+        main.action_show_insight("classes")
+        await pilot.pause(0.3)
+        view = main.query_one("#classes-view")
+        assert view.event.epoch == 1 and len(view.event.images) == 16
+        assert "Generated images after epoch 2" in str(
+            main.query_one("#classes-head").render())
+        grid = text_of(app, "#samples")
+        assert grid.count("▀") == 16 * 28 * 14  # 16 images of 28×28 in half blocks
+
+
+# ---- watch ---------------------------------------------------------------------------------------
+async def test_watch_draws_the_d_and_g_curves_of_a_gan_run(tmp_path):
+    from test_watch import no_nvml
+    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.widgets.curves import LossPlot
+
+    run = tmp_path / "run"
+    _train(1, [], run_dir=str(run))
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.watch_screen
+        deadline = time.monotonic() + 20
+        while screen.status != "finished" and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert screen.status == "finished"
+        snap = screen.history.snapshot(max_points=200)
+        assert set(snap.extra) == {"d_loss", "g_loss"}
+        assert len(snap.extra["g_loss"]) == 256 // 32
+        screen.query_one("#curves").redraw()
+        await pilot.pause(0.3)
+        legend = screen.query_one(LossPlot).render().plain
+        assert "d_loss" in legend and "g_loss" in legend
+
+
+def test_extra_scalars_from_a_file_are_data():
+    from tui_nn.tui.history import MAX_EXTRA_CURVES, extra_scalars
+
+    assert extra_scalars({"d_loss": [1, 2.5], "g_loss": [0.5, 1]}, 2) == {
+        "d_loss": [1.0, 2.5], "g_loss": [0.5, 1.0]}
+    hostile = {"\x1b]0;pwned\x07[b]x[/b]": [1.0], "short": [1.0, 2.0], "text": ["1"],
+               "flag": [True], "str": "1"}
+    cleaned = extra_scalars(hostile, 1)
+    assert list(cleaned.values()) == [[1.0]]  # wrong lengths and types are dropped
+    (name,) = cleaned
+    assert "\x1b" not in name and "\x07" not in name
+    assert extra_scalars("not a dict", 1) == {} and extra_scalars(None, 0) == {}
+    many = {f"s{i}": [float(i)] for i in range(10)}
+    assert len(extra_scalars(many, 1)) == MAX_EXTRA_CURVES

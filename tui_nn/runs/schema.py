@@ -24,12 +24,14 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "epoch": (INT, True), "step": (INT, True), "first_step": (INT, True),
         "losses": (LIST, True), "lr": (NUM, True), "samples_per_s": (NUM, True),
         "eta_s": (NUM, False), "epoch_step": (INT, True), "steps_per_epoch": (INT, True),
-        "total_steps": (INT, True), "memory_bytes": (INT, False)},
+        "total_steps": (INT, True), "memory_bytes": (INT, False),
+        "scalars": (DICT, False)},  # a step plugin's curves: {name: [num, ...]}
     "EpochMetrics": {
         "epoch": (INT, True), "step": (INT, True), "train_loss": (NUM, True),
         "val_loss": (NUM, True), "metric": (STR, True), "value": (NUM, True),
         "best_value": (NUM, True), "is_best": (BOOL, True), "elapsed_s": (NUM, True),
-        "epoch_time_s": (NUM, True), "samples_per_s": (NUM, True), "decoded": (STR, False)},
+        "epoch_time_s": (NUM, True), "samples_per_s": (NUM, True), "decoded": (STR, False),
+        "scalars": (DICT, False)},  # a step plugin's epoch means: {name: num}
     "CheckpointSaved": {
         "path": (STR, True), "step": (INT, True), "epoch": (INT, True), "reason": (STR, True)},
     "StateChanged": {"state": (STR, True)},

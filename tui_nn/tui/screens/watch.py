@@ -30,7 +30,7 @@ from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
 from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.exits import install_signal_exits, signal_code
-from tui_nn.tui.history import RunHistory
+from tui_nn.tui.history import RunHistory, extra_scalars
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
@@ -241,7 +241,9 @@ class WatchScreen(Screen):
                     if first <= self._steps_seen:
                         rebuild = True  # a resumed session redoing steps
                     else:
-                        self.history.add_steps(first, [float(v) for v in rec["losses"]])
+                        losses = [float(v) for v in rec["losses"]]
+                        self.history.add_steps(first, losses,
+                                               extra_scalars(rec.get("scalars"), len(losses)))
                     self._steps_seen = max(self._steps_seen, int(rec["step"]))
                     latest = rec
                 elif kind == "EpochMetrics":
