@@ -1,11 +1,14 @@
-"""Shape-inspector benchmark: a 70B Llama-style decoder on meta, and ResNet-152 vs torchinfo.
+"""Shape-inspector benchmark: tui-nn vs torchinfo on a 70B Llama-style decoder on meta, whole
+process each; the 70B decoder in-process; ResNet-152 vs torchinfo in one process.
 
-    python benchmarks/bench_inspect.py            # all cases, each in its own process
+    python benchmarks/bench_inspect.py            # all cases
+    python benchmarks/bench_inspect.py --pairs 3  # only the whole-process 70B comparison
     python benchmarks/bench_inspect.py --case llama70b
 
-Targets (2-core CPU machine): the 70B decoder inspects in under 10 s and under 2 GB of
-peak RSS. Every case runs in a fresh subprocess so its peak RSS is its own, and the
-ResNet-152 ratio compares tui-nn and torchinfo measured in the same process.
+Targets (2-core CPU machine): `tui-nn inspect llama70b.py:Llama70B --input 1x512x8192 --json`
+takes at most half of torchinfo's wall time summarising the same model on meta (both whole
+processes, python start and imports included, run in alternating pairs so load hits both);
+the 70B decoder inspects in under 10 s and under 2 GB of peak RSS.
 """
 
 from __future__ import annotations
@@ -14,113 +17,29 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from llama70b import Llama
 
-
-# --- a Llama-style decoder (no transformers dependency) --------------------------------------
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> same
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-class Attention(nn.Module):
-    """Grouped-query attention: 64 query heads share 8 key/value heads."""
-
-    def __init__(self, dim: int, n_heads: int, n_kv_heads: int, head_dim: int) -> None:
-        super().__init__()
-        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
-        self.q_proj = nn.Linear(dim, n_heads * head_dim, bias=False)
-        self.k_proj = nn.Linear(dim, n_kv_heads * head_dim, bias=False)
-        self.v_proj = nn.Linear(dim, n_kv_heads * head_dim, bias=False)
-        self.o_proj = nn.Linear(n_heads * head_dim, dim, bias=False)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # (B,H,T,D)
-        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B,KV,T,D)
-        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        repeat = self.n_heads // self.n_kv_heads
-        k = k.repeat_interleave(repeat, dim=1)  # (B, H, T, D)
-        v = v.repeat_interleave(repeat, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
-        y = y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)  # (B, T, H·D)
-        return self.o_proj(y)
-
-
-class MLP(nn.Module):
-    """SwiGLU: down(silu(gate(x)) · up(x))."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.gate_proj = nn.Linear(dim, hidden, bias=False)
-        self.up_proj = nn.Linear(dim, hidden, bias=False)
-        self.down_proj = nn.Linear(hidden, dim, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
-class DecoderLayer(nn.Module):
-    def __init__(self, dim: int, n_heads: int, n_kv_heads: int, head_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.input_layernorm = RMSNorm(dim)
-        self.self_attn = Attention(dim, n_heads, n_kv_heads, head_dim)
-        self.post_attention_layernorm = RMSNorm(dim)
-        self.mlp = MLP(dim, hidden)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
-        return x + self.mlp(self.post_attention_layernorm(x))
-
-
-class Llama(nn.Module):
-    """Llama-3-70B shapes by default: 80 layers, hidden 8192, GQA 64/8 heads, SwiGLU 28672."""
-
-    def __init__(self, vocab: int = 128256, dim: int = 8192, n_layers: int = 80,
-                 n_heads: int = 64, n_kv_heads: int = 8, hidden: int = 28672,
-                 rope_theta: float = 500000.0) -> None:
-        super().__init__()
-        self.head_dim = dim // n_heads
-        self.rope_theta = rope_theta
-        self.embed_tokens = nn.Embedding(vocab, dim)
-        self.layers = nn.ModuleList(
-            DecoderLayer(dim, n_heads, n_kv_heads, self.head_dim, hidden) for _ in range(n_layers))
-        self.norm = RMSNorm(dim)
-        self.lm_head = nn.Linear(dim, vocab, bias=False)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) int64 -> (B, T, vocab)
-        t = tokens.shape[1]
-        inv_freq = 1.0 / self.rope_theta ** (
-            torch.arange(0, self.head_dim, 2, device=tokens.device).float() / self.head_dim)
-        angles = torch.outer(torch.arange(t, device=tokens.device).float(), inv_freq)  # (T, D/2)
-        emb = torch.cat((angles, angles), dim=-1)  # (T, D)
-        cos, sin = emb.cos(), emb.sin()
-        x = self.embed_tokens(tokens)  # (B, T, C)
-        for layer in self.layers:
-            x = layer(x, cos, sin)
-        return self.lm_head(self.norm(x))
+LLAMA_FILE = ROOT / "benchmarks" / "llama70b.py"
+LLAMA_INPUT = (1, 512, 8192)
+# torchinfo's side: build the same decoder on meta, summarise every depth on meta.
+TORCHINFO_SCRIPT = f"""
+import sys, torch, torchinfo
+sys.path.insert(0, {str(LLAMA_FILE.parent)!r})
+from llama70b import Llama70B
+with torch.device("meta"):
+    model = Llama70B()
+torchinfo.summary(model, input_size={LLAMA_INPUT!r}, device="meta", verbose=0, depth=100)
+"""
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -133,7 +52,9 @@ def case_llama70b() -> dict:
     from tui_nn.shapes import inspect_model
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    with torch.device("meta"):
+    from tui_nn.zoo.building import building_on
+
+    with building_on("meta"):
         model = Llama()
     built = time.perf_counter() - wall0
     t1 = time.perf_counter()
@@ -182,15 +103,58 @@ def case_resnet152() -> dict:
 CASES = {"llama70b": case_llama70b, "resnet152": case_resnet152}
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one whole process (CPU time suffers less from other load)."""
+    started, cpu = time.perf_counter(), _children_cpu_s()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-400:]}")
+    return wall, _children_cpu_s() - cpu
+
+
+def compare_with_torchinfo(pairs: int) -> None:
+    shape = "x".join(map(str, LLAMA_INPUT))
+    ours = [sys.executable, "-m", "tui_nn", "inspect", f"{LLAMA_FILE}:Llama70B",
+            "--input", shape, "--json"]
+    theirs = [sys.executable, "-c", TORCHINFO_SCRIPT]
+    times: dict[str, list[tuple[float, float]]] = {"tui": [], "torchinfo": []}
+    for i in range(pairs):  # alternate who goes first: load drifts over a run
+        order = [("tui", ours), ("torchinfo", theirs)]
+        for who, cmd in (order if i % 2 == 0 else order[::-1]):
+            times[who].append(_timed(cmd))
+    (tui, tui_cpu), (info, info_cpu) = [
+        (statistics.median(w for w, _ in times[k]), statistics.median(c for _, c in times[k]))
+        for k in ("tui", "torchinfo")]
+    verdict = "OK" if tui / info <= 0.5 else "MISSED"
+    walls = {k: ", ".join(f"{w:.2f}" for w, _ in v) for k, v in times.items()}
+    print(f"70B decoder {shape}, whole process, median of {pairs} alternating pairs: tui-nn "
+          f"inspect --json {tui:.2f} s ({walls['tui']}; CPU {tui_cpu:.2f} s) vs torchinfo on "
+          f"meta {info:.2f} s ({walls['torchinfo']}; CPU {info_cpu:.2f} s): wall ratio "
+          f"{tui / info:.2f} [target <= 0.5: {verdict}], CPU ratio {tui_cpu / info_cpu:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES))
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="only the whole-process comparison with torchinfo, N pairs")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(CASES[args.case]()))
         return
+    if args.pairs:
+        compare_with_torchinfo(args.pairs)
+        return
     # Other work on a 2-core machine inflates wall times: print the load and the CPU times.
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    compare_with_torchinfo(3)
     for name in CASES:
         started = time.perf_counter()
         out = subprocess.run([sys.executable, __file__, "--case", name], capture_output=True,

@@ -11,7 +11,9 @@
 - training-80x24.svg   the same view in an 80×24 terminal
 - quit-confirm.svg     quitting while training asks first
 - lesson-activations.svg, lesson-landscape.svg, lesson-landscape-heat.svg (80×24),
-  lesson-sequences.svg, lesson-autograd.svg: the lesson views (``--only lessons``)
+  lesson-sequences.svg, lesson-autograd.svg, lesson-overfitting.svg,
+  lesson-augmentation.svg: the lesson views (``--only lessons``; ``--only data-lessons``
+  makes just the last two)
 - watch.svg            `tui-nn watch` following a headless run in another process (real run)
 - runs.svg             the runs screen comparing two real runs: overlaid curves, config diff
 
@@ -74,8 +76,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--quick", action="store_true", help="replay a synthetic run")
     parser.add_argument("--n-train", type=int, default=30_000)
-    parser.add_argument("--only", choices=("all", "lessons", "insight", "watch-runs",
-                                           "inspector", "training"),
+    parser.add_argument("--only", choices=("all", "lessons", "data-lessons", "insight",
+                                           "watch-runs", "inspector", "training"),
                         default="all", help="make one group of screenshots")
     args = parser.parse_args()
     out = Path(args.out)
@@ -85,6 +87,8 @@ def main() -> None:
         return
     if args.only in ("all", "lessons"):
         lesson_shots(out)
+    if args.only in ("all", "lessons", "data-lessons"):
+        data_lesson_shots(out)
     if args.only in ("all", "insight"):
         insight_shots(out)
     if args.only in ("all", "inspector"):
@@ -311,6 +315,31 @@ def lesson_shots(out: Path) -> None:
 
     shot(make_app(), out / "lesson-autograd.svg", (110, 32), autograd,
          "tui-nn: the autograd graph of the CNN's loss")
+
+
+def data_lesson_shots(out: Path) -> None:
+    """The overfitting view after its real training (256 digits, 30 epochs × 4 variants, about
+    30-40 s on 2 CPU cores) and the augmentation view at 80×24."""
+    from tui_nn.tui.screens.lessons import open_lesson
+
+    async def overfitting(pilot):
+        await settle(pilot)
+        open_lesson(pilot.app, "overfitting")
+        await pilot.pause(0.1)
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: screen.done, 600, "the overfitting runs")
+        await pilot.pause(0.3)
+
+    shot(make_app(), out / "lesson-overfitting.svg", (110, 32), overfitting,
+         "tui-nn: overfitting, train vs validation loss with and without remedies")
+
+    async def augmentation(pilot):
+        await settle(pilot)
+        open_lesson(pilot.app, "augmentation")
+        await pilot.pause(0.3)
+
+    shot(make_app(), out / "lesson-augmentation.svg", (80, 24), augmentation,
+         "tui-nn: one batch before and after --augment digits, at 80×24")
 
 
 def insight_shots(out: Path) -> None:

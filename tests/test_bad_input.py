@@ -150,7 +150,8 @@ class NeedsArgs(nn.Module):
 SOURCE_CASES = [
     ("{m}:Bad", "digits", 1, "use nn.Linear(864, 10)"),
     ("{m}:Raises", "digits", 1, "I am broken"),
-    ("{m}:Ten", "diabetes", 1, "does not fit diabetes's binary targets"),
+    # An output that cannot fit the targets is the user's to fix: exit 2, with the fix.
+    ("{m}:Ten", "diabetes", 2, "Ten ends in Linear(8, 10) but diabetes is binary"),
     ("{m}:Nope", "digits", 2, "has no 'Nope'"),
     ("{m}:NeedsArgs", "digits", 2, "width"),
     ("{s}:Net", "digits", 2, "syntax error"),

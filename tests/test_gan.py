@@ -37,14 +37,16 @@ def test_train_gan_headless_for_one_epoch_records_finite_d_and_g_losses(tmp_path
     assert res.returncode == 0, res.stderr
     records = _records(run)
     steps = [r for r in records if r["type"] == "StepMetrics"]
-    d = [v for r in steps for v in r["scalars"]["d_loss"]]
-    g = [v for r in steps for v in r["scalars"]["g_loss"]]
-    assert len(d) == len(g) == 256 // 32  # one value per step, aligned with the losses
-    assert all(math.isfinite(v) and v > 0 for v in d + g)
+    assert sum(len(r["losses"]) for r in steps) == 256 // 32
+    # Each record holds D's and G's loss at its last step (as tui_nn.Run writes scalars).
+    d = [r["scalars"]["d_loss"] for r in steps]
+    g = [r["scalars"]["g_loss"] for r in steps]
+    assert d and all(math.isfinite(v) and v > 0 for v in d + g)
     (epoch,) = [r for r in records if r["type"] == "EpochMetrics"]
-    assert set(epoch["scalars"]) == {"d_loss", "g_loss"}
-    assert math.isclose(epoch["scalars"]["d_loss"], sum(d) / len(d), rel_tol=1e-5)
-    assert math.isclose(epoch["scalars"]["g_loss"], sum(g) / len(g), rel_tol=1e-5)
+    assert set(epoch["scalars"]) == {"d_loss", "g_loss"}  # the epoch's means
+    assert all(math.isfinite(v) and v > 0 for v in epoch["scalars"].values())
+    # The loss curve is the game's total: D's loss + G's, step by step.
+    assert math.isclose(steps[-1]["losses"][-1], d[-1] + g[-1], rel_tol=1e-5)
     assert records[-1]["type"] == "Finished"
     # The checkpoint holds both optimizers: D's as the Trainer's, G's as the plugin's.
     ckpt = load_checkpoint(run / "last.pt")
@@ -89,7 +91,7 @@ def test_discriminator_learns_to_tell_real_from_fake_early():
     # D's loss starts near 2·ln 2 (a coin flip on real and fake) and falls in the first steps.
     events: list[ev.Event] = []
     _train(2, events, save=False)
-    d = [v for e in events if isinstance(e, ev.StepMetrics) for v in e.scalars["d_loss"]]
+    d = [e.scalars["d_loss"] for e in events if isinstance(e, ev.StepMetrics)]  # every step
     assert abs(d[0] - 2 * math.log(2)) < 0.5
     assert sum(d[-4:]) / 4 < d[0]
 
@@ -167,14 +169,12 @@ async def test_watch_draws_the_d_and_g_curves_of_a_gan_run(tmp_path):
 def test_extra_scalars_from_a_file_are_data():
     from tui_nn.tui.history import MAX_EXTRA_CURVES, extra_scalars
 
-    assert extra_scalars({"d_loss": [1, 2.5], "g_loss": [0.5, 1]}, 2) == {
-        "d_loss": [1.0, 2.5], "g_loss": [0.5, 1.0]}
-    hostile = {"\x1b]0;pwned\x07[b]x[/b]": [1.0], "short": [1.0, 2.0], "text": ["1"],
-               "flag": [True], "str": "1"}
-    cleaned = extra_scalars(hostile, 1)
-    assert list(cleaned.values()) == [[1.0]]  # wrong lengths and types are dropped
+    assert extra_scalars({"d_loss": 1, "g_loss": 0.5}) == {"d_loss": 1.0, "g_loss": 0.5}
+    hostile = {"\x1b]0;pwned\x07[b]x[/b]": 1.0, "list": [1.0], "text": "1", "flag": True,
+               "huge": 10 ** 400}
+    cleaned = extra_scalars(hostile)
+    assert list(cleaned.values()) == [1.0]  # lists, strings, booleans, overflows dropped
     (name,) = cleaned
     assert "\x1b" not in name and "\x07" not in name
-    assert extra_scalars("not a dict", 1) == {} and extra_scalars(None, 0) == {}
-    many = {f"s{i}": [float(i)] for i in range(10)}
-    assert len(extra_scalars(many, 1)) == MAX_EXTRA_CURVES
+    assert extra_scalars("not a dict") == {} and extra_scalars(None) == {}
+    assert len(extra_scalars({f"s{i}": float(i) for i in range(10)})) == MAX_EXTRA_CURVES

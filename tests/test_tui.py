@@ -249,6 +249,8 @@ async def test_training_run_updates_curves_and_progress_and_finishes(tmp_path):
         assert loss_plot.redraws > 0 and metric_plot.redraws > 0
         assert loss_plot.x_max == 8
         assert "finished after 2 epoch(s), 8 steps" in log_text(app)
+        # The first line says how the model fits the data (head and loss).
+        assert "; 10 classes: head Linear(320, 10), CrossEntropyLoss" in log_text(app)
         run_dirs = list(tmp_path.iterdir())
         assert len(run_dirs) == 1 and (run_dirs[0] / "last.pt").exists()
         assert any("finished" in n.title for n in notifications(app))

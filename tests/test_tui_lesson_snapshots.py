@@ -89,3 +89,43 @@ def test_autograd_graph_view(snap_compare):
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(), terminal_size=SNAPSHOT_SIZE, run_before=run_before)
+
+
+def test_augmentation_view(snap_compare):
+    from tui_nn.tui.screens.augment_view import AugmentScreen
+
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.push_screen(AugmentScreen())
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(), terminal_size=SNAPSHOT_SIZE, run_before=run_before)
+
+
+def test_augmentation_view_at_80x24(snap_compare):
+    from tui_nn.tui.screens.augment_view import AugmentScreen
+
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.push_screen(AugmentScreen())
+        await pilot.pause(0.1)
+        await pilot.press("p")  # the photos preset: flips and colour changes
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_overfitting_view(snap_compare):
+    from tui_nn.tui.screens.overfit import OverfitScreen
+
+    async def run_before(pilot):
+        await settle(pilot)
+        # Small enough for a test (96 digits, 10 epochs); the view's default is 256 × 30.
+        screen = OverfitScreen(options={"n_train": 96, "n_val": 200, "epochs": 10,
+                                        "batch_size": 8})
+        pilot.app.push_screen(screen)
+        await _until(pilot, lambda: screen.done, timeout=120)
+        screen.query_one("#of-status").update("trained (the time is left out of the snapshot)")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(), terminal_size=SNAPSHOT_SIZE, run_before=run_before)

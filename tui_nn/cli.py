@@ -148,6 +148,10 @@ def train_cmd(
     optimizer: OptimizerOpt = None,
     momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD/RMSprop momentum."),
     weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
+    augment: Optional[str] = typer.Option(
+        None, "--augment", metavar="SPEC",
+        help="Augment training images on the device: crop=2,flip,rotate=10,scale=0.1,"
+             "jitter=0.2,blur=1,noise=0.1 or a preset (digits, photos)."),
     schedule: ScheduleOpt = "none",
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
                                               help="Clip the global gradient norm to this."),
@@ -182,8 +186,8 @@ def train_cmd(
     --batch-size is the global batch; with --nproc-per-node N it is split across N processes."""
     options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                    lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-                   schedule=schedule, grad_clip=grad_clip, device=device, seed=seed,
-                   run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
+                   augment=augment, schedule=schedule, grad_clip=grad_clip, device=device,
+                   seed=seed, run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
                    compile=compile_, channels_last=channels_last, threads=threads)
     if resume is not None:
         # Only what was typed may change a resumed run; the rest comes from the run.
@@ -217,11 +221,23 @@ def inspect_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     dtype: Optional[str] = typer.Option(None, "--dtype",
                                         help="Input dtype, e.g. int64 for Embedding models."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", "-b", help="Estimate training memory at this batch size."),
+    optimizer: Optional[str] = typer.Option(
+        None, "--optimizer", "-o",
+        help="Optimizer for the memory estimate: sgd, momentum, nesterov, adam, adamw, rmsprop."),
+    amp: Optional[str] = typer.Option(None, "--amp",
+                                      help="Precision for the memory estimate: off, bf16, fp16."),
+    device_memory: Optional[str] = typer.Option(
+        None, "--device-memory", help="Memory budget, e.g. 80GiB (default: the visible GPU's)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Every layer's shape and the arithmetic behind it; diagnoses mismatches."""
-    from tui_nn.report.inspect_cmd import run_inspect
-    raise typer.Exit(run_inspect(source, list(input or []), depth, as_json, dtype, debug))
+    """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
+    (or --optimizer, --amp, --device-memory) whether training fits in memory."""
+    from tui_nn.report.inspect_cmd import MemoryOptions, run_inspect
+    memory = MemoryOptions(batch_size, optimizer, amp, device_memory)
+    raise typer.Exit(run_inspect(source, list(input or []), depth, as_json, dtype, debug,
+                                 memory=memory))
 
 
 @app.command("tui")

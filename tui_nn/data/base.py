@@ -19,6 +19,12 @@ import torch
 TASKS = ("regression", "binary", "classification", "sequence")
 
 
+def printable(name: str) -> str:
+    """A name read from a file or a folder, safe to show: control characters (an escape
+    sequence in a class folder's name, say) become visible \\xNN escapes."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in name)
+
+
 class DataError(Exception):
     """A dataset cannot be loaded; the message says why and what to do (shown to users as is)."""
 

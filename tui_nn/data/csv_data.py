@@ -1,10 +1,14 @@
-"""``csv:PATH``: a numeric table whose last column is the target (.csv or .csv.gz).
+"""``csv:PATH``: a table of numeric features whose last column is the target (.csv or .csv.gz).
 
 The task is read off the target column, the way the seed's diabetes.csv.gz is used:
   * only 0 and 1 (or any two integer values)  -> binary, y float (N, 1)
   * 3..20 distinct integers                    -> classification, y int64 (N,), ids 0..K-1
+  * any text ("cat", "dog", "bird")            -> class names: 2 names binary, more
+                                                  classification; ids in sorted name order
   * anything else                              -> regression, y float (N, 1)
-A first row with any non-numeric cell is a header. Rows are split 80/20 with a seeded shuffle.
+The names (or the integer values) become the dataset's labels, kept in the run's config.json.
+A first row with a non-numeric feature cell is a header (so is a first row whose target alone
+is text when every other target is a number). Rows are split 80/20 with a seeded shuffle.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from pathlib import Path
 
 import torch
 
-from .base import Dataset, DataError
+from .base import Dataset, DataError, printable
 from .split import split_indices
 
 MAX_CLASSES = 20
+# Named classes ("cat", "dog") are classes whatever their count, up to this many.
+MAX_NAMED_CLASSES = 1000
 _DELIMITERS = (",", ";", "\t")
 
 
@@ -52,8 +58,20 @@ def _to_float(cell: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _parse_rows(text: str, path: Path) -> tuple[list[str] | None, list[list[float]]]:
-    """(header or None, numeric rows); errors name the file's own line numbers."""
+def _has_header(records: list[list[str]]) -> bool:
+    """A first row with a non-numeric feature cell is a header; so is one whose only
+    non-numeric cell is the target when every other row's target is a number."""
+    first = records[0]
+    if any(_to_float(cell) is None for cell in first[:-1]):
+        return True
+    if _to_float(first[-1]) is not None:
+        return False
+    rest = [row[-1] for row in records[1:] if row]
+    return bool(rest) and all(_to_float(cell) is not None for cell in rest)
+
+
+def _parse_rows(text: str, path: Path) -> tuple[list[str] | None, list[list[float]], list[str]]:
+    """(header or None, numeric feature rows, target cells); errors name the file's lines."""
     lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
     if not lines:
         raise DataError(f"CSV file {path} is empty")
@@ -67,29 +85,51 @@ def _parse_rows(text: str, path: Path) -> tuple[list[str] | None, list[list[floa
             f"CSV file {path} has {width} column; it needs at least 2 (features..., target last)"
         )
     header = None
-    if any(_to_float(cell) is None for cell in records[0]):
+    if _has_header(records):
         header = records[0]
         records, lines = records[1:], lines[1:]
         if not records:
             raise DataError(f"CSV file {path} has a header but no data rows")
-    rows = []
+    rows, targets = [], []
     for (line_no, _), record in zip(lines, records):
         if len(record) != width:
             raise DataError(
                 f"CSV file {path}, line {line_no}: {len(record)} columns, expected {width} like the first row"
             )
         values = []
-        for col, cell in enumerate(record):
+        for col, cell in enumerate(record[:-1]):
             value = _to_float(cell)
             if value is None:
                 name = f" ({header[col]!r})" if header else ""
                 raise DataError(
                     f"CSV file {path}, line {line_no}, column {col + 1}{name}: "
-                    f"{cell!r} is not a number (every cell must be numeric)"
+                    f"{cell!r} is not a number (feature cells must be numeric; only the last "
+                    "column, the target, may hold class names)"
                 )
             values.append(value)
+        if not record[-1]:
+            raise DataError(f"CSV file {path}, line {line_no}: the target (last column) is empty")
         rows.append(values)
-    return header, rows
+        targets.append(record[-1])
+    return header, rows, targets
+
+
+def _name_targets(cells: list[str], path: Path) -> tuple[str, torch.Tensor, int, tuple[str, ...]]:
+    """Class names -> (task, targets, num_classes, labels); ids follow the names' sorted order."""
+    labels = tuple(sorted(set(cells)))
+    if len(labels) < 2:
+        raise DataError(f"CSV file {path}: every row has the label {labels[0]!r}; a class "
+                        "target needs at least 2 different labels")
+    if len(labels) > max(MAX_NAMED_CLASSES, len(cells) // 2):
+        raise DataError(f"CSV file {path}: the last column has {len(labels)} different text "
+                        f"values in {len(cells)} rows, which looks like an identifier, not a "
+                        "class; put the target in the last column")
+    index = {name: i for i, name in enumerate(labels)}
+    ids = torch.tensor([index[c] for c in cells], dtype=torch.int64)  # (N,)
+    shown = tuple(printable(name) for name in labels)
+    if len(labels) == 2:
+        return "binary", ids.float().unsqueeze(1), 2, shown  # (N, 1): 1 = the second name
+    return "classification", ids, len(labels), shown
 
 
 def _target_task(y: torch.Tensor) -> tuple[str, torch.Tensor, int | None, tuple[str, ...] | None]:
@@ -116,12 +156,15 @@ def _format_label(value: float) -> str:
 def load_csv(path: str | Path, *, seed: int = 0, **_: object) -> Dataset:
     """Features (N, F) float32 and the last column as target; see the module docstring."""
     path = Path(path).expanduser()
-    header, rows = _parse_rows(_read_text(path), path)
+    header, rows, cells = _parse_rows(_read_text(path), path)
     if len(rows) < 2:
         raise DataError(f"CSV file {path} has {len(rows)} data row; it needs at least 2 to split")
-    table = torch.tensor(rows, dtype=torch.float64)  # (N, F + 1)
-    x = table[:, :-1].float()  # (N, F)
-    task, y, num_classes, labels = _target_task(table[:, -1].contiguous())
+    x = torch.tensor(rows, dtype=torch.float64).float()  # (N, F)
+    numbers = [_to_float(c) for c in cells]
+    if all(v is not None for v in numbers):
+        task, y, num_classes, labels = _target_task(torch.tensor(numbers, dtype=torch.float64))
+    else:  # any text in the target column: every value is a class name
+        task, y, num_classes, labels = _name_targets(cells, path)
     if task != "classification":
         y = y.float()
     train_idx, val_idx = split_indices(len(rows), seed)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import Dataset, DataError
+from .base import Dataset, DataError, printable
 from .split import split_indices
 
 IMAGE_EXTENSIONS = frozenset(
@@ -118,12 +118,16 @@ def _to_tensor(
             f"{len(samples)} images of {channels}×{height}×{width} are too large to hold in memory; "
             "use fewer or smaller images (image_size=(H, W) resizes them)"
         )
-    pixels = np.empty((len(samples), height, width, channels), dtype=np.uint8)  # (N, H, W, C)
+    # Decoded straight into NCHW: a permuted NHWC buffer keeps channels_last strides, and at
+    # one channel .contiguous() cannot fix them (it counts a size-1 dim as contiguous), so a
+    # conv then yields channels_last activations on which the seeds' x.view(B, -1) fails.
+    pixels = np.empty((len(samples), channels, height, width), dtype=np.uint8)  # (N, C, H, W)
     for i, (path, _) in enumerate(samples):
-        pixels[i] = _decode(path, mode, size).reshape(height, width, channels)
-    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255)  # (N, C, H, W)
+        hwc = _decode(path, mode, size).reshape(height, width, channels)  # (H, W, C)
+        pixels[i] = hwc.transpose(2, 0, 1)  # (C, H, W)
+    x = torch.from_numpy(pixels).float().div_(255)  # (N, C, H, W), standard strides
     y = torch.tensor([label for _, label in samples], dtype=torch.int64)  # (N,)
-    return x.contiguous(), y
+    return x, y
 
 
 def load_folder(
@@ -187,7 +191,7 @@ def load_folder(
         num_classes=len(classes),
         mean=mean,
         std=std,
-        labels=tuple(classes),
+        labels=tuple(printable(c) for c in classes),  # names shown, never terminal codes
         description=(
             f"{root}: {len(samples)} images, {len(classes)} classes, "
             f"{'grayscale' if gray else 'RGB'} {height}×{width}, {split}"

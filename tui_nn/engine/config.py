@@ -29,6 +29,9 @@ class TrainConfig:
     optimizer: str | None = None
     momentum: float | None = None  # for sgd/momentum/nesterov/rmsprop
     weight_decay: float = 0.0
+    # Random transforms of training image batches on the device (tui_nn/data/augment.py):
+    # "crop=2,flip,rotate=10,..." or a preset name; "" = none. Never applied to validation.
+    augment: str = ""
     schedule: str = "none"
     grad_clip: float | None = None  # max global grad norm; None = off
     device: str = "auto"
@@ -115,6 +118,12 @@ class TrainConfig:
                       "0 picks automatically)")
         if not 0 <= self.seed < 2**63:  # torch.manual_seed takes a 64-bit integer
             raise bad(f"--seed must be an integer in 0..2^63-1 (got {self.seed})")
+        if self.augment:
+            from tui_nn.data.augment import AugmentError, parse_augment
+            try:
+                parse_augment(self.augment)
+            except AugmentError as e:
+                raise bad(str(e)) from None
         if self.checkpoint_every_steps < 0:
             raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")
 
@@ -125,7 +134,7 @@ CHANGEABLE_ON_RESUME = ("epochs", "lr", "grad_clip", "checkpoint_every_steps",
                         "checkpoint_every_minutes", "device", "threads", "amp", "compile",
                         "channels_last", "data_dir", "download", "report_interval_s",
                         "val_batch_size", "tensorboard", "control", "on_nan", "grad_flow",
-                        "live_fit", "val_predictions")
+                        "live_fit", "val_predictions", "augment")
 # ...and the ones fixed by the run (the data, the model, the optimizer state's meaning).
 FIXED_ON_RESUME = ("model", "dataset", "batch_size", "optimizer", "momentum", "weight_decay",
                    "schedule", "seed")
@@ -161,8 +170,9 @@ def resume_config(saved: TrainConfig, requested: dict[str, Any], run_dir: str,
 
     Raises ConfigError for a fixed setting asked to differ, and for a finished run that is
     not extended."""
+    # Anything not known to be changeable is fixed (a new option is safe by default).
     fixed = [f"{flag(k)} {v} (the run has {getattr(saved, k)})" for k, v in requested.items()
-             if k in FIXED_ON_RESUME and v != getattr(saved, k)]
+             if k not in CHANGEABLE_ON_RESUME and v != getattr(saved, k, v)]
     if fixed:
         raise ConfigError(f"cannot change {'; '.join(fixed)} when resuming {run_dir}: they are "
                           "fixed by the run; start a new run for them")

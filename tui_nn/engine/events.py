@@ -33,6 +33,9 @@ class RunStarted(Event):
     start_step: int = 0
     # A resumed session's changed settings: {name: [before, now]} (e.g. a longer --epochs).
     changes: dict[str, Any] = field(default_factory=dict)
+    # How the model fits the data: head size, the loss, augmentation ("3 classes: head
+    # Linear(320, 3), CrossEntropyLoss"); said in the run's first line.
+    setup: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,9 @@ class StepMetrics(Event):
     steps_per_epoch: int
     total_steps: int
     memory_bytes: int | None = None
-    # A step plugin's extra curves (engine/plugins.py), each aligned with losses: the GAN's
-    # {"d_loss": (...), "g_loss": (...)}. Empty for the Trainer's own step.
-    scalars: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # More per-report values beside the loss (a GAN's D and G losses, a loop's own metrics):
+    # the last value of each at the chunk's last step.
+    scalars: dict[str, float] = field(default_factory=dict)
 
     @property
     def loss(self) -> float:
@@ -75,7 +78,7 @@ class EpochMetrics(Event):
     epoch_time_s: float
     samples_per_s: float
     decoded: str | None = None  # sequence task: the model's current output for the first sample
-    scalars: dict[str, float] = field(default_factory=dict)  # a step plugin's, epoch means
+    scalars: dict[str, float] = field(default_factory=dict)  # more per-epoch values
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class Finished(Event):
 @dataclass(frozen=True)
 class Failed(Event):
     message: str
-    kind: str = "error"  # "error", "nan", "oom", "data", "shape", "disk"
+    kind: str = "error"  # "error", "nan", "oom", "data", "shape", "fit", "disk"
     run_dir: str | None = None
     step: int | None = None
     details: dict[str, Any] = field(default_factory=dict)

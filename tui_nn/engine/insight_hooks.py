@@ -98,7 +98,8 @@ class LiveInsight:
     def fit(self, epoch: int, step: int) -> None:
         from tui_nn.insight.fit import fit_snapshot
 
-        snap = fit_snapshot(self.trainer.model, self.fit_data, split="train")
+        snap = fit_snapshot(self.trainer.model, self.fit_data, split="train",
+                            logits=self.trainer.loss_task == "binary-logits")
         self.trainer._emit(ev.FitUpdate(epoch=epoch, step=step, snapshot=snap))
 
     # ---- after each epoch's validation pass -----------------------------------------------------

@@ -11,8 +11,9 @@ A plugin's contract (duck-typed; ``StepPlugin`` documents it):
   checkpoint is restored): build what the step needs. ``trainer.optimizer`` stays the one
   whose lr the controls scale and StepMetrics report, so a plugin may replace it.
 - ``train_step(xb, yb) -> (loss, scalars)``: one whole step; loss is a 0-d tensor (the
-  curve the Trainer draws), scalars named 0-d tensors (more curves). No host sync needed:
-  the Trainer reads them back in chunks, with the losses.
+  curve the Trainer draws), scalars named 0-d tensors (more curves: StepMetrics.scalars
+  holds their values at each report's last step, EpochMetrics.scalars their epoch means).
+  No host sync needed: the Trainer reads them back at report time, with the losses.
 - ``probe_loss(xb, yb)``: a differentiable loss with no optimizer step and no RNG use, for
   the first-batch check and the CPU thread timing.
 - ``evaluate() -> (val_loss, value, decoded)``: the epoch's validation, as Trainer.evaluate.
@@ -48,30 +49,28 @@ class StepPlugin(Protocol):
 class ScalarLog:
     """A plugin's extra per-step scalars, kept on the device until a report reads them.
 
-    ``take`` gives each name's values for the steps since the last report (aligned with
-    StepMetrics.losses); ``epoch_means`` each name's mean over the epoch so far, and starts
-    the next epoch."""
+    ``take`` gives each name's value at the last step since the previous report (what
+    StepMetrics.scalars holds, as tui_nn.Run writes it); ``epoch_means`` each name's mean over
+    the epoch so far, and starts the next epoch."""
 
     def __init__(self) -> None:
-        self._window: dict[str, list[torch.Tensor]] = {}
+        self._last: dict[str, torch.Tensor] = {}
         self._epoch_sum: dict[str, torch.Tensor] = {}
         self._epoch_n = 0
 
     def add(self, scalars: dict[str, torch.Tensor]) -> None:
         for name, value in scalars.items():
             value = value.detach().float()
-            self._window.setdefault(name, []).append(value)
+            self._last[name] = value
             total = self._epoch_sum.get(name)
             self._epoch_sum[name] = value if total is None else total + value
         self._epoch_n += 1
 
-    def take(self) -> dict[str, tuple[float, ...]]:
-        if not self._window:
+    def take(self) -> dict[str, float]:
+        if not self._last:
             return {}
-        names = list(self._window)
-        stacked = torch.stack([torch.stack(self._window[n]) for n in names])  # (names, steps)
-        self._window = {}
-        return {n: tuple(row) for n, row in zip(names, stacked.tolist())}  # one host sync
+        last, self._last = self._last, {}
+        return dict(zip(last, torch.stack(list(last.values())).tolist()))  # one host sync
 
     def epoch_means(self) -> dict[str, float]:
         n, sums = self._epoch_n, self._epoch_sum

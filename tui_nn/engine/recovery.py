@@ -132,7 +132,7 @@ def largest_batch_that_fits(trainer: "Trainer", bs: int) -> int | None:
         try:
             idx = torch.arange(min(candidate, n), device=trainer.device)
             out = trainer.forward_model(trainer.train_x.index_select(0, idx))
-            tasks.loss_mean(trainer.task, out.float(),
+            tasks.loss_mean(trainer.loss_task, out.float(),
                             trainer.train_y.index_select(0, idx)).backward()
             trainer.optimizer.zero_grad(set_to_none=True)
             return candidate

@@ -29,8 +29,8 @@ def check_resume(path: str | Path, requested: dict[str, Any], *, check_lock: boo
     run = run_dir_of(p)
     config_path = run / CONFIG_FILE
     if not (run / LAST_CHECKPOINT).exists() and not config_path.is_file():
-        raise ConfigError(f"--resume: {run} holds no run (no {LAST_CHECKPOINT} or "
-                          f"{CONFIG_FILE})")
+        raise ConfigError(f"--resume: {run} holds no run: no checkpoint ({LAST_CHECKPOINT}) "
+                          f"and no {CONFIG_FILE}")
     if check_lock and lock_is_held(run):
         holder = lock_holder(run)
         raise ConfigError(f"--resume: {run} is training in process {holder or '?'}; "

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tui_nn import __version__
-from tui_nn.engine import checkpoint, recovery, tasks
+from tui_nn.engine import checkpoint, model_fit, recovery, tasks
 from tui_nn.engine.config import ConfigError, TrainConfig, requested_fields, resume_config
 from tui_nn.engine.device import resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group
@@ -43,7 +43,8 @@ def setup(t: "Trainer") -> None:
         torch.manual_seed(t.config.seed)
         _load_data(t, spec)
         model = (t._model_override if t._model_override is not None
-                 else spec.build() if spec is not None else _load_source(t.config.model))
+                 else spec.build(**model_fit.zoo_build_kwargs(spec, t.dataset))  # sized to data
+                 if spec is not None else _load_source(t.config.model))
         t.model = model.to(t.device)
         _setup_speed(t)
         _data_to_device(t)
@@ -102,7 +103,8 @@ def _saved_config(run_path: Path) -> tuple[TrainConfig, dict | None]:
         return TrainConfig.from_dict(ckpt["config"]), ckpt
     config = run_path / CONFIG_FILE
     if not config.is_file():
-        raise ConfigError(f"--resume: {run_path} holds no run (no last.pt or {CONFIG_FILE})")
+        raise ConfigError(f"--resume: {run_path} holds no run: no checkpoint (last.pt) "
+                          f"and no {CONFIG_FILE}")
     import json
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
@@ -163,9 +165,10 @@ def _load_data(t: "Trainer", spec: Any) -> None:
         # so runs with different seeds compare on the same samples.
         ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download)
         if spec is not None and not getattr(spec, "variable_length", False):
-            ds = adapt_to_input(ds, spec.input_shape, spec.name)
+            ds = adapt_to_input(ds, model_fit.zoo_input_shape(spec, ds), spec.name)
     t.dataset = ds
     t.task = ds.task
+    t.loss_task = ds.task  # check_first_batch may make it "binary-logits"
 
 
 def _setup_speed(t: "Trainer") -> None:
@@ -205,6 +208,11 @@ def _data_to_device(t: "Trainer") -> None:
     ds = t.dataset
     t.train_x, t.train_y = _to_device(t, ds.train_x, ds), ds.train_y.to(t.device)
     t.val_x, t.val_y = _to_device(t, ds.val_x, ds), ds.val_y.to(t.device)
+    from tui_nn.data.augment import AugmentError, build_augmenter
+    try:  # built from the data's mean/std, which the replace below drops
+        t.augment = build_augmenter(t.config.augment, ds, t.device)
+    except AugmentError as e:
+        raise TrainingError(str(e), "fit") from None
     # Keep only the device copies (already normalised): the raw CPU tensors would double
     # the memory of a 60,000-image set for nothing.
     t.dataset = replace(ds, train_x=t.train_x, train_y=t.train_y, val_x=t.val_x,
@@ -250,7 +258,18 @@ def _probe_loss(t: "Trainer", out: torch.Tensor, x: torch.Tensor,
     """The loss of output out for batch x (a step plugin computes its own from x)."""
     if t.step_plugin is not None:
         return t.step_plugin.probe_loss(x, y)
-    return tasks.loss_mean(t.task, out, y)
+    return tasks.loss_mean(t.loss_task, out, y)
+
+
+def _check_plugin_probe(t: "Trainer", x: torch.Tensor, y: torch.Tensor) -> None:
+    try:
+        with torch.no_grad():
+            t.step_plugin.probe_loss(x, y)
+    except TrainingError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure becomes one clear line
+        raise TrainingError(f"{t.config.model} cannot train on {t.dataset.name} samples of "
+                            f"shape {_shape(x[0])}: {_first_line(e)}", "shape") from None
 
 
 # ---- checks before the first step ---------------------------------------------------------------
@@ -276,9 +295,16 @@ def check_first_batch(t: "Trainer") -> None:
             out = _eval_forward(t.model, x)
         except Exception as e2:  # noqa: BLE001
             raise TrainingError(_diagnose(t, x, e2), "shape") from None
+    if t.step_plugin is not None:  # its own losses: no check of the output against targets
+        _check_plugin_probe(t, x, y)
+        return
     try:
-        with torch.no_grad():
-            _probe_loss(t, out.float(), x, y)
+        fit = model_fit.check_output_fits(t.model, x, y, t.dataset)
+    except model_fit.FitError as e:
+        raise TrainingError(str(e), "fit") from None
+    t.loss_task, t.fit_note = fit.loss_task, fit.note
+    try:
+        tasks.loss_mean(t.loss_task, out.float(), y)
     except Exception as e:  # noqa: BLE001
         raise TrainingError(
             f"the model's output {_shape(out)} does not fit {t.dataset.name}'s "
@@ -387,6 +413,8 @@ def _config_record(t: "Trainer") -> dict[str, Any]:
         **cfg.to_dict(), "run_dir": str(t.run_dir.path), "task": t.task,
         "device_resolved": str(t.device), "parameters": t.parameters(),
         "tui_nn_version": __version__, "n_train": ds.n_train, "n_val": ds.n_val,
+        "num_classes": ds.num_classes, "loss": tasks.LOSS_NAMES[t.loss_task],
+        "labels": list(ds.labels) if ds.labels else None,
         "world_size": t.dist.world_size,
         "threads_used": torch.get_num_threads() if t.device.type == "cpu" else None,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

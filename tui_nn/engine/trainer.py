@@ -71,6 +71,9 @@ class Trainer(Controls):
         self.device: torch.device | None = None
         self.dataset: Any = None
         self.task: str | None = None
+        self.loss_task: str | None = None  # the task's loss ("binary-logits" for a logits head)
+        self.fit_note = ""  # how the model fits the data, said in the run's first line
+        self.augment = None  # data.augment: training batches only, on the device
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
         self.scaler: Any = None
@@ -193,7 +196,8 @@ class Trainer(Controls):
             n_val=self.dataset.n_val, epochs=cfg.epochs, batch_size=self.batch_size,
             steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
             parameters=self.parameters(), start_epoch=st.start_epoch, start_step=st.step,
-            changes=self.resume_changes))
+            changes=self.resume_changes,
+            setup="; ".join(n for n in (self.fit_note, str(self.augment or "")) if n)))
 
     def _finish(self, epochs_done: int) -> ev.Finished:
         st = self.state
@@ -226,8 +230,10 @@ class Trainer(Controls):
             global_n = idx.numel()
             if self.dist.enabled:
                 idx = idx.tensor_split(self.dist.world_size)[self.dist.rank]
-            loss = self._train_step(self.train_x.index_select(0, idx),  # (b, *input_shape)
-                                    self.train_y.index_select(0, idx), global_n)
+            xb = self.train_x.index_select(0, idx)  # (b, *input_shape)
+            if self.augment is not None:
+                xb = self.augment(xb)  # (b, C, H, W): training batches only, on the device
+            loss = self._train_step(xb, self.train_y.index_select(0, idx), global_n)
             if loss is None:  # a NaN batch skipped after a rollback (on_nan="pause")
                 if self._stop.is_set():
                     self._stop_at(epoch, i)
@@ -279,10 +285,10 @@ class Trainer(Controls):
     def _loss(self, out: torch.Tensor, yb: torch.Tensor, local_n: int,
               global_n: int) -> torch.Tensor:
         if not self.dist.enabled:
-            return tasks.loss_mean(self.task, out, yb)
+            return tasks.loss_mean(self.loss_task, out, yb)
         # Sum over this rank's slice / the global count, times world: DDP's mean of the
         # ranks' gradients is then the gradient of the global batch mean.
-        ls, k = tasks.loss_sum(self.task, out, yb)
+        ls, k = tasks.loss_sum(self.loss_task, out, yb)
         terms = global_n * (k // max(local_n, 1)) if local_n else global_n
         return ls * (self.dist.world_size / max(terms, 1))
 

@@ -32,13 +32,13 @@ def evaluate(t: "Trainer") -> tuple[float, float, str | None]:
         with torch.inference_mode():
             for s in range(0, val_x.shape[0], vbs):
                 out, yb = t._forward(model, val_x[s:s + vbs]), val_y[s:s + vbs]
-                ls, k = tasks.loss_sum(task, out, yb)
+                ls, k = tasks.loss_sum(t.loss_task, out, yb)
                 loss_total += ls
                 terms += k
                 if task != "regression":
-                    correct += tasks.correct_count(task, out, yb)
+                    correct += tasks.correct_count(t.loss_task, out, yb)
                 if collect:
-                    parts.append(_predictions_of(out, yb))
+                    parts.append(_predictions_of(tasks.probabilities(t.loss_task, out), yb))
                 if task == "sequence" and s == 0 and t.dataset.labels:
                     ids = out[0].argmax(dim=-1).tolist()
                     decoded = "".join(t.dataset.labels[j] for j in ids)

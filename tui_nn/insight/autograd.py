@@ -193,6 +193,10 @@ def example_loss(model: nn.Module, sample_shape: tuple[int, ...], *,
                            f"mse_loss(out, y) on a {dims} batch")
     if task == "binary":
         y = torch.randint(0, 2, out.shape, generator=gen).float()
+        from tui_nn.engine.model_fit import ends_in_probabilities
+        if not ends_in_probabilities(out):  # logits: the loss applies the sigmoid
+            return ExampleLoss(tasks.loss_mean("binary-logits", out, y),
+                               f"binary_cross_entropy_with_logits(out, y) on a {dims} batch")
         return ExampleLoss(tasks.loss_mean("binary", out, y),
                            f"binary_cross_entropy(out, y) on a {dims} batch")
     if task == "sequence" or out.dim() == 3:

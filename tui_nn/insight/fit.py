@@ -46,8 +46,10 @@ def _subsample(n: int, limit: int) -> torch.Tensor:
 
 def fit_snapshot(model: nn.Module, dataset: object, *, split: str = "train", points: int = 100,
                  margin: float = 0.1, max_scatter: int = 400,
-                 x_range: tuple[float, float] | None = None) -> FitSnapshot:
+                 x_range: tuple[float, float] | None = None,
+                 logits: bool = False) -> FitSnapshot:
     """The data of one split and the model's prediction on a grid of ``points`` x values.
+    ``logits``: a binary model without a final sigmoid; its outputs are turned into P(class 1).
 
     The grid spans the data's x range widened by ``margin`` of its width on each side (for
     the linear model's x = 1..3 that shows the extrapolation toward x = 4), or ``x_range``.
@@ -80,6 +82,8 @@ def fit_snapshot(model: nn.Module, dataset: object, *, split: str = "train", poi
             out = model(both).reshape(-1).float().cpu()  # (P + N,)
     finally:
         model.train(was_training)
+    if logits and task == "binary":
+        out = torch.sigmoid(out)  # (P + N,) P(class 1)
     line_y, pred = out[:grid.numel()], out[grid.numel():]
     if task == "binary":
         p = pred.clamp(1e-7, 1 - 1e-7)

@@ -75,6 +75,7 @@ class PlainReporter:
         if isinstance(event, ev.RunStarted):
             self.started = event
             where = f" → {event.run_dir}" if event.run_dir else ""
+            setup = f"; {event.setup}" if event.setup else ""
             resumed = (f", resuming at epoch {event.start_epoch + 1} step {event.start_step}"
                        if event.start_step else "")
             changes = "".join(f"; {k} {old} → {new}" for k, (old, new)
@@ -82,7 +83,7 @@ class PlainReporter:
             self._print(f"training {event.model} ({event.parameters:,} params) on {event.dataset} "
                         f"[{event.n_train:,} train / {event.n_val:,} val] on {event.device_name}: "
                         f"{event.epochs} epochs × {event.steps_per_epoch} steps, "
-                        f"batch {event.batch_size}{resumed}{changes}{where}")
+                        f"batch {event.batch_size}{setup}{resumed}{changes}{where}")
         elif isinstance(event, ev.StepMetrics):
             now = time.monotonic()
             if now - self._last_line >= self.line_interval_s:

@@ -32,7 +32,8 @@ def run_control(run: str, action: str, factor: str | None, root: str | None) -> 
     try:
         answer = send(run_dir, action, parsed)
     except ChannelError as e:
-        _err(f"{run_dir} is not training: {_status_line(run_dir)} ({e})")
+        status = _status_line(run_dir)
+        _err(f"{run_dir}: {e}" if status is None else f"{run_dir} is not training: {status}")
         return EXIT_NOT_RUNNING
     if not answer.get("ok"):
         _err(str(answer.get("error") or "the run refused the request"))
@@ -62,10 +63,14 @@ def _parse(action: str, factor: str | None) -> float | None | bool:
     return value
 
 
-def _status_line(run_dir) -> str:
+def _status_line(run_dir) -> str | None:
+    """Why a run is not steerable, from its status; None when it looks alive (then the
+    channel's own reason, e.g. another user's socket, is the one to show)."""
     from tui_nn.engine.resume import resume_command
     from tui_nn.runs import read_run_info
     info = read_run_info(run_dir)
+    if info.status == "running":
+        return None
     if info.resumable:
         return f"it is {info.status}; continue it with `{resume_command(run_dir)}`"
     if info.status == "finished":

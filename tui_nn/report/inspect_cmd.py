@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from dataclasses import dataclass
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -17,8 +18,23 @@ EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 SOLVER_BUDGET_S = 2.0
 
 
+@dataclass
+class MemoryOptions:
+    """The memory estimate's options as typed; all None: no estimate."""
+
+    batch_size: int | None = None
+    optimizer: str | None = None
+    amp: str | None = None
+    device_memory: str | None = None
+
+    @property
+    def wanted(self) -> bool:
+        return any(v is not None for v in (self.batch_size, self.optimizer, self.amp,
+                                           self.device_memory))
+
+
 def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool,
-                dtype: str | None, debug: bool) -> int:
+                dtype: str | None, debug: bool, memory: MemoryOptions | None = None) -> int:
     """Inspect `source`, print the result, return the exit code."""
     from tui_nn.shapes.parse import ShapeParseError, normalize_dtype, parse_inputs
 
@@ -32,12 +48,14 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         return _usage_error(exc, debug)
 
     from tui_nn.shapes.api import InspectUsageError, inspect_model
+    from tui_nn.shapes.memory import MemoryUsageError
     from tui_nn.zoo.sources import SourceError
 
     try:
+        request = _memory_request(source, memory) if memory and memory.wanted else None
         result = inspect_model(source, specs, depth=depth, dtype=dtype, solve=True,
-                               solver_budget_s=SOLVER_BUDGET_S)
-    except (SourceError, ShapeParseError, InspectUsageError) as exc:
+                               solver_budget_s=SOLVER_BUDGET_S, memory=request)
+    except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:
         return _usage_error(exc, debug)
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
         if debug:
@@ -59,6 +77,21 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
     else:
         sys.stdout.write(render_plain(result))
     return EXIT_OK if result.ok else EXIT_MISMATCH
+
+
+def _memory_request(source: str, options: MemoryOptions):
+    """Defaults: a zoo model's own batch size and optimizer, else the input's batch and Adam."""
+    from tui_nn.shapes.memory import MemoryRequest, parse_bytes
+    from tui_nn.zoo.registry import MODELS
+
+    spec = MODELS.get(source.strip())
+    batch, optimizer = options.batch_size, options.optimizer
+    if spec is not None:
+        batch = batch if batch is not None else spec.defaults.batch_size
+        optimizer = optimizer or spec.defaults.optimizer
+    budget = parse_bytes(options.device_memory) if options.device_memory else None
+    return MemoryRequest(batch_size=batch, optimizer=(optimizer or "adam").lower(),
+                         amp=(options.amp or "off").lower(), budget=budget)
 
 
 def _usage_error(exc: Exception, debug: bool) -> int:

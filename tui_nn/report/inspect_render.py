@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from tui_nn.shapes.records import Formula, Inspection, LayerRow
 
 HEADERS = ("Layer (path)", "Type", "Input", "Output", "Params", "Mult-adds", "Output size")
-_NUMERIC = {"Params", "Mult-adds", "Output size"}
+# With a memory estimate: what each call saves for backward at the estimate's batch size.
+SAVED_HEADER = "Saved (train)"
+_NUMERIC = {"Params", "Mult-adds", "Output size", SAVED_HEADER}
+
+
+def headers(inspection: Inspection) -> tuple[str, ...]:
+    return HEADERS + (SAVED_HEADER,) if inspection.memory is not None else HEADERS
 
 
 def human_count(n: int) -> str:
@@ -60,6 +66,7 @@ def _layer_text(row: LayerRow) -> str:
 def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
     """Layer names and types come from the model's code (any string): cleaned of controls."""
     cells = []
+    saved = inspection.memory is not None
     for row in inspection.rows:
         cells.append((row, [clean_line(c, 200) for c in (
             _layer_text(row),
@@ -69,8 +76,33 @@ def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
             _params_text(row),
             human_count(row.mult_adds) if row.mult_adds else "—",
             human_bytes(row.output_bytes) if row.output_shapes else "—",
+            *([human_bytes(row.saved_bytes) if row.saved_bytes else "—"] if saved else []),
         )]))
     return cells
+
+
+def memory_lines(inspection: Inspection) -> list[str]:
+    """The 'Training memory' section: each part, the total, and whether / up to what fits."""
+    m = inspection.memory
+    precision = "" if m.amp == "off" else f", {m.amp} autocast"
+    lines = [f"batch {m.batch_size}, {m.optimizer}{precision}:",
+             f"  parameters   {human_bytes(m.params):>11}",
+             f"  gradients    {human_bytes(m.grads):>11}",
+             f"  optimizer    {human_bytes(m.optimizer_state):>11}   ({m.optimizer} state)",
+             f"  activations  {human_bytes(m.activations):>11}   (saved for backward, "
+             f"input included)"]
+    if m.amp_weight_copies:
+        lines.append(f"               of which {human_bytes(m.amp_weight_copies)} are {m.amp} "
+                     f"copies of the weights autocast keeps for backward")
+    lines.append(f"  total        {human_bytes(m.total):>11}")
+    if m.budget is not None:
+        verdict = "fits ✓" if m.fits else "does not fit ✗"
+        lines.append(f"budget {human_bytes(m.budget)}: {verdict}; largest batch that fits: "
+                     f"{m.max_batch:,}" if m.max_batch else
+                     f"budget {human_bytes(m.budget)}: {verdict}; not even batch 1 fits")
+    else:
+        lines.append("no budget: give --device-memory 80GiB (no GPU visible)")
+    return lines
 
 
 def formula_lines(formulas: list[Formula]) -> list[str]:
@@ -142,6 +174,8 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
         if not solver.complete:
             scope += ", stopped early"
         out.append(("Input sizes that pass", [f"{sizes or 'none'}   ({scope})"]))
+    if inspection.memory is not None:
+        out.append(("Training memory", memory_lines(inspection)))
     if inspection.notes:
         out.append(("Notes", list(inspection.notes)))
     return out
@@ -156,16 +190,17 @@ def status_line(inspection: Inspection) -> str:
 
 def render_plain(inspection: Inspection) -> str:
     cells = table_cells(inspection)
-    widths = [len(h) for h in HEADERS]
+    names = headers(inspection)
+    widths = [len(h) for h in names]
     for _, row_cells in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row_cells)]
 
     def line(values: list[str] | tuple[str, ...]) -> str:
         parts = [v.rjust(w) if h in _NUMERIC else v.ljust(w)
-                 for h, v, w in zip(HEADERS, values, widths)]
+                 for h, v, w in zip(names, values, widths)]
         return "  ".join(parts).rstrip()
 
-    out = [status_line(inspection), "", line(HEADERS), line(["-" * w for w in widths])]
+    out = [status_line(inspection), "", line(names), line(["-" * w for w in widths])]
     out.extend(line(c) for _, c in cells)
     for title, lines in sections(inspection):
         out.extend(["", f"{title}:"])
@@ -180,7 +215,7 @@ def render_rich(inspection: Inspection, console: Console) -> None:
     # Text cells, never markup strings: a layer named "x[/]" or "[link=...]" is shown as is.
     table = Table(title=Text(status_line(inspection)), title_justify="left", header_style="bold",
                   show_edge=False, pad_edge=False)
-    for header in HEADERS:
+    for header in headers(inspection):
         table.add_column(header, justify="right" if header in _NUMERIC else "left",
                          no_wrap=header in ("Layer (path)", "Input", "Output"))
     for row, row_cells in table_cells(inspection):

@@ -85,7 +85,8 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
             print(f"run directory: {result.run_dir}", file=sys.stderr)
             if result.step:
                 _print_resume_hint(result.run_dir)
-        return EXIT_FAILED
+        # A model that does not fit the data is the user's input to fix, like a bad flag.
+        return EXIT_USAGE if result.kind == "fit" else EXIT_FAILED
     if received:
         if result.run_dir:
             _print_resume_hint(result.run_dir)
@@ -129,7 +130,8 @@ def _check_dataset_name(name: str) -> None:
 # CLI flag for each TrainConfig field that `tui-nn train` accepts.
 _FLAGS = {"dataset": "--dataset", "data_dir": "--data-dir", "epochs": "--epochs",
           "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
-          "momentum": "--momentum", "weight_decay": "--weight-decay", "schedule": "--schedule",
+          "momentum": "--momentum", "weight_decay": "--weight-decay", "augment": "--augment",
+          "schedule": "--schedule",
           "grad_clip": "--grad-clip", "device": "--device", "seed": "--seed",
           "run_dir": "--run-dir", "checkpoint_every_steps": "--checkpoint-every",
           "amp": "--amp", "channels_last": "--channels-last", "threads": "--threads"}

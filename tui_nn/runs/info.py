@@ -48,7 +48,10 @@ class RunInfo:
 
     @property
     def resumable(self) -> bool:
-        # An interrupted run with only its config.json resumes from step 0.
+        # An interrupted run with only its config.json resumes from step 0; a run a loop of
+        # its own wrote (tui_nn.Run) is resumed by that loop, not by `tui-nn train --resume`.
+        if self.config.get("source") == "tui_nn.Run":
+            return False
         return ((self.has_checkpoint and self.status in ("stopped", "interrupted", "failed"))
                 or (self.status == "interrupted" and bool(self.config)))
 

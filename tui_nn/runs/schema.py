@@ -19,19 +19,18 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "metric": (STR, True), "n_train": (INT, True), "n_val": (INT, True),
         "epochs": (INT, True), "batch_size": (INT, True), "steps_per_epoch": (INT, True),
         "total_steps": (INT, True), "parameters": (INT, True), "start_epoch": (INT, False),
-        "start_step": (INT, False)},
+        "start_step": (INT, False), "changes": (DICT, False), "setup": (STR, False)},
     "StepMetrics": {
         "epoch": (INT, True), "step": (INT, True), "first_step": (INT, True),
         "losses": (LIST, True), "lr": (NUM, True), "samples_per_s": (NUM, True),
         "eta_s": (NUM, False), "epoch_step": (INT, True), "steps_per_epoch": (INT, True),
-        "total_steps": (INT, True), "memory_bytes": (INT, False),
-        "scalars": (DICT, False)},  # a step plugin's curves: {name: [num, ...]}
+        "total_steps": (INT, True), "memory_bytes": (INT, False), "scalars": (DICT, False)},
     "EpochMetrics": {
         "epoch": (INT, True), "step": (INT, True), "train_loss": (NUM, True),
         "val_loss": (NUM, True), "metric": (STR, True), "value": (NUM, True),
         "best_value": (NUM, True), "is_best": (BOOL, True), "elapsed_s": (NUM, True),
         "epoch_time_s": (NUM, True), "samples_per_s": (NUM, True), "decoded": (STR, False),
-        "scalars": (DICT, False)},  # a step plugin's epoch means: {name: num}
+        "scalars": (DICT, False)},
     "CheckpointSaved": {
         "path": (STR, True), "step": (INT, True), "epoch": (INT, True), "reason": (STR, True)},
     "StateChanged": {"state": (STR, True)},
@@ -39,6 +38,7 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "epoch": (INT, True), "step": (INT, True), "value": (NUM, True),
         "message": (STR, True), "rolled_back_to": (INT, False)},
     "LrScaled": {"step": (INT, True), "factor": (NUM, True), "lr": (NUM, True)},
+    "Notice": {"message": (STR, True), "source": (STR, False)},
     "Finished": {
         "status": (STR, True), "run_dir": (STR, False), "epochs_done": (INT, True),
         "step": (INT, True), "metric": (STR, True), "best_value": (NUM, False),
@@ -49,7 +49,8 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
 }
 
 # What an absent optional field means (the engine's dataclass defaults); others become None.
-DEFAULTS = {"start_epoch": 0, "start_step": 0, "rolled_back_to": 0, "kind": "error"}
+DEFAULTS = {"start_epoch": 0, "start_step": 0, "rolled_back_to": 0, "kind": "error",
+            "changes": {}, "scalars": {}, "source": "engine", "setup": ""}
 
 # Far beyond any real run; keeps arithmetic and formatting of counters cheap and finite.
 MAX_INT = 1 << 53
@@ -86,7 +87,8 @@ def checked(record: dict[str, Any], require: bool = True) -> dict[str, Any] | No
                 continue  # the reader's .get() default applies
             if required:
                 return None
-            out[name] = DEFAULTS.get(name)
+            default = DEFAULTS.get(name)
+            out[name] = dict(default) if isinstance(default, dict) else default
         elif not _is(value, kind):
             return None
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from typing import Any, Sequence
 
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 from tui_nn.shapes.arithmetic import spatial_rank
 from tui_nn.shapes.checks import name_the_layer
 from tui_nn.shapes.infer import guess_input, no_input_message
+from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory
 from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, format_shape,
                                  normalize_dtype, parse_inputs)
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, Inspection, LayerRow, Totals
@@ -28,12 +30,15 @@ ShapeLike = str | Sequence[int] | InputSpec
 
 # The solver runs inside the diagnosis with a short budget: the answer must come quickly.
 DIAGNOSIS_SOLVER_BUDGET_S = 3.0
+# The fewest probes a useful solver scan makes (nearest sizes on either side and beyond).
+SOLVER_MIN_PROBES = 16
 
 
 def inspect_model(model_or_source: nn.Module | str | Any,
                   input_shapes: ShapeLike | Sequence[ShapeLike] | None = None, *,
                   depth: int | None = None, dtype: torch.dtype | str | None = None,
-                  solve: bool = False, solver_budget_s: float = 5.0) -> Inspection:
+                  solve: bool = False, solver_budget_s: float = 5.0,
+                  memory: MemoryRequest | None = None) -> Inspection:
     """Trace a model layer by layer on the meta device.
 
     model_or_source: an nn.Module (traced as a meta copy: its weights are never copied),
@@ -47,6 +52,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         or the zoo's dtype, or int64 when the model starts with an Embedding.
     solve: also run the input-size solver when everything passes (it always runs when a
         failure could be fixed by another input size).
+    memory: also estimate training memory (`.memory`, and every row's `saved_bytes`) from a
+        training forward at the requested batch size; only when the first trace passes.
     """
     notes: list[str] = []
     if isinstance(model_or_source, str):
@@ -77,7 +84,9 @@ def inspect_model(model_or_source: nn.Module | str | Any,
 
     sample_ranks = _sample_ranks(loaded, model, len(specs))
     shapes = [add_batch(s.shape, r) for s, r in zip(specs, sample_ranks)]
+    started = time.perf_counter()
     result = trace(model, make_inputs(shapes, dtypes))
+    trace_s = time.perf_counter() - started
     notes.extend(result.notes)
     if result.diagnosis is not None:
         name_the_layer(result.diagnosis)
@@ -94,7 +103,12 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         checks=result.checks, diagnosis=result.diagnosis, depth=depth, notes=notes,
         uncalled=result.uncalled)
 
-    _solve_sizes(inspection, model, dtypes, solve, solver_budget_s)
+    if memory is not None and result.diagnosis is None:
+        _add_memory(inspection, model, shapes, dtypes, memory)
+    # A bonus scan whose probes (each a trace like the one just done) cannot fit in the
+    # budget is not started: a 70B decoder is traced once, not twice.
+    quick = trace_s * SOLVER_MIN_PROBES < solver_budget_s
+    _solve_sizes(inspection, model, dtypes, solve and quick, solver_budget_s)
     return inspection
 
 
@@ -124,6 +138,17 @@ def _with_guessed_input(loaded: LoadedModel, model: nn.Module, notes: list[str]
     notes.append(guess.note)
     return dataclasses.replace(loaded, default_input_shapes=[guess.shape],
                                dtype=loaded.dtype or guess.dtype)
+
+
+def _add_memory(inspection: Inspection, model: nn.Module, shapes: list, dtypes: list,
+                request: MemoryRequest) -> None:
+    estimate, trained = estimate_memory(model, shapes, dtypes, request)
+    inspection.memory = estimate
+    if estimate is None:
+        inspection.notes.append(f"no memory estimate: the training forward fails "
+                                f"({trained.diagnosis.message})")
+        return
+    copy_saved_bytes(trained.rows, inspection.all_rows)
 
 
 def _declared_inputs(model: nn.Module) -> list[tuple[int, ...]] | None:

@@ -6,7 +6,7 @@ table, the JSON output and the TUI all read the same records.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 Shape = tuple[int, ...]
@@ -45,6 +45,8 @@ class LayerRow:
     params_frozen: int = 0
     mult_adds: int = 0  # this call, children included
     output_bytes: int = 0
+    # What autograd saves for backward in this call, children included (memory traces only).
+    saved_bytes: int = 0
     arithmetic: list[Formula] = field(default_factory=list)
     status: str = "ok"  # 'ok' | 'error' (failed here) | 'unfinished' (a child failed)
     repeat: bool = False  # the module was already called: its parameters are counted once
@@ -56,7 +58,8 @@ class LayerRow:
         return self.params_trainable + self.params_frozen
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Shallow: asdict() deep-copies every shape, which a 1,444-row 70B decoder feels.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["input_shapes"] = [list(s) for s in self.input_shapes]
         data["output_shapes"] = [list(s) for s in self.output_shapes]
         data["arithmetic"] = [f.text for f in self.arithmetic]
@@ -204,6 +207,7 @@ class Inspection:
     notes: list[str] = field(default_factory=list)
     solver: SolverResult | None = None
     uncalled: list[str] = field(default_factory=list)  # modules the forward never used
+    memory: Any = None  # a shapes.memory.MemoryEstimate when training memory was asked for
 
     @property
     def rows(self) -> list[LayerRow]:
@@ -233,4 +237,5 @@ class Inspection:
             "solver": self.solver.to_dict() if self.solver else None,
             "uncalled": self.uncalled,
             "notes": self.notes,
+            "memory": self.memory.to_dict() if self.memory is not None else None,
         }

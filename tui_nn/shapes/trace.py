@@ -9,7 +9,10 @@ Three observers, all removed in `finally`:
   every row on the call stack, so functional matmuls inside an attention block count too.
 
 Modes rather than patching `torch.Tensor.view`: modes are thread-local, so a training thread
-running next to the inspector (the TUI does that) never sees them.
+running next to the inspector (the TUI does that) never sees them. For the same reason, and
+because it would be one more Python hop per op, there is no `with torch.device("meta")` around
+the forward: the function observer itself puts tensor constructors without a device
+(`torch.zeros(B, 10)` in a forward) on meta.
 
 Meta tensors carry shapes and dtypes but no storage, so a 70B-parameter model traces in
 seconds without allocating its weights. A module that cannot run on meta (it reads values:
@@ -18,6 +21,7 @@ seconds without allocating its weights. A module that cannot run on meta (it rea
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -25,13 +29,18 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tui_nn.shapes.arithmetic import function_formulas, module_formulas
 from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_error,
                                   is_meta_limitation, linear_check, runs_torch_forward,
                                   validate_function, validate_module)
+from tui_nn.shapes.memory import (AutocastRules, SavedTensors, fused_attention,
+                                  training_attention_forward)
+from tui_nn.shapes.metacache import MetaOpCache, cached_call
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
+from tui_nn.zoo.nodynamo import no_dynamo_import
 
 try:  # the flop formulas torch's own FlopCounterMode uses (mm, addmm, bmm, conv, sdpa)
     from torch.utils.flop_counter import flop_registry as _FLOP_REGISTRY
@@ -60,6 +69,9 @@ _RECORDED: dict[Any, str] = {
 # memory (not counted as activations).
 RESHAPE_LABELS = set(_RESHAPES.values())
 
+_CONSTRUCTORS = _device_constructors()
+_META = torch.device("meta")
+
 # A module materialised on CPU for the fallback must stay small: it is real memory.
 CPU_FALLBACK_LIMIT_BYTES = 1 << 30
 
@@ -87,6 +99,8 @@ class TraceResult:
     needs_cpu: nn.Module | None = None  # failed only because it cannot run on meta
     meta_error: str = ""
     notes: list[str] = field(default_factory=list)
+    saved_bytes: int = 0  # training traces: what autograd saves for backward, storages once
+    amp_weight_copies: int = 0  # of which autocast's low-precision copies of the weights
 
 
 def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -168,6 +182,8 @@ class _FunctionObserver(TorchFunctionMode):
         t = self.t
         try:
             label = _RECORDED.get(func) if t.stack else None
+            if not t.cpu_depth and func in _CONSTRUCTORS and kwargs.get("device") is None:
+                kwargs["device"] = _META  # what torch.device("meta") would do
         except TypeError:  # an unhashable callable: nothing we record
             label = None
         owner = t.innermost_module()
@@ -179,20 +195,54 @@ class _FunctionObserver(TorchFunctionMode):
         return t.recorded_function(func, label, args, kwargs, owner)
 
 
+class _TrainingStep(TorchFunctionMode):
+    """For memory traces: autocast's casts, and attention through the fused kernel a real
+    device would use (F.multi_head_attention_forward's own call to it included)."""
+
+    def __init__(self, amp: AutocastRules | None) -> None:
+        super().__init__()
+        self.amp = amp
+        self.attention_forward = training_attention_forward(amp)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.amp is not None:
+            args, kwargs = self.amp.cast(func, args, kwargs)
+        if func is F.scaled_dot_product_attention:
+            out = fused_attention(args, kwargs)
+            if out is not None:
+                return out
+        elif func is F.multi_head_attention_forward:
+            return self.attention_forward(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
 class _MultAddCounter(TorchDispatchMode):
     def __init__(self, tracer: Tracer) -> None:
         super().__init__()
         self.t = tracer
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # By default TorchDispatchMode wraps __torch_dispatch__ in torch._disable_dynamo, whose
+        # first call imports torch._dynamo (1-2.5 s). An inspection is never compiled.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        formula = _FLOP_REGISTRY.get(func._overloadpacket)
-        if formula is not None and self.t.stack:
-            mult_adds = formula(*args, **kwargs, out_val=out) // 2  # flops = 2 × mult-adds
+        out, mult_adds = cached_call(self.t.op_cache, func, args, kwargs,
+                                     lambda result: _mult_adds(func, args, kwargs, result))
+        if mult_adds and self.t.stack:
             for frame in self.t.stack:
                 frame.row.mult_adds += mult_adds
         return out
+
+
+def _mult_adds(func: Any, args: tuple, kwargs: dict, out: Any) -> int:
+    formula = _FLOP_REGISTRY.get(func._overloadpacket)
+    if formula is None:
+        return 0
+    return formula(*args, **kwargs, out_val=out) // 2  # flops = 2 × mult-adds
 
 
 class Tracer:
@@ -200,7 +250,10 @@ class Tracer:
 
     def __init__(self, model: nn.Module, inputs: list[torch.Tensor], *,
                  kwargs: dict | None = None, mult_adds: bool = True, formulas: bool = True,
-                 cpu_modules: tuple[nn.Module, ...] = ()) -> None:
+                 cpu_modules: tuple[nn.Module, ...] = (),
+                 saved: SavedTensors | None = None, amp: AutocastRules | None = None) -> None:
+        """saved: trace a training forward (train mode, autograd on) and credit every storage
+        it saves for backward to the rows on the call stack; amp: autocast's casts on meta."""
         self.model = model
         self.inputs = inputs
         self.kwargs = kwargs or {}
@@ -215,6 +268,12 @@ class Tracer:
         self._param_cache: dict[int, tuple[int, int]] = {}
         self.origins: dict[int, FlattenOrigin] = {}
         self._input_ids = {id(x) for x in inputs}
+        self.cpu_depth = 0  # > 0 inside a CPU fallback's forward: constructors stay on CPU
+        self.op_cache = MetaOpCache()
+        self.saved = saved
+        self.amp = amp
+        if saved is not None:
+            saved.on_new = self._credit_saved
 
     # -- helpers used by the observers --
 
@@ -239,6 +298,10 @@ class Tracer:
                     frozen += p.numel()
             self._param_cache[key] = (trainable, frozen)
         return self._param_cache[key]
+
+    def _credit_saved(self, nbytes: int) -> None:
+        for frame in self.stack:
+            frame.row.saved_bytes += nbytes
 
     def _new_row(self, **fields: Any) -> LayerRow:
         row = LayerRow(index=len(self.rows), depth=len(self.stack), **fields)
@@ -343,31 +406,39 @@ class Tracer:
 
     # -- the run --
 
+    def _forward(self) -> None:
+        with contextlib.ExitStack() as stack:
+            if self.saved is None:
+                stack.enter_context(torch.no_grad())
+            else:
+                stack.enter_context(torch.enable_grad())
+                stack.enter_context(self.saved.hooks())
+                stack.enter_context(_TrainingStep(self.amp))  # below the observer
+            stack.enter_context(no_dynamo_import())
+            stack.enter_context(_FunctionObserver(self))
+            if self.count_mult_adds:
+                stack.enter_context(_MultAddCounter(self))
+            self.model(*self.inputs, **self.kwargs)
+
     def run(self) -> TraceResult:
         model = self.model
         for name, module in model.named_modules():
             self.paths[id(module)] = name
         modes = {m: m.training for m in model.modules()}
-        patched = [_patch_cpu_forward(m) for m in self.cpu_modules]
+        patched = [_patch_cpu_forward(m, self) for m in self.cpu_modules]
         handles = []
         diagnosis: Diagnosis | None = None
         needs_cpu: nn.Module | None = None
         meta_error = ""
         try:
-            model.eval()  # BatchNorm with batch 1 and dropout: trace what inference does
+            # BatchNorm with batch 1 and dropout: trace what inference does, unless the
+            # memory a training step needs is the question.
+            model.train(self.saved is not None)
             for module in model.modules():
                 handles.append(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True))
                 handles.append(module.register_forward_hook(self.post_hook, with_kwargs=True))
-            observers = [_FunctionObserver(self)]
-            if self.count_mult_adds:
-                observers.append(_MultAddCounter(self))
             try:
-                with torch.no_grad(), torch.device("meta"), observers[0]:
-                    if len(observers) > 1:
-                        with observers[1]:
-                            model(*self.inputs, **self.kwargs)
-                    else:
-                        model(*self.inputs, **self.kwargs)
+                self._forward()
             except _Abort as abort:
                 diagnosis = abort.diagnosis
             except Exception as exc:  # noqa: BLE001 - any failure becomes a diagnosis
@@ -437,7 +508,7 @@ def module_bytes(module: nn.Module) -> int:
                for t in (*module.parameters(), *module.buffers()))
 
 
-def _patch_cpu_forward(module: nn.Module):
+def _patch_cpu_forward(module: nn.Module, tracer: Tracer):
     """Make `module(...)` run a CPU copy of it on random inputs; returns the undo function."""
     cpu_copy = copy.deepcopy(module).to_empty(device="cpu")  # before hooks exist: copy has none
     generator = torch.Generator().manual_seed(0)
@@ -457,8 +528,12 @@ def _patch_cpu_forward(module: nn.Module):
         def to_cpu(t: torch.Tensor) -> torch.Tensor:
             return _materialise(t, generator) if t.device.type == "meta" else t
 
-        with torch.device("cpu"):
-            out = cpu_copy(*_tree_map(to_cpu, args), **_tree_map(to_cpu, kwargs))
+        tracer.cpu_depth += 1
+        try:
+            with torch.device("cpu"):
+                out = cpu_copy(*_tree_map(to_cpu, args), **_tree_map(to_cpu, kwargs))
+        finally:
+            tracer.cpu_depth -= 1
         return _tree_map(lambda t: torch.empty_like(t, device="meta"), out)
 
     had_own = "forward" in module.__dict__
@@ -500,13 +575,26 @@ def make_inputs(shapes: list[Shape], dtypes: list[torch.dtype]) -> list[torch.Te
 
 
 def trace(model: nn.Module, inputs: list[torch.Tensor], *, mult_adds: bool = True,
-          formulas: bool = True, max_cpu_fallbacks: int = 8) -> TraceResult:
-    """Trace, re-running with CPU fallbacks for modules that cannot run on meta."""
+          formulas: bool = True, max_cpu_fallbacks: int = 8, training: bool = False,
+          amp_dtype: torch.dtype | None = None) -> TraceResult:
+    """Trace, re-running with CPU fallbacks for modules that cannot run on meta.
+
+    training: a training forward whose saved-for-backward bytes land in `saved_bytes` (the
+    result's and every row's); amp_dtype: under emulated autocast (bfloat16 / float16).
+    """
     cpu_modules: list[nn.Module] = []
     notes: list[str] = []
     for _ in range(max_cpu_fallbacks + 1):
+        saved = SavedTensors(exclude=[*model.parameters(), *model.buffers()]) \
+            if training else None
+        amp = AutocastRules(amp_dtype) if amp_dtype is not None else None
         result = Tracer(model, inputs, mult_adds=mult_adds, formulas=formulas,
-                        cpu_modules=tuple(cpu_modules)).run()
+                        cpu_modules=tuple(cpu_modules), saved=saved, amp=amp).run()
+        if saved is not None:
+            result.saved_bytes = saved.bytes
+            if amp is not None:
+                result.amp_weight_copies = saved.bytes_of(amp.weight_copies)
+            saved.release()
         module = result.needs_cpu
         if module is None:
             break

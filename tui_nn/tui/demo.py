@@ -17,7 +17,8 @@ SNAPSHOT_SIZE = (100, 30)
 
 
 async def settle(pilot: Any, timeout: float = 60.0) -> None:
-    """Wait until the catalog is loaded, a model is selected and its inspection is shown."""
+    """Wait until the catalog is loaded, a model is selected and its inspection (and training-
+    memory estimate) is shown."""
     from textual.css.query import NoMatches
 
     main = pilot.app.main
@@ -30,9 +31,10 @@ async def settle(pilot: Any, timeout: float = 60.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError("the app did not start") from None
             await pilot.pause(0.05)
+    memory_line = main.query_one("#memory-line")
     while (main.run_state == "loading" or main.model_source is None
            or (inspector.inspection is None and inspector.error is None)
-           or inspector.pending):
+           or inspector.pending or memory_line.pending):
         if time.monotonic() > deadline:
             raise TimeoutError("the app did not settle")
         await pilot.pause(0.05)

@@ -24,20 +24,20 @@ MAX_EXTRA_CURVES = 4  # a step plugin's scalars drawn beside the loss (the GAN h
 _EXTRA_NAME_CHARS = 20
 
 
-def extra_scalars(raw: Any, count: int) -> dict[str, list[float]]:
+def extra_scalars(raw: Any) -> dict[str, float]:
     """A StepMetrics record's ``scalars`` (from a file: data, possibly hostile) as at most
-    MAX_EXTRA_CURVES cleaned names, each with ``count`` numbers; anything else is dropped."""
+    MAX_EXTRA_CURVES cleaned names with a number each; anything else is dropped."""
     if not isinstance(raw, Mapping):
         return {}
-    out: dict[str, list[float]] = {}
-    for name, values in raw.items():
+    out: dict[str, float] = {}
+    for name, value in raw.items():
         if len(out) == MAX_EXTRA_CURVES:
             break
-        if not (isinstance(values, Sequence) and not isinstance(values, (str, bytes))
-                and len(values) == count):
-            continue
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            out[clean_line(name, _EXTRA_NAME_CHARS)] = [float(v) for v in values]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                out[clean_line(name, _EXTRA_NAME_CHARS)] = float(value)
+            except OverflowError:  # an int too big for a float
+                continue
     return out
 
 
@@ -178,23 +178,24 @@ class RunHistory:
             self.train_version = 0
             self.val_version = 0
 
-    def add_steps(self, first_step: int, losses: Iterable[float],
-                  scalars: Mapping[str, Sequence[float]] | None = None) -> None:
-        """Steps first_step, first_step + 1, ...; scalars: a step plugin's extra values per
-        step (the GAN's d_loss and g_loss), each aligned with losses."""
+    def add_steps(self, first_step: int, losses: Sequence[float],
+                  scalars: Mapping[str, float] | None = None) -> None:
+        """Steps first_step, first_step + 1, ...; scalars: more values at the last of them
+        (StepMetrics.scalars: the GAN's d_loss and g_loss, a loop's own metrics)."""
         with self._lock:
             for i, loss in enumerate(losses):
                 step = first_step + i
                 self.steps.append(step)
                 self.losses.append(loss)
                 self.train.append(step, loss)
-            for name, values in (scalars or {}).items():
+            last = first_step + len(losses) - 1
+            for name, value in (scalars or {}).items():
                 series = self.extra.get(name)
                 if series is None:
                     if len(self.extra) >= MAX_EXTRA_CURVES:
                         continue
                     series = self.extra[name] = BucketSeries(self._capacity)
-                series.extend(range(first_step, first_step + len(values)), values)
+                series.append(last, value)
             self.train_version += 1
 
     def add_epoch(self, epoch: int, step: int, train_loss: float, val_loss: float,

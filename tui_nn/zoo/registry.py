@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tui_nn.zoo import gan, regression, sequence, vision
+from tui_nn.zoo.building import building_on
 from tui_nn.zoo.names import unknown_model_message
 
 
@@ -34,16 +35,25 @@ class ModelSpec:
     input_dtype: torch.dtype = torch.float32
     lesson: str = ""  # what the seed notes want a learner to see in this model
     variable_length: bool = False  # recurrent: any sequence length T is fine
+    # Classifiers: the seed's class count, and the factory takes num_classes= (and, for image
+    # models, in_channels=) so the engine can size the model to a dataset. None: fixed output.
+    classes: int | None = None
     # A training step of its own (engine/plugins.py) for a model that is not "one forward,
     # one loss": "module:Class" of the step plugin (a name: the zoo never imports the engine).
     step: str | None = None
 
-    def build(self) -> nn.Module:
-        return self.factory()
+    def build(self, num_classes: int | None = None, in_channels: int | None = None) -> nn.Module:
+        """The seed model, or one sized for a dataset (num_classes outputs, in_channels input)."""
+        kwargs: dict[str, int] = {}
+        if num_classes is not None and self.classes is not None:
+            kwargs["num_classes"] = num_classes
+        if in_channels is not None and self.classes is not None and len(self.input_shape) == 3:
+            kwargs["in_channels"] = in_channels
+        return self.factory(**kwargs)
 
     def parameter_count(self) -> int:
         # Built on the meta device: counting never allocates the weights.
-        with torch.device("meta"):
+        with building_on("meta"):
             model = self.factory()
         return sum(p.numel() for p in model.parameters())
 
@@ -69,36 +79,39 @@ MODELS: dict[str, ModelSpec] = {
                   regression.CurveNet, (1,), "curve",
                   TrainDefaults(epochs=150, batch_size=100, lr=0.2)),
         ModelSpec("mlp", "784→512→256→128→64→10 softmax MLP (ReLU, cross-entropy)",
-                  vision.SoftmaxMLP, (1, 28, 28), "digits", _IMAGE),
+                  vision.SoftmaxMLP, (1, 28, 28), "digits", _IMAGE, classes=10),
         ModelSpec("cnn", "basic CNN: 2× (conv 5×5 + maxpool 2) → Linear(320, 10)",
-                  vision.BasicCNN, (1, 28, 28), "digits", _IMAGE,
+                  vision.BasicCNN, (1, 28, 28), "digits", _IMAGE, classes=10,
                   lesson="320 = 20 channels × 4 × 4 after two conv+pool stages"),
         ModelSpec("resnet", "residual CNN: conv + ResidualBlock ×2 → Linear(512, 10)",
-                  vision.ResidualCNN, (1, 28, 28), "digits", _IMAGE,
+                  vision.ResidualCNN, (1, 28, 28), "digits", _IMAGE, classes=10,
                   lesson="512 = 32 × 4 × 4; skip connections fight vanishing gradients"),
         ModelSpec("lenet", "LeNet-5 on 1×32×32: conv 6, conv 16 → 400→120→84→10",
                   vision.LeNet, (1, 32, 32), "digits",
                   # The tutorial's momentum 0.9: at 0.5 LeNet sits on its 2.30 plateau for
                   # hundreds of steps before it starts to learn.
                   TrainDefaults(epochs=3, batch_size=64, lr=0.01, optimizer="momentum",
-                                momentum=0.9),
+                                momentum=0.9), classes=10,
                   lesson="400 = 16 × 5 × 5 only for 32×32 input; 28×28 digits are padded"),
         ModelSpec("inception", "small GoogLeNet: conv + InceptionA (88 ch) ×2 → Linear(1408, 10)",
-                  vision.InceptionNet, (1, 28, 28), "digits", _IMAGE,
+                  vision.InceptionNet, (1, 28, 28), "digits", _IMAGE, classes=10,
                   lesson="1408 = 88 × 4 × 4; 88 = 16 + 24 + 24 + 24 branch channels"),
         ModelSpec("rnn", "char RNN (Embedding → 2-layer RNN → Linear): 'hello' → 'ohlol'",
                   sequence.CharRNN, (5,), "hello",
                   TrainDefaults(epochs=15, batch_size=1, lr=0.1, optimizer="adam"),
                   input_dtype=torch.int64),
         ModelSpec("rnn-seq", "plain RNN sequence classifier on the long-range task (fails as T grows)",
-                  lambda: sequence.SequenceClassifier("rnn"), (50, 4), "longrange", _SEQ,
+                  lambda **kw: sequence.SequenceClassifier("rnn", **kw), (50, 4), "longrange",
+                  _SEQ, classes=4,
                   variable_length=True,
                   lesson="vanishing gradients: accuracy stays near chance (25%) for long sequences"),
         ModelSpec("lstm", "LSTM sequence classifier on the long-range task (gates keep the memory)",
-                  lambda: sequence.SequenceClassifier("lstm"), (50, 4), "longrange", _SEQ,
+                  lambda **kw: sequence.SequenceClassifier("lstm", **kw), (50, 4), "longrange",
+                  _SEQ, classes=4,
                   variable_length=True),
         ModelSpec("gru", "GRU sequence classifier on the long-range task (gates keep the memory)",
-                  lambda: sequence.SequenceClassifier("gru"), (50, 4), "longrange", _SEQ,
+                  lambda **kw: sequence.SequenceClassifier("gru", **kw), (50, 4), "longrange",
+                  _SEQ, classes=4,
                   variable_length=True),
         ModelSpec("gan", "small DCGAN: generator 64→(64,7,7)→28×28 vs a 2-conv discriminator",
                   gan.GAN, (1, 28, 28), "digits",

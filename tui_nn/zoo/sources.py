@@ -6,8 +6,9 @@
     torchvision.models:resnet18          any importable class or factory
     pkg.module:build(num_classes=10)     constructor arguments as Python literals
 
-Models are built under `torch.device(device)` (meta by default), so building a 70B model
-costs no memory. Every user mistake raises `SourceError` with a one-line message.
+Models are built under `building_on(device)` (meta by default, initialisers skipped), so
+building a 70B model costs no memory. Every user mistake raises `SourceError` with a one-line
+message.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tui_nn.zoo.building import building_on
 from tui_nn.zoo.registry import MODELS, ModelSpec, UnknownModelError, get_model_spec
 
 
@@ -115,7 +117,7 @@ def _split_call(source: str) -> tuple[str, tuple, dict]:
 
 def _load_zoo(name: str, device: str | torch.device) -> LoadedModel:
     spec = get_model_spec(name)
-    with torch.device(device):
+    with building_on(device):
         model = spec.build()
     return LoadedModel(model, name, spec, [tuple(spec.input_shape)], spec.input_dtype)
 
@@ -214,7 +216,7 @@ def _build(module: Any, attr: str, name: str, args: tuple, kwargs: dict,
     elif callable(obj):
         call = f"{attr}({_args_text(args, kwargs)})"
         try:
-            with torch.device(device):
+            with building_on(device):
                 model = obj(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the user's constructor may raise anything
             if str(device) != "meta" or not _meta_problem(exc):

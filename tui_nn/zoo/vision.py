@@ -2,6 +2,8 @@
 
 Each Linear's in_features is what the shape inspector explains: 320 = 20×4×4 (cnn),
 512 = 32×4×4 (resnet), 400 = 16×5×5 (lenet on 32×32), 1408 = 88×4×4 (inception).
+Each takes ``in_channels`` and ``num_classes`` (the seeds' 1 and 10 by default) so the engine can
+build it for a user's image folder.
 """
 
 from __future__ import annotations
@@ -14,39 +16,40 @@ from torch import nn
 class SoftmaxMLP(nn.Module):
     """784 -> 512 -> 256 -> 128 -> 64 -> 10; CrossEntropyLoss applies the softmax."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
-        self.l1 = nn.Linear(784, 512)
+        self.in_features = in_channels * 784  # C × 28 × 28
+        self.l1 = nn.Linear(self.in_features, 512)
         self.l2 = nn.Linear(512, 256)
         self.l3 = nn.Linear(256, 128)
         self.l4 = nn.Linear(128, 64)
-        self.l5 = nn.Linear(64, 10)
+        self.l5 = nn.Linear(64, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.view(-1, 784)  # (B, 1, 28, 28) -> (B, 784)
+        x = x.view(-1, self.in_features)  # (B, 1, 28, 28) -> (B, 784)
         x = F.relu(self.l1(x))  # (B, 512)
         x = F.relu(self.l2(x))  # (B, 256)
         x = F.relu(self.l3(x))  # (B, 128)
         x = F.relu(self.l4(x))  # (B, 64)
-        return self.l5(x)  # (B, 10) logits: no activation before CrossEntropyLoss
+        return self.l5(x)  # (B, classes) logits: no activation before CrossEntropyLoss
 
 
 class BasicCNN(nn.Module):
     """The seed's basic CNN: conv 5×5 -> pool 2 -> conv 5×5 -> pool 2 -> Linear(320, 10)."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv1 = nn.Conv2d(in_channels, 10, kernel_size=5)
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
         self.pooling = nn.MaxPool2d(2)
-        self.fc = nn.Linear(320, 10)
+        self.fc = nn.Linear(320, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch_size = x.size(0)
         x = F.relu(self.pooling(self.conv1(x)))  # (B, 10, 12, 12)
         x = F.relu(self.pooling(self.conv2(x)))  # (B, 20, 4, 4)
         x = x.view(batch_size, -1)  # (B, 320)
-        return self.fc(x)  # (B, 10)
+        return self.fc(x)  # (B, classes)
 
 
 class ResidualBlock(nn.Module):
@@ -67,14 +70,14 @@ class ResidualBlock(nn.Module):
 class ResidualCNN(nn.Module):
     """The seed's residual net: the skip connections keep gradients flowing; Linear takes 512."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=5)
         self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
         self.rblock1 = ResidualBlock(16)
         self.rblock2 = ResidualBlock(32)
         self.mp = nn.MaxPool2d(2)
-        self.fc = nn.Linear(512, 10)
+        self.fc = nn.Linear(512, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         in_size = x.size(0)
@@ -89,13 +92,13 @@ class ResidualCNN(nn.Module):
 class LeNet(nn.Module):
     """LeNet-5 as in the PyTorch tutorial notes: 1×32×32 in, so 16·5·5 = 400 features."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv1 = nn.Conv2d(in_channels, 6, 5)
         self.conv2 = nn.Conv2d(6, 16, 5)
         self.fc1 = nn.Linear(16 * 5 * 5, 120)
         self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
+        self.fc3 = nn.Linear(84, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))  # (B, 6, 14, 14)
@@ -103,7 +106,7 @@ class LeNet(nn.Module):
         x = torch.flatten(x, 1)  # (B, 400)
         x = F.relu(self.fc1(x))  # (B, 120)
         x = F.relu(self.fc2(x))  # (B, 84)
-        return self.fc3(x)  # (B, 10)
+        return self.fc3(x)  # (B, classes)
 
 
 class InceptionA(nn.Module):
@@ -131,14 +134,14 @@ class InceptionA(nn.Module):
 class InceptionNet(nn.Module):
     """The course's small GoogLeNet: 88 channels × 4 × 4 = 1408 features into the Linear."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv1 = nn.Conv2d(in_channels, 10, kernel_size=5)
         self.conv2 = nn.Conv2d(88, 20, kernel_size=5)
         self.incep1 = InceptionA(in_channels=10)
         self.incep2 = InceptionA(in_channels=20)
         self.mp = nn.MaxPool2d(2)
-        self.fc = nn.Linear(1408, 10)
+        self.fc = nn.Linear(1408, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         in_size = x.size(0)

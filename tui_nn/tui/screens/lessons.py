@@ -17,6 +17,10 @@ LESSONS: list[tuple[str, str, str]] = [
      "sequence grows", "sequences"),
     ("Lesson: autograd graph", "the grad_fn chain of the selected model's loss, as a tree",
      "autograd"),
+    ("Lesson: overfitting", "the same net on 256 digits with and without augmentation, "
+     "dropout and weight decay: train vs validation loss", "overfitting"),
+    ("Lesson: augmentation", "one batch of digits before and after --augment (crop, flip, "
+     "rotate, scale, jitter, blur, noise)", "augmentation"),
 ]
 
 
@@ -38,6 +42,14 @@ def make_screen(view: str, app: Any) -> Any:
 
         main = getattr(app, "main", None)
         return AutogradScreen.for_main(main)
+    if view == "overfitting":
+        from tui_nn.tui.screens.overfit import OverfitScreen
+
+        return OverfitScreen()
+    if view == "augmentation":
+        from tui_nn.tui.screens.augment_view import AugmentScreen
+
+        return AugmentScreen()
     raise ValueError(f"unknown lesson view {view!r}")
 
 

@@ -19,7 +19,7 @@ from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from tui_nn.textsafe import clean
@@ -30,6 +30,7 @@ from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.insight import InsightPane
 from tui_nn.tui.widgets.inspector import ShapeInspector
+from tui_nn.tui.widgets.memory_line import MemoryLine
 from tui_nn.tui.widgets.model_picker import ModelPicker
 from tui_nn.tui.widgets.run_status import RunStatus
 from tui_nn.tui.widgets.system_pane import SystemPane
@@ -141,6 +142,7 @@ class MainScreen(Screen):
                 with Horizontal(id="model-row"):
                     yield ModelPicker(id="picker")
                     yield ShapeInspector(id="inspector")
+                yield MemoryLine(id="memory-line")
             with TabPane("Train [dim]2[/]", id="train"):
                 with Horizontal(id="train-row"):
                     with Vertical(id="train-side"):
@@ -270,6 +272,7 @@ class MainScreen(Screen):
         self.entries[event.source] = event.entry
         self.user_models[event.source] = event.model
         self.query_one(ShapeInspector).register_model(event.source, event.model)
+        self.query_one(MemoryLine).register_model(event.source, event.model)
         self.query_one(ModelPicker).add_model(event.entry)
         self.model_source = event.source
         self._log(f"opened {event.source}: {event.entry.description}", "good")
@@ -287,6 +290,9 @@ class MainScreen(Screen):
         inspector.input_text = entry.input_text
         if source == self.initial_model and self.initial_input is not None:
             inspector.input_text, self.initial_input = self.initial_input, None
+        line = self.query_one(MemoryLine)
+        line.source = source
+        line.input_text = entry.input_text
         self.sub_title = self._subtitle()
         if self.run_state not in ACTIVE and self._form_model != source:  # (a resumed run's
             self._fill_form(source)  # settings are in the form already: not its defaults)
@@ -304,9 +310,19 @@ class MainScreen(Screen):
         self.query_one(TrainForm).fill(**values)
         self._form_model = source
 
+    @on(TrainForm.Changed)
+    def _form_changed(self, event: TrainForm.Changed) -> None:
+        # Fields read directly: TrainForm.read() validates, which posts Changed again.
+        form, line = self.query_one(TrainForm), self.query_one(MemoryLine)
+        text = form.query_one("#batch-size", Input).value.strip()
+        line.batch_size = int(text) if text.isdigit() and int(text) > 0 else None
+        line.optimizer = str(form.query_one("#optimizer", Select).value)
+
     @on(ShapeInspector.Inspected)
     def _inspected(self, event: ShapeInspector.Inspected) -> None:
         insp = event.inspection
+        if insp is not None and insp.ok:  # the estimate follows the input being inspected
+            self.query_one(MemoryLine).input_text = event.input_text
         if event.error:
             self._log(f"inspect {event.source} {event.input_text}: {event.error}", "warning")
         elif insp is not None and not insp.ok:
@@ -499,7 +515,8 @@ class MainScreen(Screen):
         where = f" → {e.run_dir}" if e.run_dir else ""
         self._log(f"training {e.model} ({e.parameters:,} params) on {e.dataset} "
                   f"[{e.n_train:,} train / {e.n_val:,} val] on {e.device_name}: {e.epochs} epochs "
-                  f"× {e.steps_per_epoch} steps, batch {e.batch_size}{where}", "good")
+                  f"× {e.steps_per_epoch} steps, batch {e.batch_size}"
+                  f"{'; ' + e.setup if e.setup else ''}{where}", "good")
         if self.bridge.resuming:
             self._show_earlier(e)
 
@@ -666,7 +683,8 @@ class MainScreen(Screen):
                 for tb_line in e.details["traceback"].rstrip().splitlines()[-6:]:
                     self._log(tb_line, "dim")
             title = {"nan": "loss is NaN", "oom": "out of memory", "data": "data",
-                     "shape": "shape mismatch", "disk": "disk"}.get(e.kind, "training failed")
+                     "shape": "shape mismatch", "fit": "model does not fit the data",
+                     "disk": "disk"}.get(e.kind, "training failed")
             self.notify(e.message, title=title, severity="error", timeout=12, markup=False)
 
     @on(Worker.StateChanged)

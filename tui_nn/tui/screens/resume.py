@@ -33,7 +33,7 @@ def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
     if not path.is_dir():
         return {}, f"{path} is not a run directory"
     if not (path / "last.pt").exists() and not (path / "config.json").is_file():
-        return {}, f"no run in {path} (no last.pt or config.json)"
+        return {}, f"no run in {path}: no checkpoint (last.pt) and no config.json"
     info = read_run_info(path)
     if info.status == "running":
         return {}, f"{path} is still being written by another process"

@@ -243,7 +243,7 @@ class WatchScreen(Screen):
                     else:
                         losses = [float(v) for v in rec["losses"]]
                         self.history.add_steps(first, losses,
-                                               extra_scalars(rec.get("scalars"), len(losses)))
+                                               extra_scalars(rec.get("scalars")))
                     self._steps_seen = max(self._steps_seen, int(rec["step"]))
                     latest = rec
                 elif kind == "EpochMetrics":

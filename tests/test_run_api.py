@@ -1,0 +1,161 @@
+"""tui_nn.Run end to end: a hand-written loop in a subprocess is listed by `runs`, followed by
+`watch`, paused, resumed and stopped by `tui-nn control`; an exception becomes a Failed
+record; importing it loads no torch, textual or rich."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import tui_nn
+from tui_nn.engine.channel import SOCKET_FILE
+from tui_nn.runs import read_run_info
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+LOOP = textwrap.dedent("""
+    import sys, time
+    import tui_nn
+    with tui_nn.Run(sys.argv[1], model="my-net", dataset="shards", metric="accuracy",
+                    config={"lr": 0.1}, epochs=1000, steps_per_epoch=20,
+                    report_interval_s=0.05) as run:
+        for epoch in range(1000):
+            for step in range(20):
+                run.log_step(loss=1.0 / (1 + run.step), lr=0.1, grad_norm=0.5)
+                run.wait_while_paused()
+                if run.stop_requested:
+                    break
+                if run.checkpoint_requested:
+                    run.checkpoint_saved("ckpt.pt")
+                time.sleep(0.005)
+            if run.stop_requested:
+                break
+            run.log_epoch(val_loss=0.5, accuracy=min(0.99, 0.5 + epoch * 0.01))
+""")
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _wait(test, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if test():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {what}")
+
+
+def test_importing_tui_nn_and_run_loads_no_torch_textual_or_rich():
+    code = ("import sys, tui_nn; tui_nn.Run; import tui_nn.run; "
+            "print([m for m in ('torch', 'textual', 'rich', 'typer') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_a_loop_is_listed_watched_paused_resumed_and_stopped(tmp_path):
+    script = tmp_path / "loop.py"
+    script.write_text(LOOP)
+    run = tmp_path / "runs" / "mine"
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: (run / SOCKET_FILE).exists() and '"EpochMetrics"'
+              in (run / "metrics.jsonl").read_text(), "an epoch")
+        info = read_run_info(run)
+        assert (info.status, info.model, info.dataset) == ("running", "my-net", "shards")
+        assert not info.resumable  # a loop resumes itself, not via tui-nn train
+        cli = [sys.executable, "-m", "tui_nn", "control", str(run)]
+        assert subprocess.run(cli + ["pause"], env=ENV).returncode == 0
+        _wait(lambda: any(r.get("state") == "paused" for r in _records(run)), "paused")
+        steps = _records(run)[-1]
+        time.sleep(0.5)
+        assert _records(run)[-1] == steps  # nothing logged while paused
+        assert subprocess.run(cli + ["checkpoint"], env=ENV).returncode == 0
+        assert subprocess.run(cli + ["resume"], env=ENV).returncode == 0
+        _wait(lambda: any(r.get("reason") == "requested" for r in _records(run)),
+              "the loop's checkpoint")
+        assert subprocess.run(cli + ["stop"], env=ENV).returncode == 0
+        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    records = _records(run)
+    assert records[-1]["type"] == "Finished" and records[-1]["status"] == "stopped"
+    assert read_run_info(run).status == "stopped"
+    steps = [r for r in records if r["type"] == "StepMetrics"]
+    assert steps[0]["scalars"] == {"grad_norm": 0.5}
+    logged = [s for r in steps for s in range(r["first_step"], r["step"] + 1)]
+    assert logged == list(range(1, records[-1]["step"] + 1))  # every step once, in order
+
+
+async def test_watch_follows_a_loop_run(tmp_path):
+    from test_watch import no_nvml, wait_for
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    run = tmp_path / "w"
+    with tui_nn.Run(run, model="net", metric="accuracy", epochs=2, steps_per_epoch=5) as r:
+        for _ in range(2):
+            for _ in range(5):
+                r.log_step(loss=0.5)
+            r.log_epoch(val_loss=0.4, accuracy=0.9)
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.watch_screen.epochs_seen == 2, what="two epochs")
+        assert list(app.watch_screen.history.steps)[-1] == 10
+
+
+def test_an_exception_in_the_loop_is_a_failed_record(tmp_path):
+    run = tmp_path / "boom"
+    with pytest.raises(ZeroDivisionError):
+        with tui_nn.Run(run, model="net") as r:
+            r.log_step(loss=1.0)
+            1 / 0
+    last = _records(run)[-1]
+    assert last["type"] == "Failed" and last["message"].startswith("ZeroDivisionError")
+    assert "Traceback" in last["details"]["traceback"]
+    assert read_run_info(run).status == "failed"
+    assert not (run / SOCKET_FILE).exists()
+
+
+def test_a_loss_tensor_is_not_read_back_per_step(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class NoSync(torch.Tensor):
+        def item(self):
+            raise AssertionError("a per-step host sync")
+
+        def __float__(self):
+            raise AssertionError("a per-step host sync")
+
+    with tui_nn.Run(tmp_path / "t", model="net", report_interval_s=3600) as r:
+        for i in range(100):
+            r.log_step(loss=torch.tensor(float(i)).as_subclass(NoSync))
+    steps = [x for x in _records(tmp_path / "t") if x["type"] == "StepMetrics"]
+    assert len(steps) == 1 and steps[0]["losses"] == [float(i) for i in range(100)]
+
+
+def test_only_rank_0_writes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    with tui_nn.Run(tmp_path / "r1", model="net") as r:
+        r.log_step(loss=1.0)
+        r.log_epoch(val_loss=1.0)
+    assert not (tmp_path / "r1").exists()
+
+
+def test_a_used_directory_is_refused(tmp_path):
+    from tui_nn.engine.rundir import RunDirError
+    with tui_nn.Run(tmp_path / "u", model="net") as r:
+        r.log_step(loss=1.0)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        with tui_nn.Run(tmp_path / "u", model="net"):
+            pass

@@ -1,0 +1,254 @@
+"""tui_nn.Run: the run directory of tui-nn's Trainer, written from any training loop.
+
+    with tui_nn.Run("runs/mine", model="my-net", dataset="shards-v2", config={...},
+                    metric="accuracy") as run:
+        for step, batch in enumerate(loader):
+            ...
+            run.log_step(loss=loss, lr=opt.param_groups[0]["lr"])
+            run.wait_while_paused()          # returns at once unless paused from watch/control
+            if run.stop_requested: break
+            if run.checkpoint_requested: save(...); run.checkpoint_saved("ckpt.pt")
+        run.log_epoch(val_loss=..., accuracy=...)
+
+It writes what the Trainer writes (config.json, metrics.jsonl with RunStarted, StepMetrics,
+EpochMetrics, Finished, or Failed when the block raises; the lock; the control channel), so
+`tui-nn runs`, `watch`, `control`, `export` and the app's runs screen work unchanged.
+
+Torch-free: importing it (or `tui_nn`) loads no torch, textual or rich. log_step is cheap: it
+appends to a list and writes a record at most every `report_interval_s`; a loss given as a
+tensor (0-d, on any device) is read back only then, in one go, as the Trainer does.
+Under torchrun only rank 0 writes; the other ranks' calls do nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from tui_nn.engine import events as ev
+from tui_nn.engine.controls import Controls
+from tui_nn.engine.rundir import RunDir, new_run_path
+
+_HIGHER_IS_BETTER = ("accuracy", "acc", "top1", "top5", "f1", "auc", "precision", "recall",
+                     "iou", "map", "bleu")
+
+
+class Run(Controls):
+    """One run of a hand-written loop (see the module docstring). Steerable from `tui-nn
+    control` / `watch` while inside the `with` block."""
+
+    def __init__(self, run_dir: str | Path | None = None, *, model: str = "model",
+                 dataset: str = "-", config: dict[str, Any] | None = None,
+                 metric: str | None = None, mode: str | None = None, epochs: int = 0,
+                 steps_per_epoch: int = 0, batch_size: int = 0, runs_root: str | Path = "runs",
+                 report_interval_s: float = 1.0) -> None:
+        Controls.__init__(self)
+        self.model, self.dataset = str(model), str(dataset)
+        self.config = dict(config or {})
+        self.metric = metric or "val_loss"
+        self.higher_is_better = (mode == "max") if mode else self.metric in _HIGHER_IS_BETTER
+        self.epochs, self.steps_per_epoch, self.batch_size = epochs, steps_per_epoch, batch_size
+        self.report_interval_s = report_interval_s
+        self.enabled = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 speaks
+        self.path = Path(run_dir) if run_dir is not None else new_run_path(runs_root,
+                                                                         self.model, self.dataset)
+        self.step = 0  # steps logged
+        self.epoch = 0  # epochs logged
+        self.best_value: float | None = None
+        self.last_value: float | None = None
+        self._run_dir: RunDir | None = None
+        self._channel = None
+        self._pending: list[Any] = []  # losses since the last record (floats or tensors)
+        self._scalars: dict[str, Any] = {}
+        self._lr = 0.0
+        self._epoch_losses: list[float] = []
+        self._write_lock = threading.Lock()
+        self._t0 = self._window_t0 = self._epoch_t0 = 0.0
+        self._next_flush = 0.0
+
+    # ---- the with block ----------------------------------------------------------------------
+    def __enter__(self) -> "Run":
+        if not self.enabled:
+            return self
+        self._run_dir = RunDir.create(self.path)
+        self._run_dir.write_config(self._config_record())
+        self._t0 = self._window_t0 = self._epoch_t0 = time.monotonic()
+        self._next_flush = self._t0 + self.report_interval_s
+        self._emit(ev.RunStarted(
+            run_dir=str(self.path), model=self.model, dataset=self.dataset,
+            device=str(self.config.get("device", "-")), device_name=str(
+                self.config.get("device", "your loop")), task=str(self.config.get("task", "-")),
+            metric=self.metric, n_train=int(self.config.get("n_train", 0) or 0),
+            n_val=int(self.config.get("n_val", 0) or 0), epochs=self.epochs,
+            batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.epochs * self.steps_per_epoch,
+            parameters=int(self.config.get("parameters", 0) or 0)))
+        from tui_nn.engine.channel import ControlServer
+        try:
+            self._channel = ControlServer(self.path, self).start()
+        except OSError as e:  # no sockets here: the run is logged, not steerable
+            self._emit(ev.Notice(f"no control channel: {e.strerror or e}", "tui_nn.Run"))
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if not self.enabled or self._run_dir is None:
+            return False
+        try:
+            self._flush()
+            if error is None or isinstance(error, KeyboardInterrupt):
+                self._emit(ev.Finished(
+                    status="stopped" if (self.stop_requested or error) else "finished",
+                    run_dir=str(self.path), epochs_done=self.epoch, step=self.step,
+                    metric=self.metric, best_value=self.best_value,
+                    last_value=self.last_value, elapsed_s=time.monotonic() - self._t0))
+            else:
+                self._emit(ev.Failed(
+                    message=f"{type(error).__name__}: {error}", kind="error",
+                    run_dir=str(self.path), step=self.step,
+                    details={"traceback": "".join(traceback.format_exception(kind, error, tb))}))
+        finally:
+            if self._channel is not None:
+                self._channel.close()
+            self._run_dir.close()
+        return False
+
+    # ---- logging --------------------------------------------------------------------------------
+    def log_step(self, loss: Any = None, lr: float | None = None, **scalars: Any) -> None:
+        """One training step. loss (float or 0-d tensor) is the main curve; without it the
+        first scalar is. Other scalars ride along (their last values at each record)."""
+        if not self.enabled:
+            return
+        self.step += 1
+        if loss is None and scalars:
+            loss = next(iter(scalars.values()))
+        self._pending.append(loss)
+        if lr is not None:
+            self._lr = lr
+        if scalars:
+            self._scalars.update(scalars)
+        if time.monotonic() >= self._next_flush:
+            self._flush()
+
+    def log_epoch(self, **values: Any) -> None:
+        """The end of an epoch: val_loss and the metric (e.g. accuracy=0.97), plus any other
+        scalars. Writes the pending steps first."""
+        if not self.enabled:
+            return
+        self._flush()
+        values = {k: _to_float(v) for k, v in values.items()}
+        val_loss = values.pop("val_loss", math.nan)
+        value = val_loss if self.metric == "val_loss" else values.pop(self.metric, math.nan)
+        better = math.isfinite(value) and (
+            self.best_value is None
+            or (value > self.best_value if self.higher_is_better else value < self.best_value))
+        if better:
+            self.best_value = value
+        self.last_value = value
+        now = time.monotonic()
+        train = [v for v in self._epoch_losses if math.isfinite(v)]
+        self._emit(ev.EpochMetrics(
+            epoch=self.epoch, step=self.step,
+            train_loss=sum(train) / len(train) if train else math.nan, val_loss=val_loss,
+            metric=self.metric, value=value,
+            best_value=self.best_value if self.best_value is not None else math.nan,
+            is_best=better, elapsed_s=now - self._t0, epoch_time_s=now - self._epoch_t0,
+            samples_per_s=0.0, scalars=values))
+        self.epoch += 1
+        self._epoch_losses, self._epoch_t0 = [], now
+
+    def _flush(self) -> None:
+        """Write the pending steps as one StepMetrics record (the one read-back of tensors)."""
+        if not self._pending:
+            return
+        losses = _read_back(self._pending)
+        scalars = {k: v for k, v in zip(self._scalars, _read_back(list(self._scalars.values())))}
+        self._pending, self._scalars = [], {}
+        self._epoch_losses += losses
+        now = time.monotonic()
+        per_step = len(losses) / max(now - self._window_t0, 1e-9)
+        total = self.epochs * self.steps_per_epoch
+        spe = self.steps_per_epoch
+        self._emit(ev.StepMetrics(
+            epoch=self.epoch, step=self.step, first_step=self.step - len(losses) + 1,
+            losses=tuple(losses), lr=float(_to_float(self._lr)),
+            samples_per_s=per_step * (self.batch_size or 1),
+            eta_s=(total - self.step) / per_step if total and per_step else None,
+            epoch_step=(self.step - 1) % spe + 1 if spe else self.step, steps_per_epoch=spe,
+            total_steps=total, scalars=scalars))
+        self._window_t0 = now
+        self._next_flush = now + self.report_interval_s
+
+    def _emit(self, event: ev.Event) -> None:
+        with self._write_lock:  # the control channel's thread may record too
+            self._run_dir.append_metrics(event.to_dict())
+
+    # ---- steering (from `tui-nn control`, `watch`, or the app) -------------------------------
+    @property
+    def checkpoint_requested(self) -> bool:
+        return self._checkpoint_requested.is_set()
+
+    def checkpoint_saved(self, path: str | Path) -> None:
+        """Say that the loop saved a checkpoint (the request, if any, is answered)."""
+        if not self.enabled:
+            return
+        reason = "requested" if self._checkpoint_requested.is_set() else "periodic"
+        self._checkpoint_requested.clear()
+        self._flush()
+        self._emit(ev.CheckpointSaved(path=str(path), step=self.step, epoch=self.epoch,
+                                      reason=reason))
+
+    def wait_while_paused(self) -> None:
+        """Return at once unless the run was paused from outside; then block until resumed
+        or stopped, recording both."""
+        if not self.enabled or self._running.is_set():
+            return
+        self._flush()
+        self._emit(ev.StateChanged("paused"))
+        self._running.wait()
+        self._emit(ev.StateChanged("running"))
+
+    def apply_lr(self, optimizer: Any) -> float:
+        """Multiply the optimizer's lr by the factor asked for from outside (`l` in watch,
+        `tui-nn control RUN lr F`); returns the factor (1.0 when none was asked for)."""
+        factor = self.take_lr_factor()
+        if factor != 1.0 and self.enabled:
+            for group in optimizer.param_groups:
+                group["lr"] *= factor
+            self._lr = optimizer.param_groups[0]["lr"]
+            self._emit(ev.LrScaled(step=self.step, factor=factor, lr=float(self._lr)))
+        return factor
+
+    def _config_record(self) -> dict[str, Any]:
+        from tui_nn import __version__
+        return {**{k: v for k, v in self.config.items() if _jsonable(v)},
+                "model": self.model, "dataset": self.dataset, "metric": self.metric,
+                "epochs": self.epochs, "source": "tui_nn.Run", "tui_nn_version": __version__,
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _read_back(values: list[Any]) -> list[float]:
+    """Floats from floats and tensors: tensors are stacked and read in one host sync."""
+    torch = sys.modules.get("torch")
+    if torch is not None and any(isinstance(v, torch.Tensor) for v in values):
+        tensors = [v.detach().float().reshape(()) if isinstance(v, torch.Tensor)
+                   else torch.tensor(float(v)) for v in values]
+        device = next(v.device for v in values if isinstance(v, torch.Tensor))
+        return torch.stack([t.to(device) for t in tensors]).tolist()
+    return [_to_float(v) for v in values]
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None), list, dict))

@@ -1,0 +1,376 @@
+"""Will it fit? Training memory predicted from one traced training forward on meta.
+
+    total = params + grads + optimizer state + activations
+
+- activations: the tensors autograd saves for backward in one training forward at batch B,
+  the input included, parameters and buffers excluded, each storage counted once (a view
+  keeps its whole storage alive, and two views of one storage cost it once). They are
+  collected with `torch.autograd.graph.saved_tensors_hooks` while the model runs on meta,
+  where storages have no data pointers: a storage is known by its StorageImpl (`_cdata`),
+  and every saved tensor is kept alive until the trace ends so no address is reused.
+- grads: one per trainable parameter, in its dtype.
+- optimizer: the state torch's optimizers keep (momentum buffers, Adam's two moments and a
+  float32 `step` per parameter).
+
+`measure_saved_bytes` counts the same thing on real tensors: the tests and the Trainer compare
+it with the prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+# State tensors per parameter, as multiples of the parameter's bytes, and float32 scalars.
+_STATE: dict[str, tuple[int, int]] = {
+    "sgd": (0, 0), "momentum": (1, 0), "nesterov": (1, 0),
+    "adam": (2, 1), "adamw": (2, 1), "rmsprop": (1, 1),
+}
+OPTIMIZERS = tuple(_STATE)
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_SCALAR_BYTES = 4  # Adam's and RMSprop's `step`: a float32 scalar tensor per parameter
+
+
+class MemoryUsageError(ValueError):
+    """An unknown optimizer, precision or memory size: the message says what is accepted."""
+
+
+@dataclass
+class MemoryEstimate:
+    """Bytes for one training step at `batch_size`; `max_batch` for the budget, if one."""
+
+    batch_size: int
+    optimizer: str
+    amp: str
+    params: int
+    grads: int
+    optimizer_state: int
+    activations: int
+    # Of the activations: the low-precision weight copies autocast makes and backward keeps.
+    amp_weight_copies: int = 0
+    budget: int | None = None  # bytes available (--device-memory or the visible GPU)
+    max_batch: int | None = None  # the largest batch whose total fits the budget
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.params + self.grads + self.optimizer_state + self.activations
+
+    @property
+    def fits(self) -> bool | None:
+        return None if self.budget is None else self.total <= self.budget
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["optimizer"] = self.optimizer_state  # byte counts share one naming scheme
+        data["optimizer_name"] = self.optimizer
+        del data["optimizer_state"]
+        data["total"] = self.total
+        data["fits"] = self.fits
+        return data
+
+
+# --- parameters, grads, optimizer state ------------------------------------------------------
+
+def _unique(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    seen: dict[int, torch.Tensor] = {}
+    for p in params:
+        seen.setdefault(id(p), p)
+    return list(seen.values())
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def param_bytes(model: nn.Module) -> int:
+    return sum(_nbytes(p) for p in _unique(model.parameters()))
+
+
+def grad_bytes(model: nn.Module) -> int:
+    return sum(_nbytes(p) for p in _unique(model.parameters()) if p.requires_grad)
+
+
+def optimizer_bytes(model: nn.Module, optimizer: str) -> int:
+    """The state `torch.optim` keeps after the first step, for the trainable parameters."""
+    if optimizer not in _STATE:
+        raise MemoryUsageError(f"unknown optimizer {optimizer!r}: use one of "
+                               f"{', '.join(OPTIMIZERS)}")
+    copies, scalars = _STATE[optimizer]
+    trainable = [p for p in _unique(model.parameters()) if p.requires_grad]
+    return sum(copies * _nbytes(p) + scalars * _SCALAR_BYTES for p in trainable)
+
+
+# --- saved tensors ---------------------------------------------------------------------------
+
+class SavedTensors:
+    """A saved-tensor hook that counts each storage once, leaving out the given tensors'
+    storages (parameters, buffers). `on_new(nbytes)` is told about every new storage."""
+
+    def __init__(self, exclude: Iterable[torch.Tensor] = (),
+                 on_new: Callable[[int], None] | None = None) -> None:
+        self._excluded = {_storage_key(t) for t in exclude}
+        self._seen: dict[int, int] = {}  # storage key -> bytes
+        self._alive: list[torch.Tensor] = []  # keeps storages alive: keys are never reused
+        self.on_new = on_new
+        self.bytes = 0
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        key = _storage_key(t)
+        if key not in self._excluded and key not in self._seen:
+            size = t.untyped_storage().nbytes()
+            self._seen[key] = size
+            self._alive.append(t)
+            self.bytes += size
+            if self.on_new is not None:
+                self.on_new(size)
+        return t
+
+    def bytes_of(self, tensors: Iterable[torch.Tensor]) -> int:
+        """How many of the saved bytes are these tensors' storages."""
+        keys = {_storage_key(t) for t in tensors}
+        return sum(size for key, size in self._seen.items() if key in keys)
+
+    def hooks(self) -> torch.autograd.graph.saved_tensors_hooks:
+        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
+
+    def release(self) -> None:
+        self._alive.clear()
+
+
+def _storage_key(t: torch.Tensor) -> int:
+    return t.untyped_storage()._cdata
+
+
+def measure_saved_bytes(model: nn.Module, inputs: torch.Tensor | tuple | list,
+                        loss_fn: Callable[[Any], torch.Tensor] | None = None) -> int:
+    """Bytes autograd really saves in one training forward of `model` on real `inputs`
+    (and `loss_fn(output)` when given), counted as the prediction counts them. The graph is
+    freed before returning; the model's train/eval mode is restored."""
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    recorder = SavedTensors(exclude=[*model.parameters(), *model.buffers()])
+    was_training = model.training
+    model.train()
+    try:
+        with torch.enable_grad(), recorder.hooks():
+            out = model(*inputs)
+            if loss_fn is not None:
+                out = loss_fn(out)
+        del out
+    finally:
+        model.train(was_training)
+        recorder.release()
+    return recorder.bytes
+
+
+# --- sizes and budgets -----------------------------------------------------------------------
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
+          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
+          "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """'80GiB' -> 85899345920, '24 GB' -> 24e9, '512MiB', '1.5TiB', or a plain byte count."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS or float(match.group(1)) <= 0:
+        raise MemoryUsageError(f"bad memory size {text!r}: give e.g. 80GiB, 24GB or 512MiB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def visible_gpu_bytes() -> int | None:
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+
+
+def largest_batch(fixed: int, activations: int, batch_size: int, budget: int) -> int:
+    """Activations grow linearly with the batch (what they hold is per sample; the few
+    batch-independent tensors, like rotary tables, make this slightly cautious)."""
+    per_sample = activations / max(batch_size, 1)
+    if fixed > budget:
+        return 0
+    if per_sample <= 0:
+        return batch_size
+    return max(0, math.floor((budget - fixed) / per_sample))
+
+
+# --- mixed precision on meta -----------------------------------------------------------------
+# torch.autocast only acts on CUDA/CPU/... tensors, never on meta ones, so the trace applies
+# CUDA autocast's rules itself: matmul-like ops run in the low precision, the ops autocast
+# keeps in float32 get float32 inputs, everything else runs in its inputs' dtype.
+
+F = torch.nn.functional
+_LOW = {F.linear, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm,
+        torch.Tensor.mm, torch.bmm, torch.Tensor.bmm, torch.addmm, torch.baddbmm, torch.addbmm,
+        torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d,
+        torch.conv_transpose2d, torch.conv_transpose3d, F.scaled_dot_product_attention,
+        torch.einsum, F.prelu, torch.chain_matmul, torch.nn.functional.bilinear}
+_FP32 = {F.softmax, F.log_softmax, torch.softmax, torch.log_softmax, torch.Tensor.softmax,
+         torch.Tensor.log_softmax, F.layer_norm, F.group_norm, torch.layer_norm,
+         torch.group_norm, F.cross_entropy, F.nll_loss, F.mse_loss, F.l1_loss,
+         F.binary_cross_entropy_with_logits, F.smooth_l1_loss, F.kl_div, torch.exp,
+         torch.Tensor.exp, torch.log, torch.Tensor.log, torch.pow, torch.Tensor.pow,
+         torch.rsqrt, torch.Tensor.rsqrt, torch.norm, torch.Tensor.norm, F.softplus,
+         torch.cumsum, torch.Tensor.cumsum}
+
+
+class AutocastRules:
+    """Casts a call's floating-point tensor arguments as CUDA autocast would."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self._param_casts: dict[int, torch.Tensor] = {}  # autocast casts each weight once
+
+    @property
+    def weight_copies(self) -> list[torch.Tensor]:
+        return list(self._param_casts.values())
+
+    def cast(self, func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        try:
+            target = self.dtype if func in _LOW else torch.float32 if func in _FP32 else None
+        except TypeError:  # an unhashable callable
+            target = None
+        if target is None:
+            return args, kwargs
+        return (tuple(self._cast(a, target) for a in args),
+                {k: self._cast(v, target) for k, v in kwargs.items()})
+
+    def _cast(self, value: Any, dtype: torch.dtype) -> Any:
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._cast(v, dtype) for v in value)
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() \
+                or value.dtype == dtype or value.dtype == torch.float64:
+            return value
+        if isinstance(value, nn.Parameter):
+            key = id(value)
+            if key not in self._param_casts:
+                self._param_casts[key] = value.to(dtype)
+            return self._param_casts[key]
+        return value.to(dtype)
+
+
+# --- attention as a real device runs it ------------------------------------------------------
+
+def fused_attention(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """F.scaled_dot_product_attention through the fused kernel a CPU (and, alike, a CUDA)
+    device picks: it saves q, k, v, the output and a log-sum-exp for backward, not the
+    B×H×L×S attention matrix the meta device's math fallback would save. None when the call
+    is one the fused kernel does not take (then the caller runs the original)."""
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale",
+             "enable_gqa")
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    q, k, v = bound.get("query"), bound.get("key"), bound.get("value")
+    if bound.get("enable_gqa") or not all(isinstance(t, torch.Tensor) and t.is_meta
+                                           for t in (q, k, v)):
+        return None
+    if q.dim() != 4 or k.dim() != 4 or q.shape[1] != k.shape[1]:
+        return None  # unbatched or grouped heads: the fused CPU kernel wants B×H×L×E
+    try:
+        out, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, float(bound.get("dropout_p", 0.0)), bool(bound.get("is_causal", False)),
+            attn_mask=bound.get("attn_mask"), scale=bound.get("scale"))
+    except (RuntimeError, TypeError, ValueError, NotImplementedError):
+        return None
+    return out
+
+
+def training_attention_forward(amp: AutocastRules | None) -> Callable:
+    """F.multi_head_attention_forward whose inner calls to scaled_dot_product_attention and
+    linear go through `fused_attention` and the autocast rules: a torch-function mode does not
+    see calls nested in a function it handles, so the function is re-bound to globals that
+    route them (a copy: torch's module stays untouched for other threads)."""
+    original = F.multi_head_attention_forward
+
+    def attention(*args: Any, **kwargs: Any) -> torch.Tensor:
+        if amp is not None:
+            args, kwargs = amp.cast(F.scaled_dot_product_attention, args, kwargs)
+        out = fused_attention(args, kwargs)
+        return out if out is not None else F.scaled_dot_product_attention(*args, **kwargs)
+
+    def linear(*args: Any, **kwargs: Any) -> torch.Tensor:
+        if amp is not None:
+            args, kwargs = amp.cast(F.linear, args, kwargs)
+        return F.linear(*args, **kwargs)
+
+    overlay = {**original.__globals__, "scaled_dot_product_attention": attention,
+               "linear": linear}
+    rebound = types.FunctionType(original.__code__, overlay, original.__name__,
+                                 original.__defaults__, original.__closure__)
+    rebound.__kwdefaults__ = original.__kwdefaults__
+    return rebound
+
+
+# --- the estimate ----------------------------------------------------------------------------
+
+@dataclass
+class MemoryRequest:
+    """What `inspect --batch-size/--optimizer/--amp/--device-memory` asks for."""
+
+    batch_size: int | None = None  # None: the traced input's batch
+    optimizer: str = "adam"
+    amp: str = "off"  # 'off' | 'bf16' | 'fp16'
+    budget: int | None = None  # bytes; None: the visible GPU's memory, if there is one
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in _STATE:
+            raise MemoryUsageError(f"unknown optimizer {self.optimizer!r}: use one of "
+                                   f"{', '.join(OPTIMIZERS)}")
+        if self.amp not in AMP_DTYPES:
+            raise MemoryUsageError(f"unknown --amp {self.amp!r}: use off, bf16 or fp16")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise MemoryUsageError(f"--batch-size must be ≥ 1, got {self.batch_size}")
+
+
+def estimate_memory(model: nn.Module, shapes: list[tuple[int, ...]], dtypes: list[torch.dtype],
+                    request: MemoryRequest) -> tuple[MemoryEstimate | None, Any]:
+    """Trace one training forward of the meta `model` at the requested batch; returns the
+    estimate (None when that forward fails) and the trace result (rows with saved bytes)."""
+    from tui_nn.shapes.trace import make_inputs, trace  # trace builds on this module
+
+    batch = request.batch_size or (shapes[0][0] if shapes and shapes[0] else 1)
+    old = shapes[0][0] if shapes and shapes[0] else None
+    batched = [(batch, *s[1:]) if s and s[0] == old else s for s in shapes]
+    result = trace(model, make_inputs(batched, dtypes), formulas=False, training=True,
+                   amp_dtype=AMP_DTYPES[request.amp])
+    if result.diagnosis is not None:
+        return None, result
+    estimate = MemoryEstimate(
+        batch_size=batch, optimizer=request.optimizer, amp=request.amp,
+        params=param_bytes(model), grads=grad_bytes(model),
+        optimizer_state=optimizer_bytes(model, request.optimizer),
+        activations=result.saved_bytes, amp_weight_copies=result.amp_weight_copies)
+    estimate.budget = request.budget if request.budget is not None else visible_gpu_bytes()
+    if estimate.budget is not None:
+        # Autocast's weight copies do not grow with the batch.
+        copies = estimate.amp_weight_copies
+        fixed = estimate.params + estimate.grads + estimate.optimizer_state + copies
+        estimate.max_batch = largest_batch(fixed, estimate.activations - copies, batch,
+                                           estimate.budget)
+    return estimate, result
+
+
+def copy_saved_bytes(source: list, target: list) -> None:
+    """Per-row saved bytes from the training trace onto the inspection's rows, matched by
+    path and call number (train mode may call modules eval mode skips, and vice versa)."""
+    def keyed(rows: list) -> dict[tuple[str, int], Any]:
+        count: dict[str, int] = {}
+        out = {}
+        for row in rows:
+            n = count.get(row.path, 0)
+            count[row.path] = n + 1
+            out[(row.path, n)] = row
+        return out
+
+    found = keyed(source)
+    for key, row in keyed(target).items():
+        if key in found:
+            row.saved_bytes = found[key].saved_bytes
