@@ -178,3 +178,24 @@ def test_extra_scalars_from_a_file_are_data():
     assert "\x1b" not in name and "\x07" not in name
     assert extra_scalars("not a dict") == {} and extra_scalars(None) == {}
     assert len(extra_scalars({f"s{i}": float(i) for i in range(10)})) == MAX_EXTRA_CURVES
+
+
+# ---- examples/gan_loop.py: the same GAN as a hand-written loop on tui_nn.Run ---------------------
+def test_gan_loop_example_writes_a_run_with_d_and_g_curves(tmp_path):
+    from tui_nn.runs.history import load_history
+
+    run = tmp_path / "loop"
+    example = Path(__file__).parent.parent / "examples" / "gan_loop.py"
+    res = subprocess.run([sys.executable, str(example), "--epochs", "1", "--limit", "256",
+                          "--run-dir", str(run)], capture_output=True, text=True, env=ENV,
+                         timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert "▀" in res.stdout or "▄" in res.stdout  # the generated grid in half blocks
+    records = _records(run)
+    steps = [r for r in records if r["type"] == "StepMetrics"]
+    assert sum(len(r["losses"]) for r in steps) == 256 // 64
+    assert all(set(r["scalars"]) == {"d_loss", "g_loss"} for r in steps)
+    assert all(math.isfinite(v) for r in steps for v in r["scalars"].values())
+    assert records[-1]["type"] == "Finished" and records[-1]["status"] == "finished"
+    assert (run / "ckpt.pt").is_file()
+    assert len(load_history(run).epochs) == 1  # what runs/watch read
