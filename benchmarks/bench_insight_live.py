@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the app drivers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import median_ms  # noqa: E402
 
@@ -87,7 +88,7 @@ def engine_hooks(n_train: int) -> None:
 def redraws(repeat: int) -> None:
     from textual.app import App
 
-    from tui_nn.tui.demo_insight import (fit_event, gradient_flow_events, predictions_event)
+    from demo_insight import (fit_event, gradient_flow_events, predictions_event)
     from tui_nn.tui.live_insight import LiveInsightState
     from tui_nn.tui.widgets import insight as w
 

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the app drivers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import median_ms  # noqa: E402
 
@@ -48,7 +49,7 @@ async def measure(size: tuple[int, int], repeat: int) -> list[tuple[str, float, 
     from textual.geometry import Region
 
     from tui_nn.tui.app import make_app
-    from tui_nn.tui.demo import select_model, settle
+    from demo import select_model, settle
     from tui_nn.tui.screens.activations import ActivationsScreen
     from tui_nn.tui.screens.landscape import LandscapeScreen
     from tui_nn.tui.screens.lessons import open_lesson

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the app drivers
 
 from tui_nn.runs import liveness  # noqa: E402
 from tui_nn.runs.follow import MetricsFollower  # noqa: E402
@@ -115,7 +116,7 @@ def watch_latency(epochs: int) -> None:
     import asyncio
     import json
 
-    from tui_nn.tui.demo import synthetic_run
+    from demo import synthetic_run
     from tui_nn.tui.screens.watch import make_watch_app
 
     events = synthetic_run(epochs=epochs, steps_per_epoch=10, chunk=10)

@@ -60,7 +60,7 @@ def _options(args, run_dir: str) -> dict:
 # ---- children (run on a pseudo-terminal) -------------------------------------------------------
 def child_headless(args) -> None:
     from tui_nn.engine import TrainConfig, Trainer
-    from tui_nn.report.console import RichReporter
+    from tui_nn.commands.console import RichReporter
 
     ds = _dataset(args)
     reporter = RichReporter(sys.stdout)  # what the headless CLI uses on a terminal

@@ -37,11 +37,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the app drivers
 
 from textual._doc import take_svg_screenshot  # noqa: E402
 
 from tui_nn.tui.app import make_app  # noqa: E402
-from tui_nn.tui.demo import replay, select_model, settle, synthetic_run  # noqa: E402
+from demo import replay, select_model, settle, synthetic_run  # noqa: E402
 
 
 def shot(app, path: Path, size: tuple[int, int], run_before, title: str) -> None:
@@ -343,11 +344,11 @@ def data_lesson_shots(out: Path) -> None:
 
 
 def insight_shots(out: Path) -> None:
-    """The Insight tab's views. Their data are computed by tui_nn.tui.demo_insight from real
+    """The Insight tab's views. Their data are computed by tests/demo_insight.py from real
     tiny models (fixed seeds, one CPU thread: a deep sigmoid MLP, the curve net after 40 SGD
     steps, the basic CNN after 60 steps on 2,000 digits) and fed through the bridge as the
     training thread would; the vanishing comparison runs in the app itself."""
-    from tui_nn.tui.demo_insight import (fit_event, gradient_flow_events, predictions_event,
+    from demo_insight import (fit_event, gradient_flow_events, predictions_event,
                                          show_insight)
 
     views = [

@@ -1,7 +1,6 @@
 import os
-import sys
 from pathlib import Path
 
 # Generated datasets are cached; keep the tests' cache out of the user's home.
 os.environ.setdefault("TUI_NN_CACHE", str(Path(__file__).parent.parent / ".pytest-cache-data"))
-sys.path.insert(0, str(Path(__file__).parent))
+

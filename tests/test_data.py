@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import gzip
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
@@ -670,15 +667,3 @@ def test_split_is_a_partition_with_both_sides_non_empty(n, seed, stratify):
     assert train.numel() > 0 and val.numel() > 0
     assert sorted(torch.cat([train, val]).tolist()) == list(range(n))
     assert val.numel() <= max(1, round(0.2 * n)) + 3
-
-
-def test_data_package_never_imports_ui_libraries():
-    code = (
-        "import sys, tui_nn.data, tui_nn.data.registry;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'typer', 'rich', 'plotext')];"
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-

@@ -16,7 +16,7 @@ from tui_nn.cli import app
 from tui_nn.engine import TrainConfig, Trainer
 from tui_nn.engine import events as ev
 from tui_nn.insight import activations, autograd, classify, fit, gradflow, landscape
-from tui_nn.insight import sequence as seq
+from tui_nn.lessons import sequence as seq
 from tui_nn.zoo.regression import CurveNet, LinearModel, LogisticRegressionModel
 from tui_nn.zoo.vision import BasicCNN, ResidualCNN
 
@@ -348,24 +348,6 @@ def test_lstm_remembers_across_a_long_sequence_where_the_rnn_cannot():
 
 
 # ---- import hygiene and the CLI --------------------------------------------------------------
-
-def test_insight_never_imports_ui_libraries():
-    # Every import statement, at any depth (lazy imports inside functions count too).
-    import ast
-    from pathlib import Path
-
-    import tui_nn.insight
-
-    banned = {"textual", "textual_plotext", "typer", "rich", "plotext"}
-    for path in Path(tui_nn.insight.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                roots = {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                roots = {node.module.split(".")[0]}
-            else:
-                continue
-            assert not roots & banned, f"{path.name} imports {roots & banned}"
 
 
 def test_cli_plot_activations_draws_every_function():

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tui_nn.cli import app
-from tui_nn.report.inspect_cmd import run_inspect
+from tui_nn.commands.inspect_cmd import run_inspect
 
 runner = CliRunner()
 
@@ -192,6 +192,6 @@ def test_rich_output_on_a_terminal(capsys, monkeypatch):
 
 
 def test_inspect_command_module_does_not_import_torch():
-    code = ("import sys; import tui_nn.report.inspect_cmd; "
+    code = ("import sys; import tui_nn.commands.inspect_cmd; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

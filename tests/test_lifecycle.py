@@ -229,7 +229,7 @@ def test_checkpoint_loading_says_what_the_file_is(tmp_path):
     Trainer(TrainConfig("linear", epochs=1, run_dir=str(run)), dataset=line_dataset()).run()
     with pytest.raises(CheckpointError, match="best.pt.*--resume"):
         load_checkpoint(run / "best.pt")
-    with pytest.raises(CheckpointError, match="not a checkpoint"):
+    with pytest.raises(CheckpointError, match="it is not one"):
         load_checkpoint(run / "config.json")
     (tmp_path / "passwd.pt").symlink_to("/etc/passwd")
     with pytest.raises(CheckpointError, match="symlink"):
@@ -358,3 +358,24 @@ def test_runs_calls_a_run_interrupted_only_when_resume_can_continue_it(tmp_path)
     (empty / "metrics.jsonl").write_text('{"type":"RunStarted","model":"x"}\n')
     info = read_run_info(empty, check_writers=False, live_window_s=0)
     assert info.status != "interrupted" and not info.resumable
+
+
+def test_the_run_records_measured_memory_beside_what_inspect_predicts(tmp_path):
+    """config.json holds what one training forward really saved; `inspect --batch-size`
+    predicts the same figure for the same model and batch."""
+    from helpers import blobs_images
+    from tui_nn.shapes import inspect_model
+    from tui_nn.shapes.memory import MemoryRequest
+    from tui_nn.zoo import get_model_spec
+
+    run = tmp_path / "mem"
+    Trainer(TrainConfig("cnn", epochs=1, batch_size=16, run_dir=str(run)),
+            dataset=blobs_images(n_train=64, n_val=16)).run()
+    measured = json.loads((run / "config.json").read_text())["memory_measured"]
+    assert measured["batch_size"] == 16 and measured["rss_bytes"] > 0
+    predicted = inspect_model(get_model_spec("cnn").build(), [(1, 28, 28)],
+                              memory=MemoryRequest(batch_size=16, optimizer="sgd")).memory
+    assert predicted is not None
+    # The run's measurement includes the loss; the prediction counts the model's forward.
+    assert abs(measured["saved_activation_bytes"] - predicted.activations) \
+        <= 0.1 * predicted.activations

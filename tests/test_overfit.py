@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tui_nn.insight.overfit import SmallCNN, gap_table, overfit_curves
+from tui_nn.lessons.overfit import SmallCNN, gap_table, overfit_curves
 
 
 def test_curves_per_epoch_and_the_gap_opens_without_remedies():
@@ -25,5 +25,5 @@ def test_curves_per_epoch_and_the_gap_opens_without_remedies():
 
 def test_dropout_variant_and_empty_gap():
     assert SmallCNN(0.5).drop.p == 0.5
-    from tui_nn.insight.overfit import OverfitCurve
+    from tui_nn.lessons.overfit import OverfitCurve
     assert math.isnan(OverfitCurve("plain").gap)

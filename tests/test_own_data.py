@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from tui_nn.cli import app
 from tui_nn.data import load_dataset
-from tui_nn.engine import TrainConfig, Trainer, tasks
+from tui_nn.data import tasks
+from tui_nn.engine import TrainConfig, Trainer
 from tui_nn.engine import events as ev
-from tui_nn.engine.model_fit import FitError, check_output_fits, ends_in_probabilities
+from tui_nn.data.model_fit import FitError, check_output_fits, ends_in_probabilities
 
 runner = CliRunner()
 IMAGE_MODELS = ("mlp", "cnn", "resnet", "lenet", "inception")

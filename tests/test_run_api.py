@@ -99,7 +99,8 @@ def test_a_loop_is_listed_watched_paused_resumed_and_stopped(tmp_path):
 
 
 async def test_watch_follows_a_loop_run(tmp_path):
-    from test_watch import no_nvml, wait_for
+    from pilot_helpers import wait_for_live as wait_for
+    from test_watch import no_nvml
     from tui_nn.tui.screens.watch import make_watch_app
 
     run = tmp_path / "w"

@@ -402,7 +402,7 @@ def test_cli_export_of_a_bad_run_is_one_line_and_exit_2(runs_root, arg):
 
 
 def test_runs_and_system_import_neither_torch_nor_ui():
-    code = ("import sys, tui_nn.runs, tui_nn.system, tui_nn.report.runs_cmd;"
+    code = ("import sys, tui_nn.runs, tui_nn.system, tui_nn.commands.runs_cmd;"
             "print([m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'textual', 'typer', 'rich', 'plotext')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

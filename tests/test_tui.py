@@ -5,11 +5,9 @@ throttle)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,7 @@ from tui_nn.tui.app import make_app
 from tui_nn.tui.history import BucketSeries, Point, RunHistory, ema
 
 from helpers import blobs_images, line_dataset
-
-SIZE = (100, 30)
+from pilot_helpers import SIZE, wait_for, wait_for_exit
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -33,23 +30,6 @@ def tiny_images(n_train: int = 128, n_val: int = 32, seed: int = 0) -> Dataset:
 
 def line_data() -> Dataset:
     return line_dataset()
-
-
-async def wait_for(pilot, predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-async def wait_for_exit(app, timeout: float = 30.0):
-    """pilot.pause() waits for the screen to go idle, which a closing app may never do."""
-    deadline = time.monotonic() + timeout
-    while app.is_running:
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app to exit")
-        await asyncio.sleep(0.05)
 
 
 async def ready(pilot, inspected: bool = True):

@@ -11,21 +11,12 @@ import pytest
 
 from tui_nn.data.base import Dataset
 from tui_nn.tui.app import make_app
-from tui_nn.tui.demo import SNAPSHOT_SIZE, settle
-from tui_nn.tui.demo_insight import (fit_event, gradient_flow_events, predictions_event,
+from demo import SNAPSHOT_SIZE, settle
+from demo_insight import (fit_event, gradient_flow_events, predictions_event,
                                      show_insight)
 
 from helpers import blobs_images
-
-SIZE = (100, 30)
-
-
-async def wait_for(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+from pilot_helpers import SIZE, wait_for
 
 
 async def ready(pilot):

@@ -6,23 +6,15 @@ clear of its scrollbar."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from typer.testing import CliRunner
 
 from tui_nn.cli import app as cli_app
 from tui_nn.tui.app import make_app
-from tui_nn.tui.demo import select_model, settle
+from demo import select_model, settle
 from tui_nn.tui.widgets.inspector_table import arithmetic_text, check_text, count_text
-
-
-async def wait_for(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+from pilot_helpers import wait_for
 
 
 def table_lines(inspector) -> list[str]:

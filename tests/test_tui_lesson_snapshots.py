@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from tui_nn.tui.app import make_app
-from tui_nn.tui.demo import SNAPSHOT_SIZE, select_model, settle
+from demo import SNAPSHOT_SIZE, select_model, settle
 
 
 async def _until(pilot, predicate, timeout: float = 60.0) -> None:

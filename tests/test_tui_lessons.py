@@ -4,23 +4,13 @@ driven by Pilot with real tiny computation on the CPU."""
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
 from tui_nn.tui.app import make_app
-from tui_nn.tui.demo import select_model, settle
+from demo import select_model, settle
 from tui_nn.tui.screens.lessons import LESSONS, open_lesson
-
-SIZE = (100, 30)
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+from pilot_helpers import SIZE, wait_for
 
 
 async def open_from_palette(pilot, title: str):
@@ -53,7 +43,7 @@ def test_every_lesson_view_is_in_the_command_palette():
 @pytest.mark.asyncio
 async def test_activation_view_plots_all_seven_and_their_derivatives():
     from tui_nn.insight.activations import ACTIVATIONS, activation_curves
-    from tui_nn.report.plot_cmd import activations_text
+    from tui_nn.commands.plot_cmd import activations_text
     from tui_nn.tui.screens.activations import ActivationsScreen
 
     app = make_app()

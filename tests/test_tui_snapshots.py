@@ -1,14 +1,14 @@
 """Snapshot tests of the app's main views (pytest-textual-snapshot).
 
 Frames are deterministic: a fixed terminal size, no clock, and runs are replayed from fixed
-engine events through the real bridge (tui_nn.tui.demo), so no throughput, ETA or date shows.
+engine events through the real bridge (tests/demo.py), so no throughput, ETA or date shows.
 Update after an intended change with: pytest tests/test_tui_snapshots.py --snapshot-update
 """
 
 from __future__ import annotations
 
 from tui_nn.tui.app import make_app
-from tui_nn.tui.demo import SNAPSHOT_SIZE, replay, select_model, settle, synthetic_run
+from demo import SNAPSHOT_SIZE, replay, select_model, settle, synthetic_run
 
 
 def test_model_picker_with_inspector(snap_compare):

@@ -148,7 +148,7 @@ def test_tui_nn_runs_on_a_hostile_tree_exits_0_quickly_and_lists_the_good_runs(t
 
 
 def test_runs_table_for_a_terminal_is_the_same_inert_text(tmp_path):
-    from tui_nn.report.runs_cmd import run_runs
+    from tui_nn.commands.runs_cmd import run_runs
 
     hostile_tree(tmp_path, big_line=False)
     out = io.StringIO()
@@ -183,7 +183,7 @@ def test_inspect_shows_hostile_layer_names_as_text(tmp_path):
 
     from rich.console import Console
 
-    from tui_nn.report.inspect_render import render_rich
+    from tui_nn.commands.inspect_render import render_rich
     from tui_nn.shapes.api import inspect_model
     from tui_nn.shapes.parse import parse_inputs
 
@@ -197,7 +197,7 @@ def test_inspect_shows_hostile_layer_names_as_text(tmp_path):
 
 def test_headless_console_lines_are_clean():
     from tui_nn.engine import events as ev
-    from tui_nn.report.console import PlainReporter
+    from tui_nn.commands.console import PlainReporter
 
     out = io.StringIO()
     reporter = PlainReporter(out)
@@ -605,7 +605,7 @@ def test_any_strings_in_a_run_directory_give_an_inert_runs_table(name, model, da
                                                                    kind):
     import tempfile
 
-    from tui_nn.report.runs_cmd import runs_table
+    from tui_nn.commands.runs_cmd import runs_table
     from tui_nn.runs import read_run_info
 
     with tempfile.TemporaryDirectory() as tmp:

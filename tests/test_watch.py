@@ -26,12 +26,13 @@ from tui_nn.engine import events as ev
 from tui_nn.runs import liveness
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.system import NvmlSession, gpu_stats
-from tui_nn.tui.demo import synthetic_run
+from demo import synthetic_run
 from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
 from tui_nn.tui.screens.watch import WatchScreen, make_watch_app
 from tui_nn.tui.widgets.system_pane import SystemPane, format_reading, read_system
+from pilot_helpers import SIZE
+from pilot_helpers import wait_for_live as wait_for
 
-SIZE = (100, 30)
 REPO = Path(__file__).resolve().parent.parent
 STARTED_AT = "2025-01-01T12:00:00"
 
@@ -67,12 +68,6 @@ def tree(path: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-async def wait_for(pilot, predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)  # not pilot.pause: a followed run never lets it go idle
 
 
 # ---- the follower ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from test_watch import make_runs, no_nvml, runs_app, write_run
-from tui_nn.tui.demo import synthetic_run
+from demo import synthetic_run
 from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
 from tui_nn.tui.screens.watch import make_watch_app
 from tui_nn.tui.widgets.system_pane import SystemPane

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from test_watch import no_nvml, wait_for
+from test_watch import no_nvml
 from tui_nn.engine.channel import SOCKET_FILE
 from tui_nn.tui.screens.watch import make_watch_app
+from pilot_helpers import SIZE
+from pilot_helpers import wait_for_live as wait_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-SIZE = (100, 30)
 
 
 def _records(run: Path) -> list[dict]:

@@ -3,7 +3,7 @@
 `tui_nn.Run` logs any training loop into a run directory that `tui-nn runs`, `watch` and
 `control` understand (tui_nn/run.py). Importing tui_nn loads no torch, textual or rich."""
 
-__version__ = "0.1.0"
+from tui_nn.version import __version__
 
 __all__ = ["Run", "__version__"]
 

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from tui_nn import __version__
+from tui_nn.commands.options import with_train_options
+from tui_nn.version import __version__
 
 app = typer.Typer(
     name="tui-nn",
@@ -76,37 +77,22 @@ def _check_options(model: Optional[str], options: dict) -> None:
 @app.command("models")
 def models_cmd() -> None:
     """List the model zoo: name, description, input shape, default dataset, parameters."""
-    from tui_nn.report.tables import models_table
+    from tui_nn.commands.tables import models_table
     typer.echo(models_table(), nl=False)
 
 
 @app.command("datasets")
 def datasets_cmd() -> None:
     """List the datasets: embedded ones are generated in code (no download)."""
-    from tui_nn.report.tables import datasets_table
+    from tui_nn.commands.tables import datasets_table
     typer.echo(datasets_table(), nl=False)
 
 
-# Options shared by `train` and `tui` (the app's form starts from them).
-DatasetOpt = Annotated[Optional[str], typer.Option(
-    "--dataset", "-d", help="Dataset name, csv:PATH, folder:PATH (default: the model's).")]
-EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", "-e",
-                                                  help="Epochs (default: model's).")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Batch size.")]
-LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")]
-OptimizerOpt = Annotated[Optional[str], typer.Option(
-    "--optimizer", "-o", help="sgd, momentum, nesterov, adam, adamw or rmsprop.")]
-ScheduleOpt = Annotated[str, typer.Option("--schedule",
-                                          help="lr schedule: none, step, cosine or onecycle.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
-SeedOpt = Annotated[int, typer.Option("--seed",
-                                      help="Random seed (runs on the CPU are reproducible).")]
+# Training options are declared once, on TrainConfig's fields (engine/config.py), and added
+# to `train` and `tui` by commands/options.py.
 ResumeOpt = Annotated[Optional[str], typer.Option(
-    "--resume", help="Continue the run in this run directory.")]
-AmpOpt = Annotated[str, typer.Option("--amp",
-                                     help="CUDA mixed precision: off, auto, bf16, fp16.")]
-ThreadsOpt = Annotated[int, typer.Option(
-    "--threads", help="CPU threads (0: pick the faster of 1 and all by timing).")]
+    "--resume", help="Continue the run in this run directory (or a file in it).",
+    rich_help_panel="Run")]
 
 
 def _check_resume(resume: Optional[str], requested: Optional[dict] = None) -> None:
@@ -123,79 +109,52 @@ def _check_resume(resume: Optional[str], requested: Optional[dict] = None) -> No
 
 def _given(ctx: typer.Context, options: dict) -> dict:
     """The options the user typed (not Typer's defaults): what a resume is asked to change."""
-    names = {"checkpoint_every_steps": "checkpoint_every", "compile": "compile_"}
-
     def typed(name: str) -> bool:
-        source = ctx.get_parameter_source(names.get(name, name))
+        source = ctx.get_parameter_source(name)
         return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
     return {k: v for k, v in options.items() if typed(k)}
 
 
 @app.command("train")
+@with_train_options()
 def train_cmd(
     ctx: typer.Context,
     model: Optional[str] = typer.Argument(
         None, help="Zoo model name (see `tui-nn models`), path/to/model.py:Class or "
                    "module:factory; left out with --resume (the run's own)."),
-    dataset: DatasetOpt = None,
-    data_dir: Optional[str] = typer.Option(None, "--data-dir",
-                                           help="Where torchvision datasets live "
-                                                "(default $TUI_NN_DATA or ./data)."),
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD/RMSprop momentum."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
-    augment: Optional[str] = typer.Option(
-        None, "--augment", metavar="SPEC",
-        help="Augment training images on the device: crop=2,flip,rotate=10,scale=0.1,"
-             "jitter=0.2,blur=1,noise=0.1 or a preset (digits, photos)."),
-    schedule: ScheduleOpt = "none",
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip",
-                                              help="Clip the global gradient norm to this."),
-    device: DeviceOpt = "auto",
-    seed: SeedOpt = 0,
-    run_dir: Optional[str] = typer.Option(None, "--run-dir",
-                                          help="Run directory (default runs/<time>-<model>-<data>)."),
     resume: ResumeOpt = None,
-    checkpoint_every: int = typer.Option(0, "--checkpoint-every",
-                                         help="Also checkpoint every N steps (0: epoch ends, "
-                                              "every 5 minutes and on stop)."),
-    amp: AmpOpt = "off",
-    compile_: bool = typer.Option(False, "--compile",
-                                  help="torch.compile the model (CUDA graphs for small models)."),
-    channels_last: str = typer.Option("auto", "--channels-last",
-                                      help="auto (CNNs on CUDA), on or off."),
-    threads: ThreadsOpt = 0,
     headless: bool = typer.Option(False, "--headless",
                                   help="Train in this terminal without the app."),
     nproc_per_node: Optional[int] = typer.Option(
-        None, "--nproc-per-node", help="DDP: processes (GPUs) on this machine, via torchrun."),
-    nnodes: Optional[str] = typer.Option(None, "--nnodes", help="DDP: number of machines."),
-    node_rank: Optional[int] = typer.Option(None, "--node-rank", help="DDP: this machine's rank."),
+        None, "--nproc-per-node", help="DDP: processes (GPUs) on this machine, via torchrun.",
+        rich_help_panel="Distributed"),
+    nnodes: Optional[str] = typer.Option(None, "--nnodes", help="DDP: number of machines.",
+                                         rich_help_panel="Distributed"),
+    node_rank: Optional[int] = typer.Option(None, "--node-rank",
+                                            help="DDP: this machine's rank.",
+                                            rich_help_panel="Distributed"),
     rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint",
-                                                help="DDP: HOST:PORT of the rendezvous."),
-    rdzv_id: Optional[str] = typer.Option(None, "--rdzv-id", help="DDP: a job id shared by nodes."),
+                                                help="DDP: HOST:PORT of the rendezvous.",
+                                                rich_help_panel="Distributed"),
+    rdzv_id: Optional[str] = typer.Option(None, "--rdzv-id",
+                                          help="DDP: a job id shared by nodes.",
+                                          rich_help_panel="Distributed"),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    options: Optional[dict] = None,
 ) -> None:
     """Train a model: in the app (it starts at once) on a terminal, or with --headless (and
     whenever output is not a terminal) with progress lines for logs.
 
     --batch-size is the global batch; with --nproc-per-node N it is split across N processes."""
-    options = dict(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
-                   lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-                   augment=augment, schedule=schedule, grad_clip=grad_clip, device=device,
-                   seed=seed, run_dir=run_dir, checkpoint_every_steps=checkpoint_every, amp=amp,
-                   compile=compile_, channels_last=channels_last, threads=threads)
+    options = dict(options or {})
     if resume is not None:
         # Only what was typed may change a resumed run; the rest comes from the run.
         options = _given(ctx, options)
     elif model is None:
         raise _die("give a MODEL to train (see `tui-nn models`), or --resume RUN_DIR")
     if nproc_per_node is not None and "WORLD_SIZE" not in os.environ:
-        from tui_nn.report.train_cmd import launch_distributed
+        from tui_nn.commands.train_cmd import launch_distributed
         raise typer.Exit(launch_distributed(model, options, resume=resume, debug=debug,
                                             nproc_per_node=nproc_per_node, nnodes=nnodes,
                                             node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
@@ -207,7 +166,7 @@ def train_cmd(
             _open_app(model, options, start=resume is None, resume=resume)
             return
         # No terminal to draw on (a pipe, nohup, CI): headless is the only thing that works.
-    from tui_nn.report.train_cmd import run_training
+    from tui_nn.commands.train_cmd import run_training
     code = run_training(model, options, resume=resume, debug=debug)
     raise typer.Exit(code)
 
@@ -234,43 +193,33 @@ def inspect_cmd(
 ) -> None:
     """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
     (or --optimizer, --amp, --device-memory) whether training fits in memory."""
-    from tui_nn.report.inspect_cmd import MemoryOptions, run_inspect
+    from tui_nn.commands.inspect_cmd import MemoryOptions, run_inspect
     memory = MemoryOptions(batch_size, optimizer, amp, device_memory)
     raise typer.Exit(run_inspect(source, list(input or []), depth, as_json, dtype, debug,
                                  memory=memory))
 
 
 @app.command("tui")
+@with_train_options(tui_only=True)
 def tui_cmd(
+    ctx: typer.Context,
     model: Optional[str] = typer.Argument(None, help="Model to select (zoo name, "
                                                      "path/to/model.py:Class, module:factory)."),
-    dataset: DatasetOpt = None,
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = None,
-    lr: LrOpt = None,
-    optimizer: OptimizerOpt = None,
-    schedule: ScheduleOpt = "none",
-    device: DeviceOpt = "auto",
-    seed: SeedOpt = 0,
-    amp: AmpOpt = "off",
-    threads: ThreadsOpt = 0,
     start: bool = typer.Option(False, "--start", help="Start training MODEL at once."),
     resume: ResumeOpt = None,
     input: Optional[list[str]] = typer.Option(
         None, "--input", "-i", help="The inspector's input shape for MODEL, e.g. 1x28x28."),
+    options: Optional[dict] = None,
 ) -> None:
     """Open the app (the same as `tui-nn` with no command), its form filled from the options."""
-    options = dict(dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
-                   optimizer=optimizer, schedule=schedule, device=device, seed=seed, amp=amp,
-                   threads=threads)
     if start and model is None:
         raise _die("--start needs a MODEL")
+    options = dict(options or {})
     _check_options(model, options)
     _check_resume(resume)
-    # Only what the user set: defaults must not make the app jump to the Train tab.
-    defaults = dict(schedule="none", device="auto", seed=0, amp="off", threads=0)
-    options = {k: v for k, v in options.items() if v is not None and defaults.get(k) != v}
-    _open_app(model, options, start=start, resume=resume, input_text=_input_text(input))
+    # Only what the user typed: defaults must not make the app jump to the Train tab.
+    _open_app(model, {k: v for k, v in _given(ctx, options).items() if v is not None},
+              start=start, resume=resume, input_text=_input_text(input))
 
 
 def _input_text(inputs: Optional[list[str]]) -> Optional[str]:
@@ -292,7 +241,7 @@ def runs_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List runs: model, dataset, status, epochs, best metric, duration, size on disk."""
-    from tui_nn.report.runs_cmd import run_runs
+    from tui_nn.commands.runs_cmd import run_runs
     raise typer.Exit(run_runs(root, as_json))
 
 
@@ -330,8 +279,23 @@ def control_cmd(
 ) -> None:
     """Steer a run that is training (headless, under nohup/Slurm, or in the app) through its
     control channel: exit 0 when the run took the request, 1 when it is not training."""
-    from tui_nn.report.control_cmd import run_control
+    from tui_nn.commands.control_cmd import run_control
     raise typer.Exit(run_control(run, action, factor, root))
+
+
+@app.command("serve")
+def serve_cmd(
+    args: Optional[list[str]] = typer.Argument(
+        None, help="The tui-nn command to serve, after `--` (default: the app), e.g. "
+                   "`-- watch RUN`."),
+    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Address to listen on (default: this machine only)."),
+) -> None:
+    """The app in a browser (textual-serve), on localhost: forward it from a GPU box with
+    `ssh -L 8000:localhost:8000 gpu-box` and open the URL it prints. Ctrl-C stops it."""
+    from tui_nn.commands.serve_cmd import run_serve
+    raise typer.Exit(run_serve(host, port, list(args or [])))
 
 
 @app.command("export")
@@ -345,7 +309,7 @@ def export_cmd(
                                       help="Write here instead of into the run directory."),
 ) -> None:
     """Export a run's metrics for other tools: CSV files or TensorBoard event files."""
-    from tui_nn.report.runs_cmd import run_export
+    from tui_nn.commands.runs_cmd import run_export
     raise typer.Exit(run_export(run, csv, out, tensorboard=tensorboard))
 
 
@@ -364,7 +328,7 @@ def plot_cmd(
 ) -> None:
     """Insight plots in the terminal: activation functions, the MSE landscape with GD/SGD
     walks, vanishing gradients in a deep sigmoid net."""
-    from tui_nn.report.plot_cmd import run_plot
+    from tui_nn.commands.plot_cmd import run_plot
     raise typer.Exit(run_plot(what, derivatives=derivatives, lr=lr, epochs=epochs, steps=steps,
                               width=width, height=height, debug=debug))
 

@@ -33,7 +33,7 @@ class DiskWriteError(OSError):
         if self.cause.errno == errno.ELOOP:
             reason = "it is a symlink (tui-nn never writes through links)"
         free = free_space(self.path.parent)
-        where = f" ({fmt_size(free)} free)" if free is not None else ""
+        where = f" ({_decimal_size(free)} free)" if free is not None else ""
         return f"{reason.lower()} writing {self.path}{where}"
 
 
@@ -44,7 +44,8 @@ def free_space(directory: str | Path) -> int | None:
         return None
 
 
-def fmt_size(n: int) -> str:
+def _decimal_size(n: int) -> str:
+    """3100000 -> '3.1 MB' (disk tools speak decimal)."""
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"

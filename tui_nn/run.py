@@ -225,7 +225,7 @@ class Run(Controls):
         return factor
 
     def _config_record(self) -> dict[str, Any]:
-        from tui_nn import __version__
+        from tui_nn.version import __version__
         return {**{k: v for k, v in self.config.items() if _jsonable(v)},
                 "model": self.model, "dataset": self.dataset, "metric": self.metric,
                 "epochs": self.epochs, "source": "tui_nn.Run", "tui_nn_version": __version__,

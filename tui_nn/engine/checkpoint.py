@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from tui_nn import __version__
+from tui_nn.version import __version__
 from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.fsio import DiskWriteError, atomic_write
 
@@ -167,8 +167,8 @@ def _check_is_checkpoint_file(path: Path) -> None:
     if path.name == CONFIG_FILE or not (head.startswith(_ZIP_MAGIC)
                                         or head.startswith(_PICKLE_MAGIC)):
         raise CheckpointError(
-            f"{path} is not a checkpoint (not a file torch.save wrote); pass the run "
-            f"directory to --resume, e.g. --resume {path.parent}")
+            f"cannot read checkpoint {path}: it is not one (not a file torch.save wrote); "
+            "pass a run directory to --resume")
     if head.startswith(_ZIP_MAGIC) and _EOCD_MAGIC not in tail:
         raise CheckpointError(f"{path} is truncated (its end is missing: an interrupted copy "
                               "or write?); use another checkpoint of the run")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
@@ -16,38 +16,78 @@ class ConfigError(ValueError):
     """A bad setting; the message is shown to the user as one line."""
 
 
+def option(flag: str, help: str, *, short: str | None = None, panel: str = "Optimisation",
+           choices: tuple[str, ...] | None = None, tui: bool = False, form: bool = False,
+           metavar: str | None = None) -> dict[str, Any]:
+    """A field's command-line option: `tui-nn train` gets every field that has one, `tui-nn
+    tui` those with tui=True, the app's form those with form=True (tui_nn/commands/options.py
+    turns these into Typer options; choices are listed in --help)."""
+    return {"option": {"flag": flag, "short": short, "help": help, "panel": panel,
+                       "choices": choices, "tui": tui, "form": form, "metavar": metavar}}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training run. None means 'the model's default' (see zoo.TrainDefaults)."""
+    """A training run. None means 'the model's default' (see zoo.TrainDefaults).
+
+    A field with option(...) metadata is a command-line option; a new option is one field."""
 
     model: str
-    dataset: str | None = None  # registry name, csv:PATH, folder:PATH, longrange:LEN
-    data_dir: str | None = None  # torchvision sets live here (DIR/MNIST/raw ...)
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    optimizer: str | None = None
-    momentum: float | None = None  # for sgd/momentum/nesterov/rmsprop
-    weight_decay: float = 0.0
-    # Random transforms of training image batches on the device (tui_nn/data/augment.py):
-    # "crop=2,flip,rotate=10,..." or a preset name; "" = none. Never applied to validation.
-    augment: str = ""
-    schedule: str = "none"
-    grad_clip: float | None = None  # max global grad norm; None = off
-    device: str = "auto"
-    seed: int = 0
-    run_dir: str | None = None  # exact directory for this run
+    dataset: str | None = field(default=None, metadata=option(
+        "--dataset", "Dataset name, csv:PATH, folder:PATH, longrange:LEN (default: the "
+        "model's).", short="-d", panel="Data", tui=True, form=True))
+    data_dir: str | None = field(default=None, metadata=option(
+        "--data-dir", "Where torchvision datasets live (default $TUI_NN_DATA or ./data).",
+        panel="Data"))
+    augment: str = field(default="", metadata=option(
+        "--augment", "Augment training images on the device: crop=2,flip,rotate=10,scale=0.1,"
+        "jitter=0.2,blur=1,noise=0.1 or a preset (digits, photos).", panel="Data",
+        metavar="SPEC"))  # never applied to validation (tui_nn/data/augment.py)
+    epochs: int | None = field(default=None, metadata=option(
+        "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True))
+    batch_size: int | None = field(default=None, metadata=option(
+        "--batch-size", "Batch size (the global batch under DDP).", short="-b", tui=True,
+        form=True))
+    lr: float | None = field(default=None, metadata=option(
+        "--lr", "Learning rate.", tui=True, form=True))
+    optimizer: str | None = field(default=None, metadata=option(
+        "--optimizer", "The optimizer.", short="-o", choices=OPTIMIZERS, tui=True, form=True))
+    momentum: float | None = field(default=None, metadata=option(
+        "--momentum", "SGD/RMSprop momentum."))
+    weight_decay: float = field(default=0.0, metadata=option(
+        "--weight-decay", "L2 weight decay."))
+    schedule: str = field(default="none", metadata=option(
+        "--schedule", "lr schedule.", choices=SCHEDULES, tui=True, form=True))
+    grad_clip: float | None = field(default=None, metadata=option(
+        "--grad-clip", "Clip the global gradient norm to this."))  # None = off
+    device: str = field(default="auto", metadata=option(
+        "--device", "auto, cpu, cuda, cuda:N or mps.", panel="Hardware", tui=True))
+    seed: int = field(default=0, metadata=option(
+        "--seed", "Random seed (runs on the CPU are reproducible).", panel="Run", tui=True))
+    run_dir: str | None = field(default=None, metadata=option(
+        "--run-dir", "Run directory (default runs/<time>-<model>-<data>); refused if it holds "
+        "a run.", panel="Run"))
     runs_root: str = "runs"  # parent of generated run directories
     save: bool = True  # False: no run directory at all (tests, benchmarks)
     val_batch_size: int = 2048
-    checkpoint_every_steps: int = 0  # 0 = only at epoch ends and on stop
+    checkpoint_every_steps: int = field(default=0, metadata=option(
+        "--checkpoint-every", "Also checkpoint every N steps (0: step 0, epoch ends, every 5 "
+        "minutes and on stop).", panel="Run"))
     checkpoint_every_minutes: float = 5.0
     report_interval_s: float = 0.2  # how often step losses are read back from the device
     download: bool = True  # allow torchvision downloads when the data is missing
-    amp: str = "off"  # autocast on CUDA: off, bf16, fp16 (fp16 uses a GradScaler), auto
-    compile: bool = False  # torch.compile the model (CUDA graphs for tiny models on CUDA)
-    channels_last: str = "auto"  # auto (CNNs on CUDA), on, off
-    threads: int = 0  # CPU intra-op threads; 0 = pick by timing a few steps (see Trainer)
+    amp: str = field(default="off", metadata=option(
+        "--amp", "CUDA mixed precision (fp16 uses a GradScaler).", choices=AMP_MODES,
+        panel="Hardware", tui=True))
+    compile: bool = field(default=False, metadata=option(
+        "--compile", "torch.compile the model (CUDA graphs for small models).",
+        panel="Hardware"))
+    channels_last: str = field(default="auto", metadata=option(
+        "--channels-last", "auto (CNNs on CUDA), on or off.", choices=("auto", "on", "off"),
+        panel="Hardware"))
+    threads: int = field(default=0, metadata=option(
+        "--threads", "CPU threads (0: pick the faster of 1 and all by timing).",
+        panel="Hardware", tui=True))
     tensorboard: bool = True  # also write TensorBoard events when the package is installed
     control: bool = True  # serve the run's control channel (engine/channel.py)
     # NaN/Inf loss: "stop" checkpoints the last good state and fails (headless); "pause" keeps
@@ -119,7 +159,7 @@ class TrainConfig:
         if not 0 <= self.seed < 2**63:  # torch.manual_seed takes a 64-bit integer
             raise bad(f"--seed must be an integer in 0..2^63-1 (got {self.seed})")
         if self.augment:
-            from tui_nn.data.augment import AugmentError, parse_augment
+            from tui_nn.data.augment_spec import AugmentError, parse_augment
             try:
                 parse_augment(self.augment)
             except AugmentError as e:
@@ -138,15 +178,14 @@ CHANGEABLE_ON_RESUME = ("epochs", "lr", "grad_clip", "checkpoint_every_steps",
 # ...and the ones fixed by the run (the data, the model, the optimizer state's meaning).
 FIXED_ON_RESUME = ("model", "dataset", "batch_size", "optimizer", "momentum", "weight_decay",
                    "schedule", "seed")
-_FLAG_OF = {"checkpoint_every_steps": "checkpoint-every", "batch_size": "batch-size",
-            "weight_decay": "weight-decay", "grad_clip": "grad-clip",
-            "channels_last": "channels-last", "data_dir": "data-dir"}
 
 
 def flag(field_name: str) -> str:
+    """The command-line name of a TrainConfig field ('--batch-size'; MODEL)."""
     if field_name == "model":
         return "MODEL"
-    return "--" + _FLAG_OF.get(field_name, field_name.replace("_", "-"))
+    spec = OPTION_FIELDS.get(field_name)
+    return spec["flag"] if spec else "--" + field_name.replace("_", "-")
 
 
 def requested_fields(cfg: TrainConfig) -> dict[str, Any]:
@@ -189,3 +228,9 @@ def resume_config(saved: TrainConfig, requested: dict[str, Any], run_dir: str,
     cfg = replace(saved, run_dir=run_dir, **{k: v[1] for k, v in changes.items()})
     cfg.validate()
     return cfg, changes
+
+
+# field name -> its option(...) spec, in declaration order (the CLI, train_argv and the form).
+OPTION_FIELDS: dict[str, dict[str, Any]] = {
+    f.name: f.metadata["option"] for f in fields(TrainConfig) if "option" in f.metadata}
+FORM_FIELDS = tuple(name for name, spec in OPTION_FIELDS.items() if spec["form"])

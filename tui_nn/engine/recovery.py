@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from tui_nn.engine import events as ev
-from tui_nn.engine import tasks
+from tui_nn.data import tasks
 from tui_nn.engine.checkpoint import load_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tui_nn.engine.config import ConfigError, TrainConfig, resume_config
-from tui_nn.engine.rundir import (CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, lock_holder,
-                                  lock_is_held, run_dir_of)
+from tui_nn.engine.rundir import (CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE,
+                                  checkpoint_file_given, lock_holder, lock_is_held, run_dir_of)
 
 
 def resume_command(run_dir: str | Path, headless: bool = True) -> str:
@@ -28,7 +28,8 @@ def check_resume(path: str | Path, requested: dict[str, Any], *, check_lock: boo
         raise ConfigError(f"--resume: {path} does not exist")
     run = run_dir_of(p)
     config_path = run / CONFIG_FILE
-    if not (run / LAST_CHECKPOINT).exists() and not config_path.is_file():
+    given = checkpoint_file_given(p)  # loaded (and judged) by the trainer itself
+    if given is None and not (run / LAST_CHECKPOINT).exists() and not config_path.is_file():
         raise ConfigError(f"--resume: {run} holds no run: no checkpoint ({LAST_CHECKPOINT}) "
                           f"and no {CONFIG_FILE}")
     if check_lock and lock_is_held(run):

@@ -85,6 +85,16 @@ def run_dir_of(path: str | Path) -> Path:
     return p.parent if p.is_file() or p.is_symlink() else p
 
 
+def checkpoint_file_given(path: str | Path) -> Path | None:
+    """--resume FILE.pt that is not one of the run's own files: that checkpoint, to be loaded
+    (and refused in words when it is not one). None for a directory or a run's own file."""
+    p = Path(path)
+    if (p.is_file() or p.is_symlink()) and p.name not in (BEST_CHECKPOINT, CONFIG_FILE,
+                                                          METRICS_FILE, LOCK_FILE):
+        return p
+    return None
+
+
 def lock_is_held(path: str | Path) -> bool:
     """Whether a live process holds the run's lock (probed with a non-blocking flock that is
     released at once; only for a process about to take the lock itself, never for viewers)."""

@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from tui_nn import __version__
-from tui_nn.engine import checkpoint, model_fit, recovery, tasks
+from tui_nn.version import __version__
+from tui_nn.data import model_fit, tasks
+from tui_nn.engine import checkpoint, recovery
 from tui_nn.engine.config import ConfigError, TrainConfig, requested_fields, resume_config
 from tui_nn.engine.device import resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group
 from tui_nn.engine.optim import build_optimizer, build_schedule
 from tui_nn.engine.recovery import TrainingError
-from tui_nn.engine.rundir import CONFIG_FILE, RunDir, check_new_run_dir, run_dir_of
+from tui_nn.engine.rundir import (CONFIG_FILE, RunDir, check_new_run_dir,
+                                  checkpoint_file_given, run_dir_of)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer
@@ -58,6 +60,7 @@ def setup(t: "Trainer") -> None:
             recovery.scale_lr_now(t, now / before)
         check_first_batch(t)  # before any run directory exists: a misfit leaves no debris
         choose_cpu_threads(t)
+        measure_memory(t)
         from tui_nn.engine.insight_hooks import LiveInsight
         t.insight = LiveInsight.create(t)
         _claim_run_dir(t, claimed)
@@ -79,7 +82,7 @@ def _resolve_config(t: "Trainer") -> tuple[RunDir | None, dict | None]:
     dist = DistInfo.from_env()
     claimed = RunDir.reopen(run_path) if t.config.save and dist.is_main else None
     try:
-        saved, ckpt = _saved_config(run_path)
+        saved, ckpt = _saved_config(run_path, checkpoint_file_given(t._resume_from))
         done = int(ckpt["epoch"]) if ckpt is not None else 0
         finished = (ckpt is not None and done >= (saved.epochs or 0)
                     and int(ckpt.get("step_in_epoch", 0)) == 0)
@@ -94,10 +97,12 @@ def _resolve_config(t: "Trainer") -> tuple[RunDir | None, dict | None]:
         raise
 
 
-def _saved_config(run_path: Path) -> tuple[TrainConfig, dict | None]:
-    """(config, checkpoint) of a run: from last.pt, or from config.json alone for a run that
-    was killed before its first checkpoint (it resumes from step 0)."""
-    last = run_path / "last.pt"
+def _saved_config(run_path: Path, given: Path | None = None
+                  ) -> tuple[TrainConfig, dict | None]:
+    """(config, checkpoint) of a run: from last.pt (or the checkpoint file given), or from
+    config.json alone for a run that was killed before its first checkpoint (it resumes from
+    step 0)."""
+    last = given or run_path / "last.pt"
     if last.exists() or last.is_symlink():
         ckpt = checkpoint.load_checkpoint(last)
         return TrainConfig.from_dict(ckpt["config"]), ckpt
@@ -377,6 +382,37 @@ def choose_cpu_threads(t: "Trainer") -> None:
     torch.set_num_threads(1 if single < 0.9 * multi else many)
 
 
+def measure_memory(t: "Trainer") -> None:
+    """What one training forward really saves for backward (shapes/memory.py counts it as
+    `tui-nn inspect --batch-size` predicts it) and the process's RSS, recorded in config.json
+    beside the prediction's inputs. Off the training path: RNG forked, nothing kept."""
+    from tui_nn.shapes.memory import measure_saved_bytes
+    # A copy, as the step's index_select makes: a view would count the whole set's storage.
+    x, y = t.train_x[:t.batch_size].clone(), t.train_y[:t.batch_size]
+    # A training forward moves BatchNorm's running statistics: put them back after.
+    buffers = {name: b.detach().clone() for name, b in t.model.named_buffers()}
+    try:
+        with torch.random.fork_rng(devices=[t.device] if t.device.type == "cuda" else []):
+            saved = measure_saved_bytes(t.model, x, lambda out: tasks.loss_mean(
+                t.loss_task, out.float(), y))
+    except Exception:  # noqa: BLE001 - a measurement must never stop a run
+        return
+    finally:
+        with torch.no_grad():
+            for name, b in t.model.named_buffers():
+                b.copy_(buffers[name])
+    t.measured_memory = {"batch_size": t.batch_size, "saved_activation_bytes": saved,
+                         "rss_bytes": _rss()}
+
+
+def _rss() -> int | None:
+    try:
+        import psutil
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 # ---- the run directory ------------------------------------------------------------------------
 def _claim_run_dir(t: "Trainer", claimed: RunDir | None) -> None:
     """Rank 0 of a saving run owns the directory: a resume's was locked at the start; a new
@@ -415,7 +451,7 @@ def _config_record(t: "Trainer") -> dict[str, Any]:
         "tui_nn_version": __version__, "n_train": ds.n_train, "n_val": ds.n_val,
         "num_classes": ds.num_classes, "loss": tasks.LOSS_NAMES[t.loss_task],
         "labels": list(ds.labels) if ds.labels else None,
-        "world_size": t.dist.world_size,
+        "world_size": t.dist.world_size, "memory_measured": t.measured_memory,
         "threads_used": torch.get_num_threads() if t.device.type == "cpu" else None,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

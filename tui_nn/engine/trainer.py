@@ -19,7 +19,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from tui_nn.engine import checkpoint, recovery, setup, tasks, validation
+from tui_nn.data import tasks
+from tui_nn.engine import checkpoint, recovery, setup, validation
 from tui_nn.engine import events as ev
 from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig
@@ -85,6 +86,7 @@ class Trainer(Controls):
         self.train_x = self.train_y = self.val_x = self.val_y = None
         self.insight = None  # LiveInsight when the config asks for live insight events
         self.resume_changes: dict[str, list] = {}
+        self.measured_memory: dict[str, Any] | None = None  # setup.measure_memory
         self._tensorboard = None
         self._channel = None  # the run's control channel (engine/channel.py), rank 0 only
         self.pending_notices: list[str] = []  # said right after RunStarted

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tui_nn.engine import tasks
+from tui_nn.data import tasks
 from tui_nn.engine.distributed import all_sum
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -72,3 +72,8 @@ def activation_curves(names: Iterable[str] = ACTIVATIONS, *, x_min: float = -5.0
         curves.append(ActivationCurve(name, _FUNCTIONS[name][1], xs, y.detach().tolist(),
                                       dy.tolist()))
     return curves
+
+
+# Marker letters: a plot must read without colour (pipes, logs, screen readers' text dumps).
+MARKERS = {"sigmoid": "s", "tanh": "t", "relu": "r", "leaky_relu": "l", "prelu": "p",
+           "softplus": "+", "gelu": "g"}

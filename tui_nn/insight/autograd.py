@@ -169,7 +169,7 @@ def example_loss(model: nn.Module, sample_shape: tuple[int, ...], *,
     against zeros otherwise. Integer inputs (token ids) are drawn below the first
     Embedding's vocabulary size. Runs on the CPU, in train mode restored afterwards.
     """
-    from tui_nn.engine import tasks
+    from tui_nn.data import tasks
 
     gen = torch.Generator().manual_seed(seed)
     shape = (batch, *sample_shape)
@@ -193,7 +193,7 @@ def example_loss(model: nn.Module, sample_shape: tuple[int, ...], *,
                            f"mse_loss(out, y) on a {dims} batch")
     if task == "binary":
         y = torch.randint(0, 2, out.shape, generator=gen).float()
-        from tui_nn.engine.model_fit import ends_in_probabilities
+        from tui_nn.data.model_fit import ends_in_probabilities
         if not ends_in_probabilities(out):  # logits: the loss applies the sigmoid
             return ExampleLoss(tasks.loss_mean("binary-logits", out, y),
                                f"binary_cross_entropy_with_logits(out, y) on a {dims} batch")

@@ -4,7 +4,7 @@ Format (one header row, comma-separated, '.' decimals, floats in repr precision)
 
   metrics_steps.csv   step,epoch,loss,lr
                       one row per optimiser step; step is 1-based and global, epoch 0-based;
-                      lr as reported with the step's chunk (see RunHistory).
+                      lr as reported with the step's chunk (see RecordedHistory).
   metrics_epochs.csv  epoch,step,train_loss,val_loss,metric,value,best_value,elapsed_s,
                       epoch_time_s,samples_per_s
                       one row per finished epoch; metric names what value is ("accuracy" in
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from tui_nn.runs.history import RunHistory, load_history
+from tui_nn.runs.history import RecordedHistory, load_history
 
 STEPS_FILE = "metrics_steps.csv"
 EPOCHS_FILE = "metrics_epochs.csv"
@@ -51,14 +51,14 @@ def export_csv(run_dir: str | Path, out_dir: str | Path | None = None) -> CsvExp
     return CsvExport(steps_path, epochs_path, len(history.steps), len(history.epochs))
 
 
-def write_steps_csv(history: RunHistory, out: TextIO) -> None:
+def write_steps_csv(history: RecordedHistory, out: TextIO) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(STEP_COLUMNS)
     for step, epoch, loss, lr in history.step_rows():
         w.writerow((step, epoch, _num(loss), _num(lr)))
 
 
-def write_epochs_csv(history: RunHistory, out: TextIO) -> None:
+def write_epochs_csv(history: RecordedHistory, out: TextIO) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(EPOCH_COLUMNS)
     for e in history.epochs:

@@ -25,7 +25,7 @@ class EpochPoint:
 
 
 @dataclass
-class RunHistory:
+class RecordedHistory:
     """Step losses as parallel columns (8 bytes a step, so a million-step run stays small) and
     one EpochPoint per finished epoch.
 
@@ -57,10 +57,10 @@ class RunHistory:
         self.epochs = [e for e in self.epochs if e.epoch < start_epoch]
 
 
-def load_history(run_dir: str | Path) -> RunHistory:
+def load_history(run_dir: str | Path) -> RecordedHistory:
     """Read a run's steps and epochs. A missing or damaged metrics.jsonl gives what could be
     read (possibly nothing), never an error."""
-    history = RunHistory(path=Path(run_dir))
+    history = RecordedHistory(path=Path(run_dir))
     for rec in records.iter_records(run_dir):
         kind = rec["type"]
         try:
@@ -77,7 +77,7 @@ def load_history(run_dir: str | Path) -> RunHistory:
     return history
 
 
-def _add_steps(history: RunHistory, rec: dict[str, Any]) -> None:
+def _add_steps(history: RecordedHistory, rec: dict[str, Any]) -> None:
     losses = [float(v) for v in rec["losses"]]
     first = int(rec["first_step"])
     epoch, lr = int(rec["epoch"]), float(rec.get("lr") or 0.0)
@@ -91,7 +91,7 @@ def _add_steps(history: RunHistory, rec: dict[str, Any]) -> None:
     history.lrs.extend([lr] * len(losses))
 
 
-def _add_epoch(history: RunHistory, rec: dict[str, Any]) -> None:
+def _add_epoch(history: RecordedHistory, rec: dict[str, Any]) -> None:
     point = EpochPoint(
         epoch=int(rec["epoch"]), step=int(rec["step"]), train_loss=float(rec["train_loss"]),
         val_loss=float(rec["val_loss"]), metric=str(rec["metric"]), value=float(rec["value"]),

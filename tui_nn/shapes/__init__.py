@@ -1,7 +1,7 @@
 """Shape inspector: layer-by-layer traces on the meta device, conv/pool arithmetic with the
 numbers filled in, flatten checks, diagnoses with fixes, and the input-size solver.
 
-No UI imports here: tui_nn.report and tui_nn.tui render these records.
+No UI imports here: tui_nn.commands and tui_nn.tui render these records.
 
     >>> from tui_nn.shapes import inspect_model
     >>> result = inspect_model("cnn", "1x28x28")

@@ -1,4 +1,4 @@
-"""The inspector's records: plain dataclasses, no formatting (renderers live in tui_nn.report).
+"""The inspector's records: plain dataclasses, no formatting (renderers live in tui_nn.commands).
 
 Keeping the trace results apart from how they are shown is torchinfo's lesson: the CLI
 table, the JSON output and the TUI all read the same records.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
-    from tui_nn.runs.history import RunHistory as RecordedHistory
+    from tui_nn.runs.history import RecordedHistory
 
 MAX_EXTRA_CURVES = 4  # a step plugin's scalars drawn beside the loss (the GAN has two)
 _EXTRA_NAME_CHARS = 20

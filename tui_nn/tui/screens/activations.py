@@ -105,7 +105,7 @@ class ActivationsScreen(LessonScreen):
         self.query_one("#act-table").focus()
 
     def _fill_table(self) -> None:
-        from tui_nn.report.plot_cmd import _ACTIVATION_MARKERS
+        from tui_nn.insight.activations import MARKERS
 
         table = self.query_one("#act-table", DataTable)
         table.clear()
@@ -113,7 +113,7 @@ class ActivationsScreen(LessonScreen):
             on_ = c.name not in self.hidden
             color = COLORS.get(c.name, "white").rstrip("+")
             mark = f"[{color}]■[/]" if on_ else "[dim]□[/]"
-            name = f"{i + 1} {c.name} ({_ACTIVATION_MARKERS.get(c.name, '·')})"
+            name = f"{i + 1} {c.name} ({MARKERS.get(c.name, '·')})"
             table.add_row(mark, name if on_ else f"[dim]{name}[/]", f"{c.max_slope:.3g}",
                           key=c.name)
 

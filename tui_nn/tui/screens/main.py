@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from tui_nn.engine.config import FORM_FIELDS
 from tui_nn.textsafe import clean
 from tui_nn.tui import messages as msg
 from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, in_fresh_thread
@@ -53,7 +54,7 @@ TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log",
 # What the app asks the engine for, for the Insight tab (a TrainConfig field each).
 INSIGHT_OPTIONS = {"grad_flow": True, "live_fit": True, "val_predictions": True}
 ACTIVE = ("starting", "running", "paused", "stopping")
-FORM_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "schedule")
+FORM_KEYS = FORM_FIELDS  # TrainConfig's fields marked form=True (engine/config.py)
 
 
 class CatalogLoaded(Message):
@@ -595,7 +596,7 @@ class MainScreen(Screen):
         self._log_epochs()
 
     def _log_epochs(self) -> None:
-        from tui_nn.report.console import fmt_metric
+        from tui_nn.fmt import fmt_metric
 
         if self.bridge.started is None:  # a resume that failed before its first step: the
             return  # history holds only the run's recorded epochs, logged by no one
@@ -663,7 +664,7 @@ class MainScreen(Screen):
     @on(msg.TrainingEnded)
     def _ended(self, message: msg.TrainingEnded) -> None:
         from tui_nn.engine import events as ev
-        from tui_nn.report.console import summary_line
+        from tui_nn.fmt import summary_line
 
         e = message.event
         self._sync_progress()

@@ -100,7 +100,7 @@ class OverfitScreen(LessonScreen):
 
     @work(thread=True, name="overfit", group="overfit", exit_on_error=False)
     def _train(self, options: dict[str, Any], stop: threading.Event) -> None:
-        from tui_nn.insight.overfit import overfit_curves
+        from tui_nn.lessons.overfit import overfit_curves
 
         t0 = time.monotonic()
         try:

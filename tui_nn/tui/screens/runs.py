@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
-from tui_nn.runs import RunHistory, RunInfo, config_diff, discover_runs, load_history
+from tui_nn.runs import RecordedHistory, RunInfo, config_diff, discover_runs, load_history
 from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 
@@ -45,7 +45,7 @@ class RunsLoaded(Message):
 
 
 class HistoriesLoaded(Message):
-    def __init__(self, histories: dict[Path, RunHistory]) -> None:
+    def __init__(self, histories: dict[Path, RecordedHistory]) -> None:
         super().__init__()
         self.histories = histories
 
@@ -55,7 +55,7 @@ class OverlayPlot(PlotextPlot):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.series: list[tuple[int, RunInfo, RunHistory]] = []  # (colour index, run, curves)
+        self.series: list[tuple[int, RunInfo, RecordedHistory]] = []  # (colour index, run, curves)
         self.mode = "val_loss"
         self.drawn_lines = 0  # curves drawn in the last render (tests)
 
@@ -121,7 +121,7 @@ class RunsScreen(Screen):
         self.root = Path(root)
         self.runs: list[RunInfo] = []
         self.marked: list[Path] = []  # in marking order: #1, #2, ...
-        self.histories: dict[Path, RunHistory] = {}
+        self.histories: dict[Path, RecordedHistory] = {}
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -166,7 +166,7 @@ class RunsScreen(Screen):
 
     @on(RunsLoaded)
     def _runs_loaded(self, message: RunsLoaded) -> None:
-        from tui_nn.report.runs_cmd import best_label, fmt_hms, fmt_size, status_label
+        from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 
         self.loaded = True
         self.runs = message.runs
@@ -182,7 +182,7 @@ class RunsScreen(Screen):
                           Text(clean_line(status_label(r), 40), style=_status_style(r.status)),
                           Text(epochs, justify="right"), _cell(best_label(r.metric, r.best_value)),
                           Text(fmt_hms(r.duration_s), justify="right"),
-                          Text(fmt_size(r.size_bytes), justify="right"), _cell(r.model),
+                          Text(fmt_bytes(r.size_bytes), justify="right"), _cell(r.model),
                           _cell(r.dataset), key=str(r.path))
         root = clean_line(self.root, 80)
         if message.error:

@@ -30,7 +30,7 @@ from tui_nn.textsafe import clean
 from tui_nn.tui.screens.lesson_base import LessonScreen
 
 if TYPE_CHECKING:
-    from tui_nn.insight.sequence import (DecodedEpoch, LongRangeResult, LongRangeTable,
+    from tui_nn.lessons.sequence import (DecodedEpoch, LongRangeResult, LongRangeTable,
                                          TimestepGradients)
 
 TARGET = "ohlol"
@@ -198,7 +198,7 @@ class SequenceScreen(LessonScreen):
 
     @work(thread=True, name="char-rnn", group="char-rnn", exit_on_error=False)
     def _train_char(self, epochs: int, stop: threading.Event) -> None:
-        from tui_nn.insight.sequence import char_rnn_progress
+        from tui_nn.lessons.sequence import char_rnn_progress
         from tui_nn.tui.bridge import in_fresh_thread
 
         t0 = time.monotonic()
@@ -247,7 +247,7 @@ class SequenceScreen(LessonScreen):
     # ---- gradient per time step (cheap) -------------------------------------------------------
     @work(thread=True, name="timestep-gradients", group="grads", exit_on_error=False)
     def _grads(self) -> None:
-        from tui_nn.insight.sequence import timestep_gradients
+        from tui_nn.lessons.sequence import timestep_gradients
         from tui_nn.tui.bridge import in_fresh_thread
 
         try:
@@ -324,7 +324,7 @@ class SequenceScreen(LessonScreen):
 
     @work(thread=True, name="long-range", group="long-range", exit_on_error=False)
     def _train_long(self, options: dict[str, Any], stop: threading.Event) -> None:
-        from tui_nn.insight.sequence import long_range_comparison
+        from tui_nn.lessons.sequence import long_range_comparison
         from tui_nn.tui.bridge import in_fresh_thread
 
         try:

@@ -347,7 +347,7 @@ class WatchScreen(Screen):
 
     # ---- log -------------------------------------------------------------------------------
     def _log_epoch(self, e: _Event, first: int | None = None) -> None:
-        from tui_nn.report.console import fmt_metric
+        from tui_nn.fmt import fmt_metric
 
         total = self.started.epochs if self.started is not None else "?"
         name = "acc" if e.metric == "accuracy" else e.metric

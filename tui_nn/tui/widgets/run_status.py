@@ -127,7 +127,7 @@ class RunStatus(Vertical):
 
         lines = []
         if m is not None or e is not None:
-            from tui_nn.report.console import fmt_bytes, fmt_duration, fmt_metric
+            from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric
         if m is not None:
             gpu = s is not None and s.device.startswith("cuda")
             lines.append(f"{m.samples_per_s:,.0f} samples/s · ETA {fmt_duration(m.eta_s)}")

@@ -17,12 +17,9 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
+from tui_nn.engine.config import OPTIMIZERS, SCHEDULES  # torch-free, like the engine package
 from tui_nn.textsafe import clean
 
-# Kept in sync with tui_nn.engine.config (imported lazily there: that module is torch-free, but
-# the engine package is not). A test checks the two agree.
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
-SCHEDULES = ("none", "step", "cosine", "onecycle")
 CUSTOM = "__custom__"
 
 

@@ -10,45 +10,18 @@ import sys
 import time
 from typing import TextIO
 
+from tui_nn.engine import events as ev  # torch-free: views that never train import it too
+from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric, summary_line  # noqa: F401
+
 from tui_nn.textsafe import clean
 
 
-class _Events:
-    """tui_nn.engine.events, imported on first use: importing the engine imports torch, and the
-    fmt_* helpers below are used by views that never train (`tui-nn watch`, the runs screen)."""
-
-    def __getattr__(self, name: str):
-        from tui_nn.engine import events
-
-        return getattr(events, name)
 
 
-ev = _Events()
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "--:--"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-def fmt_metric(metric: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value * 100:.2f}%" if metric == "accuracy" else f"{value:.4g}"
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 class PlainReporter:
@@ -117,12 +90,6 @@ class PlainReporter:
         pass
 
 
-def summary_line(event: ev.Finished) -> str:
-    where = f"; run directory {event.run_dir}" if event.run_dir else ""
-    return (f"{event.status} after {event.epochs_done} epoch(s), {event.step} steps in "
-            f"{fmt_duration(event.elapsed_s)}: best {event.metric} "
-            f"{fmt_metric(event.metric, event.best_value)}, last "
-            f"{fmt_metric(event.metric, event.last_value)}{where}")
 
 
 class RichReporter(PlainReporter):

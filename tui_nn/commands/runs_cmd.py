@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tui_nn.textsafe import clean, clean_line
+from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 
 MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
 
@@ -60,46 +61,18 @@ def _finite(value: object) -> object:
 def runs_table(runs: list) -> str:
     rows = [[clean_line(c, MAX_CELL) for c in (r.name, r.model, r.dataset, status_label(r))] + [
              f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
-             best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_size(r.size_bytes)]
+             best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_bytes(r.size_bytes)]
             for r in runs]
     return _table(["run", "model", "dataset", "status", "epochs", "best", "duration", "size"],
                   rows, right={4, 6, 7})
 
 
-def status_label(run) -> str:
-    if run.status == "running" and run.paused:
-        return "paused"
-    if run.status == "failed" and run.failure_kind and run.failure_kind != "error":
-        return f"failed ({run.failure_kind})"
-    return run.status
 
 
-def best_label(metric: str | None, value: float | None) -> str:
-    if value is None or not metric:
-        return "-"
-    if not math.isfinite(value):
-        return f"{metric} {value}"
-    if metric == "accuracy":
-        return f"acc {value * 100:.2f}%"
-    return f"{metric} {value:.4g}"
 
 
-def fmt_hms(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    s = int(round(max(seconds, 0.0)))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def fmt_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:

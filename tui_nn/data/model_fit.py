@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tui_nn.engine import tasks
+from tui_nn.data import tasks
 
 # Backward nodes that only reshape: look through them for the op that made the values.
 _VIEW_OPS = ("View", "Reshape", "Squeeze", "Unsqueeze", "Clone", "Flatten", "Expand",

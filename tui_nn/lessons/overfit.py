@@ -112,7 +112,7 @@ def gap_table(curves: Sequence[OverfitCurve]) -> list[str]:
     return lines
 
 
-if __name__ == "__main__":  # python -m tui_nn.insight.overfit: the figures for the README
+if __name__ == "__main__":  # python -m tui_nn.lessons.overfit: the figures for the README
     t0 = time.monotonic()
     for line in gap_table(overfit_curves()):
         print(line)

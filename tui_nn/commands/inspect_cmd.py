@@ -66,7 +66,7 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
               f"(run with --debug for the traceback)", file=sys.stderr)
         return EXIT_MISMATCH
 
-    from tui_nn.report.inspect_render import render_json, render_plain, render_rich
+    from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
 
     if as_json:
         sys.stdout.write(render_json(result) + "\n")

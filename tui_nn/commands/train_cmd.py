@@ -48,7 +48,7 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
         return EXIT_USAGE
 
     out = out or sys.stdout
-    from tui_nn.report.console import PlainReporter, RichReporter
+    from tui_nn.commands.console import PlainReporter, RichReporter
     reporter = RichReporter(out) if out.isatty() else PlainReporter(out)
     trainer = Trainer(cfg, reporter, resume_from=resume)
 
@@ -127,26 +127,18 @@ def _check_dataset_name(name: str) -> None:
                      "csv:PATH, folder:PATH")
 
 
-# CLI flag for each TrainConfig field that `tui-nn train` accepts.
-_FLAGS = {"dataset": "--dataset", "data_dir": "--data-dir", "epochs": "--epochs",
-          "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
-          "momentum": "--momentum", "weight_decay": "--weight-decay", "augment": "--augment",
-          "schedule": "--schedule",
-          "grad_clip": "--grad-clip", "device": "--device", "seed": "--seed",
-          "run_dir": "--run-dir", "checkpoint_every_steps": "--checkpoint-every",
-          "amp": "--amp", "channels_last": "--channels-last", "threads": "--threads"}
-
-
 def train_argv(model: str | None, options: dict[str, Any], *, resume: str | None,
                debug: bool) -> list[str]:
-    """The `tui-nn train` arguments that reproduce these options (for the torchrun workers)."""
+    """The `tui-nn train` arguments that reproduce these options (for the torchrun workers);
+    the flags are TrainConfig's own (engine/config.py option fields)."""
+    from tui_nn.engine.config import OPTION_FIELDS
     argv = [model] if model else []
-    for key, flag in _FLAGS.items():
+    for key, spec in OPTION_FIELDS.items():
         value = options.get(key)
-        if value is not None:
-            argv += [flag, str(value)]
-    if options.get("compile"):
-        argv.append("--compile")
+        if isinstance(value, bool):
+            argv += [spec["flag"]] if value else []
+        elif value is not None and value != "":
+            argv += [spec["flag"], str(value)]
     if resume:
         argv += ["--resume", resume]
     if debug:

@@ -18,12 +18,11 @@ import shutil
 import sys
 import traceback
 
+from tui_nn.insight.activations import MARKERS as ACTIVATION_MARKERS
+
 EXIT_OK, EXIT_USAGE = 0, 2
 CHOICES = ("activations", "landscape", "vanishing")
 
-# Marker letters: a plot must read without colour (pipes, logs, screen readers' text dumps).
-_ACTIVATION_MARKERS = {"sigmoid": "s", "tanh": "t", "relu": "r", "leaky_relu": "l",
-                       "prelu": "p", "softplus": "+", "gelu": "g"}
 _METHOD_MARKERS = {"gd": "G", "sgd": "S", "minibatch": "M"}
 
 
@@ -102,7 +101,7 @@ def activations_text(derivatives: bool, width: int, height: int, color: bool) ->
         parts.append(_curves_plot(curves, "dy", "derivatives f'(x) (autograd)", width, height,
                                   color))
     rows = [[c.name, c.formula, f"{c.max_slope:.3g}"] for c in curves]
-    from tui_nn.report.tables import _table
+    from tui_nn.commands.tables import _table
 
     parts.append(_table(["function", "formula", "max slope"], rows).rstrip("\n"))
     parts.append("A deep stack multiplies one slope per layer: sigmoid's is at most 0.25, so "
@@ -115,7 +114,7 @@ def _curves_plot(curves, field: str, title: str, width: int, height: int, color:
     plt = _figure(width, height, color)
     # Drawn last is drawn on top: reversed, so relu and sigmoid are not hidden under gelu.
     for c in reversed(curves):
-        plt.plot(c.x, getattr(c, field), label=c.name, marker=_ACTIVATION_MARKERS.get(c.name, "·"))
+        plt.plot(c.x, getattr(c, field), label=c.name, marker=ACTIVATION_MARKERS.get(c.name, "·"))
     plt.title(title)
     plt.xlabel("x")
     return _built(plt, color)
@@ -149,7 +148,7 @@ def landscape_text(lr: float, epochs: int, width: int, height: int, color: bool)
 
 
 def _path_table(paths: dict, epochs: int) -> str:
-    from tui_nn.report.tables import _table
+    from tui_nn.commands.tables import _table
 
     shown = sorted({0, 1, 2, 3, 5, 10, 20, 50, epochs} | {e for e in (100, 200, 500, 1000)
                                                          if e < epochs})

@@ -1,0 +1,78 @@
+"""TrainConfig's option(...) fields as Typer options: `tui-nn train` and `tui-nn tui` take their
+training options from here, so an option is declared once, on its field (engine/config.py).
+
+Choices become Enums (Typer lists them in --help and refuses others with exit 2); the options
+are grouped in --help by rich_help_panel (Data, Optimisation, Hardware, Run)."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import typing
+from dataclasses import MISSING, fields
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from tui_nn.engine.config import OPTION_FIELDS, TrainConfig
+
+_ENUMS: dict[str, type[enum.Enum]] = {}
+
+
+def _choice_enum(name: str, choices: tuple[str, ...]) -> type[enum.Enum]:
+    if name not in _ENUMS:
+        _ENUMS[name] = enum.Enum(name.title().replace("_", ""), {c: c for c in choices},
+                                 type=str)
+    return _ENUMS[name]
+
+
+def _parameter(name: str, spec: dict[str, Any]) -> inspect.Parameter:
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    default = None if f.default is MISSING else f.default
+    hint = typing.get_type_hints(TrainConfig)[name]
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    if spec["choices"]:
+        base = _choice_enum(name, spec["choices"])
+        default = None if default is None else base(default)
+    flags = [spec["flag"]] + ([spec["short"]] if spec["short"] else [])
+    option = typer.Option(*flags, help=spec["help"], rich_help_panel=spec["panel"],
+                          metavar=spec["metavar"], show_default=default not in (None, ""))
+    annotation = Annotated[Optional[base] if default is None else base, option]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)
+
+
+def with_train_options(*, tui_only: bool = False) -> Callable[[Callable], Callable]:
+    """Decorate a command `fn(..., options: dict)`: its signature gains one Typer option per
+    TrainConfig option field (only those marked tui=True with tui_only), and it is called with
+    their values gathered, Enums turned back into strings, in `options`."""
+    names = [n for n, spec in OPTION_FIELDS.items() if spec["tui"] or not tui_only]
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+        # The command's own annotations resolved here (its module may use postponed
+        # annotations, which Typer would otherwise look up in this module).
+        hints = typing.get_type_hints(fn, include_extras=True)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in sig.parameters.values() if p.name != "options"]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            options = {n: _plain(kwargs.pop(n)) for n in names}
+            return fn(**kwargs, options=options)
+
+        params = own + [_parameter(n, OPTION_FIELDS[n]) for n in names]
+        wrapper.__signature__ = sig.replace(parameters=params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+    return decorate
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def option_defaults() -> dict[str, Any]:
+    """Each option field's default (what a command gets when the option is not typed)."""
+    return {f.name: f.default for f in fields(TrainConfig) if f.name in OPTION_FIELDS}

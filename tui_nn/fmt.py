@@ -1,0 +1,72 @@
+"""How numbers, durations, sizes, metrics and run states read, everywhere: the headless
+console, `tui-nn runs`, the app and `watch`. Standard library only (no torch, no UI), so the
+views that never train import it for free."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """mm:ss, or h:mm:ss from an hour on; '--:--' when unknown."""
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "--:--"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def fmt_hms(seconds: float | None) -> str:
+    """h:mm:ss (a table column: always the same shape); '-' when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = int(round(max(seconds, 0.0)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def fmt_metric(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 100:.2f}%" if metric == "accuracy" else f"{value:.4g}"
+
+
+def fmt_bytes(n: int | float | None) -> str:
+    """1536 -> '1.5 KiB'; '-' when unknown."""
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def best_label(metric: str | None, value: float | None) -> str:
+    if value is None or not metric:
+        return "-"
+    if not math.isfinite(value):
+        return f"{metric} {value}"
+    if metric == "accuracy":
+        return f"acc {value * 100:.2f}%"
+    return f"{metric} {value:.4g}"
+
+
+def status_label(run: Any) -> str:
+    """A RunInfo's status as `tui-nn runs` shows it (paused, failed (nan), ...)."""
+    if run.status == "running" and run.paused:
+        return "paused"
+    if run.status == "failed" and run.failure_kind and run.failure_kind != "error":
+        return f"failed ({run.failure_kind})"
+    return run.status
+
+
+def summary_line(event: Any) -> str:
+    """The last line of a run (a Finished event or record)."""
+    where = f"; run directory {event.run_dir}" if event.run_dir else ""
+    return (f"{event.status} after {event.epochs_done} epoch(s), {event.step} steps in "
+            f"{fmt_duration(event.elapsed_s)}: best {event.metric} "
+            f"{fmt_metric(event.metric, event.best_value)}, last "
+            f"{fmt_metric(event.metric, event.last_value)}{where}")
