@@ -329,7 +329,7 @@ def test_record_schema_matches_the_engine_events():
     import dataclasses
 
     from tui_nn.engine import events as ev
-    from tui_nn.runs.schema import SCHEMA
+    from tui_nn.engine.schema import SCHEMA
 
     for name, fields in SCHEMA.items():
         cls = getattr(ev, name)

@@ -253,18 +253,28 @@ def watch_cmd(
                                        help="Folder holding the runs (default ./runs)."),
 ) -> None:
     """Open the app read-only on a run in progress or finished, following its run directory
-    (a run started headless, under nohup, Slurm or torchrun, or in another terminal)."""
+    (a run started headless, under nohup, Slurm or torchrun, or in another terminal), or on a
+    TensorBoard log directory of any framework (every scalar tag as a curve)."""
     from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
     try:
         run_dir = resolve_run(run or "latest", root or DEFAULT_ROOT)
     except RunNotFound as e:
         raise _die(str(e)) from None
+    from tui_nn.runs import tensorboard
+    if tensorboard.is_tensorboard_dir(run_dir):
+        try:
+            tensorboard.check_available()
+        except tensorboard.TensorBoardMissing as e:
+            raise _die(str(e)) from None
     try:
+        from tui_nn.tui.screens.tb_watch import make_tensorboard_watch_app
         from tui_nn.tui.screens.watch import make_watch_app
     except ImportError:
         raise _die("the terminal app is not available in this build; use `tui-nn runs`") from None
     from tui_nn.tui.exits import run_app
-    raise typer.Exit(run_app(make_watch_app(run_dir)))
+    make = (make_tensorboard_watch_app if tensorboard.is_tensorboard_dir(run_dir)
+            else make_watch_app)
+    raise typer.Exit(run_app(make(run_dir)))
 
 
 @app.command("control")

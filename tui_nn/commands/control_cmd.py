@@ -69,6 +69,9 @@ def _status_line(run_dir) -> str | None:
     from tui_nn.engine.resume import resume_command
     from tui_nn.runs import read_run_info
     info = read_run_info(run_dir)
+    if info.kind == "tensorboard":
+        return ("it is a TensorBoard log of another program: `tui-nn watch` follows it, "
+                "nothing steers it")
     if info.status == "running":
         return None
     if info.resumable:

@@ -97,6 +97,11 @@ def run_export(run: str, csv: bool, out: str | None, tensorboard: bool = False,
     except RunNotFound as e:
         _err(str(e))
         return EXIT_USAGE
+    from tui_nn.runs.tensorboard import is_tensorboard_dir
+    if is_tensorboard_dir(run_dir):
+        _err(f"{run_dir} is a TensorBoard log directory (already TensorBoard's format); "
+             "export reads tui-nn run directories")
+        return EXIT_USAGE
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         _err(f"--out {out} exists and is not a directory")
         return EXIT_USAGE

@@ -168,17 +168,5 @@ def replay_metrics(run_dir: str | Path, log_dir: str | Path | None = None) -> in
 
 
 def event_from_dict(record: dict[str, Any]) -> ev.Event | None:
-    """The event a metrics.jsonl record was written from; None for an unknown type."""
-    import dataclasses
-    cls = getattr(ev, str(record.get("type")), None)
-    if not (isinstance(cls, type) and issubclass(cls, ev.Event) and cls is not ev.Event):
-        return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    data = {k: v for k, v in record.items() if k in names}
-    if "losses" in data:
-        data["losses"] = tuple(data["losses"])
-    try:
-        return cls(**data)
-    except TypeError:
-        return None
-
+    """The event a metrics.jsonl record was written from (engine/events.py: the one decoder)."""
+    return ev.from_record(record)

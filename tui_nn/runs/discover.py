@@ -6,7 +6,7 @@ import difflib
 import os
 from pathlib import Path
 
-from tui_nn.runs import liveness
+from tui_nn.runs import liveness, tensorboard
 from tui_nn.runs.info import RunInfo, read_run_info
 from tui_nn.runs.records import is_run_dir
 
@@ -19,18 +19,24 @@ class RunNotFound(LookupError):
 
 def run_dirs(root: str | Path = DEFAULT_ROOT) -> list[Path]:
     """Run directories in root: root itself if it is one, else its children that are runs, and
-    the runs one level further down (runs/sweep-lr/<run>). A run's own subfolders are not
-    searched. Unreadable folders are skipped."""
+    the runs one level further down (runs/sweep-lr/<run>, lightning_logs/version_0). A run's
+    own subfolders are not searched. Unreadable folders are skipped. A TensorBoard log
+    directory of any framework counts as a run (see runs.tensorboard)."""
     root = Path(root)
-    if is_run_dir(root):
+    if is_listed(root):
         return [root]
     found = []
     for child in _subdirs(root):
-        if is_run_dir(child):
+        if is_listed(child):
             found.append(child)
         else:
-            found.extend(g for g in _subdirs(child) if is_run_dir(g))
+            found.extend(g for g in _subdirs(child) if is_listed(g))
     return found
+
+
+def is_listed(path: Path) -> bool:
+    """A tui-nn run directory or a TensorBoard log directory."""
+    return is_run_dir(path) or tensorboard.is_tensorboard_dir(path)
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -88,10 +94,10 @@ def resolve_run(name: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
     unique prefix of a name. Raises RunNotFound with a message fit to show as is."""
     text = str(name)
     path = Path(text).expanduser()
-    if is_run_dir(path):
+    if is_listed(path):
         return path
     root = Path(root)
-    if is_run_dir(root / text):
+    if is_listed(root / text):
         return root / text
     if text in ("latest", "last"):
         newest = newest_run(root)
@@ -99,7 +105,8 @@ def resolve_run(name: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
             raise RunNotFound(f"no runs under {root}/ yet")
         return newest.path
     if path.exists():
-        raise RunNotFound(f"{text} is not a run directory (no config.json or metrics.jsonl)")
+        raise RunNotFound(f"{text} is not a run directory (no config.json or metrics.jsonl) "
+                          "nor a TensorBoard log directory (no events.out.tfevents.* files)")
     names = {_name(d, root): d for d in run_dirs(root)}
     key = text
     try:  # "runs/cnn-" names a prefix under root just as "cnn-" does

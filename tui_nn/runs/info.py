@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_nn.engine import jsonl
-from tui_nn.runs import liveness, records
+from tui_nn.runs import liveness, records, tensorboard
 
 # What a run can be. "stopped" and "interrupted" runs can be resumed from last.pt; "failed"
 # ones too when the engine saved the last good weights (NaN does).
@@ -44,6 +44,7 @@ class RunInfo:
     failure_kind: str | None = None  # Failed.kind: "nan", "oom", "data", "disk", "error", ...
     sessions: int = 0  # 1 + the number of times it was resumed
     has_checkpoint: bool = False
+    kind: str = "tui-nn"  # "tensorboard": a log directory of another framework (read-only)
     config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -84,6 +85,9 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
     writers: the set from liveness.writers_of_metrics_files(), when the caller scans once for
     many runs; check_writers=False uses only the file's age (see liveness)."""
     path = Path(run_dir)
+    if tensorboard.is_tensorboard_dir(path):
+        # Its own window: a TensorBoard writer flushes only every 120 s.
+        return tensorboard.read_tensorboard_info(path, name=name, now=now)
     config, problem = records.read_config(path)
     scan = _scan_metrics(records.metrics_path(path))
     last_update = _newest_mtime(path)

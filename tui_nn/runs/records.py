@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tui_nn.engine import jsonl
-from tui_nn.runs import schema
+from tui_nn.engine import schema
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"

@@ -108,14 +108,14 @@ class TuiNNApp(App[None]):
 
     def action_watch_newest(self) -> None:
         from tui_nn.runs import newest_run
-        from tui_nn.tui.screens.watch import WatchScreen
+        from tui_nn.tui.screens.tb_watch import watch_screen_for
 
         run = newest_run(self.runs_root())
         if run is None:
             self.notify(f"no runs under {self.runs_root()}/ yet", severity="warning",
                         markup=False)
             return
-        self.push_screen(WatchScreen(run.path))
+        self.push_screen(watch_screen_for(run.path))  # a run, or a TensorBoard log
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -306,9 +306,9 @@ class RunsScreen(Screen):
         run = self.highlighted()
         if run is None:
             return
-        from tui_nn.tui.screens.watch import WatchScreen
 
-        self.app.push_screen(WatchScreen(run.path))
+        from tui_nn.tui.screens.tb_watch import watch_screen_for
+        self.app.push_screen(watch_screen_for(run.path))  # a TensorBoard log gets its own view
 
     def action_resume_run(self) -> None:
         """Continue the highlighted run from its last.pt in the app's Train tab."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from textual import on, work
@@ -25,7 +25,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 from textual.worker import Worker, get_current_worker
 
-from tui_nn.runs import liveness, records, schema
+from tui_nn.engine import events as ev
+from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
 from tui_nn.textsafe import clean, clean_line
@@ -63,19 +64,17 @@ class FollowProblem(Message):
         self.problem = problem
 
 
-class _Event(SimpleNamespace):
-    """A record with attribute access, as RunStatus reads the engine's events."""
 
-    @property
-    def loss(self) -> float:
-        losses = getattr(self, "losses", None) or [float("nan")]
-        return sum(losses) / len(losses)
+@dataclass
+class _Batch:
+    """What one batch of records changed, applied to the widgets once."""
 
-
-def _event(rec: dict[str, Any]) -> _Event:
-    # Keys come from a file: only plain names, none that would shadow _Event's own attributes.
-    return _Event(**{k: v for k, v in rec.items() if isinstance(k, str) and k.isidentifier()
-                     and not k.startswith("_") and not hasattr(_Event, k)})
+    rebuild: bool = False
+    ended: bool = False
+    latest: ev.StepMetrics | None = None
+    epoch: ev.EpochMetrics | None = None
+    best_epoch: int | None = None
+    new_epochs: list = field(default_factory=list)
 
 
 class WatchScreen(Screen):
@@ -112,8 +111,8 @@ class WatchScreen(Screen):
         self.gpu_reader = gpu_reader
         self.history = RunHistory()
         self.status = "loading"
-        self.started: _Event | None = None
-        self.final: _Event | None = None
+        self.started: ev.RunStarted | None = None
+        self.final: ev.Finished | ev.Failed | None = None
         self.epochs_seen = 0  # EpochMetrics records applied (tests)
         self.records_seen = 0
         self._steps_seen = 0  # last step applied to the curves
@@ -222,98 +221,96 @@ class WatchScreen(Screen):
         self._log(message.problem, "warning")
 
     def on_records_arrived(self, message: RecordsArrived) -> None:
-        rebuild = ended = False
-        status = self.query_one(RunStatus)
-        curves = self.query_one(Curves)
-        latest = epoch = None
-        new_epochs: list[dict[str, Any]] = []
-        best_epoch = None
+        """Records become the engine's own events (events.from_record, the one decoder), then
+        the history, the status and the log take them; widgets get the newest values once
+        per batch (a first read may hold thousands of records)."""
+        batch = _Batch()
         for raw in message.records:
             self.records_seen += 1
-            rec = schema.checked(raw)
-            if rec is None:  # a field of the wrong type: views would fail on it
-                self._note_skipped()
+            event = ev.from_record(raw) if raw.get("type") in ev.PERSISTED else None
+            if event is None:
+                if raw.get("type") in ev.PERSISTED:  # a field of the wrong type or missing
+                    self._note_skipped()
                 continue
-            kind = rec.get("type")
-            try:
-                if kind == "StepMetrics":
-                    first = int(rec["first_step"])
-                    if first <= self._steps_seen:
-                        rebuild = True  # a resumed session redoing steps
-                    else:
-                        losses = [float(v) for v in rec["losses"]]
-                        self.history.add_steps(first, losses,
-                                               extra_scalars(rec.get("scalars")))
-                    self._steps_seen = max(self._steps_seen, int(rec["step"]))
-                    latest = rec
-                elif kind == "EpochMetrics":
-                    self.history.add_epoch(int(rec["epoch"]), int(rec["step"]),
-                                           float(rec["train_loss"]), float(rec["val_loss"]),
-                                           float(rec["value"]))
-                    epoch = rec
-                    if rec.get("is_best"):
-                        best_epoch = int(rec["epoch"]) + 1
-                    self.epochs_seen += 1
-                    if not message.first:
-                        new_epochs.append(rec)
-                elif kind == "RunStarted":
-                    s = _event(rec)
-                    if self.started is not None or int(rec.get("start_step") or 0):
-                        rebuild = True
-                    self.started, self.final, self._paused = s, None, False
-                    self.history.metric = clean_line(rec.get("metric") or "accuracy", 20)
-                    status.started = s
-                    curves.set_axis(0, int(rec.get("total_steps") or 0))
-                    self._log(f"{'resumed' if rec.get('start_step') else 'started'} "
-                              f"{s.model} on {s.dataset}", "good")
-                    self._log(f"{s.epochs} epochs x {s.steps_per_epoch} steps, "
-                              f"{s.device_name}", "dim")
-                elif kind == "StateChanged":
-                    self._log(str(rec.get("state")), "dim")
-                    self._paused = rec.get("state") == "paused"
-                    if self.status in ("running", "paused"):
-                        self._set_status("paused" if self._paused else "running")
-                elif kind == "CheckpointSaved":
-                    if not message.first:
-                        self._log(f"checkpoint ({rec.get('reason')}, step {rec.get('step')})",
-                                  "dim")
-                elif kind in ("Finished", "Failed"):
-                    self.final = _event(rec)
-                    ended = True
-                    self._log_final(self.final)
-            except (KeyError, TypeError, ValueError):
-                continue  # a record of an unexpected shape: skip it
-        if len(new_epochs) > 3:  # fast epochs: one line per poll, not a flood
-            first_e, last_e = _event(new_epochs[0]), _event(new_epochs[-1])
-            self._log_epoch(last_e, first=first_e.epoch)
-        else:
-            for rec in new_epochs:
-                self._log_epoch(_event(rec))
-        # Widgets get the newest values once per batch (a first read may hold thousands).
-        if best_epoch is not None:  # before epoch: RunStatus redraws when epoch is set
-            status.best_epoch = best_epoch
-        if latest is not None:
-            status.latest = _event(latest)
-        if epoch is not None:
-            status.epoch = _event(epoch)
-        if message.first and self.history.epochs and self.final is None:
-            self._log(f"{len(self.history.epochs)} epochs recorded so far", "dim")
-        if rebuild:
+            self._apply(event, batch, message.first)
+        self._show_batch(batch, message.first)
+        if batch.rebuild:
             self._rebuild()
         if message.status is not None:
             self._apply_status(message.status, message.pid)
-        elif ended:
+        elif batch.ended:
             self._apply_status("ended", self.query_one(SystemPane).pid)
-        if message.first or rebuild or self.status not in ("running", "paused"):
+        curves = self.query_one(Curves)
+        if message.first or batch.rebuild or self.status not in ("running", "paused"):
             curves.redraw()
         else:
             curves.tick()
 
+    def _apply(self, e: ev.Event, batch: "_Batch", first_read: bool) -> None:
+        if isinstance(e, ev.StepMetrics):
+            if e.first_step <= self._steps_seen:
+                batch.rebuild = True  # a resumed session redoing steps
+            else:
+                self.history.add_steps(e.first_step, list(e.losses), extra_scalars(e.scalars))
+            self._steps_seen = max(self._steps_seen, e.step)
+            batch.latest = e
+        elif isinstance(e, ev.EpochMetrics):
+            self.history.add_epoch(e.epoch, e.step, e.train_loss, e.val_loss, e.value)
+            batch.epoch = e
+            if e.is_best:
+                batch.best_epoch = e.epoch + 1
+            self.epochs_seen += 1
+            if not first_read:
+                batch.new_epochs.append(e)
+        elif isinstance(e, ev.RunStarted):
+            self._apply_started(e, batch)
+        elif isinstance(e, ev.StateChanged):
+            self._log(clean_line(e.state, 40), "dim")
+            self._paused = e.state == "paused"
+            if self.status in ("running", "paused"):
+                self._set_status("paused" if self._paused else "running")
+        elif isinstance(e, ev.CheckpointSaved) and not first_read:
+            self._log(f"checkpoint ({clean_line(e.reason, 40)}, step {e.step})", "dim")
+        elif isinstance(e, (ev.LrScaled, ev.Notice)) and not first_read:
+            self._log(f"lr × {e.factor:g} → {e.lr:.3g}" if isinstance(e, ev.LrScaled)
+                      else clean_line(e.message, 300), "dim")
+        elif isinstance(e, (ev.Finished, ev.Failed)):
+            self.final = e
+            batch.ended = True
+            self._log_final(e)
+
+    def _apply_started(self, e: ev.RunStarted, batch: "_Batch") -> None:
+        if self.started is not None or e.start_step:
+            batch.rebuild = True
+        self.started, self.final, self._paused = e, None, False
+        self.history.metric = clean_line(e.metric or "accuracy", 20)
+        self.query_one(RunStatus).started = e
+        self.query_one(Curves).set_axis(0, e.total_steps)
+        self._log(f"{'resumed' if e.start_step else 'started'} {clean_line(e.model, 80)} on "
+                  f"{clean_line(e.dataset, 80)}", "good")
+        self._log(f"{e.epochs} epochs x {e.steps_per_epoch} steps, "
+                  f"{clean_line(e.device_name, 60)}", "dim")
+
+    def _show_batch(self, batch: "_Batch", first_read: bool) -> None:
+        if len(batch.new_epochs) > 3:  # fast epochs: one line per poll, not a flood
+            self._log_epoch(batch.new_epochs[-1], first=batch.new_epochs[0].epoch)
+        else:
+            for e in batch.new_epochs:
+                self._log_epoch(e)
+        status = self.query_one(RunStatus)
+        if batch.best_epoch is not None:  # before epoch: RunStatus redraws when epoch is set
+            status.best_epoch = batch.best_epoch
+        if batch.latest is not None:
+            status.latest = batch.latest
+        if batch.epoch is not None:
+            status.epoch = batch.epoch
+        if first_read and self.history.epochs and self.final is None:
+            self._log(f"{len(self.history.epochs)} epochs recorded so far", "dim")
+
     def _apply_status(self, liveness_status: str, pid: int | None) -> None:
         pane = self.query_one(SystemPane)
         if self.final is not None:
-            state = getattr(self.final, "status", "failed") if self.final.type == "Finished" \
-                else "failed"
+            state = self.final.status if isinstance(self.final, ev.Finished) else "failed"
         elif liveness_status == "running":
             state = "paused" if self._paused else "running"
         elif self.started is None and not self.records_seen:
@@ -346,7 +343,7 @@ class WatchScreen(Screen):
         self._steps_seen = h.steps[-1] if h.steps else 0
 
     # ---- log -------------------------------------------------------------------------------
-    def _log_epoch(self, e: _Event, first: int | None = None) -> None:
+    def _log_epoch(self, e: ev.EpochMetrics, first: int | None = None) -> None:
         from tui_nn.fmt import fmt_metric
 
         total = self.started.epochs if self.started is not None else "?"
@@ -354,13 +351,14 @@ class WatchScreen(Screen):
         which = f"epochs {first + 1}–{e.epoch + 1}" if first is not None else f"epoch {e.epoch + 1}"
         self._log(f"{which}/{total} · loss {e.train_loss:.4g} · val "
                   f"{e.val_loss:.4g} · {name} {fmt_metric(e.metric, e.value)}"
-                  f"{' *' if getattr(e, 'is_best', False) else ''}")
+                  f"{' *' if e.is_best else ''}")
 
-    def _log_final(self, e: _Event) -> None:
-        if e.type == "Finished":
-            self._log(f"run {e.status}: {e.epochs_done} epochs, {e.step} steps", "good")
+    def _log_final(self, e: ev.Finished | ev.Failed) -> None:
+        if isinstance(e, ev.Finished):
+            self._log(f"run {clean_line(e.status, 20)}: {e.epochs_done} epochs, {e.step} steps",
+                      "good")
         else:
-            self._log(f"failed ({getattr(e, 'kind', 'error')}): {getattr(e, 'message', '')}",
+            self._log(f"failed ({clean_line(e.kind, 20)}): {clean_line(e.message, 2000)}",
                       "error")
 
     def _note_skipped(self) -> None:
