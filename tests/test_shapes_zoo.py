@@ -30,6 +30,10 @@ ZOO_PARAMS = {
     "rnn-seq": (16 * 4 + 16 * 16 + 2 * 16) + (16 * 4 + 4),  # 420
     "lstm": 4 * (16 * 4 + 16 * 16 + 2 * 16) + (16 * 4 + 4),  # 1476
     "gru": 3 * (16 * 4 + 16 * 16 + 2 * 16) + (16 * 4 + 4),  # 1124
+    # G: Linear 64→3136 (no bias) + BN1d(3136) + ConvT 64→32 4×4 (no bias) + BN(32)
+    # + ConvT 32→1 4×4; D: conv 1→32 4×4 + conv 32→64 4×4 (no bias) + BN(64) + Linear 3136→1
+    "gan": (64 * 3136 + 2 * 3136 + 64 * 32 * 16 + 2 * 32 + 32 * 16 + 1)
+    + (32 * 16 + 32 + 32 * 64 * 16 + 2 * 64 + 3136 + 1),  # 276898
 }
 
 
@@ -37,7 +41,7 @@ def test_the_numbers_from_the_brief():
     assert ZOO_PARAMS == {"linear": 2, "logistic": 2, "diabetes": 87, "curve": 31,
                           "mlp": 575050, "cnn": 8490, "resnet": 41514, "lenet": 61706,
                           "inception": 97298, "rnn": 380, "rnn-seq": 420, "lstm": 1476,
-                          "gru": 1124}
+                          "gru": 1124, "gan": 276898}
     assert set(ZOO_PARAMS) == set(MODELS)
 
 

@@ -15,7 +15,9 @@ DATASET = {"rnn-seq": "longrange:5", "lstm": "longrange:5", "gru": "longrange:5"
 LR = {"rnn-seq": 0.02, "lstm": 0.02, "gru": 0.02}
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+# The GAN's loss is a two-player game's (D's + G's): it need not go down; tests/test_gan.py
+# checks what it should do instead.
+@pytest.mark.parametrize("name", [name for name in MODELS if name != "gan"])
 def test_every_model_trains_a_few_steps_and_the_loss_goes_down(name):
     losses: list[float] = []
     steps = 40

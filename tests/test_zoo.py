@@ -22,7 +22,8 @@ PARAMS = {
 }
 OUT = {"linear": (2, 1), "logistic": (2, 1), "diabetes": (2, 1), "curve": (2, 1),
        "mlp": (2, 10), "cnn": (2, 10), "resnet": (2, 10), "lenet": (2, 10),
-       "inception": (2, 10), "rnn": (2, 5, 4), "rnn-seq": (2, 4), "lstm": (2, 4), "gru": (2, 4)}
+       "inception": (2, 10), "rnn": (2, 5, 4), "rnn-seq": (2, 4), "lstm": (2, 4), "gru": (2, 4),
+       "gan": (2, 1)}  # the GAN's forward is its discriminator's logit
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -41,6 +41,7 @@ def capture(trainer: Any, epoch: int, step_in_epoch: int) -> dict[str, Any]:
     """Everything a bitwise-identical resume needs, from a Trainer between two steps."""
     st = trainer.state
     scaler = trainer.scaler
+    plugin = getattr(trainer, "step_plugin", None)
     return {
         "format": CHECKPOINT_FORMAT,
         "tui_nn_version": __version__,
@@ -60,6 +61,8 @@ def capture(trainer: Any, epoch: int, step_in_epoch: int) -> dict[str, Any]:
         "best_value": st.best_value,
         "config": trainer.config.to_dict(),
         "threads": torch.get_num_threads() if trainer.device.type == "cpu" else 0,
+        # A step plugin's own state (the GAN's second optimizer and noise generator).
+        "step_plugin": plugin.state_dict() if plugin is not None else None,
     }
 
 
@@ -122,6 +125,12 @@ def restore(trainer: Any, ckpt: dict[str, Any]) -> None:
     if trainer.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
         torch.cuda.set_rng_state(ckpt["cuda_rng"], trainer.device)
     st.best_value = ckpt.get("best_value")
+    plugin = getattr(trainer, "step_plugin", None)
+    if plugin is not None:
+        if not ckpt.get("step_plugin"):
+            raise CheckpointError("checkpoint has no state for this model's training step "
+                                  "(was it written by another model?)")
+        plugin.load_state_dict(ckpt["step_plugin"])
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -177,7 +177,16 @@ class ValPredictions(Event):
     samples: tuple[Any, ...] = ()  # tui_nn.insight.classify.GridSample
 
 
-LIVE_ONLY = (GradientFlow, FitUpdate, ValPredictions)
+@dataclass(frozen=True)
+class GeneratedSamples(Event):
+    """A generative model's pictures of the same fixed noise after each epoch (the GAN)."""
+
+    epoch: int  # 0-based, the epoch just finished
+    step: int
+    images: tuple[Any, ...] = ()  # (H, W) lists of gray levels in [0, 1]
+
+
+LIVE_ONLY = (GradientFlow, FitUpdate, ValPredictions, GeneratedSamples)
 
 
 # ---- records back into events (the one decoder: watch, TensorBoard export, tests) -------------

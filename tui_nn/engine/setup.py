@@ -51,6 +51,7 @@ def setup(t: "Trainer") -> None:
         _setup_speed(t)
         _data_to_device(t)
         _setup_optimisation(t)
+        _setup_step_plugin(t, spec)
         if ckpt is not None:
             checkpoint.restore(t, ckpt)
             t.state.resumed_threads = int(ckpt.get("threads") or 0)
@@ -247,6 +248,35 @@ def _setup_optimisation(t: "Trainer") -> None:
     t.state.epoch_gen_state = t.generator.get_state()
 
 
+def _setup_step_plugin(t: "Trainer", spec: Any) -> None:
+    """A zoo entry with its own step (engine/plugins.py) sets it up after the optimizer."""
+    name = getattr(spec, "step", None) if spec is not None else None
+    if name is not None:
+        import importlib
+        module, _, cls = name.partition(":")
+        t.step_plugin = getattr(importlib.import_module(module), cls)()
+        t.step_plugin.setup(t)
+
+
+def _probe_loss(t: "Trainer", out: torch.Tensor, x: torch.Tensor,
+                y: torch.Tensor) -> torch.Tensor:
+    """The loss of output out for batch x (a step plugin computes its own from x)."""
+    if t.step_plugin is not None:
+        return t.step_plugin.probe_loss(x, y)
+    return tasks.loss_mean(t.loss_task, out, y)
+
+
+def _check_plugin_probe(t: "Trainer", x: torch.Tensor, y: torch.Tensor) -> None:
+    try:
+        with torch.no_grad():
+            t.step_plugin.probe_loss(x, y)
+    except TrainingError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure becomes one clear line
+        raise TrainingError(f"{t.config.model} cannot train on {t.dataset.name} samples of "
+                            f"shape {_shape(x[0])}: {_first_line(e)}", "shape") from None
+
+
 # ---- checks before the first step ---------------------------------------------------------------
 def check_first_batch(t: "Trainer") -> None:
     """Run two samples through the model and the loss before training, so a model that
@@ -270,6 +300,9 @@ def check_first_batch(t: "Trainer") -> None:
             out = _eval_forward(t.model, x)
         except Exception as e2:  # noqa: BLE001
             raise TrainingError(_diagnose(t, x, e2), "shape") from None
+    if t.step_plugin is not None:  # its own losses: no check of the output against targets
+        _check_plugin_probe(t, x, y)
+        return
     try:
         fit = model_fit.check_output_fits(t.model, x, y, t.dataset)
     except model_fit.FitError as e:
@@ -339,7 +372,7 @@ def choose_cpu_threads(t: "Trainer") -> None:
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()
-            tasks.loss_mean(t.loss_task, t.model(x), y).backward()
+            _probe_loss(t, t.model(x), x, y).backward()
             best = min(best, time.perf_counter() - start)
         return best
 

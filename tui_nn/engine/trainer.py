@@ -28,6 +28,7 @@ from tui_nn.engine.controls import Controls
 from tui_nn.engine.device import device_name, memory_in_use
 from tui_nn.engine.distributed import (DistInfo, all_mean, all_sum, destroy_process_group,
                                        vote_controls)
+from tui_nn.engine.plugins import ScalarLog, StepPlugin
 from tui_nn.engine.recovery import TrainingError
 from tui_nn.engine.rundir import RunDir, RunDirError
 from tui_nn.engine.state import RunState
@@ -90,6 +91,9 @@ class Trainer(Controls):
         self._channel = None  # the run's control channel (engine/channel.py), rank 0 only
         self.pending_notices: list[str] = []  # said right after RunStarted
         self._predictions = None  # the last validation pass's predictions (insight only)
+        # A zoo entry's own step (engine/plugins.py: the GAN's two-network step), set by setup.
+        self.step_plugin: StepPlugin | None = None
+        self._scalars = ScalarLog()  # the plugin's extra per-step scalars
 
     # ---- running ---------------------------------------------------------------------------
     def run(self) -> ev.Finished | ev.Failed:
@@ -246,6 +250,8 @@ class Trainer(Controls):
                     global_n: int) -> torch.Tensor | None:
         """Forward, loss, backward, optimizer and schedule step: one path, the GradScaler
         disabled unless fp16. Returns the detached loss, or None for a skipped NaN batch."""
+        if self.step_plugin is not None:
+            return self._plugin_step(xb, yb)
         st, cfg, scaler, opt = self.state, self.config, self.scaler, self.optimizer
         out = self._forward(self.forward_model, xb)
         loss = self._loss(out, yb, xb.shape[0], global_n)
@@ -265,6 +271,17 @@ class Trainer(Controls):
         if self.scheduler is not None:
             self.scheduler.step()
         st.step += 1
+        return loss.detach()
+
+    def _plugin_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """A step plugin's whole step (it owns forward, backward and its optimizers); its
+        extra scalars wait on the device for the next report, with the losses."""
+        loss, scalars = self.step_plugin.train_step(xb, yb)
+        if self._check_each_step and not torch.isfinite(loss):
+            # No rollback: it would restore the Trainer's state but not the plugin's.
+            recovery.stop_on_nan(self, self.state.epoch, self.state.step_in_epoch, float(loss))
+        self._scalars.add(scalars)
+        self.state.step += 1
         return loss.detach()
 
     def _loss(self, out: torch.Tensor, yb: torch.Tensor, local_n: int,
@@ -387,7 +404,8 @@ class Trainer(Controls):
             epoch=epoch, step=st.step, train_loss=train_loss, val_loss=val_loss,
             metric=tasks.metric_name(self.task), value=value, best_value=st.best_value,
             is_best=better, elapsed_s=time.monotonic() - st.t0, epoch_time_s=epoch_time,
-            samples_per_s=st.epoch_terms / max(epoch_time, 1e-9), decoded=decoded)
+            samples_per_s=st.epoch_terms / max(epoch_time, 1e-9), decoded=decoded,
+            scalars=self._scalars.epoch_means())
         # best.pt first: a record that says "best" always has its weights on disk.
         saved_best = self._save_best(epoch) if better and self.run_dir is not None else None
         self.history.append(em)
@@ -396,6 +414,8 @@ class Trainer(Controls):
             self.emit(saved_best)
         if self.insight is not None and self.insight.collect_now:
             self.insight.after_epoch(epoch, st.step, self._predictions)
+        if self.step_plugin is not None:
+            self.step_plugin.after_epoch(epoch, st.step)
         is_last = epoch + 1 >= cfg.epochs
         if not st.stopped and (is_last or time.monotonic() - st.last_save
                                >= _EPOCH_CHECKPOINT_MIN_INTERVAL_S or self._periodic_due()):
@@ -447,7 +467,8 @@ class Trainer(Controls):
             losses=tuple(values), lr=self.optimizer.param_groups[0]["lr"],
             samples_per_s=st.window_samples / max(now - st.window_t0, 1e-9), eta_s=eta,
             epoch_step=epoch_step, steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps, memory_bytes=memory_in_use(self.device)))
+            total_steps=self.total_steps, memory_bytes=memory_in_use(self.device),
+            scalars=self._scalars.take()))
 
     def _look_now(self, i: int) -> bool:
         """Read the gradients at step i (0-based in its epoch)? When the step will end with a
@@ -479,7 +500,9 @@ class Trainer(Controls):
 
     # ---- validation ----------------------------------------------------------------------------
     def evaluate(self) -> tuple[float, float, str | None]:
-        """Validation loss and metric (engine/validation.py)."""
+        """Validation loss and metric (engine/validation.py, or the step plugin's)."""
+        if self.step_plugin is not None:
+            return self.step_plugin.evaluate()
         return validation.evaluate(self)
 
     def _forward(self, model: nn.Module, xb: torch.Tensor) -> torch.Tensor:

@@ -190,7 +190,7 @@ class TrainingBridge:
 
         post = self.target.post_message
         if isinstance(event, ev.StepMetrics):
-            self.history.add_steps(event.first_step, event.losses)
+            self.history.add_steps(event.first_step, event.losses, event.scalars)
             self.latest = event
             self._progress(post)
         elif isinstance(event, ev.EpochMetrics):

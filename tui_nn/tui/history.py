@@ -12,11 +12,33 @@ import math
 import threading
 from array import array
 from bisect import bisect_right
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
     from tui_nn.runs.history import RecordedHistory
+
+MAX_EXTRA_CURVES = 4  # a step plugin's scalars drawn beside the loss (the GAN has two)
+_EXTRA_NAME_CHARS = 20
+
+
+def extra_scalars(raw: Any) -> dict[str, float]:
+    """A StepMetrics record's ``scalars`` (from a file: data, possibly hostile) as at most
+    MAX_EXTRA_CURVES cleaned names with a number each; anything else is dropped."""
+    if not isinstance(raw, Mapping):
+        return {}
+    out: dict[str, float] = {}
+    for name, value in raw.items():
+        if len(out) == MAX_EXTRA_CURVES:
+            break
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                out[clean_line(name, _EXTRA_NAME_CHARS)] = float(value)
+            except OverflowError:  # an int too big for a float
+                continue
+    return out
 
 
 @dataclass(frozen=True)
@@ -150,18 +172,30 @@ class RunHistory:
             self.train = BucketSeries(self._capacity)
             self.val_loss = BucketSeries(self._capacity)
             self.val_metric = BucketSeries(self._capacity)
+            self.extra: dict[str, BucketSeries] = {}  # a step plugin's curves, by name
             self.epochs: list[EpochRecord] = []
             # Bumped on every append: widgets redraw only when theirs moved.
             self.train_version = 0
             self.val_version = 0
 
-    def add_steps(self, first_step: int, losses: Iterable[float]) -> None:
+    def add_steps(self, first_step: int, losses: Sequence[float],
+                  scalars: Mapping[str, float] | None = None) -> None:
+        """Steps first_step, first_step + 1, ...; scalars: more values at the last of them
+        (StepMetrics.scalars: the GAN's d_loss and g_loss, a loop's own metrics)."""
         with self._lock:
             for i, loss in enumerate(losses):
                 step = first_step + i
                 self.steps.append(step)
                 self.losses.append(loss)
                 self.train.append(step, loss)
+            last = first_step + len(losses) - 1
+            for name, value in (scalars or {}).items():
+                series = self.extra.get(name)
+                if series is None:
+                    if len(self.extra) >= MAX_EXTRA_CURVES:
+                        continue
+                    series = self.extra[name] = BucketSeries(self._capacity)
+                series.append(last, value)
             self.train_version += 1
 
     def add_epoch(self, epoch: int, step: int, train_loss: float, val_loss: float,
@@ -203,6 +237,8 @@ class RunHistory:
             val_metric.append(e.step, e.value)
         with self._lock:
             self.metric = metric
+            # The recorded history holds no extra curves: they start again with new steps.
+            self.extra = {}
             self.steps, self.losses, self.epochs = steps, losses, epochs
             self.train, self.val_loss, self.val_metric = train, val_loss, val_metric
             self.train_version += 1
@@ -227,6 +263,7 @@ class RunHistory:
                 train=self.train.points(max_points),
                 val_loss=self.val_loss.points(max_points),
                 val_metric=self.val_metric.points(max_points),
+                extra={name: s.points(max_points) for name, s in self.extra.items()},
                 steps=self.train.count,
                 last_step=int(self.train.last[0]) if self.train.last else 0,
                 version=self.version,
@@ -246,3 +283,4 @@ class HistorySnapshot:
     steps: int
     last_step: int
     version: int
+    extra: dict[str, list[Point]] = field(default_factory=dict)

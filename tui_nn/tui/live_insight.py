@@ -22,7 +22,7 @@ class LiveInsightState:
         with self._lock:
             self.gradients: Any = None  # ev.GradientFlow
             self.fit: Any = None  # ev.FitUpdate
-            self.predictions: Any = None  # ev.ValPredictions
+            self.predictions: Any = None  # ev.ValPredictions, or ev.GeneratedSamples (GAN)
             self.gradient_version = 0
             self.fit_version = 0
             self.predictions_version = 0
@@ -40,7 +40,7 @@ class LiveInsightState:
             elif isinstance(event, ev.FitUpdate):
                 self.fit = event
                 self.fit_version += 1
-            elif isinstance(event, ev.ValPredictions):
+            elif isinstance(event, (ev.ValPredictions, ev.GeneratedSamples)):
                 self.predictions = event
                 self.predictions_version += 1
             else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 
 ZOO_NAMES = ("linear", "logistic", "diabetes", "curve", "mlp", "cnn", "resnet", "lenet",
-             "inception", "rnn", "rnn-seq", "lstm", "gru")
+             "inception", "rnn", "rnn-seq", "lstm", "gru", "gan")
 
 
 def looks_like_source(name: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from tui_nn.zoo import regression, sequence, vision
+from tui_nn.zoo import gan, regression, sequence, vision
 from tui_nn.zoo.building import building_on
 from tui_nn.zoo.names import unknown_model_message
 
@@ -38,6 +38,9 @@ class ModelSpec:
     # Classifiers: the seed's class count, and the factory takes num_classes= (and, for image
     # models, in_channels=) so the engine can size the model to a dataset. None: fixed output.
     classes: int | None = None
+    # A training step of its own (engine/plugins.py) for a model that is not "one forward,
+    # one loss": "module:Class" of the step plugin (a name: the zoo never imports the engine).
+    step: str | None = None
 
     def build(self, num_classes: int | None = None, in_channels: int | None = None) -> nn.Module:
         """The seed model, or one sized for a dataset (num_classes outputs, in_channels input)."""
@@ -110,6 +113,12 @@ MODELS: dict[str, ModelSpec] = {
                   lambda **kw: sequence.SequenceClassifier("gru", **kw), (50, 4), "longrange",
                   _SEQ, classes=4,
                   variable_length=True),
+        ModelSpec("gan", "small DCGAN: generator 64→(64,7,7)→28×28 vs a 2-conv discriminator",
+                  gan.GAN, (1, 28, 28), "digits",
+                  TrainDefaults(epochs=5, batch_size=64, lr=2e-4, optimizer="adam"),
+                  lesson="two networks, two optimizers: D learns real vs fake, G learns to "
+                         "fool D; watch both losses and the generated digits",
+                  step="tui_nn.engine.gan_step:GANStep"),
     ]
 }
 

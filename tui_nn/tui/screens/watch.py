@@ -31,7 +31,7 @@ from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
 from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.exits import install_signal_exits, signal_code
-from tui_nn.tui.history import RunHistory
+from tui_nn.tui.history import RunHistory, extra_scalars
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
@@ -251,7 +251,7 @@ class WatchScreen(Screen):
             if e.first_step <= self._steps_seen:
                 batch.rebuild = True  # a resumed session redoing steps
             else:
-                self.history.add_steps(e.first_step, list(e.losses))
+                self.history.add_steps(e.first_step, list(e.losses), extra_scalars(e.scalars))
             self._steps_seen = max(self._steps_seen, e.step)
             batch.latest = e
         elif isinstance(e, ev.EpochMetrics):

@@ -32,6 +32,7 @@ TRAIN_RAW = (110, 110, 110)
 TRAIN_SMOOTH = "cyan+"
 VAL = "orange+"
 METRIC = "green+"
+EXTRA = ("magenta+", "yellow+", "blue+", "red+")  # a step plugin's curves (GAN: D, G)
 
 
 def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
@@ -86,7 +87,8 @@ def _clip(snap: HistorySnapshot, x_min: float) -> HistorySnapshot:
         return [p for p in points if p.x >= x_min]
 
     return replace(snap, train=right(snap.train), val_loss=right(snap.val_loss),
-                   val_metric=right(snap.val_metric))
+                   val_metric=right(snap.val_metric),
+                   extra={name: right(points) for name, points in snap.extra.items()})
 
 
 class _HistoryPlot(PlotextPlot):
@@ -153,6 +155,26 @@ class LossPlot(_HistoryPlot):
     """Plot the loss on a log10 axis."""
 
     def draw(self, plt, snap: HistorySnapshot) -> None:
+        self._draw_train(plt, snap)
+        self._draw_extra(plt, snap)
+        self._draw_val(plt, snap)
+
+    def _log(self, ys: list[float]) -> list[float]:
+        if not self.log_scale:
+            return ys
+        return [math.log10(y) if y > 0 else float("nan") for y in ys]
+
+    def _draw_extra(self, plt, snap: HistorySnapshot) -> None:
+        """A step plugin's curves (the GAN's D and G losses), smoothed like the loss."""
+        for (name, points), color in zip(sorted(snap.extra.items()), EXTRA):
+            if not points:
+                continue
+            ex, ey = _finite([p.x for p in points], self._log(ema(points, self.smoothing)))
+            if ex:
+                self._ys += ey
+                plt.plot(ex, ey, marker="braille", color=color, label=name)
+
+    def _draw_train(self, plt, snap: HistorySnapshot) -> None:
         title = "loss"
         if self.smoothing:
             title += f" (smoothing {self.smoothing:g})"
@@ -173,6 +195,8 @@ class LossPlot(_HistoryPlot):
             sx, sy = _finite(xs, smooth)
             self._ys += sy
             plt.plot(sx, sy, marker="braille", color=TRAIN_SMOOTH, label="train")
+
+    def _draw_val(self, plt, snap: HistorySnapshot) -> None:
         if snap.val_loss:
             xs = [p.x for p in snap.val_loss]
             ys = [p.y for p in snap.val_loss]

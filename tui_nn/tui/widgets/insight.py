@@ -183,9 +183,10 @@ def _gray(level: float) -> Color:
     return Color.from_rgb(v, v, v)
 
 
-def grid_text(samples: Sequence[Any], width: int, gap: int = 2) -> Text:
+def grid_text(samples: Sequence[Any], width: int, gap: int = 2, captions: bool = True) -> Text:
     """Images side by side, each cell '▀' coloured top pixel / bottom pixel, with a caption:
-    ✗ pred (true t) in red for mistakes, ✓ in green, and the model's confidence.
+    ✗ pred (true t) in red for mistakes, ✓ in green, and the model's confidence (none for
+    generated images: captions=False).
 
     Built as one string plus a span per cell (Text.append per cell costs 3× as much)."""
     from rich.text import Span
@@ -222,6 +223,10 @@ def grid_text(samples: Sequence[Any], width: int, gap: int = 2) -> Text:
                 pos += img_w - len(top)
             parts.append("\n")
             pos += 1
+        if not captions:
+            parts.append("\n")
+            pos += 1
+            continue
         for j, s in enumerate(row):
             if j:
                 parts.append(pad)
@@ -456,6 +461,9 @@ class ClassifierView(VerticalScroll):
 
     def show(self, event: Any) -> None:
         self.event = event
+        if getattr(event, "images", None) is not None:  # ev.GeneratedSamples (the GAN)
+            self._show_generated(event)
+            return
         cm = event.confusion
         self.query_one("#classes-head", Static).update(
             f"[b]Confusion matrix[/] after epoch {event.epoch + 1} · {cm.total} validation "
@@ -467,6 +475,24 @@ class ClassifierView(VerticalScroll):
             self.query_one("#samples", _TextView).draw(lambda w: Text.assemble(
                 (f"\n{len(samples)} validation images, {wrong} misclassified first: "
                  "prediction (true) confidence\n", "bold"), grid_text(samples, w - 1)))
+
+    def _show_generated(self, event: Any) -> None:
+        """A generator's pictures of the same fixed noise after each epoch: blobs at first,
+        digits as G learns to fool D."""
+        images = [_Image(image) for image in event.images]
+        self.query_one("#classes-head", Static).update(
+            f"[b]Generated images[/] after epoch {event.epoch + 1} · the same "
+            f"{len(images)} noise vectors every epoch")
+        self.query_one("#confusion", _TextView).clear()
+        self.query_one("#samples", _TextView).draw(
+            lambda w: grid_text(images, w - 1, captions=False))
+
+
+class _Image:
+    """An image for grid_text without a caption."""
+
+    def __init__(self, image: Any) -> None:
+        self.image = image
 
 
 class InsightPane(Vertical):
