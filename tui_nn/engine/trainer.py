@@ -1,12 +1,9 @@
-"""The training engine: one Trainer drives the headless CLI, the TUI, tests and benchmarks.
+"""The Trainer: drives the headless CLI, the app, tests and benchmarks; knows no UI. It reports
+through events passed to a callback; Controls (pause, stop, ...) steer it from any thread.
 
-It knows nothing of any UI. It reports through events passed to a callback and is paused,
-resumed and stopped through threading.Events, so it can run in a background thread.
-
-Reading order: run() -> _setup() (engine/setup.py) -> _train_epoch() -> _train_step() ->
-_between_steps() -> _end_epoch(). Recovery (NaN, OOM, lr) is in engine/recovery.py, the
-checkpoint's contents in engine/checkpoint.py, the run directory in engine/rundir.py.
-"""
+Reading order: run() -> setup.setup() -> _train_epoch() -> _train_step() -> _between_steps()
+-> _end_epoch(). Recovery (NaN, OOM, lr): recovery.py; records: reports.py; checkpoints:
+checkpoint.py; the run directory: rundir.py; validation: validation.py."""
 
 from __future__ import annotations
 
@@ -20,14 +17,13 @@ import torch
 from torch import nn
 
 from tui_nn.data import tasks
-from tui_nn.engine import checkpoint, recovery, setup, validation
+from tui_nn.engine import checkpoint, recovery, reports, setup, validation
 from tui_nn.engine import events as ev
 from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig
 from tui_nn.engine.controls import Controls
-from tui_nn.engine.device import device_name, memory_in_use
-from tui_nn.engine.distributed import (DistInfo, all_mean, all_sum, destroy_process_group,
-                                       vote_controls)
+from tui_nn.engine.distributed import DistInfo, all_sum, destroy_process_group
+from tui_nn.engine.reports import steer_all_ranks
 from tui_nn.engine.plugins import ScalarLog, StepPlugin
 from tui_nn.engine.recovery import TrainingError
 from tui_nn.engine.rundir import RunDir, RunDirError
@@ -65,23 +61,16 @@ class Trainer(Controls):
         self.state = RunState()
         self.history: list[ev.EpochMetrics] = []
         # Filled by setup (engine/setup.py); None until then.
-        self.model: nn.Module | None = None
-        self.forward_model: nn.Module | None = None
+        self.model = self.forward_model = self.optimizer = self.scheduler = None
+        self.scaler = self.generator = self.amp_dtype = self.augment = None
         self.run_dir: RunDir | None = None
         self.dist: DistInfo | None = None
         self.device: torch.device | None = None
         self.dataset: Any = None
-        self.task: str | None = None
-        self.loss_task: str | None = None  # the task's loss ("binary-logits" for a logits head)
+        self.task = self.loss_task = None  # loss_task: "binary-logits" for a logits head
         self.fit_note = ""  # how the model fits the data, said in the run's first line
-        self.augment = None  # data.augment: training batches only, on the device
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: Any = None
-        self.scaler: Any = None
-        self.generator: torch.Generator | None = None
         self.batch_size: int | None = None
         self.steps_per_epoch = self.total_steps = 0
-        self.amp_dtype: torch.dtype | None = None
         self.channels_last = False
         self.train_x = self.train_y = self.val_x = self.val_y = None
         self.insight = None  # LiveInsight when the config asks for live insight events
@@ -190,24 +179,10 @@ class Trainer(Controls):
         return self._finish(epoch)
 
     def _announce(self) -> None:
-        cfg, st = self.config, self.state
-        self.emit(ev.RunStarted(
-            run_dir=str(self.run_dir.path) if self.run_dir else None, model=cfg.model,
-            dataset=cfg.dataset, device=str(self.device), device_name=device_name(self.device),
-            task=self.task, metric=tasks.metric_name(self.task), n_train=self.dataset.n_train,
-            n_val=self.dataset.n_val, epochs=cfg.epochs, batch_size=self.batch_size,
-            steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
-            parameters=self.parameters(), start_epoch=st.start_epoch, start_step=st.step,
-            changes=self.resume_changes,
-            setup="; ".join(n for n in (self.fit_note, str(self.augment or "")) if n)))
+        self.emit(reports.run_started(self))
 
     def _finish(self, epochs_done: int) -> ev.Finished:
-        st = self.state
-        finished = ev.Finished(
-            status="stopped" if st.stopped else "finished",
-            run_dir=str(self.run_dir.path) if self.run_dir else None, epochs_done=epochs_done,
-            step=st.step, metric=tasks.metric_name(self.task), best_value=st.best_value,
-            last_value=st.last_value, elapsed_s=time.monotonic() - st.t0)
+        finished = reports.finished(self, epochs_done)
         self.emit(finished)
         return finished
 
@@ -319,7 +294,7 @@ class Trainer(Controls):
         if self.dist.enabled:
             if not (due or last_in_epoch):
                 return False  # under DDP the controls act only where every rank meets
-            stop_now = self._steer_all_ranks()
+            stop_now = steer_all_ranks(self)
         else:
             stop_now = self._stop.is_set()
             if not stop_now:
@@ -346,28 +321,6 @@ class Trainer(Controls):
     def _position_after(self, epoch: int, i: int) -> tuple[int, int]:
         """(epoch, step in epoch) a resume starts from after step i of this epoch."""
         return (epoch + 1, 0) if i == self.steps_per_epoch - 1 else (epoch, i + 1)
-
-    def _steer_all_ranks(self) -> bool:
-        """DDP: every rank takes rank 0's pause and lr requests (from its control channel) and
-        any rank's stop at the same step. Returns whether to stop."""
-        main = self.dist.is_main
-        stop, pause, factor = vote_controls(self._stop.is_set(), main and self.paused,
-                                            self.take_lr_factor() if main else 0.0,
-                                            self.dist, self.device)
-        if pause and not stop:
-            self.emit(ev.StateChanged("paused"))
-            while pause and not stop:  # every rank meets every 0.2 s: no collective times out
-                time.sleep(0.2)
-                stop, pause, more = vote_controls(self._stop.is_set(), main and self.paused,
-                                                  self.take_lr_factor() if main else 0.0,
-                                                  self.dist, self.device)
-                factor *= more
-            self.emit(ev.StateChanged("running"))
-        if factor != 1.0:
-            recovery.scale_lr_now(self, factor)
-            self.emit(ev.LrScaled(step=self.state.step, factor=factor,
-                                  lr=self.optimizer.param_groups[0]["lr"]))
-        return stop
 
     def _stop_at(self, epoch: int, i: int) -> None:
         """Checkpoint the exact position after step i of this epoch and mark the run stopped."""
@@ -450,25 +403,7 @@ class Trainer(Controls):
 
     # ---- reports -------------------------------------------------------------------------------
     def _report(self, epoch: int, epoch_step: int, now: float) -> None:
-        st = self.state
-        stacked = torch.stack(st.losses)
-        if self.dist.enabled:
-            stacked = all_mean(stacked, self.dist)  # the global batch's loss at each step
-        values = stacked.tolist()  # the one host sync per report
-        st.losses = []
-        if not all(math.isfinite(v) for v in values):
-            recovery.stop_on_nan(self, epoch, epoch_step,
-                                 next(v for v in values if not math.isfinite(v)))
-        done = st.step - st.session_start_step
-        elapsed = time.monotonic() - st.t0
-        eta = elapsed / done * (self.total_steps - st.step) if done else None
-        self.emit(ev.StepMetrics(
-            epoch=epoch, step=st.step, first_step=st.step - len(values) + 1,
-            losses=tuple(values), lr=self.optimizer.param_groups[0]["lr"],
-            samples_per_s=st.window_samples / max(now - st.window_t0, 1e-9), eta_s=eta,
-            epoch_step=epoch_step, steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps, memory_bytes=memory_in_use(self.device),
-            scalars=self._scalars.take()))
+        self.emit(reports.step_metrics(self, epoch, epoch_step, now))
 
     def _look_now(self, i: int) -> bool:
         """Read the gradients at step i (0-based in its epoch)? When the step will end with a
