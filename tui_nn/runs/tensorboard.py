@@ -309,14 +309,18 @@ def epochs_done(tags: dict[str, TagStats]) -> int:
     return 0
 
 
-def newest_event_mtime(log_dir: str | Path) -> float | None:
+def _event_mtimes(log_dir: str | Path) -> list[float]:
     times = []
     for path in all_event_files(log_dir):
         try:
             times.append(path.stat().st_mtime)
         except OSError:
             continue
-    return max(times) if times else None
+    return times
+
+
+def newest_event_mtime(log_dir: str | Path) -> float | None:
+    return max(_event_mtimes(log_dir), default=None)
 
 
 def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
@@ -350,10 +354,4 @@ def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
 
 
 def _oldest_mtime(log_dir: Path) -> float | None:
-    times = []
-    for path in all_event_files(log_dir):
-        try:
-            times.append(path.stat().st_mtime)
-        except OSError:
-            continue
-    return min(times) if times else None
+    return min(_event_mtimes(log_dir), default=None)

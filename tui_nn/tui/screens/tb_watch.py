@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -30,7 +30,7 @@ from textual_plotext import PlotextPlot
 
 from tui_nn.runs import tensorboard as tb
 from tui_nn.textsafe import clean, clean_line
-from tui_nn.tui.exits import install_signal_exits, signal_code
+from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.history import Point, ema
 from tui_nn.tui.widgets.curves import SMOOTHING_STEPS, compact_y_ticks, step_ticks
@@ -413,26 +413,11 @@ class TensorBoardWatchScreen(Screen):
             plot.refresh()
 
 
-class TensorBoardWatchApp(App[None]):
+class TensorBoardWatchApp(ViewerApp):
     """`tui-nn watch LOG_DIR` for a TensorBoard log directory: the screen alone."""
 
-    CSS_PATH = Path(__file__).resolve().parent.parent / "app.tcss"
-    TITLE = "tui-nn watch"
-    BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+q", "quit", "Quit", show=False)]
-
     def __init__(self, log_dir: str | Path, **kwargs: Any) -> None:
-        super().__init__()
-        self.watch_screen = TensorBoardWatchScreen(log_dir, **kwargs)
-
-    def get_default_screen(self) -> Screen:
-        return self.watch_screen
-
-    def on_mount(self) -> None:
-        install_signal_exits(self, lambda signum: self.exit(return_code=signal_code(signum)))
-
-    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
-        """Notifications may quote paths and errors from the log: cleaned."""
-        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
+        super().__init__(TensorBoardWatchScreen(log_dir, **kwargs))
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)

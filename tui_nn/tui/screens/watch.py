@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -29,10 +29,10 @@ from tui_nn.engine import events as ev
 from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
-from tui_nn.textsafe import clean, clean_line
-from tui_nn.tui.exits import install_signal_exits, signal_code
+from tui_nn.textsafe import clean_line
 from tui_nn.tui.history import RunHistory, extra_scalars
 from tui_nn.tui.screens.worker_errors import notify_worker_error
+from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.run_status import RunStatus
@@ -431,30 +431,12 @@ class WatchScreen(Screen):
             self.app.pop_screen()
 
 
-class WatchApp(App[None]):
+class WatchApp(ViewerApp):
     """`tui-nn watch RUN_DIR`: the WatchScreen alone."""
-
-    CSS_PATH = Path(__file__).resolve().parent.parent / "app.tcss"
-    TITLE = "tui-nn watch"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
-    BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+q", "quit", "Quit", show=False)]
 
     def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S,
                  gpu_reader: Callable[[], Any] | None = None) -> None:
-        super().__init__()
-        self.watch_screen = WatchScreen(run_dir, poll_s=poll_s, gpu_reader=gpu_reader)
-
-    def get_default_screen(self) -> Screen:
-        return self.watch_screen
-
-    def on_mount(self) -> None:
-        # Nothing to save: a signal just restores the terminal and exits 128+signal.
-        install_signal_exits(self, lambda signum: self.exit(return_code=signal_code(signum)))
-
-    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
-        """Notifications quote paths and errors from the run: cleaned (see TuiNNApp.notify)."""
-        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
+        super().__init__(WatchScreen(run_dir, poll_s=poll_s, gpu_reader=gpu_reader))
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)

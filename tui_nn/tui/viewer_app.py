@@ -1,0 +1,36 @@
+"""The app around one read-only viewer screen (`tui-nn watch` on a run or a TensorBoard log):
+q quits, a signal exits 128+signal (nothing to save), notifications are cleaned (they quote
+paths and errors from files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tui_nn.textsafe import clean, clean_line
+from tui_nn.tui.exits import install_signal_exits, signal_code
+
+
+class ViewerApp(App[None]):
+    CSS_PATH = Path(__file__).resolve().parent / "app.tcss"
+    TITLE = "tui-nn watch"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+q", "quit", "Quit", show=False)]
+
+    def __init__(self, screen: Screen) -> None:
+        super().__init__()
+        self.watch_screen = screen
+
+    def get_default_screen(self) -> Screen:
+        return self.watch_screen
+
+    def on_mount(self) -> None:
+        install_signal_exits(self, lambda signum: self.exit(return_code=signal_code(signum)))
+
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
+        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
