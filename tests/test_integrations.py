@@ -147,3 +147,108 @@ def test_lightning_exception_is_a_failed_record(tmp_path):
     last = _records(tmp_path / "runs" / "bad")[-1]
     assert last["type"] == "Failed" and "bad batch" in last["message"]
     assert _listed(tmp_path / "runs", "bad").status == "failed"
+
+
+# ---- Hugging Face -------------------------------------------------------------------------------
+class _Pairs(torch.utils.data.Dataset):
+    """(x, labels) rows as the Trainer's default collator wants them."""
+
+    def __init__(self, n: int = 64):
+        self.x, self.y = _data(n)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+class _TinyRegressor(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 1)
+
+    def forward(self, x, labels=None):
+        out = self.net(x)  # (B, 1)
+        loss = torch.nn.functional.mse_loss(out, labels) if labels is not None else None
+        return {"loss": loss, "logits": out}
+
+
+def _hf_train(tmp_path: Path, epochs: int, requests: dict[int, str] | None = None, **args):
+    transformers = pytest.importorskip("transformers")
+    from tui_nn.integrations.huggingface import TuiNNCallback
+
+    class Steer(transformers.TrainerCallback):  # before TuiNNCallback in the same step end
+        def on_step_end(self, args, state, control, **kwargs):
+            _steer_at(callback.run.path, state.global_step, requests or {})
+
+    callback = TuiNNCallback(tmp_path / "runs" / "hf", report_interval_s=0.0)
+    targs = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), num_train_epochs=epochs, per_device_train_batch_size=8,
+        per_device_eval_batch_size=16, learning_rate=0.05, logging_steps=2,
+        eval_strategy="epoch", save_strategy="no", report_to=[], use_cpu=True,
+        disable_tqdm=True, dataloader_num_workers=0, seed=0, **args)
+    trainer = transformers.Trainer(model=_TinyRegressor(), args=targs, train_dataset=_Pairs(),
+                                   eval_dataset=_Pairs(32), callbacks=[Steer(), callback])
+    trainer.train()
+    return tmp_path / "runs" / "hf", trainer
+
+
+def test_huggingface_training_is_a_run_that_runs_lists(tmp_path):
+    run, _ = _hf_train(tmp_path, epochs=2)
+    info = _listed(tmp_path / "runs", "hf")
+    assert (info.status, info.model, info.steps_done, info.epochs_done) == (
+        "finished", "_TinyRegressor", 16, 2)
+    assert info.steps_total == 16
+    records = _records(run)
+    steps = [r for r in records if r["type"] == "StepMetrics"]
+    logged = [s for r in steps for s in range(r["first_step"], r["step"] + 1)]
+    assert logged == list(range(1, 17))  # the Trainer's global steps, each once
+    assert "grad_norm" in steps[0]["scalars"] and 0 < steps[0]["lr"] <= 0.05
+    epochs = [r for r in records if r["type"] == "EpochMetrics"]
+    assert epochs[1]["val_loss"] < epochs[0]["val_loss"]  # eval_loss, learning
+
+
+def test_huggingface_is_paused_checkpointed_and_stopped_from_outside(tmp_path):
+    run, trainer = _hf_train(tmp_path, epochs=50, requests={2: "pause", 3: "lr",
+                                                          4: "checkpoint", 6: "stop"})
+    records = _records(run)
+    assert [r["state"] for r in records if r["type"] == "StateChanged"] == ["paused", "running"]
+    [scaled] = [r for r in records if r["type"] == "LrScaled"]
+    assert scaled["factor"] == 0.5
+    last_lr = [r for r in records if r["type"] == "StepMetrics"][-1]["lr"]
+    assert 0.02 < last_lr < 0.026  # the schedule kept the change (0.05 decaying, halved)
+    [saved] = [r for r in records if r["type"] == "CheckpointSaved"]
+    assert saved["reason"] == "requested" and saved["path"].endswith("checkpoint-4")
+    assert Path(saved["path"]).is_dir() and any(Path(saved["path"]).iterdir())
+    assert records[-1]["type"] == "Finished" and records[-1]["status"] == "stopped"
+    info = _listed(tmp_path / "runs", "hf")
+    assert (info.status, info.steps_done) == ("stopped", 6)  # of 50 epochs of 8 steps
+    assert trainer.state.global_step == 6
+
+
+def test_huggingface_crash_inside_the_callback_block_is_a_failed_record(tmp_path):
+    pytest.importorskip("transformers")
+    from tui_nn.integrations.huggingface import TuiNNCallback
+
+    with pytest.raises(RuntimeError, match="out of data"):
+        with TuiNNCallback(tmp_path / "runs" / "crash") as callback:
+            _hf_train_crashing(tmp_path, callback)
+    last = _records(tmp_path / "runs" / "crash")[-1]
+    assert last["type"] == "Failed" and "out of data" in last["message"]
+    assert _listed(tmp_path / "runs", "crash").status == "failed"
+
+
+def _hf_train_crashing(tmp_path: Path, callback) -> None:
+    import transformers
+
+    class Crash(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise RuntimeError("out of data")
+
+    targs = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), num_train_epochs=1, per_device_train_batch_size=8,
+        report_to=[], use_cpu=True, disable_tqdm=True, save_strategy="no")
+    transformers.Trainer(model=_TinyRegressor(), args=targs, train_dataset=_Pairs(),
+                         callbacks=[callback, Crash()]).train()
