@@ -174,7 +174,8 @@ class _TinyRegressor(torch.nn.Module):
         return {"loss": loss, "logits": out}
 
 
-def _hf_train(tmp_path: Path, epochs: int, requests: dict[int, str] | None = None, **args):
+def _hf_train(tmp_path: Path, epochs: int, requests: dict[int, str] | None = None, *,
+              name: str = "hf", resume: str | None = None, **args):
     transformers = pytest.importorskip("transformers")
     from tui_nn.integrations.huggingface import TuiNNCallback
 
@@ -182,7 +183,7 @@ def _hf_train(tmp_path: Path, epochs: int, requests: dict[int, str] | None = Non
         def on_step_end(self, args, state, control, **kwargs):
             _steer_at(callback.run.path, state.global_step, requests or {})
 
-    callback = TuiNNCallback(tmp_path / "runs" / "hf", report_interval_s=0.0)
+    callback = TuiNNCallback(tmp_path / "runs" / name, report_interval_s=0.0)
     targs = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"), num_train_epochs=epochs, per_device_train_batch_size=8,
         per_device_eval_batch_size=16, learning_rate=0.05, logging_steps=2,
@@ -190,8 +191,8 @@ def _hf_train(tmp_path: Path, epochs: int, requests: dict[int, str] | None = Non
         disable_tqdm=True, dataloader_num_workers=0, seed=0, **args)
     trainer = transformers.Trainer(model=_TinyRegressor(), args=targs, train_dataset=_Pairs(),
                                    eval_dataset=_Pairs(32), callbacks=[Steer(), callback])
-    trainer.train()
-    return tmp_path / "runs" / "hf", trainer
+    trainer.train(resume_from_checkpoint=resume)
+    return tmp_path / "runs" / name, trainer
 
 
 def test_huggingface_training_is_a_run_that_runs_lists(tmp_path):
@@ -225,6 +226,11 @@ def test_huggingface_is_paused_checkpointed_and_stopped_from_outside(tmp_path):
     info = _listed(tmp_path / "runs", "hf")
     assert (info.status, info.steps_done) == ("stopped", 6)  # of 50 epochs of 8 steps
     assert trainer.state.global_step == 6
+
+    # Resumed from that checkpoint (a new run directory), the steps go on from the Trainer's.
+    run, _ = _hf_train(tmp_path, epochs=2, name="hf-resumed", resume=saved["path"])
+    steps = [r for r in _records(run) if r["type"] == "StepMetrics"]
+    assert [s for r in steps for s in range(r["first_step"], r["step"] + 1)] == list(range(5, 17))
 
 
 def test_huggingface_crash_inside_the_callback_block_is_a_failed_record(tmp_path):

@@ -82,6 +82,9 @@ class TuiNNCallback(TrainerCallback):
             return  # eval logs come through on_evaluate, the final summary is not a step
         scalars = {k: v for k, v in logs.items() if k not in ("loss", "learning_rate")
                    and is_scalar(v) and not k.endswith(_NOT_CURVES)}
+        if run.step == 0:  # the first window; a resumed Trainer starts at its checkpoint's step
+            window = int(getattr(state, "logging_steps", 0) or args.logging_steps or 1)
+            run.step = max(state.global_step - max(window, 1), 0)
         for _ in range(max(state.global_step - run.step, 1)):
             run.log_step(loss=logs["loss"], lr=logs.get("learning_rate"), **scalars)
 
