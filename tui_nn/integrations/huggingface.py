@@ -12,6 +12,7 @@ sets control.should_training_stop; a checkpoint request sets control.should_save
 writes output_dir/checkpoint-N); an lr change scales the optimizer and its schedule.
 The Trainer has no exception hook: use the callback as a context manager (`with cb:
 trainer.train()`) to record a crash as Failed. Needs `pip install "tui-nn[huggingface]"`.
+With several processes rank 0 logs and the run is not steerable (one rank cannot stop alone).
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ class TuiNNCallback(TrainerCallback):
                     control: TrainerControl, optimizer: Any = None, lr_scheduler: Any = None,
                     **kwargs: Any) -> None:
         run = self.run
-        if run is None:
-            return
+        if run is None or args.world_size > 1:
+            return  # only rank 0 hears requests: acting on one rank would hang the others
         scale_lr(run, [optimizer], [lr_scheduler])
         run.wait_while_paused()
         if run.stop_requested:

@@ -9,7 +9,7 @@ self.log (kept as tensors: read back once per record). Epochs: one per training 
 the metrics of the validation run in it. Pause waits between batches; stop sets
 trainer.should_stop; a checkpoint request calls trainer.save_checkpoint(); an lr change
 scales every optimizer (and its schedule). Needs `pip install "tui-nn[lightning]"`.
-Single-process (or rank 0 of DDP logging only): steering a multi-process run is not supported.
+Under DDP rank 0 logs and the run is not steerable (one rank cannot stop or save alone).
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class TuiNNCallback(Callback):
         optimizers = trainer.optimizers
         lr = optimizers[0].param_groups[0]["lr"] if optimizers else None
         run.log_step(loss=_loss_of(outputs), lr=lr, **_step_metrics(trainer.callback_metrics))
+        if trainer.world_size > 1:
+            return  # only rank 0 hears requests: acting on one rank would hang the others
         scale_lr(run, optimizers, [c.scheduler for c in trainer.lr_scheduler_configs])
         run.wait_while_paused()
         if run.stop_requested:
