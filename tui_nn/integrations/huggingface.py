@@ -45,9 +45,10 @@ class TuiNNCallback(TrainerCallback):
     # ---- open and close -------------------------------------------------------------------------
     def on_train_begin(self, args: TrainingArguments, state: TrainerState,
                        control: TrainerControl, model: Any = None, **kwargs: Any) -> None:
-        epochs = max(int(-(-float(args.num_train_epochs) // 1)), 1)
+        # state.num_train_epochs: what max_steps, if given, makes of args.num_train_epochs
+        epochs = max(int(-(-float(state.num_train_epochs or args.num_train_epochs) // 1)), 1)
         run = Run(self.run_dir, model=self.model or type(model).__name__, dataset=self.dataset,
-                  metric=self.metric, mode=self.mode,
+                  metric=(self.metric or "").removeprefix("eval_") or None, mode=self.mode,
                   config={"source": "transformers", "lr": args.learning_rate,
                           "parameters": sum(p.numel() for p in model.parameters())
                           if model is not None else 0, **self.config},
@@ -56,6 +57,7 @@ class TuiNNCallback(TrainerCallback):
                   report_interval_s=self.report_interval_s)
         run.enabled = run.enabled and state.is_world_process_zero
         self.run = run.__enter__()
+        run.step = state.global_step  # resumed: the steps go on from the checkpoint's
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState,
                      control: TrainerControl, **kwargs: Any) -> None:
@@ -83,9 +85,6 @@ class TuiNNCallback(TrainerCallback):
             return  # eval logs come through on_evaluate, the final summary is not a step
         scalars = {k: v for k, v in logs.items() if k not in ("loss", "learning_rate")
                    and is_scalar(v) and not k.endswith(_NOT_CURVES)}
-        if run.step == 0:  # the first window; a resumed Trainer starts at its checkpoint's step
-            window = int(getattr(state, "logging_steps", 0) or args.logging_steps or 1)
-            run.step = max(state.global_step - max(window, 1), 0)
         for _ in range(max(state.global_step - run.step, 1)):
             run.log_step(loss=logs["loss"], lr=logs.get("learning_rate"), **scalars)
 
