@@ -208,6 +208,11 @@ def test_huggingface_training_is_a_run_that_runs_lists(tmp_path):
     assert "grad_norm" in steps[0]["scalars"] and 0 < steps[0]["lr"] <= 0.05
     epochs = [r for r in records if r["type"] == "EpochMetrics"]
     assert epochs[1]["val_loss"] < epochs[0]["val_loss"]  # eval_loss, learning
+    cli = subprocess.run([sys.executable, "-m", "tui_nn", "runs", "--root",
+                          str(tmp_path / "runs"), "--json"], capture_output=True, text=True)
+    [listed] = json.loads(cli.stdout)
+    assert {k: listed[k] for k in ("name", "status", "steps_done", "epochs_done", "device")} == {
+        "name": "hf", "status": "finished", "steps_done": 16, "epochs_done": 2, "device": "cpu"}
 
 
 def test_huggingface_is_paused_checkpointed_and_stopped_from_outside(tmp_path):

@@ -50,6 +50,7 @@ class TuiNNCallback(TrainerCallback):
         run = Run(self.run_dir, model=self.model or type(model).__name__, dataset=self.dataset,
                   metric=(self.metric or "").removeprefix("eval_") or None, mode=self.mode,
                   config={"source": "transformers", "lr": args.learning_rate,
+                          "device": str(args.device),
                           "parameters": sum(p.numel() for p in model.parameters())
                           if model is not None else 0, **self.config},
                   epochs=epochs, steps_per_epoch=-(-state.max_steps // epochs),
