@@ -80,9 +80,15 @@ def child_app(args) -> None:
 
 
 # ---- tmux ---------------------------------------------------------------------------------------
+class SessionGone(Exception):
+    """The app exited (its run ended) while a press was being measured."""
+
+
 def tmux(*args: str) -> str:
     proc = subprocess.run(["tmux", "-L", SOCKET[0], *args], capture_output=True, text=True)
     if proc.returncode != 0:
+        if not session_alive():
+            raise SessionGone()
         raise SystemExit(f"tmux {args[0]} failed: {proc.stderr.strip()}")
     return proc.stdout
 
@@ -142,7 +148,10 @@ def press_series(n: int, poll_s: float, keep_going=lambda: True) -> list[float |
     for i in range(n):
         if not keep_going():
             break
-        latencies.append(press("3" if i % 2 == 0 else "2", poll_s))
+        try:
+            latencies.append(press("3" if i % 2 == 0 else "2", poll_s))
+        except SessionGone:  # the run ended mid-press: that press measured nothing
+            break
         time.sleep(random.uniform(0.3, 0.6))
     return latencies
 
@@ -211,7 +220,7 @@ def summary(name: str, latencies: list[float | None]) -> tuple[float, str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="cnn")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=8, help="enough for the presses to fit in")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-train", type=int, default=16384)
     p.add_argument("--n-val", type=int, default=2048)
@@ -247,6 +256,8 @@ def main() -> None:
 def print_results(args, idle, training, app_rate, headless_rate, load0) -> None:
     idle_med, idle_line = summary("idle", idle)
     train_med, train_line = summary("training", training)
+    if len(training) < args.presses:
+        train_line += f" (the run ended after {len(training)} of {args.presses}: add --epochs)"
     ratio = app_rate["samples_per_s"] / headless_rate["samples_per_s"]
     load1 = os.getloadavg()
     print(f"{args.model}, {args.n_train} samples x {args.epochs} epochs, batch "

@@ -21,6 +21,7 @@ code is 1 when any row failed.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -298,6 +299,7 @@ def oom_child(root: str) -> dict:
     out = {"first": {"kind": getattr(first.result, "kind", "finished"),
                      "message": getattr(first.result, "message", "")}}
     del first
+    gc.collect()  # the failed run's tensors, before the cache is emptied
     torch.cuda.empty_cache()
     hint = re.search(r"--batch-size (\d+)", out["first"]["message"])
     if hint:
