@@ -393,6 +393,17 @@ def test_train_tab_system_pane_reads_this_process(monkeypatch):
     asyncio.run(scenario())
 
 
+def test_system_pane_on_a_default_install_without_a_gpu_says_no_nvidia_gpu(tmp_path):
+    """nvidia-ml-py is a default dependency: the real library, on a machine without an NVIDIA
+    driver, shows "no NVIDIA GPU" (compact: "GPU none"), never "not installed"."""
+    reading = read_system(None, gpu_reader=lambda: gpu_stats(NvmlSession()))
+    if reading.gpu.available:
+        pytest.skip("this machine has an NVIDIA GPU")
+    assert reading.gpu.reason == "no NVIDIA GPU"
+    assert "[b]GPU[/b] [dim]no NVIDIA GPU[/]" in format_reading(reading)
+    assert "[b]GPU[/b] [dim]none[/]" in format_reading(reading, compact=True)
+
+
 def test_format_reading_with_fake_gpus():
     from tui_nn.system import GpuReport, GpuStats, ProcessStats
 

@@ -1,8 +1,10 @@
 """GPU utilisation, memory, temperature and power through NVML (the library behind nvidia-smi).
 
-Optional: pynvml comes from the `nvidia-ml-py` package (`pip install tui-nn[gpu]`). Without it,
-without a driver, or without a GPU, gpu_stats() returns a report with available=False and a
-reason to show as is ("no NVIDIA GPU (nvidia-ml-py not installed)"). It never raises.
+pynvml comes from the `nvidia-ml-py` package, a default dependency (pure Python, harmless
+without a GPU). Without a GPU, without a driver, or with a broken install, gpu_stats() returns a
+report with available=False and a reason to show as is: plain "no NVIDIA GPU" on a machine with
+no NVIDIA driver (the usual laptop or CPU server), the cause in brackets otherwise ("no NVIDIA
+GPU (NVML: driver not loaded)"). It never raises.
 
 NVML is initialised once per process and the outcome kept, failure included: a machine without
 a driver does not grow one while we poll it once a second.
@@ -81,7 +83,7 @@ class NvmlSession:
         try:
             nvml.nvmlInit()
         except Exception as e:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
-            return None, f"no NVIDIA GPU (NVML: {_nvml_reason(e)})"
+            return None, _init_failure(e)
         try:
             self.driver_version = _text(nvml.nvmlSystemGetDriverVersion())
         except Exception:  # noqa: BLE001
@@ -96,6 +98,16 @@ class NvmlSession:
                 except Exception:  # noqa: BLE001
                     pass
             self._nvml, self._failure, self._tried = None, None, False
+
+
+NO_GPU = "no NVIDIA GPU"
+
+
+def _init_failure(e: Exception) -> str:
+    # No libnvidia-ml at all is what a machine without an NVIDIA GPU looks like: say only that.
+    # A driver that is there but fails is worth its cause.
+    reason = _nvml_reason(e)
+    return NO_GPU if reason == "driver not found" else f"{NO_GPU} (NVML: {reason})"
 
 
 def _nvml_reason(e: Exception) -> str:

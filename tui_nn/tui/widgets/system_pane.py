@@ -46,7 +46,7 @@ def read_system(pid: int | None, gpu_reader: Callable[[], GpuReport] | None = No
 def demo_reading(pid: int = 4242) -> SystemReading:
     """A fixed reading without a GPU (snapshot tests and --quick screenshots)."""
     return SystemReading(
-        GpuReport(available=False, reason="no NVIDIA GPU (nvidia-ml-py not installed)"),
+        GpuReport(available=False, reason="no NVIDIA GPU"),
         ProcessStats(pid, True, cpu_percent=98.0, rss_bytes=612 * 1024 ** 2, threads=6,
                      cpu_count=2, ram_total_bytes=8 * 1024 ** 3,
                      ram_available_bytes=5 * 1024 ** 3, source="demo"))
@@ -67,7 +67,9 @@ def format_reading(r: SystemReading, compact: bool = False) -> str:
     lines = []
     if not r.gpu.available:
         reason = r.gpu.reason or "no NVIDIA GPU"
-        if compact and reason.startswith("no NVIDIA GPU ("):
+        if compact and reason == "no NVIDIA GPU":
+            reason = "none"
+        elif compact and reason.startswith("no NVIDIA GPU ("):
             reason = "none " + reason[len("no NVIDIA GPU "):]
         lines.append(f"[b]GPU[/b] [dim]{reason}[/]")
     for g in r.gpu.gpus:

@@ -1,0 +1,298 @@
+"""Key-to-frame latency of the app in a real terminal, idle and while training, and the training
+throughput with the app open against headless.
+
+    python benchmarks/bench_key_latency.py [--model cnn] [--presses 20] [--pairs 2]
+                                           [--n-train 16384] [--epochs 8] [--size 120x36]
+
+The app runs in a tmux session (a real terminal emulator: it parses every byte the app writes).
+A key press is `tmux send-keys` of "3" (Log tab) or "2" (Train tab), alternately; its latency
+is the time until `tmux capture-pane` shows the tab bar changed (the label and the underline
+of the active tab), polled every --poll-ms. The same presses are made with nothing training
+(idle) and while the app trains the model on its Train tab. Throughput is read from each run's
+metrics.jsonl (training samples / summed epoch time) for each app run (keys pressed during it)
+and for a headless run of the same config (the console reporter `tui-nn train --headless`
+uses), in alternating pairs; the ratio app/headless is the median of the pairs' and includes
+what the presses cost, and what the tmux server spends parsing the app's output on the same
+cores (bench_tui_overhead.py measures the app alone on a bare pseudo-terminal).
+
+Targets (issue 19): median while training <= 100 ms and no more than 50 ms above idle;
+throughput app/headless >= 0.95. The machine's load average is printed with the results: on
+a shared machine the neighbours are measured too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tui_overhead import _dataset, _options, child_headless, throughput  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSI = re.compile(r"\x1b\[[0-9;:?]*[A-Za-z]")
+TAB_LABELS = ("Model", "Train", "Log")
+SESSION = f"tui-nn-latency-{os.getpid()}"
+# A tmux server of our own per phase (none of the user's sessions or environment, and no race
+# with a server that is still shutting down).
+SOCKET = [SESSION]
+
+
+# ---- the app (runs inside tmux) ------------------------------------------------------------------
+def child_app(args) -> None:
+    """The real app: once settled (zoo loaded, model inspected) it shows the Train tab, starts
+    training when --train, and writes READY in the run directory's parent for the parent to
+    start pressing keys. It quits when the run ends (train) or on "q" (idle)."""
+    from tui_nn.tui.app import TuiNNApp
+    from tui_nn.tui.bridge import in_fresh_thread
+
+    ready = Path(args.run_dir).with_suffix(".ready")
+
+    class LatencyApp(TuiNNApp):
+        def on_mount(self) -> None:
+            super().on_mount()
+            self._started = False
+            self.set_interval(0.25, self._drive)
+
+        def _drive(self) -> None:
+            main = self.main
+            if not self._started:
+                inspector = main.query_one("#inspector")
+                if main.model_source and inspector.inspection is not None \
+                        and not inspector.pending:
+                    self._started = True
+                    main.show_tab("train")
+                    if args.train:
+                        main.action_start_training()
+                    import tui_nn
+                    ready.write_text(tui_nn.__file__)
+            elif args.train and main.bridge.result is not None and not main.bridge.running:
+                self.exit()
+
+    ds = in_fresh_thread(lambda: _dataset(args), "load-data")  # see bench_tui_overhead
+    LatencyApp(model=args.model, train_options=_options(args, args.run_dir), dataset=ds).run()
+
+
+# ---- tmux ---------------------------------------------------------------------------------------
+class SessionGone(Exception):
+    """The app exited (its run ended) while a press was being measured."""
+
+
+def tmux(*args: str) -> str:
+    proc = subprocess.run(["tmux", "-L", SOCKET[0], *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        if not session_alive():
+            raise SessionGone()
+        raise SystemExit(f"tmux {args[0]} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def start_session(argv: list[str], cols: int, rows: int) -> None:
+    # The children import this checkout's tui_nn, whatever the tmux server's environment is.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {"TERM": "xterm-256color", "PYTHONPATH": path}
+    command = " ".join(_quote(a) for a in argv)
+    SOCKET[0] = f"{SESSION}-{time.monotonic_ns()}"
+    tmux("new-session", "-d", "-s", SESSION, "-x", str(cols), "-y", str(rows),
+         *[f"-e{k}={v}" for k, v in env.items()], command)
+
+
+def session_alive() -> bool:
+    return subprocess.run(["tmux", "-L", SOCKET[0], "has-session", "-t", SESSION],
+                          capture_output=True).returncode == 0
+
+
+def kill_session() -> None:
+    subprocess.run(["tmux", "-L", SOCKET[0], "kill-server"], capture_output=True)
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def tab_bar() -> tuple[str, ...] | None:
+    """The tab bar's label line and the underline below it, colours included; None while the
+    app has not drawn it."""
+    lines = tmux("capture-pane", "-p", "-e", "-t", SESSION).splitlines()
+    for i, line in enumerate(lines[:-1]):
+        plain = ANSI.sub("", line)
+        if all(label in plain for label in TAB_LABELS):
+            return lines[i], lines[i + 1]
+    return None
+
+
+# ---- measuring ----------------------------------------------------------------------------------
+def press(key: str, poll_s: float, timeout_s: float = 5.0) -> float | None:
+    """Seconds from send-keys until the tab bar is drawn differently; None on timeout."""
+    before = tab_bar()
+    t0 = time.perf_counter()
+    tmux("send-keys", "-t", SESSION, key)
+    while time.perf_counter() - t0 < timeout_s:
+        now = tab_bar()
+        if now is not None and now != before:
+            return time.perf_counter() - t0
+        time.sleep(poll_s)
+    return None
+
+
+def press_series(n: int, poll_s: float, keep_going=lambda: True) -> list[float | None]:
+    """n presses alternating Log / Train, apart by a random 0.3-0.6 s (after the previous frame
+    settled) so they do not line up with the app's refresh timers."""
+    latencies: list[float | None] = []
+    for i in range(n):
+        if not keep_going():
+            break
+        try:
+            latencies.append(press("3" if i % 2 == 0 else "2", poll_s))
+        except SessionGone:  # the run ended mid-press: that press measured nothing
+            break
+        time.sleep(random.uniform(0.3, 0.6))
+    return latencies
+
+
+def wait_for(path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline or not session_alive():
+            raise SystemExit(f"the app did not get ready within {timeout_s:.0f}s")
+        time.sleep(0.1)
+
+
+def child_argv(args, mode: str, run_dir: Path, train: bool = False) -> list[str]:
+    argv = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--run-dir",
+            str(run_dir), "--model", args.model, "--epochs", str(args.epochs), "--batch-size",
+            str(args.batch_size), "--n-train", str(args.n_train), "--n-val", str(args.n_val),
+            "--device", args.device, "--threads", str(args.threads)]
+    return argv + (["--train"] if train else [])
+
+
+def app_phase(args, run_dir: Path, train: bool) -> list[float | None]:
+    cols, rows = (int(v) for v in args.size.lower().split("x"))
+    start_session(child_argv(args, "app", run_dir, train), cols, rows)
+    try:
+        ready = run_dir.with_suffix(".ready")
+        wait_for(ready, args.timeout)
+        if Path(ready.read_text()).resolve().parent.parent != ROOT:
+            raise SystemExit(f"the app imported tui_nn from {ready.read_text()}, not {ROOT}")
+        time.sleep(args.settle)  # idle: the first inspection's redraws; train: the first steps
+        latencies = press_series(args.presses, args.poll_ms / 1000,
+                                 keep_going=session_alive if train else (lambda: True))
+        if train:
+            wait_gone(args.timeout)
+        return latencies
+    finally:
+        kill_session()
+
+
+def headless_phase(args, run_dir: Path) -> None:
+    cols, rows = (int(v) for v in args.size.lower().split("x"))
+    start_session(child_argv(args, "headless", run_dir), cols, rows)
+    try:
+        wait_gone(args.timeout)
+    finally:
+        kill_session()
+
+
+def wait_gone(timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while session_alive():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the run took longer than {timeout_s:.0f}s")
+        time.sleep(0.2)
+
+
+def summary(name: str, latencies: list[float | None]) -> tuple[float, str]:
+    got = [x * 1000 for x in latencies if x is not None]
+    lost = len(latencies) - len(got)
+    if not got:
+        return float("nan"), f"{name:9s} no frame seen after any of {len(latencies)} presses"
+    med = statistics.median(got)
+    return med, (f"{name:9s} median {med:6.0f} ms, max {max(got):6.0f} ms over {len(got)} "
+                 f"presses" + (f" ({lost} with no frame within 5 s)" if lost else ""))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="cnn")
+    p.add_argument("--epochs", type=int, default=8, help="enough for the presses to fit in")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--n-train", type=int, default=16384)
+    p.add_argument("--n-val", type=int, default=2048)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--presses", type=int, default=20, help="key presses per app run")
+    p.add_argument("--pairs", type=int, default=2, help="app/headless training pairs")
+    p.add_argument("--poll-ms", type=float, default=10.0, help="capture-pane polling interval")
+    p.add_argument("--settle", type=float, default=2.0, help="seconds before the first press")
+    p.add_argument("--size", default="120x36", help="terminal COLSxROWS")
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--child", choices=("app", "headless"), help=argparse.SUPPRESS)
+    p.add_argument("--run-dir", help=argparse.SUPPRESS)
+    p.add_argument("--train", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child == "app":
+        return child_app(args)
+    if args.child == "headless":
+        return child_headless(args)
+    if shutil.which("tmux") is None:
+        raise SystemExit("bench_key_latency needs tmux (apt install tmux)")
+
+    load0 = os.getloadavg()
+    _dataset(args)  # generate (and cache) the data once, outside the measured runs
+    with tempfile.TemporaryDirectory(prefix="tui-nn-latency-") as tmp:
+        idle = app_phase(args, Path(tmp) / "idle", train=False)
+        training, ratios = training_pairs(args, Path(tmp))
+    print_results(args, idle, training, ratios, load0)
+
+
+def training_pairs(args, tmp: Path) -> tuple[list[float | None], list[float]]:
+    """--pairs app/headless pairs, alternating which goes first (A H H A ...) so that drift in
+    the neighbours' load hits both sides alike; every app run gets the presses."""
+    training: list[float | None] = []
+    ratios = []
+    for i in range(args.pairs):
+        rates = {}
+        for mode in (("app", "headless") if i % 2 == 0 else ("headless", "app")):
+            run_dir = tmp / f"{i}-{mode}"
+            load = os.getloadavg()[0]
+            if mode == "app":
+                training += app_phase(args, run_dir, train=True)
+            else:
+                headless_phase(args, run_dir)
+            rates[mode] = throughput(run_dir)["samples_per_s"]
+            print(f"pair {i + 1} {mode:8s} {rates[mode]:8.0f} samples/s (load average "
+                  f"{load:.2f} -> {os.getloadavg()[0]:.2f})", flush=True)
+        ratios.append(rates["app"] / rates["headless"])
+    return training, ratios
+
+
+def print_results(args, idle, training, ratios, load0) -> None:
+    idle_med, idle_line = summary("idle", idle)
+    train_med, train_line = summary("training", training)
+    if len(training) < args.presses * args.pairs:
+        train_line += " (some runs ended before their presses: add --epochs)"
+    ratio = statistics.median(ratios)
+    load1 = os.getloadavg()
+    print(f"{args.model}, {args.n_train} samples x {args.epochs} epochs, batch "
+          f"{args.batch_size}, {args.threads} threads; tmux {args.size}; load average "
+          f"{load0[0]:.2f} before, {load1[0]:.2f} after ({os.cpu_count()} cores)")
+    print(idle_line)
+    print(train_line)
+    met = train_med <= 100 and train_med - idle_med <= 50
+    print(f"training - idle: {train_med - idle_med:+.0f} ms (target: training median <= 100 ms "
+          f"and <= 50 ms above idle: {'met' if met else 'NOT met'})")
+    print(f"throughput app/headless (keys pressed in the app runs): "
+          f"{', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} (target >= 0.95: "
+          f"{'met' if ratio >= 0.95 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
