@@ -136,7 +136,7 @@ class WatchScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
-        self.sub_title = f"{clean_line(self.run_dir.name, 60)} · read-only"
+        self._update_subtitle()
         self.query_one(EventLog).min_width = 10  # wrap at the pane's width (RichLog: 78)
         _, problem = records.read_config(self.run_dir)
         if problem:
@@ -330,7 +330,7 @@ class WatchScreen(Screen):
             return
         self.status = state
         self.query_one(RunStatus).state = state
-        self.sub_title = f"{clean_line(self.run_dir.name, 60)} · {state} · read-only"
+        self._update_subtitle()
         self.query_one(Curves).live = state in ("running", "paused")
 
     def _rebuild(self) -> None:
@@ -376,9 +376,14 @@ class WatchScreen(Screen):
         steerable, reason = is_steerable(self.run_dir)
         if (steerable, reason) != (self.steerable, self.steer_reason):
             self.steerable, self.steer_reason = steerable, reason
-            self.sub_title = (f"{clean_line(self.run_dir.name, 60)} · "
-                              + ("steerable: p c l x" if steerable else clean_line(reason, 60)))
+            self._update_subtitle()
             self.refresh_bindings()
+
+    def _update_subtitle(self) -> None:
+        """run · state · whether this viewer can steer it (keys p c l x) or only read."""
+        state = "" if self.status == "loading" else f" · {self.status}"
+        how = "steerable" if self.steerable else "read-only"
+        self.sub_title = f"{clean_line(self.run_dir.name, 60)}{state} · {how}"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.STEER_ACTIONS and not self.steerable:
