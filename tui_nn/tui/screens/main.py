@@ -630,6 +630,8 @@ class MainScreen(Screen):
     def _checkpoint(self, message: msg.CheckpointWritten) -> None:
         self._log_epochs()  # the epoch lines this checkpoint follows come first
         e = message.event
+        if e.reason == "best":
+            return  # written with every better epoch: the epoch line's * says so
         self._log(f"checkpoint ({e.reason}, step {e.step}): {e.path}", "dim")
         if e.reason == "requested":
             self.notify(f"checkpoint saved: {e.path}", title="checkpoint", timeout=4,
