@@ -4,7 +4,11 @@ change asked for from outside to every optimizer and schedule."""
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tui_nn.run import Run
 
 
 def is_scalar(value: Any) -> bool:
@@ -42,3 +46,16 @@ def scale_lr(run: Any, optimizers: Iterable[Any], schedulers: Iterable[Any] = ()
         if scheduler is not None and hasattr(scheduler, "base_lrs"):
             scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
     return factor
+
+
+class RunOptions:
+    """What both callbacks pass on to the tui_nn.Run they open (see tui_nn/run.py)."""
+
+    def __init__(self, run_dir: str | Path | None = None, *, model: str | None = None,
+                 dataset: str = "-", metric: str | None = None, mode: str | None = None,
+                 config: dict[str, Any] | None = None, runs_root: str | Path = "runs",
+                 report_interval_s: float = 1.0) -> None:
+        self.run_dir, self.model, self.dataset = run_dir, model, dataset
+        self.metric, self.mode, self.config = metric, mode, dict(config or {})
+        self.runs_root, self.report_interval_s = runs_root, report_interval_s
+        self.run: Run | None = None

@@ -18,29 +18,19 @@ With several processes rank 0 logs and the run is not steerable (one rank cannot
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from tui_nn.integrations._common import as_float, is_scalar, scale_lr
+from tui_nn.integrations._common import RunOptions, as_float, is_scalar, scale_lr
 from tui_nn.run import Run
 
 _NOT_CURVES = ("runtime", "samples_per_second", "steps_per_second", "epoch", "total_flos")
 
 
-class TuiNNCallback(TrainerCallback):
+class TuiNNCallback(RunOptions, TrainerCallback):
     """Opens a tui_nn.Run at on_train_begin and closes it at on_train_end."""
-
-    def __init__(self, run_dir: str | Path | None = None, *, model: str | None = None,
-                 dataset: str = "-", metric: str | None = None, mode: str | None = None,
-                 config: dict[str, Any] | None = None, runs_root: str | Path = "runs",
-                 report_interval_s: float = 1.0) -> None:
-        self.run_dir, self.model, self.dataset = run_dir, model, dataset
-        self.metric, self.mode, self.config = metric, mode, dict(config or {})
-        self.runs_root, self.report_interval_s = runs_root, report_interval_s
-        self.run: Run | None = None
 
     # ---- open and close -------------------------------------------------------------------------
     def on_train_begin(self, args: TrainingArguments, state: TrainerState,

@@ -20,21 +20,15 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-from tui_nn.integrations._common import as_float, is_scalar, scale_lr
+from tui_nn.integrations._common import RunOptions, as_float, is_scalar, scale_lr
 from tui_nn.run import Run
 
 
-class TuiNNCallback(Callback):
+class TuiNNCallback(RunOptions, Callback):
     """Opens a tui_nn.Run at fit start and closes it (Finished, or Failed on an exception)."""
 
-    def __init__(self, run_dir: str | Path | None = None, *, model: str | None = None,
-                 dataset: str = "-", metric: str | None = None, mode: str | None = None,
-                 config: dict[str, Any] | None = None, runs_root: str | Path = "runs",
-                 report_interval_s: float = 1.0) -> None:
-        self.run_dir, self.model, self.dataset = run_dir, model, dataset
-        self.metric, self.mode, self.config = metric, mode, dict(config or {})
-        self.runs_root, self.report_interval_s = runs_root, report_interval_s
-        self.run: Run | None = None
+    def __init__(self, run_dir: str | Path | None = None, **options: Any) -> None:
+        super().__init__(run_dir, **options)
         self._val_metrics: dict[str, float] | None = None  # the latest validation's, this epoch
 
     # ---- open and close -------------------------------------------------------------------------
