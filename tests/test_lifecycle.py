@@ -83,6 +83,8 @@ def test_a_second_process_on_a_live_run_is_refused_naming_the_pid(tmp_path):
         res = _cli("train", "--resume", str(run), "--headless")
         assert res.returncode == 2, res.stderr
         assert f"process {proc.pid}" in res.stderr
+        res = _cli("train", "curve", "--headless", "--run-dir", str(run))  # a new run there
+        assert res.returncode == 2 and f"process {proc.pid}" in res.stderr, res.stderr
         # The same refusal from the engine itself (two Trainers racing for a fresh directory).
         with pytest.raises(RunDirError, match=f"process {proc.pid}"):
             RunDir.reopen(run)

@@ -72,6 +72,10 @@ def check_new_run_dir(path: str | Path) -> None:
     if (p.exists() or p.is_symlink()) and not p.is_dir():
         raise RunDirError(f"--run-dir {p} exists and is not a directory")
     found = run_files_in(p)
+    if found and lock_is_held(p):
+        holder = lock_holder(p)
+        raise RunDirError(f"{p} is in use by process {holder or '?'} (a run is training there); "
+                          "watch it with `tui-nn watch` or choose another --run-dir")
     if found:
         raise RunDirError(
             f"{p} already holds a run ({', '.join(found)}): continue it with "
