@@ -78,6 +78,7 @@ class ControlServer:
 
     def close(self) -> None:
         self._closing.set()
+        _wake(self.path)  # accept() returns at once instead of at its next timeout
         if self._thread is not None:
             self._thread.join(timeout=2)
         if self._sock is not None:
@@ -95,6 +96,8 @@ class ControlServer:
             except OSError:
                 return
             with conn:
+                if self._closing.is_set():
+                    return  # close()'s wake-up call
                 conn.settimeout(2.0)
                 try:
                     reply = self.handle(_read_line(conn))
@@ -123,6 +126,18 @@ class ControlServer:
         return {"ok": True, "action": action,
                 "state": "stopping" if action == "stop" else
                          "paused" if c.paused else "running"}
+
+
+def _wake(path: Path) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(0.2)
+    try:
+        with _short_path(path) as where:
+            sock.connect(where)
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def _read_line(conn: socket.socket) -> bytes:

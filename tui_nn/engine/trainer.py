@@ -109,6 +109,10 @@ class Trainer(Controls):
             self._close()
 
     def _close(self) -> None:
+        # Every rank leaves the process group first, at the same moment: rank 0's own closing
+        # (channel, files) must not keep the others waiting in the group's shutdown.
+        if self.dist is not None and self.dist.enabled:
+            destroy_process_group()
         if self._channel is not None:
             self._channel.close()
         if self._tensorboard is not None:
@@ -117,8 +121,6 @@ class Trainer(Controls):
             self.run_dir.close()
         if self.state.threads_before:
             torch.set_num_threads(self.state.threads_before)
-        if self.dist is not None and self.dist.enabled:
-            destroy_process_group()
 
     def emit(self, event: ev.Event) -> None:
         """To metrics.jsonl (and TensorBoard), then to the callback. A record that cannot be
