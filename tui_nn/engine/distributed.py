@@ -50,8 +50,16 @@ def init_process_group(info: DistInfo, device: torch.device) -> None:
 
 
 def destroy_process_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the group together: a rank that tore its gloo group down while a peer was still
+    in its last collective aborted at exit now and then ('terminate called without an active
+    exception', also on the code before this change); a barrier first lines them up."""
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    except Exception:  # noqa: BLE001 - a peer that is already gone: nothing to wait for
+        pass
+    dist.destroy_process_group()
 
 
 def all_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
