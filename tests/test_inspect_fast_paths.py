@@ -1,8 +1,10 @@
-"""The inspector's fast paths (issue 17): no torch._dynamo import, initialisers skipped on meta,
-memoised meta kernels that give the same shapes and mult-adds as running every kernel."""
+"""The inspector's fast paths (issue 17): no torch._dynamo, sympy or triton import, initialisers
+skipped on meta, memoised meta kernels that give the same shapes and mult-adds as running every
+kernel."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -16,19 +18,28 @@ from tui_nn.zoo.building import building_on
 LLAMA = Path(__file__).resolve().parents[1] / "benchmarks" / "llama70b.py"
 
 # A small Llama from the benchmark's file (the same ops as the 70B: rsqrt, rope, GQA, SDPA),
-# every zoo model, and the CLI: none of it may import torch._dynamo (1-2.5 s).
+# every zoo model, with and without a memory estimate: none of it may import torch._dynamo
+# (1-2.5 s), sympy with torch's symbolic shapes (0.3 s) or triton (0.08 s); afterwards the real
+# modules import as usual.
 NO_DYNAMO = f"""
 import sys, runpy
 from tui_nn.shapes import inspect_model
+from tui_nn.shapes.memory import MemoryRequest
 from tui_nn.zoo.building import building_on
 from tui_nn.zoo.registry import MODELS
 for name in MODELS:
     assert inspect_model(name).ok, name
+    assert inspect_model(name, memory=MemoryRequest(batch_size=4)).ok, name
 Llama70B = runpy.run_path({str(LLAMA)!r})["Llama70B"]
 with building_on("meta"):
     model = Llama70B(vocab=100, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, hidden=128)
-assert inspect_model(model, "1x16x64").ok
-assert "torch._dynamo" not in sys.modules
+assert inspect_model(model, "1x16x64", memory=MemoryRequest(batch_size=2, amp="bf16")).ok
+for heavy in ("torch._dynamo", "sympy", "torch.fx.experimental.symbolic_shapes", "triton"):
+    assert heavy not in sys.modules, heavy
+import sympy, torch
+import torch.fx.experimental.symbolic_shapes as shapes
+assert sympy.Basic.__module__ == "sympy.core.basic" and hasattr(shapes, "ShapeEnv")
+assert torch.fx.experimental.symbolic_shapes is shapes
 print("ok")
 """
 
@@ -60,6 +71,59 @@ def test_concurrent_inspections_never_import_dynamo():
     result = subprocess.run([sys.executable, "-c", CONCURRENT], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
+
+
+# A symbolic value (or any name the stand-in lacks) inside a trace gets the real module, which
+# then stays: the stand-ins never answer for what they do not know.
+STAND_IN_HANDS_OVER = """
+import sys, torch
+from tui_nn.zoo.nosympy import no_sympy_import
+with no_sympy_import():
+    from torch.fx.experimental.symbolic_shapes import sym_eq, expect_true
+    assert sym_eq([1, 2], (1, 2)) is True and expect_true(True) is True
+    assert "sympy.core" not in sys.modules
+    try:
+        sym_eq(1.5, 2)  # not an int: the real helper raises its own error
+    except AssertionError as exc:
+        assert "unexpected sym_eq" in str(exc)
+    else:
+        raise SystemExit("the stand-in answered a value it does not know")
+    import sympy
+    assert sympy.Basic.__module__ == "sympy.core.basic"
+shapes = sys.modules["torch.fx.experimental.symbolic_shapes"]
+assert hasattr(shapes, "ShapeEnv") and torch.fx.experimental.symbolic_shapes is shapes
+print("ok")
+"""
+
+
+def test_the_sympy_stand_in_hands_anything_symbolic_to_the_real_module():
+    result = subprocess.run([sys.executable, "-c", STAND_IN_HANDS_OVER], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
+
+
+def test_the_stand_in_helpers_answer_plain_values_as_torch_does():
+    import torch.fx.experimental.symbolic_shapes as real
+
+    from tui_nn.zoo.nosympy import _FAST
+
+    plain = [True, False, 0, 3, -2, [1, 2], (1, 2), [1, [2, 3]], (), 1.5]
+
+    def outcome(fn, *args):
+        try:
+            return ("value", fn(*args))
+        except Exception as exc:  # noqa: BLE001 - the stand-in must fail where torch fails
+            return ("error", type(exc).__name__)
+
+    for name, fast in _FAST.items():
+        real_fn = getattr(real, name)
+        arity = 2 if name in ("sym_eq", "sym_and", "sym_or") else 1
+        for args in itertools.product(plain, repeat=arity):
+            got = outcome(fast, *args)
+            if got[0] == "error":
+                continue  # the stand-in hands these to torch, whatever torch then does
+            assert got == outcome(real_fn, *args), (name, args)
 
 
 def test_building_on_meta_skips_init_but_keeps_shapes():

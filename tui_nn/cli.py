@@ -195,8 +195,18 @@ def inspect_cmd(
     (or --optimizer, --amp, --device-memory) whether training fits in memory."""
     from tui_nn.commands.inspect_cmd import MemoryOptions, run_inspect
     memory = MemoryOptions(batch_size, optimizer, amp, device_memory)
-    raise typer.Exit(run_inspect(source, list(input or []), depth, as_json, dtype, debug,
-                                 memory=memory))
+    code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory)
+    _skip_collection_at_exit()
+    raise typer.Exit(code)
+
+
+def _skip_collection_at_exit() -> None:
+    """The interpreter's shutdown collects every object torch made at import: 0.35 s of a
+    2.4 s inspection. A read-only command leaves nothing that needs collecting (its output is
+    flushed at exit as usual, atexit handlers still run), so freeze them out of that pass."""
+    import gc
+
+    gc.freeze()
 
 
 @app.command("tui")

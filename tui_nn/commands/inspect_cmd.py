@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
     from tui_nn.shapes.api import InspectUsageError, inspect_model
     from tui_nn.shapes.memory import MemoryUsageError
     from tui_nn.zoo.sources import SourceError
+
+    # torch's import leaves a few hundred thousand objects that live as long as the process;
+    # frozen, they drop out of every later collection (0.08 s of a 70B decoder's inspection).
+    gc.freeze()
 
     try:
         request = _memory_request(source, memory) if memory and memory.wanted else None

@@ -36,16 +36,16 @@ from tui_nn.shapes.arithmetic import function_formulas, module_formulas
 from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_error,
                                   is_meta_limitation, linear_check, runs_torch_forward,
                                   validate_function, validate_module)
+from tui_nn.shapes.flopformulas import flop_registry
 from tui_nn.shapes.memory import (AutocastRules, SavedTensors, fused_attention,
                                   training_attention_forward)
 from tui_nn.shapes.metacache import MetaOpCache, cached_call
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
 from tui_nn.zoo.nodynamo import no_dynamo_import
+from tui_nn.zoo.nosympy import no_sympy_import
 
-try:  # the flop formulas torch's own FlopCounterMode uses (mm, addmm, bmm, conv, sdpa)
-    from torch.utils.flop_counter import flop_registry as _FLOP_REGISTRY
-except ImportError:  # pragma: no cover - very old torch
-    _FLOP_REGISTRY = {}
+# The flop formulas torch's own FlopCounterMode uses (mm, addmm, bmm, conv, sdpa).
+_FLOP_REGISTRY = flop_registry()
 
 F = torch.nn.functional
 
@@ -415,6 +415,7 @@ class Tracer:
                 stack.enter_context(self.saved.hooks())
                 stack.enter_context(_TrainingStep(self.amp))  # below the observer
             stack.enter_context(no_dynamo_import())
+            stack.enter_context(no_sympy_import())
             stack.enter_context(_FunctionObserver(self))
             if self.count_mult_adds:
                 stack.enter_context(_MultAddCounter(self))

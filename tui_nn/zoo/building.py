@@ -18,6 +18,7 @@ import torch
 from torch.utils._device import DeviceContext
 
 from tui_nn.zoo.nodynamo import no_dynamo_import
+from tui_nn.zoo.nosympy import no_sympy_import
 
 _init = torch.nn.init
 # nn.init's public in-place initialisers and the tensor methods they end in.
@@ -53,5 +54,5 @@ def building_on(device: str | torch.device) -> Iterator[None]:
         with device:
             yield
         return
-    with no_dynamo_import(), _MetaBuild(device):
+    with no_dynamo_import(), no_sympy_import(), _MetaBuild(device):
         yield
