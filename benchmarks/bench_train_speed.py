@@ -117,7 +117,7 @@ def run_model(name: str, root: str, args: argparse.Namespace, extra: dict) -> tu
             if side == "expert":
                 torch.manual_seed(args.seed)
                 expert_runs.append(train_expert(get_model_spec(name).build(), root, args.epochs,
-                                                args.batch_size, args.device))
+                                                args.batch_size, args.device, seed=args.seed))
             else:
                 our_runs.append(run_ours(name, root, args, extra))
     ratios = [o["samples_per_s"] / e["samples_per_s"] for o, e in zip(our_runs, expert_runs)]

@@ -47,6 +47,26 @@ def test_cnn_learns_and_reports_accuracy():
     assert result.best_value > 0.9
 
 
+def test_validation_batches_are_sized_for_the_device_and_never_change_the_result():
+    from tui_nn.engine.validation import CPU_VAL_BATCH, GPU_VAL_BATCH, validation_batch_size
+
+    auto = TrainConfig("cnn")
+    assert validation_batch_size(auto, torch.device("cpu")) == CPU_VAL_BATCH < GPU_VAL_BATCH
+    assert validation_batch_size(auto, torch.device("cuda")) == GPU_VAL_BATCH
+    assert validation_batch_size(TrainConfig("cnn", val_batch_size=7), torch.device("cpu")) == 7
+
+    def validation(val_batch_size: int) -> tuple[float, float]:
+        trainer = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, lr=0.05, save=False,
+                                      seed=3, val_batch_size=val_batch_size),
+                          dataset=blobs_images())
+        assert isinstance(trainer.run(), ev.Finished)
+        return trainer.history[-1].val_loss, trainer.history[-1].value
+
+    (auto_loss, auto_acc), (loss, acc) = validation(0), validation(7)  # 7: many uneven batches
+    assert auto_acc == acc
+    assert auto_loss == pytest.approx(loss, rel=1e-5)
+
+
 def test_run_directory_holds_config_metrics_and_loadable_checkpoints(tmp_path):
     run = tmp_path / "run"
     result = Trainer(TrainConfig("cnn", epochs=2, batch_size=64, run_dir=str(run)),
@@ -159,6 +179,7 @@ def test_nan_keeps_the_checkpoint_written_before_it(tmp_path):
     ("epochs", 0, "--epochs"), ("batch_size", 0, "--batch-size"), ("lr", 0.0, "--lr"),
     ("lr", -1.0, "--lr"), ("lr", float("nan"), "--lr"), ("optimizer", "sgdd", "optimizer"),
     ("schedule", "linearx", "schedule"), ("momentum", 1.5, "--momentum"),
+    ("val_batch_size", -1, "validation batch size"),
 ])
 def test_bad_settings_are_refused_with_a_clear_message(field, value, fragment):
     with pytest.raises(ConfigError, match=fragment):

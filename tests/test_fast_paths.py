@@ -70,6 +70,20 @@ def test_device_resident_batches_and_chunked_readback_match_the_plain_loop(refer
     assert losses[-1] < 0.5 * losses[0]  # and it learned
 
 
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"])
+def test_optimizers_take_torchs_fused_kernel_where_there_is_one(name):
+    """The engine's optimizers use torch's fused kernels (the reference loop above, with
+    torch's default SGD, gets the same losses, so the update is the same); RMSprop has none."""
+    from tui_nn.engine.optim import build_optimizer
+
+    model = get_model_spec("mlp").build()
+    opt = build_optimizer(model, TrainConfig("mlp", optimizer=name, lr=0.01))
+    assert opt.param_groups[0].get("fused") is (None if name == "rmsprop" else True)
+    frozen = nn.Linear(2, 2).requires_grad_(False)  # nothing to fuse: still an optimizer
+    lone = nn.Sequential(frozen, nn.Linear(2, 1).to(torch.float64))
+    assert build_optimizer(lone, TrainConfig("x", optimizer=name, lr=0.01)).param_groups
+
+
 class FlattenCNN(nn.Module):
     """A CNN whose forward takes channels_last activations (flatten, not view)."""
 

@@ -69,7 +69,8 @@ class TrainConfig:
         "a run.", panel="Run"))
     runs_root: str = "runs"  # parent of generated run directories
     save: bool = True  # False: no run directory at all (tests, benchmarks)
-    val_batch_size: int = 2048
+    # 0: by device (validation_batch_size); validation's batch does not change the result.
+    val_batch_size: int = 0
     checkpoint_every_steps: int = field(default=0, metadata=option(
         "--checkpoint-every", "Also checkpoint every N steps (0: step 0, epoch ends, every 5 "
         "minutes and on stop).", panel="Run"))
@@ -145,8 +146,9 @@ class TrainConfig:
             raise bad(f"--weight-decay must be ≥ 0 (got {self.weight_decay})")
         if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
             raise bad(f"--grad-clip must be > 0 (got {self.grad_clip})")
-        if self.val_batch_size < 1:
-            raise bad(f"validation batch size must be ≥ 1 (got {self.val_batch_size})")
+        if self.val_batch_size < 0:
+            raise bad(f"validation batch size must be ≥ 1, or 0 for the device's default "
+                      f"(got {self.val_batch_size})")
         if self.amp not in AMP_MODES:
             raise bad(f"unknown --amp '{self.amp}': choose one of {', '.join(AMP_MODES)}")
         if self.channels_last not in ("auto", "on", "off"):

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tui_nn.engine import events as ev
 from tui_nn.engine.optim import build_optimizer, build_schedule
 from tui_nn.engine.recovery import TrainingError
+from tui_nn.engine.validation import validation_batch_size
 
 GRID_SIZE = 16  # generated images per epoch in the Insight view
 _FIXED_NOISE_SEED = 1234  # the grid's noise: the same whatever --seed says
@@ -109,7 +110,7 @@ class GANStep:
         gen = torch.Generator(device=t.device).manual_seed(_EVAL_NOISE_SEED)
         loss = torch.zeros((), device=t.device)
         correct = torch.zeros((), device=t.device)
-        n, vbs = t.val_x.shape[0], t.config.val_batch_size
+        n, vbs = t.val_x.shape[0], validation_batch_size(t.config, t.device)
         with _eval_mode(m), torch.inference_mode():
             for s in range(0, n, vbs):
                 real = t.val_x[s:s + vbs]  # (b, 1, 28, 28)
