@@ -79,6 +79,7 @@ STAND_IN_HANDS_OVER = """
 import sys, torch
 from tui_nn.zoo.nosympy import no_sympy_import
 with no_sympy_import():
+    import sympy as kept  # what a module imported during a trace holds
     from torch.fx.experimental.symbolic_shapes import sym_eq, expect_true
     assert sym_eq([1, 2], (1, 2)) is True and expect_true(True) is True
     assert "sympy.core" not in sys.modules
@@ -90,6 +91,7 @@ with no_sympy_import():
         raise SystemExit("the stand-in answered a value it does not know")
     import sympy
     assert sympy.Basic.__module__ == "sympy.core.basic"
+    assert kept.Basic is sympy.Basic and isinstance(sympy.Symbol("x"), kept.Basic)
 shapes = sys.modules["torch.fx.experimental.symbolic_shapes"]
 assert hasattr(shapes, "ShapeEnv") and torch.fx.experimental.symbolic_shapes is shapes
 print("ok")

@@ -96,13 +96,22 @@ _stand_ins: list[types.ModuleType] = []
 
 
 def _real_module(name: str = _NAME) -> types.ModuleType:
-    """Import the real module (once), the stand-ins removed first so it imports real sympy."""
+    """The real module. The first call removes the stand-ins, imports both real modules (the
+    shapes module imports sympy) and copies their names into the stand-ins, so that code which
+    kept a stand-in (a module that ran `import sympy` during a trace) sees the real `Basic`."""
     with _lock:
         current = sys.modules.get(name)
         if current is not None and current not in _stand_ins:
             return current
+        stand_ins = list(_stand_ins)
         _remove_stand_ins()
-        return importlib.import_module(name)  # binds the real module on its package too
+        for real_name in (_NAME, _SYMPY):
+            real = importlib.import_module(real_name)  # binds it on its package too
+            for stand_in in stand_ins:
+                if stand_in.__name__ == real_name:
+                    stand_in.__dict__.update(
+                        {k: v for k, v in vars(real).items() if not k.startswith("__")})
+        return sys.modules[name]
 
 
 def _helper(name: str, fast: Callable[..., Any]) -> Callable[..., Any]:
