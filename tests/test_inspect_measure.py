@@ -100,3 +100,15 @@ def test_measure_never_calls_the_builder_when_refused():
         measure(lambda device: built.append(device), _estimate(10**6, 10**6), [(1, 4)],
                 [torch.float32], limit=1000)
     assert built == []
+
+
+def test_the_70b_decoder_on_meta_is_refused_not_built():
+    from pathlib import Path
+
+    llama = Path(__file__).resolve().parents[1] / "benchmarks" / "llama70b.py"
+    before = psutil.Process().memory_info().rss
+    result = runner.invoke(app, ["inspect", f"{llama}:Llama70B", "--input", "1x512x8192",
+                                 "--batch-size", "1", "--measure"])
+    assert result.exit_code == 2, result.output
+    assert "weights and their grads alone" in result.stderr and result.stdout == ""
+    assert psutil.Process().memory_info().rss - before < 2 * 2**30

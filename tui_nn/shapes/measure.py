@@ -55,10 +55,12 @@ def refuse_if_too_big(estimate: MemoryEstimate, device: torch.device,
     need = needed_bytes(estimate)
     if need > limit:
         where = "the GPU's free memory" if device.type == "cuda" else "half of the available RAM"
+        weights = estimate.params + estimate.grads
+        hint = "lower --batch-size or leave out --measure" if weights <= limit else \
+            f"the weights and their grads alone are {_gib(weights)}: leave out --measure"
         raise MeasureRefused(
             f"not measuring: one training step needs about {_gib(need)} (params + grads + "
-            f"activations at batch {estimate.batch_size}) and {where} is {_gib(limit)}; "
-            f"lower --batch-size or leave out --measure")
+            f"activations at batch {estimate.batch_size}) and {where} is {_gib(limit)}; {hint}")
 
 
 def _gib(n: int) -> str:
