@@ -52,3 +52,20 @@ def test_the_trainer_reports_what_it_measured(tmp_path):
     assert measured["batch_size"] == 16 and measured["saved_activation_bytes"] > 0
     assert measured == json.loads((run / "config.json").read_text())["memory_measured"]
     assert read_metrics(run / "metrics.jsonl")[0]["memory_measured"] == measured
+
+
+def test_the_measurement_counts_the_batch_not_the_whole_target_set():
+    """The loss saves its target: a view of train_y would count every label of the set."""
+    from tui_nn.shapes import inspect_model
+    from tui_nn.shapes.memory import MemoryRequest
+    from tui_nn.zoo import get_model_spec
+
+    events: list[ev.Event] = []
+    Trainer(TrainConfig("cnn", epochs=1, batch_size=16, save=False), events.append,
+            dataset=blobs_images(n_train=2048, n_val=16)).run()
+    measured = events[0].memory_measured["saved_activation_bytes"]
+    predicted = inspect_model(get_model_spec("cnn").build(), [(1, 28, 28)],
+                              memory=MemoryRequest(batch_size=16)).memory.activations
+    # On top of the model's forward, cross-entropy saves its log-softmax (16 × 10 float32)
+    # its 16 int64 targets and a scalar or two; all 2048 labels would be 16 kB.
+    assert 0 <= measured - predicted <= 16 * 10 * 4 + 16 * 8 + 64
