@@ -74,3 +74,28 @@ async def test_a_batch_the_model_tab_did_not_estimate_is_predicted_on_a_worker()
         await wait_for(pilot, lambda: pane.run_memory.predicted is not None, 30, "estimate")
         from tui_nn.tui.widgets.run_memory import predict_activations
         assert pane.run_memory.predicted == predict_activations("cnn", None, 7)
+
+
+async def test_watch_shows_the_measured_figure_from_metrics_jsonl(tmp_path):
+    """watch has no prediction (that would trace the model): the measured figure alone."""
+    import json
+
+    from demo import synthetic_run
+    from pilot_helpers import wait_for_live
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    events = synthetic_run(epochs=1, steps_per_epoch=10)
+    started = dataclasses.replace(events[0], memory_measured={
+        "batch_size": 64, "saved_activation_bytes": 3 * 2**20, "rss_bytes": 1})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "cnn", "dataset": "digits"}))
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps(e.to_dict()) + "\n" for e in [started, *events[1:]]))
+    app = make_watch_app(run)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.watch_screen.query_one(SystemPane)
+        await wait_for_live(pilot, lambda: pane.run_memory is not None
+                            and "measured" in str(pane.render()), 10, "the memory line")
+        assert "memory at batch 64: activations measured 3.0 MiB" in str(pane.render())
+        assert "predicted" not in str(pane.render())
