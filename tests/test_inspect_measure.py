@@ -112,3 +112,26 @@ def test_the_70b_decoder_on_meta_is_refused_not_built():
     assert result.exit_code == 2, result.output
     assert "weights and their grads alone" in result.stderr and result.stdout == ""
     assert psutil.Process().memory_info().rss - before < 2 * 2**30
+
+
+def test_a_real_step_that_fails_leaves_the_prediction_and_a_note(tmp_path):
+    """Meta cannot see values: a forward that checks them passes the trace, fails for real."""
+    path = tmp_path / "picky.py"
+    path.write_text('''
+import torch
+from torch import nn
+
+class Picky(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if not x.is_meta and x.abs().max() > 0:
+            raise ValueError("only zeros, please")
+        return self.fc(x)
+''')
+    data = _json([f"{path}:Picky", "--input", "1x4", "--batch-size", "8", "--measure"])
+    assert data["memory"]["measured"] is None and data["memory"]["activations"] > 0
+    assert any(n.startswith("--measure: the real training step failed: ValueError: only zeros")
+               for n in data["notes"])

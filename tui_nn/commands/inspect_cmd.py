@@ -107,12 +107,19 @@ def _measure(source: str, result) -> None:
     Without an estimate (the training forward failed) there is nothing to measure against."""
     import torch
 
-    from tui_nn.shapes.measure import measure
+    from tui_nn.shapes.measure import MeasureRefused, measure
 
     if result.memory is None:
         return
     dtypes = [getattr(torch, name) for name in result.input_dtypes]
-    result.memory.measured = measure(source, result.memory, result.input_shapes, dtypes)
+    try:
+        result.memory.measured = measure(source, result.memory, result.input_shapes, dtypes)
+    except MeasureRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model's own code (or an OOM): the
+        lines = str(exc).strip().splitlines()  # prediction still stands, and says so
+        result.notes.append(f"--measure: the real training step failed: {type(exc).__name__}"
+                            + (f": {lines[0]}" if lines else ""))
 
 
 def _usage_error(exc: Exception, debug: bool) -> int:
