@@ -189,12 +189,17 @@ def inspect_cmd(
                                       help="Precision for the memory estimate: off, bf16, fp16."),
     device_memory: Optional[str] = typer.Option(
         None, "--device-memory", help="Memory budget, e.g. 80GiB (default: the visible GPU's)."),
+    measure: bool = typer.Option(
+        False, "--measure",
+        help="Also build the model for real (GPU if any, else CPU), run one training step at "
+             "the batch size and show measured memory beside the prediction."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
-    (or --optimizer, --amp, --device-memory) whether training fits in memory."""
+    (or --optimizer, --amp, --device-memory) whether training fits in memory; with --measure,
+    the prediction against one real training step."""
     from tui_nn.commands.inspect_cmd import MemoryOptions, run_inspect
-    memory = MemoryOptions(batch_size, optimizer, amp, device_memory)
+    memory = MemoryOptions(batch_size, optimizer, amp, device_memory, measure)
     code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory)
     _skip_collection_at_exit()
     raise typer.Exit(code)

@@ -27,11 +27,12 @@ class MemoryOptions:
     optimizer: str | None = None
     amp: str | None = None
     device_memory: str | None = None
+    measure: bool = False  # also measure one real training step (`--measure`)
 
     @property
     def wanted(self) -> bool:
-        return any(v is not None for v in (self.batch_size, self.optimizer, self.amp,
-                                           self.device_memory))
+        return self.measure or any(v is not None for v in (self.batch_size, self.optimizer,
+                                                           self.amp, self.device_memory))
 
 
 def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool,
@@ -60,6 +61,8 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         request = _memory_request(source, memory) if memory and memory.wanted else None
         result = inspect_model(source, specs, depth=depth, dtype=dtype, solve=True,
                                solver_budget_s=SOLVER_BUDGET_S, memory=request)
+        if memory is not None and memory.measure:
+            _measure(source, result)
     except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:
         return _usage_error(exc, debug)
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
@@ -97,6 +100,26 @@ def _memory_request(source: str, options: MemoryOptions):
     budget = parse_bytes(options.device_memory) if options.device_memory else None
     return MemoryRequest(batch_size=batch, optimizer=(optimizer or "adam").lower(),
                          amp=(options.amp or "off").lower(), budget=budget)
+
+
+def _measure(source: str, result) -> None:
+    """The real step beside the prediction; refused (MeasureRefused) when it would not fit.
+    Without an estimate (the training forward failed) there is nothing to measure against."""
+    import torch
+
+    from tui_nn.shapes.measure import MeasureRefused, measure
+
+    if result.memory is None:
+        return
+    dtypes = [getattr(torch, name) for name in result.input_dtypes]
+    try:
+        result.memory.measured = measure(source, result.memory, result.input_shapes, dtypes)
+    except MeasureRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model's own code (or an OOM): the
+        lines = str(exc).strip().splitlines()  # prediction still stands, and says so
+        result.notes.append(f"--measure: the real training step failed: {type(exc).__name__}"
+                            + (f": {lines[0]}" if lines else ""))
 
 
 def _usage_error(exc: Exception, debug: bool) -> int:

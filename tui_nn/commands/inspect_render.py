@@ -102,6 +102,28 @@ def memory_lines(inspection: Inspection) -> list[str]:
                      f"budget {human_bytes(m.budget)}: {verdict}; not even batch 1 fits")
     else:
         lines.append("no budget: give --device-memory 80GiB (no GPU visible)")
+    if m.measured is not None:
+        lines.extend(measured_lines(m))
+    return lines
+
+
+def _ratio(measured: int, predicted: int) -> str:
+    return f"{measured / predicted:.3f}" if predicted else "—"
+
+
+def measured_lines(m) -> list[str]:
+    """Predicted beside measured (`--measure`): one real training step at the same batch."""
+    real = m.measured
+    lines = [f"measured on {real.device} (one training step at batch {m.batch_size}):",
+             f"  {'':13}{'predicted':>11}  {'measured':>11}  ratio",
+             f"  activations  {human_bytes(m.activations):>11}  "
+             f"{human_bytes(real.activations):>11}  {_ratio(real.activations, m.activations)}"]
+    if real.peak_allocated is not None:
+        step = m.params + m.grads + m.activations
+        lines.append(f"  peak (CUDA)  {human_bytes(step):>11}  "
+                     f"{human_bytes(real.peak_allocated):>11}  "
+                     f"{_ratio(real.peak_allocated, step)}   (predicted: params + grads + "
+                     f"activations; measured: max_memory_allocated over forward + backward)")
     return lines
 
 

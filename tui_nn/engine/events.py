@@ -36,6 +36,9 @@ class RunStarted(Event):
     # How the model fits the data: head size, the loss, augmentation ("3 classes: head
     # Linear(320, 3), CrossEntropyLoss"); said in the run's first line.
     setup: str = ""
+    # What one training forward really saved at setup (setup.measure_memory): {"batch_size",
+    # "saved_activation_bytes", "rss_bytes"}; None when not measured (and in older records).
+    memory_measured: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

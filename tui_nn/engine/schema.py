@@ -19,7 +19,8 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "metric": (STR, True), "n_train": (INT, True), "n_val": (INT, True),
         "epochs": (INT, True), "batch_size": (INT, True), "steps_per_epoch": (INT, True),
         "total_steps": (INT, True), "parameters": (INT, True), "start_epoch": (INT, False),
-        "start_step": (INT, False), "changes": (DICT, False), "setup": (STR, False)},
+        "start_step": (INT, False), "changes": (DICT, False), "setup": (STR, False),
+        "memory_measured": (DICT, False)},
     "StepMetrics": {
         "epoch": (INT, True), "step": (INT, True), "first_step": (INT, True),
         "losses": (LIST, True), "lr": (NUM, True), "samples_per_s": (NUM, True),

@@ -387,8 +387,9 @@ def measure_memory(t: "Trainer") -> None:
     `tui-nn inspect --batch-size` predicts it) and the process's RSS, recorded in config.json
     beside the prediction's inputs. Off the training path: RNG forked, nothing kept."""
     from tui_nn.shapes.memory import measure_saved_bytes
-    # A copy, as the step's index_select makes: a view would count the whole set's storage.
-    x, y = t.train_x[:t.batch_size].clone(), t.train_y[:t.batch_size]
+    # Copies, as the step's index_select makes: a view would count the whole set's storage
+    # (the loss saves its target: a view of train_y counted all of it, 480 kB on digits).
+    x, y = t.train_x[:t.batch_size].clone(), t.train_y[:t.batch_size].clone()
     # A training forward moves BatchNorm's running statistics: put them back after.
     buffers = {name: b.detach().clone() for name, b in t.model.named_buffers()}
     try:

@@ -42,6 +42,15 @@ class MemoryUsageError(ValueError):
 
 
 @dataclass
+class MemoryMeasurement:
+    """What one real training step at the estimate's batch size used (`inspect --measure`)."""
+
+    device: str  # 'cpu' or 'cuda:0'
+    activations: int  # bytes autograd saved in one training forward, counted as predicted
+    peak_allocated: int | None = None  # CUDA: max_memory_allocated over forward + backward
+
+
+@dataclass
 class MemoryEstimate:
     """Bytes for one training step at `batch_size`; `max_batch` for the budget, if one."""
 
@@ -57,6 +66,7 @@ class MemoryEstimate:
     budget: int | None = None  # bytes available (--device-memory or the visible GPU)
     max_batch: int | None = None  # the largest batch whose total fits the budget
     notes: list[str] = field(default_factory=list)
+    measured: MemoryMeasurement | None = None  # `inspect --measure`: the real figures
 
     @property
     def total(self) -> int:
@@ -337,9 +347,7 @@ def estimate_memory(model: nn.Module, shapes: list[tuple[int, ...]], dtypes: lis
     from tui_nn.shapes.trace import make_inputs, trace  # trace builds on this module
 
     batch = request.batch_size or (shapes[0][0] if shapes and shapes[0] else 1)
-    old = shapes[0][0] if shapes and shapes[0] else None
-    batched = [(batch, *s[1:]) if s and s[0] == old else s for s in shapes]
-    result = trace(model, make_inputs(batched, dtypes), formulas=False, training=True,
+    result = trace(model, make_inputs(batched_shapes(shapes, batch), dtypes), formulas=False, training=True,
                    amp_dtype=AMP_DTYPES[request.amp])
     if result.diagnosis is not None:
         return None, result
@@ -356,6 +364,12 @@ def estimate_memory(model: nn.Module, shapes: list[tuple[int, ...]], dtypes: lis
         estimate.max_batch = largest_batch(fixed, estimate.activations - copies, batch,
                                            estimate.budget)
     return estimate, result
+
+
+def batched_shapes(shapes: list[tuple[int, ...]], batch: int) -> list[tuple[int, ...]]:
+    """The inputs' shapes at `batch`: every input batched like the first gets the new batch."""
+    old = shapes[0][0] if shapes and shapes[0] else None
+    return [(batch, *s[1:]) if s and s[0] == old else s for s in shapes]
 
 
 def copy_saved_bytes(source: list, target: list) -> None:

@@ -9,6 +9,7 @@ arrive in its one Worker.StateChanged handler.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -33,6 +34,7 @@ from tui_nn.tui.widgets.insight import InsightPane
 from tui_nn.tui.widgets.inspector import ShapeInspector
 from tui_nn.tui.widgets.memory_line import MemoryLine
 from tui_nn.tui.widgets.model_picker import ModelPicker
+from tui_nn.tui.widgets.run_memory import RunMemory, predict_activations, run_memory_from
 from tui_nn.tui.widgets.run_status import RunStatus
 from tui_nn.tui.widgets.system_pane import SystemPane
 from tui_nn.tui.widgets.train_form import FormError, TrainForm
@@ -55,6 +57,15 @@ TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log",
 INSIGHT_OPTIONS = {"grad_flow": True, "live_fit": True, "val_predictions": True}
 ACTIVE = ("starting", "running", "paused", "stopping")
 FORM_KEYS = FORM_FIELDS  # TrainConfig's fields marked form=True (engine/config.py)
+
+
+class RunMemoryPredicted(Message):
+    """The estimate for a live run's batch, made on a worker (None: it could not be made)."""
+
+    def __init__(self, memory: RunMemory, predicted: int | None) -> None:
+        super().__init__()
+        self.memory = memory
+        self.predicted = predicted
 
 
 class CatalogLoaded(Message):
@@ -377,6 +388,7 @@ class MainScreen(Screen):
         self.pass_through.pop("run_dir", None)  # --run-dir names one run: the next gets its own
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
+        self.query_one(SystemPane).run_memory = None  # the new run's RunStarted brings its own
         status.best_epoch = 0
         self.query_one(Curves).set_axis(0, 0)
         self._logged_epochs = 0
@@ -427,6 +439,7 @@ class MainScreen(Screen):
         config = TrainConfig(model=info["model"], **options)
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
+        self.query_one(SystemPane).run_memory = None  # the new run's RunStarted brings its own
         status.best_epoch = 0
         self.query_one(Curves).set_axis(0, 0)
         self._logged_epochs = 0
@@ -520,6 +533,43 @@ class MainScreen(Screen):
                   f"{'; ' + e.setup if e.setup else ''}{where}", "good")
         if self.bridge.resuming:
             self._show_earlier(e)
+        self._show_run_memory(e)
+
+    def _show_run_memory(self, e: "ev.RunStarted") -> None:
+        """The system pane's 'predicted · measured' line: the Model tab's estimate when it is
+        for this model and batch, else one made on a worker."""
+        pane = self.query_one(SystemPane)
+        pane.run_memory = memory = run_memory_from(e)
+        if memory is None:
+            return
+        line = self.query_one(MemoryLine)
+        estimate = line.estimate
+        if line.source == e.model and estimate is not None \
+                and estimate.batch_size == memory.batch_size:
+            pane.run_memory = replace(memory, predicted=estimate.activations)
+            return
+        entry = self.entries.get(e.model)
+        input_text = line.input_text if line.source == e.model else \
+            entry.input_text if entry is not None else ""
+        self._predict_run_memory(self.user_models.get(e.model, e.model),
+                                 input_text.strip() or None, memory)
+
+    @work(thread=True, exclusive=True, group="run-memory", exit_on_error=False)
+    def _predict_run_memory(self, target: Any, input_text: str | None,
+                            memory: RunMemory) -> None:
+        try:
+            predicted = predict_activations(target, input_text, memory.batch_size)
+        except Exception:  # noqa: BLE001 - the line then shows the measured figure alone
+            predicted = None
+        self.post_message(RunMemoryPredicted(memory, predicted))
+
+    @on(RunMemoryPredicted)
+    def _run_memory_predicted(self, message: RunMemoryPredicted) -> None:
+        pane, asked = self.query_one(SystemPane), message.memory
+        now = pane.run_memory
+        if message.predicted is not None and now is not None and \
+                (now.batch_size, now.measured) == (asked.batch_size, asked.measured):  # same run
+            pane.run_memory = replace(now, predicted=message.predicted)
 
     @on(msg.RecordedHistoryLoaded)
     def _recorded_loaded(self) -> None:
@@ -589,11 +639,22 @@ class MainScreen(Screen):
         bridge = self.bridge
         if bridge.latest is not None:
             status.latest = bridge.latest
+            self._note_gpu_allocated(bridge.latest.memory_bytes)
         if bridge.latest_epoch is not None:
             status.epoch = bridge.latest_epoch
             if bridge.latest_epoch.is_best:
                 status.best_epoch = bridge.latest_epoch.epoch + 1
         self._log_epochs()
+
+    def _note_gpu_allocated(self, allocated: int | None) -> None:
+        """On CUDA the steps report memory_allocated: the memory line keeps the most seen."""
+        started, pane = self.bridge.started, self.query_one(SystemPane)
+        memory = pane.run_memory
+        if memory is None or allocated is None or started is None \
+                or not started.device.startswith("cuda"):
+            return
+        if memory.gpu_allocated is None or allocated > memory.gpu_allocated:
+            pane.run_memory = replace(memory, gpu_allocated=allocated)
 
     def _log_epochs(self) -> None:
         from tui_nn.fmt import fmt_metric

@@ -36,6 +36,7 @@ from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.run_status import RunStatus
+from tui_nn.tui.widgets.run_memory import run_memory_from
 from tui_nn.tui.widgets.system_pane import SystemPane
 
 POLL_S = 0.25  # new lines show within POLL_S + POST_S: under a second
@@ -287,6 +288,8 @@ class WatchScreen(Screen):
         self.history.metric = clean_line(e.metric or "accuracy", 20)
         self.query_one(RunStatus).started = e
         self.query_one(Curves).set_axis(0, e.total_steps)
+        # What the trainer measured at setup (no prediction here: that would trace the model).
+        self.query_one(SystemPane).run_memory = run_memory_from(e)
         self._log(f"{'resumed' if e.start_step else 'started'} {clean_line(e.model, 80)} on "
                   f"{clean_line(e.dataset, 80)}", "good")
         self._log(f"{e.epochs} epochs x {e.steps_per_epoch} steps, "

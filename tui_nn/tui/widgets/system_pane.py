@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from textual import work
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_nn.system import GpuReport, ProcessStats, gpu_stats, process_stats
+from tui_nn.tui.widgets.run_memory import RunMemory, run_memory_text
 
 INTERVAL_S = 2.0
 
@@ -109,7 +111,7 @@ class SystemPane(Static):
 
     DEFAULT_CSS = """
     SystemPane { height: auto; color: $text-muted; padding: 0 0 0 1; }
-    SystemPane.-compact { max-height: 2; text-wrap: nowrap; text-overflow: ellipsis; }
+    SystemPane.-compact { max-height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     class Reading(Message):
@@ -134,6 +136,20 @@ class SystemPane(Static):
         self._wake = threading.Event()
         self.frozen = False
         self._lines = -1  # lines of the text shown
+        self._markup = ""  # the reading's text, as last shown
+        self._run_memory: RunMemory | None = None
+
+    @property
+    def run_memory(self) -> RunMemory | None:
+        """The live run's memory line (predicted vs measured); None: no such line."""
+        return self._run_memory
+
+    @run_memory.setter
+    def run_memory(self, value: RunMemory | None) -> None:
+        if value != self._run_memory:
+            self._run_memory = value
+            if self._markup:
+                self._show(self._markup)
 
     def on_mount(self) -> None:
         self._sample_loop()
@@ -180,6 +196,13 @@ class SystemPane(Static):
         # Compact (the Train tab, redrawn every 2 s while training; no wrapping): a layout pass
         # only when the number of lines changed, as a layout of the whole screen is the
         # expensive part. Elsewhere lines wrap, and a new width may change the height.
+        self._markup = text
         lines = text.count("\n")
-        self.update(text, layout=not self.compact or lines != self._lines)
+        content: str | Content = text
+        if self._run_memory is not None:
+            # Our markup, then the memory line as plain Content: its figures are not markup.
+            lines += 1
+            content = Content.from_markup(text) + Content("\n") + \
+                Content.from_rich_text(run_memory_text(self._run_memory))
+        self.update(content, layout=not self.compact or lines != self._lines)
         self._lines = lines
