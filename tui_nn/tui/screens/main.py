@@ -19,7 +19,7 @@ from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
+from textual.widgets import Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from tui_nn.engine.config import FORM_FIELDS
@@ -29,6 +29,7 @@ from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, freeze_long_lived, in
 from tui_nn.tui.history import RunHistory
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
+from tui_nn.tui.widgets.footer import SteadyFooter
 from tui_nn.tui.widgets.insight import InsightPane
 from tui_nn.tui.widgets.inspector import ShapeInspector
 from tui_nn.tui.widgets.memory_line import MemoryLine
@@ -157,7 +158,7 @@ class MainScreen(Screen):
                 yield EventLog(id="event-log")
             with TabPane("Insight [dim]4[/]", id="insight"):
                 yield InsightPane(self.bridge.insight, id="insight-pane")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.title = "tui-nn"
