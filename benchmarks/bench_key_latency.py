@@ -48,6 +48,7 @@ SESSION = f"tui-nn-latency-{os.getpid()}"
 # A tmux server of our own per phase (none of the user's sessions or environment, and no race
 # with a server that is still shutting down).
 SOCKET = [SESSION]
+TAB_ROW: list[int | None] = [None]  # the tab bar's row in the pane, once found
 
 
 # ---- the app (runs inside tmux) ------------------------------------------------------------------
@@ -105,6 +106,7 @@ def start_session(argv: list[str], cols: int, rows: int) -> None:
     env = {"TERM": "xterm-256color", "PYTHONPATH": path}
     command = " ".join(_quote(a) for a in argv)
     SOCKET[0] = f"{SESSION}-{time.monotonic_ns()}"
+    TAB_ROW[0] = None
     tmux("new-session", "-d", "-s", SESSION, "-x", str(cols), "-y", str(rows),
          *[f"-e{k}={v}" for k, v in env.items()], command)
 
@@ -183,13 +185,27 @@ def _process_tree(root: int) -> dict[int, float]:
 
 def tab_bar() -> tuple[str, ...] | None:
     """The tab bar's label line and the underline below it, colours included; None while the
-    app has not drawn it."""
-    lines = tmux("capture-pane", "-p", "-e", "-t", SESSION).splitlines()
-    for i, line in enumerate(lines[:-1]):
-        plain = ANSI.sub("", line)
-        if all(label in plain for label in TAB_LABELS):
-            return lines[i], lines[i + 1]
-    return None
+    app has not drawn it. Once found, only those two rows are captured: polling every 10 ms,
+    a capture of the whole pane (the server renders every cell with its escapes) cost the run
+    on the same cores more than what it measures."""
+    if TAB_ROW[0] is None:
+        lines = tmux("capture-pane", "-p", "-e", "-t", SESSION).splitlines()
+        rows = [i for i, line in enumerate(lines[:-1]) if _is_tab_bar(line)]
+        if not rows:
+            return None
+        TAB_ROW[0] = rows[0]
+    row = TAB_ROW[0]
+    lines = tmux("capture-pane", "-p", "-e", "-t", SESSION, "-S", str(row), "-E",
+                 str(row + 1)).splitlines()
+    if len(lines) < 2 or not _is_tab_bar(lines[0]):  # moved (a resize): find it again
+        TAB_ROW[0] = None
+        return None
+    return lines[0], lines[1]
+
+
+def _is_tab_bar(line: str) -> bool:
+    plain = ANSI.sub("", line)
+    return all(label in plain for label in TAB_LABELS)
 
 
 # ---- measuring ----------------------------------------------------------------------------------
