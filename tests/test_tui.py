@@ -6,6 +6,7 @@ throttle)."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -215,9 +216,11 @@ async def test_training_run_updates_curves_and_progress_and_finishes(tmp_path):
         main = app.main
         assert main.query_one("#tabs").active == "train"  # `tui-nn train cnn …` lands here
         assert main.query_one("#epochs").value == "2"
+        gc.unfreeze()
         await pilot.press("s")
         await wait_for(pilot, lambda: main.run_state == "finished", timeout=40, what="finish")
         await pilot.pause(0.3)
+        assert gc.get_freeze_count() > 0  # the run's start froze the long-lived objects
         status = main.query_one("#status")
         assert status.started.total_steps == 8  # 128 / 32 × 2
         assert status.latest.step == 8

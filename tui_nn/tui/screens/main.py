@@ -20,16 +20,17 @@ from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
+from textual.widgets import Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from tui_nn.engine.config import FORM_FIELDS
 from tui_nn.textsafe import clean
 from tui_nn.tui import messages as msg
-from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, in_fresh_thread
+from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, freeze_long_lived, in_fresh_thread
 from tui_nn.tui.history import RunHistory
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
+from tui_nn.tui.widgets.footer import SteadyFooter
 from tui_nn.tui.widgets.insight import InsightPane
 from tui_nn.tui.widgets.inspector import ShapeInspector
 from tui_nn.tui.widgets.memory_line import MemoryLine
@@ -168,7 +169,7 @@ class MainScreen(Screen):
                 yield EventLog(id="event-log")
             with TabPane("Insight [dim]4[/]", id="insight"):
                 yield InsightPane(self.bridge.insight, id="insight-pane")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.title = "tui-nn"
@@ -205,6 +206,9 @@ class MainScreen(Screen):
 
     @on(CatalogLoaded)
     def _catalog_loaded(self, event: CatalogLoaded) -> None:
+        # torch and the zoo are imported: their objects out of every later collection (no
+        # collect first: import leaves next to no garbage, and a full pass would stall the UI).
+        freeze_long_lived(collect=False)
         self.entries = {e.source: e for e in event.models}
         self.query_one(TrainForm).set_datasets([(d.name, d.description) for d in event.datasets])
         self.query_one(RunStatus).device = event.device
