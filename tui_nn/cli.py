@@ -167,7 +167,8 @@ def train_cmd(
             return
         # No terminal to draw on (a pipe, nohup, CI): headless is the only thing that works.
     from tui_nn.commands.train_cmd import run_training
-    code = run_training(model, options, resume=resume, debug=debug)
+    code = run_training(model, options, resume=resume, debug=debug, freeze_imports=True)
+    _skip_collection_at_exit()
     raise typer.Exit(code)
 
 
@@ -207,8 +208,9 @@ def inspect_cmd(
 
 def _skip_collection_at_exit() -> None:
     """The interpreter's shutdown collects every object torch made at import: 0.35 s of a
-    2.4 s inspection. A read-only command leaves nothing that needs collecting (its output is
-    flushed at exit as usual, atexit handlers still run), so freeze them out of that pass."""
+    2.4 s inspection. A command that has closed its files leaves nothing that needs collecting
+    (output is flushed at exit as usual, atexit handlers still run), so freeze them out of
+    that pass."""
     import gc
 
     gc.freeze()
