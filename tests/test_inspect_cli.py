@@ -195,3 +195,14 @@ def test_inspect_command_module_does_not_import_torch():
     code = ("import sys; import tui_nn.commands.inspect_cmd; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_collector_is_left_alone_when_the_cli_runs_inside_another_program():
+    """The CLI freezes torch's objects out of the cyclic collector only as its own process
+    (`main()`); a program calling the app (a test runner, a notebook) keeps collecting."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    result = runner.invoke(app, ["inspect", "cnn", "--json"])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == frozen

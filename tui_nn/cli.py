@@ -167,7 +167,8 @@ def train_cmd(
             return
         # No terminal to draw on (a pipe, nohup, CI): headless is the only thing that works.
     from tui_nn.commands.train_cmd import run_training
-    code = run_training(model, options, resume=resume, debug=debug, freeze_imports=True)
+    code = run_training(model, options, resume=resume, debug=debug,
+                        freeze_imports=_OWN_PROCESS)
     _skip_collection_at_exit()
     raise typer.Exit(code)
 
@@ -201,7 +202,8 @@ def inspect_cmd(
     the prediction against one real training step."""
     from tui_nn.commands.inspect_cmd import MemoryOptions, run_inspect
     memory = MemoryOptions(batch_size, optimizer, amp, device_memory, measure)
-    code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory)
+    code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory,
+                       freeze_imports=_OWN_PROCESS)
     _skip_collection_at_exit()
     raise typer.Exit(code)
 
@@ -210,10 +212,16 @@ def _skip_collection_at_exit() -> None:
     """The interpreter's shutdown collects every object torch made at import: 0.35 s of a
     2.4 s inspection. A command that has closed its files leaves nothing that needs collecting
     (output is flushed at exit as usual, atexit handlers still run), so freeze them out of
-    that pass."""
-    import gc
+    that pass. Only in our own process: a test runner calling the app keeps collecting."""
+    if _OWN_PROCESS:
+        import gc
 
-    gc.freeze()
+        gc.freeze()
+
+
+# True when `main()` runs the CLI as its own process (the console script, `python -m tui_nn`):
+# only then may a command change process-wide settings such as the garbage collector's.
+_OWN_PROCESS = False
 
 
 @app.command("tui")
@@ -362,6 +370,8 @@ def plot_cmd(
 
 def main() -> None:
     # Typer's own usage errors exit 2 with one message; everything else is handled per command.
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     os.environ.setdefault("TYPER_USE_RICH", "1")
     app()
 

@@ -36,8 +36,10 @@ class MemoryOptions:
 
 
 def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool,
-                dtype: str | None, debug: bool, memory: MemoryOptions | None = None) -> int:
-    """Inspect `source`, print the result, return the exit code."""
+                dtype: str | None, debug: bool, memory: MemoryOptions | None = None,
+                freeze_imports: bool = False) -> int:
+    """Inspect `source`, print the result, return the exit code. freeze_imports: the process
+    is ours alone (the CLI), so the import's objects may leave the cyclic collector."""
     from tui_nn.shapes.parse import ShapeParseError, normalize_dtype, parse_inputs
 
     try:
@@ -53,9 +55,11 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
     from tui_nn.shapes.memory import MemoryUsageError
     from tui_nn.zoo.sources import SourceError
 
-    # torch's import leaves a few hundred thousand objects that live as long as the process;
-    # frozen, they drop out of every later collection (0.08 s of a 70B decoder's inspection).
-    gc.freeze()
+    if freeze_imports:
+        # torch's import leaves a few hundred thousand objects that live as long as the
+        # process; frozen, they drop out of every later collection (0.08 s of a 70B decoder's
+        # inspection).
+        gc.freeze()
 
     try:
         request = _memory_request(source, memory) if memory and memory.wanted else None
