@@ -205,4 +205,5 @@ def test_the_collector_is_left_alone_when_the_cli_runs_inside_another_program():
     frozen = gc.get_freeze_count()
     result = runner.invoke(app, ["inspect", "cnn", "--json"])
     assert result.exit_code == 0, result.output
-    assert gc.get_freeze_count() == frozen
+    # Nothing new frozen (frozen objects other tests left may be freed meanwhile: <=).
+    assert gc.get_freeze_count() <= frozen
