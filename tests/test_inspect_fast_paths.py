@@ -105,6 +105,61 @@ def test_the_sympy_stand_in_hands_anything_symbolic_to_the_real_module():
     assert result.stdout.strip() == "ok"
 
 
+# The app's training thread imports torch._dynamo (torch.optim's first step) while the inspector
+# traces on another thread. torch.utils._sympy.numbers then asks the stand-in `sympy` for `Expr`:
+# handing over must not import the shapes module, which imports that half-initialised module
+# (it failed: "cannot import name 'int_oo' from partially initialized module").
+IMPORT_DURING_TRACE = """
+from tui_nn.zoo.nosympy import no_sympy_import
+with no_sympy_import():
+    import torch.utils._sympy.numbers  # noqa: F401
+print("ok")
+"""
+
+IMPORT_ON_ANOTHER_THREAD = """
+import importlib, sys, threading, torch
+from tui_nn.zoo.nosympy import no_sympy_import
+tracing, imported = threading.Event(), threading.Event()
+errors = []
+
+def trace():
+    with no_sympy_import():
+        tracing.set()
+        imported.wait(120)
+
+def train():
+    tracing.wait(120)
+    try:
+        model = torch.nn.Linear(3, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model(torch.ones(4, 3)).sum().backward()
+        opt.step()
+        importlib.import_module("torch._dynamo")  # whatever the optimizer did not import yet
+    except Exception as exc:
+        errors.append(repr(exc))
+    finally:
+        imported.set()
+
+threads = [threading.Thread(target=trace), threading.Thread(target=train)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors
+import sympy
+from torch.fx.experimental.symbolic_shapes import ShapeEnv  # the real module, whole
+assert sympy.Basic.__module__ == "sympy.core.basic"
+with no_sympy_import():  # the real modules stay: no stand-in comes back
+    assert sys.modules["sympy"] is sympy
+print("ok")
+"""
+
+
+def test_a_thread_importing_torch_dynamo_during_a_trace_gets_the_real_modules():
+    for script in (IMPORT_DURING_TRACE, IMPORT_ON_ANOTHER_THREAD):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.strip() == "ok"
+
+
 def test_the_stand_in_helpers_answer_plain_values_as_torch_does():
     import torch.fx.experimental.symbolic_shapes as real
 

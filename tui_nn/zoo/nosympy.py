@@ -92,26 +92,33 @@ _FAST: dict[str, Callable[..., Any]] = {
 
 _lock = threading.RLock()
 _users = 0
+_real_wanted = False  # something needed a real module: stand-ins never again
 _stand_ins: list[types.ModuleType] = []
 
 
 def _real_module(name: str = _NAME) -> types.ModuleType:
-    """The real module. The first call removes the stand-ins, imports both real modules (the
-    shapes module imports sympy) and copies their names into the stand-ins, so that code which
-    kept a stand-in (a module that ran `import sympy` during a trace) sees the real `Basic`."""
+    """The real module. The first call removes the stand-ins for good, imports the real modules
+    (sympy first: it needs nothing of torch's; the shapes module only when it is the one asked
+    for) and copies their names into the stand-ins, so that code which kept a stand-in (a module
+    that ran `import sympy` during a trace) sees the real `Basic`.
+
+    Asking for sympy must not import the shapes module: the asker may be one of the torch
+    modules the shapes module imports, half initialised (another thread's `import torch._dynamo`
+    while a trace runs), and the shapes module would fail on it as a circular import."""
+    global _real_wanted
     with _lock:
-        current = sys.modules.get(name)
-        if current is not None and current not in _stand_ins:
-            return current
-        stand_ins = list(_stand_ins)
+        _real_wanted = True  # from now on no trace puts stand-ins back
+        kept = list(_stand_ins)
         _remove_stand_ins()
-        for real_name in (_NAME, _SYMPY):
-            real = importlib.import_module(real_name)  # binds it on its package too
-            for stand_in in stand_ins:
-                if stand_in.__name__ == real_name:
-                    stand_in.__dict__.update(
-                        {k: v for k, v in vars(real).items() if not k.startswith("__")})
-        return sys.modules[name]
+    # Imported outside our lock: importlib's per-module locks order threads that import the same
+    # modules, and a thread holding one of those while it waits for our lock would deadlock.
+    for real_name in (_SYMPY,) if name == _SYMPY else (_SYMPY, _NAME):
+        real = importlib.import_module(real_name)  # binds it on its package too
+        for stand_in in kept:
+            if stand_in.__name__ == real_name:
+                stand_in.__dict__.update(
+                    {k: v for k, v in vars(real).items() if not k.startswith("__")})
+    return sys.modules[name]
 
 
 def _helper(name: str, fast: Callable[..., Any]) -> Callable[..., Any]:
@@ -162,7 +169,8 @@ def no_sympy_import() -> Iterator[None]:
     """While inside (on any thread), torch's shape helpers do not import sympy."""
     global _users
     with _lock:
-        if _users == 0 and _NAME not in sys.modules and _SYMPY not in sys.modules:
+        if _users == 0 and not _real_wanted and _NAME not in sys.modules \
+                and _SYMPY not in sys.modules:
             parent = sys.modules.get(_PARENT) or importlib.import_module(_PARENT)
             _stand_ins[:] = _make_stand_ins()
             for module in _stand_ins:
