@@ -43,6 +43,10 @@ class ModelPicker(Vertical):
 
     def watch_loading(self, loading: bool) -> None:
         self.set_class(loading, "-loading")
+        if not loading:
+            # Hidden, a LoadingIndicator still redraws itself 16 times a second, for the life of
+            # the app: each a wake-up of the UI thread that a training run waits on for the GIL.
+            self.query("#picker-loading").remove()
 
     def set_models(self, entries: list["ModelEntry"], selected: str | None = None) -> None:
         option_list = self.query_one("#zoo", OptionList)

@@ -28,6 +28,16 @@ STATE_LABELS = {
 }
 
 
+class SteadyProgressBar(ProgressBar):
+    """A ProgressBar that redraws only when its progress changes. Textual's calls update() bare
+    once a second to recompute an ETA, and redraws; with show_eta=False nothing shown changes,
+    but each is a wake-up of the UI thread and a screen update while a run trains."""
+
+    def update(self, **changes) -> None:
+        if changes:
+            super().update(**changes)
+
+
 class RunStatus(Vertical):
     """Shows the state of the current run; the screen sets its attributes from engine events."""
 
@@ -55,10 +65,10 @@ class RunStatus(Vertical):
         yield Static("", id="status-head")
         with Horizontal(classes="status-bar-row"):
             yield Static("epoch", id="epoch-label", classes="status-bar-label")
-            yield ProgressBar(total=1, show_eta=False, id="epoch-bar")
+            yield SteadyProgressBar(total=1, show_eta=False, id="epoch-bar")
         with Horizontal(classes="status-bar-row"):
             yield Static("step", id="step-label", classes="status-bar-label")
-            yield ProgressBar(total=1, show_eta=False, id="step-bar")
+            yield SteadyProgressBar(total=1, show_eta=False, id="step-bar")
         yield Static("", id="status-numbers")
 
     def on_mount(self) -> None:
