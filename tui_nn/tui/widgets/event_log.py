@@ -33,3 +33,14 @@ class EventLog(RichLog):
         self.lines_written.append(text)
         del self.lines_written[:-2000]
         self.write(Text(text, style=LEVEL_STYLES.get(level, "")))
+
+    def write(self, content, *args, **kwargs):  # noqa: ANN001, ANN201 - RichLog.write's
+        if self._size_known and self.scrollable_content_region.width <= 0:
+            # Hidden (its tab is not shown): RichLog would wrap the line at one cell, a
+            # character per row. Deferred instead, as RichLog defers writes before its first
+            # layout: the Resize that shows it again writes them, in order.
+            self._size_known = False
+        if not self._size_known:
+            while len(self._deferred_renders) >= self.max_lines:  # bounded like the log
+                self._deferred_renders.popleft()
+        return super().write(content, *args, **kwargs)
