@@ -18,20 +18,21 @@ class Tabs(App):
                 yield EventLog(id="mini")
 
 
+async def _show(pilot, tab: str) -> None:
+    pilot.app.query_one(TabbedContent).active = tab
+    await pilot.pause()
+
+
 async def test_lines_written_while_hidden_are_whole_when_shown_again():
     app = Tabs()
     async with app.run_test(size=(80, 20)) as pilot:
-        tabs = app.query_one(TabbedContent)
         mini = app.query_one("#mini", EventLog)
-        tabs.active = "train"
-        await pilot.pause()
+        await _show(pilot, "train")
         mini.add("epoch 1 · loss 0.1234 · acc 97.85%")  # sized: written at once
-        tabs.active = "log"
-        await pilot.pause()
+        await _show(pilot, "log")
         mini.add("checkpoint written: last.pt (4.9s)")  # hidden now
         mini.add("epoch 2 · loss 0.0466 · acc 98.10%")
-        tabs.active = "train"
-        await pilot.pause()
+        await _show(pilot, "train")
         rows = [strip.text.rstrip() for strip in mini.lines]
         assert rows == ["epoch 1 · loss 0.1234 · acc 97.85%",
                         "checkpoint written: last.pt (4.9s)",
@@ -41,16 +42,12 @@ async def test_lines_written_while_hidden_are_whole_when_shown_again():
 async def test_a_log_hidden_for_long_keeps_only_its_bound():
     app = Tabs()
     async with app.run_test(size=(80, 20)) as pilot:
-        tabs = app.query_one(TabbedContent)
         mini = app.query_one("#mini", EventLog)
-        tabs.active = "train"
-        await pilot.pause()
-        tabs.active = "log"
-        await pilot.pause()
+        await _show(pilot, "train")
+        await _show(pilot, "log")
         for i in range(mini.max_lines + 50):
             mini.add(f"line {i}")
         assert len(mini._deferred_renders) <= mini.max_lines
-        tabs.active = "train"
-        await pilot.pause()
+        await _show(pilot, "train")
         rows = [strip.text.rstrip() for strip in mini.lines]
         assert len(rows) == mini.max_lines and rows[-1] == f"line {mini.max_lines + 49}"
