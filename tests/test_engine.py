@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import threading
+import time
 
 import pytest
 import torch
@@ -150,6 +151,33 @@ def test_pause_resume_and_stop_from_another_thread():
     assert not thread.is_alive()
     assert isinstance(events[-1], ev.Finished) and events[-1].status == "stopped"
     assert any(isinstance(e, ev.StateChanged) and e.state == "running" for e in events)
+
+
+def test_a_pause_is_left_out_of_the_epoch_time_and_the_throughput():
+    """Paused for a second inside epoch 1: its epoch_time_s (and the samples/s of the epoch
+    line) must count training only; the run's elapsed time is wall clock and keeps it."""
+    events: list[ev.Event] = []
+    trainer = None
+    paused_at: list[float] = []
+
+    def on_event(e: ev.Event) -> None:
+        events.append(e)
+        if isinstance(e, ev.StepMetrics) and e.epoch == 0 and not paused_at:
+            paused_at.append(time.monotonic())
+            trainer.pause()
+            threading.Timer(1.0, trainer.resume).start()
+
+    trainer = Trainer(TrainConfig("cnn", epochs=2, batch_size=16, save=False,
+                                  report_interval_s=0.0), on_event, dataset=blobs_images())
+    result = trainer.run()
+    assert isinstance(result, ev.Finished) and result.status == "finished"
+    first, second = [e for e in events if isinstance(e, ev.EpochMetrics)]
+    assert first.elapsed_s >= 1.0  # the pause happened inside this epoch
+    assert first.epoch_time_s < 0.5 + 2 * second.epoch_time_s, (first, second)
+    resumed = next(i for i, e in enumerate(events)
+                   if isinstance(e, ev.StateChanged) and e.state == "running")
+    after = next(e for e in events[resumed:] if isinstance(e, ev.StepMetrics))
+    assert 16 / after.samples_per_s < 0.5  # one batch over its step, not over pause + step
 
 
 def test_nan_loss_fails_fast_with_advice_and_keeps_last_good_weights(tmp_path):

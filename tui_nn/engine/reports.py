@@ -55,10 +55,12 @@ def steer_all_ranks(t: "Trainer") -> bool:
     stop, pause, factor = vote()
     if pause and not stop:
         t.emit(ev.StateChanged("paused"))
+        since = time.monotonic()
         while pause and not stop:  # every rank meets every 0.2 s: no collective times out
             time.sleep(0.2)
             stop, pause, more = vote()
             factor *= more
+        t.state.leave_out(time.monotonic() - since)
         t.emit(ev.StateChanged("running"))
     if factor != 1.0:
         recovery.scale_lr_now(t, factor)

@@ -34,3 +34,9 @@ class RunState:
     next_report: float = 0.0
     epoch_loss_sum: Any = None
     epoch_terms: int = 0
+
+    def leave_out(self, seconds: float) -> None:
+        """A pause is not training: the epoch's time and the throughput window skip it (the
+        run's elapsed time, wall clock, keeps it)."""
+        self.epoch_t0 += seconds
+        self.window_t0 += seconds

@@ -398,9 +398,11 @@ class Trainer(Controls):
         """Block until resumed (or stopped); while_waiting runs every 0.2 s meanwhile (a
         checkpoint asked for during the pause is written at once)."""
         self.emit(ev.StateChanged("paused"))
+        since = time.monotonic()
         while not self._running.wait(0.2):
             if while_waiting is not None:
                 while_waiting()
+        self.state.leave_out(time.monotonic() - since)
         self.emit(ev.StateChanged("running"))
 
     # ---- reports -------------------------------------------------------------------------------
