@@ -51,3 +51,35 @@ async def test_a_log_hidden_for_long_keeps_only_its_bound():
         await _show(pilot, "train")
         rows = [strip.text.rstrip() for strip in mini.lines]
         assert len(rows) == mini.max_lines and rows[-1] == f"line {mini.max_lines + 49}"
+
+
+class Short(App):
+    CSS = "#mini { height: 6; }"
+
+    def compose(self):
+        yield EventLog(id="mini")
+
+
+async def test_a_line_scrolls_the_log_without_laying_out_the_screen(monkeypatch):
+    """A line grows the log's virtual size, which laid out the whole screen each time (9 ms a
+    line on the Train tab, taken from the training run's cores); the log's box never depends
+    on its lines, so only its scroll position and scrollbar move."""
+    app = Short()
+    async with app.run_test(size=(60, 20)) as pilot:
+        mini = app.query_one("#mini", EventLog)
+        for i in range(12):
+            mini.add(f"line {i}")
+        await pilot.pause()
+        layouts = []
+        original = type(app.screen)._refresh_layout
+        monkeypatch.setattr(type(app.screen), "_refresh_layout",
+                            lambda self, *a, **k: (layouts.append(1), original(self, *a, **k)))
+        for i in range(12, 40):
+            mini.add(f"line {i}")
+            await pilot.pause()
+        assert layouts == []
+        bar = mini.vertical_scrollbar
+        assert bar.window_virtual_size == 40 and bar.window_size == 6 and bar.position == 34
+        assert mini.scroll_y == mini.max_scroll_y == 34
+        shown = [strip.text.rstrip() for strip in mini.render_lines(mini.size.region)]
+        assert shown[-1].startswith("line 39")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import RichLog
 
 from tui_nn.textsafe import clean
@@ -17,6 +19,12 @@ class EventLog(RichLog):
     DEFAULT_CSS = """
     EventLog { height: 1fr; scrollbar-gutter: stable; }
     """
+
+    # Each line grows the virtual size, a reactive that lays out the whole screen (a Widget's
+    # size may follow its content): 9 ms per line on the Train tab, on the cores a run trains
+    # on. A log's box is set by CSS alone (no height: auto here), so a line only moves its
+    # scrollbar (watch_virtual_size); a scrollbar that appears still asks for a layout.
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
     def __init__(self, **kwargs) -> None:
         # min_width=1: RichLog renders at least 78 cells wide by default, so on a narrower
@@ -33,6 +41,11 @@ class EventLog(RichLog):
         self.lines_written.append(text)
         del self.lines_written[:-2000]
         self.write(Text(text, style=LEVEL_STYLES.get(level, "")))
+
+    def watch_virtual_size(self, size: Size) -> None:
+        if self.container_size:  # laid out (not before the first layout, not while hidden)
+            self._scroll_update(size)
+            self.refresh()
 
     def write(self, content, *args, **kwargs):  # noqa: ANN001, ANN201 - RichLog.write's
         if self._size_known and self.scrollable_content_region.width <= 0:
