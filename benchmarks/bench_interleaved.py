@@ -54,7 +54,11 @@ class Freezer:
     def __init__(self, name: str, pids: list[int]) -> None:
         self.root, self.v2 = _freezer_root()
         self.dir = self.root / f"tui-nn-interleaved-{os.getpid()}-{name}"
-        self.dir.mkdir()
+        try:
+            self.dir.mkdir()
+        except OSError as exc:
+            raise SystemExit(f"cannot make a cgroup in {self.root} ({exc.strerror}): this "
+                             "benchmark freezes each run in turn and needs root") from None
         for pid in pids:  # one at a time: the file takes one pid per write
             (self.dir / "cgroup.procs").write_text(str(pid))
 
