@@ -14,7 +14,8 @@ from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker
-from textual_plotext import PlotextPlot
+
+from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 
 class LessonScreen(Screen):
@@ -36,7 +37,7 @@ class LessonScreen(Screen):
         notify_worker_error(self, event)
 
 
-class TimedPlot(PlotextPlot):
+class TimedPlot(MatrixPlot):
     """A PlotextPlot that rebuilds its figure with ``draw(plt)`` on every render and records
     what one rebuild cost (render_s, the last one; redraws, how many), for the benchmark."""
 

@@ -22,11 +22,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
-from textual_plotext import PlotextPlot
 
 from tui_nn.runs import RecordedHistory, RunInfo, config_diff, discover_runs, load_history
 from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.screens.worker_errors import notify_worker_error
+from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 # Plot colours and the matching Rich colours of the table's marks.
 COLORS = [("cyan+", "bright_cyan"), ("orange+", "dark_orange"), ("green+", "bright_green"),
@@ -50,7 +50,7 @@ class HistoriesLoaded(Message):
         self.histories = histories
 
 
-class OverlayPlot(PlotextPlot):
+class OverlayPlot(MatrixPlot):
     """Per-epoch curves of several runs on one axis."""
 
     def __init__(self, **kwargs: Any) -> None:

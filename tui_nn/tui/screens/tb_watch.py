@@ -26,7 +26,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, get_current_worker
-from textual_plotext import PlotextPlot
 
 from tui_nn.runs import tensorboard as tb
 from tui_nn.textsafe import clean, clean_line
@@ -34,6 +33,7 @@ from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.history import Point, ema
 from tui_nn.tui.widgets.curves import SMOOTHING_STEPS, compact_y_ticks, step_ticks
+from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 POLL_S = 0.5
 POST_S = 0.5
@@ -105,7 +105,7 @@ class TagSeries:
         return [self.steps[i] for i in keep], [self.values[i] for i in keep]
 
 
-class GroupPlot(PlotextPlot):
+class GroupPlot(MatrixPlot):
     """The selected tags of one prefix group on one step axis."""
 
     # One group fills the pane; several share it down to MIN rows each, then scroll.

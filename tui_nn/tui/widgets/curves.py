@@ -4,7 +4,8 @@ validation metric per epoch, on one shared step axis.
 Plots read a bounded snapshot of the RunHistory at render time (at most 2× the plot width in
 points), and redraw at most ``REDRAW_HZ`` times a second and only when the history changed:
 the cost of a redraw does not grow with the length of the run. plotext rebuilds the whole
-figure (then Rich parses its ANSI output), so redraws are also paced by their measured cost:
+figure (drawn into strips from its cell matrix: plot_visual), so redraws are also paced by
+their measured cost:
 the loss plot redraws at most every MIN_REDRAW_S and at most REDRAW_BUDGET of a core; the
 metric plot only when an epoch ends.
 """
@@ -20,9 +21,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Label
-from textual_plotext import PlotextPlot
 
 from tui_nn.tui.history import HistorySnapshot, Point, RunHistory, ema
+from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 MIN_REDRAW_S = 0.45  # at most about two redraws a second per plot
 REDRAW_BUDGET = 0.04  # and at most this share of one core spent rebuilding plots
@@ -91,7 +92,7 @@ def _clip(snap: HistorySnapshot, x_min: float) -> HistorySnapshot:
                    extra={name: right(points) for name, points in snap.extra.items()})
 
 
-class _HistoryPlot(PlotextPlot):
+class _HistoryPlot(MatrixPlot):
     """A plot that draws itself from a RunHistory snapshot each time it renders."""
 
     x_max: reactive[int] = reactive(0)

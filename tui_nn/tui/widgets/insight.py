@@ -28,7 +28,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static, TabbedContent, TabPane
-from textual_plotext import PlotextPlot
+
+from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 # Same thresholds as the engine's monitor (tui_nn.insight.gradflow), repeated here so that
 # drawing does not import torch; tests/test_tui_insight.py checks they agree.
@@ -400,7 +401,7 @@ class VanishingView(Vertical):
             f"{sig:.0e} of fc{comp.depth}'s. Loss {words}.", style="dim"))
 
 
-class FitPlot(PlotextPlot):
+class FitPlot(MatrixPlot):
     """The data (points) and the model's current prediction (line)."""
 
     def __init__(self, **kwargs) -> None:
