@@ -87,3 +87,27 @@ async def test_a_plotext_without_the_matrix_falls_back_to_its_ansi_string(monkey
         plot = app.query_one(LossPlot)
         rendered = plot.render()
         assert isinstance(rendered, Text) and "loss" in rendered.plain
+
+
+class Titled(App):
+    def compose(self):
+        yield plot_visual.MatrixPlot()
+
+    def on_mount(self) -> None:
+        plt = self.query_one(plot_visual.MatrixPlot).plt
+        plt.title("run \x1b]0;pwned\x07 \x1b[2J \x9b6n")  # a name from a file, unclean
+        plt.plot([1, 2, 3], [3, 1, 2], marker="braille")
+
+
+async def test_a_control_character_in_a_cell_is_drawn_inert_not_sent():
+    app = Titled()
+    async with app.run_test(size=(60, 16)) as pilot:
+        await pilot.pause()
+        plot = app.query_one(plot_visual.MatrixPlot)
+        strips = Visual.to_strips(plot, plot.render(), *plot.size, plot.visual_style)
+        text = "".join(segment.text for strip in strips for segment in strip)
+        assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text)
+        title = next(strip.text for strip in strips if "run" in strip.text)
+        # one cell for one character: what follows stays where plotext put it
+        assert "run \ufffd]0;pwned\ufffd \ufffd[2J \ufffd6n" in title
+        assert all(strip.cell_length == plot.size.width for strip in strips)

@@ -37,6 +37,12 @@ def clean_line(text: object, max_chars: int = MAX_CHARS) -> str:
     return _cap(_UNSAFE_LINE.sub(_visible, _cut(str(text), max_chars)), max_chars)
 
 
+def inert_cells(text: str) -> str:
+    """`text` with each control character replaced by one U+FFFD: for a grid of cells (a
+    plot's), where a longer visible escape would shift every cell after it."""
+    return _UNSAFE_LINE.sub("\ufffd", text)
+
+
 def _cut(text: str, max_chars: int) -> str:
     # Escaping first would cost time on a 50 MB string: cut the raw text, then cap again.
     return text if len(text) <= max_chars else text[:max_chars + 1]

@@ -2,10 +2,12 @@
 
 textual-plotext renders a plot by asking plotext for its ANSI string, which Rich parses back
 into a Text and Textual converts into Content and then into strips: three conversions of
-every cell, a third of a live plot redraw's cost. Here the figure's cell matrix (character,
+every cell, two thirds of a live plot redraw's cost. Here the figure's cell matrix (character,
 foreground, style, background per cell, which plotext builds before its string) becomes one
 Segment per run of cells sharing colours, each colour triple decoded once through Rich's own
-ANSI decoder, so the cells come out as the ANSI path draws them.
+ANSI decoder, so the cells come out as the ANSI path draws them. The ANSI path parsed any
+escape sequence in a title or label away; here a control character in a cell is drawn as one
+U+FFFD (textsafe.inert_cells), never sent to the terminal.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from textual.strip import Strip
 from textual.style import Style
 from textual.visual import RenderOptions, Visual
 from textual_plotext import PlotextPlot
+
+from tui_nn.textsafe import inert_cells
 
 Colours = tuple  # (foreground, style, background) as plotext stores them for one cell
 Row = list[tuple[str, Colours]]  # a row of the figure: runs of text sharing colours
@@ -45,12 +49,12 @@ def figure_rows(figure) -> list[Row] | None:
         for marker, fg, style, bg in zip(markers[r], fgs[r], styles[r], bgs[r]):
             colours = (_key(fg), _key(style), _key(bg))
             if colours != last and text:
-                runs.append(("".join(text), last))
+                runs.append((inert_cells("".join(text)), last))
                 text = []
             last = colours
             text.append(marker)
         if text:
-            runs.append(("".join(text), last))
+            runs.append((inert_cells("".join(text)), last))
         rows.append(runs)
     return rows
 
