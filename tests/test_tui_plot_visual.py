@@ -74,6 +74,7 @@ async def test_every_cell_matches_textual_plotexts_ansi_path(log_scale, divergin
             theirs = _cells(_ansi_path(plot))
             assert len(ours) == len(theirs) == height
             assert ours == theirs, cls.__name__
+            assert visual.plain == Text.from_ansi(plot.plt.build()).plain  # what tests read
             drawn = "".join(ch for row in ours for ch, _ in row)
             assert "loss" in drawn or "accuracy" in drawn
             assert any(0x2800 < ord(ch) <= 0x28FF for ch in drawn)  # braille: a curve

@@ -96,6 +96,12 @@ class PlotVisual(Visual):
             strips.append(Strip(segments).crop_extend(0, self.width, base_rich))
         return strips
 
+    @property
+    def plain(self) -> str:
+        """The figure's characters, each row ending in a newline, as the plain text of the ANSI
+        path's Text was."""
+        return "".join("".join(text for text, _ in runs) + "\n" for runs in self.rows)
+
     def render_strips(self, width: int, height: int | None, style: Style,
                       options: RenderOptions) -> list[Strip]:
         if style != self._base:
