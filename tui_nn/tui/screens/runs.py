@@ -67,7 +67,7 @@ class OverlayPlot(MatrixPlot):
         metric_names = {h.metric or r.metric for _, r, h in self.series} - {None}
         title = MODE_TITLES[self.mode]
         if self.mode == "metric" and len(metric_names) == 1:
-            # plotext's output is parsed as ANSI: a name from a file must hold no ESC.
+            # A name from a file: its escapes shown, not drawn as U+FFFD by the plot.
             title = f"val {clean_line(next(iter(metric_names)), 20)} per epoch"
         plt.title(title if self.series else "runs: mark some with space")
         for color, run, hist in self.series:

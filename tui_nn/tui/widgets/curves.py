@@ -5,9 +5,8 @@ Plots read a bounded snapshot of the RunHistory at render time (at most 2× the 
 points), and redraw at most ``REDRAW_HZ`` times a second and only when the history changed:
 the cost of a redraw does not grow with the length of the run. plotext rebuilds the whole
 figure (drawn into strips from its cell matrix: plot_visual), so redraws are also paced by
-their measured cost:
-the loss plot redraws at most every MIN_REDRAW_S and at most REDRAW_BUDGET of a core; the
-metric plot only when an epoch ends.
+their measured cost: the loss plot redraws at most every MIN_REDRAW_S and at most
+REDRAW_BUDGET of a core; the metric plot only when an epoch ends.
 """
 
 from __future__ import annotations
