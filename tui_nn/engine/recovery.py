@@ -6,6 +6,7 @@ Functions of a Trainer, kept apart so the training loop reads as a loop."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -30,18 +31,43 @@ class TrainingError(Exception):
         self.kind = kind
 
 
-def stop_on_nan(trainer: "Trainer", epoch: int, step_in_epoch: int, value: float) -> None:
+def stop_on_nan(trainer: "Trainer", epoch: int, step_in_epoch: int, value: float,
+                step: int | None = None, what: str = "loss") -> None:
     """Headless: fail with advice. last.pt (there is always one: step 0 is saved) keeps the
     last checkpoint before the blow-up; the current weights are never saved over it (they
-    are finite, but already diverged)."""
+    are finite, but already diverged). step: the 1-based step whose loss was value (the
+    step being taken when None)."""
     run_dir, st = trainer.run_dir, trainer.state
     kept = ""
     if run_dir is not None and run_dir.last_checkpoint.exists():
         kept = (f"; {run_dir.last_checkpoint} keeps the last checkpoint before it "
                 f"(step {st.last_saved_step})")
+    step = st.step + 1 if step is None else step
     raise TrainingError(
-        f"loss became {value} at step {st.step + 1} (epoch {epoch + 1}): "
+        f"{what} became {value} at step {step} (epoch {epoch + 1}): "
         f"try a lower --lr (now {trainer.config.lr}) or --grad-clip 1.0{kept}", "nan")
+
+
+def check_finite_before_save(trainer: "Trainer") -> None:
+    """The one rule for saving: nothing becomes a checkpoint before the losses since the last
+    read are known finite. On a GPU they are read only at reports, so a save between two
+    reads would otherwise write diverged weights over the last good last.pt. One host sync
+    per save (never per step); it also covers the weights, which a finite loss can hide (the
+    update of the last step). Raises TrainingError("nan") naming the step that went bad."""
+    st = trainer.state
+    losses = list(st.losses)
+    flags = [torch.stack(losses).isfinite().all()] if losses else []
+    if not trainer.dist.enabled:  # under DDP only rank 0 saves: it must not stop alone
+        flags += [p.detach().isfinite().all() for p in trainer.model.parameters()]
+    if not flags or bool(torch.stack(flags).all()):  # the one sync
+        return
+    values = torch.stack(losses).tolist() if losses else []
+    bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+    if bad is not None:
+        stop_on_nan(trainer, st.epoch, st.step_in_epoch, values[bad],
+                    step=st.step - len(values) + 1 + bad)
+    stop_on_nan(trainer, st.epoch, st.step_in_epoch, float("nan"), step=st.step,
+                what="a weight")
 
 
 def pause_on_nan(trainer: "Trainer", epoch: int, step_in_epoch: int, value: float) -> None:

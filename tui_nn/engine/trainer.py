@@ -378,8 +378,10 @@ class Trainer(Controls):
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def save(self, epoch: int, step_in_epoch: int, reason: str) -> None:
-        """last.pt := the state after the current step (rank 0 only; no-op without a run)."""
+        """last.pt := the state after the current step (rank 0 only; no-op without a run),
+        once the losses since the last read are known finite."""
         if self.run_dir is not None:
+            recovery.check_finite_before_save(self)
             self.emit(checkpoint.write_last(self, epoch, step_in_epoch, reason))
 
     def _save_best(self, epoch: int) -> ev.CheckpointSaved:
