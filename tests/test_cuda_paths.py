@@ -73,3 +73,87 @@ def test_the_nan_message_names_the_step_the_loss_went_nan(tmp_path, gpu_style):
                                        isinstance(e, ev.RunStarted)),
                      model=model, dataset=_regression()).run()
     assert isinstance(result, ev.Failed) and "at step 5 " in result.message, result
+
+
+# ---- out of memory (finding 2) ------------------------------------------------------------------
+def _oom_cnn(limit: int, log: list, arm_at_step: int | None = None):
+    """cnn whose training forward above `limit` samples raises CUDA's OOM, after allocating a
+    tensor the failed step holds (its weak reference is logged, to see when it is freed)."""
+    import weakref
+
+    from tui_nn.zoo import get_model_spec
+    model = get_model_spec("cnn").build()
+    real_forward = model.forward
+    armed = {"on": arm_at_step is None}
+
+    def forward(x):
+        if armed["on"] and model.training and x.shape[0] > limit:
+            held = torch.ones(1000, 1000)  # (1000, 1000): the failed step's activations
+            log.append(("oom", weakref.ref(held)))
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if armed["on"] and model.training:
+            import sys
+            dead = all(r() is None for kind, r in log if kind == "oom")
+            log.append(("probe", x.shape[0], dead, sys.exc_info()[0]))
+        return real_forward(x)
+
+    def on_event(event):
+        log.append(("event", event))
+        if isinstance(event, ev.StepMetrics) and event.step == arm_at_step:
+            armed["on"] = True
+    model.forward = forward
+    return model, on_event
+
+
+def test_oom_is_handled_outside_the_except_block_and_saves_before_probing(tmp_path):
+    from helpers import blobs_images
+    log: list = []
+    model, on_event = _oom_cnn(16, log, arm_at_step=3)
+    result = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, report_interval_s=0.0,
+                                 run_dir=str(tmp_path / "o")), on_event,
+                     model=model, dataset=blobs_images()).run()
+    assert isinstance(result, ev.Failed) and result.kind == "oom", result
+    assert "--batch-size 16" in result.message and "saved in" in result.message
+    probes = [entry for entry in log if entry[0] == "probe" and entry[1] <= 16]
+    assert probes, log
+    # The failed step's tensors are gone and no exception is being handled while probing.
+    assert all(dead and exc is None for _, _, dead, exc in probes), probes
+    # The run's own state is saved before the first probe moves BatchNorm and the RNG.
+    first_probe = log.index(probes[0])
+    stop = [i for i, e in enumerate(log) if e[0] == "event"
+            and isinstance(e[1], ev.CheckpointSaved) and e[1].reason == "stop"]
+    assert stop and stop[0] < first_probe
+    assert load_checkpoint(tmp_path / "o")["step"] == 3
+
+
+def test_oom_in_the_gan_probes_with_its_own_loss(monkeypatch):
+    """The GAN's D outputs (B, 1): a classification-loss probe raised IndexError."""
+    from helpers import blobs_images
+    from tui_nn.zoo.gan import Discriminator
+    disc_forward = Discriminator.forward
+
+    def forward(self, x):
+        if x.shape[0] > 8 and torch.is_grad_enabled():
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        return disc_forward(self, x)
+    monkeypatch.setattr(Discriminator, "forward", forward)
+    result = Trainer(TrainConfig("gan", epochs=1, batch_size=32, save=False),
+                     dataset=blobs_images(64, 16)).run()
+    assert isinstance(result, ev.Failed) and result.kind == "oom", result
+    assert "--batch-size 8" in result.message
+
+
+def test_oom_under_ddp_never_probes_and_says_the_same_on_every_rank(monkeypatch):
+    from helpers import blobs_images
+    from tui_nn.engine import oom
+    from tui_nn.engine.distributed import DistInfo
+    trainer = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, save=False),
+                      dataset=blobs_images(64, 16))
+    assert isinstance(trainer.run(), ev.Finished)
+    monkeypatch.setattr(oom, "largest_batch_that_fits", lambda *a: pytest.fail("probed"))
+    messages = set()
+    for rank in (0, 1):
+        trainer.dist = DistInfo(rank=rank, world_size=2, local_rank=rank)
+        trainer.device = torch.device("cpu")
+        messages.add(oom.out_of_memory_message(trainer))
+    assert len(messages) == 1 and "--batch-size 16" in messages.pop()

@@ -1,6 +1,6 @@
 """What the Trainer does when a step goes wrong or is steered: a NaN/Inf loss (stop with the
-last finite checkpoint kept, or roll back and pause), CUDA out of memory (find a batch that
-fits, keep the work), and lr scaling requested from another thread.
+last finite checkpoint kept, or roll back and pause) and lr scaling requested from another
+thread. CUDA out of memory: oom.py.
 
 Functions of a Trainer, kept apart so the training loop reads as a loop."""
 
@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from tui_nn.engine import events as ev
-from tui_nn.data import tasks
 from tui_nn.engine.checkpoint import load_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,48 +126,3 @@ def scale_lr_now(trainer: "Trainer", factor: float) -> None:
     sched = trainer.scheduler
     if sched is not None and hasattr(sched, "base_lrs"):
         sched.base_lrs = [b * factor for b in sched.base_lrs]
-
-
-def out_of_memory_message(trainer: "Trainer") -> str:
-    """Free what the failed step held, find a batch size whose forward+backward fits, and
-    keep the work done so far."""
-    bs = trainer.batch_size or trainer.config.batch_size or 0
-    fits = None
-    if trainer.optimizer is not None:
-        trainer.optimizer.zero_grad(set_to_none=True)
-        _empty_cache(trainer.device)
-        fits = largest_batch_that_fits(trainer, bs)
-    saved = ""
-    st = trainer.state
-    if trainer.run_dir is not None and st.step > 0:
-        try:
-            trainer.save(st.epoch, st.step_in_epoch, "stop")
-            saved = f"; the run so far is saved in {trainer.run_dir.path}"
-        except TrainingError:
-            pass
-    hint = (f"try --batch-size {fits}" if fits else
-            "even batch size 1 does not fit: use a smaller model or --amp bf16")
-    return f"out of memory on {trainer.device} at batch size {bs}: {hint}{saved}"
-
-
-def largest_batch_that_fits(trainer: "Trainer", bs: int) -> int | None:
-    n = trainer.train_x.shape[0]
-    candidate = bs // 2
-    while candidate >= 1:
-        try:
-            idx = torch.arange(min(candidate, n), device=trainer.device)
-            out = trainer.forward_model(trainer.train_x.index_select(0, idx))
-            tasks.loss_mean(trainer.loss_task, out.float(),
-                            trainer.train_y.index_select(0, idx)).backward()
-            trainer.optimizer.zero_grad(set_to_none=True)
-            return candidate
-        except torch.cuda.OutOfMemoryError:
-            trainer.optimizer.zero_grad(set_to_none=True)
-            _empty_cache(trainer.device)
-            candidate //= 2
-    return None
-
-
-def _empty_cache(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from tui_nn.data import tasks
-from tui_nn.engine import checkpoint, recovery, reports, setup, validation
+from tui_nn.engine import checkpoint, oom, recovery, reports, setup, validation
 from tui_nn.engine import events as ev
 from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig
@@ -89,7 +89,11 @@ class Trainer(Controls):
         """Train to the end (or until stopped). Never raises for training failures: the last
         event, Finished or Failed, is both emitted and returned."""
         try:
-            return self._run()
+            try:
+                return self._run()
+            except torch.cuda.OutOfMemoryError:
+                pass  # handled below, once this block has dropped the failed step's frames
+            return self._fail(oom.out_of_memory_message(self), "oom")
         except TrainingError as e:
             return self._fail(str(e), e.kind)
         except (ConfigError, RunDirError) as e:
@@ -98,8 +102,6 @@ class Trainer(Controls):
             return self._fail(str(e), "error")
         except setup.data_error_types() as e:
             return self._fail(str(e), "data")
-        except torch.cuda.OutOfMemoryError:
-            return self._fail(recovery.out_of_memory_message(self), "oom")
         except OSError as e:
             return self._fail(self._disk_message(e), "disk")
         except Exception as e:  # noqa: BLE001 - surfaced as an event, with the traceback kept
