@@ -157,3 +157,65 @@ def test_oom_under_ddp_never_probes_and_says_the_same_on_every_rank(monkeypatch)
         trainer.device = torch.device("cpu")
         messages.add(oom.out_of_memory_message(trainer))
     assert len(messages) == 1 and "--batch-size 16" in messages.pop()
+
+
+# ---- amp auto, TF32, compile (findings 4 and 6) ---------------------------------------------------
+@pytest.mark.parametrize("capability,want", [((7, 5), torch.float16), ((7, 0), torch.float16),
+                                             ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_amp_auto_takes_bf16_only_where_the_runs_device_has_it_natively(
+        monkeypatch, capability, want):
+    """A T4 (7.5) or V100 (7.0) says yes to is_bf16_supported() (emulation); and the run's
+    device (cuda:1 here) is asked, not the current one."""
+    from tui_nn.engine.setup import amp_dtype
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+    def capability_of(device=None):
+        asked.append(device)
+        return capability if device == torch.device("cuda", 1) else (9, 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability_of)
+    assert amp_dtype("auto", torch.device("cuda", 1)) is want
+    assert asked == [torch.device("cuda", 1)]
+    assert amp_dtype("fp16", torch.device("cuda", 1)) is torch.float16
+    assert amp_dtype("auto", torch.device("cpu")) is None
+
+
+def test_tf32_matmuls_are_enabled_on_cuda_only(monkeypatch):
+    from helpers import blobs_images
+    from tui_nn.engine import setup
+    precision = []
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", precision.append)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(setup, "amp_dtype", lambda amp, device: None)
+    trainer = Trainer(TrainConfig("cnn", save=False), dataset=blobs_images(8, 8))
+    trainer.model = nn.Linear(1, 1)
+    trainer.device = torch.device("cpu")
+    setup._setup_speed(trainer)
+    assert precision == []
+    trainer.device = torch.device("cuda")
+    setup._setup_speed(trainer)
+    assert precision == ["high"]
+
+
+def test_compile_never_recompiles_for_the_last_batch_and_validation_is_compiled(monkeypatch):
+    """72 samples at batch 32: 32, 32, 8. One graph for training at 32, one for validation."""
+    from helpers import blobs_images
+    graphs = []
+    real_compile = torch.compile
+
+    def backend(gm, inputs):
+        images = [tuple(i.shape) for i in inputs  # the batch, not the conv weights
+                  if isinstance(i, torch.Tensor) and tuple(i.shape[1:]) == (1, 28, 28)]
+        graphs.append((images, torch.is_inference_mode_enabled()))
+        return gm.forward
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: real_compile(
+        model, backend=backend))
+    torch._dynamo.reset()
+    try:
+        result = Trainer(TrainConfig("cnn", epochs=2, batch_size=32, compile=True, save=False,
+                                     threads=1), dataset=blobs_images(72, 40)).run()
+    finally:
+        torch._dynamo.reset()
+    assert isinstance(result, ev.Finished), result
+    assert [images for images, _ in graphs] == [[(32, 1, 28, 28)], [(40, 1, 28, 28)]], graphs

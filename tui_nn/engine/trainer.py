@@ -62,6 +62,11 @@ class Trainer(Controls):
         self.history: list[ev.EpochMetrics] = []
         # Filled by setup (engine/setup.py); None until then.
         self.model = self.forward_model = self.optimizer = self.scheduler = None
+        # eager_model: the model (DDP-wrapped under torchrun) uncompiled; eval_model: what
+        # validation runs (compiled with --compile); compiled_batch: the one batch size the
+        # compiled models take (setup.wrap_model).
+        self.eager_model = self.eval_model = None
+        self.compiled_batch: int | None = None
         self.scaler = self.generator = self.amp_dtype = self.augment = None
         self.run_dir: RunDir | None = None
         self.dist: DistInfo | None = None
@@ -232,7 +237,8 @@ class Trainer(Controls):
         if self.step_plugin is not None:
             return self._plugin_step(xb, yb)
         st, cfg, scaler, opt = self.state, self.config, self.scaler, self.optimizer
-        out = self._forward(self.forward_model, xb)
+        out = self._forward(self.forward_model if self.compiled_batch in (None, xb.shape[0])
+                            else self.eager_model, xb)
         loss = self._loss(out, yb, xb.shape[0], global_n)
         if self._check_each_step and not math.isfinite(loss.item()):  # a CPU read: 0.2 µs
             recovery.pause_on_nan(self, st.epoch, st.step_in_epoch, float(loss.detach()))
