@@ -219,3 +219,60 @@ def test_compile_never_recompiles_for_the_last_batch_and_validation_is_compiled(
         torch._dynamo.reset()
     assert isinstance(result, ev.Finished), result
     assert [images for images, _ in graphs] == [[(32, 1, 28, 28)], [(40, 1, 28, 28)]], graphs
+
+
+# ---- devices (finding 7) --------------------------------------------------------------------------
+def test_a_local_rank_beyond_the_gpus_is_one_usage_error(monkeypatch, tmp_path):
+    from helpers import blobs_images
+    from tui_nn.engine import distributed
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(distributed, "init_process_group",
+                        lambda *a: pytest.fail("joined a group with no device"))
+    result = Trainer(TrainConfig("cnn", device="cuda", run_dir=str(tmp_path / "r")),
+                     dataset=blobs_images(8, 8)).run()
+    assert isinstance(result, ev.Failed) and result.kind == "usage", result
+    assert "LOCAL_RANK 3 but 2 CUDA device(s)" in result.message
+    assert "--nproc-per-node 2" in result.message and not (tmp_path / "r").exists()
+
+
+def test_the_process_group_is_bound_to_the_ranks_gpu(monkeypatch):
+    from tui_nn.engine import distributed
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    info = distributed.DistInfo(rank=1, world_size=2, local_rank=1)
+    distributed.init_process_group(info, torch.device("cuda", 1))
+    distributed.init_process_group(info, torch.device("cpu"))
+    assert calls[0]["backend"] == "nccl" and calls[0]["device_id"] == torch.device("cuda", 1)
+    assert calls[1]["backend"] == "gloo" and "device_id" not in calls[1]
+
+
+def test_gpu_mem_is_the_peak_of_the_steps_since_the_last_report(monkeypatch):
+    from tui_nn.engine.device import memory_in_use
+    stats = {"now": 100, "peak": 900}
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: stats["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: stats["peak"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats",
+                        lambda device=None: stats.update(peak=stats["now"]))
+    cuda = torch.device("cuda", 0)
+    assert memory_in_use(cuda) == 900  # the step's activations, not what is left between steps
+    stats["peak"] = 400
+    assert memory_in_use(cuda) == 400  # reset at each report: this window's own peak
+
+
+def test_the_max_batch_budget_of_a_gpu_keeps_a_reserve_for_context_and_workspaces(monkeypatch):
+    from types import SimpleNamespace
+
+    from tui_nn.shapes.memory import visible_gpu_bytes
+    total = 16 * 2**30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: SimpleNamespace(total_memory=total))
+    budget = visible_gpu_bytes()
+    assert total - budget >= 512 * 2**20 + int(0.05 * total)  # context + 5%: 1.3 GiB of 16

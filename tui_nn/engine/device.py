@@ -45,9 +45,13 @@ def device_name(device: torch.device) -> str:
 
 
 def memory_in_use(device: torch.device) -> int | None:
-    """GPU memory allocated by tensors on CUDA; the process's resident set on CPU."""
+    """On CUDA the peak allocated by tensors since the last call (between two steps the
+    activations are gone: what is allocated then is not what a step needs); the process's
+    resident set on the CPU."""
     if device.type == "cuda":
-        return int(torch.cuda.memory_allocated(device))
+        peak = int(torch.cuda.max_memory_allocated(device))
+        torch.cuda.reset_peak_memory_stats(device)
+        return peak
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -40,13 +40,28 @@ class DistInfo:
         return cls(rank=rank, world_size=world, local_rank=local)
 
 
+def rank_device(info: DistInfo) -> torch.device:
+    """This rank's GPU, cuda:LOCAL_RANK. Raises ValueError (a usage error) when there are
+    fewer GPUs than processes on this node (CUDA's own words: "invalid device ordinal")."""
+    count = torch.cuda.device_count()
+    if not 0 <= info.local_rank < count:
+        raise ValueError(f"LOCAL_RANK {info.local_rank} but {count} CUDA device(s) visible "
+                         f"here: start at most {count} process(es) per node "
+                         f"(--nproc-per-node {count}), or check CUDA_VISIBLE_DEVICES")
+    return torch.device("cuda", info.local_rank)
+
+
 def init_process_group(info: DistInfo, device: torch.device) -> None:
     if not info.enabled or dist.is_initialized():
         return
-    backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+        # device_id binds the group to this rank's GPU: barrier() then knows which device
+        # to use (without it, it warns and guesses) and NCCL connects eagerly.
+        dist.init_process_group(backend="nccl", rank=info.rank, world_size=info.world_size,
+                                device_id=device)
+    else:
+        dist.init_process_group(backend="gloo", rank=info.rank, world_size=info.world_size)
 
 
 def destroy_process_group() -> None:

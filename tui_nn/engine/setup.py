@@ -19,7 +19,7 @@ from tui_nn.data import model_fit, tasks
 from tui_nn.engine import checkpoint, recovery
 from tui_nn.engine.config import ConfigError, TrainConfig, requested_fields, resume_config
 from tui_nn.engine.device import resolve_device
-from tui_nn.engine.distributed import DistInfo, init_process_group
+from tui_nn.engine.distributed import DistInfo, init_process_group, rank_device
 from tui_nn.engine.optim import build_optimizer, build_schedule
 from tui_nn.engine.recovery import TrainingError
 from tui_nn.engine.rundir import (CONFIG_FILE, RunDir, check_new_run_dir,
@@ -156,7 +156,10 @@ def _setup_device(t: "Trainer") -> None:
     t.dist = DistInfo.from_env()
     if t.dist.enabled:
         if t.device.type == "cuda":
-            t.device = torch.device("cuda", t.dist.local_rank)
+            try:
+                t.device = rank_device(t.dist)
+            except ValueError as e:
+                raise TrainingError(str(e), "usage") from None
         init_process_group(t.dist, t.device)
         if not t.dist.is_main:
             t._callback = lambda event: None  # rank 0 speaks for the run

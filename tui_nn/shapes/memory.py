@@ -195,10 +195,18 @@ def parse_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+# What a GPU's total loses before a training step's tensors: the CUDA context (0.3-0.5 GB),
+# cuBLAS/cuDNN workspaces and the caching allocator's rounding. A budget taken from the
+# visible GPU keeps this back; one given with --device-memory is used as given.
+GPU_RESERVE_BYTES, GPU_RESERVE_FRACTION = 512 * 2**20, 0.05
+
+
 def visible_gpu_bytes() -> int | None:
+    """The visible GPU's memory less the reserve above."""
     if not torch.cuda.is_available():
         return None
-    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    return max(0, total - GPU_RESERVE_BYTES - int(total * GPU_RESERVE_FRACTION))
 
 
 def largest_batch(fixed: int, activations: int, batch_size: int, budget: int) -> int:
