@@ -276,3 +276,71 @@ def test_the_max_batch_budget_of_a_gpu_keeps_a_reserve_for_context_and_workspace
                         lambda device: SimpleNamespace(total_memory=total))
     budget = visible_gpu_bytes()
     assert total - budget >= 512 * 2**20 + int(0.05 * total)  # context + 5%: 1.3 GiB of 16
+
+
+# ---- what does not fit (finding 3) ----------------------------------------------------------------
+def test_a_data_set_too_large_for_the_device_is_named(monkeypatch, tmp_path):
+    from helpers import blobs_images
+    from tui_nn.engine import setup
+
+    def to_device(t, x, ds):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 180.00 GiB")
+    monkeypatch.setattr(setup, "_to_device", to_device)
+    result = Trainer(TrainConfig("cnn", run_dir=str(tmp_path / "r")),
+                     dataset=blobs_images(64, 16)).run()
+    assert isinstance(result, ev.Failed) and result.kind == "oom", result
+    assert "the data set blobs (80 samples" in result.message
+    assert "smaller model" not in result.message and not (tmp_path / "r").exists()
+
+
+def test_normalising_on_the_device_makes_one_copy_of_the_set_not_three():
+    """In place: the CPU path clones the caller's tensor once (it must not change it); on a
+    GPU the moved copy is the only one."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from helpers import blobs_images
+    from tui_nn.engine.setup import _to_device
+
+    ds = blobs_images(64, 16)
+    before = ds.train_x.clone()
+    full = ds.train_x.numel()
+    copies = []
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.numel() == full \
+                    and not func._schema.name.endswith("_"):
+                copies.append(func._schema.name)
+            return out
+
+    trainer = Trainer(TrainConfig("cnn", save=False), dataset=ds)
+    trainer.device, trainer.channels_last = torch.device("cpu"), False
+    with Count():
+        x = _to_device(trainer, ds.train_x, ds)
+    assert torch.equal(x, (before - 0.1) / 0.3) and torch.equal(ds.train_x, before)
+    assert len(copies) == 1, copies
+
+
+def test_validation_out_of_memory_halves_its_own_batch_and_goes_on():
+    from helpers import blobs_images
+    from tui_nn.zoo import get_model_spec
+    model = get_model_spec("cnn").build()
+    real_forward = model.forward
+
+    def forward(x):
+        if not model.training and x.shape[0] > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        return real_forward(x)
+    model.forward = forward
+    events = []
+    result = Trainer(TrainConfig("cnn", epochs=2, batch_size=32, save=False, threads=1),
+                     events.append, model=model, dataset=blobs_images(64, 40)).run()
+    assert isinstance(result, ev.Finished), result
+    notices = [e.message for e in events if isinstance(e, ev.Notice)]
+    assert [n for n in notices if n.startswith("validation ran out of memory")] == [
+        "validation ran out of memory on cpu at batch size 256: it goes on at 128",
+        "validation ran out of memory on cpu at batch size 128: it goes on at 64",
+        "validation ran out of memory on cpu at batch size 64: it goes on at 32",
+        "validation ran out of memory on cpu at batch size 32: it goes on at 16"]
+    assert len([e for e in events if isinstance(e, ev.EpochMetrics)]) == 2

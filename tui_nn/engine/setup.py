@@ -239,6 +239,17 @@ def wrap_model(t: "Trainer") -> None:
 
 def _data_to_device(t: "Trainer") -> None:
     """Decode once, move once, normalise once: batches are index slices on the device."""
+    try:
+        _move_data(t)
+        return
+    except torch.cuda.OutOfMemoryError:
+        pass  # answered below, once this block has let go of the partial copies
+    t.train_x = t.train_y = t.val_x = t.val_y = None
+    torch.cuda.empty_cache()
+    raise TrainingError(_data_too_large(t), "oom")
+
+
+def _move_data(t: "Trainer") -> None:
     ds = t.dataset
     t.train_x, t.train_y = _to_device(t, ds.train_x, ds), ds.train_y.to(t.device)
     t.val_x, t.val_y = _to_device(t, ds.val_x, ds), ds.val_y.to(t.device)
@@ -255,15 +266,34 @@ def _data_to_device(t: "Trainer") -> None:
         raise TrainingError(f"dataset {ds.name} has no training samples", "data")
 
 
+def _data_too_large(t: "Trainer") -> str:
+    from tui_nn.fmt import fmt_bytes
+    ds = t.dataset
+    size = sum(x.numel() * x.element_size() for x in (ds.train_x, ds.train_y, ds.val_x,
+                                                        ds.val_y))
+    model = sum(p.numel() * p.element_size() for p in t.model.parameters())
+    return (f"the data set {ds.name} ({ds.n_train + ds.n_val:,} samples, {fmt_bytes(size)}) "
+            f"does not fit on {t.device} beside the model ({fmt_bytes(model)}): the whole set "
+            "is kept on the device; train on a smaller set or with --device cpu")
+
+
 def _to_device(t: "Trainer", x: torch.Tensor, ds: Any) -> torch.Tensor:
-    x = x.to(t.device)
-    if ds.mean is not None and ds.std is not None and x.dim() == 4:
-        mean = torch.tensor(ds.mean, device=t.device).view(1, -1, 1, 1)  # (1, C, 1, 1)
-        std = torch.tensor(ds.std, device=t.device).view(1, -1, 1, 1)
-        x = (x - mean) / std
+    """x on the device, normalised there in place: (x - mean) / std out of place would hold
+    three copies of the set at once. The layout is set before the move (one device copy)."""
     if x.dim() == 4 and t.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+        x_host, x = x, x.contiguous(memory_format=torch.channels_last)
+    else:
+        x_host = x
+    moved = x.to(t.device)
+    if ds.mean is None or ds.std is None or moved.dim() != 4:
+        return moved
+    if not moved.is_floating_point():
+        moved = moved.float()
+    elif moved.data_ptr() == x_host.data_ptr():  # the caller's own tensor: never changed
+        moved = moved.clone(memory_format=torch.preserve_format)
+    mean = torch.tensor(ds.mean, device=t.device, dtype=moved.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(ds.std, device=t.device, dtype=moved.dtype).view(1, -1, 1, 1)
+    return moved.sub_(mean).div_(std)  # (N, C, H, W)
 
 
 def _setup_optimisation(t: "Trainer") -> None:
@@ -313,6 +343,8 @@ def check_first_batch(t: "Trainer") -> None:
     x, y = t.train_x[:2], t.train_y[:2]
     try:
         out = _eval_forward(t.model, x)
+    except torch.cuda.OutOfMemoryError:
+        raise  # not a shape problem: the Trainer's out-of-memory answer
     except Exception as e:  # noqa: BLE001 - any forward failure becomes one clear line
         if not t.channels_last:
             raise TrainingError(_diagnose(t, x, e), "shape") from None

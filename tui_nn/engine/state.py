@@ -25,6 +25,7 @@ class RunState:
     t0: float = 0.0  # monotonic start of this session
     epoch_t0: float = 0.0
     stopped: bool = False
+    val_batch_size: int = 0  # validation's batch once out of memory halved it (0: the default)
     resumed_threads: int = 0  # the checkpoint's CPU thread count (bitwise resumes keep it)
     threads_before: int | None = None  # the process's thread count, restored at the end
     # The current report window: losses stay on the device until a report reads them.

@@ -10,6 +10,8 @@ import torch
 
 from tui_nn.data import tasks
 from tui_nn.engine.distributed import all_sum
+from tui_nn.engine.events import Notice
+from tui_nn.engine.recovery import TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.config import TrainConfig
@@ -29,8 +31,27 @@ def validation_batch_size(cfg: "TrainConfig", device: torch.device) -> int:
 
 
 def evaluate(t: "Trainer") -> tuple[float, float, str | None]:
-    """(validation loss, metric value, decoded first sequence or None)."""
-    task, model, vbs = t.task, t.model, validation_batch_size(t.config, t.device)
+    """(validation loss, metric value, decoded first sequence or None). Out of memory, the
+    pass starts again at half its batch (kept for the rest of the run): --batch-size is the
+    training batch and cannot help it."""
+    vbs = t.state.val_batch_size or validation_batch_size(t.config, t.device)
+    while True:
+        try:
+            return _evaluate(t, vbs)
+        except torch.cuda.OutOfMemoryError:
+            pass  # retried below, once this block has let go of the failed batch
+        if t.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if vbs == 1:
+            raise TrainingError(f"validation ran out of memory on {t.device} even at batch "
+                                "size 1", "oom")
+        t.state.val_batch_size = vbs = vbs // 2
+        t.emit(Notice(f"validation ran out of memory on {t.device} at batch size {vbs * 2}: "
+                      f"it goes on at {vbs}"))
+
+
+def _evaluate(t: "Trainer", vbs: int) -> tuple[float, float, str | None]:
+    task, model = t.task, t.model
     collect = t.insight is not None and t.insight.collect_now
     val_x, val_y = t.val_x, t.val_y
     if t.dist.enabled:  # each rank scores its shard; the sums are added up below
