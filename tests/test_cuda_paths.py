@@ -344,3 +344,23 @@ def test_validation_out_of_memory_halves_its_own_batch_and_goes_on():
         "validation ran out of memory on cpu at batch size 64: it goes on at 32",
         "validation ran out of memory on cpu at batch size 32: it goes on at 16"]
     assert len([e for e in events if isinstance(e, ev.EpochMetrics)]) == 2
+
+
+# ---- the suite on a GPU box (finding 8) -----------------------------------------------------------
+@pytest.mark.parametrize("module,name", [
+    ("test_engine", "test_resume_after_one_epoch_is_bitwise_identical_to_two_straight"),
+    ("test_engine", "test_stop_mid_epoch_checkpoints_the_exact_step_and_resume_matches"),
+    ("test_gan", "test_stop_mid_epoch_and_resume_match_an_uninterrupted_run")])
+def test_bitwise_resume_tests_stay_on_the_cpu_where_cuda_is_there(monkeypatch, tmp_path,
+                                                                   module, name):
+    """On a GPU box device "auto" would train them on CUDA, where cuDNN picks its algorithms
+    by timing and index_select's backward adds atomically: not bitwise. Every run they start
+    must ask for the CPU."""
+    import importlib
+
+    from tui_nn.engine import setup
+    real = setup.resolve_device
+    asked = []
+    monkeypatch.setattr(setup, "resolve_device", lambda n="auto": asked.append(n) or real(n))
+    getattr(importlib.import_module(module), name)(tmp_path)
+    assert asked and set(asked) == {"cpu"}

@@ -90,14 +90,17 @@ def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def test_resume_after_one_epoch_is_bitwise_identical_to_two_straight(tmp_path):
-    # Bitwise reproducibility holds for a given seed and thread count: pin the count.
+    # Bitwise reproducibility holds for a given seed and thread count: pin the count. On the
+    # CPU: on a GPU box "auto" would pick CUDA, where cuDNN picks algorithms by timing.
     straight = Trainer(TrainConfig("cnn", epochs=2, batch_size=32, seed=3, threads=1,
-                                   run_dir=str(tmp_path / "a")), dataset=blobs_images())
+                                   device="cpu", run_dir=str(tmp_path / "a")),
+                       dataset=blobs_images())
     straight.run()
     first = Trainer(TrainConfig("cnn", epochs=1, batch_size=32, seed=3, threads=1,
-                                run_dir=str(tmp_path / "b")), dataset=blobs_images())
+                                device="cpu", run_dir=str(tmp_path / "b")),
+                    dataset=blobs_images())
     first.run()
-    resumed = Trainer(TrainConfig("cnn", epochs=2), dataset=blobs_images(),
+    resumed = Trainer(TrainConfig("cnn", epochs=2, device="cpu"), dataset=blobs_images(),
                       resume_from=tmp_path / "b")
     result = resumed.run()
     assert result.status == "finished" and result.step == 16
@@ -107,7 +110,7 @@ def test_resume_after_one_epoch_is_bitwise_identical_to_two_straight(tmp_path):
 
 def test_stop_mid_epoch_checkpoints_the_exact_step_and_resume_matches(tmp_path):
     straight = Trainer(TrainConfig("cnn", epochs=2, batch_size=16, seed=1, save=False,
-                                   threads=1), dataset=blobs_images())
+                                   threads=1, device="cpu"), dataset=blobs_images())
     straight.run()
 
     def stop_at_step_5(event: ev.Event) -> None:
@@ -115,13 +118,15 @@ def test_stop_mid_epoch_checkpoints_the_exact_step_and_resume_matches(tmp_path):
             trainer.stop()
 
     trainer = Trainer(TrainConfig("cnn", epochs=2, batch_size=16, seed=1, report_interval_s=0.0,
-                                  threads=1, run_dir=str(tmp_path / "r")), stop_at_step_5,
+                                  threads=1, device="cpu", run_dir=str(tmp_path / "r")),
+                      stop_at_step_5,
                       dataset=blobs_images())
     result = trainer.run()
     assert result.status == "stopped" and result.step == 5
     ckpt = load_checkpoint(tmp_path / "r")
     assert ckpt["step"] == 5 and ckpt["step_in_epoch"] == 5
-    resumed = Trainer(TrainConfig("cnn"), dataset=blobs_images(), resume_from=tmp_path / "r")
+    resumed = Trainer(TrainConfig("cnn", device="cpu"), dataset=blobs_images(),
+                      resume_from=tmp_path / "r")
     assert resumed.run().step == 32
     for a, b in zip(_weights(straight.model), _weights(resumed.model)):
         assert torch.equal(a, b)
@@ -321,12 +326,13 @@ def test_disk_full_during_checkpoint_is_reported_with_the_path(tmp_path, monkeyp
 
 def test_resume_keeps_the_thread_count_of_the_checkpoint(tmp_path):
     before = torch.get_num_threads()
-    Trainer(TrainConfig("cnn", epochs=1, threads=1, run_dir=str(tmp_path / "t")),
+    Trainer(TrainConfig("cnn", epochs=1, threads=1, device="cpu", run_dir=str(tmp_path / "t")),
             dataset=blobs_images()).run()
     assert load_checkpoint(tmp_path / "t")["threads"] == 1
     assert torch.get_num_threads() == before  # the trainer restores the process setting
     seen = []
-    Trainer(TrainConfig("cnn", epochs=2), lambda e: seen.append(torch.get_num_threads()),
+    Trainer(TrainConfig("cnn", epochs=2, device="cpu"),
+            lambda e: seen.append(torch.get_num_threads()),
             dataset=blobs_images(), resume_from=tmp_path / "t").run()
     assert set(seen) == {1}
 

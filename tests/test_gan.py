@@ -54,6 +54,7 @@ def test_train_gan_headless_for_one_epoch_records_finite_d_and_g_losses(tmp_path
 
 
 def _train(epochs: int, events: list, **kw) -> Trainer:
+    kw.setdefault("device", "cpu")  # bitwise resumes: not CUDA on a GPU box
     cfg = TrainConfig("gan", epochs=epochs, batch_size=32, seed=2, threads=1,
                       report_interval_s=0.0, **kw)
     trainer = Trainer(cfg, events.append, dataset=blobs_images(256, 64))
@@ -99,7 +100,7 @@ def test_discriminator_learns_to_tell_real_from_fake_early():
 def test_resume_after_one_epoch_is_bitwise_identical_to_two_straight(tmp_path):
     straight = _train(2, [], run_dir=str(tmp_path / "a"))
     _train(1, [], run_dir=str(tmp_path / "b"))
-    resumed = Trainer(TrainConfig("gan", epochs=2), dataset=blobs_images(256, 64),
+    resumed = Trainer(TrainConfig("gan", epochs=2, device="cpu"), dataset=blobs_images(256, 64),
                       resume_from=tmp_path / "b")
     result = resumed.run()
     assert result.status == "finished" and result.step == 16
@@ -209,10 +210,11 @@ def test_stop_mid_epoch_and_resume_match_an_uninterrupted_run(tmp_path):
             trainer.stop()
 
     trainer = Trainer(TrainConfig("gan", epochs=2, batch_size=32, seed=2, threads=1,
-                                  report_interval_s=0.0, run_dir=str(tmp_path / "r")),
+                                  report_interval_s=0.0, device="cpu",
+                                  run_dir=str(tmp_path / "r")),
                       stop_at_step_3, dataset=blobs_images(256, 64))
     assert trainer.run().step == 3
-    resumed = Trainer(TrainConfig("gan"), dataset=blobs_images(256, 64),
+    resumed = Trainer(TrainConfig("gan", device="cpu"), dataset=blobs_images(256, 64),
                       resume_from=tmp_path / "r")
     assert resumed.run().step == 16
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
