@@ -364,3 +364,55 @@ def test_bitwise_resume_tests_stay_on_the_cpu_where_cuda_is_there(monkeypatch, t
     monkeypatch.setattr(setup, "resolve_device", lambda n="auto": asked.append(n) or real(n))
     getattr(importlib.import_module(module), name)(tmp_path)
     assert asked and set(asked) == {"cpu"}
+
+
+# ---- DDP and channels_last (finding 5) ------------------------------------------------------------
+class ViewAfterConv(nn.Module):
+    """x.view(B, -1) after a conv, as the seeds (and cnn, resnet, inception) write it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 5)  # (B, 4, 24, 24)
+        self.conv2 = nn.Conv2d(4, 4, 3)  # (B, 4, 22, 22): a weight whose layout shows (C > 1)
+        self.fc = nn.Linear(4 * 22 * 22, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv2(torch.relu(self.conv(x))).view(x.size(0), -1))
+
+
+def test_ddp_wraps_the_model_in_the_layout_it_trains_in(monkeypatch):
+    """channels_last auto (as on CUDA), a model that cannot take it: the first-batch check
+    drops it, and DDP, built after that check, sees contiguous parameters (built before, its
+    gradient buckets kept channels_last strides: a warning and a copy every step)."""
+    import torch.nn.parallel
+
+    from helpers import blobs_images
+    from tui_nn.engine import setup
+    from tui_nn.engine.distributed import DistInfo
+    wrapped = []
+
+    def ddp(module, device_ids=None):
+        weights = [p for p in module.parameters() if p.dim() == 4]
+        wrapped.append(any(not p.is_contiguous() for p in weights))
+        return module
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", ddp)
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda precision: None)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    real_device, real_speed = setup._setup_device, setup._setup_speed
+
+    def two_ranks(t):
+        real_device(t)
+        t.dist = DistInfo(rank=0, world_size=2, local_rank=0)
+
+    def speed_as_on_cuda(t):  # --channels-last auto takes channels_last for a CNN on CUDA
+        t.device = torch.device("cuda")
+        try:
+            real_speed(t)
+        finally:
+            t.device = torch.device("cpu")
+    monkeypatch.setattr(setup, "_setup_device", two_ranks)
+    monkeypatch.setattr(setup, "_setup_speed", speed_as_on_cuda)
+    trainer = Trainer(TrainConfig("view", dataset="blobs", save=False, threads=1, amp="off"),
+                      model=ViewAfterConv(), dataset=blobs_images(8, 8))
+    setup.setup(trainer)
+    assert trainer.channels_last is False and wrapped == [False]
