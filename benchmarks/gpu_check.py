@@ -1,21 +1,26 @@
 """The whole CUDA check in one command, one table at the end.
 
-    python benchmarks/gpu_check.py              # on a CUDA machine: under 8 minutes on one GPU
-    python benchmarks/gpu_check.py --dry-run    # the same plan on the CPU at tiny sizes (< 1 min)
+    python benchmarks/gpu_check.py              # on a CUDA machine: under 10 minutes on one GPU
+    python benchmarks/gpu_check.py --dry-run    # every row the CPU can run, at tiny sizes
     python benchmarks/gpu_check.py --json out.json --only zoo,amp
 
 Rows: every zoo model one epoch (finite loss, accuracy sanity for the image models); amp bf16
-and fp16 (GradScaler) against fp32 (loss agreement); channels_last; --compile; cudnn.benchmark;
-the seed notes' DataLoader loop against tui-nn for cnn at batch 64 (target >= 20x on CUDA); the
-best cnn epoch time for 60,000 MNIST-shaped samples at any batch size; the expert's hand-written
-loop against tui-nn; NVML readings as the system pane shows them; recovery from CUDA out of
-memory on a too-large batch; a 1-GPU NCCL DDP smoke run through `tui-nn train`; predicted
-against measured memory. The engine is driven through its public API only (Trainer,
-TrainConfig, `tui-nn train` subprocesses).
+and fp16 against fp32 (loss agreement, and the dtype the layers really computed in), amp auto
+against the card's native bf16, fp16 with --grad-clip saved and resumed with its GradScaler;
+channels_last; --compile (one graph per batch size, none for the last partial batch, validation
+compiled, CUDA graph replays counted); cudnn.benchmark and TF32 as set during a run; the seed
+notes' DataLoader loop against tui-nn (target >= 20x on CUDA); the best cnn epoch time; the
+expert's loop against tui-nn; NVML as the system pane shows it; NaN on the GPU's loss path with
+saves between reads (last.pt must stay finite); out of memory (the suggested batch must train;
+the GAN probes with its own loss); `tui-nn train --nproc-per-node 2` (DDP really built; "skipped:
+1 GPU" on one GPU); more processes than GPUs (one LOCAL_RANK line); predicted against measured
+memory. The engine is driven through its public API (Trainer, TrainConfig, `tui-nn train`).
 
---dry-run keeps the plan and runs it on the CPU with tiny sizes; every CUDA-only row says
-"skipped: no CUDA". A failed row says FAIL with the error and the others still run; the exit
-code is 1 when any row failed.
+--dry-run runs every row the CPU can run through the same code at tiny sizes: the NaN row forces
+the GPU's loss path (no per-step check), the OOM rows inject CUDA's error, the compile row uses
+the eager backend, DDP runs two gloo ranks. Rows that need CUDA say "skipped: needs CUDA (what)".
+A failed row says FAIL with the error and the others still run; the exit code is 1 when any row
+failed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -44,6 +50,7 @@ from seed_style import train_seed_style  # noqa: E402
 from tui_nn.data.digits import load_digits  # noqa: E402
 from tui_nn.engine import TrainConfig, Trainer  # noqa: E402
 from tui_nn.engine import events as ev  # noqa: E402
+from tui_nn.engine.checkpoint import load_checkpoint  # noqa: E402
 from tui_nn.zoo import get_model_spec, list_models  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,7 +71,8 @@ class Plan:
 
 
 FULL = Plan(True, "cuda", 60000, 10000, 2, (64, 256, 1024, 4096), 0.5)
-DRY = Plan(False, "cpu", 256, 64, 1, (64, 128), 0.0)
+# 240 training samples: a last, partial batch at 64, as 60,000 has (the compile row).
+DRY = Plan(False, "cpu", 240, 64, 1, (64, 128), 0.0)
 
 
 @dataclass
@@ -93,8 +101,10 @@ class TuiRun:
     trainer: Trainer
 
 
-def train(ctx: Context, model: str, **overrides) -> TuiRun:
-    """One Trainer run on the plan's device; image models read the MNIST-shaped IDX set."""
+def train(ctx: Context, model: str, *, module: torch.nn.Module | None = None,
+          events: Callable[[ev.Event], None] | None = None, **overrides) -> TuiRun:
+    """One Trainer run on the plan's device; image models read the MNIST-shaped IDX set.
+    module: the zoo model built here (to inject a fault); events: also sees every event."""
     options = dict(epochs=1, device=ctx.plan.device, seed=0, save=False, download=False,
                    tensorboard=False, control=False)
     if get_model_spec(model).default_dataset == "digits":
@@ -106,7 +116,9 @@ def train(ctx: Context, model: str, **overrides) -> TuiRun:
         if isinstance(event, ev.RunStarted):
             sync(ctx.plan.device)
             marks["start"] = time.perf_counter()
-    trainer = Trainer(TrainConfig(model, **options), on_event)
+        if events is not None:
+            events(event)
+    trainer = Trainer(TrainConfig(model, **options), on_event, model=module)
     result = trainer.run()
     sync(ctx.plan.device)
     seconds = time.perf_counter() - marks.get("start", time.perf_counter())
@@ -182,10 +194,68 @@ def zoo_row(ctx: Context, spec, run: TuiRun, seconds: float) -> Row:
 
 
 def check_amp(ctx: Context) -> list[Row]:
-    return [agreement_row(ctx, f"amp {amp} vs fp32 (cnn)",
-                          train(ctx, "cnn", epochs=ctx.plan.cmp_epochs, amp=amp,
-                                channels_last="off"))
-            for amp in ("bf16", "fp16")]
+    """bf16 and fp16 against fp32 (loss agreement), each checked by the dtype the conv and
+    linear layers really computed in (a flag set with autocast silently off would pass a
+    loss check); auto against the device's native bf16; fp16 with --grad-clip, saved and
+    resumed with the GradScaler's state."""
+    rows = []
+    for amp in ("bf16", "fp16"):
+        with layer_dtypes() as seen:
+            run = train(ctx, "cnn", epochs=ctx.plan.cmp_epochs, amp=amp, channels_last="off")
+        row = agreement_row(ctx, f"amp {amp} vs fp32 (cnn)", run)
+        want = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        if row.status == "ok" and seen != {want}:
+            row = Row(row.check, "FAIL", f"layers computed in {sorted(map(str, seen))}")
+        rows.append(row)
+    return rows + [check_amp_auto(ctx), check_fp16_clip_resume(ctx)]
+
+
+@contextmanager
+def layer_dtypes():
+    """The output dtypes of every Conv2d and Linear in training mode, while inside."""
+    seen: set = set()
+
+    def hook(module, inputs, output):
+        if module.training and isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            seen.add(output.dtype)
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def check_amp_auto(ctx: Context) -> Row:
+    name = "amp auto: bf16 only where native (cnn)"
+    major = torch.cuda.get_device_capability(0)[0]
+    want = torch.bfloat16 if major >= 8 else torch.float16
+    with layer_dtypes() as seen:
+        run = train(ctx, "cnn", amp="auto", channels_last="off")
+    if not finished(run):
+        return Row(name, "FAIL", failure(run))
+    return Row(name, "ok" if seen == {want} else "FAIL",
+               f"compute capability {major}.x -> layers in {sorted(map(str, seen))}")
+
+
+def check_fp16_clip_resume(ctx: Context) -> Row:
+    """fp16 with --grad-clip 1.0 one epoch, saved; resumed for a second: the scaler's scale
+    comes back from the checkpoint and both epochs' losses are finite."""
+    name = "fp16 + --grad-clip, checkpoint and resume with the scaler (cnn)"
+    run_dir = ctx.tmp / "fp16"
+    first = train(ctx, "cnn", amp="fp16", grad_clip=1.0, save=True, run_dir=str(run_dir))
+    if not finished(first):
+        return Row(name, "FAIL", failure(first))
+    saved = load_checkpoint(run_dir).get("scaler") or {}
+    scales = []
+    resumed = Trainer(TrainConfig("cnn", epochs=2, device=ctx.plan.device), lambda e: scales.append(
+        resumed.scaler.get_scale()) if isinstance(e, ev.RunStarted) else None,
+        resume_from=run_dir)
+    result = resumed.run()
+    ok = (isinstance(result, ev.Finished) and scales and saved.get("scale") == scales[0]
+          and all(math.isfinite(e.train_loss) for e in resumed.history))
+    return Row(name, "ok" if ok else "FAIL",
+               f"scale saved {saved.get('scale')}, at resume {scales[:1]}, "
+               f"{getattr(result, 'status', getattr(result, 'message', ''))}")
 
 
 def check_channels_last(ctx: Context) -> Row:
@@ -202,18 +272,90 @@ def check_channels_last(ctx: Context) -> Row:
 
 
 def check_compile(ctx: Context) -> Row:
-    # Best epoch leaves the first epoch (which pays for compilation) out when cmp_epochs > 1.
-    return agreement_row(ctx, "--compile (cnn, reduce-overhead)",
-                         train(ctx, "cnn", epochs=ctx.plan.cmp_epochs, compile=True,
-                               channels_last="off"))
+    """--compile on cnn: one graph for the training batch and one for validation's, none for
+    the last, partial batch (60,000 % 64 = 32); on CUDA the CUDA graphs replayed (counted at
+    torch.cuda.CUDAGraph.replay, not read from a flag), losses as fp32's. The dry run
+    compiles with the eager backend (inductor on two CPU cores takes minutes); the graphs
+    are the same."""
+    name = "--compile (cnn): graphs per batch size, CUDA graph replays"
+    with compiled_graphs(eager=not ctx.plan.cuda) as graphs, cuda_graph_replays() as replays:
+        run = train(ctx, "cnn", epochs=ctx.plan.cmp_epochs, compile=True, channels_last="off")
+    row = agreement_row(ctx, name, run) if ctx.plan.cuda else Row(
+        name, "ok" if finished(run) else "FAIL", "" if finished(run) else failure(run))
+    n_val = min(run.trainer.dataset.n_val, 2048 if ctx.plan.cuda else 256)
+    want = [str(run.trainer.batch_size), str(n_val)]
+    figure = f"graphs at batch {graphs}" + (f", CUDA graph replays {replays[0]}"
+                                             if ctx.plan.cuda else " (eager backend)")
+    if row.status == "ok" and (graphs != want or (ctx.plan.cuda and not replays[0])):
+        return Row(name, "FAIL", f"{figure} (want graphs at {want}"
+                                 + (" and replays)" if ctx.plan.cuda else ")"))
+    return Row(name, row.status, f"{figure}; {row.figure}".strip("; "))
+
+
+@contextmanager
+def compiled_graphs(eager: bool):
+    """The batch size (the first dim of the image input; "s0" when dynamic) of every graph
+    dynamo hands its backend while inside."""
+    graphs: list[str] = []
+    real = torch.compile
+
+    def record(inputs) -> None:
+        images = [i for i in inputs if isinstance(i, torch.Tensor) and i.dim() == 4
+                  and tuple(i.shape[1:]) == (1, 28, 28)]
+        graphs.extend(str(i.shape[0]) for i in images[:1])
+
+    def eager_backend(gm, inputs):
+        record(inputs)
+        return gm.forward
+    inductor = torch._TorchCompileInductorWrapper.__call__
+
+    def inductor_call(self, gm, inputs, **kw):
+        record(inputs)
+        return inductor(self, gm, inputs, **kw)
+    torch._dynamo.reset()
+    if eager:
+        torch.compile = lambda model, mode=None, **kw: real(model, backend=eager_backend)
+    torch._TorchCompileInductorWrapper.__call__ = inductor_call
+    try:
+        yield graphs
+    finally:
+        torch.compile, torch._TorchCompileInductorWrapper.__call__ = real, inductor
+
+
+@contextmanager
+def cuda_graph_replays():
+    count = [0]
+    real = torch.cuda.CUDAGraph.replay
+
+    def replay(self):
+        count[0] += 1
+        return real(self)
+    torch.cuda.CUDAGraph.replay = replay
+    try:
+        yield count
+    finally:
+        torch.cuda.CUDAGraph.replay = real
 
 
 def check_cudnn_benchmark(ctx: Context) -> Row:
-    base = base_cnn(ctx)
-    on = torch.backends.cudnn.benchmark
-    figure = (f"{'on' if on else 'off'} after a CUDA run (the engine sets it; it has no switch "
-              f"to time it off), cuDNN {torch.backends.cudnn.version()}")
-    return Row("cudnn.benchmark", "ok" if on and finished(base) else "FAIL", figure)
+    """cudnn.benchmark and TF32 matmuls as the engine left them during a run (read at its
+    first record, not after), and a TF32 matmul that differs from full fp32 (the precision
+    setting really reaches cuBLAS)."""
+    seen = {}
+    run = train(ctx, "cnn", events=lambda e: seen.update(
+        benchmark=torch.backends.cudnn.benchmark,
+        precision=torch.get_float32_matmul_precision()) if isinstance(e, ev.RunStarted) else None)
+    a = torch.randn(1024, 1024, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    tf32 = a @ a
+    torch.backends.cuda.matmul.allow_tf32 = False
+    exact = a @ a
+    torch.set_float32_matmul_precision(seen.get("precision", "highest"))
+    ok = (finished(run) and seen.get("benchmark") and seen.get("precision") == "high"
+          and not torch.equal(tf32, exact))
+    return Row("cudnn.benchmark and TF32", "ok" if ok else "FAIL",
+               f"benchmark {seen.get('benchmark')}, matmul precision {seen.get('precision')}, "
+               f"TF32 max diff {float((tf32 - exact).abs().max()):.2e}, "
+               f"cuDNN {torch.backends.cudnn.version()}")
 
 
 def check_seed_loop(ctx: Context) -> Row:
@@ -276,65 +418,188 @@ def check_nvml(ctx: Context) -> Row:
     return Row("NVML readings (system pane)", "ok" if ok else "FAIL", text)
 
 
-def check_oom(ctx: Context) -> Row:
-    """cnn at batch 60,000 in a child capped at 2 GiB of CUDA memory: the run must fail as
-    "oom" with a batch size that fits, and a run at that batch size must finish."""
-    name = "OOM recovery (cnn, batch = whole set, 2 GiB cap)"
-    out = child(ctx, "--oom-child")
-    if out.get("error"):
-        return Row(name, "FAIL", out["error"])
-    first, retry = out["first"], out.get("retry")
-    if first["kind"] != "oom" or retry is None:
-        return Row(name, "FAIL", f"expected an oom failure with a hint, got {first}")
-    ok = retry.get("status") == "finished"
+# ---- faults: NaN, out of memory ------------------------------------------------------------------
+@contextmanager
+def gpu_loss_path(ctx: Context):
+    """The loop as on CUDA: losses read only at reports. On CUDA it is the engine's own
+    branch; the dry run forces it on the CPU (the per-step check off)."""
+    if ctx.plan.cuda:
+        yield
+        return
+    prop = Trainer._check_each_step
+    Trainer._check_each_step = property(lambda self: False)
+    try:
+        yield
+    finally:
+        Trainer._check_each_step = prop
+
+
+def nan_from(model: torch.nn.Module, step: int) -> Callable[[ev.Event], None]:
+    """Make model's training output NaN from the step-th training forward after RunStarted;
+    returns the event callback that arms it."""
+    real, calls, armed = model.forward, [0], [False]
+
+    def forward(x):
+        out = real(x)
+        if armed[0] and model.training:
+            calls[0] += 1
+            if calls[0] >= step:
+                out = out * float("nan")
+        return out
+    model.forward = forward
+    return lambda e: armed.__setitem__(0, armed[0] or isinstance(e, ev.RunStarted))
+
+
+def check_nan(ctx: Context) -> Row:
+    """A NaN from step 5, a save every 3 steps, no report before the epoch ends: the run
+    fails "nan" naming step 5, and last.pt is finite and from before it (step 3)."""
+    name = "NaN on the GPU path: last.pt finite (cnn, save every 3 steps)"
+    model = get_model_spec("cnn").build()
+    run_dir = ctx.tmp / "nan"
+    with gpu_loss_path(ctx):
+        run = train(ctx, "cnn", module=model, events=nan_from(model, 5), batch_size=16,
+                    save=True, run_dir=str(run_dir), checkpoint_every_steps=3,
+                    report_interval_s=1e6)
+    result = run.result
+    if not isinstance(result, ev.Failed) or result.kind != "nan":
+        return Row(name, "FAIL", f"expected a nan failure, got {result}")
+    ckpt = load_checkpoint(run_dir)
+    finite = all(bool(torch.isfinite(t).all()) for t in ckpt["model"].values())
+    ok = finite and ckpt["step"] == 3 and " at step 5 " in result.message
     return Row(name, "ok" if ok else "FAIL",
-               f"{first['message'][:90]} -> retry at batch {out['hint']}: {retry}")
+               f"last.pt step {ckpt['step']}, finite {finite}: {result.message[:70]}")
 
 
-def oom_child(root: str) -> dict:
-    total = torch.cuda.get_device_properties(0).total_memory
-    torch.cuda.set_per_process_memory_fraction(OOM_CAP_BYTES / total, 0)
-    ctx = Context(FULL, root, Path(tempfile.mkdtemp()))
-    first = train(ctx, "cnn", batch_size=10 ** 9)
+def check_oom(ctx: Context) -> list[Row]:
+    """Out of memory: the run fails "oom", saved, with a batch size that then trains. On CUDA
+    in a child capped at 2 GiB (cnn, batch = the whole set); the dry run injects CUDA's error
+    above 32 samples. The GAN's own probe: no IndexError."""
+    name = "OOM: the suggested batch trains (cnn)"
+    out = child(ctx, "--oom-child") if ctx.plan.cuda else oom_attempts(ctx, inject=True)
+    if out.get("error"):
+        return [Row(name, "FAIL", out["error"])]
+    first, retry = out["first"], out.get("retry")
+    ok = first["kind"] == "oom" and retry is not None and retry.get("status") == "finished" \
+        and (ctx.plan.cuda or "saved in" in first["message"])  # on CUDA it fails at step 0
+    row = Row(name, "ok" if ok else "FAIL",
+              f"{first['message'][:90]} -> retry at batch {out.get('hint')}: {retry}")
+    return [row, check_gan_oom(ctx)]
+
+
+def oom_attempts(ctx: Context, inject: bool) -> dict:
+    """The first run (too large a batch, saving, stopped by out of memory at its 2nd step
+    when injected) and a run at the batch size its message suggests."""
+    model = get_model_spec("cnn").build()
+    events = inject_oom(model, 32, after_step=1) if inject else None
+    first = train(ctx, "cnn", module=model, events=events, batch_size=128 if inject else 10 ** 9,
+                  save=True, run_dir=str(ctx.tmp / "oom"), report_interval_s=0.0)
     out = {"first": {"kind": getattr(first.result, "kind", "finished"),
                      "message": getattr(first.result, "message", "")}}
     del first
     gc.collect()  # the failed run's tensors, before the cache is emptied
-    torch.cuda.empty_cache()
+    if ctx.plan.cuda:
+        torch.cuda.empty_cache()
     hint = re.search(r"--batch-size (\d+)", out["first"]["message"])
     if hint:
         out["hint"] = int(hint.group(1))
-        retry = train(ctx, "cnn", batch_size=out["hint"])
+        model = get_model_spec("cnn").build()
+        retry = train(ctx, "cnn", module=model, batch_size=out["hint"],
+                      events=inject_oom(model, 32) if inject else None)
         out["retry"] = {"status": getattr(retry.result, "status", "failed"),
                         "accuracy": retry.history[-1].value if retry.history else None}
     return out
 
 
+def inject_oom(model: torch.nn.Module, limit: int, after_step: int = 0):
+    """CUDA's out-of-memory error from model's training forward above limit samples, once
+    after_step steps are reported; returns the event callback that arms it."""
+    real, armed = model.forward, [after_step == 0]
+
+    def forward(x):
+        if armed[0] and model.training and x.shape[0] > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(x)
+    model.forward = forward
+    return lambda e: armed.__setitem__(0, armed[0] or (
+        isinstance(e, ev.StepMetrics) and e.step >= after_step))
+
+
+def check_gan_oom(ctx: Context) -> Row:
+    """The GAN's D outputs (B, 1): its batch probe must use the GAN's own loss."""
+    name = "OOM in the GAN: its own probe, a batch suggested"
+    from tui_nn.zoo.gan import Discriminator
+    real = Discriminator.forward
+
+    def forward(self, x):
+        if x.shape[0] > 16 and torch.is_grad_enabled():
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(self, x)
+    Discriminator.forward = forward
+    try:
+        run = train(ctx, "gan", batch_size=64)
+    finally:
+        Discriminator.forward = real
+    result = run.result
+    ok = isinstance(result, ev.Failed) and result.kind == "oom" and "--batch-size 16" in \
+        result.message
+    return Row(name, "ok" if ok else "FAIL", getattr(result, "message", str(result))[:100])
+
+
 def check_ddp(ctx: Context) -> list[Row]:
-    """`tui-nn train --nproc-per-node 1` on CUDA (torchrun, one rank), and NCCL itself on one
-    rank: at world size 1 the engine does not wrap the model in DDP (DistInfo.enabled is
-    world_size > 1), so the NCCL row initialises a one-rank process group directly."""
+    """`tui-nn train --nproc-per-node 2` (torchrun): two ranks, so the engine really builds
+    DDP (at world size 1 it does not). NCCL on two GPUs, gloo on the CPU in the dry run; one
+    GPU: skipped. cnn: on CUDA channels_last auto meets DDP (no "Grad strides" warning)."""
+    name = "tui-nn train --nproc-per-node 2 (DDP)"
+    rows = []
+    if ctx.plan.cuda and torch.cuda.device_count() < 2:
+        rows.append(Row(name, "skipped: 1 GPU"))
+    else:
+        rows.append(ddp_row(ctx, name))
+    if ctx.plan.cuda:
+        nccl = child(ctx, "--nccl-child")
+        rows.append(Row("NCCL one-rank all_reduce", "ok" if nccl.get("sum") == 6.0 else "FAIL",
+                        nccl.get("error") or f"all_reduce of 1+2+3 on cuda:0 = "
+                                             f"{nccl.get('sum')}, NCCL {nccl.get('version')}"))
+    return rows
+
+
+def tui_nn_train(ctx: Context, run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "tui_nn", "train", "cnn", "--dataset", "mnist", "--data-dir",
+            ctx.root, "--epochs", "1", "--device", ctx.plan.device, "--run-dir", str(run_dir),
+            "--headless", *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ctx.tmp,
+                          env=env)
+
+
+def ddp_row(ctx: Context, name: str) -> Row:
     run_dir = ctx.tmp / "ddp"
-    args = [sys.executable, "-m", "tui_nn", "train", "cnn", "--dataset", "mnist", "--data-dir",
-            ctx.root, "--epochs", "1", "--device", "cuda", "--nproc-per-node", "1",
-            "--run-dir", str(run_dir), "--headless"]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=ctx.tmp,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = tui_nn_train(ctx, run_dir, "--nproc-per-node", "2")
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
                if line.strip()] if (run_dir / "metrics.jsonl").exists() else []
     last = records[-1] if records else {}
     world = json.loads((run_dir / "config.json").read_text()).get("world_size") \
         if (run_dir / "config.json").exists() else None
-    ok = proc.returncode == 0 and last.get("type") == "Finished"
+    starts = [r["type"] for r in records].count("RunStarted")
+    strides = "Grad strides do not match" in proc.stderr
+    ok = (proc.returncode == 0 and last.get("type") == "Finished" and world == 2
+          and starts == 1 and not strides)
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-    run_row = Row("tui-nn train --nproc-per-node 1 (torchrun, CUDA)", "ok" if ok else "FAIL",
-                  f"exit {proc.returncode}, last record {last.get('type')} "
-                  f"{last.get('status', '')}, world_size {world}" + ("" if ok else f": {tail[0]}"))
-    nccl = child(ctx, "--nccl-child")
-    nccl_row = Row("NCCL one-rank all_reduce", "ok" if nccl.get("sum") == 6.0 else "FAIL",
-                   nccl.get("error") or f"all_reduce of 1+2+3 on cuda:0 = {nccl.get('sum')}, "
-                                        f"NCCL {nccl.get('version')}")
-    return [run_row, nccl_row]
+    return Row(name, "ok" if ok else "FAIL",
+               f"exit {proc.returncode}, last record {last.get('type')} "
+               f"{last.get('status', '')}, world_size {world}, {starts} RunStarted"
+               + (", DDP stride warning" if strides else "") + ("" if ok else f": {tail[0]}"))
+
+
+def check_local_rank(ctx: Context) -> Row:
+    """One process more than GPUs: the extra rank stops with one line naming LOCAL_RANK (not
+    CUDA's "invalid device ordinal"), and the job ends rather than hanging."""
+    n = torch.cuda.device_count()
+    proc = tui_nn_train(ctx, ctx.tmp / "ranks", "--nproc-per-node", str(n + 1))
+    said = "LOCAL_RANK" in proc.stderr and "invalid device ordinal" not in proc.stderr
+    line = next((x for x in proc.stderr.splitlines() if "LOCAL_RANK" in x), "no LOCAL_RANK line")
+    return Row(f"--nproc-per-node {n + 1} on {n} GPU(s)",
+               "ok" if proc.returncode != 0 and said else "FAIL", f"exit {proc.returncode}: {line}")
 
 
 def nccl_child() -> dict:
@@ -393,31 +658,35 @@ def check_memory(ctx: Context) -> Row:
 
 
 # ---- the plan and its table ----------------------------------------------------------------------
-# (group name, check, needs CUDA); a check returns a Row or a list of rows.
-CHECKS: list[tuple[str, Callable, bool]] = [
-    ("zoo", check_zoo, False),
-    ("amp", check_amp, True),
-    ("channels_last", check_channels_last, False),
-    ("compile", check_compile, True),
-    ("cudnn", check_cudnn_benchmark, True),
-    ("seed", check_seed_loop, False),
-    ("best", check_best_epoch, False),
-    ("expert", check_expert_loop, False),
-    ("nvml", check_nvml, True),
-    ("oom", check_oom, True),
-    ("ddp", check_ddp, True),
-    ("memory", check_memory, False),
+# (group name, check, what it needs beyond the CPU: "" or the reason a dry run skips it); a check
+# returns a Row or a list of rows.
+CUDA_ONLY = "skipped: needs CUDA"
+CHECKS: list[tuple[str, Callable, str]] = [
+    ("zoo", check_zoo, ""),
+    ("amp", check_amp, f"{CUDA_ONLY} (autocast bf16/fp16, GradScaler)"),
+    ("channels_last", check_channels_last, ""),
+    ("compile", check_compile, ""),
+    ("cudnn", check_cudnn_benchmark, f"{CUDA_ONLY} (cuDNN, TF32)"),
+    ("seed", check_seed_loop, ""),
+    ("best", check_best_epoch, ""),
+    ("expert", check_expert_loop, ""),
+    ("nvml", check_nvml, f"{CUDA_ONLY} (NVML)"),
+    ("nan", check_nan, ""),
+    ("oom", check_oom, ""),
+    ("ddp", check_ddp, ""),
+    ("ranks", check_local_rank, f"{CUDA_ONLY} (LOCAL_RANK against the GPU count)"),
+    ("memory", check_memory, ""),
 ]
 
 
 def run_checks(ctx: Context, only: set[str] | None) -> list[Row]:
     rows: list[Row] = []
-    for group, check, needs_cuda in CHECKS:
+    for group, check, needs in CHECKS:
         if only and group not in only:
             continue
         t0 = time.perf_counter()
-        if needs_cuda and not ctx.plan.cuda:
-            got: Row | list[Row] = Row(group, "skipped: no CUDA")
+        if needs and not ctx.plan.cuda:
+            got: Row | list[Row] = Row(group, needs)
         else:
             try:
                 got = check(ctx)
@@ -447,6 +716,12 @@ def environment(plan: Plan) -> str:
     return (f"gpu_check {'' if plan.cuda else '--dry-run '}| torch {torch.__version__} | "
             f"{gpu} | {torch.get_num_threads()} CPU threads | {plan.n_train:,} train / "
             f"{plan.n_val:,} val MNIST-shaped samples")
+
+
+def oom_child(root: str) -> dict:
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(OOM_CAP_BYTES / total, 0)
+    return oom_attempts(Context(FULL, root, Path(tempfile.mkdtemp())), inject=False)
 
 
 def main() -> int:

@@ -159,7 +159,7 @@ def test_oom_under_ddp_never_probes_and_says_the_same_on_every_rank(monkeypatch)
     assert len(messages) == 1 and "--batch-size 16" in messages.pop()
 
 
-# ---- amp auto, TF32, compile (findings 4 and 6) ---------------------------------------------------
+# ---- amp auto, TF32, compile (findings 4 and 6) --------------------------------------------------
 @pytest.mark.parametrize("capability,want", [((7, 5), torch.float16), ((7, 0), torch.float16),
                                              ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
 def test_amp_auto_takes_bf16_only_where_the_runs_device_has_it_natively(
@@ -221,7 +221,7 @@ def test_compile_never_recompiles_for_the_last_batch_and_validation_is_compiled(
     assert [images for images, _ in graphs] == [[(32, 1, 28, 28)], [(40, 1, 28, 28)]], graphs
 
 
-# ---- devices (finding 7) --------------------------------------------------------------------------
+# ---- devices (finding 7) -------------------------------------------------------------------------
 def test_a_local_rank_beyond_the_gpus_is_one_usage_error(monkeypatch, tmp_path):
     from helpers import blobs_images
     from tui_nn.engine import distributed
@@ -278,7 +278,7 @@ def test_the_max_batch_budget_of_a_gpu_keeps_a_reserve_for_context_and_workspace
     assert total - budget >= 512 * 2**20 + int(0.05 * total)  # context + 5%: 1.3 GiB of 16
 
 
-# ---- what does not fit (finding 3) ----------------------------------------------------------------
+# ---- what does not fit (finding 3) ---------------------------------------------------------------
 def test_a_data_set_too_large_for_the_device_is_named(monkeypatch, tmp_path):
     from helpers import blobs_images
     from tui_nn.engine import setup
@@ -346,7 +346,7 @@ def test_validation_out_of_memory_halves_its_own_batch_and_goes_on():
     assert len([e for e in events if isinstance(e, ev.EpochMetrics)]) == 2
 
 
-# ---- the suite on a GPU box (finding 8) -----------------------------------------------------------
+# ---- the suite on a GPU box (finding 8) ----------------------------------------------------------
 @pytest.mark.parametrize("module,name", [
     ("test_engine", "test_resume_after_one_epoch_is_bitwise_identical_to_two_straight"),
     ("test_engine", "test_stop_mid_epoch_checkpoints_the_exact_step_and_resume_matches"),
@@ -366,7 +366,7 @@ def test_bitwise_resume_tests_stay_on_the_cpu_where_cuda_is_there(monkeypatch, t
     assert asked and set(asked) == {"cpu"}
 
 
-# ---- DDP and channels_last (finding 5) ------------------------------------------------------------
+# ---- DDP and channels_last (finding 5) -----------------------------------------------------------
 class ViewAfterConv(nn.Module):
     """x.view(B, -1) after a conv, as the seeds (and cnn, resnet, inception) write it."""
 
