@@ -416,3 +416,40 @@ def test_ddp_wraps_the_model_in_the_layout_it_trains_in(monkeypatch):
                       model=ViewAfterConv(), dataset=blobs_images(8, 8))
     setup.setup(trainer)
     assert trainer.channels_last is False and wrapped == [False]
+
+
+# ---- NVML against CUDA_VISIBLE_DEVICES (finding 7) ---------------------------------------------
+def _nvml(names: list[str], migs: dict[int, list[str]]):
+    """A pynvml stand-in: GPUs (handles are indices) and their MIG slices (handles (i, k))."""
+    from types import SimpleNamespace
+
+    def uuid(h):
+        return migs[h[0]][h[1]] if isinstance(h, tuple) else f"GPU-{h}{h}{h}{h}"
+    return SimpleNamespace(
+        NVML_TEMPERATURE_GPU=0, nvmlInit=lambda: None, nvmlSystemGetDriverVersion=lambda: "550",
+        nvmlDeviceGetCount=lambda: len(names), nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetUUID=uuid, nvmlDeviceGetName=lambda h: names[h],
+        nvmlDeviceGetMaxMigDeviceCount=lambda h: len(migs.get(h, [])),
+        nvmlDeviceGetMigDeviceHandleByIndex=lambda h, k: (h, k),
+        nvmlDeviceGetUtilizationRates=lambda h: SimpleNamespace(gpu=0),
+        nvmlDeviceGetMemoryInfo=lambda h: SimpleNamespace(used=1, total=2),
+        nvmlDeviceGetTemperature=lambda h, s: 30, nvmlDeviceGetPowerUsage=lambda h: 1000,
+        nvmlDeviceGetEnforcedPowerLimit=lambda h: 2000)
+
+
+@pytest.mark.parametrize("visible,order,names,shown", [
+    ("1", None, ["H100", "H100"], [1]),  # one model: CUDA's order is PCI's
+    ("1", None, ["A100", "H100"], [0, 1]),  # fastest first: CUDA's 1 may be NVML's 0
+    ("1", "PCI_BUS_ID", ["A100", "H100"], [1]),
+    ("5", None, ["A100", "H100"], None),
+    ("MIG-b1", None, ["A100", "A100"], [1]),  # the slice's own GPU, not both
+])
+def test_the_system_pane_shows_the_gpus_cuda_sees(monkeypatch, visible, order, names, shown):
+    from tui_nn.system import NvmlSession, gpu_stats
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    if order:
+        monkeypatch.setenv("CUDA_DEVICE_ORDER", order)
+    else:
+        monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    report = gpu_stats(NvmlSession(lambda: _nvml(names, {0: ["MIG-a0"], 1: ["MIG-b1"]})))
+    assert (report.available and [g.index for g in report.gpus]) == (shown or False), report

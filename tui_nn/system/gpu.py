@@ -125,8 +125,7 @@ _default_session = NvmlSession()
 
 def gpu_stats(session: NvmlSession | None = None) -> GpuReport:
     """A reading of every visible GPU now. Visible means allowed by CUDA_VISIBLE_DEVICES when it
-    is set (integer indices are taken in nvidia-smi's PCI order; GPU- UUID prefixes match
-    exactly), all GPUs otherwise."""
+    is set (see _visible; GPU- UUID prefixes match exactly), all GPUs otherwise."""
     session = session or _default_session
     nvml, failure = session.nvml()
     if nvml is None:
@@ -136,16 +135,16 @@ def gpu_stats(session: NvmlSession | None = None) -> GpuReport:
     except Exception as e:  # noqa: BLE001
         return GpuReport(available=False, reason=f"no NVIDIA GPU (NVML: {_nvml_reason(e)})",
                          driver_version=session.driver_version)
-    gpus = []
+    found = []  # (NVML index, handle, UUID)
     for index in range(count):
         try:
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
         except Exception:  # noqa: BLE001 - a GPU that fell off the bus: skip it
             continue
-        uuid = _try(lambda: _text(nvml.nvmlDeviceGetUUID(handle)))
-        if not _visible(index, uuid):
-            continue
-        gpus.append(_read_gpu(nvml, index, handle, uuid))
+        found.append((index, handle, _try(lambda: _text(nvml.nvmlDeviceGetUUID(handle)))))
+    shown = _visible(nvml, found)
+    gpus = [_read_gpu(nvml, index, handle, uuid) for index, handle, uuid in found
+            if index in shown]
     if not gpus:
         reason = ("no GPU visible (CUDA_VISIBLE_DEVICES hides them)" if count
                   else "no NVIDIA GPU (NVML found none)")
@@ -170,21 +169,43 @@ def _read_gpu(nvml: Any, index: int, handle: Any, uuid: str | None) -> GpuStats:
         uuid=uuid)
 
 
-def _visible(index: int, uuid: str | None) -> bool:
+def _visible(nvml: Any, found: list[tuple[int, Any, str | None]]) -> set[int]:
+    """The NVML indices of the GPUs CUDA_VISIBLE_DEVICES lets CUDA see (all when unset). An
+    integer is CUDA's index, which is NVML's (PCI order) only with CUDA_DEVICE_ORDER=PCI_BUS_ID
+    or when every GPU is the same model (CUDA's default order, fastest first, then falls back
+    to the PCI order); between different models it cannot be told, so all are shown. A MIG-
+    entry shows the GPU the slice is part of."""
+    every = {index for index, _, _ in found}
     spec = os.environ.get("CUDA_VISIBLE_DEVICES")
     if spec is None:
-        return True
+        return every
+    names = {_try(lambda h=handle: _text(nvml.nvmlDeviceGetName(h))) for _, handle, _ in found}
+    pci_order = os.environ.get("CUDA_DEVICE_ORDER") == "PCI_BUS_ID" or len(names) <= 1
+    shown: set[int] = set()
     for item in (s.strip() for s in spec.split(",")):
-        if not item:
-            continue
         if item.isdigit():
-            if int(item) == index:
-                return True
+            if int(item) < len(found):
+                shown |= {int(item)} & every if pci_order else every
         elif item.startswith("MIG-"):
-            return True  # MIG slices: NVML numbers their parents differently; show all
-        elif uuid and uuid.startswith(item if item.startswith("GPU-") else f"GPU-{item}"):
-            return True
-    return False
+            shown |= _mig_parent(nvml, found, item)
+        elif item:
+            prefix = item if item.startswith("GPU-") else f"GPU-{item}"
+            shown |= {index for index, _, uuid in found if uuid and uuid.startswith(prefix)}
+    return shown
+
+
+def _mig_parent(nvml: Any, found: list[tuple[int, Any, str | None]], mig: str) -> set[int]:
+    """The GPU holding MIG slice `mig` (its UUID); every GPU when NVML cannot list slices."""
+    listed = False
+    for index, handle, _ in found:
+        count = _try(lambda: int(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)))
+        listed = listed or count is not None
+        for k in range(count or 0):
+            slice_uuid = _try(lambda: _text(nvml.nvmlDeviceGetUUID(
+                nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, k))))
+            if slice_uuid is not None and slice_uuid.startswith(mig):
+                return {index}
+    return set() if listed else {index for index, _, _ in found}
 
 
 def _try(read: Callable[[], Any]) -> Any:
