@@ -51,6 +51,7 @@ from tui_nn.data.digits import load_digits  # noqa: E402
 from tui_nn.engine import TrainConfig, Trainer  # noqa: E402
 from tui_nn.engine import events as ev  # noqa: E402
 from tui_nn.engine.checkpoint import load_checkpoint  # noqa: E402
+from tui_nn.engine.validation import validation_batch_size  # noqa: E402
 from tui_nn.zoo import get_model_spec, list_models  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -282,8 +283,8 @@ def check_compile(ctx: Context) -> Row:
         run = train(ctx, "cnn", epochs=ctx.plan.cmp_epochs, compile=True, channels_last="off")
     row = agreement_row(ctx, name, run) if ctx.plan.cuda else Row(
         name, "ok" if finished(run) else "FAIL", "" if finished(run) else failure(run))
-    n_val = min(run.trainer.dataset.n_val, 2048 if ctx.plan.cuda else 256)
-    want = [str(run.trainer.batch_size), str(n_val)]
+    t = run.trainer
+    want = [str(t.batch_size), str(min(t.dataset.n_val, validation_batch_size(t.config, t.device)))]
     figure = f"graphs at batch {graphs}" + (f", CUDA graph replays {replays[0]}"
                                              if ctx.plan.cuda else " (eager backend)")
     if row.status == "ok" and (graphs != want or (ctx.plan.cuda and not replays[0])):
