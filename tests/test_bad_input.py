@@ -82,7 +82,7 @@ TRAIN_CASES = [
     (["train", "cnn", "--dataset", "folder:{d}/noclasses"], 1, "noclasses"),
     (["train", "cnn", "--dataset", "mnist", "--data-dir", "{d}/nodata"], 1, "digits"),
     (["train", "cnn", "--dataset", "longrange"], 1, "expects input"),
-    (["train", "lstm", "--dataset", "longrange:abc"], 1, "longrange"),
+    (["train", "lstm", "--dataset", "longrange:abc"], 2, "longrange"),
     (["train", "cnn", "--dataset", "diabetes"], 1, "expects input"),
 ]
 if not torch.cuda.is_available():

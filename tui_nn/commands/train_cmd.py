@@ -122,16 +122,14 @@ def _check_model(model: str | None, dataset: str | None) -> None:
 
 
 def _check_dataset_name(name: str) -> None:
-    from tui_nn.data import list_datasets
-    prefix = name.split(":", 1)[0]
-    known = {d.name for d in list_datasets()}
-    if name in known or prefix in ("csv", "folder") or prefix in known:
-        return
-    import difflib
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise ValueError(f"unknown dataset '{name}'.{hint} Available: {', '.join(sorted(known))}, "
-                     "csv:PATH, folder:PATH")
+    """The registry's own resolution (a name, an alias, a prefix or a bare path), so the
+    command accepts exactly what training will load."""
+    from tui_nn.data.base import DataError
+    from tui_nn.data.registry import resolve_spec
+    try:
+        resolve_spec(name)
+    except DataError as e:
+        raise ValueError(str(e)) from None
 
 
 def train_argv(model: str | None, options: dict[str, Any], *, resume: str | None,
