@@ -23,7 +23,7 @@ LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 
 class TrainingError(Exception):
     """A failure with a user-facing message; kind is one of the Failed event kinds
-    ("error", "nan", "oom", "data", "shape", "disk", "usage")."""
+    ("error", "nan", "oom", "data", "shape", "fit", "disk", "usage", "checkpoint")."""
 
     def __init__(self, message: str, kind: str = "error") -> None:
         super().__init__(message)

@@ -94,8 +94,8 @@ class Trainer(Controls):
             return self._fail(str(e), e.kind)
         except (ConfigError, RunDirError) as e:
             return self._fail(str(e), "usage")
-        except CheckpointError as e:
-            return self._fail(str(e), "error")
+        except CheckpointError as e:  # only loading raises it: the --resume file given
+            return self._fail(str(e), "checkpoint")
         except setup.data_error_types() as e:
             return self._fail(str(e), "data")
         except torch.cuda.OutOfMemoryError:
