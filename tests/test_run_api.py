@@ -160,3 +160,75 @@ def test_a_used_directory_is_refused(tmp_path):
     with pytest.raises(RunDirError, match="already holds a run"):
         with tui_nn.Run(tmp_path / "u", model="net"):
             pass
+
+
+def test_many_steps_in_one_interval_are_split_under_the_readers_limit(tmp_path):
+    """200,000 quick steps inside one report interval: every line stays under the readers'
+    1 MB limit, so watch's follower and the history readers get every step."""
+    from tui_nn.engine.jsonl import MAX_LINE_BYTES
+    from tui_nn.runs.follow import MetricsFollower
+    from tui_nn.runs.history import load_history
+
+    run = tmp_path / "quick"
+    n = 200_000
+    with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
+        for i in range(n):
+            r.log_step(loss=1.0 / (i + 3), lr=0.1, grad_norm=0.25)
+    lines = (run / "metrics.jsonl").read_bytes().splitlines()
+    assert max(len(line) for line in lines) < MAX_LINE_BYTES // 2
+    follower = MetricsFollower(run)
+    got = []
+    while True:
+        new = follower.poll()
+        if not new:
+            break
+        got += new
+    assert follower.skipped == 0
+    steps = [x for x in got if x["type"] == "StepMetrics"]
+    logged = [s for x in steps for s in range(x["first_step"], x["step"] + 1)]
+    assert logged == list(range(1, n + 1))
+    assert [x["losses"][0] for x in steps][:2] == [1 / 3, 1 / (10_000 + 3)]
+    assert steps[-1]["scalars"] == {"grad_norm": 0.25}  # the values at the last step
+    history = load_history(run)
+    assert len(history.losses) == n and history.losses[-1] == 1.0 / (n + 2)
+
+
+def test_a_huge_exception_message_still_fits_in_one_record(tmp_path):
+    from tui_nn.engine.jsonl import MAX_LINE_BYTES
+
+    with pytest.raises(ValueError):
+        with tui_nn.Run(tmp_path / "big", model="net") as r:
+            r.log_step(loss=1.0)
+            raise ValueError("é" * 2_000_000)
+    last = (tmp_path / "big" / "metrics.jsonl").read_bytes().splitlines()[-1]
+    assert len(last) < MAX_LINE_BYTES and json.loads(last)["type"] == "Failed"
+    assert read_run_info(tmp_path / "big").status == "failed"
+
+
+async def test_watch_leaves_out_what_a_loop_did_not_give(tmp_path):
+    """A loop that gives no epoch count, steps per epoch, batch size, parameter count or lr:
+    watch shows no `epoch 1/0`, `step N/0`, samples/s, `0 params` or `lr 0`."""
+    from pilot_helpers import wait_for_live as wait_for
+    from test_watch import no_nvml
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    run = tmp_path / "bare"
+    with tui_nn.Run(run, model="m") as r:
+        for i in range(50):
+            r.log_step(loss=1.0 / (i + 1))
+        r.log_epoch(val_loss=0.4)
+        for i in range(7):
+            r.log_step(loss=0.1)
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.watch_screen
+        await wait_for(pilot, lambda: screen.status == "finished", what="the end")
+        await pilot.pause()
+        status = screen.query_one("#status")
+        shown = "\n".join(str(status.query_one(f"#{part}").render()) for part in (
+            "status-head", "epoch-label", "step-label", "status-numbers"))
+        log = "\n".join(screen.query_one("#watch-log").lines_written)
+    assert "epoch 2" in shown and "step 57" in shown and "loss 0.1" in shown
+    for absent in ("/0", "samples/s", "samples", "params", "lr ", "ETA", " - "):
+        assert absent not in shown, (absent, shown)
+    assert log.startswith("started m\nyour loop\n"), log  # no "on -", no "0 epochs x 0 steps"

@@ -35,6 +35,12 @@ from tui_nn.engine import events as ev
 from tui_nn.engine.controls import Controls
 from tui_nn.engine.rundir import RunDir, new_run_path
 
+# Losses per StepMetrics record: a float takes at most 25 bytes of JSON, so a record stays far
+# under jsonl.MAX_LINE_BYTES (1 MB), which every reader of metrics.jsonl skips past.
+STEPS_PER_RECORD = 10_000
+_MAX_MESSAGE = 10_000  # characters of a Failed message kept (the traceback: _MAX_TRACEBACK)
+_MAX_TRACEBACK = 100_000  # at most 6 bytes each once JSON-escaped: under the limit too
+
 _HIGHER_IS_BETTER = ("accuracy", "acc", "top1", "top5", "f1", "auc", "precision", "recall",
                      "iou", "map", "bleu")
 
@@ -66,7 +72,7 @@ class Run(Controls):
         self._channel = None
         self._pending: list[Any] = []  # losses since the last record (floats or tensors)
         self._scalars: dict[str, Any] = {}
-        self._lr = 0.0
+        self._lr: Any = math.nan  # not given: recorded as NaN, shown as absent
         self._epoch_losses: list[float] = []
         self._write_lock = threading.Lock()
         self._t0 = self._window_t0 = self._epoch_t0 = 0.0
@@ -108,10 +114,11 @@ class Run(Controls):
                     metric=self.metric, best_value=self.best_value,
                     last_value=self.last_value, elapsed_s=time.monotonic() - self._t0))
             else:
+                trace = "".join(traceback.format_exception(kind, error, tb))
                 self._emit(ev.Failed(
-                    message=f"{type(error).__name__}: {error}", kind="error",
+                    message=f"{type(error).__name__}: {error}"[:_MAX_MESSAGE], kind="error",
                     run_dir=str(self.path), step=self.step,
-                    details={"traceback": "".join(traceback.format_exception(kind, error, tb))}))
+                    details={"traceback": trace[-_MAX_TRACEBACK:]}))  # the end says where
         finally:
             if self._channel is not None:
                 self._channel.close()
@@ -152,18 +159,20 @@ class Run(Controls):
         self.last_value = value
         now = time.monotonic()
         train = [v for v in self._epoch_losses if math.isfinite(v)]
+        rate = len(self._epoch_losses) * self.batch_size / max(now - self._epoch_t0, 1e-9)
         self._emit(ev.EpochMetrics(
             epoch=self.epoch, step=self.step,
             train_loss=sum(train) / len(train) if train else math.nan, val_loss=val_loss,
             metric=self.metric, value=value,
             best_value=self.best_value if self.best_value is not None else math.nan,
             is_best=better, elapsed_s=now - self._t0, epoch_time_s=now - self._epoch_t0,
-            samples_per_s=0.0, scalars=values))
+            samples_per_s=rate if self.batch_size else math.nan, scalars=values))
         self.epoch += 1
         self._epoch_losses, self._epoch_t0 = [], now
 
     def _flush(self) -> None:
-        """Write the pending steps as one StepMetrics record (the one read-back of tensors)."""
+        """Write the pending steps as StepMetrics records (the one read-back of tensors): one
+        per report interval, split so that no line passes the readers' limit."""
         if not self._pending:
             return
         losses = _read_back(self._pending)
@@ -172,15 +181,18 @@ class Run(Controls):
         self._epoch_losses += losses
         now = time.monotonic()
         per_step = len(losses) / max(now - self._window_t0, 1e-9)
-        total = self.epochs * self.steps_per_epoch
-        spe = self.steps_per_epoch
-        self._emit(ev.StepMetrics(
-            epoch=self.epoch, step=self.step, first_step=self.step - len(losses) + 1,
-            losses=tuple(losses), lr=float(_to_float(self._lr)),
-            samples_per_s=per_step * (self.batch_size or 1),
-            eta_s=(total - self.step) / per_step if total and per_step else None,
-            epoch_step=(self.step - 1) % spe + 1 if spe else self.step, steps_per_epoch=spe,
-            total_steps=total, scalars=scalars))
+        total, spe = self.epochs * self.steps_per_epoch, self.steps_per_epoch
+        first = self.step - len(losses) + 1
+        for start in range(0, len(losses), STEPS_PER_RECORD):
+            chunk = losses[start:start + STEPS_PER_RECORD]
+            last = first + start + len(chunk) - 1
+            self._emit(ev.StepMetrics(
+                epoch=self.epoch, step=last, first_step=first + start, losses=tuple(chunk),
+                lr=float(_to_float(self._lr)),
+                samples_per_s=per_step * self.batch_size if self.batch_size else math.nan,
+                eta_s=(total - last) / per_step if total and per_step else None,
+                epoch_step=(last - 1) % spe + 1 if spe else last, steps_per_epoch=spe,
+                total_steps=total, scalars=scalars if last == self.step else {}))
         self._window_t0 = now
         self._next_flush = now + self.report_interval_s
 
