@@ -232,3 +232,71 @@ async def test_watch_leaves_out_what_a_loop_did_not_give(tmp_path):
     for absent in ("/0", "samples/s", "samples", "params", "lr ", "ETA", " - "):
         assert absent not in shown, (absent, shown)
     assert log.startswith("started m\nyour loop\n"), log  # no "on -", no "0 epochs x 0 steps"
+
+
+def test_log_step_after_the_block_is_a_clear_error_and_writes_nothing(tmp_path):
+    run = tmp_path / "after"
+    with tui_nn.Run(run, model="net") as r:
+        r.log_step(loss=1.0)
+    before = (run / "metrics.jsonl").read_bytes()
+    for call in (lambda: r.log_step(loss=2.0), lambda: r.log_epoch(val_loss=1.0),
+                 lambda: r.checkpoint_saved("x.pt")):
+        with pytest.raises(RuntimeError, match=r"after the `with` block.*open a new"):
+            call()
+    assert (run / "metrics.jsonl").read_bytes() == before  # nothing after Finished
+    with pytest.raises(RuntimeError, match="before the run is open"):
+        tui_nn.Run(tmp_path / "never", model="net").log_step(loss=1.0)
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_loss_that_is_not_one_value_fails_the_run(tmp_path):
+    """A (2,)-tensor loss: a clear error where it is logged, and a Failed record (status
+    failed, not interrupted), also when it is only read back when the block ends."""
+    torch = pytest.importorskip("torch")
+    run = tmp_path / "vec"
+    with pytest.raises(ValueError, match=r"loss must be a number or a one-element tensor"):
+        with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
+            r.log_step(loss=torch.tensor(1.0))
+            r.log_step(loss=torch.ones(2))
+    last = _records(run)[-1]
+    assert last["type"] == "Failed" and "shape (2,)" in last["message"]
+    assert read_run_info(run).status == "failed"
+    assert not (run / SOCKET_FILE).exists()
+    # A value whose read-back fails only at the block's end: recorded, then raised.
+    run = tmp_path / "late"
+    with pytest.raises(RuntimeError, match="shape"):
+        with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
+            r.log_step(loss=1.0, weird=torch.tensor([2.0]))
+            r._pending.append(torch.ones(3))  # what an older log_step let through
+    assert _records(run)[-1]["type"] == "Failed"
+    assert read_run_info(run).status == "failed"
+
+
+async def test_watch_offers_no_steering_keys_for_a_dead_run(tmp_path):
+    """A loop killed with SIGKILL leaves its control.sock behind: watch says interrupted and
+    offers none of p, c, l, x."""
+    import signal
+    from pilot_helpers import wait_for_live as wait_for
+    from test_watch import no_nvml
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    script = tmp_path / "loop.py"
+    script.write_text(LOOP)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=ENV)
+    try:
+        _wait(lambda: (run / SOCKET_FILE).exists() and '"StepMetrics"'
+              in (run / "metrics.jsonl").read_text(), "a step")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert (run / SOCKET_FILE).is_socket()  # left behind
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.watch_screen
+        await wait_for(pilot, lambda: screen.status == "interrupted", what="interrupted")
+        await pilot.pause()
+        assert not screen.steerable and "interrupted" in screen.steer_reason
+        for action in ("steer", "stop_run"):
+            assert screen.check_action(action, ()) is False
+        assert "read-only" in screen.sub_title

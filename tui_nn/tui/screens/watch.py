@@ -339,6 +339,7 @@ class WatchScreen(Screen):
         self.query_one(RunStatus).state = state
         self._update_subtitle()
         self.query_one(Curves).live = state in ("running", "paused")
+        self._check_channel()
 
     def _rebuild(self) -> None:
         """Curves from scratch, as tui_nn.runs reads a resumed run (redone steps once)."""
@@ -382,6 +383,9 @@ class WatchScreen(Screen):
     def _check_channel(self) -> None:
         from tui_nn.engine.channel import is_steerable
         steerable, reason = is_steerable(self.run_dir)
+        if steerable and self.status not in ("running", "paused"):
+            # A killed run leaves its socket behind: a run that is not live takes nothing.
+            steerable, reason = False, f"the run is {self.status}: nothing to steer"
         if (steerable, reason) != (self.steerable, self.steer_reason):
             self.steerable, self.steer_reason = steerable, reason
             self._update_subtitle()
