@@ -544,7 +544,8 @@ class MainScreen(Screen):
         curves = self.query_one(Curves)
         curves.set_axis(e.start_step, e.total_steps)
         curves.live = True
-        self.query_one(InsightPane).reset()
+        entry = self.entries.get(e.model)
+        self.query_one(InsightPane).reset(own_step=entry is not None and entry.own_step)
         self.frame_interval = FRAME_S
         self._cpu_mark = (time.monotonic(), time.thread_time())
         self._frame_timer.resume()
