@@ -29,3 +29,18 @@ async def test_gan_insight_views_say_what_a_gan_run_shows(tmp_path):
         flow = main.query_one("#flow-bars").text.plain
         assert "No gradients yet" not in flow and "start a run" not in flow
         assert "step of its own" in flow
+
+
+def test_runs_do_not_list_a_gan_by_ds_accuracy_as_its_best_accuracy(tmp_path):
+    from tui_nn.engine import TrainConfig, Trainer
+    from tui_nn.fmt import best_label
+    from tui_nn.runs import discover_runs
+
+    run = tmp_path / "gan"
+    Trainer(TrainConfig("gan", epochs=1, batch_size=32, run_dir=str(run)),
+            dataset=blobs_images(64, 32)).run()
+    (info,) = discover_runs(tmp_path)
+    assert info.metric == "d_accuracy"
+    label = best_label(info.metric, info.best_value)
+    assert label.startswith("d_accuracy ") and "acc" != label.split()[0]
+    assert not info.higher_is_better  # nothing ranks GANs by it
