@@ -23,7 +23,7 @@ LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 
 class TrainingError(Exception):
     """A failure with a user-facing message; kind is one of the Failed event kinds
-    ("error", "nan", "oom", "data", "shape", "disk", "usage")."""
+    ("error", "nan", "oom", "data", "shape", "fit", "disk", "usage", "checkpoint")."""
 
     def __init__(self, message: str, kind: str = "error") -> None:
         super().__init__(message)
@@ -42,9 +42,18 @@ def stop_on_nan(trainer: "Trainer", epoch: int, step_in_epoch: int, value: float
         kept = (f"; {run_dir.last_checkpoint} keeps the last checkpoint before it "
                 f"(step {st.last_saved_step})")
     step = st.step + 1 if step is None else step
+    lr = trainer.config.lr
     raise TrainingError(
         f"{what} became {value} at step {step} (epoch {epoch + 1}): "
-        f"try a lower --lr (now {trainer.config.lr}) or --grad-clip 1.0{kept}", "nan")
+        f"try a lower --lr (now {lr:g}; --lr {halved_lr(lr)} halves it) or --grad-clip 1.0"
+        f"{kept}", "nan")
+
+
+def halved_lr(lr: float) -> str:
+    """The --lr that halves a run's lr on resume. Resume scales the checkpoint's lr by
+    new/old --lr (engine/setup.py), so half the configured lr halves what the run had,
+    whatever the schedule or the app's lr changes made of it since."""
+    return f"{lr / 2:.4g}"
 
 
 def check_finite_before_save(trainer: "Trainer") -> None:

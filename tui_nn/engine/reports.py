@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tui_nn.data import tasks
 from tui_nn.engine import events as ev
 from tui_nn.engine import recovery
 from tui_nn.engine.device import device_name, memory_in_use
@@ -76,7 +75,7 @@ def run_started(t: "Trainer") -> ev.RunStarted:
     return ev.RunStarted(
         run_dir=str(t.run_dir.path) if t.run_dir else None, model=cfg.model,
         dataset=cfg.dataset, device=str(t.device), device_name=device_name(t.device),
-        task=t.task, metric=tasks.metric_name(t.task), n_train=t.dataset.n_train,
+        task=t.task, metric=t.metric_name, n_train=t.dataset.n_train,
         n_val=t.dataset.n_val, epochs=cfg.epochs, batch_size=t.batch_size,
         steps_per_epoch=t.steps_per_epoch, total_steps=t.total_steps,
         parameters=t.parameters(), start_epoch=st.start_epoch, start_step=st.step,
@@ -90,5 +89,5 @@ def finished(t: "Trainer", epochs_done: int) -> ev.Finished:
     return ev.Finished(
         status="stopped" if st.stopped else "finished",
         run_dir=str(t.run_dir.path) if t.run_dir else None, epochs_done=epochs_done,
-        step=st.step, metric=tasks.metric_name(t.task), best_value=st.best_value,
+        step=st.step, metric=t.metric_name, best_value=st.best_value,
         last_value=st.last_value, elapsed_s=time.monotonic() - st.t0)

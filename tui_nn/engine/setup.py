@@ -131,7 +131,7 @@ def _resolve_model_spec(t: "Trainer") -> Any:
         get_model_spec(cfg.model)  # not a source either: unknown name, with a suggestion
     if from_source and not cfg.dataset:
         raise TrainingError(f"--dataset is needed to train {cfg.model} (only zoo models "
-                            "have a default dataset)")
+                            "have a default dataset)", "usage")
     defaults = spec.defaults if spec else TrainDefaults(epochs=3, batch_size=64, lr=0.01)
     default_dataset = spec.default_dataset if spec else (cfg.dataset or "digits")
     t.config = cfg.resolved(defaults, default_dataset)
@@ -144,7 +144,7 @@ def _load_source(source: str) -> nn.Module:
     try:
         return load_model(source, device="cpu").model
     except SourceError as e:
-        raise TrainingError(str(e)) from None
+        raise TrainingError(str(e), "usage") from None
 
 
 # ---- device, data, model ----------------------------------------------------------------------
@@ -152,7 +152,7 @@ def _setup_device(t: "Trainer") -> None:
     try:
         t.device = resolve_device(t.config.device)
     except ValueError as e:
-        raise TrainingError(str(e)) from None
+        raise TrainingError(str(e), "usage") from None
     t.dist = DistInfo.from_env()
     if t.dist.enabled:
         if t.device.type == "cuda":
@@ -185,7 +185,8 @@ def _setup_speed(t: "Trainer") -> None:
     torch.compile wrap the model later (wrap_model), once its layout is settled."""
     cfg, cuda = t.config, t.device.type == "cuda"
     if cfg.amp in ("bf16", "fp16") and not cuda:
-        raise TrainingError(f"--amp {cfg.amp} needs a CUDA device (training on {t.device})")
+        raise TrainingError(f"--amp {cfg.amp} needs a CUDA device (training on {t.device})",
+                            "usage")
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest
         # TF32 tensor cores for fp32 matmuls (Ampere on; cuDNN convolutions use them already).

@@ -103,8 +103,8 @@ class Trainer(Controls):
             return self._fail(str(e), e.kind)
         except (ConfigError, RunDirError) as e:
             return self._fail(str(e), "usage")
-        except CheckpointError as e:
-            return self._fail(str(e), "error")
+        except CheckpointError as e:  # only loading raises it: the --resume file given
+            return self._fail(str(e), "checkpoint")
         except setup.data_error_types() as e:
             return self._fail(str(e), "data")
         except OSError as e:
@@ -365,7 +365,7 @@ class Trainer(Controls):
         epoch_time = time.monotonic() - st.epoch_t0
         em = ev.EpochMetrics(
             epoch=epoch, step=st.step, train_loss=train_loss, val_loss=val_loss,
-            metric=tasks.metric_name(self.task), value=value, best_value=st.best_value,
+            metric=self.metric_name, value=value, best_value=st.best_value,
             is_best=better, elapsed_s=time.monotonic() - st.t0, epoch_time_s=epoch_time,
             samples_per_s=st.epoch_terms / max(epoch_time, 1e-9), decoded=decoded,
             scalars=self._scalars.epoch_means())
@@ -433,6 +433,12 @@ class Trainer(Controls):
     def _check_each_step(self) -> bool:
         # A per-step sync is free on the CPU only; under DDP a lone rank must not stop alone.
         return self.device.type == "cpu" and not self.dist.enabled
+
+    @property
+    def metric_name(self) -> str:
+        """The task's metric, or a step plugin's own: the GAN's is D's accuracy, which no run
+        list may rank as the model's accuracy."""
+        return getattr(self.step_plugin, "metric", None) or tasks.metric_name(self.task)
 
     @property
     def _look(self) -> bool:
