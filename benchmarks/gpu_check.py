@@ -484,7 +484,31 @@ def check_oom(ctx: Context) -> list[Row]:
         and (ctx.plan.cuda or "saved in" in first["message"])  # on CUDA it fails at step 0
     row = Row(name, "ok" if ok else "FAIL",
               f"{first['message'][:90]} -> retry at batch {out.get('hint')}: {retry}")
-    return [row, check_gan_oom(ctx)]
+    data = out["data"] if ctx.plan.cuda else data_too_large(ctx, inject=True)
+    named = "the data set mnist" in data and "smaller model" not in data
+    return [row, Row("OOM: a data set too large is named", "ok" if named else "FAIL",
+                     data[:100]), check_gan_oom(ctx)]
+
+
+def data_too_large(ctx: Context, inject: bool) -> str:
+    """The message of a run whose data set does not fit on the device: on CUDA under a 64 MiB
+    cap (MNIST takes 219 MB there), with CUDA's error injected in the dry run."""
+    from tui_nn.engine import setup
+    real = setup._to_device
+
+    def to_device(t, x, ds):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+    if inject:
+        setup._to_device = to_device
+    else:
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(
+            64 * 2**20 / torch.cuda.get_device_properties(0).total_memory, 0)
+    try:
+        return getattr(train(ctx, "cnn").result, "message", "")
+    finally:
+        setup._to_device = real
 
 
 def oom_attempts(ctx: Context, inject: bool) -> dict:
@@ -722,7 +746,9 @@ def environment(plan: Plan) -> str:
 def oom_child(root: str) -> dict:
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(OOM_CAP_BYTES / total, 0)
-    return oom_attempts(Context(FULL, root, Path(tempfile.mkdtemp())), inject=False)
+    ctx = Context(FULL, root, Path(tempfile.mkdtemp()))
+    out = oom_attempts(ctx, inject=False)
+    return {**out, "data": data_too_large(ctx, inject=False)}
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ GPU_CHECK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 CUDA_ONLY = ("amp", "cudnn", "nvml", "ranks")
 # The rows of the issue 32 findings the CPU can run: each fails when its bug is back.
 FAULT_ROWS = ("--compile (cnn)", "NaN on the GPU path", "OOM: the suggested batch trains",
-              "OOM in the GAN", "tui-nn train --nproc-per-node 2")
+              "OOM: a data set too large", "OOM in the GAN", "tui-nn train --nproc-per-node 2")
 
 
 def _run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
