@@ -21,8 +21,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tui_nn.engine.controls import ACTIONS
+
 SOCKET_FILE = "control.sock"
-ACTIONS = ("pause", "resume", "checkpoint", "lr", "stop")
+QUERY = "honours"  # asks which ACTIONS the run acts on now (watch shows only those keys)
 _MAX_REQUEST = 4096
 _SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes on Linux, 104 on macOS
 
@@ -112,9 +114,14 @@ class ControlServer:
             request = json.loads(raw)
         except (ValueError, RecursionError):
             return {"ok": False, "error": "not a JSON request"}
+        if isinstance(request, dict) and request.get("action") == QUERY:
+            return {"ok": True, "action": QUERY, "honours": honoured(self.controls)}
         if not isinstance(request, dict) or request.get("action") not in ACTIONS:
             return {"ok": False, "error": f"unknown action; one of {', '.join(ACTIONS)}"}
         action, c = request["action"], self.controls
+        why = c.refusal(action) if hasattr(c, "refusal") else None
+        if why:  # the run could not act on it: not "taken" (tui-nn control exits 1)
+            return {"ok": False, "error": why, "refused": True}
         if action == "lr":
             factor = request.get("factor")
             if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
@@ -205,6 +212,25 @@ def send(run_dir: str | Path, action: str, factor: float | None = None,
     except (ValueError, RecursionError):
         raise ChannelError("the run sent an unreadable answer") from None
     return answer if isinstance(answer, dict) else {"ok": False, "error": "bad answer"}
+
+
+def honoured(controls: Any) -> list[str]:
+    """The ACTIONS that controls would take now."""
+    refusal = getattr(controls, "refusal", None)
+    return [a for a in ACTIONS if refusal is None or not refusal(a)]
+
+
+def query_honours(run_dir: str | Path, timeout: float = 1.0) -> tuple[str, ...] | None:
+    """The actions a live run takes now; None when it cannot be asked. A run of an older
+    tui-nn (which does not know the question) took every action."""
+    try:
+        answer = send(run_dir, QUERY, timeout=timeout)
+    except ChannelError:
+        return None
+    found = answer.get("honours")
+    if isinstance(found, list):
+        return tuple(a for a in ACTIONS if a in found)
+    return ACTIONS
 
 
 def is_steerable(run_dir: str | Path) -> tuple[bool, str]:
