@@ -337,6 +337,11 @@ def test_a_run_takes_only_the_requests_its_loop_acts_on(tmp_path):
     [scaled] = [x for x in records if x["type"] == "LrScaled"]
     assert (scaled["factor"], scaled["lr"]) == (0.5, 0.05)
     assert [x["lr"] for x in records if x["type"] == "StepMetrics"] == [0.05]
+    d, g = _Optimizer(0.2), _Optimizer(0.4)  # two optimizers (a GAN): both scaled
+    with tui_nn.Run(tmp_path / "two", model="net", optimizer=[d, g]) as r:
+        assert send(r.path, "lr", 0.5)["ok"] is True
+        r.log_step(loss=1.0)
+    assert (d.param_groups[0]["lr"], g.param_groups[0]["lr"]) == (0.1, 0.2)
 
 
 async def test_watch_hides_the_keys_a_loop_does_not_act_on(tmp_path):

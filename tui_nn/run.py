@@ -172,8 +172,8 @@ class Run(Controls):
         self._pending.append(loss)
         if self._optimizer is not None:
             self.apply_lr(self._optimizer, self._scheduler)
-            if lr is None:
-                lr = self._optimizer.param_groups[0]["lr"]
+            if lr is None:  # the (first) optimizer's
+                lr = _as_list(self._optimizer)[0].param_groups[0]["lr"]
         if lr is not None:
             self._lr = lr
         if scalars:
