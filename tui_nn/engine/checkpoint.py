@@ -63,7 +63,19 @@ def capture(trainer: Any, epoch: int, step_in_epoch: int) -> dict[str, Any]:
         "threads": torch.get_num_threads() if trainer.device.type == "cpu" else 0,
         # A step plugin's own state (the GAN's second optimizer and noise generator).
         "step_plugin": plugin.state_dict() if plugin is not None else None,
+        "epoch_so_far": (epoch_so_far(trainer) if step_in_epoch and st.epoch_loss_sum
+                         is not None else None),
     }
+
+
+def epoch_so_far(trainer: Any) -> dict[str, Any]:
+    """The running sums of the epoch a mid-epoch checkpoint cuts (train_loss, time, samples/s,
+    the plugin's scalar means), so that the resumed epoch's record covers all its steps. Under
+    DDP this is rank 0's share of the loss sum, which each rank then carries: an estimate."""
+    st = trainer.state
+    return {"loss_sum": float(st.epoch_loss_sum),
+            "terms": int(st.epoch_terms), "time_s": time.monotonic() - st.epoch_t0,
+            "scalars": trainer._scalars.state_dict()}
 
 
 def write_last(trainer: Any, epoch: int, step_in_epoch: int, reason: str) -> Any:
@@ -125,6 +137,8 @@ def restore(trainer: Any, ckpt: dict[str, Any]) -> None:
     if trainer.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
         torch.cuda.set_rng_state(ckpt["cuda_rng"], trainer.device)
     st.best_value = ckpt.get("best_value")
+    carried = ckpt.get("epoch_so_far")
+    st.carried = carried if isinstance(carried, dict) and st.start_step_in_epoch else None
     plugin = getattr(trainer, "step_plugin", None)
     if plugin is not None:
         if not ckpt.get("step_plugin"):
