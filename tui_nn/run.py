@@ -12,7 +12,11 @@
 
 It writes what the Trainer writes (config.json, metrics.jsonl with RunStarted, StepMetrics,
 EpochMetrics, Finished, or Failed when the block raises; the lock; the control channel), so
-`tui-nn runs`, `watch`, `control`, `export` and the app's runs screen work unchanged.
+`tui-nn runs`, `watch`, `control`, `export` and the app's runs screen work unchanged. A request
+from outside is taken only once the loop acts on it (polls its flag; for lr, calls
+run.apply_lr(optimizer, scheduler) or passes optimizer=/scheduler= to Run); the others are
+refused with the reason. Sizes the loop does not give (epochs, batch_size, an lr) are recorded
+as 0 / NaN, which the viewers leave out.
 
 Torch-free: importing it (or `tui_nn`) loads no torch, textual or rich. log_step is cheap: it
 appends to a list and writes a record at most every `report_interval_s`; a loss given as a

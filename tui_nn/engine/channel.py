@@ -6,7 +6,9 @@ Protocol: one JSON line per connection, `{"action": "pause"|"resume"|"checkpoint
 "factor": 0.5}`, answered with one JSON line `{"ok": true, "state": ...}` once the run has
 taken the request (the training thread applies it at the next step boundary and records it in
 metrics.jsonl as the app's own keys would: StateChanged, CheckpointSaved "requested",
-LrScaled, Finished "stopped"). No network port is opened.
+LrScaled, Finished "stopped"). A run that cannot act on a request (a tui_nn.Run loop that
+never polls it) answers `{"ok": false, "refused": true, "error": why}`; `{"action": "honours"}`
+asks which actions it takes now. No network port is opened.
 """
 
 from __future__ import annotations
