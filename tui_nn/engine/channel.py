@@ -265,7 +265,7 @@ def honoured(controls: Any) -> list[str]:
     return [a for a in ACTIONS if refusal is None or not refusal(a)]
 
 
-def query_honours(run_dir: str | Path, timeout: float = 1.0) -> tuple[str, ...] | None:
+def query_honours(run_dir: str | Path, timeout: float = 5.0) -> tuple[str, ...] | None:
     """The actions a live run takes now; None when it cannot be asked. A run of an older
     tui-nn (which does not know the question) took every action."""
     try:

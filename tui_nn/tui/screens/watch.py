@@ -201,7 +201,9 @@ class WatchScreen(Screen):
     def _honours(self) -> tuple[str, ...] | None:
         """Which requests the live run acts on (a tui_nn.Run loop may poll only some)."""
         from tui_nn.engine.channel import is_steerable, query_honours
-        return query_honours(self.run_dir) if is_steerable(self.run_dir)[0] else None
+        steerable = is_steerable(self.run_dir)[0]
+        # A short wait: this thread also follows the records (a miss is asked again later).
+        return query_honours(self.run_dir, timeout=1.0) if steerable else None
 
     @staticmethod
     def _liveness(metrics: Path, pid: int | None, ended: bool) -> tuple[str, int | None]:
