@@ -246,9 +246,11 @@ class Run(Controls):
     # ---- steering (from `tui-nn control`, `watch`, or the app) -------------------------------
     # A request is taken only when the loop acts on it: it polls the flag (or hands over its
     # optimizer for lr); the others are refused with the reason (`tui-nn control` exits 1).
-    _HOW = {"pause": "call run.wait_while_paused()", "resume": "call run.wait_while_paused()",
-            "stop": "read run.stop_requested", "checkpoint": "read run.checkpoint_requested",
-            "lr": "call run.apply_lr(optimizer) or pass tui_nn.Run(optimizer=...)"}
+    _HOW = {"pause": "call run.wait_while_paused() each step",
+            "resume": "call run.wait_while_paused() each step",
+            "stop": "read run.stop_requested each step",
+            "checkpoint": "read run.checkpoint_requested each step",
+            "lr": "call run.apply_lr(optimizer) each step, or pass tui_nn.Run(optimizer=...)"}
 
     def refusal(self, action: str) -> str | None:
         if action in self._honoured or action not in self._HOW:
@@ -256,7 +258,7 @@ class Run(Controls):
         if not self._learns:
             return f"this run does not act on '{action}' requests (it is watched, not steered)"
         return (f"this loop does not act on '{action}' requests: it has not yet done what "
-                f"that needs ({self._HOW[action]} each step)")
+                f"that needs ({self._HOW[action]})")
 
     def _polled(self, *actions: str) -> None:
         if self._learns:
