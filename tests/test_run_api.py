@@ -363,3 +363,13 @@ async def test_watch_hides_the_keys_a_loop_does_not_act_on(tmp_path):
             assert screen.check_action("stop_run", ())
             keys = set(screen.active_bindings)  # what the footer offers
             assert "x" in keys and not {"p", "c", "l"} & keys
+
+
+def test_query_honours_of_an_older_run_or_a_busy_one(monkeypatch, tmp_path):
+    from tui_nn.engine import channel
+
+    answers = iter([{"ok": False, "error": "unknown action; one of pause, resume"},
+                    {"ok": False, "error": "busy: too many clients"}])
+    monkeypatch.setattr(channel, "send", lambda *a, **k: next(answers))
+    assert channel.query_honours(tmp_path) == channel.ACTIONS  # an older run took them all
+    assert channel.query_honours(tmp_path) is None  # not known now: asked again later

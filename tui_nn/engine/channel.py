@@ -275,7 +275,7 @@ def query_honours(run_dir: str | Path, timeout: float = 5.0) -> tuple[str, ...] 
     found = answer.get("honours")
     if isinstance(found, list):
         return tuple(a for a in ACTIONS if a in found)
-    return ACTIONS
+    return ACTIONS if str(answer.get("error", "")).startswith("unknown action") else None
 
 
 def is_steerable(run_dir: str | Path) -> tuple[bool, str]:
