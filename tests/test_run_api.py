@@ -200,6 +200,24 @@ def test_many_steps_in_one_interval_are_split_under_the_readers_limit(tmp_path):
     assert len(history.losses) == n and history.losses[-1] == 1.0 / (n + 2)
 
 
+async def test_watch_draws_every_step_of_a_quick_loop(tmp_path):
+    from pilot_helpers import wait_for_live as wait_for
+    from test_watch import no_nvml
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    run = tmp_path / "quick"
+    with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
+        for i in range(200_000):
+            r.log_step(loss=1.0 / (i + 3))
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.watch_screen
+        await wait_for(pilot, lambda: screen.status == "finished", 60, what="the end")
+        assert screen.history.train.count == 200_000 and screen.skipped_records == 0
+        log = "\n".join(screen.query_one("#watch-log").lines_written)
+    assert "skipped" not in log and log.endswith("run finished: 200,000 steps")
+
+
 def test_a_huge_exception_message_still_fits_in_one_record(tmp_path):
     from tui_nn.engine.jsonl import MAX_LINE_BYTES
 
@@ -239,6 +257,7 @@ async def test_watch_leaves_out_what_a_loop_did_not_give(tmp_path):
     for absent in ("/0", "samples/s", "samples", "params", "lr ", "ETA", " - "):
         assert absent not in shown, (absent, shown)
     assert log.startswith("started m\nyour loop\n"), log  # no "on -", no "0 epochs x 0 steps"
+    assert "run finished: 1 epochs, 57 steps" in log
 
 
 def test_log_step_after_the_block_is_a_clear_error_and_writes_nothing(tmp_path):

@@ -380,8 +380,9 @@ class WatchScreen(Screen):
 
     def _log_final(self, e: ev.Finished | ev.Failed) -> None:
         if isinstance(e, ev.Finished):
-            self._log(f"run {clean_line(e.status, 20)}: {e.epochs_done} epochs, {e.step} steps",
-                      "good")
+            # A loop that logs no epochs (tui_nn.Run) did not give "0 epochs": left out.
+            epochs = f"{e.epochs_done} epochs, " if e.epochs_done or self.history.epochs else ""
+            self._log(f"run {clean_line(e.status, 20)}: {epochs}{e.step:,} steps", "good")
         else:
             self._log(f"failed ({clean_line(e.kind, 20)}): {clean_line(e.message, 2000)}",
                       "error")
