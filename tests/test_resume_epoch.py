@@ -101,3 +101,21 @@ def test_a_gan_resumed_mid_epoch_keeps_its_epoch_means_of_d_and_g(tmp_path):
     for x, y in zip(a, b):
         assert y.train_loss == pytest.approx(x.train_loss, rel=1e-6)
         assert y.scalars == pytest.approx(x.scalars, rel=1e-6)
+
+
+@pytest.mark.parametrize("saved", [
+    None, "abc", {"loss_sum": "1.0", "terms": 3, "time_s": 1.0},
+    {"loss_sum": float("nan"), "terms": 3, "time_s": 1.0},
+    {"loss_sum": 1.0, "terms": -3, "time_s": 1.0},
+    {"loss_sum": 1.0, "terms": 1e300, "time_s": 1.0},
+    {"loss_sum": 1.0, "terms": 3, "time_s": 1.0, "scalars": {"sums": {"d": "x"}, "n": 1}},
+])
+def test_epoch_sums_from_a_damaged_checkpoint_are_dropped_not_trusted(saved):
+    from tui_nn.engine.checkpoint import _epoch_so_far_of
+    assert _epoch_so_far_of(saved) is None
+
+
+def test_epoch_sums_from_a_checkpoint_are_read_back():
+    from tui_nn.engine.checkpoint import _epoch_so_far_of
+    assert _epoch_so_far_of({"loss_sum": 2.5, "terms": 16, "time_s": 0.5}) == {
+        "loss_sum": 2.5, "terms": 16, "time_s": 0.5, "scalars": {"sums": {}, "n": 0}}
