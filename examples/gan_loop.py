@@ -107,14 +107,13 @@ def main(argv: list[str] | None = None) -> None:
 
     with tui_nn.Run(args.run_dir, model="gan-loop", dataset="digits", config=vars(args),
                     metric="accuracy", epochs=args.epochs, steps_per_epoch=steps,
-                    batch_size=bs) as run:
+                    batch_size=bs, optimizer=[d_opt, g_opt]) as run:  # l halves both lrs
         for epoch in range(args.epochs):
             perm = torch.randperm(n, device=device)  # (N,)
             for i in range(steps):
                 d_loss, g_loss = train_step(gan, train_x[perm[i * bs:(i + 1) * bs]], d_opt,
                                             g_opt)
-                run.log_step(loss=d_loss + g_loss, lr=d_opt.param_groups[0]["lr"],
-                             d_loss=d_loss, g_loss=g_loss)
+                run.log_step(loss=d_loss + g_loss, d_loss=d_loss, g_loss=g_loss)
                 run.wait_while_paused()  # returns at once unless paused from watch/control
                 if run.stop_requested:
                     break

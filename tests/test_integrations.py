@@ -149,6 +149,60 @@ def test_lightning_exception_is_a_failed_record(tmp_path):
     assert _listed(tmp_path / "runs", "bad").status == "failed"
 
 
+def _lightning_lrs(tmp_path: Path, name: str, schedule: str, scale_at: int | None) -> list:
+    """The lr at the start of each of 24 steps of a Lightning fit whose scheduler steps every
+    step; an lr × 0.5 request is sent through the channel at step scale_at."""
+    L = pytest.importorskip("lightning.pytorch")
+    from tui_nn.integrations.lightning import TuiNNCallback
+
+    class Scheduled(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=0.05)
+            sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=24)
+                     if schedule == "onecycle" else
+                     torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=24, eta_min=0.01))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    lrs = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == scale_at:
+                assert send(callback.run.path, "lr", factor=0.5)["ok"]
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*_data()), batch_size=8)
+    callback = TuiNNCallback(tmp_path / "runs" / name, report_interval_s=0.0)
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path,
+                        num_sanity_val_steps=0, callbacks=[Record(), callback])
+    trainer.fit(Scheduled(), loader)
+    return lrs
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_lightning_lr_change_survives_the_scheduler(tmp_path, schedule):
+    """A halved lr stays halved at every later scheduler step (OneCycleLR derives each lr
+    from max_lr/initial_lr/min_lr, cosine from base_lrs and eta_min): the whole rest of the
+    schedule is the unscaled one × 0.5."""
+    plain = _lightning_lrs(tmp_path, "plain", schedule, None)
+    scaled = _lightning_lrs(tmp_path, "scaled", schedule, 4)
+    assert len(plain) == len(scaled) == 24
+    assert scaled[:4] == pytest.approx(plain[:4])
+    assert scaled[5:] == pytest.approx([0.5 * lr for lr in plain[5:]], rel=1e-9)
+
+
 # ---- Hugging Face -------------------------------------------------------------------------------
 class _Pairs(torch.utils.data.Dataset):
     """(x, labels) rows as the Trainer's default collator wants them."""

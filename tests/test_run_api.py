@@ -84,6 +84,12 @@ def test_a_loop_is_listed_watched_paused_resumed_and_stopped(tmp_path):
         assert subprocess.run(cli + ["resume"], env=ENV).returncode == 0
         _wait(lambda: any(r.get("reason") == "requested" for r in _records(run)),
               "the loop's checkpoint")
+        # The loop never calls run.apply_lr: an lr request is refused (exit 1, the reason).
+        from tui_nn.engine.channel import query_honours
+        assert query_honours(run) == ("pause", "resume", "checkpoint", "stop")
+        refused = subprocess.run(cli + ["lr", "0.5"], env=ENV, capture_output=True, text=True)
+        assert refused.returncode == 1 and "run.apply_lr(optimizer)" in refused.stderr
+        assert "taken" not in refused.stdout
         assert subprocess.run(cli + ["stop"], env=ENV).returncode == 0
         assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
     finally:
@@ -92,6 +98,7 @@ def test_a_loop_is_listed_watched_paused_resumed_and_stopped(tmp_path):
     records = _records(run)
     assert records[-1]["type"] == "Finished" and records[-1]["status"] == "stopped"
     assert read_run_info(run).status == "stopped"
+    assert not any(r["type"] == "LrScaled" for r in records)
     steps = [r for r in records if r["type"] == "StepMetrics"]
     assert steps[0]["scalars"] == {"grad_norm": 0.5}
     logged = [s for r in steps for s in range(r["first_step"], r["step"] + 1)]
@@ -193,6 +200,24 @@ def test_many_steps_in_one_interval_are_split_under_the_readers_limit(tmp_path):
     assert len(history.losses) == n and history.losses[-1] == 1.0 / (n + 2)
 
 
+async def test_watch_draws_every_step_of_a_quick_loop(tmp_path):
+    from pilot_helpers import wait_for_live as wait_for
+    from test_watch import no_nvml
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    run = tmp_path / "quick"
+    with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
+        for i in range(200_000):
+            r.log_step(loss=1.0 / (i + 3))
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.watch_screen
+        await wait_for(pilot, lambda: screen.status == "finished", 60, what="the end")
+        assert screen.history.train.count == 200_000 and screen.skipped_records == 0
+        log = "\n".join(screen.query_one("#watch-log").lines_written)
+    assert "skipped" not in log and log.endswith("run finished: 200,000 steps")
+
+
 def test_a_huge_exception_message_still_fits_in_one_record(tmp_path):
     from tui_nn.engine.jsonl import MAX_LINE_BYTES
 
@@ -232,6 +257,7 @@ async def test_watch_leaves_out_what_a_loop_did_not_give(tmp_path):
     for absent in ("/0", "samples/s", "samples", "params", "lr ", "ETA", " - "):
         assert absent not in shown, (absent, shown)
     assert log.startswith("started m\nyour loop\n"), log  # no "on -", no "0 epochs x 0 steps"
+    assert "run finished: 1 epochs, 57 steps" in log
 
 
 def test_log_step_after_the_block_is_a_clear_error_and_writes_nothing(tmp_path):
@@ -300,3 +326,69 @@ async def test_watch_offers_no_steering_keys_for_a_dead_run(tmp_path):
         for action in ("steer", "stop_run"):
             assert screen.check_action(action, ()) is False
         assert "read-only" in screen.sub_title
+
+
+class _Optimizer:  # what apply_lr touches of a torch optimizer
+    def __init__(self, lr: float) -> None:
+        self.param_groups = [{"lr": lr, "initial_lr": lr}]
+
+
+def test_a_run_takes_only_the_requests_its_loop_acts_on(tmp_path):
+    from tui_nn.engine.channel import query_honours, send
+
+    with tui_nn.Run(tmp_path / "bare", model="net") as r:
+        r.log_step(loss=1.0)
+        assert query_honours(r.path) == ()
+        for action in ("pause", "checkpoint", "lr", "stop"):
+            answer = send(r.path, action, 0.5 if action == "lr" else None)
+            assert answer["ok"] is False and answer["refused"], answer
+        assert not r.paused and not r._stop.is_set()  # nothing was taken
+        r.stop_requested, r.checkpoint_requested  # the loop polls these from now on
+        assert query_honours(r.path) == ("checkpoint", "stop")
+        assert send(r.path, "checkpoint")["ok"] is True
+    opt = _Optimizer(0.1)
+    with tui_nn.Run(tmp_path / "opt", model="net", optimizer=opt) as r:
+        assert query_honours(r.path) == ("lr",)  # an optimizer handed over: lr is taken
+        assert send(r.path, "lr", 0.5)["ok"] is True
+        r.log_step(loss=1.0)  # applies it, and logs the optimizer's lr
+    assert opt.param_groups[0] == {"lr": 0.05, "initial_lr": 0.05}
+    records = _records(tmp_path / "opt")
+    [scaled] = [x for x in records if x["type"] == "LrScaled"]
+    assert (scaled["factor"], scaled["lr"]) == (0.5, 0.05)
+    assert [x["lr"] for x in records if x["type"] == "StepMetrics"] == [0.05]
+    d, g = _Optimizer(0.2), _Optimizer(0.4)  # two optimizers (a GAN): both scaled
+    with tui_nn.Run(tmp_path / "two", model="net", optimizer=[d, g]) as r:
+        assert send(r.path, "lr", 0.5)["ok"] is True
+        r.log_step(loss=1.0)
+    assert (d.param_groups[0]["lr"], g.param_groups[0]["lr"]) == (0.1, 0.2)
+
+
+async def test_watch_hides_the_keys_a_loop_does_not_act_on(tmp_path):
+    from pilot_helpers import wait_for_live as wait_for
+    from test_watch import no_nvml
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    with tui_nn.Run(tmp_path / "some", model="net", report_interval_s=0.0) as r:
+        r.log_step(loss=1.0)
+        r.stop_requested  # polls stop only: no pause, checkpoint or lr
+        app = make_watch_app(r.path, gpu_reader=no_nvml)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = app.watch_screen
+            await wait_for(pilot, lambda: screen.honours == ("stop",), what="what it takes")
+            await pilot.pause()
+            assert screen.steerable
+            for what in ("toggle", "checkpoint", "lr"):
+                assert not screen.check_action("steer", (what,))
+            assert screen.check_action("stop_run", ())
+            keys = set(screen.active_bindings)  # what the footer offers
+            assert "x" in keys and not {"p", "c", "l"} & keys
+
+
+def test_query_honours_of_an_older_run_or_a_busy_one(monkeypatch, tmp_path):
+    from tui_nn.engine import channel
+
+    answers = iter([{"ok": False, "error": "unknown action; one of pause, resume"},
+                    {"ok": False, "error": "busy: too many clients"}])
+    monkeypatch.setattr(channel, "send", lambda *a, **k: next(answers))
+    assert channel.query_honours(tmp_path) == channel.ACTIONS  # an older run took them all
+    assert channel.query_honours(tmp_path) is None  # not known now: asked again later

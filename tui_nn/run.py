@@ -12,7 +12,11 @@
 
 It writes what the Trainer writes (config.json, metrics.jsonl with RunStarted, StepMetrics,
 EpochMetrics, Finished, or Failed when the block raises; the lock; the control channel), so
-`tui-nn runs`, `watch`, `control`, `export` and the app's runs screen work unchanged.
+`tui-nn runs`, `watch`, `control`, `export` and the app's runs screen work unchanged. A request
+from outside is taken only once the loop acts on it (polls its flag; for lr, calls
+run.apply_lr(optimizer, scheduler) or passes optimizer=/scheduler= to Run); the others are
+refused with the reason. Sizes the loop does not give (epochs, batch_size, an lr) are recorded
+as 0 / NaN, which the viewers leave out.
 
 Torch-free: importing it (or `tui_nn`) loads no torch, textual or rich. log_step is cheap: it
 appends to a list and writes a record at most every `report_interval_s`; a loss given as a
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_nn.engine import events as ev
-from tui_nn.engine.controls import Controls
+from tui_nn.engine.controls import Controls, scale_lrs
 from tui_nn.engine.rundir import RunDir, new_run_path
 
 # Losses per StepMetrics record: a float takes at most 25 bytes of JSON, so a record stays far
@@ -53,7 +57,8 @@ class Run(Controls):
                  dataset: str = "-", config: dict[str, Any] | None = None,
                  metric: str | None = None, mode: str | None = None, epochs: int = 0,
                  steps_per_epoch: int = 0, batch_size: int = 0, runs_root: str | Path = "runs",
-                 report_interval_s: float = 1.0) -> None:
+                 report_interval_s: float = 1.0, optimizer: Any = None, scheduler: Any = None,
+                 honours: tuple[str, ...] | None = None) -> None:
         Controls.__init__(self)
         self.model, self.dataset = str(model), str(dataset)
         self.config = dict(config or {})
@@ -75,6 +80,12 @@ class Run(Controls):
         self._scalars: dict[str, Any] = {}
         self._lr: Any = math.nan  # not given: recorded as NaN, shown as absent
         self._epoch_losses: list[float] = []
+        # With an optimizer (and its scheduler) log_step applies lr requests itself.
+        self._optimizer, self._scheduler = optimizer, scheduler
+        # The requests the loop acts on: learnt as it polls them, or fixed by `honours` (the
+        # framework callbacks: all, or none under DDP).
+        self._honoured = set(honours or ()) | ({"lr"} if optimizer is not None else set())
+        self._learns = honours is None
         self._write_lock = threading.Lock()
         self._t0 = self._window_t0 = self._epoch_t0 = 0.0
         self._next_flush = 0.0
@@ -163,6 +174,10 @@ class Run(Controls):
         if loss is None and scalars:
             loss = next(iter(scalars.values()))
         self._pending.append(loss)
+        if self._optimizer is not None:
+            self.apply_lr(self._optimizer, self._scheduler)
+            if lr is None:  # the (first) optimizer's
+                lr = _as_list(self._optimizer)[0].param_groups[0]["lr"]
         if lr is not None:
             self._lr = lr
         if scalars:
@@ -229,8 +244,34 @@ class Run(Controls):
             self._run_dir.append_metrics(event.to_dict())
 
     # ---- steering (from `tui-nn control`, `watch`, or the app) -------------------------------
+    # A request is taken only when the loop acts on it: it polls the flag (or hands over its
+    # optimizer for lr); the others are refused with the reason (`tui-nn control` exits 1).
+    _HOW = {"pause": "call run.wait_while_paused() each step",
+            "resume": "call run.wait_while_paused() each step",
+            "stop": "read run.stop_requested each step",
+            "checkpoint": "read run.checkpoint_requested each step",
+            "lr": "call run.apply_lr(optimizer) each step, or pass tui_nn.Run(optimizer=...)"}
+
+    def refusal(self, action: str) -> str | None:
+        if action in self._honoured or action not in self._HOW:
+            return None
+        if not self._learns:
+            return f"this run does not act on '{action}' requests (it is watched, not steered)"
+        return (f"this loop does not act on '{action}' requests: it has not yet done what "
+                f"that needs ({self._HOW[action]})")
+
+    def _polled(self, *actions: str) -> None:
+        if self._learns:
+            self._honoured.update(actions)
+
+    @property
+    def stop_requested(self) -> bool:
+        self._polled("stop")
+        return self._stop.is_set()
+
     @property
     def checkpoint_requested(self) -> bool:
+        self._polled("checkpoint")
         return self._checkpoint_requested.is_set()
 
     def checkpoint_saved(self, path: str | Path) -> None:
@@ -246,6 +287,7 @@ class Run(Controls):
     def wait_while_paused(self) -> None:
         """Return at once unless the run was paused from outside; then block until resumed
         or stopped, recording both."""
+        self._polled("pause", "resume")
         if self._running.is_set() or not self._open("wait_while_paused"):
             return
         self._flush()
@@ -253,17 +295,19 @@ class Run(Controls):
         self._running.wait()
         self._emit(ev.StateChanged("running"))
 
-    def apply_lr(self, optimizer: Any) -> float:
-        """Multiply the optimizer's lr by the factor asked for from outside (`l` in watch,
-        `tui-nn control RUN lr F`); returns the factor (1.0 when none was asked for)."""
+    def apply_lr(self, optimizer: Any, scheduler: Any = None) -> float:
+        """Multiply the lr by the factor asked for from outside (`l` in watch, `tui-nn control
+        RUN lr F`), in the optimizer and its scheduler so that the next scheduler.step() keeps
+        it (either may be a list); returns the factor (1.0 when none was asked for)."""
+        self._polled("lr")
         if not self._open("apply_lr"):
             return 1.0
-        factor = self.take_lr_factor()
+        optimizers = _as_list(optimizer)
+        factor = self.take_lr_factor() if optimizers else 1.0
         if factor != 1.0:
-            for group in optimizer.param_groups:
-                group["lr"] *= factor
-            self._lr = optimizer.param_groups[0]["lr"]
-            self._emit(ev.LrScaled(step=self.step, factor=factor, lr=float(self._lr)))
+            scale_lrs(optimizers, _as_list(scheduler), factor)
+            self._lr = optimizers[0].param_groups[0]["lr"]
+            self._emit(ev.LrScaled(step=self.step, factor=factor, lr=float(_to_float(self._lr))))
         return factor
 
     def _config_record(self) -> dict[str, Any]:
@@ -283,6 +327,10 @@ def _read_back(values: list[Any]) -> list[float]:
         device = next(v.device for v in values if isinstance(v, torch.Tensor))
         return torch.stack([t.to(device) for t in tensors]).tolist()
     return [_to_float(v) for v in values]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [v for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
 
 
 def _check_scalar(name: str, value: Any) -> None:

@@ -1,7 +1,8 @@
 """`tui-nn control RUN ACTION`: steer a live run from the shell through its control channel.
 
 Exit codes: 0 the run took the request, 1 the run is not training (one line: its status and
-the command that resumes it), 2 a usage error."""
+the command that resumes it) or cannot act on the request (a tui_nn.Run loop that does not
+poll it: the reason), 2 a usage error."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def run_control(run: str, action: str, factor: str | None, root: str | None) -> 
         return EXIT_NOT_RUNNING
     if not answer.get("ok"):
         _err(str(answer.get("error") or "the run refused the request"))
-        return EXIT_USAGE
+        # Refused because the run cannot act on it (a loop that never polls it): the run's
+        # state, not the command, is why: 1, as for a run that is not training.
+        return EXIT_NOT_RUNNING if answer.get("refused") else EXIT_USAGE
     what = f"lr × {parsed:g}" if action == "lr" else action
     from tui_nn.textsafe import clean
     print(clean(f"{run_dir}: {what} taken (the run is {answer.get('state', '?')})"), flush=True)

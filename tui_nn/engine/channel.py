@@ -6,7 +6,9 @@ Protocol: one JSON line per connection, `{"action": "pause"|"resume"|"checkpoint
 "factor": 0.5}`, answered with one JSON line `{"ok": true, "state": ...}` once the run has
 taken the request (the training thread applies it at the next step boundary and records it in
 metrics.jsonl as the app's own keys would: StateChanged, CheckpointSaved "requested",
-LrScaled, Finished "stopped"). No network port is opened.
+LrScaled, Finished "stopped"). A run that cannot act on a request (a tui_nn.Run loop that
+never polls it) answers `{"ok": false, "refused": true, "error": why}`; `{"action": "honours"}`
+asks which actions it takes now. No network port is opened.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui_nn.engine.controls import LR_FACTOR_HINT, lr_factor
+from tui_nn.engine.controls import ACTIONS, LR_FACTOR_HINT, lr_factor
 
 SOCKET_FILE = "control.sock"
-ACTIONS = ("pause", "resume", "checkpoint", "lr", "stop")
+QUERY = "honours"  # asks which ACTIONS the run acts on now (watch shows only those keys)
 _MAX_REQUEST = 4096
 CLIENT_DEADLINE_S = 3.0  # a client has this long to send its request line
 MAX_CLIENTS = 128  # served at once; one more is told "busy" at once, never queued behind
@@ -148,9 +150,14 @@ class ControlServer:
             request = json.loads(raw)
         except (ValueError, RecursionError):
             return {"ok": False, "error": "not a JSON request"}
+        if isinstance(request, dict) and request.get("action") == QUERY:
+            return {"ok": True, "action": QUERY, "honours": honoured(self.controls)}
         if not isinstance(request, dict) or request.get("action") not in ACTIONS:
             return {"ok": False, "error": f"unknown action; one of {', '.join(ACTIONS)}"}
         action, c = request["action"], self.controls
+        why = c.refusal(action) if hasattr(c, "refusal") else None
+        if why:  # the run could not act on it: not "taken" (tui-nn control exits 1)
+            return {"ok": False, "error": why, "refused": True}
         if action == "lr":
             factor = lr_factor(request.get("factor"))
             if factor is None:
@@ -250,6 +257,25 @@ def send(run_dir: str | Path, action: str, factor: float | None = None,
     except (ValueError, RecursionError):
         raise ChannelError("the run sent an unreadable answer") from None
     return answer if isinstance(answer, dict) else {"ok": False, "error": "bad answer"}
+
+
+def honoured(controls: Any) -> list[str]:
+    """The ACTIONS that controls would take now."""
+    refusal = getattr(controls, "refusal", None)
+    return [a for a in ACTIONS if refusal is None or not refusal(a)]
+
+
+def query_honours(run_dir: str | Path, timeout: float = 5.0) -> tuple[str, ...] | None:
+    """The actions a live run takes now; None when it cannot be asked. A run of an older
+    tui-nn (which does not know the question) took every action."""
+    try:
+        answer = send(run_dir, QUERY, timeout=timeout)
+    except ChannelError:
+        return None
+    found = answer.get("honours")
+    if isinstance(found, list):
+        return tuple(a for a in ACTIONS if a in found)
+    return ACTIONS if str(answer.get("error", "")).startswith("unknown action") else None
 
 
 def is_steerable(run_dir: str | Path) -> tuple[bool, str]:

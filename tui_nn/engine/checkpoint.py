@@ -8,6 +8,7 @@ the file is and what to pass instead.
 
 from __future__ import annotations
 
+import math
 import pickle
 import time
 import warnings
@@ -26,6 +27,7 @@ _PICKLE_MAGIC = b"\x80"  # the legacy format starts with a pickle protocol byte
 # A whole zip ends with its end-of-central-directory record (22 bytes + a comment < 64 KiB).
 _EOCD_MAGIC = b"PK\x05\x06"
 _EOCD_SEARCH = 22 + 65535
+_MAX_COUNT = 2.0 ** 53  # samples, seconds, steps: more than any run, exact as a float
 
 
 class CheckpointError(Exception):
@@ -63,7 +65,43 @@ def capture(trainer: Any, epoch: int, step_in_epoch: int) -> dict[str, Any]:
         "threads": torch.get_num_threads() if trainer.device.type == "cpu" else 0,
         # A step plugin's own state (the GAN's second optimizer and noise generator).
         "step_plugin": plugin.state_dict() if plugin is not None else None,
+        "epoch_so_far": (epoch_so_far(trainer) if step_in_epoch and st.epoch_loss_sum
+                         is not None else None),
     }
+
+
+def epoch_so_far(trainer: Any) -> dict[str, Any]:
+    """The running sums of the epoch a mid-epoch checkpoint cuts (train_loss, time, samples/s,
+    the plugin's scalar means), so that the resumed epoch's record covers all its steps. Under
+    DDP this is rank 0's share of the loss sum, which each rank then carries: an estimate."""
+    st = trainer.state
+    return {"loss_sum": float(st.epoch_loss_sum),
+            "terms": int(st.epoch_terms), "time_s": time.monotonic() - st.epoch_t0,
+            "scalars": trainer._scalars.state_dict()}
+
+
+def _epoch_so_far_of(saved: Any) -> dict[str, Any] | None:
+    """epoch_so_far from a checkpoint file (data: numbers checked here), or None when it is
+    absent or not what epoch_so_far() writes (the epoch then restarts its sums)."""
+    def number(v: Any, top: float = math.inf) -> float | None:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return float(v) if ok and abs(v) <= top else None
+
+    if not isinstance(saved, dict):
+        return None
+    scalars = saved.get("scalars") or {"sums": {}, "n": 0}
+    sums = scalars.get("sums") if isinstance(scalars, dict) else None
+    loss_sum, terms, time_s, n = (number(saved.get("loss_sum")),
+                                  number(saved.get("terms"), _MAX_COUNT),
+                                  number(saved.get("time_s"), _MAX_COUNT),
+                                  number(scalars.get("n", 0) if isinstance(scalars, dict) else None,
+                                         _MAX_COUNT))
+    if None in (loss_sum, terms, time_s, n) or min(terms, time_s, n) < 0 \
+            or not isinstance(sums, dict) \
+            or any(not isinstance(k, str) or number(v) is None for k, v in sums.items()):
+        return None
+    return {"loss_sum": loss_sum, "terms": int(terms), "time_s": time_s,
+            "scalars": {"sums": sums, "n": int(n)}}
 
 
 def write_last(trainer: Any, epoch: int, step_in_epoch: int, reason: str) -> Any:
@@ -125,6 +163,7 @@ def restore(trainer: Any, ckpt: dict[str, Any]) -> None:
     if trainer.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
         torch.cuda.set_rng_state(ckpt["cuda_rng"], trainer.device)
     st.best_value = ckpt.get("best_value")
+    st.carried = _epoch_so_far_of(ckpt.get("epoch_so_far")) if st.start_step_in_epoch else None
     plugin = getattr(trainer, "step_plugin", None)
     if plugin is not None:
         if not ckpt.get("step_plugin"):

@@ -5,7 +5,16 @@ threading.Event costs nothing to check), shared by every way of steering a run."
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Iterable
+
+ACTIONS = ("pause", "resume", "checkpoint", "lr", "stop")  # what a request may ask
+
+# A parameter group's lr and what the schedulers derive it from: OneCycleLR computes every lr
+# from initial_lr, max_lr and min_lr; every scheduler keeps initial_lr to rebuild base_lrs.
+LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
+# A scheduler's own lrs: the closed forms of LambdaLR, StepLR, cosine (base_lrs), CyclicLR
+# (max_lrs), what get_last_lr() answers (_last_lr); CosineAnnealing*'s floor (eta_min).
+_SCHEDULE_LISTS = ("base_lrs", "max_lrs", "_last_lr")
 
 # One `lr F` request scales the lr by at most this much either way, and so do the requests
 # gathered before the next step together: 1e308 would make the next step's arithmetic overflow
@@ -70,6 +79,11 @@ class Controls:
             factor, self._lr_factor = self._lr_factor, 1.0
         return factor
 
+    def refusal(self, action: str) -> str | None:
+        """Why this run cannot act on the request now; None when it can (the Trainer acts
+        on every request; tui_nn.Run only on those its loop polls)."""
+        return None
+
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
@@ -77,3 +91,35 @@ class Controls:
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
+
+
+def scale_lrs(optimizers: Iterable[Any], schedulers: Iterable[Any], factor: float) -> None:
+    """Multiply the lr by factor so that the change outlives the next scheduler.step(): the
+    schedule keeps its shape, scaled. The one lr scaling of the Trainer, tui_nn.Run and the
+    Lightning / Hugging Face callbacks; duck-typed (no torch import)."""
+    for optimizer in optimizers:
+        if optimizer is None:
+            continue
+        for group in optimizer.param_groups:
+            for key in LR_KEYS:
+                if key in group:
+                    group[key] = _scaled(group[key], factor)
+    for scheduler in schedulers:
+        if scheduler is None:
+            continue
+        for name in _SCHEDULE_LISTS:
+            values = getattr(scheduler, name, None)
+            if isinstance(values, (list, tuple)):
+                setattr(scheduler, name, [_scaled(v, factor) for v in values])
+        if isinstance(getattr(scheduler, "eta_min", None), (int, float)):
+            scheduler.eta_min *= factor
+        # SequentialLR, ChainedScheduler: the schedulers inside (all on the same optimizer).
+        scale_lrs((), getattr(scheduler, "_schedulers", ()), factor)
+
+
+def _scaled(value: Any, factor: float) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) or callable(getattr(value, "mul_", None)):
+        return value * factor  # a tensor lr too: a new one (_last_lr may hold the same)
+    return value  # something else (None): left as it is

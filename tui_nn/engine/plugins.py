@@ -72,6 +72,16 @@ class ScalarLog:
         last, self._last = self._last, {}
         return dict(zip(last, torch.stack(list(last.values())).tolist()))  # one host sync
 
+    def state_dict(self) -> dict[str, Any]:
+        """The epoch's sums so far (a mid-epoch checkpoint), as plain numbers."""
+        sums = {name: float(v) for name, v in self._epoch_sum.items()}
+        return {"sums": sums, "n": self._epoch_n}
+
+    def load_state_dict(self, state: dict[str, Any], device: Any) -> None:
+        self._epoch_n = int(state.get("n") or 0)
+        self._epoch_sum = {str(k): torch.tensor(float(v), device=device)
+                           for k, v in dict(state.get("sums") or {}).items()}
+
     def epoch_means(self) -> dict[str, float]:
         n, sums = self._epoch_n, self._epoch_sum
         self._epoch_sum, self._epoch_n = {}, 0

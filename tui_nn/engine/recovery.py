@@ -13,12 +13,10 @@ import torch
 
 from tui_nn.engine import events as ev
 from tui_nn.engine.checkpoint import load_checkpoint
+from tui_nn.engine.controls import LR_KEYS, scale_lrs
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer
-
-# A parameter group's lr and what the schedulers (LambdaLR, StepLR, OneCycleLR) derive it from.
-LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 
 
 class TrainingError(Exception):
@@ -128,10 +126,4 @@ def apply_lr_factor(trainer: "Trainer") -> None:
 
 
 def scale_lr_now(trainer: "Trainer", factor: float) -> None:
-    for group in trainer.optimizer.param_groups:
-        for key in LR_KEYS:
-            if isinstance(group.get(key), float):
-                group[key] *= factor
-    sched = trainer.scheduler
-    if sched is not None and hasattr(sched, "base_lrs"):
-        sched.base_lrs = [b * factor for b in sched.base_lrs]
+    scale_lrs([trainer.optimizer], [trainer.scheduler], factor)

@@ -35,6 +35,9 @@ class RunState:
     next_report: float = 0.0
     epoch_loss_sum: Any = None
     epoch_terms: int = 0
+    # The epoch's running sums when a checkpoint taken mid-epoch was restored: its train_loss,
+    # time and samples/s go on from them, as if never interrupted (checkpoint.epoch_so_far).
+    carried: dict[str, Any] | None = None
 
     def leave_out(self, seconds: float) -> None:
         """A pause is not training: the epoch's time and the throughput window skip it (the

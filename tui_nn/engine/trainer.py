@@ -205,10 +205,14 @@ class Trainer(Controls):
             st.epoch_gen_state = self.generator.get_state()
         perm = torch.randperm(n, generator=self.generator).to(self.device)  # (N,)
         first, st.start_step_in_epoch = st.start_step_in_epoch, 0
-        st.epoch_t0 = time.monotonic()
+        carried, st.carried = (st.carried or {}), None  # a resumed epoch goes on from its sums
+        st.epoch_t0 = time.monotonic() - float(carried.get("time_s", 0.0))
         self._open_window()
-        st.epoch_loss_sum = torch.zeros((), device=self.device)
-        st.epoch_terms = 0
+        st.epoch_loss_sum = torch.full((), float(carried.get("loss_sum", 0.0)),
+                                       device=self.device)
+        st.epoch_terms = int(carried.get("terms", 0))
+        if carried.get("scalars"):
+            self._scalars.load_state_dict(carried["scalars"], self.device)
         last = self.steps_per_epoch - 1
         for i in range(first, self.steps_per_epoch):
             st.step_in_epoch = i
@@ -313,18 +317,25 @@ class Trainer(Controls):
                 recovery.apply_lr_factor(self)
                 stop_now = self._stop.is_set()  # a stop while paused ends the run here
         if stop_now:
-            if st.losses:
-                self._report(epoch, i + 1, time.monotonic())
             self._stop_at(epoch, i)
             return True
         if not self._checkpoint_if_requested(epoch, i) and self._periodic_due(now):
+            self._report_pending(epoch, i)
             self.save(*self._position_after(epoch, i), "periodic")
         return False
+
+    def _report_pending(self, epoch: int, i: int) -> None:
+        """The steps a checkpoint holds are recorded before it is written: a resume from it
+        (after a kill) starts after them and would never record them."""
+        if self.state.losses:
+            self._report(epoch, i + 1, time.monotonic())
+            self._open_window()
 
     def _checkpoint_if_requested(self, epoch: int, i: int) -> bool:
         if not self._checkpoint_requested.is_set():
             return False
         self._checkpoint_requested.clear()
+        self._report_pending(epoch, i)
         self.save(*self._position_after(epoch, i), "requested")
         return True
 
@@ -335,6 +346,7 @@ class Trainer(Controls):
     def _stop_at(self, epoch: int, i: int) -> None:
         """Checkpoint the exact position after step i of this epoch and mark the run stopped."""
         self.state.stopped = True
+        self._report_pending(epoch, i)
         self.save(*self._position_after(epoch, i), "stop")
 
     def _open_window(self) -> None:

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from tui_nn.engine.controls import ACTIONS
+
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.run import Run
 
@@ -30,22 +32,19 @@ def as_float(value: Any) -> float:
 
 
 def scale_lr(run: Any, optimizers: Iterable[Any], schedulers: Iterable[Any] = ()) -> float:
-    """Apply the factor asked for with `l` / `tui-nn control RUN lr F` to all the optimizers,
-    and to the schedules' base lrs so that the next scheduler.step() keeps the change (the
-    schedule keeps its shape, scaled, as in tui-nn's Trainer). Returns the factor."""
+    """Apply the factor asked for with `l` / `tui-nn control RUN lr F` to all the optimizers
+    and their schedules (tui_nn.Run.apply_lr: the Trainer's own scaling, so the next
+    scheduler.step() keeps the change, OneCycleLR included). Returns the factor."""
     optimizers = [o for o in optimizers if o is not None]
     if not optimizers:
         return 1.0
-    factor = run.apply_lr(optimizers[0])  # records the change once
-    if factor == 1.0:
-        return factor
-    for optimizer in optimizers[1:]:
-        for group in optimizer.param_groups:
-            group["lr"] *= factor
-    for scheduler in schedulers:
-        if scheduler is not None and hasattr(scheduler, "base_lrs"):
-            scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
-    return factor
+    return run.apply_lr(optimizers, [s for s in schedulers if s is not None])
+
+
+def honours(world_size: int) -> tuple[str, ...]:
+    """The requests a callback acts on: all of them in one process; none under DDP (one
+    rank cannot pause, stop or save alone), so those are refused with the reason."""
+    return ACTIONS if world_size <= 1 else ()
 
 
 class RunOptions:

@@ -23,7 +23,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from tui_nn.integrations._common import RunOptions, as_float, is_scalar, scale_lr
+from tui_nn.integrations._common import RunOptions, as_float, honours, is_scalar, scale_lr
 from tui_nn.run import Run
 
 _NOT_CURVES = ("runtime", "samples_per_second", "steps_per_second", "epoch", "total_flos")
@@ -45,7 +45,7 @@ class TuiNNCallback(RunOptions, TrainerCallback):
                           if model is not None else 0, **self.config},
                   epochs=epochs, steps_per_epoch=-(-state.max_steps // epochs),
                   batch_size=args.per_device_train_batch_size, runs_root=self.runs_root,
-                  report_interval_s=self.report_interval_s)
+                  report_interval_s=self.report_interval_s, honours=honours(args.world_size))
         run.enabled = run.enabled and state.is_world_process_zero
         self.run = run.__enter__()
         run.step = state.global_step  # resumed: the steps go on from the checkpoint's

@@ -20,7 +20,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-from tui_nn.integrations._common import RunOptions, as_float, is_scalar, scale_lr
+from tui_nn.integrations._common import RunOptions, as_float, honours, is_scalar, scale_lr
 from tui_nn.run import Run
 
 
@@ -39,7 +39,7 @@ class TuiNNCallback(RunOptions, Callback):
                           "device": str(pl_module.device), **self.config},
                   epochs=max(trainer.max_epochs or 0, 0),
                   steps_per_epoch=_steps_per_epoch(trainer), runs_root=self.runs_root,
-                  report_interval_s=self.report_interval_s)
+                  report_interval_s=self.report_interval_s, honours=honours(trainer.world_size))
         run.enabled = run.enabled and trainer.is_global_zero
         self.run = run.__enter__()
 

@@ -26,6 +26,7 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, get_current_worker
 
 from tui_nn.engine import events as ev
+from tui_nn.engine.channel import ACTIONS
 from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
@@ -49,12 +50,14 @@ class RecordsArrived(Message):
     """New records from metrics.jsonl, and the run's status when it was (re)checked."""
 
     def __init__(self, records: list[dict[str, Any]], status: str | None,
-                 pid: int | None, first: bool = False) -> None:
+                 pid: int | None, first: bool = False,
+                 honours: tuple[str, ...] | None = None) -> None:
         super().__init__()
         self.records = records
         self.status = status
         self.pid = pid
         self.first = first
+        self.honours = honours  # the requests the run acts on (asked with the status)
 
 
 class FollowProblem(Message):
@@ -120,6 +123,7 @@ class WatchScreen(Screen):
         self._paused = False  # the run's last StateChanged said paused
         self.skipped_records = 0  # records of an unexpected shape, not applied
         self.steerable = False  # the run has a control channel this user may use
+        self.honours: tuple[str, ...] = ACTIONS  # of those, what the run acts on (it says)
         self.steer_reason = "no control channel"
 
     def compose(self) -> ComposeResult:
@@ -172,9 +176,11 @@ class WatchScreen(Screen):
             ended = ended or any(r["type"] in ("Finished", "Failed") for r in new)
             status = None
             now = time.monotonic()
+            honours = None
             if first or now - last_status >= STATUS_S:
                 last_status = now
                 status, pid = self._liveness(metrics, pid, ended)
+                honours = self._honours() if status == "running" else None
             # At most POST_S apart (each batch costs the UI a layout), unless the run ended.
             if follower.problem != problem:
                 problem = follower.problem
@@ -186,11 +192,18 @@ class WatchScreen(Screen):
                     "skipped lines of metrics.jsonl that are not records (bad JSON, nested "
                     "too deep, over 1 MB, or fields of the wrong type)"))
             if status is not None or (pending and (ended or now - last_post >= POST_S)):
-                self.post_message(RecordsArrived(pending, status, pid, first))
+                self.post_message(RecordsArrived(pending, status, pid, first, honours))
                 pending, last_post = [], now
             first = False
             if not follower.behind:
                 time.sleep(self.poll_s)
+
+    def _honours(self) -> tuple[str, ...] | None:
+        """Which requests the live run acts on (a tui_nn.Run loop may poll only some)."""
+        from tui_nn.engine.channel import is_steerable, query_honours
+        steerable = is_steerable(self.run_dir)[0]
+        # A short wait: this thread also follows the records (a miss is asked again later).
+        return query_honours(self.run_dir, timeout=1.0) if steerable else None
 
     @staticmethod
     def _liveness(metrics: Path, pid: int | None, ended: bool) -> tuple[str, int | None]:
@@ -237,6 +250,9 @@ class WatchScreen(Screen):
         self._show_batch(batch, message.first)
         if batch.rebuild:
             self._rebuild()
+        if message.honours is not None and message.honours != self.honours:
+            self.honours = message.honours
+            self.refresh_bindings()
         if message.status is not None:
             self._apply_status(message.status, message.pid)
         elif batch.ended:
@@ -364,8 +380,9 @@ class WatchScreen(Screen):
 
     def _log_final(self, e: ev.Finished | ev.Failed) -> None:
         if isinstance(e, ev.Finished):
-            self._log(f"run {clean_line(e.status, 20)}: {e.epochs_done} epochs, {e.step} steps",
-                      "good")
+            # A loop that logs no epochs (tui_nn.Run) did not give "0 epochs": left out.
+            epochs = f"{e.epochs_done} epochs, " if e.epochs_done or self.history.epochs else ""
+            self._log(f"run {clean_line(e.status, 20)}: {epochs}{e.step:,} steps", "good")
         else:
             self._log(f"failed ({clean_line(e.kind, 20)}): {clean_line(e.message, 2000)}",
                       "error")
@@ -400,6 +417,11 @@ class WatchScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.STEER_ACTIONS and not self.steerable:
             return False  # hidden from the footer: there is nothing to steer
+        if action == "stop_run":
+            return "stop" in self.honours
+        if action == "steer":  # a tui_nn.Run loop that never polls a request: its key hidden
+            what = {"toggle": "pause"}.get(str(parameters[0]), str(parameters[0]))
+            return what in self.honours
         return True
 
     def action_steer(self, what: str) -> None:
