@@ -44,3 +44,31 @@ def test_runs_do_not_list_a_gan_by_ds_accuracy_as_its_best_accuracy(tmp_path):
     label = best_label(info.metric, info.best_value)
     assert label.startswith("d_accuracy ") and "acc" != label.split()[0]
     assert not info.higher_is_better  # nothing ranks GANs by it
+
+
+async def test_watch_of_an_ended_run_shows_no_speed_or_eta_and_lists_checkpoints_and_lr(
+        tmp_path):
+    import asyncio
+
+    from demo import synthetic_run
+    from test_watch import no_nvml, write_run
+    from tui_nn.engine import events as ev
+    from tui_nn.tui.screens.watch import make_watch_app
+    from pilot_helpers import wait_for_live
+
+    events = synthetic_run(epochs=2, steps_per_epoch=20)[:-1]
+    events[3:3] = [ev.CheckpointSaved(path="x/last.pt", step=20, epoch=1, reason="periodic"),
+                   ev.LrScaled(step=25, factor=0.5, lr=0.005)]
+    run = write_run(tmp_path / "run", events + [ev.Finished(
+        status="stopped", run_dir=None, epochs_done=2, step=40, metric="accuracy",
+        best_value=0.9, last_value=0.9, elapsed_s=3.0)])
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.watch_screen
+        await wait_for_live(pilot, lambda: screen.status == "stopped", 10, "stopped")
+        await asyncio.sleep(0.3)
+        numbers = str(screen.query_one("#status-numbers").render())
+        log = "\n".join(screen.query_one("#watch-log").lines_written)
+    assert "samples/s" not in numbers and "ETA" not in numbers
+    assert "lr 0.01" in numbers  # the rest of the last report stays
+    assert "checkpoint (periodic, step 20)" in log and "lr × 0.5 → 0.005" in log

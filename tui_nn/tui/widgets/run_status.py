@@ -28,6 +28,9 @@ STATE_LABELS = {
 }
 
 
+LIVE_STATES = ("starting", "running", "paused", "stopping")
+
+
 class SteadyProgressBar(ProgressBar):
     """A ProgressBar that redraws only when its progress changes. Textual's calls update() bare
     once a second to recompute an ETA, and redraws; with show_eta=False nothing shown changes,
@@ -140,7 +143,8 @@ class RunStatus(Vertical):
             from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric
         if m is not None:
             gpu = s is not None and s.device.startswith("cuda")
-            lines.append(f"{m.samples_per_s:,.0f} samples/s · ETA {fmt_duration(m.eta_s)}")
+            if self.state in LIVE_STATES:  # an ended run has no speed and no time to go
+                lines.append(f"{m.samples_per_s:,.0f} samples/s · ETA {fmt_duration(m.eta_s)}")
             lines.append(f"lr {m.lr:.3g} · loss {m.loss:.3g}")
             lines.append(f"{'GPU mem' if gpu else 'memory'} {fmt_bytes(m.memory_bytes)} · "
                          f"step {m.step:,}")
