@@ -72,3 +72,30 @@ async def test_watch_of_an_ended_run_shows_no_speed_or_eta_and_lists_checkpoints
     assert "samples/s" not in numbers and "ETA" not in numbers
     assert "lr 0.01" in numbers  # the rest of the last report stays
     assert "checkpoint (periodic, step 20)" in log and "lr × 0.5 → 0.005" in log
+
+
+async def test_tui_resume_shows_the_lr_the_run_has_not_the_one_it_started_with(tmp_path):
+    """The run's lr was halved while it trained (l in the app, `tui-nn control RUN lr 0.5`):
+    config.json still says 0.05; the form shows what the run trains with."""
+    from tui_nn.engine import TrainConfig, Trainer
+    from tui_nn.engine import events as ev
+    from test_tui_resume import SETTINGS, form_values
+
+    run_dir = tmp_path / "runs" / "halved"
+
+    def halve_then_stop(e):
+        if isinstance(e, ev.StepMetrics) and e.step == 1:
+            trainer.scale_lr(0.5)
+        if isinstance(e, ev.EpochMetrics):
+            trainer.stop()
+
+    trainer = Trainer(TrainConfig("diabetes", epochs=4, run_dir=str(run_dir),
+                                  report_interval_s=0.0, **SETTINGS), halve_then_stop)
+    assert trainer.run().status == "stopped"
+    app = make_app(train_options={"runs_root": str(tmp_path / "runs")}, resume=str(run_dir))
+    async with app.run_test(size=(100, 30)) as pilot:
+        main = app.main
+        await wait_for(pilot, lambda: main.run_state == "finished", what="finished",
+                       timeout=40)
+        await pilot.pause()
+        assert form_values(main)["lr"] == "0.025"

@@ -556,6 +556,14 @@ class MainScreen(Screen):
                   f"{'; ' + e.setup if e.setup else ''}{where}", "good")
         if self.bridge.resuming:
             self._show_earlier(e)
+            trainer = self.bridge.trainer
+            if trainer is not None:
+                # The lr the run has: its config's, scaled by every l / `control lr` since
+                # (a schedule's base: OneCycleLR's max_lr, the others' initial_lr).
+                group = trainer.optimizer.param_groups[0]
+                lr = group.get("max_lr", group.get("initial_lr", group["lr"]))
+                self.query_one(TrainForm).fill(**{
+                    **{k: getattr(trainer.config, k, None) for k in FORM_KEYS}, "lr": lr})
         self._show_run_memory(e)
 
     def _show_run_memory(self, e: "ev.RunStarted") -> None:
