@@ -99,3 +99,28 @@ async def test_tui_resume_shows_the_lr_the_run_has_not_the_one_it_started_with(t
                        timeout=40)
         await pilot.pause()
         assert form_values(main)["lr"] == "0.025"
+
+
+async def test_runs_plot_labels_a_diverged_runs_axis_compactly(tmp_path):
+    import dataclasses
+    import re
+
+    from demo import synthetic_run
+    from test_watch import runs_app, write_run
+    from tui_nn.engine import events as ev
+    from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
+    from pilot_helpers import wait_for_live
+
+    events = [dataclasses.replace(e, val_loss=8.0 ** (40 * (e.epoch + 1)))
+              if isinstance(e, ev.EpochMetrics) else e
+              for e in synthetic_run(epochs=3, steps_per_epoch=10)]
+    write_run(tmp_path / "20250101-120000-cnn-digits", events)
+    app = runs_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_live(pilot, lambda: isinstance(app.screen, RunsScreen)
+                            and app.screen.loaded, 10, "runs")
+        plot = app.screen.query_one(OverlayPlot)
+        await wait_for_live(pilot, lambda: plot.drawn_lines == 1, 5, "the run's curve")
+        text = plot.render().plain
+    assert "e+" in text
+    assert not re.search(r"\d{12}", text)  # no 36-digit integers on the axis
