@@ -11,6 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
 from tui_nn.textsafe import clean, clean_line
+from tui_nn.tui.widgets.wrapping import wrapped_height
 
 if TYPE_CHECKING:  # importing the engine imports torch (seconds): not before the first frame
     from tui_nn.engine import events as ev
@@ -77,6 +78,7 @@ class RunStatus(Vertical):
     def on_mount(self) -> None:
         self._ready = True
         self._shown: dict[str, str] = {}
+        self._heights: dict[str, int] = {}  # wrapped lines of each text shown
         self._render_all()
 
     def watch_state(self, old: str, new: str) -> None:
@@ -96,13 +98,23 @@ class RunStatus(Vertical):
     def watch_device(self) -> None:
         self._render_all()
 
+    def on_resize(self) -> None:
+        if self._ready:
+            self._shown.clear()  # a new width may wrap the lines differently
+            self._render_all()
+
     def _set(self, selector: str, text: Text | str) -> None:
-        """Update a fixed-size text only when it changed, without a layout pass (a layout of
-        the whole screen several times a second would cost more than the training loop)."""
+        """Update a text only when it changed, and lay the screen out only when its wrapped
+        height changed (a layout of the whole screen several times a second would cost more
+        than the training loop). Lines wrap, never end in "…": no number is cut."""
         key = text.plain if isinstance(text, Text) else text
-        if self._shown.get(selector) != key:
-            self._shown[selector] = key
-            self.query_one(selector, Static).update(text, layout=False)
+        if self._shown.get(selector) == key:
+            return
+        self._shown[selector] = key
+        widget = self.query_one(selector, Static)
+        height = wrapped_height(text, widget.content_size.width, self.app.console)
+        widget.update(text, layout=self._heights.get(selector) != height)
+        self._heights[selector] = height
 
     def _render_all(self) -> None:
         if not self._ready:
