@@ -27,9 +27,10 @@ def step_metrics(t: "Trainer", epoch: int, epoch_step: int, now: float) -> ev.St
         stacked = all_mean(stacked, t.dist)  # the global batch's loss at each step
     values = stacked.tolist()  # the one host sync per report
     st.losses = []
-    if not all(math.isfinite(v) for v in values):
-        recovery.stop_on_nan(t, epoch, epoch_step,
-                             next(v for v in values if not math.isfinite(v)))
+    bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+    if bad is not None:  # named by the step whose loss it was, not the report's
+        recovery.stop_on_nan(t, epoch, epoch_step, values[bad],
+                             step=st.step - len(values) + 1 + bad)
     done = st.step - st.session_start_step
     elapsed = time.monotonic() - st.t0
     eta = elapsed / done * (t.total_steps - st.step) if done else None
