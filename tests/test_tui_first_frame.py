@@ -52,7 +52,8 @@ async def test_the_catalog_then_selects_the_model_asked_for_and_inspects_it():
     app = make_app(model="cnn")
     async with app.run_test(size=(100, 30)) as pilot:
         main = app.main
-        await wait_for(pilot, lambda: main.run_state == "idle", what="catalog")
+        await wait_for(pilot, lambda: main.run_state == "idle" and main.model_source,
+                       what="catalog")
         assert main.model_source == "cnn" and main.entries["cnn"].input_text == "1x28x28"
         inspector = main.query_one("#inspector")
         await wait_for(pilot, lambda: inspector.inspection is not None, what="inspection")
