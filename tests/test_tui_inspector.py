@@ -18,9 +18,13 @@ from pilot_helpers import wait_for
 
 
 def table_lines(inspector) -> list[str]:
-    """The layer table as drawn: what a cut column or a pane edge would hide is not here."""
+    """The layer table as drawn at its width: what a cut column or a pane edge would hide is not
+    here. Every row, those below the pane too (scrolling down reaches them; a wrapped memory
+    line under the table may leave a row less on screen)."""
     table = inspector.query_one("#layers")
-    return [table.render_line(y).text for y in range(table.size.height)]
+    x = table.scroll_offset.x
+    return [table._render_line(y, x, x + table.size.width, table.rich_style).text
+            for y in range(max(table.virtual_size.height, table.size.height))]
 
 
 def assert_every_number_whole(inspector) -> None:

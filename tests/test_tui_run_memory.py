@@ -58,7 +58,7 @@ async def test_a_live_run_shows_predicted_beside_measured(tmp_path):
         # The run's figure includes the loss; the prediction is the model's forward.
         assert abs(memory.measured - memory.predicted) <= 0.1 * memory.predicted
         text = str(pane.render())
-        assert "memory at batch 32: activations predicted" in text and "· measured" in text
+        assert "memory at batch 32: predicted" in text and "· measured" in text
         await wait_for(pilot, lambda: main.run_state == "finished", 40, "finish")
 
 

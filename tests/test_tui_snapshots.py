@@ -44,6 +44,10 @@ def test_inspector_at_80x24_keeps_every_number(snap_compare):
         for whole in ("⌊(32+0−4−1)/1⌋+1 = 28 ", "⌊(28+0−1−1)/2⌋+1 = 14 ", "16×5×5 = 400 ✓",
                       " 156", " 2,416", " 48,120", " 61,706"):
             assert whole in text, whole
+        # The training-memory line wraps rather than cutting its last figure (issue 31.1).
+        line = pilot.app.main.query_one("#memory-line")
+        shown = "\n".join(line.render_line(y).text for y in range(line.size.height))
+        assert "momentum state 241.0 KiB" in " ".join(shown.split()) and "…" not in shown
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 

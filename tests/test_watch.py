@@ -388,7 +388,7 @@ def test_train_tab_system_pane_reads_this_process(monkeypatch):
             await wait_for(pilot, lambda: pane.reading is not None, 20, "a reading")
             assert pane.reading.process.pid == os.getpid() and pane.reading.process.available
             text = str(pane.render())
-            assert "GPU none (nvidia-ml-py not installed)" in text and "proc CPU" in text
+            assert "GPU none (nvidia-ml-py not installed)" in text and "\nCPU " in text
 
     asyncio.run(scenario())
 

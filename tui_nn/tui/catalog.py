@@ -39,6 +39,14 @@ def shape_text(shape: tuple[int, ...], dtype: Any = None) -> str:
     return text
 
 
+def quick_zoo_entries() -> list[ModelEntry]:
+    """The zoo's names and descriptions without torch: the list of the app's first frame (the
+    rest of each entry comes with zoo_entries, once a worker has imported torch)."""
+    from tui_nn.zoo.names import DESCRIPTIONS
+
+    return [ModelEntry(name, description, "", None) for name, description in DESCRIPTIONS.items()]
+
+
 def zoo_entries() -> list[ModelEntry]:
     from tui_nn.zoo import list_models
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from tui_nn.zoo import gan, regression, sequence, vision
 from tui_nn.zoo.building import building_on
-from tui_nn.zoo.names import unknown_model_message
+from tui_nn.zoo.names import DESCRIPTIONS, unknown_model_message
 
 
 @dataclass(frozen=True)
@@ -64,56 +64,56 @@ _SEQ = TrainDefaults(epochs=15, batch_size=64, lr=0.005, optimizer="adam")
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        ModelSpec("linear", "Linear(1,1) regression, MSE + SGD: learns y = 2x",
+        ModelSpec("linear", DESCRIPTIONS["linear"],
                   regression.LinearModel, (1,), "line",
                   TrainDefaults(epochs=2000, batch_size=3, lr=0.01),
                   lesson="after training, x=4 predicts 8"),
-        ModelSpec("logistic", "Linear(1,1) + sigmoid, BCE: P(pass | hours studied)",
+        ModelSpec("logistic", DESCRIPTIONS["logistic"],
                   regression.LogisticRegressionModel, (1,), "hours",
                   TrainDefaults(epochs=1000, batch_size=3, lr=0.1),
                   lesson="the decision boundary falls between 2 and 3 hours"),
-        ModelSpec("diabetes", "8→6→4→1 MLP with sigmoids, BCE (multiple-dimension input)",
+        ModelSpec("diabetes", DESCRIPTIONS["diabetes"],
                   regression.DiabetesModel, (8,), "diabetes",
                   TrainDefaults(epochs=100, batch_size=32, lr=0.1)),
-        ModelSpec("curve", "1→10→1 ReLU net fitting y = x² + noise, MSE + SGD lr 0.2",
+        ModelSpec("curve", DESCRIPTIONS["curve"],
                   regression.CurveNet, (1,), "curve",
                   TrainDefaults(epochs=150, batch_size=100, lr=0.2)),
-        ModelSpec("mlp", "784→512→256→128→64→10 softmax MLP (ReLU, cross-entropy)",
+        ModelSpec("mlp", DESCRIPTIONS["mlp"],
                   vision.SoftmaxMLP, (1, 28, 28), "digits", _IMAGE, classes=10),
-        ModelSpec("cnn", "basic CNN: 2× (conv 5×5 + maxpool 2) → Linear(320, 10)",
+        ModelSpec("cnn", DESCRIPTIONS["cnn"],
                   vision.BasicCNN, (1, 28, 28), "digits", _IMAGE, classes=10,
                   lesson="320 = 20 channels × 4 × 4 after two conv+pool stages"),
-        ModelSpec("resnet", "residual CNN: conv + ResidualBlock ×2 → Linear(512, 10)",
+        ModelSpec("resnet", DESCRIPTIONS["resnet"],
                   vision.ResidualCNN, (1, 28, 28), "digits", _IMAGE, classes=10,
                   lesson="512 = 32 × 4 × 4; skip connections fight vanishing gradients"),
-        ModelSpec("lenet", "LeNet-5 on 1×32×32: conv 6, conv 16 → 400→120→84→10",
+        ModelSpec("lenet", DESCRIPTIONS["lenet"],
                   vision.LeNet, (1, 32, 32), "digits",
                   # The tutorial's momentum 0.9: at 0.5 LeNet sits on its 2.30 plateau for
                   # hundreds of steps before it starts to learn.
                   TrainDefaults(epochs=3, batch_size=64, lr=0.01, optimizer="momentum",
                                 momentum=0.9), classes=10,
                   lesson="400 = 16 × 5 × 5 only for 32×32 input; 28×28 digits are padded"),
-        ModelSpec("inception", "small GoogLeNet: conv + InceptionA (88 ch) ×2 → Linear(1408, 10)",
+        ModelSpec("inception", DESCRIPTIONS["inception"],
                   vision.InceptionNet, (1, 28, 28), "digits", _IMAGE, classes=10,
                   lesson="1408 = 88 × 4 × 4; 88 = 16 + 24 + 24 + 24 branch channels"),
-        ModelSpec("rnn", "char RNN (Embedding → 2-layer RNN → Linear): 'hello' → 'ohlol'",
+        ModelSpec("rnn", DESCRIPTIONS["rnn"],
                   sequence.CharRNN, (5,), "hello",
                   TrainDefaults(epochs=15, batch_size=1, lr=0.1, optimizer="adam"),
                   input_dtype=torch.int64),
-        ModelSpec("rnn-seq", "plain RNN sequence classifier on the long-range task (fails as T grows)",
+        ModelSpec("rnn-seq", DESCRIPTIONS["rnn-seq"],
                   lambda **kw: sequence.SequenceClassifier("rnn", **kw), (50, 4), "longrange",
                   _SEQ, classes=4,
                   variable_length=True,
                   lesson="vanishing gradients: accuracy stays near chance (25%) for long sequences"),
-        ModelSpec("lstm", "LSTM sequence classifier on the long-range task (gates keep the memory)",
+        ModelSpec("lstm", DESCRIPTIONS["lstm"],
                   lambda **kw: sequence.SequenceClassifier("lstm", **kw), (50, 4), "longrange",
                   _SEQ, classes=4,
                   variable_length=True),
-        ModelSpec("gru", "GRU sequence classifier on the long-range task (gates keep the memory)",
+        ModelSpec("gru", DESCRIPTIONS["gru"],
                   lambda **kw: sequence.SequenceClassifier("gru", **kw), (50, 4), "longrange",
                   _SEQ, classes=4,
                   variable_length=True),
-        ModelSpec("gan", "small DCGAN: generator 64→(64,7,7)→28×28 vs a 2-conv discriminator",
+        ModelSpec("gan", DESCRIPTIONS["gan"],
                   gan.GAN, (1, 28, 28), "digits",
                   TrainDefaults(epochs=5, batch_size=64, lr=2e-4, optimizer="adam"),
                   lesson="two networks, two optimizers: D learns real vs fake, G learns to "

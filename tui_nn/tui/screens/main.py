@@ -184,6 +184,11 @@ class MainScreen(Screen):
         self._cpu_mark = (time.monotonic(), time.thread_time())
         self._idle_animation_level = self.app.animation_level
         self._log("tui-nn: loading PyTorch and the model zoo…", "dim")
+        from tui_nn.tui.catalog import quick_zoo_entries
+
+        # The names and descriptions need no torch: the first frame lists them (the picker
+        # selects nothing until the catalog is loaded).
+        self.query_one(ModelPicker).set_models(quick_zoo_entries(), selected=self.initial_model)
         # After the first frame is on screen: importing torch in a thread takes the GIL for
         # seconds, and the first paint should not wait for it.
         self.call_after_refresh(self._load_catalog)
@@ -222,7 +227,7 @@ class MainScreen(Screen):
             picker.set_models(event.models)
             self._open_source(initial)
             return
-        picker.set_models(event.models, selected=initial)
+        picker.set_models(event.models, selected=initial or picker.highlighted_source())
         if initial is not None and (self.form_overrides or self.pass_through):
             self.show_tab("train")  # `tui-nn train MODEL`
         else:
@@ -249,6 +254,8 @@ class MainScreen(Screen):
     # ---- model selection -------------------------------------------------------------------
     @on(ModelPicker.Selected)
     def _model_selected(self, event: ModelPicker.Selected) -> None:
+        if self.run_state == "loading":
+            return  # the names only, before torch: the catalog selects once it is loaded
         if event.source in self.entries:
             self.model_source = event.source
             if event.confirmed:
@@ -556,6 +563,14 @@ class MainScreen(Screen):
                   f"{'; ' + e.setup if e.setup else ''}{where}", "good")
         if self.bridge.resuming:
             self._show_earlier(e)
+            trainer = self.bridge.trainer
+            if trainer is not None:
+                # The lr the run has: its config's, scaled by every l / `control lr` since
+                # (a schedule's base: OneCycleLR's max_lr, the others' initial_lr).
+                group = trainer.optimizer.param_groups[0]
+                lr = group.get("max_lr", group.get("initial_lr", group["lr"]))
+                self.query_one(TrainForm).fill(**{
+                    **{k: getattr(trainer.config, k, None) for k in FORM_KEYS}, "lr": lr})
         self._show_run_memory(e)
 
     def _show_run_memory(self, e: "ev.RunStarted") -> None:

@@ -64,6 +64,7 @@ class OverlayPlot(MatrixPlot):
         plt.clear_figure()
         plt.frame(True)
         self.drawn_lines = 0
+        all_ys: list[float] = []
         metric_names = {h.metric or r.metric for _, r, h in self.series} - {None}
         title = MODE_TITLES[self.mode]
         if self.mode == "metric" and len(metric_names) == 1:
@@ -80,13 +81,18 @@ class OverlayPlot(MatrixPlot):
                     xs.append(e.epoch + 1)
                     ys.append(y)
             if xs:
+                all_ys += ys
                 plt.plot(xs, ys, marker="braille", color=COLORS[color % len(COLORS)][0])
                 if len(xs) < 30:
                     plt.scatter(xs, ys, marker="●", color=COLORS[color % len(COLORS)][0])
                 self.drawn_lines += 1
+        from tui_nn.tui.widgets.curves import compact_y_ticks, step_ticks
+
+        ticks = compact_y_ticks(min(all_ys), max(all_ys)) if all_ys else None
+        if ticks is not None:  # a diverged run's 1e35: '8e+35', not 36 digits
+            plt.yticks(*ticks)
         last = max((len(h.epochs) for _, _, h in self.series), default=0)
         if last > 1:
-            from tui_nn.tui.widgets.curves import step_ticks
 
             plt.xticks(*step_ticks(1, last, max(self.size.width, 10)))
         plt.xlabel("epoch")

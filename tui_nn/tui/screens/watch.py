@@ -286,10 +286,10 @@ class WatchScreen(Screen):
             self._paused = e.state == "paused"
             if self.status in ("running", "paused"):
                 self._set_status("paused" if self._paused else "running")
-        elif isinstance(e, ev.CheckpointSaved) and not first_read and e.reason != "best":
+        elif isinstance(e, ev.CheckpointSaved) and e.reason != "best":
             # best.pt is written with every better epoch: the epoch line's * says so.
             self._log(f"checkpoint ({clean_line(e.reason, 40)}, step {e.step})", "dim")
-        elif isinstance(e, (ev.LrScaled, ev.Notice)) and not first_read:
+        elif isinstance(e, (ev.LrScaled, ev.Notice)):
             self._log(f"lr × {e.factor:g} → {e.lr:.3g}" if isinstance(e, ev.LrScaled)
                       else clean_line(e.message, 300), "dim")
         elif isinstance(e, (ev.Finished, ev.Failed)):

@@ -68,6 +68,11 @@ class ModelPicker(Vertical):
             option_list.add_option(self._option(entry))
         self.highlight(entry.source)
 
+    def highlighted_source(self) -> str | None:
+        option_list = self.query_one("#zoo", OptionList)
+        index = option_list.highlighted
+        return None if index is None else option_list.get_option_at_index(index).id
+
     def highlight(self, source: str) -> None:
         option_list = self.query_one("#zoo", OptionList)
         try:

@@ -50,10 +50,11 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def run_memory_text(m: RunMemory) -> Text:
+def run_memory_text(m: RunMemory, short: bool = False) -> Text:
+    """short: without the word 'activations' (a narrow pane; the line wraps after that)."""
     text = Text()
     text.append("memory", style="bold")
-    text.append(f" at batch {m.batch_size}: activations ")
+    text.append(f" at batch {m.batch_size}: {'' if short else 'activations '}")
     if m.predicted is not None:
         text.append(f"predicted {_bytes(m.predicted)} · ")
     text.append(f"measured {_bytes(m.measured)}")

@@ -11,6 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
 from tui_nn.textsafe import clean, clean_line
+from tui_nn.tui.widgets.wrapping import wrapped_height
 
 if TYPE_CHECKING:  # importing the engine imports torch (seconds): not before the first frame
     from tui_nn.engine import events as ev
@@ -26,6 +27,9 @@ STATE_LABELS = {
     "stopped": "stopped",
     "failed": "failed",
 }
+
+
+LIVE_STATES = ("starting", "running", "paused", "stopping")
 
 
 class SteadyProgressBar(ProgressBar):
@@ -74,6 +78,7 @@ class RunStatus(Vertical):
     def on_mount(self) -> None:
         self._ready = True
         self._shown: dict[str, str] = {}
+        self._heights: dict[str, int] = {}  # wrapped lines of each text shown
         self._render_all()
 
     def watch_state(self, old: str, new: str) -> None:
@@ -93,13 +98,23 @@ class RunStatus(Vertical):
     def watch_device(self) -> None:
         self._render_all()
 
+    def on_resize(self) -> None:
+        if self._ready:
+            self._shown.clear()  # a new width may wrap the lines differently
+            self._render_all()
+
     def _set(self, selector: str, text: Text | str) -> None:
-        """Update a fixed-size text only when it changed, without a layout pass (a layout of
-        the whole screen several times a second would cost more than the training loop)."""
+        """Update a text only when it changed, and lay the screen out only when its wrapped
+        height changed (a layout of the whole screen several times a second would cost more
+        than the training loop). Lines wrap, never end in "…": no number is cut."""
         key = text.plain if isinstance(text, Text) else text
-        if self._shown.get(selector) != key:
-            self._shown[selector] = key
-            self.query_one(selector, Static).update(text, layout=False)
+        if self._shown.get(selector) == key:
+            return
+        self._shown[selector] = key
+        widget = self.query_one(selector, Static)
+        height = wrapped_height(text, widget.content_size.width, self.app.console)
+        widget.update(text, layout=self._heights.get(selector) != height)
+        self._heights[selector] = height
 
     def _render_all(self) -> None:
         if not self._ready:
@@ -145,11 +160,12 @@ class RunStatus(Vertical):
         if m is not None:
             gpu = s is not None and s.device.startswith("cuda")
             # NaN or None: a value the loop did not give (tui_nn.Run), left out, never a 0.
+            # An ended run has no speed and no time to go.
             speed = [f"{m.samples_per_s:,.0f} samples/s"] if m.samples_per_s == m.samples_per_s \
                 else []
             if m.eta_s is not None or m.total_steps:
                 speed.append(f"ETA {fmt_duration(m.eta_s)}")
-            lines += [" · ".join(speed)] if speed else []
+            lines += [" · ".join(speed)] if speed and self.state in LIVE_STATES else []
             lines.append(f"lr {m.lr:.3g} · loss {m.loss:.3g}" if m.lr == m.lr
                          else f"loss {m.loss:.3g}")
             lines.append(f"{'GPU mem' if gpu else 'memory'} {fmt_bytes(m.memory_bytes)} · "

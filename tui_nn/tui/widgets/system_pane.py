@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from rich.text import Text
 from textual import work
 from textual.content import Content
 from textual.message import Message
@@ -23,6 +24,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_nn.system import GpuReport, ProcessStats, gpu_stats, process_stats
 from tui_nn.tui.widgets.run_memory import RunMemory, run_memory_text
+from tui_nn.tui.widgets.wrapping import wrapped_height
 
 INTERVAL_S = 2.0
 
@@ -98,8 +100,9 @@ def format_reading(r: SystemReading, compact: bool = False) -> str:
             used = p.ram_total_bytes - p.ram_available_bytes
             ram = f" · RAM {_gib(used)}/{_gib(p.ram_total_bytes)} GiB"
         cpu = f"{p.cpu_percent:.0f}%" if p.cpu_percent is not None else "?"
-        pid = "" if compact else f" {p.pid}"
-        lines.append(f"[b]proc[/b]{pid} CPU {cpu} · RSS {_size(p.rss_bytes)}{ram}")
+        # Compact: no label (RSS says it is a process) so the line fits a narrow pane whole.
+        who = "" if compact else f"[b]proc[/b] {p.pid} "
+        lines.append(f"{who}CPU {cpu} · RSS {_size(p.rss_bytes)}{ram}")
     return "\n".join(lines)
 
 
@@ -111,7 +114,7 @@ class SystemPane(Static):
 
     DEFAULT_CSS = """
     SystemPane { height: auto; color: $text-muted; padding: 0 0 0 1; }
-    SystemPane.-compact { max-height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
+    SystemPane.-compact { max-height: 5; }
     """
 
     class Reading(Message):
@@ -192,17 +195,22 @@ class SystemPane(Static):
         self.readings += 1
         self._show(format_reading(message.reading, self.compact))
 
+    def on_resize(self) -> None:
+        if self._markup:
+            self._lines = -1  # a new width may wrap the lines differently
+            self._show(self._markup)
+
     def _show(self, text: str) -> None:
-        # Compact (the Train tab, redrawn every 2 s while training; no wrapping): a layout pass
-        # only when the number of lines changed, as a layout of the whole screen is the
-        # expensive part. Elsewhere lines wrap, and a new width may change the height.
+        # Lines wrap rather than end in "…" (no number is cut). Compact (the Train tab,
+        # redrawn every 2 s while training): a layout pass only when the wrapped height
+        # changed, as a layout of the whole screen is the expensive part.
         self._markup = text
-        lines = text.count("\n")
-        content: str | Content = text
+        rich = Text.from_markup(text)
         if self._run_memory is not None:
-            # Our markup, then the memory line as plain Content: its figures are not markup.
-            lines += 1
-            content = Content.from_markup(text) + Content("\n") + \
-                Content.from_rich_text(run_memory_text(self._run_memory))
-        self.update(content, layout=not self.compact or lines != self._lines)
+            # Our markup, then the memory line as plain text: its figures are not markup.
+            rich.append("\n")
+            rich.append_text(run_memory_text(self._run_memory, short=self.compact))
+        lines = wrapped_height(rich, self.content_size.width, self.app.console)
+        self.update(Content.from_rich_text(rich),
+                    layout=not self.compact or lines != self._lines)
         self._lines = lines
