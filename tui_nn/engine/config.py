@@ -40,8 +40,9 @@ class TrainConfig:
         "--data-dir", "Where torchvision datasets live (default $TUI_NN_DATA or ./data).",
         panel="Data"))
     augment: str = field(default="", metadata=option(
-        "--augment", "Augment training images on the device: crop=2,flip,rotate=10,scale=0.1,"
-        "jitter=0.2,blur=1,noise=0.1 or a preset (digits, photos).", panel="Data",
+        "--augment", "Augment training images on the device, comma-separated: crop=2, flip, "
+        "rotate=10, scale=0.1, jitter=0.2, blur=1, noise=0.1 (e.g. crop=2,flip), or a preset "
+        "(digits, photos).", panel="Data",
         metavar="SPEC"))  # never applied to validation (tui_nn/data/augment.py)
     epochs: int | None = field(default=None, metadata=option(
         "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True))
