@@ -82,7 +82,8 @@ class TrainConfig:
         "--amp", "CUDA mixed precision (fp16 uses a GradScaler).", choices=AMP_MODES,
         panel="Hardware", tui=True))
     compile: bool = field(default=False, metadata=option(
-        "--compile", "torch.compile the model (CUDA graphs for small models).",
+        "--compile", "torch.compile the model, on the CPU or CUDA (CUDA graphs for small "
+        "models on CUDA); the first steps wait for the compiler.",
         panel="Hardware"))
     channels_last: str = field(default="auto", metadata=option(
         "--channels-last", "auto (CNNs on CUDA), on or off.", choices=("auto", "on", "off"),
