@@ -19,9 +19,10 @@ class ConfigError(ValueError):
 def option(flag: str, help: str, *, short: str | None = None, panel: str = "Optimisation",
            choices: tuple[str, ...] | None = None, tui: bool = False, form: bool = False,
            metavar: str | None = None) -> dict[str, Any]:
-    """A field's command-line option: `tui-nn train` gets every field that has one, `tui-nn
-    tui` those with tui=True, the app's form those with form=True (tui_nn/commands/options.py
-    turns these into Typer options; choices are listed in --help)."""
+    """A field's command-line option: `tui-nn train` and `tui-nn tui` get every field that has
+    one, the app's form those with form=True (tui_nn/commands/options.py turns these into
+    Typer options; choices are listed in --help). tui= has no effect any more (`tui-nn tui`
+    once took only the options marked with it)."""
     return {"option": {"flag": flag, "short": short, "help": help, "panel": panel,
                        "choices": choices, "tui": tui, "form": form, "metavar": metavar}}
 
