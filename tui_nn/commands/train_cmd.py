@@ -98,7 +98,8 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
         if result.run_dir:
             print(f"run directory: {result.run_dir}", file=sys.stderr)
             if result.step:
-                _print_resume_hint(result.run_dir)
+                _print_resume_hint(result.run_dir, nan_lr=trainer.config.lr
+                                   if result.kind == "nan" else None)
         return EXIT_FAILED
     if received:
         if result.run_dir:
@@ -107,9 +108,12 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
     return EXIT_OK
 
 
-def _print_resume_hint(run_dir: str) -> None:
+def _print_resume_hint(run_dir: str, nan_lr: float | None = None) -> None:
+    """After a NaN/inf the same lr would blow up again: the command halves it."""
+    from tui_nn.engine.recovery import halved_lr
     from tui_nn.engine.resume import resume_command
-    print(f"continue with: {resume_command(run_dir)}", file=sys.stderr, flush=True)
+    lower = f" --lr {halved_lr(nan_lr)}" if nan_lr else ""
+    print(f"continue with: {resume_command(run_dir)}{lower}", file=sys.stderr, flush=True)
 
 
 def _check_model(model: str | None, dataset: str | None) -> None:
