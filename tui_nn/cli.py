@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
-from tui_nn.commands.options import with_train_options
+from tui_nn.commands.control_cmd import ACTIONS
+from tui_nn.commands.options import ReadableCommand, ReadableGroup, with_train_options
+from tui_nn.commands.plot_cmd import CHOICES as PLOTS
+from tui_nn.engine.config import AMP_MODES, OPTIMIZERS
 from tui_nn.version import __version__
 
 app = typer.Typer(
     name="tui-nn",
+    cls=ReadableGroup,
     help="Train and understand PyTorch models from the terminal.",
     no_args_is_help=False,
     add_completion=False,
@@ -74,14 +78,14 @@ def _check_options(model: Optional[str], options: dict) -> None:
         raise _die(str(e)) from None
 
 
-@app.command("models")
+@app.command("models", cls=ReadableCommand)
 def models_cmd() -> None:
     """List the model zoo: name, description, input shape, default dataset, parameters."""
     from tui_nn.commands.tables import models_table
     typer.echo(models_table(), nl=False)
 
 
-@app.command("datasets")
+@app.command("datasets", cls=ReadableCommand)
 def datasets_cmd() -> None:
     """List the datasets: embedded ones are generated in code (no download)."""
     from tui_nn.commands.tables import datasets_table
@@ -116,7 +120,7 @@ def _given(ctx: typer.Context, options: dict) -> dict:
     return {k: v for k, v in options.items() if typed(k)}
 
 
-@app.command("train")
+@app.command("train", cls=ReadableCommand)
 @with_train_options()
 def train_cmd(
     ctx: typer.Context,
@@ -173,7 +177,11 @@ def train_cmd(
     raise typer.Exit(code)
 
 
-@app.command("inspect")
+# inspect estimates one precision: "auto" is the trainer's choice on the device it finds.
+_INSPECT_AMP = tuple(m for m in AMP_MODES if m != "auto")
+
+
+@app.command("inspect", cls=ReadableCommand)
 def inspect_cmd(
     source: str = typer.Argument(..., help="Zoo name, path/to/model.py:Class or module:factory."),
     input: Optional[list[str]] = typer.Option(None, "--input", "-i",
@@ -184,11 +192,12 @@ def inspect_cmd(
                                         help="Input dtype, e.g. int64 for Embedding models."),
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", "-b", help="Estimate training memory at this batch size."),
-    optimizer: Optional[str] = typer.Option(
-        None, "--optimizer", "-o",
+    optimizer: Optional[Literal[OPTIMIZERS]] = typer.Option(  # type: ignore[valid-type]
+        None, "--optimizer", "-o", case_sensitive=False,
         help="Optimizer for the memory estimate: sgd, momentum, nesterov, adam, adamw, rmsprop."),
-    amp: Optional[str] = typer.Option(None, "--amp",
-                                      help="Precision for the memory estimate: off, bf16, fp16."),
+    amp: Optional[Literal[_INSPECT_AMP]] = typer.Option(  # type: ignore[valid-type]
+        None, "--amp", case_sensitive=False,
+        help="Precision for the memory estimate: off, bf16, fp16."),
     device_memory: Optional[str] = typer.Option(
         None, "--device-memory", help="Memory budget, e.g. 80GiB (default: the visible GPU's)."),
     measure: bool = typer.Option(
@@ -224,8 +233,8 @@ def _skip_collection_at_exit() -> None:
 _OWN_PROCESS = False
 
 
-@app.command("tui")
-@with_train_options(tui_only=True)
+@app.command("tui", cls=ReadableCommand)
+@with_train_options()
 def tui_cmd(
     ctx: typer.Context,
     model: Optional[str] = typer.Argument(None, help="Model to select (zoo name, "
@@ -259,7 +268,7 @@ def _input_text(inputs: Optional[list[str]]) -> Optional[str]:
     return ",".join(inputs)
 
 
-@app.command("runs")
+@app.command("runs", cls=ReadableCommand)
 def runs_cmd(
     root: Optional[str] = typer.Option(None, "--root",
                                        help="Folder holding the runs (default ./runs)."),
@@ -270,7 +279,7 @@ def runs_cmd(
     raise typer.Exit(run_runs(root, as_json))
 
 
-@app.command("watch")
+@app.command("watch", cls=ReadableCommand)
 def watch_cmd(
     run: Optional[str] = typer.Argument(
         None, help="Run directory, a run's name under --root, or latest (the default)."),
@@ -302,11 +311,12 @@ def watch_cmd(
     raise typer.Exit(run_app(make(run_dir)))
 
 
-@app.command("control")
+@app.command("control", cls=ReadableCommand)
 def control_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name or unique prefix under "
                                         "--root, or latest."),
-    action: str = typer.Argument(..., help="pause, resume, checkpoint, lr or stop."),
+    action: Literal[ACTIONS] = typer.Argument(  # type: ignore[valid-type]
+        ..., help="pause, resume, checkpoint, lr or stop."),
     factor: Optional[str] = typer.Argument(None, help="lr only: multiply the lr by FACTOR "
                                                       "(0.5 halves it)."),
     root: Optional[str] = typer.Option(None, "--root",
@@ -318,7 +328,7 @@ def control_cmd(
     raise typer.Exit(run_control(run, action, factor, root))
 
 
-@app.command("serve")
+@app.command("serve", cls=ReadableCommand)
 def serve_cmd(
     args: Optional[list[str]] = typer.Argument(
         None, help="The tui-nn command to serve, after `--` (default: the app), e.g. "
@@ -333,7 +343,7 @@ def serve_cmd(
     raise typer.Exit(run_serve(host, port, list(args or [])))
 
 
-@app.command("export")
+@app.command("export", cls=ReadableCommand)
 def export_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name under ./runs, or latest."),
     csv: bool = typer.Option(False, "--csv",
@@ -348,9 +358,10 @@ def export_cmd(
     raise typer.Exit(run_export(run, csv, out, tensorboard=tensorboard))
 
 
-@app.command("plot")
+@app.command("plot", cls=ReadableCommand)
 def plot_cmd(
-    what: str = typer.Argument(..., help="activations, landscape or vanishing."),
+    what: Literal[PLOTS] = typer.Argument(  # type: ignore[valid-type]
+        ..., help="activations, landscape or vanishing."),
     derivatives: bool = typer.Option(False, "--derivatives",
                                      help="activations: also plot the derivatives."),
     lr: float = typer.Option(0.01, "--lr", help="landscape: learning rate of the walks."),

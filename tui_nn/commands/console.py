@@ -27,9 +27,11 @@ from tui_nn.textsafe import clean
 class PlainReporter:
     """Line-oriented output for logs."""
 
-    def __init__(self, out: TextIO | None = None, line_interval_s: float = 30.0) -> None:
+    def __init__(self, out: TextIO | None = None, line_interval_s: float = 30.0, *,
+                 processes: int = 1) -> None:
         self.out = out or sys.stdout
         self.line_interval_s = line_interval_s
+        self.processes = processes  # DDP: the run's world size (rank 0 alone prints)
         self._last_line = time.monotonic()
         self.started: ev.RunStarted | None = None
 
@@ -44,6 +46,11 @@ class PlainReporter:
             # the run directory keeps every record.
             self.out = None
 
+    def _where(self, event: ev.RunStarted) -> str:
+        if self.processes > 1:  # each process has its own device (a GPU) or CPU threads
+            return f"{self.processes} processes × {event.device_name}"
+        return event.device_name
+
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
             self.started = event
@@ -54,7 +61,8 @@ class PlainReporter:
             changes = "".join(f"; {k} {old} → {new}" for k, (old, new)
                               in (getattr(event, "changes", None) or {}).items())
             self._print(f"training {event.model} ({event.parameters:,} params) on {event.dataset} "
-                        f"[{event.n_train:,} train / {event.n_val:,} val] on {event.device_name}: "
+                        f"[{event.n_train:,} train / {event.n_val:,} val] "
+                        f"on {self._where(event)}: "
                         f"{event.epochs} epochs × {event.steps_per_epoch} steps, "
                         f"batch {event.batch_size}{setup}{resumed}{changes}{where}")
         elif isinstance(event, ev.StepMetrics):
@@ -95,8 +103,8 @@ class PlainReporter:
 class RichReporter(PlainReporter):
     """A live progress bar with loss, throughput and ETA, for interactive terminals."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
-        super().__init__(out)
+    def __init__(self, out: TextIO | None = None, *, processes: int = 1) -> None:
+        super().__init__(out, processes=processes)
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn)

@@ -1,19 +1,26 @@
 """TrainConfig's option(...) fields as Typer options: `tui-nn train` and `tui-nn tui` take their
 training options from here, so an option is declared once, on its field (engine/config.py).
 
-Choices become Enums (Typer lists them in --help and refuses others with exit 2); the options
-are grouped in --help by rich_help_panel (Data, Optimisation, Hardware, Run)."""
+Choices become Enums (Typer refuses others with exit 2); the options are grouped in --help by
+rich_help_panel (Data, Optimisation, Hardware, Run).
+
+ReadableCommand and ReadableGroup (every command's class) keep --help readable at 80 columns:
+a flag shows no `<bool>`, a choice shows its NAME with the choices listed in its help (Typer's
+`<a|b|c>` is cut mid-word when it does not fit its column), and a help paragraph's line breaks
+from the docstring are not kept (the terminal wraps it)."""
 
 from __future__ import annotations
 
 import enum
 import functools
 import inspect
+import re
 import typing
 from dataclasses import MISSING, fields
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from tui_nn.engine.config import OPTION_FIELDS, TrainConfig
 
@@ -43,11 +50,11 @@ def _parameter(name: str, spec: dict[str, Any]) -> inspect.Parameter:
                              annotation=annotation)
 
 
-def with_train_options(*, tui_only: bool = False) -> Callable[[Callable], Callable]:
+def with_train_options() -> Callable[[Callable], Callable]:
     """Decorate a command `fn(..., options: dict)`: its signature gains one Typer option per
-    TrainConfig option field (only those marked tui=True with tui_only), and it is called with
-    their values gathered, Enums turned back into strings, in `options`."""
-    names = [n for n, spec in OPTION_FIELDS.items() if spec["tui"] or not tui_only]
+    TrainConfig option field, and it is called with their values gathered, Enums turned back
+    into strings, in `options`. `train` and `tui` both use it, so they take the same options."""
+    names = list(OPTION_FIELDS)
 
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
@@ -76,3 +83,52 @@ def _plain(value: Any) -> Any:
 def option_defaults() -> dict[str, Any]:
     """Each option field's default (what a command gets when the option is not typed)."""
     return {f.name: f.default for f in fields(TrainConfig) if f.name in OPTION_FIELDS}
+
+
+# ---- --help at 80 columns --------------------------------------------------------------------
+def _readable(param: object) -> None:
+    """Once per parameter, when its command is built (see the module docstring)."""
+    if not isinstance(param, (TyperOption, TyperArgument)) or param.metavar is not None:
+        return
+    if isinstance(param, TyperOption) and param.is_flag:
+        param.metavar = ""  # a flag takes no value: no type to show
+        return
+    desc = param.type_descriptor
+    if not (desc.is_choice and desc.choices):
+        return
+    names = [c.value if isinstance(c, enum.Enum) else str(c) for c in desc.choices]
+    help_text = param.help or ""
+    if not all(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", help_text) for n in names):
+        param.help = f"{help_text} One of: {', '.join(names)}.".strip()
+    if isinstance(param, TyperOption):
+        param.metavar = (param.name or "").upper().replace("_", "-")
+    else:  # the argument's name is shown already; its choices are in its help
+        param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+
+
+def _unwrap(text: str | None) -> str | None:
+    """A docstring's single line breaks become spaces; blank lines still part paragraphs."""
+    if text is None:
+        return None
+    return re.sub(r"(?<!\n)\n(?!\n)[ \t]*", " ", inspect.cleandoc(text))
+
+
+class _Readable:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _unwrap(self.help)
+        for param in self.params:
+            _readable(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _readable(option)
+        return option
+
+
+class ReadableCommand(_Readable, TyperCommand):
+    pass
+
+
+class ReadableGroup(_Readable, TyperGroup):
+    pass

@@ -18,7 +18,6 @@ import shutil
 import sys
 import traceback
 
-from tui_nn.insight.activations import MARKERS as ACTIVATION_MARKERS
 
 EXIT_OK, EXIT_USAGE = 0, 2
 CHOICES = ("activations", "landscape", "vanishing")
@@ -111,10 +110,12 @@ def activations_text(derivatives: bool, width: int, height: int, color: bool) ->
 
 
 def _curves_plot(curves, field: str, title: str, width: int, height: int, color: bool) -> str:
+    from tui_nn.insight.activations import MARKERS  # torch: not at import (cli lists CHOICES)
+
     plt = _figure(width, height, color)
     # Drawn last is drawn on top: reversed, so relu and sigmoid are not hidden under gelu.
     for c in reversed(curves):
-        plt.plot(c.x, getattr(c, field), label=c.name, marker=ACTIVATION_MARKERS.get(c.name, "·"))
+        plt.plot(c.x, getattr(c, field), label=c.name, marker=MARKERS.get(c.name, "·"))
     plt.title(title)
     plt.xlabel("x")
     return _built(plt, color)

@@ -57,7 +57,10 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
 
     out = out or sys.stdout
     from tui_nn.commands.console import PlainReporter, RichReporter
-    reporter = RichReporter(out) if out.isatty() else PlainReporter(out)
+    from tui_nn.engine.distributed import DistInfo
+    processes = DistInfo.from_env().world_size  # under torchrun: the run's first line says so
+    reporter = (RichReporter(out, processes=processes) if out.isatty()
+                else PlainReporter(out, processes=processes))
     trainer = Trainer(cfg, reporter, resume_from=resume)
 
     received: list[int] = []

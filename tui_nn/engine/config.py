@@ -19,9 +19,10 @@ class ConfigError(ValueError):
 def option(flag: str, help: str, *, short: str | None = None, panel: str = "Optimisation",
            choices: tuple[str, ...] | None = None, tui: bool = False, form: bool = False,
            metavar: str | None = None) -> dict[str, Any]:
-    """A field's command-line option: `tui-nn train` gets every field that has one, `tui-nn
-    tui` those with tui=True, the app's form those with form=True (tui_nn/commands/options.py
-    turns these into Typer options; choices are listed in --help)."""
+    """A field's command-line option: `tui-nn train` and `tui-nn tui` get every field that has
+    one, the app's form those with form=True (tui_nn/commands/options.py turns these into
+    Typer options; choices are listed in --help). tui= has no effect any more (`tui-nn tui`
+    once took only the options marked with it)."""
     return {"option": {"flag": flag, "short": short, "help": help, "panel": panel,
                        "choices": choices, "tui": tui, "form": form, "metavar": metavar}}
 
@@ -40,8 +41,9 @@ class TrainConfig:
         "--data-dir", "Where torchvision datasets live (default $TUI_NN_DATA or ./data).",
         panel="Data"))
     augment: str = field(default="", metadata=option(
-        "--augment", "Augment training images on the device: crop=2,flip,rotate=10,scale=0.1,"
-        "jitter=0.2,blur=1,noise=0.1 or a preset (digits, photos).", panel="Data",
+        "--augment", "Augment training images on the device, comma-separated: crop=2, flip, "
+        "rotate=10, scale=0.1, jitter=0.2, blur=1, noise=0.1 (e.g. crop=2,flip), or a preset "
+        "(digits, photos).", panel="Data",
         metavar="SPEC"))  # never applied to validation (tui_nn/data/augment.py)
     epochs: int | None = field(default=None, metadata=option(
         "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True))
@@ -81,7 +83,8 @@ class TrainConfig:
         "--amp", "CUDA mixed precision (fp16 uses a GradScaler).", choices=AMP_MODES,
         panel="Hardware", tui=True))
     compile: bool = field(default=False, metadata=option(
-        "--compile", "torch.compile the model (CUDA graphs for small models).",
+        "--compile", "torch.compile the model, on the CPU or CUDA (CUDA graphs for small "
+        "models on CUDA); the first steps wait for the compiler.",
         panel="Hardware"))
     channels_last: str = field(default="auto", metadata=option(
         "--channels-last", "auto (CNNs on CUDA), on or off.", choices=("auto", "on", "off"),

@@ -5,6 +5,7 @@ claimed last (a model that cannot take the data leaves no debris)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import replace
@@ -226,6 +227,11 @@ def wrap_model(t: "Trainer") -> None:
             t.model, device_ids=[t.device.index] if cuda else None)
     t.forward_model = t.eager_model
     if cfg.compile:
+        if not cuda:
+            # Inductor's CPU path imports torch's C++-extension helper, which looks for a
+            # CUDA toolkit at import and warns "No CUDA runtime is found, using CUDA_HOME=..."
+            # when one is installed: noise on a CPU run, which needs no CUDA.
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         # CUDA graphs ("reduce-overhead") pay off for small models whose step is bound by
         # kernel-launch latency; bigger ones get the default inductor mode.
         small = sum(p.numel() for p in t.model.parameters()) < 5_000_000
