@@ -107,10 +107,12 @@ def test_a_finished_or_killed_run_is_refused_with_its_status(live_run):
 
 def test_usage_errors_exit_2(live_run):
     run, _ = live_run
-    for args in (["dance"], ["lr"], ["lr", "0"], ["lr", "x"], ["pause", "3"]):
+    for args in (["dance"], ["lr"], ["lr", "0"], ["lr", "x"], ["pause", "3"], ["lr", "1e308"],
+                 ["lr", "9" * 400]):
         res = _control(run, *args)
         assert res.returncode == 2, (args, res.stderr)
         assert res.stderr.startswith("error: ") and "Traceback" not in res.stderr
+    assert "from 1e-06 to 1e+06" in _control(run, "lr", "1e308").stderr
     res = _control(run, "lr", "-1")  # an option to Typer: its own usage error
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert _control(run.parent / "nope", "pause").returncode == 2
