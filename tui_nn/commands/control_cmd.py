@@ -12,7 +12,8 @@ ACTIONS = ("pause", "resume", "checkpoint", "lr", "stop")
 
 
 def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    from tui_nn.textsafe import clean  # messages quote run paths, which may hold anything
+    print(f"error: {clean(message)}", file=sys.stderr, flush=True)
 
 
 def run_control(run: str, action: str, factor: str | None, root: str | None) -> int:
@@ -38,7 +39,8 @@ def run_control(run: str, action: str, factor: str | None, root: str | None) -> 
         _err(str(answer.get("error") or "the run refused the request"))
         return EXIT_USAGE
     what = f"lr × {parsed:g}" if action == "lr" else action
-    print(f"{run_dir}: {what} taken (the run is {answer.get('state', '?')})", flush=True)
+    from tui_nn.textsafe import clean
+    print(clean(f"{run_dir}: {what} taken (the run is {answer.get('state', '?')})"), flush=True)
     return EXIT_OK
 
 

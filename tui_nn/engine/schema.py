@@ -2,14 +2,28 @@
 checked against this before a widget or console line reads its attributes, so a record with a
 string where a number belongs (or a field missing) is skipped instead of crashing a render.
 
+This is where records from files are decoded, so it is where their strings are made inert
+(textsafe: every control, bidi and separator character shown as a visible escape, the length
+capped) and their numbers checked: every reader (`runs`, history, watch, the TensorBoard
+export) gets safe values from here and need not clean them again. Non-finite numbers are
+written as the strings "NaN", "Infinity", "-Infinity" (strict JSON); older files hold bare
+NaN/Infinity tokens, which Python's json reads as floats: both decode to the same float.
+
 Kept equal to tui_nn.engine.events by a test (the engine imports torch; this must not).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from tui_nn.textsafe import clean, clean_line
+
 INT, NUM, STR, BOOL, LIST, DICT = "int", "num", "str", "bool", "list", "dict"
+# STR fields are one line (names, paths, a status); these may hold several (an error message).
+_MULTILINE = frozenset({"message", "setup"})
+# How metrics.jsonl spells the floats JSON has no number for (RunDir writes these).
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 # field -> (type, required). An optional field may be absent or null.
 SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
@@ -57,16 +71,49 @@ DEFAULTS = {"start_epoch": 0, "start_step": 0, "rolled_back_to": 0, "kind": "err
 MAX_INT = 1 << 53
 
 
-def _is(value: Any, kind: str) -> bool:
+def number(value: Any) -> float | None:
+    """A float from a record's number (or its strict-JSON spelling of NaN/Infinity), or None
+    for anything else: a bool, a string, an int too large for a float to hold exactly."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT:
+        return float(value)
+    if isinstance(value, str):
+        return NON_FINITE.get(value)
+    return None
+
+
+def _decoded(value: Any, kind: str, name: str) -> tuple[bool, Any]:
+    """(ok, the value made safe): strings inert, numbers floats, containers cleaned inside."""
     if kind == INT:
-        return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT
+        ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT
+        return ok, value
     if kind == NUM:
-        return (isinstance(value, float)
-                or (isinstance(value, int) and not isinstance(value, bool)
-                    and abs(value) <= MAX_INT))
+        num = number(value)
+        return num is not None, num
     if kind == LIST:
-        return isinstance(value, list) and all(_is(v, NUM) for v in value)
-    return isinstance(value, {STR: str, BOOL: bool, DICT: dict}[kind])
+        nums = [number(v) for v in value] if isinstance(value, list) else [None]
+        return all(n is not None for n in nums), nums
+    if kind == STR:
+        if not isinstance(value, str):
+            return False, value
+        return True, clean(value) if name in _MULTILINE else clean_line(value)
+    if kind == DICT:
+        return isinstance(value, dict), inert(value) if isinstance(value, dict) else value
+    return isinstance(value, bool), value
+
+
+def inert(value: Any) -> Any:
+    """A decoded JSON value with every string in it (keys too) made inert. Strict-JSON
+    spellings of non-finite numbers stay strings: only the schema knows a field is a number.
+    Depth is bounded by jsonl.parse_record before anything gets here."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean_line(k): inert(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [inert(v) for v in value]
+    return value
 
 
 def checked(record: dict[str, Any], require: bool = True) -> dict[str, Any] | None:
@@ -74,13 +121,13 @@ def checked(record: dict[str, Any], require: bool = True) -> dict[str, Any] | No
     default), or None when a field is of another type or (require) a required one is missing.
     require=False checks only the fields present: readers that use .get() with a default
     accept records written by other training loops with fewer fields. Types this module does
-    not know (newer engines, insight events) pass unchanged: views ignore what they do not
-    know."""
+    not know (newer engines, insight events) pass with their strings made inert: views
+    ignore what they do not know."""
     kind_name = record.get("type")
     spec = SCHEMA.get(kind_name) if isinstance(kind_name, str) else None
     if spec is None:
-        return record
-    out = dict(record)
+        return inert(record)
+    out = {k: v if k in spec else inert(v) for k, v in record.items()}
     for name, (kind, required) in spec.items():
         value = record.get(name)
         if value is None:
@@ -90,6 +137,20 @@ def checked(record: dict[str, Any], require: bool = True) -> dict[str, Any] | No
                 return None
             default = DEFAULTS.get(name)
             out[name] = dict(default) if isinstance(default, dict) else default
-        elif not _is(value, kind):
-            return None
+        else:
+            ok, out[name] = _decoded(value, kind, name)
+            if not ok:
+                return None
+    if "scalars" in out and isinstance(out["scalars"], dict):
+        out["scalars"] = _numbers(out["scalars"])
+    return out
+
+
+def _numbers(values: dict[str, Any]) -> dict[str, float]:
+    """A scalars mapping (name -> number): entries that are not numbers are dropped."""
+    out = {}
+    for name, value in values.items():
+        num = number(value)
+        if num is not None:
+            out[name] = num
     return out

@@ -11,6 +11,7 @@ from typing import Any
 
 from tui_nn.engine import jsonl
 from tui_nn.runs import liveness, records, tensorboard
+from tui_nn.textsafe import clean, clean_line
 
 # What a run can be. "stopped" and "interrupted" runs can be resumed from last.pt; "failed"
 # ones too when the engine saved the last good weights (NaN does).
@@ -131,14 +132,16 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
 
     message = problem or scan.problem
     if final is not None and final.get("type") == "Failed":
-        message = str(final.get("message") or "failed")
+        message = final.get("message") or "failed"
     elif message is None and scan.unreadable and not scan.sessions and not config:
         message = "metrics.jsonl has no readable records"
 
+    # Records come inert from records.parse; config.json's values and the directory's name
+    # are made so here, where they become what every view of the run shows.
     return RunInfo(
-        path=path, name=name or path.name,
-        model=str(config.get("model") or started.get("model") or "?"),
-        dataset=str(config.get("dataset") or started.get("dataset") or "?"),
+        path=path, name=clean_line(name or path.name),
+        model=_str(config.get("model") or started.get("model")) or "?",
+        dataset=_str(config.get("dataset") or started.get("dataset")) or "?",
         status=status, epochs_done=epochs_done,
         epochs_total=_int(started.get("epochs"), None) or _int(config.get("epochs"), None),
         steps_done=steps_done, steps_total=_int(started.get("total_steps"), None),
@@ -146,7 +149,8 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         size_bytes=dir_size(path), started_at=started_at, last_update=last_update,
         task=_str(started.get("task") or config.get("task")),
         device=_str(started.get("device") or config.get("device_resolved")),
-        paused=status == "running" and scan.paused, message=message,
+        paused=status == "running" and scan.paused,
+        message=clean(message) if message is not None else None,
         failure_kind=_str((final or {}).get("kind")) if status == "failed" else None,
         sessions=scan.sessions,
         has_checkpoint=has_checkpoint, config=config,
@@ -225,8 +229,8 @@ def _metric_for_task(task: Any) -> str | None:
 
 
 def _str(value: Any) -> str | None:
-    # Fields read from files may be any JSON value; views expect text or nothing.
-    return None if value is None else str(value)
+    # Fields read from files may be any JSON value; views expect one inert line or nothing.
+    return None if value is None else clean_line(value)
 
 
 def _int(value: Any, default: int | None) -> int | None:
