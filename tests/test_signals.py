@@ -1,0 +1,105 @@
+"""SIGTERM/SIGHUP to a headless run whose step never ends (issue 26.6): after the grace period
+($TUI_NN_STOP_GRACE_S) the process exits 128+n, says the step did not finish and keeps the last
+checkpoint; a second SIGTERM ends it at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tui_nn.engine.checkpoint import load_checkpoint
+
+HANGING_MODEL = textwrap.dedent("""
+    import os, time
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        '''Trains a few steps, then a forward that never returns (a stuck collective, say).'''
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(1, 1)
+            self.calls = 0
+
+        def forward(self, x):
+            if self.training and torch.is_grad_enabled():
+                self.calls += 1
+                if self.calls > 6:
+                    open(os.environ["HANG_MARK"], "w").close()
+                    while True:
+                        time.sleep(3600)
+            return self.fc(x)
+""")
+
+
+def _hanging_run(tmp_path: Path, grace: str) -> tuple[subprocess.Popen, Path]:
+    (tmp_path / "hang.py").write_text(HANGING_MODEL)
+    mark, run = tmp_path / "hanging", tmp_path / "run"
+    env = {**os.environ, "HANG_MARK": str(mark), "TUI_NN_STOP_GRACE_S": grace,
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "hang.py:Net", "--dataset",
+                             "curve", "--epochs", "1000", "--headless", "--run-dir", str(run)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not mark.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"the model never hung: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.05)
+    return proc, run
+
+
+def _ends(proc: subprocess.Popen, within: float) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=within)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"still running {within} s after the signal") from None
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_step_that_never_ends_is_given_up_after_the_grace_period(tmp_path, sig):
+    proc, run = _hanging_run(tmp_path, grace="2")
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    code, err = _ends(proc, within=30)
+    assert code == 128 + sig and time.monotonic() - t0 >= 2
+    assert "its step did not finish within 2 s" in err and sig.name in err
+    assert "Traceback" not in err
+    assert f"continue with: tui-nn train --resume {run} --headless" in err
+    assert load_checkpoint(run)["step"] == 0  # the last checkpoint, whole
+    assert not (run / "control.sock").exists()
+
+
+def test_a_second_sigterm_ends_the_run_at_once(tmp_path):
+    proc, run = _hanging_run(tmp_path, grace="600")
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    assert proc.poll() is None  # within its grace period: waiting for the step
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code, err = _ends(proc, within=20)
+    assert code == 143 and time.monotonic() - t0 < 10
+    assert "a second SIGTERM" in err
+    assert load_checkpoint(run)["step"] == 0
+
+
+@pytest.mark.parametrize("raw, expected", [(None, 30.0), ("5", 5.0), ("0", 0.0), ("abc", 30.0),
+                                           ("-1", 30.0), ("inf", 30.0), ("nan", 30.0)])
+def test_the_grace_period_comes_from_the_environment(monkeypatch, raw, expected):
+    from tui_nn.engine.stop_signals import GRACE_ENV, stop_grace_s
+    if raw is None:
+        monkeypatch.delenv(GRACE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(GRACE_ENV, raw)
+    assert stop_grace_s() == expected
