@@ -68,8 +68,9 @@ class TuiNNApp(App[None]):
     def _on_sighup(self, signum: int, frame: object) -> None:
         """Stop the run, wait for the training thread to write its checkpoint, and leave
         without touching the terminal (restoring a hung-up terminal blocks forever)."""
+        from tui_nn.engine.stop_signals import stop_grace_s
         self.main.bridge.stop()
-        self.main.bridge.done.wait(timeout=600)
+        self.main.bridge.done.wait(timeout=stop_grace_s())  # a stuck step: the last checkpoint
         os._exit(signal_code(signum))
 
     async def _stop_and_exit(self, return_code: int = 0) -> None:
