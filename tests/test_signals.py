@@ -103,3 +103,50 @@ def test_the_grace_period_comes_from_the_environment(monkeypatch, raw, expected)
     else:
         monkeypatch.setenv(GRACE_ENV, raw)
     assert stop_grace_s() == expected
+
+
+EXITING_MODEL = textwrap.dedent("""
+    from torch import nn
+
+    class Exits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(1, 1)
+
+        def forward(self, x):
+            raise SystemExit(0)
+
+    class Interrupts(Exits):
+        def forward(self, x):
+            raise KeyboardInterrupt
+""")
+
+
+@pytest.mark.parametrize("cls, raised", [("Exits", "SystemExit(0)"),
+                                         ("Interrupts", "KeyboardInterrupt()")])
+def test_a_model_that_raises_systemexit_or_keyboardinterrupt_fails_train_and_inspect(
+        tmp_path, cls, raised):
+    """Issue 26.7: both exited 0 (or 130) without a word before."""
+    (tmp_path / "exits.py").write_text(EXITING_MODEL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    for args in (["train", f"exits.py:{cls}", "--dataset", "curve", "--epochs", "1",
+                  "--headless", "--run-dir", str(tmp_path / "run")],
+                 ["inspect", f"exits.py:{cls}", "--input", "1"]):
+        res = subprocess.run([sys.executable, "-m", "tui_nn", *args], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1, (args, res.stderr)
+        assert f"raised {raised}" in res.stderr and "an error of that code" in res.stderr
+        assert "Traceback" not in res.stderr
+
+
+def test_a_real_ctrl_c_is_not_taken_for_the_models():
+    from tui_nn.engine.stop_signals import (SignalInterrupt, marked_interrupts,
+                                            raised_by_user_code)
+    assert raised_by_user_code(SystemExit(0))
+    assert not raised_by_user_code(SignalInterrupt())
+    assert not raised_by_user_code(KeyboardInterrupt())  # Python's own handler: a Ctrl-C
+    with marked_interrupts():
+        assert raised_by_user_code(KeyboardInterrupt())  # ours raises SignalInterrupt
+        with pytest.raises(SignalInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)

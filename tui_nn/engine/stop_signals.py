@@ -2,7 +2,7 @@
 `tui-nn train`): the first asks the run to stop after its step (it checkpoints and exits
 128+n); if that step has not ended within the grace period ($TUI_NN_STOP_GRACE_S, 30 s by
 default) the process ends anyway, keeping the last checkpoint, and so does a second SIGTERM or
-SIGHUP at once (a second Ctrl-C raises SecondInterrupt in the main thread, as before).
+SIGHUP at once (a second Ctrl-C raises SignalInterrupt in the main thread, as before).
 
 Why a thread reading a wake-up pipe rather than the Python handler alone: Python runs a
 handler only when the main thread comes back to the interpreter, and a step that never ends (a
@@ -13,6 +13,7 @@ Torch-free and UI-free.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -26,9 +27,38 @@ _SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTE
 _QUIT = 0  # written to the pipe by __exit__: no signal has number 0
 
 
-class SecondInterrupt(KeyboardInterrupt):
-    """A second Ctrl-C: raised by the handler, never by the user's model (engine/trainer.py
-    tells the two apart)."""
+class SignalInterrupt(KeyboardInterrupt):
+    """A real Ctrl-C, raised by one of our handlers: a plain KeyboardInterrupt under them came
+    from the user's code (a model's forward, a dataset), an error of that code."""
+
+
+def raised_by_user_code(exc: BaseException) -> bool:
+    """Whether a SystemExit or KeyboardInterrupt is the user's code's (to report as its error)
+    rather than a real Ctrl-C (to let through). Undecidable under Python's own SIGINT handler
+    in the main thread: then it is taken as a Ctrl-C."""
+    if isinstance(exc, SignalInterrupt):
+        return False
+    if isinstance(exc, SystemExit):
+        return True
+    return not (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def marked_interrupts():
+    """Ctrl-C raises SignalInterrupt meanwhile (main thread only), so that raised_by_user_code
+    can tell it from the user's own KeyboardInterrupt."""
+    def interrupt(signum: int, frame: object) -> None:  # noqa: ARG001
+        raise SignalInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop_grace_s() -> float:
@@ -89,7 +119,7 @@ class StopOnSignals:
         if signum == signal.SIGINT:
             self._interrupts += 1
             if self._interrupts > 1:
-                raise SecondInterrupt
+                raise SignalInterrupt
 
     def _watch(self) -> None:
         while True:
