@@ -150,3 +150,56 @@ def test_a_real_ctrl_c_is_not_taken_for_the_models():
         with pytest.raises(SignalInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
+
+
+def _app_in_a_terminal(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, bytearray]:
+    """`tui-nn tui ARGS` on a pseudo-terminal (the app stays headless without one), its
+    output drained so that it never blocks writing."""
+    import pty
+    import threading
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "HANG_MARK": str(tmp_path / "hanging"),
+           "TUI_NN_STOP_GRACE_S": "2", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "tui", *args], stdin=slave,
+                            stdout=slave, stderr=slave, cwd=tmp_path, env=env,
+                            start_new_session=True)
+    os.close(slave)
+    out = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            out.extend(data)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc, out
+
+
+@pytest.mark.parametrize("model, said", [("hang.py:Net", b"did not finish within 2 s"),
+                                         ("curve", b"checkpoint saved")])
+def test_the_app_leaves_after_sigterm_even_when_the_step_never_ends(tmp_path, model, said):
+    """The app waited for the training thread for ever (asyncio.run's executor shutdown)."""
+    (tmp_path / "hang.py").write_text(HANGING_MODEL)
+    proc, out = _app_in_a_terminal(tmp_path, model, "--dataset", "curve", "--epochs", "100000",
+                                   "--start")
+    try:
+        deadline = time.monotonic() + 120
+        while not ((tmp_path / "hanging").exists() if model != "curve" else any(
+                b'"StepMetrics"' in p.read_bytes() for p in tmp_path.glob("runs/*/metrics.jsonl"))):
+            assert proc.poll() is None and time.monotonic() < deadline, bytes(out)[-2000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143, bytes(out)[-2000:]
+        time.sleep(0.2)
+        assert said.replace(b" ", b"") in bytes(out).replace(b" ", b""), bytes(out)[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
