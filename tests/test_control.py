@@ -277,3 +277,27 @@ def test_idle_and_slow_clients_never_block_a_good_one(channel):
     finally:
         for s in [*idle, loris]:
             s.close()
+
+
+def test_the_apps_lr_key_past_the_range_is_a_message_not_a_crash():
+    """Twenty `l` presses while paused gather 0.5**20 < 1e-6: refused, said, nothing raised."""
+    from tui_nn.tui.screens.main import MainScreen
+
+    class Bridge:
+        def __init__(self):
+            from tui_nn.engine.controls import Controls
+            self.trainer = Controls()
+
+        def scale_lr(self, factor):
+            self.trainer.scale_lr(factor)
+            return True
+
+    class Paused(MainScreen):
+        run_state = "paused"  # a plain attribute: the screen is never mounted
+
+    logged = []
+    screen = Paused.__new__(Paused)
+    screen.__dict__.update(bridge=Bridge(), _log=lambda text, style="": logged.append(style))
+    for _ in range(20):
+        screen.action_halve_lr()
+    assert logged.count("dim") == 19 and logged[-1] == "warning"
