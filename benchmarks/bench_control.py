@@ -4,7 +4,7 @@
    to the run's StateChanged "paused" record in metrics.jsonl, over N tries against a real
    headless run (target: median <= 0.5 s);
 2. cost: samples/s of `mlp` with the channel served vs not (alternating pairs of in-process
-   runs on the same data): the channel is a thread blocked in accept(), the step loop only
+   runs on the same data): the channel is a thread waiting in select(), the step loop only
    checks the flags it always checked, so the ratio should be 1 within noise.
 
     python benchmarks/bench_control.py [--tries 20] [--pairs 3]

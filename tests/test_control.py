@@ -107,10 +107,12 @@ def test_a_finished_or_killed_run_is_refused_with_its_status(live_run):
 
 def test_usage_errors_exit_2(live_run):
     run, _ = live_run
-    for args in (["dance"], ["lr"], ["lr", "0"], ["lr", "x"], ["pause", "3"]):
+    for args in (["dance"], ["lr"], ["lr", "0"], ["lr", "x"], ["pause", "3"], ["lr", "1e308"],
+                 ["lr", "9" * 400]):
         res = _control(run, *args)
         assert res.returncode == 2, (args, res.stderr)
         assert res.stderr.startswith("error: ") and "Traceback" not in res.stderr
+    assert "from 1e-06 to 1e+06" in _control(run, "lr", "1e308").stderr
     res = _control(run, "lr", "-1")  # an option to Typer: its own usage error
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert _control(run.parent / "nope", "pause").returncode == 2
@@ -275,3 +277,27 @@ def test_idle_and_slow_clients_never_block_a_good_one(channel):
     finally:
         for s in [*idle, loris]:
             s.close()
+
+
+def test_the_apps_lr_key_past_the_range_is_a_message_not_a_crash():
+    """Twenty `l` presses while paused gather 0.5**20 < 1e-6: refused, said, nothing raised."""
+    from tui_nn.tui.screens.main import MainScreen
+
+    class Bridge:
+        def __init__(self):
+            from tui_nn.engine.controls import Controls
+            self.trainer = Controls()
+
+        def scale_lr(self, factor):
+            self.trainer.scale_lr(factor)
+            return True
+
+    class Paused(MainScreen):
+        run_state = "paused"  # a plain attribute: the screen is never mounted
+
+    logged = []
+    screen = Paused.__new__(Paused)
+    screen.__dict__.update(bridge=Bridge(), _log=lambda text, style="": logged.append(style))
+    for _ in range(20):
+        screen.action_halve_lr()
+    assert logged.count("dim") == 19 and logged[-1] == "warning"

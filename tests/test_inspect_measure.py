@@ -131,7 +131,10 @@ class Picky(nn.Module):
             raise ValueError("only zeros, please")
         return self.fc(x)
 ''')
-    data = _json([f"{path}:Picky", "--input", "1x4", "--batch-size", "8", "--measure"])
+    result = runner.invoke(app, ["inspect", f"{path}:Picky", "--input", "1x4", "--batch-size",
+                                 "8", "--measure", "--json"])
+    assert result.exit_code == 1, result.output  # the measurement asked for failed (issue 26.7)
+    data = json.loads(result.stdout)  # the prediction is still printed
     assert data["memory"]["measured"] is None and data["memory"]["activations"] > 0
     assert any(n.startswith("--measure: the real training step failed: ValueError: only zeros")
                for n in data["notes"])

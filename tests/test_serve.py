@@ -256,6 +256,38 @@ def test_the_websocket_runs_the_app_only_for_the_page(served):
     assert "Traceback" not in served.output()
 
 
+def _raw_request(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        return s.recv(200)
+
+
+def test_the_log_is_one_inert_line_per_record_without_the_token(served):
+    """Issue 26.10: the token was printed in the access log, a 20 kB header made a 40-line
+    traceback with the values of its locals, a User-Agent's escapes and U+202E reached the
+    terminal, and /static/ listed its folder."""
+    port, token = served.port, served.token
+    assert asyncio.run(get(port, f"/?token={token}", {}))[0] == 303
+    evil = "\u202eevil\x9b31m".encode()  # aiohttp refuses C0 controls in a header, not these
+    _raw_request(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: " + evil + b"\r\n\r\n")
+    _raw_request(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+    _raw_request(port, b"GET /\x1b[2J HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    status, page, _ = asyncio.run(get(port, "/static/", {}))
+    assert status in (403, 404) and "<a href" not in page and "Index of" not in page
+    assert asyncio.run(get(port, "/static/css/xterm.css", {}))[0] == 200  # files still served
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sum('"GET /static/' in x for x in served.lines) < 2:
+        time.sleep(0.1)
+    lines = served.lines[1:]  # the first line is the URL to open, token and all
+    log = "".join(lines)
+    assert '"GET /static/ HTTP/1.1"' in log and "token=…" in log
+    assert token not in log
+    assert "Traceback" not in log and "locals" not in log and "LineTooLong" in log
+    assert not set(log) & (set(map(chr, range(0, 10))) | set(map(chr, range(11, 32)))
+                           | {"\u202e", "\x9b"})
+    assert "\\u202eevil\\x9b31m" in log  # shown as escapes
+
+
 def _children(proc: subprocess.Popen) -> list[psutil.Process]:
     return psutil.Process(proc.pid).children(recursive=True)
 

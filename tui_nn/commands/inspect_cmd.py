@@ -61,22 +61,29 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         # inspection).
         gc.freeze()
 
-    try:
-        request = _memory_request(source, memory) if memory and memory.wanted else None
-        result = inspect_model(source, specs, depth=depth, dtype=dtype, solve=True,
-                               solver_budget_s=SOLVER_BUDGET_S, memory=request)
-        if memory is not None and memory.measure:
-            _measure(source, result)
-    except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:
-        return _usage_error(exc, debug)
-    except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
-        if debug:
-            traceback.print_exc()
-        from tui_nn.textsafe import clean
-        print(f"error: inspecting {clean(source)} failed unexpectedly: {type(exc).__name__}: "
-              f"{clean(exc)} "
-              f"(run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_MISMATCH
+    from tui_nn.engine.stop_signals import marked_interrupts, raised_by_user_code
+    measure_failed = False
+    with marked_interrupts():  # a plain KeyboardInterrupt meanwhile is the model's
+        try:
+            request = _memory_request(source, memory) if memory and memory.wanted else None
+            result = inspect_model(source, specs, depth=depth, dtype=dtype, solve=True,
+                                   solver_budget_s=SOLVER_BUDGET_S, memory=request)
+            if memory is not None and memory.measure:
+                measure_failed = _measure(source, result)
+        except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:
+            return _usage_error(exc, debug)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if not raised_by_user_code(exc):
+                raise
+            return _user_code_exit(source, exc, debug)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
+            if debug:
+                traceback.print_exc()
+            from tui_nn.textsafe import clean
+            print(f"error: inspecting {clean(source)} failed unexpectedly: "
+                  f"{type(exc).__name__}: {clean(exc)} (run with --debug for the traceback)",
+                  file=sys.stderr)
+            return EXIT_MISMATCH
 
     from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
 
@@ -88,7 +95,7 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         render_rich(result, Console())
     else:
         sys.stdout.write(render_plain(result))
-    return EXIT_OK if result.ok else EXIT_MISMATCH
+    return EXIT_OK if result.ok and not measure_failed else EXIT_MISMATCH
 
 
 def _memory_request(source: str, options: MemoryOptions):
@@ -106,24 +113,39 @@ def _memory_request(source: str, options: MemoryOptions):
                          amp=(options.amp or "off").lower(), budget=budget)
 
 
-def _measure(source: str, result) -> None:
+def _measure(source: str, result) -> bool:
     """The real step beside the prediction; refused (MeasureRefused) when it would not fit.
-    Without an estimate (the training forward failed) there is nothing to measure against."""
+    Without an estimate (the training forward failed) there is nothing to measure against.
+    True when the step failed: the prediction is still printed, and the exit is 1."""
     import torch
 
+    from tui_nn.engine.stop_signals import raised_by_user_code
     from tui_nn.shapes.measure import MeasureRefused, measure
 
     if result.memory is None:
-        return
+        return False
     dtypes = [getattr(torch, name) for name in result.input_dtypes]
     try:
         result.memory.measured = measure(source, result.memory, result.input_shapes, dtypes)
     except MeasureRefused:
         raise
-    except Exception as exc:  # noqa: BLE001 - the model's own code (or an OOM): the
-        lines = str(exc).strip().splitlines()  # prediction still stands, and says so
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the model's code, or an OOM
+        if not isinstance(exc, Exception) and not raised_by_user_code(exc):
+            raise
+        lines = str(exc).strip().splitlines()
         result.notes.append(f"--measure: the real training step failed: {type(exc).__name__}"
                             + (f": {lines[0]}" if lines else ""))
+        return True
+    return False
+
+
+def _user_code_exit(source: str, exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc)
+    from tui_nn.textsafe import clean
+    print(f"error: the code of {clean(source)} raised {clean(repr(exc))} while it was "
+          "inspected: an error of that code, not a way to end the inspection", file=sys.stderr)
+    return EXIT_MISMATCH
 
 
 def _usage_error(exc: Exception, debug: bool) -> int:

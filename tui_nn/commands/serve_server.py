@@ -6,15 +6,24 @@ websocket has no same-origin rule: any web page open in the user's browser could
 ws://localhost:8000/ws, and a page whose DNS name turns into 127.0.0.1 (DNS rebinding) could
 read the app. So, as Jupyter does, the server prints a URL with a random token; opening it sets
 an HttpOnly cookie, and the page and its websocket are served only with that cookie, to a Host
-naming this machine (or the --host given), the websocket only to a page of the same origin."""
+naming this machine (or the --host given), the websocket only to a page of the same origin.
+
+Its log is for the terminal of the user who started it, and every request line in it comes from
+whoever connected: each record is one line (an error as its type and message, never a
+traceback with the values of its locals), the token is blanked out and control characters are
+shown as escapes. /static/ serves textual-serve's files, never a listing of its folder."""
 
 from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import secrets
+import sys
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from textual_serve.server import Server
 
@@ -24,6 +33,27 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 # host, host:port, [v6]:port; nothing that could break out of the page's attributes.
 _HOST_HEADER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?$")
+
+
+_TOKEN_PARAM = re.compile(r"(token=)[^&\s\"']*")
+LOG_LINE_CHARS = 500  # a request line can be 8 kB; the log shows its start
+
+
+class OneLineLog(logging.Formatter):
+    """A log record as one inert line without the token (see the module docstring)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            text += f": {type(error).__name__}: {' '.join(str(error).split())}"
+        text = _TOKEN_PARAM.sub(r"\1…", text).replace(self.token, "…")
+        level = "" if record.levelno == logging.INFO else f"{record.levelname} "
+        return clean_line(level + text, LOG_LINE_CHARS)
 
 
 def host_name(host_header: str) -> str | None:
@@ -50,6 +80,25 @@ class LocalServer(Server):
         self.token = token
         self.cookie = f"tui_nn_serve_{port}"  # cookies are per host, not per port
         self.sessions: set[asyncio.Task] = set()
+
+    def initialize_logging(self) -> None:
+        handler = logging.StreamHandler(sys.stdout)  # where textual-serve's console wrote
+        handler.setFormatter(OneLineLog(self.token))
+        logging.basicConfig(level="INFO", handlers=[handler], force=True)
+
+    async def _make_app(self) -> web.Application:
+        """textual-serve's routes, with /static/ listing nothing."""
+        app = web.Application()
+        aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(self.templates_path))
+        app.add_routes([
+            web.get("/", self.handle_index, name="index"),
+            web.get("/ws", self.handle_websocket, name="websocket"),
+            web.get("/download/{key}", self.handle_download, name="download"),
+            web.static("/static", self.statics_path, show_index=False, name="static"),
+        ])
+        app.on_startup.append(self.on_startup)
+        app.on_shutdown.append(self.on_shutdown)
+        return app
 
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

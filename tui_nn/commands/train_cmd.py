@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from typing import Any
 
@@ -63,31 +62,19 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
                 else PlainReporter(out, processes=processes))
     trainer = Trainer(cfg, reporter, resume_from=resume)
 
-    received: list[int] = []
-
-    def on_signal(signum, frame):  # noqa: ARG001
-        # First signal: stop at the end of this step and checkpoint it. Second Ctrl-C: give up.
-        if received and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        received.append(signum)
-        trainer.stop()
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            try:
-                previous[sig] = signal.signal(sig, on_signal)
-            except ValueError:  # not the main thread (tests driving us from a thread)
-                pass
+    from tui_nn.engine.stop_signals import StopOnSignals
+    # First SIGINT/SIGTERM/SIGHUP: stop at the end of this step and checkpoint it; a step that
+    # does not end within the grace period, or a second signal, ends the process without it.
+    signals = StopOnSignals(trainer.stop, lambda signum, why: _give_up(trainer, signum, why))
     if freeze_imports:
         import gc
         gc.freeze()
     try:
-        result = trainer.run()
+        with signals:
+            result = trainer.run()
     finally:
         reporter.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    received = signals.received
 
     if isinstance(result, ev.Failed):
         _err(result.message)
@@ -106,6 +93,27 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
             _print_resume_hint(result.run_dir)
         return 128 + received[0]
     return EXIT_OK
+
+
+def _give_up(trainer, signum: int, why: str) -> None:
+    """End the process now, from the signal thread: the training thread is stuck in its step.
+    The last checkpoint was written whole (checkpoints are renamed into place), so it is kept;
+    the run reads as interrupted and resumes from it."""
+    import contextlib
+    import os
+    run_dir = trainer.run_dir.path if trainer.run_dir is not None else None
+    step = trainer.state.last_saved_step
+    saved = run_dir is not None and step is not None
+    _err(f"stopped without waiting for the step: {why}"
+         + (f"; the checkpoint of step {step} in {run_dir} is kept" if saved else ""))
+    if saved:
+        _print_resume_hint(str(run_dir))
+    if run_dir is not None:  # the channel's thread is not asked: it goes with the process
+        from tui_nn.engine.channel import SOCKET_FILE
+        with contextlib.suppress(OSError):
+            (run_dir / SOCKET_FILE).unlink()
+    sys.stdout.flush()
+    os._exit(128 + signum)
 
 
 def _print_resume_hint(run_dir: str, nan_lr: float | None = None) -> None:

@@ -27,6 +27,7 @@ from tui_nn.engine.reports import steer_all_ranks
 from tui_nn.engine.plugins import ScalarLog, StepPlugin
 from tui_nn.engine.recovery import TrainingError
 from tui_nn.engine.rundir import RunDir, RunDirError
+from tui_nn.engine.stop_signals import raised_by_user_code
 from tui_nn.engine.state import RunState
 
 Callback = Callable[[ev.Event], None]
@@ -111,6 +112,12 @@ class Trainer(Controls):
             return self._fail(self._disk_message(e), "disk")
         except Exception as e:  # noqa: BLE001 - surfaced as an event, with the traceback kept
             return self._fail(f"{type(e).__name__}: {e}", "error",
+                              {"traceback": traceback.format_exc()})
+        except (SystemExit, KeyboardInterrupt) as e:
+            if not raised_by_user_code(e):
+                raise  # a real Ctrl-C (the second one): end now
+            return self._fail(f"the model's code (or its dataset's) raised {e!r}: an error of "
+                              "that code, not a way to end a run", "error",
                               {"traceback": traceback.format_exc()})
         finally:
             self._close()

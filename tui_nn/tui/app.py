@@ -42,6 +42,7 @@ class TuiNNApp(App[None]):
         self.main = MainScreen(model=model, train_options=train_options, dataset=dataset,
                                start=start, resume=resume, input_text=input_text)
         self._quitting = False
+        self.step_abandoned = False  # set when a signal gave up a step that never ended
         # Printed after the terminal is restored (exits.run_app): plain text, so a long path in
         # it is never cut or broken and a command in it copies whole.
         self.exit_text = ""
@@ -68,12 +69,28 @@ class TuiNNApp(App[None]):
     def _on_sighup(self, signum: int, frame: object) -> None:
         """Stop the run, wait for the training thread to write its checkpoint, and leave
         without touching the terminal (restoring a hung-up terminal blocks forever)."""
+        from tui_nn.engine.stop_signals import stop_grace_s
         self.main.bridge.stop()
-        self.main.bridge.done.wait(timeout=600)
+        self.main.bridge.done.wait(timeout=stop_grace_s())  # a stuck step: the last checkpoint
         os._exit(signal_code(signum))
 
     async def _stop_and_exit(self, return_code: int = 0) -> None:
-        self.exit_text = await self.main.stop_for_quit()
+        if not return_code:  # a quit the user confirmed: wait for the step, however long
+            self.exit_text = await self.main.stop_for_quit()
+        else:  # a signal: a step that never ends must not hold the exit (issue 26.6)
+            import asyncio
+
+            from tui_nn.engine.stop_signals import GRACE_ENV, stop_grace_s
+            grace, bridge = stop_grace_s(), self.main.bridge
+            bridge.stop()
+            # The training thread's own event: a Textual worker reads as done once cancelled.
+            if await asyncio.to_thread(bridge.done.wait, grace):
+                self.exit_text = await self.main.stop_for_quit()
+            else:
+                self.step_abandoned = True  # exits.run_app then ends the process
+                self.exit_text = (f"tui-nn: stopped without waiting for the step: it did not "
+                                  f"finish within {grace:g} s of the signal (${GRACE_ENV}); "
+                                  f"the last checkpoint is kept{self.main._resume_hint()}")
         self.exit(return_code=return_code)
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:

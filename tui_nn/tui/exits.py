@@ -46,11 +46,34 @@ def signal_code(signum: int) -> int:
 
 
 def run_app(app: App) -> int:
-    """Run the app; its exit status (see the module docstring)."""
-    app.run()
-    text = getattr(app, "exit_text", "")
-    if text:
-        from tui_nn.textsafe import clean  # it quotes a run directory's path
-        print(clean(text), file=sys.stderr, flush=True)
-    code = getattr(app, "return_code", 0)  # stand-ins in tests may not have one
-    return 0 if code is None else code
+    """Run the app; its exit status (see the module docstring). The loop is ours rather than
+    asyncio.run's so that, after a signal gave up a step that never ended, the process can end
+    once the terminal is restored: asyncio.run would wait for the stuck thread for ever."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        app.run(loop=loop)
+        text = getattr(app, "exit_text", "")
+        if text:
+            from tui_nn.textsafe import clean  # it quotes a run directory's path
+            print(clean(text), file=sys.stderr, flush=True)
+        code = getattr(app, "return_code", 0)  # stand-ins in tests may not have one
+        code = 0 if code is None else code
+        if getattr(app, "step_abandoned", False):
+            sys.stdout.flush()
+            os._exit(code)
+    finally:
+        _close(loop)
+    return code
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """What asyncio.run does after its coroutine: cancel what is left, then close."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
+    asyncio.set_event_loop(None)
+    loop.close()

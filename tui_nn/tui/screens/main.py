@@ -491,7 +491,14 @@ class MainScreen(Screen):
         self._form_model = model
 
     def action_halve_lr(self) -> None:
-        if self.run_state in ("running", "paused") and self.bridge.scale_lr(0.5):
+        if self.run_state not in ("running", "paused"):
+            return
+        try:
+            taken = self.bridge.scale_lr(0.5)
+        except ValueError as e:  # halvings gathered while paused: past the lr factor range
+            self._log(str(e), "warning")
+            return
+        if taken:
             self._log("halving the learning rate before the next step", "dim")
 
     def action_toggle_pause(self) -> None:
