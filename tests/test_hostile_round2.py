@@ -70,3 +70,80 @@ def test_control_prints_a_hostile_run_path_inert(tmp_path, capsys):
     assert run_control(str(run), "pause", None, str(tmp_path)) == 1
     err = capsys.readouterr().err
     assert inert(err) and "\\x1b]0;pwned" in err
+
+
+# ---- 3: huge finite values drawn clipped --------------------------------------------------------
+def _huge_run(path: Path) -> Path:
+    """A finished run that logged losses 1.0, 1e308, -1e308 and a val_loss of 1e308."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"model": "cnn", "dataset": "digits"}))
+    lines = [record(**started()),
+             record(type="StepMetrics", epoch=0, step=3, first_step=1,
+                    losses=[1.0, 1e308, -1e308], lr=0.1, samples_per_s=1.0, eta_s=None,
+                    epoch_step=3, steps_per_epoch=3, total_steps=6),
+             record(type="EpochMetrics", epoch=0, step=3, train_loss=1e308, val_loss=1e308,
+                    metric="accuracy", value=0.5, best_value=0.5, is_best=True,
+                    elapsed_s=1.0, epoch_time_s=1.0, samples_per_s=1.0),
+             record(type="StepMetrics", epoch=1, step=6, first_step=4,
+                    losses=[-1e308, 2.0, 1e308], lr=0.1, samples_per_s=1.0, eta_s=None,
+                    epoch_step=3, steps_per_epoch=3, total_steps=6),
+             record(type="EpochMetrics", epoch=1, step=6, train_loss=-1e308, val_loss=0.5,
+                    metric="accuracy", value=1e308, best_value=1e308, is_best=True,
+                    elapsed_s=2.0, epoch_time_s=1.0, samples_per_s=1.0),
+             record(type="Finished", status="finished", run_dir=None, epochs_done=2, step=6,
+                    metric="accuracy", best_value=1e308, last_value=1e308, elapsed_s=2.0)]
+    (path / "metrics.jsonl").write_text("".join(lines))
+    return path
+
+
+def test_watch_draws_huge_finite_values_clipped(tmp_path):
+    import asyncio
+
+    from pilot_helpers import SIZE, wait_for
+    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.widgets.curves import LossPlot
+
+    run = _huge_run(tmp_path / "run")
+
+    async def scenario():
+        app = make_watch_app(run)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.watch_screen
+            await wait_for(pilot, lambda: screen.status == "finished", 15, "finished")
+            await pilot.pause(0.5)
+            app.export_screenshot()
+            loss = app.screen.query_one(LossPlot)
+            assert app.is_running and loss.redraws and loss.clipped
+
+    asyncio.run(scenario())
+
+
+def test_runs_screen_marks_a_run_of_huge_values_without_crashing(tmp_path):
+    import asyncio
+
+    from pilot_helpers import SIZE, wait_for
+    from textual.app import App
+    from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
+
+    _huge_run(tmp_path / "huge")
+    good_run(tmp_path / "good")
+
+    class RunsApp(App):
+        def on_mount(self):
+            self.push_screen(RunsScreen(tmp_path))
+
+    async def scenario():
+        app = RunsApp()
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded,
+                           10, "runs")
+            plot = app.screen.query_one(OverlayPlot)
+            for mode in range(3):
+                await pilot.press("space", "down", "space", "up")
+                await wait_for(pilot, lambda: len(plot.series) == 2, 5, "two marked runs")
+                await pilot.pause(0.3)
+                app.export_screenshot()
+                assert app.is_running and plot.drawn_lines == 2 and plot.clipped
+                await pilot.press("u", "m")
+
+    asyncio.run(scenario())

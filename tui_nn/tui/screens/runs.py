@@ -9,7 +9,6 @@ highlighted run is shown. `w` follows the highlighted run in the watch view.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ class OverlayPlot(MatrixPlot):
         self.series: list[tuple[int, RunInfo, RecordedHistory]] = []  # (colour index, run, curves)
         self.mode = "val_loss"
         self.drawn_lines = 0  # curves drawn in the last render (tests)
+        self.clipped = False  # the last render clipped a huge value (said under the plot)
 
     def render(self):
         plt = self.plt
@@ -70,15 +70,20 @@ class OverlayPlot(MatrixPlot):
             # A name from a file: its escapes shown, not drawn as U+FFFD by the plot.
             title = f"val {clean_line(next(iter(metric_names)), 20)} per epoch"
         plt.title(title if self.series else "runs: mark some with space")
+        from tui_nn.tui.widgets.curves import (CLIPPED_NOTE, PLOT_LIMIT, clip_finite,
+                                               step_ticks)
+
+        clipped = False
         for color, run, hist in self.series:
             xs, ys = [], []
             for e in hist.epochs:
                 y = {"val_loss": e.val_loss, "train_loss": e.train_loss}.get(self.mode, e.value)
-                if self.mode == "metric" and e.metric == "accuracy":
-                    y *= 100
-                if math.isfinite(y):
-                    xs.append(e.epoch + 1)
-                    ys.append(y)
+                if self.mode == "metric" and e.metric == "accuracy" and abs(y) < PLOT_LIMIT:
+                    y *= 100  # (a huge one is drawn clipped as it is, not overflowed to inf)
+                xs.append(e.epoch + 1)
+                ys.append(y)
+            xs, ys, clipped_here = clip_finite(xs, ys)
+            clipped = clipped or clipped_here
             if xs:
                 plt.plot(xs, ys, marker="braille", color=COLORS[color % len(COLORS)][0])
                 if len(xs) < 30:
@@ -86,10 +91,9 @@ class OverlayPlot(MatrixPlot):
                 self.drawn_lines += 1
         last = max((len(h.epochs) for _, _, h in self.series), default=0)
         if last > 1:
-            from tui_nn.tui.widgets.curves import step_ticks
-
             plt.xticks(*step_ticks(1, last, max(self.size.width, 10)))
-        plt.xlabel("epoch")
+        self.clipped = clipped
+        plt.xlabel(f"epoch · {CLIPPED_NOTE}" if clipped else "epoch")
         return super().render()
 
 
