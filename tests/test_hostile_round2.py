@@ -147,3 +147,71 @@ def test_runs_screen_marks_a_run_of_huge_values_without_crashing(tmp_path):
                 await pilot.press("u", "m")
 
     asyncio.run(scenario())
+
+
+# ---- 4: the TensorBoard reader ---------------------------------------------------------------
+def _tb_log(path: Path, walltime: float | None = None, steps: int = 5) -> Path:
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(path)) as w:
+        for s in range(steps):
+            w.add_scalar("val/loss", 0.5 / (s + 1), s, walltime=walltime)
+    return path
+
+
+def test_a_walltime_of_1e300_does_not_break_runs_json(tmp_path):
+    from tui_nn.commands.runs_cmd import run_runs
+
+    _tb_log(tmp_path / "tb" / "exp", walltime=1e300)
+    good_run(tmp_path / "tb" / "good")
+    out = io.StringIO()
+    assert run_runs(str(tmp_path / "tb"), as_json=True, out=out) == 0
+    listed = {r["name"]: r for r in json.loads(out.getvalue())}
+    assert set(listed) == {"exp", "good"} and listed["exp"]["best_value"] == pytest.approx(0.1)
+    assert listed["exp"]["duration_s"] is None  # no usable wall time: no duration
+
+
+def test_a_bad_checksum_is_said_not_shown_as_fewer_tags(tmp_path):
+    from tui_nn.runs import tensorboard as tb
+
+    log = _tb_log(tmp_path / "exp")
+    path = tb.event_files(log)[0]
+    data = bytearray(path.read_bytes())
+    data[-6] ^= 0xFF  # inside the last record's data: its CRC no longer matches
+    path.write_bytes(bytes(data))
+    info = read_run_info(log)
+    assert "bad checksum" in (info.message or "") and info.steps_done == 3
+    summary, problem = tb.summarize(log, use_cache=False)
+    assert "bad checksum" in problem
+
+
+def test_a_listing_reads_an_event_file_once_and_a_grown_one_from_where_it_stopped(
+        tmp_path, monkeypatch):
+    from tui_nn.runs import tensorboard as tb
+
+    monkeypatch.setenv("TUI_NN_CACHE", str(tmp_path / "cache"))
+    log = _tb_log(tmp_path / "exp", steps=50)
+    read = []
+    original = tb.EventRecords.__iter__
+
+    def counting(self):
+        for event in original(self):
+            read.append(event)
+            yield event
+    monkeypatch.setattr(tb.EventRecords, "__iter__", counting)
+    first, _ = tb.summarize(log)
+    assert len(read) == 51  # the file-version event and 50 scalars
+    again, _ = tb.summarize(log)
+    assert len(read) == 51 and again.tags == first.tags and again.max_step == 49
+    path = tb.event_files(log)[0]
+    extra = _tb_log(tmp_path / "more", steps=60)  # the same writer's records, appended
+    more = tb.event_files(extra)[0].read_bytes()
+    cut = len(tb.event_files(_tb_log(tmp_path / "fifty", steps=50))[0].read_bytes())
+    with open(path, "ab") as f:
+        f.write(more[cut:])
+    read.clear()
+    grown, _ = tb.summarize(log)
+    assert len(read) == 10 and grown.max_step == 59 and grown.tags["val/loss"].count == 60
+    (tmp_path / "cache" / tb.SummaryCache.FILE).write_text('{"version":1,"files":{"x":[1e999')
+    assert tb.summarize(log)[0].max_step == 59  # a damaged cache is an empty one

@@ -37,6 +37,12 @@ class DiskWriteError(OSError):
         return f"{reason.lower()} writing {self.path}{where}"
 
 
+def cache_dir() -> Path:
+    """Where tui-nn keeps what it can compute again (generated data, summaries of logs)."""
+    env = os.environ.get("TUI_NN_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "tui-nn"
+
+
 def free_space(directory: str | Path) -> int | None:
     try:
         return shutil.disk_usage(directory).free
