@@ -68,27 +68,27 @@ TRAIN_CASES = [
     (["train", "cnn", "--device", "tpu"], 2, "unknown device"),
     (["train", "cnn", "--resume", "{d}/missing"], 2, "does not exist"),
     (["train", "cnn", "--resume", "{d}/empty_run"], 2, "no checkpoint"),
-    (["train", "cnn", "--resume", "{d}/evil.pt"], 1, "refusing"),
-    (["train", "cnn", "--resume", "{d}/evil_dir"], 1, "refusing"),
-    (["train", "cnn", "--resume", "{d}/garbage.pt"], 1, "cannot read checkpoint"),
-    (["train", "cnn", "--resume", "{d}/notours.pt"], 1, "not a tui-nn checkpoint"),
+    (["train", "cnn", "--resume", "{d}/evil.pt"], 2, "refusing"),
+    (["train", "cnn", "--resume", "{d}/evil_dir"], 2, "refusing"),
+    (["train", "cnn", "--resume", "{d}/garbage.pt"], 2, "cannot read checkpoint"),
+    (["train", "cnn", "--resume", "{d}/notours.pt"], 2, "not a tui-nn checkpoint"),
     (["train", "cnn", "--run-dir", "{d}/a_file"], 2, "not a directory"),
-    (["train", "diabetes", "--dataset", "csv:{d}/missing.csv"], 1, "missing.csv"),
-    (["train", "diabetes", "--dataset", "csv:{d}/text.csv"], 1, "oops"),
-    (["train", "diabetes", "--dataset", "csv:{d}/ragged.csv"], 1, "ragged.csv"),
-    (["train", "diabetes", "--dataset", "csv:{d}/empty.csv"], 1, "empty.csv"),
-    (["train", "diabetes", "--dataset", "csv:{d}/notgz.csv.gz"], 1, "notgz.csv.gz"),
-    (["train", "cnn", "--dataset", "folder:{d}/missing"], 1, "missing"),
-    (["train", "cnn", "--dataset", "folder:{d}/noclasses"], 1, "noclasses"),
-    (["train", "cnn", "--dataset", "mnist", "--data-dir", "{d}/nodata"], 1, "digits"),
-    (["train", "cnn", "--dataset", "longrange"], 1, "expects input"),
-    (["train", "lstm", "--dataset", "longrange:abc"], 1, "longrange"),
-    (["train", "cnn", "--dataset", "diabetes"], 1, "expects input"),
+    (["train", "diabetes", "--dataset", "csv:{d}/missing.csv"], 2, "missing.csv"),
+    (["train", "diabetes", "--dataset", "csv:{d}/text.csv"], 2, "oops"),
+    (["train", "diabetes", "--dataset", "csv:{d}/ragged.csv"], 2, "ragged.csv"),
+    (["train", "diabetes", "--dataset", "csv:{d}/empty.csv"], 2, "empty.csv"),
+    (["train", "diabetes", "--dataset", "csv:{d}/notgz.csv.gz"], 2, "notgz.csv.gz"),
+    (["train", "cnn", "--dataset", "folder:{d}/missing"], 2, "missing"),
+    (["train", "cnn", "--dataset", "folder:{d}/noclasses"], 2, "noclasses"),
+    (["train", "cnn", "--dataset", "mnist", "--data-dir", "{d}/nodata"], 2, "digits"),
+    (["train", "cnn", "--dataset", "longrange"], 2, "expects input"),
+    (["train", "lstm", "--dataset", "longrange:abc"], 2, "longrange"),
+    (["train", "cnn", "--dataset", "diabetes"], 2, "expects input"),
 ]
 if not torch.cuda.is_available():
     TRAIN_CASES += [
         (["train", "cnn", "--device", "cuda"], 2, "CUDA is not available"),
-        (["train", "logistic", "--amp", "bf16"], 1, "needs a CUDA device"),
+        (["train", "logistic", "--amp", "bf16"], 2, "needs a CUDA device"),
     ]
 
 
@@ -104,9 +104,8 @@ def test_bad_train_input(files, tmp_path, monkeypatch, args, code, fragment):
     assert fragment in output, output
     assert "Traceback" not in output
     assert result.exception is None or isinstance(result.exception, SystemExit), output
-    if code == 1:
-        errors = [line for line in output.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) <= 1, output  # Typer's own usage errors are boxed, not "error:"
 
 
 MODEL_FILE = '''
@@ -148,9 +147,9 @@ class NeedsArgs(nn.Module):
 '''
 
 SOURCE_CASES = [
-    ("{m}:Bad", "digits", 1, "use nn.Linear(864, 10)"),
-    ("{m}:Raises", "digits", 1, "I am broken"),
-    # An output that cannot fit the targets is the user's to fix: exit 2, with the fix.
+    # A model that cannot take the data is the user's to fix: exit 2, with the diagnosis.
+    ("{m}:Bad", "digits", 2, "use nn.Linear(864, 10)"),
+    ("{m}:Raises", "digits", 2, "I am broken"),
     ("{m}:Ten", "diabetes", 2, "Ten ends in Linear(8, 10) but diabetes is binary"),
     ("{m}:Nope", "digits", 2, "has no 'Nope'"),
     ("{m}:NeedsArgs", "digits", 2, "width"),

@@ -206,3 +206,72 @@ def test_a_distributed_run_takes_each_command_on_every_rank(tmp_path):
             proc.wait()
     records = _records(run)
     assert records[-1]["type"] == "Finished" and records[-1]["status"] == "stopped"
+
+
+@pytest.fixture
+def channel(tmp_path):
+    """A channel served for a bare Controls (the Trainer's flags), no training: fast."""
+    from tui_nn.engine.channel import ControlServer
+    from tui_nn.engine.controls import Controls
+    controls = Controls()
+    server = ControlServer(tmp_path, controls).start()
+    yield tmp_path, controls
+    server.close()
+
+
+def _raw(run: Path, raw: bytes) -> dict:
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(run / SOCKET_FILE))
+        s.sendall(raw)
+        return json.loads(s.makefile().readline())
+
+
+def test_a_400_digit_factor_is_refused_and_the_next_request_answered(channel):
+    run, controls = channel
+    for factor in ("9" * 400, "1e308", "1e-300", "true", '"2"', "0", "-1"):
+        answer = _raw(run, b'{"action": "lr", "factor": %s}\n' % factor.encode())
+        assert answer["ok"] is False and "1e-06 to 1e+06" in answer["error"], factor
+    assert controls.take_lr_factor() == 1.0  # none of them reached the run
+    assert send(run, "lr", 0.5, timeout=2)["ok"] is True
+    assert controls.take_lr_factor() == 0.5
+    for _ in range(3):  # gathered before the next step, the product is bounded too
+        send(run, "lr", 1e3, timeout=2)
+    assert "not yet applied" in send(run, "lr", 1e3, timeout=2)["error"]
+    assert controls.take_lr_factor() == pytest.approx(1e6)
+
+
+def test_idle_and_slow_clients_never_block_a_good_one(channel):
+    """Ten idle clients and one sending a byte a second: a good request is answered at once,
+    and the slow ones are dropped after the channel's deadline."""
+    import socket
+
+    from tui_nn.engine import channel as module
+    deadline_s = getattr(module, "CLIENT_DEADLINE_S", 3.0)  # (main before issue 26 had none)
+    run, controls = channel
+    idle = []
+    for _ in range(10):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(run / SOCKET_FILE))
+        idle.append(s)
+    loris = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    loris.connect(str(run / SOCKET_FILE))
+    try:
+        started = time.monotonic()
+        for i in range(4):
+            loris.sendall(b'{"action"'[i:i + 1])
+            t0 = time.monotonic()
+            assert send(run, "pause", timeout=5)["ok"] is True
+            assert time.monotonic() - t0 < 1.5  # not behind the idle ones (2 s each before)
+            time.sleep(0.5)
+        assert controls.paused
+        loris.settimeout(deadline_s + 3)
+        answer = json.loads(loris.makefile().readline())  # dropped, with a reason
+        assert answer["ok"] is False and "no request within" in answer["error"]
+        assert time.monotonic() - started < deadline_s + 2
+        idle[0].settimeout(3)
+        assert b"no request" in idle[0].recv(4096)
+    finally:
+        for s in [*idle, loris]:
+            s.close()

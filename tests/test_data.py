@@ -4,6 +4,7 @@ shape adaptation and the registry's errors. Offline and fast: every file is writ
 from __future__ import annotations
 
 import gzip
+import json
 import socket
 import time
 from urllib.error import URLError
@@ -509,6 +510,30 @@ def test_folder_keeps_an_existing_train_val_split(tmp_path):
     ds = load_dataset(str(tmp_path / "imgs"))  # a bare existing folder is read as folder:
     assert (ds.n_train, ds.n_val) == (8, 3)
     assert ds.val_y.tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize("form", ["imgs", "./imgs", "imgs/", "ABS"])
+def test_a_bare_folder_trains_from_the_command_line(tmp_path, monkeypatch, form):
+    """README: a bare existing folder works as --dataset without the prefix (issue 31.2);
+    the command's check used to refuse it as an unknown name before training could load it."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from tui_nn.cli import app
+
+    for name, red in (("cat", 30), ("dog", 200)):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(4):  # real JPEG and PNG files, as a user's folder holds
+            suffix = "jpg" if i % 2 else "png"
+            Image.new("RGB", (32, 32), (red + i, 50, 90)).save(tmp_path / "imgs" / name / f"{i}.{suffix}")
+    monkeypatch.chdir(tmp_path)
+    spec = str(tmp_path / "imgs") if form == "ABS" else form
+    result = CliRunner().invoke(app, ["train", "cnn", "--dataset", spec, "--epochs", "1",
+                                      "--headless", "--run-dir", "run"])
+    assert result.exit_code == 0, result.output
+    assert "unknown dataset" not in result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["dataset"] == spec
 
 
 def test_folder_errors(tmp_path):

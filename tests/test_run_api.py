@@ -160,3 +160,143 @@ def test_a_used_directory_is_refused(tmp_path):
     with pytest.raises(RunDirError, match="already holds a run"):
         with tui_nn.Run(tmp_path / "u", model="net"):
             pass
+
+
+def test_many_steps_in_one_interval_are_split_under_the_readers_limit(tmp_path):
+    """200,000 quick steps inside one report interval: every line stays under the readers'
+    1 MB limit, so watch's follower and the history readers get every step."""
+    from tui_nn.engine.jsonl import MAX_LINE_BYTES
+    from tui_nn.runs.follow import MetricsFollower
+    from tui_nn.runs.history import load_history
+
+    run = tmp_path / "quick"
+    n = 200_000
+    with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
+        for i in range(n):
+            r.log_step(loss=1.0 / (i + 3), lr=0.1, grad_norm=0.25)
+    lines = (run / "metrics.jsonl").read_bytes().splitlines()
+    assert max(len(line) for line in lines) < MAX_LINE_BYTES // 2
+    follower = MetricsFollower(run)
+    got = []
+    while True:
+        new = follower.poll()
+        if not new:
+            break
+        got += new
+    assert follower.skipped == 0
+    steps = [x for x in got if x["type"] == "StepMetrics"]
+    logged = [s for x in steps for s in range(x["first_step"], x["step"] + 1)]
+    assert logged == list(range(1, n + 1))
+    assert [x["losses"][0] for x in steps][:2] == [1 / 3, 1 / (10_000 + 3)]
+    assert steps[-1]["scalars"] == {"grad_norm": 0.25}  # the values at the last step
+    history = load_history(run)
+    assert len(history.losses) == n and history.losses[-1] == 1.0 / (n + 2)
+
+
+def test_a_huge_exception_message_still_fits_in_one_record(tmp_path):
+    from tui_nn.engine.jsonl import MAX_LINE_BYTES
+
+    with pytest.raises(ValueError):
+        with tui_nn.Run(tmp_path / "big", model="net") as r:
+            r.log_step(loss=1.0)
+            raise ValueError("é" * 2_000_000)
+    last = (tmp_path / "big" / "metrics.jsonl").read_bytes().splitlines()[-1]
+    assert len(last) < MAX_LINE_BYTES and json.loads(last)["type"] == "Failed"
+    assert read_run_info(tmp_path / "big").status == "failed"
+
+
+async def test_watch_leaves_out_what_a_loop_did_not_give(tmp_path):
+    """A loop that gives no epoch count, steps per epoch, batch size, parameter count or lr:
+    watch shows no `epoch 1/0`, `step N/0`, samples/s, `0 params` or `lr 0`."""
+    from pilot_helpers import wait_for_live as wait_for
+    from test_watch import no_nvml
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    run = tmp_path / "bare"
+    with tui_nn.Run(run, model="m") as r:
+        for i in range(50):
+            r.log_step(loss=1.0 / (i + 1))
+        r.log_epoch(val_loss=0.4)
+        for i in range(7):
+            r.log_step(loss=0.1)
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.watch_screen
+        await wait_for(pilot, lambda: screen.status == "finished", what="the end")
+        await pilot.pause()
+        status = screen.query_one("#status")
+        shown = "\n".join(str(status.query_one(f"#{part}").render()) for part in (
+            "status-head", "epoch-label", "step-label", "status-numbers"))
+        log = "\n".join(screen.query_one("#watch-log").lines_written)
+    assert "epoch 2" in shown and "step 57" in shown and "loss 0.1" in shown
+    for absent in ("/0", "samples/s", "samples", "params", "lr ", "ETA", " - "):
+        assert absent not in shown, (absent, shown)
+    assert log.startswith("started m\nyour loop\n"), log  # no "on -", no "0 epochs x 0 steps"
+
+
+def test_log_step_after_the_block_is_a_clear_error_and_writes_nothing(tmp_path):
+    run = tmp_path / "after"
+    with tui_nn.Run(run, model="net") as r:
+        r.log_step(loss=1.0)
+    before = (run / "metrics.jsonl").read_bytes()
+    for call in (lambda: r.log_step(loss=2.0), lambda: r.log_epoch(val_loss=1.0),
+                 lambda: r.checkpoint_saved("x.pt")):
+        with pytest.raises(RuntimeError, match=r"after the `with` block.*open a new"):
+            call()
+    assert (run / "metrics.jsonl").read_bytes() == before  # nothing after Finished
+    with pytest.raises(RuntimeError, match="before the run is open"):
+        tui_nn.Run(tmp_path / "never", model="net").log_step(loss=1.0)
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_loss_that_is_not_one_value_fails_the_run(tmp_path):
+    """A (2,)-tensor loss: a clear error where it is logged, and a Failed record (status
+    failed, not interrupted), also when it is only read back when the block ends."""
+    torch = pytest.importorskip("torch")
+    run = tmp_path / "vec"
+    with pytest.raises(ValueError, match=r"loss must be a number or a one-element tensor"):
+        with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
+            r.log_step(loss=torch.tensor(1.0))
+            r.log_step(loss=torch.ones(2))
+    last = _records(run)[-1]
+    assert last["type"] == "Failed" and "shape (2,)" in last["message"]
+    assert read_run_info(run).status == "failed"
+    assert not (run / SOCKET_FILE).exists()
+    # A value whose read-back fails only at the block's end: recorded, then raised.
+    run = tmp_path / "late"
+    with pytest.raises(RuntimeError, match="shape"):
+        with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
+            r.log_step(loss=1.0, weird=torch.tensor([2.0]))
+            r._pending.append(torch.ones(3))  # what an older log_step let through
+    assert _records(run)[-1]["type"] == "Failed"
+    assert read_run_info(run).status == "failed"
+
+
+async def test_watch_offers_no_steering_keys_for_a_dead_run(tmp_path):
+    """A loop killed with SIGKILL leaves its control.sock behind: watch says interrupted and
+    offers none of p, c, l, x."""
+    import signal
+    from pilot_helpers import wait_for_live as wait_for
+    from test_watch import no_nvml
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    script = tmp_path / "loop.py"
+    script.write_text(LOOP)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=ENV)
+    try:
+        _wait(lambda: (run / SOCKET_FILE).exists() and '"StepMetrics"'
+              in (run / "metrics.jsonl").read_text(), "a step")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert (run / SOCKET_FILE).is_socket()  # left behind
+    app = make_watch_app(run, gpu_reader=no_nvml)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.watch_screen
+        await wait_for(pilot, lambda: screen.status == "interrupted", what="interrupted")
+        await pilot.pause()
+        assert not screen.steerable and "interrupted" in screen.steer_reason
+        for action in ("steer", "stop_run"):
+            assert screen.check_action(action, ()) is False
+        assert "read-only" in screen.sub_title

@@ -35,6 +35,12 @@ from tui_nn.engine import events as ev
 from tui_nn.engine.controls import Controls
 from tui_nn.engine.rundir import RunDir, new_run_path
 
+# Losses per StepMetrics record: a float takes at most 25 bytes of JSON, so a record stays far
+# under jsonl.MAX_LINE_BYTES (1 MB), which every reader of metrics.jsonl skips past.
+STEPS_PER_RECORD = 10_000
+_MAX_MESSAGE = 10_000  # characters of a Failed message kept (the traceback: _MAX_TRACEBACK)
+_MAX_TRACEBACK = 100_000  # at most 6 bytes each once JSON-escaped: under the limit too
+
 _HIGHER_IS_BETTER = ("accuracy", "acc", "top1", "top5", "f1", "auc", "precision", "recall",
                      "iou", "map", "bleu")
 
@@ -63,10 +69,11 @@ class Run(Controls):
         self.best_value: float | None = None
         self.last_value: float | None = None
         self._run_dir: RunDir | None = None
+        self._closed = False  # the with block ended: nothing is written after Finished/Failed
         self._channel = None
         self._pending: list[Any] = []  # losses since the last record (floats or tensors)
         self._scalars: dict[str, Any] = {}
-        self._lr = 0.0
+        self._lr: Any = math.nan  # not given: recorded as NaN, shown as absent
         self._epoch_losses: list[float] = []
         self._write_lock = threading.Lock()
         self._t0 = self._window_t0 = self._epoch_t0 = 0.0
@@ -97,33 +104,61 @@ class Run(Controls):
         return self
 
     def __exit__(self, kind, error, tb) -> bool:
-        if not self.enabled or self._run_dir is None:
+        if not self.enabled or self._run_dir is None or self._closed:
             return False
+        own = None  # the pending values could not be read back: the run failed with that
         try:
-            self._flush()
+            try:
+                self._flush()
+            except Exception as e:
+                own = e
+                if error is None or isinstance(error, KeyboardInterrupt):
+                    kind, error, tb = type(e), e, e.__traceback__
             if error is None or isinstance(error, KeyboardInterrupt):
                 self._emit(ev.Finished(
-                    status="stopped" if (self.stop_requested or error) else "finished",
+                    status="stopped" if (self._stop.is_set() or error) else "finished",
                     run_dir=str(self.path), epochs_done=self.epoch, step=self.step,
                     metric=self.metric, best_value=self.best_value,
                     last_value=self.last_value, elapsed_s=time.monotonic() - self._t0))
             else:
+                trace = "".join(traceback.format_exception(kind, error, tb))
                 self._emit(ev.Failed(
-                    message=f"{type(error).__name__}: {error}", kind="error",
+                    message=f"{type(error).__name__}: {error}"[:_MAX_MESSAGE], kind="error",
                     run_dir=str(self.path), step=self.step,
-                    details={"traceback": "".join(traceback.format_exception(kind, error, tb))}))
+                    details={"traceback": trace[-_MAX_TRACEBACK:]}))  # the end says where
         finally:
+            self._closed = True
             if self._channel is not None:
                 self._channel.close()
             self._run_dir.close()
+        if own is not None and error is own:
+            raise own  # recorded as Failed; the loop's caller hears it too
         return False
+
+    def _open(self, what: str) -> bool:
+        """True when this process writes the run (rank 0), False on other ranks. Outside the
+        with block a clear error: a record after Finished would reopen metrics.jsonl without
+        the run's lock, and a reader would see a run that ended and went on."""
+        if not self.enabled:
+            return False
+        if self._closed:
+            raise RuntimeError(
+                f"tui_nn.Run.{what}() after the `with` block: the run in {self.path} has "
+                "ended (its metrics.jsonl ends with Finished or Failed); open a new "
+                "tui_nn.Run for more")
+        if self._run_dir is None:
+            raise RuntimeError(f"tui_nn.Run.{what}() before the run is open: use it as "
+                               "`with tui_nn.Run(...) as run:`")
+        return True
 
     # ---- logging --------------------------------------------------------------------------------
     def log_step(self, loss: Any = None, lr: float | None = None, **scalars: Any) -> None:
         """One training step. loss (float or 0-d tensor) is the main curve; without it the
         first scalar is. Other scalars ride along (their last values at each record)."""
-        if not self.enabled:
+        if not self._open("log_step"):
             return
+        for name, value in (("loss", loss), *scalars.items()):
+            _check_scalar(name, value)  # here, where the loop's line is in the traceback
         self.step += 1
         if loss is None and scalars:
             loss = next(iter(scalars.values()))
@@ -138,7 +173,7 @@ class Run(Controls):
     def log_epoch(self, **values: Any) -> None:
         """The end of an epoch: val_loss and the metric (e.g. accuracy=0.97), plus any other
         scalars. Writes the pending steps first."""
-        if not self.enabled:
+        if not self._open("log_epoch"):
             return
         self._flush()
         values = {k: _to_float(v) for k, v in values.items()}
@@ -152,35 +187,40 @@ class Run(Controls):
         self.last_value = value
         now = time.monotonic()
         train = [v for v in self._epoch_losses if math.isfinite(v)]
+        rate = len(self._epoch_losses) * self.batch_size / max(now - self._epoch_t0, 1e-9)
         self._emit(ev.EpochMetrics(
             epoch=self.epoch, step=self.step,
             train_loss=sum(train) / len(train) if train else math.nan, val_loss=val_loss,
             metric=self.metric, value=value,
             best_value=self.best_value if self.best_value is not None else math.nan,
             is_best=better, elapsed_s=now - self._t0, epoch_time_s=now - self._epoch_t0,
-            samples_per_s=0.0, scalars=values))
+            samples_per_s=rate if self.batch_size else math.nan, scalars=values))
         self.epoch += 1
         self._epoch_losses, self._epoch_t0 = [], now
 
     def _flush(self) -> None:
-        """Write the pending steps as one StepMetrics record (the one read-back of tensors)."""
+        """Write the pending steps as StepMetrics records (the one read-back of tensors): one
+        per report interval, split so that no line passes the readers' limit."""
         if not self._pending:
             return
-        losses = _read_back(self._pending)
-        scalars = {k: v for k, v in zip(self._scalars, _read_back(list(self._scalars.values())))}
-        self._pending, self._scalars = [], {}
+        pending, named, self._pending, self._scalars = self._pending, self._scalars, [], {}
+        losses = _read_back(pending)  # taken first: a value that fails is not read again
+        scalars = dict(zip(named, _read_back(list(named.values()))))
         self._epoch_losses += losses
         now = time.monotonic()
         per_step = len(losses) / max(now - self._window_t0, 1e-9)
-        total = self.epochs * self.steps_per_epoch
-        spe = self.steps_per_epoch
-        self._emit(ev.StepMetrics(
-            epoch=self.epoch, step=self.step, first_step=self.step - len(losses) + 1,
-            losses=tuple(losses), lr=float(_to_float(self._lr)),
-            samples_per_s=per_step * (self.batch_size or 1),
-            eta_s=(total - self.step) / per_step if total and per_step else None,
-            epoch_step=(self.step - 1) % spe + 1 if spe else self.step, steps_per_epoch=spe,
-            total_steps=total, scalars=scalars))
+        total, spe = self.epochs * self.steps_per_epoch, self.steps_per_epoch
+        first = self.step - len(losses) + 1
+        for start in range(0, len(losses), STEPS_PER_RECORD):
+            chunk = losses[start:start + STEPS_PER_RECORD]
+            last = first + start + len(chunk) - 1
+            self._emit(ev.StepMetrics(
+                epoch=self.epoch, step=last, first_step=first + start, losses=tuple(chunk),
+                lr=float(_to_float(self._lr)),
+                samples_per_s=per_step * self.batch_size if self.batch_size else math.nan,
+                eta_s=(total - last) / per_step if total and per_step else None,
+                epoch_step=(last - 1) % spe + 1 if spe else last, steps_per_epoch=spe,
+                total_steps=total, scalars=scalars if last == self.step else {}))
         self._window_t0 = now
         self._next_flush = now + self.report_interval_s
 
@@ -195,7 +235,7 @@ class Run(Controls):
 
     def checkpoint_saved(self, path: str | Path) -> None:
         """Say that the loop saved a checkpoint (the request, if any, is answered)."""
-        if not self.enabled:
+        if not self._open("checkpoint_saved"):
             return
         reason = "requested" if self._checkpoint_requested.is_set() else "periodic"
         self._checkpoint_requested.clear()
@@ -206,7 +246,7 @@ class Run(Controls):
     def wait_while_paused(self) -> None:
         """Return at once unless the run was paused from outside; then block until resumed
         or stopped, recording both."""
-        if not self.enabled or self._running.is_set():
+        if self._running.is_set() or not self._open("wait_while_paused"):
             return
         self._flush()
         self._emit(ev.StateChanged("paused"))
@@ -216,8 +256,10 @@ class Run(Controls):
     def apply_lr(self, optimizer: Any) -> float:
         """Multiply the optimizer's lr by the factor asked for from outside (`l` in watch,
         `tui-nn control RUN lr F`); returns the factor (1.0 when none was asked for)."""
+        if not self._open("apply_lr"):
+            return 1.0
         factor = self.take_lr_factor()
-        if factor != 1.0 and self.enabled:
+        if factor != 1.0:
             for group in optimizer.param_groups:
                 group["lr"] *= factor
             self._lr = optimizer.param_groups[0]["lr"]
@@ -241,6 +283,15 @@ def _read_back(values: list[Any]) -> list[float]:
         device = next(v.device for v in values if isinstance(v, torch.Tensor))
         return torch.stack([t.to(device) for t in tensors]).tolist()
     return [_to_float(v) for v in values]
+
+
+def _check_scalar(name: str, value: Any) -> None:
+    """A loss or scalar is a number or a one-element tensor (numel() reads no device memory)."""
+    numel = getattr(value, "numel", None)
+    if callable(numel) and numel() != 1:
+        shape = tuple(getattr(value, "shape", ()))
+        raise ValueError(f"tui_nn.Run.log_step: {name} must be a number or a one-element "
+                         f"tensor (got a tensor of shape {shape}: reduce it, e.g. .mean())")
 
 
 def _to_float(value: Any) -> float:

@@ -5,7 +5,6 @@ the command that resumes it), 2 a usage error."""
 
 from __future__ import annotations
 
-import math
 import sys
 
 EXIT_OK, EXIT_NOT_RUNNING, EXIT_USAGE = 0, 1, 2
@@ -55,12 +54,13 @@ def _parse(action: str, factor: str | None) -> float | None | bool:
             _err(f"{action} takes no argument (got {factor!r})")
             return None
         return False
+    from tui_nn.engine.controls import LR_FACTOR_HINT, lr_factor
     try:
-        value = float(factor) if factor is not None else math.nan
+        value = lr_factor(float(factor)) if factor is not None else None
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        _err(f"lr needs a FACTOR > 0, e.g. `lr 0.5` halves it (got {factor!r})")
+        value = None
+    if value is None:
+        _err(f"{LR_FACTOR_HINT} (got {factor!r})")
         return None
     return value
 

@@ -7,6 +7,10 @@ import sys
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Failed kinds that mean what was given cannot train (flags, files, a model that does not fit
+# the data, a device or checkpoint that is not there): exit 2 like a bad flag. The others
+# ("nan", "oom", "disk", "error") are a run that failed: exit 1. README: Exit codes.
+INPUT_KINDS = frozenset({"usage", "data", "shape", "fit", "checkpoint"})
 
 
 def _err(message: str) -> None:
@@ -86,14 +90,14 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
         _err(result.message)
         if debug and result.details.get("traceback"):
             print(result.details["traceback"], file=sys.stderr)
-        if result.kind == "usage":
+        if result.kind in INPUT_KINDS:
             return EXIT_USAGE
         if result.run_dir:
             print(f"run directory: {result.run_dir}", file=sys.stderr)
             if result.step:
-                _print_resume_hint(result.run_dir)
-        # A model that does not fit the data is the user's input to fix, like a bad flag.
-        return EXIT_USAGE if result.kind == "fit" else EXIT_FAILED
+                _print_resume_hint(result.run_dir, nan_lr=trainer.config.lr
+                                   if result.kind == "nan" else None)
+        return EXIT_FAILED
     if received:
         if result.run_dir:
             _print_resume_hint(result.run_dir)
@@ -101,9 +105,12 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
     return EXIT_OK
 
 
-def _print_resume_hint(run_dir: str) -> None:
+def _print_resume_hint(run_dir: str, nan_lr: float | None = None) -> None:
+    """After a NaN/inf the same lr would blow up again: the command halves it."""
+    from tui_nn.engine.recovery import halved_lr
     from tui_nn.engine.resume import resume_command
-    print(f"continue with: {resume_command(run_dir)}", file=sys.stderr, flush=True)
+    lower = f" --lr {halved_lr(nan_lr)}" if nan_lr else ""
+    print(f"continue with: {resume_command(run_dir)}{lower}", file=sys.stderr, flush=True)
 
 
 def _check_model(model: str | None, dataset: str | None) -> None:
@@ -122,16 +129,14 @@ def _check_model(model: str | None, dataset: str | None) -> None:
 
 
 def _check_dataset_name(name: str) -> None:
-    from tui_nn.data import list_datasets
-    prefix = name.split(":", 1)[0]
-    known = {d.name for d in list_datasets()}
-    if name in known or prefix in ("csv", "folder") or prefix in known:
-        return
-    import difflib
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise ValueError(f"unknown dataset '{name}'.{hint} Available: {', '.join(sorted(known))}, "
-                     "csv:PATH, folder:PATH")
+    """The registry's own resolution (a name, an alias, a prefix or a bare path), so the
+    command accepts exactly what training will load."""
+    from tui_nn.data.base import DataError
+    from tui_nn.data.registry import resolve_spec
+    try:
+        resolve_spec(name)
+    except DataError as e:
+        raise ValueError(str(e)) from None
 
 
 def train_argv(model: str | None, options: dict[str, Any], *, resume: str | None,

@@ -116,40 +116,53 @@ def load_dataset(
 
     Raises DataError, whose message is meant to be shown to the user as is.
     """
+    common = {"data_dir": data_dir, "seed": seed, "download": download, **options}
+    kind, arg = resolve_spec(spec)
+    if kind == "name":
+        return DATASETS[arg].loader(**common)
+    if kind == "longrange":
+        return synthetic.load_longrange(length=int(arg), **common)
+    return (load_csv if kind == "csv" else load_folder)(arg, **common)
+
+
+def resolve_spec(spec: str) -> tuple[str, str]:
+    """(kind, argument) for a dataset spec without loading it: ("name", registry key),
+    ("csv", path), ("folder", path) or ("longrange", length). The command line checks a spec
+    with this before a run starts, so it accepts exactly what load_dataset does.
+
+    Raises DataError for a spec that names nothing."""
     spec = (spec or "").strip()
     if not spec:
         raise DataError(f"no dataset given; use one of {', '.join(DATASETS)} or {_SPEC_HELP}")
-    common = {"data_dir": data_dir, "seed": seed, "download": download, **options}
     lowered = spec.lower()
     key = ALIASES.get(lowered, lowered.replace("_", "-"))
     if key in DATASETS:
-        return DATASETS[key].loader(**common)
-
+        return "name", key
     prefix, sep, rest = spec.partition(":")
     if sep and prefix.lower() in PREFIXES:
-        return _load_prefixed(prefix.lower(), rest.strip(), common)
-    # A bare path is unambiguous enough to accept without its prefix.
-    if spec.lower().endswith((".csv", ".csv.gz")):
-        return load_csv(spec, **common)
+        return _prefixed(prefix.lower(), rest.strip())
+    # A bare path is unambiguous enough to accept without its prefix: a .csv file name, or a
+    # folder that exists (`imgs`, `./imgs`, `imgs/`, an absolute path).
+    if lowered.endswith((".csv", ".csv.gz")):
+        return "csv", spec
     if Path(spec).expanduser().is_dir():
-        return load_folder(spec, **common)
+        return "folder", spec
     raise DataError(_unknown_message(spec, prefix if sep else None))
 
 
-def _load_prefixed(prefix: str, rest: str, common: dict) -> Dataset:
+def _prefixed(prefix: str, rest: str) -> tuple[str, str]:
     if prefix == "longrange":
         try:
-            length = int(rest)
+            int(rest)
         except ValueError:
             raise DataError(
                 f"longrange:LEN needs a whole number of time steps, e.g. longrange:100 (got {rest!r})"
             ) from None
-        return synthetic.load_longrange(length=length, **common)
+        return "longrange", rest
     if not rest:
         example = "csv:data/diabetes.csv.gz" if prefix == "csv" else "folder:data/my_images"
         raise DataError(f"{prefix}: needs a path, e.g. {example}")
-    loader = load_csv if prefix == "csv" else load_folder
-    return loader(rest, **common)
+    return prefix, rest
 
 
 def _unknown_message(spec: str, prefix: str | None) -> str:

@@ -14,16 +14,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import math
 import os
 import socket
+import socketserver
 import threading
+import time
 from pathlib import Path
 from typing import Any
+
+from tui_nn.engine.controls import LR_FACTOR_HINT, lr_factor
 
 SOCKET_FILE = "control.sock"
 ACTIONS = ("pause", "resume", "checkpoint", "lr", "stop")
 _MAX_REQUEST = 4096
+CLIENT_DEADLINE_S = 3.0  # a client has this long to send its request line
+MAX_CLIENTS = 128  # served at once; one more is told "busy" at once, never queued behind
 _SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes on Linux, 104 on macOS
 
 
@@ -45,66 +50,97 @@ def _short_path(path: Path):
         os.close(fd)
 
 
+class _Server(socketserver.ThreadingUnixStreamServer):
+    """One thread per client, each with its own deadline: a client that is idle, or sends a
+    byte now and then, holds only its own thread until CLIENT_DEADLINE_S, never another's."""
+
+    daemon_threads = True  # a client still reading never holds the process at exit
+    request_queue_size = 64  # connections the kernel holds while threads start
+
+    def __init__(self, owner: "ControlServer") -> None:
+        super().__init__(str(owner.path), _Handler, bind_and_activate=False)
+        self.owner = owner
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ARG002
+        pass  # a client's failure is its own: no traceback on the run's stderr
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        server: _Server = self.server  # type: ignore[assignment]
+        conn: socket.socket = self.request
+        if not server.slots.acquire(blocking=False):
+            reply = {"ok": False, "error": f"busy: {MAX_CLIENTS} clients at once, try again"}
+        else:
+            try:
+                reply = server.owner.answer(conn)
+            finally:
+                server.slots.release()
+        if reply is None:
+            return  # the client gave up, or was too slow: it gets nothing
+        with contextlib.suppress(OSError):
+            conn.settimeout(1.0)
+            conn.sendall((json.dumps(reply) + "\n").encode())
+
+
 class ControlServer:
-    """Serves the channel of one run from a daemon thread; `controls` is the Trainer (pause,
-    resume, stop, request_checkpoint, scale_lr, paused)."""
+    """Serves the channel of one run from daemon threads (socketserver: one per client);
+    `controls` is the Trainer (pause, resume, stop, request_checkpoint, scale_lr, paused)."""
 
     def __init__(self, run_dir: str | Path, controls: Any) -> None:
         self.path = Path(run_dir) / SOCKET_FILE
         self.controls = controls
-        self._sock: socket.socket | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._closing = threading.Event()
 
     def start(self) -> "ControlServer":
         remove_stale_socket(self.path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server = _Server(self)
         old_umask = os.umask(0o177)  # the socket file is created 0600, never wider
         try:
             with _short_path(self.path) as where:
-                sock.bind(where)
+                server.socket.bind(where)
+            os.chmod(self.path, 0o600)
+            server.server_activate()
         except OSError:
-            sock.close()
+            server.server_close()
             raise
         finally:
             os.umask(old_umask)
-        os.chmod(self.path, 0o600)
-        sock.listen(8)
-        sock.settimeout(0.5)
-        self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="tui-nn-control", daemon=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.5,),
+                                        name="tui-nn-control", daemon=True)
         self._thread.start()
         return self
 
     def close(self) -> None:
-        self._closing.set()
-        _wake(self.path)  # accept() returns at once instead of at its next timeout
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        server, self._server = self._server, None
+        if server is None:
+            return
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        _wake(self.path)  # the select() returns now rather than at its next poll
+        stopper.join(timeout=2)
+        server.server_close()
         with contextlib.suppress(OSError):
             self.path.unlink()
 
-    def _serve(self) -> None:
-        while not self._closing.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                if self._closing.is_set():
-                    return  # close()'s wake-up call
-                conn.settimeout(2.0)
-                try:
-                    reply = self.handle(_read_line(conn))
-                except (OSError, ValueError) as e:
-                    reply = {"ok": False, "error": f"bad request: {e}"}
-                with contextlib.suppress(OSError):
-                    conn.sendall((json.dumps(reply) + "\n").encode())
+    def answer(self, conn: socket.socket) -> dict[str, Any] | None:
+        """The reply to one client; never raises (an error is this request's, not the
+        channel's). None when the client sent nothing in time."""
+        try:
+            raw = _read_line(conn, time.monotonic() + CLIENT_DEADLINE_S)
+        except socket.timeout:
+            return {"ok": False, "error": f"no request within {CLIENT_DEADLINE_S:g} s"}
+        except OSError:
+            return None
+        if not raw:
+            return None
+        try:
+            return self.handle(raw)
+        except Exception as e:  # noqa: BLE001 - the next client is still served
+            return {"ok": False, "error": f"bad request ({type(e).__name__})"}
 
     def handle(self, raw: bytes) -> dict[str, Any]:
         """Apply one request; never raises for bad input."""
@@ -116,10 +152,13 @@ class ControlServer:
             return {"ok": False, "error": f"unknown action; one of {', '.join(ACTIONS)}"}
         action, c = request["action"], self.controls
         if action == "lr":
-            factor = request.get("factor")
-            if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
-                return {"ok": False, "error": "lr needs a FACTOR > 0, e.g. lr 0.5"}
-            c.scale_lr(float(factor))
+            factor = lr_factor(request.get("factor"))
+            if factor is None:
+                return {"ok": False, "error": LR_FACTOR_HINT}
+            try:
+                c.scale_lr(factor)
+            except ValueError as e:  # the pending product left the range
+                return {"ok": False, "error": str(e)}
         else:
             {"pause": c.pause, "resume": c.resume, "checkpoint": c.request_checkpoint,
              "stop": c.stop}[action]()
@@ -140,9 +179,15 @@ def _wake(path: Path) -> None:
         sock.close()
 
 
-def _read_line(conn: socket.socket) -> bytes:
+def _read_line(conn: socket.socket, deadline: float) -> bytes:
+    """The first line the peer sends, read until `deadline` (time.monotonic()) at the latest:
+    a per-recv timeout alone lets a client sending one byte a second hold on for ever."""
     data = b""
     while b"\n" not in data and len(data) < _MAX_REQUEST:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout
+        conn.settimeout(left)
         chunk = conn.recv(1024)
         if not chunk:
             break
@@ -185,7 +230,7 @@ def send(run_dir: str | Path, action: str, factor: float | None = None,
             sock.connect(where)
         request = {"action": action} | ({"factor": factor} if factor is not None else {})
         sock.sendall((json.dumps(request) + "\n").encode())
-        reply = _read_line(sock)
+        reply = _read_line(sock, time.monotonic() + timeout)
     except ConnectionRefusedError:
         remove_stale_socket(path)
         raise ChannelError("the run's process is gone (a stale channel was removed)") from None

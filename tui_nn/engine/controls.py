@@ -4,8 +4,27 @@ threading.Event costs nothing to check), shared by every way of steering a run."
 
 from __future__ import annotations
 
-import math
 import threading
+from typing import Any
+
+# One `lr F` request scales the lr by at most this much either way, and so do the requests
+# gathered before the next step together: 1e308 would make the next step's arithmetic overflow
+# (a RuntimeError of the model, not a divergence to nan). README "control lr" says the range.
+LR_FACTOR_MIN, LR_FACTOR_MAX = 1e-6, 1e6
+LR_FACTOR_HINT = (f"lr needs a FACTOR from {LR_FACTOR_MIN:g} to {LR_FACTOR_MAX:g}, "
+                  "e.g. `lr 0.5` halves it")
+
+
+def lr_factor(value: Any) -> float | None:
+    """`value` as an lr factor in the accepted range, or None (a bool, a string, nan, inf, a
+    400-digit integer that no float holds, 0, a negative, or out of range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        factor = float(value)
+    except OverflowError:
+        return None
+    return factor if LR_FACTOR_MIN <= factor <= LR_FACTOR_MAX else None  # nan fails both
 
 
 class Controls:
@@ -35,10 +54,15 @@ class Controls:
     def scale_lr(self, factor: float) -> None:
         """Multiply the learning rate by ``factor`` before the next step (a schedule keeps its
         shape, scaled). Applied by the training thread, so it is safe from any thread."""
-        if not (math.isfinite(factor) and factor > 0):
-            raise ValueError(f"lr factor must be a number > 0 (got {factor})")
+        checked = lr_factor(factor)
+        if checked is None:
+            raise ValueError(f"{LR_FACTOR_HINT} (got {factor!r})")
         with self._lr_lock:
-            self._lr_factor *= factor
+            pending = lr_factor(self._lr_factor * checked)
+            if pending is None:
+                raise ValueError(f"{LR_FACTOR_HINT}: with the changes not yet applied it "
+                                 f"would be × {self._lr_factor * checked:g}")
+            self._lr_factor = pending
 
     def take_lr_factor(self) -> float:
         """The factor gathered since the last call (1.0 when none); for the training thread."""

@@ -143,7 +143,8 @@ class Finished(Event):
 @dataclass(frozen=True)
 class Failed(Event):
     message: str
-    kind: str = "error"  # "error", "nan", "oom", "data", "shape", "fit", "disk"
+    kind: str = "error"  # "error", "nan", "oom", "data", "shape", "fit", "disk", "usage",
+    # "checkpoint"
     run_dir: str | None = None
     step: int | None = None
     details: dict[str, Any] = field(default_factory=dict)

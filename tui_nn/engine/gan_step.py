@@ -41,6 +41,8 @@ def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
 class GANStep:
     """Step plugin for tui_nn.zoo.gan.GAN (any 1×H×W image set; labels are ignored)."""
 
+    metric = "d_accuracy"  # D's, named so: 0.5 is a G that fools it, not a worse model
+
     def __init__(self) -> None:
         self.trainer: Any = None
         self.g_optimizer: torch.optim.Optimizer | None = None

@@ -1,17 +1,17 @@
 """What the Trainer does when a step goes wrong or is steered: a NaN/Inf loss (stop with the
-last finite checkpoint kept, or roll back and pause), CUDA out of memory (find a batch that
-fits, keep the work), and lr scaling requested from another thread.
+last finite checkpoint kept, or roll back and pause) and lr scaling requested from another
+thread. CUDA out of memory: oom.py.
 
 Functions of a Trainer, kept apart so the training loop reads as a loop."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
 
 from tui_nn.engine import events as ev
-from tui_nn.data import tasks
 from tui_nn.engine.checkpoint import load_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,25 +23,59 @@ LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 
 class TrainingError(Exception):
     """A failure with a user-facing message; kind is one of the Failed event kinds
-    ("error", "nan", "oom", "data", "shape", "disk", "usage")."""
+    ("error", "nan", "oom", "data", "shape", "fit", "disk", "usage", "checkpoint")."""
 
     def __init__(self, message: str, kind: str = "error") -> None:
         super().__init__(message)
         self.kind = kind
 
 
-def stop_on_nan(trainer: "Trainer", epoch: int, step_in_epoch: int, value: float) -> None:
+def stop_on_nan(trainer: "Trainer", epoch: int, step_in_epoch: int, value: float,
+                step: int | None = None, what: str = "loss") -> None:
     """Headless: fail with advice. last.pt (there is always one: step 0 is saved) keeps the
     last checkpoint before the blow-up; the current weights are never saved over it (they
-    are finite, but already diverged)."""
+    are finite, but already diverged). step: the 1-based step whose loss was value (the
+    step being taken when None)."""
     run_dir, st = trainer.run_dir, trainer.state
     kept = ""
     if run_dir is not None and run_dir.last_checkpoint.exists():
         kept = (f"; {run_dir.last_checkpoint} keeps the last checkpoint before it "
                 f"(step {st.last_saved_step})")
+    step = st.step + 1 if step is None else step
+    lr = trainer.config.lr
     raise TrainingError(
-        f"loss became {value} at step {st.step + 1} (epoch {epoch + 1}): "
-        f"try a lower --lr (now {trainer.config.lr}) or --grad-clip 1.0{kept}", "nan")
+        f"{what} became {value} at step {step} (epoch {epoch + 1}): "
+        f"try a lower --lr (now {lr:g}; --lr {halved_lr(lr)} halves it) or --grad-clip 1.0"
+        f"{kept}", "nan")
+
+
+def halved_lr(lr: float) -> str:
+    """The --lr that halves a run's lr on resume. Resume scales the checkpoint's lr by
+    new/old --lr (engine/setup.py), so half the configured lr halves what the run had,
+    whatever the schedule or the app's lr changes made of it since."""
+    return f"{lr / 2:.4g}"
+
+
+def check_finite_before_save(trainer: "Trainer") -> None:
+    """The one rule for saving: nothing becomes a checkpoint before the losses since the last
+    read are known finite. On a GPU they are read only at reports, so a save between two
+    reads would otherwise write diverged weights over the last good last.pt. One host sync
+    per save (never per step); it also covers the weights, which a finite loss can hide (the
+    update of the last step). Raises TrainingError("nan") naming the step that went bad."""
+    st = trainer.state
+    losses = list(st.losses)
+    flags = [torch.stack(losses).isfinite().all()] if losses else []
+    if not trainer.dist.enabled:  # under DDP only rank 0 saves: it must not stop alone
+        flags += [p.detach().isfinite().all() for p in trainer.model.parameters()]
+    if not flags or bool(torch.stack(flags).all()):  # the one sync
+        return
+    values = torch.stack(losses).tolist() if losses else []
+    bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+    if bad is not None:
+        stop_on_nan(trainer, st.epoch, st.step_in_epoch, values[bad],
+                    step=st.step - len(values) + 1 + bad)
+    stop_on_nan(trainer, st.epoch, st.step_in_epoch, float("nan"), step=st.step,
+                what="a weight")
 
 
 def pause_on_nan(trainer: "Trainer", epoch: int, step_in_epoch: int, value: float) -> None:
@@ -101,48 +135,3 @@ def scale_lr_now(trainer: "Trainer", factor: float) -> None:
     sched = trainer.scheduler
     if sched is not None and hasattr(sched, "base_lrs"):
         sched.base_lrs = [b * factor for b in sched.base_lrs]
-
-
-def out_of_memory_message(trainer: "Trainer") -> str:
-    """Free what the failed step held, find a batch size whose forward+backward fits, and
-    keep the work done so far."""
-    bs = trainer.batch_size or trainer.config.batch_size or 0
-    fits = None
-    if trainer.optimizer is not None:
-        trainer.optimizer.zero_grad(set_to_none=True)
-        _empty_cache(trainer.device)
-        fits = largest_batch_that_fits(trainer, bs)
-    saved = ""
-    st = trainer.state
-    if trainer.run_dir is not None and st.step > 0:
-        try:
-            trainer.save(st.epoch, st.step_in_epoch, "stop")
-            saved = f"; the run so far is saved in {trainer.run_dir.path}"
-        except TrainingError:
-            pass
-    hint = (f"try --batch-size {fits}" if fits else
-            "even batch size 1 does not fit: use a smaller model or --amp bf16")
-    return f"out of memory on {trainer.device} at batch size {bs}: {hint}{saved}"
-
-
-def largest_batch_that_fits(trainer: "Trainer", bs: int) -> int | None:
-    n = trainer.train_x.shape[0]
-    candidate = bs // 2
-    while candidate >= 1:
-        try:
-            idx = torch.arange(min(candidate, n), device=trainer.device)
-            out = trainer.forward_model(trainer.train_x.index_select(0, idx))
-            tasks.loss_mean(trainer.loss_task, out.float(),
-                            trainer.train_y.index_select(0, idx)).backward()
-            trainer.optimizer.zero_grad(set_to_none=True)
-            return candidate
-        except torch.cuda.OutOfMemoryError:
-            trainer.optimizer.zero_grad(set_to_none=True)
-            _empty_cache(trainer.device)
-            candidate //= 2
-    return None
-
-
-def _empty_cache(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()

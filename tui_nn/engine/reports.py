@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tui_nn.data import tasks
 from tui_nn.engine import events as ev
 from tui_nn.engine import recovery
 from tui_nn.engine.device import device_name, memory_in_use
@@ -28,9 +27,10 @@ def step_metrics(t: "Trainer", epoch: int, epoch_step: int, now: float) -> ev.St
         stacked = all_mean(stacked, t.dist)  # the global batch's loss at each step
     values = stacked.tolist()  # the one host sync per report
     st.losses = []
-    if not all(math.isfinite(v) for v in values):
-        recovery.stop_on_nan(t, epoch, epoch_step,
-                             next(v for v in values if not math.isfinite(v)))
+    bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+    if bad is not None:  # named by the step whose loss it was, not the report's
+        recovery.stop_on_nan(t, epoch, epoch_step, values[bad],
+                             step=st.step - len(values) + 1 + bad)
     done = st.step - st.session_start_step
     elapsed = time.monotonic() - st.t0
     eta = elapsed / done * (t.total_steps - st.step) if done else None
@@ -75,7 +75,7 @@ def run_started(t: "Trainer") -> ev.RunStarted:
     return ev.RunStarted(
         run_dir=str(t.run_dir.path) if t.run_dir else None, model=cfg.model,
         dataset=cfg.dataset, device=str(t.device), device_name=device_name(t.device),
-        task=t.task, metric=tasks.metric_name(t.task), n_train=t.dataset.n_train,
+        task=t.task, metric=t.metric_name, n_train=t.dataset.n_train,
         n_val=t.dataset.n_val, epochs=cfg.epochs, batch_size=t.batch_size,
         steps_per_epoch=t.steps_per_epoch, total_steps=t.total_steps,
         parameters=t.parameters(), start_epoch=st.start_epoch, start_step=st.step,
@@ -89,5 +89,5 @@ def finished(t: "Trainer", epochs_done: int) -> ev.Finished:
     return ev.Finished(
         status="stopped" if st.stopped else "finished",
         run_dir=str(t.run_dir.path) if t.run_dir else None, epochs_done=epochs_done,
-        step=st.step, metric=tasks.metric_name(t.task), best_value=st.best_value,
+        step=st.step, metric=t.metric_name, best_value=st.best_value,
         last_value=st.last_value, elapsed_s=time.monotonic() - st.t0)

@@ -59,6 +59,7 @@ def setup(t: "Trainer") -> None:
             before, now = t.resume_changes["lr"]
             recovery.scale_lr_now(t, now / before)
         check_first_batch(t)  # before any run directory exists: a misfit leaves no debris
+        wrap_model(t)
         choose_cpu_threads(t)
         measure_memory(t)
         from tui_nn.engine.insight_hooks import LiveInsight
@@ -130,7 +131,7 @@ def _resolve_model_spec(t: "Trainer") -> Any:
         get_model_spec(cfg.model)  # not a source either: unknown name, with a suggestion
     if from_source and not cfg.dataset:
         raise TrainingError(f"--dataset is needed to train {cfg.model} (only zoo models "
-                            "have a default dataset)")
+                            "have a default dataset)", "usage")
     defaults = spec.defaults if spec else TrainDefaults(epochs=3, batch_size=64, lr=0.01)
     default_dataset = spec.default_dataset if spec else (cfg.dataset or "digits")
     t.config = cfg.resolved(defaults, default_dataset)
@@ -143,7 +144,7 @@ def _load_source(source: str) -> nn.Module:
     try:
         return load_model(source, device="cpu").model
     except SourceError as e:
-        raise TrainingError(str(e)) from None
+        raise TrainingError(str(e), "usage") from None
 
 
 # ---- device, data, model ----------------------------------------------------------------------
@@ -151,7 +152,7 @@ def _setup_device(t: "Trainer") -> None:
     try:
         t.device = resolve_device(t.config.device)
     except ValueError as e:
-        raise TrainingError(str(e)) from None
+        raise TrainingError(str(e), "usage") from None
     t.dist = DistInfo.from_env()
     if t.dist.enabled:
         if t.device.type == "cuda":
@@ -177,16 +178,17 @@ def _load_data(t: "Trainer", spec: Any) -> None:
 
 
 def _setup_speed(t: "Trainer") -> None:
-    """The CUDA fast paths (each measured in benchmarks/bench_train_speed.py)."""
+    """The CUDA fast paths (each measured in benchmarks/bench_train_speed.py). DDP and
+    torch.compile wrap the model later (wrap_model), once its layout is settled."""
     cfg, cuda = t.config, t.device.type == "cuda"
-    amp = cfg.amp
-    if amp in ("bf16", "fp16") and not cuda:
-        raise TrainingError(f"--amp {amp} needs a CUDA device (training on {t.device})")
+    if cfg.amp in ("bf16", "fp16") and not cuda:
+        raise TrainingError(f"--amp {cfg.amp} needs a CUDA device (training on {t.device})",
+                            "usage")
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest
-        if amp == "auto":
-            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        t.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        # TF32 tensor cores for fp32 matmuls (Ampere on; cuDNN convolutions use them already).
+        torch.set_float32_matmul_precision("high")
+    t.amp_dtype = amp_dtype(cfg.amp, t.device)
     # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 does not.
     # Disabled, the scaler passes everything through: one code path for the step.
     t.scaler = torch.amp.GradScaler("cuda", enabled=t.amp_dtype == torch.float16)
@@ -195,17 +197,42 @@ def _setup_speed(t: "Trainer") -> None:
         cfg.channels_last == "auto" and cuda and is_cnn)
     if t.channels_last:
         t.model = t.model.to(memory_format=torch.channels_last)
-    t.forward_model = t.model
+    t.forward_model = t.eager_model = t.eval_model = t.model
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """--amp on this device: auto is bf16 where the device computes it natively (compute
+    capability 8.0 on; torch.cuda.is_bf16_supported() also says yes for a T4 or V100, which
+    emulate it slowly, and asks the current device rather than the run's), else fp16."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "auto":
+        native = bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+        amp = "bf16" if native else "fp16"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+
+def wrap_model(t: "Trainer") -> None:
+    """DDP, then torch.compile, around the model as check_first_batch left it: a DDP built
+    while the parameters were channels_last, then switched back, has gradient buckets whose
+    strides no longer match (a warning and a copy every step)."""
+    cfg, cuda = t.config, t.device.type == "cuda"
     if t.dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
-        t.forward_model = DistributedDataParallel(
+        t.eager_model = DistributedDataParallel(
             t.model, device_ids=[t.device.index] if cuda else None)
+    t.forward_model = t.eager_model
     if cfg.compile:
         # CUDA graphs ("reduce-overhead") pay off for small models whose step is bound by
         # kernel-launch latency; bigger ones get the default inductor mode.
         small = sum(p.numel() for p in t.model.parameters()) < 5_000_000
-        t.forward_model = torch.compile(t.forward_model,
-                                        mode="reduce-overhead" if cuda and small else None)
+        mode = "reduce-overhead" if cuda and small else None
+        t.forward_model = torch.compile(t.eager_model, mode=mode)
+        t.eval_model = torch.compile(t.model, mode=mode)
+        # The compiled model takes one batch size, the full batch's share of this rank: the
+        # last, partial batch of an epoch runs eagerly rather than compiling a second graph.
+        world, rank = t.dist.world_size, t.dist.rank
+        t.compiled_batch = t.batch_size // world + (rank < t.batch_size % world)
 
 
 def _data_to_device(t: "Trainer") -> None:

@@ -15,6 +15,8 @@ and validation curves share an axis:
   val/loss, val/<metric>  (val/accuracy or val/mse) at each epoch end
   perf/samples_per_s    training throughput, at each report
   perf/memory_mib       device memory in use (CUDA/MPS), at each report
+  step/<name>           every other scalar logged with the steps (a GAN's d_loss), at each report
+  epoch/<name>          every other scalar logged with the epochs, at each epoch end
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class TensorBoardSink:
             w.add_scalar("perf/samples_per_s", event.samples_per_s, event.step)
             if event.memory_bytes is not None:
                 w.add_scalar("perf/memory_mib", event.memory_bytes / 2**20, event.step)
+            _add_scalars(w, "step", event.scalars, event.step)
         elif isinstance(event, ev.EpochMetrics):
             w = self._open()
             if w is None:
@@ -121,6 +124,7 @@ class TensorBoardSink:
             w.add_scalar("train/epoch_loss", event.train_loss, event.step)
             w.add_scalar("val/loss", event.val_loss, event.step)
             w.add_scalar(f"val/{event.metric}", event.value, event.step)
+            _add_scalars(w, "epoch", event.scalars, event.step)
             w.flush()  # epochs are rare and the ones worth seeing at once
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.close()
@@ -138,6 +142,12 @@ class TensorBoardSink:
                 writer.close()
             except Exception as e:  # noqa: BLE001
                 self.error = self.error or f"TensorBoard logging failed on close: {e}"
+
+
+def _add_scalars(writer: Any, group: str, scalars: dict[str, Any], step: int) -> None:
+    for name, value in scalars.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            writer.add_scalar(f"{group}/{name}", value, step)
 
 
 def _run_markdown(e: ev.RunStarted) -> str:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from tui_nn.data import tasks
-from tui_nn.engine import checkpoint, recovery, reports, setup, validation
+from tui_nn.engine import checkpoint, oom, recovery, reports, setup, validation
 from tui_nn.engine import events as ev
 from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig
@@ -62,6 +62,11 @@ class Trainer(Controls):
         self.history: list[ev.EpochMetrics] = []
         # Filled by setup (engine/setup.py); None until then.
         self.model = self.forward_model = self.optimizer = self.scheduler = None
+        # eager_model: the model (DDP-wrapped under torchrun) uncompiled; eval_model: what
+        # validation runs (compiled with --compile); compiled_batch: the one batch size the
+        # compiled models take (setup.wrap_model).
+        self.eager_model = self.eval_model = None
+        self.compiled_batch: int | None = None
         self.scaler = self.generator = self.amp_dtype = self.augment = None
         self.run_dir: RunDir | None = None
         self.dist: DistInfo | None = None
@@ -89,17 +94,19 @@ class Trainer(Controls):
         """Train to the end (or until stopped). Never raises for training failures: the last
         event, Finished or Failed, is both emitted and returned."""
         try:
-            return self._run()
+            try:
+                return self._run()
+            except torch.cuda.OutOfMemoryError:
+                pass  # handled below, once this block has dropped the failed step's frames
+            return self._fail(oom.out_of_memory_message(self), "oom")
         except TrainingError as e:
             return self._fail(str(e), e.kind)
         except (ConfigError, RunDirError) as e:
             return self._fail(str(e), "usage")
-        except CheckpointError as e:
-            return self._fail(str(e), "error")
+        except CheckpointError as e:  # only loading raises it: the --resume file given
+            return self._fail(str(e), "checkpoint")
         except setup.data_error_types() as e:
             return self._fail(str(e), "data")
-        except torch.cuda.OutOfMemoryError:
-            return self._fail(recovery.out_of_memory_message(self), "oom")
         except OSError as e:
             return self._fail(self._disk_message(e), "disk")
         except Exception as e:  # noqa: BLE001 - surfaced as an event, with the traceback kept
@@ -230,7 +237,8 @@ class Trainer(Controls):
         if self.step_plugin is not None:
             return self._plugin_step(xb, yb)
         st, cfg, scaler, opt = self.state, self.config, self.scaler, self.optimizer
-        out = self._forward(self.forward_model, xb)
+        out = self._forward(self.forward_model if self.compiled_batch in (None, xb.shape[0])
+                            else self.eager_model, xb)
         loss = self._loss(out, yb, xb.shape[0], global_n)
         if self._check_each_step and not math.isfinite(loss.item()):  # a CPU read: 0.2 µs
             recovery.pause_on_nan(self, st.epoch, st.step_in_epoch, float(loss.detach()))
@@ -357,7 +365,7 @@ class Trainer(Controls):
         epoch_time = time.monotonic() - st.epoch_t0
         em = ev.EpochMetrics(
             epoch=epoch, step=st.step, train_loss=train_loss, val_loss=val_loss,
-            metric=tasks.metric_name(self.task), value=value, best_value=st.best_value,
+            metric=self.metric_name, value=value, best_value=st.best_value,
             is_best=better, elapsed_s=time.monotonic() - st.t0, epoch_time_s=epoch_time,
             samples_per_s=st.epoch_terms / max(epoch_time, 1e-9), decoded=decoded,
             scalars=self._scalars.epoch_means())
@@ -378,8 +386,10 @@ class Trainer(Controls):
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def save(self, epoch: int, step_in_epoch: int, reason: str) -> None:
-        """last.pt := the state after the current step (rank 0 only; no-op without a run)."""
+        """last.pt := the state after the current step (rank 0 only; no-op without a run),
+        once the losses since the last read are known finite."""
         if self.run_dir is not None:
+            recovery.check_finite_before_save(self)
             self.emit(checkpoint.write_last(self, epoch, step_in_epoch, reason))
 
     def _save_best(self, epoch: int) -> ev.CheckpointSaved:
@@ -423,6 +433,12 @@ class Trainer(Controls):
     def _check_each_step(self) -> bool:
         # A per-step sync is free on the CPU only; under DDP a lone rank must not stop alone.
         return self.device.type == "cpu" and not self.dist.enabled
+
+    @property
+    def metric_name(self) -> str:
+        """The task's metric, or a step plugin's own: the GAN's is D's accuracy, which no run
+        list may rank as the model's accuracy."""
+        return getattr(self.step_plugin, "metric", None) or tasks.metric_name(self.task)
 
     @property
     def _look(self) -> bool:

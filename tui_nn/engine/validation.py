@@ -44,7 +44,10 @@ def evaluate(t: "Trainer") -> tuple[float, float, str | None]:
     try:
         with torch.inference_mode():
             for s in range(0, val_x.shape[0], vbs):
-                out, yb = t._forward(model, val_x[s:s + vbs]), val_y[s:s + vbs]
+                xb, yb = val_x[s:s + vbs], val_y[s:s + vbs]
+                # --compile: the compiled model at one size; a last, shorter batch runs eagerly.
+                full = xb.shape[0] == min(vbs, val_x.shape[0])
+                out = t._forward(t.eval_model if full and t.eval_model is not None else model, xb)
                 ls, k = tasks.loss_sum(t.loss_task, out, yb)
                 loss_total += ls
                 terms += k

@@ -42,6 +42,9 @@ class TuiNNApp(App[None]):
         self.main = MainScreen(model=model, train_options=train_options, dataset=dataset,
                                start=start, resume=resume, input_text=input_text)
         self._quitting = False
+        # Printed after the terminal is restored (exits.run_app): plain text, so a long path in
+        # it is never cut or broken and a command in it copies whole.
+        self.exit_text = ""
 
     def get_default_screen(self) -> Screen:
         return self.main
@@ -70,8 +73,8 @@ class TuiNNApp(App[None]):
         os._exit(signal_code(signum))
 
     async def _stop_and_exit(self, return_code: int = 0) -> None:
-        line = await self.main.stop_for_quit()
-        self.exit(return_code=return_code, message=line or None)
+        self.exit_text = await self.main.stop_for_quit()
+        self.exit(return_code=return_code)
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
         """Every notification's text is cleaned: messages quote paths, names and errors that

@@ -21,6 +21,7 @@ class ModelEntry:
     defaults: Any = None  # zoo.TrainDefaults or None
     lesson: str = ""
     in_zoo: bool = True
+    own_step: bool = False  # trains with a step plugin of its own (the GAN): no gradient flow
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ def zoo_entries() -> list[ModelEntry]:
     from tui_nn.zoo import list_models
 
     return [ModelEntry(s.name, s.description, shape_text(s.input_shape, s.input_dtype),
-                       s.default_dataset, s.defaults, s.lesson) for s in list_models()]
+                       s.default_dataset, s.defaults, s.lesson, own_step=s.step is not None)
+            for s in list_models()]
 
 
 def dataset_entries() -> list[DatasetEntry]:

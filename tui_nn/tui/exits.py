@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from typing import Callable
 
 from textual.app import App
@@ -47,5 +48,9 @@ def signal_code(signum: int) -> int:
 def run_app(app: App) -> int:
     """Run the app; its exit status (see the module docstring)."""
     app.run()
+    text = getattr(app, "exit_text", "")
+    if text:
+        from tui_nn.textsafe import clean  # it quotes a run directory's path
+        print(clean(text), file=sys.stderr, flush=True)
     code = getattr(app, "return_code", 0)  # stand-ins in tests may not have one
     return 0 if code is None else code

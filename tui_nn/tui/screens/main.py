@@ -147,6 +147,7 @@ class MainScreen(Screen):
         self.user_models: dict[str, Any] = {}
         self._form_model: str | None = None  # the model whose defaults the form holds
         self._logged_epochs = 0
+        self._paused_on_nan = False  # a NaN paused the run and its lr was not lowered since
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -514,21 +515,37 @@ class MainScreen(Screen):
         self.action_stop_training()
         self.notify("stopping the run and saving a checkpoint…", timeout=10, markup=False)
         await self.bridge.wait()
-        if self.bridge.last_checkpoint:
-            return f"tui-nn: run stopped; checkpoint saved to {self.bridge.last_checkpoint}"
-        return "tui-nn: run stopped"
+        if not self.bridge.last_checkpoint:
+            return "tui-nn: run stopped"
+        return (f"tui-nn: run stopped; checkpoint saved to {self.bridge.last_checkpoint}"
+                + self._resume_hint())
+
+    def _resume_hint(self) -> str:
+        """The command that continues the run (as a headless run prints it); after a NaN the
+        run paused on, one with half the lr (the same lr would blow up again)."""
+        from tui_nn.engine.recovery import halved_lr
+        from tui_nn.engine.resume import resume_command
+
+        started, trainer = self.bridge.started, self.bridge.trainer
+        if started is None or not started.run_dir:
+            return ""
+        lower = (f" --lr {halved_lr(trainer.config.lr)}"
+                 if self._paused_on_nan and trainer is not None and trainer.config.lr else "")
+        return f"\ncontinue with: {resume_command(started.run_dir, headless=False)}{lower}"
 
     @on(msg.TrainingStarted)
     def _started(self, message: msg.TrainingStarted) -> None:
         e = message.event
         if self.run_state == "starting":
             self.run_state = "running"
+        self._paused_on_nan = False
         status = self.query_one(RunStatus)
         status.started = e
         curves = self.query_one(Curves)
         curves.set_axis(e.start_step, e.total_steps)
         curves.live = True
-        self.query_one(InsightPane).reset()
+        entry = self.entries.get(e.model)
+        self.query_one(InsightPane).reset(own_step=entry is not None and entry.own_step)
         self.frame_interval = FRAME_S
         self._cpu_mark = (time.monotonic(), time.thread_time())
         self._frame_timer.resume()
@@ -720,6 +737,7 @@ class MainScreen(Screen):
         from tui_nn.engine import events as ev
 
         e = message.event
+        self._paused_on_nan = isinstance(e, ev.NonFiniteLoss)
         if isinstance(e, ev.NonFiniteLoss):
             self._sync_progress()
             self._log(e.message, "error")

@@ -290,10 +290,13 @@ class WatchScreen(Screen):
         self.query_one(Curves).set_axis(0, e.total_steps)
         # What the trainer measured at setup (no prediction here: that would trace the model).
         self.query_one(SystemPane).run_memory = run_memory_from(e)
-        self._log(f"{'resumed' if e.start_step else 'started'} {clean_line(e.model, 80)} on "
-                  f"{clean_line(e.dataset, 80)}", "good")
-        self._log(f"{e.epochs} epochs x {e.steps_per_epoch} steps, "
-                  f"{clean_line(e.device_name, 60)}", "dim")
+        on = f" on {clean_line(e.dataset, 80)}" if e.dataset not in ("", "-") else ""
+        self._log(f"{'resumed' if e.start_step else 'started'} {clean_line(e.model, 80)}{on}",
+                  "good")
+        sizes = [f"{n} {unit}" for n, unit in ((e.epochs, "epochs"),
+                                                 (e.steps_per_epoch, "steps")) if n]
+        self._log(", ".join([" x ".join(sizes)] * bool(sizes) + [clean_line(e.device_name, 60)]),
+                  "dim")  # 0: a size the loop did not give (tui_nn.Run), left out
 
     def _show_batch(self, batch: "_Batch", first_read: bool) -> None:
         if len(batch.new_epochs) > 3:  # fast epochs: one line per poll, not a flood
@@ -336,6 +339,7 @@ class WatchScreen(Screen):
         self.query_one(RunStatus).state = state
         self._update_subtitle()
         self.query_one(Curves).live = state in ("running", "paused")
+        self._check_channel()
 
     def _rebuild(self) -> None:
         """Curves from scratch, as tui_nn.runs reads a resumed run (redone steps once)."""
@@ -351,9 +355,10 @@ class WatchScreen(Screen):
         from tui_nn.fmt import fmt_metric
 
         total = self.started.epochs if self.started is not None else "?"
+        total = f"/{total}" if total else ""  # 0: the loop gave no epoch count
         name = "acc" if e.metric == "accuracy" else e.metric
         which = f"epochs {first + 1}–{e.epoch + 1}" if first is not None else f"epoch {e.epoch + 1}"
-        self._log(f"{which}/{total} · loss {e.train_loss:.4g} · val "
+        self._log(f"{which}{total} · loss {e.train_loss:.4g} · val "
                   f"{e.val_loss:.4g} · {name} {fmt_metric(e.metric, e.value)}"
                   f"{' *' if e.is_best else ''}")
 
@@ -378,6 +383,9 @@ class WatchScreen(Screen):
     def _check_channel(self) -> None:
         from tui_nn.engine.channel import is_steerable
         steerable, reason = is_steerable(self.run_dir)
+        if steerable and self.status not in ("running", "paused"):
+            # A killed run leaves its socket behind: a run that is not live takes nothing.
+            steerable, reason = False, f"the run is {self.status}: nothing to steer"
         if (steerable, reason) != (self.steerable, self.steer_reason):
             self.steerable, self.steer_reason = steerable, reason
             self._update_subtitle()

@@ -245,6 +245,14 @@ def grid_text(samples: Sequence[Any], width: int, gap: int = 2, captions: bool =
 
 
 # ---- widgets -----------------------------------------------------------------------------------
+NO_GRADIENTS = ("No gradients yet: start a run (s); they are read after backward, before each "
+                "report's optimizer step.")
+NO_GRADIENTS_OWN_STEP = ("No gradient flow for this model: it trains with a step of its own "
+                         "(the GAN's D and G steps), which does not report per-layer gradients.")
+NO_PREDICTIONS = ("No predictions yet: they come with each epoch's validation pass "
+                  "(classifiers).")
+NO_IMAGES_OWN_STEP = "No generated images yet: they come after each epoch."
+
 class _TextView(Static):
     """A Static redrawn from a data object; remembers what its last render cost."""
 
@@ -265,7 +273,10 @@ class _TextView(Static):
         self.render_ms = (time.perf_counter() - t0) * 1e3
         self.redraws += 1
 
-    def clear(self) -> None:
+    def clear(self, empty: str | None = None) -> None:
+        """Show the placeholder (a new one: what this run will or will not show here)."""
+        if empty is not None:
+            self.empty = Text(empty, style="dim")
         self.text = self.empty
         self.update(self.empty)
 
@@ -280,19 +291,19 @@ class GradientFlowView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="flow-head", classes="insight-head")
         with VerticalScroll(id="flow-scroll"):
-            yield _TextView("No gradients yet: start a run (s); they are read after backward, "
-                            "before each report's optimizer step.", id="flow-bars")
+            yield _TextView(NO_GRADIENTS, id="flow-bars")
         yield Static("", id="flow-warnings", classes="insight-foot")
 
     def on_resize(self) -> None:
         if self.event is not None:
             self.show(self.event, self._warnings)
 
-    def clear(self) -> None:
+    def clear(self, own_step: bool = False) -> None:
         self.event = None
         for selector in ("#flow-head", "#flow-warnings"):
             self.query_one(selector, Static).update("")
-        self.query_one("#flow-bars", _TextView).clear()
+        self.query_one("#flow-bars", _TextView).clear(
+            NO_GRADIENTS_OWN_STEP if own_step else NO_GRADIENTS)
 
     def show(self, event: Any, warnings: Sequence[str] = ()) -> None:
         self.event = event
@@ -446,19 +457,20 @@ class ClassifierView(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="classes-head", classes="insight-head")
-        yield _TextView("No predictions yet: they come with each epoch's validation pass "
-                        "(classifiers).", id="confusion")
+        yield _TextView(NO_PREDICTIONS, id="confusion")
         yield _TextView("", id="samples")
 
     def on_resize(self) -> None:
         if self.event is not None:
             self.show(self.event)
 
-    def clear(self) -> None:
+    def clear(self, own_step: bool = False) -> None:
         self.event = None
         self.query_one("#classes-head", Static).update("")
-        for view in self.query(_TextView):
-            view.clear()
+        confusion = self.query_one("#confusion", _TextView)
+        confusion.display = True
+        confusion.clear(NO_IMAGES_OWN_STEP if own_step else NO_PREDICTIONS)
+        self.query_one("#samples", _TextView).clear()
 
     def show(self, event: Any) -> None:
         self.event = event
@@ -466,6 +478,7 @@ class ClassifierView(VerticalScroll):
             self._show_generated(event)
             return
         cm = event.confusion
+        self.query_one("#confusion", _TextView).display = True
         self.query_one("#classes-head", Static).update(
             f"[b]Confusion matrix[/] after epoch {event.epoch + 1} · {cm.total} validation "
             f"samples (rows: true, columns: predicted)")
@@ -484,7 +497,7 @@ class ClassifierView(VerticalScroll):
         self.query_one("#classes-head", Static).update(
             f"[b]Generated images[/] after epoch {event.epoch + 1} · the same "
             f"{len(images)} noise vectors every epoch")
-        self.query_one("#confusion", _TextView).clear()
+        self.query_one("#confusion", _TextView).display = False  # no matrix: no placeholder
         self.query_one("#samples", _TextView).draw(
             lambda w: grid_text(images, w - 1, captions=False))
 
@@ -536,11 +549,12 @@ class InsightPane(Vertical):
     def on_show(self) -> None:
         self.call_after_refresh(self.tick)
 
-    def reset(self) -> None:
-        """A new run: forget the last run's pictures."""
+    def reset(self, own_step: bool = False) -> None:
+        """A new run: forget the last run's pictures. own_step: the model trains with a step of
+        its own (the GAN's), which reports no gradient flow and draws pictures, not a matrix."""
         self._drawn = (0, 0, 0)
-        self.query_one(GradientFlowView).clear()
-        self.query_one(ClassifierView).clear()
+        self.query_one(GradientFlowView).clear(own_step)
+        self.query_one(ClassifierView).clear(own_step)
         plot = self.query_one(FitPlot)
         plot.event = None
         plot.refresh()

@@ -109,9 +109,11 @@ class RunStatus(Vertical):
         device = s.device_name if s else (self.device or "-")
         # device, model and dataset may come from a run directory (watch): plain Text, cleaned.
         head = Text.assemble((state, "bold"), f" on {clean_line(device, 80)}")
-        if s is not None:
-            head.append(f"\n{clean_line(s.model, 80)} · {clean_line(s.dataset, 80)} · "
-                        f"{s.n_train:,} samples · {s.parameters:,} params")
+        if s is not None:  # a count of 0 is one a loop did not give (tui_nn.Run): left out
+            parts = [clean_line(s.model, 80), clean_line(s.dataset, 80)] + \
+                [f"{n:,} {unit}" for n, unit in ((s.n_train, "samples"),
+                                                  (s.parameters, "params")) if n]
+            head.append("\n" + " · ".join(p for p in parts if p not in ("", "-")))
         self._set("#status-head", head)
 
         epoch_bar = self.query_one("#epoch-bar", ProgressBar)
@@ -127,23 +129,31 @@ class RunStatus(Vertical):
                 in_epoch = m.epoch_step
                 current_epoch = m.epoch + 1
             else:
-                in_epoch, current_epoch = 0, min(epochs_done + 1, s.epochs)
+                in_epoch, current_epoch = 0, min(epochs_done + 1, s.epochs or epochs_done + 1)
             if e is not None and m is not None and e.epoch >= m.epoch:
                 in_epoch = s.steps_per_epoch
-            epoch_bar.update(total=s.epochs, progress=epochs_done)
-            step_bar.update(total=s.steps_per_epoch, progress=in_epoch)
-            self._set("#epoch-label", f"epoch {current_epoch}/{s.epochs}")
-            self._set("#step-label", f"step {in_epoch}/{s.steps_per_epoch}")
+            # Totals a loop did not give are 0: the count alone, an empty bar.
+            epoch_bar.update(total=s.epochs or 1, progress=epochs_done if s.epochs else 0)
+            step_bar.update(total=s.steps_per_epoch or 1,
+                            progress=in_epoch if s.steps_per_epoch else 0)
+            self._set("#epoch-label", _count("epoch", current_epoch, s.epochs))
+            self._set("#step-label", _count("step", in_epoch, s.steps_per_epoch))
 
         lines = []
         if m is not None or e is not None:
             from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric
         if m is not None:
             gpu = s is not None and s.device.startswith("cuda")
-            lines.append(f"{m.samples_per_s:,.0f} samples/s · ETA {fmt_duration(m.eta_s)}")
-            lines.append(f"lr {m.lr:.3g} · loss {m.loss:.3g}")
+            # NaN or None: a value the loop did not give (tui_nn.Run), left out, never a 0.
+            speed = [f"{m.samples_per_s:,.0f} samples/s"] if m.samples_per_s == m.samples_per_s \
+                else []
+            if m.eta_s is not None or m.total_steps:
+                speed.append(f"ETA {fmt_duration(m.eta_s)}")
+            lines += [" · ".join(speed)] if speed else []
+            lines.append(f"lr {m.lr:.3g} · loss {m.loss:.3g}" if m.lr == m.lr
+                         else f"loss {m.loss:.3g}")
             lines.append(f"{'GPU mem' if gpu else 'memory'} {fmt_bytes(m.memory_bytes)} · "
-                         f"step {m.step:,}")
+                         f"step {m.step:,}" if m.memory_bytes is not None else f"step {m.step:,}")
         if e is not None:
             name = "acc" if e.metric == "accuracy" else e.metric
             lines.append(f"val loss {e.val_loss:.3g} · {name} {fmt_metric(e.metric, e.value)}")
@@ -153,3 +163,8 @@ class RunStatus(Vertical):
                 best += f" · output '{clean_line(e.decoded, 80)}'"
             lines.append(best)
         self._set("#status-numbers", Text(clean("\n".join(lines))))
+
+
+def _count(label: str, n: int, total: int) -> str:
+    """'epoch 3/10', or 'epoch 3' when the total is unknown (0)."""
+    return f"{label} {n}/{total}" if total else f"{label} {n}"
