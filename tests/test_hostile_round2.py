@@ -215,3 +215,54 @@ def test_a_listing_reads_an_event_file_once_and_a_grown_one_from_where_it_stoppe
     assert len(read) == 10 and grown.max_step == 59 and grown.tags["val/loss"].count == 60
     (tmp_path / "cache" / tb.SummaryCache.FILE).write_text('{"version":1,"files":{"x":[1e999')
     assert tb.summarize(log)[0].max_step == 59  # a damaged cache is an empty one
+
+
+# ---- 5: --resume reads the run directory as the app does -------------------------------------
+def _resumable(path: Path, metrics: str | None = "") -> Path:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"model": "mlp", "dataset": "digits",
+                                                  "epochs": 2}))
+    if metrics is not None:
+        (path / "metrics.jsonl").write_text(metrics)
+    return path
+
+
+@pytest.mark.parametrize("epoch", ["1e400", '"abc"', "-1.5"])
+def test_resume_refuses_a_checkpoint_record_it_cannot_read(tmp_path, epoch):
+    from tui_nn.engine.config import ConfigError
+    from tui_nn.engine.resume import check_resume
+
+    run = _resumable(tmp_path / "r", '{"type":"CheckpointSaved","path":"last.pt","step":1,'
+                                     f'"epoch":{epoch},"reason":"epoch"}}\n')
+    with pytest.raises(ConfigError, match="line 1: a CheckpointSaved record whose epoch is"):
+        check_resume(run, {})
+
+
+def test_resume_never_waits_on_a_fifo_nor_reads_dev_zero(tmp_path):
+    from tui_nn.engine.config import ConfigError
+    from tui_nn.engine.resume import check_resume
+
+    fifo = _resumable(tmp_path / "fifo", None)
+    os.mkfifo(fifo / "metrics.jsonl")  # reading or appending it would wait for a writer
+    with pytest.raises(ConfigError, match="not a regular file"):
+        check_resume(fifo, {})
+    zero = _resumable(tmp_path / "zero")
+    (zero / "config.json").unlink()
+    os.symlink("/dev/zero", zero / "config.json")  # read_text would never end
+    with pytest.raises(ConfigError, match="symlink"):
+        check_resume(zero, {})
+
+
+def test_cli_resume_of_a_damaged_record_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    run = _resumable(tmp_path / "r", '{"type":"CheckpointSaved","path":"last.pt","step":1,'
+                                     '"epoch":1e400,"reason":"epoch"}\n')
+    os.mkfifo(tmp_path / "fifo-run")  # unrelated: nothing else in the directory is read
+    out = subprocess.run([sys.executable, "-m", "tui_nn", "train", "--resume", str(run),
+                          "--headless"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr and "epoch is Infinity" in lines[0]

@@ -211,9 +211,6 @@ class RunDir:
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
-    def read_config(self) -> dict[str, Any]:
-        return json.loads(self.config_path.read_text())
-
     def append_metrics(self, record: dict[str, Any]) -> None:
         """One whole line per record; raises DiskWriteError (the line is then absent)."""
         if self._metrics_fd is None:
