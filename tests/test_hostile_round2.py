@@ -101,7 +101,7 @@ def test_watch_draws_huge_finite_values_clipped(tmp_path):
 
     from pilot_helpers import SIZE, wait_for
     from tui_nn.tui.screens.watch import make_watch_app
-    from tui_nn.tui.widgets.curves import LossPlot
+    from tui_nn.tui.widgets.curves import LossPlot, MetricPlot
 
     run = _huge_run(tmp_path / "run")
 
@@ -112,8 +112,9 @@ def test_watch_draws_huge_finite_values_clipped(tmp_path):
             await wait_for(pilot, lambda: screen.status == "finished", 15, "finished")
             await pilot.pause(0.5)
             app.export_screenshot()
-            loss = app.screen.query_one(LossPlot)
+            loss, metric = app.screen.query_one(LossPlot), app.screen.query_one(MetricPlot)
             assert app.is_running and loss.redraws and loss.clipped
+            assert metric.redraws and metric.clipped  # an accuracy of 1e308: drawn at 100 %
 
     asyncio.run(scenario())
 
@@ -266,3 +267,116 @@ def test_cli_resume_of_a_damaged_record_is_one_line_exit_2(tmp_path):
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr and "epoch is Infinity" in lines[0]
+
+
+# ---- 9: the files of a run ---------------------------------------------------------------------
+STRICT = {"parse_constant": lambda token: (_ for _ in ()).throw(ValueError(token))}
+
+
+def test_metrics_jsonl_is_strict_json_and_both_spellings_read_the_same(tmp_path):
+    from tui_nn.engine.rundir import RunDir, read_metrics
+
+    run = RunDir(tmp_path / "new")
+    base = {**started(), "run_dir": None}
+    for rec in (base,
+                dict(type="StepMetrics", epoch=0, step=2, first_step=1,
+                     losses=[1.0, math.nan], lr=0.1, samples_per_s=1.0, eta_s=math.inf,
+                     epoch_step=2, steps_per_epoch=2, total_steps=2,
+                     scalars={"d_loss": -math.inf}),
+                dict(type="EpochMetrics", epoch=0, step=2, train_loss=math.nan,
+                     val_loss=math.inf, metric="mse", value=math.inf, best_value=math.inf,
+                     is_best=True, elapsed_s=1.0, epoch_time_s=1.0, samples_per_s=1.0)):
+        run.append_metrics(rec)
+    run.close()
+    text = (tmp_path / "new" / "metrics.jsonl").read_text()
+    for line in text.splitlines():
+        json.loads(line, **STRICT)  # no bare NaN/Infinity token
+    assert '"NaN"' in text and '"Infinity"' in text and '"-Infinity"' in text
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.jsonl").write_text(text.replace('"NaN"', "NaN").replace(
+        '"-Infinity"', "-Infinity").replace('"Infinity"', "Infinity"))
+    for path in (tmp_path / "new", old):
+        recs = read_metrics(path)
+        step = ev.from_record(recs[1])
+        assert math.isnan(step.losses[1]) and step.eta_s == math.inf
+        assert step.scalars == {"d_loss": -math.inf}
+        hist = load_history(path)
+        assert math.isnan(hist.losses[1]) and hist.epochs[0].value == math.inf
+
+
+def test_one_permission_rule_for_a_runs_files(tmp_path):
+    import stat
+
+    from tui_nn.engine.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "r")
+    run.write_config({"model": "mlp"})
+    run.append_metrics(started())
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "r").iterdir()}
+    run.close()
+    assert modes == {"config.json": 0o600, "metrics.jsonl": 0o600, ".lock": 0o600}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_run_dir_of_another_user_or_writable_by_all_is_refused(tmp_path):
+    from tui_nn.engine.config import ConfigError
+    from tui_nn.engine.resume import check_resume
+    from tui_nn.engine.rundir import RunDir, RunDirError
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 4242, 4242)
+    with pytest.raises(RunDirError, match="owned by another user"):
+        RunDir.create(theirs)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(RunDirError, match="writable by every user"):
+        RunDir.create(shared)
+    run = _resumable(tmp_path / "run")
+    os.chmod(run, 0o777)
+    with pytest.raises((RunDirError, ConfigError), match="writable by every user"):
+        check_resume(run, {})
+    with pytest.raises(RunDirError, match="writable by every user"):
+        RunDir.reopen(run)
+
+
+def test_runs_started_in_the_same_second_each_get_their_own_directory(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    start = time.time() + 2.0
+    code = ("import sys, time\n"
+            "from tui_nn.engine.rundir import RunDir\n"
+            f"time.sleep(max(0, {start} - time.time()))\n"
+            "run = RunDir.new(sys.argv[1], 'mlp', 'digits')\n"
+            "print(run.path, flush=True)\n"
+            "time.sleep(1.0)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    paths = [out.strip() for out, _ in outs]
+    assert len(set(paths)) == 3 and all(Path(p).is_dir() for p in paths)
+
+
+def test_a_new_run_never_claims_the_directory_another_process_just_made(tmp_path, monkeypatch):
+    import time
+
+    from tui_nn.engine.rundir import RunDir
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20250101-120000")  # one second
+    other = RunDir.new(tmp_path, "mlp", "digits")
+    # The other process made its directory after this one looked and before it claimed: what
+    # a check of existence saw no longer holds; only mkdir's answer does.
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    monkeypatch.setattr(Path, "is_symlink", lambda self: False)
+    mine = RunDir.new(tmp_path, "mlp", "digits")
+    monkeypatch.undo()
+    assert mine.path != other.path and mine.path.name.endswith("-2")
+    mine.close()
+    other.close()

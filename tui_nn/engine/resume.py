@@ -11,7 +11,7 @@ from typing import Any
 
 from tui_nn.engine import jsonl, schema
 from tui_nn.engine.config import ConfigError, TrainConfig, resume_config
-from tui_nn.engine.rundir import (CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE,
+from tui_nn.engine.rundir import (CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, check_owner,
                                   checkpoint_file_given, lock_holder, lock_is_held, run_dir_of)
 
 
@@ -35,6 +35,7 @@ def check_resume(path: str | Path, requested: dict[str, Any], *, check_lock: boo
     if not has_checkpoint and not os.path.lexists(run / CONFIG_FILE):
         raise ConfigError(f"--resume: {run} holds no run: no checkpoint ({LAST_CHECKPOINT}) "
                           f"and no {CONFIG_FILE}")
+    check_owner(run)  # RunDirError: another user's, or writable by every user
     if check_lock and lock_is_held(run):
         holder = lock_holder(run)
         raise ConfigError(f"--resume: {run} is training in process {holder or '?'}; "

@@ -39,6 +39,7 @@ EXTRA = ("magenta+", "yellow+", "blue+", "red+")  # a step plugin's curves (GAN:
 # NaN ("cannot convert float NaN to integer"). Beyond this a curve is drawn at the limit.
 PLOT_LIMIT = 1e12
 CLIPPED_NOTE = f"values beyond ±{PLOT_LIMIT:.0e} drawn clipped"
+ACCURACY_CLIPPED_NOTE = "accuracies outside 0-100 % drawn clipped"
 
 
 def clip_finite(xs: list[float],
@@ -141,10 +142,10 @@ class _HistoryPlot(MatrixPlot):
         if self.x_min:
             snap = _clip(snap, self.x_min)
         self._ys: list[float] = []
-        self.clipped = False
+        self.clipped, self.clip_note = False, CLIPPED_NOTE
         self.draw(plt, snap)
         if self.clipped:
-            plt.xlabel(CLIPPED_NOTE)
+            plt.xlabel(self.clip_note)
         if self._ys:
             ticks = compact_y_ticks(min(self._ys), max(self._ys))
             if ticks is not None:
@@ -240,9 +241,13 @@ class MetricPlot(_HistoryPlot):
             plt.title("val accuracy %" if accuracy else f"val {snap.metric}")
         if snap.val_metric:
             xs = [p.x for p in snap.val_metric]
-            # A huge value is drawn clipped as it is, not overflowed to inf by the scaling.
-            ys = [p.y * 100 if accuracy and abs(p.y) < PLOT_LIMIT else p.y
-                  for p in snap.val_metric]
+            ys = [p.y for p in snap.val_metric]
+            if accuracy:
+                # Drawn on 0-100 %: a value out of it is clipped to it (plotext fills a line
+                # to a point far outside its y limits cell by cell: memory without bound).
+                ys = [min(max(y * 100, 0.0), 100.0) if math.isfinite(y) else y for y in ys]
+                if any(math.isfinite(p.y) and not 0 <= p.y <= 1 for p in snap.val_metric):
+                    self.clipped, self.clip_note = True, ACCURACY_CLIPPED_NOTE
             fx, fy = self._finite(xs, ys)
             self._ys += fy
             if fx:
