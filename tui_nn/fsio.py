@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Callable
@@ -35,6 +36,12 @@ class DiskWriteError(OSError):
         free = free_space(self.path.parent)
         where = f" ({_decimal_size(free)} free)" if free is not None else ""
         return f"{reason.lower()} writing {self.path}{where}"
+
+
+def cache_dir() -> Path:
+    """Where tui-nn keeps what it can compute again (generated data, summaries of logs)."""
+    env = os.environ.get("TUI_NN_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "tui-nn"
 
 
 def free_space(directory: str | Path) -> int | None:
@@ -156,12 +163,26 @@ def remove_stale_temps(directory: str | Path, names: tuple[str, ...]) -> list[Pa
 
 
 def open_append_nofollow(path: str | Path) -> int:
-    """An O_APPEND descriptor that refuses to open a symlink (ELOOP -> DiskWriteError)."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    """An O_APPEND descriptor that refuses to open a symlink (ELOOP -> DiskWriteError) or to
+    wait on a FIFO; the file is owner-only (0600), as atomic_write's temp files are."""
+    flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+             | os.O_NONBLOCK)
     try:
-        return os.open(path, flags, 0o644)
+        fd = os.open(path, flags, 0o600)
     except OSError as e:
         raise DiskWriteError(path, e) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DiskWriteError(path, OSError(errno.EINVAL, "not a regular file"))
+        os.set_blocking(fd, True)
+        try:
+            os.fchmod(fd, 0o600)  # an older run's 0644 file follows the one rule too
+        except OSError:
+            pass  # another user's file we may append to: its mode is theirs to set
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def append_line(fd: int, line: bytes, path: str | Path) -> None:

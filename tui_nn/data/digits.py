@@ -16,13 +16,13 @@ version, sizes, seed and Pillow version (glyph rasterisation may change between 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tui_nn.fsio import cache_dir
 from .base import Dataset, DataError
 
 # Bump whenever the generated pixels change, so stale caches are never reused.
@@ -39,12 +39,6 @@ _STROKES = (0, 2, 4, 6)
 _ASPECTS = (0.75, 1.0, 1.3)
 # Samples per grid_sample call: bounds peak memory (~50 MB of grid per chunk).
 _CHUNK = 8192
-
-
-def cache_dir() -> Path:
-    """Where generated tensors are kept between runs."""
-    env = os.environ.get("TUI_NN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tui-nn"
 
 
 def _load_font(size: int):

@@ -9,18 +9,29 @@
 
 A directory belongs to one run: a new run refuses a directory that holds one, and a second
 process refuses a run whose lock is held. Readers (`runs`, `watch`) never take the lock.
+
+One permission rule: every file a run writes is created 0600 (owner only: checkpoints hold the
+weights, the socket steers the run). A process writes only into a run directory it owns that
+no other user can write to (checked as ssh checks ~/.ssh): another user could otherwise rename
+last.pt or delete best.pt under it.
+
+metrics.jsonl is strict JSON: a NaN or infinite number is written as the string "NaN",
+"Infinity" or "-Infinity" (engine/schema.py reads those and the bare tokens of older files).
 Torch-free: `tui_nn.runs` reads the layout from here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
+from tui_nn.engine import jsonl, schema
 from tui_nn.fsio import (DiskWriteError, append_line, atomic_write_text, cut_torn_tail,
                          open_append_nofollow, remove_stale_temps)
 
@@ -49,15 +60,45 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:40] or "run"
 
 
-def new_run_path(root: str | Path, model: str, dataset: str) -> Path:
-    """A fresh path runs/<time>-<model>-<dataset>[-N] that does not exist yet."""
+def new_run_path(root: str | Path, model: str, dataset: str, *, reserve: bool = False) -> Path:
+    """A fresh path runs/<time>-<model>-<dataset>[-N] that does not exist yet. reserve=True
+    creates it (mkdir, atomic): runs started in the same second by several processes each get
+    their own directory, never one another's."""
     root = Path(root)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{_slug(Path(model).stem if '/' in model else model)}-{_slug(dataset)}"
     path, n = root / base, 2
-    while path.exists() or path.is_symlink():
+    while True:
+        if not reserve and not (path.exists() or path.is_symlink()):
+            return path
+        if reserve:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                path.mkdir()
+                return path
+            except FileExistsError:
+                pass
+            except OSError as e:
+                raise RunDirError(f"cannot create run directory {path}: {e.strerror}") from None
         path, n = root / f"{base}-{n}", n + 1
-    return path
+
+
+def check_owner(path: str | Path) -> None:
+    """RunDirError unless path is a directory this user owns and others cannot write to."""
+    try:
+        st = os.stat(path)  # a symlinked run directory is judged by the directory it names
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise RunDirError(f"cannot use {path}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise RunDirError(f"{path} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise RunDirError(f"{path} is owned by another user (uid {st.st_uid}): tui-nn writes "
+                          "runs only into directories you own")
+    if st.st_mode & stat.S_IWOTH:
+        raise RunDirError(f"{path} is writable by every user (mode {stat.S_IMODE(st.st_mode):o})"
+                          f": another user could replace its checkpoints; chmod o-w {path}")
 
 
 def run_files_in(path: str | Path) -> list[str]:
@@ -71,6 +112,7 @@ def check_new_run_dir(path: str | Path) -> None:
     p = Path(path)
     if (p.exists() or p.is_symlink()) and not p.is_dir():
         raise RunDirError(f"--run-dir {p} exists and is not a directory")
+    check_owner(p)
     found = run_files_in(p)
     if found and lock_is_held(p):
         holder = lock_holder(p)
@@ -146,7 +188,8 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | Path) -> "RunDir":
-        """Claim path for a new run: refuses one that holds a run or is locked."""
+        """Claim path for a new run: refuses one that holds a run or is locked, or that
+        another user owns or can write to."""
         check_new_run_dir(path)
         run = cls(path)
         run._lock()
@@ -159,13 +202,14 @@ class RunDir:
 
     @classmethod
     def new(cls, root: str | Path, model: str, dataset: str) -> "RunDir":
-        return cls.create(new_run_path(root, model, dataset))
+        return cls.create(new_run_path(root, model, dataset, reserve=True))
 
     @classmethod
     def reopen(cls, path: str | Path) -> "RunDir":
         """Claim an existing run to continue it: lock, cut a torn last line, drop stale temps."""
         if not Path(path).is_dir():
             raise RunDirError(f"--resume: {path} is not a run directory")
+        check_owner(path)
         run = cls(path, create=False)
         run._lock()
         cut_torn_tail(run.metrics_path)
@@ -174,7 +218,7 @@ class RunDir:
     def _lock(self) -> None:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(self.path / LOCK_FILE, flags, 0o644)
+            fd = os.open(self.path / LOCK_FILE, flags, 0o600)
         except OSError as e:
             raise RunDirError(f"cannot lock {self.path / LOCK_FILE}: {e.strerror}") from None
         if fcntl is not None:
@@ -211,14 +255,12 @@ class RunDir:
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
-    def read_config(self) -> dict[str, Any]:
-        return json.loads(self.config_path.read_text())
-
     def append_metrics(self, record: dict[str, Any]) -> None:
         """One whole line per record; raises DiskWriteError (the line is then absent)."""
         if self._metrics_fd is None:
             self._metrics_fd = open_append_nofollow(self.metrics_path)
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        line = (json.dumps(strict_json(record), separators=(",", ":"), allow_nan=False)
+                + "\n").encode()
         append_line(self._metrics_fd, line, self.metrics_path)
 
     def close(self) -> None:
@@ -231,12 +273,26 @@ class RunDir:
             self._lock_fd = None
 
 
+def strict_json(value: Any) -> Any:
+    """value with each non-finite float spelled as a string, so json.dumps writes JSON that
+    every parser reads (jq, browsers: no bare NaN/Infinity tokens)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Every readable record of a run's metrics.jsonl (engine/jsonl.py: bounded, regular files
-    only, a torn or bad line skipped)."""
-    from tui_nn.engine import jsonl
+    only, a torn or bad line skipped), decoded by engine/schema.py (strings inert, "NaN" and
+    "Infinity" as floats; a record with a field of the wrong type skipped)."""
     p = Path(path)
-    return list(jsonl.iter_records(p / METRICS_FILE if p.is_dir() else p))
+    decoded = (schema.checked(r, require=False)
+               for r in jsonl.iter_records(p / METRICS_FILE if p.is_dir() else p))
+    return [r for r in decoded if r is not None]
 
 
 __all__ = ["RunDir", "RunDirError", "DiskWriteError", "check_new_run_dir", "new_run_path",

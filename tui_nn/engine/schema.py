@@ -14,6 +14,7 @@ Kept equal to tui_nn.engine.events by a test (the engine imports torch; this mus
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -114,6 +115,23 @@ def inert(value: Any) -> Any:
     if isinstance(value, list):
         return [inert(v) for v in value]
     return value
+
+
+def why_bad(record: dict[str, Any]) -> str:
+    """Why checked(record) refused it, in words (for a message that names the field)."""
+    kind_name = record.get("type")
+    for name, (kind, required) in SCHEMA.get(kind_name, {}).items():
+        value = record.get(name)
+        if value is None and required:
+            return f"a {kind_name} record without its {name}"
+        if value is not None and not _decoded(value, kind, name)[0]:
+            shown = clean_line(json.dumps(value)[:40])
+            return f"a {kind_name} record whose {name} is {shown}, not {_WORDS[kind]}"
+    return f"a {clean_line(kind_name, 40)} record that cannot be read"
+
+
+_WORDS = {INT: "a whole number", NUM: "a number", LIST: "a list of numbers", STR: "text",
+          DICT: "an object", BOOL: "true or false"}
 
 
 def checked(record: dict[str, Any], require: bool = True) -> dict[str, Any] | None:

@@ -23,7 +23,8 @@ from tui_nn.engine.device import resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group, rank_device
 from tui_nn.engine.optim import build_optimizer, build_schedule
 from tui_nn.engine.recovery import TrainingError
-from tui_nn.engine.rundir import (CONFIG_FILE, RunDir, check_new_run_dir,
+from tui_nn.engine.resume import read_saved_config
+from tui_nn.engine.rundir import (RunDir, check_new_run_dir,
                                   checkpoint_file_given, run_dir_of)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,16 +109,7 @@ def _saved_config(run_path: Path, given: Path | None = None
     if last.exists() or last.is_symlink():
         ckpt = checkpoint.load_checkpoint(last)
         return TrainConfig.from_dict(ckpt["config"]), ckpt
-    config = run_path / CONFIG_FILE
-    if not config.is_file():
-        raise ConfigError(f"--resume: {run_path} holds no run: no checkpoint (last.pt) "
-                          f"and no {CONFIG_FILE}")
-    import json
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-        return TrainConfig.from_dict(data), None
-    except (ValueError, TypeError, RecursionError, OSError) as e:
-        raise ConfigError(f"--resume: unreadable {config}: {e}") from None
+    return read_saved_config(run_path), None  # the bounded reader `runs` uses
 
 
 def _resolve_model_spec(t: "Trainer") -> Any:

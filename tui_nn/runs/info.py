@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui_nn.engine import jsonl
+from tui_nn.engine import jsonl, schema
 from tui_nn.runs import liveness, records, tensorboard
 from tui_nn.textsafe import clean, clean_line
 
@@ -238,12 +238,7 @@ def _int(value: Any, default: int | None) -> int | None:
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:  # an int of 400 digits
-            return None
-    return None
+    return schema.number(value)  # the decoder's one rule (config.json values come here too)
 
 
 def _parse_time(text: Any) -> float | None:

@@ -15,16 +15,21 @@ raises out of here. No torch, no UI imports.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import stat
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tui_nn.engine import jsonl, schema
+from tui_nn.fsio import atomic_write_text, cache_dir
 from tui_nn.runs import records
+from tui_nn.textsafe import clean_line
 
 EVENTS_PREFIX = "events.out.tfevents."
 KIND = "tensorboard"
@@ -35,6 +40,15 @@ MISSING_MESSAGE = ("reading TensorBoard logs needs the tensorboard package: "
 LIVE_WINDOW_S = 300.0
 # Event files opened by one follower; a directory of thousands is a mistake, not a run.
 MAX_FILES = 256
+# A scalar event is ~50 bytes; an image summary a few MB. A longer length is damage.
+MAX_RECORD_BYTES = 64 << 20
+MAX_WALL_TIME = 1e11  # year 5138: a later wall time is not a time (1e300 would overflow dates)
+_FRAME = 16  # a record's length, its CRC and the data's CRC
+_READ_BLOCK = 1 << 20
+CACHE_VERSION = 1
+MAX_CACHED = 512  # event files whose summaries are kept
+MAX_CACHED_TAGS = 500  # a file with more tags is read again each time, not cached
+MAX_CACHE_BYTES = 16 << 20
 
 # Tags that hold a validation accuracy / loss, whatever the framework's spelling
 # ("val/accuracy", "val_acc", "eval/accuracy", "valid_acc_epoch", "validation/loss").
@@ -128,15 +142,17 @@ def check_available() -> None:
 class TensorBoardFollower:
     """Incremental reader of the scalars in one TensorBoard log directory."""
 
-    def __init__(self, log_dir: str | Path) -> None:
+    def __init__(self, log_dir: str | Path, *, check: bool = True) -> None:
         self.log_dir = Path(log_dir)
-        self._loader = _loader_class()
-        self._loaders: dict[Path, Any] = {}  # event file -> its reader (holds its offset)
+        if check:
+            _loader_class()  # TensorBoardMissing here, not at the first poll
+        self._offsets: dict[Path, int] = {}  # event file -> bytes read (whole records)
         self._sizes: dict[Path, int] = {}  # size at the last read: unchanged files are skipped
         self._scalar_tags: set[str] = set()  # tensor-valued tags declared as scalars
         self.problems: dict[Path, str] = {}  # file -> why it could not be read (further)
         self.events_read = 0
         self._per_file: dict[Path, int] = {}  # events read from each file
+        self._names: dict[tuple[str, Path], str] = {}  # (tag, file) -> the name shown
 
     @property
     def problem(self) -> str | None:
@@ -159,35 +175,57 @@ class TensorBoardFollower:
             self._sizes[path] = size
         return points
 
+    def read_file(self, path: Path) -> list[ScalarPoint]:
+        """The points of one file from where this follower stopped in it (summarize)."""
+        return self._read(path)
+
+    def resume_file(self, path: Path, offset: int, events: int, scalar_tags: list[str]) -> None:
+        """Go on from a summary cached at byte offset (a whole record's end) of path."""
+        self._offsets[path], self._per_file[path] = offset, events
+        self._scalar_tags.update(scalar_tags)
+
+    def offset_of(self, path: Path) -> int:
+        return self._offsets.get(path, 0)
+
+    def events_of(self, path: Path) -> int:
+        return self._per_file.get(path, 0)
+
+    @property
+    def scalar_tags(self) -> set[str]:
+        return self._scalar_tags
+
     def _read(self, path: Path) -> list[ScalarPoint]:
         out: list[ScalarPoint] = []
+        reader = EventRecords(path, self._offsets.get(path, 0))
         try:
-            loader = self._loaders.get(path)
-            if loader is None:
-                loader = self._loaders[path] = self._loader(str(path))
-            for event in loader.Load():
+            for event in reader:
                 self.events_read += 1
                 self._per_file[path] = self._per_file.get(path, 0) + 1
                 out.extend(self._scalars(event, path))
         except Exception as e:  # noqa: BLE001 - a damaged file is this file's problem only
-            self.problems[path] = f"{type(e).__name__}: {e}"[:300]
+            reader.problem = reader.problem or f"{type(e).__name__}: {e}"[:300]
+        self._offsets[path] = reader.offset
+        if reader.problem and not self._per_file.get(path):
+            self.problems[path] = "no readable event (not an event file, or damaged)"
+        elif reader.problem:
+            self.problems[path] = reader.problem
         else:
-            if self._per_file.get(path):
-                self.problems.pop(path, None)
-            else:
-                # The reader stops quietly at a bad checksum (it cannot tell one from a record
-                # still being written), so a file with bytes but no event is said to be bad.
-                self.problems[path] = "no readable event (not an event file, or damaged)"
+            self.problems.pop(path, None)
         return out
 
     def _scalars(self, event: Any, source: Path) -> Iterator[ScalarPoint]:
         if not event.HasField("summary"):
             return
+        # Numbers and names from another program's file: checked here, where they are decoded.
+        wall = float(event.wall_time)
+        wall = wall if 0 < wall < MAX_WALL_TIME else math.nan
         for v in event.summary.value:
             value = self._scalar_value(v)
             if value is not None:
-                yield ScalarPoint(self._tag(v.tag, source), int(event.step), value,
-                                  float(event.wall_time))
+                name = self._names.get((v.tag, source))
+                if name is None:
+                    name = self._names[(v.tag, source)] = clean_line(self._tag(v.tag, source))
+                yield ScalarPoint(name, int(event.step), value, wall)
 
     def _tag(self, tag: str, source: Path) -> str:
         """A tag of a subdirectory's file, named as add_scalars means it: "loss/train" for
@@ -210,6 +248,71 @@ class TensorBoardFollower:
         if v.tag not in self._scalar_tags:
             return None
         return _tensor_scalar(v.tensor)
+
+
+class EventRecords:
+    """The Event protos of one event file from a byte offset: TFRecord framing (length, its
+    masked CRC32C, data, the data's CRC32C), read in large blocks. A record cut short at the
+    end is a write in progress: iteration stops before it and `offset` stays at its start, so
+    the next poll reads it whole. A bad checksum or length is damage: `problem` says where."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+        self.problem: str | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        from tensorboard.compat.proto.event_pb2 import Event
+        try:
+            f = jsonl.open_regular(self.path)
+        except (OSError, jsonl.BadJsonFile) as e:
+            self.problem = str(e)
+            return
+        with f:
+            f.seek(self.offset)
+            buf, pos = b"", 0
+            while True:
+                record = self._next(buf, pos)
+                if record is None:  # need more bytes
+                    more = f.read(_READ_BLOCK)
+                    if not more:
+                        return
+                    buf, pos = buf[pos:] + more, 0
+                    continue
+                if record is False:
+                    return
+                data, pos = record
+                self.offset += _FRAME + len(data)
+                yield Event.FromString(data)
+
+    def _next(self, buf: bytes, pos: int):
+        """(data, next position), None when buf ends inside the record, False on damage."""
+        if len(buf) - pos < 12:
+            return None
+        header = buf[pos:pos + 8]
+        (length,), (crc,) = struct.unpack("<Q", header), struct.unpack_from("<I", buf, pos + 8)
+        if crc != _masked_crc(header) or length > MAX_RECORD_BYTES:
+            self.problem = f"damaged record at byte {self.offset}: the events after it are not read"
+            return False
+        end = pos + 12 + length
+        if len(buf) < end + 4:
+            return None
+        data = buf[pos + 12:end]
+        if struct.unpack_from("<I", buf, end)[0] != _masked_crc(data):
+            self.problem = f"bad checksum at byte {self.offset}: the events after it are not read"
+            return False
+        return data, end + 4
+
+
+def _masked_crc(data: bytes) -> int:
+    global _crc
+    if _crc is None:
+        from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+        _crc = masked_crc32c
+    return _crc(data)
+
+
+_crc = None  # tensorboard's CRC32C, imported at the first record
 
 
 def _tensor_scalar(tensor: Any) -> float | None:
@@ -247,6 +350,21 @@ class LogSummary:
     first_wall: float | None = None
     last_wall: float | None = None
 
+    def merge(self, other: "LogSummary") -> None:
+        """Fold in the summary of a later file (files are read oldest first)."""
+        for tag, o in other.tags.items():
+            s = self.tags.get(tag)
+            if s is None:
+                self.tags[tag] = TagStats(o.last, o.low, o.high, o.count)
+            else:
+                s.last, s.count = o.last, s.count + o.count
+                s.low, s.high = min(s.low, o.low), max(s.high, o.high)
+        self.max_step = max(self.max_step, other.max_step)
+        for wall in (other.first_wall, other.last_wall):
+            if wall is not None:
+                self.first_wall = min(self.first_wall or wall, wall)
+                self.last_wall = max(self.last_wall or wall, wall)
+
     def add(self, p: ScalarPoint) -> None:
         s = self.tags.get(p.tag)
         if s is None:
@@ -261,13 +379,154 @@ class LogSummary:
             self.last_wall = max(self.last_wall or p.wall_time, p.wall_time)
 
 
-def summarize(log_dir: str | Path) -> tuple[LogSummary, str | None]:
-    """(summary, problem) from every scalar in the directory's event files."""
-    follower = TensorBoardFollower(log_dir)
+def _tag_stats(raw: Any) -> TagStats | None:
+    if not (isinstance(raw, list) and len(raw) == 4 and isinstance(raw[3], int)):
+        return None
+    nums = [schema.number(v) for v in raw[:3]]
+    return None if None in nums else TagStats(nums[0], nums[1], nums[2], raw[3])
+
+
+@dataclass
+class CachedFile:
+    """One event file's summary as the last listing left it."""
+
+    size: int
+    offset: int  # bytes of whole records read
+    events: int
+    scalar_tags: list[str]
+    problem: str | None
+    summary: LogSummary
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.summary
+        return {"size": self.size, "offset": self.offset, "events": self.events,
+                "scalar_tags": self.scalar_tags, "problem": self.problem,
+                "tags": {t: [_num(v.last), _num(v.low), _num(v.high), v.count]
+                         for t, v in s.tags.items()},
+                "max_step": s.max_step, "first_wall": s.first_wall, "last_wall": s.last_wall}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> "CachedFile | None":
+        """The entry, or None for anything not exactly as to_json wrote it (the cache file
+        is a file like any other: checked, never trusted)."""
+        try:
+            tags = {clean_line(t): _tag_stats(v) for t, v in raw["tags"].items()}
+            walls = [schema.number(raw[k]) if raw[k] is not None else None
+                     for k in ("first_wall", "last_wall")]
+            ints = [raw[k] for k in ("size", "offset", "events", "max_step")]
+            if (None in tags.values() or not all(isinstance(i, int) and i >= 0 for i in ints)
+                    or not all(isinstance(t, str) for t in raw["scalar_tags"])):
+                return None
+            problem = raw["problem"]
+            return cls(size=ints[0], offset=ints[1], events=ints[2],
+                       scalar_tags=list(raw["scalar_tags"]),
+                       problem=clean_line(problem) if isinstance(problem, str) else None,
+                       summary=LogSummary(tags=tags, max_step=ints[3], first_wall=walls[0],
+                                          last_wall=walls[1]))
+        except (KeyError, TypeError, AttributeError):
+            return None
+
+
+def _num(v: float) -> float | str:
+    return v if math.isfinite(v) else ("NaN" if math.isnan(v) else
+                                       ("Infinity" if v > 0 else "-Infinity"))
+
+
+class SummaryCache:
+    """Summaries of event files by (log dir, file), with each file's inode and mtime, in
+    fsio.cache_dir(): `tui-nn runs` reads a 15 MB log once, not at every listing. Bounded
+    to MAX_CACHED files; an unreadable cache is an empty one; a failed save is ignored."""
+
+    FILE = "tensorboard-summaries.json"
+
+    def __init__(self, entries: dict[str, Any], path: Path | None) -> None:
+        self.entries, self.path, self.changed = entries, path, False
+
+    @classmethod
+    def load(cls) -> "SummaryCache":
+        path = cache_dir() / cls.FILE
+        try:
+            raw = jsonl.read_json_file(path, cap=MAX_CACHE_BYTES)
+        except (OSError, jsonl.BadJsonFile):
+            raw = {}
+        entries = raw.get("files") if raw.get("version") == CACHE_VERSION else None
+        return cls(entries if isinstance(entries, dict) else {}, path)
+
+    def get(self, key: str, st: os.stat_result) -> CachedFile | None:
+        raw = self.entries.get(key)
+        if not (isinstance(raw, dict) and raw.get("ino") == st.st_ino
+                and raw.get("dev") == st.st_dev):
+            return None
+        entry = CachedFile.from_json(raw)
+        if entry is None or entry.size > st.st_size or entry.offset > st.st_size:
+            return None
+        if entry.size == st.st_size and raw.get("mtime_ns") != st.st_mtime_ns:
+            return None  # rewritten in place at the same size
+        return entry
+
+    def put(self, key: str, st: os.stat_result, entry: CachedFile) -> None:
+        if len(entry.summary.tags) > MAX_CACHED_TAGS:
+            return
+        self.entries.pop(key, None)  # re-inserted last: the dict keeps recent use order
+        self.entries[key] = {**entry.to_json(), "ino": st.st_ino, "dev": st.st_dev,
+                             "mtime_ns": st.st_mtime_ns}
+        while len(self.entries) > MAX_CACHED:
+            self.entries.pop(next(iter(self.entries)))
+        self.changed = True
+
+    def save(self) -> None:
+        if not self.changed or self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write_text(self.path, json.dumps(
+                {"version": CACHE_VERSION, "files": self.entries}, separators=(",", ":")))
+        except OSError:
+            pass  # a cache that cannot be written costs time, never a listing
+
+
+def summarize(log_dir: str | Path, *, use_cache: bool = True) -> tuple[LogSummary, str | None]:
+    """(summary, problem) from every scalar in the directory's event files. Each file's
+    summary is kept in the cache (SummaryCache) with its size, mtime and inode: an unchanged
+    file is not read again, a grown one only from where the last listing stopped."""
+    # Not checked here: summaries from the cache need no tensorboard import (0.5 s).
+    follower = TensorBoardFollower(log_dir, check=False)
+    cache = SummaryCache.load() if use_cache else None
     summary = LogSummary()
-    for p in follower.poll():
-        summary.add(p)
+    for path in all_event_files(log_dir):
+        part = _file_summary(follower, path, cache)
+        if part is not None:
+            summary.merge(part)
+    if cache is not None:
+        cache.save()
     return summary, follower.problem
+
+
+def _file_summary(follower: TensorBoardFollower, path: Path,
+                  cache: SummaryCache | None) -> LogSummary | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    key = f"{follower.log_dir.resolve()}\0{path.name}\0{path.parent.name}"
+    entry = cache.get(key, st) if cache is not None else None
+    if entry is not None and entry.size == st.st_size:
+        if entry.problem:
+            follower.problems[path] = entry.problem
+        return entry.summary
+    _loader_class()  # TensorBoardMissing before the first file that must be read
+    part = LogSummary()
+    if entry is not None:  # the file grew: read on from where the cached summary ended
+        part = entry.summary
+        follower.resume_file(path, entry.offset, entry.events, entry.scalar_tags)
+    for p in follower.read_file(path):
+        part.add(p)
+    if cache is not None:
+        cache.put(key, st, CachedFile(
+            size=st.st_size, offset=follower.offset_of(path), events=follower.events_of(path),
+            scalar_tags=sorted(follower.scalar_tags), problem=follower.problems.get(path),
+            summary=part))
+    return part
 
 
 def best_tag(tags: dict[str, TagStats]) -> tuple[str, str, float, float] | None:

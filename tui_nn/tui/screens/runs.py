@@ -9,7 +9,6 @@ highlighted run is shown. `w` follows the highlighted run in the watch view.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ class OverlayPlot(MatrixPlot):
         self.series: list[tuple[int, RunInfo, RecordedHistory]] = []  # (colour index, run, curves)
         self.mode = "val_loss"
         self.drawn_lines = 0  # curves drawn in the last render (tests)
+        self.clipped = False  # the last render clipped a huge value (said under the plot)
 
     def render(self):
         plt = self.plt
@@ -71,31 +71,34 @@ class OverlayPlot(MatrixPlot):
             # A name from a file: its escapes shown, not drawn as U+FFFD by the plot.
             title = f"val {clean_line(next(iter(metric_names)), 20)} per epoch"
         plt.title(title if self.series else "runs: mark some with space")
+        from tui_nn.tui.widgets.curves import (CLIPPED_NOTE, PLOT_LIMIT, clip_finite,
+                                               compact_y_ticks, step_ticks)
+
+        clipped = False
         for color, run, hist in self.series:
             xs, ys = [], []
             for e in hist.epochs:
                 y = {"val_loss": e.val_loss, "train_loss": e.train_loss}.get(self.mode, e.value)
-                if self.mode == "metric" and e.metric == "accuracy":
-                    y *= 100
-                if math.isfinite(y):
-                    xs.append(e.epoch + 1)
-                    ys.append(y)
+                if self.mode == "metric" and e.metric == "accuracy" and abs(y) < PLOT_LIMIT:
+                    y *= 100  # (a huge one is drawn clipped as it is, not overflowed to inf)
+                xs.append(e.epoch + 1)
+                ys.append(y)
+            xs, ys, clipped_here = clip_finite(xs, ys)
+            clipped = clipped or clipped_here
             if xs:
                 all_ys += ys
                 plt.plot(xs, ys, marker="braille", color=COLORS[color % len(COLORS)][0])
                 if len(xs) < 30:
                     plt.scatter(xs, ys, marker="●", color=COLORS[color % len(COLORS)][0])
                 self.drawn_lines += 1
-        from tui_nn.tui.widgets.curves import compact_y_ticks, step_ticks
-
         ticks = compact_y_ticks(min(all_ys), max(all_ys)) if all_ys else None
         if ticks is not None:  # a diverged run's 1e35: '8e+35', not 36 digits
             plt.yticks(*ticks)
         last = max((len(h.epochs) for _, _, h in self.series), default=0)
         if last > 1:
-
             plt.xticks(*step_ticks(1, last, max(self.size.width, 10)))
-        plt.xlabel("epoch")
+        self.clipped = clipped
+        plt.xlabel(f"epoch · {CLIPPED_NOTE}" if clipped else "epoch")
         return super().render()
 
 

@@ -35,9 +35,22 @@ METRIC = "green+"
 EXTRA = ("magenta+", "yellow+", "blue+", "red+")  # a step plugin's curves (GAN: D, G)
 
 
-def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+# plotext computes its axis from max - min: values near ±1e308 overflow that to inf and then
+# NaN ("cannot convert float NaN to integer"). Beyond this a curve is drawn at the limit.
+PLOT_LIMIT = 1e12
+CLIPPED_NOTE = f"values beyond ±{PLOT_LIMIT:.0e} drawn clipped"
+ACCURACY_CLIPPED_NOTE = "accuracies outside 0-100 % drawn clipped"
+
+
+def clip_finite(xs: list[float],
+                ys: list[float]) -> tuple[list[float], list[float], bool]:
+    """(xs, ys) without the non-finite points, each y clipped to ±PLOT_LIMIT, and whether any
+    was clipped (the plot then says so)."""
     pairs = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+    clipped = any(abs(y) > PLOT_LIMIT for _, y in pairs)
+    if clipped:
+        pairs = [(x, max(-PLOT_LIMIT, min(PLOT_LIMIT, y))) for x, y in pairs]
+    return [p[0] for p in pairs], [p[1] for p in pairs], clipped
 
 
 def step_ticks(left: float, right: float, width: int) -> tuple[list[float], list[str]]:
@@ -129,7 +142,10 @@ class _HistoryPlot(MatrixPlot):
         if self.x_min:
             snap = _clip(snap, self.x_min)
         self._ys: list[float] = []
+        self.clipped, self.clip_note = False, CLIPPED_NOTE
         self.draw(plt, snap)
+        if self.clipped:
+            plt.xlabel(self.clip_note)
         if self._ys:
             ticks = compact_y_ticks(min(self._ys), max(self._ys))
             if ticks is not None:
@@ -143,6 +159,11 @@ class _HistoryPlot(MatrixPlot):
 
     def draw(self, plt, snap: HistorySnapshot) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _finite(self, xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+        fx, fy, clipped = clip_finite(xs, ys)
+        self.clipped = self.clipped or clipped
+        return fx, fy
 
 
 class LossPlot(_HistoryPlot):
@@ -169,7 +190,7 @@ class LossPlot(_HistoryPlot):
         for (name, points), color in zip(sorted(snap.extra.items()), EXTRA):
             if not points:
                 continue
-            ex, ey = _finite([p.x for p in points], self._log(ema(points, self.smoothing)))
+            ex, ey = self._finite([p.x for p in points], self._log(ema(points, self.smoothing)))
             if ex:
                 self._ys += ey
                 plt.plot(ex, ey, marker="braille", color=color, label=name)
@@ -189,10 +210,10 @@ class LossPlot(_HistoryPlot):
                 raw = [math.log10(y) if y > 0 else float("nan") for y in raw]
                 smooth = [math.log10(y) if y > 0 else float("nan") for y in smooth]
             if self.smoothing:
-                rx, ry = _finite(xs, raw)
+                rx, ry = self._finite(xs, raw)
                 self._ys += ry
                 plt.plot(rx, ry, marker="braille", color=TRAIN_RAW)
-            sx, sy = _finite(xs, smooth)
+            sx, sy = self._finite(xs, smooth)
             self._ys += sy
             plt.plot(sx, sy, marker="braille", color=TRAIN_SMOOTH, label="train")
 
@@ -202,7 +223,7 @@ class LossPlot(_HistoryPlot):
             ys = [p.y for p in snap.val_loss]
             if self.log_scale:
                 ys = [math.log10(y) if y > 0 else float("nan") for y in ys]
-            fx, fy = _finite(xs, ys)
+            fx, fy = self._finite(xs, ys)
             self._ys += fy
             if fx:
                 plt.plot(fx, fy, marker="braille", color=VAL, label="val")
@@ -220,8 +241,14 @@ class MetricPlot(_HistoryPlot):
             plt.title("val accuracy %" if accuracy else f"val {snap.metric}")
         if snap.val_metric:
             xs = [p.x for p in snap.val_metric]
-            ys = [p.y * 100 if accuracy else p.y for p in snap.val_metric]
-            fx, fy = _finite(xs, ys)
+            ys = [p.y for p in snap.val_metric]
+            if accuracy:
+                # Drawn on 0-100 %: a value out of it is clipped to it (plotext fills a line
+                # to a point far outside its y limits cell by cell: memory without bound).
+                ys = [min(max(y * 100, 0.0), 100.0) if math.isfinite(y) else y for y in ys]
+                if any(math.isfinite(p.y) and not 0 <= p.y <= 1 for p in snap.val_metric):
+                    self.clipped, self.clip_note = True, ACCURACY_CLIPPED_NOTE
+            fx, fy = self._finite(xs, ys)
             self._ys += fy
             if fx:
                 plt.plot(fx, fy, marker="braille", color=METRIC)
