@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING
 
 from tui_nn.shapes.parse import format_shape
+from tui_nn.shapes.uncounted import summary as uncounted_summary
 from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
@@ -170,7 +171,10 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
         f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
         f"{human_bytes(t.param_bytes)}"
         + (f" + {human_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
-        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}",
+        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
+        f"flops: {human_count(t.flops)} (2 per multiply-add)",
+        *([f"not counted: {uncounted_summary(inspection.not_counted)}"]
+          if inspection.not_counted else []),
         f"activations: {human_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
         f"input {human_bytes(t.input_bytes)}",
     ]))

@@ -101,7 +101,7 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         model_name=loaded.name, input_shapes=shapes, input_dtypes=[str(d)[6:] for d in dtypes],
         all_rows=result.rows, totals=_totals(model, result.rows, shapes, dtypes),
         checks=result.checks, diagnosis=result.diagnosis, depth=depth, notes=notes,
-        uncalled=result.uncalled)
+        uncalled=result.uncalled, not_counted=result.not_counted)
 
     if memory is not None and result.diagnosis is None:
         _add_memory(inspection, model, shapes, dtypes, memory)
