@@ -77,7 +77,7 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
     try:
         request = _memory_request(source, memory) if memory and memory.wanted else None
         result = inspect_model(source, specs, depth=depth, dtype=dtype, solve=True,
-                               solver_budget_s=SOLVER_BUDGET_S, memory=request)
+                               solver_budget_s=SOLVER_BUDGET_S, memory=request, fits=True)
         if memory is not None and memory.measure:
             _measure(source, result)
     except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:

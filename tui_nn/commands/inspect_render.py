@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from tui_nn.shapes.fits import top_saved
 from tui_nn.shapes.parse import format_shape
 from tui_nn.shapes.uncounted import summary as uncounted_summary
 from tui_nn.textsafe import clean_line
@@ -108,6 +109,27 @@ def memory_lines(inspection: Inspection) -> list[str]:
     return lines
 
 
+def top_saved_lines(inspection: Inspection) -> list[str]:
+    """The five layers that save the most for backward, with their share of the total."""
+    total = inspection.memory.activations or 1
+    rows = top_saved(inspection.all_rows)
+    width = max((len(r.path) for r in rows), default=0)
+    return [f"{r.path:{width}}  {r.type:16} {human_bytes(r.saved_bytes):>10}  "
+            f"{100 * r.saved_bytes / total:4.1f}%" for r in rows]
+
+
+def fits_lines(inspection: Inspection) -> list[str]:
+    """'What fits': each lever's activations, total and largest batch, one line each."""
+    m = inspection.memory
+    budget = f"largest batch in {human_bytes(m.budget)}" if m.budget else "largest batch"
+    lines = [f"{'':22}{'activations':>12}{'total':>12}  {budget}"]
+    for option in inspection.fits:
+        best = f"{option.max_batch:,}" if option.max_batch is not None else "— (no budget)"
+        lines.append(f"{option.label:22}{human_bytes(option.activations):>12}"
+                     f"{human_bytes(option.total):>12}  {best}")
+    return lines + [f"{o.label}: {o.change}" for o in inspection.fits if o.change]
+
+
 def _ratio(measured: int, predicted: int) -> str:
     return f"{measured / predicted:.3f}" if predicted else "—"
 
@@ -202,6 +224,11 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
         out.append(("Input sizes that pass", [f"{sizes or 'none'}   ({scope})"]))
     if inspection.memory is not None:
         out.append(("Training memory", memory_lines(inspection)))
+        if top_saved(inspection.all_rows):
+            out.append((f"Saves the most for backward (batch {inspection.memory.batch_size})",
+                        top_saved_lines(inspection)))
+        if inspection.fits:
+            out.append(("What fits", fits_lines(inspection)))
     if inspection.notes:
         out.append(("Notes", list(inspection.notes)))
     return out

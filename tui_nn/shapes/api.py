@@ -12,6 +12,7 @@ from torch import nn
 
 from tui_nn.shapes.arithmetic import spatial_rank
 from tui_nn.shapes.checks import name_the_layer
+from tui_nn.shapes.fits import what_fits
 from tui_nn.shapes.infer import guess_input, no_input_message
 from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory
 from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, format_shape,
@@ -38,7 +39,7 @@ def inspect_model(model_or_source: nn.Module | str | Any,
                   input_shapes: ShapeLike | Sequence[ShapeLike] | None = None, *,
                   depth: int | None = None, dtype: torch.dtype | str | None = None,
                   solve: bool = False, solver_budget_s: float = 5.0,
-                  memory: MemoryRequest | None = None) -> Inspection:
+                  memory: MemoryRequest | None = None, fits: bool = False) -> Inspection:
     """Trace a model layer by layer on the meta device.
 
     model_or_source: an nn.Module (traced as a meta copy: its weights are never copied),
@@ -54,6 +55,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         failure could be fixed by another input size).
     memory: also estimate training memory (`.memory`, and every row's `saved_bytes`) from a
         training forward at the requested batch size; only when the first trace passes.
+    fits: with `memory`, also what bf16 autocast, activation checkpointing and plain SGD
+        would change (`.fits`: one more training trace, under bf16).
     """
     notes: list[str] = []
     if isinstance(model_or_source, str):
@@ -104,7 +107,7 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         uncalled=result.uncalled, not_counted=result.not_counted)
 
     if memory is not None and result.diagnosis is None:
-        _add_memory(inspection, model, shapes, dtypes, memory)
+        _add_memory(inspection, model, shapes, dtypes, memory, fits)
     # A bonus scan whose probes (each a trace like the one just done) cannot fit in the
     # budget is not started: a 70B decoder is traced once, not twice.
     quick = trace_s * SOLVER_MIN_PROBES < solver_budget_s
@@ -141,7 +144,7 @@ def _with_guessed_input(loaded: LoadedModel, model: nn.Module, notes: list[str]
 
 
 def _add_memory(inspection: Inspection, model: nn.Module, shapes: list, dtypes: list,
-                request: MemoryRequest) -> None:
+                request: MemoryRequest, fits: bool = False) -> None:
     estimate, trained = estimate_memory(model, shapes, dtypes, request)
     inspection.memory = estimate
     if estimate is None:
@@ -149,6 +152,8 @@ def _add_memory(inspection: Inspection, model: nn.Module, shapes: list, dtypes: 
                                 f"({trained.diagnosis.message})")
         return
     copy_saved_bytes(trained.rows, inspection.all_rows)
+    if fits:
+        inspection.fits = what_fits(model, shapes, dtypes, request, estimate, trained.rows)
 
 
 def _declared_inputs(model: nn.Module) -> list[tuple[int, ...]] | None:

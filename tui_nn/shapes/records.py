@@ -217,6 +217,8 @@ class Inspection:
     memory: Any = None  # a shapes.memory.MemoryEstimate when training memory was asked for
     # Ops that ran with no mult-add formula (shapes.uncounted.NotCounted): never a silent 0.
     not_counted: list[Any] = field(default_factory=list)
+    # With a memory estimate, if asked: shapes.fits.FitOption per lever (bf16, checkpoint, SGD).
+    fits: list[Any] = field(default_factory=list)
 
     @property
     def rows(self) -> list[LayerRow]:
@@ -248,4 +250,5 @@ class Inspection:
             "notes": self.notes,
             "memory": self.memory.to_dict() if self.memory is not None else None,
             "not_counted": [n.to_dict() for n in self.not_counted],
+            "fits": [f.to_dict() for f in self.fits],
         }
