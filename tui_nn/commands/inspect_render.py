@@ -109,6 +109,16 @@ def memory_lines(inspection: Inspection) -> list[str]:
     return lines
 
 
+def memory_sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
+    out = [("Training memory", memory_lines(inspection))]
+    if top_saved(inspection.all_rows):
+        out.append((f"Saves the most for backward (batch {inspection.memory.batch_size})",
+                    top_saved_lines(inspection)))
+    if inspection.fits:
+        out.append(("What fits", fits_lines(inspection)))
+    return out
+
+
 def top_saved_lines(inspection: Inspection) -> list[str]:
     """The five layers that save the most for backward, with their share of the total."""
     total = inspection.memory.activations or 1
@@ -166,6 +176,23 @@ def formula_lines(formulas: list[Formula]) -> list[str]:
     return lines
 
 
+def totals_lines(inspection: Inspection) -> list[str]:
+    """Parameters, mult-adds and flops, what was not counted, activations."""
+    t = inspection.totals
+    frozen = f", {t.params_frozen:,} frozen" if t.params_frozen else ""
+    return [
+        f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
+        f"{human_bytes(t.param_bytes)}"
+        + (f" + {human_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
+        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
+        f"flops: {human_count(t.flops)} (2 per multiply-add)",
+        *([f"not counted: {uncounted_summary(inspection.not_counted)}"]
+          if inspection.not_counted else []),
+        f"activations: {human_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
+        f"input {human_bytes(t.input_bytes)}",
+    ]
+
+
 def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
     """(title, lines) blocks shown under the table; styles are applied by the renderer."""
     out: list[tuple[str, list[str]]] = []
@@ -187,19 +214,7 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
                 lines.append(f"  problem: {check.problem}")
                 lines.append(f"  fix: {check.fix}")
         out.append(("Flatten checks", lines))
-    t = inspection.totals
-    frozen = f", {t.params_frozen:,} frozen" if t.params_frozen else ""
-    out.append(("Totals", [
-        f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
-        f"{human_bytes(t.param_bytes)}"
-        + (f" + {human_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
-        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
-        f"flops: {human_count(t.flops)} (2 per multiply-add)",
-        *([f"not counted: {uncounted_summary(inspection.not_counted)}"]
-          if inspection.not_counted else []),
-        f"activations: {human_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
-        f"input {human_bytes(t.input_bytes)}",
-    ]))
+    out.append(("Totals", totals_lines(inspection)))
     d = inspection.diagnosis
     if d is not None:
         where = f"{d.path} ({d.type})" if d.path else d.type
@@ -223,12 +238,7 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
             scope += ", stopped early"
         out.append(("Input sizes that pass", [f"{sizes or 'none'}   ({scope})"]))
     if inspection.memory is not None:
-        out.append(("Training memory", memory_lines(inspection)))
-        if top_saved(inspection.all_rows):
-            out.append((f"Saves the most for backward (batch {inspection.memory.batch_size})",
-                        top_saved_lines(inspection)))
-        if inspection.fits:
-            out.append(("What fits", fits_lines(inspection)))
+        out.extend(memory_sections(inspection))
     if inspection.notes:
         out.append(("Notes", list(inspection.notes)))
     return out

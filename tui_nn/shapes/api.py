@@ -58,27 +58,12 @@ def inspect_model(model_or_source: nn.Module | str | Any,
     fits: with `memory`, also what bf16 autocast, activation checkpointing and plain SGD
         would change (`.fits`: one more training trace, under bf16).
     """
-    notes: list[str] = []
-    if isinstance(model_or_source, str):
-        loaded = load_model(model_or_source)
-    elif isinstance(model_or_source, LoadedModel):
-        loaded = model_or_source
-    elif isinstance(model_or_source, nn.Module):
-        loaded = LoadedModel(model_or_source, type(model_or_source).__name__, None,
-                             _declared_inputs(model_or_source), None)
-    else:
-        raise InspectUsageError(f"cannot inspect a {type(model_or_source).__name__}: give an "
-                                f"nn.Module or a model source string")
-    notes.extend(loaded.notes)
+    loaded = _loaded(model_or_source)
+    notes: list[str] = list(loaded.notes)
     model = loaded.model
     has_tensors = any(True for _ in itertools.chain(model.parameters(), model.buffers()))
     if has_tensors and not is_on_meta(model):
-        try:
-            model = meta_copy(model)
-        except Exception as exc:  # noqa: BLE001 - exotic modules may refuse deepcopy
-            raise InspectUsageError(
-                f"cannot make a meta copy of {loaded.name} ({type(exc).__name__}: {exc}): build "
-                f"it on the meta device instead (with torch.device('meta'): model = ...)") from None
+        model = _meta_copy(model, loaded.name)
 
     if input_shapes is None and not loaded.default_input_shapes:
         loaded = _with_guessed_input(loaded, model, notes)
@@ -94,11 +79,7 @@ def inspect_model(model_or_source: nn.Module | str | Any,
     if result.diagnosis is not None:
         name_the_layer(result.diagnosis)
     if result.uncalled:
-        # Only the outermost of each unused subtree: 'aux1', not also 'aux1.conv', 'aux1.fc1'.
-        tops = [p for p in result.uncalled
-                if not any(p.startswith(f"{q}.") for q in result.uncalled if q)]
-        listed = ", ".join(tops[:6]) + (f" and {len(tops) - 6} more" if len(tops) > 6 else "")
-        notes.append(f"never called in forward (their weights are counted): {listed}")
+        notes.append(_uncalled_note(result.uncalled))
 
     inspection = Inspection(
         model_name=loaded.name, input_shapes=shapes, input_dtypes=[str(d)[6:] for d in dtypes],
@@ -113,6 +94,34 @@ def inspect_model(model_or_source: nn.Module | str | Any,
     quick = trace_s * SOLVER_MIN_PROBES < solver_budget_s
     _solve_sizes(inspection, model, dtypes, solve and quick, solver_budget_s)
     return inspection
+
+
+def _meta_copy(model: nn.Module, name: str) -> nn.Module:
+    try:
+        return meta_copy(model)
+    except Exception as exc:  # noqa: BLE001 - exotic modules may refuse deepcopy
+        raise InspectUsageError(
+            f"cannot make a meta copy of {name} ({type(exc).__name__}: {exc}): build "
+            f"it on the meta device instead (with torch.device('meta'): model = ...)") from None
+
+
+def _uncalled_note(uncalled: list[str]) -> str:
+    # Only the outermost of each unused subtree: 'aux1', not also 'aux1.conv', 'aux1.fc1'.
+    tops = [p for p in uncalled if not any(p.startswith(f"{q}.") for q in uncalled if q)]
+    listed = ", ".join(tops[:6]) + (f" and {len(tops) - 6} more" if len(tops) > 6 else "")
+    return f"never called in forward (their weights are counted): {listed}"
+
+
+def _loaded(model_or_source: Any) -> LoadedModel:
+    if isinstance(model_or_source, str):
+        return load_model(model_or_source)
+    if isinstance(model_or_source, LoadedModel):
+        return model_or_source
+    if isinstance(model_or_source, nn.Module):
+        return LoadedModel(model_or_source, type(model_or_source).__name__, None,
+                           _declared_inputs(model_or_source), None)
+    raise InspectUsageError(f"cannot inspect a {type(model_or_source).__name__}: give an "
+                            f"nn.Module or a model source string")
 
 
 def _solve_sizes(inspection: Inspection, model: nn.Module, dtypes: list[torch.dtype],

@@ -428,6 +428,18 @@ class Tracer:
                 stack.enter_context(_MultAddCounter(self))
             self.model(*self.inputs, **self.kwargs)
 
+    def _uncalled(self) -> list[str]:
+        model = self.model
+        # A ModuleList is never called itself: only modules none of whose parts ran count.
+        # Torch's own layers use their children's weights directly (MultiheadAttention's
+        # out_proj): a child of a called torch layer is not unused either.
+        skip = {id(m) for c in self.cpu_modules for m in c.modules()}
+        skip.update(id(child) for m in model.modules()
+                    if id(m) in self.called and _is_torch_internal(m)
+                    for child in m.modules())
+        return [name for name, m in model.named_modules()
+                if id(m) not in skip and not any(id(sub) in self.called for sub in m.modules())]
+
     def run(self) -> TraceResult:
         model = self.model
         for name, module in model.named_modules():
@@ -476,18 +488,7 @@ class Tracer:
                 frame.row.status = "unfinished"
         self.stack.clear()
         self.origins.clear()  # drop the tensor references
-        uncalled = []
-        if diagnosis is None:
-            # A ModuleList is never called itself: only modules none of whose parts ran count.
-            # Torch's own layers use their children's weights directly (MultiheadAttention's
-            # out_proj): a child of a called torch layer is not unused either.
-            skip = {id(m) for c in self.cpu_modules for m in c.modules()}
-            skip.update(id(child) for m in model.modules()
-                        if id(m) in self.called and _is_torch_internal(m)
-                        for child in m.modules())
-            uncalled = [name for name, m in model.named_modules()
-                        if id(m) not in skip
-                        and not any(id(sub) in self.called for sub in m.modules())]
+        uncalled = self._uncalled() if diagnosis is None else []
         return TraceResult(self.rows, self.checks, diagnosis, uncalled, needs_cpu, meta_error,
                            not_counted=self.uncounted.records())
 
