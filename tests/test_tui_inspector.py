@@ -159,3 +159,39 @@ async def test_train_tab_log_lines_stay_clear_of_the_scrollbar():
         visible = log.scrollable_content_region.width
         assert log.max_scroll_y > 0
         assert all(strip.cell_length <= visible for strip in log.lines)
+
+
+async def test_mark_a_model_pick_another_and_d_shows_the_diff():
+    from tui_nn.tui.screens.model_diff import ModelDiffScreen
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await select_model(pilot, "cnn")
+        app.main.query_one("#zoo").focus()
+        await pilot.press("m")
+        await select_model(pilot, "resnet")
+        app.main.query_one("#zoo").focus()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelDiffScreen), what="diff")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#diff-rows").row_count > 0,
+                       what="diff rows")
+        summary = str(screen.query_one("#diff-summary").render())
+        assert "Linear input: fc  320 = 20×4×4 → 512 = 32×4×4" in summary
+        assert "first output that differs: conv1" in summary
+        table = screen.query_one("#diff-rows")
+        marks = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert marks.count("+") == 6
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ModelDiffScreen),
+                       what="close")
+
+
+async def test_the_inspector_says_what_it_did_not_count():
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await select_model(pilot, "resnet")
+        text = str(app.main.query_one("#diagnosis").render())
+        assert "not counted: 8 elementwise, 2 pool ops" in text  # 6 relu + 2 residual adds

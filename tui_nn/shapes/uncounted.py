@@ -125,3 +125,9 @@ def summary(records: list[NotCounted], limit: int = 6) -> str:
              for r in records[:limit]]
     more = f" and {len(records) - limit} more" if len(records) > limit else ""
     return ", ".join(parts) + more
+
+
+def short_summary(records: list[NotCounted]) -> str:
+    """Calls per category, for a narrow pane: '1 other, 6 elementwise, 2 pool'."""
+    calls = {c: sum(r.calls for r in records if r.category == c) for c in CATEGORIES}
+    return ", ".join(f"{n} {c}" for c, n in calls.items() if n)

@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.markup import escape
 
+from tui_nn.shapes.uncounted import short_summary
 from tui_nn.textsafe import clean, clean_line
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -297,6 +298,10 @@ class ShapeInspector(Vertical):
         if insp.solver is not None and insp.solver.working:
             ranges = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in insp.solver.ranges())
             lines.append(f"[dim]square sizes that work: {ranges}[/]")
+        # Never a silent 0: what the mult-adds leave out (after a mismatch the trace stopped
+        # early and the diagnosis needs the room).
+        if insp.not_counted and insp.ok:
+            lines.append(f"[dim]not counted: {short_summary(insp.not_counted)} ops[/]")
         for note in insp.notes:
             lines.append(f"[dim]{_escape(note)}[/]")
         ok = insp.ok
