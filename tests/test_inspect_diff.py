@@ -106,3 +106,31 @@ def test_a_bad_second_source_is_a_usage_error():
     assert result.exit_code == 2
     assert "unknown model 'nosuch'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_measure_with_diff_is_a_usage_error():
+    result = invoke("cnn", "--diff", "resnet", "--measure")
+    assert result.exit_code == 2
+    assert "--measure takes one model" in result.output
+
+
+def test_rich_diff_on_a_terminal_draws_the_same_rows():
+    from rich.console import Console
+
+    from tui_nn.commands.inspect_diff_render import render_diff_rich
+
+    console = Console(record=True, width=80, force_terminal=True)
+    render_diff_rich(diff_inspections(inspect_model("cnn"), inspect_model("resnet")), console)
+    text = console.export_text()
+    assert "fc  320 = 20×4×4 → 512 = 32×4×4" in text
+    assert "+      rblock1.conv1" in text
+
+
+def test_diff_with_a_batch_size_compares_saved_bytes_and_totals():
+    result = invoke("cnn", "--diff", "resnet", "--batch-size", "64", "--device-memory", "1GiB")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Saved" in out.splitlines()[3]
+    assert "3.2M→6.4M" in out  # the roots' saved bytes, binary units
+    assert "train total" in out and "largest batch" in out
+    assert max(len(line) for line in out.splitlines()) <= 80

@@ -56,6 +56,8 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         specs = parse_inputs(inputs) if inputs else None  # fail on a bad shape before torch loads
         if diff is not None:
             diff_specs = parse_inputs(diff.inputs) if diff.inputs else specs
+            if memory is not None and memory.measure:
+                raise ShapeParseError("--measure takes one model: leave out --diff")
         if dtype is not None:
             normalize_dtype(dtype)
     except ShapeParseError as exc:

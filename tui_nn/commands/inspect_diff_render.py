@@ -28,10 +28,10 @@ MIN_LAYER = 12
 
 
 def diff_headers(diff: InspectionDiff) -> list[str]:
-    label_a, label_b = side_labels(diff)
-    names = [" ", "Layer", f"Output ({label_a})", f"Output ({label_b})", "Params", "Mult-adds"]
+    # 'A' and 'B' as in the two lines above the table: the model names would widen them.
+    names = [" ", "Layer", "Output A", "Output B", "Params", "Mult-adds"]
     if diff.a.memory is not None and diff.b.memory is not None:
-        names.append("Saved")
+        names.append("Saved")  # bytes for backward in one training forward
     return names
 
 
@@ -86,7 +86,12 @@ def diff_cells(diff: InspectionDiff) -> list[tuple[DiffRow, list[str]]]:
 
 
 def _short_bytes(n: int) -> str:
-    return human_bytes(n).replace(" ", "")
+    """'480K', '3.2M': bytes in binary units, short enough for 'A→B' in 80 columns."""
+    for unit, size in (("G", 2**30), ("M", 2**20), ("K", 2**10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f}{unit}" if value >= 100 else f"{value:.1f}{unit}"
+    return f"{n}B"
 
 
 def _fit_widths(headers: list[str], cells: list[list[str]]) -> list[int]:
