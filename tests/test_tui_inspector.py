@@ -195,3 +195,29 @@ async def test_the_inspector_says_what_it_did_not_count():
         await select_model(pilot, "resnet")
         text = str(app.main.query_one("#diagnosis").render())
         assert "not counted: 8 elementwise, 2 pool ops" in text  # 6 relu + 2 residual adds
+
+
+async def test_v_adds_the_saved_bytes_column_sorted_largest_first():
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await select_model(pilot, "resnet")
+        inspector = app.main.query_one("#inspector")
+        app.main.query_one("#zoo").focus()
+        await pilot.press("v")
+        await wait_for(pilot, lambda: inspector.inspection is not None
+                       and inspector.inspection.memory is not None and not inspector.pending,
+                       what="the training-memory inspection")
+        await pilot.pause()
+        lines = table_lines(inspector)
+        assert "saved ▼" in lines[0]
+        rows = inspector._rows()
+        assert [r.saved_bytes for r in rows] == sorted((r.saved_bytes for r in rows),
+                                                       reverse=True)
+        assert inspector.inspection.memory.batch_size == 64  # the zoo resnet's batch
+        assert rows[1].name in lines[2]  # the second largest is drawn second
+        await pilot.press("v")
+        await wait_for(pilot, lambda: inspector.inspection.memory is None
+                       and not inspector.pending, what="back to forward order")
+        await pilot.pause()
+        assert "saved" not in table_lines(inspector)[0]

@@ -119,6 +119,8 @@ class MainScreen(Screen):
                 tooltip="Mark this model to compare it with another (then d)"),
         Binding("d", "diff_models", "Diff", show=False,
                 tooltip="Compare the marked model with this one, layer by layer"),
+        Binding("v", "sort_saved", "Saved bytes", show=False,
+                tooltip="Sort the layers by the bytes they save for backward (and back)"),
         Binding("plus,equals_sign", "depth(1)", "Deeper", show=False),
         Binding("minus", "depth(-1)", "Shallower", show=False),
         Binding("left_square_bracket", "smoothing(-1)", "Less smoothing", show=False),
@@ -887,6 +889,11 @@ class MainScreen(Screen):
             self.notify("mark a model with m, pick a second one, then press d", timeout=4)
             return
         self.app.push_screen(ModelDiffScreen(marked, current))
+
+    def action_sort_saved(self) -> None:
+        inspector = self.query_one(ShapeInspector)
+        inspector.batch_size = self.query_one(MemoryLine).batch_size  # the form's batch
+        inspector.by_saved = not inspector.by_saved
 
     def action_depth(self, delta: int) -> None:
         inspector = self.query_one(ShapeInspector)
