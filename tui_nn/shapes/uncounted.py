@@ -69,9 +69,12 @@ def category_of(func: Any) -> str | None:
     known = _CATEGORY.get(func, "?")
     if known != "?":
         return known
-    name = func._schema.name.split("::")[-1]
-    aliases = any(r.alias_info is not None for r in func._schema.returns)
-    if name in _FREE or (aliases and not func._schema.is_mutable):
+    schema = getattr(func, "_schema", None)
+    if schema is None:  # a higher-order operator: its body's ops are seen one by one
+        return None
+    name = op_name(func)
+    aliases = any(r.alias_info is not None for r in schema.returns)
+    if name in _FREE or (aliases and not schema.is_mutable):
         category = None  # views return aliases and compute nothing
     elif name in _NORMS:
         category = "norm"
@@ -116,7 +119,12 @@ def uncounted_entry(func: Any, out: Any) -> tuple[str, str, tuple[int, ...]] | N
         (o for o in out if isinstance(o, torch.Tensor)), None) \
         if isinstance(out, (tuple, list)) else None
     shape = tuple(first.shape) if first is not None else ()
-    return f"aten.{func._schema.name.split('::')[-1]}", category, shape
+    return f"aten.{op_name(func)}", category, shape
+
+
+def op_name(func: Any) -> str:
+    """'_fft_r2c' for aten._fft_r2c.default."""
+    return func._schema.name.split("::")[-1]
 
 
 def summary(records: list[NotCounted], limit: int = 6) -> str:
