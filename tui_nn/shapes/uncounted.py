@@ -119,7 +119,8 @@ def uncounted_entry(func: Any, out: Any) -> tuple[str, str, tuple[int, ...]] | N
         (o for o in out if isinstance(o, torch.Tensor)), None) \
         if isinstance(out, (tuple, list)) else None
     shape = tuple(first.shape) if first is not None else ()
-    return f"aten.{op_name(func)}", category, shape
+    return func._schema.name.replace("::", "."), category, shape  # 'aten.relu'; custom ops
+    # keep their own namespace ('torchvision.nms')
 
 
 def op_name(func: Any) -> str:
