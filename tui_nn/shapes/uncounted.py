@@ -119,8 +119,8 @@ def uncounted_entry(func: Any, out: Any) -> tuple[str, str, tuple[int, ...]] | N
         (o for o in out if isinstance(o, torch.Tensor)), None) \
         if isinstance(out, (tuple, list)) else None
     shape = tuple(first.shape) if first is not None else ()
-    return func._schema.name.replace("::", "."), category, shape  # 'aten.relu'; custom ops
-    # keep their own namespace ('torchvision.nms')
+    # 'aten.relu'; a custom op keeps its own namespace ('torchvision.nms').
+    return func._schema.name.replace("::", "."), category, shape
 
 
 def op_name(func: Any) -> str:
