@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from tui_nn.fmt import fmt_count
 from tui_nn.shapes.fits import top_saved
 from tui_nn.shapes.parse import format_shape
 from tui_nn.shapes.uncounted import summary as uncounted_summary
@@ -29,12 +30,7 @@ def headers(inspection: Inspection) -> tuple[str, ...]:
     return HEADERS + (SAVED_HEADER,) if inspection.memory is not None else HEADERS
 
 
-def human_count(n: int) -> str:
-    """467200 -> '467.2K'; small numbers stay exact."""
-    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
+human_count = fmt_count  # 467200 -> '467.2K'
 
 
 def human_bytes(n: int) -> str:

@@ -16,7 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
 from tui_nn.textsafe import clean_line
-from tui_nn.tui.widgets.inspector_table import count_text, shape_text
+from tui_nn.fmt import fmt_count
+from tui_nn.tui.widgets.inspector_table import shape_text
 
 if TYPE_CHECKING:
     from tui_nn.shapes.diff import InspectionDiff
@@ -90,10 +91,15 @@ class ModelDiffScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+def _count(n: int) -> str:
+    return fmt_count(n) if n else ""
+
+
 def _moved(a: int | None, b: int | None) -> str:
+    """One number when it is the same, 'A→B' when it moved: short enough for 80 columns."""
     if a is None or b is None:
-        return count_text((a if b is None else b) or 0)
-    return count_text(a) if a == b else f"{count_text(a) or '0'}→{count_text(b) or '0'}"
+        return _count((a if b is None else b) or 0)
+    return _count(a) if a == b else f"{fmt_count(a)}→{fmt_count(b)}"
 
 
 def diff_row_cells(row: Any) -> list[Text]:
@@ -116,6 +122,7 @@ def summary_lines(diff: "InspectionDiff") -> list[str]:
                      f"{shape_text(first.a.output_shapes)} → {shape_text(first.b.output_shapes)}")
     lines.extend(f"Linear input: {clean_line(f.path, 80)}  {f.text}" for f in diff.features)
     ta, tb = diff.a.totals, diff.b.totals
-    lines.append(f"params {ta.params:,} → {tb.params:,}  ·  mult-adds {ta.mult_adds:,} → "
-                 f"{tb.mult_adds:,}  ·  flops ×2")
+    lines.append(f"params {fmt_count(ta.params)} → {fmt_count(tb.params)}  ·  mult-adds "
+                 f"{fmt_count(ta.mult_adds)} → {fmt_count(tb.mult_adds)}  ·  flops "
+                 f"{fmt_count(ta.flops)} → {fmt_count(tb.flops)}")
     return lines
