@@ -4,6 +4,7 @@ process each; the 70B decoder in-process; ResNet-152 vs torchinfo in one process
     python benchmarks/bench_inspect.py            # all cases
     python benchmarks/bench_inspect.py --pairs 3  # only the whole-process 70B comparison
     python benchmarks/bench_inspect.py --case llama70b
+    python benchmarks/bench_inspect.py --case diff70b  # --diff of two 70B-class decoders
 
 Targets (2-core CPU machine): `tui-nn inspect llama70b.py:Llama70B --input 1x512x8192 --json`
 takes at most half of torchinfo's wall time summarising the same model on meta (both whole
@@ -100,7 +101,31 @@ def case_resnet152() -> dict:
             "tui_nn_from_source_s": source_s, "peak_rss_mb": _peak_rss_mb()}
 
 
-CASES = {"llama70b": case_llama70b, "resnet152": case_resnet152}
+def case_diff70b() -> dict:
+    """`--diff` of two 70B-class decoders (80 and 81 layers): both inspections plus the
+    alignment, against one inspection of the first."""
+    from tui_nn.shapes import inspect_model
+    from tui_nn.shapes.diff import diff_inspections
+    from tui_nn.zoo.building import building_on
+
+    with building_on("meta"):
+        a, b = Llama(), Llama(n_layers=81)
+    inspect_model(a, ["1x2048:int64"])  # warm-up: first-call costs are not the diff's
+    t0 = time.perf_counter()
+    one = inspect_model(a, ["1x2048:int64"])
+    one_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    first, second = inspect_model(a, ["1x2048:int64"]), inspect_model(b, ["1x2048:int64"])
+    t2 = time.perf_counter()
+    diff = diff_inspections(first, second)
+    t3 = time.perf_counter()
+    assert one.ok and diff.counts["inserted"] > 0
+    return {"case": "diff70b", "rows": [len(first.all_rows), len(second.all_rows)],
+            "counts": diff.counts, "one_inspection_s": one_s, "two_inspections_s": t2 - t1,
+            "align_s": t3 - t2, "diff_s": t3 - t1, "ratio": (t3 - t1) / one_s}
+
+
+CASES = {"llama70b": case_llama70b, "resnet152": case_resnet152, "diff70b": case_diff70b}
 
 
 def _children_cpu_s() -> float:
@@ -169,6 +194,11 @@ def main() -> None:
                   f"{d['total_s']:.2f} s (CPU {d['cpu_s']:.2f} s; whole process with imports "
                   f"{process_s:.1f} s), peak RSS {d['peak_rss_mb']:.0f} MB "
                   f"[target < 10 s, < 2048 MB: {verdict}]")
+        elif name == "diff70b":
+            verdict = "OK" if d["ratio"] < 2 else "MISSED"
+            print(f"--diff of two 70B-class decoders ({d['rows'][0]} and {d['rows'][1]} rows): "
+                  f"{d['diff_s']:.2f} s (alignment {d['align_s']:.3f} s) vs one inspection "
+                  f"{d['one_inspection_s']:.2f} s: ×{d['ratio']:.2f} [target < 2: {verdict}]")
         else:
             print(f"ResNet-152 ({d['params'] / 1e6:.1f} M params, {d['rows']} rows, 1×3×224×224):"
                   f" tui-nn {d['tui_nn_s']:.2f} s (CPU {d['tui_nn_cpu_s']:.2f} s) vs torchinfo "

@@ -163,3 +163,65 @@ async def test_train_tab_log_lines_stay_clear_of_the_scrollbar():
         visible = log.scrollable_content_region.width
         assert log.max_scroll_y > 0
         assert all(strip.cell_length <= visible for strip in log.lines)
+
+
+async def test_mark_a_model_pick_another_and_d_shows_the_diff():
+    from tui_nn.tui.screens.model_diff import ModelDiffScreen
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await select_model(pilot, "cnn")
+        app.main.query_one("#zoo").focus()
+        await pilot.press("m")
+        await select_model(pilot, "resnet")
+        app.main.query_one("#zoo").focus()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelDiffScreen), what="diff")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#diff-rows").row_count > 0,
+                       what="diff rows")
+        summary = str(screen.query_one("#diff-summary").render())
+        assert "Linear input: fc  320 = 20×4×4 → 512 = 32×4×4" in summary
+        assert "first output that differs: conv1" in summary
+        table = screen.query_one("#diff-rows")
+        marks = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert marks.count("+") == 6
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ModelDiffScreen),
+                       what="close")
+
+
+async def test_the_inspector_says_what_it_did_not_count():
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await select_model(pilot, "resnet")
+        text = str(app.main.query_one("#diagnosis").render())
+        assert "not counted: 8 elementwise, 2 pool ops" in text  # 6 relu + 2 residual adds
+
+
+async def test_v_adds_the_saved_bytes_column_sorted_largest_first():
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await select_model(pilot, "resnet")
+        inspector = app.main.query_one("#inspector")
+        app.main.query_one("#zoo").focus()
+        await pilot.press("v")
+        await wait_for(pilot, lambda: inspector.inspection is not None
+                       and inspector.inspection.memory is not None and not inspector.pending,
+                       what="the training-memory inspection")
+        await pilot.pause()
+        lines = table_lines(inspector)
+        assert "saved ▼" in lines[0]
+        rows = inspector._rows()
+        assert [r.saved_bytes for r in rows] == sorted((r.saved_bytes for r in rows),
+                                                       reverse=True)
+        assert inspector.inspection.memory.batch_size == 64  # the zoo resnet's batch
+        assert rows[1].name in lines[2]  # the second largest is drawn second
+        await pilot.press("v")
+        await wait_for(pilot, lambda: inspector.inspection.memory is None
+                       and not inspector.pending, what="back to forward order")
+        await pilot.pause()
+        assert "saved" not in table_lines(inspector)[0]

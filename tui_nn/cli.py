@@ -204,15 +204,20 @@ def inspect_cmd(
         False, "--measure",
         help="Also build the model for real (GPU if any, else CPU), run one training step at "
              "the batch size and show measured memory beside the prediction."),
+    diff: Optional[str] = typer.Option(
+        None, "--diff", help="Compare with a second model (zoo name, file.py:Class, ...)."),
+    diff_input: Optional[list[str]] = typer.Option(
+        None, "--diff-input", help="The --diff model's own input shape (default: --input)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
     (or --optimizer, --amp, --device-memory) whether training fits in memory; with --measure,
-    the prediction against one real training step."""
-    from tui_nn.commands.inspect_cmd import MemoryOptions, run_inspect
+    the prediction against one real training step; with --diff B, the two models aligned."""
+    from tui_nn.commands.inspect_cmd import DiffOptions, MemoryOptions, run_inspect
     memory = MemoryOptions(batch_size, optimizer, amp, device_memory, measure)
+    other = DiffOptions(diff, list(diff_input or [])) if diff is not None else None
     code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory,
-                       freeze_imports=_OWN_PROCESS)
+                       freeze_imports=_OWN_PROCESS, diff=other)
     _skip_collection_at_exit()
     raise typer.Exit(code)
 

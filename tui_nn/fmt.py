@@ -32,6 +32,14 @@ def fmt_metric(metric: str, value: float | None) -> str:
     return f"{value * 100:.2f}%" if metric == "accuracy" else f"{value:.4g}"
 
 
+def fmt_count(n: int) -> str:
+    """467200 -> '467.2K'; small numbers stay exact."""
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
 def fmt_bytes(n: int | float | None) -> str:
     """1536 -> '1.5 KiB'; '-' when unknown."""
     if n is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -35,9 +35,17 @@ class MemoryOptions:
                                                            self.amp, self.device_memory))
 
 
+@dataclass
+class DiffOptions:
+    """`--diff B`: the second source, and its own `--diff-input` (else A's `--input`)."""
+
+    source: str
+    inputs: list[str] = field(default_factory=list)
+
+
 def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool,
                 dtype: str | None, debug: bool, memory: MemoryOptions | None = None,
-                freeze_imports: bool = False) -> int:
+                freeze_imports: bool = False, diff: DiffOptions | None = None) -> int:
     """Inspect `source`, print the result, return the exit code. freeze_imports: the process
     is ours alone (the CLI), so the import's objects may leave the cyclic collector."""
     from tui_nn.shapes.parse import ShapeParseError, normalize_dtype, parse_inputs
@@ -46,10 +54,17 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         if depth is not None and depth < 0:
             raise ShapeParseError(f"--depth must be ≥ 0, got {depth}")
         specs = parse_inputs(inputs) if inputs else None  # fail on a bad shape before torch loads
+        if diff is not None:
+            diff_specs = parse_inputs(diff.inputs) if diff.inputs else specs
+            if memory is not None and memory.measure:
+                raise ShapeParseError("--measure takes one model: leave out --diff")
         if dtype is not None:
             normalize_dtype(dtype)
     except ShapeParseError as exc:
         return _usage_error(exc, debug)
+    if diff is not None:
+        return _run_diff(source, specs, diff.source, diff_specs, depth, as_json, dtype, debug,
+                         memory)
 
     from tui_nn.shapes.api import InspectUsageError, inspect_model
     from tui_nn.shapes.memory import MemoryUsageError
@@ -67,7 +82,7 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         try:
             request = _memory_request(source, memory) if memory and memory.wanted else None
             result = inspect_model(source, specs, depth=depth, dtype=dtype, solve=True,
-                                   solver_budget_s=SOLVER_BUDGET_S, memory=request)
+                                   solver_budget_s=SOLVER_BUDGET_S, memory=request, fits=True)
             if memory is not None and memory.measure:
                 measure_failed = _measure(source, result)
         except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:
@@ -77,14 +92,13 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
                 raise
             return _user_code_exit(source, exc, debug)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
-            if debug:
-                traceback.print_exc()
-            from tui_nn.textsafe import clean
-            print(f"error: inspecting {clean(source)} failed unexpectedly: "
-                  f"{type(exc).__name__}: {clean(exc)} (run with --debug for the traceback)",
-                  file=sys.stderr)
-            return EXIT_MISMATCH
+            return _unexpected(exc, source, debug)
 
+    _print_result(result, as_json)
+    return EXIT_OK if result.ok and not measure_failed else EXIT_MISMATCH
+
+
+def _print_result(result, as_json: bool) -> None:
     from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
 
     if as_json:
@@ -95,7 +109,49 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         render_rich(result, Console())
     else:
         sys.stdout.write(render_plain(result))
-    return EXIT_OK if result.ok and not measure_failed else EXIT_MISMATCH
+
+
+def _run_diff(source: str, specs, other: str, other_specs, depth: int | None, as_json: bool,
+              dtype: str | None, debug: bool, memory: MemoryOptions | None) -> int:
+    """`inspect A --diff B`: both inspected alike, then aligned row by row."""
+    from tui_nn.shapes.api import InspectUsageError, inspect_model
+    from tui_nn.shapes.diff import diff_inspections
+    from tui_nn.shapes.memory import MemoryUsageError
+    from tui_nn.shapes.parse import ShapeParseError
+    from tui_nn.zoo.sources import SourceError
+
+    try:
+        sides = []
+        for name, shapes in ((source, specs), (other, other_specs)):
+            request = _memory_request(name, memory) if memory and memory.wanted else None
+            sides.append(inspect_model(name, shapes, depth=depth, dtype=dtype, memory=request))
+    except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:
+        return _usage_error(exc, debug)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
+        return _unexpected(exc, f"{source} --diff {other}", debug)
+
+    from tui_nn.commands.inspect_diff_render import (render_diff_json, render_diff_plain,
+                                                     render_diff_rich)
+
+    diff = diff_inspections(*sides)
+    if as_json:
+        sys.stdout.write(render_diff_json(diff) + "\n")
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        render_diff_rich(diff, Console())
+    else:
+        sys.stdout.write(render_diff_plain(diff))
+    return EXIT_OK if all(s.ok for s in sides) else EXIT_MISMATCH
+
+
+def _unexpected(exc: Exception, what: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    from tui_nn.textsafe import clean
+    print(f"error: inspecting {clean(what)} failed unexpectedly: {type(exc).__name__}: "
+          f"{clean(exc)} (run with --debug for the traceback)", file=sys.stderr)
+    return EXIT_MISMATCH
 
 
 def _memory_request(source: str, options: MemoryOptions):
@@ -156,4 +212,4 @@ def _usage_error(exc: Exception, debug: bool) -> int:
     return EXIT_USAGE
 
 
-__all__ = ["run_inspect", "EXIT_OK", "EXIT_MISMATCH", "EXIT_USAGE"]
+__all__ = ["run_inspect", "DiffOptions", "EXIT_OK", "EXIT_MISMATCH", "EXIT_USAGE"]

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from tui_nn.fmt import fmt_count
+from tui_nn.shapes.fits import top_saved
 from tui_nn.shapes.parse import format_shape
+from tui_nn.shapes.uncounted import summary as uncounted_summary
 from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
@@ -27,12 +30,7 @@ def headers(inspection: Inspection) -> tuple[str, ...]:
     return HEADERS + (SAVED_HEADER,) if inspection.memory is not None else HEADERS
 
 
-def human_count(n: int) -> str:
-    """467200 -> '467.2K'; small numbers stay exact."""
-    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
+human_count = fmt_count  # 467200 -> '467.2K'
 
 
 def human_bytes(n: int) -> str:
@@ -107,6 +105,37 @@ def memory_lines(inspection: Inspection) -> list[str]:
     return lines
 
 
+def memory_sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
+    out = [("Training memory", memory_lines(inspection))]
+    if top_saved(inspection.all_rows):
+        out.append((f"Saves the most for backward (batch {inspection.memory.batch_size})",
+                    top_saved_lines(inspection)))
+    if inspection.fits:
+        out.append(("What fits", fits_lines(inspection)))
+    return out
+
+
+def top_saved_lines(inspection: Inspection) -> list[str]:
+    """The five layers that save the most for backward, with their share of the total."""
+    total = inspection.memory.activations or 1
+    rows = top_saved(inspection.all_rows)
+    width = max((len(r.path) for r in rows), default=0)
+    return [f"{r.path:{width}}  {r.type:16} {human_bytes(r.saved_bytes):>10}  "
+            f"{100 * r.saved_bytes / total:4.1f}%" for r in rows]
+
+
+def fits_lines(inspection: Inspection) -> list[str]:
+    """'What fits': each lever's activations, total and largest batch, one line each."""
+    m = inspection.memory
+    budget = f"largest batch in {human_bytes(m.budget)}" if m.budget else "largest batch"
+    lines = [f"{'':22}{'activations':>12}{'total':>12}  {budget}"]
+    for option in inspection.fits:
+        best = f"{option.max_batch:,}" if option.max_batch is not None else "— (no budget)"
+        lines.append(f"{option.label:22}{human_bytes(option.activations):>12}"
+                     f"{human_bytes(option.total):>12}  {best}")
+    return lines + [f"{o.label}: {o.change}" for o in inspection.fits if o.change]
+
+
 def _ratio(measured: int, predicted: int) -> str:
     return f"{measured / predicted:.3f}" if predicted else "—"
 
@@ -143,6 +172,23 @@ def formula_lines(formulas: list[Formula]) -> list[str]:
     return lines
 
 
+def totals_lines(inspection: Inspection) -> list[str]:
+    """Parameters, mult-adds and flops, what was not counted, activations."""
+    t = inspection.totals
+    frozen = f", {t.params_frozen:,} frozen" if t.params_frozen else ""
+    return [
+        f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
+        f"{human_bytes(t.param_bytes)}"
+        + (f" + {human_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
+        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
+        f"flops: {human_count(t.flops)} (2 per multiply-add)",
+        *([f"not counted: {uncounted_summary(inspection.not_counted)}"]
+          if inspection.not_counted else []),
+        f"activations: {human_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
+        f"input {human_bytes(t.input_bytes)}",
+    ]
+
+
 def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
     """(title, lines) blocks shown under the table; styles are applied by the renderer."""
     out: list[tuple[str, list[str]]] = []
@@ -164,16 +210,7 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
                 lines.append(f"  problem: {check.problem}")
                 lines.append(f"  fix: {check.fix}")
         out.append(("Flatten checks", lines))
-    t = inspection.totals
-    frozen = f", {t.params_frozen:,} frozen" if t.params_frozen else ""
-    out.append(("Totals", [
-        f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
-        f"{human_bytes(t.param_bytes)}"
-        + (f" + {human_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
-        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}",
-        f"activations: {human_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
-        f"input {human_bytes(t.input_bytes)}",
-    ]))
+    out.append(("Totals", totals_lines(inspection)))
     d = inspection.diagnosis
     if d is not None:
         where = f"{d.path} ({d.type})" if d.path else d.type
@@ -197,7 +234,7 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
             scope += ", stopped early"
         out.append(("Input sizes that pass", [f"{sizes or 'none'}   ({scope})"]))
     if inspection.memory is not None:
-        out.append(("Training memory", memory_lines(inspection)))
+        out.extend(memory_sections(inspection))
     if inspection.notes:
         out.append(("Notes", list(inspection.notes)))
     return out

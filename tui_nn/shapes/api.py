@@ -12,6 +12,7 @@ from torch import nn
 
 from tui_nn.shapes.arithmetic import spatial_rank
 from tui_nn.shapes.checks import name_the_layer
+from tui_nn.shapes.fits import what_fits
 from tui_nn.shapes.infer import guess_input, no_input_message
 from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory
 from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, format_shape,
@@ -38,7 +39,7 @@ def inspect_model(model_or_source: nn.Module | str | Any,
                   input_shapes: ShapeLike | Sequence[ShapeLike] | None = None, *,
                   depth: int | None = None, dtype: torch.dtype | str | None = None,
                   solve: bool = False, solver_budget_s: float = 5.0,
-                  memory: MemoryRequest | None = None) -> Inspection:
+                  memory: MemoryRequest | None = None, fits: bool = False) -> Inspection:
     """Trace a model layer by layer on the meta device.
 
     model_or_source: an nn.Module (traced as a meta copy: its weights are never copied),
@@ -54,28 +55,15 @@ def inspect_model(model_or_source: nn.Module | str | Any,
         failure could be fixed by another input size).
     memory: also estimate training memory (`.memory`, and every row's `saved_bytes`) from a
         training forward at the requested batch size; only when the first trace passes.
+    fits: with `memory`, also what bf16 autocast, activation checkpointing and plain SGD
+        would change (`.fits`: one more training trace, under bf16).
     """
-    notes: list[str] = []
-    if isinstance(model_or_source, str):
-        loaded = load_model(model_or_source)
-    elif isinstance(model_or_source, LoadedModel):
-        loaded = model_or_source
-    elif isinstance(model_or_source, nn.Module):
-        loaded = LoadedModel(model_or_source, type(model_or_source).__name__, None,
-                             _declared_inputs(model_or_source), None)
-    else:
-        raise InspectUsageError(f"cannot inspect a {type(model_or_source).__name__}: give an "
-                                f"nn.Module or a model source string")
-    notes.extend(loaded.notes)
+    loaded = _loaded(model_or_source)
+    notes: list[str] = list(loaded.notes)
     model = loaded.model
     has_tensors = any(True for _ in itertools.chain(model.parameters(), model.buffers()))
     if has_tensors and not is_on_meta(model):
-        try:
-            model = meta_copy(model)
-        except Exception as exc:  # noqa: BLE001 - exotic modules may refuse deepcopy
-            raise InspectUsageError(
-                f"cannot make a meta copy of {loaded.name} ({type(exc).__name__}: {exc}): build "
-                f"it on the meta device instead (with torch.device('meta'): model = ...)") from None
+        model = _meta_copy(model, loaded.name)
 
     if input_shapes is None and not loaded.default_input_shapes:
         loaded = _with_guessed_input(loaded, model, notes)
@@ -91,25 +79,49 @@ def inspect_model(model_or_source: nn.Module | str | Any,
     if result.diagnosis is not None:
         name_the_layer(result.diagnosis)
     if result.uncalled:
-        # Only the outermost of each unused subtree: 'aux1', not also 'aux1.conv', 'aux1.fc1'.
-        tops = [p for p in result.uncalled
-                if not any(p.startswith(f"{q}.") for q in result.uncalled if q)]
-        listed = ", ".join(tops[:6]) + (f" and {len(tops) - 6} more" if len(tops) > 6 else "")
-        notes.append(f"never called in forward (their weights are counted): {listed}")
+        notes.append(_uncalled_note(result.uncalled))
 
     inspection = Inspection(
         model_name=loaded.name, input_shapes=shapes, input_dtypes=[str(d)[6:] for d in dtypes],
         all_rows=result.rows, totals=_totals(model, result.rows, shapes, dtypes),
         checks=result.checks, diagnosis=result.diagnosis, depth=depth, notes=notes,
-        uncalled=result.uncalled)
+        uncalled=result.uncalled, not_counted=result.not_counted)
 
     if memory is not None and result.diagnosis is None:
-        _add_memory(inspection, model, shapes, dtypes, memory)
+        _add_memory(inspection, model, shapes, dtypes, memory, fits)
     # A bonus scan whose probes (each a trace like the one just done) cannot fit in the
     # budget is not started: a 70B decoder is traced once, not twice.
     quick = trace_s * SOLVER_MIN_PROBES < solver_budget_s
     _solve_sizes(inspection, model, dtypes, solve and quick, solver_budget_s)
     return inspection
+
+
+def _meta_copy(model: nn.Module, name: str) -> nn.Module:
+    try:
+        return meta_copy(model)
+    except Exception as exc:  # noqa: BLE001 - exotic modules may refuse deepcopy
+        raise InspectUsageError(
+            f"cannot make a meta copy of {name} ({type(exc).__name__}: {exc}): build "
+            f"it on the meta device instead (with torch.device('meta'): model = ...)") from None
+
+
+def _uncalled_note(uncalled: list[str]) -> str:
+    # Only the outermost of each unused subtree: 'aux1', not also 'aux1.conv', 'aux1.fc1'.
+    tops = [p for p in uncalled if not any(p.startswith(f"{q}.") for q in uncalled if q)]
+    listed = ", ".join(tops[:6]) + (f" and {len(tops) - 6} more" if len(tops) > 6 else "")
+    return f"never called in forward (their weights are counted): {listed}"
+
+
+def _loaded(model_or_source: Any) -> LoadedModel:
+    if isinstance(model_or_source, str):
+        return load_model(model_or_source)
+    if isinstance(model_or_source, LoadedModel):
+        return model_or_source
+    if isinstance(model_or_source, nn.Module):
+        return LoadedModel(model_or_source, type(model_or_source).__name__, None,
+                           _declared_inputs(model_or_source), None)
+    raise InspectUsageError(f"cannot inspect a {type(model_or_source).__name__}: give an "
+                            f"nn.Module or a model source string")
 
 
 def _solve_sizes(inspection: Inspection, model: nn.Module, dtypes: list[torch.dtype],
@@ -141,7 +153,7 @@ def _with_guessed_input(loaded: LoadedModel, model: nn.Module, notes: list[str]
 
 
 def _add_memory(inspection: Inspection, model: nn.Module, shapes: list, dtypes: list,
-                request: MemoryRequest) -> None:
+                request: MemoryRequest, fits: bool = False) -> None:
     estimate, trained = estimate_memory(model, shapes, dtypes, request)
     inspection.memory = estimate
     if estimate is None:
@@ -149,6 +161,8 @@ def _add_memory(inspection: Inspection, model: nn.Module, shapes: list, dtypes: 
                                 f"({trained.diagnosis.message})")
         return
     copy_saved_bytes(trained.rows, inspection.all_rows)
+    if fits:
+        inspection.fits = what_fits(model, shapes, dtypes, request, estimate, trained.rows)
 
 
 def _declared_inputs(model: nn.Module) -> list[tuple[int, ...]] | None:

@@ -64,6 +64,7 @@ class LayerRow:
         data["output_shapes"] = [list(s) for s in self.output_shapes]
         data["arithmetic"] = [f.text for f in self.arithmetic]
         data["params"] = self.params
+        data["flops"] = 2 * self.mult_adds
         return data
 
 
@@ -142,8 +143,14 @@ class Totals:
     activation_bytes: int = 0  # outputs of leaf layers and copying functions, for the batch
     batch_size: int = 1
 
+    @property
+    def flops(self) -> int:
+        return 2 * self.mult_adds  # the convention: a multiply-add is 2 floating-point ops
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["flops"] = self.flops
+        return data
 
 
 @dataclass
@@ -208,6 +215,10 @@ class Inspection:
     solver: SolverResult | None = None
     uncalled: list[str] = field(default_factory=list)  # modules the forward never used
     memory: Any = None  # a shapes.memory.MemoryEstimate when training memory was asked for
+    # Ops that ran with no mult-add formula (shapes.uncounted.NotCounted): never a silent 0.
+    not_counted: list[Any] = field(default_factory=list)
+    # With a memory estimate, if asked: shapes.fits.FitOption per lever (bf16, checkpoint, SGD).
+    fits: list[Any] = field(default_factory=list)
 
     @property
     def rows(self) -> list[LayerRow]:
@@ -238,4 +249,6 @@ class Inspection:
             "uncalled": self.uncalled,
             "notes": self.notes,
             "memory": self.memory.to_dict() if self.memory is not None else None,
+            "not_counted": [n.to_dict() for n in self.not_counted],
+            "fits": [f.to_dict() for f in self.fits],
         }

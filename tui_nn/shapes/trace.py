@@ -41,6 +41,7 @@ from tui_nn.shapes.memory import (AutocastRules, SavedTensors, fused_attention,
                                   training_attention_forward)
 from tui_nn.shapes.metacache import MetaOpCache, cached_call
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
+from tui_nn.shapes.uncounted import NotCounted, UncountedTally, uncounted_entry
 from tui_nn.zoo.nodynamo import no_dynamo_import
 from tui_nn.zoo.nosympy import no_sympy_import
 
@@ -101,6 +102,7 @@ class TraceResult:
     notes: list[str] = field(default_factory=list)
     saved_bytes: int = 0  # training traces: what autograd saves for backward, storages once
     amp_weight_copies: int = 0  # of which autocast's low-precision copies of the weights
+    not_counted: list[NotCounted] = field(default_factory=list)  # ops with no formula
 
 
 def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -230,19 +232,23 @@ class _MultAddCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out, mult_adds = cached_call(self.t.op_cache, func, args, kwargs,
-                                     lambda result: _mult_adds(func, args, kwargs, result))
-        if mult_adds and self.t.stack:
+        out, (mult_adds, uncounted) = cached_call(
+            self.t.op_cache, func, args, kwargs,
+            lambda result: _mult_adds(func, args, kwargs, result))
+        if uncounted is not None:
+            self.t.uncounted.add(uncounted)
+        elif mult_adds and self.t.stack:
             for frame in self.t.stack:
                 frame.row.mult_adds += mult_adds
         return out
 
 
-def _mult_adds(func: Any, args: tuple, kwargs: dict, out: Any) -> int:
+def _mult_adds(func: Any, args: tuple, kwargs: dict, out: Any) -> tuple[int, Any]:
+    """(mult-adds, None), or (0, what the not-counted list says) for an op without formula."""
     formula = _FLOP_REGISTRY.get(func._overloadpacket)
     if formula is None:
-        return 0
-    return formula(*args, **kwargs, out_val=out) // 2  # flops = 2 × mult-adds
+        return 0, uncounted_entry(func, out)
+    return formula(*args, **kwargs, out_val=out) // 2, None  # flops = 2 × mult-adds
 
 
 class Tracer:
@@ -270,6 +276,7 @@ class Tracer:
         self._input_ids = {id(x) for x in inputs}
         self.cpu_depth = 0  # > 0 inside a CPU fallback's forward: constructors stay on CPU
         self.op_cache = MetaOpCache()
+        self.uncounted = UncountedTally()
         self.saved = saved
         self.amp = amp
         if saved is not None:
@@ -421,6 +428,18 @@ class Tracer:
                 stack.enter_context(_MultAddCounter(self))
             self.model(*self.inputs, **self.kwargs)
 
+    def _uncalled(self) -> list[str]:
+        model = self.model
+        # A ModuleList is never called itself: only modules none of whose parts ran count.
+        # Torch's own layers use their children's weights directly (MultiheadAttention's
+        # out_proj): a child of a called torch layer is not unused either.
+        skip = {id(m) for c in self.cpu_modules for m in c.modules()}
+        skip.update(id(child) for m in model.modules()
+                    if id(m) in self.called and _is_torch_internal(m)
+                    for child in m.modules())
+        return [name for name, m in model.named_modules()
+                if id(m) not in skip and not any(id(sub) in self.called for sub in m.modules())]
+
     def run(self) -> TraceResult:
         model = self.model
         for name, module in model.named_modules():
@@ -469,19 +488,9 @@ class Tracer:
                 frame.row.status = "unfinished"
         self.stack.clear()
         self.origins.clear()  # drop the tensor references
-        uncalled = []
-        if diagnosis is None:
-            # A ModuleList is never called itself: only modules none of whose parts ran count.
-            # Torch's own layers use their children's weights directly (MultiheadAttention's
-            # out_proj): a child of a called torch layer is not unused either.
-            skip = {id(m) for c in self.cpu_modules for m in c.modules()}
-            skip.update(id(child) for m in model.modules()
-                        if id(m) in self.called and _is_torch_internal(m)
-                        for child in m.modules())
-            uncalled = [name for name, m in model.named_modules()
-                        if id(m) not in skip
-                        and not any(id(sub) in self.called for sub in m.modules())]
-        return TraceResult(self.rows, self.checks, diagnosis, uncalled, needs_cpu, meta_error)
+        uncalled = self._uncalled() if diagnosis is None else []
+        return TraceResult(self.rows, self.checks, diagnosis, uncalled, needs_cpu, meta_error,
+                           not_counted=self.uncounted.records())
 
 
 # --- the CPU fallback ------------------------------------------------------------------------

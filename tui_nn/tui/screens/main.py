@@ -44,6 +44,7 @@ from tui_nn.tui.widgets.train_form import FormError, TrainForm
 if TYPE_CHECKING:
     from tui_nn.engine import events as ev
     from tui_nn.tui.catalog import DatasetEntry, ModelEntry
+    from tui_nn.tui.screens.model_diff import Side
 
 # While training, the status and the curves refresh together, at most every FRAME_S; the frame
 # interval stretches (up to MAX_FRAME_S) whenever the UI thread uses more than UI_CPU_BUDGET of
@@ -114,6 +115,12 @@ class MainScreen(Screen):
                 tooltip="Halve the learning rate of the run in progress"),
         Binding("i", "edit_input", "Input shape", show=False),
         Binding("o", "open_source", "Open model", show=False),
+        Binding("m", "mark_model", "Mark model", show=False,
+                tooltip="Mark this model to compare it with another (then d)"),
+        Binding("d", "diff_models", "Diff", show=False,
+                tooltip="Compare the marked model with this one, layer by layer"),
+        Binding("v", "sort_saved", "Saved bytes", show=False,
+                tooltip="Sort the layers by the bytes they save for backward (and back)"),
         Binding("plus,equals_sign", "depth(1)", "Deeper", show=False),
         Binding("minus", "depth(-1)", "Shallower", show=False),
         Binding("left_square_bracket", "smoothing(-1)", "Less smoothing", show=False),
@@ -145,6 +152,7 @@ class MainScreen(Screen):
         self.bridge = TrainingBridge(self, self.history)
         self.entries: dict[str, ModelEntry] = {}
         self.user_models: dict[str, Any] = {}
+        self._marked: Side | None = None  # `m`: the model `d` compares the current one with
         self._form_model: str | None = None  # the model whose defaults the form holds
         self._logged_epochs = 0
         self._paused_on_nan = False  # a NaN paused the run and its lr was not lowered since
@@ -879,6 +887,35 @@ class MainScreen(Screen):
     def action_open_source(self) -> None:
         self.show_tab("model")
         self.query_one("#source").focus()
+
+    def _side(self) -> "Side | None":
+        from tui_nn.tui.screens.model_diff import Side
+
+        inspector = self.query_one(ShapeInspector)
+        if inspector.source is None:
+            return None
+        source = inspector.source
+        return Side(source, self.user_models.get(source), inspector.input_text)
+
+    def action_mark_model(self) -> None:
+        self._marked = self._side()
+        if self._marked is not None:
+            self.notify(f"marked {self._marked.source}: pick another model and press d",
+                        timeout=4, markup=False)
+
+    def action_diff_models(self) -> None:
+        from tui_nn.tui.screens.model_diff import ModelDiffScreen
+
+        marked, current = self._marked, self._side()
+        if marked is None or current is None or marked.source == current.source:
+            self.notify("mark a model with m, pick a second one, then press d", timeout=4)
+            return
+        self.app.push_screen(ModelDiffScreen(marked, current))
+
+    def action_sort_saved(self) -> None:
+        inspector = self.query_one(ShapeInspector)
+        inspector.batch_size = self.query_one(MemoryLine).batch_size  # the form's batch
+        inspector.by_saved = not inspector.by_saved
 
     def action_depth(self, delta: int) -> None:
         inspector = self.query_one(ShapeInspector)

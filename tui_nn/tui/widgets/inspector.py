@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.markup import escape
 
+from tui_nn.shapes.uncounted import short_summary
 from tui_nn.textsafe import clean, clean_line
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -63,6 +64,11 @@ class ShapeInspector(Vertical):
 
     error: reactive[str | None] = reactive(None)
     """Why the latest inspection could not start (bad shape, model failed to load)."""
+
+    by_saved: reactive[bool] = reactive(False)
+    """Inspect a training step too and sort the rows by the bytes each saves for backward."""
+
+    batch_size: int | None = None  # the training form's batch, for the saved bytes
 
     about: reactive[str] = reactive("")
     """What the model is and what to look for in it (the zoo's description and lesson)."""
@@ -127,6 +133,9 @@ class ShapeInspector(Vertical):
                 field.value = text
         self._schedule(0.0)
 
+    def watch_by_saved(self) -> None:
+        self._schedule(0.0)
+
     def watch_depth(self) -> None:
         self._show_depth()
         self._fill_table()
@@ -160,19 +169,25 @@ class ShapeInspector(Vertical):
         self._generation += 1
         if self.inspection is None or self.inspection.model_name != self.source:
             self.query_one("#verdict", Label).update("[dim]tracing…[/]")
-        self._inspect(self.source, self.input_text, self._generation)
+        batch = (self.batch_size or 0) if self.by_saved else None
+        self._inspect(self.source, self.input_text, self._generation, batch)
 
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
-    def _inspect(self, source: str, input_text: str, generation: int) -> None:
-        """On a worker thread: trace and post the result; never raises (errors are shown)."""
+    def _inspect(self, source: str, input_text: str, generation: int,
+                 batch: int | None = None) -> None:
+        """On a worker thread: trace and post the result; never raises (errors are shown).
+        batch: also a training step's saved bytes (0: at the input's own batch)."""
         inspection, error = None, None
         try:
             from tui_nn.shapes import inspect_model
+            from tui_nn.shapes.memory import MemoryRequest
             from tui_nn.tui.bridge import in_fresh_thread
 
             target = self._model_cache.get(source, source)
+            memory = MemoryRequest(batch_size=batch or None) if batch is not None else None
             inspection = in_fresh_thread(
-                lambda: inspect_model(target, input_text.strip() or None), "tui-nn-inspect")
+                lambda: inspect_model(target, input_text.strip() or None, memory=memory),
+                "tui-nn-inspect")
         except Exception as exc:  # noqa: BLE001 - every failure is shown in the pane
             error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         self.post_message(self.Inspected(source, input_text, inspection, error, generation))
@@ -225,7 +240,10 @@ class ShapeInspector(Vertical):
     def _rows(self) -> list["LayerRow"]:
         if self.inspection is None:
             return []
-        return [r for r in self.inspection.all_rows if r.depth <= self.depth]
+        rows = [r for r in self.inspection.all_rows if r.depth <= self.depth]
+        if self.by_saved and self.inspection.memory is not None:
+            rows.sort(key=lambda r: -r.saved_bytes)  # stable: forward order among equals
+        return rows
 
     def _available_width(self) -> int:
         """Cells the table can show without scrolling sideways (a vertical scrollbar, when the
@@ -297,6 +315,10 @@ class ShapeInspector(Vertical):
         if insp.solver is not None and insp.solver.working:
             ranges = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in insp.solver.ranges())
             lines.append(f"[dim]square sizes that work: {ranges}[/]")
+        # Never a silent 0: what the mult-adds leave out (after a mismatch the trace stopped
+        # early and the diagnosis needs the room).
+        if insp.not_counted and insp.ok:
+            lines.append(f"[dim]not counted: {short_summary(insp.not_counted)} ops[/]")
         for note in insp.notes:
             lines.append(f"[dim]{_escape(note)}[/]")
         ok = insp.ok

@@ -10,6 +10,7 @@ stay in the summary line). Only a table that still does not fit scrolls sideways
 
 from __future__ import annotations
 
+from tui_nn.fmt import fmt_bytes
 from tui_nn.textsafe import clean_line
 
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ class Column:
 
 COLUMNS = (Column("layer", "layer"), Column("output", "output"),
            Column("arith", "arithmetic / check"), Column("params", "params", right=True),
-           Column("type", "type"))
+           Column("type", "type"),
+           # Only with a training-memory inspection (`v`): bytes saved for backward.
+           Column("saved", "saved ▼", right=True))
 
 
 @dataclass
@@ -118,7 +121,8 @@ def row_cells(row: "LayerRow", check: "FlattenCheck | None", compact: bool) -> l
         arith = Cell(arithmetic_text(row, compact))
     output = shape_text(row.output_shapes) if row.status != "error" else "✗"
     return [Cell(name, style), Cell(output, style), arith, Cell(count_text(row.params)),
-            Cell(clean_line(row.type, 80), "dim")]
+            Cell(clean_line(row.type, 80), "dim"),
+            Cell(fmt_bytes(row.saved_bytes) if row.saved_bytes else "")]
 
 
 def _layout(inspection: "Inspection", rows: list["LayerRow"], compact: bool,
@@ -138,7 +142,8 @@ def _layout(inspection: "Inspection", rows: list["LayerRow"], compact: bool,
 
 def fit(inspection: "Inspection", rows: list["LayerRow"], available: int) -> Layout:
     """The most informative layout that fits `available` cells (see the module docstring)."""
-    everything = tuple(c.key for c in COLUMNS)
+    everything = tuple(c.key for c in COLUMNS
+                       if c.key != "saved" or inspection.memory is not None)
     no_type = tuple(k for k in everything if k != "type")
     layout = _layout(inspection, rows, False, everything)
     for compact, keys in ((False, no_type), (True, no_type)):
@@ -148,7 +153,8 @@ def fit(inspection: "Inspection", rows: list["LayerRow"], available: int) -> Lay
     if layout.width > available:
         _shorten_layer(layout, available)
     if layout.width > available:
-        layout = _layout(inspection, rows, True, ("layer", "output", "arith"))
+        saved = ("saved",) if inspection.memory is not None else ()
+        layout = _layout(inspection, rows, True, ("layer", "output", "arith", *saved))
         _shorten_layer(layout, available)
     return layout
 
