@@ -77,13 +77,7 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
                 raise
             return _user_code_exit(source, exc, debug)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
-            if debug:
-                traceback.print_exc()
-            from tui_nn.textsafe import clean
-            print(f"error: inspecting {clean(source)} failed unexpectedly: "
-                  f"{type(exc).__name__}: {clean(exc)} (run with --debug for the traceback)",
-                  file=sys.stderr)
-            return EXIT_MISMATCH
+            return _unexpected(source, exc, debug)
 
     from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
 
@@ -137,6 +131,15 @@ def _measure(source: str, result) -> bool:
                             + (f": {lines[0]}" if lines else ""))
         return True
     return False
+
+
+def _unexpected(source: str, exc: Exception, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc)
+    from tui_nn.textsafe import clean
+    print(f"error: inspecting {clean(source)} failed unexpectedly: {type(exc).__name__}: "
+          f"{clean(exc)} (run with --debug for the traceback)", file=sys.stderr)
+    return EXIT_MISMATCH
 
 
 def _user_code_exit(source: str, exc: BaseException, debug: bool) -> int:
