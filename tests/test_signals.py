@@ -152,14 +152,15 @@ def test_a_real_ctrl_c_is_not_taken_for_the_models():
             time.sleep(1)
 
 
-def _app_in_a_terminal(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, bytearray]:
+def _app_in_a_terminal(tmp_path: Path, *args: str,
+                       grace: str = "2") -> tuple[subprocess.Popen, bytearray]:
     """`tui-nn tui ARGS` on a pseudo-terminal (the app stays headless without one), its
     output drained so that it never blocks writing."""
     import pty
     import threading
     master, slave = pty.openpty()
     env = {**os.environ, "TERM": "xterm-256color", "HANG_MARK": str(tmp_path / "hanging"),
-           "TUI_NN_STOP_GRACE_S": "2", "OMP_NUM_THREADS": "1",
+           "TUI_NN_STOP_GRACE_S": grace, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "tui", *args], stdin=slave,
                             stdout=slave, stderr=slave, cwd=tmp_path, env=env,
@@ -199,6 +200,28 @@ def test_the_app_leaves_after_sigterm_even_when_the_step_never_ends(tmp_path, mo
         assert proc.wait(timeout=60) == 143, bytes(out)[-2000:]
         time.sleep(0.2)
         assert said.replace(b" ", b"") in bytes(out).replace(b" ", b""), bytes(out)[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_second_sigterm_makes_the_app_leave_at_once(tmp_path):
+    (tmp_path / "hang.py").write_text(HANGING_MODEL)
+    proc, out = _app_in_a_terminal(tmp_path, "hang.py:Net", "--dataset", "curve", "--epochs",
+                                   "100000", "--start", grace="600")
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "hanging").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, bytes(out)[-2000:]
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert proc.poll() is None  # waiting for the step, within its grace period
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 143, bytes(out)[-2000:]
+        time.sleep(0.2)
+        assert b"a second SIGTERM" in bytes(out), bytes(out)[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()

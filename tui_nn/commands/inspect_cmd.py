@@ -147,7 +147,7 @@ def _run_diff(source: str, specs, other: str, other_specs, depth: int | None, as
 
 def _unexpected(exc: Exception, what: str, debug: bool) -> int:
     if debug:
-        traceback.print_exc()
+        traceback.print_exception(exc)
     from tui_nn.textsafe import clean
     print(f"error: inspecting {clean(what)} failed unexpectedly: {type(exc).__name__}: "
           f"{clean(exc)} (run with --debug for the traceback)", file=sys.stderr)

@@ -65,6 +65,8 @@ class TuiNNApp(App[None]):
             self._quitting = True
             self.run_worker(self._stop_and_exit(signal_code(signum)), name="quit",
                             exit_on_error=False)
+        elif not self.main.bridge.done.is_set():  # a second signal: the step is not awaited
+            self._abandon_step(f"a second {signal.Signals(signum).name}", signal_code(signum))
 
     def _on_sighup(self, signum: int, frame: object) -> None:
         """Stop the run, wait for the training thread to write its checkpoint, and leave
@@ -84,13 +86,19 @@ class TuiNNApp(App[None]):
             grace, bridge = stop_grace_s(), self.main.bridge
             bridge.stop()
             # The training thread's own event: a Textual worker reads as done once cancelled.
-            if await asyncio.to_thread(bridge.done.wait, grace):
-                self.exit_text = await self.main.stop_for_quit()
-            else:
-                self.step_abandoned = True  # exits.run_app then ends the process
-                self.exit_text = (f"tui-nn: stopped without waiting for the step: it did not "
-                                  f"finish within {grace:g} s of the signal (${GRACE_ENV}); "
-                                  f"the last checkpoint is kept{self.main._resume_hint()}")
+            if not await asyncio.to_thread(bridge.done.wait, grace):
+                self._abandon_step(f"it did not finish within {grace:g} s of the signal "
+                                   f"(${GRACE_ENV})", return_code)
+                return
+            self.exit_text = await self.main.stop_for_quit()
+        self.exit(return_code=return_code)
+
+    def _abandon_step(self, why: str, return_code: int) -> None:
+        """Leave while the training thread is still in its step; exits.run_app then ends the
+        process (the last checkpoint was written whole before, and stays)."""
+        self.step_abandoned = True
+        self.exit_text = (f"tui-nn: stopped without waiting for the step: {why}; the last "
+                          f"checkpoint is kept{self.main._resume_hint()}")
         self.exit(return_code=return_code)
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
