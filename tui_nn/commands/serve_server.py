@@ -118,6 +118,20 @@ class LocalServer(Server):
         return value is not None and secrets.compare_digest(value.encode(), self.token.encode())
 
     async def on_startup(self, app: web.Application) -> None:
+        # aiohttp calls this before it binds the port: the URL is printed once the port
+        # answers, so whoever opens it at once (a script, a quick user) is not refused.
+        self.announcer = asyncio.get_running_loop().create_task(self._announce_when_listening())
+
+    async def _announce_when_listening(self) -> None:
+        host = "127.0.0.1" if self.host in WILDCARDS or self.host == "localhost" else self.host
+        for _ in range(500):  # 10 s: the bind itself takes milliseconds
+            try:
+                _, writer = await asyncio.open_connection(host, self.port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            break
         print(f"tui-nn serve: `{self.plain_title}` at {self.url()}", flush=True)
         print(f"(on your machine: ssh -L {self.port}:localhost:{self.port} THIS-HOST, then open "
               "that URL; Ctrl-C stops the server and its apps)", flush=True)
