@@ -91,6 +91,20 @@ def test_each_documented_exit_code(made, tmp_path, monkeypatch, example, args, c
         assert len([ln for ln in result.output.splitlines() if ln.startswith("error:")]) <= 1
 
 
+@pytest.mark.slow
+def test_an_input_error_under_torchrun_is_still_2(made, tmp_path):
+    """`--nproc-per-node 2` used to turn a rank's exit 2 into torchrun's failure, exit 1."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    res = subprocess.run(
+        [sys.executable, "-m", "tui_nn", "train", "diabetes", "--dataset",
+         str(made / "three.csv"), "--epochs", "1", "--headless", "--nproc-per-node", "2",
+         "--run-dir", str(tmp_path / "r")], capture_output=True, text=True, env=env,
+        cwd=tmp_path, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert "expects input 8" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_a_signal_exits_128_plus_its_number(tmp_path):
     run = tmp_path / "r"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}

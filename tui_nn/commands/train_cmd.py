@@ -201,6 +201,21 @@ def launch_distributed(model: str | None, options: dict[str, Any], *, resume: st
     except SystemExit as e:
         return int(e.code or 0)
     except Exception as e:  # noqa: BLE001 - torchrun's ChildFailedError carries the rank's exit
+        code = _worker_exit_code(e)
+        if code is not None:  # the rank said what went wrong; its code is the run's
+            return code
         _err(f"distributed run failed: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _worker_exit_code(error: Exception) -> int | None:
+    """The exit code of the lowest failed rank (a usage error stays 2 under torchrun, a signal
+    128+n), or None when torchrun's error names no rank's exit."""
+    failures = getattr(error, "failures", None)
+    if not isinstance(failures, dict) or not failures:
+        return None
+    code = getattr(failures[min(failures)], "exitcode", None)
+    if not isinstance(code, int) or code == 0:
+        return None
+    return 128 - code if code < 0 else code  # torchrun reports a signal n as -n
