@@ -380,3 +380,15 @@ def test_a_new_run_never_claims_the_directory_another_process_just_made(tmp_path
     assert mine.path != other.path and mine.path.name.endswith("-2")
     mine.close()
     other.close()
+
+
+def test_a_fifo_planted_as_the_lock_blocks_nothing(tmp_path):
+    from tui_nn.engine.resume import check_resume
+    from tui_nn.engine.rundir import RunDir, RunDirError, lock_holder, lock_is_held
+
+    run = _resumable(tmp_path / "r")
+    os.mkfifo(run / ".lock")
+    assert lock_is_held(run) is False and lock_holder(run) is None
+    check_resume(run, {})
+    with pytest.raises(RunDirError, match="not a regular file"):
+        RunDir.reopen(run)
