@@ -17,7 +17,7 @@ from torch import nn
 from tui_nn.version import __version__
 from tui_nn.data import model_fit, tasks
 from tui_nn.engine import checkpoint, recovery
-from tui_nn.engine.config import ConfigError, TrainConfig, requested_fields, resume_config
+from tui_nn.engine.config import TrainConfig, requested_fields, resume_config
 from tui_nn.engine.device import resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group
 from tui_nn.engine.optim import build_optimizer, build_schedule
