@@ -83,7 +83,11 @@ def _decoded(value: Any, kind: str, name: str) -> tuple[bool, Any]:
         num = number(value)
         return num is not None, num
     if kind == LIST:
-        nums = [number(v) for v in value] if isinstance(value, list) else [None]
+        if not isinstance(value, list):
+            return False, value
+        if all(type(v) is float for v in value):  # the common case: a chunk of losses
+            return True, value
+        nums = [number(v) for v in value]
         return all(n is not None for n in nums), nums
     if kind == STR:
         if not isinstance(value, str):
