@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Literal, Optional
+from typing import Annotated, List, Literal, Optional
 
 import typer
 
@@ -275,13 +275,18 @@ def _input_text(inputs: Optional[list[str]]) -> Optional[str]:
 
 @app.command("runs", cls=ReadableCommand)
 def runs_cmd(
+    roots: Optional[List[str]] = typer.Argument(
+        None, metavar="ROOT",
+        help="Folders holding runs (default ./runs); HOST:PATH reads one over ssh."),
     root: Optional[str] = typer.Option(None, "--root",
                                        help="Folder holding the runs (default ./runs)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List runs: model, dataset, status, epochs, best metric, duration, size on disk."""
+    """List runs: model, dataset, status, epochs, best metric, duration, size on disk.
+    Several roots, local or on other machines (gpu1:~/proj/runs), make one table with a
+    host column."""
     from tui_nn.commands.runs_cmd import run_runs
-    raise typer.Exit(run_runs(root, as_json))
+    raise typer.Exit(run_runs(root, as_json, roots=roots))
 
 
 @app.command("watch", cls=ReadableCommand)

@@ -1,0 +1,128 @@
+"""Runs on other machines over a real sshd (tests/sshd.py): `tui-nn runs HOST:PATH ...`,
+`tui-nn control HOST:RUN`, offset reads, and the hosts a fleet always has: one down (closed
+port), one hanging (a listener that never answers). The "remote" is this machine reached
+through ssh, so a run trained into tmp_path is also a run on testbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import sshd
+from tui_nn.runs.remote import Target, split_target
+
+pytestmark = pytest.mark.skipif(sshd.MISSING is not None, reason=str(sshd.MISSING))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    hang = sshd.SilentListener()
+    srv = sshd.start_sshd(tmp_path_factory.mktemp("ssh"), hang.port)
+    yield srv
+    sshd.stop(srv)
+    hang.close()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A runs folder with one finished headless run in it."""
+    root = tmp_path_factory.mktemp("runs")
+    subprocess.run([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs", "2",
+                    "--headless", "--run-dir", str(root / "r1")], check=True,
+                   capture_output=True, timeout=300)
+    return root
+
+
+def _tui(server, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui_nn", *args], capture_output=True,
+                          text=True, env=server.env(), timeout=timeout)
+
+
+def test_host_path_is_split_as_scp_splits_it(tmp_path, monkeypatch):
+    assert split_target("gpu1:~/proj/runs") == Target("gpu1", "~/proj/runs")
+    assert split_target("me@gpu1:/data/runs") == Target("me@gpu1", "/data/runs")
+    assert split_target("gpu1:") == Target("gpu1", "")
+    assert split_target("[::1]:runs") == Target("[::1]", "runs")
+    for local in ("./a:b", "/x/y:z", "runs", "C", ":x"):
+        assert split_target(local) is None
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "h:p").mkdir()
+    assert split_target("h:p") is None  # a local path that exists wins
+    # An option where the host goes never reaches ssh.
+    assert split_target("-oProxyCommand=touch /tmp/pwned:x") is None
+
+
+def test_runs_lists_remote_and_local_alike_with_a_host_column(server, trained):
+    local = json.loads(_tui(server, "runs", "--json", "--root", str(trained)).stdout)
+    both = _tui(server, "runs", "--json", f"testbox:{trained}", str(trained))
+    assert both.returncode == 0, both.stderr
+    rows = json.loads(both.stdout)
+    assert [r["host"] for r in rows] == ["testbox", "local"]
+    keys = ("name", "model", "dataset", "status", "epochs_done", "epochs_total", "best_value",
+            "last_value", "steps_done", "size_bytes", "metric", "resumable")
+    for row in rows:
+        assert {k: row[k] for k in keys} == {k: local[0][k] for k in keys}
+    assert rows[0]["path"] == str(trained.resolve() / "r1")
+    table = _tui(server, "runs", f"testbox:{trained}", str(trained)).stdout
+    assert table.splitlines()[0].split()[:3] == ["host", "run", "model"]
+    assert "testbox  r1" in table and "local    r1" in table
+
+
+def test_a_down_and_a_hanging_host_are_rows_and_never_block_the_others(server, trained):
+    from tui_nn.runs.ssh import CONNECT_TIMEOUT_S
+    started = time.monotonic()
+    result = _tui(server, "runs", "downbox:/x", "hangbox:/y", f"testbox:{trained}",
+                  "testbox:/no/such/folder")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(ln.startswith("downbox") and "unreachable" in ln for ln in lines)
+    assert any(ln.startswith("hangbox") and "unreachable" in ln for ln in lines)
+    assert any(ln.startswith("testbox") and "finished" in ln for ln in lines)
+    assert any("/no/such/folder" in ln and "unreadable" in ln for ln in lines)
+    assert "Connection refused" in result.stdout and "no such directory" in result.stdout
+    # In parallel: the hanging host costs its connect timeout once, not once per host.
+    assert elapsed < CONNECT_TIMEOUT_S + 8, elapsed
+
+
+def test_a_later_refresh_moves_only_the_appended_bytes(server, tmp_path, monkeypatch):
+    from tui_nn.runs import remote
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text('{"model": "mlp", "dataset": "blobs"}')
+    line = '{"type":"StepMetrics","step":%d,"epoch":0,"loss":0.5}\n'
+    (run / "metrics.jsonl").write_text("".join(line % i for i in range(100)))
+    mirror = remote.mirror(Target("testbox", str(tmp_path / "runs")))
+    first = mirror.refresh()
+    assert first.error is None and first.runs[0].steps_done == 99
+    appended = line % 100
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(appended)
+    os.utime(run / "metrics.jsonl", (time.time() + 2, time.time() + 2))
+    second = mirror.refresh()
+    assert second.bytes_read == len(appended)
+    assert second.runs[0].steps_done == 100
+    assert mirror.refresh().bytes_read == 0  # nothing new: nothing crosses
+
+
+def test_strings_from_a_remote_host_are_inert(server, tmp_path):
+    run = tmp_path / "runs" / "evil\x1b[31mname"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(
+        {"model": "\x1b]52;c;cGF3bmVk\x07m", "dataset": "[bold]x[/]\x1b[2J"}))
+    (run / "metrics.jsonl").write_text('{"type":"Failed","message":"\\u001b[31mboom"}\n')
+    result = _tui(server, "runs", f"testbox:{tmp_path / 'runs'}", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    row = json.loads(result.stdout)[0]
+    for key in ("name", "model", "dataset", "message"):
+        assert "\x1b" not in row[key] and "\x07" not in row[key], key
+    table = _tui(server, "runs", f"testbox:{tmp_path / 'runs'}", str(tmp_path / "runs"))
+    assert "\x1b" not in table.stdout and "\x07" not in table.stdout

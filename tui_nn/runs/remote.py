@@ -1,0 +1,268 @@
+"""Runs on other machines, named `HOST:PATH` as scp names them, read over the user's own ssh.
+
+Nothing is installed on the remote: one POSIX sh script lists the run files (find, stat, du)
+and another reads each file from the byte where the last read stopped (tail -c +N | head -c).
+What arrives goes into a private local mirror of config.json and metrics.jsonl and is read by
+the same decoder as a local run (read_run_info: bounded lines, inert strings), so a remote
+host's files get exactly the local untrusted-input rules. Liveness is the file's age against
+the remote clock (no /proc to scan over there), as for another user's run locally.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import secrets
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tui_nn.runs import ssh
+from tui_nn.runs.info import RunInfo, read_run_info
+from tui_nn.runs.records import CONFIG_FILE, METRICS_FILE
+from tui_nn.textsafe import clean_line
+
+MAX_METRICS_BYTES = 64 << 20  # a remote metrics.jsonl past this is read no further
+MAX_CONFIG_BYTES = 4 << 20  # as jsonl.MAX_JSON_FILE_BYTES
+_WANTED = (CONFIG_FILE, METRICS_FILE, "last.pt")
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    path: str  # as typed after the colon ("" is the remote home, "~/x" is under it)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.path}"
+
+
+def split_target(text: str) -> Target | None:
+    """A Target when text is HOST:PATH by scp's rules, else None (a local path). A path that
+    exists here wins; a "/" before the first ":" ("./a:b", "/x:y") makes it local."""
+    colon = text.find(":")
+    if text.startswith("["):  # [v6addr]:path
+        colon = text.find("]:") + 1 if "]:" in text else -1
+    if colon <= 0 or "/" in text[:colon] or os.path.exists(text):
+        return None
+    host = text[:colon]
+    return Target(host, text[colon + 1:]) if ssh.valid_host(host) else None
+
+
+def sh_path(path: str) -> str:
+    """The remote path as a sh word: "~" and "~/..." under $HOME, the rest quoted as is
+    (a relative path is relative to the remote home, where ssh starts)."""
+    if path in ("", "~"):
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+@dataclass
+class Listing:
+    """One root on one host: its runs, or why none could be read."""
+
+    target: Target
+    runs: list[RunInfo] = field(default_factory=list)
+    error: str | None = None
+    elapsed_s: float = 0.0
+    bytes_read: int = 0  # file bytes that crossed the link for this listing
+
+
+@dataclass(frozen=True)
+class _File:
+    size: int
+    mtime: float
+
+
+# The listing script: "ROOT abs", "NOW t", then "F size mtime ./rel" per run file and
+# "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts). Run files only, at most three levels down.
+_LIST = r"""R={root}
+if [ ! -d "$R" ]; then
+  if [ -e "$R" ]; then echo 'ERR not a directory'; else echo 'ERR no such directory'; fi; exit 0
+fi
+cd "$R" 2>/dev/null || {{ echo 'ERR permission denied'; exit 0; }}
+printf 'ROOT %s\nNOW %s\n' "$(pwd -P)" "$(date +%s)"
+find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl -o -name last.pt \) -type f \
+    2>/dev/null | while IFS= read -r f; do
+  s=$(stat -c '%s %Y' -- "$f" 2>/dev/null || stat -f '%z %m' -- "$f" 2>/dev/null) &&
+    printf 'F %s %s\n' "$s" "$f"
+done
+find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl \) -type f 2>/dev/null |
+  sed 's|/[^/]*$||' | sort -u | while IFS= read -r d; do
+  printf 'D %s %s\n' "$(find "$d" -type f -exec ls -ln {{}} + 2>/dev/null |
+    awk '{{s += $5}} END {{printf "%.0f", s}}')" "$d"
+done
+"""
+
+
+class Mirror:
+    """The local copy of one remote root's run files, kept up to date by offset reads."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        key = hashlib.sha1(str(target).encode()).hexdigest()[:16]
+        self.dir = ssh.private_dir() / "mirror" / key
+        self.abs_root: str | None = None
+        self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
+        self.lock = threading.Lock()
+
+    def refresh(self) -> Listing:
+        started = time.monotonic()
+        listing = Listing(self.target)
+        try:
+            with self.lock:
+                listing.runs, listing.bytes_read = self._refresh()
+        except ssh.SshError as e:
+            listing.error = str(e)
+        listing.elapsed_s = time.monotonic() - started
+        return listing
+
+    def _refresh(self) -> tuple[list[RunInfo], int]:
+        host = ssh.host(self.target.host)
+        text = host.run(_LIST.format(root=sh_path(self.target.path)), timeout=60,
+                        max_output=16 << 20).decode("utf-8", "replace")
+        files, sizes, now = self._parse(text)
+        run_dirs = _run_dirs({str(Path(p).parent) for p in files if not p.endswith("last.pt")})
+        moved = self._fetch(host, {p: f for p, f in files.items()
+                                   if str(Path(p).parent) in run_dirs})
+        infos = []
+        for rel in run_dirs:
+            local = self.dir / rel
+            info = read_run_info(local, name=_name(rel, self.target.path), check_writers=False,
+                                 now=now)
+            infos.append(dataclasses.replace(
+                info, path=Path(self.abs_root or "/") / rel, size_bytes=sizes.get(rel, 0)))
+        infos.sort(key=lambda r: (r.started_at or r.last_update or 0.0, r.name), reverse=True)
+        return infos, moved
+
+    def _parse(self, text: str) -> tuple[dict[str, _File], dict[str, int], float]:
+        files: dict[str, _File] = {}
+        sizes: dict[str, int] = {}
+        now = time.time()
+        for line in text.splitlines():
+            tag, _, rest = line.partition(" ")
+            if tag == "ERR":
+                raise ssh.SshError(clean_line(rest, 80))
+            if tag == "ROOT":
+                self.abs_root = rest
+            elif tag == "NOW" and rest.isdigit():
+                now = float(rest)
+            elif tag == "F":
+                size, mtime, rel = (rest.split(" ", 2) + ["", ""])[:3]
+                if size.isdigit() and mtime.isdigit() and _safe_rel(rel):
+                    files[os.path.normpath(rel)] = _File(int(size), float(mtime))
+            elif tag == "D":
+                amount, _, rel = rest.partition(" ")
+                if amount.isdigit() and _safe_rel(rel):
+                    sizes[os.path.normpath(rel)] = int(amount)
+        return files, sizes, now
+
+    def _fetch(self, host: ssh.Host, files: dict[str, _File]) -> int:
+        """Bring the mirror up to the remote sizes: only the bytes past what it holds."""
+        wanted = []
+        for rel, f in files.items():
+            local = self.dir / rel
+            local.parent.mkdir(parents=True, exist_ok=True)
+            if rel.endswith("last.pt"):  # only its presence matters (resumable or not)
+                local.touch()
+                continue
+            if self.seen.get(rel) == f:
+                continue
+            have = local.stat().st_size if local.exists() else 0
+            cap = MAX_CONFIG_BYTES if rel.endswith(CONFIG_FILE) else MAX_METRICS_BYTES
+            if f.size < have or rel.endswith(CONFIG_FILE):  # rewritten, not appended to
+                have = 0
+            count = min(f.size, cap + 1) - have
+            if count > 0:
+                wanted.append((rel, have, count))
+        moved = _read_ranges(host, self.abs_root or ".", wanted, self.dir) if wanted else 0
+        for rel, f in files.items():
+            os.utime(self.dir / rel, (f.mtime, f.mtime))
+        for rel in set(self.seen) - set(files):  # a checkpoint deleted over there
+            if rel.endswith("last.pt"):
+                (self.dir / rel).unlink(missing_ok=True)
+        self.seen = dict(files)
+        return moved
+
+
+def _read_ranges(host: ssh.Host, root: str, wanted: list[tuple[str, int, int]],
+                 into: Path) -> int:
+    """One remote command for every (file, offset, count); each answer ends with a line of a
+    fresh random token, so no file content can pass for the framing."""
+    token = secrets.token_hex(16)
+    script = "".join(f"tail -c +{off + 1} -- {shlex.quote(rel)} 2>/dev/null | head -c {n}\n"
+                     f"printf '\\n{token} {i}\\n'\n" for i, (rel, off, n) in enumerate(wanted))
+    out = host.run(f"cd {shlex.quote(root)} || exit 1\n{script}", timeout=120)
+    parts = out.split(f"\n{token} ".encode())
+    moved = 0
+    for i, (rel, off, n) in enumerate(wanted):
+        if i >= len(parts):
+            break
+        data = parts[i] if i == 0 else parts[i].split(b"\n", 1)[1] if b"\n" in parts[i] else b""
+        data = data[:n]
+        with open(into / rel, "r+b" if off else "wb") as f:
+            f.seek(off)
+            f.write(data)
+            f.truncate()
+        moved += len(data)
+    return moved
+
+
+def _safe_rel(rel: str) -> bool:
+    """A path the listing may name: under the root, no "..", no hidden folder, one line."""
+    parts = rel.split("/")
+    return (rel.startswith("./") or rel == ".") and all(
+        p and p != ".." and not (p.startswith(".") and p != ".") for p in parts) and len(rel) < 4096
+
+
+def _run_dirs(candidates: set[str]) -> list[str]:
+    """The run folders among those holding run files, as runs.discover picks them locally: the
+    root itself if it is a run; else its child runs and the runs one level below a child that
+    is not one (a run's own subfolders are not runs)."""
+    if "." in candidates:
+        return ["."]
+    picked = []
+    for rel in sorted(candidates):
+        parts = rel.split("/")
+        if len(parts) == 1 or (len(parts) == 2 and parts[0] not in candidates):
+            picked.append(rel)
+    return picked
+
+
+def _name(rel: str, typed: str) -> str:
+    if rel == ".":
+        return Path(typed.rstrip("/")).name or typed or "~"
+    return rel
+
+
+_MIRRORS: dict[Target, Mirror] = {}
+_MIRRORS_LOCK = threading.Lock()
+
+
+def mirror(target: Target) -> Mirror:
+    """The one mirror of target in this process (a later refresh reads only appended bytes)."""
+    with _MIRRORS_LOCK:
+        if target not in _MIRRORS:
+            _MIRRORS[target] = Mirror(target)
+        return _MIRRORS[target]
+
+
+def list_remote(targets: list[Target]) -> list[Listing]:
+    """Every target listed at once, one thread each: a host that is down or hangs costs its
+    own row CONNECT_TIMEOUT_S, never the others'. Same order as targets."""
+    results: list[Listing | None] = [None] * len(targets)
+
+    def one(i: int) -> None:
+        results[i] = mirror(targets[i]).refresh()
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(targets))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r if r is not None else Listing(t, error="internal error")
+            for r, t in zip(results, targets)]
