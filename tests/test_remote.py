@@ -126,3 +126,53 @@ def test_strings_from_a_remote_host_are_inert(server, tmp_path):
         assert "\x1b" not in row[key] and "\x07" not in row[key], key
     table = _tui(server, "runs", f"testbox:{tmp_path / 'runs'}", str(tmp_path / "runs"))
     assert "\x1b" not in table.stdout and "\x07" not in table.stdout
+
+
+def _records(run: Path) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+    return [json.loads(ln) for ln in lines if ln.endswith("}")]
+
+
+def _wait(run: Path, test, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if test(_records(run)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {what}")
+
+
+def test_control_pauses_and_resumes_a_live_run_through_ssh(server, tmp_path):
+    from tui_nn.engine.channel import SOCKET_FILE
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
+                             "100000", "--headless", "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=server.env())
+    try:
+        _wait(run, lambda r: any(x["type"] == "StepMetrics" for x in r)
+              and (run / SOCKET_FILE).exists(), "a step")
+        paused = _tui(server, "control", f"testbox:{run}", "pause")
+        assert paused.returncode == 0, paused.stderr
+        assert "pause taken" in paused.stdout and "paused" in paused.stdout
+        _wait(run, lambda r: any(x["type"] == "StateChanged" and x.get("state") == "paused"
+                                 for x in r), "the pause")
+        resumed = _tui(server, "control", f"testbox:{run}", "resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert _tui(server, "control", f"testbox:{run}", "stop").returncode == 0
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Gone: said with the run's status, exit 1; no forward or socket left behind here.
+    after = _tui(server, "control", f"testbox:{run}", "pause")
+    assert after.returncode == 1 and "is not training: it is stopped" in after.stderr
+    assert not list(Path("/tmp").glob("tui-nn-ssh-*/c*/control.sock"))
+
+
+def test_control_on_a_bad_remote_target_says_why(server, tmp_path):
+    missing = _tui(server, "control", f"testbox:{tmp_path}/nope", "pause")
+    assert missing.returncode == 2 and "no such run directory" in missing.stderr
+    down = _tui(server, "control", "downbox:/x", "pause")
+    assert down.returncode == 1 and "downbox" in down.stderr and "Traceback" not in down.stderr

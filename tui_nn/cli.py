@@ -324,7 +324,8 @@ def watch_cmd(
 @app.command("control", cls=ReadableCommand)
 def control_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name or unique prefix under "
-                                        "--root, or latest."),
+                                        "--root, or latest; HOST:PATH for a run directory on "
+                                        "another machine (over ssh)."),
     action: Literal[ACTIONS] = typer.Argument(  # type: ignore[valid-type]
         ..., help="pause, resume, checkpoint, lr or stop."),
     factor: Optional[str] = typer.Argument(None, help="lr only: multiply the lr by FACTOR "

@@ -15,6 +15,7 @@ import hashlib
 import os
 import secrets
 import shlex
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -266,3 +267,58 @@ def list_remote(targets: list[Target]) -> list[Listing]:
         t.join()
     return [r if r is not None else Listing(t, error="internal error")
             for r, t in zip(results, targets)]
+
+
+# Where a remote run is, and whether it has a live control channel.
+_LOCATE = r"""R={path}
+[ -d "$R" ] || {{ echo 'ERR no such run directory'; exit 0; }}
+cd "$R" 2>/dev/null || {{ echo 'ERR permission denied'; exit 0; }}
+[ -f config.json ] || [ -f metrics.jsonl ] ||
+  {{ echo 'ERR not a run directory (no config.json or metrics.jsonl)'; exit 0; }}
+printf 'DIR %s\n' "$(pwd -P)"
+[ -S control.sock ] && echo SOCK
+exit 0
+"""
+
+
+class NotARun(LookupError):
+    """HOST:PATH names no run directory; the message says why."""
+
+
+def locate_run(target: Target) -> tuple[str, bool]:
+    """(the run's absolute path over there, has a control socket); NotARun or ssh.SshError."""
+    text = ssh.host(target.host).run(_LOCATE.format(path=sh_path(target.path)), timeout=30,
+                                     max_output=1 << 16).decode("utf-8", "replace")
+    found, sock = None, False
+    for line in text.splitlines():
+        tag, _, rest = line.partition(" ")
+        if tag == "ERR":
+            raise NotARun(f"{target}: {clean_line(rest, 80)}")
+        found = rest if tag == "DIR" else found
+        sock = sock or tag == "SOCK"
+    if not found or ":" in found or len(found) > 4000:
+        raise NotARun(f"{target}: the host named no usable path")
+    return found, sock
+
+
+def send_control(target: Target, action: str, factor: float | None,
+                 timeout: float = 5.0) -> dict:
+    """channel.send to a run on another host: its control.sock is forwarded to a socket in
+    this process's private folder through the existing ssh master (OpenSSH streamlocal
+    forwarding: no port opens anywhere, the remote socket keeps its 0600), used once, then
+    the forward is cancelled. ChannelError / NotARun / ssh.SshError as the cause."""
+    from tui_nn.engine.channel import SOCKET_FILE, ChannelError, send
+
+    run_dir, has_socket = locate_run(target)
+    if not has_socket:
+        raise ChannelError("no control channel (the run is not training)")
+    host = ssh.host(target.host)
+    local_dir = Path(tempfile.mkdtemp(dir=ssh.private_dir(), prefix="c"))
+    local, remote_sock = local_dir / SOCKET_FILE, f"{run_dir}/{SOCKET_FILE}"
+    host.forward(local, remote_sock)
+    try:
+        return send(local_dir, action, factor, timeout)
+    finally:
+        host.forward(local, remote_sock, cancel=True)
+        local.unlink(missing_ok=True)
+        local_dir.rmdir()
