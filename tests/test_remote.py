@@ -176,3 +176,27 @@ def test_control_on_a_bad_remote_target_says_why(server, tmp_path):
     assert missing.returncode == 2 and "no such run directory" in missing.stderr
     down = _tui(server, "control", "downbox:/x", "pause")
     assert down.returncode == 1 and "downbox" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_the_portable_listing_prints_what_the_gnu_one_does(trained):
+    """Without GNU find's -printf (BSD, busybox) the script falls back to stat/ls per file."""
+    from tui_nn.runs import remote
+    gnu = remote._LIST.format(root=remote.sh_path(str(trained)))
+    other = gnu.replace("-maxdepth 0 -printf ''", "-maxdepth 0 -no-such-test")
+    assert other != gnu
+
+    def lines(script):
+        out = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, timeout=60)
+        found = []
+        for ln in out.stdout.decode().splitlines():
+            if ln.startswith("F "):  # the fallback has whole seconds only
+                _, size, mtime, path = ln.split(" ", 3)
+                ln = f"F {size} {int(float(mtime))} {path}"
+            if not ln.startswith("NOW"):
+                found.append(ln)
+        return sorted(found)
+
+    portable = lines(other)
+    assert lines(gnu) == portable
+    assert sum(ln.startswith("F ") for ln in portable) == 3 and any(
+        ln.startswith("D ") for ln in portable)

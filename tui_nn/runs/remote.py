@@ -80,23 +80,38 @@ class _File:
 
 
 # The listing script: "ROOT abs", "NOW t", then "F size mtime ./rel" per run file and
-# "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts). Run files only, at most three levels down.
+# "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts).
+# Run files only, at most three levels down. GNU find prints it all in two processes; any
+# other find falls back to stat/ls per file (slower, same lines).
 _LIST = r"""R={root}
 if [ ! -d "$R" ]; then
   if [ -e "$R" ]; then echo 'ERR not a directory'; else echo 'ERR no such directory'; fi; exit 0
 fi
 cd "$R" 2>/dev/null || {{ echo 'ERR permission denied'; exit 0; }}
 printf 'ROOT %s\nNOW %s\n' "$(pwd -P)" "$(date +%s)"
-find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl -o -name last.pt \) -type f \
-    2>/dev/null | while IFS= read -r f; do
-  s=$(stat -c '%s %Y' -- "$f" 2>/dev/null || stat -f '%z %m' -- "$f" 2>/dev/null) &&
-    printf 'F %s %s\n' "$s" "$f"
-done
-find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl \) -type f 2>/dev/null |
-  sed 's|/[^/]*$||' | sort -u | while IFS= read -r d; do
-  printf 'D %s %s\n' "$(find "$d" -type f -exec ls -ln {{}} + 2>/dev/null |
-    awk '{{s += $5}} END {{printf "%.0f", s}}')" "$d"
-done
+runfiles() {{  # $1: more names to match (unquoted on purpose: it is several words)
+  more=$1; shift
+  find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl $more \) -type f "$@" 2>/dev/null
+}}
+if find . -maxdepth 0 -printf '' 2>/dev/null; then
+  runfiles "-o -name last.pt" -printf 'F %s %T@ %p\n'
+  runfiles "" | sed 's|/[^/]*$||' | sort -u | {{
+    set --; while IFS= read -r d; do set -- "$@" "$d"; done
+    [ $# -gt 0 ] && find "$@" -type f -printf '%s %H\n' 2>/dev/null |
+      awk '{{n = $1; sub(/^[0-9]+ /, ""); s[$0] += n}}
+           END {{for (d in s) printf "D %.0f %s\n", s[d], d}}'
+  }}
+else
+  runfiles "-o -name last.pt" | while IFS= read -r f; do
+    s=$(stat -c '%s %Y' -- "$f" 2>/dev/null || stat -f '%z %m' -- "$f" 2>/dev/null) &&
+      printf 'F %s %s\n' "$s" "$f"
+  done
+  runfiles "" | sed 's|/[^/]*$||' | sort -u | while IFS= read -r d; do
+    printf 'D %s %s\n' "$(find "$d" -type f -exec ls -ln {{}} + 2>/dev/null |
+      awk '{{s += $5}} END {{printf "%.0f", s}}')" "$d"
+  done
+fi
+exit 0
 """
 
 
@@ -154,8 +169,9 @@ class Mirror:
                 now = float(rest)
             elif tag == "F":
                 size, mtime, rel = (rest.split(" ", 2) + ["", ""])[:3]
-                if size.isdigit() and mtime.isdigit() and _safe_rel(rel):
-                    files[os.path.normpath(rel)] = _File(int(size), float(mtime))
+                when = _seconds(mtime)
+                if size.isdigit() and when is not None and _safe_rel(rel):
+                    files[os.path.normpath(rel)] = _File(int(size), when)
             elif tag == "D":
                 amount, _, rel = rest.partition(" ")
                 if amount.isdigit() and _safe_rel(rel):
@@ -211,6 +227,14 @@ def _read_ranges(host: ssh.Host, root: str, wanted: list[tuple[str, int, int]],
             f.truncate()
         moved += len(data)
     return moved
+
+
+def _seconds(text: str) -> float | None:
+    """A file time as find/stat print it ("1733512345" or "1733512345.1234567890")."""
+    whole, _, frac = text.partition(".")
+    if not (whole.isdigit() and (frac.isdigit() or not frac)) or len(whole) > 12:
+        return None
+    return float(f"{whole}.{frac[:9] or 0}")
 
 
 def _safe_rel(rel: str) -> bool:
