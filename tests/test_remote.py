@@ -200,3 +200,46 @@ def test_the_portable_listing_prints_what_the_gnu_one_does(trained):
     assert lines(gnu) == portable
     assert sum(ln.startswith("F ") for ln in portable) == 3 and any(
         ln.startswith("D ") for ln in portable)
+
+
+async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeypatch):
+    """`tui-nn watch HOST:RUN`: the app on the mirror, records arriving, `p` pausing the run
+    over there through the forwarded socket, and the liveness said by the remote file."""
+    from pilot_helpers import SIZE
+    from pilot_helpers import wait_for_live as wait_for
+    from tui_nn.commands.watch_remote import remote_gpu_report
+    from tui_nn.engine.channel import SOCKET_FILE
+    from tui_nn.runs.remote import FollowedRun
+    from tui_nn.tui.screens.watch import make_watch_app
+
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    run = tmp_path / "live"
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
+                             "100000", "--headless", "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=server.env())
+    followed = None
+    try:
+        _wait(run, lambda r: any(x["type"] == "EpochMetrics" for x in r)
+              and (run / SOCKET_FILE).exists(), "an epoch")
+        followed = FollowedRun(Target("testbox", str(run)), every_s=0.3).start()
+        assert followed.run_dir.name == "live" and followed.run_dir != run
+        app = make_watch_app(followed.run_dir, gpu_reader=remote_gpu_report,
+                             liveness_of=followed.liveness)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.watch_screen
+            await wait_for(pilot, lambda: screen.epochs_seen > 0, what="an epoch")
+            await wait_for(pilot, lambda: screen.steerable, what="steerable")
+            assert screen.status == "running"
+            seen = screen.records_seen
+            await wait_for(pilot, lambda: screen.records_seen > seen, what="new records")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: any(
+                x["type"] == "StateChanged" and x.get("state") == "paused"
+                for x in _records(run)), what="the pause over there")
+            await wait_for(pilot, lambda: screen._paused, what="the watcher sees the pause")
+    finally:
+        if followed is not None:
+            followed.stop()
+        proc.kill()
+        proc.wait()

@@ -292,7 +292,8 @@ def runs_cmd(
 @app.command("watch", cls=ReadableCommand)
 def watch_cmd(
     run: Optional[str] = typer.Argument(
-        None, help="Run directory, a run's name under --root, or latest (the default)."),
+        None, help="Run directory, a run's name under --root, or latest (the default); "
+                   "HOST:PATH for a run directory on another machine (over ssh)."),
     root: Optional[str] = typer.Option(None, "--root",
                                        help="Folder holding the runs (default ./runs)."),
 ) -> None:
@@ -300,6 +301,9 @@ def watch_cmd(
     (a run started headless, under nohup, Slurm or torchrun, or in another terminal), or on a
     TensorBoard log directory of any framework (every scalar tag as a curve)."""
     from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
+    from tui_nn.runs.remote import split_target
+    if run and split_target(run):
+        raise typer.Exit(_watch_remote(split_target(run)))
     try:
         run_dir = resolve_run(run or "latest", root or DEFAULT_ROOT)
     except RunNotFound as e:
@@ -319,6 +323,20 @@ def watch_cmd(
     make = (make_tensorboard_watch_app if tensorboard.is_tensorboard_dir(run_dir)
             else make_watch_app)
     raise typer.Exit(run_app(make(run_dir)))
+
+
+def _watch_remote(target) -> int:
+    from tui_nn.commands.watch_remote import open_remote, remote_gpu_report
+    followed = open_remote(target)
+    if isinstance(followed, int):
+        return followed
+    try:
+        from tui_nn.tui.exits import run_app
+        from tui_nn.tui.screens.watch import make_watch_app
+        return run_app(make_watch_app(followed.run_dir, gpu_reader=remote_gpu_report,
+                                      liveness_of=followed.liveness))
+    finally:
+        followed.stop()
 
 
 @app.command("control", cls=ReadableCommand)

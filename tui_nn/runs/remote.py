@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import secrets
 import shlex
 import tempfile
@@ -121,7 +122,9 @@ class Mirror:
     def __init__(self, target: Target) -> None:
         self.target = target
         key = hashlib.sha1(str(target).encode()).hexdigest()[:16]
-        self.dir = ssh.private_dir() / "mirror" / key
+        # Named as the folder over there (a watched run's title), within one safe word.
+        shown = re.sub(r"[^A-Za-z0-9._-]", "_", Path(target.path.rstrip("/")).name)[:60]
+        self.dir = ssh.private_dir() / "mirror" / key / (shown.lstrip(".") or "home")
         self.abs_root: str | None = None
         self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
         self.lock = threading.Lock()
@@ -346,3 +349,57 @@ def send_control(target: Target, action: str, factor: float | None,
         host.forward(local, remote_sock, cancel=True)
         local.unlink(missing_ok=True)
         local_dir.rmdir()
+
+
+class FollowedRun:
+    """`tui-nn watch HOST:RUN`: a mirror of one remote run kept current by a thread (each
+    refresh reads only the appended bytes), which the watch screen follows as a local run
+    directory; its control.sock is forwarded into the mirror while the run has one, so the
+    screen's keys steer the run over there. The screen asks `liveness` (the remote file's age
+    by the remote clock), not the local /proc, whether the run is alive."""
+
+    def __init__(self, target: Target, every_s: float = 1.0) -> None:
+        self.target = target
+        self.every_s = every_s
+        self.mirror = mirror(target)
+        self.last: Listing | None = None
+        self._stop = threading.Event()
+        self._forwarded: tuple[Path, str] | None = None
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="remote-follow")
+
+    @property
+    def run_dir(self) -> Path:
+        return self.mirror.dir
+
+    def start(self) -> "FollowedRun":
+        """First read (NotARun / ssh.SshError when there is no such run), then the thread."""
+        run_dir, has_socket = locate_run(self.target)
+        self.last = self.mirror.refresh()
+        if self.last.error:
+            raise ssh.SshError(self.last.error)
+        if has_socket:
+            local, remote_sock = self.mirror.dir / "control.sock", f"{run_dir}/control.sock"
+            ssh.host(self.target.host).forward(local, remote_sock)
+            self._forwarded = (local, remote_sock)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.last = self.mirror.refresh()  # a failed read keeps the mirror as it was
+
+    def liveness(self, metrics: Path, pid: int | None, ended: bool) -> tuple[str, None]:
+        if ended:
+            return "ended", None
+        runs = self.last.runs if self.last is not None else []
+        return ("running" if runs and runs[0].status == "running" else "interrupted"), None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._forwarded is not None:
+            local, remote_sock = self._forwarded
+            try:
+                ssh.host(self.target.host).forward(local, remote_sock, cancel=True)
+            except (ssh.SshError, OSError):
+                pass
+            local.unlink(missing_ok=True)
