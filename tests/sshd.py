@@ -3,7 +3,8 @@ throwaway host and user keys under tmp_path, and an ssh_config whose Host aliase
 reaches through TUI_NN_SSH_CONFIG (as a user's ~/.ssh/config alias would be).
 
 Aliases: `testbox` (the sshd), `downbox` (a closed port), `hangbox` (a listener that accepts
-and never says a word). The "remote" is this machine as the current user, so a run trained
+and never says a word), `nokeybox` (the sshd with a key it refuses: ssh would ask for a
+password). The "remote" is this machine as the current user, so a run trained
 into tmp_path is also a run on testbox."""
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def start_sshd(tmp: Path, hang_port: int, aliases: tuple[str, ...] = ("testbox",
     closed = free_port()  # bound then released: nothing listens there
     hosts += f"Host downbox\n  HostName 127.0.0.1\n  Port {closed}\n{common}"
     hosts += f"Host hangbox\n  HostName 127.0.0.1\n  Port {hang_port}\n{common}"
+    _keygen(tmp / "other_key")  # a key the server does not know: a password prompt, batched
+    hosts += (f"Host nokeybox\n  HostName 127.0.0.1\n  Port {port}\n"
+              + common.replace(str(tmp / "user_key"), str(tmp / "other_key")))
     (tmp / "ssh_config").write_text(hosts)
     server = SshServer(port, tmp / "ssh_config", proc, log)
     _wait_listening(server)

@@ -78,7 +78,7 @@ def test_a_down_and_a_hanging_host_are_rows_and_never_block_the_others(server, t
     from tui_nn.runs.ssh import CONNECT_TIMEOUT_S
     started = time.monotonic()
     result = _tui(server, "runs", "downbox:/x", "hangbox:/y", f"testbox:{trained}",
-                  "testbox:/no/such/folder")
+                  "testbox:/no/such/folder", "nokeybox:/z")
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     lines = result.stdout.splitlines()
@@ -86,7 +86,9 @@ def test_a_down_and_a_hanging_host_are_rows_and_never_block_the_others(server, t
     assert any(ln.startswith("hangbox") and "unreachable" in ln for ln in lines)
     assert any(ln.startswith("testbox") and "finished" in ln for ln in lines)
     assert any("/no/such/folder" in ln and "unreadable" in ln for ln in lines)
+    assert any(ln.startswith("nokeybox") and "unreachable" in ln for ln in lines)
     assert "Connection refused" in result.stdout and "no such directory" in result.stdout
+    assert "Permission denied" in result.stdout  # BatchMode: no prompt waited on
     # In parallel: the hanging host costs its connect timeout once, not once per host.
     assert elapsed < CONNECT_TIMEOUT_S + 8, elapsed
 
@@ -243,3 +245,11 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
             followed.stop()
         proc.kill()
         proc.wait()
+
+
+def test_fetches_are_batched_under_the_cap():
+    from tui_nn.runs import remote
+    cap = remote.MAX_METRICS_BYTES
+    wanted = [("a", 0, cap // 2), ("b", 0, cap // 2), ("c", 0, cap + 1), ("d", 0, 10)]
+    assert [[w[0] for w in b] for b in remote._batches(wanted)] == [["a", "b"], ["c"], ["d"]]
+    assert remote._batches([]) == []

@@ -199,7 +199,8 @@ class Mirror:
             count = min(f.size, cap + 1) - have
             if count > 0:
                 wanted.append((rel, have, count))
-        moved = _read_ranges(host, self.abs_root or ".", wanted, self.dir) if wanted else 0
+        moved = sum(_read_ranges(host, self.abs_root or ".", batch, self.dir)
+                    for batch in _batches(wanted))
         for rel, f in files.items():
             os.utime(self.dir / rel, (f.mtime, f.mtime))
         for rel in set(self.seen) - set(files):  # a checkpoint deleted over there
@@ -207,6 +208,20 @@ class Mirror:
                 (self.dir / rel).unlink(missing_ok=True)
         self.seen = dict(files)
         return moved
+
+
+def _batches(wanted: list[tuple[str, int, int]]) -> list[list[tuple[str, int, int]]]:
+    """Reads grouped so that one command's answer stays under MAX_METRICS_BYTES (plus one
+    file's cap): many large files are fetched in several commands, never held at once."""
+    batches: list[list[tuple[str, int, int]]] = []
+    size = MAX_METRICS_BYTES
+    for item in wanted:
+        if size + item[2] > MAX_METRICS_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += item[2]
+    return batches
 
 
 def _read_ranges(host: ssh.Host, root: str, wanted: list[tuple[str, int, int]],
@@ -386,7 +401,9 @@ class FollowedRun:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
-            self.last = self.mirror.refresh()  # a failed read keeps the mirror as it was
+            listing = self.mirror.refresh()
+            if listing.error is None:  # a dropped link keeps the mirror and status as they were
+                self.last = listing
 
     def liveness(self, metrics: Path, pid: int | None, ended: bool) -> tuple[str, None]:
         if ended:
