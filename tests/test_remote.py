@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -253,3 +254,35 @@ def test_fetches_are_batched_under_the_cap():
     wanted = [("a", 0, cap // 2), ("b", 0, cap // 2), ("c", 0, cap + 1), ("d", 0, 10)]
     assert [[w[0] for w in b] for b in remote._batches(wanted)] == [["a", "b"], ["c"], ["d"]]
     assert remote._batches([]) == []
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_watch_over_ssh_in_a_real_terminal(server, trained, tmp_path):
+    """`tui-nn watch testbox:RUN` in tmux: the app draws the remote run and q leaves it."""
+    sock = f"tui-nn-test-{os.getpid()}"
+    tmux = ["tmux", "-L", sock]
+    command = f"{sys.executable} -m tui_nn watch testbox:{trained / 'r1'}; echo EXITED $?"
+    env_args = [a for k in ("TUI_NN_SSH_CONFIG", "PYTHONPATH", "TUI_NN_CACHE")
+                if k in server.env() for a in ("-e", f"{k}={server.env()[k]}")]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "40", *env_args,
+                    "sh", "-c", command + "; sleep 30"], check=True, cwd=tmp_path)
+    try:
+        screen = _tmux_wait(tmux, lambda text: "finished" in text and "r1" in text)
+        assert "Traceback" not in screen
+        subprocess.run([*tmux, "send-keys", "q"], check=True)
+        screen = _tmux_wait(tmux, lambda text: "EXITED" in text)
+        assert "EXITED 0" in screen
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def _tmux_wait(tmux: list[str], test, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True,
+                              text=True).stdout
+        if test(text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"the terminal never showed it:\n{text}")
