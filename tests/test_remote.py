@@ -286,3 +286,21 @@ def _tmux_wait(tmux: list[str], test, timeout: float = 60) -> str:
             return text
         time.sleep(0.2)
     raise AssertionError(f"the terminal never showed it:\n{text}")
+
+
+def test_each_host_says_its_gpus_or_that_it_has_none(server, trained, tmp_path):
+    from tui_nn.runs import remote
+    result = _tui(server, "runs", f"testbox:{trained}")
+    assert "testbox: no GPU (no nvidia-smi)" in result.stdout
+    # A host with nvidia-smi (a stand-in on PATH): its lines are checked numbers, 16 at most.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho '0, 87, 30000, 81559'\n"
+                                     "echo '1, [N/A], 5, 81559'\necho '2, 3, \x1b[31m, 9'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    script = remote._LIST.format(root=remote.sh_path(str(trained)))
+    out = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, timeout=60,
+                         env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}).stdout
+    mirror = remote.Mirror(Target("x", str(trained)))
+    mirror._parse(out.decode())
+    assert mirror.gpus == [remote.Gpu(0, 87, 30000, 81559)]

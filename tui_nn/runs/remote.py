@@ -72,6 +72,25 @@ class Listing:
     error: str | None = None
     elapsed_s: float = 0.0
     bytes_read: int = 0  # file bytes that crossed the link for this listing
+    gpus: list[Gpu] | None = None  # None: not asked (a local root) or no answer
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU of a remote host, as its nvidia-smi reported it (numbers checked)."""
+
+    index: int
+    util_pct: int
+    used_mib: int
+    total_mib: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Gpu | None":
+        fields = [f.strip() for f in text.split(",")]
+        if len(fields) != 4 or not all(f.isdigit() and len(f) < 10 for f in fields):
+            return None  # "[N/A]", an error line, anything unforeseen
+        index, util, used, total = map(int, fields)
+        return cls(index, min(util, 100), used, total) if used <= total else None
 
 
 @dataclass(frozen=True)
@@ -82,7 +101,8 @@ class _File:
 
 # The listing script: "ROOT abs", "NOW t", then "F size mtime ./rel" per run file and
 # "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts).
-# Run files only, at most three levels down. GNU find prints it all in two processes; any
+# Run files only, at most three levels down. "G index, util %, used MiB, total MiB" per GPU
+# from nvidia-smi when the host has it ("G none" when not). GNU find prints it all in two processes; any
 # other find falls back to stat/ls per file (slower, same lines).
 _LIST = r"""R={root}
 if [ ! -d "$R" ]; then
@@ -94,6 +114,13 @@ runfiles() {{  # $1: more names to match (unquoted on purpose: it is several wor
   more=$1; shift
   find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl $more \) -type f "$@" 2>/dev/null
 }}
+if command -v nvidia-smi > /dev/null 2>&1; then
+  t=; command -v timeout > /dev/null 2>&1 && t="timeout 5"  # a wedged driver must not stall us
+  $t nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total \
+      --format=csv,noheader,nounits 2>/dev/null | head -n 16 | sed 's/^/G /'
+else
+  echo 'G none'
+fi
 if find . -maxdepth 0 -printf '' 2>/dev/null; then
   runfiles "-o -name last.pt" -printf 'F %s %T@ %p\n'
   runfiles "" | sed 's|/[^/]*$||' | sort -u | {{
@@ -127,6 +154,7 @@ class Mirror:
         self.dir = ssh.private_dir() / "mirror" / key / (shown.lstrip(".") or "home")
         self.abs_root: str | None = None
         self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
+        self.gpus: list[Gpu] | None = None  # from the last listing; [] is "no GPU"
         self.lock = threading.Lock()
 
     def refresh(self) -> Listing:
@@ -135,6 +163,7 @@ class Mirror:
         try:
             with self.lock:
                 listing.runs, listing.bytes_read = self._refresh()
+                listing.gpus = self.gpus
         except ssh.SshError as e:
             listing.error = str(e)
         listing.elapsed_s = time.monotonic() - started
@@ -162,8 +191,12 @@ class Mirror:
         files: dict[str, _File] = {}
         sizes: dict[str, int] = {}
         now = time.time()
+        self.gpus = []
         for line in text.splitlines():
             tag, _, rest = line.partition(" ")
+            if tag == "G" and rest != "none" and len(self.gpus) < 16:
+                gpu = Gpu.parse(rest)
+                self.gpus += [gpu] if gpu is not None else []
             if tag == "ERR":
                 raise ssh.SshError(clean_line(rest, 80))
             if tag == "ROOT":
