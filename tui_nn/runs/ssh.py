@@ -115,6 +115,8 @@ class Host:
         with self._lock:
             if self._alive():
                 return
+            if shutil.which("ssh") is None:
+                raise SshError("no ssh command here (install OpenSSH's client)")
             started = time.monotonic()
             log = private_dir() / f"{self.socket_path().name}.log"
             with log.open("wb") as err:
