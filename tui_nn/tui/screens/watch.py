@@ -26,6 +26,7 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, get_current_worker
 
 from tui_nn.engine import events as ev
+from tui_nn.engine import schema
 from tui_nn.engine.channel import ACTIONS
 from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
@@ -238,13 +239,13 @@ class WatchScreen(Screen):
         self._log(message.problem, "warning")
 
     def on_records_arrived(self, message: RecordsArrived) -> None:
-        """Records become the engine's own events (events.from_record, the one decoder), then
+        """Records become the engine's own events (schema.decode, the one decoder), then
         the history, the status and the log take them; widgets get the newest values once
         per batch (a first read may hold thousands of records)."""
         batch = _Batch()
         for raw in message.records:
             self.records_seen += 1
-            event = ev.from_record(raw) if raw.get("type") in ev.PERSISTED else None
+            event = schema.decode(raw) if raw.get("type") in ev.PERSISTED else None
             if event is None:
                 if raw.get("type") in ev.PERSISTED:  # a field of the wrong type or missing
                     self._note_skipped()
