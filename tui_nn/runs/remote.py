@@ -150,7 +150,8 @@ class Mirror:
         self.target = target
         key = hashlib.sha1(str(target).encode()).hexdigest()[:16]
         # Named as the folder over there (a watched run's title), within one safe word.
-        shown = re.sub(r"[^A-Za-z0-9._-]", "_", Path(target.path.rstrip("/")).name)[:60]
+        # 32 characters keep a forwarded control.sock in it within sockaddr_un's 104 bytes.
+        shown = re.sub(r"[^A-Za-z0-9._-]", "_", Path(target.path.rstrip("/")).name)[:32]
         self.dir = ssh.private_dir() / "mirror" / key / (shown.lstrip(".") or "home")
         self.abs_root: str | None = None
         self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
@@ -427,8 +428,11 @@ class FollowedRun:
             raise ssh.SshError(self.last.error)
         if has_socket:
             local, remote_sock = self.mirror.dir / "control.sock", f"{run_dir}/control.sock"
-            ssh.host(self.target.host).forward(local, remote_sock)
-            self._forwarded = (local, remote_sock)
+            try:
+                ssh.host(self.target.host).forward(local, remote_sock)
+                self._forwarded = (local, remote_sock)
+            except ssh.SshError:
+                pass  # a server that forbids socket forwarding: watched, not steered
         self._thread.start()
         return self
 
