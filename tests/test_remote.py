@@ -304,3 +304,18 @@ def test_each_host_says_its_gpus_or_that_it_has_none(server, trained, tmp_path):
     mirror = remote.Mirror(Target("x", str(trained)))
     mirror._parse(out.decode())
     assert mirror.gpus == [remote.Gpu(0, 87, 30000, 81559)]
+
+
+def test_a_dropped_connection_is_made_again_on_the_next_read(server, trained, monkeypatch):
+    from tui_nn.runs import remote, ssh
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    mirror = remote.mirror(Target("testbox", str(trained)))
+    assert mirror.refresh().error is None
+    host = ssh.host("testbox")
+    host.close()  # the master ends, as when the link drops and ServerAlive gives up
+    deadline = time.monotonic() + 10
+    while host.socket_path().exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    again = mirror.refresh()
+    assert again.error is None and [r.name for r in again.runs] == ["r1"]
+    assert host.socket_path().is_socket()  # a new master, reused from here on
