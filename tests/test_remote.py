@@ -210,7 +210,7 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
     over there through the forwarded socket, and the liveness said by the remote file."""
     from pilot_helpers import SIZE
     from pilot_helpers import wait_for_live as wait_for
-    from tui_nn.commands.watch_remote import remote_gpu_report
+    from tui_nn.runs.remote import remote_gpu_report
     from tui_nn.engine.channel import SOCKET_FILE
     from tui_nn.runs.remote import FollowedRun
     from tui_nn.tui.screens.watch import make_watch_app
@@ -319,3 +319,58 @@ def test_a_dropped_connection_is_made_again_on_the_next_read(server, trained, mo
     again = mirror.refresh()
     assert again.error is None and [r.name for r in again.runs] == ["r1"]
     assert host.socket_path().is_socket()  # a new master, reused from here on
+
+
+async def test_fleet_lists_every_host_live_and_steers_and_watches_a_run(server, trained,
+                                                                        tmp_path, monkeypatch):
+    from pilot_helpers import SIZE
+    from pilot_helpers import wait_for_live as wait_for
+    from tui_nn.engine.channel import SOCKET_FILE
+    from tui_nn.tui.screens.fleet import FleetApp
+    from tui_nn.tui.screens.watch import WatchScreen
+
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    root = tmp_path / "runs"
+    run = root / "live"
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
+                             "100000", "--headless", "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=server.env())
+    try:
+        _wait(run, lambda r: any(x["type"] == "EpochMetrics" for x in r)
+              and (run / SOCKET_FILE).exists(), "an epoch")
+        app = FleetApp([Target("testbox", str(root)), Target("testbox", str(trained)),
+                        Target("downbox", "/x")], refresh_s=1.0)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.watch_screen
+            await wait_for(pilot, lambda: len(screen.rows) == 2, what="both runs")
+            hosts = str(screen.query_one("#fleet-hosts").render())
+            assert "downbox:/x" in hosts and "testbox: no GPU" in hosts
+            table = screen.query_one("#fleet-table")
+            live_row = next(i for i, key in enumerate(table.rows)
+                            if key.value and key.value.endswith("/live"))
+            table.move_cursor(row=live_row)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: any(
+                x["type"] == "StateChanged" and x.get("state") == "paused"
+                for x in _records(run)), what="the pause over there")
+            await pilot.press("x")  # asks first; cancel leaves the run alone
+            await wait_for(pilot, lambda: app.screen is not screen, what="the question")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is screen, what="the question gone")
+            assert proc.poll() is None
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, WatchScreen), what="watch")
+            await wait_for(pilot, lambda: app.screen.epochs_seen > 0, what="its epochs")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is screen and screen.followed is None,
+                           what="back to the fleet")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_fleet_wants_host_paths(server, trained):
+    result = _tui(server, "fleet", str(trained))
+    assert result.returncode == 2 and "not HOST:PATH" in result.stderr
+    assert "Traceback" not in result.stderr

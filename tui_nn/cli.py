@@ -325,8 +325,29 @@ def watch_cmd(
     raise typer.Exit(run_app(make(run_dir)))
 
 
+@app.command("fleet", cls=ReadableCommand)
+def fleet_cmd(
+    roots: List[str] = typer.Argument(..., metavar="HOST:PATH",
+                                      help="Runs folders on other machines, read over ssh."),
+) -> None:
+    """Every run on every host in one live table, with each host's GPUs; w watches the
+    highlighted run, p c l x steer it (pause/resume, checkpoint, halve lr, stop)."""
+    from tui_nn.runs.remote import split_target
+    targets = [split_target(r) for r in roots]
+    if None in targets:
+        raise _die(f"{roots[targets.index(None)]}: not HOST:PATH (`tui-nn runs` lists "
+                   "local folders)")
+    try:
+        from tui_nn.tui.screens.fleet import FleetApp
+    except ImportError:
+        raise _die("the terminal app is not available in this build; use `tui-nn runs`") from None
+    from tui_nn.tui.exits import run_app
+    raise typer.Exit(run_app(FleetApp(targets)))
+
+
 def _watch_remote(target) -> int:
-    from tui_nn.commands.watch_remote import open_remote, remote_gpu_report
+    from tui_nn.commands.watch_remote import open_remote
+    from tui_nn.runs.remote import remote_gpu_report
     followed = open_remote(target)
     if isinstance(followed, int):
         return followed

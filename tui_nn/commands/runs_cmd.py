@@ -83,7 +83,7 @@ def run_many(roots: list[str], as_json: bool, out: TextIO) -> int:
     Remote hosts are read at once (runs.remote); one that is down, hangs or has no such folder
     gets a row saying so and exit code 1, the others are listed as usual."""
     from tui_nn.runs import discover_runs
-    from tui_nn.runs.remote import Listing, Target, list_remote, split_target
+    from tui_nn.runs.remote import Listing, Target, gpu_summary, list_remote, split_target
 
     targets = [split_target(r) for r in roots]
     for text, target in zip(roots, targets):
@@ -106,7 +106,7 @@ def run_many(roots: list[str], as_json: bool, out: TextIO) -> int:
         for ls in listings:
             if ls.error:
                 out.write(clean(f"{ls.target}: {ls.error}\n"))
-        out.write(gpu_lines(listings))
+        out.write(gpu_summary(listings))
     return EXIT_FAILED if any(ls.error for ls in listings) else EXIT_OK
 
 
@@ -126,19 +126,6 @@ def hosts_table(listings: list) -> str:
     rows = [r + [""] * (width - len(r)) for r in rows]
     return _table(["host", "run", "model", "dataset", "status", "epochs", "best", "duration",
                    "size"], rows, right={5, 7, 8})
-
-
-def gpu_lines(listings: list) -> str:
-    """One line per remote host that answered: its GPUs' use now, or that it has none."""
-    lines, seen = [], set()
-    for ls in listings:
-        if ls.gpus is None or ls.target.host in seen:
-            continue
-        seen.add(ls.target.host)
-        gpus = "; ".join(f"GPU{g.index} {g.util_pct}% {fmt_bytes(g.used_mib << 20)}/"
-                         f"{fmt_bytes(g.total_mib << 20)}" for g in ls.gpus)
-        lines.append(f"{clean_line(ls.target.host, 24)}: {gpus or 'no GPU (no nvidia-smi)'}")
-    return "".join(f"{ln}\n" for ln in lines)
 
 
 def _is_connect_error(message: str) -> bool:

@@ -21,9 +21,3 @@ def open_remote(target):
     except ssh.SshError as e:
         print(f"error: {clean(f'{target.host}: {e}')}", file=sys.stderr, flush=True)
         return 1
-
-
-def remote_gpu_report():
-    """The system pane's GPU line for a remote run: the local GPU would be the wrong one."""
-    from tui_nn.system.gpu import GpuReport
-    return GpuReport(available=False, reason="the remote host's GPU is not read over ssh")

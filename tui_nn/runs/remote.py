@@ -25,6 +25,7 @@ from pathlib import Path
 from tui_nn.runs import ssh
 from tui_nn.runs.info import RunInfo, read_run_info
 from tui_nn.runs.records import CONFIG_FILE, METRICS_FILE
+from tui_nn.fmt import fmt_bytes
 from tui_nn.textsafe import clean_line
 
 MAX_METRICS_BYTES = 64 << 20  # a remote metrics.jsonl past this is read no further
@@ -457,3 +458,22 @@ class FollowedRun:
             except (ssh.SshError, OSError):
                 pass
             local.unlink(missing_ok=True)
+
+
+def gpu_summary(listings: list[Listing]) -> str:
+    """One line per remote host that answered: its GPUs' use now, or that it has none."""
+    lines, seen = [], set()
+    for ls in listings:
+        if ls.gpus is None or ls.target.host in seen:
+            continue
+        seen.add(ls.target.host)
+        gpus = "; ".join(f"GPU{g.index} {g.util_pct}% {fmt_bytes(g.used_mib << 20)}/"
+                         f"{fmt_bytes(g.total_mib << 20)}" for g in ls.gpus)
+        lines.append(f"{clean_line(ls.target.host, 24)}: {gpus or 'no GPU (no nvidia-smi)'}")
+    return "".join(f"{ln}\n" for ln in lines)
+
+
+def remote_gpu_report():
+    """The system pane's GPU line for a run on another host: the local GPU would be wrong."""
+    from tui_nn.system.gpu import GpuReport
+    return GpuReport(available=False, reason="the remote host's GPU is not read over ssh")
