@@ -340,10 +340,12 @@ async def test_fleet_lists_every_host_live_and_steers_and_watches_a_run(server, 
         _wait(run, lambda r: any(x["type"] == "EpochMetrics" for x in r)
               and (run / SOCKET_FILE).exists(), "an epoch")
         app = FleetApp([Target("testbox", str(root)), Target("testbox", str(trained)),
-                        Target("downbox", "/x")], refresh_s=1.0)
+                        Target("downbox", "/x"), Target("hangbox", "/y")], refresh_s=1.0)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(pilot, lambda: len(screen.rows) == 2, what="both runs")
+            await wait_for(pilot, lambda: "hangbox:/y" in str(
+                screen.query_one("#fleet-hosts").render()), what="the hanging host's reason")
             hosts = str(screen.query_one("#fleet-hosts").render())
             assert "downbox:/x" in hosts and "testbox: no GPU" in hosts
             table = screen.query_one("#fleet-table")

@@ -1,12 +1,13 @@
 """`tui-nn fleet HOST:PATH ...`: every run on every host in one live table, each host's GPUs,
 and the highlighted run watched (`w`) or steered (`p c l x`) over ssh (runs.remote).
 
-Every host is read at once in a thread every REFRESH_S; one that is down or hangs is a row
+Every root is read at once, a thread each, every REFRESH_S, and shown as it answers; one that is down or hangs is a row
 that says so and costs only its own connect timeout. Strings from the hosts come inert from
 the decoder and are shown as Text, never markup."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rich.text import Text
@@ -19,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
-from tui_nn.runs.remote import Listing, Target, gpu_summary, list_remote
+from tui_nn.runs.remote import Listing, Target, gpu_summary, mirror
 from tui_nn.textsafe import clean_line
 from tui_nn.tui.viewer_app import ViewerApp
 
@@ -27,10 +28,13 @@ REFRESH_S = 5.0
 STEER = {"p": None, "c": "checkpoint", "l": "lr", "x": "stop"}  # p: pause or resume
 
 
-class FleetLoaded(Message):
-    def __init__(self, listings: list[Listing]) -> None:
+class HostLoaded(Message):
+    """One root read: each host's rows show as soon as it answers, not with the slowest."""
+
+    def __init__(self, index: int, listing: Listing) -> None:
         super().__init__()
-        self.listings = listings
+        self.index = index
+        self.listing = listing
 
 
 class FleetScreen(Screen):
@@ -52,8 +56,10 @@ class FleetScreen(Screen):
         self.targets = targets
         self.refresh_s = refresh_s
         self.rows: dict[str, tuple[str, Any]] = {}  # row key -> (host, RunInfo)
-        self.listings: list[Listing] = []
+        self.listings: list[Listing | None] = [None] * len(targets)  # None: not read yet
         self.followed = None  # the FollowedRun of a pushed watch screen
+        self._lock = threading.Lock()
+        self._reading: set[int] = set()  # roots being read now
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
@@ -75,18 +81,35 @@ class FleetScreen(Screen):
     def action_reload(self) -> None:
         self._load()
 
-    @work(thread=True, name="fleet", group="fleet", exclusive=True, exit_on_error=False)
     def _load(self) -> None:
-        self.post_message(FleetLoaded(list_remote(self.targets)))
+        """Read every root not still being read (a hanging host is asked again only once its
+        last try timed out: tries never pile up)."""
+        with self._lock:
+            idle = [i for i in range(len(self.targets)) if i not in self._reading]
+            self._reading.update(idle)
+        for i in idle:
+            threading.Thread(target=self._read_one, args=(i,), daemon=True).start()
 
-    @on(FleetLoaded)
-    def _loaded(self, message: FleetLoaded) -> None:
-        self.listings = message.listings
+    def _read_one(self, i: int) -> None:
+        try:
+            listing = mirror(self.targets[i]).refresh()
+        finally:
+            with self._lock:
+                self._reading.discard(i)
+        self.post_message(HostLoaded(i, listing))
+
+    @on(HostLoaded)
+    def _loaded(self, message: HostLoaded) -> None:
+        self.listings[message.index] = message.listing
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear()
         self.rows = {}
-        for ls in self.listings:
+        for target, ls in zip(self.targets, self.listings):
+            if ls is None:
+                table.add_row(clean_line(target.host, 24), clean_line(target.path or "~", 40),
+                              Text("reading…", style="dim"), "", "", "", "", "")
+                continue
             host = clean_line(ls.target.host, 24)
             if ls.error:
                 table.add_row(host, clean_line(ls.target.path or "~", 40),
@@ -103,8 +126,9 @@ class FleetScreen(Screen):
                               key=key)
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
-        problems = "".join(f"{ls.target}: {ls.error}\n" for ls in self.listings if ls.error)
-        self.query_one("#fleet-hosts", Static).update(Text(problems + gpu_summary(self.listings)))
+        done = [ls for ls in self.listings if ls is not None]
+        problems = "".join(f"{ls.target}: {ls.error}\n" for ls in done if ls.error)
+        self.query_one("#fleet-hosts", Static).update(Text(problems + gpu_summary(done)))
 
     def highlighted(self) -> tuple[str, Any] | None:
         table = self.query_one(DataTable)
