@@ -348,6 +348,8 @@ async def test_fleet_lists_every_host_live_and_steers_and_watches_a_run(server, 
                 screen.query_one("#fleet-hosts").render()), what="the hanging host's reason")
             hosts = str(screen.query_one("#fleet-hosts").render())
             assert "downbox:/x" in hosts and "testbox: no GPU" in hosts
+            speeds = {p: v for ls in screen.listings if ls for p, v in ls.samples_per_s.items()}
+            assert speeds.get(str(run.resolve())) and speeds.get(str(trained.resolve() / "r1"))
             table = screen.query_one("#fleet-table")
             live_row = next(i for i, key in enumerate(table.rows)
                             if key.value and key.value.endswith("/live"))
@@ -376,3 +378,14 @@ def test_fleet_wants_host_paths(server, trained):
     result = _tui(server, "fleet", str(trained))
     assert result.returncode == 2 and "not HOST:PATH" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_last_epochs_speed_is_read_from_the_tail_only(tmp_path):
+    from tui_nn.runs.remote import last_samples_per_s
+    metrics = tmp_path / "metrics.jsonl"
+    epoch = '{"type":"EpochMetrics","epoch":%d,"samples_per_s":%s}\n'
+    metrics.write_text(epoch % (0, "1000") + epoch % (1, "2500.5") + '{"type":"StepMe')
+    assert last_samples_per_s(metrics) == 2500.5
+    metrics.write_text(epoch % (0, '"fast"') + epoch % (1, "1e300"))
+    assert last_samples_per_s(metrics) is None  # not a number, or past any real speed
+    assert last_samples_per_s(tmp_path / "none.jsonl") is None

@@ -74,6 +74,7 @@ class Listing:
     elapsed_s: float = 0.0
     bytes_read: int = 0  # file bytes that crossed the link for this listing
     gpus: list[Gpu] | None = None  # None: not asked (a local root) or no answer
+    samples_per_s: dict[str, float] = field(default_factory=dict)  # by run path, last epoch
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class Mirror:
         self.abs_root: str | None = None
         self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
         self.gpus: list[Gpu] | None = None  # from the last listing; [] is "no GPU"
+        self.speeds: dict[str, float] = {}  # run path over there -> last epoch's samples/s
         self.lock = threading.Lock()
 
     def refresh(self) -> Listing:
@@ -166,6 +168,7 @@ class Mirror:
             with self.lock:
                 listing.runs, listing.bytes_read = self._refresh()
                 listing.gpus = self.gpus
+                listing.samples_per_s = dict(self.speeds)
         except ssh.SshError as e:
             listing.error = str(e)
         listing.elapsed_s = time.monotonic() - started
@@ -186,6 +189,9 @@ class Mirror:
                                  now=now)
             infos.append(dataclasses.replace(
                 info, path=Path(self.abs_root or "/") / rel, size_bytes=sizes.get(rel, 0)))
+            speed = last_samples_per_s(local / METRICS_FILE)
+            if speed is not None:
+                self.speeds[str(infos[-1].path)] = speed
         infos.sort(key=lambda r: (r.started_at or r.last_update or 0.0, r.name), reverse=True)
         return infos, moved
 
@@ -243,6 +249,27 @@ class Mirror:
                 (self.dir / rel).unlink(missing_ok=True)
         self.seen = dict(files)
         return moved
+
+
+def last_samples_per_s(metrics: Path, tail: int = 256 << 10) -> float | None:
+    """The newest epoch's samples/s, from the last `tail` bytes of a metrics.jsonl (records
+    decoded as everywhere; None when there is no epoch there yet)."""
+    from tui_nn.engine import schema
+    from tui_nn.runs import records
+    try:
+        with open(metrics, "rb") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - tail)
+            f.seek(start)
+            lines = f.read(tail).split(b"\n")
+    except OSError:
+        return None
+    for line in reversed(lines[1:] if start else lines):  # a cut first line is no record
+        if line.startswith(b'{"type":"EpochMetrics"'):
+            record = records.parse(line)
+            speed = schema.number(record.get("samples_per_s")) if record else None
+            if speed is not None and 0 <= speed < 1e15:
+                return speed
+    return None
 
 
 def _batches(wanted: list[tuple[str, int, int]]) -> list[list[tuple[str, int, int]]]:

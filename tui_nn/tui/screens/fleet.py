@@ -72,7 +72,8 @@ class FleetScreen(Screen):
         self.title = "tui-nn fleet"
         self.sub_title = clean_line(" ".join(str(t) for t in self.targets), 100)
         table = self.query_one(DataTable)
-        for label in ("host", "run", "status", "epochs", "best", "time", "size", "model"):
+        for label in ("host", "run", "status", "epochs", "best", "samples/s", "time", "size",
+                      "model"):
             table.add_column(label, key=label)
         table.focus()
         self._load()
@@ -108,12 +109,12 @@ class FleetScreen(Screen):
         for target, ls in zip(self.targets, self.listings):
             if ls is None:
                 table.add_row(clean_line(target.host, 24), clean_line(target.path or "~", 40),
-                              Text("reading…", style="dim"), "", "", "", "", "")
+                              Text("reading…", style="dim"), "", "", "", "", "", "")
                 continue
             host = clean_line(ls.target.host, 24)
             if ls.error:
                 table.add_row(host, clean_line(ls.target.path or "~", 40),
-                              Text("unreachable", style="red"), "", "", "", "", "")
+                              Text("unreachable", style="red"), "", "", "", "", "", "")
             for r in ls.runs:
                 key = f"{ls.target.host}\0{r.path}"
                 if key in self.rows:  # the same run under two roots given
@@ -122,6 +123,7 @@ class FleetScreen(Screen):
                 table.add_row(host, Text(r.name), Text(status_label(r)),
                               f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total
                               else str(r.epochs_done), best_label(r.metric, r.best_value),
+                              _speed(ls.samples_per_s.get(str(r.path))),
                               fmt_hms(r.duration_s), fmt_bytes(r.size_bytes), Text(r.model),
                               key=key)
         if table.row_count:
@@ -202,6 +204,10 @@ class FleetScreen(Screen):
         if self.followed is not None:  # back from a watched run: stop following it
             self.followed.stop()
             self.followed = None
+
+
+def _speed(value: float | None) -> Text:
+    return Text("" if value is None else f"{value:,.0f}", justify="right")
 
 
 class FleetApp(ViewerApp):
