@@ -17,6 +17,7 @@ from torch import nn
 
 from tui_nn.version import __version__
 from tui_nn.data import model_fit, tasks
+from tui_nn.data.user_dataset import is_python_spec
 from tui_nn.engine import checkpoint, recovery
 from tui_nn.engine.config import TrainConfig, requested_fields, resume_config
 from tui_nn.engine.device import resolve_device
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # Settings that say how this process runs and is watched, never what it computes: a resume
 # takes them from the current config, whatever the run was started with.
 _THIS_PROCESS = ("device", "on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
-                 "control", "report_interval_s", "save", "runs_root")
+                 "control", "report_interval_s", "save", "runs_root", "workers")
 # Changes not worth a line in the run's record (the app turns these on for itself).
 _UNRECORDED = ("on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
                "control", "report_interval_s")
@@ -165,12 +166,37 @@ def _load_data(t: "Trainer", spec: Any) -> None:
         cfg = t.config
         # The data stays the same whatever --seed says: seeds vary the init and the shuffle,
         # so runs with different seeds compare on the same samples.
-        ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download)
-        if spec is not None and not getattr(spec, "variable_length", False):
+        if is_python_spec(cfg.dataset):
+            ds = _load_user_dataset(cfg)
+        else:
+            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download)
+        if spec is not None and not getattr(ds, "streamed", False) and not getattr(
+                spec, "variable_length", False):
             ds = adapt_to_input(ds, model_fit.zoo_input_shape(spec, ds), spec.name)
     t.dataset = ds
     t.task = ds.task
     t.loss_task = ds.task  # check_first_batch may make it "binary-logits"
+
+
+def _load_user_dataset(cfg: TrainConfig) -> Any:
+    """Your own Dataset (data/user_dataset.py): build() called, the first batch read and
+    checked. The file runs as a model file does; what it raises is one line."""
+    from tui_nn.data.base import DataError
+    from tui_nn.data.user_dataset import from_build, split_python_spec
+    from tui_nn.zoo.sources import SourceError, load_file_attribute
+    path, attr = split_python_spec(cfg.dataset)
+    try:
+        build = load_file_attribute(path, attr)
+    except SourceError as e:
+        raise DataError(str(e)) from None
+    if not callable(build):
+        raise DataError(f"{path}:{attr} is {type(build).__name__}, not a function returning a "
+                        "Dataset")
+    try:
+        result = build()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code may raise anything
+        raise DataError(f"{cfg.dataset}: build() raised {_first_line(e)}") from None
+    return from_build(result, cfg.dataset, seed=0, batch_size=cfg.batch_size or 64)
 
 
 def _setup_speed(t: "Trainer") -> None:
@@ -237,7 +263,11 @@ def wrap_model(t: "Trainer") -> None:
 
 
 def _data_to_device(t: "Trainer") -> None:
-    """Decode once, move once, normalise once: batches are index slices on the device."""
+    """Decode once, move once, normalise once: batches are index slices on the device. Your
+    own Dataset streams instead: only its first batches go to the device now (the checks)."""
+    if getattr(t.dataset, "streamed", False):
+        _stream_setup(t)
+        return
     try:
         _move_data(t)
         return
@@ -263,6 +293,24 @@ def _move_data(t: "Trainer") -> None:
                         val_y=t.val_y, mean=None, std=None)
     if t.dataset.n_train == 0:
         raise TrainingError(f"dataset {ds.name} has no training samples", "data")
+
+
+def _stream_setup(t: "Trainer") -> None:
+    from tui_nn.engine.loader import BatchStream
+    ds = t.dataset
+    t.batch_size = min(t.config.batch_size, ds.n_train)  # as _setup_optimisation sets it
+    t.stream = BatchStream(t)
+    pinned = ", pinned memory" if t.stream.pin else ""
+    t.pending_notices.append(f"{ds.name} streams through a DataLoader: {t.stream.workers} "
+                             f"worker process(es){pinned}")
+    t.train_x, t.train_y = t.stream.to_device(ds.train_x, ds.train_y)
+    t.val_x, t.val_y = t.stream.to_device(ds.val_x, ds.val_y)
+    from tui_nn.data.augment import AugmentError, build_augmenter
+    try:
+        t.augment = build_augmenter(t.config.augment, ds, t.device)
+    except AugmentError as e:
+        raise TrainingError(str(e), "fit") from None
+    t.dataset = replace(ds, train_x=t.train_x, train_y=t.train_y, val_x=t.val_x, val_y=t.val_y)
 
 
 def _data_too_large(t: "Trainer") -> str:
