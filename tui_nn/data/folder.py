@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import Dataset, DataError, printable
+from .base import Dataset, DataError, printable, unit_float
 from .split import split_indices
 
 IMAGE_EXTENSIONS = frozenset(
@@ -110,7 +110,7 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
 def _to_tensor(
     samples: list[tuple[Path, int]], mode: str, size: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, C, H, W) float in [0, 1] and class ids (N,) int64."""
+    """Images (N, C, H, W) uint8 and class ids (N,) int64."""
     channels = 1 if mode == "L" else 3
     width, height = size
     if len(samples) * channels * width * height > _MAX_ELEMENTS:
@@ -125,15 +125,17 @@ def _to_tensor(
     for i, (path, _) in enumerate(samples):
         hwc = _decode(path, mode, size).reshape(height, width, channels)  # (H, W, C)
         pixels[i] = hwc.transpose(2, 0, 1)  # (C, H, W)
-    x = torch.from_numpy(pixels).float().div_(255)  # (N, C, H, W), standard strides
+    x = torch.from_numpy(pixels)  # (N, C, H, W) uint8, standard strides
     y = torch.tensor([label for _, label in samples], dtype=torch.int64)  # (N,)
     return x, y
 
 
 def load_folder(
-    path: str | Path, *, seed: int = 0, image_size: tuple[int, int] | None = None, **_: object
+    path: str | Path, *, seed: int = 0, image_size: tuple[int, int] | None = None,
+    as_uint8: bool = False, **_: object
 ) -> Dataset:
-    """Every image decoded into one (N, C, H, W) float tensor in [0, 1]; see the module docstring."""
+    """Every image decoded into one (N, C, H, W) float tensor in [0, 1] (uint8 with as_uint8);
+    see the module docstring."""
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"image folder not found: {root}")
@@ -177,8 +179,11 @@ def load_folder(
 
     channels = x.shape[1]
     # Per-channel statistics of the training images, for on-device normalisation.
-    mean = tuple(float(v) for v in train_x.mean(dim=(0, 2, 3)))
-    std = tuple(max(float(v), 1e-6) for v in train_x.std(dim=(0, 2, 3)))
+    train_f = unit_float(train_x)  # (N, C, H, W) in [0, 1]
+    mean = tuple(float(v) for v in train_f.mean(dim=(0, 2, 3)))
+    std = tuple(max(float(v), 1e-6) for v in train_f.std(dim=(0, 2, 3)))
+    train_x, val_x = (train_x, val_x) if as_uint8 else (train_f, unit_float(val_x))
+    del train_f
     width, height = size
     return Dataset(
         name=f"folder:{root.name}",

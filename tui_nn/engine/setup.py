@@ -169,7 +169,8 @@ def _load_data(t: "Trainer", spec: Any) -> None:
         if is_python_spec(cfg.dataset):
             ds = _load_user_dataset(cfg)
         else:
-            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download)
+            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download,
+                              as_uint8=True)  # images: normalised per batch (PixelNorm)
         if spec is not None and not getattr(ds, "streamed", False) and not getattr(
                 spec, "variable_length", False):
             ds = adapt_to_input(ds, model_fit.zoo_input_shape(spec, ds), spec.name)
@@ -282,6 +283,9 @@ def _move_data(t: "Trainer") -> None:
     ds = t.dataset
     t.train_x, t.train_y = _to_device(t, ds.train_x, ds), ds.train_y.to(t.device)
     t.val_x, t.val_y = _to_device(t, ds.val_x, ds), ds.val_y.to(t.device)
+    if t.train_x.dtype == torch.uint8:  # kept as uint8 on the device: normalised per batch
+        from tui_nn.data.base import PixelNorm
+        t.pixel_norm = PixelNorm(ds.mean, ds.std, t.device)
     from tui_nn.data.augment import AugmentError, build_augmenter
     try:  # built from the data's mean/std, which the replace below drops
         t.augment = build_augmenter(t.config.augment, ds, t.device)
@@ -326,13 +330,14 @@ def _data_too_large(t: "Trainer") -> str:
 
 def _to_device(t: "Trainer", x: torch.Tensor, ds: Any) -> torch.Tensor:
     """x on the device, normalised there in place: (x - mean) / std out of place would hold
-    three copies of the set at once. The layout is set before the move (one device copy)."""
+    three copies of the set at once. The layout is set before the move (one device copy).
+    uint8 images stay uint8 (PixelNorm normalises each batch)."""
     if x.dim() == 4 and t.channels_last:
         x_host, x = x, x.contiguous(memory_format=torch.channels_last)
     else:
         x_host = x
     moved = x.to(t.device)
-    if ds.mean is None or ds.std is None or moved.dim() != 4:
+    if ds.mean is None or ds.std is None or moved.dim() != 4 or moved.dtype == torch.uint8:
         return moved
     if not moved.is_floating_point():
         moved = moved.float()
@@ -387,7 +392,7 @@ def _check_plugin_probe(t: "Trainer", x: torch.Tensor, y: torch.Tensor) -> None:
 def check_first_batch(t: "Trainer") -> None:
     """Run two samples through the model and the loss before training, so a model that
     cannot take this data fails with the shape inspector's diagnosis, not mid-run."""
-    x, y = t.train_x[:2], t.train_y[:2]
+    x, y = t.inputs(t.train_x[:2]), t.train_y[:2]
     try:
         out = _eval_forward(t.model, x)
     except torch.cuda.OutOfMemoryError:
@@ -403,7 +408,7 @@ def check_first_batch(t: "Trainer") -> None:
                 f"({_first_line(e)}); use x.reshape/x.flatten(1) instead of x.view, or "
                 "--channels-last off", "shape") from None
         _drop_channels_last(t)
-        x = t.train_x[:2]
+        x = t.inputs(t.train_x[:2])
         try:
             out = _eval_forward(t.model, x)
         except Exception as e2:  # noqa: BLE001
@@ -473,7 +478,7 @@ def choose_cpu_threads(t: "Trainer") -> None:
     many = t.state.threads_before
     if many <= 1 or t.dist.enabled:
         return
-    x, y = t.train_x[:t.batch_size], t.train_y[:t.batch_size]
+    x, y = t.inputs(t.train_x[:t.batch_size]), t.train_y[:t.batch_size]
 
     def step_time(threads: int) -> float:
         torch.set_num_threads(threads)
@@ -497,7 +502,7 @@ def measure_memory(t: "Trainer") -> None:
     from tui_nn.shapes.memory import measure_saved_bytes
     # Copies, as the step's index_select makes: a view would count the whole set's storage
     # (the loss saves its target: a view of train_y counted all of it, 480 kB on digits).
-    x, y = t.train_x[:t.batch_size].clone(), t.train_y[:t.batch_size].clone()
+    x, y = t.inputs(t.train_x[:t.batch_size].clone()), t.train_y[:t.batch_size].clone()
     # A training forward moves BatchNorm's running statistics: put them back after.
     buffers = {name: b.detach().clone() for name, b in t.model.named_buffers()}
     try:

@@ -80,6 +80,7 @@ class Trainer(Controls):
         self.channels_last = False
         self.train_x = self.train_y = self.val_x = self.val_y = None
         self.stream = None  # engine/loader.py's BatchStream: your own Dataset, streamed
+        self.pixel_norm = None  # data/base.py's PixelNorm when images are kept as uint8
         self.insight = None  # LiveInsight when the config asks for live insight events
         self.resume_changes: dict[str, list] = {}
         self.measured_memory: dict[str, Any] | None = None  # setup.measure_memory
@@ -252,7 +253,12 @@ class Trainer(Controls):
             if self.dist.enabled:
                 idx = idx.tensor_split(self.dist.world_size)[self.dist.rank]
             # (b, *input_shape), (b, ...)
-            yield self.train_x.index_select(0, idx), self.train_y.index_select(0, idx), global_n
+            yield (self.inputs(self.train_x.index_select(0, idx)),
+                   self.train_y.index_select(0, idx), global_n)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored samples x (b, ...) as model inputs: uint8 images normalised (b, C, H, W)."""
+        return x if self.pixel_norm is None else self.pixel_norm(x)
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor,
                     global_n: int) -> torch.Tensor | None:

@@ -93,7 +93,7 @@ def _batches(t: "Trainer", vbs: int) -> Iterator[tuple[torch.Tensor, torch.Tenso
         val_x = val_x.tensor_split(t.dist.world_size)[t.dist.rank]
         val_y = val_y.tensor_split(t.dist.world_size)[t.dist.rank]
     for s in range(0, val_x.shape[0], vbs):
-        xb, yb = val_x[s:s + vbs], val_y[s:s + vbs]  # (b, ...)
+        xb, yb = t.inputs(val_x[s:s + vbs]), val_y[s:s + vbs]  # (b, ...)
         yield xb, yb, xb.shape[0] == min(vbs, val_x.shape[0])
 
 
