@@ -201,3 +201,24 @@ def test_a_two_process_gloo_run_matches_one_process(tmp_path):
     for a, b in zip(one, two):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
         assert abs(a["val_loss"] - b["val_loss"]) < 1e-5 and a["value"] == b["value"]
+
+
+def test_augment_transforms_streamed_image_batches_and_refuses_flat_samples(tmp_path):
+    spec = _file(tmp_path, """
+        def build():
+            return Quarters(64, 0), Quarters(16, 1)
+        class Flat(Quarters):
+            def __getitem__(self, i):
+                return self.x[i].flatten(), self.y[i]
+        def flat():
+            return Flat(40, 0)
+    """)
+    plain = _train(f"{spec}:build", epochs=1, model="cnn")
+    augmented = _train(f"{spec}:build", epochs=1, model="cnn", augment="crop=2,flip")
+    assert augmented.augment is not None and augmented.history
+    assert augmented.history[0].train_loss != plain.history[0].train_loss
+    assert augmented.history[0].val_loss != plain.history[0].val_loss  # trained on other pixels
+    result = runner.invoke(app, ["train", "mlp", "--dataset", f"{spec}:flat", "--augment",
+                                 "flip", "--workers", "0", "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "--augment transforms images" in result.output
+    assert not (tmp_path / "r").exists()
