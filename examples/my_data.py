@@ -1,7 +1,7 @@
 """Your own Dataset for `tui-nn train`: build() returns a torch.utils.data.Dataset (or a
 (train, val) pair) of (input, target) samples, and the run streams it through a DataLoader.
 
-    tui-nn train cnn --dataset examples/my_data.py:build --epochs 2
+    tui-nn train cnn --dataset examples/my_data.py:build --epochs 3 --lr 0.05
 
 Each sample is drawn when it is read (as a Dataset over files would decode one): a 1×28×28
 image of a bar, horizontal, vertical or diagonal, with noise; the target is the bar's class

@@ -70,6 +70,11 @@ class BatchStream:
         self.train = self._loader(ds.train, batch_sampler=self.sampler)
         self._val: dict[int, DataLoader] = {}
 
+    def __str__(self) -> str:  # for the run's first line
+        workers = f"{self.workers} worker{'s' if self.workers != 1 else ''}" if self.workers \
+            else "no workers"
+        return f"streamed by a DataLoader ({workers}{', pinned memory' if self.pin else ''})"
+
     def _loader(self, ds: object, **kw: object) -> DataLoader:
         return DataLoader(ds, num_workers=self.workers, pin_memory=self.pin,
                           persistent_workers=self.workers > 0, **kw)

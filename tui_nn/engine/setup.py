@@ -304,9 +304,6 @@ def _stream_setup(t: "Trainer") -> None:
     ds = t.dataset
     t.batch_size = min(t.config.batch_size, ds.n_train)  # as _setup_optimisation sets it
     t.stream = BatchStream(t)
-    pinned = ", pinned memory" if t.stream.pin else ""
-    t.pending_notices.append(f"{ds.name} streams through a DataLoader: {t.stream.workers} "
-                             f"worker process(es){pinned}")
     t.train_x, t.train_y = t.stream.to_device(ds.train_x, ds.train_y)
     t.val_x, t.val_y = t.stream.to_device(ds.val_x, ds.val_y)
     from tui_nn.data.augment import AugmentError, build_augmenter
