@@ -107,6 +107,29 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
         raise DataError(f"cannot read image {path}: {exc}") from None
 
 
+def _tree(root: Path) -> tuple[tuple[Path, Path] | None, list[str], list[tuple[Path, int]],
+                                list[tuple[Path, int]]]:
+    """(split layout or None, class names, every sample, the train/ split's samples)."""
+    if not root.exists():
+        raise DataError(f"image folder not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; folder: expects a folder of class subfolders")
+    layout = _split_layout(root)
+    if layout is not None:
+        classes, train_samples = _scan(layout[0])
+        _, val_samples = _scan(layout[1], classes)
+        samples = train_samples + val_samples
+    else:
+        classes, samples = _scan(root)
+        train_samples = []
+    if len(classes) < 2:
+        raise DataError(
+            f"folder {root} has only one class folder ({classes[0]!r}); classification needs at "
+            "least 2 — point folder: at the folder that contains the class folders"
+        )
+    return layout, classes, samples, train_samples
+
+
 def _to_tensor(
     samples: list[tuple[Path, int]], mode: str, size: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,35 +153,11 @@ def _to_tensor(
     return x, y
 
 
-def load_folder(
-    path: str | Path, *, seed: int = 0, image_size: tuple[int, int] | None = None,
-    as_uint8: bool = False, **_: object
-) -> Dataset:
-    """Every image decoded into one (N, C, H, W) float tensor in [0, 1] (uint8 with as_uint8);
-    see the module docstring."""
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise DataError(f"image folder not found: {root}")
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; folder: expects a folder of class subfolders")
-
-    layout = _split_layout(root)
-    if layout is not None:
-        classes, train_samples = _scan(layout[0])
-        _, val_samples = _scan(layout[1], classes)
-        samples = train_samples + val_samples
-    else:
-        classes, samples = _scan(root)
-        train_samples = val_samples = []
-    if len(classes) < 2:
-        raise DataError(
-            f"folder {root} has only one class folder ({classes[0]!r}); classification needs at "
-            "least 2 — point folder: at the folder that contains the class folders"
-        )
-
+def _mode_and_size(samples: list[tuple[Path, int]], image_size: tuple[int, int] | None
+                   ) -> tuple[str, tuple[int, int]]:
+    """PIL mode ("L" when every image is grayscale, else "RGB") and (W, H) to decode to."""
     probes = [_probe(p) for p, _ in samples]
     gray = all(mode in _GRAY_MODES for mode, _ in probes)
-    mode = "L" if gray else "RGB"
     sizes = Counter(size for _, size in probes)
     if image_size is not None:
         size = (int(image_size[1]), int(image_size[0]))  # PIL wants (W, H)
@@ -166,7 +165,27 @@ def load_folder(
         size = next(iter(sizes))
     else:
         size = (28, 28) if gray else (32, 32)
+    return ("L" if gray else "RGB"), size
 
+
+def load_folder(
+    path: str | Path, *, seed: int = 0, image_size: tuple[int, int] | None = None,
+    as_uint8: bool = False, memory_budget: int | None = None, **_: object
+) -> Dataset:
+    """Every image decoded into one (N, C, H, W) float tensor in [0, 1] (uint8 with as_uint8);
+    see the module docstring. A tree whose uint8 pixels pass memory_budget bytes is streamed
+    from its decode-once cache instead (data/image_cache.py)."""
+    root = Path(path).expanduser()
+    layout, classes, samples, train_samples = _tree(root)
+    mode, size = _mode_and_size(samples, image_size)
+    gray = mode == "L"
+    # The engine keeps uint8 pixels: the float limit of the in-memory path bounds it too.
+    if memory_budget is not None and len(samples) * (1 if gray else 3) * size[0] * size[1] > \
+            min(memory_budget, _MAX_ELEMENTS):
+        from .image_cache import load_cached_folder
+        return load_cached_folder(root, classes, samples,
+                                  len(train_samples) if layout is not None else None, mode,
+                                  size, seed, memory_budget, _decode)
     x, y = _to_tensor(samples, mode, size)
     if layout is not None:
         n_train = len(train_samples)

@@ -47,6 +47,7 @@ class StreamedData:
     description: str = ""
     mean: tuple[float, ...] | None = None  # no normalisation: the Dataset gives model inputs
     std: tuple[float, ...] | None = None
+    note: str = ""  # where the batches come from, for the run's first line
     streamed = True
 
     @property

@@ -49,6 +49,10 @@ class TrainConfig:
     workers: int = field(default=-1, metadata=option(
         "--workers", "DataLoader worker processes for your own Dataset (FILE.py:build): -1 "
         "from the CPU cores, 0 loads in the training process.", panel="Data"))
+    memory_budget: str = field(default="", metadata=option(
+        "--memory-budget", "An image folder whose decoded pixels pass this (e.g. 2GiB) is "
+        "decoded once into a cache file and read from it by batch (default: half the free "
+        "memory).", panel="Data", metavar="SIZE"))
     epochs: int | None = field(default=None, metadata=option(
         "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True))
     batch_size: int | None = field(default=None, metadata=option(
@@ -173,6 +177,12 @@ class TrainConfig:
                 parse_augment(self.augment)
             except AugmentError as e:
                 raise bad(str(e)) from None
+        if self.memory_budget:
+            from tui_nn.fmt import parse_size
+            try:
+                parse_size(self.memory_budget)
+            except ValueError as e:
+                raise bad(f"--memory-budget: {e}") from None
         if not -1 <= self.workers <= 256:
             raise bad(f"--workers must be in 0..256, or -1 for one per free core "
                       f"(got {self.workers})")

@@ -73,11 +73,15 @@ class BatchStream:
     def __str__(self) -> str:  # for the run's first line
         workers = f"{self.workers} worker{'s' if self.workers != 1 else ''}" if self.workers \
             else "no workers"
-        return f"streamed by a DataLoader ({workers}{', pinned memory' if self.pin else ''})"
+        note = getattr(self.t.dataset, "note", "")
+        return (f"{note + ', ' if note else ''}streamed by a DataLoader "
+                f"({workers}{', pinned memory' if self.pin else ''})")
 
     def _loader(self, ds: object, **kw: object) -> DataLoader:
+        # A dataset that reads a batch at once (data/image_cache.py) brings its own collate.
         return DataLoader(ds, num_workers=self.workers, pin_memory=self.pin,
-                          persistent_workers=self.workers > 0, **kw)
+                          persistent_workers=self.workers > 0,
+                          collate_fn=getattr(ds, "collate", None), **kw)
 
     def epoch(self, order: torch.Tensor, first: int
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
@@ -86,7 +90,8 @@ class BatchStream:
         self.sampler.order, self.sampler.first = order, first
         n, bs = order.numel(), self.t.batch_size
         for i, (x, y) in enumerate(self.train, start=first):
-            yield self.to_device(x, y) + (min(bs, n - i * bs),)
+            x, y = self.to_device(x, y)
+            yield self.t.inputs(x), y, min(bs, n - i * bs)
 
     def val_batches(self, vbs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The validation set (this rank's contiguous shard under DDP) in batches of vbs."""
@@ -97,11 +102,12 @@ class BatchStream:
                 val = Subset(val, shard.tolist())
             self._val = {vbs: self._loader(val, batch_size=vbs, shuffle=False)}
         for x, y in self._val[vbs]:
-            yield self.to_device(x, y)
+            x, y = self.to_device(x, y)
+            yield self.t.inputs(x), y
 
     def to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A collated batch in the engine's layout on the device (channels_last images when
-        the run uses it); pinned batches copy without blocking."""
+        the run uses it; uint8 images still uint8); pinned batches copy without blocking."""
         t = self.t
         x = x.to(t.device, non_blocking=self.pin)  # (b, *input_shape)
         if t.channels_last and x.dim() == 4:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # Settings that say how this process runs and is watched, never what it computes: a resume
 # takes them from the current config, whatever the run was started with.
 _THIS_PROCESS = ("device", "on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
-                 "control", "report_interval_s", "save", "runs_root", "workers")
+                 "control", "report_interval_s", "save", "runs_root", "workers",
+                 "memory_budget")
 # Changes not worth a line in the run's record (the app turns these on for itself).
 _UNRECORDED = ("on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
                "control", "report_interval_s")
@@ -170,13 +171,20 @@ def _load_data(t: "Trainer", spec: Any) -> None:
             ds = _load_user_dataset(cfg)
         else:
             ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download,
-                              as_uint8=True)  # images: normalised per batch (PixelNorm)
+                              as_uint8=True,  # images: normalised per batch (PixelNorm)
+                              memory_budget=_memory_budget(cfg))
         if spec is not None and not getattr(ds, "streamed", False) and not getattr(
                 spec, "variable_length", False):
             ds = adapt_to_input(ds, model_fit.zoo_input_shape(spec, ds), spec.name)
     t.dataset = ds
     t.task = ds.task
     t.loss_task = ds.task  # check_first_batch may make it "binary-logits"
+
+
+def _memory_budget(cfg: TrainConfig) -> int:
+    from tui_nn.data.image_cache import default_budget
+    from tui_nn.fmt import parse_size
+    return parse_size(cfg.memory_budget) if cfg.memory_budget else default_budget()
 
 
 def _load_user_dataset(cfg: TrainConfig) -> Any:
@@ -306,6 +314,9 @@ def _stream_setup(t: "Trainer") -> None:
     t.stream = BatchStream(t)
     t.train_x, t.train_y = t.stream.to_device(ds.train_x, ds.train_y)
     t.val_x, t.val_y = t.stream.to_device(ds.val_x, ds.val_y)
+    if t.train_x.dtype == torch.uint8 and t.train_x.dim() == 4:  # a folder's cache
+        from tui_nn.data.base import PixelNorm
+        t.pixel_norm = PixelNorm(ds.mean, ds.std, t.device)
     from tui_nn.data.augment import AugmentError, build_augmenter
     try:
         t.augment = build_augmenter(t.config.augment, ds, t.device)
