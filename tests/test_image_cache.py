@@ -23,20 +23,24 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "folders"
 
 
-@pytest.fixture
-def tree(tmp_path):
-    """30 noisy RGB 28×28 images, a bright band per class (no channel is constant: a
+def _write_tree(root, side: int = 28):
+    """30 noisy RGB side×side images, a bright band per class (no channel is constant: a
     constant one has std 0, and its normalised values magnify any rounding of the mean)."""
     import numpy as np
     from PIL import Image
     rng = np.random.default_rng(0)
     for c, name in enumerate(("ant", "bee", "cat")):
-        (tmp_path / "rgb" / name).mkdir(parents=True)
+        (root / name).mkdir(parents=True)
         for i in range(10):
-            pixels = (rng.random((28, 28, 3)) * 150).astype(np.uint8)  # (H, W, C)
+            pixels = (rng.random((side, side, 3)) * 150).astype(np.uint8)  # (H, W, C)
             pixels[c * 9:c * 9 + 9] += 100
-            Image.fromarray(pixels).save(tmp_path / "rgb" / name / f"{i}.png")
-    return tmp_path / "rgb"
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return _write_tree(tmp_path / "rgb")
 
 
 def _run(tree, **kw) -> tuple[Trainer, list]:
@@ -100,3 +104,13 @@ def test_a_bad_memory_budget_exits_2(tree):
     result = runner.invoke(app, ["train", "cnn", "--dataset", f"folder:{tree}",
                                  "--memory-budget", "lots"])
     assert result.exit_code == 2 and "--memory-budget" in result.output
+
+
+def test_a_cached_tree_is_cropped_per_batch_to_the_zoo_models_input(tmp_path, cache):
+    big = _write_tree(tmp_path / "big", side=32)  # cnn takes 28×28: centre-cropped
+    cached, events = _run(big, memory_budget="10KB")
+    assert cached.stream is not None and cached.dataset.input_shape == (3, 28, 28)
+    _, plain = _run(big)
+    assert len(_epochs(events)) == 2
+    for a, b in zip(_epochs(events), _epochs(plain)):
+        assert a == pytest.approx(b, rel=1e-5)

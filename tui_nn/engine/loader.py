@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Iterator
 import torch
 from torch.utils.data import DataLoader, Sampler, Subset
 
+from tui_nn.data.adapt import pad_or_crop
 from tui_nn.data.user_dataset import shape_targets
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,6 +110,9 @@ class BatchStream:
         """A collated batch in the engine's layout on the device (channels_last images when
         the run uses it; uint8 images still uint8); pinned batches copy without blocking."""
         t = self.t
+        shape = t.dataset.input_shape
+        if x.dim() == 4 and len(shape) == 3 and x.shape[2:] != shape[1:]:
+            x = pad_or_crop(x, shape[1], shape[2])  # (b, C, H, W), as adapt_to_input did
         x = x.to(t.device, non_blocking=self.pin)  # (b, *input_shape)
         if t.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)

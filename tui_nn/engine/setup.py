@@ -173,8 +173,10 @@ def _load_data(t: "Trainer", spec: Any) -> None:
             ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download,
                               as_uint8=True,  # images: normalised per batch (PixelNorm)
                               memory_budget=_memory_budget(cfg))
-        if spec is not None and not getattr(ds, "streamed", False) and not getattr(
-                spec, "variable_length", False):
+        # Your own samples of another rank go to the model as they are (its checks speak).
+        streamed_flat = getattr(ds, "streamed", False) and len(ds.input_shape) != 3
+        if spec is not None and not streamed_flat and not getattr(spec, "variable_length",
+                                                                  False):
             ds = adapt_to_input(ds, model_fit.zoo_input_shape(spec, ds), spec.name)
     t.dataset = ds
     t.task = ds.task
