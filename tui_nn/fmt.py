@@ -5,7 +5,12 @@ views that never train import it for free."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20,
+               "mb": 10**6, "mib": 1 << 20, "g": 1 << 30, "gb": 10**9, "gib": 1 << 30,
+               "t": 1 << 40, "tb": 10**12, "tib": 1 << 40}
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -50,6 +55,14 @@ def fmt_bytes(n: int | float | None) -> str:
             return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+def parse_size(text: str) -> int:
+    """'2GiB', '500MB', '1.5g', '4096' -> bytes (fmt_bytes' inverse); ValueError otherwise."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text or "")
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (e.g. 2GiB, 500MB)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
 def best_label(metric: str | None, value: float | None) -> str:

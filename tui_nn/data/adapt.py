@@ -8,6 +8,8 @@ Allowed, because they keep every pixel's meaning:
   * a flat model, e.g. (784,), and C·H·W == 784       -> unchanged: the model flattens itself
 A dimension of -1 in the expected shape matches any size (sequence length, for instance).
 Everything else (channel count, feature count, rank) is a DataError naming both shapes.
+A streamed dataset (data/user_dataset.py) is adapted here in its first batches and input_shape;
+the engine pads or crops each later batch the same way (pad_or_crop).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _matches(have: tuple[int, ...], want: tuple[int, ...]) -> bool:
     return len(have) == len(want) and all(w == -1 or h == w for h, w in zip(have, want))
 
 
-def _pad_or_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def pad_or_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Centre x (N, C, H, W) on a (height, width) canvas: pad with zeros or crop, per axis."""
     _, _, h, w = x.shape
     # Negative padding crops; an odd leftover pixel goes to the bottom/right side.
@@ -53,8 +55,8 @@ def adapt_to_input(ds: Dataset, input_shape: tuple[int, ...], model_name: str) -
         verb = _verb(have[1:], (height, width))
         return dataclasses.replace(
             ds,
-            train_x=_pad_or_crop(ds.train_x, height, width),
-            val_x=_pad_or_crop(ds.val_x, height, width),
+            train_x=pad_or_crop(ds.train_x, height, width),
+            val_x=pad_or_crop(ds.val_x, height, width),
             input_shape=(have[0], height, width),
             description=(
                 f"{ds.description} ({verb} {format_shape(have)} -> {format_shape(want)} for {model_name})"

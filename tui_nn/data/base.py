@@ -25,13 +25,37 @@ def printable(name: str) -> str:
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in name)
 
 
+def unit_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as float32 in [0, 1] (a new tensor, same shape and memory format)."""
+    return pixels.float().div_(255)
+
+
+class PixelNorm:
+    """Images stored as uint8 (4× less memory than float, 4× fewer bytes to a GPU) become model
+    inputs per batch, on their device: (x / 255 - mean) / std, the operations and their order
+    of normalising a float copy of the whole set, so the values are the same."""
+
+    def __init__(self, mean: tuple[float, ...] | None, std: tuple[float, ...] | None,
+                 device: torch.device) -> None:
+        self.mean = self.std = None
+        if mean is not None and std is not None:
+            self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)  # (1, C, 1, 1)
+            self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = unit_float(x)  # (b, C, H, W) float32
+        return out if self.mean is None else out.sub_(self.mean).div_(self.std)
+
+
 class DataError(Exception):
     """A dataset cannot be loaded; the message says why and what to do (shown to users as is)."""
 
 
 @dataclass
 class Dataset:
-    """A decoded dataset: train and validation tensors on the CPU plus what the engine needs."""
+    """A decoded dataset: train and validation tensors on the CPU plus what the engine needs.
+    Image loaders asked for ``as_uint8`` keep the pixels as uint8 (N, C, H, W); mean and std are
+    then still those of the [0, 1] floats (PixelNorm applies them per batch)."""
 
     name: str
     task: str

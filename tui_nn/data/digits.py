@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from tui_nn.fsio import cache_dir
-from .base import Dataset, DataError
+from .base import Dataset, DataError, unit_float
 
 # Bump whenever the generated pixels change, so stale caches are never reused.
 GENERATOR_VERSION = 1
@@ -237,9 +237,11 @@ def load_digits(
     n_train: int = DEFAULT_N_TRAIN,
     n_val: int = DEFAULT_N_VAL,
     cache: bool = True,
+    as_uint8: bool = False,
     **_: object,
 ) -> Dataset:
-    """The embedded MNIST-like set: (N, 1, 28, 28) float in [0, 1], 10 balanced classes."""
+    """The embedded MNIST-like set: (N, 1, 28, 28) float in [0, 1] (uint8 with as_uint8), 10
+    balanced classes."""
     if n_train < 1 or n_val < 1:
         raise DataError(f"digits needs n_train and n_val >= 1 (got {n_train} and {n_val})")
     path = _cache_path(n_train, n_val, seed)
@@ -248,10 +250,12 @@ def load_digits(
         blob = _build(n_train, n_val, seed)
         if cache:
             _save_atomically(path, blob)
-    train_x = blob["train_x"].float().div_(255)  # (N, 1, 28, 28)
-    val_x = blob["val_x"].float().div_(255)  # (M, 1, 28, 28)
-    mean = float(train_x.mean())
-    std = float(train_x.std())
+    train_f = unit_float(blob["train_x"])  # (N, 1, 28, 28)
+    mean = float(train_f.mean())
+    std = float(train_f.std())
+    train_x = blob["train_x"] if as_uint8 else train_f
+    val_x = blob["val_x"] if as_uint8 else unit_float(blob["val_x"])  # (M, 1, 28, 28)
+    del train_f
     return Dataset(
         name="digits",
         task="classification",

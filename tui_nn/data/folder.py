@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import Dataset, DataError, printable
+from .base import Dataset, DataError, printable, unit_float
 from .split import split_indices
 
 IMAGE_EXTENSIONS = frozenset(
@@ -107,10 +107,33 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
         raise DataError(f"cannot read image {path}: {exc}") from None
 
 
+def _tree(root: Path) -> tuple[tuple[Path, Path] | None, list[str], list[tuple[Path, int]],
+                                list[tuple[Path, int]]]:
+    """(split layout or None, class names, every sample, the train/ split's samples)."""
+    if not root.exists():
+        raise DataError(f"image folder not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; folder: expects a folder of class subfolders")
+    layout = _split_layout(root)
+    if layout is not None:
+        classes, train_samples = _scan(layout[0])
+        _, val_samples = _scan(layout[1], classes)
+        samples = train_samples + val_samples
+    else:
+        classes, samples = _scan(root)
+        train_samples = []
+    if len(classes) < 2:
+        raise DataError(
+            f"folder {root} has only one class folder ({classes[0]!r}); classification needs at "
+            "least 2 — point folder: at the folder that contains the class folders"
+        )
+    return layout, classes, samples, train_samples
+
+
 def _to_tensor(
     samples: list[tuple[Path, int]], mode: str, size: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, C, H, W) float in [0, 1] and class ids (N,) int64."""
+    """Images (N, C, H, W) uint8 and class ids (N,) int64."""
     channels = 1 if mode == "L" else 3
     width, height = size
     if len(samples) * channels * width * height > _MAX_ELEMENTS:
@@ -125,38 +148,16 @@ def _to_tensor(
     for i, (path, _) in enumerate(samples):
         hwc = _decode(path, mode, size).reshape(height, width, channels)  # (H, W, C)
         pixels[i] = hwc.transpose(2, 0, 1)  # (C, H, W)
-    x = torch.from_numpy(pixels).float().div_(255)  # (N, C, H, W), standard strides
+    x = torch.from_numpy(pixels)  # (N, C, H, W) uint8, standard strides
     y = torch.tensor([label for _, label in samples], dtype=torch.int64)  # (N,)
     return x, y
 
 
-def load_folder(
-    path: str | Path, *, seed: int = 0, image_size: tuple[int, int] | None = None, **_: object
-) -> Dataset:
-    """Every image decoded into one (N, C, H, W) float tensor in [0, 1]; see the module docstring."""
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise DataError(f"image folder not found: {root}")
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; folder: expects a folder of class subfolders")
-
-    layout = _split_layout(root)
-    if layout is not None:
-        classes, train_samples = _scan(layout[0])
-        _, val_samples = _scan(layout[1], classes)
-        samples = train_samples + val_samples
-    else:
-        classes, samples = _scan(root)
-        train_samples = val_samples = []
-    if len(classes) < 2:
-        raise DataError(
-            f"folder {root} has only one class folder ({classes[0]!r}); classification needs at "
-            "least 2 — point folder: at the folder that contains the class folders"
-        )
-
+def _mode_and_size(samples: list[tuple[Path, int]], image_size: tuple[int, int] | None
+                   ) -> tuple[str, tuple[int, int]]:
+    """PIL mode ("L" when every image is grayscale, else "RGB") and (W, H) to decode to."""
     probes = [_probe(p) for p, _ in samples]
     gray = all(mode in _GRAY_MODES for mode, _ in probes)
-    mode = "L" if gray else "RGB"
     sizes = Counter(size for _, size in probes)
     if image_size is not None:
         size = (int(image_size[1]), int(image_size[0]))  # PIL wants (W, H)
@@ -164,7 +165,27 @@ def load_folder(
         size = next(iter(sizes))
     else:
         size = (28, 28) if gray else (32, 32)
+    return ("L" if gray else "RGB"), size
 
+
+def load_folder(
+    path: str | Path, *, seed: int = 0, image_size: tuple[int, int] | None = None,
+    as_uint8: bool = False, memory_budget: int | None = None, **_: object
+) -> Dataset:
+    """Every image decoded into one (N, C, H, W) float tensor in [0, 1] (uint8 with as_uint8);
+    see the module docstring. A tree whose uint8 pixels pass memory_budget bytes is streamed
+    from its decode-once cache instead (data/image_cache.py)."""
+    root = Path(path).expanduser()
+    layout, classes, samples, train_samples = _tree(root)
+    mode, size = _mode_and_size(samples, image_size)
+    gray = mode == "L"
+    # The engine keeps uint8 pixels: the float limit of the in-memory path bounds it too.
+    if memory_budget is not None and len(samples) * (1 if gray else 3) * size[0] * size[1] > \
+            min(memory_budget, _MAX_ELEMENTS):
+        from .image_cache import load_cached_folder
+        return load_cached_folder(root, classes, samples,
+                                  len(train_samples) if layout is not None else None, mode,
+                                  size, seed, memory_budget, _decode)
     x, y = _to_tensor(samples, mode, size)
     if layout is not None:
         n_train = len(train_samples)
@@ -177,8 +198,11 @@ def load_folder(
 
     channels = x.shape[1]
     # Per-channel statistics of the training images, for on-device normalisation.
-    mean = tuple(float(v) for v in train_x.mean(dim=(0, 2, 3)))
-    std = tuple(max(float(v), 1e-6) for v in train_x.std(dim=(0, 2, 3)))
+    train_f = unit_float(train_x)  # (N, C, H, W) in [0, 1]
+    mean = tuple(float(v) for v in train_f.mean(dim=(0, 2, 3)))
+    std = tuple(max(float(v), 1e-6) for v in train_f.std(dim=(0, 2, 3)))
+    train_x, val_x = (train_x, val_x) if as_uint8 else (train_f, unit_float(val_x))
+    del train_f
     width, height = size
     return Dataset(
         name=f"folder:{root.name}",

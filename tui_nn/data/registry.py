@@ -2,7 +2,8 @@
 
 A spec is a registry name (``digits``, ``mnist``...), or a prefixed form:
 ``csv:PATH`` (.csv / .csv.gz, last column = target), ``folder:PATH`` (class subfolders of
-images) and ``longrange:LEN``. A bare path ending in .csv / .csv.gz, or naming an existing
+images), ``longrange:LEN`` and ``FILE.py:build`` (your own Dataset, streamed by the engine:
+data/user_dataset.py). A bare path ending in .csv / .csv.gz, or naming an existing
 folder, is read as if it had the prefix.
 """
 
@@ -19,6 +20,7 @@ from .csv_data import load_csv
 from .digits import load_digits
 from .folder import load_folder
 from .torchvision_sets import load_torchvision
+from .user_dataset import is_python_spec
 
 
 def _embedded(
@@ -97,7 +99,7 @@ ALIASES = {
 }
 
 PREFIXES = ("csv", "folder", "longrange")
-_SPEC_HELP = "csv:PATH, folder:PATH or longrange:LEN"
+_SPEC_HELP = "csv:PATH, folder:PATH, longrange:LEN or FILE.py:build"
 
 
 def list_datasets() -> list[DatasetInfo]:
@@ -122,13 +124,17 @@ def load_dataset(
         return DATASETS[arg].loader(**common)
     if kind == "longrange":
         return synthetic.load_longrange(length=int(arg), **common)
+    if kind == "python":
+        raise DataError(f"{spec} is your own Dataset: it streams through a DataLoader while "
+                        "training (tui-nn train), and is never loaded whole")
     return (load_csv if kind == "csv" else load_folder)(arg, **common)
 
 
 def resolve_spec(spec: str) -> tuple[str, str]:
     """(kind, argument) for a dataset spec without loading it: ("name", registry key),
-    ("csv", path), ("folder", path) or ("longrange", length). The command line checks a spec
-    with this before a run starts, so it accepts exactly what load_dataset does.
+    ("csv", path), ("folder", path), ("longrange", length) or ("python", spec). The command
+    line checks a spec with this before a run starts (what load_dataset loads, and your own
+    Dataset, which only the trainer streams).
 
     Raises DataError for a spec that names nothing."""
     spec = (spec or "").strip()
@@ -138,6 +144,8 @@ def resolve_spec(spec: str) -> tuple[str, str]:
     key = ALIASES.get(lowered, lowered.replace("_", "-"))
     if key in DATASETS:
         return "name", key
+    if is_python_spec(spec):
+        return "python", spec
     prefix, sep, rest = spec.partition(":")
     if sep and prefix.lower() in PREFIXES:
         return _prefixed(prefix.lower(), rest.strip())

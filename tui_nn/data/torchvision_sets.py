@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from .base import Dataset, DataError
+from .base import Dataset, DataError, unit_float
 
 _PROBE_TIMEOUT_S = 4.0
 _DOWNLOAD_SOCKET_TIMEOUT_S = 30.0
@@ -197,24 +197,27 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _decode(src: _Source, tv_ds) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (N, C, H, W) float in [0, 1], class ids (N,) int64) from .data / .targets."""
+def _decode(src: _Source, tv_ds, as_uint8: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, C, H, W) float in [0, 1] or uint8, class ids (N,) int64) from .data /
+    .targets."""
     data = tv_ds.data
     pixels = data if isinstance(data, torch.Tensor) else torch.from_numpy(data)
     if pixels.dim() == 3:  # MNIST-style (N, H, W)
         pixels = pixels.unsqueeze(1)  # (N, 1, H, W)
     else:  # CIFAR-style numpy (N, H, W, C)
         pixels = pixels.permute(0, 3, 1, 2)  # (N, C, H, W)
-    x = pixels.float().div_(255).contiguous()
+    x = pixels.contiguous() if as_uint8 else unit_float(pixels).contiguous()
     targets = tv_ds.targets
     y = targets.long() if isinstance(targets, torch.Tensor) else torch.tensor(targets, dtype=torch.int64)
     return x, y
 
 
 def load_torchvision(
-    name: str, *, data_dir: str | Path | None = None, download: bool = True, **_: object
+    name: str, *, data_dir: str | Path | None = None, download: bool = True,
+    as_uint8: bool = False, **_: object
 ) -> Dataset:
-    """One of SOURCES as (N, C, H, W) float tensors in [0, 1]; DataError when the files are missing."""
+    """One of SOURCES as (N, C, H, W) float tensors in [0, 1] (uint8 with as_uint8); DataError
+    when the files are missing."""
     src = SOURCES[name]
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     if (root / src.subdir).is_dir() or (src.archive and (root / src.archive).is_file()):
@@ -237,8 +240,8 @@ def load_torchvision(
             f"{src.title} files in {folder} cannot be read ({_one_line(exc)}); "
             "delete them and download again, or use the embedded 'digits' set"
         ) from None
-    train_x, train_y = _decode(src, train)
-    val_x, val_y = _decode(src, val)
+    train_x, train_y = _decode(src, train, as_uint8)
+    val_x, val_y = _decode(src, val, as_uint8)
     labels = src.labels or tuple(str(c) for c in train.classes)
     return Dataset(
         name=src.name,

@@ -35,8 +35,9 @@ class TrainConfig:
 
     model: str
     dataset: str | None = field(default=None, metadata=option(
-        "--dataset", "Dataset name, csv:PATH, folder:PATH, longrange:LEN (default: the "
-        "model's).", short="-d", panel="Data", tui=True, form=True))
+        "--dataset", "Dataset name, csv:PATH, folder:PATH, longrange:LEN, or your own "
+        "Dataset as FILE.py:build (default: the model's).", short="-d", panel="Data", tui=True,
+        form=True))
     data_dir: str | None = field(default=None, metadata=option(
         "--data-dir", "Where torchvision datasets live (default $TUI_NN_DATA or ./data).",
         panel="Data"))
@@ -45,6 +46,13 @@ class TrainConfig:
         "rotate=10, scale=0.1, jitter=0.2, blur=1, noise=0.1 (e.g. crop=2,flip), or a preset "
         "(digits, photos).", panel="Data",
         metavar="SPEC"))  # never applied to validation (tui_nn/data/augment.py)
+    workers: int = field(default=-1, metadata=option(
+        "--workers", "DataLoader worker processes for your own Dataset (FILE.py:build): -1 "
+        "from the CPU cores, 0 loads in the training process.", panel="Data"))
+    memory_budget: str = field(default="", metadata=option(
+        "--memory-budget", "An image folder whose decoded pixels pass this (e.g. 2GiB) is "
+        "decoded once into a cache file and read from it by batch (default: half the free "
+        "memory).", panel="Data", metavar="SIZE"))
     epochs: int | None = field(default=None, metadata=option(
         "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True))
     batch_size: int | None = field(default=None, metadata=option(
@@ -169,6 +177,15 @@ class TrainConfig:
                 parse_augment(self.augment)
             except AugmentError as e:
                 raise bad(str(e)) from None
+        if self.memory_budget:
+            from tui_nn.fmt import parse_size
+            try:
+                parse_size(self.memory_budget)
+            except ValueError as e:
+                raise bad(f"--memory-budget: {e}") from None
+        if not -1 <= self.workers <= 256:
+            raise bad(f"--workers must be in 0..256, or -1 for one per free core "
+                      f"(got {self.workers})")
         if self.checkpoint_every_steps < 0:
             raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")
 
@@ -179,7 +196,7 @@ CHANGEABLE_ON_RESUME = ("epochs", "lr", "grad_clip", "checkpoint_every_steps",
                         "checkpoint_every_minutes", "device", "threads", "amp", "compile",
                         "channels_last", "data_dir", "download", "report_interval_s",
                         "val_batch_size", "tensorboard", "control", "on_nan", "grad_flow",
-                        "live_fit", "val_predictions", "augment")
+                        "live_fit", "val_predictions", "augment", "workers")
 # ...and the ones fixed by the run (the data, the model, the optimizer state's meaning).
 FIXED_ON_RESUME = ("model", "dataset", "batch_size", "optimizer", "momentum", "weight_decay",
                    "schedule", "seed")

@@ -58,7 +58,11 @@ class GANStep:
                                 f"{tuple(trainer.train_x.shape[1:])})", "shape")
         self.trainer, model = trainer, trainer.model
         # Real images may be normalised to any range: G's tanh is stretched onto it.
-        model.set_data_range(float(trainer.train_x.min()), float(trainer.train_x.max()))
+        x = trainer.train_x  # (N, C, H, W), uint8 or float
+        # Per channel, normalising is increasing: the range of the inputs is that of the ends.
+        ends = torch.stack([x.amin(dim=(0, 2, 3)), x.amax(dim=(0, 2, 3))])  # (2, C)
+        ends = trainer.inputs(ends[:, :, None, None])  # (2, C, 1, 1)
+        model.set_data_range(float(ends[0].min()), float(ends[1].max()))
         cfg = trainer.config
         trainer.optimizer = self._optimizer(model.discriminator)
         trainer.scheduler = build_schedule(trainer.optimizer, cfg, trainer.steps_per_epoch,
@@ -115,7 +119,7 @@ class GANStep:
         n, vbs = t.val_x.shape[0], validation_batch_size(t.config, t.device)
         with _eval_mode(m), torch.inference_mode():
             for s in range(0, n, vbs):
-                real = t.val_x[s:s + vbs]  # (b, 1, 28, 28)
+                real = t.inputs(t.val_x[s:s + vbs])  # (b, 1, 28, 28)
                 fake = m.generate(m.noise(real.shape[0], gen))
                 d_real, d_fake = m.discriminator(real), m.discriminator(fake)  # (b, 1) each
                 loss += (_bce(d_real, True) + _bce(d_fake, False)) * real.shape[0]

@@ -47,7 +47,8 @@ class LiveInsight:
             from tui_nn.insight.gradflow import GradientMonitor
 
             try:  # forward order needs one forward pass (eval mode, no_grad, hooks removed)
-                self.monitor = GradientMonitor(trainer.model, example_input=trainer.train_x[:1])
+                self.monitor = GradientMonitor(trainer.model, example_input=trainer.inputs(
+                    trainer.train_x[:1]))
             except Exception:  # noqa: BLE001 - a model that cannot: registration order
                 self.monitor = GradientMonitor(trainer.model)
         self.fit_data = None
@@ -121,7 +122,7 @@ class LiveInsight:
                               predictions=predictions)
         samples: tuple[Any, ...] = ()
         if t.val_x.dim() == 4 and predictions.pred.numel() == t.val_x.shape[0]:
-            samples = tuple(sample_grid(None, t.val_x, t.val_y, GRID_SAMPLES, labels,
+            samples = tuple(sample_grid(None, t.inputs(t.val_x), t.val_y, GRID_SAMPLES, labels,
                                         predictions=predictions,
                                         image_size=GRID_IMAGE_WIDTH))
         t._emit(ev.ValPredictions(epoch=epoch, step=step, confusion=cm, samples=samples))

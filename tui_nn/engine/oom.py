@@ -70,7 +70,7 @@ def _probe(t: "Trainer", n: int) -> None:
     compile again for each size), with the run's autocast, and the run's own loss (a step
     plugin's for the GAN, whose D outputs (B, 1))."""
     idx = torch.arange(min(n, t.train_x.shape[0]), device=t.device)  # (n,)
-    x, y = t.train_x.index_select(0, idx), t.train_y.index_select(0, idx)
+    x, y = t.inputs(t.train_x.index_select(0, idx)), t.train_y.index_select(0, idx)
     if t.step_plugin is not None:
         loss = t.step_plugin.probe_loss(x, y)
     else:

@@ -80,7 +80,8 @@ def run_started(t: "Trainer") -> ev.RunStarted:
         steps_per_epoch=t.steps_per_epoch, total_steps=t.total_steps,
         parameters=t.parameters(), start_epoch=st.start_epoch, start_step=st.step,
         changes=t.resume_changes,
-        setup="; ".join(n for n in (t.fit_note, str(t.augment or "")) if n),
+        setup="; ".join(n for n in (t.fit_note, str(t.augment or ""), str(t.stream or ""))
+                        if n),
         memory_measured=dict(t.measured_memory) if t.measured_memory else None)
 
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from tui_nn.version import __version__
 from tui_nn.data import model_fit, tasks
+from tui_nn.data.user_dataset import is_python_spec
 from tui_nn.engine import checkpoint, recovery
 from tui_nn.engine.config import TrainConfig, requested_fields, resume_config
 from tui_nn.engine.device import resolve_device
@@ -33,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # Settings that say how this process runs and is watched, never what it computes: a resume
 # takes them from the current config, whatever the run was started with.
 _THIS_PROCESS = ("device", "on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
-                 "control", "report_interval_s", "save", "runs_root")
+                 "control", "report_interval_s", "save", "runs_root", "workers",
+                 "memory_budget")
 # Changes not worth a line in the run's record (the app turns these on for itself).
 _UNRECORDED = ("on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
                "control", "report_interval_s")
@@ -165,12 +167,47 @@ def _load_data(t: "Trainer", spec: Any) -> None:
         cfg = t.config
         # The data stays the same whatever --seed says: seeds vary the init and the shuffle,
         # so runs with different seeds compare on the same samples.
-        ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download)
-        if spec is not None and not getattr(spec, "variable_length", False):
+        if is_python_spec(cfg.dataset):
+            ds = _load_user_dataset(cfg)
+        else:
+            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download,
+                              as_uint8=True,  # images: normalised per batch (PixelNorm)
+                              memory_budget=_memory_budget(cfg))
+        # Your own samples of another rank go to the model as they are (its checks speak).
+        streamed_flat = getattr(ds, "streamed", False) and len(ds.input_shape) != 3
+        if spec is not None and not streamed_flat and not getattr(spec, "variable_length",
+                                                                  False):
             ds = adapt_to_input(ds, model_fit.zoo_input_shape(spec, ds), spec.name)
     t.dataset = ds
     t.task = ds.task
     t.loss_task = ds.task  # check_first_batch may make it "binary-logits"
+
+
+def _memory_budget(cfg: TrainConfig) -> int:
+    from tui_nn.data.image_cache import default_budget
+    from tui_nn.fmt import parse_size
+    return parse_size(cfg.memory_budget) if cfg.memory_budget else default_budget()
+
+
+def _load_user_dataset(cfg: TrainConfig) -> Any:
+    """Your own Dataset (data/user_dataset.py): build() called, the first batch read and
+    checked. The file runs as a model file does; what it raises is one line."""
+    from tui_nn.data.base import DataError
+    from tui_nn.data.user_dataset import from_build, split_python_spec
+    from tui_nn.zoo.sources import SourceError, load_file_attribute
+    path, attr = split_python_spec(cfg.dataset)
+    try:
+        build = load_file_attribute(path, attr)
+    except SourceError as e:
+        raise DataError(str(e)) from None
+    if not callable(build):
+        raise DataError(f"{path}:{attr} is {type(build).__name__}, not a function returning a "
+                        "Dataset")
+    try:
+        result = build()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code may raise anything
+        raise DataError(f"{cfg.dataset}: build() raised {_first_line(e)}") from None
+    return from_build(result, cfg.dataset, seed=0, batch_size=cfg.batch_size or 64)
 
 
 def _setup_speed(t: "Trainer") -> None:
@@ -237,7 +274,11 @@ def wrap_model(t: "Trainer") -> None:
 
 
 def _data_to_device(t: "Trainer") -> None:
-    """Decode once, move once, normalise once: batches are index slices on the device."""
+    """Decode once, move once, normalise once: batches are index slices on the device. Your
+    own Dataset streams instead: only its first batches go to the device now (the checks)."""
+    if getattr(t.dataset, "streamed", False):
+        _stream_setup(t)
+        return
     try:
         _move_data(t)
         return
@@ -252,6 +293,9 @@ def _move_data(t: "Trainer") -> None:
     ds = t.dataset
     t.train_x, t.train_y = _to_device(t, ds.train_x, ds), ds.train_y.to(t.device)
     t.val_x, t.val_y = _to_device(t, ds.val_x, ds), ds.val_y.to(t.device)
+    if t.train_x.dtype == torch.uint8:  # kept as uint8 on the device: normalised per batch
+        from tui_nn.data.base import PixelNorm
+        t.pixel_norm = PixelNorm(ds.mean, ds.std, t.device)
     from tui_nn.data.augment import AugmentError, build_augmenter
     try:  # built from the data's mean/std, which the replace below drops
         t.augment = build_augmenter(t.config.augment, ds, t.device)
@@ -263,6 +307,24 @@ def _move_data(t: "Trainer") -> None:
                         val_y=t.val_y, mean=None, std=None)
     if t.dataset.n_train == 0:
         raise TrainingError(f"dataset {ds.name} has no training samples", "data")
+
+
+def _stream_setup(t: "Trainer") -> None:
+    from tui_nn.engine.loader import BatchStream
+    ds = t.dataset
+    t.batch_size = min(t.config.batch_size, ds.n_train)  # as _setup_optimisation sets it
+    t.stream = BatchStream(t)
+    t.train_x, t.train_y = t.stream.to_device(ds.train_x, ds.train_y)
+    t.val_x, t.val_y = t.stream.to_device(ds.val_x, ds.val_y)
+    if t.train_x.dtype == torch.uint8 and t.train_x.dim() == 4:  # a folder's cache
+        from tui_nn.data.base import PixelNorm
+        t.pixel_norm = PixelNorm(ds.mean, ds.std, t.device)
+    from tui_nn.data.augment import AugmentError, build_augmenter
+    try:
+        t.augment = build_augmenter(t.config.augment, ds, t.device)
+    except AugmentError as e:
+        raise TrainingError(str(e), "fit") from None
+    t.dataset = replace(ds, train_x=t.train_x, train_y=t.train_y, val_x=t.val_x, val_y=t.val_y)
 
 
 def _data_too_large(t: "Trainer") -> str:
@@ -278,13 +340,14 @@ def _data_too_large(t: "Trainer") -> str:
 
 def _to_device(t: "Trainer", x: torch.Tensor, ds: Any) -> torch.Tensor:
     """x on the device, normalised there in place: (x - mean) / std out of place would hold
-    three copies of the set at once. The layout is set before the move (one device copy)."""
+    three copies of the set at once. The layout is set before the move (one device copy).
+    uint8 images stay uint8 (PixelNorm normalises each batch)."""
     if x.dim() == 4 and t.channels_last:
         x_host, x = x, x.contiguous(memory_format=torch.channels_last)
     else:
         x_host = x
     moved = x.to(t.device)
-    if ds.mean is None or ds.std is None or moved.dim() != 4:
+    if ds.mean is None or ds.std is None or moved.dim() != 4 or moved.dtype == torch.uint8:
         return moved
     if not moved.is_floating_point():
         moved = moved.float()
@@ -339,7 +402,7 @@ def _check_plugin_probe(t: "Trainer", x: torch.Tensor, y: torch.Tensor) -> None:
 def check_first_batch(t: "Trainer") -> None:
     """Run two samples through the model and the loss before training, so a model that
     cannot take this data fails with the shape inspector's diagnosis, not mid-run."""
-    x, y = t.train_x[:2], t.train_y[:2]
+    x, y = t.inputs(t.train_x[:2]), t.train_y[:2]
     try:
         out = _eval_forward(t.model, x)
     except torch.cuda.OutOfMemoryError:
@@ -355,7 +418,7 @@ def check_first_batch(t: "Trainer") -> None:
                 f"({_first_line(e)}); use x.reshape/x.flatten(1) instead of x.view, or "
                 "--channels-last off", "shape") from None
         _drop_channels_last(t)
-        x = t.train_x[:2]
+        x = t.inputs(t.train_x[:2])
         try:
             out = _eval_forward(t.model, x)
         except Exception as e2:  # noqa: BLE001
@@ -425,7 +488,7 @@ def choose_cpu_threads(t: "Trainer") -> None:
     many = t.state.threads_before
     if many <= 1 or t.dist.enabled:
         return
-    x, y = t.train_x[:t.batch_size], t.train_y[:t.batch_size]
+    x, y = t.inputs(t.train_x[:t.batch_size]), t.train_y[:t.batch_size]
 
     def step_time(threads: int) -> float:
         torch.set_num_threads(threads)
@@ -449,7 +512,7 @@ def measure_memory(t: "Trainer") -> None:
     from tui_nn.shapes.memory import measure_saved_bytes
     # Copies, as the step's index_select makes: a view would count the whole set's storage
     # (the loss saves its target: a view of train_y counted all of it, 480 kB on digits).
-    x, y = t.train_x[:t.batch_size].clone(), t.train_y[:t.batch_size].clone()
+    x, y = t.inputs(t.train_x[:t.batch_size].clone()), t.train_y[:t.batch_size].clone()
     # A training forward moves BatchNorm's running statistics: put them back after.
     buffers = {name: b.detach().clone() for name, b in t.model.named_buffers()}
     try:

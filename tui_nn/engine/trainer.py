@@ -11,7 +11,7 @@ import math
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -79,6 +79,8 @@ class Trainer(Controls):
         self.steps_per_epoch = self.total_steps = 0
         self.channels_last = False
         self.train_x = self.train_y = self.val_x = self.val_y = None
+        self.stream = None  # engine/loader.py's BatchStream: your own Dataset, streamed
+        self.pixel_norm = None  # data/base.py's PixelNorm when images are kept as uint8
         self.insight = None  # LiveInsight when the config asks for live insight events
         self.resume_changes: dict[str, list] = {}
         self.measured_memory: dict[str, Any] | None = None  # setup.measure_memory
@@ -125,6 +127,8 @@ class Trainer(Controls):
     def _close(self) -> None:
         # Every rank leaves the process group first, at the same moment: rank 0's own closing
         # (channel, files) must not keep the others waiting in the group's shutdown.
+        if self.stream is not None:
+            self.stream.close()
         if self.dist is not None and self.dist.enabled:
             destroy_process_group()
         if self._channel is not None:
@@ -206,11 +210,11 @@ class Trainer(Controls):
     def _train_epoch(self, epoch: int) -> bool:
         """Train the epoch's steps. False when the epoch ends early: stopped mid-epoch, or
         stopped with nothing trained in it (a NaN batch skipped at its only step)."""
-        st, n, bs = self.state, self.dataset.n_train, self.batch_size
+        st, n = self.state, self.dataset.n_train
         st.epoch = epoch
         if st.start_step_in_epoch == 0:
             st.epoch_gen_state = self.generator.get_state()
-        perm = torch.randperm(n, generator=self.generator).to(self.device)  # (N,)
+        perm = torch.randperm(n, generator=self.generator)  # (N,)
         first, st.start_step_in_epoch = st.start_step_in_epoch, 0
         carried, st.carried = (st.carried or {}), None  # a resumed epoch goes on from its sums
         st.epoch_t0 = time.monotonic() - float(carried.get("time_s", 0.0))
@@ -221,16 +225,13 @@ class Trainer(Controls):
         if carried.get("scalars"):
             self._scalars.load_state_dict(carried["scalars"], self.device)
         last = self.steps_per_epoch - 1
-        for i in range(first, self.steps_per_epoch):
+        batches = (self.stream.epoch(perm, first) if self.stream is not None
+                   else self._slices(perm.to(self.device), first))
+        for i, (xb, yb, global_n) in enumerate(batches, start=first):
             st.step_in_epoch = i
-            idx = perm[i * bs:(i + 1) * bs]
-            global_n = idx.numel()
-            if self.dist.enabled:
-                idx = idx.tensor_split(self.dist.world_size)[self.dist.rank]
-            xb = self.train_x.index_select(0, idx)  # (b, *input_shape)
             if self.augment is not None:
                 xb = self.augment(xb)  # (b, C, H, W): training batches only, on the device
-            loss = self._train_step(xb, self.train_y.index_select(0, idx), global_n)
+            loss = self._train_step(xb, yb, global_n)
             if loss is None:  # a NaN batch skipped after a rollback (on_nan="pause")
                 if self._stop.is_set():
                     self._stop_at(epoch, i)
@@ -240,6 +241,24 @@ class Trainer(Controls):
             if self._between_steps(epoch, i):
                 return i == last and st.epoch_terms > 0
         return True
+
+    def _slices(self, perm: torch.Tensor, first: int
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """In-memory data: (x, y, global batch size) for steps first.. as index slices of the
+        device tensors by the epoch's order perm (N,) (this rank's share under DDP)."""
+        bs = self.batch_size
+        for i in range(first, self.steps_per_epoch):
+            idx = perm[i * bs:(i + 1) * bs]
+            global_n = idx.numel()
+            if self.dist.enabled:
+                idx = idx.tensor_split(self.dist.world_size)[self.dist.rank]
+            # (b, *input_shape), (b, ...)
+            yield (self.inputs(self.train_x.index_select(0, idx)),
+                   self.train_y.index_select(0, idx), global_n)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored samples x (b, ...) as model inputs: uint8 images normalised (b, C, H, W)."""
+        return x if self.pixel_norm is None else self.pixel_norm(x)
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor,
                     global_n: int) -> torch.Tensor | None:

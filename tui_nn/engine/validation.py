@@ -4,7 +4,7 @@ the same outputs also become the trainer's predictions (no second pass)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
@@ -53,10 +53,6 @@ def evaluate(t: "Trainer") -> tuple[float, float, str | None]:
 def _evaluate(t: "Trainer", vbs: int) -> tuple[float, float, str | None]:
     task, model = t.task, t.model
     collect = t.insight is not None and t.insight.collect_now
-    val_x, val_y = t.val_x, t.val_y
-    if t.dist.enabled:  # each rank scores its shard; the sums are added up below
-        val_x = val_x.tensor_split(t.dist.world_size)[t.dist.rank]
-        val_y = val_y.tensor_split(t.dist.world_size)[t.dist.rank]
     loss_total = torch.zeros((), device=t.device)
     correct = torch.zeros((), device=t.device, dtype=torch.long)
     terms, decoded, parts = 0, None, []
@@ -64,10 +60,7 @@ def _evaluate(t: "Trainer", vbs: int) -> tuple[float, float, str | None]:
     model.eval()
     try:
         with torch.inference_mode():
-            for s in range(0, val_x.shape[0], vbs):
-                xb, yb = val_x[s:s + vbs], val_y[s:s + vbs]
-                # --compile: the compiled model at one size; a last, shorter batch runs eagerly.
-                full = xb.shape[0] == min(vbs, val_x.shape[0])
+            for s, (xb, yb, full) in enumerate(_batches(t, vbs)):
                 out = t._forward(t.eval_model if full and t.eval_model is not None else model, xb)
                 ls, k = tasks.loss_sum(t.loss_task, out, yb)
                 loss_total += ls
@@ -85,6 +78,23 @@ def _evaluate(t: "Trainer", vbs: int) -> tuple[float, float, str | None]:
         from tui_nn.insight.classify import Predictions
         t._predictions = Predictions.cat(parts)
     return _reduce(t, loss_total, correct, terms) + (decoded,)
+
+
+def _batches(t: "Trainer", vbs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+    """(x, y, full) batches of this rank's shard (each rank scores its own; the sums are added
+    up after); full: the batch has the size --compile's model was compiled for (a last,
+    shorter batch runs eagerly)."""
+    if t.stream is not None:
+        for xb, yb in t.stream.val_batches(vbs):
+            yield xb, yb, xb.shape[0] == vbs
+        return
+    val_x, val_y = t.val_x, t.val_y
+    if t.dist.enabled:
+        val_x = val_x.tensor_split(t.dist.world_size)[t.dist.rank]
+        val_y = val_y.tensor_split(t.dist.world_size)[t.dist.rank]
+    for s in range(0, val_x.shape[0], vbs):
+        xb, yb = t.inputs(val_x[s:s + vbs]), val_y[s:s + vbs]  # (b, ...)
+        yield xb, yb, xb.shape[0] == min(vbs, val_x.shape[0])
 
 
 def _reduce(t: "Trainer", loss_total: torch.Tensor, correct: torch.Tensor,

@@ -94,6 +94,11 @@ def load_model(source: str, *, args: tuple = (), kwargs: dict | None = None,
     return _build(module, attr, target, args, kwargs, device)
 
 
+def load_file_attribute(path: str, attr: str) -> Any:
+    """attr (dotted) of a user's .py file, run as a model file is (a dataset's build())."""
+    return _resolve(_exec_file(Path(path)), attr, path)
+
+
 def _is_drive_path(target: str) -> bool:
     return len(target) > 2 and target[1] == ":" and target[2] in "\\/"  # C:\models\net.py
 
