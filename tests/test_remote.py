@@ -389,3 +389,20 @@ def test_the_last_epochs_speed_is_read_from_the_tail_only(tmp_path):
     metrics.write_text(epoch % (0, '"fast"') + epoch % (1, "1e300"))
     assert last_samples_per_s(metrics) is None  # not a number, or past any real speed
     assert last_samples_per_s(tmp_path / "none.jsonl") is None
+
+
+def test_a_killed_processs_private_folder_is_swept_by_the_next(tmp_path):
+    from tui_nn.runs import ssh
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = Path(f"/tmp/tui-nn-ssh-{dead.pid}-test")
+    mine = Path(f"/tmp/tui-nn-ssh-{os.getpid()}-test")
+    for d in (stale, mine):
+        d.mkdir(mode=0o700, exist_ok=True)
+        (d / "mirror").mkdir(exist_ok=True)
+    try:
+        ssh._sweep_stale()
+        assert not stale.exists() and mine.exists()  # a live process's folder stays
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(mine, ignore_errors=True)

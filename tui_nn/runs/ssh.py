@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -56,7 +57,9 @@ class _Registry:
         with self.lock:
             if self.dir is None:
                 # /tmp, not $TMPDIR: a socket path must fit in sockaddr_un's 104 bytes.
-                self.dir = Path(tempfile.mkdtemp(prefix="tui-nn-ssh-", dir="/tmp"))
+                _sweep_stale()
+                self.dir = Path(tempfile.mkdtemp(prefix=f"tui-nn-ssh-{os.getpid()}-",
+                                                 dir="/tmp"))
                 os.chmod(self.dir, 0o700)
                 atexit.register(self.close_all)
             return self.dir
@@ -72,6 +75,31 @@ class _Registry:
             host.close()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _sweep_stale() -> None:
+    """Remove our folders left by tui-nn processes that died without cleaning up (killed):
+    they hold copies of remote run files."""
+    for path in Path("/tmp").glob("tui-nn-ssh-*-*"):
+        pid = path.name.split("-")[3]
+        try:
+            st = path.lstat()
+            if (not pid.isdigit() or not stat.S_ISDIR(st.st_mode)
+                    or st.st_uid != os.geteuid() or _alive(int(pid))):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 _REGISTRY = _Registry()
