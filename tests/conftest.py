@@ -1,5 +1,8 @@
+import json
 import os
 from pathlib import Path
+
+import pytest
 
 # Generated datasets are cached; keep the tests' cache out of the user's home.
 os.environ.setdefault("TUI_NN_CACHE", str(Path(__file__).parent.parent / ".pytest-cache-data"))
@@ -10,3 +13,17 @@ os.environ.setdefault("TUI_NN_CACHE", str(Path(__file__).parent.parent / ".pytes
 # four busy threads on a 2-core box, and torch's threads spin while they wait for each other.
 if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("OMP_NUM_THREADS"):
     os.environ["OMP_NUM_THREADS"] = "1"
+
+
+# The fast loop (`-m "not slow"`, README): besides the tests marked by hand, every test that
+# took SLOW_S or more in the last full run (tests/durations.json, written by
+# tests/update_durations.py) is slow.
+SLOW_S = 1.0
+_DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_collection_modifyitems(config, items):
+    durations = json.loads(_DURATIONS.read_text()) if _DURATIONS.exists() else {}
+    for item in items:
+        if durations.get(f"{item.location[0]}::{item.name}", 0.0) >= SLOW_S:
+            item.add_marker(pytest.mark.slow)

@@ -42,7 +42,7 @@ def test_the_memory_tests_raise_no_onednn_tf32_warning():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider",
-         "-p", "no:xdist",  # one test: the two workers of addopts would only add start-up
+         "-n", "0",  # one test: the two workers of addopts would only add start-up
          str(ROOT / "tests" / "test_shapes_memory.py"), "-k", "zoo_activations and lstm"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:]
