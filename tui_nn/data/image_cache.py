@@ -25,7 +25,7 @@ from tui_nn.fsio import DiskWriteError, atomic_write, cache_dir
 
 from .base import DataError, printable
 
-_STATS_CHUNK = 4096  # images per chunk when the mean and std are summed
+_STATS_CHUNK = 256  # images per chunk when the mean and std are summed
 
 
 def default_budget() -> int:
@@ -110,18 +110,16 @@ class CachedImages(TorchDataset):
 
 def channel_stats(records: np.ndarray, index: np.ndarray) -> tuple[tuple[float, ...],
                                                                     tuple[float, ...]]:
-    """Per-channel mean and std of the [0, 1] pixels of records[index], summed in chunks."""
-    total = square = None
-    count = 0
+    """Per-channel mean and std of the [0, 1] pixels of records[index]: exact integer sums
+    over small chunks (a float copy of the set is what the budget rules out)."""
+    total = square = 0
     for s in range(0, len(index), _STATS_CHUNK):
-        chunk = torch.from_numpy(records[np.sort(index[s:s + _STATS_CHUNK])]).double() / 255
-        sums = chunk.sum(dim=(0, 2, 3))  # (C,)
-        squares = chunk.pow(2).sum(dim=(0, 2, 3))
-        total = sums if total is None else total + sums
-        square = squares if square is None else square + squares
-        count += chunk.numel() // chunk.shape[1]
-    mean = total / count
-    var = (square / count - mean.pow(2)) * count / max(count - 1, 1)
+        chunk = torch.from_numpy(records[np.sort(index[s:s + _STATS_CHUNK])]).long()
+        total = total + chunk.sum(dim=(0, 2, 3))  # (C,)
+        square = square + chunk.pow(2).sum(dim=(0, 2, 3))
+    count = len(index) * records.shape[2] * records.shape[3]
+    mean = total.double() / count / 255
+    var = (square.double() / 255**2 - count * mean.pow(2)) / max(count - 1, 1)
     return (tuple(float(v) for v in mean),
             tuple(max(float(v), 1e-6) for v in var.clamp_min(0).sqrt()))
 
