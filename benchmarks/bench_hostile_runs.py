@@ -7,7 +7,9 @@ type: tests/hostile.py), against the same command on the good run alone.
 Targets (issue 13): `tui-nn runs` exits 0 within a few seconds; the follower catches up on a
 50 MB line without holding it (its peak RSS stays near a plain Python process's, not GBs).
 Issue 26 adds a run that logged 1e308 and -1e308 and a TensorBoard log with a wall time of
-1e300 (when tensorboard is installed): `runs` and `runs --json` list them, exit 0.
+1e300 (when tensorboard is installed): `runs` and `runs --json` list them, exit 0; and the
+control flood against a live run (bench_control_flood.py at a tenth of its counts; run that
+script itself for the full 1,000 + 1,000).
 Each child's peak RSS comes from getrusage(RUSAGE_CHILDREN) read after it alone has run."""
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ def main() -> None:
         n, skipped = fout.split()
         print(f"follower over a 50 MB line + 4 records: {fs:.2f} s, peak RSS {fmib:.0f} MiB, "
               f"{n} records, {skipped} line skipped, exit {frc}")
+    print("control flood of a live run (a slow-loris client, 50 idle clients, 100 bad and "
+          "100 good requests):", flush=True)
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_control_flood.py"),
+                    "--good", "100", "--bad", "100", "--idle", "50"], check=False)
 
 
 def _round_two(root: Path) -> dict[str, Path]:

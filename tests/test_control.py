@@ -107,11 +107,14 @@ def test_a_finished_or_killed_run_is_refused_with_its_status(live_run):
 
 def test_usage_errors_exit_2(live_run):
     run, _ = live_run
-    for args in (["dance"], ["lr"], ["lr", "0"], ["lr", "x"], ["pause", "3"], ["lr", "1e308"],
+    for args in (["lr"], ["lr", "0"], ["lr", "x"], ["pause", "3"], ["lr", "1e308"],
                  ["lr", "9" * 400]):
         res = _control(run, *args)
         assert res.returncode == 2, (args, res.stderr)
         assert res.stderr.startswith("error: ") and "Traceback" not in res.stderr
+    res = _control(run, "dance")  # not one of the actions: Typer's choice says which are
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "pause" in res.stderr and "dance" in res.stderr
     assert "from 1e-06 to 1e+06" in _control(run, "lr", "1e308").stderr
     res = _control(run, "lr", "-1")  # an option to Typer: its own usage error
     assert res.returncode == 2 and "Traceback" not in res.stderr

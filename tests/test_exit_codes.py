@@ -52,6 +52,8 @@ CASES = [
                                  "--headless", "--run-dir", "{d}/nan"], 1, "loss became"),
     ("inspect found a shape mismatch", ["inspect", "lenet", "--input", "1x28x28"], 1, "✗"),
     ("control: the run is not training", ["control", "{d}/done", "pause"], 1, "finished"),
+    ("runs: a HOST:PATH root could not be read", ["runs", "nohost.invalid:/x", "{d}"], 1,
+     "nohost.invalid"),
     ("an unknown flag", ["train", "linear", "--nope"], 2, "--nope"),
     ("an unknown value", ["train", "linear", "--optimizer", "sgdd", "--headless"], 2, "sgdd"),
     ("an unknown model", ["train", "cnnn", "--headless"], 2, "Did you mean 'cnn'"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hostile import CLEAR, ESC_TITLE, good_run, inert, record, started
-from tui_nn.engine import events as ev
+from tui_nn.engine import schema
 from tui_nn.runs import load_history, read_run_info
 
 BAD_METRIC = f"acc{ESC_TITLE}{CLEAR}\u202e"
@@ -44,10 +44,10 @@ def test_every_record_reader_gets_inert_strings(tmp_path):
     assert inert(load_history(run).metric)
     raw = {**started(model=f"m{ESC_TITLE}"), "metric": BAD_METRIC,
            "changes": {f"k{CLEAR}": [f"a{CLEAR}", 1]}}
-    event = ev.from_record(raw)
+    event = schema.decode(raw)
     assert inert(event.model) and inert(event.metric)
     assert all(inert(k) and inert(v[0]) for k, v in event.changes.items())
-    failed = ev.from_record({"type": "Failed", "message": f"boom\n{ESC_TITLE}",
+    failed = schema.decode({"type": "Failed", "message": f"boom\n{ESC_TITLE}",
                              "details": {"traceback": f"line\n{CLEAR}"}})
     assert inert(failed.message) and "\n" in failed.message  # a message keeps its lines
     assert inert(failed.details["traceback"])
@@ -298,7 +298,7 @@ def test_metrics_jsonl_is_strict_json_and_both_spellings_read_the_same(tmp_path)
         '"-Infinity"', "-Infinity").replace('"Infinity"', "Infinity"))
     for path in (tmp_path / "new", old):
         recs = read_metrics(path)
-        step = ev.from_record(recs[1])
+        step = schema.decode(recs[1])
         assert math.isnan(step.losses[1]) and step.eta_s == math.inf
         assert step.scalars == {"d_loss": -math.inf}
         hist = load_history(path)
@@ -380,3 +380,15 @@ def test_a_new_run_never_claims_the_directory_another_process_just_made(tmp_path
     assert mine.path != other.path and mine.path.name.endswith("-2")
     mine.close()
     other.close()
+
+
+def test_a_fifo_planted_as_the_lock_blocks_nothing(tmp_path):
+    from tui_nn.engine.resume import check_resume
+    from tui_nn.engine.rundir import RunDir, RunDirError, lock_holder, lock_is_held
+
+    run = _resumable(tmp_path / "r")
+    os.mkfifo(run / ".lock")
+    assert lock_is_held(run) is False and lock_holder(run) is None
+    check_resume(run, {})
+    with pytest.raises(RunDirError, match="not a regular file"):
+        RunDir.reopen(run)

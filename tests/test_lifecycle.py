@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,6 +175,16 @@ def test_readme_resume_line_continues_a_stopped_run_without_naming_the_model(tmp
     assert starts[1]["model"] == "diabetes" and "epochs" in starts[1]["changes"]
 
 
+@pytest.fixture(scope="module")
+def finished_linear_run(tmp_path_factory) -> Path:
+    """One finished 2-epoch CLI run; each test resumes its own copy (training it per case
+    was a CLI process each, seconds apiece)."""
+    run = tmp_path_factory.mktemp("finished") / "f"
+    assert _cli("train", "linear", "--epochs", "2", "--headless", "--run-dir",
+                str(run)).returncode == 0
+    return run
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["cnn"], "MODEL cnn (the run has linear)"),
     (["--dataset", "curve"], "--dataset curve"),
@@ -181,10 +192,9 @@ def test_readme_resume_line_continues_a_stopped_run_without_naming_the_model(tmp
     ([], "is finished (2 epochs)"),
     (["--epochs", "2"], "--epochs N"),
 ])
-def test_resume_refuses_what_it_cannot_change(tmp_path, args, fragment):
+def test_resume_refuses_what_it_cannot_change(finished_linear_run, tmp_path, args, fragment):
     run = tmp_path / "f"
-    assert _cli("train", "linear", "--epochs", "2", "--headless", "--run-dir",
-                str(run)).returncode == 0
+    shutil.copytree(finished_linear_run, run)
     size = (run / "metrics.jsonl").stat().st_size
     model = [a for a in args if not a.startswith("-") and not a.isdigit() and a != "curve"]
     rest = [a for a in args if a not in model]

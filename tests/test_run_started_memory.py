@@ -8,6 +8,7 @@ import json
 from helpers import blobs_images
 from tui_nn.engine import TrainConfig, Trainer
 from tui_nn.engine import events as ev
+from tui_nn.engine import schema
 from tui_nn.engine.rundir import read_metrics
 
 MEASURED = {"batch_size": 16, "saved_activation_bytes": 123456, "rss_bytes": 987654321}
@@ -22,7 +23,7 @@ def _started(**extra) -> ev.RunStarted:
 
 def test_round_trip_with_the_measured_memory():
     record = json.loads(json.dumps(_started(memory_measured=MEASURED).to_dict()))
-    event = ev.from_record(record)
+    event = schema.decode(record)
     assert isinstance(event, ev.RunStarted)
     assert event.memory_measured == MEASURED
 
@@ -30,7 +31,7 @@ def test_round_trip_with_the_measured_memory():
 def test_an_old_record_without_it_still_decodes():
     record = _started().to_dict()
     del record["memory_measured"]
-    event = ev.from_record(json.loads(json.dumps(record)))
+    event = schema.decode(json.loads(json.dumps(record)))
     assert isinstance(event, ev.RunStarted) and event.memory_measured is None
     assert event.model == "cnn"
 
@@ -38,7 +39,7 @@ def test_an_old_record_without_it_still_decodes():
 def test_a_record_with_something_else_there_is_skipped():
     record = _started().to_dict()
     record["memory_measured"] = "409 KiB"  # a string from a file is not the dict views read
-    assert ev.from_record(record) is None
+    assert schema.decode(record) is None
 
 
 def test_the_trainer_reports_what_it_measured(tmp_path):

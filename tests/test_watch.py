@@ -346,7 +346,7 @@ def test_cli_watch_picks_the_newest_run(tmp_path, monkeypatch):
         def __init__(self, run_dir, **kwargs):
             opened.append(Path(run_dir))
 
-        def run(self):
+        def run(self, **kwargs):
             pass
 
     monkeypatch.setattr(watch_mod, "make_watch_app", FakeApp)

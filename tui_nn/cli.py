@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Literal, Optional
+from typing import Annotated, List, Literal, Optional
 
 import typer
 
@@ -275,19 +275,25 @@ def _input_text(inputs: Optional[list[str]]) -> Optional[str]:
 
 @app.command("runs", cls=ReadableCommand)
 def runs_cmd(
+    roots: Optional[List[str]] = typer.Argument(
+        None, metavar="ROOT",
+        help="Folders holding runs (default ./runs); HOST:PATH reads one over ssh."),
     root: Optional[str] = typer.Option(None, "--root",
                                        help="Folder holding the runs (default ./runs)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List runs: model, dataset, status, epochs, best metric, duration, size on disk."""
+    """List runs: model, dataset, status, epochs, best metric, duration, size on disk.
+    Several roots, local or on other machines (gpu1:~/proj/runs), make one table with a
+    host column."""
     from tui_nn.commands.runs_cmd import run_runs
-    raise typer.Exit(run_runs(root, as_json))
+    raise typer.Exit(run_runs(root, as_json, roots=roots))
 
 
 @app.command("watch", cls=ReadableCommand)
 def watch_cmd(
     run: Optional[str] = typer.Argument(
-        None, help="Run directory, a run's name under --root, or latest (the default)."),
+        None, help="Run directory, a run's name under --root, or latest (the default); "
+                   "HOST:PATH for a run directory on another machine (over ssh)."),
     root: Optional[str] = typer.Option(None, "--root",
                                        help="Folder holding the runs (default ./runs)."),
 ) -> None:
@@ -295,6 +301,9 @@ def watch_cmd(
     (a run started headless, under nohup, Slurm or torchrun, or in another terminal), or on a
     TensorBoard log directory of any framework (every scalar tag as a curve)."""
     from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
+    from tui_nn.runs.remote import split_target
+    if run and split_target(run):
+        raise typer.Exit(_watch_remote(split_target(run)))
     try:
         run_dir = resolve_run(run or "latest", root or DEFAULT_ROOT)
     except RunNotFound as e:
@@ -316,10 +325,46 @@ def watch_cmd(
     raise typer.Exit(run_app(make(run_dir)))
 
 
+@app.command("fleet", cls=ReadableCommand)
+def fleet_cmd(
+    roots: List[str] = typer.Argument(..., metavar="HOST:PATH",
+                                      help="Runs folders on other machines, read over ssh."),
+) -> None:
+    """Every run on every host in one live table, with each host's GPUs; w watches the
+    highlighted run, p c l x steer it (pause/resume, checkpoint, halve lr, stop)."""
+    from tui_nn.runs.remote import split_target
+    targets = [split_target(r) for r in roots]
+    if None in targets:
+        raise _die(f"{roots[targets.index(None)]}: not HOST:PATH (`tui-nn runs` lists "
+                   "local folders)")
+    try:
+        from tui_nn.tui.screens.fleet import FleetApp
+    except ImportError:
+        raise _die("the terminal app is not available in this build; use `tui-nn runs`") from None
+    from tui_nn.tui.exits import run_app
+    raise typer.Exit(run_app(FleetApp(targets)))
+
+
+def _watch_remote(target) -> int:
+    from tui_nn.commands.watch_remote import open_remote
+    from tui_nn.runs.remote import remote_gpu_report
+    followed = open_remote(target)
+    if isinstance(followed, int):
+        return followed
+    try:
+        from tui_nn.tui.exits import run_app
+        from tui_nn.tui.screens.watch import make_watch_app
+        return run_app(make_watch_app(followed.run_dir, gpu_reader=remote_gpu_report,
+                                      liveness_of=followed.liveness))
+    finally:
+        followed.stop()
+
+
 @app.command("control", cls=ReadableCommand)
 def control_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name or unique prefix under "
-                                        "--root, or latest."),
+                                        "--root, or latest; HOST:PATH for a run directory on "
+                                        "another machine (over ssh)."),
     action: Literal[ACTIONS] = typer.Argument(  # type: ignore[valid-type]
         ..., help="pause, resume, checkpoint, lr or stop."),
     factor: Optional[str] = typer.Argument(None, help="lr only: multiply the lr by FACTOR "

@@ -25,6 +25,10 @@ def run_control(run: str, action: str, factor: str | None, root: str | None) -> 
     if parsed is None:
         return EXIT_USAGE
     parsed = None if parsed is False else parsed
+    from tui_nn.runs.remote import split_target
+    target = split_target(run)
+    if target is not None:
+        return _remote(target, action, parsed)
     try:
         run_dir = resolve_run(run, root or DEFAULT_ROOT)
     except RunNotFound as e:
@@ -36,14 +40,40 @@ def run_control(run: str, action: str, factor: str | None, root: str | None) -> 
         status = _status_line(run_dir)
         _err(f"{run_dir}: {e}" if status is None else f"{run_dir} is not training: {status}")
         return EXIT_NOT_RUNNING
+    return _answered(str(run_dir), action, parsed, answer)
+
+
+def _remote(target, action: str, factor: float | None) -> int:
+    """The same request to a run on another host, through ssh (see runs.remote)."""
+    from tui_nn.engine.channel import ChannelError
+    from tui_nn.runs.remote import NotARun, mirror, send_control
+    from tui_nn.runs.ssh import SshError
+    try:
+        answer = send_control(target, action, factor)
+    except NotARun as e:
+        _err(str(e))
+        return EXIT_USAGE
+    except SshError as e:
+        _err(f"{target.host}: {e}")
+        return EXIT_NOT_RUNNING
+    except ChannelError as e:
+        listing = mirror(target).refresh()
+        status = listing.runs[0].status if listing.runs and len(listing.runs) == 1 else None
+        _err(f"{target}: {e}" if status in (None, "running")
+             else f"{target} is not training: it is {status}")
+        return EXIT_NOT_RUNNING
+    return _answered(str(target), action, factor, answer)
+
+
+def _answered(where: str, action: str, factor: float | None, answer: dict) -> int:
     if not answer.get("ok"):
         _err(str(answer.get("error") or "the run refused the request"))
         # Refused because the run cannot act on it (a loop that never polls it): the run's
         # state, not the command, is why: 1, as for a run that is not training.
         return EXIT_NOT_RUNNING if answer.get("refused") else EXIT_USAGE
-    what = f"lr × {parsed:g}" if action == "lr" else action
+    what = f"lr × {factor:g}" if action == "lr" else action
     from tui_nn.textsafe import clean
-    print(clean(f"{run_dir}: {what} taken (the run is {answer.get('state', '?')})"), flush=True)
+    print(clean(f"{where}: {what} taken (the run is {answer.get('state', '?')})"), flush=True)
     return EXIT_OK
 
 

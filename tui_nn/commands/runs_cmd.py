@@ -1,6 +1,7 @@
 """`tui-nn runs` and `tui-nn export`: the run directories on disk, as a table, JSON or CSV.
 
-Exit codes: 0 done; 1 an export that could not be written; 2 a usage error (a RUN that names
+Exit codes: 0 done; 1 an export that could not be written, or a HOST:PATH root that could
+not be read (its row says why; the others are listed); 2 a usage error (a RUN that names
 no run, a --root that is not a directory). Errors are one line on stderr.
 """
 
@@ -25,11 +26,18 @@ def _err(message: str) -> None:
     print(f"error: {clean(message)}", file=sys.stderr, flush=True)
 
 
-def run_runs(root: str | None, as_json: bool, out: TextIO | None = None) -> int:
-    """List the runs under root (default ./runs, where a missing folder just means no runs)."""
+def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
+             roots: list[str] | None = None) -> int:
+    """List the runs under root (default ./runs, where a missing folder just means no runs),
+    or under every one of roots, local or HOST:PATH (see run_many)."""
     from tui_nn.runs import DEFAULT_ROOT, discover_runs
 
     out = out or sys.stdout
+    every = [*(roots or []), *([root] if root is not None and roots else [])]
+    if len(every) == 1 and _is_local(every[0]):
+        root = every[0]
+    elif every:
+        return run_many(every, as_json, out)
     path = Path(root if root is not None else DEFAULT_ROOT)
     if root is not None and not path.is_dir():
         _err(f"--root {root}: {'not a directory' if path.exists() else 'no such directory'}")
@@ -59,20 +67,76 @@ def _finite(value: object) -> object:
 
 
 def runs_table(runs: list) -> str:
-    rows = [[clean_line(c, MAX_CELL) for c in (r.name, r.model, r.dataset, status_label(r))] + [
-             f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
-             best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_bytes(r.size_bytes)]
-            for r in runs]
+    rows = [_cells(r) for r in runs]
     return _table(["run", "model", "dataset", "status", "epochs", "best", "duration", "size"],
                   rows, right={4, 6, 7})
 
 
 
+def _is_local(text: str) -> bool:
+    from tui_nn.runs.remote import split_target
+    return split_target(text) is None
 
 
+def run_many(roots: list[str], as_json: bool, out: TextIO) -> int:
+    """Runs under several roots, local folders and HOST:PATH, in one table with a host column.
+    Remote hosts are read at once (runs.remote); one that is down, hangs or has no such folder
+    gets a row saying so and exit code 1, the others are listed as usual."""
+    from tui_nn.runs import discover_runs
+    from tui_nn.runs.remote import Listing, Target, gpu_summary, list_remote, split_target
+
+    targets = [split_target(r) for r in roots]
+    for text, target in zip(roots, targets):
+        if target is None and not Path(text).is_dir():
+            _err(f"{text}: {'not a directory' if Path(text).exists() else 'no such directory'}"
+                 " (a remote folder is HOST:PATH)")
+            return EXIT_USAGE
+    remote = iter(list_remote([t for t in targets if t is not None]))
+    listings = [next(remote) if t is not None else Listing(Target("local", text),
+                                                            runs=discover_runs(Path(text)))
+                for text, t in zip(roots, targets)]
+    if as_json:
+        json.dump([_finite({"host": ls.target.host, **r.to_dict()}) for ls in listings
+                   for r in ls.runs] + [{"host": ls.target.host, "root": ls.target.path,
+                                         "error": ls.error} for ls in listings if ls.error],
+                  out, indent=2, default=str, allow_nan=False)
+        out.write("\n")
+    else:
+        out.write(hosts_table(listings))
+        for ls in listings:
+            if ls.error:
+                out.write(clean(f"{ls.target}: {ls.error}\n"))
+        out.write(gpu_summary(listings))
+    return EXIT_FAILED if any(ls.error for ls in listings) else EXIT_OK
 
 
+def hosts_table(listings: list) -> str:
+    """runs_table with the host first; a root that could not be read is one row saying so
+    (the reason follows the table: ssh's own words are too long for a cell)."""
+    rows = []
+    for ls in listings:
+        host = clean_line(ls.target.host, 24)
+        if ls.error:
+            rows.append([host, clean_line(ls.target.path or "~", MAX_CELL), "", "",
+                         "unreachable" if _is_connect_error(ls.error) else "unreadable"])
+        elif not ls.runs:
+            rows.append([host, clean_line(ls.target.path or "~", MAX_CELL), "", "", "no runs"])
+        rows.extend([host, *_cells(r)] for r in ls.runs)
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    return _table(["host", "run", "model", "dataset", "status", "epochs", "best", "duration",
+                   "size"], rows, right={5, 7, 8})
 
+
+def _is_connect_error(message: str) -> bool:
+    return any(w in message for w in ("connect", "timed out", "resolve", "refused",
+                                      "Permission denied", "no answer", "closed"))
+
+
+def _cells(r) -> list[str]:
+    return [*(clean_line(c, MAX_CELL) for c in (r.name, r.model, r.dataset, status_label(r))),
+            f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
+            best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_bytes(r.size_bytes)]
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:

@@ -25,28 +25,12 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
     collector: torch's import leaves ~3e5 of them, and every generation-2 collection during
     the run would walk them all (0.17-0.19 s each, holding the GIL; tui/bridge.py does the
     same for the app)."""
-    from tui_nn.engine import ConfigError, TrainConfig, Trainer
-    from tui_nn.engine import events as ev
-    from tui_nn.engine.rundir import RunDirError, check_new_run_dir
+    from tui_nn.engine import ConfigError, Trainer
+    from tui_nn.engine.rundir import RunDirError
     from tui_nn.zoo import UnknownModelError
 
     try:
-        cfg = TrainConfig(model=model or "", **{k: v for k, v in options.items()
-                                                if v is not None})
-        cfg.validate()
-        if resume is None:
-            _check_model(model, cfg.dataset)
-            if cfg.run_dir:
-                check_new_run_dir(cfg.run_dir)
-        else:
-            from tui_nn.engine.resume import check_resume
-            import os
-            check_resume(resume, {**options, **({"model": model} if model else {})},
-                         check_lock=os.environ.get("RANK", "0") == "0")
-        if cfg.dataset:
-            _check_dataset_name(cfg.dataset)
-        from tui_nn.engine.device import resolve_device
-        resolve_device(cfg.device)  # an unknown or absent device is a usage error
+        cfg = _checked_config(model, options, resume)
     except (ConfigError, UnknownModelError, ValueError, RunDirError) as e:
         _err(str(e))
         if debug:
@@ -74,7 +58,37 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
             result = trainer.run()
     finally:
         reporter.close()
-    received = signals.received
+    return _exit_code(result, signals.received, trainer.config.lr, debug)
+
+
+def _checked_config(model: str | None, options: dict[str, Any], resume: str | None):
+    """The run's TrainConfig, every input checked before anything is written (raises the
+    usage errors run_training turns into exit 2)."""
+    from tui_nn.engine import TrainConfig
+    from tui_nn.engine.device import resolve_device
+    from tui_nn.engine.rundir import check_new_run_dir
+
+    cfg = TrainConfig(model=model or "", **{k: v for k, v in options.items() if v is not None})
+    cfg.validate()
+    if resume is None:
+        _check_model(model, cfg.dataset)
+        if cfg.run_dir:
+            check_new_run_dir(cfg.run_dir)
+    else:
+        import os
+
+        from tui_nn.engine.resume import check_resume
+        check_resume(resume, {**options, **({"model": model} if model else {})},
+                     check_lock=os.environ.get("RANK", "0") == "0")
+    if cfg.dataset:
+        _check_dataset_name(cfg.dataset)
+    resolve_device(cfg.device)  # an unknown or absent device is a usage error
+    return cfg
+
+
+def _exit_code(result, received: list[int], lr: float, debug: bool) -> int:
+    """The exit-code table (README): 0 ok, 1 failed, 2 input error, 128+n a signal."""
+    from tui_nn.engine import events as ev
 
     if isinstance(result, ev.Failed):
         _err(result.message)
@@ -85,8 +99,7 @@ def run_training(model: str | None, options: dict[str, Any], *, resume: str | No
         if result.run_dir:
             print(f"run directory: {result.run_dir}", file=sys.stderr)
             if result.step:
-                _print_resume_hint(result.run_dir, nan_lr=trainer.config.lr
-                                   if result.kind == "nan" else None)
+                _print_resume_hint(result.run_dir, nan_lr=lr if result.kind == "nan" else None)
         return EXIT_FAILED
     if received:
         if result.run_dir:

@@ -3,7 +3,7 @@ console, the TUI bridge, metrics.jsonl, tests) decide what to do with them."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -193,31 +193,8 @@ class GeneratedSamples(Event):
 LIVE_ONLY = (GradientFlow, FitUpdate, ValPredictions, GeneratedSamples)
 
 
-# ---- records back into events (the one decoder: watch, TensorBoard export, tests) -------------
-# The events metrics.jsonl holds, by their "type".
+# ---- the events metrics.jsonl holds, by their "type" (engine/schema.py decodes them) ----------
 PERSISTED: dict[str, type[Event]] = {
     cls.__name__: cls for cls in (RunStarted, StepMetrics, EpochMetrics, CheckpointSaved,
                                   StateChanged, NonFiniteLoss, LrScaled, Notice, Finished,
                                   Failed)}
-
-
-def from_record(record: Any) -> Event | None:
-    """The event a metrics.jsonl record was written from, or None for a record of an unknown
-    type or with a field of the wrong type (records come from files: nothing here raises).
-    Fields this version does not know are dropped; absent optional ones take defaults."""
-    from tui_nn.engine import schema
-
-    if not isinstance(record, dict):
-        return None
-    cls = PERSISTED.get(record.get("type")) if isinstance(record.get("type"), str) else None
-    checked = schema.checked(record) if cls is not None else None
-    if checked is None:
-        return None
-    names = {f.name for f in fields(cls)}
-    data = {k: v for k, v in checked.items() if k in names}
-    if "losses" in data:
-        data["losses"] = tuple(float(v) for v in data["losses"])
-    try:
-        return cls(**data)
-    except TypeError:  # a required field missing
-        return None

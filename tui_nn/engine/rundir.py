@@ -147,7 +147,9 @@ def lock_is_held(path: str | Path) -> bool:
     if fcntl is None:
         return False
     try:
-        fd = os.open(Path(path) / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: a FIFO planted as .lock would block a plain open forever.
+        fd = os.open(Path(path) / LOCK_FILE,
+                     os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
     except OSError:
         return False
     try:
@@ -162,9 +164,9 @@ def lock_is_held(path: str | Path) -> bool:
 def lock_holder(path: str | Path) -> int | None:
     """The pid written in a run's lock file (whether or not it still holds it)."""
     try:
-        with open(Path(path) / LOCK_FILE, "rb") as f:
+        with jsonl.open_regular(Path(path) / LOCK_FILE) as f:
             text = f.read(32).decode("ascii", "replace").strip()
-    except OSError:
+    except (OSError, jsonl.BadJsonFile):
         return None
     return int(text) if text.isdigit() else None
 
@@ -218,9 +220,12 @@ class RunDir:
     def _lock(self) -> None:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(self.path / LOCK_FILE, flags, 0o600)
+            fd = os.open(self.path / LOCK_FILE, flags | os.O_NONBLOCK, 0o600)
         except OSError as e:
             raise RunDirError(f"cannot lock {self.path / LOCK_FILE}: {e.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunDirError(f"cannot lock {self.path / LOCK_FILE}: not a regular file")
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

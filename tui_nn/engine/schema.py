@@ -9,15 +9,18 @@ export) gets safe values from here and need not clean them again. Non-finite num
 written as the strings "NaN", "Infinity", "-Infinity" (strict JSON); older files hold bare
 NaN/Infinity tokens, which Python's json reads as floats: both decode to the same float.
 
-Kept equal to tui_nn.engine.events by a test (the engine imports torch; this must not).
+The fields and their types come from tui_nn.engine.events (stdlib only): decode() turns a
+record back into the event it was written from.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
 
+from tui_nn.engine import events as ev
 from tui_nn.textsafe import clean, clean_line
 
 INT, NUM, STR, BOOL, LIST, DICT = "int", "num", "str", "bool", "list", "dict"
@@ -26,47 +29,34 @@ _MULTILINE = frozenset({"message", "setup"})
 # How metrics.jsonl spells the floats JSON has no number for (RunDir writes these).
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-# field -> (type, required). An optional field may be absent or null.
-SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
-    "RunStarted": {
-        "run_dir": (STR, False), "model": (STR, True), "dataset": (STR, True),
-        "device": (STR, True), "device_name": (STR, True), "task": (STR, True),
-        "metric": (STR, True), "n_train": (INT, True), "n_val": (INT, True),
-        "epochs": (INT, True), "batch_size": (INT, True), "steps_per_epoch": (INT, True),
-        "total_steps": (INT, True), "parameters": (INT, True), "start_epoch": (INT, False),
-        "start_step": (INT, False), "changes": (DICT, False), "setup": (STR, False),
-        "memory_measured": (DICT, False)},
-    "StepMetrics": {
-        "epoch": (INT, True), "step": (INT, True), "first_step": (INT, True),
-        "losses": (LIST, True), "lr": (NUM, True), "samples_per_s": (NUM, True),
-        "eta_s": (NUM, False), "epoch_step": (INT, True), "steps_per_epoch": (INT, True),
-        "total_steps": (INT, True), "memory_bytes": (INT, False), "scalars": (DICT, False)},
-    "EpochMetrics": {
-        "epoch": (INT, True), "step": (INT, True), "train_loss": (NUM, True),
-        "val_loss": (NUM, True), "metric": (STR, True), "value": (NUM, True),
-        "best_value": (NUM, True), "is_best": (BOOL, True), "elapsed_s": (NUM, True),
-        "epoch_time_s": (NUM, True), "samples_per_s": (NUM, True), "decoded": (STR, False),
-        "scalars": (DICT, False)},
-    "CheckpointSaved": {
-        "path": (STR, True), "step": (INT, True), "epoch": (INT, True), "reason": (STR, True)},
-    "StateChanged": {"state": (STR, True)},
-    "NonFiniteLoss": {
-        "epoch": (INT, True), "step": (INT, True), "value": (NUM, True),
-        "message": (STR, True), "rolled_back_to": (INT, False)},
-    "LrScaled": {"step": (INT, True), "factor": (NUM, True), "lr": (NUM, True)},
-    "Notice": {"message": (STR, True), "source": (STR, False)},
-    "Finished": {
-        "status": (STR, True), "run_dir": (STR, False), "epochs_done": (INT, True),
-        "step": (INT, True), "metric": (STR, True), "best_value": (NUM, False),
-        "last_value": (NUM, False), "elapsed_s": (NUM, True)},
-    "Failed": {
-        "message": (STR, True), "kind": (STR, False), "run_dir": (STR, False),
-        "step": (INT, False), "details": (DICT, False)},
-}
+# An annotation of an event field -> its JSON type.
+_TYPES = {"int": INT, "float": NUM, "str": STR, "bool": BOOL, "tuple[float, ...]": LIST,
+          "dict[str, float]": DICT, "dict[str, Any]": DICT}
 
-# What an absent optional field means (the engine's dataclass defaults); others become None.
-DEFAULTS = {"start_epoch": 0, "start_step": 0, "rolled_back_to": 0, "kind": "error",
-            "changes": {}, "scalars": {}, "source": "engine", "setup": ""}
+
+def _field_spec(f: dataclasses.Field) -> tuple[str, bool]:
+    """(JSON type, required) of one event field, from its annotation and default."""
+    kind = f.type.replace(" | None", "")
+    has_default = (f.default is not dataclasses.MISSING
+                   or f.default_factory is not dataclasses.MISSING)
+    return _TYPES[kind], not has_default and kind == f.type
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+# type -> field -> (type, required), derived from the engine's events (stdlib only, torch-free):
+# a field added there is decoded here with no second list to keep equal. An optional field
+# may be absent or null; absent, it takes the event's default.
+SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
+    name: {f.name: _field_spec(f) for f in dataclasses.fields(cls)}
+    for name, cls in ev.PERSISTED.items()}
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    name: {f.name: _default(f) for f in dataclasses.fields(cls)}
+    for name, cls in ev.PERSISTED.items()}
 
 # Far beyond any real run; keeps arithmetic and formatting of counters cheap and finite.
 MAX_INT = 1 << 53
@@ -93,7 +83,11 @@ def _decoded(value: Any, kind: str, name: str) -> tuple[bool, Any]:
         num = number(value)
         return num is not None, num
     if kind == LIST:
-        nums = [number(v) for v in value] if isinstance(value, list) else [None]
+        if not isinstance(value, list):
+            return False, value
+        if all(type(v) is float for v in value):  # the common case: a chunk of losses
+            return True, value
+        nums = [number(v) for v in value]
         return all(n is not None for n in nums), nums
     if kind == STR:
         if not isinstance(value, str):
@@ -153,7 +147,7 @@ def checked(record: dict[str, Any], require: bool = True) -> dict[str, Any] | No
                 continue  # the reader's .get() default applies
             if required:
                 return None
-            default = DEFAULTS.get(name)
+            default = _DEFAULTS[kind_name][name]
             out[name] = dict(default) if isinstance(default, dict) else default
         else:
             ok, out[name] = _decoded(value, kind, name)
@@ -172,3 +166,23 @@ def _numbers(values: dict[str, Any]) -> dict[str, float]:
         if num is not None:
             out[name] = num
     return out
+
+
+def decode(record: Any) -> ev.Event | None:
+    """The event a metrics.jsonl record was written from, or None for a record of an unknown
+    type or with a field of the wrong type (records come from files: nothing here raises).
+    Fields this version does not know are dropped; absent optional ones take defaults."""
+    if not isinstance(record, dict):
+        return None
+    cls = ev.PERSISTED.get(record.get("type")) if isinstance(record.get("type"), str) else None
+    data = checked(record) if cls is not None else None
+    if data is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    data = {k: v for k, v in data.items() if k in names}
+    if "losses" in data:
+        data["losses"] = tuple(data["losses"])
+    try:
+        return cls(**data)
+    except TypeError:  # a required field missing
+        return None

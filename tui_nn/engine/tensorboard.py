@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_nn.engine import events as ev
+from tui_nn.engine import schema
 
 # SummaryWriter buffers events; a run watched live wants them on disk within seconds.
 _FLUSH_SECS = 5
@@ -167,7 +168,7 @@ def replay_metrics(run_dir: str | Path, log_dir: str | Path | None = None) -> in
     sink = TensorBoardSink(log_dir if log_dir is not None else run_dir)
     count = 0
     for record in read_metrics(run_dir):
-        event = event_from_dict(record)
+        event = schema.decode(record)
         if event is not None:
             sink(event)
             count += 1
@@ -175,8 +176,3 @@ def replay_metrics(run_dir: str | Path, log_dir: str | Path | None = None) -> in
     if sink.error:
         raise RuntimeError(sink.error)
     return count
-
-
-def event_from_dict(record: dict[str, Any]) -> ev.Event | None:
-    """The event a metrics.jsonl record was written from (engine/events.py: the one decoder)."""
-    return ev.from_record(record)

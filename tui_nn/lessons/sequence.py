@@ -197,10 +197,6 @@ def _long_range(lengths: Sequence[int], cells: Sequence[str], epochs: int, seed:
                 on_result: Callable[[LongRangeResult], None] | None,
                 stop: threading.Event | None) -> LongRangeTable:
     from tui_nn.data import load_dataset
-    from tui_nn.engine.config import TrainConfig
-    from tui_nn.engine.events import EpochMetrics
-    from tui_nn.engine.trainer import Trainer
-    from tui_nn.zoo.sequence import SequenceClassifier
 
     t0 = time.monotonic()
     lengths, cells = tuple(lengths), tuple(cells)
@@ -214,34 +210,12 @@ def _long_range(lengths: Sequence[int], cells: Sequence[str], epochs: int, seed:
             if stop is not None and stop.is_set():
                 complete = False
                 break
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = SequenceClassifier(cell, input_size=data.input_shape[-1],
-                                           hidden_size=hidden_size,
-                                           num_classes=data.num_classes or 4,
-                                           gate_init="pytorch")
-            if gate_init == "remember":
-                remember_init(model, length, seed=seed)
-            history: list[float] = []
-            trainer: Trainer
-
-            def callback(event: object, history: list[float] = history) -> None:
-                if isinstance(event, EpochMetrics):
-                    history.append(event.value)
-                if stop is not None and stop.is_set():
-                    trainer.stop()
-
-            cfg = TrainConfig(ZOO_NAMES[cell], dataset=data.name, epochs=epochs,
-                              batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
-                              save=False, device=device)
-            start = time.monotonic()
-            trainer = Trainer(cfg, callback, model=model, dataset=data)
-            _raise_on_failure(trainer.run(), f"{cell} on longrange:{length}")
-            if not history:
+            result = _train_cell(cell, length, data, stop, epochs=epochs, seed=seed,
+                                 hidden_size=hidden_size, lr=lr, batch_size=batch_size,
+                                 optimizer=optimizer, gate_init=gate_init, device=device)
+            if result is None:
                 complete = False
                 break
-            result = LongRangeResult(cell, length, max(history), history[-1], history,
-                                     time.monotonic() - start)
             accuracy[cell][i] = result.accuracy
             results.append(result)
             if on_result is not None:
@@ -253,6 +227,43 @@ def _long_range(lengths: Sequence[int], cells: Sequence[str], epochs: int, seed:
                 "n_train": n_train or 4000}
     return LongRangeTable(lengths, cells, accuracy, results, time.monotonic() - t0, settings,
                           complete=complete)
+
+
+def _train_cell(cell: str, length: int, data, stop: threading.Event | None, *, epochs: int,
+                seed: int, hidden_size: int, lr: float, batch_size: int, optimizer: str,
+                gate_init: str, device: str) -> LongRangeResult | None:
+    """One cell trained on one length; None when stopped before its first epoch ended."""
+    from tui_nn.engine.config import TrainConfig
+    from tui_nn.engine.events import EpochMetrics
+    from tui_nn.engine.trainer import Trainer
+    from tui_nn.zoo.sequence import SequenceClassifier
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SequenceClassifier(cell, input_size=data.input_shape[-1],
+                                   hidden_size=hidden_size, num_classes=data.num_classes or 4,
+                                   gate_init="pytorch")
+    if gate_init == "remember":
+        remember_init(model, length, seed=seed)
+    history: list[float] = []
+    trainer: Trainer
+
+    def callback(event: object) -> None:
+        if isinstance(event, EpochMetrics):
+            history.append(event.value)
+        if stop is not None and stop.is_set():
+            trainer.stop()
+
+    cfg = TrainConfig(ZOO_NAMES[cell], dataset=data.name, epochs=epochs,
+                      batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
+                      save=False, device=device)
+    start = time.monotonic()
+    trainer = Trainer(cfg, callback, model=model, dataset=data)
+    _raise_on_failure(trainer.run(), f"{cell} on longrange:{length}")
+    if not history:
+        return None
+    return LongRangeResult(cell, length, max(history), history[-1], history,
+                           time.monotonic() - start)
 
 
 def _raise_on_failure(result: object, what: str) -> None:

@@ -95,46 +95,22 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
 
     started = scan.started or {}
     final = scan.final
-    if final is not None and final.get("type") == "Finished":
-        status = final.get("status") if final.get("status") in STATUSES else "finished"
-    elif final is not None:
-        status = "failed"
-    else:
-        if check_writers and writers is None:
-            writers = liveness.writers_of_metrics_files()
-        alive = liveness.is_alive(path, last_update, writers if check_writers else None,
-                                  live_window_s, now)
-        status = "running" if alive else "interrupted"
+    if final is None and check_writers and writers is None:
+        writers = liveness.writers_of_metrics_files()
+    status = _status(final, lambda: liveness.is_alive(
+        path, last_update, writers if check_writers else None, live_window_s, now))
     has_checkpoint = _is_regular_file(path / "last.pt")
     if status == "interrupted" and not has_checkpoint and not config:
         # Killed before config.json and the step-0 checkpoint: nothing --resume could use.
         status, problem = "failed", problem or "killed before its first checkpoint: nothing to resume"
 
     last_epoch = scan.epochs[max(scan.epochs)] if scan.epochs else {}
-    if final is not None and final.get("type") == "Finished":
-        epochs_done = _int(final.get("epochs_done"), len(scan.epochs))
-        best = _float(final.get("best_value"))
-        last_value = _float(final.get("last_value"))
-        steps_done = _int(final.get("step"), scan.step)
-    else:
-        epochs_done = max(scan.epochs) + 1 if scan.epochs else 0
-        best = _float(last_epoch.get("best_value"))
-        last_value = _float(last_epoch.get("value"))
-        steps_done = scan.step
+    epochs_done, best, last_value, steps_done = _progress(scan, final, last_epoch)
     metric = _str(started.get("metric") or last_epoch.get("metric")
                   or (final or {}).get("metric") or _metric_for_task(config.get("task")))
     started_at = _parse_time(config.get("started_at")) or _first_mtime(path)
-    duration = scan.duration_s
-    if (scan.sessions <= 1 and status not in ("finished", "stopped") and started_at
-            and last_update):
-        # One session not cleanly finished: its wall time is the best measure there is.
-        duration = max(duration or 0.0, last_update - started_at)
-
-    message = problem or scan.problem
-    if final is not None and final.get("type") == "Failed":
-        message = final.get("message") or "failed"
-    elif message is None and scan.unreadable and not scan.sessions and not config:
-        message = "metrics.jsonl has no readable records"
+    duration = _duration(scan, status, started_at, last_update)
+    message = _message(problem or scan.problem, scan, final, config)
 
     # Records come inert from records.parse; config.json's values and the directory's name
     # are made so here, where they become what every view of the run shows.
@@ -155,6 +131,45 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         sessions=scan.sessions,
         has_checkpoint=has_checkpoint, config=config,
     )
+
+
+def _duration(scan: "_Scan", status: str, started_at: float | None,
+              last_update: float | None) -> float | None:
+    if (scan.sessions <= 1 and status not in ("finished", "stopped") and started_at
+            and last_update):
+        # One session not cleanly finished: its wall time is the best measure there is.
+        return max(scan.duration_s or 0.0, last_update - started_at)
+    return scan.duration_s
+
+
+def _message(message: str | None, scan: "_Scan", final: dict | None,
+             config: dict) -> str | None:
+    if final is not None and final.get("type") == "Failed":
+        return final.get("message") or "failed"
+    if message is None and scan.unreadable and not scan.sessions and not config:
+        return "metrics.jsonl has no readable records"
+    return message
+
+
+def _status(final: dict | None, alive) -> str:
+    """The run's status from its last record; alive() (a process scan) only when it has none."""
+    if final is not None and final.get("type") == "Finished":
+        return final.get("status") if final.get("status") in STATUSES else "finished"
+    if final is not None:
+        return "failed"
+    return "running" if alive() else "interrupted"
+
+
+def _progress(scan: "_Scan", final: dict | None,
+              last_epoch: dict) -> tuple[int, float | None, float | None, int]:
+    """Epochs done, best and last metric value, steps done: from Finished when there is one,
+    else from the last epoch seen."""
+    if final is not None and final.get("type") == "Finished":
+        return (_int(final.get("epochs_done"), len(scan.epochs)),
+                _float(final.get("best_value")), _float(final.get("last_value")),
+                _int(final.get("step"), scan.step))
+    return (max(scan.epochs) + 1 if scan.epochs else 0, _float(last_epoch.get("best_value")),
+            _float(last_epoch.get("value")), scan.step)
 
 
 @dataclass

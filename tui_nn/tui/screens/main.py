@@ -401,12 +401,12 @@ class MainScreen(Screen):
             form.show_error(str(exc))
             self.notify(str(exc), title="cannot start", severity="error", markup=False)
             return
-        factory = None
-        if source in self.user_models:
-            def factory(source: str = source) -> Any:  # built on the training thread
-                from tui_nn.zoo.sources import load_model
+        def build(source: str = source) -> Any:  # built on the training thread
+            from tui_nn.zoo.sources import load_model
 
-                return load_model(source, device="cpu").model
+            return load_model(source, device="cpu").model
+
+        factory = build if source in self.user_models else None
         self.pass_through.pop("run_dir", None)  # --run-dir names one run: the next gets its own
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None

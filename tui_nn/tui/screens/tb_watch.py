@@ -32,7 +32,8 @@ from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.history import Point, ema
-from tui_nn.tui.widgets.curves import SMOOTHING_STEPS, compact_y_ticks, step_ticks
+from tui_nn.tui.widgets.curves import (CLIPPED_NOTE, SMOOTHING_STEPS, clip_finite,
+                                       compact_y_ticks, step_ticks)
 from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 POLL_S = 0.5
@@ -130,6 +131,7 @@ class GroupPlot(MatrixPlot):
         plt.title(title)
         ys_all: list[float] = []
         right = 0
+        self.clipped = False
         for i, tag in enumerate(self.tags):
             xs, ys = self._draw(plt, tag, COLORS[i % len(COLORS)], width)
             ys_all += ys
@@ -138,6 +140,8 @@ class GroupPlot(MatrixPlot):
             ticks = compact_y_ticks(min(ys_all), max(ys_all))
             if ticks is not None:
                 plt.yticks(*ticks)
+        if self.clipped:
+            plt.xlabel(CLIPPED_NOTE)
         plt.frame(True)
         # Every group on the same step axis, so train/ and val/ line up.
         right = max(right, getattr(self.screen, "last_step", 0), 1)
@@ -162,6 +166,8 @@ class GroupPlot(MatrixPlot):
             if self.log_scale:
                 pairs = [(x, math.log10(y)) for x, y in zip(xs, values) if y > 0]
                 px, py = [p[0] for p in pairs], [p[1] for p in pairs]
+            px, py, clipped = clip_finite(px, py)  # a float64 tensor can hold 1e308
+            self.clipped = self.clipped or clipped
             if not px:
                 continue
             marker = "braille" if len(px) > 1 else "●"

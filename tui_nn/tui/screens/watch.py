@@ -26,6 +26,7 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, get_current_worker
 
 from tui_nn.engine import events as ev
+from tui_nn.engine import schema
 from tui_nn.engine.channel import ACTIONS
 from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
@@ -108,11 +109,14 @@ class WatchScreen(Screen):
     STEER_ACTIONS = ("steer", "stop_run")
 
     def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S,
-                 gpu_reader: Callable[[], Any] | None = None) -> None:
+                 gpu_reader: Callable[[], Any] | None = None,
+                 liveness_of: Callable[..., tuple[str, int | None]] | None = None) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.poll_s = poll_s
         self.gpu_reader = gpu_reader
+        # A mirrored remote run (runs.remote.FollowedRun) says itself whether it is alive.
+        self.liveness_of = liveness_of or self._liveness
         self.history = RunHistory()
         self.status = "loading"
         self.started: ev.RunStarted | None = None
@@ -179,7 +183,7 @@ class WatchScreen(Screen):
             honours = None
             if first or now - last_status >= STATUS_S:
                 last_status = now
-                status, pid = self._liveness(metrics, pid, ended)
+                status, pid = self.liveness_of(metrics, pid, ended)
                 honours = self._honours() if status == "running" else None
             # At most POST_S apart (each batch costs the UI a layout), unless the run ended.
             if follower.problem != problem:
@@ -235,13 +239,13 @@ class WatchScreen(Screen):
         self._log(message.problem, "warning")
 
     def on_records_arrived(self, message: RecordsArrived) -> None:
-        """Records become the engine's own events (events.from_record, the one decoder), then
+        """Records become the engine's own events (schema.decode, the one decoder), then
         the history, the status and the log take them; widgets get the newest values once
         per batch (a first read may hold thousands of records)."""
         batch = _Batch()
         for raw in message.records:
             self.records_seen += 1
-            event = ev.from_record(raw) if raw.get("type") in ev.PERSISTED else None
+            event = schema.decode(raw) if raw.get("type") in ev.PERSISTED else None
             if event is None:
                 if raw.get("type") in ev.PERSISTED:  # a field of the wrong type or missing
                     self._note_skipped()
@@ -474,8 +478,10 @@ class WatchApp(ViewerApp):
     """`tui-nn watch RUN_DIR`: the WatchScreen alone."""
 
     def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S,
-                 gpu_reader: Callable[[], Any] | None = None) -> None:
-        super().__init__(WatchScreen(run_dir, poll_s=poll_s, gpu_reader=gpu_reader))
+                 gpu_reader: Callable[[], Any] | None = None,
+                 liveness_of: Callable[..., tuple[str, int | None]] | None = None) -> None:
+        super().__init__(WatchScreen(run_dir, poll_s=poll_s, gpu_reader=gpu_reader,
+                                     liveness_of=liveness_of))
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)

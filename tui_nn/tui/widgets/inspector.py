@@ -15,7 +15,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.markup import escape
 
-from tui_nn.shapes.uncounted import short_summary
 from tui_nn.textsafe import clean, clean_line
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -318,7 +317,10 @@ class ShapeInspector(Vertical):
         # Never a silent 0: what the mult-adds leave out (after a mismatch the trace stopped
         # early and the diagnosis needs the room).
         if insp.not_counted and insp.ok:
-            lines.append(f"[dim]not counted: {short_summary(insp.not_counted)} ops[/]")
+            # Here, not at the top: tui_nn.shapes imports torch, which the first frame waits
+            # for only when it is already loaded.
+            from tui_nn.shapes.uncounted import short_summary
+            lines.append(f"[dim]not counted: {_escape(short_summary(insp.not_counted))} ops[/]")
         for note in insp.notes:
             lines.append(f"[dim]{_escape(note)}[/]")
         ok = insp.ok
