@@ -114,3 +114,16 @@ def test_a_cached_tree_is_cropped_per_batch_to_the_zoo_models_input(tmp_path, ca
     assert len(_epochs(events)) == 2
     for a, b in zip(_epochs(events), _epochs(plain)):
         assert a == pytest.approx(b, rel=1e-5)
+
+
+def test_a_decode_in_worker_processes_writes_the_same_cache(tree, cache, monkeypatch):
+    import numpy as np
+
+    from tui_nn.data import image_cache
+    one = folder.load_folder(tree, memory_budget=1)
+    (path,) = cache.glob("*.npy")
+    alone = np.load(path).copy()
+    path.unlink()
+    monkeypatch.setattr(image_cache, "PARALLEL_MIN", 1)  # a pool from the first image on
+    pooled = folder.load_folder(tree, memory_budget=1)
+    assert np.array_equal(np.load(path), alone) and pooled.mean == one.mean

@@ -1,8 +1,8 @@
 """Image folders larger than the memory budget: decoded once into a cache file, then read by
 batch.
 
-The first run decodes every image into one uint8 ``.npy`` file of fixed-size (C, H, W) records
-under the cache directory (``$TUI_NN_CACHE`` or ``~/.cache/tui-nn``), written atomically: an
+The first run decodes every image (in worker processes, one per core, from PARALLEL_MIN images
+on) into one uint8 ``.npy`` file of fixed-size (C, H, W) records under the cache directory (``$TUI_NN_CACHE`` or ``~/.cache/tui-nn``), written atomically: an
 interrupted or failed decode (Ctrl-C, a full disk) leaves no cache behind. The file's name
 carries a hash of every image's path, size and modification time, the decode mode and size: a
 tree that changed gets a new cache (the old one is removed), never a stale one. Later runs map
@@ -12,7 +12,10 @@ through the DataLoader path the engine uses for your own Dataset (engine/loader.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
+import signal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +28,8 @@ from tui_nn.fsio import DiskWriteError, atomic_write, cache_dir
 
 from .base import DataError, printable
 
-_STATS_CHUNK = 4096  # images per chunk when the mean and std are summed
+_STATS_CHUNK = 256  # images per chunk when the mean and std are summed
+PARALLEL_MIN = 1000  # fewer images decode faster in one process than a pool starts
 
 
 def default_budget() -> int:
@@ -57,18 +61,41 @@ def build_cache(path: Path, samples: list[tuple[Path, int]], shape: tuple[int, i
 
     def write(f: Any) -> None:
         np.lib.format.write_array_header_1_0(f, header)
-        for image, _ in samples:
-            hwc = decode(image).reshape(shape[1], shape[2], shape[0])  # (H, W, C)
+        for pixels in decoded:
+            hwc = pixels.reshape(shape[1], shape[2], shape[0])  # (H, W, C)
             f.write(np.ascontiguousarray(hwc.transpose(2, 0, 1)).tobytes())  # (C, H, W)
 
+    images = [image for image, _ in samples]
+    pool = _pool(len(images))
+    decoded = pool.map(decode, images, chunksize=64) if pool else map(decode, images)
     try:
         atomic_write(path, write)
     except DiskWriteError as e:
         raise DataError(f"cannot cache the decoded images: {e}; no partial cache was "
                         "left") from None
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     for old in path.parent.glob(path.name.split("-")[0] + "-*.npy"):
         if old != path:
             old.unlink(missing_ok=True)
+
+
+def _pool(n: int) -> Any:
+    """Worker processes for decoding n images (None: decode in this process), one per core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    if n < PARALLEL_MIN or cores < 2:
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(min(cores, 16), initializer=_ignore_ctrl_c)
+
+
+def _ignore_ctrl_c() -> None:
+    """Ctrl-C is the main process's: it stops the decode and removes the partial file."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class CachedImages(TorchDataset):
@@ -110,18 +137,16 @@ class CachedImages(TorchDataset):
 
 def channel_stats(records: np.ndarray, index: np.ndarray) -> tuple[tuple[float, ...],
                                                                     tuple[float, ...]]:
-    """Per-channel mean and std of the [0, 1] pixels of records[index], summed in chunks."""
-    total = square = None
-    count = 0
+    """Per-channel mean and std of the [0, 1] pixels of records[index]: exact integer sums
+    over small chunks (a float copy of the set is what the budget rules out)."""
+    total = square = 0
     for s in range(0, len(index), _STATS_CHUNK):
-        chunk = torch.from_numpy(records[np.sort(index[s:s + _STATS_CHUNK])]).double() / 255
-        sums = chunk.sum(dim=(0, 2, 3))  # (C,)
-        squares = chunk.pow(2).sum(dim=(0, 2, 3))
-        total = sums if total is None else total + sums
-        square = squares if square is None else square + squares
-        count += chunk.numel() // chunk.shape[1]
-    mean = total / count
-    var = (square / count - mean.pow(2)) * count / max(count - 1, 1)
+        chunk = torch.from_numpy(records[np.sort(index[s:s + _STATS_CHUNK])]).long()
+        total = total + chunk.sum(dim=(0, 2, 3))  # (C,)
+        square = square + chunk.pow(2).sum(dim=(0, 2, 3))
+    count = len(index) * records.shape[2] * records.shape[3]
+    mean = total.double() / count / 255
+    var = (square.double() / 255**2 - count * mean.pow(2)) / max(count - 1, 1)
     return (tuple(float(v) for v in mean),
             tuple(max(float(v), 1e-6) for v in var.clamp_min(0).sqrt()))
 
@@ -137,7 +162,7 @@ def load_cached_folder(root: Path, classes: list[str], samples: list[tuple[Path,
     path = cache_file(root, samples, mode, size)
     built = not path.exists()
     if built:
-        build_cache(path, samples, shape, lambda p: decode(p, mode, size))
+        build_cache(path, samples, shape, functools.partial(decode, mode=mode, size=size))
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)  # (N,)
     if n_given_train is not None:
         train_idx, val_idx = torch.arange(n_given_train), torch.arange(n_given_train, len(samples))

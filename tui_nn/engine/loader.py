@@ -11,6 +11,7 @@ copied to the GPU without blocking when the run is on CUDA.
 from __future__ import annotations
 
 import os
+import signal
 from typing import TYPE_CHECKING, Iterator
 
 import torch
@@ -23,6 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer
 
 MAX_AUTO_WORKERS = 8
+
+
+def _worker_init(_: int) -> None:
+    """Workers leave Ctrl-C to the training process, which stops at a step's end and then
+    shuts them down: torch's worker loop exits on a KeyboardInterrupt of its own, and the
+    batch the step is waiting for would never come."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def auto_workers(requested: int, local_world: int = 1) -> int:
@@ -82,6 +90,7 @@ class BatchStream:
         # A dataset that reads a batch at once (data/image_cache.py) brings its own collate.
         return DataLoader(ds, num_workers=self.workers, pin_memory=self.pin,
                           persistent_workers=self.workers > 0,
+                          worker_init_fn=_worker_init if self.workers else None,
                           collate_fn=getattr(ds, "collate", None), **kw)
 
     def epoch(self, order: torch.Tensor, first: int

@@ -1,0 +1,142 @@
+"""Data paths for an image folder, in one run: samples/s of `cnn` training epochs 2..E and the
+process's peak RSS for
+
+  1. in-memory uint8 (the folder decoded into the process, normalised per batch),
+  2. the decode-once cache (forced with a small --memory-budget; the first run decodes),
+  3. torchvision's ImageFolder + DataLoader(num_workers=W, pin_memory=True) with the same
+     model, optimizer and batch size, written here as users write it.
+
+    python benchmarks/bench_data.py                        # 20,000 64×64 RGB JPEGs, 10 classes
+    python benchmarks/bench_data.py --n 3000 --side 32     # a quick one
+
+Each path runs in its own process (peak RSS is per process); the tree and the cache live in
+a temporary folder. The cache path's first process decodes; a second one, timed, reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_tree(root: Path, n: int, side: int, classes: int = 10) -> None:
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        c = i % classes
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (rng.random((side, side, 3)) * 160).astype(np.uint8)  # (H, W, C)
+        band = side // classes
+        pixels[c * band:(c + 1) * band] += 90
+        Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
+
+
+def run_tui_nn(root: str, epochs: int, budget: str, workers: int) -> dict:
+    import resource
+
+    from tui_nn.engine import TrainConfig, Trainer
+    from tui_nn.engine import events as ev
+    out: list = []
+    cfg = TrainConfig("cnn", dataset=f"folder:{root}", epochs=epochs, batch_size=64, seed=0,
+                      save=False, threads=1, memory_budget=budget, workers=workers)
+    Trainer(cfg, out.append).run()
+    failed = [e.message for e in out if isinstance(e, ev.Failed)]
+    eps = [e for e in out if isinstance(e, ev.EpochMetrics)]
+    started = next((e for e in out if isinstance(e, ev.RunStarted)), None)
+    return {"failed": failed, "samples_per_s": [e.samples_per_s for e in eps[1:]],
+            "accuracy": eps[-1].value if eps else None, "setup": started.setup if started else "",
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_torchvision(root: str, epochs: int, workers: int) -> dict:
+    import resource
+
+    import torch
+    import torchvision.transforms as T
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    from tui_nn.zoo import get_model_spec
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    tf = T.Compose([T.CenterCrop(28), T.ToTensor(), T.Normalize((0.5,) * 3, (0.25,) * 3)])
+    loader = DataLoader(ImageFolder(root, tf), batch_size=64, shuffle=True,
+                        num_workers=workers, pin_memory=True, persistent_workers=workers > 0)
+    model = get_model_spec("cnn").build(num_classes=10, in_channels=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
+    rates = []
+    for epoch in range(epochs):
+        start, seen = time.perf_counter(), 0
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seen += len(y)
+        if epoch:
+            rates.append(seen / (time.perf_counter() - start))
+    return {"samples_per_s": rates,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.child == "torchvision":
+        result = run_torchvision(args.root, args.epochs, args.workers)
+    else:
+        budget = "1KB" if args.child == "cache" else ""
+        result = run_tui_nn(args.root, args.epochs, budget, args.workers)
+    print(json.dumps(result))
+
+
+def measure(what: str, root: Path, args: argparse.Namespace, cache: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TUI_NN_CACHE": str(cache)}
+    cmd = [sys.executable, __file__, "--child", what, "--root", str(root), "--epochs",
+           str(args.epochs), "--workers", str(args.workers)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--side", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--child", default=None)
+    p.add_argument("--root", default=None)
+    args = p.parse_args()
+    if args.child:
+        return child(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        root, cache = Path(tmp) / "tree", Path(tmp) / "cache"
+        start = time.perf_counter()
+        write_tree(root, args.n, args.side)
+        print(f"{args.n} {args.side}×{args.side} RGB JPEGs written in "
+              f"{time.perf_counter() - start:.1f} s; cnn, batch 64, one thread, "
+              f"{args.workers} DataLoader workers; samples/s of epochs 2..{args.epochs}")
+        runs = [("in-memory uint8", "memory"), ("cache, first run (decodes)", "cache"),
+                ("cache, later run", "cache"), ("torchvision ImageFolder + DataLoader",
+                                                "torchvision")]
+        for label, what in runs:
+            r = measure(what, root, args, cache)
+            rates = ", ".join(f"{v:,.0f}" for v in r["samples_per_s"])
+            print(f"{label}: {rates} samples/s; peak RSS {r['peak_rss_mib']:,.0f} MiB; "
+                  f"whole process {r['wall_s']:.1f} s" + (f"; {r['setup']}" if r.get("setup")
+                                                           else "")
+                  + (f"; FAILED {r['failed']}" if r.get("failed") else ""))
+
+
+if __name__ == "__main__":
+    main()
