@@ -198,7 +198,12 @@ def test_the_app_leaves_after_sigterm_even_when_the_step_never_ends(tmp_path, mo
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 143, bytes(out)[-2000:]
-        time.sleep(0.2)
+        # The line comes after the terminal is restored: give the reader thread time to drain
+        # the pseudo-terminal (a fixed 0.2 s was too short on a loaded box).
+        deadline = time.monotonic() + 10
+        while (said.replace(b" ", b"") not in bytes(out).replace(b" ", b"")
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
         assert said.replace(b" ", b"") in bytes(out).replace(b" ", b""), bytes(out)[-2000:]
     finally:
         if proc.poll() is None:

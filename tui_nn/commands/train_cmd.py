@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -223,12 +224,21 @@ def launch_distributed(model: str | None, options: dict[str, Any], *, resume: st
 
 
 def _worker_exit_code(error: Exception) -> int | None:
-    """The exit code of the lowest failed rank (a usage error stays 2 under torchrun, a signal
-    128+n), or None when torchrun's error names no rank's exit."""
+    """The exit code of the rank whose failure ended the run (a usage error stays 2 under
+    torchrun, a signal 128+n), or None when torchrun's error names no rank's exit. Once one
+    rank fails, torchrun sends SIGTERM to the others, so a rank that ended on SIGTERM (143, or
+    -15 when it died of it) is a bystander whenever another rank failed otherwise; among
+    the rest, the earliest (torchrun's timestamps are whole seconds), then the lowest rank."""
     failures = getattr(error, "failures", None)
     if not isinstance(failures, dict) or not failures:
         return None
-    code = getattr(failures[min(failures)], "exitcode", None)
+
+    def order(rank):
+        failure = failures[rank]
+        terminated = getattr(failure, "exitcode", None) in (128 + signal.SIGTERM, -signal.SIGTERM)
+        return terminated, getattr(failure, "timestamp", 0), rank
+
+    code = getattr(failures[min(failures, key=order)], "exitcode", None)
     if not isinstance(code, int) or code == 0:
         return None
     return 128 - code if code < 0 else code  # torchrun reports a signal n as -n

@@ -84,13 +84,16 @@ class TuiNNApp(App[None]):
 
             from tui_nn.engine.stop_signals import GRACE_ENV, stop_grace_s
             grace, bridge = stop_grace_s(), self.main.bridge
+            was_training = not bridge.done.is_set()
             bridge.stop()
             # The training thread's own event: a Textual worker reads as done once cancelled.
             if not await asyncio.to_thread(bridge.done.wait, grace):
                 self._abandon_step(f"it did not finish within {grace:g} s of the signal "
                                    f"(${GRACE_ENV})", return_code)
                 return
-            self.exit_text = await self.main.stop_for_quit()
+            # Not stop_for_quit: the thread has returned, so the bridge no longer reads as
+            # running and the checkpoint line would be left out.
+            self.exit_text = self.main.stopped_text() if was_training else ""
         self.exit(return_code=return_code)
 
     def _abandon_step(self, why: str, return_code: int) -> None:

@@ -537,6 +537,10 @@ class MainScreen(Screen):
         self.action_stop_training()
         self.notify("stopping the run and saving a checkpoint…", timeout=10, markup=False)
         await self.bridge.wait()
+        return self.stopped_text()
+
+    def stopped_text(self) -> str:
+        """The line for the terminal once a stopped run's thread has returned."""
         if not self.bridge.last_checkpoint:
             return "tui-nn: run stopped"
         return (f"tui-nn: run stopped; checkpoint saved to {self.bridge.last_checkpoint}"
