@@ -22,12 +22,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 from tui_nn.runs.remote import Listing, Target, gpu_summary, mirror
 from tui_nn.textsafe import clean_line
+from tui_nn.tui.screens.watch import STEER_BINDINGS
 from tui_nn.tui.viewer_app import ViewerApp
 
 REFRESH_S = 5.0
-STEER = {"p": None, "c": "checkpoint", "l": "lr", "x": "stop"}  # p: pause or resume
-
-
 class HostLoaded(Message):
     """One root read: each host's rows show as soon as it answers, not with the slowest."""
 
@@ -44,10 +42,7 @@ class FleetScreen(Screen):
     """
     BINDINGS = [
         Binding("w", "watch_run", "Watch"),
-        Binding("p", "steer('p')", "Pause/resume"),
-        Binding("c", "steer('c')", "Checkpoint"),
-        Binding("l", "steer('l')", "Halve lr"),
-        Binding("x", "steer('x')", "Stop"),
+        *STEER_BINDINGS,
         Binding("ctrl+r,f5", "reload", "Reload"),
     ]
 
@@ -139,16 +134,21 @@ class FleetScreen(Screen):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return self.rows.get(key)
 
-    def action_steer(self, key: str) -> None:
+    def action_steer(self, what: str) -> None:
         picked = self.highlighted()
         if picked is None:
             return
         host, run = picked
-        action = STEER[key] or ("resume" if run.paused else "pause")
-        target = Target(host, str(run.path))
-        if action != "stop":
-            self._steer(target, action, 0.5 if action == "lr" else None)
+        if what == "toggle":
+            what = "resume" if run.paused else "pause"
+        self._steer(Target(host, str(run.path)), what, 0.5 if what == "lr" else None)
+
+    def action_stop_run(self) -> None:
+        picked = self.highlighted()
+        if picked is None:
             return
+        host, run = picked
+        target = Target(host, str(run.path))
         from rich.markup import escape
         from tui_nn.tui.screens.confirm import ConfirmScreen
 

@@ -82,6 +82,16 @@ class _Batch:
     new_epochs: list = field(default_factory=list)
 
 
+# The keys that steer a run, the same in `watch` and `fleet`: each screen has action_steer
+# (what: toggle, checkpoint or lr) and action_stop_run (asks first).
+STEER_BINDINGS = (
+    Binding("p", "steer('toggle')", "Pause/resume"),
+    Binding("c", "steer('checkpoint')", "Checkpoint"),
+    Binding("l", "steer('lr')", "Halve lr"),
+    Binding("x", "stop_run", "Stop run"),
+)
+
+
 class WatchScreen(Screen):
     """One run, followed from its directory: status, curves, events, system."""
 
@@ -101,10 +111,7 @@ class WatchScreen(Screen):
         Binding("g", "toggle_log_scale", "Log axis"),
         Binding("escape", "back", "Back", show=False),
         # Steering, through the run's control channel (shown only while there is one).
-        Binding("p", "steer('toggle')", "Pause/resume"),
-        Binding("c", "steer('checkpoint')", "Checkpoint"),
-        Binding("l", "steer('lr')", "Halve lr"),
-        Binding("x", "stop_run", "Stop run"),
+        *STEER_BINDINGS,
     ]
     STEER_ACTIONS = ("steer", "stop_run")
 
