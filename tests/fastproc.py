@@ -110,14 +110,43 @@ def _become(request: dict, fds: list[int]) -> None:
 
 
 def _zygote_main(path: str) -> None:
+    import gc
     import importlib
-    import runpy
 
     for name in _PRELOAD:
         importlib.import_module(name)
+    gc.freeze()  # the children's collections leave the shared heap alone (no copy-on-write)
     request, fds = _serve(path)
     _become(request, fds)
-    runpy.run_module("tui_nn", run_name="__main__", alter_sys=True)
+    _run_as_main()
+
+
+def _run_as_main() -> None:
+    """`python -m tui_nn`, then the interpreter's exit steps in its order (threads joined,
+    atexit, stdio flushed) and os._exit: tearing down torch's thousands of modules in a forked
+    child touches every shared page, seconds of copy-on-write for nothing a test reads. An
+    exception other than SystemExit takes the interpreter's own way out."""
+    import runpy
+    import threading
+
+    try:
+        runpy.run_module("tui_nn", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # closed or broken, as the interpreter would ignore
+    os._exit(code & 0xFF)
 
 
 # ---------------------------------------------------------------- the test side
