@@ -10,7 +10,6 @@ the writing process. Nothing here opens a file of the run for writing.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -230,9 +229,9 @@ class WatchScreen(Screen):
             mtime = metrics.stat().st_mtime
         except OSError:
             mtime = None
-        # Without /proc (macOS) or for another user's run the scan sees nothing: then a write
+        # Off Linux (macOS) or for another user's run the scan sees nothing: then a write
         # in the last two minutes means running (see tui_nn.runs.liveness).
-        trusted = os.path.isdir("/proc/self/fd") and liveness.scan_is_trusted(metrics)
+        trusted = liveness.scan_is_trusted(metrics)
         alive = liveness.is_alive(metrics.parent, mtime, None)
         return ("running" if alive and not trusted else "interrupted"), None
 

@@ -2,7 +2,7 @@
 memory of the training process.
 
 A thread worker reads tui_nn.system every ``interval`` seconds (2 s) and posts the reading; the
-pane only formats it. The readings are NVML queries and a few /proc reads (psutil): they run
+pane only formats it. The readings are NVML queries and psutil reads: they run
 off the UI thread and off the training loop, and their measured cost is kept in ``cost_s``
 (benchmarks/bench_system_pane.py prints it).
 """
@@ -53,7 +53,7 @@ def demo_reading(pid: int = 4242) -> SystemReading:
         GpuReport(available=False, reason="no NVIDIA GPU"),
         ProcessStats(pid, True, cpu_percent=98.0, rss_bytes=612 * 1024 ** 2, threads=6,
                      cpu_count=2, ram_total_bytes=8 * 1024 ** 3,
-                     ram_available_bytes=5 * 1024 ** 3, source="demo"))
+                     ram_available_bytes=5 * 1024 ** 3))
 
 
 def _gib(n: int | None) -> str:
