@@ -66,11 +66,3 @@ def dataset_entries() -> list[DatasetEntry]:
 
         names = dict.fromkeys(s.default_dataset for s in list_models())
         return [DatasetEntry(n, "") for n in names]
-
-
-def load_user_model(source: str) -> Any:
-    """An nn.Module from 'path/to/file.py:Class' or 'package.module:factory' (raises with a
-    user-facing message)."""
-    from tui_nn.zoo.sources import load_model
-
-    return load_model(source)

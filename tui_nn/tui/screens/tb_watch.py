@@ -223,7 +223,6 @@ class TensorBoardWatchScreen(Screen):
         self.live_window_s = live_window_s
         self.series: dict[str, TagSeries] = {}  # tag -> points (raw tags; cleaned when shown)
         self.status = "loading"
-        self.points_seen = 0
         self.last_step = 0
         self.problem: str | None = None
         self.too_many_tags = False
@@ -300,7 +299,6 @@ class TensorBoardWatchScreen(Screen):
             series.add(p.step, p.value)
             self.last_step = max(self.last_step, p.step)
             self._dirty.add(tag_group(p.tag))
-        self.points_seen += len(message.points)
         if self.last_step != last_step:  # the shared step axis grew: every plot follows
             self._dirty.update(tag_group(t) for t in self.series)
         if new_tags:
