@@ -11,6 +11,7 @@ from typing import Any
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20,
                "mb": 10**6, "mib": 1 << 20, "g": 1 << 30, "gb": 10**9, "gib": 1 << 30,
                "t": 1 << 40, "tb": 10**12, "tib": 1 << 40}
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -45,16 +46,35 @@ def fmt_count(n: int) -> str:
     return str(n)
 
 
-def fmt_bytes(n: int | float | None) -> str:
-    """1536 -> '1.5 KiB'; '-' when unknown."""
+def _binary_unit(n: float) -> tuple[str, int]:
+    """The largest binary unit n reaches (B under 1 KiB, TiB at most) and its size."""
+    for i, unit in enumerate(_BINARY_UNITS):
+        if abs(n) < 1024 ** (i + 1) or unit == _BINARY_UNITS[-1]:
+            return unit, 1024 ** i
+    raise AssertionError  # pragma: no cover
+
+
+def fmt_bytes(n: int | float | None, places: int = 1, short: bool = False) -> str:
+    """1536 -> '1.5 KiB' (places decimals from KiB on); short: '1.5K', whole from 100 on
+    ('480K'), for a narrow column; '-' when unknown."""
     if n is None:
         return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
+    unit, size = _binary_unit(n)
+    if unit == "B":
+        return f"{int(n)}B" if short else f"{int(n)} B"
+    value = n / size
+    if short:
+        return f"{value:.{0 if abs(value) >= 100 else 1}f}{unit[0]}"
+    return f"{value:.{places}f} {unit}"
+
+
+def fmt_bytes_pair(used: int | float | None, total: int | float | None) -> str:
+    """'3.0/8.0 GiB': used in the unit of total, so the two compare at a glance; '?' for an
+    unknown one."""
+    unit, size = _binary_unit(total if total is not None else used or 0)
+    places = 0 if unit == "B" else 1
+    used_s, total_s = ("?" if v is None else f"{v / size:.{places}f}" for v in (used, total))
+    return f"{used_s}/{total_s} {unit}"
 
 
 def parse_size(text: str) -> int:

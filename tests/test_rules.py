@@ -1,0 +1,21 @@
+"""Each rule said once (issue 27.5): the one home of each, and the forms its callers need."""
+
+from __future__ import annotations
+
+from tui_nn.fmt import fmt_bytes, fmt_bytes_pair
+
+
+def test_fmt_bytes_long_short_and_places():
+    assert [fmt_bytes(n) for n in (None, 5, 1536, 2**20 - 1, 612 * 2**20, 3 * 2**40)] == \
+        ["-", "5 B", "1.5 KiB", "1024.0 KiB", "612.0 MiB", "3.0 TiB"]
+    # short: the inspect --diff column ('A→B' in 80 columns), whole from 100 on
+    assert [fmt_bytes(n, short=True) for n in (5, 480 * 1024, int(3.2 * 2**20), 2**30)] == \
+        ["5B", "480K", "3.2M", "1.0G"]
+    assert fmt_bytes(2 * 2**30, places=2) == "2.00 GiB" and fmt_bytes(612 * 2**20, places=0) \
+        == "612 MiB"
+
+
+def test_fmt_bytes_pair_speaks_the_unit_of_the_whole():
+    assert fmt_bytes_pair(12 * 2**30, 80 * 2**30) == "12.0/80.0 GiB"
+    assert fmt_bytes_pair(None, 8 * 2**30) == "?/8.0 GiB"
+    assert fmt_bytes_pair(300 * 2**20, 512 * 2**20) == "300.0/512.0 MiB"
