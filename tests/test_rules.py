@@ -19,3 +19,14 @@ def test_fmt_bytes_pair_speaks_the_unit_of_the_whole():
     assert fmt_bytes_pair(12 * 2**30, 80 * 2**30) == "12.0/80.0 GiB"
     assert fmt_bytes_pair(None, 8 * 2**30) == "?/8.0 GiB"
     assert fmt_bytes_pair(300 * 2**20, 512 * 2**20) == "300.0/512.0 MiB"
+
+
+def test_format_shape_is_one_function_for_models_and_datasets():
+    import tui_nn.data.adapt as adapt
+    import tui_nn.shapes as shapes
+    from tui_nn.fmt import format_shape
+
+    assert shapes.format_shape is format_shape and adapt.format_shape is format_shape
+    assert format_shape((1, 28, 28)) == "1×28×28" and format_shape(()) == "scalar"
+    assert format_shape((3, -1, -1)) == "3×?×?"  # a dataset that takes any size
+    assert format_shape([1, 5], sep="x") == "1x5"  # as typed

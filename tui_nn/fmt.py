@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20,
@@ -75,6 +76,12 @@ def fmt_bytes_pair(used: int | float | None, total: int | float | None) -> str:
     places = 0 if unit == "B" else 1
     used_s, total_s = ("?" if v is None else f"{v / size:.{places}f}" for v in (used, total))
     return f"{used_s}/{total_s} {unit}"
+
+
+def format_shape(shape: Sequence[int], sep: str = "×") -> str:
+    """(1, 28, 28) -> '1×28×28'; () -> 'scalar'; -1 (any size, a dataset's spec) -> '?'.
+    shapes.parse_shape reads a concrete one back."""
+    return sep.join("?" if d == -1 else str(d) for d in shape) if len(shape) else "scalar"
 
 
 def parse_size(text: str) -> int:

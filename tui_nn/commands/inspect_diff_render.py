@@ -11,8 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from tui_nn.commands.inspect_render import human_count, status_line
-from tui_nn.fmt import fmt_bytes
-from tui_nn.shapes.parse import format_shape
+from tui_nn.fmt import fmt_bytes, format_shape
 from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:

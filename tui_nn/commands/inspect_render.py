@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from tui_nn.fmt import fmt_bytes, fmt_count
+from tui_nn.fmt import fmt_bytes, fmt_count, format_shape
 from tui_nn.shapes.fits import top_saved
-from tui_nn.shapes.parse import format_shape
 from tui_nn.shapes.uncounted import summary as uncounted_summary
 from tui_nn.textsafe import clean_line
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tui_nn.fmt import format_shape
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -33,7 +35,7 @@ class DatasetEntry:
 
 
 def shape_text(shape: tuple[int, ...], dtype: Any = None) -> str:
-    text = "x".join(str(d) for d in shape)
+    text = format_shape(shape, sep="x")
     if dtype is not None and str(dtype) in ("torch.int64", "torch.long"):
         text += ":int64"
     return text
