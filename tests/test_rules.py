@@ -30,3 +30,23 @@ def test_format_shape_is_one_function_for_models_and_datasets():
     assert format_shape((1, 28, 28)) == "1×28×28" and format_shape(()) == "scalar"
     assert format_shape((3, -1, -1)) == "3×?×?"  # a dataset that takes any size
     assert format_shape([1, 5], sep="x") == "1x5"  # as typed
+
+
+def test_higher_is_better_is_one_rule_for_the_trainer_run_and_the_app(tmp_path):
+    from tui_nn import Run
+    from tui_nn.data import tasks
+    from tui_nn.fmt import higher_is_better
+    from tui_nn.tui.history import RunHistory
+
+    assert [higher_is_better(m) for m in ("accuracy", "val_acc", "val/f1", "top1", "AUC")] == \
+        [True] * 5
+    assert [higher_is_better(m) for m in ("mse", "val_loss", "loss", None, "")] == [False] * 5
+    assert tasks.higher_is_better("classification") and not tasks.higher_is_better("regression")
+    assert Run(tmp_path / "r", metric="f1").higher_is_better
+    assert not Run(tmp_path / "s", metric="f1", mode="min").higher_is_better
+    # The app's best epoch of a tui_nn.Run scored by f1 is the one Run itself picked.
+    history = RunHistory()
+    history.reset("f1")
+    for epoch, value in enumerate((0.5, 0.8, 0.7)):
+        history.add_epoch(epoch, epoch * 10, 1.0, 1.0, value)
+    assert history.best_epoch().epoch == 1

@@ -33,6 +33,20 @@ def fmt_hms(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+_HIGHER_IS_BETTER = frozenset({"accuracy", "acc", "top1", "top5", "f1", "auc", "precision",
+                               "recall", "iou", "map", "bleu"})
+
+
+def higher_is_better(metric: str | None) -> bool:
+    """Whether a bigger value of this metric means a better model: accuracy and the scores in
+    _HIGHER_IS_BETTER, also as val_acc or val/f1; a loss or an error (mse, val_loss) otherwise.
+    The trainer, tui_nn.Run and the app pick the best epoch by it."""
+    name = (metric or "").lower()
+    for prefix in ("val_", "val/", "valid_", "test_", "eval_"):
+        name = name.removeprefix(prefix)
+    return name in _HIGHER_IS_BETTER
+
+
 def fmt_metric(metric: str, value: float | None) -> str:
     if value is None:
         return "-"

@@ -57,10 +57,6 @@ class RunInfo:
         return ((self.has_checkpoint and self.status in ("stopped", "interrupted", "failed"))
                 or (self.status == "interrupted" and bool(self.config)))
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.metric == "accuracy"
-
     def to_dict(self, include_config: bool = False) -> dict[str, Any]:
         d = asdict(self)
         d["path"] = str(self.path)
