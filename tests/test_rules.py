@@ -50,3 +50,10 @@ def test_higher_is_better_is_one_rule_for_the_trainer_run_and_the_app(tmp_path):
     for epoch, value in enumerate((0.5, 0.8, 0.7)):
         history.add_epoch(epoch, epoch * 10, 1.0, 1.0, value)
     assert history.best_epoch().epoch == 1
+
+
+def test_the_actions_a_run_takes_are_listed_once():
+    from tui_nn.commands import control_cmd
+    from tui_nn.engine import channel, controls
+
+    assert control_cmd.ACTIONS is controls.ACTIONS and channel.ACTIONS is controls.ACTIONS

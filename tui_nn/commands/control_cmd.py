@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 
+from tui_nn.engine.controls import ACTIONS, LR_FACTOR_HINT, lr_factor
+
 EXIT_OK, EXIT_NOT_RUNNING, EXIT_USAGE = 0, 1, 2
-ACTIONS = ("pause", "resume", "checkpoint", "lr", "stop")
 
 
 def _err(message: str) -> None:
@@ -87,7 +88,6 @@ def _parse(action: str, factor: str | None) -> float | None | bool:
             _err(f"{action} takes no argument (got {factor!r})")
             return None
         return False
-    from tui_nn.engine.controls import LR_FACTOR_HINT, lr_factor
     try:
         value = lr_factor(float(factor)) if factor is not None else None
     except ValueError:
