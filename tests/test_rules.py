@@ -57,3 +57,11 @@ def test_the_actions_a_run_takes_are_listed_once():
     from tui_nn.engine import channel, controls
 
     assert control_cmd.ACTIONS is controls.ACTIONS and channel.ACTIONS is controls.ACTIONS
+
+
+def test_the_run_files_are_named_once():
+    from tui_nn.engine import rundir
+    from tui_nn.runs import records
+
+    assert (records.METRICS_FILE, records.CONFIG_FILE) == (rundir.METRICS_FILE, rundir.CONFIG_FILE)
+    assert records.METRICS_FILE is rundir.METRICS_FILE

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from tui_nn.engine.rundir import METRICS_FILE
+
 DEFAULT_LIVE_WINDOW_S = 120.0
 
 
@@ -42,7 +44,7 @@ def writers_of_metrics_files() -> set[str] | None:
     if not psutil.LINUX:
         return None
     return {path for proc in psutil.process_iter() for path in _written_files(proc)
-            if path.endswith("/metrics.jsonl")}
+            if os.path.basename(path) == METRICS_FILE}
 
 
 def writer_pid(metrics: str | Path) -> int | None:
@@ -81,7 +83,7 @@ def scan_is_trusted(metrics: Path) -> bool:
 
 def is_alive(run_dir: Path, last_update: float | None, writers: set[str] | None,
              window_s: float = DEFAULT_LIVE_WINDOW_S, now: float | None = None) -> bool:
-    metrics = run_dir / "metrics.jsonl"
+    metrics = run_dir / METRICS_FILE
     if writers is not None and metrics.exists() and scan_is_trusted(metrics):
         return os.path.realpath(metrics) in writers
     if last_update is None:

@@ -15,9 +15,7 @@ from typing import Any, Iterator
 
 from tui_nn.engine import jsonl
 from tui_nn.engine import schema
-
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = "config.json"
+from tui_nn.engine.rundir import CONFIG_FILE, METRICS_FILE
 
 # RunDir writes json.dumps(record, separators=(",", ":")) with "type" first, so the type of a
 # record can be read off its first bytes without parsing the (possibly long) rest.
