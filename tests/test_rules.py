@@ -65,3 +65,25 @@ def test_the_run_files_are_named_once():
 
     assert (records.METRICS_FILE, records.CONFIG_FILE) == (rundir.METRICS_FILE, rundir.CONFIG_FILE)
     assert records.METRICS_FILE is rundir.METRICS_FILE
+
+
+def test_a_field_role_on_resume_is_its_metadata():
+    import pytest
+
+    from tui_nn.engine.config import (CHANGEABLE_ON_RESUME, THIS_PROCESS, UNRECORDED,
+                                      ConfigError, TrainConfig, fields_on_resume,
+                                      requested_fields, resume_config)
+
+    assert fields_on_resume("fixed") == ("model", "dataset", "batch_size", "optimizer",
+                                         "momentum", "weight_decay", "schedule", "seed")
+    assert set(UNRECORDED) <= set(THIS_PROCESS) <= set(CHANGEABLE_ON_RESUME)
+    assert {"device", "workers", "memory_budget"} <= set(THIS_PROCESS) - set(UNRECORDED)
+    saved = TrainConfig("linear", dataset="line", epochs=2, batch_size=8, lr=0.1)
+    # How this process caches decoded images is its own: a resume may say (it was refused).
+    cfg, changes = resume_config(saved, {"memory_budget": "2GiB", "epochs": 3}, "runs/x", 2,
+                                 True)
+    assert changes == {"memory_budget": ["", "2GiB"], "epochs": [2, 3]}
+    assert cfg.run_dir == "runs/x" and cfg.memory_budget == "2GiB"
+    with pytest.raises(ConfigError, match="--batch-size 4"):
+        resume_config(saved, {"batch_size": 4}, "runs/x", 1, False)
+    assert "run_dir" not in requested_fields(TrainConfig("linear", run_dir="elsewhere"))

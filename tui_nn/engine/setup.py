@@ -19,7 +19,8 @@ from tui_nn.version import __version__
 from tui_nn.data import model_fit, tasks
 from tui_nn.data.user_dataset import is_python_spec
 from tui_nn.engine import checkpoint, recovery
-from tui_nn.engine.config import TrainConfig, requested_fields, resume_config
+from tui_nn.engine.config import (THIS_PROCESS, UNRECORDED, TrainConfig, requested_fields,
+                                  resume_config)
 from tui_nn.engine.device import resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group, rank_device
 from tui_nn.engine.optim import build_optimizer, build_schedule
@@ -30,16 +31,6 @@ from tui_nn.engine.rundir import (RunDir, check_new_run_dir,
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer
-
-# Settings that say how this process runs and is watched, never what it computes: a resume
-# takes them from the current config, whatever the run was started with.
-_THIS_PROCESS = ("device", "on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
-                 "control", "report_interval_s", "save", "runs_root", "workers",
-                 "memory_budget")
-# Changes not worth a line in the run's record (the app turns these on for itself).
-_UNRECORDED = ("on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
-               "control", "report_interval_s")
-
 
 def setup(t: "Trainer") -> None:
     claimed, ckpt = _resolve_config(t)
@@ -93,8 +84,8 @@ def _resolve_config(t: "Trainer") -> tuple[RunDir | None, dict | None]:
                     and int(ckpt.get("step_in_epoch", 0)) == 0)
         cfg, changes = resume_config(saved, requested_fields(t.config), str(run_path), done,
                                      finished)
-        t.config = replace(cfg, **{k: getattr(t.config, k) for k in _THIS_PROCESS})
-        t.resume_changes = {k: v for k, v in changes.items() if k not in _UNRECORDED}
+        t.config = replace(cfg, **{k: getattr(t.config, k) for k in THIS_PROCESS})
+        t.resume_changes = {k: v for k, v in changes.items() if k not in UNRECORDED}
         return claimed, ckpt
     except BaseException:
         if claimed is not None:
