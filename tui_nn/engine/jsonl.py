@@ -35,6 +35,7 @@ class LineStats:
 
     too_long: int = 0  # lines over the cap, skipped without being read whole
     undecodable: int = 0  # lines that are not a JSON object (parse_record returned None)
+    torn: bool = False  # the file ended inside a line (a writer killed mid-write)
     problem: str | None = None  # why the file could not be opened or read at all
 
     @property
@@ -102,6 +103,7 @@ def iter_raw_lines(f: BinaryIO, stats: LineStats | None = None,
                 stats.too_long += 1
                 buf.clear()
                 skipping = True
+    stats.torn = bool(buf) or skipping
 
 
 def parse_record(line: bytes | str) -> dict[str, Any] | None:
