@@ -28,7 +28,9 @@ RESUME_ROLES = ("fixed", "changeable", "process", "quiet", "place")
 
 
 def on_resume(role: str) -> dict[str, Any]:
-    """Metadata for a field that is not a command-line option: its role on a resume."""
+    """A field's role on a resume, as metadata (option() adds it to an option's)."""
+    if role not in RESUME_ROLES:  # a typo would make the field silently fixed
+        raise ValueError(f"unknown resume role {role!r}: one of {', '.join(RESUME_ROLES)}")
     return {"resume": role}
 
 
