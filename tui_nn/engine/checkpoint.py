@@ -154,7 +154,7 @@ def restore(trainer: Any, ckpt: dict[str, Any]) -> None:
     if trainer.scaler is not None and ckpt.get("scaler"):
         trainer.scaler.load_state_dict(ckpt["scaler"])
     st = trainer.state
-    st.step = int(ckpt["step"])
+    st.step = st.last_saved_step = int(ckpt["step"])  # a NaN before the next save names it
     st.start_epoch = int(ckpt["epoch"])
     st.start_step_in_epoch = int(ckpt.get("step_in_epoch", 0))
     st.epoch_gen_state = ckpt["epoch_gen_state"]
