@@ -18,6 +18,8 @@ from typing import Any
 import torch
 
 from tui_nn.version import __version__
+from tui_nn.engine import events as ev
+from tui_nn.engine.errors import CheckpointError, TrainingError
 from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.fsio import DiskWriteError, atomic_write
 
@@ -28,10 +30,6 @@ _PICKLE_MAGIC = b"\x80"  # the legacy format starts with a pickle protocol byte
 _EOCD_MAGIC = b"PK\x05\x06"
 _EOCD_SEARCH = 22 + 65535
 _MAX_COUNT = 2.0 ** 53  # samples, seconds, steps: more than any run, exact as a float
-
-
-class CheckpointError(Exception):
-    """A checkpoint cannot be written or loaded; the message is user-facing."""
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
@@ -107,9 +105,6 @@ def _epoch_so_far_of(saved: Any) -> dict[str, Any] | None:
 def write_last(trainer: Any, epoch: int, step_in_epoch: int, reason: str) -> Any:
     """last.pt := the trainer's state after its current step; returns the CheckpointSaved
     event. A write error becomes TrainingError(kind "disk") naming the intact checkpoint."""
-    from tui_nn.engine import events as ev
-    from tui_nn.engine.recovery import TrainingError
-
     st, path = trainer.state, trainer.run_dir.last_checkpoint
     try:
         atomic_save(capture(trainer, epoch, step_in_epoch), path)
@@ -126,9 +121,6 @@ def write_last(trainer: Any, epoch: int, step_in_epoch: int, reason: str) -> Any
 def write_best(trainer: Any, epoch: int) -> Any:
     """best.pt := the weights of this epoch, the best so far (model state only), written
     before the next epoch starts so no kill can take them. Returns the event to emit."""
-    from tui_nn.engine import events as ev
-    from tui_nn.engine.recovery import TrainingError
-
     st, path = trainer.state, trainer.run_dir.best_checkpoint
     try:
         atomic_save({"format": CHECKPOINT_FORMAT, "model": trainer.model.state_dict(),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from tui_nn.data import tasks
-from tui_nn.engine.recovery import TrainingError
+from tui_nn.engine.errors import TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer

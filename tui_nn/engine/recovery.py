@@ -14,18 +14,10 @@ import torch
 from tui_nn.engine import events as ev
 from tui_nn.engine.checkpoint import load_checkpoint
 from tui_nn.engine.controls import LR_KEYS, scale_lrs
+from tui_nn.engine.errors import TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer
-
-
-class TrainingError(Exception):
-    """A failure with a user-facing message; kind is one of the Failed event kinds
-    ("error", "nan", "oom", "data", "shape", "fit", "disk", "usage", "checkpoint")."""
-
-    def __init__(self, message: str, kind: str = "error") -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def stop_on_nan(trainer: "Trainer", epoch: int, step_in_epoch: int, value: float,

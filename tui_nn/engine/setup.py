@@ -23,7 +23,7 @@ from tui_nn.engine.config import TrainConfig, requested_fields, resume_config
 from tui_nn.engine.device import resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group, rank_device
 from tui_nn.engine.optim import build_optimizer, build_schedule
-from tui_nn.engine.recovery import TrainingError
+from tui_nn.engine.errors import TrainingError
 from tui_nn.engine.resume import read_saved_config
 from tui_nn.engine.rundir import (RunDir, check_new_run_dir,
                                   checkpoint_file_given, run_dir_of)
@@ -579,15 +579,6 @@ def _config_record(t: "Trainer") -> dict[str, Any]:
         "threads_used": torch.get_num_threads() if t.device.type == "cpu" else None,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def data_error_types() -> tuple[type[BaseException], ...]:
-    from tui_nn.zoo import UnknownModelError
-    try:
-        from tui_nn.data.base import DataError
-    except ImportError:  # pragma: no cover
-        return (UnknownModelError,)
-    return (DataError, UnknownModelError)
 
 
 def _shape(t: torch.Tensor) -> str:

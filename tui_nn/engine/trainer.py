@@ -19,13 +19,12 @@ from torch import nn
 from tui_nn.data import tasks
 from tui_nn.engine import checkpoint, oom, recovery, reports, setup, validation
 from tui_nn.engine import events as ev
-from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig
 from tui_nn.engine.controls import Controls
 from tui_nn.engine.distributed import DistInfo, all_sum, destroy_process_group
 from tui_nn.engine.reports import steer_all_ranks
 from tui_nn.engine.plugins import ScalarLog, StepPlugin
-from tui_nn.engine.recovery import TrainingError
+from tui_nn.engine.errors import CheckpointError, TrainingError, data_error_types
 from tui_nn.engine.rundir import RunDir, RunDirError
 from tui_nn.engine.stop_signals import raised_by_user_code
 from tui_nn.engine.state import RunState
@@ -108,7 +107,7 @@ class Trainer(Controls):
             return self._fail(str(e), "usage")
         except CheckpointError as e:  # only loading raises it: the --resume file given
             return self._fail(str(e), "checkpoint")
-        except setup.data_error_types() as e:
+        except data_error_types() as e:
             return self._fail(str(e), "data")
         except OSError as e:
             return self._fail(self._disk_message(e), "disk")

@@ -11,7 +11,7 @@ import torch
 from tui_nn.data import tasks
 from tui_nn.engine.distributed import all_sum
 from tui_nn.engine.events import Notice
-from tui_nn.engine.recovery import TrainingError
+from tui_nn.engine.errors import TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.config import TrainConfig
