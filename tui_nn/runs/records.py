@@ -69,10 +69,11 @@ def iter_records(path: str | Path,
 
 def read_config(run_dir: str | Path) -> tuple[dict[str, Any], str | None]:
     """(config, problem): an absent config.json gives {} and no problem; an unreadable one
-    (not JSON, too big, a FIFO, a symlink) gives {} and a reason."""
+    (not JSON, too big, a FIFO, a symlink) gives {} and a reason. Its strings come inert (as
+    a record's do): every view shows them as they are."""
     path = Path(run_dir) / CONFIG_FILE
     try:
-        return jsonl.read_json_file(path), None
+        return schema.inert(jsonl.read_json_file(path)), None
     except FileNotFoundError:
         return {}, None
     except jsonl.BadJsonFile as e:

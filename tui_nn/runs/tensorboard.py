@@ -582,35 +582,5 @@ def newest_event_mtime(log_dir: str | Path) -> float | None:
     return max(_event_mtimes(log_dir), default=None)
 
 
-def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
-                          live_window_s: float | None = None, now: float | None = None):
-    """A RunInfo for a TensorBoard log directory: "running" while is_live, else "finished" (a
-    log has no end record; live_window_s defaults to LIVE_WINDOW_S). Never raises for bad
-    content: what cannot be read is in `message`."""
-    from tui_nn.runs.info import RunInfo, dir_size
-
-    path = Path(log_dir)
-    try:
-        summary, problem = summarize(path)
-    except TensorBoardMissing as e:
-        summary, problem = LogSummary(), str(e)
-    last_update = newest_event_mtime(path)
-    running = is_live(path, live_window_s, now)
-    best = best_tag(summary.tags)
-    started_at = summary.first_wall or _oldest_mtime(path)
-    duration = (summary.last_wall - summary.first_wall
-                if summary.first_wall and summary.last_wall else None)
-    return RunInfo(
-        path=path, name=name or path.name, model="(tensorboard)", dataset="-",
-        status="running" if running else "finished",
-        epochs_done=epochs_done(summary.tags),
-        epochs_total=None, steps_done=summary.max_step, steps_total=None,
-        metric=best[1] if best else None, best_value=best[2] if best else None,
-        last_value=best[3] if best else None, duration_s=duration,
-        size_bytes=dir_size(path), started_at=started_at, last_update=last_update,
-        message=problem, kind=KIND,
-    )
-
-
-def _oldest_mtime(log_dir: Path) -> float | None:
+def oldest_event_mtime(log_dir: Path) -> float | None:
     return min(_event_mtimes(log_dir), default=None)
