@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import clean
 from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 
 MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
@@ -22,8 +22,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _err(message: str) -> None:
-    from tui_nn.textsafe import clean  # messages quote paths and names from files
-    print(f"error: {clean(message)}", file=sys.stderr, flush=True)
+    _say(sys.stderr, f"error: {message}")
+
+
+def _say(out: TextIO, text: str) -> None:
+    """One line that quotes a path the user typed (run names come inert from runs.info)."""
+    print(clean(text), file=out, flush=True)
 
 
 def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
@@ -49,7 +53,7 @@ def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
         out.write("\n")
         return EXIT_OK
     if not runs:
-        out.write(clean(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)\n"))
+        _say(out, f"no runs under {path}/ (train one: tui-nn train MODEL --headless)")
         return EXIT_OK
     out.write(runs_table(runs))
     return EXIT_OK
@@ -105,7 +109,7 @@ def run_many(roots: list[str], as_json: bool, out: TextIO) -> int:
         out.write(hosts_table(listings))
         for ls in listings:
             if ls.error:
-                out.write(clean(f"{ls.target}: {ls.error}\n"))
+                out.write(f"{ls.target}: {ls.error}\n")  # both inert (runs.remote)
         out.write(gpu_summary(listings))
     return EXIT_FAILED if any(ls.error for ls in listings) else EXIT_OK
 
@@ -115,12 +119,12 @@ def hosts_table(listings: list) -> str:
     (the reason follows the table: ssh's own words are too long for a cell)."""
     rows = []
     for ls in listings:
-        host = clean_line(ls.target.host, 24)
+        host, path = ls.target.host[:24], ls.target.shown_path[:MAX_CELL] or "~"
         if ls.error:
-            rows.append([host, clean_line(ls.target.path or "~", MAX_CELL), "", "",
+            rows.append([host, path, "", "",
                          "unreachable" if _is_connect_error(ls.error) else "unreadable"])
         elif not ls.runs:
-            rows.append([host, clean_line(ls.target.path or "~", MAX_CELL), "", "", "no runs"])
+            rows.append([host, path, "", "", "no runs"])
         rows.extend([host, *_cells(r)] for r in ls.runs)
     width = max(len(r) for r in rows)
     rows = [r + [""] * (width - len(r)) for r in rows]
@@ -134,7 +138,8 @@ def _is_connect_error(message: str) -> bool:
 
 
 def _cells(r) -> list[str]:
-    return [*(clean_line(c, MAX_CELL) for c in (r.name, r.model, r.dataset, status_label(r))),
+    # Inert from runs.info: only cut to the cell.
+    return [*(c[:MAX_CELL] for c in (r.name, r.model, r.dataset, status_label(r))),
             f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
             best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_bytes(r.size_bytes)]
 
@@ -184,8 +189,8 @@ def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except OSError as e:
         _err(f"cannot write CSV files in {out or run_dir}: {e.strerror or e}")
         return EXIT_FAILED
-    stdout.write(clean(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
-                       f"wrote {result.epochs_path} ({result.n_epochs} epochs)\n"))
+    _say(stdout, f"wrote {result.steps_path} ({result.n_steps} steps)\n"
+                 f"wrote {result.epochs_path} ({result.n_epochs} epochs)")
     return EXIT_OK
 
 
@@ -205,6 +210,6 @@ def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except (OSError, RuntimeError) as e:
         _err(f"cannot write TensorBoard files in {target}: {getattr(e, 'strerror', None) or e}")
         return EXIT_FAILED
-    stdout.write(clean(f"wrote TensorBoard event files in {target} ({count} events): "
-                       f"tensorboard --logdir {target.parent}\n"))
+    _say(stdout, f"wrote TensorBoard event files in {target} ({count} events): "
+                 f"tensorboard --logdir {target.parent}")
     return EXIT_OK

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 from tui_nn.engine import events as ev
 from tui_nn.textsafe import clean, clean_line
@@ -98,16 +98,17 @@ def _decoded(value: Any, kind: str, name: str) -> tuple[bool, Any]:
     return isinstance(value, bool), value
 
 
-def inert(value: Any) -> Any:
-    """A decoded JSON value with every string in it (keys too) made inert. Strict-JSON
+def inert(value: Any, text: Callable[[str], str] = clean) -> Any:
+    """A decoded JSON value with every string in it (keys too) made inert: by `text` (clean,
+    or clean_line where every value is one line, as config.json's settings are). Strict-JSON
     spellings of non-finite numbers stay strings: only the schema knows a field is a number.
     Depth is bounded by jsonl.parse_record before anything gets here."""
     if isinstance(value, str):
-        return clean(value)
+        return text(value)
     if isinstance(value, dict):
-        return {clean_line(k): inert(v) for k, v in value.items()}
+        return {clean_line(k): inert(v, text) for k, v in value.items()}
     if isinstance(value, list):
-        return [inert(v) for v in value]
+        return [inert(v, text) for v in value]
     return value
 
 

@@ -147,7 +147,7 @@ def _tensorboard_info(path: Path, name: str, now: float | None) -> RunInfo:
         duration_s=last - first if first and last else None, size_bytes=dir_size(path),
         started_at=first or tensorboard.oldest_event_mtime(path),
         last_update=tensorboard.newest_event_mtime(path),
-        message=clean(problem) if problem is not None else None, kind=tensorboard.KIND)
+        message=problem, kind=tensorboard.KIND)
 
 
 def _duration(scan: "_Scan", status: str, started_at: float | None,

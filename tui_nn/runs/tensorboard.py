@@ -161,7 +161,7 @@ class TensorBoardFollower:
             return None
         path, why = next(iter(self.problems.items()))
         more = f" (and {len(self.problems) - 1} more files)" if len(self.problems) > 1 else ""
-        return f"{path.name}: {why}{more}"
+        return clean_line(f"{path.name}: {why}{more}")  # a file's name and its parser's words
 
     def poll(self) -> list[ScalarPoint]:
         """The scalar points appended since the last poll, file by file. Never raises for a
@@ -420,7 +420,7 @@ class CachedFile:
             problem = raw["problem"]
             return cls(size=ints[0], offset=ints[1], events=ints[2],
                        scalar_tags=list(raw["scalar_tags"]),
-                       problem=clean_line(problem) if isinstance(problem, str) else None,
+                       problem=problem if isinstance(problem, str) else None,  # inert when shown
                        summary=LogSummary(tags=tags, max_step=ints[3], first_wall=walls[0],
                                           last_wall=walls[1]))
         except (KeyError, TypeError, AttributeError):
