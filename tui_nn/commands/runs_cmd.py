@@ -126,10 +126,10 @@ def hosts_table(listings: list) -> str:
         elif not ls.runs:
             rows.append([host, path, "", "", "no runs"])
         rows.extend([host, *_cells(r)] for r in ls.runs)
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    return _table(["host", "run", "model", "dataset", "status", "epochs", "best", "duration",
-                   "size"], rows, right={5, 7, 8})
+    headers = ["host", "run", "model", "dataset", "status", "epochs", "best", "duration", "size"]
+    # Rows of a root without runs are short: padded to the headers (every root down included).
+    rows = [r + [""] * (len(headers) - len(r)) for r in rows]
+    return _table(headers, rows, right={5, 7, 8})
 
 
 def _is_connect_error(message: str) -> bool:
