@@ -13,21 +13,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from tui_nn.textsafe import clean
+from tui_nn.textsafe import error as _err, say
 from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 
 MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _err(message: str) -> None:
-    _say(sys.stderr, f"error: {message}")
-
-
-def _say(out: TextIO, text: str) -> None:
-    """One line that quotes a path the user typed (run names come inert from runs.info)."""
-    print(clean(text), file=out, flush=True)
 
 
 def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
@@ -53,7 +44,7 @@ def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
         out.write("\n")
         return EXIT_OK
     if not runs:
-        _say(out, f"no runs under {path}/ (train one: tui-nn train MODEL --headless)")
+        say(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)", out)
         return EXIT_OK
     out.write(runs_table(runs))
     return EXIT_OK
@@ -189,8 +180,8 @@ def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except OSError as e:
         _err(f"cannot write CSV files in {out or run_dir}: {e.strerror or e}")
         return EXIT_FAILED
-    _say(stdout, f"wrote {result.steps_path} ({result.n_steps} steps)\n"
-                 f"wrote {result.epochs_path} ({result.n_epochs} epochs)")
+    say(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
+        f"wrote {result.epochs_path} ({result.n_epochs} epochs)", stdout)
     return EXIT_OK
 
 
@@ -210,6 +201,6 @@ def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except (OSError, RuntimeError) as e:
         _err(f"cannot write TensorBoard files in {target}: {getattr(e, 'strerror', None) or e}")
         return EXIT_FAILED
-    _say(stdout, f"wrote TensorBoard event files in {target} ({count} events): "
-                 f"tensorboard --logdir {target.parent}")
+    say(f"wrote TensorBoard event files in {target} ({count} events): "
+        f"tensorboard --logdir {target.parent}", stdout)
     return EXIT_OK
