@@ -73,3 +73,38 @@ def test_a_hosts_table_of_only_unreadable_roots_is_drawn():
     table = hosts_table([Listing(Target("gpu1", "runs"), error="cannot connect"),
                          Listing(Target("gpu2", ""), error="timed out")])
     assert "gpu1  runs" in table and "gpu2  ~" in table and table.count("unreachable") == 2
+
+
+def test_live_events_reach_the_app_inert_as_records_reach_watch():
+    # The Train tab shows the in-process engine's events: the bridge makes their strings inert
+    # with the decoder's rules (a model's name, a dataset path, a model's decoded output).
+    from hostile import started
+    from tui_nn.engine import events as ev
+    from tui_nn.tui.bridge import TrainingBridge
+
+    class Target:
+        def __init__(self):
+            self.posted = []
+
+        def post_message(self, message):
+            self.posted.append(message)
+
+    target = Target()
+    bridge = TrainingBridge(target)
+    raw = started(model=f"m{ESC_TITLE}", dataset=f"d\u202e", device_name=f"gpu{CLEAR}")
+    bridge._on_event(ev.RunStarted(**{k: v for k, v in raw.items() if k != "type"},
+                                   changes={f"k{CLEAR}": ["a", f"b{CLEAR}"]}))
+    bridge._on_event(ev.Failed(message=f"boom\n{CLEAR}", details={"tb": ESC_TITLE}))
+    first, last = target.posted[0].event, target.posted[-1].event
+    assert first.model == "m\\x1b]0;pwned\\x07" and inert(first.dataset)
+    assert inert(first.device_name) and first.n_train == 640
+    assert all(inert(k) and inert(v[1]) for k, v in first.changes.items())
+    assert inert(last.message) and "\n" in last.message and inert(last.details["tb"])
+
+
+def test_a_model_opened_from_a_file_is_listed_inert():
+    from tui_nn.tui.catalog import ModelEntry
+
+    entry = ModelEntry(f"my{CLEAR}.py:Net", f"Net from my{ESC_TITLE}.py", "", None, in_zoo=False)
+    assert entry.source == f"my{CLEAR}.py:Net"  # still the key it is loaded by
+    assert inert(entry.shown_source) and inert(entry.description)
