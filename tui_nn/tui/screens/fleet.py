@@ -21,7 +21,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 from tui_nn.runs.remote import Listing, Target, gpu_summary, mirror
-from tui_nn.textsafe import clean_line
 from tui_nn.tui.screens.watch import STEER_BINDINGS
 from tui_nn.tui.viewer_app import ViewerApp
 
@@ -65,7 +64,7 @@ class FleetScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn fleet"
-        self.sub_title = clean_line(" ".join(str(t) for t in self.targets), 100)
+        self.sub_title = " ".join(str(t) for t in self.targets)[:100]  # inert: Target.__str__
         table = self.query_one(DataTable)
         for label in ("host", "run", "status", "epochs", "best", "samples/s", "time", "size",
                       "model"):
@@ -103,12 +102,12 @@ class FleetScreen(Screen):
         self.rows = {}
         for target, ls in zip(self.targets, self.listings):
             if ls is None:
-                table.add_row(clean_line(target.host, 24), clean_line(target.path or "~", 40),
+                table.add_row(target.host[:24], target.shown_path[:40] or "~",
                               Text("reading…", style="dim"), "", "", "", "", "", "")
                 continue
-            host = clean_line(ls.target.host, 24)
+            host = ls.target.host[:24]  # checked by split_target: no control characters
             if ls.error:
-                table.add_row(host, clean_line(ls.target.path or "~", 40),
+                table.add_row(host, ls.target.shown_path[:40] or "~",
                               Text("unreachable", style="red"), "", "", "", "", "", "")
             for r in ls.runs:
                 key = f"{ls.target.host}\0{r.path}"
@@ -157,7 +156,7 @@ class FleetScreen(Screen):
                 self._steer(target, "stop", None)
 
         self.app.push_screen(ConfirmScreen(  # the name comes from the host: escaped, not markup
-            f"Stop the run {escape(clean_line(run.name, 60))} on {escape(clean_line(host, 40))}"
+            f"Stop the run {escape(run.name[:60])} on {escape(host[:40])}"
             "? It checkpoints and ends.", confirm="Stop run"), answered)
 
     @work(thread=True, name="steer", group="steer", exit_on_error=False)
@@ -173,7 +172,7 @@ class FleetScreen(Screen):
             text = (f"{target}: {action} taken" if answer.get("ok")
                     else f"{target}: {answer.get('error') or 'refused'}")
             severity = "information" if answer.get("ok") else "warning"
-        self.app.call_from_thread(self.notify, clean_line(text, 200), severity=severity,
+        self.app.call_from_thread(self.notify, text, severity=severity,  # app.notify: inert
                                   markup=False)
         self.app.call_from_thread(self._load)
 
@@ -192,7 +191,7 @@ class FleetScreen(Screen):
         try:
             followed = FollowedRun(target).start()
         except (NotARun, SshError) as e:
-            self.app.call_from_thread(self.notify, clean_line(f"{target}: {e}", 200),
+            self.app.call_from_thread(self.notify, f"{target}: {e}",
                                       severity="warning", markup=False)
             return
         self.followed = followed

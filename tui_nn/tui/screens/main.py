@@ -25,7 +25,6 @@ from textual.widgets import Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from tui_nn.engine.config import FORM_FIELDS
-from tui_nn.textsafe import clean
 from tui_nn.tui import messages as msg
 from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, freeze_long_lived, in_fresh_thread
 from tui_nn.tui.history import RunHistory
@@ -316,9 +315,9 @@ class MainScreen(Screen):
             return
         entry = self.entries[source]
         inspector = self.query_one(ShapeInspector)
-        about = escape(clean(entry.description))  # a file's docstring: data, not markup
+        about = escape(entry.description)  # inert (catalog.ModelEntry): data, not markup
         if entry.lesson:
-            about += f"\n[dim]→ {escape(clean(entry.lesson))}[/]"
+            about += f"\n[dim]→ {escape(entry.lesson)}[/]"
         inspector.about = about
         inspector.source = source
         inspector.input_text = entry.input_text

@@ -292,16 +292,16 @@ class WatchScreen(Screen):
         elif isinstance(e, ev.RunStarted):
             self._apply_started(e, batch)
         elif isinstance(e, ev.StateChanged):
-            self._log(clean_line(e.state, 40), "dim")
+            self._log(e.state, "dim")
             self._paused = e.state == "paused"
             if self.status in ("running", "paused"):
                 self._set_status("paused" if self._paused else "running")
         elif isinstance(e, ev.CheckpointSaved) and e.reason != "best":
             # best.pt is written with every better epoch: the epoch line's * says so.
-            self._log(f"checkpoint ({clean_line(e.reason, 40)}, step {e.step})", "dim")
+            self._log(f"checkpoint ({e.reason}, step {e.step})", "dim")
         elif isinstance(e, (ev.LrScaled, ev.Notice)):
             self._log(f"lr × {e.factor:g} → {e.lr:.3g}" if isinstance(e, ev.LrScaled)
-                      else clean_line(e.message, 300), "dim")
+                      else e.message, "dim")
         elif isinstance(e, (ev.Finished, ev.Failed)):
             self.final = e
             batch.ended = True
@@ -311,17 +311,17 @@ class WatchScreen(Screen):
         if self.started is not None or e.start_step:
             batch.rebuild = True
         self.started, self.final, self._paused = e, None, False
-        self.history.metric = clean_line(e.metric or "accuracy", 20)
+        self.history.metric = (e.metric or "accuracy")[:20]
         self.query_one(RunStatus).started = e
         self.query_one(Curves).set_axis(0, e.total_steps)
         # What the trainer measured at setup (no prediction here: that would trace the model).
         self.query_one(SystemPane).run_memory = run_memory_from(e)
-        on = f" on {clean_line(e.dataset, 80)}" if e.dataset not in ("", "-") else ""
-        self._log(f"{'resumed' if e.start_step else 'started'} {clean_line(e.model, 80)}{on}",
+        on = f" on {e.dataset}" if e.dataset not in ("", "-") else ""
+        self._log(f"{'resumed' if e.start_step else 'started'} {e.model}{on}",
                   "good")
         sizes = [f"{n} {unit}" for n, unit in ((e.epochs, "epochs"),
                                                  (e.steps_per_epoch, "steps")) if n]
-        self._log(", ".join([" x ".join(sizes)] * bool(sizes) + [clean_line(e.device_name, 60)]),
+        self._log(", ".join([" x ".join(sizes)] * bool(sizes) + [e.device_name]),
                   "dim")  # 0: a size the loop did not give (tui_nn.Run), left out
 
     def _show_batch(self, batch: "_Batch", first_read: bool) -> None:
@@ -392,9 +392,9 @@ class WatchScreen(Screen):
         if isinstance(e, ev.Finished):
             # A loop that logs no epochs (tui_nn.Run) did not give "0 epochs": left out.
             epochs = f"{e.epochs_done} epochs, " if e.epochs_done or self.history.epochs else ""
-            self._log(f"run {clean_line(e.status, 20)}: {epochs}{e.step:,} steps", "good")
+            self._log(f"run {e.status}: {epochs}{e.step:,} steps", "good")
         else:
-            self._log(f"failed ({clean_line(e.kind, 20)}): {clean_line(e.message, 2000)}",
+            self._log(f"failed ({e.kind}): {e.message}",
                       "error")
 
     def _note_skipped(self) -> None:
