@@ -9,6 +9,7 @@ Leaving the view stops it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import threading
 import time
 from typing import Any
@@ -28,21 +29,18 @@ REMEDY = {"plain": "no remedy", "augment": "--augment digits", "dropout": "Dropo
           "weight decay": "--weight-decay 0.02"}
 
 
+@dataclass
 class CurveEpoch(Message):
-    def __init__(self, variant: str, train: list[float], val: list[float],
-                 accuracy: list[float]) -> None:
-        super().__init__()
-        self.variant = variant
-        self.train = train
-        self.val = val
-        self.accuracy = accuracy
+    variant: str
+    train: list[float]
+    val: list[float]
+    accuracy: list[float]
 
 
+@dataclass
 class CurvesDone(Message):
-    def __init__(self, error: str | None, seconds: float) -> None:
-        super().__init__()
-        self.error = error
-        self.seconds = seconds
+    error: str | None
+    seconds: float
 
 
 class OverfitScreen(LessonScreen):

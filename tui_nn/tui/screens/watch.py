@@ -47,26 +47,22 @@ STATUS_S = 2.0  # how often liveness (a /proc scan at worst) is checked
 FINAL = ("finished", "stopped", "failed")
 
 
+@dataclass
 class RecordsArrived(Message):
     """New records from metrics.jsonl, and the run's status when it was (re)checked."""
 
-    def __init__(self, records: list[dict[str, Any]], status: str | None,
-                 pid: int | None, first: bool = False,
-                 honours: tuple[str, ...] | None = None) -> None:
-        super().__init__()
-        self.records = records
-        self.status = status
-        self.pid = pid
-        self.first = first
-        self.honours = honours  # the requests the run acts on (asked with the status)
+    records: list[dict[str, Any]]
+    status: str | None
+    pid: int | None
+    first: bool = False
+    honours: tuple[str, ...] | None = None  # the requests the run acts on (asked with the status)
 
 
+@dataclass
 class FollowProblem(Message):
     """metrics.jsonl cannot be read (a FIFO, a symlink, a device): said once in the log."""
 
-    def __init__(self, problem: str) -> None:
-        super().__init__()
-        self.problem = problem
+    problem: str
 
 
 
