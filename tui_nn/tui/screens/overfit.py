@@ -9,9 +9,9 @@ Leaving the view stops it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text

@@ -13,10 +13,10 @@ screen only draws what they carry. Leaving the view stops them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text

@@ -11,9 +11,9 @@ markup. Nothing here writes into the log directory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -16,9 +16,9 @@ plotext figure of at most a few hundred points. Hidden views are not rendered at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from rich.color import Color

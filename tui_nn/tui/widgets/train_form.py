@@ -6,8 +6,8 @@ the engine's own TrainConfig.validate() has the last word when a run starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from textual import on
