@@ -8,6 +8,7 @@ the decoder and are shown as Text, never markup."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -25,13 +26,14 @@ from tui_nn.tui.screens.watch import STEER_BINDINGS
 from tui_nn.tui.viewer_app import ViewerApp
 
 REFRESH_S = 5.0
+
+
+@dataclass
 class HostLoaded(Message):
     """One root read: each host's rows show as soon as it answers, not with the slowest."""
 
-    def __init__(self, index: int, listing: Listing) -> None:
-        super().__init__()
-        self.index = index
-        self.listing = listing
+    index: int
+    listing: Listing
 
 
 class FleetScreen(Screen):

@@ -3,6 +3,7 @@ failed, with a last.pt), newest first, or any run directory typed in."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,9 @@ def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
                         f"{info.status}"}, None
 
 
+@dataclass
 class RunsFound(Message):
-    def __init__(self, runs: list[Any]) -> None:
-        super().__init__()
-        self.runs = runs
+    runs: list[Any]
 
 
 class ResumeScreen(ModalScreen[str | None]):

@@ -9,6 +9,7 @@ highlighted run is shown. `w` follows the highlighted run in the watch view.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +37,15 @@ MODE_TITLES = {"val_loss": "val loss per epoch", "train_loss": "train loss per e
                "metric": "val metric per epoch"}
 
 
+@dataclass
 class RunsLoaded(Message):
-    def __init__(self, runs: list[RunInfo], error: str | None = None) -> None:
-        super().__init__()
-        self.runs = runs
-        self.error = error
+    runs: list[RunInfo]
+    error: str | None = None
 
 
+@dataclass
 class HistoriesLoaded(Message):
-    def __init__(self, histories: dict[Path, RecordedHistory]) -> None:
-        super().__init__()
-        self.histories = histories
+    histories: dict[Path, RecordedHistory]
 
 
 class OverlayPlot(MatrixPlot):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,22 +177,20 @@ class GroupPlot(MatrixPlot):
         return xs, drawn
 
 
+@dataclass
 class ScalarsArrived(Message):
     """New points from the event files, and how recently a file was written."""
 
-    def __init__(self, points: list[tb.ScalarPoint], status: str, first: bool) -> None:
-        super().__init__()
-        self.points = points
-        self.status = status
-        self.first = first
+    points: list[tb.ScalarPoint]
+    status: str
+    first: bool
 
 
+@dataclass
 class LogProblem(Message):
     """An event file could not be read (further): said in the status line."""
 
-    def __init__(self, problem: str | None) -> None:
-        super().__init__()
-        self.problem = problem
+    problem: str | None
 
 
 class TensorBoardWatchScreen(Screen):

@@ -110,10 +110,9 @@ class SystemPane(Static):
     SystemPane.-compact { max-height: 5; }
     """
 
+    @dataclass
     class Reading(Message):
-        def __init__(self, reading: SystemReading) -> None:
-            super().__init__()
-            self.reading = reading
+        reading: SystemReading
 
     def __init__(self, *, compact: bool = False, interval: float = INTERVAL_S,
                  gpu_reader: Callable[[], GpuReport] | None = None,
