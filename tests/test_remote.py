@@ -195,7 +195,7 @@ def test_the_portable_listing_prints_what_the_gnu_one_does(trained):
             if ln.startswith("F "):  # the fallback has whole seconds only
                 _, size, mtime, path = ln.split(" ", 3)
                 ln = f"F {size} {int(float(mtime))} {path}"
-            if not ln.startswith("NOW"):
+            if not ln.startswith(("NOW", "PROC", "O ", "W ")):  # the /proc scan: GNU only
                 found.append(ln)
         return sorted(found)
 
@@ -406,3 +406,48 @@ def test_a_killed_processs_private_folder_is_swept_by_the_next(tmp_path):
     finally:
         shutil.rmtree(stale, ignore_errors=True)
         shutil.rmtree(mine, ignore_errors=True)
+
+
+def _live_run(server, run: Path) -> subprocess.Popen:
+    """A headless training in `run` that goes on until killed (its socket up, an epoch done)."""
+    from tui_nn.engine.channel import SOCKET_FILE
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
+                             "100000", "--headless", "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=server.env())
+    _wait(run, lambda r: any(x["type"] == "EpochMetrics" for x in r)
+          and (run / SOCKET_FILE).exists(), "an epoch")
+    return proc
+
+
+def test_a_long_paused_remote_run_is_paused_not_interrupted(server, tmp_path, monkeypatch):
+    """The remote /proc says who writes metrics.jsonl: a run paused past the 2-minute age
+    window still reads "paused" in `runs` and "running" to `watch`, and a killed one
+    "interrupted" at once."""
+    from tui_nn.runs.remote import FollowedRun
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    run = tmp_path / "runs" / "held"
+    proc = _live_run(server, run)
+    try:
+        assert _tui(server, "control", f"testbox:{run}", "pause").returncode == 0
+        _wait(run, lambda r: any(x["type"] == "StateChanged" and x.get("state") == "paused"
+                                 for x in r), "the pause")
+        time.sleep(0.5)
+        old = time.time() - 600  # as if paused ten minutes ago
+        for f in run.iterdir():
+            os.utime(f, (old, old))
+        rows = json.loads(_tui(server, "runs", "--json", f"testbox:{run.parent}").stdout)
+        assert [(r["status"], r["paused"]) for r in rows] == [("running", True)]
+        table = _tui(server, "runs", f"testbox:{run.parent}", str(tmp_path)).stdout
+        assert "testbox  held" in table and "paused" in table.split("testbox  held")[1]
+        followed = FollowedRun(Target("testbox", str(run)), every_s=60).start()
+        try:
+            assert followed.liveness(run / "metrics.jsonl", None, False)[0] == "running"
+        finally:
+            followed.stop()
+    finally:
+        proc.kill()
+        proc.wait()
+    os.utime(run / "metrics.jsonl")  # written just now, but nobody holds it: not running
+    rows = json.loads(_tui(server, "runs", "--json", f"testbox:{run.parent}").stdout)
+    assert rows[0]["status"] == "interrupted"

@@ -4,8 +4,9 @@ Nothing is installed on the remote: one POSIX sh script lists the run files (fin
 and another reads each file from the byte where the last read stopped (tail -c +N | head -c).
 What arrives goes into a private local mirror of config.json and metrics.jsonl and is read by
 the same decoder as a local run (read_run_info: bounded lines, inert strings), so a remote
-host's files get exactly the local untrusted-input rules. Liveness is the file's age against
-the remote clock (no /proc to scan over there), as for another user's run locally.
+host's files get exactly the local untrusted-input rules. Liveness is told as runs.liveness
+tells it locally: the remote /proc scan for a writer of metrics.jsonl where the listing could
+make one (a run paused for hours still runs), else the file's age by the remote clock.
 """
 
 from __future__ import annotations
@@ -95,6 +96,23 @@ class Gpu:
         return cls(index, min(util, 100), used, total) if used <= total else None
 
 
+@dataclass
+class _WriterScan:
+    """The remote /proc scan: metrics files (paths under the root) whose writer it can see,
+    and those held open for writing."""
+
+    owned: set[str] = field(default_factory=set)
+    writing: set[str] = field(default_factory=set)
+
+    def writers_of(self, run_rel: str, local: Path) -> set[str] | None:
+        """read_run_info's `writers` for the run's mirror at `local`: the scan's answer as
+        the mirror's real path, or None (not visible to the scan: the file's age decides)."""
+        metrics = os.path.normpath(f"{run_rel}/{METRICS_FILE}")
+        if metrics not in self.owned:
+            return None
+        return {os.path.realpath(local / METRICS_FILE)} if metrics in self.writing else set()
+
+
 @dataclass(frozen=True)
 class _File:
     size: int
@@ -105,7 +123,10 @@ class _File:
 # "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts).
 # Run files only, at most three levels down. "G index, util %, used MiB, total MiB" per GPU
 # from nvidia-smi when the host has it ("G none" when not). GNU find prints it all in two processes; any
-# other find falls back to stat/ls per file (slower, same lines).
+# other find falls back to stat/ls per file (slower, same lines). Where GNU find and /proc are
+# there, "PROC", then "O ./rel" per metrics.jsonl whose writer the scan can see (ours, or any
+# as root) and "W ./rel" per metrics.jsonl a process holds open for writing: a run paused
+# for hours is still running, as runs.liveness says locally.
 _LIST = r"""R={root}
 if [ ! -d "$R" ]; then
   if [ -e "$R" ]; then echo 'ERR not a directory'; else echo 'ERR no such directory'; fi; exit 0
@@ -116,6 +137,19 @@ runfiles() {{  # $1: more names to match (unquoted on purpose: it is several wor
   more=$1; shift
   find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl $more \) -type f "$@" 2>/dev/null
 }}
+writers() {{  # as runs.liveness scans /proc here: who holds a metrics.jsonl open to write
+  [ -d /proc/self/fd ] || return 0
+  A=$(pwd -P); u=$(id -u); own=; [ "$u" = 0 ] || own="-user $u"
+  echo PROC
+  find . -maxdepth 3 -name metrics.jsonl -type f $own 2>/dev/null | sed 's/^/O /'
+  find /proc/[0-9]*/fd -maxdepth 1 -lname '*/metrics.jsonl' -printf '%p %l\n' 2>/dev/null |
+  while IFS= read -r line; do
+    fd=${{line%% *}}; t=${{line#* }}; pid=${{fd#/proc/}}; pid=${{pid%%/*}}
+    case $t in "$A"/*) ;; *) continue ;; esac
+    f=$(sed -n 's/^flags:[[:space:]]*//p' "/proc/$pid/fdinfo/${{fd##*/}}" 2>/dev/null)
+    case $f in *[123567]) printf 'W ./%s\n' "${{t#"$A"/}}" ;; esac  # O_WRONLY or O_RDWR
+  done
+}}
 if command -v nvidia-smi > /dev/null 2>&1; then
   t=; command -v timeout > /dev/null 2>&1 && t="timeout 5"  # a wedged driver must not stall us
   $t nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total \
@@ -125,6 +159,7 @@ else
 fi
 if find . -maxdepth 0 -printf '' 2>/dev/null; then
   runfiles "-o -name last.pt" -printf 'F %s %T@ %p\n'
+  writers
   runfiles "" | sed 's|/[^/]*$||' | sort -u | {{
     set --; while IFS= read -r d; do set -- "$@" "$d"; done
     [ $# -gt 0 ] && find "$@" -type f -printf '%s %H\n' 2>/dev/null |
@@ -160,6 +195,7 @@ class Mirror:
         self.gpus: list[Gpu] | None = None  # from the last listing; [] is "no GPU"
         self.speeds: dict[str, float] = {}  # run path over there -> last epoch's samples/s
         self.lock = threading.Lock()
+        self.scan: _WriterScan | None = None  # from the last listing; None: age only
 
     def refresh(self) -> Listing:
         started = time.monotonic()
@@ -185,8 +221,9 @@ class Mirror:
         infos = []
         for rel in run_dirs:
             local = self.dir / rel
-            info = read_run_info(local, name=_name(rel, self.target.path), check_writers=False,
-                                 now=now)
+            writers = self.scan.writers_of(rel, local) if self.scan is not None else None
+            info = read_run_info(local, name=_name(rel, self.target.path), now=now,
+                                 writers=writers, check_writers=writers is not None)
             infos.append(dataclasses.replace(
                 info, path=Path(self.abs_root or "/") / rel, size_bytes=sizes.get(rel, 0)))
             speed = last_samples_per_s(local / METRICS_FILE)
@@ -200,8 +237,14 @@ class Mirror:
         sizes: dict[str, int] = {}
         now = time.time()
         self.gpus = []
+        self.scan = None
         for line in text.splitlines():
             tag, _, rest = line.partition(" ")
+            if tag == "PROC":
+                self.scan = _WriterScan()
+            elif tag in ("O", "W") and self.scan is not None and _safe_rel(rest):
+                (self.scan.owned if tag == "O" else self.scan.writing).add(
+                    os.path.normpath(rest))
             if tag == "G" and rest != "none" and len(self.gpus) < 16:
                 gpu = Gpu.parse(rest)
                 self.gpus += [gpu] if gpu is not None else []
@@ -432,8 +475,8 @@ class FollowedRun:
     """`tui-nn watch HOST:RUN`: a mirror of one remote run kept current by a thread (each
     refresh reads only the appended bytes), which the watch screen follows as a local run
     directory; its control.sock is forwarded into the mirror while the run has one, so the
-    screen's keys steer the run over there. The screen asks `liveness` (the remote file's age
-    by the remote clock), not the local /proc, whether the run is alive."""
+    screen's keys steer the run over there. The screen asks `liveness` (the remote listing's
+    answer), not the local /proc, whether the run is alive."""
 
     def __init__(self, target: Target, every_s: float = 1.0) -> None:
         self.target = target
