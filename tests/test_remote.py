@@ -451,3 +451,37 @@ def test_a_long_paused_remote_run_is_paused_not_interrupted(server, tmp_path, mo
     os.utime(run / "metrics.jsonl")  # written just now, but nobody holds it: not running
     rows = json.loads(_tui(server, "runs", "--json", f"testbox:{run.parent}").stdout)
     assert rows[0]["status"] == "interrupted"
+
+
+def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trained, tmp_path,
+                                                                    monkeypatch):
+    """gpu1:~/runs/latest, gpu1:~/runs/NAME and --root gpu1:~/runs NAME resolve over there, as
+    RUN does locally; a name that matches nothing says so (exit 2)."""
+    from tui_nn.runs.remote import FollowedRun
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(trained / "r1", root / "old-run")  # started earlier than the live one
+    proc = _live_run(server, root / "live-run")
+    try:
+        paused = _tui(server, "control", f"testbox:{root}/latest", "pause")
+        assert paused.returncode == 0, paused.stderr
+        assert f"testbox:{root.resolve()}/live-run: pause taken" in paused.stdout
+        resumed = _tui(server, "control", "live", "resume", "--root", f"testbox:{root}")
+        assert resumed.returncode == 0, resumed.stderr
+        followed = FollowedRun(Target("testbox", f"{root}/latest"), every_s=60).start()
+        try:
+            assert followed.target.path == str((root / "live-run").resolve())
+            assert followed.run_dir.name == "live-run"
+        finally:
+            followed.stop()
+        old = FollowedRun(Target("testbox", f"{root}/old"), every_s=60).start()
+        old.stop()
+        assert old.last.runs[0].status == "finished"
+        nope = _tui(server, "control", f"testbox:{root}/nope", "pause")
+        assert nope.returncode == 2 and "no run 'nope'" in nope.stderr
+        empty = _tui(server, "control", f"testbox:{tmp_path}/void/latest", "pause")
+        assert empty.returncode == 2 and "no such run directory" in empty.stderr
+    finally:
+        proc.kill()
+        proc.wait()

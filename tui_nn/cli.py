@@ -293,17 +293,20 @@ def runs_cmd(
 def watch_cmd(
     run: Optional[str] = typer.Argument(
         None, help="Run directory, a run's name under --root, or latest (the default); "
-                   "HOST:PATH for a run directory on another machine (over ssh)."),
+                   "HOST:PATH for a run on another machine (over ssh), e.g. "
+                   "gpu1:~/runs/latest."),
     root: Optional[str] = typer.Option(None, "--root",
-                                       help="Folder holding the runs (default ./runs)."),
+                                       help="Folder holding the runs (default ./runs); "
+                                            "HOST:PATH on another machine."),
 ) -> None:
     """Open the app read-only on a run in progress or finished, following its run directory
     (a run started headless, under nohup, Slurm or torchrun, or in another terminal), or on a
     TensorBoard log directory of any framework (every scalar tag as a curve)."""
     from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
-    from tui_nn.runs.remote import split_target
-    if run and split_target(run):
-        raise typer.Exit(_watch_remote(split_target(run)))
+    from tui_nn.runs.remote import remote_run
+    target = remote_run(run, root)
+    if target is not None:
+        raise typer.Exit(_watch_remote(target))
     try:
         run_dir = resolve_run(run or "latest", root or DEFAULT_ROOT)
     except RunNotFound as e:
@@ -363,14 +366,15 @@ def _watch_remote(target) -> int:
 @app.command("control", cls=ReadableCommand)
 def control_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name or unique prefix under "
-                                        "--root, or latest; HOST:PATH for a run directory on "
-                                        "another machine (over ssh)."),
+                                        "--root, or latest; HOST:PATH for a run on another "
+                                        "machine (over ssh), e.g. gpu1:~/runs/latest."),
     action: Literal[ACTIONS] = typer.Argument(  # type: ignore[valid-type]
         ..., help="pause, resume, checkpoint, lr or stop."),
     factor: Optional[str] = typer.Argument(None, help="lr only: multiply the lr by FACTOR "
                                                       "(0.5 halves it)."),
     root: Optional[str] = typer.Option(None, "--root",
-                                       help="Folder holding the runs (default ./runs)."),
+                                       help="Folder holding the runs (default ./runs); "
+                                            "HOST:PATH on another machine."),
 ) -> None:
     """Steer a run that is training (headless, under nohup/Slurm, or in the app) through its
     control channel: exit 0 when the run took the request, 1 when it is not training."""

@@ -418,10 +418,10 @@ def list_remote(targets: list[Target]) -> list[Listing]:
 
 # Where a remote run is, and whether it has a live control channel.
 _LOCATE = r"""R={path}
-[ -d "$R" ] || {{ echo 'ERR no such run directory'; exit 0; }}
+[ -d "$R" ] || {{ echo 'NORUN no such run directory'; exit 0; }}
 cd "$R" 2>/dev/null || {{ echo 'ERR permission denied'; exit 0; }}
 [ -f config.json ] || [ -f metrics.jsonl ] ||
-  {{ echo 'ERR not a run directory (no config.json or metrics.jsonl)'; exit 0; }}
+  {{ echo 'NORUN not a run directory (no config.json or metrics.jsonl)'; exit 0; }}
 printf 'DIR %s\n' "$(pwd -P)"
 [ -S control.sock ] && echo SOCK
 exit 0
@@ -429,18 +429,66 @@ exit 0
 
 
 class NotARun(LookupError):
-    """HOST:PATH names no run directory; the message says why."""
+    """HOST:PATH names no run directory; the message says why. by_name: the path may still
+    name a run under its folder."""
+
+    def __init__(self, message: str, by_name: bool = False) -> None:
+        super().__init__(message)
+        self.by_name = by_name
+
+
+def _by_name(target: Target, why: str) -> str:
+    """The path over there of the run that the last part of target.path names under its
+    folder ("latest" the newest), from that folder's listing as `tui-nn runs` reads it."""
+    from tui_nn.runs.discover import RunNotFound, pick_by_name
+    folder, _, name = target.path.rstrip("/").rpartition("/")
+    if not name or name in (".", "..", "~"):
+        raise NotARun(why)
+    root = Target(target.host, folder or ("/" if target.path.startswith("/") else ""))
+    listing = mirror(root).refresh()
+    if listing.error is not None:
+        raise NotARun(why)
+    if name in ("latest", "last"):
+        if not listing.runs:
+            raise NotARun(f"no runs under {root}/ yet")
+        return str(listing.runs[0].path)
+    try:
+        return str(pick_by_name(name, {r.name: r for r in listing.runs}, str(root)).path)
+    except RunNotFound as e:
+        raise NotARun(str(e)) from None
+
+
+def remote_run(run: str | None, root: str | None) -> Target | None:
+    """The remote run a RUN argument and --root name (HOST:RUN, or a run's name or latest
+    under --root HOST:PATH); None for a local one."""
+    target = split_target(run) if run else None
+    folder = split_target(root) if root and target is None else None
+    if folder is not None:
+        base = folder.path.rstrip("/") or ("" if folder.path.startswith("/") else "~")
+        return Target(folder.host, f"{base}/{run or 'latest'}")
+    return target
 
 
 def locate_run(target: Target) -> tuple[str, bool]:
-    """(the run's absolute path over there, has a control socket); NotARun or ssh.SshError."""
+    """(the run's absolute path over there, has a control socket); NotARun or ssh.SshError.
+    A path that is no run directory may end in a run's name under its folder, or "latest",
+    as a local RUN does (gpu1:~/runs/latest)."""
+    try:
+        return _locate(target)
+    except NotARun as e:
+        if not e.by_name:
+            raise
+        return _locate(Target(target.host, _by_name(target, str(e))))
+
+
+def _locate(target: Target) -> tuple[str, bool]:
     text = ssh.host(target.host).run(_LOCATE.format(path=sh_path(target.path)), timeout=30,
                                      max_output=1 << 16).decode("utf-8", "replace")
     found, sock = None, False
     for line in text.splitlines():
         tag, _, rest = line.partition(" ")
-        if tag == "ERR":
-            raise NotARun(f"{target}: {clean_line(rest, 80)}")
+        if tag in ("ERR", "NORUN"):
+            raise NotARun(f"{target}: {clean_line(rest, 80)}", by_name=tag == "NORUN")
         found = rest if tag == "DIR" else found
         sock = sock or tag == "SOCK"
     if not found or ":" in found or len(found) > 4000:
@@ -449,14 +497,15 @@ def locate_run(target: Target) -> tuple[str, bool]:
 
 
 def send_control(target: Target, action: str, factor: float | None,
-                 timeout: float = 5.0) -> dict:
+                 timeout: float = 5.0, located: tuple[str, bool] | None = None) -> dict:
     """channel.send to a run on another host: its control.sock is forwarded to a socket in
     this process's private folder through the existing ssh master (OpenSSH streamlocal
     forwarding: no port opens anywhere, the remote socket keeps its 0600), used once, then
-    the forward is cancelled. ChannelError / NotARun / ssh.SshError as the cause."""
+    the forward is cancelled. ChannelError / NotARun / ssh.SshError as the cause.
+    located: locate_run's answer when the caller has it."""
     from tui_nn.engine.channel import SOCKET_FILE, ChannelError, send
 
-    run_dir, has_socket = locate_run(target)
+    run_dir, has_socket = located or locate_run(target)
     if not has_socket:
         raise ChannelError("no control channel (the run is not training)")
     host = ssh.host(target.host)
@@ -479,9 +528,9 @@ class FollowedRun:
     answer), not the local /proc, whether the run is alive."""
 
     def __init__(self, target: Target, every_s: float = 1.0) -> None:
-        self.target = target
+        self.target = target  # as typed; the run's own path over there once started
         self.every_s = every_s
-        self.mirror = mirror(target)
+        self.mirror: Mirror | None = None
         self.last: Listing | None = None
         self._stop = threading.Event()
         self._forwarded: tuple[Path, str] | None = None
@@ -494,6 +543,8 @@ class FollowedRun:
     def start(self) -> "FollowedRun":
         """First read (NotARun / ssh.SshError when there is no such run), then the thread."""
         run_dir, has_socket = locate_run(self.target)
+        self.target = Target(self.target.host, run_dir)  # "latest" stays the run it named
+        self.mirror = mirror(self.target)
         self.last = self.mirror.refresh()
         if self.last.error:
             raise ssh.SshError(self.last.error)
