@@ -184,7 +184,7 @@ def test_control_on_a_bad_remote_target_says_why(server, tmp_path):
 def test_the_portable_listing_prints_what_the_gnu_one_does(trained):
     """Without GNU find's -printf (BSD, busybox) the script falls back to stat/ls per file."""
     from tui_nn.runs import remote
-    gnu = remote._LIST.format(root=remote.sh_path(str(trained)))
+    gnu = remote.list_script(str(trained))
     other = gnu.replace("-maxdepth 0 -printf ''", "-maxdepth 0 -no-such-test")
     assert other != gnu
 
@@ -210,7 +210,6 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
     over there through the forwarded socket, and the liveness said by the remote file."""
     from pilot_helpers import SIZE
     from pilot_helpers import wait_for_live as wait_for
-    from tui_nn.runs.remote import remote_gpu_report
     from tui_nn.engine.channel import SOCKET_FILE
     from tui_nn.runs.remote import FollowedRun
     from tui_nn.tui.screens.watch import make_watch_app
@@ -227,7 +226,7 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
               and (run / SOCKET_FILE).exists(), "an epoch")
         followed = FollowedRun(Target("testbox", str(run)), every_s=0.3).start()
         assert followed.run_dir.name == "live" and followed.run_dir != run
-        app = make_watch_app(followed.run_dir, gpu_reader=remote_gpu_report,
+        app = make_watch_app(followed.run_dir, gpu_reader=followed.gpu_report,
                              liveness_of=followed.liveness)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
@@ -298,7 +297,7 @@ def test_each_host_says_its_gpus_or_that_it_has_none(server, trained, tmp_path):
     (fake / "nvidia-smi").write_text("#!/bin/sh\necho '0, 87, 30000, 81559'\n"
                                      "echo '1, [N/A], 5, 81559'\necho '2, 3, \x1b[31m, 9'\n")
     (fake / "nvidia-smi").chmod(0o755)
-    script = remote._LIST.format(root=remote.sh_path(str(trained)))
+    script = remote.list_script(str(trained))
     out = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, timeout=60,
                          env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}).stdout
     mirror = remote.Mirror(Target("x", str(trained)))
@@ -485,3 +484,23 @@ def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trai
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_each_hosts_gpus_over_ssh_nvml_first_then_nvidia_smi(server, trained, monkeypatch):
+    """A box with tui-nn answers through its NVML, one with only nvidia-smi through that, one
+    with neither says "no GPU" plainly; `watch`'s system pane shows the box's GPUs."""
+    from tui_nn.runs.remote import FollowedRun
+    out = _tui(server, "runs", f"testbox:{trained}", f"smibox:{trained}",
+               f"nvmlbox:{trained}").stdout
+    assert "testbox: no GPU (no nvidia-smi)" in out
+    assert "smibox: GPU0 87% 29.3 GiB/79.6 GiB; GPU1 3% 512.0 MiB/79.6 GiB" in out
+    assert "nvmlbox: GPU0 42% 10.0 GiB/80.0 GiB\n" in out  # not nvidia-smi's figures
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    followed = FollowedRun(Target("smibox", str(trained / "r1")), every_s=60).start()
+    followed.stop()
+    report = followed.gpu_report()
+    assert report.available and [(g.utilization_pct, g.memory_used_bytes >> 20)
+                                 for g in report.gpus] == [(87.0, 30000), (3.0, 512)]
+    none = FollowedRun(Target("testbox", str(trained / "r1")), every_s=60).start()
+    none.stop()
+    assert none.gpu_report().reason == "no GPU (no nvidia-smi)"

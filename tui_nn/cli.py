@@ -350,14 +350,13 @@ def fleet_cmd(
 
 def _watch_remote(target) -> int:
     from tui_nn.commands.watch_remote import open_remote
-    from tui_nn.runs.remote import remote_gpu_report
     followed = open_remote(target)
     if isinstance(followed, int):
         return followed
     try:
         from tui_nn.tui.exits import run_app
         from tui_nn.tui.screens.watch import make_watch_app
-        return run_app(make_watch_app(followed.run_dir, gpu_reader=remote_gpu_report,
+        return run_app(make_watch_app(followed.run_dir, gpu_reader=followed.gpu_report,
                                       liveness_of=followed.liveness))
     finally:
         followed.stop()

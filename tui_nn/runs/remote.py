@@ -75,6 +75,7 @@ class Listing:
     elapsed_s: float = 0.0
     bytes_read: int = 0  # file bytes that crossed the link for this listing
     gpus: list[Gpu] | None = None  # None: not asked (a local root) or no answer
+    gpu_note: str = "no GPU"  # when gpus is []: why, as the host said it
     samples_per_s: dict[str, float] = field(default_factory=dict)  # by run path, last epoch
 
 
@@ -121,12 +122,13 @@ class _File:
 
 # The listing script: "ROOT abs", "NOW t", then "F size mtime ./rel" per run file and
 # "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts).
-# Run files only, at most three levels down. "G index, util %, used MiB, total MiB" per GPU
-# from nvidia-smi when the host has it ("G none" when not). GNU find prints it all in two processes; any
-# other find falls back to stat/ls per file (slower, same lines). Where GNU find and /proc are
-# there, "PROC", then "O ./rel" per metrics.jsonl whose writer the scan can see (ours, or any
-# as root) and "W ./rel" per metrics.jsonl a process holds open for writing: a run paused
-# for hours is still running, as runs.liveness says locally.
+# Run files only, at most three levels down. "G index, util %, used MiB, total MiB" per GPU:
+# from NVML through tui-nn's own Python where tui-nn is installed over there
+# (system.gpu.query_lines), else from nvidia-smi; "G none REASON" when there is none. GNU find
+# prints it all in two processes; any other find falls back to stat/ls per file (slower, same
+# lines). Where GNU find and /proc are there, "PROC", then "O ./rel" per metrics.jsonl whose
+# writer the scan can see (ours, or any as root) and "W ./rel" per metrics.jsonl a process
+# holds open for writing: a run paused for hours is still running, as runs.liveness says.
 _LIST = r"""R={root}
 if [ ! -d "$R" ]; then
   if [ -e "$R" ]; then echo 'ERR not a directory'; else echo 'ERR no such directory'; fi; exit 0
@@ -150,13 +152,19 @@ writers() {{  # as runs.liveness scans /proc here: who holds a metrics.jsonl ope
     case $f in *[123567]) printf 'W ./%s\n' "${{t#"$A"/}}" ;; esac  # O_WRONLY or O_RDWR
   done
 }}
-if command -v nvidia-smi > /dev/null 2>&1; then
-  t=; command -v timeout > /dev/null 2>&1 && t="timeout 5"  # a wedged driver must not stall us
-  $t nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total \
-      --format=csv,noheader,nounits 2>/dev/null | head -n 16 | sed 's/^/G /'
-else
-  echo 'G none'
-fi
+t=; command -v timeout > /dev/null 2>&1 && t="timeout 5"  # a wedged driver must not stall us
+py=$(command -v tui-nn 2>/dev/null) && py=$(sed -n '1s/^#![[:space:]]*//p' "$py" 2>/dev/null)
+g=; [ -n "$py" ] && g=$($t $py -c "{nvml}" 2>/dev/null)
+case $g in
+  ''|none*)  # no tui-nn, or its NVML sees none: nvidia-smi may still
+    if command -v nvidia-smi > /dev/null 2>&1; then
+      $t nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total \
+          --format=csv,noheader,nounits 2>/dev/null | head -n 16 | sed 's/^/G /'
+    else
+      echo "G ${{g:-none no GPU (no nvidia-smi)}}" | head -n 1
+    fi ;;
+  *) printf '%s\n' "$g" | head -n 16 | sed 's/^/G /' ;;
+esac
 if find . -maxdepth 0 -printf '' 2>/dev/null; then
   runfiles "-o -name last.pt" -printf 'F %s %T@ %p\n'
   writers
@@ -180,6 +188,11 @@ exit 0
 """
 
 
+# Run by the remote tui-nn's interpreter: the host's GPUs as nvidia-smi's CSV lines.
+_NVML = ("from tui_nn.system.gpu import gpu_stats, query_lines; "
+         "print(query_lines(gpu_stats()), end='')")
+
+
 class Mirror:
     """The local copy of one remote root's run files, kept up to date by offset reads."""
 
@@ -193,9 +206,14 @@ class Mirror:
         self.abs_root: str | None = None
         self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
         self.gpus: list[Gpu] | None = None  # from the last listing; [] is "no GPU"
+        self.gpu_note = "no GPU"  # why there is none, as the host said it
         self.speeds: dict[str, float] = {}  # run path over there -> last epoch's samples/s
         self.lock = threading.Lock()
         self.scan: _WriterScan | None = None  # from the last listing; None: age only
+
+    def local_dir(self, run_path: Path) -> Path:
+        """Where this mirror holds the files of a run it listed (run_path: its path there)."""
+        return self.dir / os.path.relpath(run_path, self.abs_root or "/")
 
     def refresh(self) -> Listing:
         started = time.monotonic()
@@ -203,7 +221,7 @@ class Mirror:
         try:
             with self.lock:
                 listing.runs, listing.bytes_read = self._refresh()
-                listing.gpus = self.gpus
+                listing.gpus, listing.gpu_note = self.gpus, self.gpu_note
                 listing.samples_per_s = dict(self.speeds)
         except ssh.SshError as e:
             listing.error = str(e)
@@ -212,7 +230,7 @@ class Mirror:
 
     def _refresh(self) -> tuple[list[RunInfo], int]:
         host = ssh.host(self.target.host)
-        text = host.run(_LIST.format(root=sh_path(self.target.path)), timeout=60,
+        text = host.run(list_script(self.target.path), timeout=60,
                         max_output=16 << 20).decode("utf-8", "replace")
         files, sizes, now = self._parse(text)
         run_dirs = _run_dirs({str(Path(p).parent) for p in files if not p.endswith("last.pt")})
@@ -236,7 +254,7 @@ class Mirror:
         files: dict[str, _File] = {}
         sizes: dict[str, int] = {}
         now = time.time()
-        self.gpus = []
+        self.gpus, self.gpu_note = [], "no GPU"
         self.scan = None
         for line in text.splitlines():
             tag, _, rest = line.partition(" ")
@@ -245,7 +263,9 @@ class Mirror:
             elif tag in ("O", "W") and self.scan is not None and _safe_rel(rest):
                 (self.scan.owned if tag == "O" else self.scan.writing).add(
                     os.path.normpath(rest))
-            if tag == "G" and rest != "none" and len(self.gpus) < 16:
+            if tag == "G" and rest.startswith("none"):
+                self.gpu_note = clean_line(rest[5:] or "no GPU", 80)
+            elif tag == "G" and len(self.gpus) < 16:
                 gpu = Gpu.parse(rest)
                 self.gpus += [gpu] if gpu is not None else []
             if tag == "ERR":
@@ -292,6 +312,11 @@ class Mirror:
                 (self.dir / rel).unlink(missing_ok=True)
         self.seen = dict(files)
         return moved
+
+
+def list_script(path: str) -> str:
+    """The listing script for the folder `path` over there (as typed after HOST:)."""
+    return _LIST.format(root=sh_path(path), nvml=_NVML)
 
 
 def last_samples_per_s(metrics: Path, tail: int = 256 << 10) -> float | None:
@@ -414,6 +439,17 @@ def list_remote(targets: list[Target]) -> list[Listing]:
         t.join()
     return [r if r is not None else Listing(t, error="internal error")
             for r, t in zip(results, targets)]
+
+
+def list_roots(roots: list[str]) -> list[Listing]:
+    """Every root, local folders and HOST:PATH, as Listings in the order given (a local one
+    as host "local"); the remote ones are read at once (list_remote)."""
+    from tui_nn.runs.discover import discover_runs
+    targets = [split_target(r) for r in roots]
+    remote = iter(list_remote([t for t in targets if t is not None]))
+    return [next(remote) if t is not None else Listing(Target("local", text),
+                                                        runs=discover_runs(Path(text)))
+            for text, t in zip(roots, targets)]
 
 
 # Where a remote run is, and whether it has a live control channel.
@@ -570,6 +606,10 @@ class FollowedRun:
         runs = self.last.runs if self.last is not None else []
         return ("running" if runs and runs[0].status == "running" else "interrupted"), None
 
+    def gpu_report(self):
+        """The host's GPUs as the last listing read them (the watch screen's system pane)."""
+        return gpu_report(self.last)
+
     def stop(self) -> None:
         self._stop.set()
         if self._forwarded is not None:
@@ -590,11 +630,20 @@ def gpu_summary(listings: list[Listing]) -> str:
         seen.add(ls.target.host)
         gpus = "; ".join(f"GPU{g.index} {g.util_pct}% {fmt_bytes(g.used_mib << 20)}/"
                          f"{fmt_bytes(g.total_mib << 20)}" for g in ls.gpus)
-        lines.append(f"{clean_line(ls.target.host, 24)}: {gpus or 'no GPU (no nvidia-smi)'}")
+        lines.append(f"{clean_line(ls.target.host, 24)}: {gpus or ls.gpu_note}")
     return "".join(f"{ln}\n" for ln in lines)
 
 
-def remote_gpu_report():
-    """The system pane's GPU line for a run on another host: the local GPU would be wrong."""
-    from tui_nn.system.gpu import GpuReport
-    return GpuReport(available=False, reason="the remote host's GPU is not read over ssh")
+def gpu_report(listing: Listing | None):
+    """The system pane's GpuReport for a run on another host, from its last listing (the
+    local GPU would be wrong)."""
+    from tui_nn.system.gpu import GpuReport, GpuStats
+    if listing is None or listing.gpus is None:
+        return GpuReport(available=False, reason="the host's GPUs not read yet")
+    if not listing.gpus:
+        return GpuReport(available=False, reason=listing.gpu_note)
+    return GpuReport(available=True, gpus=[GpuStats(
+        index=g.index, name=f"{clean_line(listing.target.host, 24)} GPU{g.index}",
+        utilization_pct=float(g.util_pct), memory_used_bytes=g.used_mib << 20,
+        memory_total_bytes=g.total_mib << 20, temperature_c=None, power_w=None)
+        for g in listing.gpus])
