@@ -504,3 +504,48 @@ def test_each_hosts_gpus_over_ssh_nvml_first_then_nvidia_smi(server, trained, mo
     none = FollowedRun(Target("testbox", str(trained / "r1")), every_s=60).start()
     none.stop()
     assert none.gpu_report().reason == "no GPU (no nvidia-smi)"
+
+
+async def test_the_apps_runs_screen_takes_several_roots_on_several_hosts(server, trained,
+                                                                          monkeypatch):
+    """`tui-nn tui --runs testbox:ROOT --runs ROOT --runs downbox:/x`: `r` lists every root
+    with a host column (the down one said under the table), the curves of runs on two hosts
+    overlay, and `w` follows the remote one over ssh."""
+    from pilot_helpers import SIZE
+    from pilot_helpers import wait_for_live as wait_for
+    from tui_nn.tui.app import make_app
+    from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
+    from tui_nn.tui.screens.watch import WatchScreen
+
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    app = make_app(runs_roots=[f"testbox:{trained}", str(trained), "downbox:/x"])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.main.run_state != "loading", what="the app")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded,
+                       what="the runs screen")
+        screen = app.screen
+        assert [(r.host, r.run.name) for r in screen.rows] == [("testbox", "r1"), (None, "r1")]
+        table = screen.query_one("#runs-table")
+        assert [str(table.get_row_at(i)[1]) for i in range(2)] == ["testbox", "local"]
+        caption = str(screen.query_one("#runs-caption").render())
+        assert "downbox:/x" in caption and "Connection refused" in caption
+        await pilot.press("space", "down", "space")
+        plot = screen.query_one(OverlayPlot)
+        await wait_for(pilot, lambda: plot.drawn_lines == 2, what="two hosts' curves")
+        table.move_cursor(row=0)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, WatchScreen), what="watch")
+        await wait_for(pilot, lambda: app.screen.epochs_seen == 2, what="its epochs")
+        assert app.screen.run_dir != trained / "r1"  # the mirror, read over ssh
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen and screen.followed is None,
+                       what="back to the runs")
+
+
+def test_runs_app_and_tui_runs_refuse_a_missing_local_root(server, tmp_path):
+    for args in (["runs", "--app", str(tmp_path / "nope")],
+                 ["tui", "--runs", f"testbox:{tmp_path}", "--runs", str(tmp_path / "nope")]):
+        result = _tui(server, *args)
+        assert result.returncode == 2 and "nope: no such directory" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -49,7 +49,8 @@ def main_callback(
 
 
 def _open_app(model: Optional[str], train_options: dict, *, start: bool = False,
-              resume: Optional[str] = None, input_text: Optional[str] = None) -> None:
+              resume: Optional[str] = None, input_text: Optional[str] = None,
+              runs_roots: Optional[list[str]] = None) -> None:
     try:
         from tui_nn.tui.app import make_app
     except ImportError:
@@ -57,7 +58,7 @@ def _open_app(model: Optional[str], train_options: dict, *, start: bool = False,
                    "`tui-nn train MODEL --headless`", 2) from None
     from tui_nn.tui.exits import run_app
     code = run_app(make_app(model=model, train_options=train_options, start=start, resume=resume,
-                            input_text=input_text))
+                            input_text=input_text, runs_roots=runs_roots))
     if code:  # 128+signal after a signal, 1 after a crash
         raise typer.Exit(code)
 
@@ -248,6 +249,10 @@ def tui_cmd(
     resume: ResumeOpt = None,
     input: Optional[list[str]] = typer.Option(
         None, "--input", "-i", help="The inspector's input shape for MODEL, e.g. 1x28x28."),
+    runs: Optional[list[str]] = typer.Option(
+        None, "--runs", metavar="ROOT", rich_help_panel="Run",
+        help="A runs folder for the runs screen (r), local or HOST:PATH over ssh; repeat "
+             "for several (default ./runs)."),
     options: Optional[dict] = None,
 ) -> None:
     """Open the app (the same as `tui-nn` with no command), its form filled from the options."""
@@ -256,9 +261,17 @@ def tui_cmd(
     options = dict(options or {})
     _check_options(model, options)
     _check_resume(resume)
+    _check_roots(runs or [], "--runs ")
     # Only what the user typed: defaults must not make the app jump to the Train tab.
     _open_app(model, {k: v for k, v in _given(ctx, options).items() if v is not None},
-              start=start, resume=resume, input_text=_input_text(input))
+              start=start, resume=resume, input_text=_input_text(input), runs_roots=runs)
+
+
+def _check_roots(roots: list[str], what: str = "") -> None:
+    from tui_nn.commands.runs_cmd import bad_root
+    bad = bad_root(roots)
+    if bad is not None:
+        raise _die(f"{what}{bad}")
 
 
 def _input_text(inputs: Optional[list[str]]) -> Optional[str]:
@@ -281,12 +294,29 @@ def runs_cmd(
     root: Optional[str] = typer.Option(None, "--root",
                                        help="Folder holding the runs (default ./runs)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    in_app: bool = typer.Option(False, "--app", help="Open them in the app's runs screen: "
+                                                     "mark runs to overlay their curves."),
 ) -> None:
     """List runs: model, dataset, status, epochs, best metric, duration, size on disk.
     Several roots, local or on other machines (gpu1:~/proj/runs), make one table with a
     host column."""
     from tui_nn.commands.runs_cmd import run_runs
+    if in_app:
+        raise typer.Exit(_runs_app([*(roots or []), *([root] if root else [])]))
     raise typer.Exit(run_runs(root, as_json, roots=roots))
+
+
+def _runs_app(roots: list[str]) -> int:
+    """`tui-nn runs --app ROOT...`: the runs screen alone (q quits)."""
+    from tui_nn.runs import DEFAULT_ROOT
+    _check_roots(roots)
+    try:
+        from tui_nn.tui.screens.runs import RunsScreen
+        from tui_nn.tui.viewer_app import ViewerApp
+    except ImportError:
+        raise _die("the terminal app is not available in this build; use `tui-nn runs`") from None
+    from tui_nn.tui.exits import run_app
+    return run_app(ViewerApp(RunsScreen(roots or [DEFAULT_ROOT])))
 
 
 @app.command("watch", cls=ReadableCommand)
