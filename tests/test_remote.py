@@ -201,7 +201,7 @@ def test_the_portable_listing_prints_what_the_gnu_one_does(trained):
 
     portable = lines(other)
     assert lines(gnu) == portable
-    assert sum(ln.startswith("F ") for ln in portable) == 3 and any(
+    assert sum(ln.startswith("F ") for ln in portable) == 4 and any(  # with its event file
         ln.startswith("D ") for ln in portable)
 
 
@@ -549,3 +549,36 @@ def test_runs_app_and_tui_runs_refuse_a_missing_local_root(server, tmp_path):
         result = _tui(server, *args)
         assert result.returncode == 2 and "nope: no such directory" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_remote_tensorboard_logs_are_listed_as_local_ones(server, trained, tmp_path,
+                                                          monkeypatch):
+    """A SummaryWriter log and a Lightning version dir over there are rows as they are here;
+    a tui-nn run's own event files never cross (its metrics.jsonl says the same)."""
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+    from tui_nn.runs import remote
+    root = tmp_path / "runs"
+    for log in (root / "exp1", root / "lightning_logs" / "version_0"):
+        with SummaryWriter(str(log)) as w:
+            for s in range(20):
+                w.add_scalar("train/loss", 1.0 / (s + 1), s)
+                w.add_scalar("val/accuracy", s / 40, s)
+    shutil.copytree(trained / "r1", root / "own")
+    with SummaryWriter(str(root / "own")) as w:
+        w.add_scalar("train/loss", 1.0, 0)
+    local = {r["name"]: r for r in json.loads(
+        _tui(server, "runs", "--json", "--root", str(root)).stdout)}
+    over = _tui(server, "runs", "--json", f"testbox:{root}")
+    assert over.returncode == 0, over.stderr
+    rows = {r["name"]: r for r in json.loads(over.stdout)}
+    assert set(rows) == set(local) == {"exp1", "lightning_logs/version_0", "own"}
+    for name, row in rows.items():
+        for key in ("kind", "status", "steps_done", "metric", "best_value", "size_bytes"):
+            assert row[key] == local[name][key], (name, key)
+    assert rows["exp1"]["kind"] == "tensorboard" and rows["own"]["kind"] == "tui-nn"
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    mirror = remote.mirror(Target("testbox", str(root)))
+    assert mirror.refresh().error is None
+    assert list((mirror.dir / "exp1").glob("events.out.tfevents.*"))
+    assert not list((mirror.dir / "own").glob("events.out.tfevents.*"))

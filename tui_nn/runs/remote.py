@@ -26,12 +26,12 @@ from pathlib import Path
 from tui_nn.runs import ssh
 from tui_nn.runs.info import RunInfo, read_run_info
 from tui_nn.runs.records import CONFIG_FILE, METRICS_FILE
+from tui_nn.runs.tensorboard import EVENTS_PREFIX
 from tui_nn.fmt import fmt_bytes
 from tui_nn.textsafe import clean_line
 
 MAX_METRICS_BYTES = 64 << 20  # a remote metrics.jsonl past this is read no further
 MAX_CONFIG_BYTES = 4 << 20  # as jsonl.MAX_JSON_FILE_BYTES
-_WANTED = (CONFIG_FILE, METRICS_FILE, "last.pt")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,8 @@ class _File:
 
 # The listing script: "ROOT abs", "NOW t", then "F size mtime ./rel" per run file and
 # "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts).
-# Run files only, at most three levels down. "G index, util %, used MiB, total MiB" per GPU:
+# Run files only (config.json, metrics.jsonl, last.pt, events.out.tfevents.*), at most three
+# levels down. "G index, util %, used MiB, total MiB" per GPU:
 # from NVML through tui-nn's own Python where tui-nn is installed over there
 # (system.gpu.query_lines), else from nvidia-smi; "G none REASON" when there is none. GNU find
 # prints it all in two processes; any other find falls back to stat/ls per file (slower, same
@@ -137,7 +138,8 @@ cd "$R" 2>/dev/null || {{ echo 'ERR permission denied'; exit 0; }}
 printf 'ROOT %s\nNOW %s\n' "$(pwd -P)" "$(date +%s)"
 runfiles() {{  # $1: more names to match (unquoted on purpose: it is several words)
   more=$1; shift
-  find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl $more \) -type f "$@" 2>/dev/null
+  find . -maxdepth 3 \( -name config.json -o -name metrics.jsonl \
+    -o -name 'events.out.tfevents.*' $more \) -type f "$@" 2>/dev/null
 }}
 writers() {{  # as runs.liveness scans /proc here: who holds a metrics.jsonl open to write
   [ -d /proc/self/fd ] || return 0
@@ -233,9 +235,11 @@ class Mirror:
         text = host.run(list_script(self.target.path), timeout=60,
                         max_output=16 << 20).decode("utf-8", "replace")
         files, sizes, now = self._parse(text)
-        run_dirs = _run_dirs({str(Path(p).parent) for p in files if not p.endswith("last.pt")})
+        own = {str(Path(p).parent) for p in files if Path(p).name in (CONFIG_FILE, METRICS_FILE)}
+        logs = {str(Path(p).parent) for p in files if _is_events(p)}
+        run_dirs = _run_dirs(own | logs)
         moved = self._fetch(host, {p: f for p, f in files.items()
-                                   if str(Path(p).parent) in run_dirs})
+                                   if _fetched(p, set(run_dirs), own)})
         infos = []
         for rel in run_dirs:
             local = self.dir / rel
@@ -390,6 +394,21 @@ def _safe_rel(rel: str) -> bool:
     parts = rel.split("/")
     return (rel.startswith("./") or rel == ".") and all(
         p and p != ".." and not (p.startswith(".") and p != ".") for p in parts) and len(rel) < 4096
+
+
+def _is_events(rel: str) -> bool:
+    return Path(rel).name.startswith(EVENTS_PREFIX)
+
+
+def _fetched(rel: str, run_dirs: set[str], own: set[str]) -> bool:
+    """Whether the mirror copies this listed file: a run's own files, and the event files of a
+    TensorBoard log (in it or one folder down, as runs.tensorboard reads them), never those a
+    tui-nn run also writes (its metrics.jsonl says the same)."""
+    folder = str(Path(rel).parent)
+    if not _is_events(rel):
+        return folder in run_dirs
+    log = folder if folder in run_dirs else str(Path(folder).parent)
+    return log in run_dirs and log not in own
 
 
 def _run_dirs(candidates: set[str]) -> list[str]:
