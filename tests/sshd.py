@@ -5,8 +5,9 @@ reaches through TUI_NN_SSH_CONFIG (as a user's ~/.ssh/config alias would be).
 Aliases: `testbox` (the sshd), `downbox` (a closed port), `hangbox` (a listener that accepts
 and never says a word), `nokeybox` (the sshd with a key it refuses: ssh would ask for a
 password), `smibox` (the sshd, its login's PATH holding a stand-in nvidia-smi: 2 GPUs) and
-`nvmlbox` (also a stand-in `tui-nn` whose Python finds a stand-in pynvml: 1 GPU at 42%). The "remote" is this machine as the current user, so a run trained
-into tmp_path is also a run on testbox."""
+`nvmlbox` (also a stand-in `tui-nn` whose Python finds a stand-in pynvml: 1 GPU at 42%).
+The "remote" is this machine as the current user, so a run trained into tmp_path is also a
+run on testbox."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ from tui_nn.textsafe import clean_line
 
 MAX_METRICS_BYTES = 64 << 20  # a remote metrics.jsonl past this is read no further
 MAX_CONFIG_BYTES = 4 << 20  # as jsonl.MAX_JSON_FILE_BYTES
+GPU_EVERY_S = 5.0  # a host's GPUs are read again after this long at most (fleet's refresh)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class _File:
 # The listing script: "ROOT abs", "NOW t", then "F size mtime ./rel" per run file and
 # "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts).
 # Run files only (config.json, metrics.jsonl, last.pt, events.out.tfevents.*), at most three
-# levels down. "G index, util %, used MiB, total MiB" per GPU:
+# levels down. When asked (every GPU_EVERY_S), "G index, util %, used MiB, total MiB" per GPU:
 # from NVML through tui-nn's own Python where tui-nn is installed over there
 # (system.gpu.query_lines), else from nvidia-smi; "G none REASON" when there is none. GNU find
 # prints it all in two processes; any other find falls back to stat/ls per file (slower, same
@@ -154,19 +155,22 @@ writers() {{  # as runs.liveness scans /proc here: who holds a metrics.jsonl ope
     case $f in *[123567]) printf 'W ./%s\n' "${{t#"$A"/}}" ;; esac  # O_WRONLY or O_RDWR
   done
 }}
-t=; command -v timeout > /dev/null 2>&1 && t="timeout 5"  # a wedged driver must not stall us
-py=$(command -v tui-nn 2>/dev/null) && py=$(sed -n '1s/^#![[:space:]]*//p' "$py" 2>/dev/null)
-g=; [ -n "$py" ] && g=$($t $py -c "{nvml}" 2>/dev/null)
-case $g in
-  ''|none*)  # no tui-nn, or its NVML sees none: nvidia-smi may still
-    if command -v nvidia-smi > /dev/null 2>&1; then
-      $t nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total \
-          --format=csv,noheader,nounits 2>/dev/null | head -n 16 | sed 's/^/G /'
-    else
-      echo "G ${{g:-none no GPU (no nvidia-smi)}}" | head -n 1
-    fi ;;
-  *) printf '%s\n' "$g" | head -n 16 | sed 's/^/G /' ;;
-esac
+gpus() {{
+  t=; command -v timeout > /dev/null 2>&1 && t="timeout 5"  # a wedged driver must not stall us
+  py=$(command -v tui-nn 2>/dev/null) && py=$(sed -n '1s/^#![[:space:]]*//p' "$py" 2>/dev/null)
+  g=; [ -n "$py" ] && g=$($t $py -c "{nvml}" 2>/dev/null)
+  case $g in
+    ''|none*)  # no tui-nn, or its NVML sees none: nvidia-smi may still
+      if command -v nvidia-smi > /dev/null 2>&1; then
+        $t nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total \
+            --format=csv,noheader,nounits 2>/dev/null | head -n 16 | sed 's/^/G /'
+      else
+        echo "G ${{g:-none no GPU (no nvidia-smi)}}" | head -n 1
+      fi ;;
+    *) printf '%s\n' "$g" | head -n 16 | sed 's/^/G /' ;;
+  esac
+}}
+[ {gpus} = 1 ] && gpus
 if find . -maxdepth 0 -printf '' 2>/dev/null; then
   runfiles "-o -name last.pt" -printf 'F %s %T@ %p\n'
   writers
@@ -209,6 +213,7 @@ class Mirror:
         self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
         self.gpus: list[Gpu] | None = None  # from the last listing; [] is "no GPU"
         self.gpu_note = "no GPU"  # why there is none, as the host said it
+        self._gpus_at = -GPU_EVERY_S  # when the GPUs were last asked for (monotonic)
         self.speeds: dict[str, float] = {}  # run path over there -> last epoch's samples/s
         self.lock = threading.Lock()
         self.scan: _WriterScan | None = None  # from the last listing; None: age only
@@ -232,9 +237,13 @@ class Mirror:
 
     def _refresh(self) -> tuple[list[RunInfo], int]:
         host = ssh.host(self.target.host)
-        text = host.run(list_script(self.target.path), timeout=60,
+        # The GPUs every GPU_EVERY_S at most: a `watch` lists every second, and starting
+        # Python for NVML (or nvidia-smi) that often would load the box it watches.
+        ask = time.monotonic() - self._gpus_at >= GPU_EVERY_S
+        self._gpus_at = time.monotonic() if ask else self._gpus_at
+        text = host.run(list_script(self.target.path, gpus=ask), timeout=60,
                         max_output=16 << 20).decode("utf-8", "replace")
-        files, sizes, now = self._parse(text)
+        files, sizes, now = self._parse(text, gpus=ask)
         own = {str(Path(p).parent) for p in files if Path(p).name in (CONFIG_FILE, METRICS_FILE)}
         logs = {str(Path(p).parent) for p in files if _is_events(p)}
         run_dirs = _run_dirs(own | logs)
@@ -254,11 +263,13 @@ class Mirror:
         infos.sort(key=lambda r: (r.started_at or r.last_update or 0.0, r.name), reverse=True)
         return infos, moved
 
-    def _parse(self, text: str) -> tuple[dict[str, _File], dict[str, int], float]:
+    def _parse(self, text: str, gpus: bool = True) -> tuple[dict[str, _File], dict[str, int],
+                                                          float]:
         files: dict[str, _File] = {}
         sizes: dict[str, int] = {}
         now = time.time()
-        self.gpus, self.gpu_note = [], "no GPU"
+        if gpus:  # else the last reading stands
+            self.gpus, self.gpu_note = [], "no GPU"
         self.scan = None
         for line in text.splitlines():
             tag, _, rest = line.partition(" ")
@@ -318,9 +329,10 @@ class Mirror:
         return moved
 
 
-def list_script(path: str) -> str:
-    """The listing script for the folder `path` over there (as typed after HOST:)."""
-    return _LIST.format(root=sh_path(path), nvml=_NVML)
+def list_script(path: str, gpus: bool = True) -> str:
+    """The listing script for the folder `path` over there (as typed after HOST:); gpus: with
+    the GPU lines."""
+    return _LIST.format(root=sh_path(path), nvml=_NVML, gpus=int(gpus))
 
 
 def last_samples_per_s(metrics: Path, tail: int = 256 << 10) -> float | None:
