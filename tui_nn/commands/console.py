@@ -87,8 +87,8 @@ class PlainReporter:
                 self._print(f"checkpoint saved: {event.path} (step {event.step})")
         elif isinstance(event, ev.StateChanged):
             self._print(f"{event.state}")
-        elif isinstance(event, ev.Notice):
-            self._print(f"warning: {event.message}")
+        elif isinstance(event, ev.Notice):  # the data's own (a decode's progress) are news
+            self._print(event.message if event.source == "data" else f"warning: {event.message}")
         elif isinstance(event, ev.Finished):
             self._print(summary_line(event))
         elif isinstance(event, ev.Failed):

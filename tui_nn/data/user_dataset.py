@@ -48,6 +48,7 @@ class StreamedData:
     mean: tuple[float, ...] | None = None  # no normalisation: the Dataset gives model inputs
     std: tuple[float, ...] | None = None
     note: str = ""  # where the batches come from, for the run's first line
+    skipped: tuple[str, ...] = ()  # a folder's unreadable images (data/base.py Dataset)
     streamed = True
 
     @property

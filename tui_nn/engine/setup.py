@@ -17,6 +17,7 @@ from torch import nn
 
 from tui_nn.version import __version__
 from tui_nn.data import model_fit, tasks
+from tui_nn.data.folder import skipped_notice
 from tui_nn.data.user_dataset import is_python_spec
 from tui_nn.engine import checkpoint, recovery
 from tui_nn.engine.config import TrainConfig, requested_fields, resume_config
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # takes them from the current config, whatever the run was started with.
 _THIS_PROCESS = ("device", "on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
                  "control", "report_interval_s", "save", "runs_root", "workers",
-                 "memory_budget")
+                 "memory_budget", "strict")
 # Changes not worth a line in the run's record (the app turns these on for itself).
 _UNRECORDED = ("on_nan", "grad_flow", "live_fit", "val_predictions", "tensorboard",
                "control", "report_interval_s")
@@ -163,16 +164,16 @@ def _setup_device(t: "Trainer") -> None:
 def _load_data(t: "Trainer", spec: Any) -> None:
     ds = t._dataset_override
     if ds is None:
-        from tui_nn.data import adapt_to_input, load_dataset
+        from tui_nn.data import adapt_to_input
         cfg = t.config
         # The data stays the same whatever --seed says: seeds vary the init and the shuffle,
         # so runs with different seeds compare on the same samples.
         if is_python_spec(cfg.dataset):
             ds = _load_user_dataset(cfg)
         else:
-            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download,
-                              as_uint8=True,  # images: normalised per batch (PixelNorm)
-                              memory_budget=_memory_budget(cfg))
+            ds = _load_decoded(t, cfg)
+        if ds.skipped:
+            t.pending_notices.append(skipped_notice(ds.skipped))
         # Your own samples of another rank go to the model as they are (its checks speak).
         streamed_flat = getattr(ds, "streamed", False) and len(ds.input_shape) != 3
         if spec is not None and not streamed_flat and not getattr(spec, "variable_length",
@@ -181,6 +182,29 @@ def _load_data(t: "Trainer", spec: Any) -> None:
     t.dataset = ds
     t.task = ds.task
     t.loss_task = ds.task  # check_first_batch may make it "binary-logits"
+
+
+def _load_decoded(t: "Trainer", cfg: TrainConfig) -> Any:
+    """A registry dataset, a CSV or an image folder; a stop during a long decode ends the
+    run here (kind "interrupted": the signal's exit code), with nothing kept."""
+    from tui_nn.data import load_dataset
+    from tui_nn.data.progress import DecodeStopped
+    try:
+        return load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download,
+                            as_uint8=True,  # images: normalised per batch (PixelNorm)
+                            memory_budget=_memory_budget(cfg), strict=cfg.strict,
+                            progress=_decode_progress(t))
+    except DecodeStopped as e:
+        raise TrainingError(str(e), "interrupted") from None
+
+
+def _decode_progress(t: "Trainer") -> Any:
+    """A long decode's progress lines as notices (the app's log, the headless output; no run
+    directory exists yet to record them), and the run's stop heard between two images."""
+    from tui_nn.data.progress import Progress
+    from tui_nn.engine import events as ev
+    return Progress(say=lambda text: t.emit(ev.Notice(text, "data")),
+                    stopped=lambda: t.stop_requested)
 
 
 def _memory_budget(cfg: TrainConfig) -> int:
