@@ -220,6 +220,15 @@ def _mode_and_size(samples: list[tuple[Path, int]], image_size: tuple[int, int] 
     return ("L" if gray else "RGB"), size
 
 
+def folder_input_shape(path: str | Path, image_size: tuple[int, int] | None = None
+                       ) -> tuple[int, int, int]:
+    """(C, H, W) that load_folder gives the tree's images, read from their headers alone."""
+    skipped = Skipped(strict=False)
+    mode, (width, height) = _mode_and_size(_tree(Path(path).expanduser())[2], image_size,
+                                           skipped)
+    return (1 if mode == "L" else 3, height, width)
+
+
 def load_folder(
     path: str | Path, *, seed: int = 0, image_size: tuple[int, int] | None = None,
     as_uint8: bool = False, memory_budget: int | None = None, strict: bool = False,

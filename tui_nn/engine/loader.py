@@ -18,12 +18,52 @@ import torch
 from torch.utils.data import DataLoader, Sampler, Subset
 
 from tui_nn.data.adapt import pad_or_crop
-from tui_nn.data.user_dataset import shape_targets
+from tui_nn.data.base import DataError
+from tui_nn.data.user_dataset import StreamedData, from_build, one_line, shape_targets, \
+    split_python_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.trainer import Trainer
 
 MAX_AUTO_WORKERS = 8
+
+
+def load_user_dataset(spec: str, *, batch_size: int = 64) -> StreamedData:
+    """Your own Dataset (data/user_dataset.py): build() called, the first batch read and
+    checked. The file runs as a model file does; what it raises is one line (a DataError)."""
+    from tui_nn.zoo.sources import SourceError, load_file_attribute
+    path, attr = split_python_spec(spec)
+    try:
+        build = load_file_attribute(path, attr)
+    except SourceError as e:
+        raise DataError(str(e)) from None
+    if not callable(build):
+        raise DataError(f"{path}:{attr} is {type(build).__name__}, not a function returning a "
+                        "Dataset")
+    try:
+        result = build()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code may raise anything
+        raise DataError(f"{spec}: build() raised {one_line(e)}") from None
+    return from_build(result, spec, seed=0, batch_size=batch_size)
+
+
+def sample_of(spec: str, data_dir: str | None = None) -> tuple[tuple[int, ...], torch.dtype]:
+    """(input shape, dtype) of one sample of a dataset spec, for the shape inspector: your own
+    Dataset's first sample; a folder's header probes; a registry entry's shape, without a
+    download. Raises DataError."""
+    from tui_nn.data.folder import folder_input_shape
+    from tui_nn.data.registry import DATASETS, load_dataset, resolve_spec
+    kind, arg = resolve_spec(spec)
+    if kind == "python":
+        x = load_user_dataset(spec, batch_size=1).train_x  # (1, *shape)
+        return tuple(x.shape[1:]), x.dtype
+    if kind == "folder":
+        return folder_input_shape(arg), torch.float32
+    if kind == "name":
+        info = DATASETS[arg]
+        return info.input_shape, torch.int64 if info.task == "sequence" else torch.float32
+    x = load_dataset(spec, data_dir, download=False).train_x  # a CSV, longrange:LEN
+    return tuple(x.shape[1:]), x.dtype
 
 
 def _worker_init(_: int) -> None:

@@ -169,7 +169,8 @@ def _load_data(t: "Trainer", spec: Any) -> None:
         # The data stays the same whatever --seed says: seeds vary the init and the shuffle,
         # so runs with different seeds compare on the same samples.
         if is_python_spec(cfg.dataset):
-            ds = _load_user_dataset(cfg)
+            from tui_nn.engine.loader import load_user_dataset
+            ds = load_user_dataset(cfg.dataset, batch_size=cfg.batch_size or 64)
         else:
             ds = _load_decoded(t, cfg)
         if ds.skipped:
@@ -211,27 +212,6 @@ def _memory_budget(cfg: TrainConfig) -> int:
     from tui_nn.data.image_cache import default_budget
     from tui_nn.fmt import parse_size
     return parse_size(cfg.memory_budget) if cfg.memory_budget else default_budget()
-
-
-def _load_user_dataset(cfg: TrainConfig) -> Any:
-    """Your own Dataset (data/user_dataset.py): build() called, the first batch read and
-    checked. The file runs as a model file does; what it raises is one line."""
-    from tui_nn.data.base import DataError
-    from tui_nn.data.user_dataset import from_build, split_python_spec
-    from tui_nn.zoo.sources import SourceError, load_file_attribute
-    path, attr = split_python_spec(cfg.dataset)
-    try:
-        build = load_file_attribute(path, attr)
-    except SourceError as e:
-        raise DataError(str(e)) from None
-    if not callable(build):
-        raise DataError(f"{path}:{attr} is {type(build).__name__}, not a function returning a "
-                        "Dataset")
-    try:
-        result = build()
-    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code may raise anything
-        raise DataError(f"{cfg.dataset}: build() raised {_first_line(e)}") from None
-    return from_build(result, cfg.dataset, seed=0, batch_size=cfg.batch_size or 64)
 
 
 def _setup_speed(t: "Trainer") -> None:

@@ -60,10 +60,11 @@ class TrainingStateChanged(Message):
 
 
 class TrainingAlert(Message):
-    """The engine needs the user: the loss went NaN/Inf and the run paused (NonFiniteLoss), or
-    it confirms a control that changed the run (LrScaled)."""
+    """The engine needs the user: the loss went NaN/Inf and the run paused (NonFiniteLoss), it
+    confirms a control that changed the run (LrScaled), or it has news (Notice: a decode's
+    progress, images skipped)."""
 
-    def __init__(self, event: ev.NonFiniteLoss | ev.LrScaled) -> None:
+    def __init__(self, event: ev.NonFiniteLoss | ev.LrScaled | ev.Notice) -> None:
         super().__init__()
         self.event = event
 

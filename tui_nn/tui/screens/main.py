@@ -781,6 +781,8 @@ class MainScreen(Screen):
         elif isinstance(e, ev.LrScaled):
             self._log(f"lr × {e.factor:g} → {e.lr:.3g} (step {e.step})", "warning")
             self.notify(f"learning rate now {e.lr:.3g}", timeout=4, markup=False)
+        elif isinstance(e, ev.Notice):  # the data's are progress; the others, warnings
+            self._log(e.message, "dim" if e.source == "data" else "warning")
 
     @on(msg.TrainingEnded)
     def _ended(self, message: msg.TrainingEnded) -> None:

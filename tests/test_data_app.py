@@ -1,0 +1,27 @@
+"""The app with data that streams (issue 29): your own Dataset from the train form, a folder's
+decode progress in the log, the data-wait share in the system pane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui_nn.tui.app import make_app
+
+from pilot_helpers import SIZE, wait_for
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_data.py"
+
+
+def log_text(app) -> str:
+    return "\n".join(app.main.query_one("#event-log").lines_written)
+
+
+async def test_the_form_trains_your_own_dataset(tmp_path):
+    app = make_app(model="cnn", train_options={"dataset": f"{EXAMPLE}:build", "epochs": 1,
+                                               "runs_root": str(tmp_path), "workers": 0},
+                   start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.main.run_state in ("finished", "failed"),
+                       what="the run's end", timeout=120)
+        print(log_text(app))
+        assert app.main.run_state == "finished", log_text(app)
