@@ -23,5 +23,19 @@ async def test_the_form_trains_your_own_dataset(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.main.run_state in ("finished", "failed"),
                        what="the run's end", timeout=120)
-        print(log_text(app))
         assert app.main.run_state == "finished", log_text(app)
+        assert app.main.query_one("SystemPane").data_wait is not None  # streamed: measured
+
+
+async def test_the_system_pane_shows_the_share_of_each_step_spent_waiting_for_data():
+    from tui_nn.tui.widgets.system_pane import SystemPane, demo_reading
+    app = make_app(model="cnn")
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.main.query_one(SystemPane)
+        pane.freeze(demo_reading())
+        pane.data_wait = 0.374
+        await pilot.pause()
+        assert "data: waiting 37% of each step" in str(pane.render())
+        pane.data_wait = None
+        await pilot.pause()
+        assert "waiting" not in str(pane.render())

@@ -244,3 +244,31 @@ def test_inspect_takes_the_input_shape_from_the_datasets_first_sample(tmp_path):
         result = runner.invoke(app, ["inspect", "cnn", *argv])
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert result.output.startswith("error:")
+
+
+def test_an_input_bound_run_shows_its_wait_for_data(tmp_path):
+    import io
+
+    from tui_nn.commands.console import PlainReporter
+    slow = _file(tmp_path, """
+        import time
+        class Slow(Quarters):
+            def __getitem__(self, i):
+                time.sleep(0.004)  # a decode far slower than the model's step
+                return super().__getitem__(i)
+        def build():
+            return Slow(256, 0), Quarters(64, 1)
+        """)
+    events: list = []
+    out = io.StringIO()
+    reporter = PlainReporter(out, line_interval_s=0.0)
+    _train(slow, callback=lambda e: (events.append(e), reporter(e)), epochs=1,
+           report_interval_s=0.05)
+    steps = [e for e in events if isinstance(e, ev.StepMetrics)]
+    assert steps and all(e.data_wait is not None for e in steps)
+    assert max(e.data_wait for e in steps) > 0.5
+    assert "waiting for data" in out.getvalue()
+    in_memory: list = []
+    Trainer(TrainConfig("mlp", dataset="hours", epochs=1, threads=1, save=False),
+            in_memory.append).run()
+    assert all(e.data_wait is None for e in in_memory if isinstance(e, ev.StepMetrics))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import TYPE_CHECKING, Iterator
 
 import torch
@@ -118,6 +119,7 @@ class BatchStream:
                                       dist.rank if dist.enabled else 0)
         self.train = self._loader(ds.train, batch_sampler=self.sampler)
         self._val: dict[int, DataLoader] = {}
+        self.wait_s = 0.0  # time spent waiting for training batches since take_wait
 
     def __str__(self) -> str:  # for the run's first line
         workers = f"{self.workers} worker{'s' if self.workers != 1 else ''}" if self.workers \
@@ -139,9 +141,18 @@ class BatchStream:
         ``order`` (N,) on the CPU."""
         self.sampler.order, self.sampler.first = order, first
         n, bs = order.numel(), self.t.batch_size
-        for i, (x, y) in enumerate(self.train, start=first):
-            x, y = self.to_device(x, y)
+        batches = iter(self.train)
+        for i in range(first, first + len(self.sampler)):
+            start = time.perf_counter()  # the step loop waits from here until it has a batch
+            x, y = self.to_device(*next(batches))
+            self.wait_s += time.perf_counter() - start
             yield self.t.inputs(x), y, min(bs, n - i * bs)
+
+    def take_wait(self, window_s: float) -> float:
+        """The share of the last window_s seconds the training loop spent waiting for its
+        batches (0..1); the count starts again."""
+        waited, self.wait_s = self.wait_s, 0.0
+        return min(1.0, waited / window_s) if window_s > 0 else 0.0
 
     def val_batches(self, vbs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The validation set (this rank's contiguous shard under DDP) in batches of vbs."""

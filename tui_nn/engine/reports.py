@@ -40,6 +40,7 @@ def step_metrics(t: "Trainer", epoch: int, epoch_step: int, now: float) -> ev.St
         samples_per_s=st.window_samples / max(now - st.window_t0, 1e-9), eta_s=eta,
         epoch_step=epoch_step, steps_per_epoch=t.steps_per_epoch,
         total_steps=t.total_steps, memory_bytes=memory_in_use(t.device),
+        data_wait=t.stream.take_wait(now - st.window_t0) if t.stream is not None else None,
         scalars=t._scalars.take())
 
 

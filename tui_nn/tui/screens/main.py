@@ -411,6 +411,7 @@ class MainScreen(Screen):
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
         self.query_one(SystemPane).run_memory = None  # the new run's RunStarted brings its own
+        self.query_one(SystemPane).data_wait = None
         status.best_epoch = 0
         self.query_one(Curves).set_axis(0, 0)
         self._logged_epochs = 0
@@ -462,6 +463,7 @@ class MainScreen(Screen):
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
         self.query_one(SystemPane).run_memory = None  # the new run's RunStarted brings its own
+        self.query_one(SystemPane).data_wait = None
         status.best_epoch = 0
         self.query_one(Curves).set_axis(0, 0)
         self._logged_epochs = 0
@@ -697,6 +699,7 @@ class MainScreen(Screen):
         if bridge.latest is not None:
             status.latest = bridge.latest
             self._note_gpu_allocated(bridge.latest.memory_bytes)
+            self.query_one(SystemPane).data_wait = bridge.latest.data_wait
         if bridge.latest_epoch is not None:
             status.epoch = bridge.latest_epoch
             if bridge.latest_epoch.is_best:

@@ -336,6 +336,7 @@ class WatchScreen(Screen):
             status.best_epoch = batch.best_epoch
         if batch.latest is not None:
             status.latest = batch.latest
+            self.query_one(SystemPane).data_wait = batch.latest.data_wait
         if batch.epoch is not None:
             status.epoch = batch.epoch
         if first_read and self.history.epochs and self.final is None:
