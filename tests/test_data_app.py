@@ -39,3 +39,29 @@ async def test_the_system_pane_shows_the_share_of_each_step_spent_waiting_for_da
         pane.data_wait = None
         await pilot.pause()
         assert "waiting" not in str(pane.render())
+
+
+async def test_a_folders_decode_progress_and_skipped_images_reach_the_log(tmp_path,
+                                                                          monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from tui_nn.data import progress
+    monkeypatch.setattr(progress, "INTERVAL_S", 0.0)  # a line per image
+    monkeypatch.setenv("TUI_NN_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for name in ("ant", "bee"):
+        (tmp_path / "tree" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray((rng.random((28, 28, 3)) * 255).astype(np.uint8)).save(
+                tmp_path / "tree" / name / f"{i}.png")
+    (tmp_path / "tree" / "ant" / "junk.png").write_bytes(b"no image")
+    app = make_app(model="cnn", train_options={
+        "dataset": f"folder:{tmp_path / 'tree'}", "epochs": 1, "runs_root": str(tmp_path),
+        "workers": 0, "memory_budget": "1KB"}, start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.main.run_state in ("finished", "failed"),
+                       what="the run's end", timeout=120)
+        text = log_text(app)
+        assert "decoding 13 images into the cache: 13/13 (100%), ETA 00:00" in text, text
+        assert "skipped 1 unreadable image" in text and "junk.png" in text
