@@ -243,3 +243,17 @@ def test_a_decode_in_worker_processes_writes_the_same_cache(tree, cache, monkeyp
     monkeypatch.setattr(image_cache, "PARALLEL_MIN", 1)  # a pool from the first image on
     pooled = folder.load_folder(tree, memory_budget=1)
     assert np.array_equal(np.load(path), alone) and pooled.mean == one.mean
+
+
+def test_the_cache_is_read_ahead_by_a_thread_that_ends_with_the_run(tree, cache):
+    import threading
+    events: list = []
+    cfg = TrainConfig("cnn", dataset=f"folder:{tree}", epochs=2, batch_size=4, threads=1,
+                      save=False, memory_budget="10KB", report_interval_s=0.0)
+    trainer = Trainer(cfg, lambda e: (events.append(e), isinstance(e, ev.StepMetrics)
+                                      and e.step == 2 and trainer.stop()))
+    trainer.run()
+    started = next(e for e in events if isinstance(e, ev.RunStarted))
+    assert "read ahead by a background thread" in started.setup
+    assert events[-1].status == "stopped" and trainer.state.step == 2  # stopped mid-epoch
+    assert not any(t.name == "tui-nn-read-ahead" for t in threading.enumerate())

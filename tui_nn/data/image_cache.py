@@ -6,8 +6,10 @@ on) into one uint8 ``.npy`` file of fixed-size (C, H, W) records under the cache
 interrupted or failed decode (Ctrl-C, a full disk) leaves no cache behind. The file's name
 carries a hash of every image's path, size and modification time, the decode mode and size: a
 tree that changed gets a new cache (the old one is removed), never a stale one. Later runs map
-the file and read each batch's records in one fancy index (``CachedImages.__getitems__``),
-through the DataLoader path the engine uses for your own Dataset (engine/loader.py).
+the file and read each batch's records in one fancy index (``CachedImages.read``), a few
+batches ahead of the step by a background thread (engine/loader.py's ReadAhead).
+An image that cannot be read gets a zero record, left out of both splits; the list of them is
+kept beside the cache (``.skipped.json``), so a later run says the same.
 """
 
 from __future__ import annotations
@@ -158,18 +160,20 @@ class CachedImages(TorchDataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(np.array(self._records()[self.index[i]])), self.labels[i]
 
-    def __getitems__(self, items: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def read(self, items: list[int], size: tuple[int, int] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples items as one batch ((b, C, H, W) uint8, (b,) class ids) in one fancy index
+        of the mapped file; size (H, W) smaller than the records: their centre only is copied
+        (adapt.pad_or_crop's crop)."""
         rows = self.index[items]  # (b,)
-        x = torch.from_numpy(self._records()[rows])  # (b, C, H, W) uint8, a copy
-        return x, self.labels[items]
-
-    @staticmethod
-    def collate(batch: Any) -> Any:
-        """__getitems__ returns the batch whole; a list of samples (from __getitem__) is
-        stacked as default_collate would."""
-        if isinstance(batch, tuple):
-            return batch
-        return torch.stack([x for x, _ in batch]), torch.stack([y for _, y in batch])
+        records = self._records()
+        h, w = records.shape[2:]
+        if size is not None and size[0] <= h and size[1] <= w and tuple(size) != (h, w):
+            top, left = (h - size[0]) // 2, (w - size[1]) // 2
+            x = records[rows, :, top:top + size[0], left:left + size[1]]  # (b, C, *size)
+        else:
+            x = records[rows]  # (b, C, H, W), a copy
+        return torch.from_numpy(x), self.labels[items]
 
 
 def channel_stats(records: np.ndarray, index: np.ndarray) -> tuple[tuple[float, ...],
