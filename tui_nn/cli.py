@@ -173,8 +173,22 @@ def train_cmd(
     from tui_nn.commands.train_cmd import run_training
     code = run_training(model, options, resume=resume, debug=debug,
                         freeze_imports=_OWN_PROCESS)
+    if "WORLD_SIZE" in os.environ:
+        _leave_worker(code)
     _skip_collection_at_exit()
     raise typer.Exit(code)
+
+
+def _leave_worker(code: int) -> None:
+    """A torchrun worker whose run has ended (files closed, process group destroyed) leaves
+    without the interpreter's teardown: there, C++ destructors of the communication backend
+    race its own threads, and now and then a rank aborted ('terminate called without an active
+    exception', exit 134) after a clean stop, failing the whole job (pytorch#179291, #190489).
+    Only in our own process: a test runner calling the app keeps its interpreter."""
+    if _OWN_PROCESS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 # inspect estimates one precision: "auto" is the trainer's choice on the device it finds.

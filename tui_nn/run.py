@@ -67,6 +67,9 @@ class Run(Controls):
         self.epochs, self.steps_per_epoch, self.batch_size = epochs, steps_per_epoch, batch_size
         self.report_interval_s = report_interval_s
         self.enabled = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 speaks
+        # Named now (to show before the run starts); an automatic name is claimed, with mkdir,
+        # only on entering: two loops started in the same second get two directories.
+        self._auto_root = None if run_dir is not None else Path(runs_root)
         self.path = Path(run_dir) if run_dir is not None else new_run_path(runs_root,
                                                                          self.model, self.dataset)
         self.step = 0  # steps logged
@@ -94,7 +97,11 @@ class Run(Controls):
     def __enter__(self) -> "Run":
         if not self.enabled:
             return self
-        self._run_dir = RunDir.create(self.path)
+        if self._auto_root is not None:
+            self._run_dir = RunDir.new(self._auto_root, self.model, self.dataset)
+            self.path = self._run_dir.path
+        else:
+            self._run_dir = RunDir.create(self.path)
         self._run_dir.write_config(self._config_record())
         self._t0 = self._window_t0 = self._epoch_t0 = time.monotonic()
         self._next_flush = self._t0 + self.report_interval_s
