@@ -65,3 +65,28 @@ async def test_a_folders_decode_progress_and_skipped_images_reach_the_log(tmp_pa
         text = log_text(app)
         assert "decoding 13 images into the cache: 13/13 (100%), ETA 00:00" in text, text
         assert "skipped 1 unreadable image" in text and "junk.png" in text
+
+
+async def test_your_own_dataset_in_the_form_gives_the_inspector_its_sample_shape(tmp_path):
+    from tui_nn.tui.widgets.inspector import ShapeInspector
+    from tui_nn.tui.widgets.train_form import TrainForm
+    net = tmp_path / "net.py"
+    net.write_text("import torch.nn as nn\n"
+                   "class Net(nn.Sequential):\n"
+                   "    def __init__(self):\n"
+                   "        super().__init__(nn.Flatten(), nn.Linear(784, 3))\n")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def build():\n    raise ValueError('no data today')\n")
+    app = make_app(model=f"{net}:Net", train_options={"dataset": f"{EXAMPLE}:build"})
+    async with app.run_test(size=SIZE) as pilot:
+        inspector = app.main.query_one(ShapeInspector)
+        await wait_for(pilot, lambda: inspector.input_text == "1x28x28", what="sample shape",
+                       timeout=60)
+        assert "samples of 1x28x28" in log_text(app)
+        form = app.main.query_one(TrainForm)
+        field = form.query_one("#dataset-custom")
+        field.value = f"{broken}:build"
+        await field.action_submit()
+        await wait_for(pilot, lambda: "no data today" in log_text(app), what="the error")
+        assert "dataset-custom" in form._errors and "no data today" in form._errors[
+            "dataset-custom"]
