@@ -49,14 +49,17 @@ def run_tui_nn(root: str, epochs: int, budget: str, workers: int, as_float: bool
                ) -> dict:
     import resource
 
+    from tui_nn.data import adapt_to_input
     from tui_nn.data.folder import load_folder
     from tui_nn.engine import TrainConfig, Trainer
     from tui_nn.engine import events as ev
     out: list = []
     cfg = TrainConfig("cnn", dataset=f"folder:{root}", epochs=epochs, batch_size=64, seed=0,
                       save=False, threads=1, memory_budget=budget, workers=workers)
-    # The float path: the folder loaded as float32 and given to the Trainer as it was before.
-    ds = load_folder(root, as_uint8=False) if as_float else None
+    # The float path: the folder loaded as float32, cropped to cnn's input as the engine
+    # does, and given to the Trainer as the engine held it before uint8.
+    ds = adapt_to_input(load_folder(root, as_uint8=False), (3, 28, 28), "cnn") \
+        if as_float else None
     Trainer(cfg, out.append, dataset=ds).run()
     failed = [e.message for e in out if isinstance(e, ev.Failed)]
     eps = [e for e in out if isinstance(e, ev.EpochMetrics)]
