@@ -161,8 +161,7 @@ def test_a_full_disk_while_caching_leaves_nothing_and_says_so(tree, cache, monke
 
 def test_a_tree_is_never_refused_for_its_size_before_the_cache_is_chosen(tree, cache,
                                                                          monkeypatch):
-    from tui_nn.data import image_cache
-    monkeypatch.setattr(image_cache, "default_budget", lambda: 1)  # a machine "out of memory"
+    monkeypatch.setattr(folder, "default_budget", lambda: 1)  # a machine "out of memory"
     ds = folder.load_folder(tree, as_uint8=True)  # no budget given: the machine's
     assert getattr(ds, "streamed", False) and "decoded once" in ds.note
     assert not hasattr(folder, "_MAX_ELEMENTS")

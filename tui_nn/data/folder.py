@@ -11,13 +11,16 @@ take — unless ``image_size=(H, W)`` is given. The whole set becomes one (N, C,
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .base import Dataset, DataError, printable, unit_float
+from .image_cache import channel_stats, decoding, default_budget, load_cached_folder
 from .progress import SILENT, Progress
 from .split import split_indices
 
@@ -172,26 +175,27 @@ def _tree(root: Path) -> tuple[tuple[Path, Path] | None, list[str], list[tuple[P
     return layout, classes, samples, train_samples
 
 
-def _to_tensor(samples: list[tuple[Path, int]], mode: str, size: tuple[int, int],
-               skipped: Skipped, progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_tensor(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndarray | str],
+               shape: tuple[int, int, int], skipped: Skipped, progress: Progress
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (n, C, H, W) uint8 and class ids (n,) int64 of the samples that decode (the
     others go to skipped)."""
-    channels = 1 if mode == "L" else 3
-    width, height = size
+    channels, height, width = shape
     # Decoded straight into NCHW: a permuted NHWC buffer keeps channels_last strides, and at
     # one channel .contiguous() cannot fix them (it counts a size-1 dim as contiguous), so a
     # conv then yields channels_last activations on which the seeds' x.view(B, -1) fails.
     pixels = np.empty((len(samples), channels, height, width), dtype=np.uint8)  # (N, C, H, W)
     labels, n = [], 0
-    todo = [(i, s) for i, s in enumerate(samples) if i not in skipped.reasons]
-    for i, (path, label) in progress.track(f"decoding {len(todo):,} images", todo, len(todo)):
-        hwc = decode_or_reason(path, mode, size, skipped.strict)
-        if isinstance(hwc, str):
-            skipped.add(i, path, hwc)
-            continue
-        pixels[n] = hwc.reshape(height, width, channels).transpose(2, 0, 1)  # (C, H, W)
-        labels.append(label)
-        n += 1
+    todo = [i for i in range(len(samples)) if i not in skipped.reasons]
+    with decoding([samples[i][0] for i in todo], decode) as decoded:
+        for i, hwc in progress.track(f"decoding {len(todo):,} images", zip(todo, decoded),
+                                     len(todo)):
+            if isinstance(hwc, str):
+                skipped.add(i, samples[i][0], hwc)
+                continue
+            pixels[n] = hwc.reshape(height, width, channels).transpose(2, 0, 1)  # (C, H, W)
+            labels.append(samples[i][1])
+            n += 1
     x = torch.from_numpy(pixels[:n])  # (n, C, H, W) uint8, standard strides
     return x, torch.tensor(labels, dtype=torch.int64)  # (n,)
 
@@ -239,7 +243,6 @@ def load_folder(
     half the free memory) is streamed from its decode-once cache instead
     (data/image_cache.py). An unreadable image is skipped and listed in ``skipped`` (strict:
     a DataError instead)."""
-    from .image_cache import channel_stats, default_budget
     root = Path(path).expanduser()
     layout, classes, samples, train_samples = _tree(root)
     skipped = Skipped(strict)
@@ -249,12 +252,13 @@ def load_folder(
     decoded = len(samples) * (1 if gray else 3) * size[0] * size[1]  # uint8 bytes
     held = decoded if as_uint8 else decoded * 5  # a float copy beside the uint8 pixels
     budget = default_budget() if memory_budget is None else memory_budget
+    decode = functools.partial(decode_or_reason, mode=mode, size=size, strict=strict)
     if held > budget:
-        from .image_cache import load_cached_folder
         return load_cached_folder(root, classes, samples,
                                   len(train_samples) if layout is not None else None, mode,
-                                  size, seed, budget, skipped, progress)
-    x, y = _to_tensor(samples, mode, size, skipped, progress)
+                                  size, seed, budget, skipped, progress, decode)
+    x, y = _to_tensor(samples, decode, (1 if gray else 3, size[1], size[0]), skipped,
+                      progress)
     if layout is not None:
         n_train = len(train_samples) - sum(i < len(train_samples) for i in skipped.reasons)
         train_idx = torch.arange(n_train)

@@ -14,13 +14,13 @@ kept beside the cache (``.skipped.json``), so a later run says the same.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
 import json
 import os
 import signal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -67,8 +67,6 @@ def build_cache(path: Path, samples: list[tuple[Path, int]], shape: tuple[int, i
     header = {"descr": "|u1", "fortran_order": False, "shape": (len(samples), *shape)}
     blank = bytes(shape[0] * shape[1] * shape[2])
     images = [image for image, _ in samples]
-    pool = _pool(len(images))
-    decoded = pool.map(decode, images, chunksize=64) if pool else map(decode, images)
 
     def write(f: Any) -> None:
         np.lib.format.write_array_header_1_0(f, header)
@@ -84,14 +82,12 @@ def build_cache(path: Path, samples: list[tuple[Path, int]], shape: tuple[int, i
             atomic_write_text(_skipped_file(path), json.dumps(sorted(skipped.reasons.items())))
 
     try:
-        atomic_write(path, write)
+        with decoding(images, decode) as decoded:
+            atomic_write(path, write)
     except DiskWriteError as e:
         _skipped_file(path).unlink(missing_ok=True)
         raise DataError(f"cannot cache the decoded images: {e}; no partial cache was "
                         "left") from None
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     keep = {path, _skipped_file(path)}
     for old in path.parent.glob(path.name.split("-")[0] + "-*"):
         if old not in keep:
@@ -118,6 +114,18 @@ def read_skipped(path: Path, samples: list[tuple[Path, int]], skipped: Any) -> b
     for i, why in pairs:
         skipped.add(i, samples[i][0], why)
     return True
+
+
+@contextlib.contextmanager
+def decoding(paths: list[Path], decode: Callable[[Path], Any]) -> Iterator[Iterator[Any]]:
+    """decode(path) of each path, in order: from PARALLEL_MIN paths on by worker processes
+    (their work cancelled when the caller stops early: Ctrl-C, an error)."""
+    pool = _pool(len(paths))
+    try:
+        yield pool.map(decode, paths, chunksize=64) if pool else map(decode, paths)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _pool(n: int) -> Any:
@@ -195,18 +203,18 @@ def channel_stats(records: np.ndarray, index: np.ndarray) -> tuple[tuple[float, 
 
 def load_cached_folder(root: Path, classes: list[str], samples: list[tuple[Path, int]],
                        n_given_train: int | None, mode: str, size: tuple[int, int], seed: int,
-                       budget: int, skipped: Any, progress: Progress) -> Any:
+                       budget: int, skipped: Any, progress: Progress,
+                       decode: Callable[[Path], np.ndarray | str]) -> Any:
     """A folder over the memory budget as a StreamedData read from its cache (built first when
     missing). n_given_train: the tree's own train/ split (its first samples), else None.
-    skipped: data/folder.py's Skipped, holding the images whose header could not be read."""
-    from .folder import decode_or_reason
+    skipped: data/folder.py's Skipped, holding the images whose header could not be read;
+    decode: one image's pixels (H, W[, 3]) at the cache's mode and size, or why not."""
     from .user_dataset import from_build
     shape = (1 if mode == "L" else 3, size[1], size[0])  # (C, H, W); size is PIL's (W, H)
     path = cache_file(root, samples, mode, size)
     built = not (path.exists() and read_skipped(path, samples, skipped))
     if built:
-        build_cache(path, samples, shape, functools.partial(
-            decode_or_reason, mode=mode, size=size, strict=skipped.strict), skipped, progress)
+        build_cache(path, samples, shape, decode, skipped, progress)
     train_idx, val_idx = _split(samples, skipped.reasons, n_given_train, seed)
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)  # (N,)
     names = [printable(c) for c in classes]
