@@ -223,6 +223,9 @@ def inspect_cmd(
         None, "--diff", help="Compare with a second model (zoo name, file.py:Class, ...)."),
     diff_input: Optional[list[str]] = typer.Option(
         None, "--diff-input", help="The --diff model's own input shape (default: --input)."),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="The input shape from a dataset's first sample: a name, "
+        "csv:PATH, folder:PATH or your own FILE.py:build."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
@@ -232,7 +235,7 @@ def inspect_cmd(
     memory = MemoryOptions(batch_size, optimizer, amp, device_memory, measure)
     other = DiffOptions(diff, list(diff_input or [])) if diff is not None else None
     code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory,
-                       freeze_imports=_OWN_PROCESS, diff=other)
+                       freeze_imports=_OWN_PROCESS, diff=other, dataset=dataset)
     _skip_collection_at_exit()
     raise typer.Exit(code)
 
