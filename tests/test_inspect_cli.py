@@ -239,3 +239,38 @@ def test_torchs_import_runs_without_collections_in_the_clis_own_process():
             "assert gc.isenabled() and gc.get_freeze_count() > 100_000\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+NOISY_MODEL = """
+import atexit, json, sys
+from torch import nn
+atexit.register(lambda: sys.stderr.write("atexit ran\\n"))
+
+class _Noisy:
+    def __del__(self):
+        sys.stderr.write("teardown ran\\n")
+
+json.noisy = _Noisy()  # freed when the interpreter's teardown clears the json module
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_the_clis_own_process_ends_without_the_interpreters_teardown(tmp_path):
+    """The output is complete and the exit code kept; atexit handlers run; the teardown
+    (freeing every module's objects one by one) is skipped."""
+    path = tmp_path / "noisy.py"
+    path.write_text(NOISY_MODEL)
+    for shape, code in (("1x4", 0), ("1x5", 1)):
+        result = subprocess.run([sys.executable, "-m", "tui_nn", "inspect", f"{path}:Net",
+                                 "--input", shape, "--json"], capture_output=True, text=True)
+        assert result.returncode == code, result.stderr[-2000:]
+        assert json.loads(result.stdout)["ok"] is (code == 0)
+        assert "atexit ran" in result.stderr
+        assert "teardown ran" not in result.stderr

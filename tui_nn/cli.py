@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, List, Literal, Optional
+from typing import Annotated, List, Literal, NoReturn, Optional
 
 import typer
 
@@ -218,7 +218,25 @@ def inspect_cmd(
     other = DiffOptions(diff, list(diff_input or [])) if diff is not None else None
     code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory,
                        freeze_imports=_OWN_PROCESS, diff=other)
-    _skip_collection_at_exit()
+    _end_inspection(code)
+
+
+def _end_inspection(code: int) -> NoReturn:
+    """An inspection's results are all on stdout and stderr. In our own process, flush them,
+    run the atexit handlers and end here: the interpreter's teardown (freeing torch's modules
+    and objects one by one) costs as much CPU as tracing a 70B decoder. Elsewhere (a test
+    runner calling the app), or when a flush fails (a closed pipe), exit as usual."""
+    if _OWN_PROCESS:
+        import atexit
+
+        atexit._run_exitfuncs()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:
+            pass
+        else:
+            os._exit(code)
     raise typer.Exit(code)
 
 
