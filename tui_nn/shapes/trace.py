@@ -37,10 +37,10 @@ from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_erro
                                   is_meta_limitation, linear_check, runs_torch_forward,
                                   validate_function, validate_module)
 from tui_nn.shapes.flopformulas import flop_registry
-from tui_nn.shapes.memory import (AutocastRules, SavedTensors, fused_attention,
-                                  training_attention_forward)
 from tui_nn.shapes.metacache import MetaOpCache, cached_call
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
+from tui_nn.shapes.trainstep import (AutocastRules, SavedTensors, fused_attention,
+                                     training_attention_forward)
 from tui_nn.shapes.uncounted import NotCounted, UncountedTally, uncounted_entry
 from tui_nn.zoo.nodynamo import no_dynamo_import
 from tui_nn.zoo.nosympy import no_sympy_import
