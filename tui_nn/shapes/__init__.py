@@ -15,10 +15,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tui_nn.fmt import format_shape
     from tui_nn.shapes.api import InspectUsageError, inspect_model
     from tui_nn.shapes.arithmetic import module_formulas
-    from tui_nn.shapes.parse import (InputSpec, ShapeParseError, format_shape, parse_inputs,
-                                     parse_shape)
+    from tui_nn.shapes.parse import InputSpec, ShapeParseError, parse_inputs, parse_shape
     from tui_nn.shapes.records import (Diagnosis, FlattenCheck, Formula, Inspection, LayerRow,
                                        SolverResult, Totals)
     from tui_nn.shapes.solver import solve_input_size
@@ -28,9 +28,8 @@ if TYPE_CHECKING:
 # CLI checks a shape string before torch's import (1-2 s) starts.
 _HOMES = {
     "inspect_model": "api", "InspectUsageError": "api", "module_formulas": "arithmetic",
-    "solve_input_size": "solver", "meta_copy": "trace",
-    **dict.fromkeys(("InputSpec", "ShapeParseError", "format_shape", "parse_inputs",
-                     "parse_shape"), "parse"),
+    "solve_input_size": "solver", "meta_copy": "trace", "format_shape": "tui_nn.fmt",
+    **dict.fromkeys(("InputSpec", "ShapeParseError", "parse_inputs", "parse_shape"), "parse"),
     **dict.fromkeys(("Diagnosis", "FlattenCheck", "Formula", "Inspection", "LayerRow",
                      "SolverResult", "Totals"), "records"),
 }
@@ -40,7 +39,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    module = home if "." in home else f"{__name__}.{home}"
+    return getattr(importlib.import_module(module), name)
 
 
 __all__ = [
