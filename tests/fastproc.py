@@ -1,14 +1,14 @@
-"""`python -m tui_nn ...` as a real child process that skips the second of interpreter and
-torch start-up: a zygote process imports torch and the CLI once, then forks one child per
-request, which becomes `python -m tui_nn ARGS` (argv, environment, working directory and
-stdin/stdout/stderr as asked) and runs the module as the interpreter would, exit and atexit
-included. The child is a separate process with its own pid: signals, SIGKILL, locks and
-sockets behave as for a fresh interpreter.
+"""`python -m tui_nn ...` as a real child process without the seconds of interpreter and torch
+start-up: a zygote process imports torch and the CLI once, then forks one child per request,
+which becomes `python -m tui_nn ARGS` (argv, environment, working directory, stdin/stdout/stderr
+as asked) and runs the module as `python -m` does, leaving by the interpreter's exit steps
+(threads joined, atexit, stdio flushed) without its module teardown. The child is a separate
+process with its own pid: signals, SIGKILL, file locks and sockets behave as for a fresh one.
 
-Use it only where what a test checks happens after start-up: what a fresh interpreter imports
-or prints while importing (dynamo, CUDA_HOME warnings, import-time env such as OMP_NUM_THREADS
-set differently from the zygote's) needs a plain subprocess. `run()` mirrors subprocess.run,
-`popen()` a subprocess.Popen with pipes.
+Use it where what a test checks happens after start-up and before teardown: what a fresh
+interpreter imports or prints while importing (dynamo, CUDA_HOME warnings, import-time
+environment such as CUDA_VISIBLE_DEVICES) or at teardown needs a plain subprocess, and so does
+torchrun. `run()` mirrors subprocess.run, `popen()` subprocess.Popen.
 """
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ def _become(request: dict, fds: list[int]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:  # read at torch's import, in the zygote
+        import torch
+        torch.set_num_threads(int(threads))
     # As the interpreter opens them: stdout block-buffered on a pipe (unbuffered under
     # PYTHONUNBUFFERED, line-buffered on a terminal), stderr line-buffered.
     sys.stdin = sys.__stdin__ = open(0, closefd=False)  # noqa: SIM115

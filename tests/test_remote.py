@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import fastproc
 import pytest
 
 import sshd
@@ -34,9 +35,8 @@ def server(tmp_path_factory):
 def trained(tmp_path_factory) -> Path:
     """A runs folder with one finished headless run in it."""
     root = tmp_path_factory.mktemp("runs")
-    subprocess.run([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs", "2",
-                    "--headless", "--run-dir", str(root / "r1")], check=True,
-                   capture_output=True, timeout=300)
+    fastproc.run(["train", "curve", "--epochs", "2", "--headless", "--run-dir", str(root / "r1")],
+                 check=True, capture_output=True, timeout=300)
     return root
 
 
@@ -148,10 +148,9 @@ def _wait(run: Path, test, what: str, timeout: float = 90) -> None:
 def test_control_pauses_and_resumes_a_live_run_through_ssh(server, tmp_path):
     from tui_nn.engine.channel import SOCKET_FILE
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
-                             "100000", "--headless", "--run-dir", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=server.env())
+    proc = fastproc.popen(["train", "curve", "--epochs", "100000", "--headless", "--run-dir",
+                           str(run)], stdout=fastproc.DEVNULL, stderr=fastproc.DEVNULL,
+                          env=server.env())
     try:
         _wait(run, lambda r: any(x["type"] == "StepMetrics" for x in r)
               and (run / SOCKET_FILE).exists(), "a step")
@@ -216,10 +215,9 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
 
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     run = tmp_path / "live"
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
-                             "100000", "--headless", "--run-dir", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=server.env())
+    proc = fastproc.popen(["train", "curve", "--epochs", "100000", "--headless", "--run-dir",
+                           str(run)], stdout=fastproc.DEVNULL, stderr=fastproc.DEVNULL,
+                          env=server.env())
     followed = None
     try:
         _wait(run, lambda r: any(x["type"] == "EpochMetrics" for x in r)
@@ -331,10 +329,9 @@ async def test_fleet_lists_every_host_live_and_steers_and_watches_a_run(server, 
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     root = tmp_path / "runs"
     run = root / "live"
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
-                             "100000", "--headless", "--run-dir", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=server.env())
+    proc = fastproc.popen(["train", "curve", "--epochs", "100000", "--headless", "--run-dir",
+                           str(run)], stdout=fastproc.DEVNULL, stderr=fastproc.DEVNULL,
+                          env=server.env())
     try:
         _wait(run, lambda r: any(x["type"] == "EpochMetrics" for x in r)
               and (run / SOCKET_FILE).exists(), "an epoch")

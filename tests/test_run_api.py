@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import fastproc
 import pytest
 
 import tui_nn
@@ -74,23 +75,23 @@ def test_a_loop_is_listed_watched_paused_resumed_and_stopped(tmp_path):
         info = read_run_info(run)
         assert (info.status, info.model, info.dataset) == ("running", "my-net", "shards")
         assert not info.resumable  # a loop resumes itself, not via tui-nn train
-        cli = [sys.executable, "-m", "tui_nn", "control", str(run)]
-        assert subprocess.run(cli + ["pause"], env=ENV).returncode == 0
+        cli = ["control", str(run)]
+        assert fastproc.run(cli + ["pause"], env=ENV).returncode == 0
         _wait(lambda: any(r.get("state") == "paused" for r in _records(run)), "paused")
         steps = _records(run)[-1]
         time.sleep(0.5)
         assert _records(run)[-1] == steps  # nothing logged while paused
-        assert subprocess.run(cli + ["checkpoint"], env=ENV).returncode == 0
-        assert subprocess.run(cli + ["resume"], env=ENV).returncode == 0
+        assert fastproc.run(cli + ["checkpoint"], env=ENV).returncode == 0
+        assert fastproc.run(cli + ["resume"], env=ENV).returncode == 0
         _wait(lambda: any(r.get("reason") == "requested" for r in _records(run)),
               "the loop's checkpoint")
         # The loop never calls run.apply_lr: an lr request is refused (exit 1, the reason).
         from tui_nn.engine.channel import query_honours
         assert query_honours(run) == ("pause", "resume", "checkpoint", "stop")
-        refused = subprocess.run(cli + ["lr", "0.5"], env=ENV, capture_output=True, text=True)
+        refused = fastproc.run(cli + ["lr", "0.5"], env=ENV, capture_output=True, text=True)
         assert refused.returncode == 1 and "run.apply_lr(optimizer)" in refused.stderr
         assert "taken" not in refused.stdout
-        assert subprocess.run(cli + ["stop"], env=ENV).returncode == 0
+        assert fastproc.run(cli + ["stop"], env=ENV).returncode == 0
         assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
     finally:
         if proc.poll() is None:

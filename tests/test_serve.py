@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import psutil
+import fastproc
 import pytest
 from typer.testing import CliRunner
 
@@ -172,9 +173,9 @@ def test_serving_watch_of_no_run_is_one_line_exit_2(tmp_path, monkeypatch, args)
 
 def test_serving_watch_quotes_a_hostile_run_name(tmp_path):
     name = "a b; touch pwned"
-    trained = subprocess.run([sys.executable, "-m", "tui_nn", "train", "linear", "--epochs", "1",
-                              "--headless", "--run-dir", f"runs/{name}"], cwd=tmp_path,
-                             env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    trained = fastproc.run(["train", "linear", "--epochs", "1", "--headless", "--run-dir",
+                            f"runs/{name}"], cwd=tmp_path, env=_env(), capture_output=True,
+                           text=True, timeout=120)
     assert trained.returncode == 0, trained.stderr
     server = Served(tmp_path, "--", "watch", name)
     try:
