@@ -229,16 +229,6 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The model state of last.pt or best.pt (for evaluation or export, not for resuming)."""
-    path = Path(path)
-    _check_is_checkpoint_file(path)
-    ckpt = _torch_load(path, map_location)
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not a tui-nn checkpoint (no 'model' state)")
-    return ckpt
-
-
 def check_state_dict_matches(model: torch.nn.Module, state: dict[str, Any], source: str) -> None:
     """Refuse a checkpoint of another model/shape, listing what does not match."""
     own = model.state_dict()
