@@ -293,7 +293,7 @@ class ShapeInspector(Vertical):
         if not self.input_text.strip() and any(n.startswith("assumed ") for n in insp.notes):
             inputs += " (assumed)"  # guessed from the first layer: the note below says how
         summary.update(Text.assemble(
-            (clean_line(insp.model_name), "bold"),
+            (insp.model_name, "bold"),
             f"  in {inputs} → out {shape_text(out_shapes) or '?'}  ·  "
             f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds"))
         lines: list[str] = []
