@@ -77,19 +77,13 @@ def run_many(roots: list[str], as_json: bool, out: TextIO) -> int:
     """Runs under several roots, local folders and HOST:PATH, in one table with a host column.
     Remote hosts are read at once (runs.remote); one that is down, hangs or has no such folder
     gets a row saying so and exit code 1, the others are listed as usual."""
-    from tui_nn.runs import discover_runs
-    from tui_nn.runs.remote import Listing, Target, gpu_summary, list_remote, split_target
+    from tui_nn.runs.remote import gpu_summary, list_roots
 
-    targets = [split_target(r) for r in roots]
-    for text, target in zip(roots, targets):
-        if target is None and not Path(text).is_dir():
-            _err(f"{text}: {'not a directory' if Path(text).exists() else 'no such directory'}"
-                 " (a remote folder is HOST:PATH)")
-            return EXIT_USAGE
-    remote = iter(list_remote([t for t in targets if t is not None]))
-    listings = [next(remote) if t is not None else Listing(Target("local", text),
-                                                            runs=discover_runs(Path(text)))
-                for text, t in zip(roots, targets)]
+    bad = bad_root(roots)
+    if bad is not None:
+        _err(bad)
+        return EXIT_USAGE
+    listings = list_roots(roots)
     if as_json:
         json.dump([_finite({"host": ls.target.host, **r.to_dict()}) for ls in listings
                    for r in ls.runs] + [{"host": ls.target.host, "root": ls.target.path,
@@ -103,6 +97,16 @@ def run_many(roots: list[str], as_json: bool, out: TextIO) -> int:
                 out.write(f"{ls.target}: {ls.error}\n")  # both inert (runs.remote)
         out.write(gpu_summary(listings))
     return EXIT_FAILED if any(ls.error for ls in listings) else EXIT_OK
+
+
+def bad_root(roots: list[str]) -> str | None:
+    """Why a local root given cannot be listed (the first such), or None."""
+    from tui_nn.runs.remote import split_target
+    for text in roots:
+        if split_target(text) is None and not Path(text).is_dir():
+            return (f"{text}: {'not a directory' if Path(text).exists() else 'no such directory'}"
+                    " (a remote folder is HOST:PATH)")
+    return None
 
 
 def hosts_table(listings: list) -> str:

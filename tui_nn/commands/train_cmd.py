@@ -8,7 +8,7 @@ from typing import Any
 
 from tui_nn.textsafe import error as _err  # messages quote paths and names from files
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Failed kinds that mean what was given cannot train (flags, files, a model that does not fit
 # the data, a device or checkpoint that is not there): exit 2 like a bad flag. The others
 # ("nan", "oom", "disk", "error") are a run that failed: exit 1. README: Exit codes.

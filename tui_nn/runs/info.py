@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_nn.engine import jsonl
+from tui_nn.engine.rundir import LAST_CHECKPOINT
 from tui_nn.runs import liveness, records, tensorboard
 from tui_nn.textsafe import clean, clean_line
 
@@ -57,10 +58,6 @@ class RunInfo:
         return ((self.has_checkpoint and self.status in ("stopped", "interrupted", "failed"))
                 or (self.status == "interrupted" and bool(self.config)))
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.metric == "accuracy"
-
     def to_dict(self, include_config: bool = False) -> dict[str, Any]:
         d = asdict(self)
         d["path"] = str(self.path)
@@ -98,7 +95,7 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         writers = liveness.writers_of_metrics_files()
     status = _status(scan.final, lambda: liveness.is_alive(
         path, last_update, writers if check_writers else None, live_window_s, now))
-    has_checkpoint = _is_regular_file(path / "last.pt")
+    has_checkpoint = _is_regular_file(path / LAST_CHECKPOINT)
     if status == "interrupted" and not has_checkpoint and not config:
         # Killed before config.json and the step-0 checkpoint: nothing --resume could use.
         status, problem = "failed", problem or "killed before its first checkpoint: nothing to resume"

@@ -15,10 +15,8 @@ from typing import Any, Iterator
 
 from tui_nn.engine import jsonl
 from tui_nn.engine import schema
+from tui_nn.engine.rundir import CONFIG_FILE, METRICS_FILE
 from tui_nn.textsafe import clean_line
-
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = "config.json"
 
 # RunDir writes json.dumps(record, separators=(",", ":")) with "type" first, so the type of a
 # record can be read off its first bytes without parsing the (possibly long) rest.

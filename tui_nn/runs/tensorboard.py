@@ -150,7 +150,6 @@ class TensorBoardFollower:
         self._sizes: dict[Path, int] = {}  # size at the last read: unchanged files are skipped
         self._scalar_tags: set[str] = set()  # tensor-valued tags declared as scalars
         self.problems: dict[Path, str] = {}  # file -> why it could not be read (further)
-        self.events_read = 0
         self._per_file: dict[Path, int] = {}  # events read from each file
         self._names: dict[tuple[str, Path], str] = {}  # (tag, file) -> the name shown
 
@@ -199,7 +198,6 @@ class TensorBoardFollower:
         reader = EventRecords(path, self._offsets.get(path, 0))
         try:
             for event in reader:
-                self.events_read += 1
                 self._per_file[path] = self._per_file.get(path, 0) + 1
                 out.extend(self._scalars(event, path))
         except Exception as e:  # noqa: BLE001 - a damaged file is this file's problem only

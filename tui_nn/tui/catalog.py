@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_nn.fmt import format_shape
 from tui_nn.textsafe import clean_line
 
 
@@ -42,7 +43,7 @@ class DatasetEntry:
 
 
 def shape_text(shape: tuple[int, ...], dtype: Any = None) -> str:
-    text = "x".join(str(d) for d in shape)
+    text = format_shape(shape, sep="x")
     if dtype is not None and str(dtype) in ("torch.int64", "torch.long"):
         text += ":int64"
     return text
@@ -75,11 +76,3 @@ def dataset_entries() -> list[DatasetEntry]:
 
         names = dict.fromkeys(s.default_dataset for s in list_models())
         return [DatasetEntry(n, "") for n in names]
-
-
-def load_user_model(source: str) -> Any:
-    """An nn.Module from 'path/to/file.py:Class' or 'package.module:factory' (raises with a
-    user-facing message)."""
-    from tui_nn.zoo.sources import load_model
-
-    return load_model(source)

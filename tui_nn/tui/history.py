@@ -15,6 +15,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from tui_nn.fmt import higher_is_better
 
 if TYPE_CHECKING:
     from tui_nn.runs.history import RecordedHistory
@@ -245,13 +246,13 @@ class RunHistory:
 
     def best_epoch(self) -> EpochRecord | None:
         """The epoch with the best validation metric (the first, on ties), as the engine
-        picks it: highest accuracy, lowest error otherwise."""
+        picks it (fmt.higher_is_better)."""
         with self._lock:
             epochs = list(self.epochs)
         finite = [e for e in epochs if math.isfinite(e.value)]
         if not finite:
             return None
-        sign = -1.0 if self.metric == "accuracy" else 1.0
+        sign = -1.0 if higher_is_better(self.metric) else 1.0
         return min(finite, key=lambda e: (sign * e.value, e.epoch))
 
     def snapshot(self, max_points: int) -> "HistorySnapshot":

@@ -8,6 +8,7 @@ the decoder and are shown as Text, never markup."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -25,16 +26,46 @@ from tui_nn.tui.screens.watch import STEER_BINDINGS
 from tui_nn.tui.viewer_app import ViewerApp
 
 REFRESH_S = 5.0
+
+
+@dataclass
 class HostLoaded(Message):
     """One root read: each host's rows show as soon as it answers, not with the slowest."""
 
-    def __init__(self, index: int, listing: Listing) -> None:
-        super().__init__()
-        self.index = index
-        self.listing = listing
+    index: int
+    listing: Listing
 
 
-class FleetScreen(Screen):
+class RemoteWatch:
+    """For a screen that lists remote runs: `_open_watch(target)` pushes the watch screen on
+    a FollowedRun of it, which stops when the screen is back on top."""
+
+    followed = None  # the FollowedRun of a pushed watch screen
+
+    @work(thread=True, name="open-watch", group="open-watch", exclusive=True,
+          exit_on_error=False)
+    def _open_watch(self, target: Target) -> None:
+        from tui_nn.runs.remote import FollowedRun, NotARun
+        from tui_nn.runs.ssh import SshError
+        from tui_nn.tui.screens.watch import WatchScreen
+        try:
+            followed = FollowedRun(target).start()
+        except (NotARun, SshError) as e:
+            self.app.call_from_thread(self.notify, f"{target}: {e}",
+                                      severity="warning", markup=False)
+            return
+        self.followed = followed
+        screen = WatchScreen(followed.run_dir, gpu_reader=followed.gpu_report,
+                             liveness_of=followed.liveness)
+        self.app.call_from_thread(self.app.push_screen, screen)
+
+    def on_screen_resume(self) -> None:
+        if self.followed is not None:  # back from a watched run: stop following it
+            self.followed.stop()
+            self.followed = None
+
+
+class FleetScreen(RemoteWatch, Screen):
     DEFAULT_CSS = """
     #fleet-table { height: 1fr; }
     #fleet-hosts { height: auto; max-height: 12; padding: 0 1; color: $text-muted; }
@@ -51,7 +82,6 @@ class FleetScreen(Screen):
         self.refresh_s = refresh_s
         self.rows: dict[str, tuple[str, Any]] = {}  # row key -> (host, RunInfo)
         self.listings: list[Listing | None] = [None] * len(targets)  # None: not read yet
-        self.followed = None  # the FollowedRun of a pushed watch screen
         self._lock = threading.Lock()
         self._reading: set[int] = set()  # roots being read now
 
@@ -180,29 +210,6 @@ class FleetScreen(Screen):
         picked = self.highlighted()
         if picked is not None:
             self._open_watch(Target(picked[0], str(picked[1].path)))
-
-    @work(thread=True, name="open-watch", group="open-watch", exclusive=True,
-          exit_on_error=False)
-    def _open_watch(self, target: Target) -> None:
-        from tui_nn.runs.remote import remote_gpu_report
-        from tui_nn.runs.remote import FollowedRun, NotARun
-        from tui_nn.runs.ssh import SshError
-        from tui_nn.tui.screens.watch import WatchScreen
-        try:
-            followed = FollowedRun(target).start()
-        except (NotARun, SshError) as e:
-            self.app.call_from_thread(self.notify, f"{target}: {e}",
-                                      severity="warning", markup=False)
-            return
-        self.followed = followed
-        screen = WatchScreen(followed.run_dir, gpu_reader=remote_gpu_report,
-                             liveness_of=followed.liveness)
-        self.app.call_from_thread(self.app.push_screen, screen)
-
-    def on_screen_resume(self) -> None:
-        if self.followed is not None:  # back from a watched run: stop following it
-            self.followed.stop()
-            self.followed = None
 
 
 def _speed(value: float | None) -> Text:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -61,36 +61,31 @@ ACTIVE = ("starting", "running", "paused", "stopping")
 FORM_KEYS = FORM_FIELDS  # TrainConfig's fields marked form=True (engine/config.py)
 
 
+@dataclass
 class RunMemoryPredicted(Message):
     """The estimate for a live run's batch, made on a worker (None: it could not be made)."""
 
-    def __init__(self, memory: RunMemory, predicted: int | None) -> None:
-        super().__init__()
-        self.memory = memory
-        self.predicted = predicted
+    memory: RunMemory
+    predicted: int | None
 
 
+@dataclass
 class CatalogLoaded(Message):
     """Zoo models and datasets are known (torch has been imported)."""
 
-    def __init__(self, models: list["ModelEntry"], datasets: list["DatasetEntry"],
-                 device: str) -> None:
-        super().__init__()
-        self.models = models
-        self.datasets = datasets
-        self.device = device
+    models: list["ModelEntry"]
+    datasets: list["DatasetEntry"]
+    device: str
 
 
+@dataclass
 class UserModelLoaded(Message):
     """A model from a file or a factory was built (or failed to build)."""
 
-    def __init__(self, source: str, entry: "ModelEntry | None", model: Any,
-                 error: str | None) -> None:
-        super().__init__()
-        self.source = source
-        self.entry = entry
-        self.model = model
-        self.error = error
+    source: str
+    entry: "ModelEntry | None"
+    model: Any
+    error: str | None
 
 
 class MainScreen(Screen):

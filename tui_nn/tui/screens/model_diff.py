@@ -4,6 +4,7 @@ output that differs, why a Linear's input moved, and the totals of both."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -39,10 +40,10 @@ class Side:
                              self.input_text.strip() or None)
 
 
+@dataclass
 class _Diffed(Message):
-    def __init__(self, diff: "InspectionDiff | None", error: str | None) -> None:
-        super().__init__()
-        self.diff, self.error = diff, error
+    diff: "InspectionDiff | None"
+    error: str | None
 
 
 class ModelDiffScreen(ModalScreen[None]):

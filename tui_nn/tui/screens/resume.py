@@ -3,6 +3,7 @@ failed, with a last.pt), newest first, or any run directory typed in."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
+from tui_nn.engine.rundir import CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.textsafe import clean_line
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 
@@ -32,7 +34,7 @@ def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
         path = path.parent  # best.pt, last.pt, config.json: the run they belong to
     if not path.is_dir():
         return {}, f"{path} is not a run directory"
-    if not (path / "last.pt").exists() and not (path / "config.json").is_file():
+    if not (path / LAST_CHECKPOINT).exists() and not (path / CONFIG_FILE).is_file():
         return {}, f"no run in {path}: no checkpoint (last.pt) and no config.json"
     info = read_run_info(path)
     if info.status == "running":
@@ -45,10 +47,9 @@ def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
                         f"{info.status}"}, None
 
 
+@dataclass
 class RunsFound(Message):
-    def __init__(self, runs: list[Any]) -> None:
-        super().__init__()
-        self.runs = runs
+    runs: list[Any]
 
 
 class ResumeScreen(ModalScreen[str | None]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,22 +177,20 @@ class GroupPlot(MatrixPlot):
         return xs, drawn
 
 
+@dataclass
 class ScalarsArrived(Message):
     """New points from the event files, and how recently a file was written."""
 
-    def __init__(self, points: list[tb.ScalarPoint], status: str, first: bool) -> None:
-        super().__init__()
-        self.points = points
-        self.status = status
-        self.first = first
+    points: list[tb.ScalarPoint]
+    status: str
+    first: bool
 
 
+@dataclass
 class LogProblem(Message):
     """An event file could not be read (further): said in the status line."""
 
-    def __init__(self, problem: str | None) -> None:
-        super().__init__()
-        self.problem = problem
+    problem: str | None
 
 
 class TensorBoardWatchScreen(Screen):
@@ -224,7 +223,6 @@ class TensorBoardWatchScreen(Screen):
         self.live_window_s = live_window_s
         self.series: dict[str, TagSeries] = {}  # tag -> points (tags inert from the follower)
         self.status = "loading"
-        self.points_seen = 0
         self.last_step = 0
         self.problem: str | None = None
         self.too_many_tags = False
@@ -301,7 +299,6 @@ class TensorBoardWatchScreen(Screen):
             series.add(p.step, p.value)
             self.last_step = max(self.last_step, p.step)
             self._dirty.add(tag_group(p.tag))
-        self.points_seen += len(message.points)
         if self.last_step != last_step:  # the shared step axis grew: every plot follows
             self._dirty.update(tag_group(t) for t in self.series)
         if new_tags:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -23,13 +24,12 @@ if TYPE_CHECKING:
 class ModelPicker(Vertical):
     """Lists models; moving the cursor selects (the inspector follows), Enter confirms."""
 
+    @dataclass
     class Selected(Message):
         """The highlighted model changed (``confirmed``: the user pressed Enter on it)."""
 
-        def __init__(self, source: str, confirmed: bool = False) -> None:
-            super().__init__()
-            self.source = source
-            self.confirmed = confirmed
+        source: str
+        confirmed: bool = False
 
     loading: reactive[bool] = reactive(True)
     """True until the zoo is known (torch is imported in the background)."""
