@@ -679,7 +679,7 @@ def gpu_report(listing: Listing | None):
     if not listing.gpus:
         return GpuReport(available=False, reason=listing.gpu_note)
     return GpuReport(available=True, gpus=[GpuStats(
-        index=g.index, name=f"{clean_line(listing.target.host, 24)} GPU{g.index}",
+        index=g.index, name=f"{listing.target.host[:24]} GPU{g.index}",
         utilization_pct=float(g.util_pct), memory_used_bytes=g.used_mib << 20,
         memory_total_bytes=g.total_mib << 20, temperature_c=None, power_w=None)
         for g in listing.gpus])
