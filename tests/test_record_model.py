@@ -118,3 +118,11 @@ def test_an_inspections_layer_names_are_inert_where_traced():
                    depth=1, detail=f"Linear({CLEAR})")
     assert all(inert(v) for v in (row.path, row.name, row.type, row.detail))
     assert row.path == "enc\\x1b[2J.fc"
+
+
+def test_a_lessons_worker_error_is_one_inert_line():
+    # The sequences lesson shows it as Text in three places (one was a markup string before).
+    from tui_nn.tui.screens.sequences import _error
+
+    text = _error(RuntimeError(f"bad [/] {CLEAR}\nsecond line"))
+    assert text == "RuntimeError: bad [/] \\x1b[2J" and inert(text)
