@@ -584,18 +584,19 @@ def test_remote_tensorboard_logs_are_listed_as_local_ones(server, trained, tmp_p
     assert not list((mirror.dir / "own").glob("events.out.tfevents.*"))
 
 
-def test_a_hosts_gpus_are_asked_for_every_few_seconds_not_every_refresh(server, trained,
-                                                                          monkeypatch):
+def test_gpus_and_writers_are_asked_for_every_few_seconds_not_every_refresh(server, trained,
+                                                                            monkeypatch):
     from tui_nn.runs import remote
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     asked = []
     script = remote.list_script
     monkeypatch.setattr(remote, "list_script",
-                        lambda path, gpus=True: asked.append(gpus) or script(path, gpus))
+                        lambda path, slow=True: asked.append(slow) or script(path, slow))
     mirror = remote.Mirror(Target("smibox", str(trained)))
     first, second = mirror.refresh(), mirror.refresh()  # a watch's 1 s refreshes
     assert asked == [True, False]
     assert len(first.gpus) == 2 and second.gpus == first.gpus  # the last reading stands
-    monkeypatch.setattr(remote, "GPU_EVERY_S", 0.0)
+    assert mirror.scan is not None and "r1/metrics.jsonl" in mirror.scan.owned
+    monkeypatch.setattr(remote, "SLOW_EVERY_S", 0.0)
     mirror.refresh()
     assert asked == [True, False, True]

@@ -32,7 +32,7 @@ from tui_nn.textsafe import clean_line
 
 MAX_METRICS_BYTES = 64 << 20  # a remote metrics.jsonl past this is read no further
 MAX_CONFIG_BYTES = 4 << 20  # as jsonl.MAX_JSON_FILE_BYTES
-GPU_EVERY_S = 5.0  # a host's GPUs are read again after this long at most (fleet's refresh)
+SLOW_EVERY_S = 5.0  # a host's GPUs and writers are read again after this long (fleet's refresh)
 
 
 @dataclass(frozen=True)
@@ -124,13 +124,14 @@ class _File:
 # The listing script: "ROOT abs", "NOW t", then "F size mtime ./rel" per run file and
 # "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts).
 # Run files only (config.json, metrics.jsonl, last.pt, events.out.tfevents.*), at most three
-# levels down. When asked (every GPU_EVERY_S), "G index, util %, used MiB, total MiB" per GPU:
-# from NVML through tui-nn's own Python where tui-nn is installed over there
-# (system.gpu.query_lines), else from nvidia-smi; "G none REASON" when there is none. GNU find
-# prints it all in two processes; any other find falls back to stat/ls per file (slower, same
-# lines). Where GNU find and /proc are there, "PROC", then "O ./rel" per metrics.jsonl whose
-# writer the scan can see (ours, or any as root) and "W ./rel" per metrics.jsonl a process
-# holds open for writing: a run paused for hours is still running, as runs.liveness says.
+# levels down. GNU find prints it all in two processes; any other find falls back to stat/ls
+# per file (slower, same lines). When asked (every SLOW_EVERY_S):
+# - "G index, util %, used MiB, total MiB" per GPU, from NVML through tui-nn's own Python
+#   where tui-nn is installed over there (system.gpu.query_lines), else from nvidia-smi;
+#   "G none REASON" when there is none;
+# - where GNU find and /proc are there, "PROC", then "O ./rel" per metrics.jsonl whose writer
+#   the scan can see (ours, or any as root) and "W ./rel" per metrics.jsonl a process holds
+#   open for writing: a run paused for hours is still running, as runs.liveness says.
 _LIST = r"""R={root}
 if [ ! -d "$R" ]; then
   if [ -e "$R" ]; then echo 'ERR not a directory'; else echo 'ERR no such directory'; fi; exit 0
@@ -170,10 +171,10 @@ gpus() {{
     *) printf '%s\n' "$g" | head -n 16 | sed 's/^/G /' ;;
   esac
 }}
-[ {gpus} = 1 ] && gpus
+[ {slow} = 1 ] && gpus
 if find . -maxdepth 0 -printf '' 2>/dev/null; then
   runfiles "-o -name last.pt" -printf 'F %s %T@ %p\n'
-  writers
+  [ {slow} = 1 ] && writers
   runfiles "" | sed 's|/[^/]*$||' | sort -u | {{
     set --; while IFS= read -r d; do set -- "$@" "$d"; done
     [ $# -gt 0 ] && find "$@" -type f -printf '%s %H\n' 2>/dev/null |
@@ -213,7 +214,7 @@ class Mirror:
         self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
         self.gpus: list[Gpu] | None = None  # from the last listing; [] is "no GPU"
         self.gpu_note = "no GPU"  # why there is none, as the host said it
-        self._gpus_at = -GPU_EVERY_S  # when the GPUs were last asked for (monotonic)
+        self._slow_at = -SLOW_EVERY_S  # when GPUs and writers were last asked for (monotonic)
         self.speeds: dict[str, float] = {}  # run path over there -> last epoch's samples/s
         self.lock = threading.Lock()
         self.scan: _WriterScan | None = None  # from the last listing; None: age only
@@ -237,13 +238,14 @@ class Mirror:
 
     def _refresh(self) -> tuple[list[RunInfo], int]:
         host = ssh.host(self.target.host)
-        # The GPUs every GPU_EVERY_S at most: a `watch` lists every second, and starting
-        # Python for NVML (or nvidia-smi) that often would load the box it watches.
-        ask = time.monotonic() - self._gpus_at >= GPU_EVERY_S
-        self._gpus_at = time.monotonic() if ask else self._gpus_at
-        text = host.run(list_script(self.target.path, gpus=ask), timeout=60,
+        # The GPUs and writers every SLOW_EVERY_S at most: a `watch` lists every second, and
+        # starting NVML's Python (or nvidia-smi) and walking /proc that often would load the
+        # box it watches.
+        ask = time.monotonic() - self._slow_at >= SLOW_EVERY_S
+        self._slow_at = time.monotonic() if ask else self._slow_at
+        text = host.run(list_script(self.target.path, slow=ask), timeout=60,
                         max_output=16 << 20).decode("utf-8", "replace")
-        files, sizes, now = self._parse(text, gpus=ask)
+        files, sizes, now = self._parse(text, slow=ask)
         own = {str(Path(p).parent) for p in files if Path(p).name in (CONFIG_FILE, METRICS_FILE)}
         logs = {str(Path(p).parent) for p in files if _is_events(p)}
         run_dirs = _run_dirs(own | logs)
@@ -263,14 +265,14 @@ class Mirror:
         infos.sort(key=lambda r: (r.started_at or r.last_update or 0.0, r.name), reverse=True)
         return infos, moved
 
-    def _parse(self, text: str, gpus: bool = True) -> tuple[dict[str, _File], dict[str, int],
+    def _parse(self, text: str, slow: bool = True) -> tuple[dict[str, _File], dict[str, int],
                                                           float]:
         files: dict[str, _File] = {}
         sizes: dict[str, int] = {}
         now = time.time()
-        if gpus:  # else the last reading stands
+        if slow:  # else the last reading stands (a run started since: its file's age decides)
             self.gpus, self.gpu_note = [], "no GPU"
-        self.scan = None
+            self.scan = None
         for line in text.splitlines():
             tag, _, rest = line.partition(" ")
             if tag == "PROC":
@@ -329,10 +331,10 @@ class Mirror:
         return moved
 
 
-def list_script(path: str, gpus: bool = True) -> str:
-    """The listing script for the folder `path` over there (as typed after HOST:); gpus: with
-    the GPU lines."""
-    return _LIST.format(root=sh_path(path), nvml=_NVML, gpus=int(gpus))
+def list_script(path: str, slow: bool = True) -> str:
+    """The listing script for the folder `path` over there (as typed after HOST:); slow: with
+    the GPU lines and the /proc scan, which start a program or walk every process."""
+    return _LIST.format(root=sh_path(path), nvml=_NVML, slow=int(slow))
 
 
 def last_samples_per_s(metrics: Path, tail: int = 256 << 10) -> float | None:
