@@ -176,7 +176,7 @@ def test_control_pauses_and_resumes_a_live_run_through_ssh(server, tmp_path):
 
 def test_control_on_a_bad_remote_target_says_why(server, tmp_path):
     missing = _tui(server, "control", f"testbox:{tmp_path}/nope", "pause")
-    assert missing.returncode == 2 and "no such run directory" in missing.stderr
+    assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
     down = _tui(server, "control", "downbox:/x", "pause")
     assert down.returncode == 1 and "downbox" in down.stderr and "Traceback" not in down.stderr
 

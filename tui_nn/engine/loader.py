@@ -21,7 +21,7 @@ from tui_nn.data.adapt import pad_or_crop
 from tui_nn.data.user_dataset import shape_targets
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tui_nn.engine.trainer import Trainer
+    from tui_nn.engine.prepared import Prepared
 
 MAX_AUTO_WORKERS = 8
 
@@ -68,7 +68,7 @@ class _GlobalBatches(Sampler):
 class BatchStream:
     """Training and validation batches of a StreamedData, on the trainer's device."""
 
-    def __init__(self, t: "Trainer") -> None:
+    def __init__(self, t: "Prepared") -> None:
         self.t = t
         ds, dist = t.dataset, t.dist
         local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size if dist.enabled else 1))

@@ -41,7 +41,12 @@ class Target:
     path: str  # as typed after the colon ("" is the remote home, "~/x" is under it)
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.path}"
+        return f"{self.host}:{self.shown_path}"
+
+    @property
+    def shown_path(self) -> str:
+        """The path as typed, one inert line (the host is checked by split_target)."""
+        return clean_line(self.path, 200)
 
 
 def split_target(text: str) -> Target | None:
@@ -663,7 +668,7 @@ def gpu_summary(listings: list[Listing]) -> str:
         seen.add(ls.target.host)
         gpus = "; ".join(f"GPU{g.index} {g.util_pct}% {fmt_bytes(g.used_mib << 20)}/"
                          f"{fmt_bytes(g.total_mib << 20)}" for g in ls.gpus)
-        lines.append(f"{clean_line(ls.target.host, 24)}: {gpus or ls.gpu_note}")
+        lines.append(f"{ls.target.host}: {gpus or ls.gpu_note}")
     return "".join(f"{ln}\n" for ln in lines)
 
 

@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from tui_nn.runs import RecordedHistory, RunInfo, config_diff, discover_runs, load_history
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import clean_line
 from tui_nn.tui.screens.fleet import RemoteWatch
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.plot_visual import MatrixPlot
@@ -51,18 +51,19 @@ class Row:
     local: Path
 
 
+@dataclass
 class RunsLoaded(Message):
-    def __init__(self, rows: list[Row], error: str | None = None) -> None:
-        super().__init__()
-        self.rows = rows
-        self.runs = [r.run for r in rows]
-        self.error = error
+    rows: list[Row]
+    error: str | None = None
+
+    @property
+    def runs(self) -> list[RunInfo]:
+        return [r.run for r in self.rows]
 
 
+@dataclass
 class HistoriesLoaded(Message):
-    def __init__(self, histories: dict[str, RecordedHistory]) -> None:
-        super().__init__()
-        self.histories = histories
+    histories: dict[str, RecordedHistory]
 
 
 def read_roots(roots: list[str]) -> tuple[list[Row], str | None]:
@@ -105,7 +106,7 @@ class OverlayPlot(MatrixPlot):
         title = MODE_TITLES[self.mode]
         if self.mode == "metric" and len(metric_names) == 1:
             # A name from a file: its escapes shown, not drawn as U+FFFD by the plot.
-            title = f"val {clean_line(next(iter(metric_names)), 20)} per epoch"
+            title = f"val {next(iter(metric_names))[:20]} per epoch"
         plt.title(title if self.series else "runs: mark some with space")
         from tui_nn.tui.widgets.curves import (CLIPPED_NOTE, PLOT_LIMIT, clip_finite,
                                                compact_y_ticks, step_ticks)
@@ -169,6 +170,7 @@ class RunsScreen(RemoteWatch, Screen):
         # A host column when a run may be on another machine, or under another root given.
         self.several = len(self.roots) > 1 or any(split_target(r) for r in self.roots)
         self.rows: list[Row] = []
+        self.shown_root = clean_line(" ".join(self.roots), 80)  # paths typed by the user
         self.runs: list[RunInfo] = []
         self.marked: list[str] = []  # row keys, in marking order: #1, #2, ...
         self.histories: dict[str, RecordedHistory] = {}
@@ -187,7 +189,7 @@ class RunsScreen(RemoteWatch, Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn runs"
-        self.sub_title = clean_line(" ".join(self.roots), 80)
+        self.sub_title = self.shown_root
         table = self.query_one(DataTable)
         table.add_column("", key="mark", width=2)
         if self.several:
@@ -210,7 +212,8 @@ class RunsScreen(RemoteWatch, Screen):
         try:
             runs = discover_runs(self.root)
         except OSError as e:
-            self.post_message(RunsLoaded([], f"cannot read {self.root}: {e}"))
+            why = e.strerror or type(e).__name__  # str(e) repeats the raw path
+            self.post_message(RunsLoaded([], f"cannot read {self.shown_root}: {why}"))
             return
         self.post_message(RunsLoaded([Row(str(r.path), None, r, r.path) for r in runs]))
 
@@ -235,17 +238,16 @@ class RunsScreen(RemoteWatch, Screen):
             r = row.run
             epochs = f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done)
             host = [_cell(row.host or "local")] if self.several else []
-            # Names and config values come from the files: Text (never markup), cleaned.
+            # Names and config values come inert from the files (runs.info): Text, never markup.
             table.add_row(self._mark(row.key), *host, _cell(r.name),
-                          Text(clean_line(status_label(r), 40), style=_status_style(r.status)),
+                          Text(status_label(r), style=_status_style(r.status)),
                           Text(epochs, justify="right"), _cell(best_label(r.metric, r.best_value)),
                           Text(fmt_hms(r.duration_s), justify="right"),
                           Text(fmt_bytes(r.size_bytes), justify="right"), _cell(r.model),
                           _cell(r.dataset), key=row.key)
-        root = clean_line(self.root, 80) if not self.several else \
-            f"{len(self.roots)} roots"
+        root = self.shown_root if not self.several else f"{len(self.roots)} roots"
         if message.error:
-            caption = Text(clean_line(message.error))
+            caption = Text(message.error)
         elif not self.runs:
             caption = Text(f"no runs under {root}/ yet (train one: s on the Train tab)")
         else:
@@ -336,9 +338,9 @@ class RunsScreen(RemoteWatch, Screen):
             return Text("no run selected", style="dim")
         if len(runs) == 1:
             r = runs[0]
-            lines = [Text(clean_line(r.name), style="b")]
+            lines = [Text(r.name, style="b")]
             if r.message:
-                lines.append(Text(clean(r.message, 500), style="red"))
+                lines.append(Text(r.message[:500], style="red"))
             lines.append(Text("mark two or more runs (space) to see what differs", style="dim"))
             for key in ("lr", "batch_size", "optimizer", "epochs", "schedule", "seed", "device"):
                 if key in r.config:
@@ -348,7 +350,7 @@ class RunsScreen(RemoteWatch, Screen):
         lines = [Text(f"{len(diff)} setting{' differs' if len(diff) == 1 else 's differ'}",
                       style="b")]
         for key, values in diff.items():
-            lines.append(Text(clean_line(key, 60), style="b"))
+            lines.append(Text(key[:60], style="b"))
             for i, (r, v) in enumerate(zip(rows, values)):
                 color = COLORS[self.marked.index(r.key) % len(COLORS)][1] \
                     if r.key in self.marked else "white"
@@ -389,7 +391,7 @@ class RunsScreen(RemoteWatch, Screen):
                         f"{clean_line(run.path, 200)})", severity="warning", markup=False)
             return
         if not run.resumable:
-            self.notify(f"{clean_line(run.name, 80)} is {run.status}"
+            self.notify(f"{run.name} is {run.status}"
                         f"{'' if run.has_checkpoint else ' and has no checkpoint'}: only "
                         "stopped, interrupted or failed runs with a last.pt can be resumed",
                         severity="warning", markup=False)
@@ -397,7 +399,7 @@ class RunsScreen(RemoteWatch, Screen):
         main = getattr(self.app, "main", None)
         if main is None or not hasattr(main, "resume_run"):
             self.notify(f"to resume, open the app: tui-nn train MODEL --resume "
-                        f"{clean_line(run.path, 200)}",
+                        f"{run.path}",  # app.notify makes the path inert
                         severity="warning", markup=False)
             return
         if main.bridge.running:
@@ -422,8 +424,8 @@ def _value(v: Any) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:g}"
-    return clean_line(v, 40)
+    return str(v)[:40]  # inert: runs.records.read_config
 
 
 def _cell(value: Any) -> Text:
-    return Text(clean_line(value, 60))
+    return Text(str(value)[:60])
