@@ -456,6 +456,7 @@ def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trai
                                                                     monkeypatch):
     """gpu1:~/runs/latest, gpu1:~/runs/NAME and --root gpu1:~/runs NAME resolve over there, as
     RUN does locally; a name that matches nothing says so (exit 2)."""
+    from tui_nn.runs import remote
     from tui_nn.runs.remote import FollowedRun
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     root = tmp_path / "runs"
@@ -474,6 +475,8 @@ def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trai
             assert followed.run_dir.name == "live-run"
         finally:
             followed.stop()
+        # Named from the folder's listing alone: no run's files were copied to resolve it.
+        assert not (remote.mirror(Target("testbox", str(root))).dir / "old-run").exists()
         old = FollowedRun(Target("testbox", f"{root}/old"), every_s=60).start()
         old.stop()
         assert old.last.runs[0].status == "finished"

@@ -251,9 +251,7 @@ class Mirror:
         text = host.run(list_script(self.target.path, slow=ask), timeout=60,
                         max_output=16 << 20).decode("utf-8", "replace")
         files, sizes, now = self._parse(text, slow=ask)
-        own = {str(Path(p).parent) for p in files if Path(p).name in (CONFIG_FILE, METRICS_FILE)}
-        logs = {str(Path(p).parent) for p in files if _is_events(p)}
-        run_dirs = _run_dirs(own | logs)
+        run_dirs, own = _runs_of(files)
         moved = self._fetch(host, {p: f for p, f in files.items()
                                    if _fetched(p, set(run_dirs), own)})
         infos = []
@@ -269,6 +267,22 @@ class Mirror:
                 self.speeds[str(infos[-1].path)] = speed
         infos.sort(key=lambda r: (r.started_at or r.last_update or 0.0, r.name), reverse=True)
         return infos, moved
+
+    def names(self) -> dict[str, tuple[str, float]]:
+        """The runs under this root by name: (its path over there, when it started as its
+        files' oldest time tells), from one listing, no file's bytes crossing: what naming a
+        run or `latest` needs, however large the folder's runs."""
+        text = ssh.host(self.target.host).run(list_script(self.target.path, slow=False),
+                                              timeout=60, max_output=16 << 20)
+        files, _, _ = self._parse(text.decode("utf-8", "replace"), slow=False)
+        run_dirs, _ = _runs_of(files)
+        started: dict[str, float] = {}
+        for rel, f in files.items():
+            folder = str(Path(rel).parent)
+            run = folder if folder in run_dirs else str(Path(folder).parent)
+            started[run] = min(started.get(run, f.mtime), f.mtime)
+        return {_name(rel, self.target.path): (str(Path(self.abs_root or "/") / rel),
+                                               started.get(rel, 0.0)) for rel in run_dirs}
 
     def _parse(self, text: str, slow: bool = True) -> tuple[dict[str, _File], dict[str, int],
                                                           float]:
@@ -419,6 +433,13 @@ def _is_events(rel: str) -> bool:
     return Path(rel).name.startswith(EVENTS_PREFIX)
 
 
+def _runs_of(files: dict[str, _File]) -> tuple[list[str], set[str]]:
+    """The run folders among the listed files, and those of them that are tui-nn runs."""
+    own = {str(Path(p).parent) for p in files if Path(p).name in (CONFIG_FILE, METRICS_FILE)}
+    logs = {str(Path(p).parent) for p in files if _is_events(p)}
+    return _run_dirs(own | logs), own
+
+
 def _fetched(rel: str, run_dirs: set[str], own: set[str]) -> bool:
     """Whether the mirror copies this listed file: a run's own files, and the event files of a
     TensorBoard log (in it or one folder down, as runs.tensorboard reads them), never those a
@@ -513,21 +534,22 @@ class NotARun(LookupError):
 
 def _by_name(target: Target, why: str) -> str:
     """The path over there of the run that the last part of target.path names under its
-    folder ("latest" the newest), from that folder's listing as `tui-nn runs` reads it."""
+    folder ("latest" the one started last), from that folder's listing (Mirror.names)."""
     from tui_nn.runs.discover import RunNotFound, pick_by_name
     folder, _, name = target.path.rstrip("/").rpartition("/")
     if not name or name in (".", "..", "~"):
         raise NotARun(why)
     root = Target(target.host, folder or ("/" if target.path.startswith("/") else ""))
-    listing = mirror(root).refresh()
-    if listing.error is not None:
-        raise NotARun(why)
-    if name in ("latest", "last"):
-        if not listing.runs:
-            raise NotARun(f"no runs under {root}/ yet")
-        return str(listing.runs[0].path)
     try:
-        return str(pick_by_name(name, {r.name: r for r in listing.runs}, str(root)).path)
+        runs = Mirror(root).names()
+    except ssh.SshError:  # no such folder either
+        raise NotARun(why) from None
+    if name in ("latest", "last"):
+        if not runs:
+            raise NotARun(f"no runs under {root}/ yet")
+        return max(runs.items(), key=lambda kv: (kv[1][1], kv[0]))[1][0]
+    try:
+        return pick_by_name(name, runs, str(root))[0]
     except RunNotFound as e:
         raise NotARun(str(e)) from None
 
