@@ -153,6 +153,7 @@ class RunView(Horizontal):
         if self._latest is not None:
             status.latest, latest, self._latest = self._latest, self._latest, None
             self._note_gpu_allocated(latest.memory_bytes)
+            self.system.data_wait = latest.data_wait
         if self._epoch is not None:
             status.epoch, self._epoch = self._epoch, None
 
