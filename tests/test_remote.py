@@ -603,3 +603,24 @@ def test_gpus_and_writers_are_asked_for_every_few_seconds_not_every_refresh(serv
     monkeypatch.setattr(remote, "SLOW_EVERY_S", 0.0)
     mirror.refresh()
     assert asked == [True, False, True]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_runs_app_over_ssh_in_a_real_terminal(server, trained, tmp_path):
+    """`tui-nn runs --app testbox:ROOT ROOT` in tmux: both hosts' rows drawn, q leaves."""
+    sock = f"tui-nn-test-runs-{os.getpid()}"
+    tmux = ["tmux", "-L", sock]
+    command = (f"{sys.executable} -m tui_nn runs --app testbox:{trained} {trained}; "
+               "echo EXITED $?")
+    env_args = [a for k in ("TUI_NN_SSH_CONFIG", "PYTHONPATH", "TUI_NN_CACHE")
+                if k in server.env() for a in ("-e", f"{k}={server.env()[k]}")]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "40", *env_args,
+                    "sh", "-c", command + "; sleep 30"], check=True, cwd=tmp_path)
+    try:
+        screen = _tmux_wait(tmux, lambda text: "2 runs under 2 roots" in text)
+        assert "testbox  r1" in screen and "local    r1" in screen
+        assert "Traceback" not in screen
+        subprocess.run([*tmux, "send-keys", "q"], check=True)
+        assert "EXITED 0" in _tmux_wait(tmux, lambda text: "EXITED" in text)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
