@@ -11,7 +11,7 @@ import time
 from typing import TextIO
 
 from tui_nn.engine import events as ev  # torch-free: views that never train import it too
-from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric, summary_line  # noqa: F401
+from tui_nn.fmt import epoch_line, fmt_bytes, fmt_duration, fmt_metric, summary_line  # noqa: F401
 
 from tui_nn.textsafe import clean
 
@@ -83,14 +83,7 @@ class PlainReporter:
                             f"ETA {fmt_duration(event.eta_s)}")
         elif isinstance(event, ev.EpochMetrics):
             self._last_line = time.monotonic()
-            total = self.started.epochs if self.started else "?"
-            best = " *" if event.is_best else ""
-            decoded = f" output '{event.decoded}'" if event.decoded is not None else ""
-            self._print(f"epoch {event.epoch + 1}/{total} train_loss {event.train_loss:.4f} "
-                        f"val_loss {event.val_loss:.4f} {event.metric} "
-                        f"{fmt_metric(event.metric, event.value)}{best} "
-                        f"({event.epoch_time_s:.1f}s, {event.samples_per_s:,.0f} samples/s)"
-                        f"{decoded}")
+            self._print(epoch_line(event, self.started.epochs if self.started else None))
         elif isinstance(event, ev.CheckpointSaved):
             if event.reason in ("stop", "requested"):
                 self._print(f"checkpoint saved: {event.path} (step {event.step})")

@@ -13,6 +13,8 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 
+from tui_nn.textsafe import error
+
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
 # Solving input sizes after a successful trace is a bonus: only when it is quick.
@@ -152,9 +154,8 @@ def _run_diff(source: str, specs, other: str, other_specs, depth: int | None, as
 def _unexpected(exc: Exception, what: str, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc)
-    from tui_nn.textsafe import clean
-    print(f"error: inspecting {clean(what)} failed unexpectedly: {type(exc).__name__}: "
-          f"{clean(exc)} (run with --debug for the traceback)", file=sys.stderr)
+    error(f"inspecting {what} failed unexpectedly: {type(exc).__name__}: {exc} (run with "
+          "--debug for the traceback)")
     return EXIT_MISMATCH
 
 
@@ -202,9 +203,8 @@ def _measure(source: str, result) -> bool:
 def _user_code_exit(source: str, exc: BaseException, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc)
-    from tui_nn.textsafe import clean
-    print(f"error: the code of {clean(source)} raised {clean(repr(exc))} while it was "
-          "inspected: an error of that code, not a way to end the inspection", file=sys.stderr)
+    error(f"the code of {source} raised {exc!r} while it was inspected: an error of that "
+          "code, not a way to end the inspection")
     return EXIT_MISMATCH
 
 
@@ -229,8 +229,7 @@ def _dataset_input(dataset: str, inputs: list[str], dtype: str | None
 def _usage_error(exc: Exception, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc)
-    from tui_nn.textsafe import clean  # a model's own error text can hold anything
-    print(f"error: {clean(exc)}", file=sys.stderr)
+    error(exc)  # a model's own error text can hold anything
     return EXIT_USAGE
 
 

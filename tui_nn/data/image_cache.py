@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import psutil
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
@@ -39,9 +40,8 @@ PARALLEL_MIN = 1000  # fewer images decode faster in one process than a pool sta
 def default_budget() -> int:
     """Half the memory available now (4 GiB when it cannot be read)."""
     try:
-        import psutil
         return int(psutil.virtual_memory().available // 2)
-    except Exception:  # noqa: BLE001 - no psutil, or no /proc
+    except (psutil.Error, OSError):  # no /proc (a sandbox)
         return 4 << 30
 
 

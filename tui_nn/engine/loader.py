@@ -27,7 +27,7 @@ from tui_nn.data.user_dataset import StreamedData, from_build, one_line, shape_t
     split_python_spec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tui_nn.engine.trainer import Trainer
+    from tui_nn.engine.prepared import Prepared
 
 MAX_AUTO_WORKERS = 8
 
@@ -167,7 +167,7 @@ def _put(ready: queue.Queue, item: object, stop: threading.Event) -> bool:
 class BatchStream:
     """Training and validation batches of a StreamedData, on the trainer's device."""
 
-    def __init__(self, t: "Trainer") -> None:
+    def __init__(self, t: "Prepared") -> None:
         self.t = t
         ds, dist = t.dataset, t.dist
         local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size if dist.enabled else 1))

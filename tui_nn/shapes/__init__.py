@@ -11,8 +11,8 @@ No UI imports here: tui_nn.commands and tui_nn.tui render these records.
 
 from tui_nn.shapes.api import InspectUsageError, inspect_model
 from tui_nn.shapes.arithmetic import module_formulas
-from tui_nn.shapes.parse import (InputSpec, ShapeParseError, format_shape, parse_inputs,
-                                 parse_shape)
+from tui_nn.fmt import format_shape
+from tui_nn.shapes.parse import InputSpec, ShapeParseError, parse_inputs, parse_shape
 from tui_nn.shapes.records import (Diagnosis, FlattenCheck, Formula, Inspection, LayerRow,
                                    SolverResult, Totals)
 from tui_nn.shapes.solver import solve_input_size

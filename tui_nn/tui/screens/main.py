@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -25,7 +25,6 @@ from textual.widgets import Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from tui_nn.engine.config import FORM_FIELDS
-from tui_nn.textsafe import clean
 from tui_nn.tui import messages as msg
 from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, freeze_long_lived, in_fresh_thread
 from tui_nn.tui.history import RunHistory
@@ -62,36 +61,31 @@ ACTIVE = ("starting", "running", "paused", "stopping")
 FORM_KEYS = FORM_FIELDS  # TrainConfig's fields marked form=True (engine/config.py)
 
 
+@dataclass
 class RunMemoryPredicted(Message):
     """The estimate for a live run's batch, made on a worker (None: it could not be made)."""
 
-    def __init__(self, memory: RunMemory, predicted: int | None) -> None:
-        super().__init__()
-        self.memory = memory
-        self.predicted = predicted
+    memory: RunMemory
+    predicted: int | None
 
 
+@dataclass
 class CatalogLoaded(Message):
     """Zoo models and datasets are known (torch has been imported)."""
 
-    def __init__(self, models: list["ModelEntry"], datasets: list["DatasetEntry"],
-                 device: str) -> None:
-        super().__init__()
-        self.models = models
-        self.datasets = datasets
-        self.device = device
+    models: list["ModelEntry"]
+    datasets: list["DatasetEntry"]
+    device: str
 
 
+@dataclass
 class UserModelLoaded(Message):
     """A model from a file or a factory was built (or failed to build)."""
 
-    def __init__(self, source: str, entry: "ModelEntry | None", model: Any,
-                 error: str | None) -> None:
-        super().__init__()
-        self.source = source
-        self.entry = entry
-        self.model = model
-        self.error = error
+    source: str
+    entry: "ModelEntry | None"
+    model: Any
+    error: str | None
 
 
 class MainScreen(Screen):
@@ -316,9 +310,9 @@ class MainScreen(Screen):
             return
         entry = self.entries[source]
         inspector = self.query_one(ShapeInspector)
-        about = escape(clean(entry.description))  # a file's docstring: data, not markup
+        about = escape(entry.description)  # inert (catalog.ModelEntry): data, not markup
         if entry.lesson:
-            about += f"\n[dim]→ {escape(clean(entry.lesson))}[/]"
+            about += f"\n[dim]→ {escape(entry.lesson)}[/]"
         inspector.about = about
         inspector.source = source
         inspector.input_text = entry.input_text

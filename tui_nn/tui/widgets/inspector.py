@@ -8,6 +8,7 @@ it; a result that arrives after a newer edit is dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -15,6 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.markup import escape
 
+from tui_nn.fmt import format_shape
 from tui_nn.textsafe import clean, clean_line
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -37,17 +39,15 @@ class ShapeInspector(Vertical):
 
     _ready = False  # set in on_mount: widgets exist from then on
 
+    @dataclass
     class Inspected(Message):
         """An inspection finished (``error``: it could not even start, e.g. a bad shape)."""
 
-        def __init__(self, source: str, input_text: str, inspection: "Inspection | None",
-                     error: str | None, generation: int) -> None:
-            super().__init__()
-            self.source = source
-            self.input_text = input_text
-            self.inspection = inspection
-            self.error = error
-            self.generation = generation
+        source: str
+        input_text: str
+        inspection: "Inspection | None"
+        error: str | None
+        generation: int
 
     source: reactive[str | None] = reactive(None)
     """The model being inspected: a zoo name or a model source string."""
@@ -289,7 +289,7 @@ class ShapeInspector(Vertical):
             return
         t = insp.totals
         out_shapes = insp.all_rows[0].output_shapes if insp.all_rows else []
-        inputs = ", ".join("×".join(map(str, s)) for s in insp.input_shapes)
+        inputs = ", ".join(map(format_shape, insp.input_shapes))
         if not self.input_text.strip() and any(n.startswith("assumed ") for n in insp.notes):
             inputs += " (assumed)"  # guessed from the first layer: the note below says how
         summary.update(Text.assemble(
@@ -343,7 +343,7 @@ class ShapeInspector(Vertical):
             return
         parts = [f"[b]{_escape(row.path or row.type)}[/b] {_escape(row.detail or row.type)}"]
         if row.input_shapes:
-            shapes = ", ".join("×".join(map(str, s)) for s in row.input_shapes)
+            shapes = ", ".join(map(format_shape, row.input_shapes))
             parts.append(f"in {_escape(shapes)}")
         text = "  ".join(parts)
         for f in row.arithmetic:

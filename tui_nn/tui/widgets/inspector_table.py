@@ -10,7 +10,7 @@ stay in the summary line). Only a table that still does not fit scrolls sideways
 
 from __future__ import annotations
 
-from tui_nn.fmt import fmt_bytes
+from tui_nn.fmt import fmt_bytes, format_shape
 from tui_nn.textsafe import clean_line
 
 from dataclasses import dataclass
@@ -100,7 +100,7 @@ def check_text(check: "FlattenCheck", compact: bool) -> str:
 def shape_text(shapes: list[tuple[int, ...]]) -> str:
     if not shapes:
         return ""
-    text = "×".join(str(d) for d in shapes[0]) if shapes[0] else "scalar"
+    text = format_shape(shapes[0])
     return text + (f" (+{len(shapes) - 1})" if len(shapes) > 1 else "")
 
 

@@ -7,6 +7,7 @@ the engine's own TrainConfig.validate() has the last word when a run starts.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from textual import on, work
@@ -61,12 +62,11 @@ def _check(field: str, text: str) -> Any:
 class TrainForm(Vertical):
     """Hyperparameters for the next run and the buttons that drive the current one."""
 
+    @dataclass
     class Changed(Message):
         """A field changed; ``valid`` says whether the whole form is usable."""
 
-        def __init__(self, valid: bool) -> None:
-            super().__init__()
-            self.valid = valid
+        valid: bool
 
     class Sampled(Message):
         """Your own Dataset typed in (FILE.py:build) gave a first sample: its shape as the
