@@ -8,10 +8,12 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import traceback
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from tui_nn.textsafe import error
 
@@ -68,19 +70,13 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
             normalize_dtype(dtype)
     except ShapeParseError as exc:
         return _usage_error(exc, debug)
+    with _uncollected_imports(freeze_imports):
+        from tui_nn.shapes.api import InspectUsageError, inspect_model
+        from tui_nn.shapes.memory import MemoryUsageError
+        from tui_nn.zoo.sources import SourceError
     if diff is not None:
         return _run_diff(source, specs, diff.source, diff_specs, depth, as_json, dtype, debug,
                          memory)
-
-    from tui_nn.shapes.api import InspectUsageError, inspect_model
-    from tui_nn.shapes.memory import MemoryUsageError
-    from tui_nn.zoo.sources import SourceError
-
-    if freeze_imports:
-        # torch's import leaves a few hundred thousand objects that live as long as the
-        # process; frozen, they drop out of every later collection (0.08 s of a 70B decoder's
-        # inspection).
-        gc.freeze()
 
     from tui_nn.engine.stop_signals import marked_interrupts, raised_by_user_code
     measure_failed = False
@@ -102,6 +98,23 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
 
     _print_result(result, as_json)
     return EXIT_OK if result.ok and not measure_failed else EXIT_MISMATCH
+
+
+@contextlib.contextmanager
+def _uncollected_imports(own_process: bool) -> Iterator[None]:
+    """torch's import makes a few hundred thousand objects that live as long as the process.
+    Every generation-2 collection walks all of them, and the import itself triggers dozens:
+    with the collector off while they are made and the survivors frozen out of its reach
+    afterwards, none of that walking happens. Only in our own process (the CLI's)."""
+    if not own_process:
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _print_result(result, as_json: bool) -> None:
