@@ -582,8 +582,8 @@ def data_error_types() -> tuple[type[BaseException], ...]:
 
 
 def _shape(t: torch.Tensor) -> str:
-    from tui_nn.shapes.parse import format_shape
-    return format_shape(tuple(t.shape)) if t.dim() else "scalar"
+    from tui_nn.fmt import format_shape
+    return format_shape(tuple(t.shape))
 
 
 def _first_line(e: BaseException) -> str:
