@@ -132,3 +132,26 @@ def summary_line(event: Any) -> str:
             f"{fmt_duration(event.elapsed_s)}: best {event.metric} "
             f"{fmt_metric(event.metric, event.best_value)}, last "
             f"{fmt_metric(event.metric, event.last_value)}{where}")
+
+
+def fmt_loss(value: float) -> str:
+    """4 decimals, unless the loss has blown up (1e308 would print 309 digits)."""
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
+def epoch_line(e: Any, total: int | None, *, first: int | None = None,
+               timing: bool = True) -> str:
+    """The one line an epoch (an EpochMetrics event or record) reads as, in the headless
+    console, the app's log and `watch`. ``first``: the first of several epochs this line stands
+    for (fast epochs: one line, not a flood). A figure the loop did not give (0) is left out."""
+    which = f"epochs {first + 1}–{e.epoch + 1}" if first is not None else f"epoch {e.epoch + 1}"
+    parts = [f"{which}/{total}" if total else which,
+             f"train_loss {fmt_loss(e.train_loss)}", f"val_loss {fmt_loss(e.val_loss)}",
+             f"{e.metric} {fmt_metric(e.metric, e.value)}" + (" *" if e.is_best else "")]
+    figures = [f"{e.epoch_time_s:.1f}s" if e.epoch_time_s else "",
+               f"{e.samples_per_s:,.0f} samples/s" if e.samples_per_s else ""]
+    if timing and any(figures):
+        parts.append(f"({', '.join(f for f in figures if f)})")
+    if getattr(e, "decoded", None) is not None:
+        parts.append(f"output '{e.decoded}'")
+    return " ".join(parts)

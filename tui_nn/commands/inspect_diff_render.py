@@ -129,7 +129,8 @@ def diff_sections(diff: InspectionDiff) -> list[tuple[str, list[str]]]:
     notes = [f"A: {n}" for n in diff.a.notes] + [f"B: {n}" for n in diff.b.notes]
     if notes:
         out.append(("Notes", notes))
-    return out
+    # Lines quote the models' names and notes: one inert line each, for both views.
+    return [(title, [clean_line(text) for text in lines]) for title, lines in out]
 
 
 def totals_lines(diff: InspectionDiff) -> list[str]:
@@ -165,7 +166,7 @@ def render_diff_plain(diff: InspectionDiff) -> str:
     out = [*diff_header_lines(diff), "", *diff_table_lines(diff)]
     for title, lines in diff_sections(diff):
         out.extend(["", f"{title}:"])
-        out.extend(f"  {clean_line(text)}" for text in lines)
+        out.extend(f"  {text}" for text in lines)
     return "\n".join(out) + "\n"
 
 
@@ -184,7 +185,7 @@ def render_diff_rich(diff: InspectionDiff, console: Console) -> None:
         console.print()
         console.print(Text(f"{title}:", style="bold"))
         for text in section:
-            console.print(Text(f"  {clean_line(text)}"), soft_wrap=True)
+            console.print(Text(f"  {text}"), soft_wrap=True)
 
 
 def render_diff_json(diff: InspectionDiff) -> str:

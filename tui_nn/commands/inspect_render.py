@@ -229,7 +229,8 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
         out.extend(memory_sections(inspection))
     if inspection.notes:
         out.append(("Notes", list(inspection.notes)))
-    return out
+    # Lines quote the model's names and its code's errors: one inert line each, for both views.
+    return [(title, [clean_line(text) for text in lines]) for title, lines in out]
 
 
 def status_line(inspection: Inspection) -> str:
@@ -255,7 +256,7 @@ def render_plain(inspection: Inspection) -> str:
     out.extend(line(c) for _, c in cells)
     for title, lines in sections(inspection):
         out.extend(["", f"{title}:"])
-        out.extend(f"  {clean_line(text)}" for text in lines)
+        out.extend(f"  {text}" for text in lines)
     return "\n".join(out) + "\n"
 
 
@@ -282,7 +283,7 @@ def render_rich(inspection: Inspection, console: Console) -> None:
         for text in lines:
             line_style = "green" if text.rstrip().endswith("✓") or "✓   (" in text else \
                 "red" if "✗" in text else None
-            console.print(Text(f"  {clean_line(text)}", style=line_style or ""),
+            console.print(Text(f"  {text}", style=line_style or ""),
                           soft_wrap=True)
 
 

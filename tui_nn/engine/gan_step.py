@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from tui_nn.engine import events as ev
 from tui_nn.engine.optim import build_optimizer, build_schedule
-from tui_nn.engine.recovery import TrainingError
+from tui_nn.engine.errors import TrainingError
 from tui_nn.engine.validation import validation_batch_size
 
 GRID_SIZE = 16  # generated images per epoch in the Insight view

@@ -37,8 +37,9 @@ class TuiNNApp(App[None]):
 
     def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
                  dataset: Any = None, start: bool = False, resume: str | None = None,
-                 input_text: str | None = None) -> None:
+                 input_text: str | None = None, runs_roots: list[str] | None = None) -> None:
         super().__init__()
+        self.runs_roots = list(runs_roots or [])  # what `r` lists; [] is runs_root() alone
         self.main = MainScreen(model=model, train_options=train_options, dataset=dataset,
                                start=start, resume=resume, input_text=input_text)
         self._quitting = False
@@ -135,7 +136,7 @@ class TuiNNApp(App[None]):
         from tui_nn.tui.screens.runs import RunsScreen
 
         if not isinstance(self.screen, RunsScreen):
-            self.push_screen(RunsScreen(self.runs_root()))
+            self.push_screen(RunsScreen(self.runs_roots or self.runs_root()))
 
     def action_watch_newest(self) -> None:
         from tui_nn.runs import newest_run
@@ -199,7 +200,7 @@ class TuiNNApp(App[None]):
 
 def make_app(model: str | None = None, train_options: dict[str, Any] | None = None, *,
              dataset: Any = None, start: bool = False, resume: str | None = None,
-             input_text: str | None = None) -> TuiNNApp:
+             input_text: str | None = None, runs_roots: list[str] | None = None) -> TuiNNApp:
     """The app, with ``model`` selected and the training form filled from ``train_options``
     (the keys of ``tui-nn train``'s options; None values mean 'the model's default').
 
@@ -207,6 +208,8 @@ def make_app(model: str | None = None, train_options: dict[str, Any] | None = No
     ``resume``: continue the run in this directory as soon as torch is loaded.
     ``dataset`` (an in-memory tui_nn.data.base.Dataset) replaces the dataset of every run:
     tests and benchmarks use it to train on data they made.
-    ``input_text``: the inspector's input shape for ``model`` (`tui-nn tui --input`)."""
+    ``input_text``: the inspector's input shape for ``model`` (`tui-nn tui --input`).
+    ``runs_roots``: the folders the runs screen (`r`) lists, local or HOST:PATH
+    (`tui-nn tui --runs`)."""
     return TuiNNApp(model=model, train_options=train_options, dataset=dataset, start=start,
-                    resume=resume, input_text=input_text)
+                    resume=resume, input_text=input_text, runs_roots=runs_roots)

@@ -204,7 +204,9 @@ class TrainingBridge:
     # ---- the engine callback (training thread) ---------------------------------------------
     def _on_event(self, event: "ev.Event") -> None:
         from tui_nn.engine import events as ev  # already imported by the Trainer: a dict lookup
+        from tui_nn.engine.schema import inert_event
 
+        event = inert_event(event)  # what the views show is inert, as watch's records are
         post = self.target.post_message
         if isinstance(event, ev.StepMetrics):
             self.history.add_steps(event.first_step, event.losses, event.scalars)
@@ -231,7 +233,7 @@ class TrainingBridge:
             post(msg.CheckpointWritten(event))
         elif isinstance(event, ev.StateChanged):
             post(msg.TrainingStateChanged(event))
-        elif isinstance(event, (ev.NonFiniteLoss, ev.LrScaled)):
+        elif isinstance(event, (ev.NonFiniteLoss, ev.LrScaled, ev.Notice)):
             post(msg.TrainingAlert(event))
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.result = event

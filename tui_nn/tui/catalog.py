@@ -6,10 +6,11 @@ is on screen (importing torch takes seconds).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tui_nn.fmt import format_shape
+from tui_nn.textsafe import clean_line
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,13 @@ class ModelEntry:
     lesson: str = ""
     in_zoo: bool = True
     own_step: bool = False  # trains with a step plugin of its own (the GAN): no gradient flow
+    shown_source: str = field(init=False)  # source as the picker shows it
+
+    def __post_init__(self) -> None:
+        # A source the user opened names a path and the model's class: data, made inert here
+        # (one line each) for the picker and the inspector. A zoo lesson is this package's text.
+        object.__setattr__(self, "description", clean_line(self.description, 200))
+        object.__setattr__(self, "shown_source", clean_line(self.source, 200))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from tui_nn.fmt import higher_is_better
-from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
     from tui_nn.runs.history import RecordedHistory
@@ -26,8 +25,8 @@ _EXTRA_NAME_CHARS = 20
 
 
 def extra_scalars(raw: Any) -> dict[str, float]:
-    """A StepMetrics record's ``scalars`` (from a file: data, possibly hostile) as at most
-    MAX_EXTRA_CURVES cleaned names with a number each; anything else is dropped."""
+    """A decoded StepMetrics' ``scalars`` (names inert from schema.decode) as at most
+    MAX_EXTRA_CURVES names cut to fit, with a number each; anything else is dropped."""
     if not isinstance(raw, Mapping):
         return {}
     out: dict[str, float] = {}
@@ -36,7 +35,7 @@ def extra_scalars(raw: Any) -> dict[str, float]:
             break
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
-                out[clean_line(name, _EXTRA_NAME_CHARS)] = float(value)
+                out[name[:_EXTRA_NAME_CHARS]] = float(value)  # inert: schema.decode
             except OverflowError:  # an int too big for a float
                 continue
     return out

@@ -7,6 +7,7 @@ the headless console see.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual.message import Message
@@ -15,12 +16,11 @@ if TYPE_CHECKING:  # the engine imports torch; this module is imported before th
     from tui_nn.engine import events as ev
 
 
+@dataclass
 class TrainingStarted(Message):
     """The engine set up the run (data loaded, model on the device)."""
 
-    def __init__(self, event: ev.RunStarted) -> None:
-        super().__init__()
-        self.event = event
+    event: ev.RunStarted
 
 
 class RecordedHistoryLoaded(Message):
@@ -28,59 +28,54 @@ class RecordedHistoryLoaded(Message):
     them while the engine is still loading data and the checkpoint."""
 
 
+@dataclass
 class TrainingProgress(Message):
     """The newest step metrics and epoch metrics (either may be None early in a run).
 
     Replaceable: if the UI is behind, only the newest is handled. Nothing is lost by that: every
     step's loss and every epoch's metrics are already in the RunHistory store."""
 
-    def __init__(self, step: "ev.StepMetrics | None", epoch: "ev.EpochMetrics | None") -> None:
-        super().__init__()
-        self.step = step
-        self.epoch = epoch
+    step: "ev.StepMetrics | None"
+    epoch: "ev.EpochMetrics | None"
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TrainingProgress)
 
 
+@dataclass
 class CheckpointWritten(Message):
     """A checkpoint was written (atomically) to disk."""
 
-    def __init__(self, event: ev.CheckpointSaved) -> None:
-        super().__init__()
-        self.event = event
+    event: ev.CheckpointSaved
 
 
+@dataclass
 class TrainingStateChanged(Message):
     """The engine paused or resumed."""
 
-    def __init__(self, event: ev.StateChanged) -> None:
-        super().__init__()
-        self.event = event
+    event: ev.StateChanged
 
 
+@dataclass
 class TrainingAlert(Message):
-    """The engine needs the user: the loss went NaN/Inf and the run paused (NonFiniteLoss), or
-    it confirms a control that changed the run (LrScaled)."""
+    """The engine needs the user: the loss went NaN/Inf and the run paused (NonFiniteLoss), it
+    confirms a control that changed the run (LrScaled), or it has news (Notice: a decode's
+    progress, images skipped)."""
 
-    def __init__(self, event: ev.NonFiniteLoss | ev.LrScaled) -> None:
-        super().__init__()
-        self.event = event
+    event: ev.NonFiniteLoss | ev.LrScaled | ev.Notice
 
 
+@dataclass
 class TrainingEnded(Message):
     """The run is over: Finished (finished or stopped) or Failed."""
 
-    def __init__(self, event: ev.Finished | ev.Failed) -> None:
-        super().__init__()
-        self.event = event
+    event: ev.Finished | ev.Failed
 
 
+@dataclass
 class GradientWarnings(Message):
     """The gradient monitor saw a layer start vanishing, die or explode (for the event log).
     Not replaceable: each warning is logged once."""
 
-    def __init__(self, step: int, warnings: tuple[str, ...]) -> None:
-        super().__init__()
-        self.step = step
-        self.warnings = warnings
+    step: int
+    warnings: tuple[str, ...]

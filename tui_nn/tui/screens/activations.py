@@ -8,6 +8,7 @@ marker letters in the legend), so the app and the terminal command cannot drift 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -33,10 +34,9 @@ MODE_TITLES = {"f": "activation functions f(x)", "df": "derivatives f'(x) (autog
                "both": "f(x) solid, f'(x) dotted"}
 
 
+@dataclass
 class CurvesReady(Message):
-    def __init__(self, curves: list["ActivationCurve"]) -> None:
-        super().__init__()
-        self.curves = curves
+    curves: list["ActivationCurve"]
 
 
 class ActivationsScreen(LessonScreen):

@@ -11,6 +11,7 @@ picking another model), Enter/Space toggle a node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -31,15 +32,13 @@ EXPAND_ALL_UP_TO = 80  # nodes: small graphs open fully, larger ones to OPEN_DEP
 OPEN_DEPTH = 4
 
 
+@dataclass
 class GraphReady(Message):
-    def __init__(self, source: str | None, tree: "GradTree | None", what: str,
-                 error: str | None, seconds: float = 0.0) -> None:
-        super().__init__()
-        self.source = source
-        self.tree = tree
-        self.what = what
-        self.error = error
-        self.seconds = seconds
+    source: str | None
+    tree: "GradTree | None"
+    what: str
+    error: str | None
+    seconds: float = 0.0
 
 
 class AutogradScreen(LessonScreen):

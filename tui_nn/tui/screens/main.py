@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -25,7 +25,6 @@ from textual.widgets import Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from tui_nn.engine.config import FORM_FIELDS
-from tui_nn.textsafe import clean
 from tui_nn.tui import messages as msg
 from tui_nn.tui.bridge import WORKER_NAME, TrainingBridge, freeze_long_lived, in_fresh_thread
 from tui_nn.tui.history import RunHistory
@@ -62,36 +61,31 @@ ACTIVE = ("starting", "running", "paused", "stopping")
 FORM_KEYS = FORM_FIELDS  # TrainConfig's fields marked form=True (engine/config.py)
 
 
+@dataclass
 class RunMemoryPredicted(Message):
     """The estimate for a live run's batch, made on a worker (None: it could not be made)."""
 
-    def __init__(self, memory: RunMemory, predicted: int | None) -> None:
-        super().__init__()
-        self.memory = memory
-        self.predicted = predicted
+    memory: RunMemory
+    predicted: int | None
 
 
+@dataclass
 class CatalogLoaded(Message):
     """Zoo models and datasets are known (torch has been imported)."""
 
-    def __init__(self, models: list["ModelEntry"], datasets: list["DatasetEntry"],
-                 device: str) -> None:
-        super().__init__()
-        self.models = models
-        self.datasets = datasets
-        self.device = device
+    models: list["ModelEntry"]
+    datasets: list["DatasetEntry"]
+    device: str
 
 
+@dataclass
 class UserModelLoaded(Message):
     """A model from a file or a factory was built (or failed to build)."""
 
-    def __init__(self, source: str, entry: "ModelEntry | None", model: Any,
-                 error: str | None) -> None:
-        super().__init__()
-        self.source = source
-        self.entry = entry
-        self.model = model
-        self.error = error
+    source: str
+    entry: "ModelEntry | None"
+    model: Any
+    error: str | None
 
 
 class MainScreen(Screen):
@@ -316,9 +310,9 @@ class MainScreen(Screen):
             return
         entry = self.entries[source]
         inspector = self.query_one(ShapeInspector)
-        about = escape(clean(entry.description))  # a file's docstring: data, not markup
+        about = escape(entry.description)  # inert (catalog.ModelEntry): data, not markup
         if entry.lesson:
-            about += f"\n[dim]→ {escape(clean(entry.lesson))}[/]"
+            about += f"\n[dim]→ {escape(entry.lesson)}[/]"
         inspector.about = about
         inspector.source = source
         inspector.input_text = entry.input_text
@@ -363,6 +357,19 @@ class MainScreen(Screen):
             problem = insp.diagnosis.text if insp.diagnosis else next(
                 (c.text for c in insp.checks if not c.ok), "mismatch")
             self._log(f"inspect {event.source} {event.input_text}: {problem}", "warning")
+
+    @on(TrainForm.Sampled)
+    def _dataset_sampled(self, event: TrainForm.Sampled) -> None:
+        """Your own Dataset's sample shape: the inspector takes it for a model of yours (a zoo
+        model is sized to the data when it trains, from its own input)."""
+        if event.error is not None:
+            self.query_one(TrainForm).show_error(event.error, "dataset-custom")
+            self._log(f"dataset {event.spec}: {event.error}", "warning")
+            return
+        self._log(f"dataset {event.spec}: samples of {event.input_text}", "dim")
+        entry = self.entries.get(self.model_source) if self.model_source else None
+        if entry is not None and not entry.in_zoo:
+            self.query_one(ShapeInspector).input_text = event.input_text
 
     # ---- training ----------------------------------------------------------------------------
     def action_start_training(self) -> None:
@@ -411,6 +418,7 @@ class MainScreen(Screen):
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
         self.query_one(SystemPane).run_memory = None  # the new run's RunStarted brings its own
+        self.query_one(SystemPane).data_wait = None
         status.best_epoch = 0
         self.query_one(Curves).set_axis(0, 0)
         self._logged_epochs = 0
@@ -462,6 +470,7 @@ class MainScreen(Screen):
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
         self.query_one(SystemPane).run_memory = None  # the new run's RunStarted brings its own
+        self.query_one(SystemPane).data_wait = None
         status.best_epoch = 0
         self.query_one(Curves).set_axis(0, 0)
         self._logged_epochs = 0
@@ -697,6 +706,7 @@ class MainScreen(Screen):
         if bridge.latest is not None:
             status.latest = bridge.latest
             self._note_gpu_allocated(bridge.latest.memory_bytes)
+            self.query_one(SystemPane).data_wait = bridge.latest.data_wait
         if bridge.latest_epoch is not None:
             status.epoch = bridge.latest_epoch
             if bridge.latest_epoch.is_best:
@@ -781,6 +791,8 @@ class MainScreen(Screen):
         elif isinstance(e, ev.LrScaled):
             self._log(f"lr × {e.factor:g} → {e.lr:.3g} (step {e.step})", "warning")
             self.notify(f"learning rate now {e.lr:.3g}", timeout=4, markup=False)
+        elif isinstance(e, ev.Notice):  # the data's are progress; the others, warnings
+            self._log(e.message, "dim" if e.source == "data" else "warning")
 
     @on(msg.TrainingEnded)
     def _ended(self, message: msg.TrainingEnded) -> None:

@@ -4,6 +4,7 @@ output that differs, why a Linear's input moved, and the totals of both."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -15,7 +16,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
-from tui_nn.textsafe import clean_line
+from tui_nn.textsafe import clean, clean_line
 from tui_nn.fmt import fmt_count
 from tui_nn.tui.widgets.inspector_table import shape_text
 
@@ -39,10 +40,10 @@ class Side:
                              self.input_text.strip() or None)
 
 
+@dataclass
 class _Diffed(Message):
-    def __init__(self, diff: "InspectionDiff | None", error: str | None) -> None:
-        super().__init__()
-        self.diff, self.error = diff, error
+    diff: "InspectionDiff | None"
+    error: str | None
 
 
 class ModelDiffScreen(ModalScreen[None]):
@@ -85,7 +86,8 @@ class ModelDiffScreen(ModalScreen[None]):
         table.add_columns(" ", "layer", "output A", "output B", "params", "mult-adds")
         for row in event.diff.rows:
             table.add_row(*diff_row_cells(row))
-        summary.update(Text("\n".join(summary_lines(event.diff))))
+        # The lines quote the models' layer paths: made inert once, here.
+        summary.update(Text(clean("\n".join(summary_lines(event.diff)))))
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -118,9 +120,9 @@ def summary_lines(diff: "InspectionDiff") -> list[str]:
              f"{counts['removed']} removed, {counts['same']} the same"]
     first = diff.first_output_change
     if first is not None:
-        lines.append(f"first output that differs: {clean_line(first.path, 80)}  "
+        lines.append(f"first output that differs: {first.path[:80]}  "
                      f"{shape_text(first.a.output_shapes)} → {shape_text(first.b.output_shapes)}")
-    lines.extend(f"Linear input: {clean_line(f.path, 80)}  {f.text}" for f in diff.features)
+    lines.extend(f"Linear input: {f.path[:80]}  {f.text}" for f in diff.features)
     ta, tb = diff.a.totals, diff.b.totals
     lines.append(f"params {fmt_count(ta.params)} → {fmt_count(tb.params)}  ·  mult-adds "
                  f"{fmt_count(ta.mult_adds)} → {fmt_count(tb.mult_adds)}  ·  flops "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -28,21 +29,18 @@ REMEDY = {"plain": "no remedy", "augment": "--augment digits", "dropout": "Dropo
           "weight decay": "--weight-decay 0.02"}
 
 
+@dataclass
 class CurveEpoch(Message):
-    def __init__(self, variant: str, train: list[float], val: list[float],
-                 accuracy: list[float]) -> None:
-        super().__init__()
-        self.variant = variant
-        self.train = train
-        self.val = val
-        self.accuracy = accuracy
+    variant: str
+    train: list[float]
+    val: list[float]
+    accuracy: list[float]
 
 
+@dataclass
 class CurvesDone(Message):
-    def __init__(self, error: str | None, seconds: float) -> None:
-        super().__init__()
-        self.error = error
-        self.seconds = seconds
+    error: str | None
+    seconds: float
 
 
 class OverfitScreen(LessonScreen):

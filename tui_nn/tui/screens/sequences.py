@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -46,37 +47,32 @@ LONG_RANGE: dict[str, Any] = dict(lengths=(5, 20, 40), epochs=10, n_train=3000,
 SPARK = "▁▂▃▄▅▆▇█"
 
 
+@dataclass
 class CharEpoch(Message):
-    def __init__(self, row: "DecodedEpoch") -> None:
-        super().__init__()
-        self.row = row
+    row: "DecodedEpoch"
 
 
+@dataclass
 class CharDone(Message):
-    def __init__(self, error: str | None, seconds: float) -> None:
-        super().__init__()
-        self.error = error
-        self.seconds = seconds
+    error: str | None
+    seconds: float
 
 
+@dataclass
 class GradsReady(Message):
-    def __init__(self, grads: "dict[str, TimestepGradients] | None", error: str | None) -> None:
-        super().__init__()
-        self.grads = grads
-        self.error = error
+    grads: "dict[str, TimestepGradients] | None"
+    error: str | None
 
 
+@dataclass
 class LongResult(Message):
-    def __init__(self, result: "LongRangeResult") -> None:
-        super().__init__()
-        self.result = result
+    result: "LongRangeResult"
 
 
+@dataclass
 class LongDone(Message):
-    def __init__(self, table: "LongRangeTable | None", error: str | None) -> None:
-        super().__init__()
-        self.table = table
-        self.error = error
+    table: "LongRangeTable | None"
+    error: str | None
 
 
 def _error(exc: BaseException) -> str:

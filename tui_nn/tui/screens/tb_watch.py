@@ -5,14 +5,15 @@ tag prefix (`train/`, `val/`, ...), and a tag picker to choose which tags are dr
 A thread worker polls the directory (tui_nn.runs.tensorboard: only events appended since the
 last poll are read) and posts the new points at most every POST_S; the screen keeps them per
 tag and redraws the plots whose tags changed, at most twice a second, each from at most 2× the
-plot width in points. Tags come from files: cleaned (textsafe) and shown as Text, never
-markup. Nothing here writes into the log directory.
+plot width in points. Tags and problems come from files: made inert where they are decoded
+(tui_nn.runs.tensorboard) and shown as Text, never markup. Nothing here writes into the log directory.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from textual.widgets.selection_list import Selection
 from textual.worker import Worker, get_current_worker
 
 from tui_nn.runs import tensorboard as tb
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import clean_line
 from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.history import Point, ema
@@ -125,7 +126,7 @@ class GroupPlot(MatrixPlot):
         plt = self.plt
         plt.clear_figure()
         width = max(self.size.width, 10)
-        title = clean_line(self.group or "scalars", 60) + (" (log)" if self.log_scale else "")
+        title = (self.group or "scalars")[:60] + (" (log)" if self.log_scale else "")
         if self.smoothing and any(len(self.series[t]) >= SMOOTH_MIN_POINTS for t in self.tags):
             title += f" · smoothing {self.smoothing:g}"
         plt.title(title)
@@ -155,7 +156,7 @@ class GroupPlot(MatrixPlot):
         series = self.series[tag]
         xs, ys = series.view(2 * width)
         stride = max(1, len(series) // max(len(xs), 1))
-        label = clean_line(tag[len(self.group):] or tag, 40)
+        label = (tag[len(self.group):] or tag)[:40]
         lines = [(ys, color, label)]
         if self.smoothing and len(series) >= SMOOTH_MIN_POINTS and len(xs) > 1:
             points = [Point(x, y, y, y, stride) for x, y in zip(xs, ys)]
@@ -176,22 +177,20 @@ class GroupPlot(MatrixPlot):
         return xs, drawn
 
 
+@dataclass
 class ScalarsArrived(Message):
     """New points from the event files, and how recently a file was written."""
 
-    def __init__(self, points: list[tb.ScalarPoint], status: str, first: bool) -> None:
-        super().__init__()
-        self.points = points
-        self.status = status
-        self.first = first
+    points: list[tb.ScalarPoint]
+    status: str
+    first: bool
 
 
+@dataclass
 class LogProblem(Message):
     """An event file could not be read (further): said in the status line."""
 
-    def __init__(self, problem: str | None) -> None:
-        super().__init__()
-        self.problem = problem
+    problem: str | None
 
 
 class TensorBoardWatchScreen(Screen):
@@ -219,9 +218,10 @@ class TensorBoardWatchScreen(Screen):
                  live_window_s: float | None = None) -> None:
         super().__init__()
         self.log_dir = Path(log_dir)
+        self.shown_dir = clean_line(self.log_dir, 200)  # a path typed by the user
         self.poll_s = poll_s
         self.live_window_s = live_window_s
-        self.series: dict[str, TagSeries] = {}  # tag -> points (raw tags; cleaned when shown)
+        self.series: dict[str, TagSeries] = {}  # tag -> points (tags inert from the follower)
         self.status = "loading"
         self.last_step = 0
         self.problem: str | None = None
@@ -242,7 +242,7 @@ class TensorBoardWatchScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
-        self.sub_title = f"{clean_line(self.log_dir.name, 60)} · TensorBoard log · read-only"
+        self.sub_title = f"{Path(self.shown_dir).name[:60]} · TensorBoard log · read-only"
         self._show_status()
         self.set_interval(REDRAW_S, self._redraw_dirty)
         self._follow()
@@ -320,8 +320,8 @@ class TensorBoardWatchScreen(Screen):
     @staticmethod
     def _prompt(tag: str) -> Text:
         group = tag_group(tag)
-        text = Text(clean_line(group, TAG_CHARS), style="dim")
-        text.append(clean_line(tag[len(group):], TAG_CHARS))
+        text = Text(group[:TAG_CHARS], style="dim")
+        text.append(tag[len(group):][:TAG_CHARS])
         return text
 
     def _sort_picker(self, picker: SelectionList) -> None:
@@ -377,14 +377,14 @@ class TensorBoardWatchScreen(Screen):
 
     def _show_status(self) -> None:
         text = Text()
-        text.append(clean_line(self.log_dir, 200) + "\n", style="bold")
+        text.append(self.shown_dir + "\n", style="bold")
         style = {"running": "green", "idle": "yellow"}.get(self.status, "dim")
         text.append(self.status, style=style)
         text.append(f" · {len(self.series)} tags · step {self.last_step}")
         if self.too_many_tags:
             text.append(f"\nmore than {MAX_TAGS} tags: the rest are not shown", style="yellow")
         if self.problem:
-            text.append("\n" + clean(self.problem, 300), style="yellow")
+            text.append("\n" + self.problem[:300], style="yellow")
         self.query_one("#tb-status", Static).update(text)
 
     # ---- actions ---------------------------------------------------------------------------

@@ -3,22 +3,21 @@
 
 A thread worker polls metrics.jsonl (tui_nn.runs.follow: one stat() when nothing changed, only
 the appended bytes otherwise) every POLL_S and posts the new records; every STATUS_S it also
-asks tui_nn.runs.liveness whether a process still writes the file. The screen feeds the records
-to the same widgets as the Train tab (Curves, RunStatus, EventLog) and the system pane follows
-the writing process. Nothing here opens a file of the run for writing.
+asks tui_nn.runs.liveness whether a process still writes the file. The screen decodes the records
+into the engine's events and feeds them to a RunView, the widget the Train tab draws its run with;
+the system pane follows the writing process. Nothing here opens a file of the run for writing.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
@@ -34,10 +33,8 @@ from tui_nn.textsafe import clean_line
 from tui_nn.tui.history import RunHistory, extra_scalars
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.viewer_app import ViewerApp
-from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
-from tui_nn.tui.widgets.run_status import RunStatus
-from tui_nn.tui.widgets.run_memory import run_memory_from
+from tui_nn.tui.widgets.run_view import RunView
 from tui_nn.tui.widgets.system_pane import SystemPane
 
 POLL_S = 0.25  # new lines show within POLL_S + POST_S: under a second
@@ -46,39 +43,23 @@ STATUS_S = 2.0  # how often liveness (a process scan at worst) is checked
 FINAL = ("finished", "stopped", "failed")
 
 
+@dataclass
 class RecordsArrived(Message):
     """New records from metrics.jsonl, and the run's status when it was (re)checked."""
 
-    def __init__(self, records: list[dict[str, Any]], status: str | None,
-                 pid: int | None, first: bool = False,
-                 honours: tuple[str, ...] | None = None) -> None:
-        super().__init__()
-        self.records = records
-        self.status = status
-        self.pid = pid
-        self.first = first
-        self.honours = honours  # the requests the run acts on (asked with the status)
-
-
-class FollowProblem(Message):
-    """metrics.jsonl cannot be read (a FIFO, a symlink, a device): said once in the log."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__()
-        self.problem = problem
-
+    records: list[dict[str, Any]]
+    status: str | None
+    pid: int | None
+    first: bool = False
+    honours: tuple[str, ...] | None = None  # the requests the run acts on (asked with the status)
 
 
 @dataclass
-class _Batch:
-    """What one batch of records changed, applied to the widgets once."""
+class FollowProblem(Message):
+    """metrics.jsonl cannot be read (a FIFO, a symlink, a device): said once in the log."""
 
-    rebuild: bool = False
-    ended: bool = False
-    latest: ev.StepMetrics | None = None
-    epoch: ev.EpochMetrics | None = None
-    best_epoch: int | None = None
-    new_epochs: list = field(default_factory=list)
+    problem: str
+
 
 
 # The keys that steer a run, the same in `watch` and `fleet`: each screen has action_steer
@@ -125,8 +106,6 @@ class WatchScreen(Screen):
         self.liveness_of = liveness_of or self._liveness
         self.history = RunHistory()
         self.status = "loading"
-        self.started: ev.RunStarted | None = None
-        self.final: ev.Finished | ev.Failed | None = None
         self.epochs_seen = 0  # EpochMetrics records applied (tests)
         self.records_seen = 0
         self._steps_seen = 0  # last step applied to the curves
@@ -138,16 +117,24 @@ class WatchScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
-        with Horizontal(id="watch-row"):
-            with Vertical(id="watch-side"):
-                yield RunStatus(id="status")
-                kwargs = {"gpu_reader": self.gpu_reader} if self.gpu_reader else {}
-                yield SystemPane(id="system", pid=None,
-                                 process_note="looking for the training process…", **kwargs)
-                yield EventLog(id="watch-log")
-            with Vertical(id="watch-main"):
-                yield Curves(self.history, id="curves")
+        kwargs = {"gpu_reader": self.gpu_reader} if self.gpu_reader else {}
+        system = SystemPane(id="system", pid=None,
+                            process_note="looking for the training process…", **kwargs)
+        yield RunView(self.history, system, id="watch-row", prefix="watch", log_id="watch-log",
+                      arrangement="side")
         yield Footer()
+
+    @property
+    def view(self) -> RunView:
+        return self.query_one(RunView)
+
+    @property
+    def started(self) -> ev.RunStarted | None:
+        return self.view.started
+
+    @property
+    def final(self) -> ev.Finished | ev.Failed | None:
+        return self.view.final
 
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
@@ -164,7 +151,7 @@ class WatchScreen(Screen):
 
     def _frame(self) -> None:
         if self.status in ("running", "paused"):
-            self.query_one(Curves).tick()
+            self.view.curves.tick()
 
     # ---- the follower (thread: never touches a widget) -------------------------------------
     @work(thread=True, name="follow", group="follow", exclusive=True, exit_on_error=False)
@@ -245,10 +232,12 @@ class WatchScreen(Screen):
         self._log(message.problem, "warning")
 
     def on_records_arrived(self, message: RecordsArrived) -> None:
-        """Records become the engine's own events (schema.decode, the one decoder), then
-        the history, the status and the log take them; widgets get the newest values once
-        per batch (a first read may hold thousands of records)."""
-        batch = _Batch()
+        """Records become the engine's own events (schema.decode, the one decoder); this screen
+        keeps the history and the run's state, the RunView shows each event (as the Train tab
+        does), gathering steps and epochs into one update per batch (a first read may hold
+        thousands of records)."""
+        view, rebuild, ended = self.view, False, False
+        view.log_epochs = not message.first  # a first read: a count, not every past epoch
         for raw in message.records:
             self.records_seen += 1
             event = schema.decode(raw) if raw.get("type") in ev.PERSISTED else None
@@ -256,92 +245,50 @@ class WatchScreen(Screen):
                 if raw.get("type") in ev.PERSISTED:  # a field of the wrong type or missing
                     self._note_skipped()
                 continue
-            self._apply(event, batch, message.first)
-        self._show_batch(batch, message.first)
-        if batch.rebuild:
+            rebuild = self._keep(event) or rebuild
+            ended = ended or isinstance(event, (ev.Finished, ev.Failed))
+            view.apply(event)
+        view.flush()
+        view.log_epochs = True
+        if message.first and self.history.epochs and self.final is None:
+            self._log(f"{len(self.history.epochs)} epochs recorded so far", "dim")
+        if rebuild:
             self._rebuild()
         if message.honours is not None and message.honours != self.honours:
             self.honours = message.honours
             self.refresh_bindings()
         if message.status is not None:
             self._apply_status(message.status, message.pid)
-        elif batch.ended:
-            self._apply_status("ended", self.query_one(SystemPane).pid)
-        curves = self.query_one(Curves)
-        if message.first or batch.rebuild or self.status not in ("running", "paused"):
-            curves.redraw()
+        elif ended:
+            self._apply_status("ended", view.system.pid)
+        if message.first or rebuild or self.status not in ("running", "paused"):
+            view.curves.redraw()
         else:
-            curves.tick()
+            view.curves.tick()
 
-    def _apply(self, e: ev.Event, batch: "_Batch", first_read: bool) -> None:
+    def _keep(self, e: ev.Event) -> bool:
+        """The history and the run state an event changes; True: the curves need a rebuild
+        (a resumed session redoing steps, or a new session in the same file)."""
         if isinstance(e, ev.StepMetrics):
-            if e.first_step <= self._steps_seen:
-                batch.rebuild = True  # a resumed session redoing steps
-            else:
+            redone = e.first_step <= self._steps_seen
+            if not redone:
                 self.history.add_steps(e.first_step, list(e.losses), extra_scalars(e.scalars))
             self._steps_seen = max(self._steps_seen, e.step)
-            batch.latest = e
-        elif isinstance(e, ev.EpochMetrics):
+            return redone
+        if isinstance(e, ev.EpochMetrics):
             self.history.add_epoch(e.epoch, e.step, e.train_loss, e.val_loss, e.value)
-            batch.epoch = e
-            if e.is_best:
-                batch.best_epoch = e.epoch + 1
             self.epochs_seen += 1
-            if not first_read:
-                batch.new_epochs.append(e)
         elif isinstance(e, ev.RunStarted):
-            self._apply_started(e, batch)
+            self._paused = False
+            return self.started is not None or bool(e.start_step)
         elif isinstance(e, ev.StateChanged):
-            self._log(clean_line(e.state, 40), "dim")
             self._paused = e.state == "paused"
             if self.status in ("running", "paused"):
                 self._set_status("paused" if self._paused else "running")
-        elif isinstance(e, ev.CheckpointSaved) and e.reason != "best":
-            # best.pt is written with every better epoch: the epoch line's * says so.
-            self._log(f"checkpoint ({clean_line(e.reason, 40)}, step {e.step})", "dim")
-        elif isinstance(e, (ev.LrScaled, ev.Notice)):
-            self._log(f"lr × {e.factor:g} → {e.lr:.3g}" if isinstance(e, ev.LrScaled)
-                      else clean_line(e.message, 300), "dim")
-        elif isinstance(e, (ev.Finished, ev.Failed)):
-            self.final = e
-            batch.ended = True
-            self._log_final(e)
-
-    def _apply_started(self, e: ev.RunStarted, batch: "_Batch") -> None:
-        if self.started is not None or e.start_step:
-            batch.rebuild = True
-        self.started, self.final, self._paused = e, None, False
-        self.history.metric = clean_line(e.metric or "accuracy", 20)
-        self.query_one(RunStatus).started = e
-        self.query_one(Curves).set_axis(0, e.total_steps)
-        # What the trainer measured at setup (no prediction here: that would trace the model).
-        self.query_one(SystemPane).run_memory = run_memory_from(e)
-        on = f" on {clean_line(e.dataset, 80)}" if e.dataset not in ("", "-") else ""
-        self._log(f"{'resumed' if e.start_step else 'started'} {clean_line(e.model, 80)}{on}",
-                  "good")
-        sizes = [f"{n} {unit}" for n, unit in ((e.epochs, "epochs"),
-                                                 (e.steps_per_epoch, "steps")) if n]
-        self._log(", ".join([" x ".join(sizes)] * bool(sizes) + [clean_line(e.device_name, 60)]),
-                  "dim")  # 0: a size the loop did not give (tui_nn.Run), left out
-
-    def _show_batch(self, batch: "_Batch", first_read: bool) -> None:
-        if len(batch.new_epochs) > 3:  # fast epochs: one line per poll, not a flood
-            self._log_epoch(batch.new_epochs[-1], first=batch.new_epochs[0].epoch)
-        else:
-            for e in batch.new_epochs:
-                self._log_epoch(e)
-        status = self.query_one(RunStatus)
-        if batch.best_epoch is not None:  # before epoch: RunStatus redraws when epoch is set
-            status.best_epoch = batch.best_epoch
-        if batch.latest is not None:
-            status.latest = batch.latest
-        if batch.epoch is not None:
-            status.epoch = batch.epoch
-        if first_read and self.history.epochs and self.final is None:
-            self._log(f"{len(self.history.epochs)} epochs recorded so far", "dim")
+        return False
 
     def _apply_status(self, liveness_status: str, pid: int | None) -> None:
-        pane = self.query_one(SystemPane)
+        pane = self.view.system
         if self.final is not None:
             state = self.final.status if isinstance(self.final, ev.Finished) else "failed"
         elif liveness_status == "running":
@@ -362,9 +309,9 @@ class WatchScreen(Screen):
         if state == self.status:
             return
         self.status = state
-        self.query_one(RunStatus).state = state
+        self.view.status.state = state
         self._update_subtitle()
-        self.query_one(Curves).live = state in ("running", "paused")
+        self.view.curves.live = state in ("running", "paused")
         self._check_channel()
 
     def _rebuild(self) -> None:
@@ -377,26 +324,6 @@ class WatchScreen(Screen):
         self._steps_seen = h.steps[-1] if h.steps else 0
 
     # ---- log -------------------------------------------------------------------------------
-    def _log_epoch(self, e: ev.EpochMetrics, first: int | None = None) -> None:
-        from tui_nn.fmt import fmt_metric
-
-        total = self.started.epochs if self.started is not None else "?"
-        total = f"/{total}" if total else ""  # 0: the loop gave no epoch count
-        name = "acc" if e.metric == "accuracy" else e.metric
-        which = f"epochs {first + 1}–{e.epoch + 1}" if first is not None else f"epoch {e.epoch + 1}"
-        self._log(f"{which}{total} · loss {e.train_loss:.4g} · val "
-                  f"{e.val_loss:.4g} · {name} {fmt_metric(e.metric, e.value)}"
-                  f"{' *' if e.is_best else ''}")
-
-    def _log_final(self, e: ev.Finished | ev.Failed) -> None:
-        if isinstance(e, ev.Finished):
-            # A loop that logs no epochs (tui_nn.Run) did not give "0 epochs": left out.
-            epochs = f"{e.epochs_done} epochs, " if e.epochs_done or self.history.epochs else ""
-            self._log(f"run {clean_line(e.status, 20)}: {epochs}{e.step:,} steps", "good")
-        else:
-            self._log(f"failed ({clean_line(e.kind, 20)}): {clean_line(e.message, 2000)}",
-                      "error")
-
     def _note_skipped(self) -> None:
         self.skipped_records += 1
         if self.skipped_records == 1:  # one warning, not one per bad line
@@ -404,7 +331,7 @@ class WatchScreen(Screen):
                       "warning")
 
     def _log(self, text: str, level: str = "info") -> None:
-        self.query_one(EventLog).add(text, level)
+        self.view.note(text, level)
 
     # ---- steering (the run's control channel; quitting never stops the run) ----------------
     def _check_channel(self) -> None:
@@ -469,10 +396,10 @@ class WatchScreen(Screen):
 
     # ---- actions ---------------------------------------------------------------------------
     def action_smoothing(self, direction: int) -> None:
-        self.query_one(Curves).cycle_smoothing(direction)
+        self.view.curves.cycle_smoothing(direction)
 
     def action_toggle_log_scale(self) -> None:
-        curves = self.query_one(Curves)
+        curves = self.view.curves
         curves.log_scale = not curves.log_scale
 
     def action_back(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -262,12 +262,11 @@ class Curves(Vertical):
 
     _ready = False  # set in on_mount: widgets exist from then on
 
+    @dataclass
     class SmoothingChanged(Message):
         """The user changed the smoothing weight."""
 
-        def __init__(self, smoothing: float) -> None:
-            super().__init__()
-            self.smoothing = smoothing
+        smoothing: float
 
     smoothing: reactive[float] = reactive(0.6)
     """EMA weight applied to the training loss curve."""

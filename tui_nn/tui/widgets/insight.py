@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from rich.color import Color
@@ -328,11 +329,10 @@ class GradientFlowView(Vertical):
 class VanishingView(Vertical):
     """The same 8-layer MLP with sigmoid and with ReLU, a few SGD steps each, side by side."""
 
+    @dataclass
     class Computed(Message):
-        def __init__(self, comparison: Any, error: str | None = None) -> None:
-            super().__init__()
-            self.comparison = comparison
-            self.error = error
+        comparison: Any
+        error: str | None = None
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

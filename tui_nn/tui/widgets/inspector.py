@@ -8,6 +8,7 @@ it; a result that arrives after a newer edit is dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -38,17 +39,15 @@ class ShapeInspector(Vertical):
 
     _ready = False  # set in on_mount: widgets exist from then on
 
+    @dataclass
     class Inspected(Message):
         """An inspection finished (``error``: it could not even start, e.g. a bad shape)."""
 
-        def __init__(self, source: str, input_text: str, inspection: "Inspection | None",
-                     error: str | None, generation: int) -> None:
-            super().__init__()
-            self.source = source
-            self.input_text = input_text
-            self.inspection = inspection
-            self.error = error
-            self.generation = generation
+        source: str
+        input_text: str
+        inspection: "Inspection | None"
+        error: str | None
+        generation: int
 
     source: reactive[str | None] = reactive(None)
     """The model being inspected: a zoo name or a model source string."""

@@ -5,6 +5,7 @@ worker; a result that arrives after a newer change is dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -44,15 +45,13 @@ class MemoryLine(Static):
     """The training-memory estimate for ``source`` at ``input_text``, ``batch_size``,
     ``optimizer``; posts Estimated after each run."""
 
+    @dataclass
     class Estimated(Message):
         """An estimate finished (``estimate`` None: it could not be made; ``error`` says why)."""
 
-        def __init__(self, estimate: MemoryEstimate | None, error: str | None,
-                     generation: int) -> None:
-            super().__init__()
-            self.estimate = estimate
-            self.error = error
-            self.generation = generation
+        estimate: MemoryEstimate | None
+        error: str | None
+        generation: int
 
     source: reactive[str | None] = reactive(None)
     """The model: a zoo name or a source string (its object via register_model)."""
