@@ -4,11 +4,11 @@
 
 Prints, in milliseconds per call (median and 95th percentile):
 - gpu_stats()                NVML readings of every visible GPU (or the cached "no GPU" answer)
-- process_stats(pid)         CPU and memory of a process (psutil, or /proc without it)
+- process_stats(pid)         CPU and memory of a process (psutil)
 - read_system(pid)           one system-pane refresh (both of the above)
 - MetricsFollower.poll()     watch's poll when nothing changed (one stat), and when one epoch of
                              records (a RunStarted-sized run: 10 step chunks + 1 epoch) arrived
-- liveness.writer_pid()      the /proc scan watch does every 2 s until it knows the writer
+- liveness.writer_pid()      the process scan watch does every 2 s until it knows the writer
 - liveness.still_writing()   the cheap re-check once the pid is known
 and the share of one core each costs at its refresh interval (2 s pane, 0.25 s poll).
 
@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the
 from tui_nn.runs import liveness  # noqa: E402
 from tui_nn.runs.follow import MetricsFollower  # noqa: E402
 from tui_nn.system import gpu_stats, process_stats  # noqa: E402
-from tui_nn.system.process import ProcessSampler  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:
@@ -66,9 +65,7 @@ def main() -> None:
     print(f"GPU: {'%d visible' % len(report.gpus) if report.available else report.reason}")
     rows = []
     rows.append(("gpu_stats()", *timed(gpu_stats, n), 2.0))
-    rows.append(("process_stats(pid) psutil", *timed(lambda: process_stats(pid), n), 2.0))
-    proc_only = ProcessSampler(pid, use_psutil=False)
-    rows.append(("process_stats(pid) /proc", *timed(proc_only.sample, n), 2.0))
+    rows.append(("process_stats(pid)", *timed(lambda: process_stats(pid), n), 2.0))
 
     from tui_nn.tui.widgets.system_pane import read_system
     rows.append(("read_system(pid) = 1 refresh", *timed(lambda: read_system(pid), n), 2.0))
@@ -100,7 +97,7 @@ def main() -> None:
         grow_times = sorted(grow() for _ in range(n))
         rows.append(("poll(), one epoch appended", statistics.median(grow_times) * 1e3,
                      grow_times[int(0.95 * (n - 1))] * 1e3, 0.25))
-        rows.append(("writer_pid() /proc scan", *timed(lambda: liveness.writer_pid(metrics),
+        rows.append(("writer_pid() process scan", *timed(lambda: liveness.writer_pid(metrics),
                                                        max(n // 10, 5)), 2.0))
         rows.append(("still_writing(pid)", *timed(lambda: liveness.still_writing(pid, metrics),
                                                   n), 2.0))

@@ -4,8 +4,10 @@ reaches through TUI_NN_SSH_CONFIG (as a user's ~/.ssh/config alias would be).
 
 Aliases: `testbox` (the sshd), `downbox` (a closed port), `hangbox` (a listener that accepts
 and never says a word), `nokeybox` (the sshd with a key it refuses: ssh would ask for a
-password). The "remote" is this machine as the current user, so a run trained
-into tmp_path is also a run on testbox."""
+password), `smibox` (the sshd, its login's PATH holding a stand-in nvidia-smi: 2 GPUs) and
+`nvmlbox` (also a stand-in `tui-nn` whose Python finds a stand-in pynvml: 1 GPU at 42%).
+The "remote" is this machine as the current user, so a run trained into tmp_path is also a
+run on testbox."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -54,7 +57,12 @@ def start_sshd(tmp: Path, hang_port: int, aliases: tuple[str, ...] = ("testbox",
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
     _keygen(tmp / "host_key")
     _keygen(tmp / "user_key")
-    (tmp / "authorized_keys").write_text((tmp / "user_key.pub").read_text())
+    keys = (tmp / "user_key.pub").read_text()
+    for box, env in _gpu_logins(tmp).items():  # each its own key, whose login sets the env
+        _keygen(tmp / f"{box}_key")
+        keys += ",".join(f'environment="{k}={v}"' for k, v in env.items()) + " " + \
+            (tmp / f"{box}_key.pub").read_text()
+    (tmp / "authorized_keys").write_text(keys)
     (tmp / "authorized_keys").chmod(0o600)
     port = free_port()
     log = tmp / "sshd.log"
@@ -64,7 +72,7 @@ def start_sshd(tmp: Path, hang_port: int, aliases: tuple[str, ...] = ("testbox",
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\n"
         "AllowStreamLocalForwarding yes\nStreamLocalBindUnlink yes\nMaxSessions 64\n"
-        "MaxStartups 64\nLogLevel ERROR\n")
+        "MaxStartups 64\nLogLevel ERROR\nPermitUserEnvironment PATH,PYTHONPATH\n")
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(tmp / "sshd_config")],
                             stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     common = (f"  User {getpass.getuser()}\n  IdentityFile {tmp / 'user_key'}\n"
@@ -77,10 +85,44 @@ def start_sshd(tmp: Path, hang_port: int, aliases: tuple[str, ...] = ("testbox",
     _keygen(tmp / "other_key")  # a key the server does not know: a password prompt, batched
     hosts += (f"Host nokeybox\n  HostName 127.0.0.1\n  Port {port}\n"
               + common.replace(str(tmp / "user_key"), str(tmp / "other_key")))
+    for box in _gpu_logins(tmp):
+        hosts += (f"Host {box}\n  HostName 127.0.0.1\n  Port {port}\n"
+                  + common.replace(str(tmp / "user_key"), str(tmp / f"{box}_key")))
     (tmp / "ssh_config").write_text(hosts)
     server = SshServer(port, tmp / "ssh_config", proc, log)
     _wait_listening(server)
     return server
+
+
+_SMI = "#!/bin/sh\necho '0, 87, 30000, 81559'\necho '1, 3, 512, 81559'\n"
+_PYNVML = """from types import SimpleNamespace as N
+NVML_TEMPERATURE_GPU = 0
+def nvmlInit(): pass
+def nvmlSystemGetDriverVersion(): return "555.42"
+def nvmlDeviceGetCount(): return 1
+def nvmlDeviceGetHandleByIndex(i): return i
+def nvmlDeviceGetUUID(h): return "GPU-fake"
+def nvmlDeviceGetName(h): return "Fake H100"
+def nvmlDeviceGetUtilizationRates(h): return N(gpu=42, memory=0)
+def nvmlDeviceGetMemoryInfo(h): return N(used=10 << 30, total=80 << 30)
+"""
+
+
+def _gpu_logins(tmp: Path) -> dict[str, dict[str, str]]:
+    """The environment of the GPU boxes' logins, their stand-in programs written under tmp."""
+    smi, nvml = tmp / "smi-bin", tmp / "nvml-bin"
+    for d in (smi, nvml, tmp / "nvml-py"):
+        d.mkdir(exist_ok=True)
+    for d in (smi, nvml):  # nvmlbox has nvidia-smi too: NVML is asked first
+        (d / "nvidia-smi").write_text(_SMI)
+        (d / "nvidia-smi").chmod(0o755)
+    (nvml / "tui-nn").write_text(f"#!{sys.executable}\nimport sys\n")
+    (nvml / "tui-nn").chmod(0o755)
+    (tmp / "nvml-py" / "pynvml.py").write_text(_PYNVML)
+    here = str(Path(__file__).resolve().parent.parent)  # this checkout's tui_nn
+    return {"smibox": {"PATH": f"{smi}:/usr/bin:/bin"},
+            "nvmlbox": {"PATH": f"{nvml}:/usr/bin:/bin",
+                        "PYTHONPATH": f"{tmp / 'nvml-py'}:{here}"}}
 
 
 def _wait_listening(server: SshServer, timeout: float = 10.0) -> None:

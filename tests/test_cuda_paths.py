@@ -155,7 +155,7 @@ def test_oom_under_ddp_never_probes_and_says_the_same_on_every_rank(monkeypatch)
     for rank in (0, 1):
         trainer.dist = DistInfo(rank=rank, world_size=2, local_rank=rank)
         trainer.device = torch.device("cpu")
-        messages.add(oom.out_of_memory_message(trainer))
+        messages.add(oom.out_of_memory_message(trainer.prep, trainer.state, trainer.save))
     assert len(messages) == 1 and "--batch-size 16" in messages.pop()
 
 
@@ -414,7 +414,7 @@ def test_ddp_wraps_the_model_in_the_layout_it_trains_in(monkeypatch):
     monkeypatch.setattr(setup, "_setup_speed", speed_as_on_cuda)
     trainer = Trainer(TrainConfig("view", dataset="blobs", save=False, threads=1, amp="off"),
                       model=ViewAfterConv(), dataset=blobs_images(8, 8))
-    setup.setup(trainer)
+    trainer.prepare()
     assert trainer.channels_last is False and wrapped == [False]
 
 

@@ -208,6 +208,19 @@ def test_nan_keeps_the_checkpoint_written_before_it(tmp_path):
     assert "keeps the last checkpoint before it" in result.message
 
 
+def test_nan_after_a_resume_names_the_checkpoint_it_resumed_from(tmp_path):
+    """A resumed run that blows up before its first save names the step of the checkpoint it
+    resumed from (it used to say "(step None)")."""
+    first = Trainer(TrainConfig("linear", epochs=2, lr=0.01, run_dir=str(tmp_path / "r")),
+                    dataset=line_dataset()).run()
+    assert isinstance(first, ev.Finished)
+    saved = load_checkpoint(tmp_path / "r")["step"]
+    result = Trainer(TrainConfig("linear", epochs=200, lr=10.0), dataset=line_dataset(),
+                     resume_from=tmp_path / "r").run()
+    assert isinstance(result, ev.Failed) and result.kind == "nan", result
+    assert f"keeps the last checkpoint before it (step {saved})" in result.message
+
+
 @pytest.mark.parametrize("field,value,fragment", [
     ("epochs", 0, "--epochs"), ("batch_size", 0, "--batch-size"), ("lr", 0.0, "--lr"),
     ("lr", -1.0, "--lr"), ("lr", float("nan"), "--lr"), ("optimizer", "sgdd", "optimizer"),

@@ -176,7 +176,7 @@ def test_control_pauses_and_resumes_a_live_run_through_ssh(server, tmp_path):
 
 def test_control_on_a_bad_remote_target_says_why(server, tmp_path):
     missing = _tui(server, "control", f"testbox:{tmp_path}/nope", "pause")
-    assert missing.returncode == 2 and "no such run directory" in missing.stderr
+    assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
     down = _tui(server, "control", "downbox:/x", "pause")
     assert down.returncode == 1 and "downbox" in down.stderr and "Traceback" not in down.stderr
 
@@ -184,7 +184,7 @@ def test_control_on_a_bad_remote_target_says_why(server, tmp_path):
 def test_the_portable_listing_prints_what_the_gnu_one_does(trained):
     """Without GNU find's -printf (BSD, busybox) the script falls back to stat/ls per file."""
     from tui_nn.runs import remote
-    gnu = remote._LIST.format(root=remote.sh_path(str(trained)))
+    gnu = remote.list_script(str(trained))
     other = gnu.replace("-maxdepth 0 -printf ''", "-maxdepth 0 -no-such-test")
     assert other != gnu
 
@@ -195,13 +195,13 @@ def test_the_portable_listing_prints_what_the_gnu_one_does(trained):
             if ln.startswith("F "):  # the fallback has whole seconds only
                 _, size, mtime, path = ln.split(" ", 3)
                 ln = f"F {size} {int(float(mtime))} {path}"
-            if not ln.startswith("NOW"):
+            if not ln.startswith(("NOW", "PROC", "O ", "W ")):  # the /proc scan: GNU only
                 found.append(ln)
         return sorted(found)
 
     portable = lines(other)
     assert lines(gnu) == portable
-    assert sum(ln.startswith("F ") for ln in portable) == 3 and any(
+    assert sum(ln.startswith("F ") for ln in portable) == 4 and any(  # with its event file
         ln.startswith("D ") for ln in portable)
 
 
@@ -210,7 +210,6 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
     over there through the forwarded socket, and the liveness said by the remote file."""
     from pilot_helpers import SIZE
     from pilot_helpers import wait_for_live as wait_for
-    from tui_nn.runs.remote import remote_gpu_report
     from tui_nn.engine.channel import SOCKET_FILE
     from tui_nn.runs.remote import FollowedRun
     from tui_nn.tui.screens.watch import make_watch_app
@@ -227,7 +226,7 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
               and (run / SOCKET_FILE).exists(), "an epoch")
         followed = FollowedRun(Target("testbox", str(run)), every_s=0.3).start()
         assert followed.run_dir.name == "live" and followed.run_dir != run
-        app = make_watch_app(followed.run_dir, gpu_reader=remote_gpu_report,
+        app = make_watch_app(followed.run_dir, gpu_reader=followed.gpu_report,
                              liveness_of=followed.liveness)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
@@ -298,7 +297,7 @@ def test_each_host_says_its_gpus_or_that_it_has_none(server, trained, tmp_path):
     (fake / "nvidia-smi").write_text("#!/bin/sh\necho '0, 87, 30000, 81559'\n"
                                      "echo '1, [N/A], 5, 81559'\necho '2, 3, \x1b[31m, 9'\n")
     (fake / "nvidia-smi").chmod(0o755)
-    script = remote._LIST.format(root=remote.sh_path(str(trained)))
+    script = remote.list_script(str(trained))
     out = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, timeout=60,
                          env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}).stdout
     mirror = remote.Mirror(Target("x", str(trained)))
@@ -406,3 +405,222 @@ def test_a_killed_processs_private_folder_is_swept_by_the_next(tmp_path):
     finally:
         shutil.rmtree(stale, ignore_errors=True)
         shutil.rmtree(mine, ignore_errors=True)
+
+
+def _live_run(server, run: Path) -> subprocess.Popen:
+    """A headless training in `run` that goes on until killed (its socket up, an epoch done)."""
+    from tui_nn.engine.channel import SOCKET_FILE
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
+                             "100000", "--headless", "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=server.env())
+    _wait(run, lambda r: any(x["type"] == "EpochMetrics" for x in r)
+          and (run / SOCKET_FILE).exists(), "an epoch")
+    return proc
+
+
+def test_a_long_paused_remote_run_is_paused_not_interrupted(server, tmp_path, monkeypatch):
+    """The remote /proc says who writes metrics.jsonl: a run paused past the 2-minute age
+    window still reads "paused" in `runs` and "running" to `watch`, and a killed one
+    "interrupted" at once."""
+    from tui_nn.runs.remote import FollowedRun
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    run = tmp_path / "runs" / "held"
+    proc = _live_run(server, run)
+    try:
+        assert _tui(server, "control", f"testbox:{run}", "pause").returncode == 0
+        _wait(run, lambda r: any(x["type"] == "StateChanged" and x.get("state") == "paused"
+                                 for x in r), "the pause")
+        time.sleep(0.5)
+        old = time.time() - 600  # as if paused ten minutes ago
+        for f in run.iterdir():
+            os.utime(f, (old, old))
+        rows = json.loads(_tui(server, "runs", "--json", f"testbox:{run.parent}").stdout)
+        assert [(r["status"], r["paused"]) for r in rows] == [("running", True)]
+        table = _tui(server, "runs", f"testbox:{run.parent}", str(tmp_path)).stdout
+        assert "testbox  held" in table and "paused" in table.split("testbox  held")[1]
+        followed = FollowedRun(Target("testbox", str(run)), every_s=60).start()
+        try:
+            assert followed.liveness(run / "metrics.jsonl", None, False)[0] == "running"
+        finally:
+            followed.stop()
+    finally:
+        proc.kill()
+        proc.wait()
+    os.utime(run / "metrics.jsonl")  # written just now, but nobody holds it: not running
+    rows = json.loads(_tui(server, "runs", "--json", f"testbox:{run.parent}").stdout)
+    assert rows[0]["status"] == "interrupted"
+
+
+def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trained, tmp_path,
+                                                                    monkeypatch):
+    """gpu1:~/runs/latest, gpu1:~/runs/NAME and --root gpu1:~/runs NAME resolve over there, as
+    RUN does locally; a name that matches nothing says so (exit 2)."""
+    from tui_nn.runs import remote
+    from tui_nn.runs.remote import FollowedRun
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(trained / "r1", root / "old-run")  # started earlier than the live one
+    proc = _live_run(server, root / "live-run")
+    try:
+        paused = _tui(server, "control", f"testbox:{root}/latest", "pause")
+        assert paused.returncode == 0, paused.stderr
+        assert f"testbox:{root.resolve()}/live-run: pause taken" in paused.stdout
+        resumed = _tui(server, "control", "live", "resume", "--root", f"testbox:{root}")
+        assert resumed.returncode == 0, resumed.stderr
+        followed = FollowedRun(Target("testbox", f"{root}/latest"), every_s=60).start()
+        try:
+            assert followed.target.path == str((root / "live-run").resolve())
+            assert followed.run_dir.name == "live-run"
+        finally:
+            followed.stop()
+        # Named from the folder's listing alone: no run's files were copied to resolve it.
+        assert not (remote.mirror(Target("testbox", str(root))).dir / "old-run").exists()
+        old = FollowedRun(Target("testbox", f"{root}/old"), every_s=60).start()
+        old.stop()
+        assert old.last.runs[0].status == "finished"
+        nope = _tui(server, "control", f"testbox:{root}/nope", "pause")
+        assert nope.returncode == 2 and "no run 'nope'" in nope.stderr
+        empty = _tui(server, "control", f"testbox:{tmp_path}/void/latest", "pause")
+        assert empty.returncode == 2 and "no such run directory" in empty.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_each_hosts_gpus_over_ssh_nvml_first_then_nvidia_smi(server, trained, monkeypatch):
+    """A box with tui-nn answers through its NVML, one with only nvidia-smi through that, one
+    with neither says "no GPU" plainly; `watch`'s system pane shows the box's GPUs."""
+    from tui_nn.runs.remote import FollowedRun
+    out = _tui(server, "runs", f"testbox:{trained}", f"smibox:{trained}",
+               f"nvmlbox:{trained}").stdout
+    assert "testbox: no GPU (no nvidia-smi)" in out
+    assert "smibox: GPU0 87% 29.3 GiB/79.6 GiB; GPU1 3% 512.0 MiB/79.6 GiB" in out
+    assert "nvmlbox: GPU0 42% 10.0 GiB/80.0 GiB\n" in out  # not nvidia-smi's figures
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    followed = FollowedRun(Target("smibox", str(trained / "r1")), every_s=60).start()
+    followed.stop()
+    report = followed.gpu_report()
+    assert report.available and [(g.utilization_pct, g.memory_used_bytes >> 20)
+                                 for g in report.gpus] == [(87.0, 30000), (3.0, 512)]
+    none = FollowedRun(Target("testbox", str(trained / "r1")), every_s=60).start()
+    none.stop()
+    assert none.gpu_report().reason == "no GPU (no nvidia-smi)"
+
+
+async def test_the_apps_runs_screen_takes_several_roots_on_several_hosts(server, trained,
+                                                                          monkeypatch):
+    """`tui-nn tui --runs testbox:ROOT --runs ROOT --runs downbox:/x`: `r` lists every root
+    with a host column (the down one said under the table), the curves of runs on two hosts
+    overlay, and `w` follows the remote one over ssh."""
+    from pilot_helpers import SIZE
+    from pilot_helpers import wait_for_live as wait_for
+    from tui_nn.tui.app import make_app
+    from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
+    from tui_nn.tui.screens.watch import WatchScreen
+
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    app = make_app(runs_roots=[f"testbox:{trained}", str(trained), "downbox:/x"])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.main.run_state != "loading", what="the app")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded,
+                       what="the runs screen")
+        screen = app.screen
+        assert [(r.host, r.run.name) for r in screen.rows] == [("testbox", "r1"), (None, "r1")]
+        table = screen.query_one("#runs-table")
+        assert [str(table.get_row_at(i)[1]) for i in range(2)] == ["testbox", "local"]
+        caption = str(screen.query_one("#runs-caption").render())
+        assert "downbox:/x" in caption and "Connection refused" in caption
+        await pilot.press("space", "down", "space")
+        plot = screen.query_one(OverlayPlot)
+        await wait_for(pilot, lambda: plot.drawn_lines == 2, what="two hosts' curves")
+        table.move_cursor(row=0)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, WatchScreen), what="watch")
+        await wait_for(pilot, lambda: app.screen.epochs_seen == 2, what="its epochs")
+        assert app.screen.run_dir != trained / "r1"  # the mirror, read over ssh
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen and screen.followed is None,
+                       what="back to the runs")
+
+
+def test_runs_app_and_tui_runs_refuse_a_missing_local_root(server, tmp_path):
+    for args in (["runs", "--app", str(tmp_path / "nope")],
+                 ["tui", "--runs", f"testbox:{tmp_path}", "--runs", str(tmp_path / "nope")]):
+        result = _tui(server, *args)
+        assert result.returncode == 2 and "nope: no such directory" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_remote_tensorboard_logs_are_listed_as_local_ones(server, trained, tmp_path,
+                                                          monkeypatch):
+    """A SummaryWriter log and a Lightning version dir over there are rows as they are here;
+    a tui-nn run's own event files never cross (its metrics.jsonl says the same)."""
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+    from tui_nn.runs import remote
+    root = tmp_path / "runs"
+    for log in (root / "exp1", root / "lightning_logs" / "version_0"):
+        with SummaryWriter(str(log)) as w:
+            for s in range(20):
+                w.add_scalar("train/loss", 1.0 / (s + 1), s)
+                w.add_scalar("val/accuracy", s / 40, s)
+    shutil.copytree(trained / "r1", root / "own")
+    with SummaryWriter(str(root / "own")) as w:
+        w.add_scalar("train/loss", 1.0, 0)
+    local = {r["name"]: r for r in json.loads(
+        _tui(server, "runs", "--json", "--root", str(root)).stdout)}
+    over = _tui(server, "runs", "--json", f"testbox:{root}")
+    assert over.returncode == 0, over.stderr
+    rows = {r["name"]: r for r in json.loads(over.stdout)}
+    assert set(rows) == set(local) == {"exp1", "lightning_logs/version_0", "own"}
+    for name, row in rows.items():
+        for key in ("kind", "status", "steps_done", "metric", "best_value", "size_bytes"):
+            assert row[key] == local[name][key], (name, key)
+    assert rows["exp1"]["kind"] == "tensorboard" and rows["own"]["kind"] == "tui-nn"
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    mirror = remote.mirror(Target("testbox", str(root)))
+    assert mirror.refresh().error is None
+    assert list((mirror.dir / "exp1").glob("events.out.tfevents.*"))
+    assert not list((mirror.dir / "own").glob("events.out.tfevents.*"))
+
+
+def test_gpus_and_writers_are_asked_for_every_few_seconds_not_every_refresh(server, trained,
+                                                                            monkeypatch):
+    from tui_nn.runs import remote
+    monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
+    asked = []
+    script = remote.list_script
+    monkeypatch.setattr(remote, "list_script",
+                        lambda path, slow=True: asked.append(slow) or script(path, slow))
+    mirror = remote.Mirror(Target("smibox", str(trained)))
+    first, second = mirror.refresh(), mirror.refresh()  # a watch's 1 s refreshes
+    assert asked == [True, False]
+    assert len(first.gpus) == 2 and second.gpus == first.gpus  # the last reading stands
+    assert mirror.scan is not None and "r1/metrics.jsonl" in mirror.scan.owned
+    monkeypatch.setattr(remote, "SLOW_EVERY_S", 0.0)
+    mirror.refresh()
+    assert asked == [True, False, True]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_runs_app_over_ssh_in_a_real_terminal(server, trained, tmp_path):
+    """`tui-nn runs --app testbox:ROOT ROOT` in tmux: both hosts' rows drawn, q leaves."""
+    sock = f"tui-nn-test-runs-{os.getpid()}"
+    tmux = ["tmux", "-L", sock]
+    command = (f"{sys.executable} -m tui_nn runs --app testbox:{trained} {trained}; "
+               "echo EXITED $?")
+    env_args = [a for k in ("TUI_NN_SSH_CONFIG", "PYTHONPATH", "TUI_NN_CACHE")
+                if k in server.env() for a in ("-e", f"{k}={server.env()[k]}")]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "40", *env_args,
+                    "sh", "-c", command + "; sleep 30"], check=True, cwd=tmp_path)
+    try:
+        screen = _tmux_wait(tmux, lambda text: "2 runs under 2 roots" in text)
+        assert "testbox  r1" in screen and "local    r1" in screen
+        assert "Traceback" not in screen
+        subprocess.run([*tmux, "send-keys", "q"], check=True)
+        assert "EXITED 0" in _tmux_wait(tmux, lambda text: "EXITED" in text)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)

@@ -392,3 +392,14 @@ def test_query_honours_of_an_older_run_or_a_busy_one(monkeypatch, tmp_path):
     monkeypatch.setattr(channel, "send", lambda *a, **k: next(answers))
     assert channel.query_honours(tmp_path) == channel.ACTIONS  # an older run took them all
     assert channel.query_honours(tmp_path) is None  # not known now: asked again later
+
+
+def test_two_loops_made_in_the_same_second_get_two_directories(tmp_path):
+    first = tui_nn.Run(model="mlp", runs_root=tmp_path)
+    second = tui_nn.Run(model="mlp", runs_root=tmp_path)
+    with first, second:
+        first.log_step(1.0)
+        second.log_step(2.0)
+    assert first.path != second.path
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.path.name,
+                                                                  second.path.name])

@@ -22,6 +22,7 @@ from tui_nn.engine import events as ev
 from tui_nn.engine.rundir import RunDir
 from tui_nn.runs import (RunNotFound, config_diff, discover_runs, export_csv, load_history,
                          newest_run, read_run_info, resolve_run)
+from tui_nn.runs import liveness
 
 runner = CliRunner()
 
@@ -175,6 +176,26 @@ def test_a_run_whose_record_is_open_for_writing_is_running(tmp_path):
     # A reader (tail -f, `tui-nn watch`) holding the file open does not make it alive.
     with open(rd.metrics_path):
         assert read_run_info(rd.path).status == "interrupted"
+
+
+def test_where_psutil_cannot_tell_a_writer_the_age_decides(tmp_path, monkeypatch):
+    """macOS and Windows: psutil gives no open file's mode, so a reader would pass for the
+    trainer; there the scan is off and the file's age says whether the run is alive."""
+    monkeypatch.setattr(liveness.psutil, "LINUX", False)
+    rd = RunDir(tmp_path / "r")
+    rd.write_config({"model": "mlp", "dataset": "digits"})
+    rd.append_metrics({"type": "RunStarted", "model": "mlp", "dataset": "digits", "epochs": 3})
+    try:
+        assert liveness.writers_of_metrics_files() is None
+        assert liveness.writer_pid(rd.metrics_path) is None
+        assert not liveness.scan_is_trusted(rd.metrics_path)
+        assert read_run_info(rd.path).status == "running"  # written just now
+        old = time.time() - 600
+        os.utime(rd.metrics_path, (old, old))
+        os.utime(rd.config_path, (old, old))
+        assert read_run_info(rd.path).status == "interrupted"  # though it is held open
+    finally:
+        rd.close()
 
 
 def test_without_the_process_scan_a_recent_write_means_running(tmp_path):

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, format_shape,
-                                 normalize_dtype, parse_inputs, parse_shape)
+from tui_nn.fmt import format_shape
+from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, normalize_dtype,
+                                 parse_inputs, parse_shape)
 
 dims = st.lists(st.integers(min_value=1, max_value=10_000), min_size=1, max_size=6).map(tuple)
 separators = st.sampled_from(["x", "X", "×", "*", " x ", " × "])

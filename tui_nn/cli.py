@@ -49,7 +49,8 @@ def main_callback(
 
 
 def _open_app(model: Optional[str], train_options: dict, *, start: bool = False,
-              resume: Optional[str] = None, input_text: Optional[str] = None) -> None:
+              resume: Optional[str] = None, input_text: Optional[str] = None,
+              runs_roots: Optional[list[str]] = None) -> None:
     try:
         from tui_nn.tui.app import make_app
     except ImportError:
@@ -57,7 +58,7 @@ def _open_app(model: Optional[str], train_options: dict, *, start: bool = False,
                    "`tui-nn train MODEL --headless`", 2) from None
     from tui_nn.tui.exits import run_app
     code = run_app(make_app(model=model, train_options=train_options, start=start, resume=resume,
-                            input_text=input_text))
+                            input_text=input_text, runs_roots=runs_roots))
     if code:  # 128+signal after a signal, 1 after a crash
         raise typer.Exit(code)
 
@@ -173,8 +174,31 @@ def train_cmd(
     from tui_nn.commands.train_cmd import run_training
     code = run_training(model, options, resume=resume, debug=debug,
                         freeze_imports=_OWN_PROCESS)
+    if "WORLD_SIZE" in os.environ:
+        # A torchrun worker whose run has ended (files closed, process group destroyed): in the
+        # teardown, C++ destructors of the communication backend race its own threads, and now
+        # and then a rank aborted after a clean stop ('terminate called without an active
+        # exception', exit 134), failing the whole job (pytorch#179291, #190489).
+        _end_own_process(code)
     _skip_collection_at_exit()
     raise typer.Exit(code)
+
+
+def _end_own_process(code: int) -> None:
+    """In our own process, end now without the interpreter's teardown: flush, run the atexit
+    handlers, os._exit. Elsewhere (a test runner calling the app), or when a flush fails (a
+    closed pipe), return, and the caller exits as usual."""
+    if not _OWN_PROCESS:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        return
+    os._exit(code)
 
 
 # inspect estimates one precision: "auto" is the trainer's choice on the device it finds.
@@ -208,6 +232,9 @@ def inspect_cmd(
         None, "--diff", help="Compare with a second model (zoo name, file.py:Class, ...)."),
     diff_input: Optional[list[str]] = typer.Option(
         None, "--diff-input", help="The --diff model's own input shape (default: --input)."),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="The input shape from a dataset's first sample: a name, "
+        "csv:PATH, folder:PATH or your own FILE.py:build."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
@@ -217,8 +244,11 @@ def inspect_cmd(
     memory = MemoryOptions(batch_size, optimizer, amp, device_memory, measure)
     other = DiffOptions(diff, list(diff_input or [])) if diff is not None else None
     code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory,
-                       freeze_imports=_OWN_PROCESS, diff=other)
-    _skip_collection_at_exit()
+                       freeze_imports=_OWN_PROCESS, diff=other, dataset=dataset)
+    # An inspection's results are all on stdout and stderr: the interpreter's teardown
+    # (freeing torch's modules and objects one by one) would cost as much CPU as tracing a
+    # 70B decoder.
+    _end_own_process(code)
     raise typer.Exit(code)
 
 
@@ -248,6 +278,10 @@ def tui_cmd(
     resume: ResumeOpt = None,
     input: Optional[list[str]] = typer.Option(
         None, "--input", "-i", help="The inspector's input shape for MODEL, e.g. 1x28x28."),
+    runs: Optional[list[str]] = typer.Option(
+        None, "--runs", metavar="ROOT", rich_help_panel="Run",
+        help="A runs folder for the runs screen (r), local or HOST:PATH over ssh; repeat "
+             "for several (default ./runs)."),
     options: Optional[dict] = None,
 ) -> None:
     """Open the app (the same as `tui-nn` with no command), its form filled from the options."""
@@ -256,9 +290,17 @@ def tui_cmd(
     options = dict(options or {})
     _check_options(model, options)
     _check_resume(resume)
+    _check_roots(runs or [], "--runs ")
     # Only what the user typed: defaults must not make the app jump to the Train tab.
     _open_app(model, {k: v for k, v in _given(ctx, options).items() if v is not None},
-              start=start, resume=resume, input_text=_input_text(input))
+              start=start, resume=resume, input_text=_input_text(input), runs_roots=runs)
+
+
+def _check_roots(roots: list[str], what: str = "") -> None:
+    from tui_nn.commands.runs_cmd import bad_root
+    bad = bad_root(roots)
+    if bad is not None:
+        raise _die(f"{what}{bad}")
 
 
 def _input_text(inputs: Optional[list[str]]) -> Optional[str]:
@@ -281,29 +323,49 @@ def runs_cmd(
     root: Optional[str] = typer.Option(None, "--root",
                                        help="Folder holding the runs (default ./runs)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    in_app: bool = typer.Option(False, "--app", help="Open them in the app's runs screen: "
+                                                     "mark runs to overlay their curves."),
 ) -> None:
     """List runs: model, dataset, status, epochs, best metric, duration, size on disk.
     Several roots, local or on other machines (gpu1:~/proj/runs), make one table with a
     host column."""
     from tui_nn.commands.runs_cmd import run_runs
+    if in_app:
+        raise typer.Exit(_runs_app([*(roots or []), *([root] if root else [])]))
     raise typer.Exit(run_runs(root, as_json, roots=roots))
+
+
+def _runs_app(roots: list[str]) -> int:
+    """`tui-nn runs --app ROOT...`: the runs screen alone (q quits)."""
+    from tui_nn.runs import DEFAULT_ROOT
+    _check_roots(roots)
+    try:
+        from tui_nn.tui.screens.runs import RunsScreen
+        from tui_nn.tui.viewer_app import ViewerApp
+    except ImportError:
+        raise _die("the terminal app is not available in this build; use `tui-nn runs`") from None
+    from tui_nn.tui.exits import run_app
+    return run_app(ViewerApp(RunsScreen(roots or [DEFAULT_ROOT])))
 
 
 @app.command("watch", cls=ReadableCommand)
 def watch_cmd(
     run: Optional[str] = typer.Argument(
         None, help="Run directory, a run's name under --root, or latest (the default); "
-                   "HOST:PATH for a run directory on another machine (over ssh)."),
+                   "HOST:PATH for a run on another machine (over ssh), e.g. "
+                   "gpu1:~/runs/latest."),
     root: Optional[str] = typer.Option(None, "--root",
-                                       help="Folder holding the runs (default ./runs)."),
+                                       help="Folder holding the runs (default ./runs); "
+                                            "HOST:PATH on another machine."),
 ) -> None:
     """Open the app read-only on a run in progress or finished, following its run directory
     (a run started headless, under nohup, Slurm or torchrun, or in another terminal), or on a
     TensorBoard log directory of any framework (every scalar tag as a curve)."""
     from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
-    from tui_nn.runs.remote import split_target
-    if run and split_target(run):
-        raise typer.Exit(_watch_remote(split_target(run)))
+    from tui_nn.runs.remote import remote_run
+    target = remote_run(run, root)
+    if target is not None:
+        raise typer.Exit(_watch_remote(target))
     try:
         run_dir = resolve_run(run or "latest", root or DEFAULT_ROOT)
     except RunNotFound as e:
@@ -347,14 +409,13 @@ def fleet_cmd(
 
 def _watch_remote(target) -> int:
     from tui_nn.commands.watch_remote import open_remote
-    from tui_nn.runs.remote import remote_gpu_report
     followed = open_remote(target)
     if isinstance(followed, int):
         return followed
     try:
         from tui_nn.tui.exits import run_app
         from tui_nn.tui.screens.watch import make_watch_app
-        return run_app(make_watch_app(followed.run_dir, gpu_reader=remote_gpu_report,
+        return run_app(make_watch_app(followed.run_dir, gpu_reader=followed.gpu_report,
                                       liveness_of=followed.liveness))
     finally:
         followed.stop()
@@ -363,14 +424,15 @@ def _watch_remote(target) -> int:
 @app.command("control", cls=ReadableCommand)
 def control_cmd(
     run: str = typer.Argument(..., help="Run directory, a run's name or unique prefix under "
-                                        "--root, or latest; HOST:PATH for a run directory on "
-                                        "another machine (over ssh)."),
+                                        "--root, or latest; HOST:PATH for a run on another "
+                                        "machine (over ssh), e.g. gpu1:~/runs/latest."),
     action: Literal[ACTIONS] = typer.Argument(  # type: ignore[valid-type]
         ..., help="pause, resume, checkpoint, lr or stop."),
     factor: Optional[str] = typer.Argument(None, help="lr only: multiply the lr by FACTOR "
                                                       "(0.5 halves it)."),
     root: Optional[str] = typer.Option(None, "--root",
-                                       help="Folder holding the runs (default ./runs)."),
+                                       help="Folder holding the runs (default ./runs); "
+                                            "HOST:PATH on another machine."),
 ) -> None:
     """Steer a run that is training (headless, under nohup/Slurm, or in the app) through its
     control channel: exit 0 when the run took the request, 1 when it is not training."""

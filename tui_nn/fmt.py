@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20,
                "mb": 10**6, "mib": 1 << 20, "g": 1 << 30, "gb": 10**9, "gib": 1 << 30,
                "t": 1 << 40, "tb": 10**12, "tib": 1 << 40}
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -31,6 +33,20 @@ def fmt_hms(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+_HIGHER_IS_BETTER = frozenset({"accuracy", "acc", "top1", "top5", "f1", "auc", "precision",
+                               "recall", "iou", "map", "bleu"})
+
+
+def higher_is_better(metric: str | None) -> bool:
+    """Whether a bigger value of this metric means a better model: accuracy and the scores in
+    _HIGHER_IS_BETTER, also as val_acc or val/f1; a loss or an error (mse, val_loss) otherwise.
+    The trainer, tui_nn.Run and the app pick the best epoch by it."""
+    name = (metric or "").lower()
+    for prefix in ("val_", "val/", "valid_", "test_", "eval_"):
+        name = name.removeprefix(prefix)
+    return name in _HIGHER_IS_BETTER
+
+
 def fmt_metric(metric: str, value: float | None) -> str:
     if value is None:
         return "-"
@@ -45,16 +61,41 @@ def fmt_count(n: int) -> str:
     return str(n)
 
 
-def fmt_bytes(n: int | float | None) -> str:
-    """1536 -> '1.5 KiB'; '-' when unknown."""
+def _binary_unit(n: float) -> tuple[str, int]:
+    """The largest binary unit n reaches (B under 1 KiB, TiB at most) and its size."""
+    for i, unit in enumerate(_BINARY_UNITS):
+        if abs(n) < 1024 ** (i + 1) or unit == _BINARY_UNITS[-1]:
+            return unit, 1024 ** i
+    raise AssertionError  # pragma: no cover
+
+
+def fmt_bytes(n: int | float | None, places: int = 1, short: bool = False) -> str:
+    """1536 -> '1.5 KiB' (places decimals from KiB on); short: '1.5K', whole from 100 on
+    ('480K'), for a narrow column; '-' when unknown."""
     if n is None:
         return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
+    unit, size = _binary_unit(n)
+    if unit == "B":
+        return f"{int(n)}B" if short else f"{int(n)} B"
+    value = n / size
+    if short:
+        return f"{value:.{0 if abs(value) >= 100 else 1}f}{unit[0]}"
+    return f"{value:.{places}f} {unit}"
+
+
+def fmt_bytes_pair(used: int | float | None, total: int | float | None) -> str:
+    """'3.0/8.0 GiB': used in the unit of total, so the two compare at a glance; '?' for an
+    unknown one."""
+    unit, size = _binary_unit(total if total is not None else used or 0)
+    places = 0 if unit == "B" else 1
+    used_s, total_s = ("?" if v is None else f"{v / size:.{places}f}" for v in (used, total))
+    return f"{used_s}/{total_s} {unit}"
+
+
+def format_shape(shape: Sequence[int], sep: str = "×") -> str:
+    """(1, 28, 28) -> '1×28×28'; () -> 'scalar'; -1 (any size, a dataset's spec) -> '?'.
+    shapes.parse_shape reads a concrete one back."""
+    return sep.join("?" if d == -1 else str(d) for d in shape) if len(shape) else "scalar"
 
 
 def parse_size(text: str) -> int:

@@ -38,16 +38,13 @@ from typing import Any
 from tui_nn.engine import events as ev
 from tui_nn.engine.controls import Controls, scale_lrs
 from tui_nn.engine.rundir import RunDir, new_run_path
+from tui_nn.fmt import higher_is_better
 
 # Losses per StepMetrics record: a float takes at most 25 bytes of JSON, so a record stays far
 # under jsonl.MAX_LINE_BYTES (1 MB), which every reader of metrics.jsonl skips past.
 STEPS_PER_RECORD = 10_000
 _MAX_MESSAGE = 10_000  # characters of a Failed message kept (the traceback: _MAX_TRACEBACK)
 _MAX_TRACEBACK = 100_000  # at most 6 bytes each once JSON-escaped: under the limit too
-
-_HIGHER_IS_BETTER = ("accuracy", "acc", "top1", "top5", "f1", "auc", "precision", "recall",
-                     "iou", "map", "bleu")
-
 
 class Run(Controls):
     """One run of a hand-written loop (see the module docstring). Steerable from `tui-nn
@@ -63,10 +60,13 @@ class Run(Controls):
         self.model, self.dataset = str(model), str(dataset)
         self.config = dict(config or {})
         self.metric = metric or "val_loss"
-        self.higher_is_better = (mode == "max") if mode else self.metric in _HIGHER_IS_BETTER
+        self.higher_is_better = (mode == "max") if mode else higher_is_better(self.metric)
         self.epochs, self.steps_per_epoch, self.batch_size = epochs, steps_per_epoch, batch_size
         self.report_interval_s = report_interval_s
         self.enabled = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 speaks
+        # Named now (to show before the run starts); an automatic name is claimed, with mkdir,
+        # only on entering: two loops started in the same second get two directories.
+        self._auto_root = None if run_dir is not None else Path(runs_root)
         self.path = Path(run_dir) if run_dir is not None else new_run_path(runs_root,
                                                                          self.model, self.dataset)
         self.step = 0  # steps logged
@@ -94,7 +94,11 @@ class Run(Controls):
     def __enter__(self) -> "Run":
         if not self.enabled:
             return self
-        self._run_dir = RunDir.create(self.path)
+        if self._auto_root is not None:
+            self._run_dir = RunDir.new(self._auto_root, self.model, self.dataset)
+            self.path = self._run_dir.path
+        else:
+            self._run_dir = RunDir.create(self.path)
         self._run_dir.write_config(self._config_record())
         self._t0 = self._window_t0 = self._epoch_t0 = time.monotonic()
         self._next_flush = self._t0 + self.report_interval_s

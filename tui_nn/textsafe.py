@@ -11,6 +11,8 @@ with markup off), never into markup strings. Stdlib only: every layer may use it
 from __future__ import annotations
 
 import re
+import sys
+from typing import TextIO
 
 # Long enough for any honest name, path or message; a cap so one field cannot fill a screen.
 MAX_CHARS = 2000
@@ -35,6 +37,17 @@ def clean(text: object, max_chars: int = MAX_CHARS) -> str:
 def clean_line(text: object, max_chars: int = MAX_CHARS) -> str:
     """Like clean, for one line (a table cell, a title): tab and newline are escaped too."""
     return _cap(_UNSAFE_LINE.sub(_visible, _cut(str(text), max_chars)), max_chars)
+
+
+def say(text: object, file: TextIO | None = None) -> None:
+    """Print a line that quotes what the user typed or another program said (a path, an
+    error's words), made inert: the CLI's one way to the terminal for such text."""
+    print(clean(text), file=sys.stdout if file is None else file, flush=True)
+
+
+def error(message: object) -> None:
+    """`error: message` on stderr, made inert (see say)."""
+    say(f"error: {message}", sys.stderr)
 
 
 def inert_cells(text: str) -> str:

@@ -6,15 +6,11 @@ poll it: the reason), 2 a usage error."""
 
 from __future__ import annotations
 
-import sys
+from tui_nn.textsafe import error as _err, say  # messages quote run paths: anything
+
+from tui_nn.engine.controls import ACTIONS, LR_FACTOR_HINT, lr_factor
 
 EXIT_OK, EXIT_NOT_RUNNING, EXIT_USAGE = 0, 1, 2
-ACTIONS = ("pause", "resume", "checkpoint", "lr", "stop")
-
-
-def _err(message: str) -> None:
-    from tui_nn.textsafe import clean  # messages quote run paths, which may hold anything
-    print(f"error: {clean(message)}", file=sys.stderr, flush=True)
 
 
 def run_control(run: str, action: str, factor: str | None, root: str | None) -> int:
@@ -25,8 +21,8 @@ def run_control(run: str, action: str, factor: str | None, root: str | None) -> 
     if parsed is None:
         return EXIT_USAGE
     parsed = None if parsed is False else parsed
-    from tui_nn.runs.remote import split_target
-    target = split_target(run)
+    from tui_nn.runs.remote import remote_run
+    target = remote_run(run, root)
     if target is not None:
         return _remote(target, action, parsed)
     try:
@@ -46,10 +42,12 @@ def run_control(run: str, action: str, factor: str | None, root: str | None) -> 
 def _remote(target, action: str, factor: float | None) -> int:
     """The same request to a run on another host, through ssh (see runs.remote)."""
     from tui_nn.engine.channel import ChannelError
-    from tui_nn.runs.remote import NotARun, mirror, send_control
+    from tui_nn.runs.remote import NotARun, Target, locate_run, mirror, send_control
     from tui_nn.runs.ssh import SshError
     try:
-        answer = send_control(target, action, factor)
+        located = locate_run(target)  # a name or latest: the run it names, said as such
+        target = Target(target.host, located[0])
+        answer = send_control(target, action, factor, located=located)
     except NotARun as e:
         _err(str(e))
         return EXIT_USAGE
@@ -72,8 +70,7 @@ def _answered(where: str, action: str, factor: float | None, answer: dict) -> in
         # state, not the command, is why: 1, as for a run that is not training.
         return EXIT_NOT_RUNNING if answer.get("refused") else EXIT_USAGE
     what = f"lr × {factor:g}" if action == "lr" else action
-    from tui_nn.textsafe import clean
-    print(clean(f"{where}: {what} taken (the run is {answer.get('state', '?')})"), flush=True)
+    say(f"{where}: {what} taken (the run is {answer.get('state', '?')})")
     return EXIT_OK
 
 
@@ -87,7 +84,6 @@ def _parse(action: str, factor: str | None) -> float | None | bool:
             _err(f"{action} takes no argument (got {factor!r})")
             return None
         return False
-    from tui_nn.engine.controls import LR_FACTOR_HINT, lr_factor
     try:
         value = lr_factor(float(factor)) if factor is not None else None
     except ValueError:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from tui_nn.commands.inspect_render import human_bytes, human_count, status_line
-from tui_nn.shapes.parse import format_shape
+from tui_nn.commands.inspect_render import human_count, status_line
+from tui_nn.fmt import fmt_bytes, format_shape
 from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def side_labels(diff: InspectionDiff) -> tuple[str, str]:
 
 def _short(name: str) -> str:
     tail = name.rsplit(":", 1)[-1].rsplit(".", 1)[-1] if ":" in name else name
-    return clean_line(tail, 13)
+    return tail[:13]  # Inspection.model_name is inert
 
 
 def _outputs(row: LayerRow | None) -> str:
@@ -79,19 +79,11 @@ def diff_cells(diff: InspectionDiff) -> list[tuple[DiffRow, list[str]]]:
                  _moved(_params(a), _params(b), human_count),
                  _moved(a.mult_adds if a else None, b.mult_adds if b else None, human_count)]
         if saved:
+            # Short ('480K'): 'A→B' fits 80 columns.
             cells.append(_moved(a.saved_bytes if a else None, b.saved_bytes if b else None,
-                                _short_bytes))
-        out.append((row, [clean_line(c, 200) for c in cells]))
+                                lambda n: fmt_bytes(n, short=True)))
+        out.append((row, [c[:200] for c in cells]))  # layer paths are inert (LayerRow)
     return out
-
-
-def _short_bytes(n: int) -> str:
-    """'480K', '3.2M': bytes in binary units, short enough for 'A→B' in 80 columns."""
-    for unit, size in (("G", 2**30), ("M", 2**20), ("K", 2**10)):
-        if n >= size:
-            value = n / size
-            return f"{value:.0f}{unit}" if value >= 100 else f"{value:.1f}{unit}"
-    return f"{n}B"
 
 
 def _fit_widths(headers: list[str], cells: list[list[str]]) -> list[int]:
@@ -137,7 +129,8 @@ def diff_sections(diff: InspectionDiff) -> list[tuple[str, list[str]]]:
     notes = [f"A: {n}" for n in diff.a.notes] + [f"B: {n}" for n in diff.b.notes]
     if notes:
         out.append(("Notes", notes))
-    return out
+    # Lines quote the models' names and notes: one inert line each, for both views.
+    return [(title, [clean_line(text) for text in lines]) for title, lines in out]
 
 
 def totals_lines(diff: InspectionDiff) -> list[str]:
@@ -146,12 +139,12 @@ def totals_lines(diff: InspectionDiff) -> list[str]:
     rows = [("parameters", ta.params, tb.params, human_count),
             ("mult-adds", ta.mult_adds, tb.mult_adds, human_count),
             ("flops", 2 * ta.mult_adds, 2 * tb.mult_adds, human_count),
-            ("activations", ta.activation_bytes, tb.activation_bytes, human_bytes),
-            ("param bytes", ta.param_bytes, tb.param_bytes, human_bytes)]
+            ("activations", ta.activation_bytes, tb.activation_bytes, fmt_bytes),
+            ("param bytes", ta.param_bytes, tb.param_bytes, fmt_bytes)]
     ma, mb = diff.a.memory, diff.b.memory
     if ma is not None and mb is not None:
-        rows.append(("train saved", ma.activations, mb.activations, human_bytes))
-        rows.append(("train total", ma.total, mb.total, human_bytes))
+        rows.append(("train saved", ma.activations, mb.activations, fmt_bytes))
+        rows.append(("train total", ma.total, mb.total, fmt_bytes))
         if ma.max_batch is not None and mb.max_batch is not None:
             rows.append(("largest batch", ma.max_batch, mb.max_batch, lambda n: f"{n:,}"))
     label_a, label_b = side_labels(diff)
@@ -173,7 +166,7 @@ def render_diff_plain(diff: InspectionDiff) -> str:
     out = [*diff_header_lines(diff), "", *diff_table_lines(diff)]
     for title, lines in diff_sections(diff):
         out.extend(["", f"{title}:"])
-        out.extend(f"  {clean_line(text)}" for text in lines)
+        out.extend(f"  {text}" for text in lines)
     return "\n".join(out) + "\n"
 
 
@@ -192,7 +185,7 @@ def render_diff_rich(diff: InspectionDiff, console: Console) -> None:
         console.print()
         console.print(Text(f"{title}:", style="bold"))
         for text in section:
-            console.print(Text(f"  {clean_line(text)}"), soft_wrap=True)
+            console.print(Text(f"  {text}"), soft_wrap=True)
 
 
 def render_diff_json(diff: InspectionDiff) -> str:

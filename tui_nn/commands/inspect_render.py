@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from tui_nn.fmt import fmt_count
+from tui_nn.fmt import fmt_bytes, fmt_count, format_shape
 from tui_nn.shapes.fits import top_saved
-from tui_nn.shapes.parse import format_shape
 from tui_nn.shapes.uncounted import summary as uncounted_summary
 from tui_nn.textsafe import clean_line
 
@@ -31,13 +30,6 @@ def headers(inspection: Inspection) -> tuple[str, ...]:
 
 
 human_count = fmt_count  # 467200 -> '467.2K'
-
-
-def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 def _shapes_text(shapes: list[tuple[int, ...]]) -> str:
@@ -62,19 +54,19 @@ def _layer_text(row: LayerRow) -> str:
 
 
 def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
-    """Layer names and types come from the model's code (any string): cleaned of controls."""
+    """Layer names and types come from the model's code, inert (shapes.records.LayerRow)."""
     cells = []
     saved = inspection.memory is not None
     for row in inspection.rows:
-        cells.append((row, [clean_line(c, 200) for c in (
+        cells.append((row, [c[:200] for c in (
             _layer_text(row),
             row.detail if row.kind == "function" else row.type,
             _shapes_text(row.input_shapes),
             _shapes_text(row.output_shapes) if row.status != "error" else "✗",
             _params_text(row),
             human_count(row.mult_adds) if row.mult_adds else "—",
-            human_bytes(row.output_bytes) if row.output_shapes else "—",
-            *([human_bytes(row.saved_bytes) if row.saved_bytes else "—"] if saved else []),
+            fmt_bytes(row.output_bytes) if row.output_shapes else "—",
+            *([fmt_bytes(row.saved_bytes) if row.saved_bytes else "—"] if saved else []),
         )]))
     return cells
 
@@ -84,20 +76,20 @@ def memory_lines(inspection: Inspection) -> list[str]:
     m = inspection.memory
     precision = "" if m.amp == "off" else f", {m.amp} autocast"
     lines = [f"batch {m.batch_size}, {m.optimizer}{precision}:",
-             f"  parameters   {human_bytes(m.params):>11}",
-             f"  gradients    {human_bytes(m.grads):>11}",
-             f"  optimizer    {human_bytes(m.optimizer_state):>11}   ({m.optimizer} state)",
-             f"  activations  {human_bytes(m.activations):>11}   (saved for backward, "
+             f"  parameters   {fmt_bytes(m.params):>11}",
+             f"  gradients    {fmt_bytes(m.grads):>11}",
+             f"  optimizer    {fmt_bytes(m.optimizer_state):>11}   ({m.optimizer} state)",
+             f"  activations  {fmt_bytes(m.activations):>11}   (saved for backward, "
              f"input included)"]
     if m.amp_weight_copies:
-        lines.append(f"               of which {human_bytes(m.amp_weight_copies)} are {m.amp} "
+        lines.append(f"               of which {fmt_bytes(m.amp_weight_copies)} are {m.amp} "
                      f"copies of the weights autocast keeps for backward")
-    lines.append(f"  total        {human_bytes(m.total):>11}")
+    lines.append(f"  total        {fmt_bytes(m.total):>11}")
     if m.budget is not None:
         verdict = "fits ✓" if m.fits else "does not fit ✗"
-        lines.append(f"budget {human_bytes(m.budget)}: {verdict}; largest batch that fits: "
+        lines.append(f"budget {fmt_bytes(m.budget)}: {verdict}; largest batch that fits: "
                      f"{m.max_batch:,}" if m.max_batch else
-                     f"budget {human_bytes(m.budget)}: {verdict}; not even batch 1 fits")
+                     f"budget {fmt_bytes(m.budget)}: {verdict}; not even batch 1 fits")
     else:
         lines.append("no budget: give --device-memory 80GiB (no GPU visible)")
     if m.measured is not None:
@@ -120,19 +112,19 @@ def top_saved_lines(inspection: Inspection) -> list[str]:
     total = inspection.memory.activations or 1
     rows = top_saved(inspection.all_rows)
     width = max((len(r.path) for r in rows), default=0)
-    return [f"{r.path:{width}}  {r.type:16} {human_bytes(r.saved_bytes):>10}  "
+    return [f"{r.path:{width}}  {r.type:16} {fmt_bytes(r.saved_bytes):>10}  "
             f"{100 * r.saved_bytes / total:4.1f}%" for r in rows]
 
 
 def fits_lines(inspection: Inspection) -> list[str]:
     """'What fits': each lever's activations, total and largest batch, one line each."""
     m = inspection.memory
-    budget = f"largest batch in {human_bytes(m.budget)}" if m.budget else "largest batch"
+    budget = f"largest batch in {fmt_bytes(m.budget)}" if m.budget else "largest batch"
     lines = [f"{'':22}{'activations':>12}{'total':>12}  {budget}"]
     for option in inspection.fits:
         best = f"{option.max_batch:,}" if option.max_batch is not None else "— (no budget)"
-        lines.append(f"{option.label:22}{human_bytes(option.activations):>12}"
-                     f"{human_bytes(option.total):>12}  {best}")
+        lines.append(f"{option.label:22}{fmt_bytes(option.activations):>12}"
+                     f"{fmt_bytes(option.total):>12}  {best}")
     return lines + [f"{o.label}: {o.change}" for o in inspection.fits if o.change]
 
 
@@ -145,12 +137,12 @@ def measured_lines(m) -> list[str]:
     real = m.measured
     lines = [f"measured on {real.device} (one training step at batch {m.batch_size}):",
              f"  {'':13}{'predicted':>11}  {'measured':>11}  ratio",
-             f"  activations  {human_bytes(m.activations):>11}  "
-             f"{human_bytes(real.activations):>11}  {_ratio(real.activations, m.activations)}"]
+             f"  activations  {fmt_bytes(m.activations):>11}  "
+             f"{fmt_bytes(real.activations):>11}  {_ratio(real.activations, m.activations)}"]
     if real.peak_allocated is not None:
         step = m.params + m.grads + m.activations
-        lines.append(f"  peak (CUDA)  {human_bytes(step):>11}  "
-                     f"{human_bytes(real.peak_allocated):>11}  "
+        lines.append(f"  peak (CUDA)  {fmt_bytes(step):>11}  "
+                     f"{fmt_bytes(real.peak_allocated):>11}  "
                      f"{_ratio(real.peak_allocated, step)}   (predicted: params + grads + "
                      f"activations; measured: max_memory_allocated over forward + backward)")
     return lines
@@ -178,14 +170,14 @@ def totals_lines(inspection: Inspection) -> list[str]:
     frozen = f", {t.params_frozen:,} frozen" if t.params_frozen else ""
     return [
         f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
-        f"{human_bytes(t.param_bytes)}"
-        + (f" + {human_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
+        f"{fmt_bytes(t.param_bytes)}"
+        + (f" + {fmt_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
         f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
         f"flops: {human_count(t.flops)} (2 per multiply-add)",
         *([f"not counted: {uncounted_summary(inspection.not_counted)}"]
           if inspection.not_counted else []),
-        f"activations: {human_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
-        f"input {human_bytes(t.input_bytes)}",
+        f"activations: {fmt_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
+        f"input {fmt_bytes(t.input_bytes)}",
     ]
 
 
@@ -237,14 +229,15 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
         out.extend(memory_sections(inspection))
     if inspection.notes:
         out.append(("Notes", list(inspection.notes)))
-    return out
+    # Lines quote the model's names and its code's errors: one inert line each, for both views.
+    return [(title, [clean_line(text) for text in lines]) for title, lines in out]
 
 
 def status_line(inspection: Inspection) -> str:
     inputs = ", ".join(f"{format_shape(s)} {d}" for s, d in
                        zip(inspection.input_shapes, inspection.input_dtypes))
     verdict = "ok" if inspection.ok else "shape mismatch"
-    return clean_line(f"{inspection.model_name}  input {inputs}: {verdict}")
+    return f"{inspection.model_name}  input {inputs}: {verdict}"  # the name is inert
 
 
 def render_plain(inspection: Inspection) -> str:
@@ -263,7 +256,7 @@ def render_plain(inspection: Inspection) -> str:
     out.extend(line(c) for _, c in cells)
     for title, lines in sections(inspection):
         out.extend(["", f"{title}:"])
-        out.extend(f"  {clean_line(text)}" for text in lines)
+        out.extend(f"  {text}" for text in lines)
     return "\n".join(out) + "\n"
 
 
@@ -290,7 +283,7 @@ def render_rich(inspection: Inspection, console: Console) -> None:
         for text in lines:
             line_style = "green" if text.rstrip().endswith("✓") or "✓   (" in text else \
                 "red" if "✗" in text else None
-            console.print(Text(f"  {clean_line(text)}", style=line_style or ""),
+            console.print(Text(f"  {text}", style=line_style or ""),
                           soft_wrap=True)
 
 

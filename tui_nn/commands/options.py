@@ -80,11 +80,6 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
-def option_defaults() -> dict[str, Any]:
-    """Each option field's default (what a command gets when the option is not typed)."""
-    return {f.name: f.default for f in fields(TrainConfig) if f.name in OPTION_FIELDS}
-
-
 # ---- --help at 80 columns --------------------------------------------------------------------
 def _readable(param: object) -> None:
     """Once per parameter, when its command is built (see the module docstring)."""

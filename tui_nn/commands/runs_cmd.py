@@ -13,17 +13,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import error as _err, say
 from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 
 MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _err(message: str) -> None:
-    from tui_nn.textsafe import clean  # messages quote paths and names from files
-    print(f"error: {clean(message)}", file=sys.stderr, flush=True)
 
 
 def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
@@ -49,7 +44,7 @@ def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
         out.write("\n")
         return EXIT_OK
     if not runs:
-        out.write(clean(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)\n"))
+        say(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)", out)
         return EXIT_OK
     out.write(runs_table(runs))
     return EXIT_OK
@@ -82,19 +77,13 @@ def run_many(roots: list[str], as_json: bool, out: TextIO) -> int:
     """Runs under several roots, local folders and HOST:PATH, in one table with a host column.
     Remote hosts are read at once (runs.remote); one that is down, hangs or has no such folder
     gets a row saying so and exit code 1, the others are listed as usual."""
-    from tui_nn.runs import discover_runs
-    from tui_nn.runs.remote import Listing, Target, gpu_summary, list_remote, split_target
+    from tui_nn.runs.remote import gpu_summary, list_roots
 
-    targets = [split_target(r) for r in roots]
-    for text, target in zip(roots, targets):
-        if target is None and not Path(text).is_dir():
-            _err(f"{text}: {'not a directory' if Path(text).exists() else 'no such directory'}"
-                 " (a remote folder is HOST:PATH)")
-            return EXIT_USAGE
-    remote = iter(list_remote([t for t in targets if t is not None]))
-    listings = [next(remote) if t is not None else Listing(Target("local", text),
-                                                            runs=discover_runs(Path(text)))
-                for text, t in zip(roots, targets)]
+    bad = bad_root(roots)
+    if bad is not None:
+        _err(bad)
+        return EXIT_USAGE
+    listings = list_roots(roots)
     if as_json:
         json.dump([_finite({"host": ls.target.host, **r.to_dict()}) for ls in listings
                    for r in ls.runs] + [{"host": ls.target.host, "root": ls.target.path,
@@ -105,9 +94,19 @@ def run_many(roots: list[str], as_json: bool, out: TextIO) -> int:
         out.write(hosts_table(listings))
         for ls in listings:
             if ls.error:
-                out.write(clean(f"{ls.target}: {ls.error}\n"))
+                out.write(f"{ls.target}: {ls.error}\n")  # both inert (runs.remote)
         out.write(gpu_summary(listings))
     return EXIT_FAILED if any(ls.error for ls in listings) else EXIT_OK
+
+
+def bad_root(roots: list[str]) -> str | None:
+    """Why a local root given cannot be listed (the first such), or None."""
+    from tui_nn.runs.remote import split_target
+    for text in roots:
+        if split_target(text) is None and not Path(text).is_dir():
+            return (f"{text}: {'not a directory' if Path(text).exists() else 'no such directory'}"
+                    " (a remote folder is HOST:PATH)")
+    return None
 
 
 def hosts_table(listings: list) -> str:
@@ -115,17 +114,17 @@ def hosts_table(listings: list) -> str:
     (the reason follows the table: ssh's own words are too long for a cell)."""
     rows = []
     for ls in listings:
-        host = clean_line(ls.target.host, 24)
+        host, path = ls.target.host[:24], ls.target.shown_path[:MAX_CELL] or "~"
         if ls.error:
-            rows.append([host, clean_line(ls.target.path or "~", MAX_CELL), "", "",
+            rows.append([host, path, "", "",
                          "unreachable" if _is_connect_error(ls.error) else "unreadable"])
         elif not ls.runs:
-            rows.append([host, clean_line(ls.target.path or "~", MAX_CELL), "", "", "no runs"])
+            rows.append([host, path, "", "", "no runs"])
         rows.extend([host, *_cells(r)] for r in ls.runs)
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    return _table(["host", "run", "model", "dataset", "status", "epochs", "best", "duration",
-                   "size"], rows, right={5, 7, 8})
+    headers = ["host", "run", "model", "dataset", "status", "epochs", "best", "duration", "size"]
+    # Rows of a root without runs are short: padded to the headers (every root down included).
+    rows = [r + [""] * (len(headers) - len(r)) for r in rows]
+    return _table(headers, rows, right={5, 7, 8})
 
 
 def _is_connect_error(message: str) -> bool:
@@ -134,7 +133,8 @@ def _is_connect_error(message: str) -> bool:
 
 
 def _cells(r) -> list[str]:
-    return [*(clean_line(c, MAX_CELL) for c in (r.name, r.model, r.dataset, status_label(r))),
+    # Inert from runs.info: only cut to the cell.
+    return [*(c[:MAX_CELL] for c in (r.name, r.model, r.dataset, status_label(r))),
             f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
             best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_bytes(r.size_bytes)]
 
@@ -184,8 +184,8 @@ def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except OSError as e:
         _err(f"cannot write CSV files in {out or run_dir}: {e.strerror or e}")
         return EXIT_FAILED
-    stdout.write(clean(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
-                       f"wrote {result.epochs_path} ({result.n_epochs} epochs)\n"))
+    say(f"wrote {result.steps_path} ({result.n_steps} steps)\n"
+        f"wrote {result.epochs_path} ({result.n_epochs} epochs)", stdout)
     return EXIT_OK
 
 
@@ -205,6 +205,6 @@ def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
     except (OSError, RuntimeError) as e:
         _err(f"cannot write TensorBoard files in {target}: {getattr(e, 'strerror', None) or e}")
         return EXIT_FAILED
-    stdout.write(clean(f"wrote TensorBoard event files in {target} ({count} events): "
-                       f"tensorboard --logdir {target.parent}\n"))
+    say(f"wrote TensorBoard event files in {target} ({count} events): "
+        f"tensorboard --logdir {target.parent}", stdout)
     return EXIT_OK

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tui_nn.fmt import format_shape
+
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
@@ -12,13 +14,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def shape_str(shape: tuple[int, ...]) -> str:
-    return "×".join(str(d) for d in shape)
-
-
 def models_table() -> str:
     from tui_nn.zoo import list_models
-    rows = [[s.name, s.description, shape_str(s.input_shape)
+    rows = [[s.name, s.description, format_shape(s.input_shape)
              + (" (int)" if str(s.input_dtype) == "torch.int64" else ""),
              s.default_dataset, f"{s.parameter_count():,}"] for s in list_models()]
     return _table(["model", "description", "input", "dataset", "params"], rows)
@@ -26,7 +24,7 @@ def models_table() -> str:
 
 def datasets_table() -> str:
     from tui_nn.data import list_datasets
-    rows = [[d.name, d.description, d.task, shape_str(d.input_shape),
+    rows = [[d.name, d.description, d.task, format_shape(d.input_shape),
              "embedded" if d.embedded else "download"] for d in list_datasets()]
     rows += [["csv:PATH", "a CSV/CSV.GZ table: last column is the target", "auto", "-", "file"],
              ["folder:PATH", "an ImageFolder tree (one subfolder per class)", "classification",

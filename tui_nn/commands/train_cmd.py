@@ -6,16 +6,13 @@ import signal
 import sys
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from tui_nn.textsafe import error as _err  # messages quote paths and names from files
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Failed kinds that mean what was given cannot train (flags, files, a model that does not fit
 # the data, a device or checkpoint that is not there): exit 2 like a bad flag. The others
 # ("nan", "oom", "disk", "error") are a run that failed: exit 1. README: Exit codes.
 INPUT_KINDS = frozenset({"usage", "data", "shape", "fit", "checkpoint"})
-
-
-def _err(message: str) -> None:
-    from tui_nn.textsafe import clean  # messages quote paths and names from files
-    print(f"error: {clean(message)}", file=sys.stderr, flush=True)
 
 
 def run_training(model: str | None, options: dict[str, Any], *, resume: str | None = None,
@@ -91,6 +88,9 @@ def _exit_code(result, received: list[int], lr: float, debug: bool) -> int:
     """The exit-code table (README): 0 ok, 1 failed, 2 input error, 128+n a signal."""
     from tui_nn.engine import events as ev
 
+    if isinstance(result, ev.Failed) and result.kind == "interrupted" and received:
+        _err(result.message)  # stopped before its first step: nothing to resume
+        return 128 + received[0]
     if isinstance(result, ev.Failed):
         _err(result.message)
         if debug and result.details.get("traceback"):

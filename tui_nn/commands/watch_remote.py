@@ -4,9 +4,7 @@ watch`: 2 when HOST:RUN names no run, 1 when the host cannot be reached."""
 
 from __future__ import annotations
 
-import sys
-
-from tui_nn.textsafe import clean
+from tui_nn.textsafe import error
 
 
 def open_remote(target):
@@ -16,8 +14,8 @@ def open_remote(target):
     try:
         return FollowedRun(target).start()
     except NotARun as e:
-        print(f"error: {clean(str(e))}", file=sys.stderr, flush=True)
+        error(e)
         return 2
     except ssh.SshError as e:
-        print(f"error: {clean(f'{target.host}: {e}')}", file=sys.stderr, flush=True)
+        error(f"{target.host}: {e}")
         return 1

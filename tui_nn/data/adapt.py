@@ -20,11 +20,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from tui_nn.fmt import format_shape
+
 from .base import Dataset, DataError
-
-
-def format_shape(shape: tuple[int, ...]) -> str:
-    return "×".join("?" if d == -1 else str(d) for d in shape) or "scalar"
 
 
 def _matches(have: tuple[int, ...], want: tuple[int, ...]) -> bool:

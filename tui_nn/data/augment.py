@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from tui_nn.data.augment_spec import (PRESETS, AugmentError, AugmentSpec,  # noqa: F401
                                      parse_augment)
+from tui_nn.fmt import format_shape
 
 
 class Augmenter:
@@ -137,7 +138,7 @@ def build_augmenter(text: str | None, dataset, device: torch.device) -> Augmente
     if spec is None:
         return None
     if dataset.train_x.dim() != 4:
-        shape = "×".join(str(d) for d in dataset.input_shape)
+        shape = format_shape(dataset.input_shape)
         raise AugmentError(f"--augment transforms images (C×H×W) but {dataset.name}'s samples "
                            f"have shape {shape}: drop --augment for this dataset")
     return Augmenter(spec, dataset.mean, dataset.std, device)

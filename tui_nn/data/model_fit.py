@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tui_nn.data import tasks
+from tui_nn.fmt import format_shape
 
 # Backward nodes that only reshape: look through them for the op that made the values.
 _VIEW_OPS = ("View", "Reshape", "Squeeze", "Unsqueeze", "Clone", "Flatten", "Expand",
@@ -116,7 +117,7 @@ def check_output_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ds: An
     if not isinstance(out, torch.Tensor):
         raise FitError(f"{net} returns a {type(out).__name__}, not a tensor: return the output "
                        "tensor from forward()")
-    shape = "×".join(str(d) for d in out.shape)
+    shape = format_shape(tuple(out.shape))
     if task == "classification":
         n = int(ds.num_classes or 0)
         if out.dim() != 2:

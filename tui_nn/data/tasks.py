@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tui_nn import fmt
+
 # The torch.nn loss each loss task uses (README: Datasets).
 LOSS_NAMES = {
     "regression": "MSELoss",
@@ -55,7 +57,7 @@ def metric_name(task: str) -> str:
 
 
 def higher_is_better(task: str) -> bool:
-    return task != "regression"
+    return fmt.higher_is_better(metric_name(task))
 
 
 def correct_count(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,12 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "ConfigError", "TrainConfig", "Trainer", "
 
 
 def __getattr__(name: str):
-    if name in ("Trainer", "TrainingError"):
-        from tui_nn.engine import trainer
+    if name == "Trainer":
+        from tui_nn.engine.trainer import Trainer
 
-        return getattr(trainer, name)
+        return Trainer
+    if name == "TrainingError":
+        from tui_nn.engine.errors import TrainingError
+
+        return TrainingError
     raise AttributeError(f"module 'tui_nn.engine' has no attribute {name!r}")

@@ -13,13 +13,19 @@ import pickle
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from tui_nn.version import __version__
+from tui_nn.engine import events as ev
+from tui_nn.engine.errors import CheckpointError, TrainingError
 from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.fsio import DiskWriteError, atomic_write
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tui_nn.engine.prepared import Prepared
+    from tui_nn.engine.state import RunState
 
 CHECKPOINT_FORMAT = 1
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
@@ -30,54 +36,46 @@ _EOCD_SEARCH = 22 + 65535
 _MAX_COUNT = 2.0 ** 53  # samples, seconds, steps: more than any run, exact as a float
 
 
-class CheckpointError(Exception):
-    """A checkpoint cannot be written or loaded; the message is user-facing."""
-
-
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """torch.save through an atomic write; raises fsio.DiskWriteError (an OSError)."""
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def capture(trainer: Any, epoch: int, step_in_epoch: int) -> dict[str, Any]:
-    """Everything a bitwise-identical resume needs, from a Trainer between two steps."""
-    st = trainer.state
-    scaler = trainer.scaler
-    plugin = getattr(trainer, "step_plugin", None)
+def capture(p: "Prepared", st: "RunState", epoch: int, step_in_epoch: int) -> dict[str, Any]:
+    """Everything a bitwise-identical resume needs, from a run between two steps."""
+    scaler, plugin = p.scaler, p.step_plugin
     return {
         "format": CHECKPOINT_FORMAT,
         "tui_nn_version": __version__,
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler else None,
+        "model": p.model.state_dict(),
+        "optimizer": p.optimizer.state_dict(),
+        "scheduler": p.scheduler.state_dict() if p.scheduler else None,
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "epoch": epoch,
         "step_in_epoch": step_in_epoch,
         "step": st.step,
         # At an epoch boundary the generator already sits at the next epoch's start.
-        "epoch_gen_state": (trainer.generator.get_state() if step_in_epoch == 0
+        "epoch_gen_state": (p.generator.get_state() if step_in_epoch == 0
                             else st.epoch_gen_state),
         "torch_rng": torch.get_rng_state(),
-        "cuda_rng": (torch.cuda.get_rng_state(trainer.device)
-                     if trainer.device.type == "cuda" else None),
+        "cuda_rng": (torch.cuda.get_rng_state(p.device) if p.device.type == "cuda" else None),
         "best_value": st.best_value,
-        "config": trainer.config.to_dict(),
-        "threads": torch.get_num_threads() if trainer.device.type == "cpu" else 0,
+        "config": p.config.to_dict(),
+        "threads": torch.get_num_threads() if p.device.type == "cpu" else 0,
         # A step plugin's own state (the GAN's second optimizer and noise generator).
         "step_plugin": plugin.state_dict() if plugin is not None else None,
-        "epoch_so_far": (epoch_so_far(trainer) if step_in_epoch and st.epoch_loss_sum
-                         is not None else None),
+        "epoch_so_far": (epoch_so_far(st) if step_in_epoch and st.epoch_loss_sum is not None
+                         else None),
     }
 
 
-def epoch_so_far(trainer: Any) -> dict[str, Any]:
+def epoch_so_far(st: "RunState") -> dict[str, Any]:
     """The running sums of the epoch a mid-epoch checkpoint cuts (train_loss, time, samples/s,
     the plugin's scalar means), so that the resumed epoch's record covers all its steps. Under
     DDP this is rank 0's share of the loss sum, which each rank then carries: an estimate."""
-    st = trainer.state
     return {"loss_sum": float(st.epoch_loss_sum),
             "terms": int(st.epoch_terms), "time_s": time.monotonic() - st.epoch_t0,
-            "scalars": trainer._scalars.state_dict()}
+            "scalars": st.scalars.state_dict()}
 
 
 def _epoch_so_far_of(saved: Any) -> dict[str, Any] | None:
@@ -104,15 +102,13 @@ def _epoch_so_far_of(saved: Any) -> dict[str, Any] | None:
             "scalars": {"sums": sums, "n": int(n)}}
 
 
-def write_last(trainer: Any, epoch: int, step_in_epoch: int, reason: str) -> Any:
-    """last.pt := the trainer's state after its current step; returns the CheckpointSaved
+def write_last(p: "Prepared", st: "RunState", epoch: int, step_in_epoch: int,
+               reason: str) -> ev.CheckpointSaved:
+    """last.pt := the run's state after its current step; returns the CheckpointSaved
     event. A write error becomes TrainingError(kind "disk") naming the intact checkpoint."""
-    from tui_nn.engine import events as ev
-    from tui_nn.engine.recovery import TrainingError
-
-    st, path = trainer.state, trainer.run_dir.last_checkpoint
+    path = p.run_dir.last_checkpoint
     try:
-        atomic_save(capture(trainer, epoch, step_in_epoch), path)
+        atomic_save(capture(p, st, epoch, step_in_epoch), path)
     except OSError as e:
         kept = (f"; the checkpoint of step {st.last_saved_step} is intact"
                 if st.last_saved_step is not None else "")
@@ -123,17 +119,14 @@ def write_last(trainer: Any, epoch: int, step_in_epoch: int, reason: str) -> Any
     return ev.CheckpointSaved(path=str(path), step=st.step, epoch=epoch, reason=reason)
 
 
-def write_best(trainer: Any, epoch: int) -> Any:
+def write_best(p: "Prepared", st: "RunState", epoch: int) -> ev.CheckpointSaved:
     """best.pt := the weights of this epoch, the best so far (model state only), written
     before the next epoch starts so no kill can take them. Returns the event to emit."""
-    from tui_nn.engine import events as ev
-    from tui_nn.engine.recovery import TrainingError
-
-    st, path = trainer.state, trainer.run_dir.best_checkpoint
+    path = p.run_dir.best_checkpoint
     try:
-        atomic_save({"format": CHECKPOINT_FORMAT, "model": trainer.model.state_dict(),
+        atomic_save({"format": CHECKPOINT_FORMAT, "model": p.model.state_dict(),
                      "best_value": st.best_value, "step": st.step, "epoch": epoch + 1,
-                     "config": trainer.config.to_dict()}, path)
+                     "config": p.config.to_dict()}, path)
     except OSError as e:
         raise TrainingError(f"could not write {path}: {os_reason(e)}", "disk") from None
     return ev.CheckpointSaved(path=str(path), step=st.step, epoch=epoch + 1, reason="best")
@@ -144,27 +137,26 @@ def os_reason(e: OSError) -> str:
     return str(e) if isinstance(e, DiskWriteError) else (e.strerror or str(e))
 
 
-def restore(trainer: Any, ckpt: dict[str, Any]) -> None:
-    """Put a Trainer (model, optimizer, schedule, scaler, RNGs, position) back to ckpt."""
-    check_state_dict_matches(trainer.model, ckpt["model"], "checkpoint")
-    trainer.model.load_state_dict(ckpt["model"])
-    trainer.optimizer.load_state_dict(ckpt["optimizer"])
-    if trainer.scheduler is not None and ckpt.get("scheduler"):
-        trainer.scheduler.load_state_dict(ckpt["scheduler"])
-    if trainer.scaler is not None and ckpt.get("scaler"):
-        trainer.scaler.load_state_dict(ckpt["scaler"])
-    st = trainer.state
-    st.step = int(ckpt["step"])
+def restore(p: "Prepared", st: "RunState", ckpt: dict[str, Any]) -> None:
+    """Put a run (model, optimizer, schedule, scaler, RNGs, position) back to ckpt."""
+    check_state_dict_matches(p.model, ckpt["model"], "checkpoint")
+    p.model.load_state_dict(ckpt["model"])
+    p.optimizer.load_state_dict(ckpt["optimizer"])
+    if p.scheduler is not None and ckpt.get("scheduler"):
+        p.scheduler.load_state_dict(ckpt["scheduler"])
+    if p.scaler is not None and ckpt.get("scaler"):
+        p.scaler.load_state_dict(ckpt["scaler"])
+    st.step = st.last_saved_step = int(ckpt["step"])  # a NaN before the next save names it
     st.start_epoch = int(ckpt["epoch"])
     st.start_step_in_epoch = int(ckpt.get("step_in_epoch", 0))
     st.epoch_gen_state = ckpt["epoch_gen_state"]
-    trainer.generator.set_state(ckpt["epoch_gen_state"])
+    p.generator.set_state(ckpt["epoch_gen_state"])
     torch.set_rng_state(ckpt["torch_rng"])
-    if trainer.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
-        torch.cuda.set_rng_state(ckpt["cuda_rng"], trainer.device)
+    if p.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"], p.device)
     st.best_value = ckpt.get("best_value")
     st.carried = _epoch_so_far_of(ckpt.get("epoch_so_far")) if st.start_step_in_epoch else None
-    plugin = getattr(trainer, "step_plugin", None)
+    plugin = p.step_plugin
     if plugin is not None:
         if not ckpt.get("step_plugin"):
             raise CheckpointError("checkpoint has no state for this model's training step "
@@ -235,16 +227,6 @@ def _torch_load(path: Path, map_location: Any) -> Any:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
-
-
-def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The model state of last.pt or best.pt (for evaluation or export, not for resuming)."""
-    path = Path(path)
-    _check_is_checkpoint_file(path)
-    ckpt = _torch_load(path, map_location)
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not a tui-nn checkpoint (no 'model' state)")
-    return ckpt
 
 
 def check_state_dict_matches(model: torch.nn.Module, state: dict[str, Any], source: str) -> None:

@@ -16,22 +16,43 @@ class ConfigError(ValueError):
     """A bad setting; the message is shown to the user as one line."""
 
 
+# What a resume does with a field (its "resume" metadata; "fixed" when it has none):
+#   fixed       the run fixes it (the data, the model, the optimizer state's meaning): a resume
+#               asking for another value is refused
+#   changeable  a resume may change it; the change is recorded in its RunStarted
+#   process     how this process runs, not what it computes: a resume takes it from the
+#               current config whatever the run started with (a change is recorded)
+#   quiet       as process, and not recorded (how the run is watched; where runs are kept)
+#   place       the run's own directory: a resume keeps the run's, never asks for another
+RESUME_ROLES = ("fixed", "changeable", "process", "quiet", "place")
+
+
+def on_resume(role: str) -> dict[str, Any]:
+    """A field's role on a resume, as metadata (option() adds it to an option's)."""
+    if role not in RESUME_ROLES:  # a typo would make the field silently fixed
+        raise ValueError(f"unknown resume role {role!r}: one of {', '.join(RESUME_ROLES)}")
+    return {"resume": role}
+
+
 def option(flag: str, help: str, *, short: str | None = None, panel: str = "Optimisation",
            choices: tuple[str, ...] | None = None, tui: bool = False, form: bool = False,
-           metavar: str | None = None) -> dict[str, Any]:
+           metavar: str | None = None, resume: str = "fixed") -> dict[str, Any]:
     """A field's command-line option: `tui-nn train` and `tui-nn tui` get every field that has
     one, the app's form those with form=True (tui_nn/commands/options.py turns these into
-    Typer options; choices are listed in --help). tui= has no effect any more (`tui-nn tui`
-    once took only the options marked with it)."""
+    Typer options; choices are listed in --help); resume: its role on a resume (above). tui=
+    has no effect any more (`tui-nn tui` once took only the options marked with it)."""
     return {"option": {"flag": flag, "short": short, "help": help, "panel": panel,
-                       "choices": choices, "tui": tui, "form": form, "metavar": metavar}}
+                       "choices": choices, "tui": tui, "form": form, "metavar": metavar},
+            **on_resume(resume)}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """A training run. None means 'the model's default' (see zoo.TrainDefaults).
 
-    A field with option(...) metadata is a command-line option; a new option is one field."""
+    A field with option(...) metadata is a command-line option; a new option is one field.
+    Its role on a resume is metadata too (option(resume=...), on_resume(...)): a new field is
+    fixed by the run unless it says otherwise."""
 
     model: str
     dataset: str | None = field(default=None, metadata=option(
@@ -40,26 +61,30 @@ class TrainConfig:
         form=True))
     data_dir: str | None = field(default=None, metadata=option(
         "--data-dir", "Where torchvision datasets live (default $TUI_NN_DATA or ./data).",
-        panel="Data"))
+        panel="Data", resume="changeable"))
     augment: str = field(default="", metadata=option(
         "--augment", "Augment training images on the device, comma-separated: crop=2, flip, "
         "rotate=10, scale=0.1, jitter=0.2, blur=1, noise=0.1 (e.g. crop=2,flip), or a preset "
-        "(digits, photos).", panel="Data",
-        metavar="SPEC"))  # never applied to validation (tui_nn/data/augment.py)
+        "(digits, photos).", panel="Data", metavar="SPEC",
+        resume="changeable"))  # never applied to validation (tui_nn/data/augment.py)
     workers: int = field(default=-1, metadata=option(
         "--workers", "DataLoader worker processes for your own Dataset (FILE.py:build): -1 "
-        "from the CPU cores, 0 loads in the training process.", panel="Data"))
+        "from the CPU cores, 0 loads in the training process.", panel="Data", resume="process"))
     memory_budget: str = field(default="", metadata=option(
         "--memory-budget", "An image folder whose decoded pixels pass this (e.g. 2GiB) is "
         "decoded once into a cache file and read from it by batch (default: half the free "
-        "memory).", panel="Data", metavar="SIZE"))
+        "memory).", panel="Data", metavar="SIZE", resume="process"))
+    strict: bool = field(default=False, metadata=option(
+        "--strict", "Stop (exit 2) at an image of a folder that cannot be read, rather than "
+        "skip it and list it in the run's log.", panel="Data", resume="process"))
     epochs: int | None = field(default=None, metadata=option(
-        "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True))
+        "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True,
+        resume="changeable"))
     batch_size: int | None = field(default=None, metadata=option(
         "--batch-size", "Batch size (the global batch under DDP).", short="-b", tui=True,
         form=True))
     lr: float | None = field(default=None, metadata=option(
-        "--lr", "Learning rate.", tui=True, form=True))
+        "--lr", "Learning rate.", tui=True, form=True, resume="changeable"))
     optimizer: str | None = field(default=None, metadata=option(
         "--optimizer", "The optimizer.", short="-o", choices=OPTIMIZERS, tui=True, form=True))
     momentum: float | None = field(default=None, metadata=option(
@@ -69,48 +94,57 @@ class TrainConfig:
     schedule: str = field(default="none", metadata=option(
         "--schedule", "lr schedule.", choices=SCHEDULES, tui=True, form=True))
     grad_clip: float | None = field(default=None, metadata=option(
-        "--grad-clip", "Clip the global gradient norm to this."))  # None = off
+        "--grad-clip", "Clip the global gradient norm to this.",
+        resume="changeable"))  # None = off
     device: str = field(default="auto", metadata=option(
-        "--device", "auto, cpu, cuda, cuda:N or mps.", panel="Hardware", tui=True))
+        "--device", "auto, cpu, cuda, cuda:N or mps.", panel="Hardware", tui=True,
+        resume="process"))
     seed: int = field(default=0, metadata=option(
         "--seed", "Random seed (runs on the CPU are reproducible).", panel="Run", tui=True))
     run_dir: str | None = field(default=None, metadata=option(
         "--run-dir", "Run directory (default runs/<time>-<model>-<data>); refused if it holds "
-        "a run.", panel="Run"))
-    runs_root: str = "runs"  # parent of generated run directories
-    save: bool = True  # False: no run directory at all (tests, benchmarks)
+        "a run.", panel="Run", resume="place"))
+    runs_root: str = field(default="runs", metadata=on_resume("quiet"))  # parent of new runs
+    save: bool = field(default=True, metadata=on_resume("quiet"))  # False: no run directory
     # 0: by device (validation_batch_size); validation's batch does not change the result.
-    val_batch_size: int = 0
+    val_batch_size: int = field(default=0, metadata=on_resume("changeable"))
     checkpoint_every_steps: int = field(default=0, metadata=option(
         "--checkpoint-every", "Also checkpoint every N steps (0: step 0, epoch ends, every 5 "
-        "minutes and on stop).", panel="Run"))
-    checkpoint_every_minutes: float = 5.0
-    report_interval_s: float = 0.2  # how often step losses are read back from the device
-    download: bool = True  # allow torchvision downloads when the data is missing
+        "minutes and on stop).", panel="Run", resume="changeable"))
+    checkpoint_every_minutes: float = field(default=5.0, metadata=on_resume("changeable"))
+    # How often step losses are read back from the device.
+    report_interval_s: float = field(default=0.2, metadata=on_resume("quiet"))
+    # Allow torchvision downloads when the data is missing.
+    download: bool = field(default=True, metadata=on_resume("changeable"))
     amp: str = field(default="off", metadata=option(
         "--amp", "CUDA mixed precision (fp16 uses a GradScaler).", choices=AMP_MODES,
-        panel="Hardware", tui=True))
+        panel="Hardware", tui=True, resume="changeable"))
     compile: bool = field(default=False, metadata=option(
         "--compile", "torch.compile the model, on the CPU or CUDA (CUDA graphs for small "
         "models on CUDA); the first steps wait for the compiler.",
-        panel="Hardware"))
+        panel="Hardware", resume="changeable"))
     channels_last: str = field(default="auto", metadata=option(
         "--channels-last", "auto (CNNs on CUDA), on or off.", choices=("auto", "on", "off"),
-        panel="Hardware"))
+        panel="Hardware", resume="changeable"))
     threads: int = field(default=0, metadata=option(
         "--threads", "CPU threads (0: pick the faster of 1 and all by timing).",
-        panel="Hardware", tui=True))
-    tensorboard: bool = True  # also write TensorBoard events when the package is installed
-    control: bool = True  # serve the run's control channel (engine/channel.py)
+        panel="Hardware", tui=True, resume="changeable"))
+    # Also write TensorBoard events when the package is installed.
+    tensorboard: bool = field(default=True, metadata=on_resume("quiet"))
+    # Serve the run's control channel (engine/channel.py).
+    control: bool = field(default=True, metadata=on_resume("quiet"))
     # NaN/Inf loss: "stop" checkpoints the last good state and fails (headless); "pause" keeps
     # the run alive, paused on the last good weights (the app). Per-step detection, and so
     # "pause", needs the per-step check the CPU does; elsewhere a NaN always stops the run.
-    on_nan: str = "stop"
+    on_nan: str = field(default="stop", metadata=on_resume("quiet"))
     # Live insight events (the app turns them on; see tui_nn/engine/insight_hooks.py). Read-only
     # looks at the run: they never change what it computes.
-    grad_flow: bool = False  # per-layer gradient norms at report time (ev.GradientFlow)
-    live_fit: bool = False  # 1-D models: data + prediction line at report time (ev.FitUpdate)
-    val_predictions: bool = False  # classifiers: confusion matrix + images per epoch
+    # Per-layer gradient norms at report time (ev.GradientFlow).
+    grad_flow: bool = field(default=False, metadata=on_resume("quiet"))
+    # 1-D models: data + prediction line at report time (ev.FitUpdate).
+    live_fit: bool = field(default=False, metadata=on_resume("quiet"))
+    # Classifiers: confusion matrix + images per epoch.
+    val_predictions: bool = field(default=False, metadata=on_resume("quiet"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,15 +225,16 @@ class TrainConfig:
 
 
 # ---- resuming --------------------------------------------------------------------------------
-# Settings a resumed run may change (they do not change what the checkpoint's state means)...
-CHANGEABLE_ON_RESUME = ("epochs", "lr", "grad_clip", "checkpoint_every_steps",
-                        "checkpoint_every_minutes", "device", "threads", "amp", "compile",
-                        "channels_last", "data_dir", "download", "report_interval_s",
-                        "val_batch_size", "tensorboard", "control", "on_nan", "grad_flow",
-                        "live_fit", "val_predictions", "augment", "workers")
-# ...and the ones fixed by the run (the data, the model, the optimizer state's meaning).
-FIXED_ON_RESUME = ("model", "dataset", "batch_size", "optimizer", "momentum", "weight_decay",
-                   "schedule", "seed")
+def fields_on_resume(*roles: str) -> tuple[str, ...]:
+    """The TrainConfig fields whose resume role is one of roles (see RESUME_ROLES)."""
+    return tuple(f.name for f in fields(TrainConfig)
+                 if f.metadata.get("resume", "fixed") in roles)
+
+
+# Settings a resumed run may change (they do not change what the checkpoint's state means).
+CHANGEABLE_ON_RESUME = fields_on_resume("changeable", "process", "quiet")
+# Taken from this process on a resume; of those, the ones whose change is not recorded.
+THIS_PROCESS, UNRECORDED = fields_on_resume("process", "quiet"), fields_on_resume("quiet")
 
 
 def flag(field_name: str) -> str:
@@ -215,7 +250,7 @@ def requested_fields(cfg: TrainConfig) -> dict[str, Any]:
     change (the model name counts only when given)."""
     out = {}
     for f in fields(TrainConfig):
-        if f.name in ("model", "run_dir", "runs_root", "save"):
+        if f.name == "model" or f.metadata.get("resume") == "place":
             continue
         value = getattr(cfg, f.name)
         if value is not None and value != f.default:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
+import psutil
 import torch
 
 
@@ -53,7 +52,6 @@ def memory_in_use(device: torch.device) -> int | None:
         torch.cuda.reset_peak_memory_stats(device)
         return peak
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+        return int(psutil.Process().memory_info().rss)
+    except (psutil.Error, OSError):
         return None

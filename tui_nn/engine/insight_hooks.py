@@ -93,7 +93,7 @@ class LiveInsight:
         t = self.trainer
         snap = self.monitor.observe(t.model, t.optimizer.param_groups[0]["lr"], step=step,
                                     grad_scale=grad_scale)
-        t._emit(ev.GradientFlow(epoch=epoch, step=step, snapshot=snap))
+        t.emit(ev.GradientFlow(epoch=epoch, step=step, snapshot=snap))
 
     # ---- the fit line (at report time) -----------------------------------------------------------
     def fit(self, epoch: int, step: int) -> None:
@@ -101,7 +101,7 @@ class LiveInsight:
 
         snap = fit_snapshot(self.trainer.model, self.fit_data, split="train",
                             logits=self.trainer.loss_task == "binary-logits")
-        self.trainer._emit(ev.FitUpdate(epoch=epoch, step=step, snapshot=snap))
+        self.trainer.emit(ev.FitUpdate(epoch=epoch, step=step, snapshot=snap))
 
     # ---- after each epoch's validation pass -----------------------------------------------------
     def after_epoch(self, epoch: int, step: int, predictions: Any) -> None:
@@ -125,4 +125,4 @@ class LiveInsight:
             samples = tuple(sample_grid(None, t.inputs(t.val_x), t.val_y, GRID_SAMPLES, labels,
                                         predictions=predictions,
                                         image_size=GRID_IMAGE_WIDTH))
-        t._emit(ev.ValPredictions(epoch=epoch, step=step, confusion=cm, samples=samples))
+        t.emit(ev.ValPredictions(epoch=epoch, step=step, confusion=cm, samples=samples))

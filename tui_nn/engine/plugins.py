@@ -7,9 +7,11 @@ directory. The Trainer knows nothing of what the plugin trains.
 
 A plugin's contract (duck-typed; ``StepPlugin`` documents it):
 
-- ``setup(trainer)`` after the Trainer's own optimizer and schedule exist (and before a
-  checkpoint is restored): build what the step needs. ``trainer.optimizer`` stays the one
-  whose lr the controls scale and StepMetrics report, so a plugin may replace it.
+- ``setup(run)`` after the Trainer's own optimizer and schedule exist (and before a
+  checkpoint is restored): build what the step needs. ``run`` is what setup built
+  (engine/prepared.py's Prepared: model, data, device, config, ``emit``...); ``run.optimizer``
+  stays the one whose lr the controls scale and StepMetrics report, so a plugin may replace
+  it.
 - ``train_step(xb, yb) -> (loss, scalars)``: one whole step; loss is a 0-d tensor (the
   curve the Trainer draws), scalars named 0-d tensors (more curves: StepMetrics.scalars
   holds their values at each report's last step, EpochMetrics.scalars their epoch means).
@@ -30,7 +32,7 @@ import torch
 
 
 class StepPlugin(Protocol):
-    def setup(self, trainer: Any) -> None: ...
+    def setup(self, run: Any) -> None: ...
 
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...

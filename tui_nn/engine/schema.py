@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 from tui_nn.engine import events as ev
 from tui_nn.textsafe import clean, clean_line
@@ -98,16 +98,17 @@ def _decoded(value: Any, kind: str, name: str) -> tuple[bool, Any]:
     return isinstance(value, bool), value
 
 
-def inert(value: Any) -> Any:
-    """A decoded JSON value with every string in it (keys too) made inert. Strict-JSON
+def inert(value: Any, text: Callable[[str], str] = clean) -> Any:
+    """A decoded JSON value with every string in it (keys too) made inert: by `text` (clean,
+    or clean_line where every value is one line, as config.json's settings are). Strict-JSON
     spellings of non-finite numbers stay strings: only the schema knows a field is a number.
     Depth is bounded by jsonl.parse_record before anything gets here."""
     if isinstance(value, str):
-        return clean(value)
+        return text(value)
     if isinstance(value, dict):
-        return {clean_line(k): inert(v) for k, v in value.items()}
+        return {clean_line(k): inert(v, text) for k, v in value.items()}
     if isinstance(value, list):
-        return [inert(v) for v in value]
+        return [inert(v, text) for v in value]
     return value
 
 
@@ -119,9 +120,10 @@ def why_bad(record: dict[str, Any]) -> str:
         if value is None and required:
             return f"a {kind_name} record without its {name}"
         if value is not None and not _decoded(value, kind, name)[0]:
-            shown = clean_line(json.dumps(value)[:40])
-            return f"a {kind_name} record whose {name} is {shown}, not {_WORDS[kind]}"
-    return f"a {clean_line(kind_name, 40)} record that cannot be read"
+            # JSON's own escapes (ASCII only) make the value inert.
+            return (f"a {kind_name} record whose {name} is {json.dumps(value)[:40]}, not "
+                    f"{_WORDS[kind]}")
+    return f"a {json.dumps(kind_name)[:40]} record that cannot be read"
 
 
 _WORDS = {INT: "a whole number", NUM: "a number", LIST: "a list of numbers", STR: "text",
@@ -166,6 +168,19 @@ def _numbers(values: dict[str, Any]) -> dict[str, float]:
         if num is not None:
             out[name] = num
     return out
+
+
+def inert_event(event: ev.Event) -> ev.Event:
+    """A live event (the engine's own, in this process) with its strings made inert as decode
+    makes a file's: names, paths, messages and a model's decoded output come from the user's
+    files, a dataset or the host. Events of other types pass as they are."""
+    spec = SCHEMA.get(type(event).__name__)
+    changes = {}
+    for name, (kind, _) in (spec or {}).items():
+        value = getattr(event, name)
+        if kind in (STR, DICT) and value:
+            changes[name] = _decoded(value, kind, name)[1]
+    return dataclasses.replace(event, **changes) if changes else event
 
 
 def decode(record: Any) -> ev.Event | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_nn.engine.plugins import ScalarLog
+
 
 @dataclass
 class RunState:
@@ -35,9 +37,12 @@ class RunState:
     next_report: float = 0.0
     epoch_loss_sum: Any = None
     epoch_terms: int = 0
+    global_n: int = 0  # the step's batch, all ranks' samples (DefaultStep's DDP loss)
     # The epoch's running sums when a checkpoint taken mid-epoch was restored: its train_loss,
     # time and samples/s go on from them, as if never interrupted (checkpoint.epoch_so_far).
     carried: dict[str, Any] | None = None
+    scalars: ScalarLog = field(default_factory=ScalarLog)  # a step plugin's extra scalars
+    predictions: Any = None  # the last validation pass's predictions (insight only)
 
     def leave_out(self, seconds: float) -> None:
         """A pause is not training: the epoch's time and the throughput window skip it (the

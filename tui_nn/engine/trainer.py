@@ -2,14 +2,18 @@
 through events passed to a callback; Controls (pause, stop, ...) steer it from any thread.
 
 Reading order: run() -> setup.setup() -> _train_epoch() -> _train_step() -> _between_steps()
--> _end_epoch(). Recovery (NaN, OOM, lr): recovery.py; records: reports.py; checkpoints:
-checkpoint.py; the run directory: rundir.py; validation: validation.py."""
+-> _end_epoch(). What setup builds: prepared.py (the Trainer's attributes of the same names);
+where the run is: state.py. The step: default_step.py (or a zoo entry's own, plugins.py).
+Recovery (NaN, OOM, lr): recovery.py, oom.py; records: reports.py; checkpoints:
+checkpoint.py; the run directory: rundir.py; validation: validation.py. None of them imports
+this module."""
 
 from __future__ import annotations
 
 import math
 import time
 import traceback
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -17,16 +21,16 @@ import torch
 from torch import nn
 
 from tui_nn.data import tasks
-from tui_nn.engine import checkpoint, oom, recovery, reports, setup, validation
+from tui_nn.engine import checkpoint, oom, recovery, reports, setup
 from tui_nn.engine import events as ev
-from tui_nn.engine.checkpoint import CheckpointError
 from tui_nn.engine.config import ConfigError, TrainConfig
 from tui_nn.engine.controls import Controls
-from tui_nn.engine.distributed import DistInfo, all_sum, destroy_process_group
-from tui_nn.engine.reports import steer_all_ranks
-from tui_nn.engine.plugins import ScalarLog, StepPlugin
-from tui_nn.engine.recovery import TrainingError
-from tui_nn.engine.rundir import RunDir, RunDirError
+from tui_nn.engine.default_step import DefaultStep
+from tui_nn.engine.distributed import all_sum, destroy_process_group
+from tui_nn.engine.errors import CheckpointError, TrainingError, data_error_types
+from tui_nn.engine.plugins import StepPlugin
+from tui_nn.engine.prepared import Prepared
+from tui_nn.engine.rundir import RunDirError
 from tui_nn.engine.stop_signals import raised_by_user_code
 from tui_nn.engine.state import RunState
 
@@ -37,7 +41,7 @@ Callback = Callable[[ev.Event], None]
 # are never skipped, so a NaN always finds a checkpoint from before it.
 _EPOCH_CHECKPOINT_MIN_INTERVAL_S = 10.0
 
-__all__ = ["Trainer", "TrainingError", "RunState"]
+__all__ = ["Trainer", "TrainingError", "RunState", "Prepared"]
 
 
 class Trainer(Controls):
@@ -48,49 +52,29 @@ class Trainer(Controls):
     (or a file in one) to continue; then the config's non-default settings are what the resume
     asks to change (see config.resume_config). pause/resume/stop/request_checkpoint/
     scale_lr come from Controls (engine/controls.py) and are safe from any thread.
+    What setup builds is self.prep (engine/prepared.py): trainer.model is trainer.prep.model.
     """
 
     def __init__(self, config: TrainConfig, callback: Callback | None = None, *,
                  model: nn.Module | None = None, dataset: Any = None,
                  resume_from: str | Path | None = None) -> None:
-        self.config = config
         self._callback = callback or (lambda event: None)
-        self._model_override = model
-        self._dataset_override = dataset
-        self._resume_from = resume_from
+        self._given = {"model": model, "dataset": dataset, "resume_from": resume_from}
         Controls.__init__(self)
+        self.prep = Prepared(config, self.emit)  # filled by prepare()
         self.state = RunState()
         self.history: list[ev.EpochMetrics] = []
-        # Filled by setup (engine/setup.py); None until then.
-        self.model = self.forward_model = self.optimizer = self.scheduler = None
-        # eager_model: the model (DDP-wrapped under torchrun) uncompiled; eval_model: what
-        # validation runs (compiled with --compile); compiled_batch: the one batch size the
-        # compiled models take (setup.wrap_model).
-        self.eager_model = self.eval_model = None
-        self.compiled_batch: int | None = None
-        self.scaler = self.generator = self.amp_dtype = self.augment = None
-        self.run_dir: RunDir | None = None
-        self.dist: DistInfo | None = None
-        self.device: torch.device | None = None
-        self.dataset: Any = None
-        self.task = self.loss_task = None  # loss_task: "binary-logits" for a logits head
-        self.fit_note = ""  # how the model fits the data, said in the run's first line
-        self.batch_size: int | None = None
-        self.steps_per_epoch = self.total_steps = 0
-        self.channels_last = False
-        self.train_x = self.train_y = self.val_x = self.val_y = None
-        self.stream = None  # engine/loader.py's BatchStream: your own Dataset, streamed
-        self.pixel_norm = None  # data/base.py's PixelNorm when images are kept as uint8
-        self.insight = None  # LiveInsight when the config asks for live insight events
-        self.resume_changes: dict[str, list] = {}
-        self.measured_memory: dict[str, Any] | None = None  # setup.measure_memory
-        self._tensorboard = None
-        self._channel = None  # the run's control channel (engine/channel.py), rank 0 only
-        self.pending_notices: list[str] = []  # said right after RunStarted
-        self._predictions = None  # the last validation pass's predictions (insight only)
-        # A zoo entry's own step (engine/plugins.py: the GAN's two-network step), set by setup.
-        self.step_plugin: StepPlugin | None = None
-        self._scalars = ScalarLog()  # the plugin's extra per-step scalars
+        self._step: StepPlugin | None = None  # the zoo entry's step plugin, or DefaultStep
+
+    def prepare(self) -> Prepared:
+        """Everything before the first step (engine/setup.py), into self.prep."""
+        p = setup.setup(self.prep, self.state, controls=self, **self._given)
+        self._step = p.step_plugin
+        if self._step is None:
+            self._step = DefaultStep(self.state, self._observe_gradients,
+                                     lambda: self._check_each_step)
+            self._step.setup(p)
+        return p
 
     # ---- running ---------------------------------------------------------------------------
     def run(self) -> ev.Finished | ev.Failed:
@@ -101,14 +85,15 @@ class Trainer(Controls):
                 return self._run()
             except torch.cuda.OutOfMemoryError:
                 pass  # handled below, once this block has dropped the failed step's frames
-            return self._fail(oom.out_of_memory_message(self), "oom")
+            return self._fail(oom.out_of_memory_message(self.prep, self.state, self.save),
+                              "oom")
         except TrainingError as e:
             return self._fail(str(e), e.kind)
         except (ConfigError, RunDirError) as e:
             return self._fail(str(e), "usage")
         except CheckpointError as e:  # only loading raises it: the --resume file given
             return self._fail(str(e), "checkpoint")
-        except setup.data_error_types() as e:
+        except data_error_types() as e:
             return self._fail(str(e), "data")
         except OSError as e:
             return self._fail(self._disk_message(e), "disk")
@@ -127,38 +112,40 @@ class Trainer(Controls):
     def _close(self) -> None:
         # Every rank leaves the process group first, at the same moment: rank 0's own closing
         # (channel, files) must not keep the others waiting in the group's shutdown.
-        if self.stream is not None:
-            self.stream.close()
-        if self.dist is not None and self.dist.enabled:
+        p = self.prep
+        if p.stream is not None:
+            p.stream.close()
+        if p.dist is not None and p.dist.enabled:
             destroy_process_group()
-        if self._channel is not None:
-            self._channel.close()
-        if self._tensorboard is not None:
-            self._tensorboard.close()
-        if self.run_dir is not None:
-            self.run_dir.close()
+        if p.channel is not None:
+            p.channel.close()
+        if p.tensorboard is not None:
+            p.tensorboard.close()
+        if p.run_dir is not None:
+            p.run_dir.close()
         if self.state.threads_before:
             torch.set_num_threads(self.state.threads_before)
 
     def emit(self, event: ev.Event) -> None:
-        """To metrics.jsonl (and TensorBoard), then to the callback. A record that cannot be
-        written ends the run (kind "disk"): training on without a record would lose it."""
-        if self.run_dir is not None and not isinstance(event, ev.LIVE_ONLY):
-            self.run_dir.append_metrics(event.to_dict())
-            if self._tensorboard is not None:
+        """To metrics.jsonl (and TensorBoard), then to the callback (rank 0's only: it speaks
+        for the run). A record that cannot be written ends the run (kind "disk"): training
+        on without a record would lose it."""
+        p = self.prep
+        if p.run_dir is not None and not isinstance(event, ev.LIVE_ONLY):
+            p.run_dir.append_metrics(event.to_dict())
+            if p.tensorboard is not None:
                 self._to_tensorboard(event)
-        self._callback(event)
+        if p.dist is None or p.dist.is_main:
+            self._callback(event)
 
     def _to_tensorboard(self, event: ev.Event) -> None:
-        sink = self._tensorboard
+        sink = self.prep.tensorboard
         sink(event)  # never raises: it disables itself on errors, and says so once here
         if sink.error is not None:
-            self._tensorboard = None
+            self.prep.tensorboard = None
             sink.close()
             self.emit(ev.Notice(f"{sink.error}; training goes on, metrics.jsonl keeps "
                                 "every record", "tensorboard"))
-
-    _emit = emit  # the insight hooks' name for it
 
     def _fail(self, message: str, kind: str, details: dict | None = None) -> ev.Failed:
         event = ev.Failed(message=message, kind=kind,
@@ -168,7 +155,8 @@ class Trainer(Controls):
         try:
             self.emit(event)
         except OSError:  # the disk that failed the run may refuse its last record too
-            self._callback(event)
+            if self.dist is None or self.dist.is_main:
+                self._callback(event)
         return event
 
     def _disk_message(self, e: OSError) -> str:
@@ -179,9 +167,9 @@ class Trainer(Controls):
     def _run(self) -> ev.Finished | ev.Failed:
         st = self.state
         st.t0 = time.monotonic()
-        setup.setup(self)
-        self._announce()
-        for message in self.pending_notices:
+        self.prepare()
+        self.emit(reports.run_started(self.prep, st))
+        for message in self.prep.notices:
             self.emit(ev.Notice(message))
         st.last_save = time.monotonic()
         if self.run_dir is not None and not self.run_dir.last_checkpoint.exists():
@@ -198,11 +186,8 @@ class Trainer(Controls):
             epoch += 1
         return self._finish(epoch)
 
-    def _announce(self) -> None:
-        self.emit(reports.run_started(self))
-
     def _finish(self, epochs_done: int) -> ev.Finished:
-        finished = reports.finished(self, epochs_done)
+        finished = reports.finished(self.prep, self.state, epochs_done)
         self.emit(finished)
         return finished
 
@@ -223,7 +208,7 @@ class Trainer(Controls):
                                        device=self.device)
         st.epoch_terms = int(carried.get("terms", 0))
         if carried.get("scalars"):
-            self._scalars.load_state_dict(carried["scalars"], self.device)
+            st.scalars.load_state_dict(carried["scalars"], self.device)
         last = self.steps_per_epoch - 1
         batches = (self.stream.epoch(perm, first) if self.stream is not None
                    else self._slices(perm.to(self.device), first))
@@ -258,56 +243,34 @@ class Trainer(Controls):
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Stored samples x (b, ...) as model inputs: uint8 images normalised (b, C, H, W)."""
-        return x if self.pixel_norm is None else self.pixel_norm(x)
+        return self.prep.inputs(x)
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor,
                     global_n: int) -> torch.Tensor | None:
-        """Forward, loss, backward, optimizer and schedule step: one path, the GradScaler
-        disabled unless fp16. Returns the detached loss, or None for a skipped NaN batch."""
-        if self.step_plugin is not None:
-            return self._plugin_step(xb, yb)
-        st, cfg, scaler, opt = self.state, self.config, self.scaler, self.optimizer
-        out = self._forward(self.forward_model if self.compiled_batch in (None, xb.shape[0])
-                            else self.eager_model, xb)
-        loss = self._loss(out, yb, xb.shape[0], global_n)
+        """One step of the model's step plugin (engine/default_step.py unless its zoo entry
+        has its own): it owns forward, backward and its optimizers; its extra scalars wait on
+        the device for the next report, with the losses. Returns the detached loss, or None
+        for a NaN batch skipped after a rollback."""
+        st = self.state
+        st.global_n = global_n
+        loss, scalars = self._step.train_step(xb, yb)
         if self._check_each_step and not math.isfinite(loss.item()):  # a CPU read: 0.2 µs
-            recovery.pause_on_nan(self, st.epoch, st.step_in_epoch, float(loss.detach()))
+            if not getattr(self._step, "rolls_back", False):
+                # No rollback: it would restore the Trainer's state but not the plugin's.
+                recovery.stop_on_nan(self.prep, st, st.epoch, float(loss))
+            self._pause_on_nan(float(loss))
             st.step += 1  # the skipped batch still counts: steps track the position
             return None
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if self._look and self._look_now(st.step_in_epoch):
-            self.insight.observe_gradients(st.epoch, st.step + 1, scaler.get_scale())
-        if cfg.grad_clip:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        if scalars:
+            st.scalars.add(scalars)
         st.step += 1
         return loss.detach()
 
-    def _plugin_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """A step plugin's whole step (it owns forward, backward and its optimizers); its
-        extra scalars wait on the device for the next report, with the losses."""
-        loss, scalars = self.step_plugin.train_step(xb, yb)
-        if self._check_each_step and not math.isfinite(loss.item()):
-            # No rollback: it would restore the Trainer's state but not the plugin's.
-            recovery.stop_on_nan(self, self.state.epoch, self.state.step_in_epoch, float(loss))
-        self._scalars.add(scalars)
-        self.state.step += 1
-        return loss.detach()
-
-    def _loss(self, out: torch.Tensor, yb: torch.Tensor, local_n: int,
-              global_n: int) -> torch.Tensor:
-        if not self.dist.enabled:
-            return tasks.loss_mean(self.loss_task, out, yb)
-        # Sum over this rank's slice / the global count, times world: DDP's mean of the
-        # ranks' gradients is then the gradient of the global batch mean.
-        ls, k = tasks.loss_sum(self.loss_task, out, yb)
-        terms = global_n * (k // max(local_n, 1)) if local_n else global_n
-        return ls * (self.dist.world_size / max(terms, 1))
+    def _observe_gradients(self, grad_scale: float) -> None:
+        """Between backward and the optimizer step: the live gradient view, when due."""
+        st = self.state
+        if self._look and self._look_now(st.step_in_epoch):
+            self.insight.observe_gradients(st.epoch, st.step + 1, grad_scale)
 
     def _record_loss(self, loss: torch.Tensor, global_n: int) -> None:
         st = self.state
@@ -334,13 +297,13 @@ class Trainer(Controls):
         if self.dist.enabled:
             if not (due or last_in_epoch):
                 return False  # under DDP the controls act only where every rank meets
-            stop_now = steer_all_ranks(self)
+            stop_now = reports.steer_all_ranks(self.prep, st, self)
         else:
             stop_now = self._stop.is_set()
             if not stop_now:
                 if not self._running.is_set():
                     self.wait_while_paused(lambda: self._checkpoint_if_requested(epoch, i))
-                recovery.apply_lr_factor(self)
+                recovery.apply_lr_factor(self.prep, st, self.take_lr_factor())
                 stop_now = self._stop.is_set()  # a stop while paused ends the run here
         if stop_now:
             self._stop_at(epoch, i)
@@ -390,7 +353,7 @@ class Trainer(Controls):
             loss_sum = all_sum(loss_sum, self.dist)
         train_loss = float(loss_sum) / max(st.epoch_terms, 1)
         if not math.isfinite(train_loss):
-            recovery.stop_on_nan(self, epoch, self.steps_per_epoch, train_loss)
+            recovery.stop_on_nan(self.prep, st, epoch, train_loss)
         if self.insight is not None:
             self.insight.prepare_epoch(final=epoch == cfg.epochs - 1)
         val_loss, value, decoded = self.evaluate()
@@ -406,7 +369,7 @@ class Trainer(Controls):
             metric=self.metric_name, value=value, best_value=st.best_value,
             is_best=better, elapsed_s=time.monotonic() - st.t0, epoch_time_s=epoch_time,
             samples_per_s=st.epoch_terms / max(epoch_time, 1e-9), decoded=decoded,
-            scalars=self._scalars.epoch_means())
+            scalars=st.scalars.epoch_means())
         # best.pt first: a record that says "best" always has its weights on disk.
         saved_best = self._save_best(epoch) if better and self.run_dir is not None else None
         self.history.append(em)
@@ -414,9 +377,8 @@ class Trainer(Controls):
         if saved_best is not None:
             self.emit(saved_best)
         if self.insight is not None and self.insight.collect_now:
-            self.insight.after_epoch(epoch, st.step, self._predictions)
-        if self.step_plugin is not None:
-            self.step_plugin.after_epoch(epoch, st.step)
+            self.insight.after_epoch(epoch, st.step, st.predictions)
+        self._step.after_epoch(epoch, st.step)
         is_last = epoch + 1 >= cfg.epochs
         if not st.stopped and (is_last or time.monotonic() - st.last_save
                                >= _EPOCH_CHECKPOINT_MIN_INTERVAL_S or self._periodic_due()):
@@ -427,11 +389,20 @@ class Trainer(Controls):
         """last.pt := the state after the current step (rank 0 only; no-op without a run),
         once the losses since the last read are known finite."""
         if self.run_dir is not None:
-            recovery.check_finite_before_save(self)
-            self.emit(checkpoint.write_last(self, epoch, step_in_epoch, reason))
+            recovery.check_finite_before_save(self.prep, self.state)
+            self.emit(checkpoint.write_last(self.prep, self.state, epoch, step_in_epoch, reason))
 
     def _save_best(self, epoch: int) -> ev.CheckpointSaved:
-        return checkpoint.write_best(self, epoch)
+        return checkpoint.write_best(self.prep, self.state, epoch)
+
+    def _pause_on_nan(self, value: float) -> None:
+        """Roll back to last.pt and pause (on_nan "pause"; else stop, recovery.py); on resume
+        the run goes on from the next batch at the lr asked for meanwhile."""
+        event = recovery.roll_back_on_nan(self.prep, self.state, self.state.epoch, value)
+        self.pause()  # first: a consumer may resume from inside the event
+        self.emit(event)
+        self.wait_while_paused()
+        recovery.apply_lr_factor(self.prep, self.state, self.take_lr_factor())
 
     def _periodic_due(self, now: float | None = None) -> bool:
         cfg = self.config
@@ -455,7 +426,7 @@ class Trainer(Controls):
 
     # ---- reports -------------------------------------------------------------------------------
     def _report(self, epoch: int, epoch_step: int, now: float) -> None:
-        self.emit(reports.step_metrics(self, epoch, epoch_step, now))
+        self.emit(reports.step_metrics(self.prep, self.state, epoch, epoch_step, now))
 
     def _look_now(self, i: int) -> bool:
         """Read the gradients at step i (0-based in its epoch)? When the step will end with a
@@ -474,9 +445,7 @@ class Trainer(Controls):
 
     @property
     def metric_name(self) -> str:
-        """The task's metric, or a step plugin's own: the GAN's is D's accuracy, which no run
-        list may rank as the model's accuracy."""
-        return getattr(self.step_plugin, "metric", None) or tasks.metric_name(self.task)
+        return self.prep.metric_name
 
     @property
     def _look(self) -> bool:
@@ -489,18 +458,30 @@ class Trainer(Controls):
         return max(1, int(self.config.report_interval_s * 100)) if self.dist.enabled else 0
 
     def parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        return self.prep.parameters()
 
     # ---- validation ----------------------------------------------------------------------------
     def evaluate(self) -> tuple[float, float, str | None]:
         """Validation loss and metric (engine/validation.py, or the step plugin's)."""
-        if self.step_plugin is not None:
-            return self.step_plugin.evaluate()
-        return validation.evaluate(self)
+        return self._step.evaluate()
 
     def _forward(self, model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        if self.amp_dtype is None:
-            return model(xb)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype):
-            out = model(xb)
-        return out.float()  # losses (BCE above all) are computed in fp32
+        return self.prep.forward(model, xb)
+
+
+class _InPrep:
+    """A Trainer attribute that is its Prepared's field of the same name (read and written)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, trainer: Trainer | None, owner: type | None = None) -> Any:
+        return self if trainer is None else getattr(trainer.prep, self.name)
+
+    def __set__(self, trainer: Trainer, value: Any) -> None:
+        setattr(trainer.prep, self.name, value)
+
+
+for _field in fields(Prepared):
+    if _field.name != "emit":  # the Trainer's own emit is the method Prepared.emit calls
+        setattr(Trainer, _field.name, _InPrep(_field.name))

@@ -11,11 +11,12 @@ import torch
 from tui_nn.data import tasks
 from tui_nn.engine.distributed import all_sum
 from tui_nn.engine.events import Notice
-from tui_nn.engine.recovery import TrainingError
+from tui_nn.engine.errors import TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.config import TrainConfig
-    from tui_nn.engine.trainer import Trainer
+    from tui_nn.engine.prepared import Prepared
+    from tui_nn.engine.state import RunState
 
 
 # On a CPU a validation batch beyond a few hundred samples falls out of the caches: resnet
@@ -30,81 +31,82 @@ def validation_batch_size(cfg: "TrainConfig", device: torch.device) -> int:
     return CPU_VAL_BATCH if device.type == "cpu" else GPU_VAL_BATCH
 
 
-def evaluate(t: "Trainer") -> tuple[float, float, str | None]:
+def evaluate(p: "Prepared", st: "RunState") -> tuple[float, float, str | None]:
     """(validation loss, metric value, decoded first sequence or None). Out of memory, the
     pass starts again at half its batch (kept for the rest of the run): --batch-size is the
-    training batch and cannot help it."""
-    vbs = t.state.val_batch_size or validation_batch_size(t.config, t.device)
+    training batch and cannot help it. With the insight hooks collecting, the pass's
+    predictions go to st.predictions."""
+    vbs = st.val_batch_size or validation_batch_size(p.config, p.device)
     while True:
         try:
-            return _evaluate(t, vbs)
+            return _evaluate(p, st, vbs)
         except torch.cuda.OutOfMemoryError:
             pass  # retried below, once this block has let go of the failed batch
-        if t.device.type == "cuda":
+        if p.device.type == "cuda":
             torch.cuda.empty_cache()
         if vbs == 1:
-            raise TrainingError(f"validation ran out of memory on {t.device} even at batch "
+            raise TrainingError(f"validation ran out of memory on {p.device} even at batch "
                                 "size 1", "oom")
-        t.state.val_batch_size = vbs = vbs // 2
-        t.emit(Notice(f"validation ran out of memory on {t.device} at batch size {vbs * 2}: "
+        st.val_batch_size = vbs = vbs // 2
+        p.emit(Notice(f"validation ran out of memory on {p.device} at batch size {vbs * 2}: "
                       f"it goes on at {vbs}"))
 
 
-def _evaluate(t: "Trainer", vbs: int) -> tuple[float, float, str | None]:
-    task, model = t.task, t.model
-    collect = t.insight is not None and t.insight.collect_now
-    loss_total = torch.zeros((), device=t.device)
-    correct = torch.zeros((), device=t.device, dtype=torch.long)
+def _evaluate(p: "Prepared", st: "RunState", vbs: int) -> tuple[float, float, str | None]:
+    task, model = p.task, p.model
+    collect = p.insight is not None and p.insight.collect_now
+    loss_total = torch.zeros((), device=p.device)
+    correct = torch.zeros((), device=p.device, dtype=torch.long)
     terms, decoded, parts = 0, None, []
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for s, (xb, yb, full) in enumerate(_batches(t, vbs)):
-                out = t._forward(t.eval_model if full and t.eval_model is not None else model, xb)
-                ls, k = tasks.loss_sum(t.loss_task, out, yb)
+            for s, (xb, yb, full) in enumerate(_batches(p, vbs)):
+                out = p.forward(p.eval_model if full and p.eval_model is not None else model, xb)
+                ls, k = tasks.loss_sum(p.loss_task, out, yb)
                 loss_total += ls
                 terms += k
                 if task != "regression":
-                    correct += tasks.correct_count(t.loss_task, out, yb)
+                    correct += tasks.correct_count(p.loss_task, out, yb)
                 if collect:
-                    parts.append(_predictions_of(tasks.probabilities(t.loss_task, out), yb))
-                if task == "sequence" and s == 0 and t.dataset.labels:
+                    parts.append(_predictions_of(tasks.probabilities(p.loss_task, out), yb))
+                if task == "sequence" and s == 0 and p.dataset.labels:
                     ids = out[0].argmax(dim=-1).tolist()
-                    decoded = "".join(t.dataset.labels[j] for j in ids)
+                    decoded = "".join(p.dataset.labels[j] for j in ids)
     finally:
         model.train(was_training)
     if collect:
         from tui_nn.insight.classify import Predictions
-        t._predictions = Predictions.cat(parts)
-    return _reduce(t, loss_total, correct, terms) + (decoded,)
+        st.predictions = Predictions.cat(parts)
+    return _reduce(p, loss_total, correct, terms) + (decoded,)
 
 
-def _batches(t: "Trainer", vbs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+def _batches(p: "Prepared", vbs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
     """(x, y, full) batches of this rank's shard (each rank scores its own; the sums are added
     up after); full: the batch has the size --compile's model was compiled for (a last,
     shorter batch runs eagerly)."""
-    if t.stream is not None:
-        for xb, yb in t.stream.val_batches(vbs):
+    if p.stream is not None:
+        for xb, yb in p.stream.val_batches(vbs):
             yield xb, yb, xb.shape[0] == vbs
         return
-    val_x, val_y = t.val_x, t.val_y
-    if t.dist.enabled:
-        val_x = val_x.tensor_split(t.dist.world_size)[t.dist.rank]
-        val_y = val_y.tensor_split(t.dist.world_size)[t.dist.rank]
+    val_x, val_y = p.val_x, p.val_y
+    if p.dist.enabled:
+        val_x = val_x.tensor_split(p.dist.world_size)[p.dist.rank]
+        val_y = val_y.tensor_split(p.dist.world_size)[p.dist.rank]
     for s in range(0, val_x.shape[0], vbs):
-        xb, yb = t.inputs(val_x[s:s + vbs]), val_y[s:s + vbs]  # (b, ...)
+        xb, yb = p.inputs(val_x[s:s + vbs]), val_y[s:s + vbs]  # (b, ...)
         yield xb, yb, xb.shape[0] == min(vbs, val_x.shape[0])
 
 
-def _reduce(t: "Trainer", loss_total: torch.Tensor, correct: torch.Tensor,
+def _reduce(p: "Prepared", loss_total: torch.Tensor, correct: torch.Tensor,
             terms: int) -> tuple[float, float]:
-    if t.dist.enabled:
-        loss_total = all_sum(loss_total, t.dist)
-        correct = all_sum(correct, t.dist)
-        terms = int(all_sum(torch.tensor(terms, device=t.device), t.dist))
+    if p.dist.enabled:
+        loss_total = all_sum(loss_total, p.dist)
+        correct = all_sum(correct, p.dist)
+        terms = int(all_sum(torch.tensor(terms, device=p.device), p.dist))
     val_loss = float(loss_total) / max(terms, 1)
-    value = val_loss if t.task == "regression" else int(correct) / max(terms, 1)
+    value = val_loss if p.task == "regression" else int(correct) / max(terms, 1)
     return val_loss, value
 
 

@@ -21,6 +21,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from tui_nn.fmt import format_shape
+
 
 @dataclass
 class GradNode:
@@ -38,7 +40,7 @@ class GradNode:
     def label(self) -> str:
         if self.name == "AccumulateGrad":
             what = self.param or "tensor"
-            shape = "×".join(map(str, self.shape)) if self.shape is not None else "?"
+            shape = format_shape(self.shape) if self.shape is not None else "?"
             text = f"AccumulateGrad {what} ({shape})"
         else:
             text = self.name
@@ -186,7 +188,7 @@ def example_loss(model: nn.Module, sample_shape: tuple[int, ...], *,
         raise TypeError(f"the model returned {type(out).__name__}, not a tensor")
     out = out.float()
     task = _task_of(dataset)
-    dims = "×".join(map(str, shape))
+    dims = format_shape(shape)
     if task == "regression" or task is None and not (out.dim() == 2 and out.shape[1] > 1):
         y = torch.zeros_like(out) if task is None else torch.randn(out.shape, generator=gen)
         return ExampleLoss(tasks.loss_mean("regression", out, y),

@@ -94,11 +94,6 @@ class ConfusionMatrix:
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
 
-    def recall(self) -> list[float]:
-        """Per true class: the share of its samples predicted right (nan for an absent class)."""
-        return [row[i] / sum(row) if sum(row) else float("nan")
-                for i, row in enumerate(self.counts)]
-
     def most_confused(self, k: int = 5) -> list[tuple[str, str, int]]:
         """The k largest off-diagonal cells as (true label, predicted label, count)."""
         cells = [(self.labels[t], self.labels[p], c) for t, row in enumerate(self.counts)

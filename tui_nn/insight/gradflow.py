@@ -86,11 +86,6 @@ class GradientSnapshot:
     def update_ratios(self) -> list[float]:
         return [s.update_ratio for s in self.layers]
 
-    def log10_grad_norms(self, floor: float = 1e-12) -> list[float]:
-        """Bar heights for a log-scale chart (plotext bars have no log axis)."""
-        return [math.log10(max(g, floor)) if math.isfinite(g) else math.nan
-                for g in self.grad_norms]
-
 
 @dataclass
 class _Group:

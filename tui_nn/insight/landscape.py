@@ -63,11 +63,6 @@ class LossGrid:
     b: list[float]
     values: list[list[float]]
 
-    @property
-    def min_max(self) -> tuple[float, float]:
-        flat = [v for row in self.values for v in row]
-        return min(flat), max(flat)
-
 
 def mse_curve(w_grid: Iterable[float] | None = None, *, xs: Sequence[float] = SEED_X,
               ys: Sequence[float] = SEED_Y) -> LossCurve:

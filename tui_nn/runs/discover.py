@@ -5,12 +5,14 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
+from typing import TypeVar
 
 from tui_nn.runs import liveness, tensorboard
 from tui_nn.runs.info import RunInfo, read_run_info
 from tui_nn.runs.records import is_run_dir
 
 DEFAULT_ROOT = "runs"
+T = TypeVar("T")
 
 
 class RunNotFound(LookupError):
@@ -113,6 +115,16 @@ def resolve_run(name: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
         key = path.resolve().relative_to(root.resolve()).as_posix()
     except (ValueError, OSError):
         pass
+    return pick_by_name(text, names, str(root), key)
+
+
+def pick_by_name(text: str, names: dict[str, T], root: str, key: str | None = None) -> T:
+    """names[the run `text` names]: its name, or a unique prefix of its name or last part
+    (key: text as a name under root, when it differs); RunNotFound saying why otherwise.
+    Remote runs (runs.remote) are named by the same rule."""
+    key = text if key is None else key
+    if key in names:
+        return names[key]
     matches = [n for n in names if n.startswith(key) or Path(n).name.startswith(key)]
     if len(matches) == 1:
         return names[matches[0]]

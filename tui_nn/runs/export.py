@@ -30,7 +30,6 @@ from typing import TextIO
 
 from tui_nn.runs import records
 from tui_nn.runs.history import RecordedHistory, load_history
-from tui_nn.textsafe import clean_line
 
 STEPS_FILE = "metrics_steps.csv"
 EPOCHS_FILE = "metrics_epochs.csv"
@@ -90,8 +89,7 @@ def load_scalars(run_dir: str | Path) -> RecordedScalars:
 def _numbers(scalars: object) -> dict[str, float]:
     if not isinstance(scalars, dict):
         return {}
-    return {clean_line(k): float(v) for k, v in scalars.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return dict(scalars)  # names inert and values floats from records.parse
 
 
 def _columns(fixed: tuple[str, ...], rows: dict[int, dict[str, float]]) -> list[tuple[str, str]]:

@@ -9,7 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui_nn.engine import jsonl, schema
+from tui_nn.engine import jsonl
+from tui_nn.engine.rundir import LAST_CHECKPOINT
+from tui_nn.fmt import higher_is_better
 from tui_nn.runs import liveness, records, tensorboard
 from tui_nn.textsafe import clean, clean_line
 
@@ -59,7 +61,7 @@ class RunInfo:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric == "accuracy"
+        return higher_is_better(self.metric)
 
     def to_dict(self, include_config: bool = False) -> dict[str, Any]:
         d = asdict(self)
@@ -86,51 +88,68 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
     writers: the set from liveness.writers_of_metrics_files(), when the caller scans once for
     many runs; check_writers=False uses only the file's age (see liveness)."""
     path = Path(run_dir)
+    # The directory's name is data like the files in it: made inert here, for every view.
+    shown = clean_line(name or path.name)
     if tensorboard.is_tensorboard_dir(path):
         # Its own window: a TensorBoard writer flushes only every 120 s.
-        return tensorboard.read_tensorboard_info(path, name=name, now=now)
+        return _tensorboard_info(path, shown, now)
     config, problem = records.read_config(path)
     scan = _scan_metrics(records.metrics_path(path))
     last_update = _newest_mtime(path)
-
-    started = scan.started or {}
-    final = scan.final
-    if final is None and check_writers and writers is None:
+    if scan.final is None and check_writers and writers is None:
         writers = liveness.writers_of_metrics_files()
-    status = _status(final, lambda: liveness.is_alive(
+    status = _status(scan.final, lambda: liveness.is_alive(
         path, last_update, writers if check_writers else None, live_window_s, now))
-    has_checkpoint = _is_regular_file(path / "last.pt")
+    has_checkpoint = _is_regular_file(path / LAST_CHECKPOINT)
     if status == "interrupted" and not has_checkpoint and not config:
         # Killed before config.json and the step-0 checkpoint: nothing --resume could use.
         status, problem = "failed", problem or "killed before its first checkpoint: nothing to resume"
-
-    last_epoch = scan.epochs[max(scan.epochs)] if scan.epochs else {}
-    epochs_done, best, last_value, steps_done = _progress(scan, final, last_epoch)
-    metric = _str(started.get("metric") or last_epoch.get("metric")
-                  or (final or {}).get("metric") or _metric_for_task(config.get("task")))
     started_at = _parse_time(config.get("started_at")) or _first_mtime(path)
-    duration = _duration(scan, status, started_at, last_update)
-    message = _message(problem or scan.problem, scan, final, config)
-
-    # Records come inert from records.parse; config.json's values and the directory's name
-    # are made so here, where they become what every view of the run shows.
     return RunInfo(
-        path=path, name=clean_line(name or path.name),
+        path=path, name=shown, status=status, paused=status == "running" and scan.paused,
+        **_described(config, scan), **_progress(scan),
+        duration_s=_duration(scan, status, started_at, last_update),
+        size_bytes=dir_size(path), started_at=started_at, last_update=last_update,
+        message=_message(problem or scan.problem, scan, config),
+        failure_kind=_str(scan.final.get("kind")) if status == "failed" and scan.final else None,
+        sessions=scan.sessions, has_checkpoint=has_checkpoint, config=config)
+
+
+def _described(config: dict[str, Any], scan: "_Scan") -> dict[str, Any]:
+    """What the run trains, from its RunStarted (records come inert from records.parse) or
+    else its config.json (made inert by records.read_config)."""
+    started = scan.started or {}
+    metric = (started.get("metric") or _last_epoch(scan).get("metric")
+              or (scan.final or {}).get("metric") or _metric_for_task(config.get("task")))
+    return dict(
         model=_str(config.get("model") or started.get("model")) or "?",
         dataset=_str(config.get("dataset") or started.get("dataset")) or "?",
-        status=status, epochs_done=epochs_done,
-        epochs_total=_int(started.get("epochs"), None) or _int(config.get("epochs"), None),
-        steps_done=steps_done, steps_total=_int(started.get("total_steps"), None),
-        metric=metric, best_value=best, last_value=last_value, duration_s=duration,
-        size_bytes=dir_size(path), started_at=started_at, last_update=last_update,
+        epochs_total=started.get("epochs") or _int(config.get("epochs")),
+        steps_total=started.get("total_steps"), metric=_str(metric),
         task=_str(started.get("task") or config.get("task")),
-        device=_str(started.get("device") or config.get("device_resolved")),
-        paused=status == "running" and scan.paused,
-        message=clean(message) if message is not None else None,
-        failure_kind=_str((final or {}).get("kind")) if status == "failed" else None,
-        sessions=scan.sessions,
-        has_checkpoint=has_checkpoint, config=config,
-    )
+        device=_str(started.get("device") or config.get("device_resolved")))
+
+
+def _tensorboard_info(path: Path, name: str, now: float | None) -> RunInfo:
+    """A TensorBoard log directory: "running" while tensorboard.is_live, else "finished" (a
+    log has no end record)."""
+    try:
+        summary, problem = tensorboard.summarize(path)
+    except tensorboard.TensorBoardMissing as e:
+        summary, problem = tensorboard.LogSummary(), str(e)
+    best = tensorboard.best_tag(summary.tags)
+    first, last = summary.first_wall, summary.last_wall
+    return RunInfo(
+        path=path, name=name, model="(tensorboard)", dataset="-",
+        status="running" if tensorboard.is_live(path, None, now) else "finished",
+        epochs_done=tensorboard.epochs_done(summary.tags),
+        epochs_total=None, steps_done=summary.max_step, steps_total=None,
+        metric=best[1] if best else None, best_value=best[2] if best else None,
+        last_value=best[3] if best else None,
+        duration_s=last - first if first and last else None, size_bytes=dir_size(path),
+        started_at=first or tensorboard.oldest_event_mtime(path),
+        last_update=tensorboard.newest_event_mtime(path),
+        message=problem, kind=tensorboard.KIND)
 
 
 def _duration(scan: "_Scan", status: str, started_at: float | None,
@@ -142,13 +161,14 @@ def _duration(scan: "_Scan", status: str, started_at: float | None,
     return scan.duration_s
 
 
-def _message(message: str | None, scan: "_Scan", final: dict | None,
-             config: dict) -> str | None:
-    if final is not None and final.get("type") == "Failed":
-        return final.get("message") or "failed"
-    if message is None and scan.unreadable and not scan.sessions and not config:
+def _message(problem: str | None, scan: "_Scan", config: dict) -> str | None:
+    """Why the run failed (its Failed record, inert), else what could not be read (a problem
+    names the path: made inert here)."""
+    if scan.final is not None and scan.final.get("type") == "Failed":
+        return scan.final.get("message") or "failed"
+    if problem is None and scan.unreadable and not scan.sessions and not config:
         return "metrics.jsonl has no readable records"
-    return message
+    return clean(problem) if problem is not None else None
 
 
 def _status(final: dict | None, alive) -> str:
@@ -160,16 +180,22 @@ def _status(final: dict | None, alive) -> str:
     return "running" if alive() else "interrupted"
 
 
-def _progress(scan: "_Scan", final: dict | None,
-              last_epoch: dict) -> tuple[int, float | None, float | None, int]:
+def _last_epoch(scan: "_Scan") -> dict[str, Any]:
+    return scan.epochs[max(scan.epochs)] if scan.epochs else {}
+
+
+def _progress(scan: "_Scan") -> dict[str, Any]:
     """Epochs done, best and last metric value, steps done: from Finished when there is one,
-    else from the last epoch seen."""
+    else from the last epoch seen. Record fields come type-checked from records.parse."""
+    final = scan.final
     if final is not None and final.get("type") == "Finished":
-        return (_int(final.get("epochs_done"), len(scan.epochs)),
-                _float(final.get("best_value")), _float(final.get("last_value")),
-                _int(final.get("step"), scan.step))
-    return (max(scan.epochs) + 1 if scan.epochs else 0, _float(last_epoch.get("best_value")),
-            _float(last_epoch.get("value")), scan.step)
+        return dict(epochs_done=_or(final.get("epochs_done"), len(scan.epochs)),
+                    best_value=final.get("best_value"), last_value=final.get("last_value"),
+                    steps_done=_or(final.get("step"), scan.step))
+    last = _last_epoch(scan)
+    return dict(epochs_done=max(scan.epochs) + 1 if scan.epochs else 0,
+                best_value=last.get("best_value"), last_value=last.get("value"),
+                steps_done=scan.step)
 
 
 @dataclass
@@ -180,17 +206,49 @@ class _Scan:
     final: dict[str, Any] | None = None  # Finished/Failed ending the last session
     step: int = 0
     paused: bool = False
-    duration_s: float | None = None
+    done_sessions_s: float = 0.0  # training time of the sessions before the last
+    session_s: float = 0.0  # of the last session so far
     unreadable: int = 0  # lines skipped: not JSON, too deep, too long
     problem: str | None = None  # why metrics.jsonl could not be read at all (a FIFO, a symlink)
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.done_sessions_s + self.session_s if self.sessions else None
+
+    def add(self, rec: dict[str, Any]) -> None:
+        """One record (type-checked by records.parse) into the summary."""
+        kind = rec["type"]
+        if kind == "StepMetrics":
+            self.step = max(self.step, _or(rec.get("step"), 0))
+        elif kind == "RunStarted":
+            self._new_session(rec)
+        elif kind == "EpochMetrics":
+            self.epochs[_or(rec.get("epoch"), len(self.epochs))] = rec
+            self.step = max(self.step, _or(rec.get("step"), 0))
+            self.session_s = rec.get("elapsed_s") or self.session_s
+        elif kind in ("Finished", "Failed"):
+            self.final = rec
+            if kind == "Finished":
+                self.session_s = rec.get("elapsed_s") or self.session_s
+        elif kind == "StateChanged":
+            self.paused = rec.get("state") == "paused"
+
+    def _new_session(self, rec: dict[str, Any]) -> None:
+        # A resumed session rewinds the epochs it will redo (see history.load_history).
+        if self.sessions:
+            self.done_sessions_s += self.session_s
+        self.sessions += 1
+        self.session_s = 0.0
+        self.started, self.final, self.paused = rec, None, False
+        start_epoch = _or(rec.get("start_epoch"), 0)
+        self.epochs = {e: r for e, r in self.epochs.items() if e < start_epoch}
+        self.step = _or(rec.get("start_step"), 0)
 
 
 def _scan_metrics(path: Path) -> _Scan:
     """One pass over metrics.jsonl. Step records (the bulk of the file) are not parsed except
-    the last one; a resumed session rewinds epochs it will redo (see history.load_history)."""
+    the last one of each session."""
     scan = _Scan()
-    done_sessions_s = 0.0
-    session_s = 0.0
     last_step_line: bytes | None = None
     stats = jsonl.LineStats()
     for kind, line in records.iter_lines(path, stats):
@@ -201,37 +259,12 @@ def _scan_metrics(path: Path) -> _Scan:
         if rec is None:
             scan.unreadable += 1
             continue
-        kind = rec["type"]
-        if kind == "StepMetrics":  # written with other spacing than RunDir's
-            scan.step = max(scan.step, _int(rec.get("step"), 0))
-        elif kind == "RunStarted":
-            if scan.sessions:
-                done_sessions_s += session_s
-            scan.sessions += 1
-            session_s = 0.0
-            scan.started, scan.final, scan.paused = rec, None, False
-            start_epoch = _int(rec.get("start_epoch"), 0)
-            scan.epochs = {e: r for e, r in scan.epochs.items() if e < start_epoch}
-            scan.step = _int(rec.get("start_step"), 0)
+        if rec["type"] == "RunStarted":
             last_step_line = None
-        elif kind == "EpochMetrics":
-            epoch = _int(rec.get("epoch"), len(scan.epochs))
-            scan.epochs[epoch] = rec
-            scan.step = max(scan.step, _int(rec.get("step"), 0))
-            session_s = _float(rec.get("elapsed_s")) or session_s
-        elif kind == "Finished":
-            scan.final = rec
-            session_s = _float(rec.get("elapsed_s")) or session_s
-        elif kind == "Failed":
-            scan.final = rec
-        elif kind == "StateChanged":
-            scan.paused = rec.get("state") == "paused"
-    if last_step_line is not None:
-        rec = records.parse(last_step_line)
-        if rec is not None:
-            scan.step = max(scan.step, _int(rec.get("step"), 0))
-    if scan.sessions:
-        scan.duration_s = done_sessions_s + session_s
+        scan.add(rec)
+    rec = records.parse(last_step_line) if last_step_line is not None else None
+    if rec is not None:
+        scan.add(rec)
     scan.unreadable += stats.too_long
     scan.problem = stats.problem
     return scan
@@ -244,16 +277,17 @@ def _metric_for_task(task: Any) -> str | None:
 
 
 def _str(value: Any) -> str | None:
-    # Fields read from files may be any JSON value; views expect one inert line or nothing.
+    # config.json's values may be any JSON value (inert already): views expect a line or None.
     return None if value is None else clean_line(value)
 
 
-def _int(value: Any, default: int | None) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _float(value: Any) -> float | None:
-    return schema.number(value)  # the decoder's one rule (config.json values come here too)
+def _or(value: Any, default: Any) -> Any:
+    """A checked record field (records.parse leaves absent and null ones None) or default."""
+    return default if value is None else value
 
 
 def _parse_time(text: Any) -> float | None:

@@ -15,9 +15,8 @@ from typing import Any, Iterator
 
 from tui_nn.engine import jsonl
 from tui_nn.engine import schema
-
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = "config.json"
+from tui_nn.engine.rundir import CONFIG_FILE, METRICS_FILE
+from tui_nn.textsafe import clean_line
 
 # RunDir writes json.dumps(record, separators=(",", ":")) with "type" first, so the type of a
 # record can be read off its first bytes without parsing the (possibly long) rest.
@@ -69,10 +68,11 @@ def iter_records(path: str | Path,
 
 def read_config(run_dir: str | Path) -> tuple[dict[str, Any], str | None]:
     """(config, problem): an absent config.json gives {} and no problem; an unreadable one
-    (not JSON, too big, a FIFO, a symlink) gives {} and a reason."""
+    (not JSON, too big, a FIFO, a symlink) gives {} and a reason. Its strings come inert (as
+    a record's do), each one line: every view shows them as they are."""
     path = Path(run_dir) / CONFIG_FILE
     try:
-        return jsonl.read_json_file(path), None
+        return schema.inert(jsonl.read_json_file(path), clean_line), None
     except FileNotFoundError:
         return {}, None
     except jsonl.BadJsonFile as e:

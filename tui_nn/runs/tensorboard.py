@@ -150,7 +150,6 @@ class TensorBoardFollower:
         self._sizes: dict[Path, int] = {}  # size at the last read: unchanged files are skipped
         self._scalar_tags: set[str] = set()  # tensor-valued tags declared as scalars
         self.problems: dict[Path, str] = {}  # file -> why it could not be read (further)
-        self.events_read = 0
         self._per_file: dict[Path, int] = {}  # events read from each file
         self._names: dict[tuple[str, Path], str] = {}  # (tag, file) -> the name shown
 
@@ -161,7 +160,7 @@ class TensorBoardFollower:
             return None
         path, why = next(iter(self.problems.items()))
         more = f" (and {len(self.problems) - 1} more files)" if len(self.problems) > 1 else ""
-        return f"{path.name}: {why}{more}"
+        return clean_line(f"{path.name}: {why}{more}")  # a file's name and its parser's words
 
     def poll(self) -> list[ScalarPoint]:
         """The scalar points appended since the last poll, file by file. Never raises for a
@@ -199,7 +198,6 @@ class TensorBoardFollower:
         reader = EventRecords(path, self._offsets.get(path, 0))
         try:
             for event in reader:
-                self.events_read += 1
                 self._per_file[path] = self._per_file.get(path, 0) + 1
                 out.extend(self._scalars(event, path))
         except Exception as e:  # noqa: BLE001 - a damaged file is this file's problem only
@@ -420,7 +418,7 @@ class CachedFile:
             problem = raw["problem"]
             return cls(size=ints[0], offset=ints[1], events=ints[2],
                        scalar_tags=list(raw["scalar_tags"]),
-                       problem=clean_line(problem) if isinstance(problem, str) else None,
+                       problem=problem if isinstance(problem, str) else None,  # inert when shown
                        summary=LogSummary(tags=tags, max_step=ints[3], first_wall=walls[0],
                                           last_wall=walls[1]))
         except (KeyError, TypeError, AttributeError):
@@ -582,35 +580,5 @@ def newest_event_mtime(log_dir: str | Path) -> float | None:
     return max(_event_mtimes(log_dir), default=None)
 
 
-def read_tensorboard_info(log_dir: str | Path, *, name: str | None = None,
-                          live_window_s: float | None = None, now: float | None = None):
-    """A RunInfo for a TensorBoard log directory: "running" while is_live, else "finished" (a
-    log has no end record; live_window_s defaults to LIVE_WINDOW_S). Never raises for bad
-    content: what cannot be read is in `message`."""
-    from tui_nn.runs.info import RunInfo, dir_size
-
-    path = Path(log_dir)
-    try:
-        summary, problem = summarize(path)
-    except TensorBoardMissing as e:
-        summary, problem = LogSummary(), str(e)
-    last_update = newest_event_mtime(path)
-    running = is_live(path, live_window_s, now)
-    best = best_tag(summary.tags)
-    started_at = summary.first_wall or _oldest_mtime(path)
-    duration = (summary.last_wall - summary.first_wall
-                if summary.first_wall and summary.last_wall else None)
-    return RunInfo(
-        path=path, name=name or path.name, model="(tensorboard)", dataset="-",
-        status="running" if running else "finished",
-        epochs_done=epochs_done(summary.tags),
-        epochs_total=None, steps_done=summary.max_step, steps_total=None,
-        metric=best[1] if best else None, best_value=best[2] if best else None,
-        last_value=best[3] if best else None, duration_s=duration,
-        size_bytes=dir_size(path), started_at=started_at, last_update=last_update,
-        message=problem, kind=KIND,
-    )
-
-
-def _oldest_mtime(log_dir: Path) -> float | None:
+def oldest_event_mtime(log_dir: Path) -> float | None:
     return min(_event_mtimes(log_dir), default=None)

@@ -10,13 +10,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from tui_nn.fmt import format_shape
 from tui_nn.shapes.arithmetic import spatial_rank
 from tui_nn.shapes.checks import name_the_layer
 from tui_nn.shapes.fits import what_fits
 from tui_nn.shapes.infer import guess_input, no_input_message
 from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory
-from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, format_shape,
-                                 normalize_dtype, parse_inputs)
+from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, normalize_dtype,
+                                 parse_inputs)
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, Inspection, LayerRow, Totals
 from tui_nn.shapes.solver import solve_input_size
 from tui_nn.shapes.trace import RESHAPE_LABELS, is_on_meta, make_inputs, meta_copy, trace

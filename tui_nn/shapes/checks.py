@@ -15,8 +15,9 @@ from typing import Any, Callable, cast
 import torch
 from torch import nn
 
+from tui_nn.fmt import format_shape
 from tui_nn.shapes.arithmetic import bind_call, function_formulas, module_formulas, spatial_rank
-from tui_nn.shapes.parse import format_factors, format_shape
+from tui_nn.shapes.parse import format_factors
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, Shape
 
 
@@ -232,7 +233,7 @@ def _channels_first(shape: Shape, n: int) -> Shape:
 def _typed(shape: Shape, n: int) -> str:
     """As the user would type it: '1x28x28' (a batch of one left out, it is optional)."""
     sample = shape[1:] if len(shape) == n + 2 and shape[0] == 1 else shape
-    return "x".join(str(d) for d in sample)
+    return format_shape(sample, sep="x")
 
 
 def _check_batchnorm(m: Any, x: torch.Tensor) -> Diagnosis | None:
@@ -314,7 +315,7 @@ def validate_function(name: str, args: tuple, kwargs: dict) -> Diagnosis | None:
 def _too_small(name: str, shape: Shape, n: int, formulas: list, module: nn.Module | None = None
                ) -> Diagnosis:
     spatial = format_shape(shape[-n:])
-    result = "×".join(str(f.value) for f in formulas)
+    result = format_shape([f.value for f in formulas])
     if module is not None and isinstance(module, nn.modules.conv._ConvNd) \
             and not getattr(module, "transposed", False):
         m: Any = module

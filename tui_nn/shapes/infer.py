@@ -14,8 +14,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from tui_nn.fmt import format_shape
 from tui_nn.shapes.arithmetic import spatial_rank
-from tui_nn.shapes.parse import format_shape
 from tui_nn.shapes.records import Shape
 from tui_nn.shapes.solver import choose_size, probe
 

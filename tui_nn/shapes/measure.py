@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from tui_nn.fmt import fmt_bytes
 from tui_nn.shapes.memory import (AMP_DTYPES, MemoryEstimate, MemoryMeasurement,
                                   MemoryUsageError, batched_shapes, measure_saved_bytes)
 
@@ -57,14 +58,10 @@ def refuse_if_too_big(estimate: MemoryEstimate, device: torch.device,
         where = "the GPU's free memory" if device.type == "cuda" else "half of the available RAM"
         weights = estimate.params + estimate.grads
         hint = "lower --batch-size or leave out --measure" if weights <= limit else \
-            f"the weights and their grads alone are {_gib(weights)}: leave out --measure"
+            f"the weights and their grads alone are {fmt_bytes(weights)}: leave out --measure"
         raise MeasureRefused(
-            f"not measuring: one training step needs about {_gib(need)} (params + grads + "
-            f"activations at batch {estimate.batch_size}) and {where} is {_gib(limit)}; {hint}")
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+            f"not measuring: one training step needs about {fmt_bytes(need)} (params + grads + "
+            f"activations at batch {estimate.batch_size}) and {where} is {fmt_bytes(limit)}; {hint}")
 
 
 def random_inputs(shapes: list[tuple[int, ...]], dtypes: list[torch.dtype],

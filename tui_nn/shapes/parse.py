@@ -88,11 +88,6 @@ def parse_inputs(texts: str | list[str] | tuple[str, ...]) -> list[InputSpec]:
     return specs
 
 
-def format_shape(shape: tuple[int, ...] | list[int], sep: str = "×") -> str:
-    """(1, 28, 28) -> '1×28×28'; () -> 'scalar'. `parse_shape` reads it back."""
-    return sep.join(str(d) for d in shape) if len(shape) else "scalar"
-
-
 def format_factors(dims: tuple[int, ...] | list[int]) -> str:
     """(20, 4, 4) -> '20 × 4 × 4': the spaced form used when explaining a product."""
     return " × ".join(str(d) for d in dims)

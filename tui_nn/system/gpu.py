@@ -219,3 +219,16 @@ def _try(read: Callable[[], Any]) -> Any:
 def _text(value: Any) -> str:
     # pynvml returned bytes before 11.5 and str since.
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def query_lines(report: GpuReport) -> str:
+    """The report as `nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total
+    --format=csv,noheader,nounits` prints it, or "none REASON": what a remote listing reads
+    over ssh (runs.remote) from tui-nn's Python on a box where it is installed."""
+    if not report.gpus:
+        return f"none {report.reason or NO_GPU}\n"
+    return "".join(
+        f"{g.index}, {'[N/A]' if g.utilization_pct is None else round(g.utilization_pct)}, "
+        f"{'[N/A]' if g.memory_used_bytes is None else g.memory_used_bytes >> 20}, "
+        f"{'[N/A]' if g.memory_total_bytes is None else g.memory_total_bytes >> 20}\n"
+        for g in report.gpus)

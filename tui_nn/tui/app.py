@@ -14,13 +14,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.exits import install_signal_exits, signal_code
 from tui_nn.tui.screens.confirm import ConfirmScreen
 from tui_nn.tui.screens.main import MainScreen
+from tui_nn.tui.viewer_app import InertNotify
 
 
-class TuiNNApp(App[None]):
+class TuiNNApp(InertNotify, App[None]):
     """Pick a model, see its shapes, train it and watch it learn."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
@@ -37,8 +37,9 @@ class TuiNNApp(App[None]):
 
     def __init__(self, model: str | None = None, train_options: dict[str, Any] | None = None,
                  dataset: Any = None, start: bool = False, resume: str | None = None,
-                 input_text: str | None = None) -> None:
+                 input_text: str | None = None, runs_roots: list[str] | None = None) -> None:
         super().__init__()
+        self.runs_roots = list(runs_roots or [])  # what `r` lists; [] is runs_root() alone
         self.main = MainScreen(model=model, train_options=train_options, dataset=dataset,
                                start=start, resume=resume, input_text=input_text)
         self._quitting = False
@@ -104,11 +105,6 @@ class TuiNNApp(App[None]):
                           f"checkpoint is kept{self.main.run.resume_hint()}")
         self.exit(return_code=return_code)
 
-    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
-        """Every notification's text is cleaned: messages quote paths, names and errors that
-        came from files and other programs."""
-        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
-
     async def action_quit(self) -> None:
         """Quit; while a run is in progress ask first, then stop it and save a checkpoint."""
         if self._quitting:
@@ -135,7 +131,7 @@ class TuiNNApp(App[None]):
         from tui_nn.tui.screens.runs import RunsScreen
 
         if not isinstance(self.screen, RunsScreen):
-            self.push_screen(RunsScreen(self.runs_root()))
+            self.push_screen(RunsScreen(self.runs_roots or self.runs_root()))
 
     def action_watch_newest(self) -> None:
         from tui_nn.runs import newest_run
@@ -199,7 +195,7 @@ class TuiNNApp(App[None]):
 
 def make_app(model: str | None = None, train_options: dict[str, Any] | None = None, *,
              dataset: Any = None, start: bool = False, resume: str | None = None,
-             input_text: str | None = None) -> TuiNNApp:
+             input_text: str | None = None, runs_roots: list[str] | None = None) -> TuiNNApp:
     """The app, with ``model`` selected and the training form filled from ``train_options``
     (the keys of ``tui-nn train``'s options; None values mean 'the model's default').
 
@@ -207,6 +203,8 @@ def make_app(model: str | None = None, train_options: dict[str, Any] | None = No
     ``resume``: continue the run in this directory as soon as torch is loaded.
     ``dataset`` (an in-memory tui_nn.data.base.Dataset) replaces the dataset of every run:
     tests and benchmarks use it to train on data they made.
-    ``input_text``: the inspector's input shape for ``model`` (`tui-nn tui --input`)."""
+    ``input_text``: the inspector's input shape for ``model`` (`tui-nn tui --input`).
+    ``runs_roots``: the folders the runs screen (`r`) lists, local or HOST:PATH
+    (`tui-nn tui --runs`)."""
     return TuiNNApp(model=model, train_options=train_options, dataset=dataset, start=start,
-                    resume=resume, input_text=input_text)
+                    resume=resume, input_text=input_text, runs_roots=runs_roots)

@@ -95,7 +95,6 @@ class TrainingBridge:
         self.result: "ev.Finished | ev.Failed | None" = None
         self.resuming = False  # the run continues one on disk: its history is loaded first
         self._last_post = 0.0
-        self.posted_progress = 0  # how many progress messages went out (tests, benchmarks)
         self.done = threading.Event()  # set when the training thread has returned
         self.done.set()
         self._lock = threading.Lock()
@@ -217,7 +216,9 @@ class TrainingBridge:
     # ---- the engine callback (training thread) ---------------------------------------------
     def _on_event(self, event: "ev.Event") -> None:
         from tui_nn.engine import events as ev  # already imported by the Trainer: a dict lookup
+        from tui_nn.engine.schema import inert_event
 
+        event = inert_event(event)  # what the views show is inert, as watch's records are
         post = self.target.post_message
         if isinstance(event, ev.StepMetrics):
             self.history.add_steps(event.first_step, event.losses, event.scalars)
@@ -245,7 +246,7 @@ class TrainingBridge:
             post(msg.CheckpointWritten(event))
         elif isinstance(event, ev.StateChanged):
             post(msg.TrainingStateChanged(event))
-        elif isinstance(event, (ev.NonFiniteLoss, ev.LrScaled)):
+        elif isinstance(event, (ev.NonFiniteLoss, ev.LrScaled, ev.Notice)):
             post(msg.TrainingAlert(event))
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.result = event
@@ -261,5 +262,4 @@ class TrainingBridge:
         now = time.monotonic()
         if now - self._last_post >= self.min_interval_s:
             self._last_post = now
-            self.posted_progress += 1
             post(msg.TrainingProgress(self.latest, self.latest_epoch))

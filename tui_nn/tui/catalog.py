@@ -6,8 +6,11 @@ is on screen (importing torch takes seconds).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from tui_nn.fmt import format_shape
+from tui_nn.textsafe import clean_line
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,13 @@ class ModelEntry:
     lesson: str = ""
     in_zoo: bool = True
     own_step: bool = False  # trains with a step plugin of its own (the GAN): no gradient flow
+    shown_source: str = field(init=False)  # source as the picker shows it
+
+    def __post_init__(self) -> None:
+        # A source the user opened names a path and the model's class: data, made inert here
+        # (one line each) for the picker and the inspector. A zoo lesson is this package's text.
+        object.__setattr__(self, "description", clean_line(self.description, 200))
+        object.__setattr__(self, "shown_source", clean_line(self.source, 200))
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class DatasetEntry:
 
 
 def shape_text(shape: tuple[int, ...], dtype: Any = None) -> str:
-    text = "x".join(str(d) for d in shape)
+    text = format_shape(shape, sep="x")
     if dtype is not None and str(dtype) in ("torch.int64", "torch.long"):
         text += ":int64"
     return text
@@ -66,11 +76,3 @@ def dataset_entries() -> list[DatasetEntry]:
 
         names = dict.fromkeys(s.default_dataset for s in list_models())
         return [DatasetEntry(n, "") for n in names]
-
-
-def load_user_model(source: str) -> Any:
-    """An nn.Module from 'path/to/file.py:Class' or 'package.module:factory' (raises with a
-    user-facing message)."""
-    from tui_nn.zoo.sources import load_model
-
-    return load_model(source)

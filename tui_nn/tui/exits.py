@@ -55,8 +55,8 @@ def run_app(app: App) -> int:
         app.run(loop=loop)
         text = getattr(app, "exit_text", "")
         if text:
-            from tui_nn.textsafe import clean  # it quotes a run directory's path
-            print(clean(text), file=sys.stderr, flush=True)
+            from tui_nn.textsafe import say  # it quotes a run directory's path
+            say(text, sys.stderr)
         code = getattr(app, "return_code", 0)  # stand-ins in tests may not have one
         code = 0 if code is None else code
         if getattr(app, "step_abandoned", False):

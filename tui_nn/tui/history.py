@@ -15,7 +15,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from tui_nn.textsafe import clean_line
+from tui_nn.fmt import higher_is_better
 
 if TYPE_CHECKING:
     from tui_nn.runs.history import RecordedHistory
@@ -25,8 +25,8 @@ _EXTRA_NAME_CHARS = 20
 
 
 def extra_scalars(raw: Any) -> dict[str, float]:
-    """A StepMetrics record's ``scalars`` (from a file: data, possibly hostile) as at most
-    MAX_EXTRA_CURVES cleaned names with a number each; anything else is dropped."""
+    """A decoded StepMetrics' ``scalars`` (names inert from schema.decode) as at most
+    MAX_EXTRA_CURVES names cut to fit, with a number each; anything else is dropped."""
     if not isinstance(raw, Mapping):
         return {}
     out: dict[str, float] = {}
@@ -35,7 +35,7 @@ def extra_scalars(raw: Any) -> dict[str, float]:
             break
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
-                out[clean_line(name, _EXTRA_NAME_CHARS)] = float(value)
+                out[name[:_EXTRA_NAME_CHARS]] = float(value)  # inert: schema.decode
             except OverflowError:  # an int too big for a float
                 continue
     return out
@@ -246,13 +246,13 @@ class RunHistory:
 
     def best_epoch(self) -> EpochRecord | None:
         """The epoch with the best validation metric (the first, on ties), as the engine
-        picks it: highest accuracy, lowest error otherwise."""
+        picks it (fmt.higher_is_better)."""
         with self._lock:
             epochs = list(self.epochs)
         finite = [e for e in epochs if math.isfinite(e.value)]
         if not finite:
             return None
-        sign = -1.0 if self.metric == "accuracy" else 1.0
+        sign = -1.0 if higher_is_better(self.metric) else 1.0
         return min(finite, key=lambda e: (sign * e.value, e.epoch))
 
     def snapshot(self, max_points: int) -> "HistorySnapshot":

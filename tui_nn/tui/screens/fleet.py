@@ -22,7 +22,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 from tui_nn.runs.remote import Listing, Target, gpu_summary, mirror
-from tui_nn.textsafe import clean_line
 from tui_nn.tui.screens.watch import STEER_BINDINGS
 from tui_nn.tui.viewer_app import ViewerApp
 
@@ -37,7 +36,36 @@ class HostLoaded(Message):
     listing: Listing
 
 
-class FleetScreen(Screen):
+class RemoteWatch:
+    """For a screen that lists remote runs: `_open_watch(target)` pushes the watch screen on
+    a FollowedRun of it, which stops when the screen is back on top."""
+
+    followed = None  # the FollowedRun of a pushed watch screen
+
+    @work(thread=True, name="open-watch", group="open-watch", exclusive=True,
+          exit_on_error=False)
+    def _open_watch(self, target: Target) -> None:
+        from tui_nn.runs.remote import FollowedRun, NotARun
+        from tui_nn.runs.ssh import SshError
+        from tui_nn.tui.screens.watch import WatchScreen
+        try:
+            followed = FollowedRun(target).start()
+        except (NotARun, SshError) as e:
+            self.app.call_from_thread(self.notify, f"{target}: {e}",
+                                      severity="warning", markup=False)
+            return
+        self.followed = followed
+        screen = WatchScreen(followed.run_dir, gpu_reader=followed.gpu_report,
+                             liveness_of=followed.liveness)
+        self.app.call_from_thread(self.app.push_screen, screen)
+
+    def on_screen_resume(self) -> None:
+        if self.followed is not None:  # back from a watched run: stop following it
+            self.followed.stop()
+            self.followed = None
+
+
+class FleetScreen(RemoteWatch, Screen):
     DEFAULT_CSS = """
     #fleet-table { height: 1fr; }
     #fleet-hosts { height: auto; max-height: 12; padding: 0 1; color: $text-muted; }
@@ -54,7 +82,6 @@ class FleetScreen(Screen):
         self.refresh_s = refresh_s
         self.rows: dict[str, tuple[str, Any]] = {}  # row key -> (host, RunInfo)
         self.listings: list[Listing | None] = [None] * len(targets)  # None: not read yet
-        self.followed = None  # the FollowedRun of a pushed watch screen
         self._lock = threading.Lock()
         self._reading: set[int] = set()  # roots being read now
 
@@ -67,7 +94,7 @@ class FleetScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn fleet"
-        self.sub_title = clean_line(" ".join(str(t) for t in self.targets), 100)
+        self.sub_title = " ".join(str(t) for t in self.targets)[:100]  # inert: Target.__str__
         table = self.query_one(DataTable)
         for label in ("host", "run", "status", "epochs", "best", "samples/s", "time", "size",
                       "model"):
@@ -105,12 +132,12 @@ class FleetScreen(Screen):
         self.rows = {}
         for target, ls in zip(self.targets, self.listings):
             if ls is None:
-                table.add_row(clean_line(target.host, 24), clean_line(target.path or "~", 40),
+                table.add_row(target.host[:24], target.shown_path[:40] or "~",
                               Text("reading…", style="dim"), "", "", "", "", "", "")
                 continue
-            host = clean_line(ls.target.host, 24)
+            host = ls.target.host[:24]  # checked by split_target: no control characters
             if ls.error:
-                table.add_row(host, clean_line(ls.target.path or "~", 40),
+                table.add_row(host, ls.target.shown_path[:40] or "~",
                               Text("unreachable", style="red"), "", "", "", "", "", "")
             for r in ls.runs:
                 key = f"{ls.target.host}\0{r.path}"
@@ -159,7 +186,7 @@ class FleetScreen(Screen):
                 self._steer(target, "stop", None)
 
         self.app.push_screen(ConfirmScreen(  # the name comes from the host: escaped, not markup
-            f"Stop the run {escape(clean_line(run.name, 60))} on {escape(clean_line(host, 40))}"
+            f"Stop the run {escape(run.name[:60])} on {escape(host[:40])}"
             "? It checkpoints and ends.", confirm="Stop run"), answered)
 
     @work(thread=True, name="steer", group="steer", exit_on_error=False)
@@ -175,7 +202,7 @@ class FleetScreen(Screen):
             text = (f"{target}: {action} taken" if answer.get("ok")
                     else f"{target}: {answer.get('error') or 'refused'}")
             severity = "information" if answer.get("ok") else "warning"
-        self.app.call_from_thread(self.notify, clean_line(text, 200), severity=severity,
+        self.app.call_from_thread(self.notify, text, severity=severity,  # app.notify: inert
                                   markup=False)
         self.app.call_from_thread(self._load)
 
@@ -183,29 +210,6 @@ class FleetScreen(Screen):
         picked = self.highlighted()
         if picked is not None:
             self._open_watch(Target(picked[0], str(picked[1].path)))
-
-    @work(thread=True, name="open-watch", group="open-watch", exclusive=True,
-          exit_on_error=False)
-    def _open_watch(self, target: Target) -> None:
-        from tui_nn.runs.remote import remote_gpu_report
-        from tui_nn.runs.remote import FollowedRun, NotARun
-        from tui_nn.runs.ssh import SshError
-        from tui_nn.tui.screens.watch import WatchScreen
-        try:
-            followed = FollowedRun(target).start()
-        except (NotARun, SshError) as e:
-            self.app.call_from_thread(self.notify, clean_line(f"{target}: {e}", 200),
-                                      severity="warning", markup=False)
-            return
-        self.followed = followed
-        screen = WatchScreen(followed.run_dir, gpu_reader=remote_gpu_report,
-                             liveness_of=followed.liveness)
-        self.app.call_from_thread(self.app.push_screen, screen)
-
-    def on_screen_resume(self) -> None:
-        if self.followed is not None:  # back from a watched run: stop following it
-            self.followed.stop()
-            self.followed = None
 
 
 def _speed(value: float | None) -> Text:

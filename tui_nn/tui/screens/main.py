@@ -263,6 +263,19 @@ class MainScreen(Screen):
         line.batch_size = int(text) if text.isdigit() and int(text) > 0 else None
         line.optimizer = str(form.query_one("#optimizer", Select).value)
 
+    @on(TrainForm.Sampled)
+    def _dataset_sampled(self, event: TrainForm.Sampled) -> None:
+        """Your own Dataset's sample shape: the inspector takes it for a model of yours (a zoo
+        model is sized to the data when it trains, from its own input)."""
+        if event.error is not None:
+            self.query_one(TrainForm).show_error(event.error, "dataset-custom")
+            self._log(f"dataset {event.spec}: {event.error}", "warning")
+            return
+        self._log(f"dataset {event.spec}: samples of {event.input_text}", "dim")
+        entry = self.entries.get(self.model_source) if self.model_source else None
+        if entry is not None and not entry.in_zoo:
+            self.query_one("#inspector").input_text = event.input_text
+
     # ---- training (the run itself: screens/run_control.py) ---------------------------------
     def action_start_training(self) -> None:
         source = self.model_source

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
-from tui_nn.textsafe import clean_line
+from tui_nn.textsafe import clean, clean_line
 from tui_nn.fmt import fmt_count
 from tui_nn.tui.widgets.inspector_table import shape_text
 
@@ -86,7 +86,8 @@ class ModelDiffScreen(ModalScreen[None]):
         table.add_columns(" ", "layer", "output A", "output B", "params", "mult-adds")
         for row in event.diff.rows:
             table.add_row(*diff_row_cells(row))
-        summary.update(Text("\n".join(summary_lines(event.diff))))
+        # The lines quote the models' layer paths: made inert once, here.
+        summary.update(Text(clean("\n".join(summary_lines(event.diff)))))
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -106,7 +107,7 @@ def _moved(a: int | None, b: int | None) -> str:
 def diff_row_cells(row: Any) -> list[Text]:
     style = STYLES.get(row.status, "")
     a, b = row.a, row.b
-    cells = [MARKS[row.status], "  " * max(row.depth - 1, 0) + clean_line(row.path, 120),
+    cells = [MARKS[row.status], "  " * max(row.depth - 1, 0) + row.path[:120],
              shape_text(a.output_shapes) if a else "", shape_text(b.output_shapes) if b else "",
              _moved(a.params if a else None, b.params if b else None),
              _moved(a.mult_adds if a else None, b.mult_adds if b else None)]
@@ -119,9 +120,9 @@ def summary_lines(diff: "InspectionDiff") -> list[str]:
              f"{counts['removed']} removed, {counts['same']} the same"]
     first = diff.first_output_change
     if first is not None:
-        lines.append(f"first output that differs: {clean_line(first.path, 80)}  "
+        lines.append(f"first output that differs: {first.path[:80]}  "
                      f"{shape_text(first.a.output_shapes)} → {shape_text(first.b.output_shapes)}")
-    lines.extend(f"Linear input: {clean_line(f.path, 80)}  {f.text}" for f in diff.features)
+    lines.extend(f"Linear input: {f.path[:80]}  {f.text}" for f in diff.features)
     ta, tb = diff.a.totals, diff.b.totals
     lines.append(f"params {fmt_count(ta.params)} → {fmt_count(tb.params)}  ·  mult-adds "
                  f"{fmt_count(ta.mult_adds)} → {fmt_count(tb.mult_adds)}  ·  flops "

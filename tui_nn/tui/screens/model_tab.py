@@ -18,7 +18,6 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widgets import TabPane
 
-from tui_nn.textsafe import clean
 from tui_nn.tui.bridge import in_fresh_thread
 from tui_nn.tui.widgets.inspector import ShapeInspector
 from tui_nn.tui.widgets.memory_line import MemoryLine
@@ -56,9 +55,9 @@ class ModelTab(TabPane):
     def show_model(self, source: str, entry: "ModelEntry", input_text: str | None) -> None:
         """Inspect ``source`` with ``input_text`` (None: the entry's own input)."""
         inspector = self.query_one(ShapeInspector)
-        about = escape(clean(entry.description))  # a file's docstring: data, not markup
+        about = escape(entry.description)  # inert (catalog.ModelEntry): data, not markup
         if entry.lesson:
-            about += f"\n[dim]→ {escape(clean(entry.lesson))}[/]"
+            about += f"\n[dim]→ {escape(entry.lesson)}[/]"
         inspector.about = about
         inspector.source = source
         inspector.input_text = entry.input_text if input_text is None else input_text

@@ -18,6 +18,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
+from tui_nn.engine.rundir import CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.textsafe import clean_line
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 
@@ -33,7 +34,7 @@ def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
         path = path.parent  # best.pt, last.pt, config.json: the run they belong to
     if not path.is_dir():
         return {}, f"{path} is not a run directory"
-    if not (path / "last.pt").exists() and not (path / "config.json").is_file():
+    if not (path / LAST_CHECKPOINT).exists() and not (path / CONFIG_FILE).is_file():
         return {}, f"no run in {path}: no checkpoint (last.pt) and no config.json"
     info = read_run_info(path)
     if info.status == "running":
@@ -59,10 +60,11 @@ class ResumeScreen(ModalScreen[str | None]):
     def __init__(self, root: str | Path = "runs") -> None:
         super().__init__()
         self.root = Path(root)
+        self.shown_root = clean_line(self.root, 80)  # a path typed by the user
 
     def compose(self) -> ComposeResult:
         with Vertical(id="resume-dialog"):
-            yield Label(Text(f"Resume a run (from {clean_line(self.root, 80)}/…)"),
+            yield Label(Text(f"Resume a run (from {self.shown_root}/…)"),
                         id="resume-title")
             yield OptionList(id="resume-runs")
             yield Input(placeholder="or type a run directory and press Enter", id="resume-path")
@@ -83,15 +85,16 @@ class ResumeScreen(ModalScreen[str | None]):
         options.loading = False
         if not event.runs:
             options.add_option(Option(Text(f"no stopped runs with a checkpoint in "
-                                           f"{clean_line(self.root, 80)}"), disabled=True))
+                                           f"{self.shown_root}"), disabled=True))
             self.query_one(Input).focus()
             return
         for run in event.runs:
             total = f"/{run.epochs_total}" if run.epochs_total else ""
-            # Names, model and dataset come from the run's files: Text, never markup.
+            # Names, model and dataset come inert from the run's files (runs.info): Text,
+            # never markup.
             options.add_option(Option(Text(
-                f"{clean_line(run.name, 60)}  {clean_line(run.model, 40)} · "
-                f"{clean_line(run.dataset, 60)} · epoch {run.epochs_done}{total} · "
+                f"{run.name[:60]}  {run.model[:40]} · "
+                f"{run.dataset[:60]} · epoch {run.epochs_done}{total} · "
                 f"{run.status}"), id=str(run.path)))
         options.highlighted = 0
         options.focus()

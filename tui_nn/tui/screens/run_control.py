@@ -345,7 +345,7 @@ class RunController:
             self.notify(f"{e.message}.\nkeys: l halves the lr, p resumes, x stops",
                         title="loss is NaN: run paused", severity="error", timeout=20,
                         markup=False)
-        else:
+        elif isinstance(e, ev.LrScaled):
             self.notify(f"learning rate now {e.lr:.3g}", timeout=4, markup=False)
 
     def _ended(self, message: msg.TrainingEnded) -> None:

@@ -1,17 +1,19 @@
-"""The runs screen: every run under the runs root, several chosen to compare.
+"""The runs screen: every run under the runs root (or under several roots, local folders and
+HOST:PATH on other machines, with a host column), several chosen to compare.
 
 The table lists model, dataset, status, epochs, best metric, duration and size (tui_nn.runs,
 read in a thread worker). Space marks runs; their per-epoch curves are overlaid in one plot
 (validation loss, training loss or the validation metric: `m` cycles) and the settings that
 differ between them are listed beside it (tui_nn.runs.config_diff). With nothing marked, the
-highlighted run is shown. `w` follows the highlighted run in the watch view.
+highlighted run is shown. `w` follows the highlighted run in the watch view (a remote one
+through runs.remote.FollowedRun, as `tui-nn watch HOST:RUN` does).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from rich.text import Text
 from textual import on, work
@@ -24,7 +26,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from tui_nn.runs import RecordedHistory, RunInfo, config_diff, discover_runs, load_history
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import clean_line
+from tui_nn.tui.screens.fleet import RemoteWatch
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
@@ -37,15 +40,50 @@ MODE_TITLES = {"val_loss": "val loss per epoch", "train_loss": "train loss per e
                "metric": "val metric per epoch"}
 
 
+@dataclass(frozen=True)
+class Row:
+    """One run of the table: host None for this machine; `local` is where its files are read
+    here (a remote run's mirror, runs.remote)."""
+
+    key: str
+    host: str | None
+    run: RunInfo
+    local: Path
+
+
 @dataclass
 class RunsLoaded(Message):
-    runs: list[RunInfo]
+    rows: list[Row]
     error: str | None = None
+
+    @property
+    def runs(self) -> list[RunInfo]:
+        return [r.run for r in self.rows]
 
 
 @dataclass
 class HistoriesLoaded(Message):
-    histories: dict[Path, RecordedHistory]
+    histories: dict[str, RecordedHistory]
+
+
+def read_roots(roots: list[str]) -> tuple[list[Row], str | None]:
+    """Every run under every root (local folders and HOST:PATH, runs.remote), and one line per
+    root that could not be read. A run under two roots given is listed once."""
+    from tui_nn.runs.remote import list_roots, mirror, split_target
+    rows: dict[str, Row] = {}
+    errors = []
+    for text, listing in zip(roots, list_roots(roots)):
+        target = split_target(text)
+        if listing.error is not None:
+            errors.append(f"{target}: {listing.error}")
+        for run in listing.runs:
+            if target is None:
+                row = Row(str(run.path), None, run, run.path)
+            else:
+                row = Row(f"{target.host}\0{run.path}", target.host, run,
+                          mirror(target).local_dir(run.path))
+            rows.setdefault(row.key, row)
+    return list(rows.values()), "; ".join(errors) or None
 
 
 class OverlayPlot(MatrixPlot):
@@ -68,7 +106,7 @@ class OverlayPlot(MatrixPlot):
         title = MODE_TITLES[self.mode]
         if self.mode == "metric" and len(metric_names) == 1:
             # A name from a file: its escapes shown, not drawn as U+FFFD by the plot.
-            title = f"val {clean_line(next(iter(metric_names)), 20)} per epoch"
+            title = f"val {next(iter(metric_names))[:20]} per epoch"
         plt.title(title if self.series else "runs: mark some with space")
         from tui_nn.tui.widgets.curves import (CLIPPED_NOTE, PLOT_LIMIT, clip_finite,
                                                compact_y_ticks, step_ticks)
@@ -101,7 +139,7 @@ class OverlayPlot(MatrixPlot):
         return super().render()
 
 
-class RunsScreen(Screen):
+class RunsScreen(RemoteWatch, Screen):
     """Runs on disk; mark several to overlay their curves and compare their settings."""
 
     DEFAULT_CSS = """
@@ -124,12 +162,18 @@ class RunsScreen(Screen):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, root: str | Path = "runs") -> None:
+    def __init__(self, root: str | Path | Sequence[str] = "runs") -> None:
         super().__init__()
-        self.root = Path(root)
+        self.roots = [str(root)] if isinstance(root, (str, Path)) else [str(r) for r in root]
+        self.root = Path(self.roots[0])
+        from tui_nn.runs.remote import split_target
+        # A host column when a run may be on another machine, or under another root given.
+        self.several = len(self.roots) > 1 or any(split_target(r) for r in self.roots)
+        self.rows: list[Row] = []
+        self.shown_root = clean_line(" ".join(self.roots), 80)  # paths typed by the user
         self.runs: list[RunInfo] = []
-        self.marked: list[Path] = []  # in marking order: #1, #2, ...
-        self.histories: dict[Path, RecordedHistory] = {}
+        self.marked: list[str] = []  # row keys, in marking order: #1, #2, ...
+        self.histories: dict[str, RecordedHistory] = {}
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -145,9 +189,11 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn runs"
-        self.sub_title = clean_line(self.root, 80)
+        self.sub_title = self.shown_root
         table = self.query_one(DataTable)
         table.add_column("", key="mark", width=2)
+        if self.several:
+            table.add_column("host", key="host")
         # Run names usually hold the model and dataset: those columns go last, so that an
         # 80-column terminal shows status, epochs, best, time and size beside the name.
         for label, key in (("run", "run"), ("status", "status"), ("epochs", "epochs"),
@@ -160,45 +206,52 @@ class RunsScreen(Screen):
     # ---- loading (threads) -----------------------------------------------------------------
     @work(thread=True, name="runs", group="runs", exclusive=True, exit_on_error=False)
     def _load_runs(self) -> None:
+        if self.several:
+            self.post_message(RunsLoaded(*read_roots(self.roots)))
+            return
         try:
             runs = discover_runs(self.root)
         except OSError as e:
-            self.post_message(RunsLoaded([], f"cannot read {self.root}: {e}"))
+            why = e.strerror or type(e).__name__  # str(e) repeats the raw path
+            self.post_message(RunsLoaded([], f"cannot read {self.shown_root}: {why}"))
             return
-        self.post_message(RunsLoaded(runs))
+        self.post_message(RunsLoaded([Row(str(r.path), None, r, r.path) for r in runs]))
 
     @work(thread=True, name="histories", group="histories", exclusive=True,
           exit_on_error=False)
-    def _load_histories(self, paths: list[Path]) -> None:
-        self.post_message(HistoriesLoaded({p: load_history(p) for p in paths}))
+    def _load_histories(self, rows: list[Row]) -> None:
+        self.post_message(HistoriesLoaded({r.key: load_history(r.local) for r in rows}))
 
     @on(RunsLoaded)
     def _runs_loaded(self, message: RunsLoaded) -> None:
         from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
 
         self.loaded = True
+        self.rows = message.rows
         self.runs = message.runs
-        known = {r.path for r in self.runs}
-        self.marked = [p for p in self.marked if p in known]
+        known = {row.key for row in self.rows}
+        self.marked = [k for k in self.marked if k in known]
         self.histories = {}
         table = self.query_one(DataTable)
         table.clear()
-        for r in self.runs:
+        for row in self.rows:
+            r = row.run
             epochs = f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done)
-            # Names and config values come from the files: Text (never markup), cleaned.
-            table.add_row(self._mark(r.path), _cell(r.name),
-                          Text(clean_line(status_label(r), 40), style=_status_style(r.status)),
+            host = [_cell(row.host or "local")] if self.several else []
+            # Names and config values come inert from the files (runs.info): Text, never markup.
+            table.add_row(self._mark(row.key), *host, _cell(r.name),
+                          Text(status_label(r), style=_status_style(r.status)),
                           Text(epochs, justify="right"), _cell(best_label(r.metric, r.best_value)),
                           Text(fmt_hms(r.duration_s), justify="right"),
                           Text(fmt_bytes(r.size_bytes), justify="right"), _cell(r.model),
-                          _cell(r.dataset), key=str(r.path))
-        root = clean_line(self.root, 80)
+                          _cell(r.dataset), key=row.key)
+        root = f"{self.shown_root}/" if not self.several else f"{len(self.roots)} roots"
         if message.error:
-            caption = Text(clean_line(message.error))
+            caption = Text(message.error)
         elif not self.runs:
-            caption = Text(f"no runs under {root}/ yet (train one: s on the Train tab)")
+            caption = Text(f"no runs under {root} yet (train one: s on the Train tab)")
         else:
-            caption = Text.assemble(f"{len(self.runs)} runs under {root}/ · ", ("space", "b"),
+            caption = Text.assemble(f"{len(self.runs)} runs under {root} · ", ("space", "b"),
                                     " mark · ", ("m", "b"), " curve · ", ("w", "b"), " watch")
         self.query_one("#runs-caption", Static).update(caption)
         self._selection_changed()
@@ -214,34 +267,38 @@ class RunsScreen(Screen):
         notify_worker_error(self, event)
 
     # ---- selection -------------------------------------------------------------------------
-    def _mark(self, path: Path) -> Text:
-        if path not in self.marked:
+    def _mark(self, key: str) -> Text:
+        if key not in self.marked:
             return Text(" ")
-        i = self.marked.index(path)
+        i = self.marked.index(key)
         return Text(f"#{i + 1}", style=f"bold {COLORS[i % len(COLORS)][1]}")
 
-    def highlighted(self) -> RunInfo | None:
+    def highlighted_row(self) -> Row | None:
         table = self.query_one(DataTable)
-        if not self.runs or table.cursor_row is None or table.row_count == 0:
+        if not self.rows or table.cursor_row is None or table.row_count == 0:
             return None
-        return self.runs[min(table.cursor_row, len(self.runs) - 1)]
+        return self.rows[min(table.cursor_row, len(self.rows) - 1)]
 
-    def shown(self) -> list[RunInfo]:
+    def highlighted(self) -> RunInfo | None:
+        row = self.highlighted_row()
+        return row.run if row is not None else None
+
+    def shown(self) -> list[Row]:
         """The runs compared: the marked ones, else the highlighted one."""
-        by_path = {r.path: r for r in self.runs}
+        by_key = {r.key: r for r in self.rows}
         if self.marked:
-            return [by_path[p] for p in self.marked if p in by_path]
-        run = self.highlighted()
-        return [run] if run is not None else []
+            return [by_key[k] for k in self.marked if k in by_key]
+        row = self.highlighted_row()
+        return [row] if row is not None else []
 
     def action_toggle_mark(self) -> None:
-        run = self.highlighted()
-        if run is None:
+        row = self.highlighted_row()
+        if row is None:
             return
-        if run.path in self.marked:
-            self.marked.remove(run.path)
+        if row.key in self.marked:
+            self.marked.remove(row.key)
         else:
-            self.marked.append(run.path)
+            self.marked.append(row.key)
         self._update_marks()
         self._selection_changed()
 
@@ -252,8 +309,8 @@ class RunsScreen(Screen):
 
     def _update_marks(self) -> None:
         table = self.query_one(DataTable)
-        for r in self.runs:
-            table.update_cell(str(r.path), "mark", self._mark(r.path), update_width=True)
+        for row in self.rows:
+            table.update_cell(row.key, "mark", self._mark(row.key), update_width=True)
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -261,28 +318,29 @@ class RunsScreen(Screen):
             self._selection_changed()
 
     def _selection_changed(self) -> None:
-        missing = [r.path for r in self.shown() if r.path not in self.histories]
+        missing = [r for r in self.shown() if r.key not in self.histories]
         if missing:
             self._load_histories(missing)
         self._show()
 
     def _show(self) -> None:
-        runs = self.shown()
+        rows = self.shown()
         plot = self.query_one(OverlayPlot)
-        plot.series = [(self.marked.index(r.path) if r.path in self.marked else 0, r,
-                        self.histories[r.path]) for r in runs if r.path in self.histories]
+        plot.series = [(self.marked.index(r.key) if r.key in self.marked else 0, r.run,
+                        self.histories[r.key]) for r in rows if r.key in self.histories]
         plot.refresh()
-        self.query_one("#runs-diff", Static).update(self._diff_text(runs))
+        self.query_one("#runs-diff", Static).update(self._diff_text(rows))
 
-    def _diff_text(self, runs: list[RunInfo]) -> Text:
+    def _diff_text(self, rows: list[Row]) -> Text:
         """Rich Text built piece by piece: names, messages and values are file data."""
+        runs = [row.run for row in rows]
         if not runs:
             return Text("no run selected", style="dim")
         if len(runs) == 1:
             r = runs[0]
-            lines = [Text(clean_line(r.name), style="b")]
+            lines = [Text(r.name, style="b")]
             if r.message:
-                lines.append(Text(clean(r.message, 500), style="red"))
+                lines.append(Text(r.message[:500], style="red"))
             lines.append(Text("mark two or more runs (space) to see what differs", style="dim"))
             for key in ("lr", "batch_size", "optimizer", "epochs", "schedule", "seed", "device"):
                 if key in r.config:
@@ -292,10 +350,10 @@ class RunsScreen(Screen):
         lines = [Text(f"{len(diff)} setting{' differs' if len(diff) == 1 else 's differ'}",
                       style="b")]
         for key, values in diff.items():
-            lines.append(Text(clean_line(key, 60), style="b"))
-            for i, (r, v) in enumerate(zip(runs, values)):
-                color = COLORS[self.marked.index(r.path) % len(COLORS)][1] \
-                    if r.path in self.marked else "white"
+            lines.append(Text(key[:60], style="b"))
+            for i, (r, v) in enumerate(zip(rows, values)):
+                color = COLORS[self.marked.index(r.key) % len(COLORS)][1] \
+                    if r.key in self.marked else "white"
                 lines.append(Text.assemble("  ", (f"#{i + 1}", color), f" {_value(v)}"))
         if not diff:
             lines.append(Text("same settings (seed and data order aside)", style="dim"))
@@ -311,19 +369,29 @@ class RunsScreen(Screen):
         self._load_runs()
 
     def action_watch_run(self) -> None:
-        run = self.highlighted()
-        if run is None:
+        row = self.highlighted_row()
+        if row is None:
+            return
+        if row.host is not None:  # followed over ssh, steered through its forwarded socket
+            from tui_nn.runs.remote import Target
+            self._open_watch(Target(row.host, str(row.run.path)))
             return
         from tui_nn.tui.screens.tb_watch import watch_screen_for
-        self.app.push_screen(watch_screen_for(run.path))  # a TensorBoard log gets its own view
+        self.app.push_screen(watch_screen_for(row.run.path))  # a TensorBoard log: its own view
 
     def action_resume_run(self) -> None:
         """Continue the highlighted run from its last.pt in the app's Train tab."""
-        run = self.highlighted()
-        if run is None:
+        row = self.highlighted_row()
+        if row is None:
+            return
+        run = row.run
+        if row.host is not None:
+            # The app's notify makes the path inert; the name is (runs.info), the host checked.
+            self.notify(f"{run.name} is on {row.host}: resume it there (ssh {row.host} tui-nn "
+                        f"train MODEL --resume {run.path})", severity="warning", markup=False)
             return
         if not run.resumable:
-            self.notify(f"{clean_line(run.name, 80)} is {run.status}"
+            self.notify(f"{run.name} is {run.status}"
                         f"{'' if run.has_checkpoint else ' and has no checkpoint'}: only "
                         "stopped, interrupted or failed runs with a last.pt can be resumed",
                         severity="warning", markup=False)
@@ -331,7 +399,7 @@ class RunsScreen(Screen):
         main = getattr(self.app, "main", None)
         if main is None or not hasattr(main, "resume_run"):
             self.notify(f"to resume, open the app: tui-nn train MODEL --resume "
-                        f"{clean_line(run.path, 200)}",
+                        f"{run.path}",  # app.notify makes the path inert
                         severity="warning", markup=False)
             return
         if main.bridge.running:
@@ -356,8 +424,8 @@ def _value(v: Any) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:g}"
-    return clean_line(v, 40)
+    return str(v)[:40]  # inert: runs.records.read_config
 
 
 def _cell(value: Any) -> Text:
-    return Text(clean_line(value, 60))
+    return Text(str(value)[:60])

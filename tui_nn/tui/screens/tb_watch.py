@@ -5,8 +5,8 @@ tag prefix (`train/`, `val/`, ...), and a tag picker to choose which tags are dr
 A thread worker polls the directory (tui_nn.runs.tensorboard: only events appended since the
 last poll are read) and posts the new points at most every POST_S; the screen keeps them per
 tag and redraws the plots whose tags changed, at most twice a second, each from at most 2× the
-plot width in points. Tags come from files: cleaned (textsafe) and shown as Text, never
-markup. Nothing here writes into the log directory.
+plot width in points. Tags and problems come from files: made inert where they are decoded
+(tui_nn.runs.tensorboard) and shown as Text, never markup. Nothing here writes into the log directory.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from textual.widgets.selection_list import Selection
 from textual.worker import Worker, get_current_worker
 
 from tui_nn.runs import tensorboard as tb
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import clean_line
 from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.history import Point, ema
@@ -126,7 +126,7 @@ class GroupPlot(MatrixPlot):
         plt = self.plt
         plt.clear_figure()
         width = max(self.size.width, 10)
-        title = clean_line(self.group or "scalars", 60) + (" (log)" if self.log_scale else "")
+        title = (self.group or "scalars")[:60] + (" (log)" if self.log_scale else "")
         if self.smoothing and any(len(self.series[t]) >= SMOOTH_MIN_POINTS for t in self.tags):
             title += f" · smoothing {self.smoothing:g}"
         plt.title(title)
@@ -156,7 +156,7 @@ class GroupPlot(MatrixPlot):
         series = self.series[tag]
         xs, ys = series.view(2 * width)
         stride = max(1, len(series) // max(len(xs), 1))
-        label = clean_line(tag[len(self.group):] or tag, 40)
+        label = (tag[len(self.group):] or tag)[:40]
         lines = [(ys, color, label)]
         if self.smoothing and len(series) >= SMOOTH_MIN_POINTS and len(xs) > 1:
             points = [Point(x, y, y, y, stride) for x, y in zip(xs, ys)]
@@ -218,11 +218,11 @@ class TensorBoardWatchScreen(Screen):
                  live_window_s: float | None = None) -> None:
         super().__init__()
         self.log_dir = Path(log_dir)
+        self.shown_dir = clean_line(self.log_dir, 200)  # a path typed by the user
         self.poll_s = poll_s
         self.live_window_s = live_window_s
-        self.series: dict[str, TagSeries] = {}  # tag -> points (raw tags; cleaned when shown)
+        self.series: dict[str, TagSeries] = {}  # tag -> points (tags inert from the follower)
         self.status = "loading"
-        self.points_seen = 0
         self.last_step = 0
         self.problem: str | None = None
         self.too_many_tags = False
@@ -242,7 +242,7 @@ class TensorBoardWatchScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
-        self.sub_title = f"{clean_line(self.log_dir.name, 60)} · TensorBoard log · read-only"
+        self.sub_title = f"{Path(self.shown_dir).name[:60]} · TensorBoard log · read-only"
         self._show_status()
         self.set_interval(REDRAW_S, self._redraw_dirty)
         self._follow()
@@ -299,7 +299,6 @@ class TensorBoardWatchScreen(Screen):
             series.add(p.step, p.value)
             self.last_step = max(self.last_step, p.step)
             self._dirty.add(tag_group(p.tag))
-        self.points_seen += len(message.points)
         if self.last_step != last_step:  # the shared step axis grew: every plot follows
             self._dirty.update(tag_group(t) for t in self.series)
         if new_tags:
@@ -321,8 +320,8 @@ class TensorBoardWatchScreen(Screen):
     @staticmethod
     def _prompt(tag: str) -> Text:
         group = tag_group(tag)
-        text = Text(clean_line(group, TAG_CHARS), style="dim")
-        text.append(clean_line(tag[len(group):], TAG_CHARS))
+        text = Text(group[:TAG_CHARS], style="dim")
+        text.append(tag[len(group):][:TAG_CHARS])
         return text
 
     def _sort_picker(self, picker: SelectionList) -> None:
@@ -378,14 +377,14 @@ class TensorBoardWatchScreen(Screen):
 
     def _show_status(self) -> None:
         text = Text()
-        text.append(clean_line(self.log_dir, 200) + "\n", style="bold")
+        text.append(self.shown_dir + "\n", style="bold")
         style = {"running": "green", "idle": "yellow"}.get(self.status, "dim")
         text.append(self.status, style=style)
         text.append(f" · {len(self.series)} tags · step {self.last_step}")
         if self.too_many_tags:
             text.append(f"\nmore than {MAX_TAGS} tags: the rest are not shown", style="yellow")
         if self.problem:
-            text.append("\n" + clean(self.problem, 300), style="yellow")
+            text.append("\n" + self.problem[:300], style="yellow")
         self.query_one("#tb-status", Static).update(text)
 
     # ---- actions ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@ the system pane follows the writing process. Nothing here opens a file of the ru
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from tui_nn.tui.widgets.system_pane import SystemPane
 
 POLL_S = 0.25  # new lines show within POLL_S + POST_S: under a second
 POST_S = 0.5  # the UI applies new records at most twice a second
-STATUS_S = 2.0  # how often liveness (a /proc scan at worst) is checked
+STATUS_S = 2.0  # how often liveness (a process scan at worst) is checked
 FINAL = ("finished", "stopped", "failed")
 
 
@@ -217,9 +216,9 @@ class WatchScreen(Screen):
             mtime = metrics.stat().st_mtime
         except OSError:
             mtime = None
-        # Without /proc (macOS) or for another user's run the scan sees nothing: then a write
+        # Off Linux (macOS) or for another user's run the scan sees nothing: then a write
         # in the last two minutes means running (see tui_nn.runs.liveness).
-        trusted = os.path.isdir("/proc/self/fd") and liveness.scan_is_trusted(metrics)
+        trusted = liveness.scan_is_trusted(metrics)
         alive = liveness.is_alive(metrics.parent, mtime, None)
         return ("running" if alive and not trusted else "interrupted"), None
 

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.markup import escape
 
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.fmt import format_shape
+from tui_nn.textsafe import clean_line
+from tui_nn.tui.markup import markup_data as _escape  # model-derived text in markup
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -288,11 +289,11 @@ class ShapeInspector(Vertical):
             return
         t = insp.totals
         out_shapes = insp.all_rows[0].output_shapes if insp.all_rows else []
-        inputs = ", ".join("×".join(map(str, s)) for s in insp.input_shapes)
+        inputs = ", ".join(map(format_shape, insp.input_shapes))
         if not self.input_text.strip() and any(n.startswith("assumed ") for n in insp.notes):
             inputs += " (assumed)"  # guessed from the first layer: the note below says how
         summary.update(Text.assemble(
-            (clean_line(insp.model_name), "bold"),
+            (insp.model_name, "bold"),
             f"  in {inputs} → out {shape_text(out_shapes) or '?'}  ·  "
             f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds"))
         lines: list[str] = []
@@ -342,15 +343,9 @@ class ShapeInspector(Vertical):
             return
         parts = [f"[b]{_escape(row.path or row.type)}[/b] {_escape(row.detail or row.type)}"]
         if row.input_shapes:
-            shapes = ", ".join("×".join(map(str, s)) for s in row.input_shapes)
+            shapes = ", ".join(map(format_shape, row.input_shapes))
             parts.append(f"in {_escape(shapes)}")
         text = "  ".join(parts)
         for f in row.arithmetic:
             text += f"\n{_escape(f.text)}"
         detail.update(text)
-
-
-def _escape(text: str) -> str:
-    """Model-derived text (names, error messages) inside a markup string: control characters
-    shown as escapes, brackets escaped."""
-    return escape(clean(text))

@@ -15,17 +15,12 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import Static
 
+from tui_nn.fmt import fmt_bytes
+
 if TYPE_CHECKING:
     from tui_nn.shapes.memory import MemoryEstimate
 
 DEBOUNCE_S = 0.3
-
-
-def _bytes(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 def describe(m: MemoryEstimate) -> Text:
@@ -34,14 +29,14 @@ def describe(m: MemoryEstimate) -> Text:
     text = Text()
     text.append("training ", style="bold")
     text.append(f"batch {m.batch_size}, {m.optimizer}: ")
-    text.append(_bytes(m.total), style="bold")
+    text.append(fmt_bytes(m.total), style="bold")
     if m.budget is not None:
         ok = bool(m.fits)
-        text.append(f"; {'fits' if ok else 'does not fit'} the GPU's {_bytes(m.budget)}",
+        text.append(f"; {'fits' if ok else 'does not fit'} the GPU's {fmt_bytes(m.budget)}",
                     style="green" if ok else "bold red")
         text.append(f" (up to batch {m.max_batch:,})")
-    text.append(f" · activations {_bytes(m.activations)}, params {_bytes(m.params)}, grads "
-                f"{_bytes(m.grads)}, {m.optimizer} state {_bytes(m.optimizer_state)}",
+    text.append(f" · activations {fmt_bytes(m.activations)}, params {fmt_bytes(m.params)}, grads "
+                f"{fmt_bytes(m.grads)}, {m.optimizer} state {fmt_bytes(m.optimizer_state)}",
                 style="dim")
     return text
 

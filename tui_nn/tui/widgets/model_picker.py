@@ -16,7 +16,6 @@ from textual.reactive import reactive
 from textual.widgets import Input, Label, LoadingIndicator, OptionList
 from textual.widgets.option_list import Option
 
-from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
     from tui_nn.tui.catalog import ModelEntry
@@ -85,11 +84,10 @@ class ModelPicker(Vertical):
     def _option(entry: "ModelEntry") -> Option:
         # One line per model: the name, then as much of the description as fits.
         prompt = Text(no_wrap=True, overflow="ellipsis", end="")
-        # A source opened from a file names a path and the model's docstring: cleaned.
-        source = clean_line(entry.source, 200)
+        source = entry.shown_source  # inert (catalog.ModelEntry)
         prompt.append(f"{source:<9}" if entry.in_zoo else source, style="bold")
         prompt.append(" ")
-        prompt.append(clean_line(entry.description, 200), style="dim")
+        prompt.append(entry.description, style="dim")
         return Option(prompt, id=entry.source)
 
     @on(OptionList.OptionHighlighted, "#zoo")

@@ -15,6 +15,7 @@ from typing import Any
 from rich.text import Text
 
 from tui_nn.engine.schema import MAX_INT
+from tui_nn.fmt import fmt_bytes
 
 
 @dataclass(frozen=True)
@@ -43,25 +44,18 @@ def run_memory_from(started: Any) -> RunMemory | None:
     return RunMemory(batch_size=batch, measured=saved)
 
 
-def _bytes(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
-
-
 def run_memory_text(m: RunMemory, short: bool = False) -> Text:
     """short: without the word 'activations' (a narrow pane; the line wraps after that)."""
     text = Text()
     text.append("memory", style="bold")
     text.append(f" at batch {m.batch_size}: {'' if short else 'activations '}")
     if m.predicted is not None:
-        text.append(f"predicted {_bytes(m.predicted)} · ")
-    text.append(f"measured {_bytes(m.measured)}")
+        text.append(f"predicted {fmt_bytes(m.predicted)} · ")
+    text.append(f"measured {fmt_bytes(m.measured)}")
     if m.predicted:
         text.append(f" ({m.measured / m.predicted:.2f}×)", style="dim")
     if m.gpu_allocated is not None:
-        text.append(f" · GPU allocated up to {_bytes(m.gpu_allocated)}")
+        text.append(f" · GPU allocated up to {fmt_bytes(m.gpu_allocated)}")
     return text
 
 

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import clean_line
 from tui_nn.tui.widgets.wrapping import wrapped_height
 
 if TYPE_CHECKING:  # importing the engine imports torch (seconds): not before the first frame
@@ -121,11 +121,12 @@ class RunStatus(Vertical):
             return
         s, m, e = self.started, self.latest, self.epoch
         state = STATE_LABELS.get(self.state, self.state)
-        device = s.device_name if s else (self.device or "-")
-        # device, model and dataset may come from a run directory (watch): plain Text, cleaned.
-        head = Text.assemble((state, "bold"), f" on {clean_line(device, 80)}")
+        # Events come inert (schema.decode in watch, the bridge's inert_event in the app);
+        # the catalog's device line holds the host's words: made so here.
+        device = s.device_name if s else clean_line(self.device or "-", 80)
+        head = Text.assemble((state, "bold"), f" on {device[:80]}")
         if s is not None:  # a count of 0 is one a loop did not give (tui_nn.Run): left out
-            parts = [clean_line(s.model, 80), clean_line(s.dataset, 80)] + \
+            parts = [s.model[:80], s.dataset[:80]] + \
                 [f"{n:,} {unit}" for n, unit in ((s.n_train, "samples"),
                                                   (s.parameters, "params")) if n]
             head.append("\n" + " · ".join(p for p in parts if p not in ("", "-")))
@@ -176,9 +177,9 @@ class RunStatus(Vertical):
             best = f"best {name} {fmt_metric(e.metric, e.best_value)} (epoch {self.best_epoch})" \
                 if self.best_epoch else f"best {name} {fmt_metric(e.metric, e.best_value)}"
             if e.decoded is not None:
-                best += f" · output '{clean_line(e.decoded, 80)}'"
+                best += f" · output '{e.decoded[:80]}'"
             lines.append(best)
-        self._set("#status-numbers", Text(clean("\n".join(lines))))
+        self._set("#status-numbers", Text("\n".join(lines)))
 
 
 def _count(label: str, n: int, total: int) -> str:

@@ -2,7 +2,7 @@
 memory of the training process.
 
 A thread worker reads tui_nn.system every ``interval`` seconds (2 s) and posts the reading; the
-pane only formats it. The readings are NVML queries and a few /proc reads (psutil): they run
+pane only formats it. The readings are NVML queries and psutil reads: they run
 off the UI thread and off the training loop, and their measured cost is kept in ``cost_s``
 (benchmarks/bench_system_pane.py prints it).
 """
@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from tui_nn.fmt import fmt_bytes, fmt_bytes_pair
 from tui_nn.system import GpuReport, ProcessStats, gpu_stats, process_stats
 from tui_nn.tui.widgets.run_memory import RunMemory, run_memory_text
 from tui_nn.tui.widgets.wrapping import wrapped_height
@@ -53,17 +54,7 @@ def demo_reading(pid: int = 4242) -> SystemReading:
         GpuReport(available=False, reason="no NVIDIA GPU"),
         ProcessStats(pid, True, cpu_percent=98.0, rss_bytes=612 * 1024 ** 2, threads=6,
                      cpu_count=2, ram_total_bytes=8 * 1024 ** 3,
-                     ram_available_bytes=5 * 1024 ** 3, source="demo"))
-
-
-def _gib(n: int | None) -> str:
-    return "?" if n is None else f"{n / 1024 ** 3:.1f}"
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    return f"{n / 1024 ** 2:.0f} MiB" if n < 1024 ** 3 else f"{n / 1024 ** 3:.2f} GiB"
+                     ram_available_bytes=5 * 1024 ** 3))
 
 
 def format_reading(r: SystemReading, compact: bool = False) -> str:
@@ -81,7 +72,7 @@ def format_reading(r: SystemReading, compact: bool = False) -> str:
         if g.utilization_pct is not None:
             parts.append(f"{g.utilization_pct:.0f}%")
         if g.memory_used_bytes is not None:
-            parts.append(f"mem {_gib(g.memory_used_bytes)}/{_gib(g.memory_total_bytes)} GiB")
+            parts.append(f"mem {fmt_bytes_pair(g.memory_used_bytes, g.memory_total_bytes)}")
         if g.temperature_c is not None:
             parts.append(f"{g.temperature_c:.0f}°C")
         if g.power_w is not None:
@@ -98,11 +89,13 @@ def format_reading(r: SystemReading, compact: bool = False) -> str:
         ram = ""
         if p.ram_total_bytes and p.ram_available_bytes is not None:
             used = p.ram_total_bytes - p.ram_available_bytes
-            ram = f" · RAM {_gib(used)}/{_gib(p.ram_total_bytes)} GiB"
+            ram = f" · RAM {fmt_bytes_pair(used, p.ram_total_bytes)}"
         cpu = f"{p.cpu_percent:.0f}%" if p.cpu_percent is not None else "?"
         # Compact: no label (RSS says it is a process) so the line fits a narrow pane whole.
         who = "" if compact else f"[b]proc[/b] {p.pid} "
-        lines.append(f"{who}CPU {cpu} · RSS {_size(p.rss_bytes)}{ram}")
+        # RSS moves by MiB: whole MiB, or GiB to 10 MiB.
+        rss = fmt_bytes(p.rss_bytes, places=2 if (p.rss_bytes or 0) >= 2**30 else 0)
+        lines.append(f"{who}CPU {cpu} · RSS {rss}{ram}")
     return "\n".join(lines)
 
 
@@ -140,6 +133,7 @@ class SystemPane(Static):
         self._lines = -1  # lines of the text shown
         self._markup = ""  # the reading's text, as last shown
         self._run_memory: RunMemory | None = None
+        self._data_wait: int | None = None  # percent of each step spent waiting for data
 
     @property
     def run_memory(self) -> RunMemory | None:
@@ -150,6 +144,19 @@ class SystemPane(Static):
     def run_memory(self, value: RunMemory | None) -> None:
         if value != self._run_memory:
             self._run_memory = value
+            if self._markup:
+                self._show(self._markup)
+
+    @property
+    def data_wait(self) -> int | None:
+        """Percent of each step the run waited for its batches (streamed data); None: no line."""
+        return self._data_wait
+
+    @data_wait.setter
+    def data_wait(self, share: float | None) -> None:
+        value = None if share is None or share != share else round(min(max(share, 0), 1) * 100)
+        if value != self._data_wait:
+            self._data_wait = value
             if self._markup:
                 self._show(self._markup)
 
@@ -209,6 +216,8 @@ class SystemPane(Static):
             # Our markup, then the memory line as plain text: its figures are not markup.
             rich.append("\n")
             rich.append_text(run_memory_text(self._run_memory, short=self.compact))
+        if self._data_wait is not None:  # an input-bound run shows here
+            rich.append(f"\ndata: waiting {self._data_wait}% of each step")
         lines = wrapped_height(rich, self.content_size.width, self.app.console)
         self.update(Content.from_rich_text(rich),
                     layout=not self.compact or lines != self._lines)
