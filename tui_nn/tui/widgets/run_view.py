@@ -124,8 +124,9 @@ class RunView(Horizontal):
         elif isinstance(e, ev.StateChanged):
             self.note(e.state, "dim")
         elif isinstance(e, ev.CheckpointSaved) and e.reason != "best":
-            # best.pt is written with every better epoch: the epoch line's * says so.
-            self.note(f"checkpoint ({e.reason}, step {e.step}): {e.path}", "dim")
+            # best.pt is written with every better epoch: the epoch line's * says so. No path:
+            # it is the run directory's (a watched run's names the writer's box).
+            self.note(f"checkpoint ({e.reason}, step {e.step})", "dim")
         elif isinstance(e, ev.NonFiniteLoss):
             self.note(e.message, "error")
         elif isinstance(e, ev.LrScaled):
