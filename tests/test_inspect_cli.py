@@ -207,3 +207,70 @@ def test_the_collector_is_left_alone_when_the_cli_runs_inside_another_program():
     assert result.exit_code == 0, result.output
     # Nothing new frozen (frozen objects other tests left may be freed meanwhile: <=).
     assert gc.get_freeze_count() <= frozen
+
+
+def test_a_bad_shape_is_refused_before_torch_loads():
+    """The shape strings are checked first: `tui_nn.shapes.parse` must not pull in torch
+    through the package (its `__init__` loads the rest on first use)."""
+    code = ("import sys\n"
+            "from tui_nn.commands.inspect_cmd import run_inspect\n"
+            "assert run_inspect('cnn', ['1xaxb'], None, True, None, False) == 2\n"
+            "from tui_nn.shapes import Inspection, parse_shape\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "from tui_nn.shapes import inspect_model\n"
+            "assert 'torch' in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "error: " in result.stderr
+
+
+def test_torchs_import_runs_without_collections_in_the_clis_own_process():
+    """Every generation-2 collection during torch's import walks its few hundred thousand
+    objects (0.25 s of a 70B decoder's 2.4 s inspection); the CLI's own process imports with
+    the collector off, then freezes what the import left and turns the collector back on."""
+    code = ("import gc, sys\n"
+            "passes = []\n"
+            "gc.callbacks.append(lambda phase, info: phase == 'start'"
+            " and info['generation'] == 2 and passes.append(info))\n"
+            "from tui_nn.commands.inspect_cmd import run_inspect\n"
+            "assert run_inspect('cnn', ['1x28x28'], None, True, None, False,"
+            " freeze_imports=True) == 0\n"
+            "assert not passes, passes\n"
+            "assert gc.isenabled() and gc.get_freeze_count() > 100_000\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+NOISY_MODEL = """
+import atexit, json, sys
+from torch import nn
+atexit.register(lambda: sys.stderr.write("atexit ran\\n"))
+
+class _Noisy:
+    def __del__(self):
+        sys.stderr.write("teardown ran\\n")
+
+json.noisy = _Noisy()  # freed when the interpreter's teardown clears the json module
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_the_clis_own_process_ends_without_the_interpreters_teardown(tmp_path):
+    """The output is complete and the exit code kept; atexit handlers run; the teardown
+    (freeing every module's objects one by one) is skipped."""
+    path = tmp_path / "noisy.py"
+    path.write_text(NOISY_MODEL)
+    for shape, code in (("1x4", 0), ("1x5", 1)):
+        result = subprocess.run([sys.executable, "-m", "tui_nn", "inspect", f"{path}:Net",
+                                 "--input", shape, "--json"], capture_output=True, text=True)
+        assert result.returncode == code, result.stderr[-2000:]
+        assert json.loads(result.stdout)["ok"] is (code == 0)
+        assert "atexit ran" in result.stderr
+        assert "teardown ran" not in result.stderr

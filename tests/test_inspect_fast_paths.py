@@ -77,7 +77,7 @@ def test_concurrent_inspections_never_import_dynamo():
 # then stays: the stand-ins never answer for what they do not know.
 STAND_IN_HANDS_OVER = """
 import sys, torch
-from tui_nn.zoo.nosympy import no_sympy_import
+from tui_nn.torchpatch.nosympy import no_sympy_import
 with no_sympy_import():
     import sympy as kept  # what a module imported during a trace holds
     from torch.fx.experimental.symbolic_shapes import sym_eq, expect_true
@@ -110,7 +110,7 @@ def test_the_sympy_stand_in_hands_anything_symbolic_to_the_real_module():
 # handing over must not import the shapes module, which imports that half-initialised module
 # (it failed: "cannot import name 'int_oo' from partially initialized module").
 IMPORT_DURING_TRACE = """
-from tui_nn.zoo.nosympy import no_sympy_import
+from tui_nn.torchpatch.nosympy import no_sympy_import
 with no_sympy_import():
     import torch.utils._sympy.numbers  # noqa: F401
 print("ok")
@@ -118,7 +118,7 @@ print("ok")
 
 IMPORT_ON_ANOTHER_THREAD = """
 import importlib, sys, threading, torch
-from tui_nn.zoo.nosympy import no_sympy_import
+from tui_nn.torchpatch.nosympy import no_sympy_import
 tracing, imported = threading.Event(), threading.Event()
 errors = []
 
@@ -163,7 +163,7 @@ def test_a_thread_importing_torch_dynamo_during_a_trace_gets_the_real_modules():
 def test_the_stand_in_helpers_answer_plain_values_as_torch_does():
     import torch.fx.experimental.symbolic_shapes as real
 
-    from tui_nn.zoo.nosympy import _FAST
+    from tui_nn.torchpatch.nosympy import _FAST
 
     plain = [True, False, 0, 3, -2, [1, 2], (1, 2), [1, [2, 3]], (), 1.5]
 

@@ -456,6 +456,7 @@ def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trai
                                                                     monkeypatch):
     """gpu1:~/runs/latest, gpu1:~/runs/NAME and --root gpu1:~/runs NAME resolve over there, as
     RUN does locally; a name that matches nothing says so (exit 2)."""
+    from tui_nn.runs import remote
     from tui_nn.runs.remote import FollowedRun
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     root = tmp_path / "runs"
@@ -474,6 +475,8 @@ def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trai
             assert followed.run_dir.name == "live-run"
         finally:
             followed.stop()
+        # Named from the folder's listing alone: no run's files were copied to resolve it.
+        assert not (remote.mirror(Target("testbox", str(root))).dir / "old-run").exists()
         old = FollowedRun(Target("testbox", f"{root}/old"), every_s=60).start()
         old.stop()
         assert old.last.runs[0].status == "finished"
@@ -584,18 +587,40 @@ def test_remote_tensorboard_logs_are_listed_as_local_ones(server, trained, tmp_p
     assert not list((mirror.dir / "own").glob("events.out.tfevents.*"))
 
 
-def test_a_hosts_gpus_are_asked_for_every_few_seconds_not_every_refresh(server, trained,
-                                                                          monkeypatch):
+def test_gpus_and_writers_are_asked_for_every_few_seconds_not_every_refresh(server, trained,
+                                                                            monkeypatch):
     from tui_nn.runs import remote
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     asked = []
     script = remote.list_script
     monkeypatch.setattr(remote, "list_script",
-                        lambda path, gpus=True: asked.append(gpus) or script(path, gpus))
+                        lambda path, slow=True: asked.append(slow) or script(path, slow))
     mirror = remote.Mirror(Target("smibox", str(trained)))
     first, second = mirror.refresh(), mirror.refresh()  # a watch's 1 s refreshes
     assert asked == [True, False]
     assert len(first.gpus) == 2 and second.gpus == first.gpus  # the last reading stands
-    monkeypatch.setattr(remote, "GPU_EVERY_S", 0.0)
+    assert mirror.scan is not None and "r1/metrics.jsonl" in mirror.scan.owned
+    monkeypatch.setattr(remote, "SLOW_EVERY_S", 0.0)
     mirror.refresh()
     assert asked == [True, False, True]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_runs_app_over_ssh_in_a_real_terminal(server, trained, tmp_path):
+    """`tui-nn runs --app testbox:ROOT ROOT` in tmux: both hosts' rows drawn, q leaves."""
+    sock = f"tui-nn-test-runs-{os.getpid()}"
+    tmux = ["tmux", "-L", sock]
+    command = (f"{sys.executable} -m tui_nn runs --app testbox:{trained} {trained}; "
+               "echo EXITED $?")
+    env_args = [a for k in ("TUI_NN_SSH_CONFIG", "PYTHONPATH", "TUI_NN_CACHE")
+                if k in server.env() for a in ("-e", f"{k}={server.env()[k]}")]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "40", *env_args,
+                    "sh", "-c", command + "; sleep 30"], check=True, cwd=tmp_path)
+    try:
+        screen = _tmux_wait(tmux, lambda text: "2 runs under 2 roots" in text)
+        assert "testbox  r1" in screen and "local    r1" in screen
+        assert "Traceback" not in screen
+        subprocess.run([*tmux, "send-keys", "q"], check=True)
+        assert "EXITED 0" in _tmux_wait(tmux, lambda text: "EXITED" in text)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)

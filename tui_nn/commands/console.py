@@ -24,6 +24,14 @@ from tui_nn.engine.schema import inert_event
 
 
 
+def data_wait(event: ev.StepMetrics) -> str:
+    """", waiting for data 37%": the share of the steps spent waiting on the DataLoader (an
+    input-bound run shows); nothing for data in memory."""
+    share = event.data_wait
+    return "" if share is None or share != share else \
+        f", waiting for data {min(max(share, 0.0), 1.0):.0%}"
+
+
 class PlainReporter:
     """Line-oriented output for logs."""
 
@@ -73,7 +81,8 @@ class PlainReporter:
                 self._last_line = now
                 self._print(f"epoch {event.epoch + 1} step {event.epoch_step}/"
                             f"{event.steps_per_epoch} loss {event.loss:.4f} "
-                            f"{event.samples_per_s:,.0f} samples/s ETA {fmt_duration(event.eta_s)}")
+                            f"{event.samples_per_s:,.0f} samples/s{data_wait(event)} "
+                            f"ETA {fmt_duration(event.eta_s)}")
         elif isinstance(event, ev.EpochMetrics):
             self._last_line = time.monotonic()
             self._print(epoch_line(event, self.started.epochs if self.started else None))
@@ -82,8 +91,8 @@ class PlainReporter:
                 self._print(f"checkpoint saved: {event.path} (step {event.step})")
         elif isinstance(event, ev.StateChanged):
             self._print(f"{event.state}")
-        elif isinstance(event, ev.Notice):
-            self._print(f"warning: {event.message}")
+        elif isinstance(event, ev.Notice):  # the data's own (a decode's progress) are news
+            self._print(event.message if event.source == "data" else f"warning: {event.message}")
         elif isinstance(event, ev.Finished):
             self._print(summary_line(event))
         elif isinstance(event, ev.Failed):
@@ -126,7 +135,8 @@ class RichReporter(PlainReporter):
             if self._task is not None:
                 self.progress.update(
                     self._task, completed=event.step, loss=f"{event.loss:.4f}",
-                    speed=f"{event.samples_per_s:,.0f}/s", eta=fmt_duration(event.eta_s),
+                    speed=f"{event.samples_per_s:,.0f}/s{data_wait(event)}",
+                    eta=fmt_duration(event.eta_s),
                     description=f"epoch {event.epoch + 1}")
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.close()

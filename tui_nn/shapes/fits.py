@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from tui_nn.shapes.memory import (MemoryEstimate, MemoryRequest, SavedTensors, estimate_memory,
-                                  largest_batch, optimizer_bytes)
+from tui_nn.shapes.memory import (MemoryEstimate, MemoryRequest, estimate_memory, largest_batch,
+                                  optimizer_bytes)
 from tui_nn.shapes.records import LayerRow
+from tui_nn.shapes.trainstep import SavedTensors
 
 # Modules that are only holders of blocks: look inside them for the blocks.
 _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")

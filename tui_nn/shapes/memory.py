@@ -5,9 +5,8 @@
 - activations: the tensors autograd saves for backward in one training forward at batch B,
   the input included, parameters and buffers excluded, each storage counted once (a view
   keeps its whole storage alive, and two views of one storage cost it once). They are
-  collected with `torch.autograd.graph.saved_tensors_hooks` while the model runs on meta,
-  where storages have no data pointers: a storage is known by its StorageImpl (`_cdata`),
-  and every saved tensor is kept alive until the trace ends so no address is reused.
+  collected with `torch.autograd.graph.saved_tensors_hooks` while the model runs on meta
+  (`trainstep.SavedTensors`).
 - grads: one per trainable parameter, in its dtype.
 - optimizer: the state torch's optimizers keep (momentum buffers, Adam's two moments and a
   float32 `step` per parameter).
@@ -19,13 +18,15 @@ it with the prediction.
 from __future__ import annotations
 
 import math
-import types
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
+
+from tui_nn.fmt import parse_size
+from tui_nn.shapes.trace import make_inputs, trace
+from tui_nn.shapes.trainstep import SavedTensors
 
 # State tensors per parameter, as multiples of the parameter's bytes, and float32 scalars.
 _STATE: dict[str, tuple[int, int]] = {
@@ -117,46 +118,7 @@ def optimizer_bytes(model: nn.Module, optimizer: str) -> int:
     return sum(copies * _nbytes(p) + scalars * _SCALAR_BYTES for p in trainable)
 
 
-# --- saved tensors ---------------------------------------------------------------------------
-
-class SavedTensors:
-    """A saved-tensor hook that counts each storage once, leaving out the given tensors'
-    storages (parameters, buffers). `on_new(nbytes)` is told about every new storage."""
-
-    def __init__(self, exclude: Iterable[torch.Tensor] = (),
-                 on_new: Callable[[int], None] | None = None) -> None:
-        self._excluded = {_storage_key(t) for t in exclude}
-        self._seen: dict[int, int] = {}  # storage key -> bytes
-        self._alive: list[torch.Tensor] = []  # keeps storages alive: keys are never reused
-        self.on_new = on_new
-        self.bytes = 0
-
-    def pack(self, t: torch.Tensor) -> torch.Tensor:
-        key = _storage_key(t)
-        if key not in self._excluded and key not in self._seen:
-            size = t.untyped_storage().nbytes()
-            self._seen[key] = size
-            self._alive.append(t)
-            self.bytes += size
-            if self.on_new is not None:
-                self.on_new(size)
-        return t
-
-    def bytes_of(self, tensors: Iterable[torch.Tensor]) -> int:
-        """How many of the saved bytes are these tensors' storages."""
-        keys = {_storage_key(t) for t in tensors}
-        return sum(size for key, size in self._seen.items() if key in keys)
-
-    def hooks(self) -> torch.autograd.graph.saved_tensors_hooks:
-        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
-
-    def release(self) -> None:
-        self._alive.clear()
-
-
-def _storage_key(t: torch.Tensor) -> int:
-    return t.untyped_storage()._cdata
-
+# --- saved tensors on real tensors -----------------------------------------------------
 
 def measure_saved_bytes(model: nn.Module, inputs: torch.Tensor | tuple | list,
                         loss_fn: Callable[[Any], torch.Tensor] | None = None) -> int:
@@ -181,18 +143,16 @@ def measure_saved_bytes(model: nn.Module, inputs: torch.Tensor | tuple | list,
 
 # --- sizes and budgets -----------------------------------------------------------------------
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
-          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
-          "tib": 2**40}
-
-
 def parse_bytes(text: str) -> int:
-    """'80GiB' -> 85899345920, '24 GB' -> 24e9, '512MiB', '1.5TiB', or a plain byte count."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in _UNITS or float(match.group(1)) <= 0:
+    """'80GiB' -> 85899345920, '24 GB' -> 24e9, '512MiB', '1.5TiB', or a plain byte count:
+    fmt.parse_size's units (--memory-budget's), and more than 0."""
+    try:
+        n = parse_size(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
         raise MemoryUsageError(f"bad memory size {text!r}: give e.g. 80GiB, 24GB or 512MiB")
-    return int(float(match.group(1)) * _UNITS[unit])
+    return n
 
 
 # What a GPU's total loses before a training step's tensors: the CUDA context (0.3-0.5 GB),
@@ -220,113 +180,6 @@ def largest_batch(fixed: int, activations: int, batch_size: int, budget: int) ->
     return max(0, math.floor((budget - fixed) / per_sample))
 
 
-# --- mixed precision on meta -----------------------------------------------------------------
-# torch.autocast only acts on CUDA/CPU/... tensors, never on meta ones, so the trace applies
-# CUDA autocast's rules itself: matmul-like ops run in the low precision, the ops autocast
-# keeps in float32 get float32 inputs, everything else runs in its inputs' dtype.
-
-F = torch.nn.functional
-_LOW = {F.linear, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm,
-        torch.Tensor.mm, torch.bmm, torch.Tensor.bmm, torch.addmm, torch.baddbmm, torch.addbmm,
-        torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d,
-        torch.conv_transpose2d, torch.conv_transpose3d, F.scaled_dot_product_attention,
-        torch.einsum, F.prelu, torch.chain_matmul, torch.nn.functional.bilinear}
-_FP32 = {F.softmax, F.log_softmax, torch.softmax, torch.log_softmax, torch.Tensor.softmax,
-         torch.Tensor.log_softmax, F.layer_norm, F.group_norm, torch.layer_norm,
-         torch.group_norm, F.cross_entropy, F.nll_loss, F.mse_loss, F.l1_loss,
-         F.binary_cross_entropy_with_logits, F.smooth_l1_loss, F.kl_div, torch.exp,
-         torch.Tensor.exp, torch.log, torch.Tensor.log, torch.pow, torch.Tensor.pow,
-         torch.rsqrt, torch.Tensor.rsqrt, torch.norm, torch.Tensor.norm, F.softplus,
-         torch.cumsum, torch.Tensor.cumsum}
-
-
-class AutocastRules:
-    """Casts a call's floating-point tensor arguments as CUDA autocast would."""
-
-    def __init__(self, dtype: torch.dtype) -> None:
-        self.dtype = dtype
-        self._param_casts: dict[int, torch.Tensor] = {}  # autocast casts each weight once
-
-    @property
-    def weight_copies(self) -> list[torch.Tensor]:
-        return list(self._param_casts.values())
-
-    def cast(self, func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        try:
-            target = self.dtype if func in _LOW else torch.float32 if func in _FP32 else None
-        except TypeError:  # an unhashable callable
-            target = None
-        if target is None:
-            return args, kwargs
-        return (tuple(self._cast(a, target) for a in args),
-                {k: self._cast(v, target) for k, v in kwargs.items()})
-
-    def _cast(self, value: Any, dtype: torch.dtype) -> Any:
-        if isinstance(value, (list, tuple)):
-            return type(value)(self._cast(v, dtype) for v in value)
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point() \
-                or value.dtype == dtype or value.dtype == torch.float64:
-            return value
-        if isinstance(value, nn.Parameter):
-            key = id(value)
-            if key not in self._param_casts:
-                self._param_casts[key] = value.to(dtype)
-            return self._param_casts[key]
-        return value.to(dtype)
-
-
-# --- attention as a real device runs it ------------------------------------------------------
-
-def fused_attention(args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """F.scaled_dot_product_attention through the fused kernel a CPU (and, alike, a CUDA)
-    device picks: it saves q, k, v, the output and a log-sum-exp for backward, not the
-    B×H×L×S attention matrix the meta device's math fallback would save. None when the call
-    is one the fused kernel does not take (then the caller runs the original)."""
-    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale",
-             "enable_gqa")
-    bound = dict(zip(names, args))
-    bound.update(kwargs)
-    q, k, v = bound.get("query"), bound.get("key"), bound.get("value")
-    if bound.get("enable_gqa") or not all(isinstance(t, torch.Tensor) and t.is_meta
-                                           for t in (q, k, v)):
-        return None
-    if q.dim() != 4 or k.dim() != 4 or q.shape[1] != k.shape[1]:
-        return None  # unbatched or grouped heads: the fused CPU kernel wants B×H×L×E
-    try:
-        out, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            q, k, v, float(bound.get("dropout_p", 0.0)), bool(bound.get("is_causal", False)),
-            attn_mask=bound.get("attn_mask"), scale=bound.get("scale"))
-    except (RuntimeError, TypeError, ValueError, NotImplementedError):
-        return None
-    return out
-
-
-def training_attention_forward(amp: AutocastRules | None) -> Callable:
-    """F.multi_head_attention_forward whose inner calls to scaled_dot_product_attention and
-    linear go through `fused_attention` and the autocast rules: a torch-function mode does not
-    see calls nested in a function it handles, so the function is re-bound to globals that
-    route them (a copy: torch's module stays untouched for other threads)."""
-    original = F.multi_head_attention_forward
-
-    def attention(*args: Any, **kwargs: Any) -> torch.Tensor:
-        if amp is not None:
-            args, kwargs = amp.cast(F.scaled_dot_product_attention, args, kwargs)
-        out = fused_attention(args, kwargs)
-        return out if out is not None else F.scaled_dot_product_attention(*args, **kwargs)
-
-    def linear(*args: Any, **kwargs: Any) -> torch.Tensor:
-        if amp is not None:
-            args, kwargs = amp.cast(F.linear, args, kwargs)
-        return F.linear(*args, **kwargs)
-
-    overlay = {**original.__globals__, "scaled_dot_product_attention": attention,
-               "linear": linear}
-    rebound = types.FunctionType(original.__code__, overlay, original.__name__,
-                                 original.__defaults__, original.__closure__)
-    rebound.__kwdefaults__ = original.__kwdefaults__
-    return rebound
-
-
 # --- the estimate ----------------------------------------------------------------------------
 
 @dataclass
@@ -352,11 +205,9 @@ def estimate_memory(model: nn.Module, shapes: list[tuple[int, ...]], dtypes: lis
                     request: MemoryRequest) -> tuple[MemoryEstimate | None, Any]:
     """Trace one training forward of the meta `model` at the requested batch; returns the
     estimate (None when that forward fails) and the trace result (rows with saved bytes)."""
-    from tui_nn.shapes.trace import make_inputs, trace  # trace builds on this module
-
     batch = request.batch_size or (shapes[0][0] if shapes and shapes[0] else 1)
-    result = trace(model, make_inputs(batched_shapes(shapes, batch), dtypes), formulas=False, training=True,
-                   amp_dtype=AMP_DTYPES[request.amp])
+    result = trace(model, make_inputs(batched_shapes(shapes, batch), dtypes), formulas=False,
+                   training=True, amp_dtype=AMP_DTYPES[request.amp])
     if result.diagnosis is not None:
         return None, result
     estimate = MemoryEstimate(

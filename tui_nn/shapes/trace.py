@@ -37,14 +37,14 @@ from tui_nn.shapes.arithmetic import function_formulas, module_formulas
 from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_error,
                                   is_meta_limitation, linear_check, runs_torch_forward,
                                   validate_function, validate_module)
-from tui_nn.shapes.flopformulas import flop_registry
-from tui_nn.shapes.memory import (AutocastRules, SavedTensors, fused_attention,
-                                  training_attention_forward)
-from tui_nn.shapes.metacache import MetaOpCache, cached_call
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
+from tui_nn.shapes.trainstep import (AutocastRules, SavedTensors, fused_attention,
+                                     training_attention_forward)
 from tui_nn.shapes.uncounted import NotCounted, UncountedTally, uncounted_entry
-from tui_nn.zoo.nodynamo import no_dynamo_import
-from tui_nn.zoo.nosympy import no_sympy_import
+from tui_nn.torchpatch.flopformulas import flop_registry
+from tui_nn.torchpatch.metacache import MetaOpCache, cached_call
+from tui_nn.torchpatch.nodynamo import no_dynamo_import
+from tui_nn.torchpatch.nosympy import no_sympy_import
 
 # The flop formulas torch's own FlopCounterMode uses (mm, addmm, bmm, conv, sdpa).
 _FLOP_REGISTRY = flop_registry()

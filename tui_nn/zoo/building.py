@@ -17,8 +17,8 @@ from typing import Any, Iterator
 import torch
 from torch.utils._device import DeviceContext
 
-from tui_nn.zoo.nodynamo import no_dynamo_import
-from tui_nn.zoo.nosympy import no_sympy_import
+from tui_nn.torchpatch.nodynamo import no_dynamo_import
+from tui_nn.torchpatch.nosympy import no_sympy_import
 
 _init = torch.nn.init
 # nn.init's public in-place initialisers and the tensor methods they end in.

@@ -87,6 +87,7 @@ class RunView(Horizontal):
         status.started = status.latest = status.epoch = None
         status.best_epoch = 0
         self.system.run_memory = None  # the new run's RunStarted brings its own
+        self.system.data_wait = None
         self.curves.set_axis(0, 0)
         self.started = self.final = None
         self._latest = self._epoch = self._best_epoch = None
@@ -153,6 +154,7 @@ class RunView(Horizontal):
         if self._latest is not None:
             status.latest, latest, self._latest = self._latest, self._latest, None
             self._note_gpu_allocated(latest.memory_bytes)
+            self.system.data_wait = latest.data_wait
         if self._epoch is not None:
             status.epoch, self._epoch = self._epoch, None
 

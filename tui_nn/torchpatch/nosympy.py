@@ -142,13 +142,13 @@ def _getattr_of(module_name: str) -> Callable[[str], Any]:
 
 
 def _make_stand_ins() -> list[types.ModuleType]:
-    shapes = types.ModuleType(_NAME, "tui-nn's stand-in: see tui_nn.zoo.nosympy")
+    shapes = types.ModuleType(_NAME, "tui-nn's stand-in: see tui_nn.torchpatch.nosympy")
     for name, fast in _FAST.items():
         setattr(shapes, name, _helper(name, fast))
     shapes.__getattr__ = _getattr_of(_NAME)
     # Type promotion asks `isinstance(x, sympy.Basic)` of every argument; while sympy has never
     # been imported no object can be one, so a class nothing derives from answers the same.
-    sympy = types.ModuleType(_SYMPY, "tui-nn's stand-in: see tui_nn.zoo.nosympy")
+    sympy = types.ModuleType(_SYMPY, "tui-nn's stand-in: see tui_nn.torchpatch.nosympy")
     sympy.Basic = type("Basic", (), {})
     sympy.__getattr__ = _getattr_of(_SYMPY)
     return [shapes, sympy]
