@@ -256,3 +256,24 @@ def test_the_cache_is_read_ahead_by_a_thread_that_ends_with_the_run(tree, cache)
     assert "read ahead by a background thread" in started.setup
     assert events[-1].status == "stopped" and trainer.state.step == 2  # stopped mid-epoch
     assert not any(t.name == "tui-nn-read-ahead" for t in threading.enumerate())
+
+
+def test_a_cached_tree_resumes_mid_epoch_with_the_same_batches(tree, cache, tmp_path):
+    from tui_nn.runs.history import load_history
+
+    def history(run):
+        return [(e.epoch, e.step, e.train_loss, e.val_loss) for e in load_history(run).epochs]
+
+    def config(run, **kw):
+        return TrainConfig("cnn", dataset=f"folder:{tree}", epochs=2, batch_size=4, threads=1,
+                           lr=0.05, seed=1, memory_budget="10KB", run_dir=str(run), **kw)
+    Trainer(config(tmp_path / "straight")).run()
+    run = tmp_path / "resumed"
+    trainer = Trainer(config(run, report_interval_s=0.0), lambda e: isinstance(
+        e, ev.StepMetrics) and e.step >= 8 and trainer.stop())
+    assert trainer.run().step == 8  # mid-epoch 2 (6 steps an epoch)
+    Trainer(TrainConfig("cnn", memory_budget="10KB"), resume_from=run).run()
+    a, b = history(tmp_path / "straight"), history(run)
+    assert [x[:2] for x in a] == [x[:2] for x in b] == [(0, 6), (1, 12)]
+    for x, y in zip(a, b):
+        assert y[2:] == pytest.approx(x[2:], rel=1e-5)

@@ -300,12 +300,12 @@ class Mirror:
                 (self.scan.owned if tag == "O" else self.scan.writing).add(
                     os.path.normpath(rest))
             if tag == "G" and rest.startswith("none"):
-                self.gpu_note = clean_line(rest[5:] or "no GPU", 80)
+                self.gpu_note = _words(rest[5:] or "no GPU")
             elif tag == "G" and len(self.gpus) < 16:
                 gpu = Gpu.parse(rest)
                 self.gpus += [gpu] if gpu is not None else []
             if tag == "ERR":
-                raise ssh.SshError(clean_line(rest, 80))
+                raise ssh.SshError(_words(rest))
             if tag == "ROOT":
                 self.abs_root = rest
             elif tag == "NOW" and rest.isdigit():
@@ -577,6 +577,11 @@ def locate_run(target: Target) -> tuple[str, bool]:
         return _locate(Target(target.host, _by_name(target, str(e))))
 
 
+def _words(text: str) -> str:
+    """What the host's script said (a reason, a note): one inert line."""
+    return clean_line(text, 80)
+
+
 def _locate(target: Target) -> tuple[str, bool]:
     text = ssh.host(target.host).run(_LOCATE.format(path=sh_path(target.path)), timeout=30,
                                      max_output=1 << 16).decode("utf-8", "replace")
@@ -584,7 +589,7 @@ def _locate(target: Target) -> tuple[str, bool]:
     for line in text.splitlines():
         tag, _, rest = line.partition(" ")
         if tag in ("ERR", "NORUN"):
-            raise NotARun(f"{target}: {clean_line(rest, 80)}", by_name=tag == "NORUN")
+            raise NotARun(f"{target}: {_words(rest)}", by_name=tag == "NORUN")
         found = rest if tag == "DIR" else found
         sock = sock or tag == "SOCK"
     if not found or ":" in found or len(found) > 4000:
@@ -703,7 +708,7 @@ def gpu_report(listing: Listing | None):
     if not listing.gpus:
         return GpuReport(available=False, reason=listing.gpu_note)
     return GpuReport(available=True, gpus=[GpuStats(
-        index=g.index, name=f"{clean_line(listing.target.host, 24)} GPU{g.index}",
+        index=g.index, name=f"{listing.target.host[:24]} GPU{g.index}",
         utilization_pct=float(g.util_pct), memory_used_bytes=g.used_mib << 20,
         memory_total_bytes=g.total_mib << 20, temperature_c=None, power_w=None)
         for g in listing.gpus])

@@ -386,9 +386,9 @@ class RunsScreen(RemoteWatch, Screen):
             return
         run = row.run
         if row.host is not None:
-            self.notify(f"{clean_line(run.name, 80)} is on {clean_line(row.host, 40)}: resume it "
-                        f"there (ssh {clean_line(row.host, 40)} tui-nn train MODEL --resume "
-                        f"{clean_line(run.path, 200)})", severity="warning", markup=False)
+            # The app's notify makes the path inert; the name is (runs.info), the host checked.
+            self.notify(f"{run.name} is on {row.host}: resume it there (ssh {row.host} tui-nn "
+                        f"train MODEL --resume {run.path})", severity="warning", markup=False)
             return
         if not run.resumable:
             self.notify(f"{run.name} is {run.status}"
