@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 PIPE, DEVNULL, STDOUT = subprocess.PIPE, subprocess.DEVNULL, subprocess.STDOUT
 _HEADER = struct.Struct("!I")
@@ -87,6 +86,8 @@ def _serve(path: str) -> tuple[dict, list[int]]:
 
 def _become(request: dict, fds: list[int]) -> None:
     """Turn this fork into `python -m tui_nn ARGS` as a fresh interpreter would start it."""
+    if request["new_session"]:
+        os.setsid()
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     for fd in set(fds):
@@ -109,14 +110,43 @@ def _become(request: dict, fds: list[int]) -> None:
 
 
 def _zygote_main(path: str) -> None:
+    import gc
     import importlib
-    import runpy
 
     for name in _PRELOAD:
         importlib.import_module(name)
+    gc.freeze()  # the children's collections leave the shared heap alone (no copy-on-write)
     request, fds = _serve(path)
     _become(request, fds)
-    runpy.run_module("tui_nn", run_name="__main__", alter_sys=True)
+    _run_as_main()
+
+
+def _run_as_main() -> None:
+    """`python -m tui_nn`, then the interpreter's exit steps in its order (threads joined,
+    atexit, stdio flushed) and os._exit: tearing down torch's thousands of modules in a forked
+    child touches every shared page, seconds of copy-on-write for nothing a test reads. An
+    exception other than SystemExit takes the interpreter's own way out."""
+    import runpy
+    import threading
+
+    try:
+        runpy.run_module("tui_nn", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # closed or broken, as the interpreter would ignore
+    os._exit(code & 0xFF)
 
 
 # ---------------------------------------------------------------- the test side
@@ -230,7 +260,7 @@ class _Zygote:
             self.proc.kill()
             self.proc.wait()
 
-    def spawn(self, args, stdin, stdout, stderr, env, cwd, text) -> Proc:
+    def spawn(self, args, stdin, stdout, stderr, env, cwd, text, new_session) -> Proc:
         ours, theirs = [], []
         for spec, default, mode in ((stdin, 0, "w"), (stdout, 1, "r"), (stderr, 2, "r")):
             if spec == PIPE:
@@ -245,11 +275,13 @@ class _Zygote:
             elif spec == DEVNULL:
                 theirs.append(os.open(os.devnull, os.O_RDWR))
                 ours.append(None)
-            else:
-                theirs.append(os.dup(default if spec is None else spec.fileno()))
+            else:  # inherited: ours, a file's or a raw descriptor
+                fd = default if spec is None else spec if isinstance(spec, int) else spec.fileno()
+                theirs.append(os.dup(fd))
                 ours.append(None)
         request = json.dumps({"args": [str(a) for a in args], "cwd": str(cwd or os.getcwd()),
-                              "env": dict(os.environ if env is None else env)}).encode()
+                              "env": dict(os.environ if env is None else env),
+                              "new_session": new_session}).encode()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.path)
         socket.send_fds(conn, [_HEADER.pack(len(request))], theirs)
@@ -272,10 +304,10 @@ def _zygote() -> _Zygote:
     return _ZYGOTE
 
 
-def popen(args, *, stdin=None, stdout=None, stderr=None, env=None, cwd=None,
-          text=False) -> Proc:
+def popen(args, *, stdin=None, stdout=None, stderr=None, env=None, cwd=None, text=False,
+          start_new_session=False) -> Proc:
     """subprocess.Popen([sys.executable, "-m", "tui_nn", *args], ...) from the zygote."""
-    return _zygote().spawn(args, stdin, stdout, stderr, env, cwd, text)
+    return _zygote().spawn(args, stdin, stdout, stderr, env, cwd, text, start_new_session)
 
 
 def run(args, *, input=None, capture_output=False, timeout=None, env=None, cwd=None,

@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
 from tui_nn.engine.config import OPTIMIZERS, SCHEDULES  # torch-free, like the engine package
-from tui_nn.textsafe import clean
+from tui_nn.tui.markup import markup_data
 
 CUSTOM = "__custom__"
 
@@ -245,7 +245,7 @@ class TrainForm(Vertical):
 
     def _show_errors(self) -> None:
         # Messages quote typed or resumed values (a dataset path from a run's config).
-        text = "\n".join(f"[b]✗[/b] {escape(clean(m))}" for m in self._errors.values())
+        text = "\n".join(f"[b]✗[/b] {markup_data(m)}" for m in self._errors.values())
         self.query_one("#form-errors", Static).update(text)
         self.set_class(bool(self._errors), "-has-errors")
         self.post_message(self.Changed(not self._errors))
