@@ -419,6 +419,7 @@ def _live_run(server, run: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_a_long_paused_remote_run_is_paused_not_interrupted(server, tmp_path, monkeypatch):
     """The remote /proc says who writes metrics.jsonl: a run paused past the 2-minute age
     window still reads "paused" in `runs` and "running" to `watch`, and a killed one
@@ -452,6 +453,7 @@ def test_a_long_paused_remote_run_is_paused_not_interrupted(server, tmp_path, mo
     assert rows[0]["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trained, tmp_path,
                                                                     monkeypatch):
     """gpu1:~/runs/latest, gpu1:~/runs/NAME and --root gpu1:~/runs NAME resolve over there, as
@@ -489,6 +491,7 @@ def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trai
         proc.wait()
 
 
+@pytest.mark.slow
 def test_each_hosts_gpus_over_ssh_nvml_first_then_nvidia_smi(server, trained, monkeypatch):
     """A box with tui-nn answers through its NVML, one with only nvidia-smi through that, one
     with neither says "no GPU" plainly; `watch`'s system pane shows the box's GPUs."""
@@ -509,6 +512,7 @@ def test_each_hosts_gpus_over_ssh_nvml_first_then_nvidia_smi(server, trained, mo
     assert none.gpu_report().reason == "no GPU (no nvidia-smi)"
 
 
+@pytest.mark.slow
 async def test_the_apps_runs_screen_takes_several_roots_on_several_hosts(server, trained,
                                                                           monkeypatch):
     """`tui-nn tui --runs testbox:ROOT --runs ROOT --runs downbox:/x`: `r` lists every root
@@ -546,6 +550,7 @@ async def test_the_apps_runs_screen_takes_several_roots_on_several_hosts(server,
                        what="back to the runs")
 
 
+@pytest.mark.slow
 def test_runs_app_and_tui_runs_refuse_a_missing_local_root(server, tmp_path):
     for args in (["runs", "--app", str(tmp_path / "nope")],
                  ["tui", "--runs", f"testbox:{tmp_path}", "--runs", str(tmp_path / "nope")]):
@@ -554,6 +559,7 @@ def test_runs_app_and_tui_runs_refuse_a_missing_local_root(server, tmp_path):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_remote_tensorboard_logs_are_listed_as_local_ones(server, trained, tmp_path,
                                                           monkeypatch):
     """A SummaryWriter log and a Lightning version dir over there are rows as they are here;
@@ -587,6 +593,7 @@ def test_remote_tensorboard_logs_are_listed_as_local_ones(server, trained, tmp_p
     assert not list((mirror.dir / "own").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_gpus_and_writers_are_asked_for_every_few_seconds_not_every_refresh(server, trained,
                                                                             monkeypatch):
     from tui_nn.runs import remote
@@ -605,6 +612,7 @@ def test_gpus_and_writers_are_asked_for_every_few_seconds_not_every_refresh(serv
     assert asked == [True, False, True]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_runs_app_over_ssh_in_a_real_terminal(server, trained, tmp_path):
     """`tui-nn runs --app testbox:ROOT ROOT` in tmux: both hosts' rows drawn, q leaves."""
