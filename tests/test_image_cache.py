@@ -256,3 +256,50 @@ def test_the_cache_is_read_ahead_by_a_thread_that_ends_with_the_run(tree, cache)
     assert "read ahead by a background thread" in started.setup
     assert events[-1].status == "stopped" and trainer.state.step == 2  # stopped mid-epoch
     assert not any(t.name == "tui-nn-read-ahead" for t in threading.enumerate())
+
+
+def test_a_cached_tree_resumes_mid_epoch_with_the_same_batches(tree, cache, tmp_path):
+    from tui_nn.runs.history import load_history
+
+    def history(run):
+        return [(e.epoch, e.step, e.train_loss, e.val_loss) for e in load_history(run).epochs]
+
+    def config(run, **kw):
+        return TrainConfig("cnn", dataset=f"folder:{tree}", epochs=2, batch_size=4, threads=1,
+                           lr=0.05, seed=1, memory_budget="10KB", run_dir=str(run), **kw)
+    Trainer(config(tmp_path / "straight")).run()
+    run = tmp_path / "resumed"
+    trainer = Trainer(config(run, report_interval_s=0.0), lambda e: isinstance(
+        e, ev.StepMetrics) and e.step >= 8 and trainer.stop())
+    assert trainer.run().step == 8  # mid-epoch 2 (6 steps an epoch)
+    Trainer(TrainConfig("cnn", memory_budget="10KB"), resume_from=run).run()
+    a, b = history(tmp_path / "straight"), history(run)
+    assert [x[:2] for x in a] == [x[:2] for x in b] == [(0, 6), (1, 12)]
+    for x, y in zip(a, b):
+        assert y[2:] == pytest.approx(x[2:], rel=1e-5)
+
+
+def test_a_cached_tree_under_two_gloo_processes_matches_one_process(tree, cache, tmp_path):
+    """Each rank reads its slice of every global batch from the one cache file (the first
+    rank to finish the decode renames it into place; the other's equal copy replaces it)."""
+    import subprocess
+    import sys
+
+    from tui_nn.engine.rundir import read_metrics
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TUI_NN_CACHE": str(cache.parent)}
+    env.pop("WORLD_SIZE", None)
+    common = ["cnn", "--dataset", f"folder:{tree}", "--epochs", "2", "--batch-size", "8",
+              "--memory-budget", "10KB", "--headless"]
+
+    def train(run: str, *more: str) -> list[dict]:
+        done = subprocess.run([sys.executable, "-m", "tui_nn", "train", *common, "--run-dir",
+                               str(tmp_path / run), *more], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert done.returncode == 0, done.stderr + done.stdout
+        return [r for r in read_metrics(tmp_path / run) if r["type"] == "EpochMetrics"]
+
+    two, one = train("two", "--nproc-per-node", "2"), train("one")
+    assert len(one) == len(two) == 2 and len(list(cache.glob("*.npy"))) == 1
+    for a, b in zip(one, two):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
+        assert abs(a["val_loss"] - b["val_loss"]) < 1e-5 and a["value"] == b["value"]

@@ -13,7 +13,7 @@ from typing import TextIO
 from tui_nn.engine import events as ev  # torch-free: views that never train import it too
 from tui_nn.fmt import epoch_line, fmt_bytes, fmt_duration, fmt_metric, summary_line  # noqa: F401
 
-from tui_nn.textsafe import clean
+from tui_nn.engine.schema import inert_event
 
 
 
@@ -47,8 +47,7 @@ class PlainReporter:
         if self.out is None:
             return
         try:
-            # Model, dataset, device and path names can come from files: no control sequences.
-            print(clean(text), file=self.out, flush=True)
+            print(text, file=self.out, flush=True)
         except BrokenPipeError:
             # The reader went away (`| head`, a closed terminal): training goes on, quietly;
             # the run directory keeps every record.
@@ -60,6 +59,9 @@ class PlainReporter:
         return event.device_name
 
     def __call__(self, event: ev.Event) -> None:
+        # Model, dataset, device and path names come from the user's files and the host: the
+        # event's strings made inert once, as the app's bridge does (every line below is one).
+        event = inert_event(event)
         if isinstance(event, ev.RunStarted):
             self.started = event
             where = f" → {event.run_dir}" if event.run_dir else ""
@@ -120,7 +122,7 @@ class RichReporter(PlainReporter):
         self._task = None
 
     def _print(self, text: str) -> None:
-        self.progress.console.print(clean(text), highlight=False, markup=False)
+        self.progress.console.print(text, highlight=False, markup=False)
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):

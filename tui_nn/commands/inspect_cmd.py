@@ -56,12 +56,9 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
     the input shape (and an integer dtype) from that dataset's first sample."""
     from tui_nn.shapes.parse import ShapeParseError, normalize_dtype, parse_inputs
 
-    if dataset is not None:
-        try:
-            inputs, dtype = _dataset_input(dataset, inputs, dtype)
-        except ValueError as exc:
-            return _usage_error(exc, debug)
     try:
+        if dataset is not None:
+            inputs, dtype = _dataset_input(dataset, inputs, dtype)
         if depth is not None and depth < 0:
             raise ShapeParseError(f"--depth must be ≥ 0, got {depth}")
         specs = parse_inputs(inputs) if inputs else None  # fail on a bad shape before torch loads
@@ -226,16 +223,17 @@ def _user_code_exit(source: str, exc: BaseException, debug: bool) -> int:
 
 def _dataset_input(dataset: str, inputs: list[str], dtype: str | None
                    ) -> tuple[list[str], str | None]:
-    """--dataset as --input (and --dtype int64 for integer samples); ValueError (a usage
+    """--dataset as --input (and --dtype int64 for integer samples); ShapeParseError (a usage
     error) for a dataset that cannot give a sample, or one given beside --input."""
+    from tui_nn.shapes.parse import ShapeParseError
     if inputs:
-        raise ValueError("--dataset gives the input shape: leave out --input")
+        raise ShapeParseError("--dataset gives the input shape: leave out --input")
     from tui_nn.data.base import DataError
     from tui_nn.engine.loader import sample_of
     try:
         shape, sample_dtype = sample_of(dataset)
     except DataError as e:
-        raise ValueError(str(e)) from None
+        raise ShapeParseError(str(e)) from None
     if dtype is None and not sample_dtype.is_floating_point:
         dtype = str(sample_dtype).removeprefix("torch.")
     return ["x".join(map(str, shape))], dtype

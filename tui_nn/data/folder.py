@@ -118,9 +118,11 @@ def decode_or_reason(path: Path, mode: str, size: tuple[int, int],
         return _decode(path, mode, size)
     except DataError as e:
         if strict:
-            raise DataError(f"{e} (--strict stops at an unreadable image; without it, the "
-                            "image is skipped and listed)") from None
+            raise DataError(f"{e}{_STRICT}") from None
         return str(e).removeprefix(f"cannot read image {path}: ")
+
+
+_STRICT = " (--strict stops at an unreadable image; without it, the image is skipped and listed)"
 
 
 class Skipped:
@@ -132,13 +134,13 @@ class Skipped:
 
     def add(self, i: int, path: Path, reason: str) -> None:
         if self.strict:
-            raise DataError(f"cannot read image {path}: {reason} (--strict stops at an "
-                            "unreadable image; without it, the image is skipped and listed)")
+            raise DataError(f"cannot read image {path}: {reason}{_STRICT}")
         self.reasons[i] = reason
 
     def lines(self, samples: list[tuple[Path, int]]) -> tuple[str, ...]:
         """"path: why" for each skipped image, in sample order (names made printable)."""
-        return tuple(printable(f"{samples[i][0]}: {why}") for i, why in sorted(self.reasons.items()))
+        return tuple(printable(f"{samples[i][0]}: {why}")
+                     for i, why in sorted(self.reasons.items()))
 
 
 SKIPPED_LISTED = 20  # names in the run's notice; the rest are counted
@@ -239,10 +241,9 @@ def load_folder(
     progress: Progress | None = None, **_: object
 ) -> Dataset:
     """Every image decoded into one (N, C, H, W) float tensor in [0, 1] (uint8 with as_uint8);
-    see the module docstring. A tree whose decoded pixels pass memory_budget bytes (default:
-    half the free memory) is streamed from its decode-once cache instead
-    (data/image_cache.py). An unreadable image is skipped and listed in ``skipped`` (strict:
-    a DataError instead)."""
+    see the module docstring. Over memory_budget bytes (default: half the free memory) the
+    tree streams from its decode-once cache (data/image_cache.py). An unreadable image is
+    skipped and listed in ``skipped`` (strict: a DataError instead)."""
     root = Path(path).expanduser()
     layout, classes, samples, train_samples = _tree(root)
     skipped = Skipped(strict)
@@ -275,7 +276,6 @@ def load_folder(
     if not as_uint8:
         train_x, val_x = unit_float(train_x), unit_float(val_x)
     width, height = size
-    lost = f", {len(skipped.reasons)} unreadable skipped" if skipped.reasons else ""
     return Dataset(
         name=f"folder:{root.name}",
         task="classification",
@@ -290,7 +290,8 @@ def load_folder(
         labels=tuple(printable(c) for c in classes),  # names shown, never terminal codes
         description=(
             f"{root}: {len(y)} images, {len(classes)} classes, "
-            f"{'grayscale' if gray else 'RGB'} {height}×{width}, {split}{lost}"
+            f"{'grayscale' if gray else 'RGB'} {height}×{width}, {split}"
+            + (f", {len(skipped.reasons)} unreadable skipped" if skipped.reasons else "")
         ),
         skipped=skipped.lines(samples),
     )

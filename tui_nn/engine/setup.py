@@ -587,8 +587,8 @@ def _config_record(p: Prepared) -> dict[str, Any]:
 
 
 def _shape(x: torch.Tensor) -> str:
-    from tui_nn.shapes.parse import format_shape
-    return format_shape(tuple(x.shape)) if x.dim() else "scalar"
+    from tui_nn.fmt import format_shape
+    return format_shape(tuple(x.shape))
 
 
 def _first_line(e: BaseException) -> str:

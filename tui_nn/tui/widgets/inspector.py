@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.markup import escape
 
 from tui_nn.fmt import format_shape
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import first_line
+from tui_nn.tui.markup import markup_data as _escape  # model-derived text in markup
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -188,7 +188,7 @@ class ShapeInspector(Vertical):
                 lambda: inspect_model(target, input_text.strip() or None, memory=memory),
                 "tui-nn-inspect")
         except Exception as exc:  # noqa: BLE001 - every failure is shown in the pane
-            error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            error = first_line(exc)
         self.post_message(self.Inspected(source, input_text, inspection, error, generation))
 
     @on(Inspected)
@@ -284,7 +284,7 @@ class ShapeInspector(Vertical):
             summary.update("")
             verdict.update("[b red]✗[/]")
             diagnosis.update(Text.assemble(("✗ ", "bold red"),
-                                           clean_line(self.error or "no inspection")))
+                                           self.error or "no inspection"))
             self.set_class(True, "-problem")
             return
         t = insp.totals
@@ -293,7 +293,7 @@ class ShapeInspector(Vertical):
         if not self.input_text.strip() and any(n.startswith("assumed ") for n in insp.notes):
             inputs += " (assumed)"  # guessed from the first layer: the note below says how
         summary.update(Text.assemble(
-            (clean_line(insp.model_name), "bold"),
+            (insp.model_name, "bold"),
             f"  in {inputs} → out {shape_text(out_shapes) or '?'}  ·  "
             f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds"))
         lines: list[str] = []
@@ -349,9 +349,3 @@ class ShapeInspector(Vertical):
         for f in row.arithmetic:
             text += f"\n{_escape(f.text)}"
         detail.update(text)
-
-
-def _escape(text: str) -> str:
-    """Model-derived text (names, error messages) inside a markup string: control characters
-    shown as escapes, brackets escaped."""
-    return escape(clean(text))

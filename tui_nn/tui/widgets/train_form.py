@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
 from tui_nn.engine.config import OPTIMIZERS, SCHEDULES  # torch-free, like the engine package
-from tui_nn.textsafe import clean
+from tui_nn.tui.markup import markup_data
 
 CUSTOM = "__custom__"
 
@@ -68,13 +68,14 @@ class TrainForm(Vertical):
 
         valid: bool
 
+    @dataclass
     class Sampled(Message):
         """Your own Dataset typed in (FILE.py:build) gave a first sample: its shape as the
         inspector's input text ("1x28x28", ":int64" for integer samples), or why it cannot."""
 
-        def __init__(self, spec: str, input_text: str | None, error: str | None) -> None:
-            super().__init__()
-            self.spec, self.input_text, self.error = spec, input_text, error
+        spec: str
+        input_text: str | None
+        error: str | None
 
     locked: reactive[bool] = reactive(False)
     """True while a run is in progress: the hyperparameters cannot change under it."""
@@ -245,7 +246,7 @@ class TrainForm(Vertical):
 
     def _show_errors(self) -> None:
         # Messages quote typed or resumed values (a dataset path from a run's config).
-        text = "\n".join(f"[b]✗[/b] {escape(clean(m))}" for m in self._errors.values())
+        text = "\n".join(f"[b]✗[/b] {markup_data(m)}" for m in self._errors.values())
         self.query_one("#form-errors", Static).update(text)
         self.set_class(bool(self._errors), "-has-errors")
         self.post_message(self.Changed(not self._errors))
