@@ -18,6 +18,7 @@ import io
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -263,6 +264,7 @@ class _Zygote:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def spawn(self, args, stdin, stdout, stderr, env, cwd, text, new_session) -> Proc:
         ours, theirs = [], []
