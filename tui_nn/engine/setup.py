@@ -148,18 +148,22 @@ def _load_source(source: str) -> nn.Module:
 
 # ---- device, data, model ----------------------------------------------------------------------
 def _setup_device(p: Prepared) -> None:
+    """The device, and under torchrun the process group. p.dist is set once the group is up:
+    from then on rank 0 alone speaks for the run (Trainer.emit), while a rank that fails
+    before (its LOCAL_RANK beyond the GPUs) still says why."""
     try:
         p.device = resolve_device(p.config.device)
     except ValueError as e:
         raise TrainingError(str(e), "usage") from None
-    p.dist = DistInfo.from_env()
-    if p.dist.enabled:
+    dist = DistInfo.from_env()
+    if dist.enabled:
         if p.device.type == "cuda":
             try:
-                p.device = rank_device(p.dist)
+                p.device = rank_device(dist)
             except ValueError as e:
                 raise TrainingError(str(e), "usage") from None
-        init_process_group(p.dist, p.device)
+        init_process_group(dist, p.device)
+    p.dist = dist
 
 
 def _load_data(p: Prepared, spec: Any, ds: Any, controls: Controls | None) -> None:
