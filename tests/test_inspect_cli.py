@@ -274,3 +274,14 @@ def test_the_clis_own_process_ends_without_the_interpreters_teardown(tmp_path):
         assert json.loads(result.stdout)["ok"] is (code == 0)
         assert "atexit ran" in result.stderr
         assert "teardown ran" not in result.stderr
+
+
+def test_json_lists_one_row_a_line():
+    """Each layer's row is one line (written by json's C encoder: the indenting one is
+    Python); the whole stays one JSON object, the rest of it indented."""
+    result = runner.invoke(app, ["inspect", "cnn", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    row_lines = [line for line in result.stdout.splitlines() if line.startswith('    {"index": ')]
+    assert [json.loads(line.rstrip(",")) for line in row_lines] == data["rows"]
+    assert '\n  "totals": {\n    "params": ' in result.stdout
