@@ -10,7 +10,8 @@ against the card's native bf16, fp16 with --grad-clip saved and resumed with its
 channels_last; --compile (one graph per batch size, none for the last partial batch, validation
 compiled, CUDA graph replays counted); cudnn.benchmark and TF32 as set during a run; the seed
 notes' DataLoader loop against tui-nn (target >= 20x on CUDA); the best cnn epoch time; the
-expert's loop against tui-nn; NVML as the system pane shows it; NaN on the GPU's loss path with
+expert's loop against tui-nn; an image folder streamed from its decode-once cache (samples/s
+against in memory, and the share of each step spent waiting for data); NVML as the system pane shows it; NaN on the GPU's loss path with
 saves between reads (last.pt must stay finite); out of memory (the suggested batch must train;
 the GAN probes with its own loss); `tui-nn train --nproc-per-node 2` (DDP really built; "skipped:
 1 GPU" on one GPU); more processes than GPUs (one LOCAL_RANK line); predicted against measured
@@ -69,11 +70,12 @@ class Plan:
     cmp_epochs: int  # epochs of the fp32/amp/compile/expert comparisons
     best_batches: tuple[int, ...]  # batch sizes tried for the best epoch time
     zoo_min_accuracy: float  # image models after one epoch
+    folder: tuple[int, int] = (20000, 64)  # the cache row's JPEG folder: images, side
 
 
 FULL = Plan(True, "cuda", 60000, 10000, 2, (64, 256, 1024, 4096), 0.5)
 # 240 training samples: a last, partial batch at 64, as 60,000 has (the compile row).
-DRY = Plan(False, "cpu", 240, 64, 1, (64, 128), 0.0)
+DRY = Plan(False, "cpu", 240, 64, 1, (64, 128), 0.0, (300, 32))
 
 
 @dataclass
@@ -406,6 +408,41 @@ def check_expert_loop(ctx: Context) -> Row:
                f"accuracy {ours.history[-1].value:.2%} vs {expert['accuracy']:.2%}")
 
 
+def check_cache(ctx: Context) -> Row:
+    """An image folder over --memory-budget: decoded once into its cache, then two epochs read
+    from it through the DataLoader (workers, pinned memory, non_blocking copies) against the
+    same folder in memory; the share of each step spent waiting for data (StepMetrics)."""
+    from bench_data import write_tree
+    n, side = ctx.plan.folder
+    name = f"cache path (cnn, {n:,} {side}x{side} JPEGs over --memory-budget)"
+    root = ctx.tmp / "folder"
+    if not root.exists():
+        write_tree(root, n, side)
+    os.environ["TUI_NN_CACHE"] = str(ctx.tmp / "cache")
+    waits: list[float] = []
+
+    def on_event(event: ev.Event) -> None:
+        if isinstance(event, ev.StepMetrics) and event.epoch == 1 and event.data_wait is not None:
+            waits.append(event.data_wait)
+    runs = {}
+    for path, budget in (("cache", "1KB"), ("memory", "")):
+        runs[path] = train(ctx, "cnn", dataset=f"folder:{root}", epochs=2, batch_size=256,
+                           memory_budget=budget, events=on_event if budget else None)
+        if not finished(runs[path]):
+            return Row(name, "FAIL", f"{path}: {failure(runs[path])}")
+    if runs["cache"].trainer.stream is None or not waits:
+        return Row(name, "FAIL", "the folder was not streamed from its cache")
+    cached, memory = (runs[k].history[-1].samples_per_s for k in ("cache", "memory"))
+    return Row(name, "ok" if ctx.plan.cuda else "ran (tiny sizes: no target)",
+               f"epoch 2 {cached:,.0f} samples/s from the cache ({cached / memory:.2f}x "
+               f"in-memory uint8, {memory:,.0f}); waiting for data {sum(waits) / len(waits):.0%}"
+               f" of each step ({_workers(runs['cache'].trainer.stream.workers)})")
+
+
+def _workers(n: int) -> str:
+    return f"{n} DataLoader worker{'s' if n != 1 else ''}"
+
+
 def check_nvml(ctx: Context) -> Row:
     """What the system pane would show now (its own reading and formatting)."""
     from rich.text import Text
@@ -695,6 +732,7 @@ CHECKS: list[tuple[str, Callable, str]] = [
     ("seed", check_seed_loop, ""),
     ("best", check_best_epoch, ""),
     ("expert", check_expert_loop, ""),
+    ("cache", check_cache, ""),
     ("nvml", check_nvml, f"{CUDA_ONLY} (NVML)"),
     ("nan", check_nan, ""),
     ("oom", check_oom, ""),

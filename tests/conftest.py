@@ -24,6 +24,15 @@ _DURATIONS = Path(__file__).with_name("durations.json")
 
 def pytest_collection_modifyitems(config, items):
     durations = json.loads(_DURATIONS.read_text()) if _DURATIONS.exists() else {}
+    module_s: dict[str, float] = {}
     for item in items:
-        if durations.get(f"{item.location[0]}::{item.name}", 0.0) >= SLOW_S:
+        took = durations.get(f"{item.location[0]}::{item.name}", 0.0)
+        module_s[item.location[0]] = module_s.get(item.location[0], 0.0) + took
+        if took >= SLOW_S:
             item.add_marker(pytest.mark.slow)
+    # The heaviest modules first, each module's tests kept together (its module-scoped
+    # fixtures are built once): xdist's worksteal hands each worker a contiguous share and
+    # steals from the ends of the queues, so the last minutes are the lightest modules' short
+    # tests, which balance the two workers, not a kill loop started late. Same order on every
+    # worker (xdist requires it): a stable sort on the same file.
+    items.sort(key=lambda item: -module_s[item.location[0]])

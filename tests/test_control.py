@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import fastproc
 import pytest
 
 from tui_nn.engine.channel import SOCKET_FILE, send
@@ -20,11 +21,12 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def _control(run: Path, *args: str, user: int | None = None) -> subprocess.CompletedProcess:
-    kwargs = {}
-    if user is not None:
-        kwargs["preexec_fn"] = lambda: os.setuid(user)
+    if user is None:  # forked from a process that imported torch (tests/fastproc.py)
+        return fastproc.run(["control", str(run), *args], capture_output=True, text=True,
+                            env=ENV, timeout=60)
     return subprocess.run([sys.executable, "-m", "tui_nn", "control", str(run), *args],
-                          capture_output=True, text=True, env=ENV, timeout=60, **kwargs)
+                          capture_output=True, text=True, env=ENV, timeout=60,
+                          preexec_fn=lambda: os.setuid(user))
 
 
 def _records(run: Path) -> list[dict]:
@@ -51,9 +53,8 @@ def _steps(records: list[dict]) -> int:
 @pytest.fixture
 def live_run(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
-                             "100000", "--headless", "--run-dir", str(run)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    proc = fastproc.popen(["train", "curve", "--epochs", "100000", "--headless", "--run-dir",
+                           str(run)], stdout=fastproc.PIPE, stderr=fastproc.PIPE, env=ENV)
     _wait(run, lambda r: _steps(r) > 0 and (run / SOCKET_FILE).exists(), "a step", proc)
     yield run, proc
     if proc.poll() is None:

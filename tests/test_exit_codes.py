@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import fastproc
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -110,9 +111,8 @@ def test_an_input_error_under_torchrun_is_still_2(made, tmp_path):
 def test_a_signal_exits_128_plus_its_number(tmp_path):
     run = tmp_path / "r"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "diabetes", "--epochs",
-                             "100000", "--headless", "--run-dir", str(run)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = fastproc.popen(["train", "diabetes", "--epochs", "100000", "--headless", "--run-dir",
+                           str(run)], stdout=fastproc.PIPE, stderr=fastproc.PIPE, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         metrics = run / "metrics.jsonl"

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import fastproc
 import torch
 
 from data_helpers import write_mnist_raw
@@ -30,10 +31,10 @@ def test_train_gan_headless_for_one_epoch_records_finite_d_and_g_losses(tmp_path
     # A small MNIST in IDX files (the usual --dataset mnist --data-dir path), no network.
     write_mnist_raw(tmp_path / "data", n_train=256, n_test=64)
     run = tmp_path / "run"
-    res = subprocess.run(
-        [sys.executable, "-m", "tui_nn", "train", "gan", "--dataset", "mnist", "--data-dir",
-         str(tmp_path / "data"), "--epochs", "1", "--batch-size", "32", "--headless",
-         "--run-dir", str(run)], capture_output=True, text=True, env=ENV, timeout=180)
+    res = fastproc.run(
+        ["train", "gan", "--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs",
+         "1", "--batch-size", "32", "--headless", "--run-dir", str(run)], capture_output=True,
+        text=True, env=ENV, timeout=180)
     assert res.returncode == 0, res.stderr
     records = _records(run)
     steps = [r for r in records if r["type"] == "StepMetrics"]

@@ -41,10 +41,12 @@ def test_the_dry_run_runs_every_cpu_row_and_says_why_it_skips_the_others(tmp_pat
            and r["check"] not in CUDA_ONLY]
     assert {r["check"].split(" ")[0] for r in ran} == {
         "channels_last", "--compile", "seed-style", "best", "expert", "NaN", "OOM:", "OOM",
-        "tui-nn", "memory:"}
+        "tui-nn", "memory:", "cache"}
     assert all(r["status"] in ("ok",) or r["status"].startswith("ran") for r in ran), ran
     memory = next(r for r in ran if r["check"].startswith("memory:"))
     assert "predicted" in memory["figure"]
+    cache = next(r for r in ran if r["check"].startswith("cache"))
+    assert "waiting for data" in cache["figure"] and "from the cache" in cache["figure"]
 
     # The table is the last thing printed: a header, a column line, one line per row.
     table = proc.stdout.strip().splitlines()

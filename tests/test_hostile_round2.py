@@ -10,6 +10,7 @@ import math
 import os
 from pathlib import Path
 
+import fastproc
 import pytest
 
 from hostile import CLEAR, ESC_TITLE, good_run, inert, record, started
@@ -255,15 +256,12 @@ def test_resume_never_waits_on_a_fifo_nor_reads_dev_zero(tmp_path):
 
 
 def test_cli_resume_of_a_damaged_record_is_one_line_exit_2(tmp_path):
-    import subprocess
-    import sys
-
     run = _resumable(tmp_path / "r", '{"type":"CheckpointSaved","path":"last.pt","step":1,'
                                      '"epoch":1e400,"reason":"epoch"}\n')
     os.mkfifo(tmp_path / "fifo-run")  # unrelated: nothing else in the directory is read
-    out = subprocess.run([sys.executable, "-m", "tui_nn", "train", "--resume", str(run),
-                          "--headless"], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    out = fastproc.run(["train", "--resume", str(run), "--headless"], capture_output=True,
+                       text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr and "epoch is Infinity" in lines[0]

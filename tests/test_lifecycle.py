@@ -10,10 +10,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import fastproc
 import pytest
 import torch
 
@@ -26,17 +26,17 @@ from tui_nn.engine.rundir import RunDir, RunDirError, read_metrics
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+# `python -m tui_nn ARGS` forked from a process that imported torch (tests/fastproc.py): each
+# is a process of its own, as a user's second terminal would start, without the import second.
 def _cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui_nn", *args], capture_output=True,
-                          text=True, env=ENV, cwd=cwd, timeout=timeout)
+    return fastproc.run(args, capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout)
 
 
-def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tui_nn", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=ENV)
+def _start(*args: str) -> fastproc.Proc:
+    return fastproc.popen(args, stdout=fastproc.PIPE, stderr=fastproc.PIPE, env=ENV)
 
 
-def _wait_for(run_dir: Path, proc: subprocess.Popen, text: str, timeout: float = 90) -> None:
+def _wait_for(run_dir: Path, proc: fastproc.Proc, text: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         metrics = run_dir / "metrics.jsonl"

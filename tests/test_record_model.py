@@ -108,3 +108,21 @@ def test_a_model_opened_from_a_file_is_listed_inert():
     entry = ModelEntry(f"my{CLEAR}.py:Net", f"Net from my{ESC_TITLE}.py", "", None, in_zoo=False)
     assert entry.source == f"my{CLEAR}.py:Net"  # still the key it is loaded by
     assert inert(entry.shown_source) and inert(entry.description)
+
+
+def test_an_inspections_layer_names_are_inert_where_traced():
+    # Every view of an inspection (table, JSON, the app, the diff) reads these fields as they are.
+    from tui_nn.shapes.records import LayerRow
+
+    row = LayerRow(index=0, path=f"enc{CLEAR}.fc", name=f"fc{ESC_TITLE}", type=f"T\u202e",
+                   depth=1, detail=f"Linear({CLEAR})")
+    assert all(inert(v) for v in (row.path, row.name, row.type, row.detail))
+    assert row.path == "enc\\x1b[2J.fc"
+
+
+def test_a_lessons_worker_error_is_one_inert_line():
+    # The sequences lesson shows it as Text in three places (one was a markup string before).
+    from tui_nn.tui.screens.sequences import _error
+
+    text = _error(RuntimeError(f"bad [/] {CLEAR}\nsecond line"))
+    assert text == "RuntimeError: bad [/] \\x1b[2J" and inert(text)

@@ -419,6 +419,7 @@ def _live_run(server, run: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_a_long_paused_remote_run_is_paused_not_interrupted(server, tmp_path, monkeypatch):
     """The remote /proc says who writes metrics.jsonl: a run paused past the 2-minute age
     window still reads "paused" in `runs` and "running" to `watch`, and a killed one
@@ -452,10 +453,12 @@ def test_a_long_paused_remote_run_is_paused_not_interrupted(server, tmp_path, mo
     assert rows[0]["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trained, tmp_path,
                                                                     monkeypatch):
     """gpu1:~/runs/latest, gpu1:~/runs/NAME and --root gpu1:~/runs NAME resolve over there, as
     RUN does locally; a name that matches nothing says so (exit 2)."""
+    from tui_nn.runs import remote
     from tui_nn.runs.remote import FollowedRun
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     root = tmp_path / "runs"
@@ -474,6 +477,8 @@ def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trai
             assert followed.run_dir.name == "live-run"
         finally:
             followed.stop()
+        # Named from the folder's listing alone: no run's files were copied to resolve it.
+        assert not (remote.mirror(Target("testbox", str(root))).dir / "old-run").exists()
         old = FollowedRun(Target("testbox", f"{root}/old"), every_s=60).start()
         old.stop()
         assert old.last.runs[0].status == "finished"
@@ -486,6 +491,7 @@ def test_remote_runs_are_named_as_local_ones_latest_a_name_a_prefix(server, trai
         proc.wait()
 
 
+@pytest.mark.slow
 def test_each_hosts_gpus_over_ssh_nvml_first_then_nvidia_smi(server, trained, monkeypatch):
     """A box with tui-nn answers through its NVML, one with only nvidia-smi through that, one
     with neither says "no GPU" plainly; `watch`'s system pane shows the box's GPUs."""
@@ -506,6 +512,7 @@ def test_each_hosts_gpus_over_ssh_nvml_first_then_nvidia_smi(server, trained, mo
     assert none.gpu_report().reason == "no GPU (no nvidia-smi)"
 
 
+@pytest.mark.slow
 async def test_the_apps_runs_screen_takes_several_roots_on_several_hosts(server, trained,
                                                                           monkeypatch):
     """`tui-nn tui --runs testbox:ROOT --runs ROOT --runs downbox:/x`: `r` lists every root
@@ -543,6 +550,7 @@ async def test_the_apps_runs_screen_takes_several_roots_on_several_hosts(server,
                        what="back to the runs")
 
 
+@pytest.mark.slow
 def test_runs_app_and_tui_runs_refuse_a_missing_local_root(server, tmp_path):
     for args in (["runs", "--app", str(tmp_path / "nope")],
                  ["tui", "--runs", f"testbox:{tmp_path}", "--runs", str(tmp_path / "nope")]):
@@ -551,6 +559,7 @@ def test_runs_app_and_tui_runs_refuse_a_missing_local_root(server, tmp_path):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_remote_tensorboard_logs_are_listed_as_local_ones(server, trained, tmp_path,
                                                           monkeypatch):
     """A SummaryWriter log and a Lightning version dir over there are rows as they are here;
@@ -584,18 +593,42 @@ def test_remote_tensorboard_logs_are_listed_as_local_ones(server, trained, tmp_p
     assert not list((mirror.dir / "own").glob("events.out.tfevents.*"))
 
 
-def test_a_hosts_gpus_are_asked_for_every_few_seconds_not_every_refresh(server, trained,
-                                                                          monkeypatch):
+@pytest.mark.slow
+def test_gpus_and_writers_are_asked_for_every_few_seconds_not_every_refresh(server, trained,
+                                                                            monkeypatch):
     from tui_nn.runs import remote
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     asked = []
     script = remote.list_script
     monkeypatch.setattr(remote, "list_script",
-                        lambda path, gpus=True: asked.append(gpus) or script(path, gpus))
+                        lambda path, slow=True: asked.append(slow) or script(path, slow))
     mirror = remote.Mirror(Target("smibox", str(trained)))
     first, second = mirror.refresh(), mirror.refresh()  # a watch's 1 s refreshes
     assert asked == [True, False]
     assert len(first.gpus) == 2 and second.gpus == first.gpus  # the last reading stands
-    monkeypatch.setattr(remote, "GPU_EVERY_S", 0.0)
+    assert mirror.scan is not None and "r1/metrics.jsonl" in mirror.scan.owned
+    monkeypatch.setattr(remote, "SLOW_EVERY_S", 0.0)
     mirror.refresh()
     assert asked == [True, False, True]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_runs_app_over_ssh_in_a_real_terminal(server, trained, tmp_path):
+    """`tui-nn runs --app testbox:ROOT ROOT` in tmux: both hosts' rows drawn, q leaves."""
+    sock = f"tui-nn-test-runs-{os.getpid()}"
+    tmux = ["tmux", "-L", sock]
+    command = (f"{sys.executable} -m tui_nn runs --app testbox:{trained} {trained}; "
+               "echo EXITED $?")
+    env_args = [a for k in ("TUI_NN_SSH_CONFIG", "PYTHONPATH", "TUI_NN_CACHE")
+                if k in server.env() for a in ("-e", f"{k}={server.env()[k]}")]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "40", *env_args,
+                    "sh", "-c", command + "; sleep 30"], check=True, cwd=tmp_path)
+    try:
+        screen = _tmux_wait(tmux, lambda text: "2 runs under 2 roots" in text)
+        assert "testbox  r1" in screen and "local    r1" in screen
+        assert "Traceback" not in screen
+        subprocess.run([*tmux, "send-keys", "q"], check=True)
+        assert "EXITED 0" in _tmux_wait(tmux, lambda text: "EXITED" in text)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)

@@ -87,3 +87,17 @@ def test_a_field_role_on_resume_is_its_metadata():
     with pytest.raises(ConfigError, match="--batch-size 4"):
         resume_config(saved, {"batch_size": 4}, "runs/x", 1, False)
     assert "run_dir" not in requested_fields(TrainConfig("linear", run_dir="elsewhere"))
+
+
+def test_a_size_reads_the_same_for_every_flag():
+    import pytest
+
+    from tui_nn.fmt import parse_size
+    from tui_nn.shapes.memory import MemoryUsageError, parse_bytes
+
+    for text in ("80GiB", "24 GB", "512MiB", "1.5TiB", "4096", "8g", "500k"):
+        assert parse_bytes(text) == parse_size(text)  # --device-memory as --memory-budget
+    assert parse_bytes("8g") == 8 * 2**30  # a bare unit is binary, as fmt_bytes prints
+    for text in ("0", "0GiB", "lots", ""):
+        with pytest.raises(MemoryUsageError):
+            parse_bytes(text)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
+import fastproc
 import pytest
 
 from tui_nn.engine.checkpoint import load_checkpoint
@@ -39,15 +39,14 @@ HANGING_MODEL = textwrap.dedent("""
 """)
 
 
-def _hanging_run(tmp_path: Path, grace: str) -> tuple[subprocess.Popen, Path]:
+def _hanging_run(tmp_path: Path, grace: str) -> tuple[fastproc.Proc, Path]:
     (tmp_path / "hang.py").write_text(HANGING_MODEL)
     mark, run = tmp_path / "hanging", tmp_path / "run"
     env = {**os.environ, "HANG_MARK": str(mark), "TUI_NN_STOP_GRACE_S": grace,
            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "hang.py:Net", "--dataset",
-                             "curve", "--epochs", "1000", "--headless", "--run-dir", str(run)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = fastproc.popen(["train", "hang.py:Net", "--dataset", "curve", "--epochs", "1000",
+                           "--headless", "--run-dir", str(run)], cwd=tmp_path, env=env,
+                          stdout=fastproc.PIPE, stderr=fastproc.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not mark.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -57,7 +56,7 @@ def _hanging_run(tmp_path: Path, grace: str) -> tuple[subprocess.Popen, Path]:
     return proc, run
 
 
-def _ends(proc: subprocess.Popen, within: float) -> tuple[int, str]:
+def _ends(proc: fastproc.Proc, within: float) -> tuple[int, str]:
     try:
         _, err = proc.communicate(timeout=within)
     except subprocess.TimeoutExpired:
@@ -132,8 +131,8 @@ def test_a_model_that_raises_systemexit_or_keyboardinterrupt_fails_train_and_ins
     for args in (["train", f"exits.py:{cls}", "--dataset", "curve", "--epochs", "1",
                   "--headless", "--run-dir", str(tmp_path / "run")],
                  ["inspect", f"exits.py:{cls}", "--input", "1"]):
-        res = subprocess.run([sys.executable, "-m", "tui_nn", *args], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=120)
+        res = fastproc.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)
         assert res.returncode == 1, (args, res.stderr)
         assert f"raised {raised}" in res.stderr and "an error of that code" in res.stderr
         assert "Traceback" not in res.stderr
@@ -153,7 +152,7 @@ def test_a_real_ctrl_c_is_not_taken_for_the_models():
 
 
 def _app_in_a_terminal(tmp_path: Path, *args: str,
-                       grace: str = "2") -> tuple[subprocess.Popen, bytearray]:
+                       grace: str = "2") -> tuple[fastproc.Proc, bytearray]:
     """`tui-nn tui ARGS` on a pseudo-terminal (the app stays headless without one), its
     output drained so that it never blocks writing."""
     import pty
@@ -162,9 +161,8 @@ def _app_in_a_terminal(tmp_path: Path, *args: str,
     env = {**os.environ, "TERM": "xterm-256color", "HANG_MARK": str(tmp_path / "hanging"),
            "TUI_NN_STOP_GRACE_S": grace, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "tui", *args], stdin=slave,
-                            stdout=slave, stderr=slave, cwd=tmp_path, env=env,
-                            start_new_session=True)
+    proc = fastproc.popen(["tui", *args], stdin=slave, stdout=slave, stderr=slave,
+                          cwd=tmp_path, env=env, start_new_session=True)
     os.close(slave)
     out = bytearray()
 

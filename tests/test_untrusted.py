@@ -8,11 +8,11 @@ import io
 import json
 import os
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
+import fastproc
 import pytest
 from hypothesis import given, settings
 
@@ -28,9 +28,8 @@ SIZE = (110, 32)
 
 
 def cli(*args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui_nn", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    return fastproc.run(args, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
 # ---- textsafe ---------------------------------------------------------------------------------
@@ -386,7 +385,7 @@ def test_model_picker_and_inspector_show_a_hostile_model_inert(tmp_path):
 
 
 # ---- exit codes (issue 12) -------------------------------------------------------------------
-def _in_pty(args: list[str]) -> tuple[subprocess.Popen, int]:
+def _in_pty(args: list[str]) -> tuple[fastproc.Proc, int]:
     import fcntl
     import pty
     import struct
@@ -394,9 +393,9 @@ def _in_pty(args: list[str]) -> tuple[subprocess.Popen, int]:
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", *args], stdin=slave, stdout=slave,
-                            stderr=slave, cwd=REPO, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm-256color"})
+    proc = fastproc.popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=REPO,
+                          start_new_session=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm-256color"})
     os.close(slave)
     return proc, master
 

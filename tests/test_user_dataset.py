@@ -222,3 +222,53 @@ def test_augment_transforms_streamed_image_batches_and_refuses_flat_samples(tmp_
                                  "flip", "--workers", "0", "--run-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "--augment transforms images" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_inspect_takes_the_input_shape_from_the_datasets_first_sample(tmp_path):
+    result = runner.invoke(app, ["inspect", "cnn", "--dataset", f"{EXAMPLE}:build"])
+    assert result.exit_code == 0, result.output
+    assert "input 1×1×28×28 float32: ok" in result.output
+    tokens = _file(tmp_path, """
+        class Tokens(Dataset):
+            def __len__(self):
+                return 10
+            def __getitem__(self, i):
+                return torch.arange(7) % 5, i % 2
+        def build():
+            return Tokens()
+        """)
+    result = runner.invoke(app, ["inspect", "rnn", "--dataset", f"{tokens}:build"])
+    assert "1×7 int64" in result.output, result.output  # an integer sample: its dtype too
+    for argv in (["--dataset", str(tmp_path / "nope.py:build")],
+                 ["--dataset", f"{EXAMPLE}:build", "--input", "1x28x28"]):
+        result = runner.invoke(app, ["inspect", "cnn", *argv])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.output.startswith("error:")
+
+
+def test_an_input_bound_run_shows_its_wait_for_data(tmp_path):
+    import io
+
+    from tui_nn.commands.console import PlainReporter
+    slow = _file(tmp_path, """
+        import time
+        class Slow(Quarters):
+            def __getitem__(self, i):
+                time.sleep(0.004)  # a decode far slower than the model's step
+                return super().__getitem__(i)
+        def build():
+            return Slow(256, 0), Quarters(64, 1)
+        """)
+    events: list = []
+    out = io.StringIO()
+    reporter = PlainReporter(out, line_interval_s=0.0)
+    _train(slow, callback=lambda e: (events.append(e), reporter(e)), epochs=1,
+           report_interval_s=0.05)
+    steps = [e for e in events if isinstance(e, ev.StepMetrics)]
+    assert steps and all(e.data_wait is not None for e in steps)
+    assert max(e.data_wait for e in steps) > 0.5
+    assert "waiting for data" in out.getvalue()
+    in_memory: list = []
+    Trainer(TrainConfig("mlp", dataset="hours", epochs=1, threads=1, save=False),
+            in_memory.append).run()
+    assert all(e.data_wait is None for e in in_memory if isinstance(e, ev.StepMetrics))

@@ -18,6 +18,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import fastproc
 import pytest
 from typer.testing import CliRunner
 
@@ -200,10 +201,9 @@ def test_new_lines_show_within_seconds(tmp_path):
 def test_watch_follows_a_real_headless_training_subprocess(tmp_path):
     root = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui_nn", "train", "diabetes", "--epochs", "60", "--headless",
-         "--run-dir", str(root / "diabetes"), "--device", "cpu"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+    proc = fastproc.popen(
+        ["train", "diabetes", "--epochs", "60", "--headless", "--run-dir", str(root / "diabetes"),
+         "--device", "cpu"], env=env, stdout=fastproc.DEVNULL, stderr=fastproc.PIPE)
     try:
         deadline = time.monotonic() + 60
         while not any(root.glob("*/metrics.jsonl")):

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+import fastproc
 import pytest
 
 from test_watch import no_nvml
@@ -33,9 +32,8 @@ def _has(run: Path, **fields) -> bool:
 @pytest.fixture
 def live_run(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
-                             "100000", "--headless", "--run-dir", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    proc = fastproc.popen(["train", "curve", "--epochs", "100000", "--headless", "--run-dir",
+                           str(run)], stdout=fastproc.DEVNULL, stderr=fastproc.PIPE, env=ENV)
     deadline = time.monotonic() + 90
     while not (run / SOCKET_FILE).exists():
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -85,9 +83,8 @@ async def test_quitting_watch_never_stops_the_run(live_run):
 
 async def test_a_run_without_a_channel_offers_no_steering_keys(tmp_path):
     run = tmp_path / "done"
-    subprocess.run([sys.executable, "-m", "tui_nn", "train", "linear", "--epochs", "2",
-                    "--headless", "--run-dir", str(run)], check=True, capture_output=True,
-                   env=ENV)
+    fastproc.run(["train", "linear", "--epochs", "2", "--headless", "--run-dir", str(run)],
+                 check=True, capture_output=True, env=ENV)
     app = make_watch_app(run, gpu_reader=no_nvml)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.5)

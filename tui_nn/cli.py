@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, List, Literal, NoReturn, Optional
+from typing import Annotated, List, Literal, Optional
 
 import typer
 
@@ -175,21 +175,30 @@ def train_cmd(
     code = run_training(model, options, resume=resume, debug=debug,
                         freeze_imports=_OWN_PROCESS)
     if "WORLD_SIZE" in os.environ:
-        _leave_worker(code)
+        # A torchrun worker whose run has ended (files closed, process group destroyed): in the
+        # teardown, C++ destructors of the communication backend race its own threads, and now
+        # and then a rank aborted after a clean stop ('terminate called without an active
+        # exception', exit 134), failing the whole job (pytorch#179291, #190489).
+        _end_own_process(code)
     _skip_collection_at_exit()
     raise typer.Exit(code)
 
 
-def _leave_worker(code: int) -> None:
-    """A torchrun worker whose run has ended (files closed, process group destroyed) leaves
-    without the interpreter's teardown: there, C++ destructors of the communication backend
-    race its own threads, and now and then a rank aborted ('terminate called without an active
-    exception', exit 134) after a clean stop, failing the whole job (pytorch#179291, #190489).
-    Only in our own process: a test runner calling the app keeps its interpreter."""
-    if _OWN_PROCESS:
+def _end_own_process(code: int) -> None:
+    """In our own process, end now without the interpreter's teardown: flush, run the atexit
+    handlers, os._exit. Elsewhere (a test runner calling the app), or when a flush fails (a
+    closed pipe), return, and the caller exits as usual."""
+    if not _OWN_PROCESS:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    try:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
+    except OSError:
+        return
+    os._exit(code)
 
 
 # inspect estimates one precision: "auto" is the trainer's choice on the device it finds.
@@ -223,6 +232,9 @@ def inspect_cmd(
         None, "--diff", help="Compare with a second model (zoo name, file.py:Class, ...)."),
     diff_input: Optional[list[str]] = typer.Option(
         None, "--diff-input", help="The --diff model's own input shape (default: --input)."),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="The input shape from a dataset's first sample: a name, "
+        "csv:PATH, folder:PATH or your own FILE.py:build."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Every layer's shape and the arithmetic behind it; diagnoses mismatches; with --batch-size
@@ -232,26 +244,11 @@ def inspect_cmd(
     memory = MemoryOptions(batch_size, optimizer, amp, device_memory, measure)
     other = DiffOptions(diff, list(diff_input or [])) if diff is not None else None
     code = run_inspect(source, list(input or []), depth, as_json, dtype, debug, memory=memory,
-                       freeze_imports=_OWN_PROCESS, diff=other)
-    _end_inspection(code)
-
-
-def _end_inspection(code: int) -> NoReturn:
-    """An inspection's results are all on stdout and stderr. In our own process, flush them,
-    run the atexit handlers and end here: the interpreter's teardown (freeing torch's modules
-    and objects one by one) costs as much CPU as tracing a 70B decoder. Elsewhere (a test
-    runner calling the app), or when a flush fails (a closed pipe), exit as usual."""
-    if _OWN_PROCESS:
-        import atexit
-
-        atexit._run_exitfuncs()
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except OSError:
-            pass
-        else:
-            os._exit(code)
+                       freeze_imports=_OWN_PROCESS, diff=other, dataset=dataset)
+    # An inspection's results are all on stdout and stderr: the interpreter's teardown
+    # (freeing torch's modules and objects one by one) would cost as much CPU as tracing a
+    # 70B decoder.
+    _end_own_process(code)
     raise typer.Exit(code)
 
 

@@ -13,7 +13,7 @@ from typing import TextIO
 from tui_nn.engine import events as ev  # torch-free: views that never train import it too
 from tui_nn.fmt import epoch_line, fmt_bytes, fmt_duration, fmt_metric, summary_line  # noqa: F401
 
-from tui_nn.textsafe import clean
+from tui_nn.engine.schema import inert_event
 
 
 
@@ -22,6 +22,14 @@ from tui_nn.textsafe import clean
 
 
 
+
+
+def data_wait(event: ev.StepMetrics) -> str:
+    """", waiting for data 37%": the share of the steps spent waiting on the DataLoader (an
+    input-bound run shows); nothing for data in memory."""
+    share = event.data_wait
+    return "" if share is None or share != share else \
+        f", waiting for data {min(max(share, 0.0), 1.0):.0%}"
 
 
 class PlainReporter:
@@ -39,8 +47,7 @@ class PlainReporter:
         if self.out is None:
             return
         try:
-            # Model, dataset, device and path names can come from files: no control sequences.
-            print(clean(text), file=self.out, flush=True)
+            print(text, file=self.out, flush=True)
         except BrokenPipeError:
             # The reader went away (`| head`, a closed terminal): training goes on, quietly;
             # the run directory keeps every record.
@@ -52,6 +59,9 @@ class PlainReporter:
         return event.device_name
 
     def __call__(self, event: ev.Event) -> None:
+        # Model, dataset, device and path names come from the user's files and the host: the
+        # event's strings made inert once, as the app's bridge does (every line below is one).
+        event = inert_event(event)
         if isinstance(event, ev.RunStarted):
             self.started = event
             where = f" → {event.run_dir}" if event.run_dir else ""
@@ -71,7 +81,8 @@ class PlainReporter:
                 self._last_line = now
                 self._print(f"epoch {event.epoch + 1} step {event.epoch_step}/"
                             f"{event.steps_per_epoch} loss {event.loss:.4f} "
-                            f"{event.samples_per_s:,.0f} samples/s ETA {fmt_duration(event.eta_s)}")
+                            f"{event.samples_per_s:,.0f} samples/s{data_wait(event)} "
+                            f"ETA {fmt_duration(event.eta_s)}")
         elif isinstance(event, ev.EpochMetrics):
             self._last_line = time.monotonic()
             self._print(epoch_line(event, self.started.epochs if self.started else None))
@@ -80,8 +91,8 @@ class PlainReporter:
                 self._print(f"checkpoint saved: {event.path} (step {event.step})")
         elif isinstance(event, ev.StateChanged):
             self._print(f"{event.state}")
-        elif isinstance(event, ev.Notice):
-            self._print(f"warning: {event.message}")
+        elif isinstance(event, ev.Notice):  # the data's own (a decode's progress) are news
+            self._print(event.message if event.source == "data" else f"warning: {event.message}")
         elif isinstance(event, ev.Finished):
             self._print(summary_line(event))
         elif isinstance(event, ev.Failed):
@@ -111,7 +122,7 @@ class RichReporter(PlainReporter):
         self._task = None
 
     def _print(self, text: str) -> None:
-        self.progress.console.print(clean(text), highlight=False, markup=False)
+        self.progress.console.print(text, highlight=False, markup=False)
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
@@ -124,7 +135,8 @@ class RichReporter(PlainReporter):
             if self._task is not None:
                 self.progress.update(
                     self._task, completed=event.step, loss=f"{event.loss:.4f}",
-                    speed=f"{event.samples_per_s:,.0f}/s", eta=fmt_duration(event.eta_s),
+                    speed=f"{event.samples_per_s:,.0f}/s{data_wait(event)}",
+                    eta=fmt_duration(event.eta_s),
                     description=f"epoch {event.epoch + 1}")
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.close()

@@ -49,12 +49,16 @@ class DiffOptions:
 
 def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool,
                 dtype: str | None, debug: bool, memory: MemoryOptions | None = None,
-                freeze_imports: bool = False, diff: DiffOptions | None = None) -> int:
+                freeze_imports: bool = False, diff: DiffOptions | None = None,
+                dataset: str | None = None) -> int:
     """Inspect `source`, print the result, return the exit code. freeze_imports: the process
-    is ours alone (the CLI), so the import's objects may leave the cyclic collector."""
+    is ours alone (the CLI), so the import's objects may leave the cyclic collector. dataset:
+    the input shape (and an integer dtype) from that dataset's first sample."""
     from tui_nn.shapes.parse import ShapeParseError, normalize_dtype, parse_inputs
 
     try:
+        if dataset is not None:
+            inputs, dtype = _dataset_input(dataset, inputs, dtype)
         if depth is not None and depth < 0:
             raise ShapeParseError(f"--depth must be ≥ 0, got {depth}")
         specs = parse_inputs(inputs) if inputs else None  # fail on a bad shape before torch loads
@@ -215,6 +219,24 @@ def _user_code_exit(source: str, exc: BaseException, debug: bool) -> int:
     error(f"the code of {source} raised {exc!r} while it was inspected: an error of that "
           "code, not a way to end the inspection")
     return EXIT_MISMATCH
+
+
+def _dataset_input(dataset: str, inputs: list[str], dtype: str | None
+                   ) -> tuple[list[str], str | None]:
+    """--dataset as --input (and --dtype int64 for integer samples); ShapeParseError (a usage
+    error) for a dataset that cannot give a sample, or one given beside --input."""
+    from tui_nn.shapes.parse import ShapeParseError
+    if inputs:
+        raise ShapeParseError("--dataset gives the input shape: leave out --input")
+    from tui_nn.data.base import DataError
+    from tui_nn.engine.loader import sample_of
+    try:
+        shape, sample_dtype = sample_of(dataset)
+    except DataError as e:
+        raise ShapeParseError(str(e)) from None
+    if dtype is None and not sample_dtype.is_floating_point:
+        dtype = str(sample_dtype).removeprefix("torch.")
+    return ["x".join(map(str, shape))], dtype
 
 
 def _usage_error(exc: Exception, debug: bool) -> int:

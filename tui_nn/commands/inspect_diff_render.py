@@ -43,7 +43,7 @@ def side_labels(diff: InspectionDiff) -> tuple[str, str]:
 
 def _short(name: str) -> str:
     tail = name.rsplit(":", 1)[-1].rsplit(".", 1)[-1] if ":" in name else name
-    return clean_line(tail, 13)
+    return tail[:13]  # Inspection.model_name is inert
 
 
 def _outputs(row: LayerRow | None) -> str:
@@ -81,7 +81,7 @@ def diff_cells(diff: InspectionDiff) -> list[tuple[DiffRow, list[str]]]:
             # Short ('480K'): 'A→B' fits 80 columns.
             cells.append(_moved(a.saved_bytes if a else None, b.saved_bytes if b else None,
                                 lambda n: fmt_bytes(n, short=True)))
-        out.append((row, [clean_line(c, 200) for c in cells]))
+        out.append((row, [c[:200] for c in cells]))  # layer paths are inert (LayerRow)
     return out
 
 

@@ -54,11 +54,11 @@ def _layer_text(row: LayerRow) -> str:
 
 
 def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
-    """Layer names and types come from the model's code (any string): cleaned of controls."""
+    """Layer names and types come from the model's code, inert (shapes.records.LayerRow)."""
     cells = []
     saved = inspection.memory is not None
     for row in inspection.rows:
-        cells.append((row, [clean_line(c, 200) for c in (
+        cells.append((row, [c[:200] for c in (
             _layer_text(row),
             row.detail if row.kind == "function" else row.type,
             _shapes_text(row.input_shapes),
@@ -237,7 +237,7 @@ def status_line(inspection: Inspection) -> str:
     inputs = ", ".join(f"{format_shape(s)} {d}" for s, d in
                        zip(inspection.input_shapes, inspection.input_dtypes))
     verdict = "ok" if inspection.ok else "shape mismatch"
-    return clean_line(f"{inspection.model_name}  input {inputs}: {verdict}")
+    return f"{inspection.model_name}  input {inputs}: {verdict}"  # the name is inert
 
 
 def render_plain(inspection: Inspection) -> str:

@@ -88,6 +88,9 @@ def _exit_code(result, received: list[int], lr: float, debug: bool) -> int:
     """The exit-code table (README): 0 ok, 1 failed, 2 input error, 128+n a signal."""
     from tui_nn.engine import events as ev
 
+    if isinstance(result, ev.Failed) and result.kind == "interrupted" and received:
+        _err(result.message)  # stopped before its first step: nothing to resume
+        return 128 + received[0]
     if isinstance(result, ev.Failed):
         _err(result.message)
         if debug and result.details.get("traceback"):

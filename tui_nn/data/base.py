@@ -72,6 +72,8 @@ class Dataset:
     # Class names (classification) or the vocabulary (sequence: index -> character).
     labels: tuple[str, ...] | None = None
     description: str = ""
+    # "path: why" of each image of a folder that could not be read and was left out.
+    skipped: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -11,13 +11,17 @@ take — unless ``image_size=(H, W)`` is given. The whole set becomes one (N, C,
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .base import Dataset, DataError, printable, unit_float
+from .image_cache import channel_stats, decoding, default_budget, load_cached_folder
+from .progress import SILENT, Progress
 from .split import split_indices
 
 IMAGE_EXTENSIONS = frozenset(
@@ -25,8 +29,6 @@ IMAGE_EXTENSIONS = frozenset(
 )
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 _VAL_NAMES = ("val", "valid", "validation", "test")
-# Decoded float pixels above this (4 GiB) will not fit comfortably in memory.
-_MAX_ELEMENTS = 1 << 30
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -107,6 +109,51 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
         raise DataError(f"cannot read image {path}: {exc}") from None
 
 
+def decode_or_reason(path: Path, mode: str, size: tuple[int, int],
+                     strict: bool = False) -> np.ndarray | str:
+    """_decode's pixels, or (unless strict: then it raises) why the image cannot be read: one
+    bad file in a large tree is skipped, not the end of an hour's decode. Module-level, for
+    the decode's worker processes."""
+    try:
+        return _decode(path, mode, size)
+    except DataError as e:
+        if strict:
+            raise DataError(f"{e}{_STRICT}") from None
+        return str(e).removeprefix(f"cannot read image {path}: ")
+
+
+_STRICT = " (--strict stops at an unreadable image; without it, the image is skipped and listed)"
+
+
+class Skipped:
+    """The images of a tree that could not be read, by sample index, with why."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.reasons: dict[int, str] = {}
+
+    def add(self, i: int, path: Path, reason: str) -> None:
+        if self.strict:
+            raise DataError(f"cannot read image {path}: {reason}{_STRICT}")
+        self.reasons[i] = reason
+
+    def lines(self, samples: list[tuple[Path, int]]) -> tuple[str, ...]:
+        """"path: why" for each skipped image, in sample order (names made printable)."""
+        return tuple(printable(f"{samples[i][0]}: {why}")
+                     for i, why in sorted(self.reasons.items()))
+
+
+SKIPPED_LISTED = 20  # names in the run's notice; the rest are counted
+
+
+def skipped_notice(lines: tuple[str, ...]) -> str:
+    """The run's notice of the images a folder's decode left out: how many, and which."""
+    listed = "; ".join(lines[:SKIPPED_LISTED])
+    more = f"; and {len(lines) - SKIPPED_LISTED:,} more" if len(lines) > SKIPPED_LISTED else ""
+    return (f"skipped {len(lines):,} unreadable image{'s' if len(lines) != 1 else ''} "
+            f"(--strict stops at the first instead): {listed}{more}")
+
+
 def _tree(root: Path) -> tuple[tuple[Path, Path] | None, list[str], list[tuple[Path, int]],
                                 list[tuple[Path, int]]]:
     """(split layout or None, class names, every sample, the train/ split's samples)."""
@@ -130,33 +177,44 @@ def _tree(root: Path) -> tuple[tuple[Path, Path] | None, list[str], list[tuple[P
     return layout, classes, samples, train_samples
 
 
-def _to_tensor(
-    samples: list[tuple[Path, int]], mode: str, size: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, C, H, W) uint8 and class ids (N,) int64."""
-    channels = 1 if mode == "L" else 3
-    width, height = size
-    if len(samples) * channels * width * height > _MAX_ELEMENTS:
-        raise DataError(
-            f"{len(samples)} images of {channels}×{height}×{width} are too large to hold in memory; "
-            "use fewer or smaller images (image_size=(H, W) resizes them)"
-        )
+def _to_tensor(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndarray | str],
+               shape: tuple[int, int, int], skipped: Skipped, progress: Progress
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (n, C, H, W) uint8 and class ids (n,) int64 of the samples that decode (the
+    others go to skipped)."""
+    channels, height, width = shape
     # Decoded straight into NCHW: a permuted NHWC buffer keeps channels_last strides, and at
     # one channel .contiguous() cannot fix them (it counts a size-1 dim as contiguous), so a
     # conv then yields channels_last activations on which the seeds' x.view(B, -1) fails.
     pixels = np.empty((len(samples), channels, height, width), dtype=np.uint8)  # (N, C, H, W)
+    labels, n = [], 0
+    todo = [i for i in range(len(samples)) if i not in skipped.reasons]
+    with decoding([samples[i][0] for i in todo], decode) as decoded:
+        for i, hwc in progress.track(f"decoding {len(todo):,} images", zip(todo, decoded),
+                                     len(todo)):
+            if isinstance(hwc, str):
+                skipped.add(i, samples[i][0], hwc)
+                continue
+            pixels[n] = hwc.reshape(height, width, channels).transpose(2, 0, 1)  # (C, H, W)
+            labels.append(samples[i][1])
+            n += 1
+    x = torch.from_numpy(pixels[:n])  # (n, C, H, W) uint8, standard strides
+    return x, torch.tensor(labels, dtype=torch.int64)  # (n,)
+
+
+def _mode_and_size(samples: list[tuple[Path, int]], image_size: tuple[int, int] | None,
+                   skipped: Skipped) -> tuple[str, tuple[int, int]]:
+    """PIL mode ("L" when every image is grayscale, else "RGB") and (W, H) to decode to; an
+    image whose header cannot be read goes to skipped."""
+    probes = []
     for i, (path, _) in enumerate(samples):
-        hwc = _decode(path, mode, size).reshape(height, width, channels)  # (H, W, C)
-        pixels[i] = hwc.transpose(2, 0, 1)  # (C, H, W)
-    x = torch.from_numpy(pixels)  # (N, C, H, W) uint8, standard strides
-    y = torch.tensor([label for _, label in samples], dtype=torch.int64)  # (N,)
-    return x, y
-
-
-def _mode_and_size(samples: list[tuple[Path, int]], image_size: tuple[int, int] | None
-                   ) -> tuple[str, tuple[int, int]]:
-    """PIL mode ("L" when every image is grayscale, else "RGB") and (W, H) to decode to."""
-    probes = [_probe(p) for p, _ in samples]
+        try:
+            probes.append(_probe(path))
+        except DataError as e:
+            skipped.add(i, path, str(e).removeprefix(f"cannot read image {path}: "))
+    if not probes:
+        raise DataError(f"none of the {len(samples)} images can be read (the first: "
+                        f"{skipped.lines(samples)[0]})")
     gray = all(mode in _GRAY_MODES for mode, _ in probes)
     sizes = Counter(size for _, size in probes)
     if image_size is not None:
@@ -168,41 +226,55 @@ def _mode_and_size(samples: list[tuple[Path, int]], image_size: tuple[int, int] 
     return ("L" if gray else "RGB"), size
 
 
+def folder_input_shape(path: str | Path, image_size: tuple[int, int] | None = None
+                       ) -> tuple[int, int, int]:
+    """(C, H, W) that load_folder gives the tree's images, read from their headers alone."""
+    skipped = Skipped(strict=False)
+    mode, (width, height) = _mode_and_size(_tree(Path(path).expanduser())[2], image_size,
+                                           skipped)
+    return (1 if mode == "L" else 3, height, width)
+
+
 def load_folder(
     path: str | Path, *, seed: int = 0, image_size: tuple[int, int] | None = None,
-    as_uint8: bool = False, memory_budget: int | None = None, **_: object
+    as_uint8: bool = False, memory_budget: int | None = None, strict: bool = False,
+    progress: Progress | None = None, **_: object
 ) -> Dataset:
     """Every image decoded into one (N, C, H, W) float tensor in [0, 1] (uint8 with as_uint8);
-    see the module docstring. A tree whose uint8 pixels pass memory_budget bytes is streamed
-    from its decode-once cache instead (data/image_cache.py)."""
+    see the module docstring. Over memory_budget bytes (default: half the free memory) the
+    tree streams from its decode-once cache (data/image_cache.py). An unreadable image is
+    skipped and listed in ``skipped`` (strict: a DataError instead)."""
     root = Path(path).expanduser()
     layout, classes, samples, train_samples = _tree(root)
-    mode, size = _mode_and_size(samples, image_size)
+    skipped = Skipped(strict)
+    mode, size = _mode_and_size(samples, image_size, skipped)
+    progress = progress or SILENT
     gray = mode == "L"
-    # The engine keeps uint8 pixels: the float limit of the in-memory path bounds it too.
-    if memory_budget is not None and len(samples) * (1 if gray else 3) * size[0] * size[1] > \
-            min(memory_budget, _MAX_ELEMENTS):
-        from .image_cache import load_cached_folder
+    decoded = len(samples) * (1 if gray else 3) * size[0] * size[1]  # uint8 bytes
+    held = decoded if as_uint8 else decoded * 5  # a float copy beside the uint8 pixels
+    budget = default_budget() if memory_budget is None else memory_budget
+    decode = functools.partial(decode_or_reason, mode=mode, size=size, strict=strict)
+    if held > budget:
         return load_cached_folder(root, classes, samples,
                                   len(train_samples) if layout is not None else None, mode,
-                                  size, seed, memory_budget, _decode)
-    x, y = _to_tensor(samples, mode, size)
+                                  size, seed, budget, skipped, progress, decode)
+    x, y = _to_tensor(samples, decode, (1 if gray else 3, size[1], size[0]), skipped,
+                      progress)
     if layout is not None:
-        n_train = len(train_samples)
+        n_train = len(train_samples) - sum(i < len(train_samples) for i in skipped.reasons)
+        train_idx = torch.arange(n_train)
         train_x, train_y, val_x, val_y = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
         split = f"{layout[0].name}/{layout[1].name} folders"
     else:
-        train_idx, val_idx = split_indices(len(samples), seed, strata=y)
+        train_idx, val_idx = split_indices(len(y), seed, strata=y)
         train_x, train_y, val_x, val_y = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
         split = "80/20 split"
-
-    channels = x.shape[1]
-    # Per-channel statistics of the training images, for on-device normalisation.
-    train_f = unit_float(train_x)  # (N, C, H, W) in [0, 1]
-    mean = tuple(float(v) for v in train_f.mean(dim=(0, 2, 3)))
-    std = tuple(max(float(v), 1e-6) for v in train_f.std(dim=(0, 2, 3)))
-    train_x, val_x = (train_x, val_x) if as_uint8 else (train_f, unit_float(val_x))
-    del train_f
+    # Per-channel statistics of the training images, for on-device normalisation, summed in
+    # chunks: a float copy of the whole set would be 4× the pixels.
+    mean, std = channel_stats(x.numpy(), train_idx.numpy())
+    del x
+    if not as_uint8:
+        train_x, val_x = unit_float(train_x), unit_float(val_x)
     width, height = size
     return Dataset(
         name=f"folder:{root.name}",
@@ -211,13 +283,15 @@ def load_folder(
         train_y=train_y,
         val_x=val_x,
         val_y=val_y,
-        input_shape=(channels, height, width),
+        input_shape=(1 if gray else 3, height, width),
         num_classes=len(classes),
         mean=mean,
         std=std,
         labels=tuple(printable(c) for c in classes),  # names shown, never terminal codes
         description=(
-            f"{root}: {len(samples)} images, {len(classes)} classes, "
+            f"{root}: {len(y)} images, {len(classes)} classes, "
             f"{'grayscale' if gray else 'RGB'} {height}×{width}, {split}"
+            + (f", {len(skipped.reasons)} unreadable skipped" if skipped.reasons else "")
         ),
+        skipped=skipped.lines(samples),
     )

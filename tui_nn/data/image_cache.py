@@ -6,18 +6,21 @@ on) into one uint8 ``.npy`` file of fixed-size (C, H, W) records under the cache
 interrupted or failed decode (Ctrl-C, a full disk) leaves no cache behind. The file's name
 carries a hash of every image's path, size and modification time, the decode mode and size: a
 tree that changed gets a new cache (the old one is removed), never a stale one. Later runs map
-the file and read each batch's records in one fancy index (``CachedImages.__getitems__``),
-through the DataLoader path the engine uses for your own Dataset (engine/loader.py).
+the file and read each batch's records in one fancy index (``CachedImages.read``), a few
+batches ahead of the step by a background thread (engine/loader.py's ReadAhead).
+An image that cannot be read gets a zero record, left out of both splits; the list of them is
+kept beside the cache (``.skipped.json``), so a later run says the same.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
+import json
 import os
 import signal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import psutil
@@ -25,9 +28,10 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from tui_nn.fmt import fmt_bytes
-from tui_nn.fsio import DiskWriteError, atomic_write, cache_dir
+from tui_nn.fsio import DiskWriteError, atomic_write, atomic_write_text, cache_dir
 
 from .base import DataError, printable
+from .progress import Progress
 
 _STATS_CHUNK = 256  # images per chunk when the mean and std are summed
 PARALLEL_MIN = 1000  # fewer images decode faster in one process than a pool starts
@@ -53,32 +57,75 @@ def cache_file(root: Path, samples: list[tuple[Path, int]], mode: str,
 
 
 def build_cache(path: Path, samples: list[tuple[Path, int]], shape: tuple[int, int, int],
-                decode: Callable[[Path], np.ndarray]) -> None:
-    """Decode every sample into path, records (C, H, W) uint8 in sample order; other caches
-    of the same tree (stale ones) are removed once it is complete."""
+                decode: Callable[[Path], np.ndarray | str], skipped: Any,
+                progress: Progress) -> None:
+    """Decode every sample into path, records (C, H, W) uint8 in sample order; an image that
+    cannot be read gets a zero record, its index and reason go to skipped and, beside the
+    cache, to its skipped file. Other caches of the same tree (stale ones) are removed once
+    this one is complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"descr": "|u1", "fortran_order": False, "shape": (len(samples), *shape)}
+    blank = bytes(shape[0] * shape[1] * shape[2])
+    images = [image for image, _ in samples]
 
     def write(f: Any) -> None:
         np.lib.format.write_array_header_1_0(f, header)
-        for pixels in decoded:
+        what = f"decoding {len(images):,} images into the cache"
+        for i, pixels in enumerate(progress.track(what, decoded, len(images))):
+            if isinstance(pixels, str):
+                skipped.add(i, images[i], pixels)
+                f.write(blank)
+                continue
             hwc = pixels.reshape(shape[1], shape[2], shape[0])  # (H, W, C)
             f.write(np.ascontiguousarray(hwc.transpose(2, 0, 1)).tobytes())  # (C, H, W)
+        if skipped.reasons:  # before the cache is renamed into place: never one without it
+            atomic_write_text(_skipped_file(path), json.dumps(sorted(skipped.reasons.items())))
 
-    images = [image for image, _ in samples]
-    pool = _pool(len(images))
-    decoded = pool.map(decode, images, chunksize=64) if pool else map(decode, images)
     try:
-        atomic_write(path, write)
+        with decoding(images, decode) as decoded:
+            atomic_write(path, write)
     except DiskWriteError as e:
+        _skipped_file(path).unlink(missing_ok=True)
         raise DataError(f"cannot cache the decoded images: {e}; no partial cache was "
                         "left") from None
+    keep = {path, _skipped_file(path)}
+    for old in path.parent.glob(path.name.split("-")[0] + "-*"):
+        if old not in keep:
+            old.unlink(missing_ok=True)
+
+
+def _skipped_file(path: Path) -> Path:
+    return path.with_suffix(".skipped.json")
+
+
+def read_skipped(path: Path, samples: list[tuple[Path, int]], skipped: Any) -> bool:
+    """The unreadable images a cache was built without, into skipped. False when its skipped
+    file is there but not what build_cache writes (the cache is then rebuilt)."""
+    file = _skipped_file(path)
+    if not file.exists():
+        return True
+    try:
+        entries = json.loads(file.read_text(encoding="utf-8"))
+        pairs = [(int(i), str(why)[:500]) for i, why in entries]
+    except (OSError, ValueError, TypeError):
+        return False
+    if not all(0 <= i < len(samples) for i, _ in pairs):
+        return False
+    for i, why in pairs:
+        skipped.add(i, samples[i][0], why)
+    return True
+
+
+@contextlib.contextmanager
+def decoding(paths: list[Path], decode: Callable[[Path], Any]) -> Iterator[Iterator[Any]]:
+    """decode(path) of each path, in order: from PARALLEL_MIN paths on by worker processes
+    (their work cancelled when the caller stops early: Ctrl-C, an error)."""
+    pool = _pool(len(paths))
+    try:
+        yield pool.map(decode, paths, chunksize=64) if pool else map(decode, paths)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    for old in path.parent.glob(path.name.split("-")[0] + "-*.npy"):
-        if old != path:
-            old.unlink(missing_ok=True)
 
 
 def _pool(n: int) -> Any:
@@ -121,18 +168,20 @@ class CachedImages(TorchDataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(np.array(self._records()[self.index[i]])), self.labels[i]
 
-    def __getitems__(self, items: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def read(self, items: list[int], size: tuple[int, int] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples items as one batch ((b, C, H, W) uint8, (b,) class ids) in one fancy index
+        of the mapped file; size (H, W) smaller than the records: their centre only is copied
+        (adapt.pad_or_crop's crop)."""
         rows = self.index[items]  # (b,)
-        x = torch.from_numpy(self._records()[rows])  # (b, C, H, W) uint8, a copy
-        return x, self.labels[items]
-
-    @staticmethod
-    def collate(batch: Any) -> Any:
-        """__getitems__ returns the batch whole; a list of samples (from __getitem__) is
-        stacked as default_collate would."""
-        if isinstance(batch, tuple):
-            return batch
-        return torch.stack([x for x, _ in batch]), torch.stack([y for _, y in batch])
+        records = self._records()
+        h, w = records.shape[2:]
+        if size is not None and size[0] <= h and size[1] <= w and tuple(size) != (h, w):
+            top, left = (h - size[0]) // 2, (w - size[1]) // 2
+            x = records[rows, :, top:top + size[0], left:left + size[1]]  # (b, C, *size)
+        else:
+            x = records[rows]  # (b, C, H, W), a copy
+        return torch.from_numpy(x), self.labels[items]
 
 
 def channel_stats(records: np.ndarray, index: np.ndarray) -> tuple[tuple[float, ...],
@@ -141,9 +190,10 @@ def channel_stats(records: np.ndarray, index: np.ndarray) -> tuple[tuple[float, 
     over small chunks (a float copy of the set is what the budget rules out)."""
     total = square = 0
     for s in range(0, len(index), _STATS_CHUNK):
-        chunk = torch.from_numpy(records[np.sort(index[s:s + _STATS_CHUNK])]).long()
-        total = total + chunk.sum(dim=(0, 2, 3))  # (C,)
-        square = square + chunk.pow(2).sum(dim=(0, 2, 3))
+        # int32 holds 255² (and is 7x faster to square than int64's pow); sums in int64.
+        chunk = torch.from_numpy(records[np.sort(index[s:s + _STATS_CHUNK])]).int()
+        total = total + chunk.sum(dim=(0, 2, 3), dtype=torch.int64)  # (C,)
+        square = square + (chunk * chunk).sum(dim=(0, 2, 3), dtype=torch.int64)
     count = len(index) * records.shape[2] * records.shape[3]
     mean = total.double() / count / 255
     var = (square.double() / 255**2 - count * mean.pow(2)) / max(count - 1, 1)
@@ -153,21 +203,20 @@ def channel_stats(records: np.ndarray, index: np.ndarray) -> tuple[tuple[float, 
 
 def load_cached_folder(root: Path, classes: list[str], samples: list[tuple[Path, int]],
                        n_given_train: int | None, mode: str, size: tuple[int, int], seed: int,
-                       budget: int, decode: Callable[..., np.ndarray]) -> Any:
+                       budget: int, skipped: Any, progress: Progress,
+                       decode: Callable[[Path], np.ndarray | str]) -> Any:
     """A folder over the memory budget as a StreamedData read from its cache (built first when
-    missing). n_given_train: the tree's own train/ split (its first samples), else None."""
-    from .split import split_indices
+    missing). n_given_train: the tree's own train/ split (its first samples), else None.
+    skipped: data/folder.py's Skipped, holding the images whose header could not be read;
+    decode: one image's pixels (H, W[, 3]) at the cache's mode and size, or why not."""
     from .user_dataset import from_build
     shape = (1 if mode == "L" else 3, size[1], size[0])  # (C, H, W); size is PIL's (W, H)
     path = cache_file(root, samples, mode, size)
-    built = not path.exists()
+    built = not (path.exists() and read_skipped(path, samples, skipped))
     if built:
-        build_cache(path, samples, shape, functools.partial(decode, mode=mode, size=size))
+        build_cache(path, samples, shape, decode, skipped, progress)
+    train_idx, val_idx = _split(samples, skipped.reasons, n_given_train, seed)
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)  # (N,)
-    if n_given_train is not None:
-        train_idx, val_idx = torch.arange(n_given_train), torch.arange(n_given_train, len(samples))
-    else:
-        train_idx, val_idx = split_indices(len(samples), seed, strata=labels)
     names = [printable(c) for c in classes]
     train, val = (CachedImages(path, idx.numpy(), labels[idx], names)
                   for idx in (train_idx, val_idx))
@@ -176,7 +225,23 @@ def load_cached_folder(root: Path, classes: list[str], samples: list[tuple[Path,
     decoded = len(samples) * shape[0] * shape[1] * shape[2]
     note = (f"{'decoded once into' if built else 'read from'} {path} ({fmt_bytes(decoded)} "
             f"decoded > memory budget {fmt_bytes(budget)})")
+    lost = f", {len(skipped.reasons)} unreadable skipped" if skipped.reasons else ""
     from dataclasses import replace
     return replace(ds, mean=mean, std=std, labels=tuple(names), note=note,
-                   description=f"{root}: {len(samples)} images, {len(classes)} classes, "
-                               f"{shape[0]}×{shape[1]}×{shape[2]}, streamed from its cache")
+                   skipped=skipped.lines(samples),
+                   description=f"{root}: {len(samples) - len(skipped.reasons)} images, "
+                               f"{len(classes)} classes, {shape[0]}×{shape[1]}×{shape[2]}, "
+                               f"streamed from its cache{lost}")
+
+
+def _split(samples: list[tuple[Path, int]], bad: dict[int, str], n_given_train: int | None,
+           seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) record indices of the readable samples: the tree's own split, or the
+    seeded stratified one of data/folder.py's in-memory path over the same samples."""
+    from .split import split_indices
+    good = torch.tensor([i for i in range(len(samples)) if i not in bad], dtype=torch.int64)
+    if n_given_train is not None:
+        return good[good < n_given_train], good[good >= n_given_train]
+    labels = torch.tensor([samples[i][1] for i in good.tolist()], dtype=torch.int64)
+    train, val = split_indices(len(good), seed, strata=labels)
+    return good[train], good[val]

@@ -48,6 +48,7 @@ class StreamedData:
     mean: tuple[float, ...] | None = None  # no normalisation: the Dataset gives model inputs
     std: tuple[float, ...] | None = None
     note: str = ""  # where the batches come from, for the run's first line
+    skipped: tuple[str, ...] = ()  # a folder's unreadable images (data/base.py Dataset)
     streamed = True
 
     @property
@@ -129,7 +130,7 @@ def first_batch(ds: Any, name: str, split: str, batch_size: int
     try:
         samples = [ds[i] for i in range(n)]
     except Exception as e:  # noqa: BLE001 - the user's __getitem__ may raise anything
-        raise DataError(f"{name}: reading {split} sample raised {_one_line(e)}") from None
+        raise DataError(f"{name}: reading {split} sample raised {one_line(e)}") from None
     if not all(isinstance(s, (tuple, list)) and len(s) == 2 for s in samples):
         bad = next(s for s in samples if not (isinstance(s, (tuple, list)) and len(s) == 2))
         raise DataError(f"{name}: a {split} sample is {_describe(bad)}; each sample must be "
@@ -137,7 +138,7 @@ def first_batch(ds: Any, name: str, split: str, batch_size: int
     try:
         x, y = default_collate(samples)
     except Exception as e:  # noqa: BLE001 - the collate error, in one line
-        raise DataError(f"{name}: the first {split} batch cannot be collated ({_one_line(e)}); "
+        raise DataError(f"{name}: the first {split} batch cannot be collated ({one_line(e)}); "
                         f"its first samples are {_describe(samples[0])}"
                         + (f" and {_describe(samples[-1])}" if n > 1 else "")) from None
     for what, t in (("input", x), ("target", y)):
@@ -203,6 +204,6 @@ def _same_layout(name: str, x: torch.Tensor, y: torch.Tensor, vx: torch.Tensor,
                             f"training {what} ({_describe(a[0])})")
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     text = str(e).strip()
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__

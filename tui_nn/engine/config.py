@@ -74,6 +74,9 @@ class TrainConfig:
         "--memory-budget", "An image folder whose decoded pixels pass this (e.g. 2GiB) is "
         "decoded once into a cache file and read from it by batch (default: half the free "
         "memory).", panel="Data", metavar="SIZE", resume="process"))
+    strict: bool = field(default=False, metadata=option(
+        "--strict", "Stop (exit 2) at an image of a folder that cannot be read, rather than "
+        "skip it and list it in the run's log.", panel="Data", resume="process"))
     epochs: int | None = field(default=None, metadata=option(
         "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True,
         resume="changeable"))

@@ -58,6 +58,9 @@ class StepMetrics(Event):
     steps_per_epoch: int
     total_steps: int
     memory_bytes: int | None = None
+    # The share (0..1) of the chunk's time the step loop waited for its batches from a
+    # DataLoader (streamed data); None when the data is in memory on the device.
+    data_wait: float | None = None
     # More per-report values beside the loss (a GAN's D and G losses, a loop's own metrics):
     # the last value of each at the chunk's last step.
     scalars: dict[str, float] = field(default_factory=dict)

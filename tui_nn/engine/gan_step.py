@@ -2,8 +2,9 @@
 
 Each batch: D learns to call real images real and G's images fake (G's output detached, so
 only D moves), then G learns to make D call its images real (the non-saturating loss of the
-DCGAN paper). ``trainer.optimizer`` is D's (the one the controls scale and the schedule
-drives); G's optimizer follows its lr and is checkpointed through ``state_dict``. Noise comes
+DCGAN paper). The run's optimizer (engine/prepared.py) is D's (the one the controls scale
+and the schedule drives); G's optimizer follows its lr and is checkpointed through
+``state_dict``. Noise comes
 from the plugin's own generator (checkpointed too), so a resumed run draws what an
 uninterrupted one would have.
 
@@ -44,34 +45,33 @@ class GANStep:
     metric = "d_accuracy"  # D's, named so: 0.5 is a G that fools it, not a worse model
 
     def __init__(self) -> None:
-        self.trainer: Any = None
+        self.run: Any = None
         self.g_optimizer: torch.optim.Optimizer | None = None
         self.noise_gen: torch.Generator | None = None
 
     # ---- setup -------------------------------------------------------------------------------
-    def setup(self, trainer: Any) -> None:
-        if trainer.dist.enabled:
+    def setup(self, run: Any) -> None:
+        if run.dist.enabled:
             raise TrainingError("the GAN trains in one process: run it without torchrun",
                                 "usage")
-        if trainer.train_x.dim() != 4:
+        if run.train_x.dim() != 4:
             raise TrainingError(f"the GAN needs images (got samples of shape "
-                                f"{tuple(trainer.train_x.shape[1:])})", "shape")
-        self.trainer, model = trainer, trainer.model
+                                f"{tuple(run.train_x.shape[1:])})", "shape")
+        self.run, model = run, run.model
         # Real images may be normalised to any range: G's tanh is stretched onto it.
-        x = trainer.train_x  # (N, C, H, W), uint8 or float
+        x = run.train_x  # (N, C, H, W), uint8 or float
         # Per channel, normalising is increasing: the range of the inputs is that of the ends.
         ends = torch.stack([x.amin(dim=(0, 2, 3)), x.amax(dim=(0, 2, 3))])  # (2, C)
-        ends = trainer.inputs(ends[:, :, None, None])  # (2, C, 1, 1)
+        ends = run.inputs(ends[:, :, None, None])  # (2, C, 1, 1)
         model.set_data_range(float(ends[0].min()), float(ends[1].max()))
-        cfg = trainer.config
-        trainer.optimizer = self._optimizer(model.discriminator)
-        trainer.scheduler = build_schedule(trainer.optimizer, cfg, trainer.steps_per_epoch,
-                                           trainer.total_steps)
+        cfg = run.config
+        run.optimizer = self._optimizer(model.discriminator)
+        run.scheduler = build_schedule(run.optimizer, cfg, run.steps_per_epoch, run.total_steps)
         self.g_optimizer = self._optimizer(model.generator)
-        self.noise_gen = torch.Generator(device=trainer.device).manual_seed(cfg.seed + 1)
+        self.noise_gen = torch.Generator(device=run.device).manual_seed(cfg.seed + 1)
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
-        opt = build_optimizer(net, self.trainer.config)
+        opt = build_optimizer(net, self.run.config)
         if isinstance(opt, torch.optim.Adam):
             for group in opt.param_groups:
                 group["betas"] = _ADAM_BETAS
@@ -80,7 +80,7 @@ class GANStep:
     # ---- the step ----------------------------------------------------------------------------
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        t, m = self.trainer, self.trainer.model
+        t, m = self.run, self.run.model
         d_opt, g_opt = t.optimizer, self.g_optimizer
         fake = m.generate(m.noise(xb.shape[0], self.noise_gen))  # (B, 1, 28, 28)
         # D: real -> 1, fake -> 0. The fakes are detached: this half moves D only.
@@ -103,7 +103,7 @@ class GANStep:
 
     def probe_loss(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         """Eval mode: batch norm's running statistics (part of a resume's state) stay put."""
-        m = self.trainer.model
+        m = self.run.model
         gen = torch.Generator(device=xb.device).manual_seed(0)  # the run's RNGs untouched
         with _eval_mode(m):
             fake = m.generate(m.noise(xb.shape[0], gen, xb.device))  # (b, 1, 28, 28)
@@ -112,7 +112,7 @@ class GANStep:
     # ---- validation and the grid -------------------------------------------------------------
     def evaluate(self) -> tuple[float, float, str | None]:
         """(D's loss on validation images + as many fakes, D's accuracy on them, None)."""
-        t, m = self.trainer, self.trainer.model
+        t, m = self.run, self.run.model
         gen = torch.Generator(device=t.device).manual_seed(_EVAL_NOISE_SEED)
         loss = torch.zeros((), device=t.device)
         correct = torch.zeros((), device=t.device)
@@ -127,7 +127,7 @@ class GANStep:
         return float(loss) / max(n, 1), float(correct) / max(2 * n, 1), None
 
     def after_epoch(self, epoch: int, step: int) -> None:
-        t = self.trainer
+        t = self.run
         if not t.config.val_predictions:
             return
         from tui_nn.insight.gan import generated_images

@@ -41,6 +41,7 @@ def step_metrics(p: "Prepared", st: "RunState", epoch: int, epoch_step: int,
         samples_per_s=st.window_samples / max(now - st.window_t0, 1e-9), eta_s=eta,
         epoch_step=epoch_step, steps_per_epoch=p.steps_per_epoch,
         total_steps=p.total_steps, memory_bytes=memory_in_use(p.device),
+        data_wait=p.stream.take_wait(now - st.window_t0) if p.stream is not None else None,
         scalars=st.scalars.take())
 
 

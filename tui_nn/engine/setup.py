@@ -18,6 +18,7 @@ from torch import nn
 
 from tui_nn.version import __version__
 from tui_nn.data import model_fit, tasks
+from tui_nn.data.folder import skipped_notice
 from tui_nn.data.user_dataset import is_python_spec
 from tui_nn.engine import checkpoint, recovery
 from tui_nn.engine.config import (THIS_PROCESS, UNRECORDED, TrainConfig, requested_fields,
@@ -44,7 +45,7 @@ def setup(p: Prepared, st: RunState, *, model: nn.Module | None = None, dataset:
         spec = _resolve_model_spec(p, model)
         _setup_device(p)
         torch.manual_seed(p.config.seed)
-        _load_data(p, spec, dataset)
+        _load_data(p, spec, dataset, controls)
         model = (model if model is not None
                  else spec.build(**model_fit.zoo_build_kwargs(spec, p.dataset))  # sized to data
                  if spec is not None else _load_source(p.config.model))
@@ -161,19 +162,20 @@ def _setup_device(p: Prepared) -> None:
         init_process_group(p.dist, p.device)
 
 
-def _load_data(p: Prepared, spec: Any, ds: Any) -> None:
+def _load_data(p: Prepared, spec: Any, ds: Any, controls: Controls | None) -> None:
     """The dataset given, or the config's, adapted to a zoo model's input."""
     if ds is None:
-        from tui_nn.data import adapt_to_input, load_dataset
+        from tui_nn.data import adapt_to_input
         cfg = p.config
         # The data stays the same whatever --seed says: seeds vary the init and the shuffle,
         # so runs with different seeds compare on the same samples.
         if is_python_spec(cfg.dataset):
-            ds = _load_user_dataset(cfg)
+            from tui_nn.engine.loader import load_user_dataset
+            ds = load_user_dataset(cfg.dataset, batch_size=cfg.batch_size or 64)
         else:
-            ds = load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download,
-                              as_uint8=True,  # images: normalised per batch (PixelNorm)
-                              memory_budget=_memory_budget(cfg))
+            ds = _load_decoded(p, cfg, controls)
+        if ds.skipped:
+            p.notices.append(skipped_notice(ds.skipped))
         # Your own samples of another rank go to the model as they are (its checks speak).
         streamed_flat = getattr(ds, "streamed", False) and len(ds.input_shape) != 3
         if spec is not None and not streamed_flat and not getattr(spec, "variable_length",
@@ -184,31 +186,33 @@ def _load_data(p: Prepared, spec: Any, ds: Any) -> None:
     p.loss_task = ds.task  # check_first_batch may make it "binary-logits"
 
 
+def _load_decoded(p: Prepared, cfg: TrainConfig, controls: Controls | None) -> Any:
+    """A registry dataset, a CSV or an image folder; a stop during a long decode ends the
+    run here (kind "interrupted": the signal's exit code), with nothing kept."""
+    from tui_nn.data import load_dataset
+    from tui_nn.data.progress import DecodeStopped
+    try:
+        return load_dataset(cfg.dataset, cfg.data_dir, seed=0, download=cfg.download,
+                            as_uint8=True,  # images: normalised per batch (PixelNorm)
+                            memory_budget=_memory_budget(cfg), strict=cfg.strict,
+                            progress=_decode_progress(p, controls))
+    except DecodeStopped as e:
+        raise TrainingError(str(e), "interrupted") from None
+
+
+def _decode_progress(p: Prepared, controls: Controls | None) -> Any:
+    """A long decode's progress lines as notices (the app's log, the headless output; no run
+    directory exists yet to record them), and the run's stop heard between two images."""
+    from tui_nn.data.progress import Progress
+    from tui_nn.engine import events as ev
+    return Progress(say=lambda text: p.emit(ev.Notice(text, "data")),
+                    stopped=lambda: controls is not None and controls.stop_requested)
+
+
 def _memory_budget(cfg: TrainConfig) -> int:
     from tui_nn.data.image_cache import default_budget
     from tui_nn.fmt import parse_size
     return parse_size(cfg.memory_budget) if cfg.memory_budget else default_budget()
-
-
-def _load_user_dataset(cfg: TrainConfig) -> Any:
-    """Your own Dataset (data/user_dataset.py): build() called, the first batch read and
-    checked. The file runs as a model file does; what it raises is one line."""
-    from tui_nn.data.base import DataError
-    from tui_nn.data.user_dataset import from_build, split_python_spec
-    from tui_nn.zoo.sources import SourceError, load_file_attribute
-    path, attr = split_python_spec(cfg.dataset)
-    try:
-        build = load_file_attribute(path, attr)
-    except SourceError as e:
-        raise DataError(str(e)) from None
-    if not callable(build):
-        raise DataError(f"{path}:{attr} is {type(build).__name__}, not a function returning a "
-                        "Dataset")
-    try:
-        result = build()
-    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code may raise anything
-        raise DataError(f"{cfg.dataset}: build() raised {_first_line(e)}") from None
-    return from_build(result, cfg.dataset, seed=0, batch_size=cfg.batch_size or 64)
 
 
 def _setup_speed(p: Prepared) -> None:
@@ -583,8 +587,8 @@ def _config_record(p: Prepared) -> dict[str, Any]:
 
 
 def _shape(x: torch.Tensor) -> str:
-    from tui_nn.shapes.parse import format_shape
-    return format_shape(tuple(x.shape)) if x.dim() else "scalar"
+    from tui_nn.fmt import format_shape
+    return format_shape(tuple(x.shape))
 
 
 def _first_line(e: BaseException) -> str:

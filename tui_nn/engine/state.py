@@ -37,6 +37,7 @@ class RunState:
     next_report: float = 0.0
     epoch_loss_sum: Any = None
     epoch_terms: int = 0
+    global_n: int = 0  # the step's batch, all ranks' samples (DefaultStep's DDP loss)
     # The epoch's running sums when a checkpoint taken mid-epoch was restored: its train_loss,
     # time and samples/s go on from them, as if never interrupted (checkpoint.epoch_so_far).
     carried: dict[str, Any] | None = None

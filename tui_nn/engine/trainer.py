@@ -3,9 +3,10 @@ through events passed to a callback; Controls (pause, stop, ...) steer it from a
 
 Reading order: run() -> setup.setup() -> _train_epoch() -> _train_step() -> _between_steps()
 -> _end_epoch(). What setup builds: prepared.py (the Trainer's attributes of the same names);
-where the run is: state.py. Recovery (NaN, OOM, lr): recovery.py, oom.py; records:
-reports.py; checkpoints: checkpoint.py; the run directory: rundir.py; validation:
-validation.py. None of them imports this module."""
+where the run is: state.py. The step: default_step.py (or a zoo entry's own, plugins.py).
+Recovery (NaN, OOM, lr): recovery.py, oom.py; records: reports.py; checkpoints:
+checkpoint.py; the run directory: rundir.py; validation: validation.py. None of them imports
+this module."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ import torch
 from torch import nn
 
 from tui_nn.data import tasks
-from tui_nn.engine import checkpoint, oom, recovery, reports, setup, validation
+from tui_nn.engine import checkpoint, oom, recovery, reports, setup
 from tui_nn.engine import events as ev
 from tui_nn.engine.config import ConfigError, TrainConfig
 from tui_nn.engine.controls import Controls
+from tui_nn.engine.default_step import DefaultStep
 from tui_nn.engine.distributed import all_sum, destroy_process_group
 from tui_nn.engine.errors import CheckpointError, TrainingError, data_error_types
+from tui_nn.engine.plugins import StepPlugin
 from tui_nn.engine.prepared import Prepared
 from tui_nn.engine.rundir import RunDirError
 from tui_nn.engine.stop_signals import raised_by_user_code
@@ -61,10 +64,17 @@ class Trainer(Controls):
         self.prep = Prepared(config, self.emit)  # filled by prepare()
         self.state = RunState()
         self.history: list[ev.EpochMetrics] = []
+        self._step: StepPlugin | None = None  # the zoo entry's step plugin, or DefaultStep
 
     def prepare(self) -> Prepared:
         """Everything before the first step (engine/setup.py), into self.prep."""
-        return setup.setup(self.prep, self.state, controls=self, **self._given)
+        p = setup.setup(self.prep, self.state, controls=self, **self._given)
+        self._step = p.step_plugin
+        if self._step is None:
+            self._step = DefaultStep(self.state, self._observe_gradients,
+                                     lambda: self._check_each_step)
+            self._step.setup(p)
+        return p
 
     # ---- running ---------------------------------------------------------------------------
     def run(self) -> ev.Finished | ev.Failed:
@@ -237,52 +247,30 @@ class Trainer(Controls):
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor,
                     global_n: int) -> torch.Tensor | None:
-        """Forward, loss, backward, optimizer and schedule step: one path, the GradScaler
-        disabled unless fp16. Returns the detached loss, or None for a skipped NaN batch."""
-        if self.step_plugin is not None:
-            return self._plugin_step(xb, yb)
-        st, cfg, scaler, opt = self.state, self.config, self.scaler, self.optimizer
-        out = self._forward(self.forward_model if self.compiled_batch in (None, xb.shape[0])
-                            else self.eager_model, xb)
-        loss = self._loss(out, yb, xb.shape[0], global_n)
+        """One step of the model's step plugin (engine/default_step.py unless its zoo entry
+        has its own): it owns forward, backward and its optimizers; its extra scalars wait on
+        the device for the next report, with the losses. Returns the detached loss, or None
+        for a NaN batch skipped after a rollback."""
+        st = self.state
+        st.global_n = global_n
+        loss, scalars = self._step.train_step(xb, yb)
         if self._check_each_step and not math.isfinite(loss.item()):  # a CPU read: 0.2 µs
-            self._pause_on_nan(float(loss.detach()))
+            if not getattr(self._step, "rolls_back", False):
+                # No rollback: it would restore the Trainer's state but not the plugin's.
+                recovery.stop_on_nan(self.prep, st, st.epoch, float(loss))
+            self._pause_on_nan(float(loss))
             st.step += 1  # the skipped batch still counts: steps track the position
             return None
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if self._look and self._look_now(st.step_in_epoch):
-            self.insight.observe_gradients(st.epoch, st.step + 1, scaler.get_scale())
-        if cfg.grad_clip:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        if scalars:
+            st.scalars.add(scalars)
         st.step += 1
         return loss.detach()
 
-    def _plugin_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """A step plugin's whole step (it owns forward, backward and its optimizers); its
-        extra scalars wait on the device for the next report, with the losses."""
-        loss, scalars = self.step_plugin.train_step(xb, yb)
-        if self._check_each_step and not math.isfinite(loss.item()):
-            # No rollback: it would restore the Trainer's state but not the plugin's.
-            recovery.stop_on_nan(self.prep, self.state, self.state.epoch, float(loss))
-        self.state.scalars.add(scalars)
-        self.state.step += 1
-        return loss.detach()
-
-    def _loss(self, out: torch.Tensor, yb: torch.Tensor, local_n: int,
-              global_n: int) -> torch.Tensor:
-        if not self.dist.enabled:
-            return tasks.loss_mean(self.loss_task, out, yb)
-        # Sum over this rank's slice / the global count, times world: DDP's mean of the
-        # ranks' gradients is then the gradient of the global batch mean.
-        ls, k = tasks.loss_sum(self.loss_task, out, yb)
-        terms = global_n * (k // max(local_n, 1)) if local_n else global_n
-        return ls * (self.dist.world_size / max(terms, 1))
+    def _observe_gradients(self, grad_scale: float) -> None:
+        """Between backward and the optimizer step: the live gradient view, when due."""
+        st = self.state
+        if self._look and self._look_now(st.step_in_epoch):
+            self.insight.observe_gradients(st.epoch, st.step + 1, grad_scale)
 
     def _record_loss(self, loss: torch.Tensor, global_n: int) -> None:
         st = self.state
@@ -390,8 +378,7 @@ class Trainer(Controls):
             self.emit(saved_best)
         if self.insight is not None and self.insight.collect_now:
             self.insight.after_epoch(epoch, st.step, st.predictions)
-        if self.step_plugin is not None:
-            self.step_plugin.after_epoch(epoch, st.step)
+        self._step.after_epoch(epoch, st.step)
         is_last = epoch + 1 >= cfg.epochs
         if not st.stopped and (is_last or time.monotonic() - st.last_save
                                >= _EPOCH_CHECKPOINT_MIN_INTERVAL_S or self._periodic_due()):
@@ -476,9 +463,7 @@ class Trainer(Controls):
     # ---- validation ----------------------------------------------------------------------------
     def evaluate(self) -> tuple[float, float, str | None]:
         """Validation loss and metric (engine/validation.py, or the step plugin's)."""
-        if self.step_plugin is not None:
-            return self.step_plugin.evaluate()
-        return validation.evaluate(self.prep, self.state)
+        return self._step.evaluate()
 
     def _forward(self, model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return self.prep.forward(model, xb)

@@ -59,7 +59,8 @@ class RecordedHistory:
 
 def load_history(run_dir: str | Path) -> RecordedHistory:
     """Read a run's steps and epochs. A missing or damaged metrics.jsonl gives what could be
-    read (possibly nothing), never an error."""
+    read (possibly nothing), never an error. Records come type-checked and inert from
+    records.iter_records; one without a field these need is skipped."""
     history = RecordedHistory(path=Path(run_dir))
     for rec in records.iter_records(run_dir):
         kind = rec["type"]
@@ -70,17 +71,16 @@ def load_history(run_dir: str | Path) -> RecordedHistory:
                 _add_epoch(history, rec)
             elif kind == "RunStarted":
                 history.sessions += 1
-                history.metric = str(rec.get("metric") or history.metric or "") or None
-                history._rewind(int(rec.get("start_step") or 0), int(rec.get("start_epoch") or 0))
-        except (TypeError, ValueError, KeyError, OverflowError, MemoryError):
-            continue  # a record of an unexpected shape: skip it, keep the rest
+                history.metric = rec.get("metric") or history.metric
+                history._rewind(rec.get("start_step") or 0, rec.get("start_epoch") or 0)
+        except (KeyError, MemoryError):
+            continue  # a record without a field these need: skip it, keep the rest
     return history
 
 
 def _add_steps(history: RecordedHistory, rec: dict[str, Any]) -> None:
-    losses = [float(v) for v in rec["losses"]]
-    first = int(rec["first_step"])
-    epoch, lr = int(rec["epoch"]), float(rec.get("lr") or 0.0)
+    losses, first, epoch = _needed(rec, "losses", "first_step", "epoch")
+    lr = rec.get("lr") or 0.0
     # Overlap with recorded steps happens only when a resume rewound less than it redid.
     while history.steps and history.steps[-1] >= first:
         for column in (history.steps, history.step_epochs, history.losses, history.lrs):
@@ -93,17 +93,18 @@ def _add_steps(history: RecordedHistory, rec: dict[str, Any]) -> None:
 
 def _add_epoch(history: RecordedHistory, rec: dict[str, Any]) -> None:
     point = EpochPoint(
-        epoch=int(rec["epoch"]), step=int(rec["step"]), train_loss=float(rec["train_loss"]),
-        val_loss=float(rec["val_loss"]), metric=str(rec["metric"]), value=float(rec["value"]),
-        best_value=_opt(rec.get("best_value")), elapsed_s=_opt(rec.get("elapsed_s")),
-        epoch_time_s=_opt(rec.get("epoch_time_s")), samples_per_s=_opt(rec.get("samples_per_s")))
+        *_needed(rec, "epoch", "step", "train_loss", "val_loss", "metric", "value"),
+        best_value=rec.get("best_value"), elapsed_s=rec.get("elapsed_s"),
+        epoch_time_s=rec.get("epoch_time_s"), samples_per_s=rec.get("samples_per_s"))
     history.epochs = [e for e in history.epochs if e.epoch < point.epoch]
     history.epochs.append(point)
     history.metric = history.metric or point.metric
 
 
-def _opt(value: Any) -> float | None:
-    try:
-        return float(value) if isinstance(value, (int, float)) else None
-    except OverflowError:
-        return None
+def _needed(rec: dict[str, Any], *names: str) -> tuple[Any, ...]:
+    """The record's values of names (type-checked by records.parse); KeyError when one is
+    absent or null."""
+    values = tuple(rec.get(name) for name in names)
+    if None in values:
+        raise KeyError(names)
+    return values

@@ -11,6 +11,7 @@ from typing import Any
 
 from tui_nn.engine import jsonl
 from tui_nn.engine.rundir import LAST_CHECKPOINT
+from tui_nn.fmt import higher_is_better
 from tui_nn.runs import liveness, records, tensorboard
 from tui_nn.textsafe import clean, clean_line
 
@@ -57,6 +58,10 @@ class RunInfo:
             return False
         return ((self.has_checkpoint and self.status in ("stopped", "interrupted", "failed"))
                 or (self.status == "interrupted" and bool(self.config)))
+
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.metric)
 
     def to_dict(self, include_config: bool = False) -> dict[str, Any]:
         d = asdict(self)

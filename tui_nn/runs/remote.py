@@ -32,7 +32,7 @@ from tui_nn.textsafe import clean_line
 
 MAX_METRICS_BYTES = 64 << 20  # a remote metrics.jsonl past this is read no further
 MAX_CONFIG_BYTES = 4 << 20  # as jsonl.MAX_JSON_FILE_BYTES
-GPU_EVERY_S = 5.0  # a host's GPUs are read again after this long at most (fleet's refresh)
+SLOW_EVERY_S = 5.0  # a host's GPUs and writers are read again after this long (fleet's refresh)
 
 
 @dataclass(frozen=True)
@@ -129,13 +129,14 @@ class _File:
 # The listing script: "ROOT abs", "NOW t", then "F size mtime ./rel" per run file and
 # "D bytes ./dir" per folder holding one (its regular files, as runs.info.dir_size counts).
 # Run files only (config.json, metrics.jsonl, last.pt, events.out.tfevents.*), at most three
-# levels down. When asked (every GPU_EVERY_S), "G index, util %, used MiB, total MiB" per GPU:
-# from NVML through tui-nn's own Python where tui-nn is installed over there
-# (system.gpu.query_lines), else from nvidia-smi; "G none REASON" when there is none. GNU find
-# prints it all in two processes; any other find falls back to stat/ls per file (slower, same
-# lines). Where GNU find and /proc are there, "PROC", then "O ./rel" per metrics.jsonl whose
-# writer the scan can see (ours, or any as root) and "W ./rel" per metrics.jsonl a process
-# holds open for writing: a run paused for hours is still running, as runs.liveness says.
+# levels down. GNU find prints it all in two processes; any other find falls back to stat/ls
+# per file (slower, same lines). When asked (every SLOW_EVERY_S):
+# - "G index, util %, used MiB, total MiB" per GPU, from NVML through tui-nn's own Python
+#   where tui-nn is installed over there (system.gpu.query_lines), else from nvidia-smi;
+#   "G none REASON" when there is none;
+# - where GNU find and /proc are there, "PROC", then "O ./rel" per metrics.jsonl whose writer
+#   the scan can see (ours, or any as root) and "W ./rel" per metrics.jsonl a process holds
+#   open for writing: a run paused for hours is still running, as runs.liveness says.
 _LIST = r"""R={root}
 if [ ! -d "$R" ]; then
   if [ -e "$R" ]; then echo 'ERR not a directory'; else echo 'ERR no such directory'; fi; exit 0
@@ -175,10 +176,10 @@ gpus() {{
     *) printf '%s\n' "$g" | head -n 16 | sed 's/^/G /' ;;
   esac
 }}
-[ {gpus} = 1 ] && gpus
+[ {slow} = 1 ] && gpus
 if find . -maxdepth 0 -printf '' 2>/dev/null; then
   runfiles "-o -name last.pt" -printf 'F %s %T@ %p\n'
-  writers
+  [ {slow} = 1 ] && writers
   runfiles "" | sed 's|/[^/]*$||' | sort -u | {{
     set --; while IFS= read -r d; do set -- "$@" "$d"; done
     [ $# -gt 0 ] && find "$@" -type f -printf '%s %H\n' 2>/dev/null |
@@ -218,7 +219,7 @@ class Mirror:
         self.seen: dict[str, _File] = {}  # remote size and mtime of what the mirror holds
         self.gpus: list[Gpu] | None = None  # from the last listing; [] is "no GPU"
         self.gpu_note = "no GPU"  # why there is none, as the host said it
-        self._gpus_at = -GPU_EVERY_S  # when the GPUs were last asked for (monotonic)
+        self._slow_at = -SLOW_EVERY_S  # when GPUs and writers were last asked for (monotonic)
         self.speeds: dict[str, float] = {}  # run path over there -> last epoch's samples/s
         self.lock = threading.Lock()
         self.scan: _WriterScan | None = None  # from the last listing; None: age only
@@ -242,16 +243,15 @@ class Mirror:
 
     def _refresh(self) -> tuple[list[RunInfo], int]:
         host = ssh.host(self.target.host)
-        # The GPUs every GPU_EVERY_S at most: a `watch` lists every second, and starting
-        # Python for NVML (or nvidia-smi) that often would load the box it watches.
-        ask = time.monotonic() - self._gpus_at >= GPU_EVERY_S
-        self._gpus_at = time.monotonic() if ask else self._gpus_at
-        text = host.run(list_script(self.target.path, gpus=ask), timeout=60,
+        # The GPUs and writers every SLOW_EVERY_S at most: a `watch` lists every second, and
+        # starting NVML's Python (or nvidia-smi) and walking /proc that often would load the
+        # box it watches.
+        ask = time.monotonic() - self._slow_at >= SLOW_EVERY_S
+        self._slow_at = time.monotonic() if ask else self._slow_at
+        text = host.run(list_script(self.target.path, slow=ask), timeout=60,
                         max_output=16 << 20).decode("utf-8", "replace")
-        files, sizes, now = self._parse(text, gpus=ask)
-        own = {str(Path(p).parent) for p in files if Path(p).name in (CONFIG_FILE, METRICS_FILE)}
-        logs = {str(Path(p).parent) for p in files if _is_events(p)}
-        run_dirs = _run_dirs(own | logs)
+        files, sizes, now = self._parse(text, slow=ask)
+        run_dirs, own = _runs_of(files)
         moved = self._fetch(host, {p: f for p, f in files.items()
                                    if _fetched(p, set(run_dirs), own)})
         infos = []
@@ -268,14 +268,30 @@ class Mirror:
         infos.sort(key=lambda r: (r.started_at or r.last_update or 0.0, r.name), reverse=True)
         return infos, moved
 
-    def _parse(self, text: str, gpus: bool = True) -> tuple[dict[str, _File], dict[str, int],
+    def names(self) -> dict[str, tuple[str, float]]:
+        """The runs under this root by name: (its path over there, when it started as its
+        files' oldest time tells), from one listing, no file's bytes crossing: what naming a
+        run or `latest` needs, however large the folder's runs."""
+        text = ssh.host(self.target.host).run(list_script(self.target.path, slow=False),
+                                              timeout=60, max_output=16 << 20)
+        files, _, _ = self._parse(text.decode("utf-8", "replace"), slow=False)
+        run_dirs, _ = _runs_of(files)
+        started: dict[str, float] = {}
+        for rel, f in files.items():
+            folder = str(Path(rel).parent)
+            run = folder if folder in run_dirs else str(Path(folder).parent)
+            started[run] = min(started.get(run, f.mtime), f.mtime)
+        return {_name(rel, self.target.path): (str(Path(self.abs_root or "/") / rel),
+                                               started.get(rel, 0.0)) for rel in run_dirs}
+
+    def _parse(self, text: str, slow: bool = True) -> tuple[dict[str, _File], dict[str, int],
                                                           float]:
         files: dict[str, _File] = {}
         sizes: dict[str, int] = {}
         now = time.time()
-        if gpus:  # else the last reading stands
+        if slow:  # else the last reading stands (a run started since: its file's age decides)
             self.gpus, self.gpu_note = [], "no GPU"
-        self.scan = None
+            self.scan = None
         for line in text.splitlines():
             tag, _, rest = line.partition(" ")
             if tag == "PROC":
@@ -284,12 +300,12 @@ class Mirror:
                 (self.scan.owned if tag == "O" else self.scan.writing).add(
                     os.path.normpath(rest))
             if tag == "G" and rest.startswith("none"):
-                self.gpu_note = clean_line(rest[5:] or "no GPU", 80)
+                self.gpu_note = _words(rest[5:] or "no GPU")
             elif tag == "G" and len(self.gpus) < 16:
                 gpu = Gpu.parse(rest)
                 self.gpus += [gpu] if gpu is not None else []
             if tag == "ERR":
-                raise ssh.SshError(clean_line(rest, 80))
+                raise ssh.SshError(_words(rest))
             if tag == "ROOT":
                 self.abs_root = rest
             elif tag == "NOW" and rest.isdigit():
@@ -334,10 +350,10 @@ class Mirror:
         return moved
 
 
-def list_script(path: str, gpus: bool = True) -> str:
-    """The listing script for the folder `path` over there (as typed after HOST:); gpus: with
-    the GPU lines."""
-    return _LIST.format(root=sh_path(path), nvml=_NVML, gpus=int(gpus))
+def list_script(path: str, slow: bool = True) -> str:
+    """The listing script for the folder `path` over there (as typed after HOST:); slow: with
+    the GPU lines and the /proc scan, which start a program or walk every process."""
+    return _LIST.format(root=sh_path(path), nvml=_NVML, slow=int(slow))
 
 
 def last_samples_per_s(metrics: Path, tail: int = 256 << 10) -> float | None:
@@ -415,6 +431,13 @@ def _safe_rel(rel: str) -> bool:
 
 def _is_events(rel: str) -> bool:
     return Path(rel).name.startswith(EVENTS_PREFIX)
+
+
+def _runs_of(files: dict[str, _File]) -> tuple[list[str], set[str]]:
+    """The run folders among the listed files, and those of them that are tui-nn runs."""
+    own = {str(Path(p).parent) for p in files if Path(p).name in (CONFIG_FILE, METRICS_FILE)}
+    logs = {str(Path(p).parent) for p in files if _is_events(p)}
+    return _run_dirs(own | logs), own
 
 
 def _fetched(rel: str, run_dirs: set[str], own: set[str]) -> bool:
@@ -511,21 +534,22 @@ class NotARun(LookupError):
 
 def _by_name(target: Target, why: str) -> str:
     """The path over there of the run that the last part of target.path names under its
-    folder ("latest" the newest), from that folder's listing as `tui-nn runs` reads it."""
+    folder ("latest" the one started last), from that folder's listing (Mirror.names)."""
     from tui_nn.runs.discover import RunNotFound, pick_by_name
     folder, _, name = target.path.rstrip("/").rpartition("/")
     if not name or name in (".", "..", "~"):
         raise NotARun(why)
     root = Target(target.host, folder or ("/" if target.path.startswith("/") else ""))
-    listing = mirror(root).refresh()
-    if listing.error is not None:
-        raise NotARun(why)
-    if name in ("latest", "last"):
-        if not listing.runs:
-            raise NotARun(f"no runs under {root}/ yet")
-        return str(listing.runs[0].path)
     try:
-        return str(pick_by_name(name, {r.name: r for r in listing.runs}, str(root)).path)
+        runs = Mirror(root).names()
+    except ssh.SshError:  # no such folder either
+        raise NotARun(why) from None
+    if name in ("latest", "last"):
+        if not runs:
+            raise NotARun(f"no runs under {root}/ yet")
+        return max(runs.items(), key=lambda kv: (kv[1][1], kv[0]))[1][0]
+    try:
+        return pick_by_name(name, runs, str(root))[0]
     except RunNotFound as e:
         raise NotARun(str(e)) from None
 
@@ -553,6 +577,11 @@ def locate_run(target: Target) -> tuple[str, bool]:
         return _locate(Target(target.host, _by_name(target, str(e))))
 
 
+def _words(text: str) -> str:
+    """What the host's script said (a reason, a note): one inert line."""
+    return clean_line(text, 80)
+
+
 def _locate(target: Target) -> tuple[str, bool]:
     text = ssh.host(target.host).run(_LOCATE.format(path=sh_path(target.path)), timeout=30,
                                      max_output=1 << 16).decode("utf-8", "replace")
@@ -560,7 +589,7 @@ def _locate(target: Target) -> tuple[str, bool]:
     for line in text.splitlines():
         tag, _, rest = line.partition(" ")
         if tag in ("ERR", "NORUN"):
-            raise NotARun(f"{target}: {clean_line(rest, 80)}", by_name=tag == "NORUN")
+            raise NotARun(f"{target}: {_words(rest)}", by_name=tag == "NORUN")
         found = rest if tag == "DIR" else found
         sock = sock or tag == "SOCK"
     if not found or ":" in found or len(found) > 4000:
@@ -679,7 +708,7 @@ def gpu_report(listing: Listing | None):
     if not listing.gpus:
         return GpuReport(available=False, reason=listing.gpu_note)
     return GpuReport(available=True, gpus=[GpuStats(
-        index=g.index, name=f"{clean_line(listing.target.host, 24)} GPU{g.index}",
+        index=g.index, name=f"{listing.target.host[:24]} GPU{g.index}",
         utilization_pct=float(g.util_pct), memory_used_bytes=g.used_mib << 20,
         memory_total_bytes=g.total_mib << 20, temperature_c=None, power_w=None)
         for g in listing.gpus])

@@ -18,13 +18,13 @@ it with the prediction.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
+from tui_nn.fmt import parse_size
 from tui_nn.shapes.trace import make_inputs, trace
 from tui_nn.shapes.trainstep import SavedTensors
 
@@ -143,18 +143,16 @@ def measure_saved_bytes(model: nn.Module, inputs: torch.Tensor | tuple | list,
 
 # --- sizes and budgets -----------------------------------------------------------------------
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
-          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
-          "tib": 2**40}
-
-
 def parse_bytes(text: str) -> int:
-    """'80GiB' -> 85899345920, '24 GB' -> 24e9, '512MiB', '1.5TiB', or a plain byte count."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in _UNITS or float(match.group(1)) <= 0:
+    """'80GiB' -> 85899345920, '24 GB' -> 24e9, '512MiB', '1.5TiB', or a plain byte count:
+    fmt.parse_size's units (--memory-budget's), and more than 0."""
+    try:
+        n = parse_size(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
         raise MemoryUsageError(f"bad memory size {text!r}: give e.g. 80GiB, 24GB or 512MiB")
-    return int(float(match.group(1)) * _UNITS[unit])
+    return n
 
 
 # What a GPU's total loses before a training step's tensors: the CUDA context (0.3-0.5 GB),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from tui_nn.textsafe import clean_line
+
 Shape = tuple[int, ...]
 
 
@@ -52,6 +54,12 @@ class LayerRow:
     repeat: bool = False  # the module was already called: its parameters are counted once
     leaf: bool = True  # a module without children (its outputs are real activations)
     device: str = "meta"  # 'cpu' when the module could not run on meta
+
+    def __post_init__(self) -> None:
+        # Module names, class names and extra_repr() are the model's code's words: made inert
+        # here, once, for every view (the CLI table, JSON, the app's inspector, the diff).
+        self.path, self.name = clean_line(self.path), clean_line(self.name)
+        self.type, self.detail = clean_line(self.type), clean_line(self.detail)
 
     @property
     def params(self) -> int:
@@ -219,6 +227,9 @@ class Inspection:
     not_counted: list[Any] = field(default_factory=list)
     # With a memory estimate, if asked: shapes.fits.FitOption per lever (bf16, checkpoint, SGD).
     fits: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.model_name = clean_line(self.model_name)  # a path typed, or a factory's name
 
     @property
     def rows(self) -> list[LayerRow]:

@@ -14,13 +14,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.exits import install_signal_exits, signal_code
 from tui_nn.tui.screens.confirm import ConfirmScreen
 from tui_nn.tui.screens.main import MainScreen
+from tui_nn.tui.viewer_app import InertNotify
 
 
-class TuiNNApp(App[None]):
+class TuiNNApp(InertNotify, App[None]):
     """Pick a model, see its shapes, train it and watch it learn."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
@@ -104,11 +104,6 @@ class TuiNNApp(App[None]):
         self.exit_text = (f"tui-nn: stopped without waiting for the step: {why}; the last "
                           f"checkpoint is kept{self.main._resume_hint()}")
         self.exit(return_code=return_code)
-
-    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
-        """Every notification's text is cleaned: messages quote paths, names and errors that
-        came from files and other programs."""
-        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
 
     async def action_quit(self) -> None:
         """Quit; while a run is in progress ask first, then stop it and save a checkpoint."""

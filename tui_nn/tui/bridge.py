@@ -233,7 +233,7 @@ class TrainingBridge:
             post(msg.CheckpointWritten(event))
         elif isinstance(event, ev.StateChanged):
             post(msg.TrainingStateChanged(event))
-        elif isinstance(event, (ev.NonFiniteLoss, ev.LrScaled)):
+        elif isinstance(event, (ev.NonFiniteLoss, ev.LrScaled, ev.Notice)):
             post(msg.TrainingAlert(event))
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.result = event

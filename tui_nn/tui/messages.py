@@ -58,10 +58,11 @@ class TrainingStateChanged(Message):
 
 @dataclass
 class TrainingAlert(Message):
-    """The engine needs the user: the loss went NaN/Inf and the run paused (NonFiniteLoss), or
-    it confirms a control that changed the run (LrScaled)."""
+    """The engine needs the user: the loss went NaN/Inf and the run paused (NonFiniteLoss), it
+    confirms a control that changed the run (LrScaled), or it has news (Notice: a decode's
+    progress, images skipped)."""
 
-    event: ev.NonFiniteLoss | ev.LrScaled
+    event: ev.NonFiniteLoss | ev.LrScaled | ev.Notice
 
 
 @dataclass

@@ -15,7 +15,15 @@ from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.exits import install_signal_exits, signal_code
 
 
-class ViewerApp(App[None]):
+class InertNotify:
+    """An app whose every notification's text is made inert: messages quote paths, names and
+    errors that came from files and other programs (both apps take it)."""
+
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
+        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
+
+
+class ViewerApp(InertNotify, App[None]):
     CSS_PATH = Path(__file__).resolve().parent / "app.tcss"
     TITLE = "tui-nn watch"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
@@ -31,6 +39,3 @@ class ViewerApp(App[None]):
 
     def on_mount(self) -> None:
         install_signal_exits(self, lambda signum: self.exit(return_code=signal_code(signum)))
-
-    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
-        super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)

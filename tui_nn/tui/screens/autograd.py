@@ -21,7 +21,7 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Footer, Header, Static, Tree
 
-from tui_nn.textsafe import clean
+from tui_nn.tui.markup import markup_data
 from tui_nn.tui.screens.lesson_base import LessonScreen
 
 if TYPE_CHECKING:
@@ -139,8 +139,8 @@ class AutogradScreen(LessonScreen):
     def _ready(self, event: GraphReady) -> None:
         info = self.query_one("#ag-info", Static)
         if event.error or event.tree is None:
-            info.update(f"[b]{escape(clean(event.source or ''))}[/]: "
-                        f"[red]{escape(clean(event.error or ''))}[/]")
+            info.update(f"[b]{markup_data(event.source or '')}[/]: "
+                        f"[red]{markup_data(event.error or '')}[/]")
             return
         self.graph = event.tree
         self.what = event.what
@@ -148,8 +148,8 @@ class AutogradScreen(LessonScreen):
         root = tree.root
         params = len(root.leaves()) if root is not None else 0
         cut = " (cut at the node cap)" if tree.truncated else ""
-        info.update(f"[b]{escape(clean(event.source or ''))}[/]: loss = "
-                    f"{escape(clean(event.what))}; "
+        info.update(f"[b]{markup_data(event.source or '')}[/]: loss = "
+                    f"{markup_data(event.what)}; "
                     f"{tree.nodes} backward nodes{cut}, {params} parameter leaves. "
                     "[dim]Children are each node's next_functions.[/]")
         self._fill(root)

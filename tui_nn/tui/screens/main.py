@@ -358,6 +358,19 @@ class MainScreen(Screen):
                 (c.text for c in insp.checks if not c.ok), "mismatch")
             self._log(f"inspect {event.source} {event.input_text}: {problem}", "warning")
 
+    @on(TrainForm.Sampled)
+    def _dataset_sampled(self, event: TrainForm.Sampled) -> None:
+        """Your own Dataset's sample shape: the inspector takes it for a model of yours (a zoo
+        model is sized to the data when it trains, from its own input)."""
+        if event.error is not None:
+            self.query_one(TrainForm).show_error(event.error, "dataset-custom")
+            self._log(f"dataset {event.spec}: {event.error}", "warning")
+            return
+        self._log(f"dataset {event.spec}: samples of {event.input_text}", "dim")
+        entry = self.entries.get(self.model_source) if self.model_source else None
+        if entry is not None and not entry.in_zoo:
+            self.query_one(ShapeInspector).input_text = event.input_text
+
     # ---- training ----------------------------------------------------------------------------
     def action_start_training(self) -> None:
         if self.bridge.running:
@@ -405,6 +418,7 @@ class MainScreen(Screen):
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
         self.query_one(SystemPane).run_memory = None  # the new run's RunStarted brings its own
+        self.query_one(SystemPane).data_wait = None
         status.best_epoch = 0
         self.query_one(Curves).set_axis(0, 0)
         self._logged_epochs = 0
@@ -456,6 +470,7 @@ class MainScreen(Screen):
         status = self.query_one(RunStatus)
         status.started = status.latest = status.epoch = None
         self.query_one(SystemPane).run_memory = None  # the new run's RunStarted brings its own
+        self.query_one(SystemPane).data_wait = None
         status.best_epoch = 0
         self.query_one(Curves).set_axis(0, 0)
         self._logged_epochs = 0
@@ -691,6 +706,7 @@ class MainScreen(Screen):
         if bridge.latest is not None:
             status.latest = bridge.latest
             self._note_gpu_allocated(bridge.latest.memory_bytes)
+            self.query_one(SystemPane).data_wait = bridge.latest.data_wait
         if bridge.latest_epoch is not None:
             status.epoch = bridge.latest_epoch
             if bridge.latest_epoch.is_best:
@@ -775,6 +791,8 @@ class MainScreen(Screen):
         elif isinstance(e, ev.LrScaled):
             self._log(f"lr × {e.factor:g} → {e.lr:.3g} (step {e.step})", "warning")
             self.notify(f"learning rate now {e.lr:.3g}", timeout=4, markup=False)
+        elif isinstance(e, ev.Notice):  # the data's are progress; the others, warnings
+            self._log(e.message, "dim" if e.source == "data" else "warning")
 
     @on(msg.TrainingEnded)
     def _ended(self, message: msg.TrainingEnded) -> None:

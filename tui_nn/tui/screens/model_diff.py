@@ -107,7 +107,7 @@ def _moved(a: int | None, b: int | None) -> str:
 def diff_row_cells(row: Any) -> list[Text]:
     style = STYLES.get(row.status, "")
     a, b = row.a, row.b
-    cells = [MARKS[row.status], "  " * max(row.depth - 1, 0) + clean_line(row.path, 120),
+    cells = [MARKS[row.status], "  " * max(row.depth - 1, 0) + row.path[:120],
              shape_text(a.output_shapes) if a else "", shape_text(b.output_shapes) if b else "",
              _moved(a.params if a else None, b.params if b else None),
              _moved(a.mult_adds if a else None, b.mult_adds if b else None)]

@@ -245,13 +245,13 @@ class RunsScreen(RemoteWatch, Screen):
                           Text(fmt_hms(r.duration_s), justify="right"),
                           Text(fmt_bytes(r.size_bytes), justify="right"), _cell(r.model),
                           _cell(r.dataset), key=row.key)
-        root = self.shown_root if not self.several else f"{len(self.roots)} roots"
+        root = f"{self.shown_root}/" if not self.several else f"{len(self.roots)} roots"
         if message.error:
             caption = Text(message.error)
         elif not self.runs:
-            caption = Text(f"no runs under {root}/ yet (train one: s on the Train tab)")
+            caption = Text(f"no runs under {root} yet (train one: s on the Train tab)")
         else:
-            caption = Text.assemble(f"{len(self.runs)} runs under {root}/ · ", ("space", "b"),
+            caption = Text.assemble(f"{len(self.runs)} runs under {root} · ", ("space", "b"),
                                     " mark · ", ("m", "b"), " curve · ", ("w", "b"), " watch")
         self.query_one("#runs-caption", Static).update(caption)
         self._selection_changed()
@@ -386,9 +386,9 @@ class RunsScreen(RemoteWatch, Screen):
             return
         run = row.run
         if row.host is not None:
-            self.notify(f"{clean_line(run.name, 80)} is on {clean_line(row.host, 40)}: resume it "
-                        f"there (ssh {clean_line(row.host, 40)} tui-nn train MODEL --resume "
-                        f"{clean_line(run.path, 200)})", severity="warning", markup=False)
+            # The app's notify makes the path inert; the name is (runs.info), the host checked.
+            self.notify(f"{run.name} is on {row.host}: resume it there (ssh {row.host} tui-nn "
+                        f"train MODEL --resume {run.path})", severity="warning", markup=False)
             return
         if not run.resumable:
             self.notify(f"{run.name} is {run.status}"

@@ -27,7 +27,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from tui_nn.textsafe import clean
+from tui_nn.textsafe import clean_line
 from tui_nn.tui.screens.lesson_base import LessonScreen
 
 if TYPE_CHECKING:
@@ -76,8 +76,9 @@ class LongDone(Message):
 
 
 def _error(exc: BaseException) -> str:
+    """An exception as one inert line: its text is data (it can quote anything)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return clean_line(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 def sparkline(values: list[float], width: int) -> str:
@@ -230,7 +231,7 @@ class SequenceScreen(LessonScreen):
             self.action_long_range()
         status = self.query_one("#char-status", Static)
         if event.error:
-            status.update(Text(clean(event.error), style="red"))  # an error's text: data
+            status.update(Text(event.error, style="red"))  # inert (_error), never markup
             return
         first = next((r.epoch + 1 for r in self.char_rows if r.decoded == TARGET), None)
         if first is not None:
@@ -263,7 +264,7 @@ class SequenceScreen(LessonScreen):
             self.action_long_range()
         view = self.query_one("#grad-view", Static)
         if event.error or not event.grads:
-            view.update(Text(clean(event.error or ""), style="red"))
+            view.update(Text(event.error or "", style="red"))
             return
         self.grads = event.grads
         self._show_grads()
@@ -348,7 +349,7 @@ class SequenceScreen(LessonScreen):
         self.long_running = False
         self.long_table = event.table
         if event.error:
-            self.query_one("#long-status", Static).update(f"[red]{event.error}[/]")
+            self.query_one("#long-status", Static).update(Text(event.error, style="red"))
             return
         self._show_long_status()
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.markup import escape
 
 from tui_nn.fmt import format_shape
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import clean_line
+from tui_nn.tui.markup import markup_data as _escape  # model-derived text in markup
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -293,7 +293,7 @@ class ShapeInspector(Vertical):
         if not self.input_text.strip() and any(n.startswith("assumed ") for n in insp.notes):
             inputs += " (assumed)"  # guessed from the first layer: the note below says how
         summary.update(Text.assemble(
-            (clean_line(insp.model_name), "bold"),
+            (insp.model_name, "bold"),
             f"  in {inputs} → out {shape_text(out_shapes) or '?'}  ·  "
             f"{t.params:,} params  ·  {t.mult_adds / 1e6:.2f} M mult-adds"))
         lines: list[str] = []
@@ -349,9 +349,3 @@ class ShapeInspector(Vertical):
         for f in row.arithmetic:
             text += f"\n{_escape(f.text)}"
         detail.update(text)
-
-
-def _escape(text: str) -> str:
-    """Model-derived text (names, error messages) inside a markup string: control characters
-    shown as escapes, brackets escaped."""
-    return escape(clean(text))

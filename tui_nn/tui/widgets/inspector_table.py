@@ -11,7 +11,6 @@ stay in the summary line). Only a table that still does not fit scrolls sideways
 from __future__ import annotations
 
 from tui_nn.fmt import fmt_bytes, format_shape
-from tui_nn.textsafe import clean_line
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -109,10 +108,9 @@ def row_cells(row: "LayerRow", check: "FlattenCheck | None", compact: bool) -> l
     name = row.name if row.depth else row.type
     if row.kind == "function":
         name = row.name if compact else row.type  # 'max_pool2d' / 'F.max_pool2d'
-    # Layer names and types are the model's own strings (a file's code): cleaned, and drawn as
-    # Text (render_cell), never as markup.
-    name = "  " * max(row.depth - 1, 0) + clean_line(name, 120) + (" (again)" if row.repeat
-                                                                  else "")
+    # Layer names and types are the model's own strings (a file's code): inert from
+    # shapes.records.LayerRow, and drawn as Text (render_cell), never as markup.
+    name = "  " * max(row.depth - 1, 0) + name[:120] + (" (again)" if row.repeat else "")
     if check is not None:
         arith = Cell(check_text(check, compact), "green" if check.ok else "bold red")
     elif row.status == "error":
@@ -121,7 +119,7 @@ def row_cells(row: "LayerRow", check: "FlattenCheck | None", compact: bool) -> l
         arith = Cell(arithmetic_text(row, compact))
     output = shape_text(row.output_shapes) if row.status != "error" else "✗"
     return [Cell(name, style), Cell(output, style), arith, Cell(count_text(row.params)),
-            Cell(clean_line(row.type, 80), "dim"),
+            Cell(row.type[:80], "dim"),
             Cell(fmt_bytes(row.saved_bytes) if row.saved_bytes else "")]
 
 

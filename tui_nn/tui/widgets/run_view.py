@@ -18,7 +18,6 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 
 from tui_nn.fmt import epoch_line
-from tui_nn.textsafe import clean_line
 from tui_nn.tui.history import RunHistory
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
@@ -88,6 +87,7 @@ class RunView(Horizontal):
         status.started = status.latest = status.epoch = None
         status.best_epoch = 0
         self.system.run_memory = None  # the new run's RunStarted brings its own
+        self.system.data_wait = None
         self.curves.set_axis(0, 0)
         self.started = self.final = None
         self._latest = self._epoch = self._best_epoch = None
@@ -116,21 +116,22 @@ class RunView(Horizontal):
             self.call_later(self.flush)
 
     def _apply_other(self, e: ev.Event) -> None:
+        # Events come inert: schema.decode (watch) or the bridge's inert_event (Train tab).
         from tui_nn.engine import events as ev
 
         if isinstance(e, ev.RunStarted):
             self._apply_started(e)
         elif isinstance(e, ev.StateChanged):
-            self.note(clean_line(e.state, 40), "dim")
+            self.note(e.state, "dim")
         elif isinstance(e, ev.CheckpointSaved) and e.reason != "best":
             # best.pt is written with every better epoch: the epoch line's * says so.
-            self.note(f"checkpoint ({clean_line(e.reason, 40)}, step {e.step}): {e.path}", "dim")
+            self.note(f"checkpoint ({e.reason}, step {e.step}): {e.path}", "dim")
         elif isinstance(e, ev.NonFiniteLoss):
             self.note(e.message, "error")
         elif isinstance(e, ev.LrScaled):
             self.note(f"lr × {e.factor:g} → {e.lr:.3g} (step {e.step})", "warning")
         elif isinstance(e, ev.Notice):
-            self.note(clean_line(e.message, 300), "dim")
+            self.note(e.message, "dim")
         elif isinstance(e, (ev.Finished, ev.Failed)):
             self.final = e
             self.curves.live = False
@@ -153,18 +154,19 @@ class RunView(Horizontal):
         if self._latest is not None:
             status.latest, latest, self._latest = self._latest, self._latest, None
             self._note_gpu_allocated(latest.memory_bytes)
+            self.system.data_wait = latest.data_wait
         if self._epoch is not None:
             status.epoch, self._epoch = self._epoch, None
 
     def _apply_started(self, e: ev.RunStarted) -> None:
         self.started, self.final = e, None
-        self.history.metric = clean_line(e.metric or "accuracy", 20)
+        self.history.metric = (e.metric or "accuracy")[:20]
         self.status.started = e
         self.curves.set_axis(0, e.total_steps)  # the whole run, a resumed one's too
         self.curves.live = True
         self.system.run_memory = run_memory_from(e)  # what the trainer measured at setup
-        on = f" on {clean_line(e.dataset, 80)}" if e.dataset not in ("", "-") else ""
-        self.note(f"{'resumed' if e.start_step else 'started'} {clean_line(e.model, 80)}{on}",
+        on = f" on {e.dataset}" if e.dataset not in ("", "-") else ""
+        self.note(f"{'resumed' if e.start_step else 'started'} {e.model}{on}",
                  "good")
         # A count of 0 is one the loop did not give (tui_nn.Run): left out.
         sizes = " × ".join(f"{n} {unit}" for n, unit in ((e.epochs, "epochs"),
@@ -172,8 +174,8 @@ class RunView(Horizontal):
         counts = [sizes, f"batch {e.batch_size}" if e.batch_size else "",
                   f"{e.parameters:,} params" if e.parameters else "",
                   f"{e.n_train:,} train / {e.n_val:,} val" if e.n_train else "",
-                  clean_line(e.device_name, 60)]
-        setup = f"; {clean_line(e.setup, 200)}" if e.setup else ""
+                  e.device_name]
+        setup = f"; {e.setup}" if e.setup else ""
         # No run directory: a watched run's record names the writer's path (another box's,
         # for a mirrored run); the Train tab says where its own run goes.
         self.note(", ".join(c for c in counts if c) + setup, "dim")
@@ -184,9 +186,9 @@ class RunView(Horizontal):
         if isinstance(e, ev.Finished):
             # A loop that logs no epochs (tui_nn.Run) did not give "0 epochs": left out.
             epochs = f"{e.epochs_done} epochs, " if e.epochs_done or self.history.epochs else ""
-            self.note(f"run {clean_line(e.status, 20)}: {epochs}{e.step:,} steps", "good")
+            self.note(f"run {e.status}: {epochs}{e.step:,} steps", "good")
             return
-        self.note(f"failed ({clean_line(e.kind, 20)}): {clean_line(e.message, 2000)}", "error")
+        self.note(f"failed ({e.kind}): {e.message}", "error")
         traceback = e.details.get("traceback") if isinstance(e.details, dict) else None
         if isinstance(traceback, str):
             for line in traceback.rstrip().splitlines()[-TRACEBACK_LINES:]:

@@ -133,6 +133,7 @@ class SystemPane(Static):
         self._lines = -1  # lines of the text shown
         self._markup = ""  # the reading's text, as last shown
         self._run_memory: RunMemory | None = None
+        self._data_wait: int | None = None  # percent of each step spent waiting for data
 
     @property
     def run_memory(self) -> RunMemory | None:
@@ -143,6 +144,19 @@ class SystemPane(Static):
     def run_memory(self, value: RunMemory | None) -> None:
         if value != self._run_memory:
             self._run_memory = value
+            if self._markup:
+                self._show(self._markup)
+
+    @property
+    def data_wait(self) -> int | None:
+        """Percent of each step the run waited for its batches (streamed data); None: no line."""
+        return self._data_wait
+
+    @data_wait.setter
+    def data_wait(self, share: float | None) -> None:
+        value = None if share is None or share != share else round(min(max(share, 0), 1) * 100)
+        if value != self._data_wait:
+            self._data_wait = value
             if self._markup:
                 self._show(self._markup)
 
@@ -202,6 +216,8 @@ class SystemPane(Static):
             # Our markup, then the memory line as plain text: its figures are not markup.
             rich.append("\n")
             rich.append_text(run_memory_text(self._run_memory, short=self.compact))
+        if self._data_wait is not None:  # an input-bound run shows here
+            rich.append(f"\ndata: waiting {self._data_wait}% of each step")
         lines = wrapped_height(rich, self.content_size.width, self.app.console)
         self.update(Content.from_rich_text(rich),
                     layout=not self.compact or lines != self._lines)

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Grid, HorizontalGroup, Vertical
 from textual.markup import escape
@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
 from tui_nn.engine.config import OPTIMIZERS, SCHEDULES  # torch-free, like the engine package
-from tui_nn.textsafe import clean
+from tui_nn.tui.markup import markup_data
 
 CUSTOM = "__custom__"
 
@@ -53,7 +53,8 @@ def _check(field: str, text: str) -> Any:
         return value
     if field == "dataset-custom":
         if not text:
-            raise FormError(field, "dataset: type csv:PATH, folder:PATH or longrange:LEN")
+            raise FormError(field, "dataset: type csv:PATH, folder:PATH, longrange:LEN or "
+                                   "your own FILE.py:build")
         return text
     return text
 
@@ -67,6 +68,14 @@ class TrainForm(Vertical):
 
         valid: bool
 
+    class Sampled(Message):
+        """Your own Dataset typed in (FILE.py:build) gave a first sample: its shape as the
+        inspector's input text ("1x28x28", ":int64" for integer samples), or why it cannot."""
+
+        def __init__(self, spec: str, input_text: str | None, error: str | None) -> None:
+            super().__init__()
+            self.spec, self.input_text, self.error = spec, input_text, error
+
     locked: reactive[bool] = reactive(False)
     """True while a run is in progress: the hyperparameters cannot change under it."""
 
@@ -74,6 +83,7 @@ class TrainForm(Vertical):
         super().__init__(**kwargs)
         self._errors: dict[str, str] = {}
         self._datasets: set[str] = set()
+        self._sampled: str | None = None  # the last dataset spec read for its sample
 
     def compose(self) -> ComposeResult:
         with Grid(id="form-grid"):
@@ -81,7 +91,7 @@ class TrainForm(Vertical):
             yield Select([], id="dataset", allow_blank=True, prompt="(model default)",
                          compact=True)
             yield Label("", classes="form-label custom-only")
-            yield Input(placeholder="csv:PATH / folder:PATH", id="dataset-custom",
+            yield Input(placeholder="csv:PATH / folder:PATH / FILE.py:build", id="dataset-custom",
                         compact=True, classes="custom-only")
             yield Label("epochs", classes="form-label")
             yield Input(id="epochs", type="integer", compact=True)
@@ -123,6 +133,7 @@ class TrainForm(Vertical):
         elif dataset:
             select.value = CUSTOM
             self.query_one("#dataset-custom", Input).value = dataset
+            self._sample(dataset)
         else:
             select.clear()
         for field, value in (("epochs", epochs), ("batch-size", batch_size), ("lr", lr)):
@@ -163,6 +174,32 @@ class TrainForm(Vertical):
             self.query_one(f"#{field}").add_class("-invalid")
         self.query_one("#form-errors", Static).update(f"[b]✗[/b] {escape(message)}")
         self.set_class(True, "-has-errors")
+
+    @on(Input.Submitted, "#dataset-custom")
+    def _custom_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._sample(event.value.strip())
+
+    def _sample(self, spec: str) -> None:
+        """Read your own Dataset's first sample (once per spec) off the UI thread."""
+        if spec and spec != self._sampled:
+            self._sampled = spec
+            self._read_sample(spec)
+
+    @work(thread=True, group="dataset-sample", exclusive=True, exit_on_error=False)
+    def _read_sample(self, spec: str) -> None:
+        from tui_nn.data.base import DataError
+        from tui_nn.data.user_dataset import is_python_spec
+        if not is_python_spec(spec):
+            return  # the other kinds have no code to run: the run checks them
+        from tui_nn.engine.loader import sample_of
+        from tui_nn.tui.catalog import shape_text
+        try:
+            shape, dtype = sample_of(spec)
+        except DataError as e:
+            self.post_message(self.Sampled(spec, None, str(e)))
+            return
+        self.post_message(self.Sampled(spec, shape_text(shape, dtype), None))
 
     # ---- validation as you type -----------------------------------------------------------
     def watch_locked(self, locked: bool) -> None:
@@ -208,7 +245,7 @@ class TrainForm(Vertical):
 
     def _show_errors(self) -> None:
         # Messages quote typed or resumed values (a dataset path from a run's config).
-        text = "\n".join(f"[b]✗[/b] {escape(clean(m))}" for m in self._errors.values())
+        text = "\n".join(f"[b]✗[/b] {markup_data(m)}" for m in self._errors.values())
         self.query_one("#form-errors", Static).update(text)
         self.set_class(bool(self._errors), "-has-errors")
         self.post_message(self.Changed(not self._errors))
