@@ -107,24 +107,29 @@ class TraceResult:
     not_counted: list[NotCounted] = field(default_factory=list)  # ops with no formula
 
 
-def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
-    """Tensors inside nested tuples / lists / dicts (a layer's args or outputs)."""
+def tensors_in(obj: Any, found: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Tensors inside nested tuples / lists / dicts (a layer's args or outputs), in order.
+    A list filled in place, not a generator: this runs twice per layer call."""
+    found = [] if found is None else found
     if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (tuple, list)):
-        for item in obj:
-            yield from iter_tensors(item)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            yield from iter_tensors(item)
+        found.append(obj)
+        return found
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (tuple, list)) \
+        else ()
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list, dict)):
+            tensors_in(item, found)
+    return found
 
 
-def _shapes(obj: Any) -> list[Shape]:
-    return [tuple(t.shape) for t in iter_tensors(obj)]
+def _shapes(tensors: list[torch.Tensor]) -> list[Shape]:
+    return [tuple(t.shape) for t in tensors]
 
 
-def _nbytes(obj: Any) -> int:
-    return sum(t.numel() * t.element_size() for t in iter_tensors(obj))
+def _nbytes(tensors: list[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _fmt_arg(a: Any) -> str:
@@ -324,16 +329,17 @@ class Tracer:
         path = self.paths.get(key, "?")
         trainable, frozen = self._params(module)
         cls, extra = type(module).__name__, module.extra_repr()
+        inputs = tensors_in((args, kwargs))
         row = self._new_row(
             path=path, name=path.rsplit(".", 1)[-1] if path else cls, type=cls, kind="module",
             detail=f"{cls}({extra})" if extra else "",
-            input_shapes=_shapes((args, kwargs)), params_trainable=trainable,
+            input_shapes=_shapes(inputs), params_trainable=trainable,
             params_frozen=frozen, repeat=key in self.called,
             leaf=next(iter(module.children()), None) is None,
             device="cpu" if any(module is m for m in self.cpu_modules) else "meta")
         self.called.add(key)
         self.stack.append(_Frame(row, module))
-        first = next(iter_tensors((args, kwargs)), None)
+        first = inputs[0] if inputs else None
         if self.formulas and first is not None:
             row.arithmetic = module_formulas(module, tuple(first.shape))
         if isinstance(module, nn.Linear) and first is not None and first.dim() > 0 \
@@ -355,8 +361,9 @@ class Tracer:
         if not self.stack:
             return
         row = self.stack.pop().row
-        row.output_shapes = _shapes(output)
-        row.output_bytes = _nbytes(output)
+        outputs = tensors_in(output)
+        row.output_shapes = _shapes(outputs)
+        row.output_bytes = _nbytes(outputs)
         if row.arithmetic and not _formulas_match(row):
             row.arithmetic = []  # a subclass did something else: no explanation beats a wrong one
 
@@ -388,7 +395,8 @@ class Tracer:
         parent = owner.row.path
         row = self._new_row(
             path=f"{parent}.{name}" if parent else name, name=name, type=label, kind="function",
-            detail=_call_text(label, args, kwargs), input_shapes=_shapes((args, kwargs)))
+            detail=_call_text(label, args, kwargs),
+            input_shapes=_shapes(tensors_in((args, kwargs))))
         if self.formulas:
             row.arithmetic = function_formulas(name, args, kwargs)
         problem = validate_function(name, args, kwargs)
@@ -408,8 +416,9 @@ class Tracer:
             diagnosis.path = row.path
             raise _Abort(diagnosis) from exc
         self.stack.pop()
-        row.output_shapes = _shapes(out)
-        row.output_bytes = _nbytes(out)
+        outputs = tensors_in(out)
+        row.output_shapes = _shapes(outputs)
+        row.output_bytes = _nbytes(outputs)
         self.after_function(label if label in RESHAPE_LABELS else None, args, out, owner, row)
         return out
 
