@@ -40,9 +40,9 @@ from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_erro
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
 from tui_nn.shapes.trainstep import (AutocastRules, SavedTensors, fused_attention,
                                      training_attention_forward)
-from tui_nn.shapes.uncounted import NotCounted, UncountedTally, uncounted_entry
+from tui_nn.shapes.uncounted import NotCounted, UncountedTally, category_of, uncounted_entry
 from tui_nn.torchpatch.flopformulas import flop_registry
-from tui_nn.torchpatch.metacache import MetaOpCache, cached_call
+from tui_nn.torchpatch.metacache import MetaOpCache, cached_call, is_functional
 from tui_nn.torchpatch.nodynamo import no_dynamo_import
 from tui_nn.torchpatch.nosympy import no_sympy_import
 
@@ -244,6 +244,8 @@ class _MultAddCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _records_nothing(func):
+            return func(*args, **kwargs)
         out, (mult_adds, uncounted) = cached_call(
             self.t.op_cache, func, args, kwargs,
             lambda result: _mult_adds(func, args, kwargs, result))
@@ -253,6 +255,21 @@ class _MultAddCounter(TorchDispatchMode):
             for frame in self.t.stack:
                 frame.row.mult_adds += mult_adds
         return out
+
+
+_RECORDS_NOTHING: dict[int, bool] = {}  # by the op's id: ops live as long as the process
+
+
+def _records_nothing(func: Any) -> bool:
+    """Views and other aliasing ops without a formula or a not-counted category: nothing to
+    count, list or reuse (the cache keeps only ops that make new tensors). Most of a
+    transformer's ops (view, t, expand, transpose) are such."""
+    known = _RECORDS_NOTHING.get(id(func))
+    if known is None:
+        known = (not is_functional(func) and id(func._overloadpacket) not in _FLOP_REGISTRY
+                 and category_of(func) is None)
+        _RECORDS_NOTHING[id(func)] = known
+    return known
 
 
 def _mult_adds(func: Any, args: tuple, kwargs: dict, out: Any) -> tuple[int, Any]:

@@ -46,7 +46,7 @@ def _key_of(values: tuple | list) -> tuple:
 _FUNCTIONAL: dict[int, bool] = {}
 
 
-def _is_functional(func: Any) -> bool:
+def is_functional(func: Any) -> bool:
     """No argument or result aliases (views, in-place, out=) and every result is a Tensor."""
     known = _FUNCTIONAL.get(id(func))
     if known is None:
@@ -68,7 +68,7 @@ class MetaOpCache:
         self.hits = 0
 
     def key(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        if not _is_functional(func):
+        if not is_functional(func):
             return None
         try:
             return (id(func), _key_of(args), _key_of(tuple(sorted(kwargs.items()))) if kwargs
