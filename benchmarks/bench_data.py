@@ -100,6 +100,26 @@ def run_torchvision(root: str, epochs: int, workers: int) -> dict:
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def uint8_against_float(root: str, rounds: int, epochs: int) -> None:
+    """In one process, uint8 and float runs alternating (the box's load drifts between
+    processes): epoch samples/s of each round, the set loaded once per path."""
+    from tui_nn.data import adapt_to_input
+    from tui_nn.data.folder import load_folder
+    from tui_nn.engine import TrainConfig, Trainer
+    from tui_nn.engine import events as ev
+    sets = {kind: adapt_to_input(load_folder(root, as_uint8=kind == "uint8"), (3, 28, 28), "cnn")
+            for kind in ("uint8", "float")}
+    for r in range(rounds):
+        for kind, ds in sets.items():
+            out: list = []
+            cfg = TrainConfig("cnn", dataset=f"folder:{root}", epochs=epochs, batch_size=64,
+                              seed=0, save=False, threads=1)
+            Trainer(cfg, out.append, dataset=ds).run()
+            rates = [e.samples_per_s for e in out if isinstance(e, ev.EpochMetrics)][1:]
+            print(f"round {r + 1} {kind}: " + ", ".join(f"{v:,.0f}" for v in rates)
+                  + " samples/s", flush=True)
+
+
 def child(args: argparse.Namespace) -> None:
     if args.child == "torchvision":
         result = run_torchvision(args.root, args.epochs, args.workers)
@@ -131,9 +151,15 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--child", default=None)
     p.add_argument("--root", default=None)
+    p.add_argument("--ab", type=int, default=0, metavar="ROUNDS",
+                   help="only uint8 against float, alternating in one process")
     args = p.parse_args()
     if args.child:
         return child(args)
+    if args.ab:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_tree(Path(tmp), args.n, args.side)
+            return uint8_against_float(tmp, args.ab, args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         root, cache = Path(tmp) / "tree", Path(tmp) / "cache"
         start = time.perf_counter()

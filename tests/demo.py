@@ -121,6 +121,6 @@ async def replay(pilot: Any, events: Iterable[Any], *, running: bool = True) -> 
         main.bridge._on_event(event)
         main.bridge._last_post = 0.0  # no throttle: every event reaches the UI, in order
     await pilot.pause(0.2)
-    main._sync_progress()  # what the next frame would show, without waiting for it
+    main.run.sync_progress()  # what the next frame would show, without waiting for it
     main.query_one("#curves").redraw()
     await pilot.pause(0.1)

@@ -285,7 +285,7 @@ def test_idle_and_slow_clients_never_block_a_good_one(channel):
 
 def test_the_apps_lr_key_past_the_range_is_a_message_not_a_crash():
     """Twenty `l` presses while paused gather 0.5**20 < 1e-6: refused, said, nothing raised."""
-    from tui_nn.tui.screens.main import MainScreen
+    from tui_nn.tui.screens.run_control import RunController
 
     class Bridge:
         def __init__(self):
@@ -296,12 +296,12 @@ def test_the_apps_lr_key_past_the_range_is_a_message_not_a_crash():
             self.trainer.scale_lr(factor)
             return True
 
-    class Paused(MainScreen):
-        run_state = "paused"  # a plain attribute: the screen is never mounted
+    class Paused(RunController):
+        state = "paused"  # a plain attribute: the controller is never mounted
 
     logged = []
-    screen = Paused.__new__(Paused)
-    screen.__dict__.update(bridge=Bridge(), _log=lambda text, style="": logged.append(style))
+    run = Paused.__new__(Paused)
+    run.__dict__.update(bridge=Bridge(), note=lambda text, style="": logged.append(style))
     for _ in range(20):
-        screen.action_halve_lr()
+        run.halve_lr()
     assert logged.count("dim") == 19 and logged[-1] == "warning"

@@ -553,11 +553,14 @@ def test_folder_errors(tmp_path):
 
 
 def test_folder_names_an_unreadable_image(tmp_path):
+    """Skipped and listed by default; --strict (strict=True) stops at it, naming it."""
     root = write_image_tree(tmp_path / "imgs", {"a": 2, "b": 2})
     bad = root / "b" / "broken.png"
     bad.write_bytes(b"definitely not a png")
-    with pytest.raises(DataError, match="broken.png"):
-        load_dataset(f"folder:{root}")
+    ds = load_dataset(f"folder:{root}")
+    assert ds.n_train + ds.n_val == 4 and len(ds.skipped) == 1 and "broken.png" in ds.skipped[0]
+    with pytest.raises(DataError, match="broken.png.*--strict"):
+        load_dataset(f"folder:{root}", strict=True)
 
 
 def test_folder_names_an_empty_class(tmp_path):

@@ -174,7 +174,12 @@ def test_extra_scalars_from_a_file_are_data():
     assert extra_scalars({"d_loss": 1, "g_loss": 0.5}) == {"d_loss": 1.0, "g_loss": 0.5}
     hostile = {"\x1b]0;pwned\x07[b]x[/b]": 1.0, "list": [1.0], "text": "1", "flag": True,
                "huge": 10 ** 400}
-    cleaned = extra_scalars(hostile)
+    # Names are made inert, and what is not a number dropped, where the record is decoded.
+    from tui_nn.engine import schema
+    step = {"type": "StepMetrics", "epoch": 0, "step": 1, "first_step": 1, "losses": [1.0],
+            "lr": 0.1, "samples_per_s": 1.0, "eta_s": None, "epoch_step": 1,
+            "steps_per_epoch": 1, "total_steps": 1, "scalars": hostile}
+    cleaned = extra_scalars(schema.decode(step).scalars)
     assert list(cleaned.values()) == [1.0]  # lists, strings, booleans, overflows dropped
     (name,) = cleaned
     assert "\x1b" not in name and "\x07" not in name

@@ -233,7 +233,7 @@ async def test_training_run_updates_curves_and_progress_and_finishes(tmp_path):
         metric_plot = main.query_one("#metric-plot")
         assert loss_plot.redraws > 0 and metric_plot.redraws > 0
         assert loss_plot.x_max == 8
-        assert "finished after 2 epoch(s), 8 steps" in log_text(app)
+        assert "run finished: 2 epochs, 8 steps" in log_text(app)
         # The first line says how the model fits the data (head and loss).
         assert "; 10 classes: head Linear(320, 10), CrossEntropyLoss" in log_text(app)
         run_dirs = list(tmp_path.iterdir())
@@ -267,7 +267,7 @@ async def test_pause_resume_and_stop(tmp_path):
         assert main.bridge.result.status == "stopped"
         assert main.bridge.last_checkpoint.endswith("last.pt")
         assert Path(main.bridge.last_checkpoint).exists()
-        assert "stopped after" in log_text(app)
+        assert "run stopped: " in log_text(app)
 
 
 async def test_quit_during_training_confirms_and_leaves_a_loadable_checkpoint(tmp_path):

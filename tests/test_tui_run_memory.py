@@ -68,8 +68,8 @@ async def test_a_batch_the_model_tab_did_not_estimate_is_predicted_on_a_worker()
         main = app.main
         await wait_for(pilot, lambda: main.model_source == "cnn", what="catalog")
         pane = main.query_one(SystemPane)
-        main._show_run_memory(_started({"batch_size": 7, "saved_activation_bytes": 12345,
-                                        "rss_bytes": 1}))
+        main.run.show_run_memory(_started({"batch_size": 7, "saved_activation_bytes": 12345,
+                                           "rss_bytes": 1}))
         assert pane.run_memory == RunMemory(7, 12345)  # measured at once, predicted to come
         await wait_for(pilot, lambda: pane.run_memory.predicted is not None, 30, "estimate")
         from tui_nn.tui.widgets.run_memory import predict_activations

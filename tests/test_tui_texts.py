@@ -43,7 +43,8 @@ def test_runs_do_not_list_a_gan_by_ds_accuracy_as_its_best_accuracy(tmp_path):
     assert info.metric == "d_accuracy"
     label = best_label(info.metric, info.best_value)
     assert label.startswith("d_accuracy ") and "acc" != label.split()[0]
-    assert not info.higher_is_better  # nothing ranks GANs by it
+    from tui_nn.fmt import higher_is_better
+    assert not higher_is_better(info.metric)  # nothing ranks GANs by it
 
 
 async def test_watch_of_an_ended_run_shows_no_speed_or_eta_and_lists_checkpoints_and_lr(

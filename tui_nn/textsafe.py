@@ -50,6 +50,16 @@ def error(message: object) -> None:
     say(f"error: {message}", sys.stderr)
 
 
+def first_line(exc: BaseException, with_type: bool = False) -> str:
+    """An exception's first line of text, inert (its words can quote anything): its type's
+    name when it has no text, or before the text with with_type."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if with_type or not line:
+        line = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    return clean_line(line)
+
+
 def inert_cells(text: str) -> str:
     """`text` with each control character replaced by one U+FFFD: for a grid of cells (a
     plot's), where a longer visible escape would shift every cell after it."""

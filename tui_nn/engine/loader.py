@@ -1,11 +1,13 @@
-"""The DataLoader path for data that is not held in memory (your own Dataset: data/user_dataset.py).
+"""Batches of data that is not held in memory: your own Dataset (data/user_dataset.py) through a
+DataLoader, an image folder's decode-once cache (data/image_cache.py) read ahead by a thread.
 
 The order of the training batches is the in-memory path's: the trainer's seeded randperm, cut
 into global batches, each rank reading its slice of every global batch. So a resume (from an
 epoch end or mid-epoch: the checkpoint keeps the epoch's generator state and the step) reads
 exactly the batches that were left, and the loss arithmetic under DDP is the same.
 Workers are persistent (started at the first epoch, kept to the end); batches are pinned and
-copied to the GPU without blocking when the run is on CUDA.
+copied to the GPU without blocking when the run is on CUDA. The time the step loop waits for
+its batches is counted (take_wait): StepMetrics.data_wait, so an input-bound run shows.
 """
 
 from __future__ import annotations

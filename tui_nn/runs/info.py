@@ -13,7 +13,7 @@ from tui_nn.engine import jsonl
 from tui_nn.engine.rundir import LAST_CHECKPOINT
 from tui_nn.fmt import higher_is_better
 from tui_nn.runs import liveness, records, tensorboard
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import MAX_CHARS, clean, clean_line
 
 # What a run can be. "stopped" and "interrupted" runs can be resumed from last.pt; "failed"
 # ones too when the engine saved the last good weights (NaN does).
@@ -277,8 +277,9 @@ def _metric_for_task(task: Any) -> str | None:
 
 
 def _str(value: Any) -> str | None:
-    # config.json's values may be any JSON value (inert already): views expect a line or None.
-    return None if value is None else clean_line(value)
+    # Record fields and config.json's strings come inert and one line; its other values (a
+    # list, a number) are shown by repr, which escapes what they hold: views expect a line.
+    return None if value is None else str(value)[:MAX_CHARS]
 
 
 def _int(value: Any) -> int | None:

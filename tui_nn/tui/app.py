@@ -79,7 +79,7 @@ class TuiNNApp(InertNotify, App[None]):
 
     async def _stop_and_exit(self, return_code: int = 0) -> None:
         if not return_code:  # a quit the user confirmed: wait for the step, however long
-            self.exit_text = await self.main.stop_for_quit()
+            self.exit_text = await self.main.run.stop_for_quit()
         else:  # a signal: a step that never ends must not hold the exit (issue 26.6)
             import asyncio
 
@@ -94,7 +94,7 @@ class TuiNNApp(InertNotify, App[None]):
                 return
             # Not stop_for_quit: the thread has returned, so the bridge no longer reads as
             # running and the checkpoint line would be left out.
-            self.exit_text = self.main.stopped_text() if was_training else ""
+            self.exit_text = self.main.run.stopped_text() if was_training else ""
         self.exit(return_code=return_code)
 
     def _abandon_step(self, why: str, return_code: int) -> None:
@@ -102,7 +102,7 @@ class TuiNNApp(InertNotify, App[None]):
         process (the last checkpoint was written whole before, and stays)."""
         self.step_abandoned = True
         self.exit_text = (f"tui-nn: stopped without waiting for the step: {why}; the last "
-                          f"checkpoint is kept{self.main._resume_hint()}")
+                          f"checkpoint is kept{self.main.run.resume_hint()}")
         self.exit(return_code=return_code)
 
     async def action_quit(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections import deque
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -87,6 +88,9 @@ class TrainingBridge:
         self.started: "ev.RunStarted | None" = None
         self.latest: "ev.StepMetrics | None" = None  # newest step metrics (read by the UI)
         self.latest_epoch: "ev.EpochMetrics | None" = None  # newest epoch metrics
+        # Every epoch, for the UI's log (progress posts are throttled: one may stand for many
+        # epochs); a deque: appended on the training thread, taken on the UI thread.
+        self._unshown_epochs: deque["ev.EpochMetrics"] = deque()
         self.last_checkpoint: str | None = None
         self.result: "ev.Finished | ev.Failed | None" = None
         self.resuming = False  # the run continues one on disk: its history is loaded first
@@ -122,6 +126,7 @@ class TrainingBridge:
         self.history.reset()
         self.insight.reset()
         self.started = self.latest = self.latest_epoch = self.result = None
+        self._unshown_epochs.clear()
         self.last_checkpoint = None
         self._last_post = 0.0
         self.trainer = None
@@ -193,6 +198,13 @@ class TrainingBridge:
             self.trainer.scale_lr(factor)
             return True
 
+    def take_epochs(self) -> list["ev.EpochMetrics"]:
+        """The epochs ended since the last call, oldest first (UI thread)."""
+        taken = []
+        while self._unshown_epochs:
+            taken.append(self._unshown_epochs.popleft())
+        return taken
+
     async def wait(self) -> None:
         """Wait (without blocking the UI) until the worker has returned."""
         if self.worker is not None:
@@ -218,6 +230,7 @@ class TrainingBridge:
             self.history.add_epoch(event.epoch, event.step, event.train_loss, event.val_loss,
                                    event.value)
             self.latest_epoch = event
+            self._unshown_epochs.append(event)
             self._progress(post)
         elif isinstance(event, ev.RunStarted):
             if self.resuming:  # the steps after the checkpoint are trained again

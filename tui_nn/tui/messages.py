@@ -16,20 +16,25 @@ if TYPE_CHECKING:  # the engine imports torch; this module is imported before th
     from tui_nn.engine import events as ev
 
 
+class RunMessage(Message):
+    """What the bridge (and the run's own workers) post to the main screen; its one handler
+    passes them all to the RunController."""
+
+
 @dataclass
-class TrainingStarted(Message):
+class TrainingStarted(RunMessage):
     """The engine set up the run (data loaded, model on the device)."""
 
     event: ev.RunStarted
 
 
-class RecordedHistoryLoaded(Message):
+class RecordedHistoryLoaded(RunMessage):
     """A resumed run's recorded steps and epochs are in the RunHistory: the curves can show
     them while the engine is still loading data and the checkpoint."""
 
 
 @dataclass
-class TrainingProgress(Message):
+class TrainingProgress(RunMessage):
     """The newest step metrics and epoch metrics (either may be None early in a run).
 
     Replaceable: if the UI is behind, only the newest is handled. Nothing is lost by that: every
@@ -43,21 +48,21 @@ class TrainingProgress(Message):
 
 
 @dataclass
-class CheckpointWritten(Message):
+class CheckpointWritten(RunMessage):
     """A checkpoint was written (atomically) to disk."""
 
     event: ev.CheckpointSaved
 
 
 @dataclass
-class TrainingStateChanged(Message):
+class TrainingStateChanged(RunMessage):
     """The engine paused or resumed."""
 
     event: ev.StateChanged
 
 
 @dataclass
-class TrainingAlert(Message):
+class TrainingAlert(RunMessage):
     """The engine needs the user: the loss went NaN/Inf and the run paused (NonFiniteLoss), it
     confirms a control that changed the run (LrScaled), or it has news (Notice: a decode's
     progress, images skipped)."""
@@ -66,14 +71,14 @@ class TrainingAlert(Message):
 
 
 @dataclass
-class TrainingEnded(Message):
+class TrainingEnded(RunMessage):
     """The run is over: Finished (finished or stopped) or Failed."""
 
     event: ev.Finished | ev.Failed
 
 
 @dataclass
-class GradientWarnings(Message):
+class GradientWarnings(RunMessage):
     """The gradient monitor saw a layer start vanishing, die or explode (for the event log).
     Not replaceable: each warning is logged once."""
 

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
-from tui_nn.textsafe import clean, clean_line
+from tui_nn.textsafe import clean, clean_line, first_line
 from tui_nn.fmt import fmt_count
 from tui_nn.tui.widgets.inspector_table import shape_text
 
@@ -73,14 +73,13 @@ class ModelDiffScreen(ModalScreen[None]):
                                    "tui-nn-diff")
             self.post_message(_Diffed(diff, None))
         except Exception as exc:  # noqa: BLE001 - shown in the dialog
-            self.post_message(_Diffed(None, str(exc).strip().splitlines()[0]
-                                      if str(exc).strip() else type(exc).__name__))
+            self.post_message(_Diffed(None, first_line(exc)))
 
     @on(_Diffed)
     def _show(self, event: _Diffed) -> None:
         summary = self.query_one("#diff-summary", Static)
         if event.diff is None:
-            summary.update(Text(f"✗ {clean_line(event.error or 'failed')}", style="bold red"))
+            summary.update(Text(f"✗ {event.error or 'failed'}", style="bold red"))
             return
         table = self.query_one("#diff-rows", DataTable)
         table.add_columns(" ", "layer", "output A", "output B", "params", "mult-adds")

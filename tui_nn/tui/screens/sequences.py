@@ -27,7 +27,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from tui_nn.textsafe import clean_line
+from tui_nn.textsafe import first_line
 from tui_nn.tui.screens.lesson_base import LessonScreen
 
 if TYPE_CHECKING:
@@ -76,9 +76,7 @@ class LongDone(Message):
 
 
 def _error(exc: BaseException) -> str:
-    """An exception as one inert line: its text is data (it can quote anything)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return clean_line(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    return first_line(exc, with_type=True)
 
 
 def sparkline(values: list[float], width: int) -> str:

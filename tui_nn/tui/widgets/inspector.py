@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 
 from tui_nn.fmt import format_shape
-from tui_nn.textsafe import clean_line
+from tui_nn.textsafe import first_line
 from tui_nn.tui.markup import markup_data as _escape  # model-derived text in markup
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -188,7 +188,7 @@ class ShapeInspector(Vertical):
                 lambda: inspect_model(target, input_text.strip() or None, memory=memory),
                 "tui-nn-inspect")
         except Exception as exc:  # noqa: BLE001 - every failure is shown in the pane
-            error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            error = first_line(exc)
         self.post_message(self.Inspected(source, input_text, inspection, error, generation))
 
     @on(Inspected)
@@ -284,7 +284,7 @@ class ShapeInspector(Vertical):
             summary.update("")
             verdict.update("[b red]✗[/]")
             diagnosis.update(Text.assemble(("✗ ", "bold red"),
-                                           clean_line(self.error or "no inspection")))
+                                           self.error or "no inspection"))
             self.set_class(True, "-problem")
             return
         t = insp.totals

@@ -16,6 +16,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from tui_nn.fmt import fmt_bytes
+from tui_nn.textsafe import first_line
 
 if TYPE_CHECKING:
     from tui_nn.shapes.memory import MemoryEstimate
@@ -126,7 +127,7 @@ class MemoryLine(Static):
             if estimate is None:
                 error = "the training forward does not run at this input"
         except Exception as exc:  # noqa: BLE001 - shown on the line, never a crash
-            error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            error = first_line(exc)  # shown as Text: made inert
         self.post_message(self.Estimated(estimate, error, generation))
 
     @on(Estimated)

@@ -124,14 +124,15 @@ class RunView(Horizontal):
         elif isinstance(e, ev.StateChanged):
             self.note(e.state, "dim")
         elif isinstance(e, ev.CheckpointSaved) and e.reason != "best":
-            # best.pt is written with every better epoch: the epoch line's * says so.
-            self.note(f"checkpoint ({e.reason}, step {e.step}): {e.path}", "dim")
+            # best.pt is written with every better epoch: the epoch line's * says so. No path:
+            # it is the run directory's (a watched run's names the writer's box).
+            self.note(f"checkpoint ({e.reason}, step {e.step})", "dim")
         elif isinstance(e, ev.NonFiniteLoss):
             self.note(e.message, "error")
         elif isinstance(e, ev.LrScaled):
             self.note(f"lr × {e.factor:g} → {e.lr:.3g} (step {e.step})", "warning")
-        elif isinstance(e, ev.Notice):
-            self.note(e.message, "dim")
+        elif isinstance(e, ev.Notice):  # the data's are progress; the others, warnings
+            self.note(e.message, "dim" if e.source == "data" else "warning")
         elif isinstance(e, (ev.Finished, ev.Failed)):
             self.final = e
             self.curves.live = False

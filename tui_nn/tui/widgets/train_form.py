@@ -68,13 +68,14 @@ class TrainForm(Vertical):
 
         valid: bool
 
+    @dataclass
     class Sampled(Message):
         """Your own Dataset typed in (FILE.py:build) gave a first sample: its shape as the
         inspector's input text ("1x28x28", ":int64" for integer samples), or why it cannot."""
 
-        def __init__(self, spec: str, input_text: str | None, error: str | None) -> None:
-            super().__init__()
-            self.spec, self.input_text, self.error = spec, input_text, error
+        spec: str
+        input_text: str | None
+        error: str | None
 
     locked: reactive[bool] = reactive(False)
     """True while a run is in progress: the hyperparameters cannot change under it."""
