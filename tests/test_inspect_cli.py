@@ -226,8 +226,8 @@ def test_a_bad_shape_is_refused_before_torch_loads():
 
 def test_torchs_import_runs_without_collections_in_the_clis_own_process():
     """Every generation-2 collection during torch's import walks its few hundred thousand
-    objects (0.25 s of a 70B decoder's 2.4 s inspection); the CLI's own process imports with
-    the collector off, then freezes what the import left and turns the collector back on."""
+    objects; the CLI's own process imports with the collector off, then freezes what the
+    import left and turns the collector back on."""
     code = ("import gc, sys\n"
             "passes = []\n"
             "gc.callbacks.append(lambda phase, info: phase == 'start'"
