@@ -226,8 +226,8 @@ def test_a_bad_shape_is_refused_before_torch_loads():
 
 def test_torchs_import_runs_without_collections_in_the_clis_own_process():
     """Every generation-2 collection during torch's import walks its few hundred thousand
-    objects (0.25 s of a 70B decoder's 2.4 s inspection); the CLI's own process imports with
-    the collector off, then freezes what the import left and turns the collector back on."""
+    objects; the CLI's own process imports with the collector off, then freezes what the
+    import left and turns the collector back on."""
     code = ("import gc, sys\n"
             "passes = []\n"
             "gc.callbacks.append(lambda phase, info: phase == 'start'"
@@ -274,3 +274,14 @@ def test_the_clis_own_process_ends_without_the_interpreters_teardown(tmp_path):
         assert json.loads(result.stdout)["ok"] is (code == 0)
         assert "atexit ran" in result.stderr
         assert "teardown ran" not in result.stderr
+
+
+def test_json_lists_one_row_a_line():
+    """Each layer's row is one line (written by json's C encoder: the indenting one is
+    Python); the whole stays one JSON object, the rest of it indented."""
+    result = runner.invoke(app, ["inspect", "cnn", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    row_lines = [line for line in result.stdout.splitlines() if line.startswith('    {"index": ')]
+    assert [json.loads(line.rstrip(",")) for line in row_lines] == data["rows"]
+    assert '\n  "totals": {\n    "params": ' in result.stdout

@@ -228,6 +228,30 @@ def test_shared_module_counted_once_in_totals():
     assert [r.repeat for r in linear_rows] == [False, True]
 
 
+def test_row_params_count_a_subtree_once_whether_weights_are_tied_or_not():
+    """Rows' params come from one walk summing children; tied weights or a module used in two
+    places would be summed twice there, so those models count each module's own set."""
+    class Tied(nn.Module):
+        def __init__(self, tie: bool) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(10, 4)
+            self.body = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+            self.head = nn.Linear(4, 10, bias=False)
+            self.body[1].requires_grad_(False)
+            if tie:
+                self.head.weight = self.embed.weight
+
+        def forward(self, x):
+            return self.head(self.body(self.embed(x)))
+
+    for tie, total in ((False, 40 + 20 + 20 + 40), (True, 40 + 20 + 20)):
+        result = inspect_model(Tied(tie), "1x3:int64")
+        rows = {r.path: (r.params_trainable, r.params_frozen) for r in result.all_rows}
+        assert rows[""] == (total - 20, 20)
+        assert rows["body"] == (20, 20)
+        assert result.totals.params == total
+
+
 def test_unused_modules_are_listed():
     class Unused(nn.Module):
         def __init__(self) -> None:

@@ -69,15 +69,15 @@ print("ok")
 
 
 def test_metacache_reads_op_schemas_as_torch_writes_them():
-    from tui_nn.torchpatch.metacache import MetaOpCache, _is_functional, cached_call
+    from tui_nn.torchpatch.metacache import MetaOpCache, is_functional, cached_call
 
     schema = aten.mul.Tensor._schema
     for attr in ("is_mutable", "arguments", "returns"):
         assert hasattr(schema, attr), f"torch's FunctionSchema lost .{attr} (metacache)"
-    assert _is_functional(aten.mul.Tensor) and _is_functional(aten.mm.default)
+    assert is_functional(aten.mul.Tensor) and is_functional(aten.mm.default)
     for impure in (aten.add_.Tensor, aten.view.default, aten.split.Tensor,
                    aten.mul.out):
-        assert not _is_functional(impure), f"{impure} read as pure from its schema"
+        assert not is_functional(impure), f"{impure} read as pure from its schema"
     cache = MetaOpCache()
     a = torch.empty(3, 5, device="meta")
     b = torch.empty(5, 7, device="meta").t().contiguous().t()  # non-default strides

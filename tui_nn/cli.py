@@ -307,7 +307,7 @@ def _input_text(inputs: Optional[list[str]]) -> Optional[str]:
     """--input values as the inspector's field takes them; a bad shape fails here."""
     if not inputs:
         return None
-    from tui_nn.shapes.parse import ShapeParseError, parse_inputs  # imports torch: only then
+    from tui_nn.shapes.parse import ShapeParseError, parse_inputs
     try:
         parse_inputs(inputs)
     except ShapeParseError as e:

@@ -7,10 +7,9 @@ The table is made to be read at 80 columns: one mark column (+ inserted in B, âˆ
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from tui_nn.commands.inspect_render import human_count, status_line
+from tui_nn.commands.inspect_render import human_count, json_one_row_a_line, status_line
 from tui_nn.fmt import fmt_bytes, format_shape
 from tui_nn.textsafe import clean_line
 
@@ -189,4 +188,4 @@ def render_diff_rich(diff: InspectionDiff, console: Console) -> None:
 
 
 def render_diff_json(diff: InspectionDiff) -> str:
-    return json.dumps(diff.to_dict(), ensure_ascii=False, indent=2)
+    return json_one_row_a_line(diff.to_dict())

@@ -65,6 +65,9 @@ class Prepared:
     insight: Any = None  # LiveInsight when the config asks for live insight events
     run_dir: "RunDir | None" = None  # rank 0 of a saving run only
     tensorboard: Any = None  # the TensorBoard sink (engine/tensorboard.py)
+    # Where records go, in order, before the Trainer's callback: metrics.jsonl and TensorBoard
+    # (setup adds them with the run directory, rank 0 of a saving run only).
+    writers: list[Callable[["Event"], None]] = field(default_factory=list)
     channel: Any = None  # the control channel (engine/channel.py), rank 0 only
     resume_changes: dict[str, list] = field(default_factory=dict)
     measured_memory: dict[str, Any] | None = None  # setup.measure_memory

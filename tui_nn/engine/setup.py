@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -21,6 +21,7 @@ from tui_nn.data import model_fit, tasks
 from tui_nn.data.folder import skipped_notice
 from tui_nn.data.user_dataset import is_python_spec
 from tui_nn.engine import checkpoint, recovery
+from tui_nn.engine import events as ev
 from tui_nn.engine.config import (THIS_PROCESS, UNRECORDED, TrainConfig, requested_fields,
                                   resume_config)
 from tui_nn.engine.device import resolve_device
@@ -148,18 +149,22 @@ def _load_source(source: str) -> nn.Module:
 
 # ---- device, data, model ----------------------------------------------------------------------
 def _setup_device(p: Prepared) -> None:
+    """The device, and under torchrun the process group. p.dist is set once the group is up:
+    from then on rank 0 alone speaks for the run (Trainer.emit), while a rank that fails
+    before (its LOCAL_RANK beyond the GPUs) still says why."""
     try:
         p.device = resolve_device(p.config.device)
     except ValueError as e:
         raise TrainingError(str(e), "usage") from None
-    p.dist = DistInfo.from_env()
-    if p.dist.enabled:
+    dist = DistInfo.from_env()
+    if dist.enabled:
         if p.device.type == "cuda":
             try:
-                p.device = rank_device(p.dist)
+                p.device = rank_device(dist)
             except ValueError as e:
                 raise TrainingError(str(e), "usage") from None
-        init_process_group(p.dist, p.device)
+        init_process_group(dist, p.device)
+    p.dist = dist
 
 
 def _load_data(p: Prepared, spec: Any, ds: Any, controls: Controls | None) -> None:
@@ -553,13 +558,32 @@ def _claim_run_dir(p: Prepared, claimed: RunDir | None, controls: Controls | Non
         claimed = (RunDir.create(cfg.run_dir) if cfg.run_dir
                    else RunDir.new(cfg.runs_root, cfg.model, cfg.dataset))
     p.run_dir = claimed
+    p.writers.append(lambda event: claimed.append_metrics(event.to_dict()))
     if cfg.tensorboard:
         from tui_nn.engine.tensorboard import make_tensorboard_sink
         p.tensorboard = make_tensorboard_sink(claimed.path)
+        if p.tensorboard is not None:
+            p.writers.append(_tensorboard_writer(p))
     if not claimed.config_path.exists():
         claimed.write_config(_config_record(p))
     if cfg.control and controls is not None:
         _open_channel(p, controls)
+
+
+def _tensorboard_writer(p: Prepared) -> Callable[[ev.Event], None]:
+    """The TensorBoard sink as a writer that, when the sink fails (it never raises: it
+    disables itself), leaves the run's writers and says so once; training goes on."""
+    sink = p.tensorboard
+
+    def write(event: ev.Event) -> None:
+        sink(event)
+        if sink.error is not None:
+            p.writers.remove(write)
+            p.tensorboard = None
+            sink.close()
+            p.emit(ev.Notice(f"{sink.error}; training goes on, metrics.jsonl keeps every "
+                             "record", "tensorboard"))
+    return write
 
 
 def _open_channel(p: Prepared, controls: Controls) -> None:

@@ -127,25 +127,16 @@ class Trainer(Controls):
             torch.set_num_threads(self.state.threads_before)
 
     def emit(self, event: ev.Event) -> None:
-        """To metrics.jsonl (and TensorBoard), then to the callback (rank 0's only: it speaks
-        for the run). A record that cannot be written ends the run (kind "disk"): training
-        on without a record would lose it."""
+        """To the run's record writers in turn (metrics.jsonl, then TensorBoard: Prepared.
+        writers), then to the callback (rank 0's only: it speaks for the run). A record that
+        cannot be written ends the run (kind "disk"): training on without a record would
+        lose it."""
         p = self.prep
-        if p.run_dir is not None and not isinstance(event, ev.LIVE_ONLY):
-            p.run_dir.append_metrics(event.to_dict())
-            if p.tensorboard is not None:
-                self._to_tensorboard(event)
+        if not isinstance(event, ev.LIVE_ONLY):
+            for write in tuple(p.writers):  # a writer may drop itself (TensorBoard's, failing)
+                write(event)
         if p.dist is None or p.dist.is_main:
             self._callback(event)
-
-    def _to_tensorboard(self, event: ev.Event) -> None:
-        sink = self.prep.tensorboard
-        sink(event)  # never raises: it disables itself on errors, and says so once here
-        if sink.error is not None:
-            self.prep.tensorboard = None
-            sink.close()
-            self.emit(ev.Notice(f"{sink.error}; training goes on, metrics.jsonl keeps "
-                                "every record", "tensorboard"))
 
     def _fail(self, message: str, kind: str, details: dict | None = None) -> ev.Failed:
         event = ev.Failed(message=message, kind=kind,

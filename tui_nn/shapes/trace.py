@@ -40,14 +40,15 @@ from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_erro
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, LayerRow, Shape
 from tui_nn.shapes.trainstep import (AutocastRules, SavedTensors, fused_attention,
                                      training_attention_forward)
-from tui_nn.shapes.uncounted import NotCounted, UncountedTally, uncounted_entry
+from tui_nn.shapes.uncounted import NotCounted, UncountedTally, category_of, uncounted_entry
 from tui_nn.torchpatch.flopformulas import flop_registry
-from tui_nn.torchpatch.metacache import MetaOpCache, cached_call
+from tui_nn.torchpatch.metacache import MetaOpCache, cached_call, is_functional
 from tui_nn.torchpatch.nodynamo import no_dynamo_import
 from tui_nn.torchpatch.nosympy import no_sympy_import
 
-# The flop formulas torch's own FlopCounterMode uses (mm, addmm, bmm, conv, sdpa).
-_FLOP_REGISTRY = flop_registry()
+# The flop formulas torch's own FlopCounterMode uses (mm, addmm, bmm, conv, sdpa), by the id
+# of the op packet: packets hash in Python, and they live as long as the process.
+_FLOP_REGISTRY = {id(packet): formula for packet, formula in flop_registry().items()}
 
 F = torch.nn.functional
 
@@ -106,24 +107,29 @@ class TraceResult:
     not_counted: list[NotCounted] = field(default_factory=list)  # ops with no formula
 
 
-def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
-    """Tensors inside nested tuples / lists / dicts (a layer's args or outputs)."""
+def tensors_in(obj: Any, found: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Tensors inside nested tuples / lists / dicts (a layer's args or outputs), in order.
+    A list filled in place, not a generator: this runs twice per layer call."""
+    found = [] if found is None else found
     if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (tuple, list)):
-        for item in obj:
-            yield from iter_tensors(item)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            yield from iter_tensors(item)
+        found.append(obj)
+        return found
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (tuple, list)) \
+        else ()
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list, dict)):
+            tensors_in(item, found)
+    return found
 
 
-def _shapes(obj: Any) -> list[Shape]:
-    return [tuple(t.shape) for t in iter_tensors(obj)]
+def _shapes(tensors: list[torch.Tensor]) -> list[Shape]:
+    return [tuple(t.shape) for t in tensors]
 
 
-def _nbytes(obj: Any) -> int:
-    return sum(t.numel() * t.element_size() for t in iter_tensors(obj))
+def _nbytes(tensors: list[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _fmt_arg(a: Any) -> str:
@@ -189,8 +195,13 @@ class _FunctionObserver(TorchFunctionMode):
                 kwargs["device"] = _META  # what torch.device("meta") would do
         except TypeError:  # an unhashable callable: nothing we record
             label = None
+        if label is None:  # most calls: only a flatten's provenance may need carrying
+            out = func(*args, **kwargs)
+            if t.origins:
+                t.after_function(None, args, out, None, None)
+            return out
         owner = t.innermost_module()
-        if label is None or owner is None or _is_torch_internal(owner.module):
+        if owner is None or _is_torch_internal(owner.module):
             out = func(*args, **kwargs)
             reshape = label if label in RESHAPE_LABELS else None
             t.after_function(reshape, args, out, owner, None)
@@ -233,6 +244,8 @@ class _MultAddCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _records_nothing(func):
+            return func(*args, **kwargs)
         out, (mult_adds, uncounted) = cached_call(
             self.t.op_cache, func, args, kwargs,
             lambda result: _mult_adds(func, args, kwargs, result))
@@ -244,9 +257,24 @@ class _MultAddCounter(TorchDispatchMode):
         return out
 
 
+_RECORDS_NOTHING: dict[int, bool] = {}  # by the op's id: ops live as long as the process
+
+
+def _records_nothing(func: Any) -> bool:
+    """Views and other aliasing ops without a formula or a not-counted category: nothing to
+    count, list or reuse (the cache keeps only ops that make new tensors). Most of a
+    transformer's ops (view, t, expand, transpose) are such."""
+    known = _RECORDS_NOTHING.get(id(func))
+    if known is None:
+        known = (not is_functional(func) and id(func._overloadpacket) not in _FLOP_REGISTRY
+                 and category_of(func) is None)
+        _RECORDS_NOTHING[id(func)] = known
+    return known
+
+
 def _mult_adds(func: Any, args: tuple, kwargs: dict, out: Any) -> tuple[int, Any]:
     """(mult-adds, None), or (0, what the not-counted list says) for an op without formula."""
-    formula = _FLOP_REGISTRY.get(func._overloadpacket)
+    formula = _FLOP_REGISTRY.get(id(func._overloadpacket))
     if formula is None:
         return 0, uncounted_entry(func, out)
     return formula(*args, **kwargs, out_val=out) // 2, None  # flops = 2 × mult-adds
@@ -270,6 +298,7 @@ class Tracer:
         self.rows: list[LayerRow] = []
         self.checks: list[FlattenCheck] = []
         self.stack: list[_Frame] = []
+        self.named: list[tuple[str, nn.Module]] = []
         self.paths: dict[int, str] = {}
         self.called: set[int] = set()
         self._param_cache: dict[int, tuple[int, int]] = {}
@@ -298,13 +327,7 @@ class Tracer:
     def _params(self, module: nn.Module) -> tuple[int, int]:
         key = id(module)
         if key not in self._param_cache:
-            trainable = frozen = 0
-            for p in module.parameters():
-                if p.requires_grad:
-                    trainable += p.numel()
-                else:
-                    frozen += p.numel()
-            self._param_cache[key] = (trainable, frozen)
+            self._param_cache[key] = _count_params(module.parameters())
         return self._param_cache[key]
 
     def _credit_saved(self, nbytes: int) -> None:
@@ -322,17 +345,18 @@ class Tracer:
         key = id(module)
         path = self.paths.get(key, "?")
         trainable, frozen = self._params(module)
+        cls, extra = type(module).__name__, module.extra_repr()
+        inputs = tensors_in((args, kwargs))
         row = self._new_row(
-            path=path, name=path.rsplit(".", 1)[-1] if path else type(module).__name__,
-            type=type(module).__name__, kind="module",
-            detail=f"{type(module).__name__}({module.extra_repr()})" if module.extra_repr() else "",
-            input_shapes=_shapes((args, kwargs)), params_trainable=trainable,
+            path=path, name=path.rsplit(".", 1)[-1] if path else cls, type=cls, kind="module",
+            detail=f"{cls}({extra})" if extra else "",
+            input_shapes=_shapes(inputs), params_trainable=trainable,
             params_frozen=frozen, repeat=key in self.called,
             leaf=next(iter(module.children()), None) is None,
             device="cpu" if any(module is m for m in self.cpu_modules) else "meta")
         self.called.add(key)
         self.stack.append(_Frame(row, module))
-        first = next(iter_tensors((args, kwargs)), None)
+        first = inputs[0] if inputs else None
         if self.formulas and first is not None:
             row.arithmetic = module_formulas(module, tuple(first.shape))
         if isinstance(module, nn.Linear) and first is not None and first.dim() > 0 \
@@ -354,8 +378,9 @@ class Tracer:
         if not self.stack:
             return
         row = self.stack.pop().row
-        row.output_shapes = _shapes(output)
-        row.output_bytes = _nbytes(output)
+        outputs = tensors_in(output)
+        row.output_shapes = _shapes(outputs)
+        row.output_bytes = _nbytes(outputs)
         if row.arithmetic and not _formulas_match(row):
             row.arithmetic = []  # a subclass did something else: no explanation beats a wrong one
 
@@ -387,7 +412,8 @@ class Tracer:
         parent = owner.row.path
         row = self._new_row(
             path=f"{parent}.{name}" if parent else name, name=name, type=label, kind="function",
-            detail=_call_text(label, args, kwargs), input_shapes=_shapes((args, kwargs)))
+            detail=_call_text(label, args, kwargs),
+            input_shapes=_shapes(tensors_in((args, kwargs))))
         if self.formulas:
             row.arithmetic = function_formulas(name, args, kwargs)
         problem = validate_function(name, args, kwargs)
@@ -407,8 +433,9 @@ class Tracer:
             diagnosis.path = row.path
             raise _Abort(diagnosis) from exc
         self.stack.pop()
-        row.output_shapes = _shapes(out)
-        row.output_bytes = _nbytes(out)
+        outputs = tensors_in(out)
+        row.output_shapes = _shapes(outputs)
+        row.output_bytes = _nbytes(outputs)
         self.after_function(label if label in RESHAPE_LABELS else None, args, out, owner, row)
         return out
 
@@ -435,17 +462,18 @@ class Tracer:
         # Torch's own layers use their children's weights directly (MultiheadAttention's
         # out_proj): a child of a called torch layer is not unused either.
         skip = {id(m) for c in self.cpu_modules for m in c.modules()}
-        skip.update(id(child) for m in model.modules()
+        skip.update(id(child) for _, m in self.named
                     if id(m) in self.called and _is_torch_internal(m)
                     for child in m.modules())
-        return [name for name, m in model.named_modules()
-                if id(m) not in skip and not any(id(sub) in self.called for sub in m.modules())]
+        used = _used_subtrees(model, self.called)
+        return [name for name, m in self.named if id(m) not in skip and id(m) not in used]
 
     def run(self) -> TraceResult:
         model = self.model
-        for name, module in model.named_modules():
-            self.paths[id(module)] = name
-        modes = {m: m.training for m in model.modules()}
+        self.named = list(model.named_modules())  # one walk of the tree for every use below
+        self.paths = {id(module): name for name, module in self.named}
+        self._param_cache = _subtree_params(model)
+        modes = {m: m.training for _, m in self.named}
         patched = [_patch_cpu_forward(m, self) for m in self.cpu_modules]
         handles = []
         diagnosis: Diagnosis | None = None
@@ -455,7 +483,7 @@ class Tracer:
             # BatchNorm with batch 1 and dropout: trace what inference does, unless the
             # memory a training step needs is the question.
             model.train(self.saved is not None)
-            for module in model.modules():
+            for _, module in self.named:
                 handles.append(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True))
                 handles.append(module.register_forward_hook(self.post_hook, with_kwargs=True))
             try:
@@ -492,6 +520,68 @@ class Tracer:
         uncalled = self._uncalled() if diagnosis is None else []
         return TraceResult(self.rows, self.checks, diagnosis, uncalled, needs_cpu, meta_error,
                            not_counted=self.uncounted.records())
+
+
+def _count_params(params: Iterator[nn.Parameter]) -> tuple[int, int]:
+    trainable = frozen = 0
+    for p in params:
+        if p.requires_grad:
+            trainable += p.numel()
+        else:
+            frozen += p.numel()
+    return trainable, frozen
+
+
+class _Shared(Exception):
+    pass
+
+
+def _subtree_params(model: nn.Module) -> dict[int, tuple[int, int]]:
+    """(trainable, frozen) parameters of every module's subtree in one walk: each module's
+    own plus its children's sums. A parameter or module reachable twice (tied weights) would
+    be summed twice: then {} and each module counts its own `parameters()`, which dedups."""
+    counts: dict[int, tuple[int, int]] = {}
+    seen: set[int] = set()
+
+    def visit(module: nn.Module) -> tuple[int, int]:
+        if id(module) in seen:
+            raise _Shared
+        seen.add(id(module))
+        own = list(module.parameters(recurse=False))
+        if any(id(p) in seen for p in own):
+            raise _Shared
+        seen.update(id(p) for p in own)
+        trainable, frozen = _count_params(iter(own))
+        for child in module.children():
+            t, f = visit(child)
+            trainable, frozen = trainable + t, frozen + f
+        counts[id(module)] = (trainable, frozen)
+        return trainable, frozen
+
+    try:
+        visit(model)
+    except _Shared:
+        return {}
+    return counts
+
+
+def _used_subtrees(model: nn.Module, called: set[int]) -> set[int]:
+    """Ids of the modules that ran or hold a module that ran, in one walk."""
+    used: set[int] = set()
+
+    def visit(module: nn.Module, seen: set[int]) -> bool:
+        if id(module) in seen:
+            return id(module) in used
+        seen.add(id(module))
+        ran = id(module) in called
+        for child in module.children():
+            ran = visit(child, seen) or ran
+        if ran:
+            used.add(id(module))
+        return ran
+
+    visit(model, set())
+    return used
 
 
 # --- the CPU fallback ------------------------------------------------------------------------

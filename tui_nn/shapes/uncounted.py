@@ -60,13 +60,14 @@ class NotCounted:
         return data
 
 
-_CATEGORY: dict[Any, str | None] = {}
+# By the op's id: an OpOverload hashes in Python, and ops live as long as the process.
+_CATEGORY: dict[int, str | None] = {}
 
 
 def category_of(func: Any) -> str | None:
     """The not-counted category of an aten op without a formula; None when it does no
     arithmetic (a view, a copy, a constructor)."""
-    known = _CATEGORY.get(func, "?")
+    known = _CATEGORY.get(id(func), "?")
     if known != "?":
         return known
     schema = getattr(func, "_schema", None)
@@ -86,7 +87,7 @@ def category_of(func: Any) -> str | None:
         category = "elementwise"
     else:
         category = "other"
-    _CATEGORY[func] = category
+    _CATEGORY[id(func)] = category
     return category
 
 

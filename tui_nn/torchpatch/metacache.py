@@ -24,24 +24,31 @@ class _Unhashable(Exception):
     pass
 
 
-def _key_of(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        if value.device.type != "meta" or value.is_conj() or value.is_neg():
+def _key_of(values: tuple | list) -> tuple:
+    """The description of a call's arguments (one loop per nesting level: called per op)."""
+    out = []
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            if not value.is_meta or value.is_conj() or value.is_neg():
+                raise _Unhashable
+            out.append(("T", value.shape, value.stride(), value.dtype, value.storage_offset()))
+        elif isinstance(value, (list, tuple)):
+            out.append(_key_of(value))
+        elif isinstance(value, _HASHABLE) and not isinstance(value, torch.SymInt):
+            out.append(value)
+        else:
             raise _Unhashable
-        return ("T", tuple(value.shape), value.stride(), value.dtype, value.storage_offset())
-    if isinstance(value, (list, tuple)):
-        return tuple(_key_of(v) for v in value)
-    if isinstance(value, _HASHABLE) and not isinstance(value, torch.SymInt):
-        return value
-    raise _Unhashable
+    return tuple(out)
 
 
-_FUNCTIONAL: dict[Any, bool] = {}
+# Keyed by the op's id: an OpOverload hashes in Python (a call per lookup), and ops live as
+# long as the process, so an id is never reused for another op.
+_FUNCTIONAL: dict[int, bool] = {}
 
 
-def _is_functional(func: Any) -> bool:
+def is_functional(func: Any) -> bool:
     """No argument or result aliases (views, in-place, out=) and every result is a Tensor."""
-    known = _FUNCTIONAL.get(func)
+    known = _FUNCTIONAL.get(id(func))
     if known is None:
         schema = func._schema
         known = (not schema.is_mutable
@@ -49,7 +56,7 @@ def _is_functional(func: Any) -> bool:
                  and all(r.alias_info is None and str(r.type) == "Tensor"
                          for r in schema.returns)
                  and bool(schema.returns))
-        _FUNCTIONAL[func] = known
+        _FUNCTIONAL[id(func)] = known
     return known
 
 
@@ -61,10 +68,11 @@ class MetaOpCache:
         self.hits = 0
 
     def key(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        if not _is_functional(func):
+        if not is_functional(func):
             return None
         try:
-            return (func, _key_of(args), _key_of(tuple(sorted(kwargs.items()))))
+            return (id(func), _key_of(args), _key_of(tuple(sorted(kwargs.items()))) if kwargs
+                    else ())
         except _Unhashable:
             return None
 
