@@ -120,6 +120,7 @@ def test_unreadable_images_are_skipped_counted_and_listed(tree, cache, budget):
     assert trainer.dataset.n_train + trainer.dataset.n_val == 29  # 30 + junk - 2 skipped
     (notice,) = [n for n in _notices(events) if "unreadable" in n]
     assert notice.startswith("skipped 2 unreadable images") and all(b in notice for b in bad)
+    assert all(notice.count(str(b)) == 1 for b in bad)  # PIL's own words repeat the path
     if budget:  # a later run reads the cache and still says which images it lacks
         _, again = _run(tree, memory_budget=budget, epochs=1)
         assert "read from" in next(e for e in again if isinstance(e, ev.RunStarted)).setup

@@ -92,7 +92,16 @@ def _probe(path: Path) -> tuple[str, tuple[int, int]]:
         with Image.open(path) as im:
             return im.mode, im.size
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
+        raise DataError(f"cannot read image {path}: {_reason(exc, path)}") from None
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """PIL's words without the path they often repeat ("cannot identify image file '...'"):
+    the message names the image once."""
+    text = str(exc)
+    for form in (repr(str(path)), str(path)):
+        text = text.replace(form, "")
+    return text.strip().rstrip(":").strip() or type(exc).__name__
 
 
 def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
@@ -106,7 +115,7 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
                 im = im.resize(size, Image.Resampling.BILINEAR)
             return np.asarray(im, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
+        raise DataError(f"cannot read image {path}: {_reason(exc, path)}") from None
 
 
 def decode_or_reason(path: Path, mode: str, size: tuple[int, int],
