@@ -283,21 +283,14 @@ def test_a_cached_tree_resumes_mid_epoch_with_the_same_batches(tree, cache, tmp_
 def test_a_cached_tree_under_two_gloo_processes_matches_one_process(tree, cache, tmp_path):
     """Each rank reads its slice of every global batch from the one cache file (the first
     rank to finish the decode renames it into place; the other's equal copy replaces it)."""
-    import subprocess
-    import sys
+    from helpers import epoch_records_of_train
 
-    from tui_nn.engine.rundir import read_metrics
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TUI_NN_CACHE": str(cache.parent)}
-    env.pop("WORLD_SIZE", None)
+    env = {"TUI_NN_CACHE": str(cache.parent)}
     common = ["cnn", "--dataset", f"folder:{tree}", "--epochs", "2", "--batch-size", "8",
               "--memory-budget", "10KB", "--headless"]
 
     def train(run: str, *more: str) -> list[dict]:
-        done = subprocess.run([sys.executable, "-m", "tui_nn", "train", *common, "--run-dir",
-                               str(tmp_path / run), *more], capture_output=True, text=True,
-                              env=env, timeout=300)
-        assert done.returncode == 0, done.stderr + done.stdout
-        return [r for r in read_metrics(tmp_path / run) if r["type"] == "EpochMetrics"]
+        return epoch_records_of_train(tmp_path / run, [*common, *more], env)
 
     two, one = train("two", "--nproc-per-node", "2"), train("one")
     assert len(one) == len(two) == 2 and len(list(cache.glob("*.npy"))) == 1

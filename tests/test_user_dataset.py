@@ -175,24 +175,14 @@ def test_a_missing_file_is_refused_before_anything_runs(tmp_path):
 def test_a_two_process_gloo_run_matches_one_process(tmp_path):
     """Each rank reads its slice of every global batch and a contiguous shard of the
     validation set: the same losses as one process with the same global batch."""
-    import os
-    import subprocess
-    import sys
-
-    from tui_nn.engine.rundir import read_metrics
+    from helpers import epoch_records_of_train
 
     spec = _file(tmp_path, "def build():\n    return Quarters(96, 0), Quarters(30, 1)\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
     common = ["mlp", "--dataset", f"{spec}:build", "--epochs", "2", "--batch-size", "32",
               "--workers", "0", "--headless"]
 
     def train(run: str, *more: str) -> list[dict]:
-        done = subprocess.run([sys.executable, "-m", "tui_nn", "train", *common, "--run-dir",
-                               str(tmp_path / run), *more], capture_output=True, text=True,
-                              env=env, timeout=300)
-        assert done.returncode == 0, done.stderr + done.stdout
-        return [r for r in read_metrics(tmp_path / run) if r["type"] == "EpochMetrics"]
+        return epoch_records_of_train(tmp_path / run, [*common, *more])
 
     one, two = train("one"), train("two", "--nproc-per-node", "2")
     import json
