@@ -342,3 +342,14 @@ async def test_autograd_view_for_a_model_opened_from_a_file(tmp_path):
         assert labels[0] == "MseLossBackward0"  # one output, no task known
         assert any(lbl.startswith("SigmoidBackward0") for lbl in labels)
         assert "AccumulateGrad proj.weight (1×7)" in labels
+
+
+def test_autograd_labels_show_a_models_parameter_names_as_data():
+    from rich.text import Text
+
+    from tui_nn.insight.autograd import GradNode
+    from tui_nn.tui.screens.autograd import _label
+
+    node = GradNode(1, "AccumulateGrad", param="w\x1b]0;PWNED\x07[b]x[/b]", shape=(2,))
+    shown = Text.from_markup(_label(node)).plain
+    assert "\x1b" not in shown and "\x07" not in shown and "[b]x[/b]" in shown

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Footer, Header, Static, Tree
 
@@ -91,7 +90,7 @@ class AutogradScreen(LessonScreen):
             info.update("No model selected: pick one in the model picker (Escape, 1), then "
                         "open this view again.")
             return
-        info.update(f"[b]{escape(self.source)}[/]: building the graph on the CPU…")
+        info.update(f"[b]{markup_data(self.source)}[/]: building the graph on the CPU…")
         model, sample, dtype, dataset = self._model_inputs(self.source)
         self._build(self.source, model, sample, dtype, dataset)
 
@@ -203,14 +202,14 @@ class AutogradScreen(LessonScreen):
         node, path = data
         if node.name == "AccumulateGrad":
             what = (f"backward adds the gradient into "
-                    f"{escape(node.param or 'a leaf tensor')}.grad")
+                    f"{markup_data(node.param or 'a leaf tensor')}.grad")
         elif node.ref:
             what = "again: a tensor used more than once, its gradients add up"
         else:
             what = f"{len(node.children)} next_functions"
         if len(path) > 2 * max(self.size.width, 40):  # deep in a big graph: the tail
             path = "…" + path[-2 * max(self.size.width, 40):]
-        line.update(f"#{node.id} {node.name}: {what}\n[dim]{escape(path)}[/]")
+        line.update(f"#{node.id} {markup_data(node.name)}: {what}\n[dim]{markup_data(path)}[/]")
 
     def action_expand_all(self) -> None:
         self.query_one("#ag-tree", Tree).root.expand_all()
@@ -222,7 +221,7 @@ class AutogradScreen(LessonScreen):
 
 
 def _label(node: "GradNode") -> str:
-    text = escape(node.label)
+    text = markup_data(node.label)  # parameter names are the model's: data, never markup
     if node.name == "AccumulateGrad":
         return f"[green]{text}[/]"
     if node.ref:
