@@ -11,11 +11,11 @@ what it filled when the last trace using it ends, so a later torch.compile gets 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
-import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+from tui_nn.torchpatch.shared import SharedPatch
 
 _CACHE_ATTR = "__dynamo_disable"
 _MAX_DEPTH = 8  # wrappers around wrappers: out_wrapper(type_promotion(disable(_ref)))
@@ -71,33 +71,27 @@ def _cell_is_function(cell: Any) -> bool:
         return False
 
 
-# Traces on several threads at once (the app's inspector and memory line) share one filling:
-# the first to enter fills, the last to leave empties.
-_lock = threading.Lock()
-_users = 0
 _filled: list[Callable] = []
 
 
-@contextlib.contextmanager
-def no_dynamo_import() -> Iterator[None]:
-    global _users
-    with _lock:
-        if _users == 0 and "torch._dynamo" not in sys.modules:
-            _filled[:] = [fn for fn in _disabled_functions()
-                          if getattr(fn, _CACHE_ATTR, None) is None]
-            for fn in _filled:
-                setattr(fn, _CACHE_ATTR, fn)
-        _users += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0:
-                for fn in _filled:
-                    if getattr(fn, _CACHE_ATTR, None) is fn:
-                        delattr(fn, _CACHE_ATTR)
-                _filled.clear()
+def _fill() -> None:
+    if "torch._dynamo" not in sys.modules:
+        _filled[:] = [fn for fn in _disabled_functions()
+                      if getattr(fn, _CACHE_ATTR, None) is None]
+        for fn in _filled:
+            setattr(fn, _CACHE_ATTR, fn)
+
+
+def _empty() -> None:
+    for fn in _filled:
+        if getattr(fn, _CACHE_ATTR, None) is fn:
+            delattr(fn, _CACHE_ATTR)
+    _filled.clear()
+
+
+# Traces on several threads at once share one filling.
+_patch = SharedPatch(_fill, _empty)
+no_dynamo_import = _patch.use
 
 
 __all__ = ["no_dynamo_import"]

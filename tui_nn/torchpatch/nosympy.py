@@ -13,12 +13,13 @@ isinstance check: a stand-in `sympy` answers it. The stand-ins leave when the la
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
 import threading
 import types
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+from tui_nn.torchpatch.shared import SharedPatch
 
 _NAME = "torch.fx.experimental.symbolic_shapes"
 _PARENT, _, _LEAF = _NAME.rpartition(".")
@@ -91,7 +92,6 @@ _FAST: dict[str, Callable[..., Any]] = {
 }
 
 _lock = threading.RLock()
-_users = 0
 _real_wanted = False  # something needed a real module: stand-ins never again
 _stand_ins: list[types.ModuleType] = []
 
@@ -164,26 +164,19 @@ def _remove_stand_ins() -> None:
     _stand_ins.clear()
 
 
-@contextlib.contextmanager
-def no_sympy_import() -> Iterator[None]:
-    """While inside (on any thread), torch's shape helpers do not import sympy."""
-    global _users
-    with _lock:
-        if _users == 0 and not _real_wanted and _NAME not in sys.modules \
-                and _SYMPY not in sys.modules:
-            parent = sys.modules.get(_PARENT) or importlib.import_module(_PARENT)
-            _stand_ins[:] = _make_stand_ins()
-            for module in _stand_ins:
-                sys.modules[module.__name__] = module
-            setattr(parent, _LEAF, _stand_ins[0])
-        _users += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0:
-                _remove_stand_ins()
+def _install() -> None:
+    if not _real_wanted and _NAME not in sys.modules and _SYMPY not in sys.modules:
+        parent = sys.modules.get(_PARENT) or importlib.import_module(_PARENT)
+        _stand_ins[:] = _make_stand_ins()
+        for module in _stand_ins:
+            sys.modules[module.__name__] = module
+        setattr(parent, _LEAF, _stand_ins[0])
+
+
+# While inside (on any thread), torch's shape helpers do not import sympy. The lock is the one
+# _real_module takes: a trace asking for the real module removes the stand-ins under it.
+_patch = SharedPatch(_install, _remove_stand_ins, _lock)
+no_sympy_import = _patch.use
 
 
 __all__ = ["no_sympy_import"]
