@@ -120,14 +120,19 @@ def _uncollected_imports(own_process: bool) -> Iterator[None]:
 def _print_result(result, as_json: bool) -> None:
     from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
 
+    _print(result, as_json, render_json, render_plain, render_rich)
+
+
+def _print(value, as_json: bool, as_json_text, as_plain_text, on_console) -> None:
+    """JSON when asked; rich tables on a terminal; plain text into a pipe or a file."""
     if as_json:
-        sys.stdout.write(render_json(result) + "\n")
+        sys.stdout.write(as_json_text(value) + "\n")
     elif sys.stdout.isatty():
         from rich.console import Console
 
-        render_rich(result, Console())
+        on_console(value, Console())
     else:
-        sys.stdout.write(render_plain(result))
+        sys.stdout.write(as_plain_text(value))
 
 
 def _run_diff(source: str, specs, other: str, other_specs, depth: int | None, as_json: bool,
@@ -152,15 +157,8 @@ def _run_diff(source: str, specs, other: str, other_specs, depth: int | None, as
     from tui_nn.commands.inspect_diff_render import (render_diff_json, render_diff_plain,
                                                      render_diff_rich)
 
-    diff = diff_inspections(*sides)
-    if as_json:
-        sys.stdout.write(render_diff_json(diff) + "\n")
-    elif sys.stdout.isatty():
-        from rich.console import Console
-
-        render_diff_rich(diff, Console())
-    else:
-        sys.stdout.write(render_diff_plain(diff))
+    _print(diff_inspections(*sides), as_json, render_diff_json, render_diff_plain,
+           render_diff_rich)
     return EXIT_OK if all(s.ok for s in sides) else EXIT_MISMATCH
 
 
