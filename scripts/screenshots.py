@@ -151,7 +151,7 @@ def training_shots(out: Path, args: argparse.Namespace) -> None:
                 return m is not None and m.epoch == 2 and m.epoch_step >= 0.4 * m.steps_per_epoch
 
             await wait_for(pilot, into_third_epoch, 600, "the third epoch")
-            main._frame()  # show exactly what the run has done so far
+            main.run.sync_progress()  # show exactly what the run has done so far
             main.query_one("#curves").redraw()
             pilot.app.clear_notifications()
 
