@@ -1,5 +1,6 @@
 """What a headless run says about where it runs (issue 31.7): `--compile` on the CPU is
-documented and quiet, and a DDP run's first line says how many processes train it."""
+documented and quiet, and a run's first line says how many processes train it (a real
+two-process run's line: tests/test_distributed.py)."""
 
 from __future__ import annotations
 
@@ -56,14 +57,3 @@ def test_the_first_line_names_the_processes():
         out = io.StringIO()
         PlainReporter(out, processes=processes)(_started())
         assert said in out.getvalue(), out.getvalue()
-
-
-@pytest.mark.slow
-def test_a_two_process_run_says_so_in_its_first_line(tmp_path):
-    res = subprocess.run(
-        [sys.executable, "-m", "tui_nn", "train", "diabetes", "--epochs", "1", "--batch-size",
-         "32", "--headless", "--nproc-per-node", "2", "--run-dir", str(tmp_path / "r")],
-        capture_output=True, text=True, env=_env(), timeout=300)
-    assert res.returncode == 0, res.stderr + res.stdout
-    first = next(line for line in res.stdout.splitlines() if line.startswith("training "))
-    assert " on 2 processes × CPU " in first, first
