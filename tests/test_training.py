@@ -58,7 +58,8 @@ def test_char_rnn_learns_hello_to_ohlol():
 
 
 @pytest.mark.slow
-def test_cnn_reaches_97_percent_on_digits_within_2_epochs():
-    result = Trainer(TrainConfig("cnn", epochs=2, save=False)).run()
+def test_cnn_reaches_97_percent_on_digits_in_its_first_epoch():
+    # 97.86% here (98.49% after a second epoch, the README's quick start).
+    result = Trainer(TrainConfig("cnn", epochs=1, save=False)).run()
     assert isinstance(result, ev.Finished)
     assert result.best_value >= 0.97
