@@ -130,8 +130,8 @@ async def test_gradient_flow_updates_while_a_cnn_trains(tmp_path):
 
 
 async def test_live_fit_line_changes_as_the_curve_net_trains(tmp_path):
-    # 600 one-step epochs: about 3 s of training, a dozen report times (0.2 s apart).
-    epochs = 600
+    # 200 one-step epochs: about 4 s in the app, report times 0.2 s apart.
+    epochs = 200
     app = make_app(model="curve", train_options={"epochs": epochs, "runs_root": str(tmp_path)})
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
