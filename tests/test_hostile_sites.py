@@ -1,0 +1,148 @@
+"""Hostile text reaches each view made inert once, upstream (where it is decoded) or by the one
+sink that prints it, not by a clean at every place that shows it (issue 27)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+import torch.nn as nn
+
+from hostile import inert
+
+# A terminal retitle, a lone C1 CSI, a bidi override, a newline and a 100k-character word.
+EVIL = "\x1b]0;pwn\x07\x9b31m\u202e" + "w" * 100_000 + "\nsecond"
+NAME = "n\x1b]0;pwn\x07\x9b\u202e"  # a module name or class name: any string is allowed
+
+
+class _Boom(nn.Module):
+    def forward(self, x):
+        raise RuntimeError(EVIL)
+
+
+_Boom.__name__ = _Boom.__qualname__ = f"Boom{NAME}"
+
+
+class _Mismatch(nn.Module):
+    """A Linear fed by a flatten with the wrong in_features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_module(f"conv{NAME}", nn.Conv2d(1, 2, 3))
+        self.add_module(f"fc{NAME}", nn.Linear(10, 3))
+
+    def forward(self, x):
+        x = self.get_submodule(f"conv{NAME}")(x).flatten(1)
+        return self.get_submodule(f"fc{NAME}")(x)
+
+
+class _Failing(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_module(f"b{NAME}", _Boom())
+
+    def forward(self, x):
+        return self.get_submodule(f"b{NAME}")(x)
+
+
+class _Unused(nn.Module):
+    """A module never called: said in a note."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_module(f"fc{NAME}", nn.Linear(4, 3))
+        self.add_module(f"unused{NAME}", nn.ReLU())
+
+    def forward(self, x):
+        return self.get_submodule(f"fc{NAME}")(x)
+
+
+def shown_inert(text: str) -> bool:
+    """Nothing a terminal acts on, no 100k-character line, the newline not taken."""
+    lines = text.splitlines()
+    return (inert(text) and max(map(len, lines), default=0) < 10_000
+            and not any(line.lstrip().startswith("second") for line in lines))
+
+
+@pytest.fixture(scope="module")
+def inspections():
+    from tui_nn.shapes.api import inspect_model
+
+    mismatch, failing = inspect_model(_Mismatch(), "1x8x8"), inspect_model(_Failing(), "4")
+    unused = inspect_model(_Unused(), "4")
+    assert mismatch.checks and not mismatch.checks[0].ok and "unused" in unused.notes[0]
+    assert failing.diagnosis is not None and "\\x9b31m\\u202ewww" in failing.diagnosis.error
+    return mismatch, failing, unused
+
+
+def test_an_inspections_checks_diagnosis_and_notes_are_inert_in_every_cli_view(inspections):
+    # The renderers print the records as they are: every text in them is inert from
+    # shapes.records (the JSON view held the exception's \x9b and \u202e raw before).
+    from rich.console import Console
+
+    from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
+
+    for inspection in inspections:
+        buf = io.StringIO()
+        render_rich(inspection, Console(file=buf, force_terminal=True, width=200))
+        json_text = render_json(inspection)
+        for text in (render_plain(inspection), json_text):
+            assert shown_inert(text), text[:300]
+        # rich's own styles are ESC sequences: none but those (no OSC title, no C1, no bidi).
+        assert "\x1b]0;" not in buf.getvalue() and shown_inert(buf.getvalue().replace("\x1b[", ""))
+
+
+def test_a_diff_of_hostile_models_is_inert_in_every_cli_view(inspections):
+    from rich.console import Console
+
+    from tui_nn.commands.inspect_diff_render import (render_diff_json, render_diff_plain,
+                                                     render_diff_rich)
+    from tui_nn.shapes.diff import diff_inspections
+
+    mismatch, failing, unused = inspections
+    for diff in (diff_inspections(mismatch, unused), diff_inspections(failing, unused)):
+        buf = io.StringIO()
+        render_diff_rich(diff, Console(file=buf, force_terminal=True, width=200))
+        shown = buf.getvalue()
+        assert "\x1b]0;" not in shown and shown_inert(shown.replace("\x1b[", ""))
+        plain = render_diff_plain(diff)
+        assert shown_inert(plain) and "B: " in plain  # the note
+        assert shown_inert(render_diff_json(diff))
+
+
+def test_the_model_diff_screen_shows_hostile_sources_and_paths_inert(inspections):
+    from textual.app import App
+
+    from tui_nn.tui.catalog import ModelEntry
+    from tui_nn.tui.screens.model_diff import ModelDiffScreen, Side, summary_lines
+
+    def side(source: str, model: nn.Module, input_text: str) -> Side:
+        shown = ModelEntry(source, "", input_text, None, in_zoo=False).shown_source
+        return Side(source, model, input_text, shown)
+
+    screen = ModelDiffScreen(side(f"a{EVIL}.py:Net", _Mismatch(), "1x8x8"),
+                             side(f"b{EVIL}.py:Net", _Mismatch(), "1x9x9"))
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(screen)
+
+    async def scenario():
+        app = Host()
+        async with app.run_test(size=(100, 30)) as pilot:
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if screen.query_one("#diff-rows").row_count:
+                    break
+            title = str(screen.query_one("#diff-title").render())
+            summary = str(screen.query_one("#diff-summary").render())
+            assert "a\\x1b]0;pwn\\x07\\x9b31m\\u202ewww" in title and shown_inert(title)
+            assert "Linear input: fc" in summary and shown_inert(summary)
+            assert inert(app.export_screenshot())
+
+    asyncio.run(scenario())
+    from tui_nn.shapes.diff import diff_inspections
+
+    mismatch, _, unused = inspections
+    assert all(shown_inert(line) for line in summary_lines(diff_inspections(mismatch, unused)))
