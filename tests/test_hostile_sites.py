@@ -146,3 +146,20 @@ def test_the_model_diff_screen_shows_hostile_sources_and_paths_inert(inspections
 
     mismatch, _, unused = inspections
     assert all(shown_inert(line) for line in summary_lines(diff_inspections(mismatch, unused)))
+
+
+def test_serve_says_hostile_args_and_host_through_the_one_printer():
+    # The usage error quotes ARGS, the warning and the bind error the host: textsafe.error and
+    # say make them inert (serve printed the host raw before).
+    from typer.testing import CliRunner
+
+    from tui_nn.cli import app as cli_app
+
+    refused = CliRunner().invoke(cli_app, ["serve", "--", f"train{EVIL}"])
+    assert refused.exit_code == 2 and refused.output.count("error: ") == 1
+    assert "`'train\\x1b]0;pwn\\x07\\x9b31m\\u202ewww" in refused.output
+    assert inert(refused.output) and "Traceback" not in refused.output
+    for host in (f"h{NAME}.invalid", "w" * 100_000):  # the resolver raised UnicodeError
+        bad = CliRunner().invoke(cli_app, ["serve", "--host", host])
+        assert bad.exit_code == 2 and bad.output.count("error: ") == 1, bad.output[:300]
+        assert inert(bad.output) and len(bad.output) < 2100
