@@ -163,3 +163,20 @@ def test_serve_says_hostile_args_and_host_through_the_one_printer():
         bad = CliRunner().invoke(cli_app, ["serve", "--host", host])
         assert bad.exit_code == 2 and bad.output.count("error: ") == 1, bad.output[:300]
         assert inert(bad.output) and len(bad.output) < 2100
+
+
+def test_a_hostile_host_never_becomes_a_target_nor_reaches_an_ssh_message(tmp_path,
+                                                                          monkeypatch):
+    from typer.testing import CliRunner
+
+    from tui_nn.cli import app as cli_app
+    from tui_nn.runs import ssh
+    from tui_nn.runs.remote import split_target
+
+    assert split_target(f"h{NAME}:run") is None and split_target(f"{'w' * 100_000}:r") is None
+    with pytest.raises(ssh.SshError) as raised:
+        ssh.host(f"h{EVIL}")
+    assert inert(str(raised.value)) and "www" not in str(raised.value)
+    monkeypatch.chdir(tmp_path)  # so it is a local path, and there is no such run
+    watched = CliRunner().invoke(cli_app, ["watch", f"h{NAME}:run"])
+    assert watched.exit_code == 2 and inert(watched.output), watched.output
