@@ -180,3 +180,31 @@ def test_a_hostile_host_never_becomes_a_target_nor_reaches_an_ssh_message(tmp_pa
     monkeypatch.chdir(tmp_path)  # so it is a local path, and there is no such run
     watched = CliRunner().invoke(cli_app, ["watch", f"h{NAME}:run"])
     assert watched.exit_code == 2 and inert(watched.output), watched.output
+
+
+def test_a_hostile_device_typed_is_shown_inert_before_a_run():
+    # The reason a --device cannot be used quotes it: device_line takes the reason's first
+    # line through textsafe.first_line, and RunStatus shows the line as it is.
+    from textual.app import App, ComposeResult
+
+    from tui_nn.tui.catalog import device_line
+    from tui_nn.tui.widgets.run_status import RunStatus
+
+    line = device_line(f"cuda{EVIL}")
+    assert line.startswith("? (") and shown_inert(line) and "\\x9b31m" in line
+    assert device_line("cpu").startswith("CPU")
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield RunStatus()
+
+    async def scenario():
+        app = Host()
+        async with app.run_test(size=(100, 20)) as pilot:
+            app.query_one(RunStatus).device = line
+            await pilot.pause(0.1)
+            head = str(app.query_one("#status-head").render())
+            assert " on ? (unknown device 'cuda\\x1b]0;" in head and shown_inert(head)
+            assert inert(app.export_screenshot())
+
+    asyncio.run(scenario())
