@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+from pathlib import Path
 
 import pytest
 import torch.nn as nn
 
-from hostile import inert
+from hostile import good_run, inert
 
 # A terminal retitle, a lone C1 CSI, a bidi override, a newline and a 100k-character word.
 EVIL = "\x1b]0;pwn\x07\x9b31m\u202e" + "w" * 100_000 + "\nsecond"
@@ -208,3 +209,58 @@ def test_a_hostile_device_typed_is_shown_inert_before_a_run():
             assert inert(app.export_screenshot())
 
     asyncio.run(scenario())
+
+
+def test_the_runs_screen_and_resume_dialog_show_hostile_roots_typed_inert(tmp_path,
+                                                                          monkeypatch):
+    # A root typed is shown as `tui-nn runs` shows it: decoded once (runs.remote.Target).
+    from textual.app import App
+    from textual.widgets import OptionList
+
+    from tui_nn.tui.screens.resume import ResumeScreen
+    from tui_nn.tui.screens.runs import RunsScreen
+    from tui_nn.tui.viewer_app import ViewerApp
+
+    monkeypatch.chdir(tmp_path)
+    root = Path(f"r{NAME}\nx")  # relative, as typed
+    good_run(root / "run1")
+    long = f"{EVIL}/nowhere"
+    cases = [([str(root)], "1 runs under"), ([long], "no runs under \\x1b]0;pwn")]
+
+    async def runs_screen(roots: list[str], said: str) -> None:
+        app = ViewerApp(RunsScreen(roots))
+        async with app.run_test(size=(110, 30)) as pilot:
+            await pilot.pause(0.05)
+            for _ in range(100):
+                if app.screen.loaded:
+                    break
+                await pilot.pause(0.05)
+            caption = str(app.screen.query_one("#runs-caption").render())
+            assert said in caption and shown_inert(caption) and shown_inert(app.screen.sub_title)
+            assert "\\x1b]0;pwn" in app.screen.sub_title
+            assert inert(app.export_screenshot())
+
+    class ResumeApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ResumeScreen(root))
+
+    async def resume() -> None:
+        app = ResumeApp()
+        async with app.run_test(size=(110, 30)) as pilot:
+            await wait(pilot, lambda: isinstance(app.screen, ResumeScreen)
+                       and not app.screen.query_one(OptionList).loading)
+            title = str(app.screen.query_one("#resume-title").render())
+            assert "from " in title and "\\x1b]0;pwn" in title and shown_inert(title)
+            assert inert(app.export_screenshot())
+
+    for roots, said in cases:
+        asyncio.run(runs_screen(roots, said))
+    asyncio.run(resume())
+
+
+async def wait(pilot, predicate, tries: int = 200) -> None:
+    for _ in range(tries):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("timed out")
