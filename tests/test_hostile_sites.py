@@ -264,3 +264,25 @@ async def wait(pilot, predicate, tries: int = 200) -> None:
             return
         await pilot.pause(0.05)
     raise AssertionError("timed out")
+
+
+def test_the_stop_question_of_watch_shows_a_hostile_run_name_as_data(tmp_path):
+    # The question is markup: the name went in raw before ("[b]" styled it, ESC reached it).
+    from tui_nn.tui.screens.confirm import ConfirmScreen
+    from tui_nn.tui.screens.watch import WatchApp
+
+    run = good_run(tmp_path / f"[b]x{NAME}[")
+
+    async def scenario():
+        app = WatchApp(run, poll_s=0.05)
+        async with app.run_test(size=(110, 30)) as pilot:
+            await wait(pilot, lambda: app.screen.status != "loading")
+            assert "[b]xn\\x1b]0;pwn\\x07\\x9b\\u202e[" in app.screen.sub_title
+            app.screen.action_stop_run()
+            await wait(pilot, lambda: isinstance(app.screen, ConfirmScreen)
+                       and bool(app.screen.query("#question")))
+            question = str(app.screen.query_one("#question").render())
+            assert "Stop the run [b]xn\\x1b]0;pwn" in question and shown_inert(question)
+            assert inert(app.export_screenshot()) and app.is_running
+
+    asyncio.run(scenario())

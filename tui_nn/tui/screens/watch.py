@@ -30,6 +30,7 @@ from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
 from tui_nn.textsafe import clean_line
+from tui_nn.tui.markup import markup_data
 from tui_nn.tui.history import RunHistory, extra_scalars
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.viewer_app import ViewerApp
@@ -373,8 +374,8 @@ class WatchScreen(Screen):
             if yes:
                 self._send("stop", None)
 
-        self.app.push_screen(ConfirmScreen(
-            f"Stop the run {self.run_dir.name}? It checkpoints and ends "
+        self.app.push_screen(ConfirmScreen(  # the question is markup: the name is data in it
+            f"Stop the run {markup_data(self.run_dir.name[:60])}? It checkpoints and ends "
             "(resume it later with tui-nn train --resume).", confirm="Stop run"), answered)
 
     @work(thread=True, name="steer", group="steer", exit_on_error=False)
