@@ -241,11 +241,15 @@ def test_the_runs_screen_and_resume_dialog_show_hostile_roots_typed_inert(tmp_pa
             assert inert(app.export_screenshot())
 
     class ResumeApp(App[None]):
-        def on_mount(self) -> None:
-            self.push_screen(ResumeScreen(root))
+        def __init__(self, folder: str) -> None:
+            super().__init__()
+            self.folder = folder
 
-    async def resume() -> None:
-        app = ResumeApp()
+        def on_mount(self) -> None:
+            self.push_screen(ResumeScreen(self.folder))
+
+    async def resume(folder: str) -> None:
+        app = ResumeApp(folder)
         async with app.run_test(size=(110, 30)) as pilot:
             await wait(pilot, lambda: isinstance(app.screen, ResumeScreen)
                        and not app.screen.query_one(OptionList).loading)
@@ -255,7 +259,8 @@ def test_the_runs_screen_and_resume_dialog_show_hostile_roots_typed_inert(tmp_pa
 
     for roots, said in cases:
         asyncio.run(runs_screen(roots, said))
-    asyncio.run(resume())
+    for folder in (str(root), long):
+        asyncio.run(resume(folder))
 
 
 async def wait(pilot, predicate, tries: int = 200) -> None:
