@@ -282,12 +282,43 @@ def test_the_stop_question_of_watch_shows_a_hostile_run_name_as_data(tmp_path):
         app = WatchApp(run, poll_s=0.05)
         async with app.run_test(size=(110, 30)) as pilot:
             await wait(pilot, lambda: app.screen.status != "loading")
-            assert "[b]xn\\x1b]0;pwn\\x07\\x9b\\u202e[" in app.screen.sub_title
+            # The header shows the title inert (the app's format_title), as every screen's.
+            header = str(app.screen.query_one("HeaderTitle").render())
+            assert "[b]xn\\x1b]0;pwn\\x07\\x9b\\u202e[" in header and shown_inert(header)
             app.screen.action_stop_run()
             await wait(pilot, lambda: isinstance(app.screen, ConfirmScreen)
                        and bool(app.screen.query("#question")))
             question = str(app.screen.query_one("#question").render())
             assert "Stop the run [b]xn\\x1b]0;pwn" in question and shown_inert(question)
             assert inert(app.export_screenshot()) and app.is_running
+
+    asyncio.run(scenario())
+
+
+def test_every_screen_title_goes_through_the_apps_one_inert_hook():
+    # Textual shows a title as it is (an ESC reaches the terminal): the main screen's holds
+    # the model's source as typed, watch's a run's folder name.
+    from textual.app import App, ComposeResult
+    from textual.widgets import Header
+
+    from tui_nn.tui.app import TuiNNApp
+    from tui_nn.tui.viewer_app import InertText, ViewerApp
+
+    assert all(issubclass(cls, InertText) for cls in (TuiNNApp, ViewerApp))
+
+    class Host(InertText, App[None]):
+        def compose(self) -> ComposeResult:
+            yield Header()
+
+        def on_mount(self) -> None:
+            self.screen.title, self.screen.sub_title = f"t{NAME}", f"{EVIL}.py:Net · ready"
+
+    async def scenario():
+        app = Host()
+        async with app.run_test(size=(100, 5)) as pilot:
+            await pilot.pause(0.1)
+            header = str(app.query_one("HeaderTitle").render())
+            assert header.startswith("tn\\x1b]0;pwn\\x07\\x9b\\u202e — \\x1b]0;pwn")
+            assert shown_inert(header) and inert(app.export_screenshot())
 
     asyncio.run(scenario())
