@@ -13,6 +13,7 @@ from tui_nn.commands.control_cmd import ACTIONS
 from tui_nn.commands.options import ReadableCommand, ReadableGroup, with_train_options
 from tui_nn.commands.plot_cmd import CHOICES as PLOTS
 from tui_nn.engine.config import AMP_MODES, OPTIMIZERS
+from tui_nn.textsafe import error
 from tui_nn.version import __version__
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ app = typer.Typer(
 
 
 def _die(message: str, code: int = 2) -> "typer.Exit":
-    typer.echo(f"error: {message}", err=True)
+    error(message)  # it quotes what was typed (a run's name, a path): made inert there
     return typer.Exit(code)
 
 

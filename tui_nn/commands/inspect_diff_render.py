@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from tui_nn.commands.inspect_render import human_count, json_one_row_a_line, status_line
 from tui_nn.fmt import fmt_bytes, format_shape
-from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -128,8 +127,7 @@ def diff_sections(diff: InspectionDiff) -> list[tuple[str, list[str]]]:
     notes = [f"A: {n}" for n in diff.a.notes] + [f"B: {n}" for n in diff.b.notes]
     if notes:
         out.append(("Notes", notes))
-    # Lines quote the models' names and notes: one inert line each, for both views.
-    return [(title, [clean_line(text) for text in lines]) for title, lines in out]
+    return out  # layer paths, checks and notes come inert (shapes.records)
 
 
 def totals_lines(diff: InspectionDiff) -> list[str]:

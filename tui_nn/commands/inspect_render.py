@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from tui_nn.fmt import fmt_bytes, fmt_count, format_shape
 from tui_nn.shapes.fits import top_saved
 from tui_nn.shapes.uncounted import summary as uncounted_summary
-from tui_nn.textsafe import clean_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -229,8 +228,8 @@ def sections(inspection: Inspection) -> list[tuple[str, list[str]]]:
         out.extend(memory_sections(inspection))
     if inspection.notes:
         out.append(("Notes", list(inspection.notes)))
-    # Lines quote the model's names and its code's errors: one inert line each, for both views.
-    return [(title, [clean_line(text) for text in lines]) for title, lines in out]
+    # The model's names and its code's errors come inert (shapes.records), as do the notes.
+    return out
 
 
 def status_line(inspection: Inspection) -> str:

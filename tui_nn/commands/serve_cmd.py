@@ -13,16 +13,12 @@ import ipaddress
 import shlex
 import sys
 
-from tui_nn.textsafe import clean_line
+from tui_nn.textsafe import error, say
 
 EXIT_OK, EXIT_CANNOT_SERVE, EXIT_USAGE = 0, 1, 2
 APP_COMMANDS = ("tui", "watch")
 INSTALL_HINT = ("tui-nn serve needs textual-serve: pip install 'tui-nn[serve]' "
                 "(or pip install textual-serve)")
-
-
-def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def app_command(args: list[str]) -> str:
@@ -46,7 +42,11 @@ def check_address(host: str, port: int) -> str | None:
         return f"--port must be 1..65535 (got {port})"
     if not host.strip():
         return "--host must not be empty (the default is 127.0.0.1)"
-    return None
+    try:  # the server's resolver raises UnicodeError (not OSError) for these
+        named = host.isprintable() and bool(host.encode("idna"))
+    except UnicodeError:
+        named = False
+    return None if named else f"--host must be a host name or an address (got {host})"
 
 
 def check_args(args: list[str]) -> str | None:
@@ -56,7 +56,7 @@ def check_args(args: list[str]) -> str | None:
         return None
     return (f"serve runs a command that opens the app: `tui-nn serve`, `-- tui [MODEL ...]` "
             f"or `-- watch [RUN]` (to train in the browser: `-- tui MODEL --start`); "
-            f"got `{clean_line(shlex.join(args))}`")
+            f"got `{shlex.join(args)}`")  # inert where printed (textsafe.error)
 
 
 def check_watched_run(args: list[str]) -> str | None:
@@ -81,22 +81,22 @@ def check_watched_run(args: list[str]) -> str | None:
 def run_serve(host: str, port: int, args: list[str]) -> int:
     problem = check_address(host, port) or check_args(args) or check_watched_run(args)
     if problem:
-        _err(problem)
+        error(problem)  # its quotes of what was typed (a run's name, ARGS) made inert there
         return EXIT_USAGE
     try:
         from tui_nn.commands.serve_server import LocalServer, new_token
     except ImportError:
-        _err(INSTALL_HINT)
+        error(INSTALL_HINT)
         return EXIT_USAGE
     if not is_loopback(host):
-        print(f"warning: serving on {host}, beyond this machine: anyone who reaches port "
-              f"{port} with the printed URL drives the app as you (plain http: the network "
-              "can read the token)", file=sys.stderr, flush=True)
+        say(f"warning: serving on {host}, beyond this machine: anyone who reaches port "
+            f"{port} with the printed URL drives the app as you (plain http: the network "
+            "can read the token)", sys.stderr)
     server = LocalServer(app_command(args), host=host, port=port,
                          title=shlex.join(["tui-nn", *args]), token=new_token())
     try:
         server.serve()
     except OSError as e:
-        _err(f"cannot serve on {host}:{port}: {e.strerror or e}")
+        error(f"cannot serve on {host}:{port}: {e.strerror or e}")
         return EXIT_CANNOT_SERVE
     return EXIT_OK

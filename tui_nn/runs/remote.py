@@ -48,6 +48,19 @@ class Target:
         """The path as typed, one inert line (the host is checked by split_target)."""
         return clean_line(self.path, 200)
 
+    @property
+    def shown(self) -> str:
+        """The root as typed, one inert line (a folder here without its "local:")."""
+        return self.shown_path if self.host == LOCAL else str(self)
+
+
+LOCAL = "local"  # the host of a folder on this machine
+
+
+def typed_root(text: str) -> Target:
+    """A root as typed: HOST:PATH (split_target), else a folder on this machine."""
+    return split_target(text) or Target(LOCAL, text)
+
 
 def split_target(text: str) -> Target | None:
     """A Target when text is HOST:PATH by scp's rules, else None (a local path). A path that
@@ -506,7 +519,7 @@ def list_roots(roots: list[str]) -> list[Listing]:
     from tui_nn.runs.discover import discover_runs
     targets = [split_target(r) for r in roots]
     remote = iter(list_remote([t for t in targets if t is not None]))
-    return [next(remote) if t is not None else Listing(Target("local", text),
+    return [next(remote) if t is not None else Listing(Target(LOCAL, text),
                                                         runs=discover_runs(Path(text)))
             for text, t in zip(roots, targets)]
 

@@ -108,7 +108,8 @@ _REGISTRY = _Registry()
 def host(name: str) -> "Host":
     """The shared connection to `name` (an ssh destination: alias, host or user@host)."""
     if not valid_host(name):
-        raise SshError(f"not a host name: {clean_line(name, 80)}")
+        # Not quoted: every caller names its target (whose host remote.split_target checked).
+        raise SshError("not a host name: letters, digits and _ . % + @ [ ] : - only")
     return _REGISTRY.host(name)
 
 

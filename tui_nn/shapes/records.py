@@ -14,6 +14,18 @@ from tui_nn.textsafe import clean_line
 Shape = tuple[int, ...]
 
 
+def _inert(record: Any, *names: str) -> None:
+    """The named fields of `record` (text, or lists of text) made inert in place, one line
+    each: module and class names, extra_repr() and exception text are the model's code's
+    words. Done at construction, once, for every view: the CLI table and sections, JSON, the
+    app's inspector and the diff."""
+    for name in names:
+        value = getattr(record, name)
+        many = isinstance(value, list)
+        lines = [clean_line(v) for v in (value if many else (value,))]
+        setattr(record, name, lines if many else lines[0])
+
+
 @dataclass(frozen=True)
 class Formula:
     """One output dimension worked out: symbolic rule, the rule with numbers, the result."""
@@ -56,10 +68,7 @@ class LayerRow:
     device: str = "meta"  # 'cpu' when the module could not run on meta
 
     def __post_init__(self) -> None:
-        # Module names, class names and extra_repr() are the model's code's words: made inert
-        # here, once, for every view (the CLI table, JSON, the app's inspector, the diff).
-        self.path, self.name = clean_line(self.path), clean_line(self.name)
-        self.type, self.detail = clean_line(self.type), clean_line(self.detail)
+        _inert(self, "path", "name", "type", "detail")
 
     @property
     def params(self) -> int:
@@ -95,6 +104,9 @@ class FlattenCheck:
     problem: str = ""  # why it fails, '' when ok
     fix: str = ""
 
+    def __post_init__(self) -> None:
+        _inert(self, "path", "flatten_op", "flatten_path", "text", "problem", "fix")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["factors"] = list(self.factors) if self.factors is not None else None
@@ -121,6 +133,9 @@ class Diagnosis:
     # The model input it meant (batched), when the fix is to feed another layout: a
     # channels-last 1×28×28×1 given to a Conv2d(1, …) -> (1, 1, 28, 28).
     input_fix: Shape | None = None
+
+    def __post_init__(self) -> None:
+        _inert(self, "path", "type", "message", "expected", "fixes", "error")
 
     @property
     def fix(self) -> str:
@@ -229,7 +244,8 @@ class Inspection:
     fits: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.model_name = clean_line(self.model_name)  # a path typed, or a factory's name
+        # A path typed, or a factory's name; notes quote module names and exception text.
+        _inert(self, "model_name", "notes", "uncalled")
 
     @property
     def rows(self) -> list[LayerRow]:

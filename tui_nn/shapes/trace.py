@@ -368,7 +368,7 @@ class Tracer:
                                   lambda x: id(x) in self._input_ids)
         if problem is not None:
             row.status = "error"
-            problem.path = path
+            problem.path = row.path  # the row's: inert (LayerRow)
             raise _Abort(problem)
 
     def post_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:

@@ -17,10 +17,10 @@ from textual.screen import Screen
 from tui_nn.tui.exits import install_signal_exits, signal_code
 from tui_nn.tui.screens.confirm import ConfirmScreen
 from tui_nn.tui.screens.main import MainScreen
-from tui_nn.tui.viewer_app import InertNotify
+from tui_nn.tui.viewer_app import InertText
 
 
-class TuiNNApp(InertNotify, App[None]):
+class TuiNNApp(InertText, App[None]):
     """Pick a model, see its shapes, train it and watch it learn."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_nn.fmt import format_shape
-from tui_nn.textsafe import clean_line
+from tui_nn.textsafe import clean_line, first_line
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,14 @@ def dataset_entries() -> list[DatasetEntry]:
 
         names = dict.fromkeys(s.default_dataset for s in list_models())
         return [DatasetEntry(n, "") for n in names]
+
+
+def device_line(requested: str) -> str:
+    """The device the next run would train on, in words: the driver's name, or '? (why)' for
+    one that cannot be used, its reason's first line inert (it quotes the --device typed)."""
+    from tui_nn.engine.device import device_name, resolve_device
+
+    try:
+        return device_name(resolve_device(requested))
+    except ValueError as exc:
+        return f"? ({first_line(exc)})"

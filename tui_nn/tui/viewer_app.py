@@ -1,6 +1,6 @@
 """The app around one read-only viewer screen (`tui-nn watch` on a run or a TensorBoard log):
-q quits, a signal exits 128+signal (nothing to save), notifications are cleaned (they quote
-paths and errors from files)."""
+q quits, a signal exits 128+signal (nothing to save), notifications and titles are cleaned
+(they quote paths and errors from files)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,28 @@ from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.content import Content
 from textual.screen import Screen
 
 from tui_nn.textsafe import clean, clean_line
 from tui_nn.tui.exits import install_signal_exits, signal_code
 
 
-class InertNotify:
-    """An app whose every notification's text is made inert: messages quote paths, names and
-    errors that came from files and other programs (both apps take it)."""
+class InertText:
+    """An app whose every notification and screen title is made inert: they quote paths,
+    names and errors that came from files and other programs, and Textual shows them as they
+    are (an ESC reaches the terminal). Both apps take it."""
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
         super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
 
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """The Header's one way to a screen's title and sub-title (a run's folder name, the
+        model's source as typed)."""
+        return super().format_title(*(clean_line(text, 200) for text in (title, sub_title)))
 
-class ViewerApp(InertNotify, App[None]):
+
+class ViewerApp(InertText, App[None]):
     CSS_PATH = Path(__file__).resolve().parent / "app.tcss"
     TITLE = "tui-nn watch"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]

@@ -155,15 +155,11 @@ class MainScreen(Screen):
     # ---- catalog (thread: imports torch) ----------------------------------------------------
     @work(thread=True, name="catalog", group="catalog", exit_on_error=False)
     def _load_catalog(self) -> None:
-        from tui_nn.engine.device import device_name, resolve_device
-        from tui_nn.tui.catalog import dataset_entries, zoo_entries
+        from tui_nn.tui.catalog import dataset_entries, device_line, zoo_entries
 
         models = zoo_entries()
         datasets = dataset_entries()
-        try:
-            device = device_name(resolve_device(self.pass_through.get("device", "auto")))
-        except ValueError as exc:
-            device = f"? ({exc})"
+        device = device_line(self.pass_through.get("device", "auto"))
         self.post_message(CatalogLoaded(models, datasets, device))
 
     @on(CatalogLoaded)

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
-from tui_nn.textsafe import clean, clean_line, first_line
+from tui_nn.textsafe import first_line
 from tui_nn.fmt import fmt_count
 from tui_nn.tui.widgets.inspector_table import shape_text
 
@@ -28,10 +28,12 @@ STYLES = {"changed": "yellow", "inserted": "green", "removed": "red"}
 
 
 class Side:
-    """One model to compare: its source, the model object for a file's model, its input."""
+    """One model to compare: its source, the model object for a file's model, its input, and
+    the source as the picker shows it (inert: tui.catalog.ModelEntry.shown_source)."""
 
-    def __init__(self, source: str, model: Any, input_text: str) -> None:
+    def __init__(self, source: str, model: Any, input_text: str, shown: str) -> None:
         self.source, self.model, self.input_text = source, model, input_text
+        self.shown = shown
 
     def inspect(self) -> Any:
         from tui_nn.shapes import inspect_model
@@ -55,8 +57,8 @@ class ModelDiffScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="diff-dialog"):
-            yield Label(Text(clean_line(f"{self.a.source} vs {self.b.source}  (esc: close)",
-                                        120), style="bold"), id="diff-title")
+            title = f"{self.a.shown} vs {self.b.shown}  (esc: close)"
+            yield Label(Text(title[:120], style="bold"), id="diff-title")
             yield DataTable(id="diff-rows", cursor_type="row", cell_padding=1)
             yield Static("tracing both…", id="diff-summary")
 
@@ -85,8 +87,8 @@ class ModelDiffScreen(ModalScreen[None]):
         table.add_columns(" ", "layer", "output A", "output B", "params", "mult-adds")
         for row in event.diff.rows:
             table.add_row(*diff_row_cells(row))
-        # The lines quote the models' layer paths: made inert once, here.
-        summary.update(Text(clean("\n".join(summary_lines(event.diff)))))
+        # Layer paths and checks come inert (shapes.records).
+        summary.update(Text("\n".join(summary_lines(event.diff))))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -45,6 +45,7 @@ class ModelTab(TabPane):
         super().__init__(title, **kwargs)
         self.user_models = user_models  # source -> the model built from it (the screen's)
         self._marked: Side | None = None  # `m`: the model `d` compares the current one with
+        self.shown_source = ""  # the inspected source as the picker shows it (inert)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="model-row"):
@@ -59,7 +60,7 @@ class ModelTab(TabPane):
         if entry.lesson:
             about += f"\n[dim]→ {escape(entry.lesson)}[/]"
         inspector.about = about
-        inspector.source = source
+        inspector.source, self.shown_source = source, entry.shown_source
         inspector.input_text = entry.input_text if input_text is None else input_text
         line = self.query_one(MemoryLine)
         line.source = source
@@ -120,7 +121,8 @@ class ModelTab(TabPane):
         if inspector.source is None:
             return None
         source = inspector.source
-        return Side(source, self.user_models.get(source), inspector.input_text)
+        return Side(source, self.user_models.get(source), inspector.input_text,
+                    self.shown_source)
 
     def mark(self) -> None:
         self._marked = self._side()

@@ -19,7 +19,6 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker
 
 from tui_nn.engine.rundir import CONFIG_FILE, LAST_CHECKPOINT
-from tui_nn.textsafe import clean_line
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 
 
@@ -60,7 +59,10 @@ class ResumeScreen(ModalScreen[str | None]):
     def __init__(self, root: str | Path = "runs") -> None:
         super().__init__()
         self.root = Path(root)
-        self.shown_root = clean_line(self.root, 80)  # a path typed by the user
+        from tui_nn.runs.remote import LOCAL, Target
+
+        # The folder as typed, inert where a typed root is decoded (as `tui-nn runs` says it).
+        self.shown_root = Target(LOCAL, str(root)).shown_path[:80]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="resume-dialog"):

@@ -26,7 +26,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from tui_nn.runs import RecordedHistory, RunInfo, config_diff, discover_runs, load_history
-from tui_nn.textsafe import clean_line
 from tui_nn.tui.screens.fleet import RemoteWatch
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.plot_visual import MatrixPlot
@@ -166,11 +165,12 @@ class RunsScreen(RemoteWatch, Screen):
         super().__init__()
         self.roots = [str(root)] if isinstance(root, (str, Path)) else [str(r) for r in root]
         self.root = Path(self.roots[0])
-        from tui_nn.runs.remote import split_target
+        from tui_nn.runs.remote import split_target, typed_root
         # A host column when a run may be on another machine, or under another root given.
         self.several = len(self.roots) > 1 or any(split_target(r) for r in self.roots)
         self.rows: list[Row] = []
-        self.shown_root = clean_line(" ".join(self.roots), 80)  # paths typed by the user
+        # The roots as typed, inert where decoded (runs.remote.Target), as `tui-nn runs` says them.
+        self.shown_root = " ".join(typed_root(r).shown for r in self.roots)[:80]
         self.runs: list[RunInfo] = []
         self.marked: list[str] = []  # row keys, in marking order: #1, #2, ...
         self.histories: dict[str, RecordedHistory] = {}

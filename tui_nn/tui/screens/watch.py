@@ -29,7 +29,7 @@ from tui_nn.engine.channel import ACTIONS
 from tui_nn.runs import liveness, records
 from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
-from tui_nn.textsafe import clean_line
+from tui_nn.tui.markup import markup_data
 from tui_nn.tui.history import RunHistory, extra_scalars
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.viewer_app import ViewerApp
@@ -349,7 +349,8 @@ class WatchScreen(Screen):
         """run · state · whether this viewer can steer it (keys p c l x) or only read."""
         state = "" if self.status == "loading" else f" · {self.status}"
         how = "steerable" if self.steerable else "read-only"
-        self.sub_title = f"{clean_line(self.run_dir.name, 60)}{state} · {how}"
+        name = self.run_dir.name  # made inert where titles are shown (viewer_app.InertText)
+        self.sub_title = f"{name if len(name) <= 60 else name[:60] + '…'}{state} · {how}"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.STEER_ACTIONS and not self.steerable:
@@ -373,8 +374,8 @@ class WatchScreen(Screen):
             if yes:
                 self._send("stop", None)
 
-        self.app.push_screen(ConfirmScreen(
-            f"Stop the run {self.run_dir.name}? It checkpoints and ends "
+        self.app.push_screen(ConfirmScreen(  # the question is markup: the name is data in it
+            f"Stop the run {markup_data(self.run_dir.name[:60])}? It checkpoints and ends "
             "(resume it later with tui-nn train --resume).", confirm="Stop run"), answered)
 
     @work(thread=True, name="steer", group="steer", exit_on_error=False)

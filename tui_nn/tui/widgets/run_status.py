@@ -10,7 +10,6 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
-from tui_nn.textsafe import clean_line
 from tui_nn.tui.widgets.wrapping import wrapped_height
 
 if TYPE_CHECKING:  # importing the engine imports torch (seconds): not before the first frame
@@ -121,9 +120,9 @@ class RunStatus(Vertical):
             return
         s, m, e = self.started, self.latest, self.epoch
         state = STATE_LABELS.get(self.state, self.state)
-        # Events come inert (schema.decode in watch, the bridge's inert_event in the app);
-        # the catalog's device line holds the host's words: made so here.
-        device = s.device_name if s else clean_line(self.device or "-", 80)
+        # Events come inert (schema.decode in watch, the bridge's inert_event in the app), as
+        # does the catalog's device line (tui.catalog.device_line).
+        device = s.device_name if s else self.device or "-"
         head = Text.assemble((state, "bold"), f" on {device[:80]}")
         if s is not None:  # a count of 0 is one a loop did not give (tui_nn.Run): left out
             parts = [s.model[:80], s.dataset[:80]] + \
