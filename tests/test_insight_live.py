@@ -8,7 +8,6 @@ import json
 from dataclasses import replace
 
 import pytest
-import torch
 
 from tui_nn.data.base import Dataset
 from tui_nn.engine import TrainConfig, Trainer

@@ -49,7 +49,7 @@ def test_a_remote_target_shows_its_typed_path_inert(tmp_path):
 def test_the_runs_cli_lists_hostile_names_inert_without_cleaning_them_itself(tmp_path):
     from tui_nn.commands.runs_cmd import run_runs
 
-    good_run(tmp_path / f"r{ESC_TITLE}", model=f"cnn{CLEAR}", dataset=f"d\u202e")
+    good_run(tmp_path / f"r{ESC_TITLE}", model=f"cnn{CLEAR}", dataset="d\u202e")
     out = io.StringIO()
     assert run_runs(str(tmp_path), as_json=False, out=out) == 0
     assert inert(out.getvalue()) and "cnn\\x1b[2J" in out.getvalue()
@@ -97,7 +97,7 @@ def test_live_events_reach_the_app_inert_as_records_reach_watch():
 
     target = Target()
     bridge = TrainingBridge(target)
-    raw = started(model=f"m{ESC_TITLE}", dataset=f"d\u202e", device_name=f"gpu{CLEAR}")
+    raw = started(model=f"m{ESC_TITLE}", dataset="d\u202e", device_name=f"gpu{CLEAR}")
     bridge._on_event(ev.RunStarted(**{k: v for k, v in raw.items() if k != "type"},
                                    changes={f"k{CLEAR}": ["a", f"b{CLEAR}"]}))
     bridge._on_event(ev.Failed(message=f"boom\n{CLEAR}", details={"tb": ESC_TITLE}))
@@ -120,7 +120,7 @@ def test_an_inspections_layer_names_are_inert_where_traced():
     # Every view of an inspection (table, JSON, the app, the diff) reads these fields as they are.
     from tui_nn.shapes.records import LayerRow
 
-    row = LayerRow(index=0, path=f"enc{CLEAR}.fc", name=f"fc{ESC_TITLE}", type=f"T\u202e",
+    row = LayerRow(index=0, path=f"enc{CLEAR}.fc", name=f"fc{ESC_TITLE}", type="T\u202e",
                    depth=1, detail=f"Linear({CLEAR})")
     assert all(inert(v) for v in (row.path, row.name, row.type, row.detail))
     assert row.path == "enc\\x1b[2J.fc"

@@ -260,7 +260,7 @@ def test_watch_of_hostile_records_shows_them_inert(tmp_path):
                                               kind="nan", step=3))
     with open(run / "metrics.jsonl", "a") as f:
         f.write(record(**started(model=f"m{ESC_TITLE}[/]", dataset="[link=https://e]d[/link]",
-                                 device_name=f"\x1b[2J[b]gpu")))
+                                 device_name="\x1b[2J[b]gpu")))
         f.write(record(type="StateChanged", state=f"paused{CLEAR}[/]"))
 
     async def scenario():

@@ -11,7 +11,7 @@ import time
 from typing import TextIO
 
 from tui_nn.engine import events as ev  # torch-free: views that never train import it too
-from tui_nn.fmt import epoch_line, fmt_bytes, fmt_duration, fmt_metric, summary_line  # noqa: F401
+from tui_nn.fmt import epoch_line, fmt_duration, summary_line
 
 from tui_nn.engine.schema import inert_event
 
