@@ -32,17 +32,17 @@ def blobs_images(n_train: int = 256, n_val: int = 64, seed: int = 0) -> Dataset:
 
 
 def epoch_records_of_train(run_dir, args: list[str], env: dict | None = None) -> list[dict]:
-    """`python -m tui_nn train ARGS --run-dir RUN_DIR` in a fresh interpreter (torchrun starts
-    its ranks from one: no fastproc), exit 0 asserted; the run's EpochMetrics records."""
+    """`python -m tui_nn train ARGS --run-dir RUN_DIR` as a real child process (forked by
+    fastproc; with --nproc-per-node its torchrun agent starts each rank as a fresh interpreter),
+    exit 0 asserted; the run's EpochMetrics records."""
     import os
-    import subprocess
-    import sys
 
+    import fastproc
     from tui_nn.engine.rundir import read_metrics
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     env.pop("WORLD_SIZE", None)  # a test runner started under torchrun must not look like a rank
-    done = subprocess.run([sys.executable, "-m", "tui_nn", "train", *args, "--run-dir",
-                           str(run_dir)], capture_output=True, text=True, env=env, timeout=300)
+    done = fastproc.run(["train", *args, "--run-dir", str(run_dir)], capture_output=True,
+                        text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr + done.stdout
     return [r for r in read_metrics(run_dir) if r["type"] == "EpochMetrics"]

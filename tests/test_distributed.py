@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import fastproc
 import pytest
 
 from tui_nn.engine.checkpoint import load_checkpoint
@@ -17,10 +18,11 @@ TOLERANCE = 1e-5
 
 
 def _tui_nn(*args: str) -> subprocess.CompletedProcess:
+    """`python -m tui_nn train ARGS`, forked by fastproc (with --nproc-per-node, its torchrun
+    agent still starts each rank as a fresh interpreter)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
-    return subprocess.run([sys.executable, "-m", "tui_nn", "train", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return fastproc.run(["train", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def _epochs(run_dir) -> list[dict]:
