@@ -186,10 +186,10 @@ def test_a_distributed_run_takes_each_command_on_every_rank(tmp_path):
     run = tmp_path / "ddp"
     env = {**ENV, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "diabetes", "--epochs",
-                             "100000", "--batch-size", "32", "--headless", "--run-dir", str(run),
-                             "--nproc-per-node", "2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    # The tui-nn parent forked by fastproc; its torchrun agent starts fresh ranks.
+    proc = fastproc.popen(["train", "diabetes", "--epochs", "100000", "--batch-size", "32",
+                           "--headless", "--run-dir", str(run), "--nproc-per-node", "2"],
+                          stdout=fastproc.PIPE, stderr=fastproc.PIPE, env=env)
     try:
         _wait(run, lambda r: _steps(r) > 0 and (run / SOCKET_FILE).exists(), "a step", proc,
               timeout=180)
