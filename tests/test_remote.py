@@ -41,8 +41,9 @@ def trained(tmp_path_factory) -> Path:
 
 
 def _tui(server, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui_nn", *args], capture_output=True,
-                          text=True, env=server.env(), timeout=timeout)
+    """The local `tui-nn ARGS`, forked by fastproc (what runs over ssh is a fresh interpreter)."""
+    return fastproc.run(list(args), capture_output=True, text=True, env=server.env(),
+                        timeout=timeout)
 
 
 def test_host_path_is_split_as_scp_splits_it(tmp_path, monkeypatch):
@@ -404,13 +405,12 @@ def test_a_killed_processs_private_folder_is_swept_by_the_next(tmp_path):
         shutil.rmtree(mine, ignore_errors=True)
 
 
-def _live_run(server, run: Path) -> subprocess.Popen:
+def _live_run(server, run: Path) -> fastproc.Proc:
     """A headless training in `run` that goes on until killed (its socket up, an epoch done)."""
     from tui_nn.engine.channel import SOCKET_FILE
-    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "train", "curve", "--epochs",
-                             "100000", "--headless", "--run-dir", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=server.env())
+    proc = fastproc.popen(["train", "curve", "--epochs", "100000", "--headless", "--run-dir",
+                           str(run)], stdout=fastproc.DEVNULL, stderr=fastproc.DEVNULL,
+                          env=server.env())
     _wait(run, lambda r: any(x["type"] == "EpochMetrics" for x in r)
           and (run / SOCKET_FILE).exists(), "an epoch")
     return proc
