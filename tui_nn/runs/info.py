@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -95,16 +94,17 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         return _tensorboard_info(path, shown, now)
     config, problem = records.read_config(path)
     scan = _scan_metrics(records.metrics_path(path))
-    last_update = _newest_mtime(path)
+    file_times = records.mtimes([path / records.METRICS_FILE, path / records.CONFIG_FILE])
+    last_update = max(file_times, default=None)
     if scan.final is None and check_writers and writers is None:
         writers = liveness.writers_of_metrics_files()
     status = _status(scan.final, lambda: liveness.is_alive(
         path, last_update, writers if check_writers else None, live_window_s, now))
-    has_checkpoint = _is_regular_file(path / LAST_CHECKPOINT)
+    has_checkpoint = records.regular_size(path / LAST_CHECKPOINT) is not None
     if status == "interrupted" and not has_checkpoint and not config:
         # Killed before config.json and the step-0 checkpoint: nothing --resume could use.
         status, problem = "failed", problem or "killed before its first checkpoint: nothing to resume"
-    started_at = _parse_time(config.get("started_at")) or _first_mtime(path)
+    started_at = _parse_time(config.get("started_at")) or min(file_times, default=None)
     return RunInfo(
         path=path, name=shown, status=status, paused=status == "running" and scan.paused,
         **_described(config, scan), **_progress(scan),
@@ -300,33 +300,6 @@ def _parse_time(text: Any) -> float | None:
         except (ValueError, OverflowError, OSError):
             continue
     return None
-
-
-def _is_regular_file(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(path.lstat().st_mode)
-    except OSError:
-        return False
-
-
-def _newest_mtime(path: Path) -> float | None:
-    times = []
-    for name in (records.METRICS_FILE, records.CONFIG_FILE):
-        try:
-            times.append((path / name).stat().st_mtime)
-        except OSError:
-            pass
-    return max(times) if times else None
-
-
-def _first_mtime(path: Path) -> float | None:
-    times = []
-    for name in (records.CONFIG_FILE, records.METRICS_FILE):
-        try:
-            times.append((path / name).stat().st_mtime)
-        except OSError:
-            pass
-    return min(times) if times else None
 
 
 def dir_size(path: Path) -> int:
