@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from typing import Any, Sequence
 
@@ -258,7 +259,7 @@ def _totals(model: nn.Module, rows: list[LayerRow], shapes: list, dtypes: list) 
             totals.params_frozen += p.numel()
         totals.param_bytes += p.numel() * p.element_size()
     totals.buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers())
-    totals.input_bytes = sum(_numel(s) * torch.empty((), dtype=d).element_size()
+    totals.input_bytes = sum(math.prod(s) * torch.empty((), dtype=d).element_size()
                              for s, d in zip(shapes, dtypes))
     totals.mult_adds = sum(r.mult_adds for r in rows if r.depth == 0)
     totals.activation_bytes = sum(
@@ -266,13 +267,6 @@ def _totals(model: nn.Module, rows: list[LayerRow], shapes: list, dtypes: list) 
         if (r.kind == "module" and r.leaf)
         or (r.kind == "function" and r.type not in RESHAPE_LABELS))
     return totals
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _suggest_size(inspection: Inspection, diagnosis: Diagnosis | None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,16 +83,9 @@ def _child_indices(rows: list[LayerRow], parent: int) -> list[int]:
 
 def input_bytes(row: LayerRow) -> int:
     """The bytes of a block's inputs, at its outputs' element size."""
-    out_numel = sum(_numel(s) for s in row.output_shapes)
+    out_numel = sum(math.prod(s) for s in row.output_shapes)
     size = row.output_bytes // out_numel if out_numel else 4
-    return sum(_numel(s) for s in row.input_shapes) * size
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+    return sum(math.prod(s) for s in row.input_shapes) * size
 
 
 def checkpointed_activations(activations: int, blocks: list[LayerRow]) -> int:
