@@ -64,9 +64,6 @@ class GradNode:
     def leaves(self) -> list["GradNode"]:
         return [n for n in self.walk() if n.name == "AccumulateGrad" and not n.ref]
 
-    def size(self) -> int:
-        return sum(1 for _ in self.walk())
-
 
 @dataclass(frozen=True)
 class GradTree:

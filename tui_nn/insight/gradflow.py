@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
@@ -81,10 +81,6 @@ class GradientSnapshot:
     @property
     def grad_norms(self) -> list[float]:
         return [s.grad_norm for s in self.layers]
-
-    @property
-    def update_ratios(self) -> list[float]:
-        return [s.update_ratio for s in self.layers]
 
 
 @dataclass
@@ -350,7 +346,6 @@ class VanishingComparison:
     lr: float
     depth: int
     width: int
-    snapshots: dict[str, list[GradientSnapshot]] = field(default_factory=dict, repr=False)
 
     def first_over_last(self, activation: str) -> float:
         """fc1's gradient norm divided by the last layer's: ≪ 1 means the gradient vanished."""
@@ -387,7 +382,6 @@ def _compare(activations: tuple[str, ...], steps: int, depth: int, width: int, l
     ratios: dict[str, list[float]] = {}
     losses: dict[str, list[float]] = {}
     warns: dict[str, list[str]] = {}
-    snaps: dict[str, list[GradientSnapshot]] = {}
     names: tuple[str, ...] = ()
     for act in activations:
         model = deep_mlp(act, depth, width, seed=seed, init=init)
@@ -414,7 +408,6 @@ def _compare(activations: tuple[str, ...], steps: int, depth: int, width: int, l
                        for i in range(len(names))]
         losses[act] = torch.stack(loss_hist).tolist() if loss_hist else []
         warns[act] = list(monitor.all_warnings)
-        snaps[act] = taken
     return VanishingComparison(layers=names, activations=activations, grad_norms=norms,
                                update_ratios=ratios, losses=losses, warnings=warns, steps=steps,
-                               lr=lr, depth=depth, width=width, snapshots=snaps)
+                               lr=lr, depth=depth, width=width)
