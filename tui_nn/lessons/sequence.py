@@ -20,7 +20,6 @@ from torch import nn
 from tui_nn.insight.threads import torch_threads
 from tui_nn.zoo.sequence import remember_init  # noqa: F401 - re-exported for the views
 
-CHANCE = 0.25  # four symbols
 CELLS = ("rnn", "lstm", "gru")
 ZOO_NAMES = {"rnn": "rnn-seq", "lstm": "lstm", "gru": "gru"}
 GATE_INITS = ("remember", "pytorch")
@@ -105,18 +104,25 @@ def timestep_gradients(cells: Sequence[str] = CELLS, length: int = 50, *, hidden
 
 def _timestep_gradients(cell: str, x: torch.Tensor, y: torch.Tensor, length: int,
                         hidden_size: int, seed: int, gate_init: str) -> TimestepGradients:
-    from tui_nn.zoo.sequence import SequenceClassifier
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SequenceClassifier(cell, input_size=x.shape[-1], hidden_size=hidden_size,
-                                   gate_init="pytorch")
-    if gate_init == "remember":
-        remember_init(model, length, seed=seed)
+    model = _classifier(cell, x.shape[-1], hidden_size, 4, length, seed, gate_init)
     x.grad = None
     nn.functional.cross_entropy(model(x), y).backward()
     norms = x.grad.norm(dim=(0, 2))  # (L,) per time step
     return TimestepGradients(cell, length, norms.tolist())
+
+
+def _classifier(cell: str, input_size: int, hidden_size: int, num_classes: int, length: int,
+                seed: int, gate_init: str) -> nn.Module:
+    """The same initial weights for a cell whatever else runs (gates as gate_init says)."""
+    from tui_nn.zoo.sequence import SequenceClassifier
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SequenceClassifier(cell, input_size=input_size, hidden_size=hidden_size,
+                                   num_classes=num_classes, gate_init="pytorch")
+    if gate_init == "remember":
+        remember_init(model, length, seed=seed)
+    return model
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,6 @@ class LongRangeResult:
     cell: str
     length: int
     accuracy: float  # best validation accuracy over the epochs
-    final_accuracy: float
     history: list[float]  # validation accuracy per epoch
     seconds: float
 
@@ -139,7 +144,6 @@ class LongRangeTable:
     results: list[LongRangeResult]
     seconds: float
     settings: dict[str, object] = field(default_factory=dict)
-    chance: float = CHANCE
     complete: bool = True  # False when stopped early (missing cells are nan)
 
     def rows(self) -> list[tuple[str, ...]]:
@@ -236,15 +240,9 @@ def _train_cell(cell: str, length: int, data, stop: threading.Event | None, *, e
     from tui_nn.engine.config import TrainConfig
     from tui_nn.engine.events import EpochMetrics
     from tui_nn.engine.trainer import Trainer
-    from tui_nn.zoo.sequence import SequenceClassifier
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SequenceClassifier(cell, input_size=data.input_shape[-1],
-                                   hidden_size=hidden_size, num_classes=data.num_classes or 4,
-                                   gate_init="pytorch")
-    if gate_init == "remember":
-        remember_init(model, length, seed=seed)
+    model = _classifier(cell, data.input_shape[-1], hidden_size, data.num_classes or 4, length,
+                        seed, gate_init)
     history: list[float] = []
     trainer: Trainer
 
@@ -262,7 +260,7 @@ def _train_cell(cell: str, length: int, data, stop: threading.Event | None, *, e
     _raise_on_failure(trainer.run(), f"{cell} on longrange:{length}")
     if not history:
         return None
-    return LongRangeResult(cell, length, max(history), history[-1], history,
+    return LongRangeResult(cell, length, max(history), history,
                            time.monotonic() - start)
 
 
