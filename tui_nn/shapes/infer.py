@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tui_nn.fmt import format_shape
-from tui_nn.shapes.arithmetic import spatial_rank
+from tui_nn.shapes.arithmetic import rank_suffix, spatial_rank
 from tui_nn.shapes.checks import plural
 from tui_nn.shapes.records import Shape
 from tui_nn.shapes.solver import choose_size, probe
@@ -68,8 +68,8 @@ def _guess_for(model: nn.Module, layer: nn.Module, budget_s: float) -> GuessedIn
     n = spatial_rank(layer)
     if n is not None and hasattr(m, "in_channels"):
         return _image(model, m.in_channels, n, f"first layer ({name}) takes", budget_s)
-    if isinstance(layer, nn.modules.batchnorm._BatchNorm) and _rank_suffix(layer) in (2, 3):
-        return _image(model, m.num_features, _rank_suffix(layer) or 2,
+    if isinstance(layer, nn.modules.batchnorm._BatchNorm) and rank_suffix(layer) in (2, 3):
+        return _image(model, m.num_features, rank_suffix(layer) or 2,
                       f"first layer ({name}) takes", budget_s)
     if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):
         return _checked(model, (SEQUENCE_STEPS,), torch.int64,
@@ -114,14 +114,6 @@ def _image(model: nn.Module, channels: int, n: int, what: str, budget_s: float
         found = f"smallest size that fits: {choice.smallest}; {size} is a usual one"
     return GuessedInput(shape, torch.float32,
                         f"assumed {format_shape(shape)}: {took}; {found}", choice.size is not None)
-
-
-def _rank_suffix(layer: nn.Module) -> int | None:
-    for cls in type(layer).__mro__:
-        suffix = cls.__name__[-2:].lower()
-        if suffix in ("1d", "2d", "3d"):
-            return int(suffix[0])
-    return None
 
 
 def no_input_message(name: str, model: nn.Module) -> str:

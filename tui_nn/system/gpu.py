@@ -84,10 +84,7 @@ class NvmlSession:
             nvml.nvmlInit()
         except Exception as e:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
             return None, _init_failure(e)
-        try:
-            self.driver_version = _text(nvml.nvmlSystemGetDriverVersion())
-        except Exception:  # noqa: BLE001
-            self.driver_version = None
+        self.driver_version = _try(lambda: _text(nvml.nvmlSystemGetDriverVersion()))
         return nvml, None
 
     def shutdown(self) -> None:
