@@ -16,12 +16,13 @@ from tui_nn.shapes.arithmetic import spatial_rank
 from tui_nn.shapes.checks import name_the_layer
 from tui_nn.shapes.fits import what_fits
 from tui_nn.shapes.infer import guess_input, no_input_message
-from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory
+from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory, param_bytes
 from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, normalize_dtype,
                                  parse_inputs)
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, Inspection, LayerRow, Totals
 from tui_nn.shapes.solver import solve_input_size
-from tui_nn.shapes.trace import RESHAPE_LABELS, is_on_meta, make_inputs, meta_copy, trace
+from tui_nn.shapes.trace import (RESHAPE_LABELS, count_params, is_on_meta, make_inputs,
+                                 meta_copy, trace)
 from tui_nn.zoo.sources import LoadedModel, load_model
 
 
@@ -251,13 +252,10 @@ def _sample_ranks(loaded: Any, model: nn.Module, count: int) -> list[int | None]
 
 def _totals(model: nn.Module, rows: list[LayerRow], shapes: list, dtypes: list) -> Totals:
     totals = Totals(batch_size=shapes[0][0] if shapes and shapes[0] else 1)
-    for p in model.parameters():  # unique parameters: shared ones count once
-        totals.params += p.numel()
-        if p.requires_grad:
-            totals.params_trainable += p.numel()
-        else:
-            totals.params_frozen += p.numel()
-        totals.param_bytes += p.numel() * p.element_size()
+    # model.parameters() yields each once: shared ones count once.
+    totals.params_trainable, totals.params_frozen = count_params(model.parameters())
+    totals.params = totals.params_trainable + totals.params_frozen
+    totals.param_bytes = param_bytes(model)
     totals.buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers())
     totals.input_bytes = sum(math.prod(s) * torch.empty((), dtype=d).element_size()
                              for s, d in zip(shapes, dtypes))
