@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from tui_nn.textsafe import clean_line
 
 CONNECT_TIMEOUT_S = 5  # a down or hanging host is reported after this long, never waited on
@@ -85,21 +87,11 @@ def _sweep_stale() -> None:
         try:
             st = path.lstat()
             if (not pid.isdigit() or not stat.S_ISDIR(st.st_mode)
-                    or st.st_uid != os.geteuid() or _alive(int(pid))):
+                    or st.st_uid != os.geteuid() or psutil.pid_exists(int(pid))):
                 continue
         except OSError:
             continue
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
 
 
 _REGISTRY = _Registry()
