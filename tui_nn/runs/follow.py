@@ -33,6 +33,7 @@ class MetricsFollower:
         self._pending = b""  # an unfinished last line
         self._stat: tuple[int, int, int] | None = None  # (inode, size, mtime_ns) last seen
         self.behind = False  # more bytes were there than one poll reads
+        self.restarts = 0  # times the file was replaced or truncated and re-read
         self.skipped = 0  # lines skipped: not a record, or over jsonl.MAX_LINE_BYTES
         self.problem: str | None = None  # why the file cannot be read (a FIFO, a symlink)
         self._skipping = False  # the bytes being read belong to a line over the cap
@@ -53,6 +54,7 @@ class MetricsFollower:
         if self._stat is not None and (st.st_ino != self._stat[0] or st.st_size < self.offset):
             # Replaced or truncated (not something the engine does): start over.
             self.offset, self._pending, self._skipping = 0, b"", False
+            self.restarts += 1
         self._stat = key
         if st.st_size == self.offset:
             self.behind = False
