@@ -210,10 +210,8 @@ def _cache_path(n_train: int, n_val: int, seed: int) -> Path:
 def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        return None
-    except Exception:
-        # A truncated or foreign file is not worth failing over: regenerate and overwrite it.
+    except Exception:  # noqa: BLE001
+        # Missing, truncated or foreign: not worth failing over; regenerate and overwrite it.
         return None
     if not isinstance(blob, dict) or set(blob) != {"train_x", "train_y", "val_x", "val_y"}:
         return None
