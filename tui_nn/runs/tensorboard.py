@@ -113,16 +113,14 @@ def all_event_files(log_dir: str | Path) -> list[Path]:
     return files[:MAX_FILES]
 
 
-def has_event_files(path: str | Path) -> bool:
+def is_tensorboard_dir(path: str | Path) -> bool:
+    """A TensorBoard log directory that is not a tui-nn run directory."""
+    if records.is_run_dir(path):
+        return False
     try:
         return any(e.name.startswith(EVENTS_PREFIX) for e in os.scandir(path))
     except OSError:
         return False
-
-
-def is_tensorboard_dir(path: str | Path) -> bool:
-    """A TensorBoard log directory that is not a tui-nn run directory."""
-    return not records.is_run_dir(path) and has_event_files(path)
 
 
 def check_available() -> None:

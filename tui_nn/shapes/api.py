@@ -71,7 +71,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
     if input_shapes is None and not loaded.default_input_shapes:
         loaded = _with_guessed_input(loaded, model, notes)
     specs = _input_specs(input_shapes, loaded)
-    dtypes = _input_dtypes(specs, dtype, loaded.dtype, _starts_with_embedding(model), notes)
+    embedding_first = isinstance(_first_leaf(model), (nn.Embedding, nn.EmbeddingBag))
+    dtypes = _input_dtypes(specs, dtype, loaded.dtype, embedding_first, notes)
 
     sample_ranks = _sample_ranks(loaded, model, len(specs))
     shapes = [add_batch(s.shape, r) for s, r in zip(specs, sample_ranks)]
@@ -227,10 +228,6 @@ def _first_leaf(model: nn.Module) -> nn.Module | None:
                 next(iter(module.parameters(recurse=False)), None) is not None:
             return module
     return None
-
-
-def _starts_with_embedding(model: nn.Module) -> bool:
-    return isinstance(_first_leaf(model), (nn.Embedding, nn.EmbeddingBag))
 
 
 def _sample_ranks(loaded: Any, model: nn.Module, count: int) -> list[int | None]:

@@ -44,18 +44,14 @@ def available_bytes(device: torch.device) -> int:
     return int(psutil.virtual_memory().available) // 2
 
 
-def needed_bytes(estimate: MemoryEstimate) -> int:
-    """A measured step holds the weights, their grads (CUDA's backward) and the activations;
-    no optimizer step runs, so no optimizer state."""
-    return estimate.params + estimate.grads + estimate.activations
-
-
 def refuse_if_too_big(estimate: MemoryEstimate, device: torch.device,
                       limit: int | None = None) -> None:
     """Raise MeasureRefused when the prediction does not fit in `limit` (default: what
     `available_bytes` says for `device`)."""
     limit = available_bytes(device) if limit is None else limit
-    need = needed_bytes(estimate)
+    # A measured step holds the weights, their grads (CUDA's backward) and the activations;
+    # no optimizer step runs, so no optimizer state.
+    need = estimate.params + estimate.grads + estimate.activations
     if need > limit:
         where = "the GPU's free memory" if device.type == "cuda" else "half of the available RAM"
         weights = estimate.params + estimate.grads
