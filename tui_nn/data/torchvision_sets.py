@@ -164,10 +164,7 @@ def _reachable(url: str) -> str | None:
 
 
 def _mirror_urls(tv_cls: type) -> list[str]:
-    mirrors = getattr(tv_cls, "mirrors", None)
-    if mirrors:
-        return list(mirrors)
-    return [tv_cls.url]
+    return list(getattr(tv_cls, "mirrors", None) or [tv_cls.url])
 
 
 def _download(src: _Source, tv_cls: type, root: Path) -> str | None:

@@ -12,12 +12,13 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from tui_nn.insight.threads import torch_threads
+from tui_nn.lessons import train_epochs
 from tui_nn.zoo.sequence import remember_init  # noqa: F401 - re-exported for the views
 
 CELLS = ("rnn", "lstm", "gru")
@@ -41,25 +42,18 @@ def char_rnn_progress(epochs: int = 15, *, seed: int = 0, lr: float | None = Non
     """Train the zoo's char RNN on 'hello' -> 'ohlol' and record what it says after each epoch
     (the zoo defaults: 15 epochs of one sample, Adam lr 0.1, well under a second)."""
     from tui_nn.engine.config import TrainConfig
-    from tui_nn.engine.events import EpochMetrics
-    from tui_nn.engine.trainer import Trainer
 
     out: list[DecodedEpoch] = []
-    trainer: Trainer
 
-    def callback(event: object) -> None:
-        if isinstance(event, EpochMetrics):
-            row = DecodedEpoch(event.epoch, event.decoded or "", event.train_loss, event.value)
-            out.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
-        if stop is not None and stop.is_set():
-            trainer.stop()
+    def record(event: Any) -> None:
+        out.append(DecodedEpoch(event.epoch, event.decoded or "", event.train_loss, event.value))
+        if on_epoch is not None:
+            on_epoch(out[-1])
 
-    trainer = Trainer(TrainConfig("rnn", dataset="hello", epochs=epochs, lr=lr, seed=seed,
-                                  save=False, device="cpu"), callback)
+    cfg = TrainConfig("rnn", dataset="hello", epochs=epochs, lr=lr, seed=seed, save=False,
+                      device="cpu")
     with torch_threads(1):
-        _raise_on_failure(trainer.run(), "char RNN")
+        train_epochs(cfg, record, stop, "training the char RNN failed")
     return out
 
 
@@ -238,34 +232,17 @@ def _train_cell(cell: str, length: int, data, stop: threading.Event | None, *, e
                 gate_init: str, device: str) -> LongRangeResult | None:
     """One cell trained on one length; None when stopped before its first epoch ended."""
     from tui_nn.engine.config import TrainConfig
-    from tui_nn.engine.events import EpochMetrics
-    from tui_nn.engine.trainer import Trainer
 
     model = _classifier(cell, data.input_shape[-1], hidden_size, data.num_classes or 4, length,
                         seed, gate_init)
     history: list[float] = []
-    trainer: Trainer
-
-    def callback(event: object) -> None:
-        if isinstance(event, EpochMetrics):
-            history.append(event.value)
-        if stop is not None and stop.is_set():
-            trainer.stop()
-
     cfg = TrainConfig(ZOO_NAMES[cell], dataset=data.name, epochs=epochs,
                       batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                       save=False, device=device)
     start = time.monotonic()
-    trainer = Trainer(cfg, callback, model=model, dataset=data)
-    _raise_on_failure(trainer.run(), f"{cell} on longrange:{length}")
+    train_epochs(cfg, lambda event: history.append(event.value), stop,
+                 f"training the {cell} on longrange:{length} failed", model=model, dataset=data)
     if not history:
         return None
     return LongRangeResult(cell, length, max(history), history,
                            time.monotonic() - start)
-
-
-def _raise_on_failure(result: object, what: str) -> None:
-    from tui_nn.engine.events import Failed
-
-    if isinstance(result, Failed):
-        raise RuntimeError(f"training the {what} failed: {result.message}")
