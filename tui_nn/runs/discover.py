@@ -71,9 +71,6 @@ def _read_or_note(path: Path, name: str, writers: set[str] | None, check_writers
                              live_window_s=live_window_s)
     except Exception as e:  # noqa: BLE001 - any failure is this run's, not the listing's
         return RunInfo(path=path, name=name, model="?", dataset="?", status="interrupted",
-                       epochs_done=0, epochs_total=None, steps_done=0, steps_total=None,
-                       metric=None, best_value=None, last_value=None, duration_s=None,
-                       size_bytes=0, started_at=None, last_update=None,
                        message=f"unreadable run: {type(e).__name__}: {e}")
 
 

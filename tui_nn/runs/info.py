@@ -28,17 +28,18 @@ class RunInfo:
     model: str
     dataset: str
     status: str  # one of STATUSES
-    epochs_done: int
-    epochs_total: int | None
-    steps_done: int
-    steps_total: int | None
-    metric: str | None  # "accuracy" (higher is better) or "mse" (lower is better)
-    best_value: float | None
-    last_value: float | None
-    duration_s: float | None  # training time, summed over resumed sessions
-    size_bytes: int
-    started_at: float | None  # unix time the run was first started
-    last_update: float | None  # unix time of the newest write to metrics.jsonl / config.json
+    # What could be read (a run none of whose files can be read has nothing more to say).
+    epochs_done: int = 0
+    epochs_total: int | None = None
+    steps_done: int = 0
+    steps_total: int | None = None
+    metric: str | None = None  # "accuracy" (higher is better) or "mse" (lower is better)
+    best_value: float | None = None
+    last_value: float | None = None
+    duration_s: float | None = None  # training time, summed over resumed sessions
+    size_bytes: int = 0
+    started_at: float | None = None  # unix time the run was first started
+    last_update: float | None = None  # newest write to metrics.jsonl / config.json (unix time)
     task: str | None = None
     device: str | None = None
     paused: bool = False  # status is "running" and the last event says paused
@@ -142,8 +143,7 @@ def _tensorboard_info(path: Path, name: str, now: float | None) -> RunInfo:
     return RunInfo(
         path=path, name=name, model="(tensorboard)", dataset="-",
         status="running" if tensorboard.is_live(path, None, now) else "finished",
-        epochs_done=tensorboard.epochs_done(summary.tags),
-        epochs_total=None, steps_done=summary.max_step, steps_total=None,
+        epochs_done=tensorboard.epochs_done(summary.tags), steps_done=summary.max_step,
         metric=best[1] if best else None, best_value=best[2] if best else None,
         last_value=best[3] if best else None,
         duration_s=last - first if first and last else None, size_bytes=dir_size(path),
