@@ -30,6 +30,7 @@ long run logs each episode once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -150,10 +151,8 @@ def _norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     if not tensors:
         return []
     if all(not t.is_sparse for t in tensors) and hasattr(torch, "_foreach_norm"):
-        try:
+        with contextlib.suppress(RuntimeError, TypeError):
             return list(torch._foreach_norm(tensors))
-        except (RuntimeError, TypeError):
-            pass
     return [(t.coalesce().values() if t.is_sparse else t).float().norm() for t in tensors]
 
 

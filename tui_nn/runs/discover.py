@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from pathlib import Path
@@ -108,10 +109,8 @@ def resolve_run(name: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
                           "nor a TensorBoard log directory (no events.out.tfevents.* files)")
     names = {_name(d, root): d for d in run_dirs(root)}
     key = text
-    try:  # "runs/cnn-" names a prefix under root just as "cnn-" does
+    with contextlib.suppress(ValueError, OSError):  # "runs/cnn-" names a prefix as "cnn-" does
         key = path.resolve().relative_to(root.resolve()).as_posix()
-    except (ValueError, OSError):
-        pass
     return pick_by_name(text, names, str(root), key)
 
 

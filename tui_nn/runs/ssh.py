@@ -14,6 +14,7 @@ and for fleets whose aliases live in a file of their own.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import re
@@ -165,11 +166,9 @@ class Host:
                                 stderr=subprocess.PIPE)
         out = _Reader(proc.stdout, max_output)
         err = _Reader(proc.stderr, 64 << 10)
-        try:
+        with contextlib.suppress(OSError):
             proc.stdin.write(script.encode())
             proc.stdin.close()
-        except OSError:
-            pass
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -15,6 +15,7 @@ raises out of here. No torch, no UI imports.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -441,12 +442,10 @@ class SummaryCache:
     def save(self) -> None:
         if not self.changed or self.path is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # an unwritable cache costs time, never a listing
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             atomic_write_text(self.path, json.dumps(
                 {"version": CACHE_VERSION, "files": self.entries}, separators=(",", ":")))
-        except OSError:
-            pass  # a cache that cannot be written costs time, never a listing
 
 
 def summarize(log_dir: str | Path, *, use_cache: bool = True) -> tuple[LogSummary, str | None]:

@@ -12,6 +12,7 @@ a driver does not grow one while we poll it once a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -90,10 +91,8 @@ class NvmlSession:
     def shutdown(self) -> None:
         with self._lock:
             if self._nvml is not None:
-                try:
+                with contextlib.suppress(Exception):
                     self._nvml.nvmlShutdown()
-                except Exception:  # noqa: BLE001
-                    pass
             self._nvml, self._failure, self._tried = None, None, False
 
 
