@@ -129,7 +129,7 @@ def forward_order(model: nn.Module,
 
 def _groups(model: nn.Module, per_tensor: bool, order: Sequence[str] | None) -> list[_Group]:
     groups: list[_Group] = []
-    modules = OrderedDict((n, m) for n, m in model.named_modules())
+    modules = dict(model.named_modules())
     names = list(order) if order is not None else list(modules)
     names += [n for n in modules if n not in names]
     for mod_name in names:

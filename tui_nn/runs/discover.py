@@ -84,8 +84,7 @@ def _name(run: Path, root: Path) -> str:
 
 
 def newest_run(root: str | Path = DEFAULT_ROOT) -> RunInfo | None:
-    runs = discover_runs(root)
-    return runs[0] if runs else None
+    return next(iter(discover_runs(root)), None)
 
 
 def resolve_run(name: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
