@@ -223,11 +223,9 @@ def _input_specs(input_shapes: Any, loaded: Any) -> list[InputSpec]:
 
 
 def _first_leaf(model: nn.Module) -> nn.Module | None:
-    for module in model.modules():
-        if next(iter(module.children()), None) is None and \
-                next(iter(module.parameters(recurse=False)), None) is not None:
-            return module
-    return None
+    """The first module without children that holds parameters of its own."""
+    return next((m for m in model.modules() if next(iter(m.children()), None) is None
+                 and next(iter(m.parameters(recurse=False)), None) is not None), None)
 
 
 def _sample_ranks(loaded: Any, model: nn.Module, count: int) -> list[int | None]:

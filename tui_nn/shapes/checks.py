@@ -79,10 +79,7 @@ def linear_check(path: str, linear: nn.Linear, got: int, origin: FlattenOrigin) 
 # --- validation before a layer runs ----------------------------------------------------------
 
 def _first_tensor(args: tuple, kwargs: dict) -> torch.Tensor | None:
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.Tensor):
-            return a
-    return None
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
 
 
 def plural(n: int, noun: str) -> str:

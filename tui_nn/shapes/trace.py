@@ -315,10 +315,7 @@ class Tracer:
     # -- helpers used by the observers --
 
     def innermost_module(self) -> _Frame | None:
-        for frame in reversed(self.stack):
-            if frame.module is not None:
-                return frame
-        return None
+        return next((f for f in reversed(self.stack) if f.module is not None), None)
 
     def lookup_origin(self, x: torch.Tensor) -> FlattenOrigin | None:
         origin = self.origins.get(id(x))
