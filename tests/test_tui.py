@@ -311,6 +311,9 @@ async def test_nan_loss_pauses_the_run_on_good_weights_and_the_app_keeps_running
         await ready(pilot, inspected=False)
         await pilot.press("s")
         await wait_for(pilot, lambda: main.run_state == "paused", what="NaN pause")
+        await wait_for(pilot, lambda: "rolled back to the checkpoint" in log_text(app)
+                       and any(n.severity == "error" for n in notifications(app)),
+                       what="the NaN's notification and log line")
         errors = [n for n in notifications(app) if n.severity == "error"]
         assert errors and errors[-1].title == "loss is NaN: run paused"
         assert "l halves the lr" in errors[-1].message
@@ -413,6 +416,8 @@ async def test_missing_data_offline_is_a_notification(tmp_path):
         await ready(pilot, inspected=False)
         await pilot.press("s")
         await wait_for(pilot, lambda: app.main.run_state == "failed", what="failure")
+        await wait_for(pilot, lambda: any(n.severity == "error" for n in notifications(app)),
+                       what="the failure's notification")
         errors = [n for n in notifications(app) if n.severity == "error"]
         assert errors and errors[-1].title == "data"
         assert app.is_running
