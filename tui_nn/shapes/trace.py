@@ -327,7 +327,7 @@ class Tracer:
     def _params(self, module: nn.Module) -> tuple[int, int]:
         key = id(module)
         if key not in self._param_cache:
-            self._param_cache[key] = _count_params(module.parameters())
+            self._param_cache[key] = count_params(module.parameters())
         return self._param_cache[key]
 
     def _credit_saved(self, nbytes: int) -> None:
@@ -522,7 +522,7 @@ class Tracer:
                            not_counted=self.uncounted.records())
 
 
-def _count_params(params: Iterator[nn.Parameter]) -> tuple[int, int]:
+def count_params(params: Iterator[nn.Parameter]) -> tuple[int, int]:
     trainable = frozen = 0
     for p in params:
         if p.requires_grad:
@@ -551,7 +551,7 @@ def _subtree_params(model: nn.Module) -> dict[int, tuple[int, int]]:
         if any(id(p) in seen for p in own):
             raise _Shared
         seen.update(id(p) for p in own)
-        trainable, frozen = _count_params(iter(own))
+        trainable, frozen = count_params(iter(own))
         for child in module.children():
             t, f = visit(child)
             trainable, frozen = trainable + t, frozen + f
@@ -605,8 +605,7 @@ def _tree_map(fn: Any, obj: Any) -> Any:
 
 
 def module_bytes(module: nn.Module) -> int:
-    return sum(t.numel() * t.element_size()
-               for t in (*module.parameters(), *module.buffers()))
+    return _nbytes([*module.parameters(), *module.buffers()])
 
 
 def _patch_cpu_forward(module: nn.Module, tracer: Tracer):
