@@ -10,6 +10,7 @@ exports, the digits cache). Standard library only, so the data layer can use it 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -130,18 +131,15 @@ def fsync_dir(path: str | Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
 def _unlink_quietly(path: str | Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 def remove_stale_temps(directory: str | Path, names: tuple[str, ...]) -> list[Path]:
@@ -175,10 +173,10 @@ def open_append_nofollow(path: str | Path) -> int:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise DiskWriteError(path, OSError(errno.EINVAL, "not a regular file"))
         os.set_blocking(fd, True)
-        try:
-            os.fchmod(fd, 0o600)  # an older run's 0644 file follows the one rule too
-        except OSError:
-            pass  # another user's file we may append to: its mode is theirs to set
+        # An older run's 0644 file follows the one rule too; another user's file we may
+        # append to keeps its mode (theirs to set).
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)
     except BaseException:
         os.close(fd)
         raise
@@ -197,10 +195,8 @@ def append_line(fd: int, line: bytes, path: str | Path) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             view = view[n:]
     except OSError as e:
-        try:
+        with contextlib.suppress(OSError):
             os.ftruncate(fd, start)
-        except OSError:
-            pass
         raise DiskWriteError(path, e) from None
 
 

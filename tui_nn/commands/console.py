@@ -11,17 +11,8 @@ import time
 from typing import TextIO
 
 from tui_nn.engine import events as ev  # torch-free: views that never train import it too
-from tui_nn.fmt import epoch_line, fmt_duration, summary_line
-
 from tui_nn.engine.schema import inert_event
-
-
-
-
-
-
-
-
+from tui_nn.fmt import epoch_line, fmt_duration, summary_line
 
 
 def data_wait(event: ev.StepMetrics) -> str:
@@ -100,8 +91,6 @@ class PlainReporter:
 
     def close(self) -> None:
         pass
-
-
 
 
 class RichReporter(PlainReporter):

@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from tui_nn.textsafe import error
+from tui_nn.textsafe import error, first_line
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -204,9 +204,8 @@ def _measure(source: str, result) -> bool:
     except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the model's code, or an OOM
         if not isinstance(exc, Exception) and not raised_by_user_code(exc):
             raise
-        lines = str(exc).strip().splitlines()
-        result.notes.append(f"--measure: the real training step failed: {type(exc).__name__}"
-                            + (f": {lines[0]}" if lines else ""))
+        result.notes.append("--measure: the real training step failed: "
+                            + first_line(exc, with_type=True))
         return True
     return False
 

@@ -67,7 +67,6 @@ def runs_table(runs: list) -> str:
                   rows, right={4, 6, 7})
 
 
-
 def _is_local(text: str) -> bool:
     from tui_nn.runs.remote import split_target
     return split_target(text) is None

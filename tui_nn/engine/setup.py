@@ -34,6 +34,8 @@ from tui_nn.engine.resume import read_saved_config
 from tui_nn.engine.rundir import (RunDir, check_new_run_dir,
                                   checkpoint_file_given, run_dir_of)
 from tui_nn.engine.state import RunState
+from tui_nn.engine.validation import eval_mode
+from tui_nn.textsafe import first_line
 
 
 def setup(p: Prepared, st: RunState, *, model: nn.Module | None = None, dataset: Any = None,
@@ -209,7 +211,6 @@ def _decode_progress(p: Prepared, controls: Controls | None) -> Any:
     """A long decode's progress lines as notices (the app's log, the headless output; no run
     directory exists yet to record them), and the run's stop heard between two images."""
     from tui_nn.data.progress import Progress
-    from tui_nn.engine import events as ev
     return Progress(say=lambda text: p.emit(ev.Notice(text, "data")),
                     stopped=lambda: controls is not None and controls.stop_requested)
 
@@ -303,14 +304,9 @@ def _move_data(p: Prepared) -> None:
     ds = p.dataset
     p.train_x, p.train_y = _to_device(p, ds.train_x, ds), ds.train_y.to(p.device)
     p.val_x, p.val_y = _to_device(p, ds.val_x, ds), ds.val_y.to(p.device)
-    if p.train_x.dtype == torch.uint8:  # kept as uint8 on the device: normalised per batch
-        from tui_nn.data.base import PixelNorm
-        p.pixel_norm = PixelNorm(ds.mean, ds.std, p.device)
-    from tui_nn.data.augment import AugmentError, build_augmenter
-    try:  # built from the data's mean/std, which the replace below drops
-        p.augment = build_augmenter(p.config.augment, ds, p.device)
-    except AugmentError as e:
-        raise TrainingError(str(e), "fit") from None
+    # Kept as uint8 on the device: normalised per batch. Built from the data's mean/std,
+    # which the replace below drops.
+    _batch_transforms(p, ds, pixel_norm=p.train_x.dtype == torch.uint8)
     # Keep only the device copies (already normalised): the raw CPU tensors would double
     # the memory of a 60,000-image set for nothing.
     p.dataset = replace(ds, train_x=p.train_x, train_y=p.train_y, val_x=p.val_x,
@@ -326,7 +322,14 @@ def _stream_setup(p: Prepared) -> None:
     p.stream = BatchStream(p)
     p.train_x, p.train_y = p.stream.to_device(ds.train_x, ds.train_y)
     p.val_x, p.val_y = p.stream.to_device(ds.val_x, ds.val_y)
-    if p.train_x.dtype == torch.uint8 and p.train_x.dim() == 4:  # a folder's cache
+    _batch_transforms(p, ds, pixel_norm=p.train_x.dtype == torch.uint8
+                      and p.train_x.dim() == 4)  # a folder's cache
+
+
+def _batch_transforms(p: Prepared, ds: Any, pixel_norm: bool) -> None:
+    """What each training batch goes through on the device: uint8 images normalised
+    (pixel_norm), then the --augment spec."""
+    if pixel_norm:
         from tui_nn.data.base import PixelNorm
         p.pixel_norm = PixelNorm(ds.mean, ds.std, p.device)
     from tui_nn.data.augment import AugmentError, build_augmenter
@@ -405,7 +408,7 @@ def _check_plugin_probe(p: Prepared, x: torch.Tensor, y: torch.Tensor) -> None:
         raise
     except Exception as e:  # noqa: BLE001 - any failure becomes one clear line
         raise TrainingError(f"{p.config.model} cannot train on {p.dataset.name} samples of "
-                            f"shape {_shape(x[0])}: {_first_line(e)}", "shape") from None
+                            f"shape {_shape(x[0])}: {first_line(e, with_type=True)}", "shape") from None
 
 
 # ---- checks before the first step ---------------------------------------------------------------
@@ -425,7 +428,7 @@ def check_first_batch(p: Prepared) -> None:
         if p.config.channels_last == "on":
             raise TrainingError(
                 f"--channels-last on: the forward pass fails on channels_last tensors "
-                f"({_first_line(e)}); use x.reshape/x.flatten(1) instead of x.view, or "
+                f"({first_line(e, with_type=True)}); use x.reshape/x.flatten(1) instead of x.view, or "
                 "--channels-last off", "shape") from None
         _drop_channels_last(p)
         x = p.inputs(p.train_x[:2])
@@ -446,17 +449,12 @@ def check_first_batch(p: Prepared) -> None:
     except Exception as e:  # noqa: BLE001
         raise TrainingError(
             f"the model's output {_shape(out)} does not fit {p.dataset.name}'s "
-            f"{p.task} targets {_shape(y)}: {_first_line(e)}", "shape") from None
+            f"{p.task} targets {_shape(y)}: {first_line(e, with_type=True)}", "shape") from None
 
 
 def _eval_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(x)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        return model(x)
 
 
 def _drop_channels_last(p: Prepared) -> None:
@@ -478,7 +476,7 @@ def _diagnose(p: Prepared, x: torch.Tensor, error: Exception) -> str:
     if diagnosis is not None:
         layer = f" at {diagnosis.path}" if diagnosis.path else ""
         return f"{where}: {diagnosis.text}{layer}"
-    return f"{where}: the forward pass failed: {_first_line(error)}"
+    return f"{where}: the forward pass failed: {first_line(error, with_type=True)}"
 
 
 def choose_cpu_threads(p: Prepared, st: RunState) -> None:
@@ -614,7 +612,3 @@ def _shape(x: torch.Tensor) -> str:
     from tui_nn.fmt import format_shape
     return format_shape(tuple(x.shape))
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
