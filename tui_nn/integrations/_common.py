@@ -58,3 +58,10 @@ class RunOptions:
         self.metric, self.mode, self.config = metric, mode, dict(config or {})
         self.runs_root, self.report_interval_s = runs_root, report_interval_s
         self.run: Run | None = None
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Write Finished (or Failed for `error`) and release the run directory; idempotent."""
+        run, self.run = self.run, None
+        if run is not None:
+            run.__exit__(type(error) if error else None, error,
+                         error.__traceback__ if error else None)

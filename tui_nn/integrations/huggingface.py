@@ -54,13 +54,6 @@ class TuiNNCallback(RunOptions, TrainerCallback):
                      control: TrainerControl, **kwargs: Any) -> None:
         self.close()
 
-    def close(self, error: BaseException | None = None) -> None:
-        """Write Finished (or Failed for `error`) and release the run directory; idempotent."""
-        run, self.run = self.run, None
-        if run is not None:
-            run.__exit__(type(error) if error else None, error,
-                         error.__traceback__ if error else None)
-
     def __enter__(self) -> "TuiNNCallback":
         return self
 

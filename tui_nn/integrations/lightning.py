@@ -44,17 +44,11 @@ class TuiNNCallback(RunOptions, Callback):
         self.run = run.__enter__()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close(None)
+        self.close()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
-        self._close(exception)
-
-    def _close(self, error: BaseException | None) -> None:
-        run, self.run = self.run, None
-        if run is not None:
-            run.__exit__(type(error) if error else None, error,
-                         error.__traceback__ if error else None)
+        self.close(exception)
 
     # ---- steps: log, then obey the requests from outside ------------------------------------
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
