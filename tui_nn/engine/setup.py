@@ -24,7 +24,7 @@ from tui_nn.engine import checkpoint, recovery
 from tui_nn.engine import events as ev
 from tui_nn.engine.config import (THIS_PROCESS, UNRECORDED, TrainConfig, requested_fields,
                                   resume_config)
-from tui_nn.engine.device import resolve_device
+from tui_nn.engine.device import process_rss, resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group, rank_device
 from tui_nn.engine.controls import Controls
 from tui_nn.engine.errors import TrainingError
@@ -534,15 +534,7 @@ def measure_memory(p: Prepared) -> None:
             for name, b in p.model.named_buffers():
                 b.copy_(buffers[name])
     p.measured_memory = {"batch_size": p.batch_size, "saved_activation_bytes": saved,
-                         "rss_bytes": _rss()}
-
-
-def _rss() -> int | None:
-    try:
-        import psutil
-        return int(psutil.Process().memory_info().rss)
-    except Exception:  # noqa: BLE001
-        return None
+                         "rss_bytes": process_rss()}
 
 
 # ---- the run directory ------------------------------------------------------------------------
