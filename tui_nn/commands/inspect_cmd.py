@@ -96,7 +96,8 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
             return _unexpected(exc, source, debug)
 
-    _print_result(result, as_json)
+    from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
+    _print(result, as_json, render_json, render_plain, render_rich)
     return EXIT_OK if result.ok and not measure_failed else EXIT_MISMATCH
 
 
@@ -115,12 +116,6 @@ def _uncollected_imports(own_process: bool) -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
-
-
-def _print_result(result, as_json: bool) -> None:
-    from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
-
-    _print(result, as_json, render_json, render_plain, render_rich)
 
 
 def _print(value, as_json: bool, as_json_text, as_plain_text, on_console) -> None:

@@ -28,9 +28,6 @@ def headers(inspection: Inspection) -> tuple[str, ...]:
     return HEADERS + (SAVED_HEADER,) if inspection.memory is not None else HEADERS
 
 
-human_count = fmt_count  # 467200 -> '467.2K'
-
-
 def _shapes_text(shapes: list[tuple[int, ...]]) -> str:
     return ", ".join(format_shape(s) for s in shapes)
 
@@ -63,7 +60,7 @@ def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
             _shapes_text(row.input_shapes),
             _shapes_text(row.output_shapes) if row.status != "error" else "✗",
             _params_text(row),
-            human_count(row.mult_adds) if row.mult_adds else "—",
+            fmt_count(row.mult_adds) if row.mult_adds else "—",
             fmt_bytes(row.output_bytes) if row.output_shapes else "—",
             *([fmt_bytes(row.saved_bytes) if row.saved_bytes else "—"] if saved else []),
         )]))
@@ -171,8 +168,8 @@ def totals_lines(inspection: Inspection) -> list[str]:
         f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
         f"{fmt_bytes(t.param_bytes)}"
         + (f" + {fmt_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
-        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
-        f"flops: {human_count(t.flops)} (2 per multiply-add)",
+        f"mult-adds: {fmt_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
+        f"flops: {fmt_count(t.flops)} (2 per multiply-add)",
         *([f"not counted: {uncounted_summary(inspection.not_counted)}"]
           if inspection.not_counted else []),
         f"activations: {fmt_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
