@@ -43,8 +43,11 @@ def setup(p: Prepared, st: RunState, *, model: nn.Module | None = None, dataset:
     """Fill p (and st's starting position) for a run of p.config: model and dataset given
     directly, or by the config's names; resume_from a run to continue; controls what the
     run's control channel steers. Returns p."""
-    claimed, ckpt = _resolve_config(p, resume_from)
+    # A resumed run is locked before anything is read from it (rank 0 of a saving run).
+    claimed = (RunDir.reopen(run_dir_of(resume_from)) if resume_from is not None
+               and p.config.save and DistInfo.from_env().is_main else None)
     try:
+        ckpt = _resolve_config(p, resume_from)
         spec = _resolve_model_spec(p, model)
         _setup_device(p)
         torch.manual_seed(p.config.seed)
@@ -82,31 +85,22 @@ def _check_and_measure(p: Prepared, st: RunState) -> None:
 
 
 # ---- the config -------------------------------------------------------------------------------
-def _resolve_config(p: Prepared, resume_from: str | Path | None
-                    ) -> tuple[RunDir | None, dict | None]:
-    """A new run: refuse a --run-dir holding a run, before any work. A resume: lock the run,
-    merge what was asked to change onto its saved config (engine/config.py's rules)."""
+def _resolve_config(p: Prepared, resume_from: str | Path | None) -> dict | None:
+    """A new run: refuse a --run-dir holding a run, before any work. A resume: merge what was
+    asked to change onto its saved config (engine/config.py's rules); its checkpoint, if any."""
     if resume_from is None:
         if p.config.run_dir and p.config.save:
             check_new_run_dir(p.config.run_dir)
-        return None, None
+        return None
     run_path = run_dir_of(resume_from)
-    dist = DistInfo.from_env()
-    claimed = RunDir.reopen(run_path) if p.config.save and dist.is_main else None
-    try:
-        saved, ckpt = _saved_config(run_path, checkpoint_file_given(resume_from))
-        done = int(ckpt["epoch"]) if ckpt is not None else 0
-        finished = (ckpt is not None and done >= (saved.epochs or 0)
-                    and int(ckpt.get("step_in_epoch", 0)) == 0)
-        cfg, changes = resume_config(saved, requested_fields(p.config), str(run_path), done,
-                                     finished)
-        p.config = replace(cfg, **{k: getattr(p.config, k) for k in THIS_PROCESS})
-        p.resume_changes = {k: v for k, v in changes.items() if k not in UNRECORDED}
-        return claimed, ckpt
-    except BaseException:
-        if claimed is not None:
-            claimed.close()
-        raise
+    saved, ckpt = _saved_config(run_path, checkpoint_file_given(resume_from))
+    done = int(ckpt["epoch"]) if ckpt is not None else 0
+    finished = (ckpt is not None and done >= (saved.epochs or 0)
+                and int(ckpt.get("step_in_epoch", 0)) == 0)
+    cfg, changes = resume_config(saved, requested_fields(p.config), str(run_path), done, finished)
+    p.config = replace(cfg, **{k: getattr(p.config, k) for k in THIS_PROCESS})
+    p.resume_changes = {k: v for k, v in changes.items() if k not in UNRECORDED}
+    return ckpt
 
 
 def _saved_config(run_path: Path, given: Path | None = None
@@ -408,7 +402,8 @@ def _check_plugin_probe(p: Prepared, x: torch.Tensor, y: torch.Tensor) -> None:
         raise
     except Exception as e:  # noqa: BLE001 - any failure becomes one clear line
         raise TrainingError(f"{p.config.model} cannot train on {p.dataset.name} samples of "
-                            f"shape {_shape(x[0])}: {first_line(e, with_type=True)}", "shape") from None
+                            f"shape {_shape(x[0])}: {first_line(e, with_type=True)}",
+                            "shape") from None
 
 
 # ---- checks before the first step ---------------------------------------------------------------
@@ -428,8 +423,8 @@ def check_first_batch(p: Prepared) -> None:
         if p.config.channels_last == "on":
             raise TrainingError(
                 f"--channels-last on: the forward pass fails on channels_last tensors "
-                f"({first_line(e, with_type=True)}); use x.reshape/x.flatten(1) instead of x.view, or "
-                "--channels-last off", "shape") from None
+                f"({first_line(e, with_type=True)}); use x.reshape/x.flatten(1) instead of "
+                "x.view, or --channels-last off", "shape") from None
         _drop_channels_last(p)
         x = p.inputs(p.train_x[:2])
         try:
