@@ -117,12 +117,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    return atomic_write(path, lambda f: f.write(data))
-
-
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -142,22 +138,18 @@ def _unlink_quietly(path: str | Path) -> None:
         os.unlink(path)
 
 
-def remove_stale_temps(directory: str | Path, names: tuple[str, ...]) -> list[Path]:
+def remove_stale_temps(directory: str | Path, names: tuple[str, ...]) -> None:
     """Delete temp files that atomic_write left for these target names (a writer killed
     mid-write). Only call it while no other process can be writing there (the run's lock)."""
-    removed = []
-    directory = Path(directory)
     try:
         entries = list(os.scandir(directory))
     except OSError:
-        return removed
+        return
     for entry in entries:
         if not entry.name.endswith(TEMP_SUFFIX) or entry.is_dir(follow_symlinks=False):
             continue
         if any(entry.name.startswith(f".{name}.") for name in names):
             _unlink_quietly(entry.path)
-            removed.append(Path(entry.path))
-    return removed
 
 
 def open_append_nofollow(path: str | Path) -> int:

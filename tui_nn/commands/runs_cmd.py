@@ -180,8 +180,8 @@ def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
 
 
 def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
-    import importlib.util
-    if importlib.util.find_spec("tensorboard") is None:
+    from tui_nn.engine.tensorboard import replay_metrics, tensorboard_available
+    if not tensorboard_available():
         _err("--tensorboard needs the tensorboard package: pip install 'tui-nn[tensorboard]'")
         return EXIT_USAGE
     target = Path(out) / run_dir.name if out is not None else run_dir
@@ -189,7 +189,6 @@ def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
         _err(f"{target} already holds TensorBoard event files (written while training?): "
              "pass --out DIR to write a fresh copy elsewhere")
         return EXIT_FAILED
-    from tui_nn.engine.tensorboard import replay_metrics
     try:
         count = replay_metrics(run_dir, target)
     except (OSError, RuntimeError) as e:

@@ -386,14 +386,6 @@ def _setup_step_plugin(p: Prepared, spec: Any) -> None:
         p.step_plugin.setup(p)
 
 
-def _probe_loss(p: Prepared, out: torch.Tensor, x: torch.Tensor,
-                y: torch.Tensor) -> torch.Tensor:
-    """The loss of output out for batch x (a step plugin computes its own from x)."""
-    if p.step_plugin is not None:
-        return p.step_plugin.probe_loss(x, y)
-    return tasks.loss_mean(p.loss_task, out, y)
-
-
 def _check_plugin_probe(p: Prepared, x: torch.Tensor, y: torch.Tensor) -> None:
     try:
         with torch.no_grad():
@@ -498,7 +490,7 @@ def choose_cpu_threads(p: Prepared, st: RunState) -> None:
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()
-            _probe_loss(p, p.model(x), x, y).backward()
+            p.probe_loss(x, y).backward()
             best = min(best, time.perf_counter() - start)
         return best
 
