@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from tui_nn.commands.tables import text_table
 from tui_nn.fmt import fmt_bytes, fmt_count, format_shape
 from tui_nn.shapes.fits import top_saved
 from tui_nn.shapes.uncounted import summary as uncounted_summary
@@ -237,19 +238,10 @@ def status_line(inspection: Inspection) -> str:
 
 
 def render_plain(inspection: Inspection) -> str:
-    cells = table_cells(inspection)
-    names = headers(inspection)
-    widths = [len(h) for h in names]
-    for _, row_cells in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row_cells)]
-
-    def line(values: list[str] | tuple[str, ...]) -> str:
-        parts = [v.rjust(w) if h in _NUMERIC else v.ljust(w)
-                 for h, v, w in zip(names, values, widths)]
-        return "  ".join(parts).rstrip()
-
-    out = [status_line(inspection), "", line(names), line(["-" * w for w in widths])]
-    out.extend(line(c) for _, c in cells)
+    names = list(headers(inspection))
+    table = text_table(names, [c for _, c in table_cells(inspection)],
+                       right={i for i, h in enumerate(names) if h in _NUMERIC})
+    out = [status_line(inspection), "", table.rstrip("\n")]
     for title, lines in sections(inspection):
         out.extend(["", f"{title}:"])
         out.extend(f"  {text}" for text in lines)

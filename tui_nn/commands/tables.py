@@ -8,7 +8,7 @@ from tui_nn.fmt import format_shape
 
 def text_table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
     """Columns as wide as their widest cell; those numbered in right are right-aligned."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w)
