@@ -1,11 +1,11 @@
-"""What the framework callbacks share: picking scalars without a host sync, and applying an lr
-change asked for from outside to every optimizer and schedule."""
+"""What the framework callbacks share: picking scalars without a host sync, the requests they
+act on, the options they pass on to tui_nn.Run, and closing it."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from tui_nn.engine.controls import ACTIONS
 
@@ -29,16 +29,6 @@ def as_float(value: Any) -> float:
         return float(value)  # a tensor: one read-back, only at an epoch's end
     except (TypeError, ValueError, RuntimeError):
         return math.nan
-
-
-def scale_lr(run: Any, optimizers: Iterable[Any], schedulers: Iterable[Any] = ()) -> float:
-    """Apply the factor asked for with `l` / `tui-nn control RUN lr F` to all the optimizers
-    and their schedules (tui_nn.Run.apply_lr: the Trainer's own scaling, so the next
-    scheduler.step() keeps the change, OneCycleLR included). Returns the factor."""
-    optimizers = [o for o in optimizers if o is not None]
-    if not optimizers:
-        return 1.0
-    return run.apply_lr(optimizers, [s for s in schedulers if s is not None])
 
 
 def honours(world_size: int) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-from tui_nn.integrations._common import RunOptions, as_float, honours, is_scalar, scale_lr
+from tui_nn.integrations._common import RunOptions, as_float, honours, is_scalar
 from tui_nn.run import Run
 
 
@@ -61,7 +61,7 @@ class TuiNNCallback(RunOptions, Callback):
         run.log_step(loss=_loss_of(outputs), lr=lr, **_step_metrics(trainer.callback_metrics))
         if trainer.world_size > 1:
             return  # only rank 0 hears requests: acting on one rank would hang the others
-        scale_lr(run, optimizers, [c.scheduler for c in trainer.lr_scheduler_configs])
+        run.apply_lr(optimizers, [c.scheduler for c in trainer.lr_scheduler_configs])
         run.wait_while_paused()
         if run.stop_requested:
             trainer.should_stop = True
