@@ -117,12 +117,9 @@ class Trainer(Controls):
             p.stream.close()
         if p.dist is not None and p.dist.enabled:
             destroy_process_group()
-        if p.channel is not None:
-            p.channel.close()
-        if p.tensorboard is not None:
-            p.tensorboard.close()
-        if p.run_dir is not None:
-            p.run_dir.close()
+        for part in (p.channel, p.tensorboard, p.run_dir):
+            if part is not None:
+                part.close()
         if self.state.threads_before:
             torch.set_num_threads(self.state.threads_before)
 
