@@ -72,7 +72,6 @@ class HeatMap(Widget):
         self.b_range = (default_b_grid()[0], default_b_grid()[-1])
         self._bg: tuple[tuple[int, int], list[list[Style]]] | None = None
         self._styles: dict[tuple[int, str], Style] = {}
-        self._strips: list[Strip] | None = None
 
     def _cell(self, w: float, b: float, cols: int, rows: int) -> tuple[int, int] | None:
         (w0, w1), (b0, b1) = self.w_range, self.b_range

@@ -63,7 +63,6 @@ class OverfitScreen(LessonScreen):
         self.running = False
         self.done = False
         self._stop = threading.Event()
-        self._t0 = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
@@ -89,7 +88,6 @@ class OverfitScreen(LessonScreen):
         self.running, self.done = True, False
         self.curves = {}
         self._stop = threading.Event()
-        self._t0 = time.monotonic()
         self._status(f"training the same CNN 4 times on 256 digits "
                      f"({self.options['epochs']} epochs each)…")
         for i in range(len(VARIANTS)):

@@ -40,7 +40,6 @@ from tui_nn.tui.widgets.system_pane import SystemPane
 POLL_S = 0.25  # new lines show within POLL_S + POST_S: under a second
 POST_S = 0.5  # the UI applies new records at most twice a second
 STATUS_S = 2.0  # how often liveness (a process scan at worst) is checked
-FINAL = ("finished", "stopped", "failed")
 
 
 @dataclass

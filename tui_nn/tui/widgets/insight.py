@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 from rich.color import Color
@@ -38,7 +39,6 @@ VANISH_ABS = 1e-7
 VANISH_REL = 1e-3
 EXPLODE_ABS = 1e3
 EIGHTHS = " ▏▎▍▌▋▊▉█"
-VIEWS = ("flow", "vanish", "fit", "classes")
 
 OK_STYLE = "green"
 VANISH_STYLE = "yellow"
@@ -146,9 +146,8 @@ def confusion_text(cm: Any, max_classes: int = 20) -> Text:
     counts = cm.counts[:max_classes]
     n = len(counts)
     labels = [str(label)[:4] for label in cm.labels[:n]]
-    cell = max(4, max((len(str(c)) for row in counts for c in row[:n]), default=1) + 1,
-               max((len(label) for label in labels), default=1) + 1)
     lab_w = max((len(label) for label in labels), default=1) + 1
+    cell = max(4, max((len(str(c)) for row in counts for c in row[:n]), default=1) + 1, lab_w)
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(" " * (lab_w + 2))
     out.append("".join(f"{label:>{cell}}" for label in labels) + "\n", style="bold")
@@ -381,8 +380,6 @@ class VanishingView(Vertical):
             self.draw()
 
     def draw(self) -> None:
-        from types import SimpleNamespace
-
         comp = self.comparison
         norms = [g for a in comp.activations for g in comp.grad_norms[a]]
         lo, hi = log_range(norms)
@@ -493,20 +490,13 @@ class ClassifierView(VerticalScroll):
     def _show_generated(self, event: Any) -> None:
         """A generator's pictures of the same fixed noise after each epoch: blobs at first,
         digits as G learns to fool D."""
-        images = [_Image(image) for image in event.images]
+        images = [SimpleNamespace(image=image) for image in event.images]  # no captions
         self.query_one("#classes-head", Static).update(
             f"[b]Generated images[/] after epoch {event.epoch + 1} · the same "
             f"{len(images)} noise vectors every epoch")
         self.query_one("#confusion", _TextView).display = False  # no matrix: no placeholder
         self.query_one("#samples", _TextView).draw(
             lambda w: grid_text(images, w - 1, captions=False))
-
-
-class _Image:
-    """An image for grid_text without a caption."""
-
-    def __init__(self, image: Any) -> None:
-        self.image = image
 
 
 class InsightPane(Vertical):
