@@ -28,6 +28,7 @@ from textual.widgets import Footer, Header, Static
 from tui_nn.insight.landscape import (METHODS, DescentPath, default_b_grid, default_w_grid,
                                       descent_paths, mse, mse_curve)
 from tui_nn.tui.screens.lesson_base import LessonScreen, TimedPlot
+from tui_nn.tui.widgets.curves import step_along
 
 # One epoch per frame: the seed's 100 epochs play in 20 s. A frame costs ~10-50 ms on a busy
 # 2-core box (plotext rebuilds the figure; benchmarks/bench_lesson_views.py), so 5 frames a
@@ -310,11 +311,10 @@ class LandscapeScreen(LessonScreen):
         self.t = self.epochs
 
     def action_lr(self, direction: int) -> None:
-        i = min(range(len(LR_STEPS)), key=lambda k: abs(LR_STEPS[k] - self.lr))
-        i = min(max(i + direction, 0), len(LR_STEPS) - 1)
-        if LR_STEPS[i] == self.lr:
+        lr = step_along(LR_STEPS, self.lr, direction)
+        if lr == self.lr:
             return
-        self.lr = LR_STEPS[i]
+        self.lr = lr
         self._compute()
         self.t = 0
         self.playing = True

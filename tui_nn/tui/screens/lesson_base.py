@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import time
 
-from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import Worker
 
+from tui_nn.tui.screens.worker_errors import NotifiesWorkerErrors
 from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 
-class LessonScreen(Screen):
-    """Base for the lesson views: Escape (or q) goes back to the main screen."""
+class LessonScreen(NotifiesWorkerErrors, Screen):
+    """Base for the lesson views: Escape (or q) goes back to the main screen; a failed worker
+    is a notification, never the end of the app."""
 
     BINDINGS = [
         Binding("escape", "close", "Back", tooltip="Back to the main screen"),
@@ -28,13 +28,6 @@ class LessonScreen(Screen):
     def action_close(self) -> None:
         if self.app.screen is self:
             self.app.pop_screen()
-
-    @on(Worker.StateChanged)
-    def _lesson_worker_state(self, event: Worker.StateChanged) -> None:
-        """A lesson's failed worker is a notification, never the end of the app."""
-        from tui_nn.tui.screens.worker_errors import notify_worker_error
-
-        notify_worker_error(self, event)
 
 
 class TimedPlot(MatrixPlot):

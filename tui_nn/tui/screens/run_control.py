@@ -39,7 +39,6 @@ MAX_FRAME_S = 4.0
 UI_CPU_BUDGET = 0.015
 # What the app asks the engine for, for the Insight tab (a TrainConfig field each).
 INSIGHT_OPTIONS = {"grad_flow": True, "live_fit": True, "val_predictions": True}
-ACTIVE = ("starting", "running", "paused", "stopping")
 FAILURE_TITLES = {"nan": "loss is NaN", "oom": "out of memory", "data": "data",
                   "shape": "shape mismatch", "fit": "model does not fit the data", "disk": "disk"}
 
