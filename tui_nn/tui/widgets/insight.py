@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from rich.color import Color
 from rich.style import Style
-from rich.text import Text
+from rich.text import Span, Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -176,7 +176,7 @@ def confusion_text(cm: Any, max_classes: int = 20) -> Text:
 # Gray levels of the image cells: a 256-colour terminal has 24 grays (+ black and white), so
 # 32 levels lose nothing there, and at most 33² styles are ever made (cached for all grids).
 GRAY_LEVELS = 32
-_CELL_STYLES: dict[tuple[int, int], Style] = {}
+_CELL_STYLES: dict[int, dict[tuple[int, int], Style]] = {}  # levels -> (top, bottom) -> style
 
 
 def _gray(level: float) -> Color:
@@ -184,62 +184,67 @@ def _gray(level: float) -> Color:
     return Color.from_rgb(v, v, v)
 
 
+def image_rows(images: Sequence[Sequence[Sequence[float]]], img_w: int, gap: int = 2,
+               levels: int = GRAY_LEVELS, pos: int = 0) -> tuple[str, list[Span]]:
+    """Gray images (rows of values in [0, 1]) side by side, two pixel rows per line: each cell
+    a '▀' coloured top pixel / bottom pixel, each image padded to img_w cells. The lines and a
+    span per cell, the spans counted from ``pos`` (where the lines go in a longer Text).
+
+    Built as one string plus spans for one Text (Text.append per cell costs 3× as much, and
+    Text.append_text of the lines copies every span again)."""
+    styles = _CELL_STYLES.setdefault(levels, {})
+    parts: list[str] = []
+    spans: list[Span] = []
+    for y in range(0, max((len(image) for image in images), default=0), 2):
+        for j, image in enumerate(images):
+            if j:
+                parts.append(" " * gap)
+                pos += gap
+            top = image[y] if y < len(image) else []
+            bottom = image[y + 1] if y + 1 < len(image) else [0.0] * len(top)
+            for t, b in zip(top, bottom):
+                key = (int(t * levels), int(b * levels))
+                style = styles.get(key)
+                if style is None:  # making a Style is the slow part: each pair once
+                    style = styles[key] = Style(color=_gray(key[0] / levels),
+                                                bgcolor=_gray(key[1] / levels))
+                spans.append(Span(pos, pos + 1, style))
+                pos += 1
+            parts.append("▀" * len(top) + " " * (img_w - len(top)))
+            pos += img_w - len(top)
+        parts.append("\n")
+        pos += 1
+    return "".join(parts), spans
+
+
 def grid_text(samples: Sequence[Any], width: int, gap: int = 2, captions: bool = True) -> Text:
-    """Images side by side, each cell '▀' coloured top pixel / bottom pixel, with a caption:
-    ✗ pred (true t) in red for mistakes, ✓ in green, and the model's confidence (none for
-    generated images: captions=False).
-
-    Built as one string plus a span per cell (Text.append per cell costs 3× as much)."""
-    from rich.text import Span
-
+    """Images side by side (image_rows), each with a caption: ✗ pred (true t) in red for
+    mistakes, ✓ in green, and the model's confidence (none for generated images:
+    captions=False)."""
     if not samples:
         return Text("")
     img_w = max(len(samples[0].image[0]), 10)
     columns = max(1, (width + gap) // (img_w + gap))
-    styles = _CELL_STYLES
     parts: list[str] = []
     spans: list[Span] = []
     pos = 0
-    pad = " " * gap
     for start in range(0, len(samples), columns):
         row = samples[start:start + columns]
-        rows = [s.image for s in row]
-        height = max(len(r) for r in rows)
-        for y in range(0, height, 2):
-            for j, image in enumerate(rows):
-                if j:
-                    parts.append(pad)
-                    pos += gap
-                top = image[y] if y < len(image) else []
-                bottom = image[y + 1] if y + 1 < len(image) else [0.0] * len(top)
-                for t, b in zip(top, bottom):
-                    key = (int(t * GRAY_LEVELS), int(b * GRAY_LEVELS))
-                    style = styles.get(key)
-                    if style is None:  # making a Style is the slow part: each pair once
-                        style = styles[key] = Style(color=_gray(key[0] / GRAY_LEVELS),
-                                                    bgcolor=_gray(key[1] / GRAY_LEVELS))
-                    spans.append(Span(pos, pos + 1, style))
-                    pos += 1
-                parts.append("▀" * len(top) + " " * (img_w - len(top)))
-                pos += img_w - len(top)
-            parts.append("\n")
-            pos += 1
-        if not captions:
-            parts.append("\n")
-            pos += 1
-            continue
-        for j, s in enumerate(row):
+        lines, line_spans = image_rows([s.image for s in row], img_w, gap, pos=pos)
+        parts.append(lines)
+        spans += line_spans
+        pos += len(lines)
+        for j, s in enumerate(row if captions else ()):
             if j:
-                parts.append(pad)
+                parts.append(" " * gap)
                 pos += gap
             mark = "✓" if s.correct else "✗"
             caption = (f"{mark}{s.pred_label} ({s.true_label}) {s.confidence * 100:.0f}%"
                        if not s.correct else f"{mark}{s.pred_label} {s.confidence * 100:.0f}%")
-            caption = f"{caption[:img_w]:<{img_w}}"
             spans.append(Span(pos, pos + img_w, "red" if not s.correct else "green"))
-            parts.append(caption)
+            parts.append(f"{caption[:img_w]:<{img_w}}")
             pos += img_w
-        parts.append("\n")
+        parts.append("\n")  # after the captions; a blank line between rows of generated images
         pos += 1
     return Text("".join(parts), spans=spans, no_wrap=True, overflow="crop")
 
