@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from tui_nn.fmt import fmt_bytes
 from tui_nn.textsafe import first_line
+from tui_nn.tui.widgets.run_memory import estimate_memory
 
 if TYPE_CHECKING:
     from tui_nn.shapes.memory import MemoryEstimate
@@ -116,14 +117,7 @@ class MemoryLine(Static):
         """On a worker thread: estimate and post the result; never raises."""
         estimate, error = None, None
         try:
-            from tui_nn.shapes import inspect_model
-            from tui_nn.shapes.memory import MemoryRequest
-            from tui_nn.tui.bridge import in_fresh_thread
-
-            request = MemoryRequest(batch_size=batch_size, optimizer=optimizer)
-            estimate = in_fresh_thread(
-                lambda: inspect_model(target, input_text, memory=request).memory,
-                "tui-nn-memory")
+            estimate = estimate_memory(target, input_text, batch_size, optimizer)
             if estimate is None:
                 error = "the training forward does not run at this input"
         except Exception as exc:  # noqa: BLE001 - shown on the line, never a crash
