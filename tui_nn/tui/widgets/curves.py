@@ -300,12 +300,6 @@ class Curves(Vertical):
         if not live:
             self.redraw()  # the final state, whatever the pacing said
 
-    def watch_smoothing(self) -> None:
-        self._update_caption()
-
-    def watch_log_scale(self) -> None:
-        self._update_caption()
-
     def _caption(self) -> str:
         return (f"smoothing {self.smoothing:g} [dim]([b]\\[[/b] / [b]][/b])[/]   "
                 f"log axis {'on' if self.log_scale else 'off'} [dim]([b]g[/b])[/]")
@@ -313,6 +307,8 @@ class Curves(Vertical):
     def _update_caption(self) -> None:
         if self._ready:
             self.query_one("#curves-caption", Label).update(self._caption())
+
+    watch_smoothing = watch_log_scale = _update_caption
 
     def set_axis(self, first_step: int, total_steps: int) -> None:
         for plot in self.query(_HistoryPlot):

@@ -80,18 +80,6 @@ class MemoryLine(Static):
     def register_model(self, source: str, model: Any) -> None:
         self._models[source] = model
 
-    def watch_source(self) -> None:
-        self._schedule()
-
-    def watch_input_text(self) -> None:
-        self._schedule()
-
-    def watch_batch_size(self) -> None:
-        self._schedule()
-
-    def watch_optimizer(self) -> None:
-        self._schedule()
-
     @property
     def pending(self) -> bool:
         """An estimate is scheduled or running and not yet shown."""
@@ -101,6 +89,8 @@ class MemoryLine(Static):
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self._start)
+
+    watch_source = watch_input_text = watch_batch_size = watch_optimizer = _schedule
 
     def _start(self) -> None:
         self._timer = None

@@ -85,18 +85,6 @@ class RunStatus(Vertical):
         self.add_class(f"-{new}")
         self._render_all()
 
-    def watch_started(self) -> None:
-        self._render_all()
-
-    def watch_latest(self) -> None:
-        self._render_all()
-
-    def watch_epoch(self) -> None:
-        self._render_all()
-
-    def watch_device(self) -> None:
-        self._render_all()
-
     def on_resize(self) -> None:
         if self._ready:
             self._shown.clear()  # a new width may wrap the lines differently
@@ -179,6 +167,8 @@ class RunStatus(Vertical):
                 best += f" · output '{e.decoded[:80]}'"
             lines.append(best)
         self._set("#status-numbers", Text("\n".join(lines)))
+
+    watch_started = watch_latest = watch_epoch = watch_device = _render_all
 
 
 def _count(label: str, n: int, total: int) -> str:
