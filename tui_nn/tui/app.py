@@ -57,9 +57,6 @@ class TuiNNApp(InertText, App[None]):
         # the loop's, because the UI thread may already be stuck writing to the dead terminal.
         install_signal_exits(self, self._on_signal, self._on_sighup)
 
-    def _on_sigterm(self) -> None:
-        self._on_signal(signal.SIGTERM)
-
     def _on_signal(self, signum: int) -> None:
         self.main.bridge.stop()  # first: the checkpoint must not depend on the UI
         if not self._quitting:
