@@ -27,8 +27,9 @@ from textual.widgets import Footer, Header, Static
 
 from tui_nn.insight.landscape import (METHODS, DescentPath, default_b_grid, default_w_grid,
                                       descent_paths, mse, mse_curve)
-from tui_nn.tui.screens.lesson_base import LessonScreen, TimedPlot
+from tui_nn.tui.screens.lesson_base import LessonScreen
 from tui_nn.tui.widgets.curves import step_along
+from tui_nn.tui.widgets.plot_visual import FigurePlot
 
 # One epoch per frame: the seed's 100 epochs play in 20 s. A frame costs ~10-50 ms on a busy
 # 2-core box (plotext rebuilds the figure; benchmarks/bench_lesson_views.py), so 5 frames a
@@ -67,8 +68,6 @@ class HeatMap(Widget):
     def __init__(self, screen: "LandscapeScreen", **kwargs) -> None:
         super().__init__(**kwargs)
         self.lesson = screen
-        self.redraws = 0
-        self.render_s = 0.0
         self.w_range = (default_w_grid()[0], default_w_grid()[-1])
         self.b_range = (default_b_grid()[0], default_b_grid()[-1])
         self._bg: tuple[tuple[int, int], list[list[Style]]] | None = None
@@ -111,7 +110,6 @@ class HeatMap(Widget):
 
     def build(self) -> list[Strip]:
         """Every line of the map (rows of cells, then the w axis)."""
-        t0 = time.perf_counter()
         width = self.size.width
         cols = max(width - self.LABEL_W, 4)
         rows = max(self.size.height - 1, 2)  # the last line is the w axis
@@ -159,8 +157,6 @@ class HeatMap(Widget):
             axis[start:start + len(label)] = list(label)
         strips.append(Strip([Segment("b".rjust(self.LABEL_W - 1) + " " + "".join(axis), dim)],
                             self.LABEL_W + cols))
-        self.redraws += 1
-        self.render_s = time.perf_counter() - t0
         return strips
 
     def render_line(self, y: int) -> Strip:
@@ -250,7 +246,7 @@ class LandscapeScreen(LessonScreen):
         yield Header(show_clock=False, icon="≋")
         yield Static("", id="land-status")
         with Vertical(id="land-views"):
-            yield TimedPlot(self._draw_curve, id="land-plot")
+            yield FigurePlot(self._draw_curve, id="land-plot")
             yield HeatMap(self, id="land-heat")
         yield Static("", id="land-table")
         yield Footer()

@@ -17,7 +17,6 @@ plotext figure of at most a few hundred points. Hidden views are not rendered at
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Sequence
@@ -31,7 +30,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static, TabbedContent, TabPane
 
-from tui_nn.tui.widgets.plot_visual import MatrixPlot
+from tui_nn.tui.widgets.plot_visual import FigurePlot
 
 # Same thresholds as the engine's monitor (tui_nn.insight.gradflow), repeated here so that
 # drawing does not import torch; tests/test_tui_insight.py checks they agree.
@@ -259,24 +258,19 @@ NO_PREDICTIONS = ("No predictions yet: they come with each epoch's validation pa
 NO_IMAGES_OWN_STEP = "No generated images yet: they come after each epoch."
 
 class _TextView(Static):
-    """A Static redrawn from a data object; remembers what its last render cost."""
+    """A Static redrawn from a data object."""
 
     def __init__(self, empty: str, **kwargs) -> None:
         self.empty = Text(empty, style="dim")
         self.text = self.empty  # what is shown (tests read .text.plain)
         super().__init__(self.text, **kwargs)
-        self.redraws = 0
-        self.render_ms = 0.0
 
     def draw(self, build) -> None:
-        t0 = time.perf_counter()
         # A view in a hidden tab has no size yet: draw for the app's width (a resize redraws).
         width = self.size.width or (self.parent.size.width if self.parent else 0)
         text = build(max(width or self.app.size.width - 2, 40))
         self.text = text
         self.update(text)
-        self.render_ms = (time.perf_counter() - t0) * 1e3
-        self.redraws += 1
 
     def clear(self, empty: str | None = None) -> None:
         """Show the placeholder (a new one: what this run will or will not show here)."""
@@ -414,19 +408,14 @@ class VanishingView(Vertical):
             f"{sig:.0e} of fc{comp.depth}'s. Loss {words}.", style="dim"))
 
 
-class FitPlot(MatrixPlot):
+class FitPlot(FigurePlot):
     """The data (points) and the model's current prediction (line)."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(self._draw_fit, **kwargs)
         self.event: Any = None  # the ev.FitUpdate shown
-        self.redraws = 0
-        self.render_ms = 0.0
 
-    def render(self):
-        t0 = time.perf_counter()
-        plt = self.plt
-        plt.clear_figure()
+    def _draw_fit(self, plt, width: int, height: int) -> None:
         event = self.event
         if event is None:
             plt.title("fit: train a 1-D model (curve, linear, logistic) to see its line")
@@ -444,10 +433,6 @@ class FitPlot(MatrixPlot):
             if binary and snap.boundary is not None:
                 plt.vline(snap.boundary, "gray")
         plt.frame(True)
-        result = super().render()
-        self.render_ms = (time.perf_counter() - t0) * 1e3
-        self.redraws += 1
-        return result
 
 
 class ClassifierView(VerticalScroll):
