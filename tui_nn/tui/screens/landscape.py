@@ -284,9 +284,6 @@ class LandscapeScreen(LessonScreen):
             self._timer.pause()
         self._show_status()
 
-    def watch_t(self) -> None:
-        self._show()
-
     def watch_view(self, view: str) -> None:
         self.set_class(view == "heat", "-heat")
         self._show()
@@ -338,6 +335,8 @@ class LandscapeScreen(LessonScreen):
         self._show_table()
         target = "#land-heat" if self.view == "heat" else "#land-plot"
         self.query_one(target).refresh()
+
+    watch_t = _show
 
     def _show_status(self) -> None:
         model = "y = w·x + b" if self.view == "heat" else "y = w·x"

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
+from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric
 from tui_nn.tui.widgets.wrapping import wrapped_height
 
 if TYPE_CHECKING:  # importing the engine imports torch (seconds): not before the first frame
@@ -143,8 +144,6 @@ class RunStatus(Vertical):
             self._set("#step-label", _count("step", in_epoch, s.steps_per_epoch))
 
         lines = []
-        if m is not None or e is not None:
-            from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric
         if m is not None:
             gpu = s is not None and s.device.startswith("cuda")
             # NaN or None: a value the loop did not give (tui_nn.Run), left out, never a 0.
