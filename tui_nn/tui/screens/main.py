@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker
 
-from tui_nn.engine.config import FORM_FIELDS
+from tui_nn.engine.config import FORM_FIELDS  # TrainConfig's fields marked form=True
 from tui_nn.tui import messages as msg
 from tui_nn.tui.bridge import WORKER_NAME, freeze_long_lived
 from tui_nn.tui.history import RunHistory
@@ -36,7 +36,7 @@ from tui_nn.tui.widgets.footer import SteadyFooter
 from tui_nn.tui.widgets.insight import InsightPane
 from tui_nn.tui.widgets.memory_line import MemoryLine
 from tui_nn.tui.widgets.model_picker import ModelPicker
-from tui_nn.tui.widgets.run_status import LIVE_STATES, RunStatus
+from tui_nn.tui.widgets.run_status import LIVE_STATES, STATE_LABELS, RunStatus
 from tui_nn.tui.widgets.run_view import RunView
 from tui_nn.tui.widgets.system_pane import SystemPane
 from tui_nn.tui.widgets.train_form import FormError, TrainForm
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log",
              "insight": "#insight-tabs Tabs"}
-FORM_KEYS = FORM_FIELDS  # TrainConfig's fields marked form=True (engine/config.py)
 
 
 @dataclass
@@ -108,9 +107,9 @@ class MainScreen(Screen):
         self.start_when_ready = start
         self.resume_when_ready = resume  # a run directory to continue once torch is loaded
         options = {k: v for k, v in (train_options or {}).items() if v is not None}
-        self.form_overrides = {k: options[k] for k in FORM_KEYS if k in options}
+        self.form_overrides = {k: options[k] for k in FORM_FIELDS if k in options}
         # Every other option (device, seed, run_dir, amp, threads, ...) goes to every run as is.
-        self.pass_through = {k: v for k, v in options.items() if k not in FORM_KEYS}
+        self.pass_through = {k: v for k, v in options.items() if k not in FORM_FIELDS}
         self.dataset_override = dataset  # an in-memory Dataset (tests, benchmarks)
         self.history = RunHistory()
         self.run = RunController(self, self.history)
@@ -363,7 +362,7 @@ class MainScreen(Screen):
             self.model_source = model  # fills the form with the model's defaults first
         else:
             self._open_source(model)  # a model from a file: the picker lists it once loaded
-        self.query_one(TrainForm).fill(**{k: settings.get(k) for k in FORM_KEYS})
+        self.query_one(TrainForm).fill(**{k: settings.get(k) for k in FORM_FIELDS})
         self._form_model = model
 
     def action_halve_lr(self) -> None:
@@ -420,8 +419,6 @@ class MainScreen(Screen):
             self.app.animation_level = "none" if run_live else self._idle_animation_level
 
     def _subtitle(self) -> str:
-        from tui_nn.tui.widgets.run_status import STATE_LABELS
-
         parts = [self.model_source or "no model", STATE_LABELS.get(self.run_state, "")]
         return " · ".join(p for p in parts if p)
 

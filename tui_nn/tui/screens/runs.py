@@ -273,10 +273,6 @@ class RunsScreen(RemoteWatch, NotifiesWorkerErrors, Screen):
             return None
         return self.rows[min(table.cursor_row, len(self.rows) - 1)]
 
-    def highlighted(self) -> RunInfo | None:
-        row = self.highlighted_row()
-        return row.run if row is not None else None
-
     def shown(self) -> list[Row]:
         """The runs compared: the marked ones, else the highlighted one."""
         by_key = {r.key: r for r in self.rows}

@@ -163,11 +163,9 @@ class GroupPlot(MatrixPlot):
             lines = [(ys, RAW, None), (ema(points, self.smoothing), color, label)]
         drawn: list[float] = []
         for values, line_color, line_label in lines:
-            px, py = xs, values
-            if self.log_scale:
-                pairs = [(x, math.log10(y)) for x, y in zip(xs, values) if y > 0]
-                px, py = [p[0] for p in pairs], [p[1] for p in pairs]
-            px, py, clipped = clip_finite(px, py)  # a float64 tensor can hold 1e308
+            if self.log_scale:  # a value ≤ 0 has no log: NaN, dropped by clip_finite
+                values = [math.log10(y) if y > 0 else math.nan for y in values]
+            px, py, clipped = clip_finite(xs, values)  # a float64 tensor can hold 1e308
             self.clipped = self.clipped or clipped
             if not px:
                 continue

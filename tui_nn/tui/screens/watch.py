@@ -402,11 +402,8 @@ class WatchScreen(NotifiesWorkerErrors, Screen):
 class WatchApp(ViewerApp):
     """`tui-nn watch RUN_DIR`: the WatchScreen alone."""
 
-    def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S,
-                 gpu_reader: Callable[[], Any] | None = None,
-                 liveness_of: Callable[..., tuple[str, int | None]] | None = None) -> None:
-        super().__init__(WatchScreen(run_dir, poll_s=poll_s, gpu_reader=gpu_reader,
-                                     liveness_of=liveness_of))
+    def __init__(self, run_dir: str | Path, **kwargs: Any) -> None:
+        super().__init__(WatchScreen(run_dir, **kwargs))
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)

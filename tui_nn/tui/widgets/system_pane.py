@@ -134,7 +134,6 @@ class SystemPane(Static):
         self.pid: int | None = os.getpid() if pid == -1 else pid
         self.process_note = process_note
         self.reading: SystemReading | None = None
-        self.readings = 0  # how many readings were shown (tests)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.frozen = False
@@ -188,7 +187,6 @@ class SystemPane(Static):
         if self.frozen:
             return
         self.reading = message.reading
-        self.readings += 1
         self._show(format_reading(message.reading, self.compact))
 
     def on_resize(self) -> None:
