@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -553,7 +554,7 @@ async def test_sigterm_stops_the_run_with_a_checkpoint_and_exits(tmp_path):
         await ready(pilot, inspected=False)
         await pilot.press("s")
         await wait_for(pilot, lambda: app.main.bridge.latest is not None, what="running")
-        app._on_sigterm()  # what the loop's SIGTERM handler calls
+        app._on_signal(signal.SIGTERM)  # what the loop's SIGTERM handler calls
         await wait_for_exit(app)
     (run_dir,) = tmp_path.iterdir()
     assert load_checkpoint(run_dir / "last.pt")["step"] > 0
