@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, List, Literal, Optional
+from typing import Annotated, Any, List, Literal, Optional
 
 import typer
 
@@ -99,6 +99,8 @@ def datasets_cmd() -> None:
 ResumeOpt = Annotated[Optional[str], typer.Option(
     "--resume", help="Continue the run in this run directory (or a file in it).",
     rich_help_panel="Run")]
+RootOpt = Annotated[Optional[str], typer.Option(
+    "--root", help="Folder holding the runs (default ./runs); HOST:PATH on another machine.")]
 
 
 def _check_resume(resume: Optional[str], requested: Optional[dict] = None) -> None:
@@ -122,6 +124,11 @@ def _given(ctx: typer.Context, options: dict) -> dict:
     return {k: v for k, v in options.items() if typed(k)}
 
 
+def _ddp(flag: str, help: str) -> Any:
+    """A torchrun option of `train`, in --help's Distributed panel."""
+    return typer.Option(None, flag, help=f"DDP: {help}", rich_help_panel="Distributed")
+
+
 @app.command("train", cls=ReadableCommand)
 @with_train_options()
 def train_cmd(
@@ -132,20 +139,12 @@ def train_cmd(
     resume: ResumeOpt = None,
     headless: bool = typer.Option(False, "--headless",
                                   help="Train in this terminal without the app."),
-    nproc_per_node: Optional[int] = typer.Option(
-        None, "--nproc-per-node", help="DDP: processes (GPUs) on this machine, via torchrun.",
-        rich_help_panel="Distributed"),
-    nnodes: Optional[str] = typer.Option(None, "--nnodes", help="DDP: number of machines.",
-                                         rich_help_panel="Distributed"),
-    node_rank: Optional[int] = typer.Option(None, "--node-rank",
-                                            help="DDP: this machine's rank.",
-                                            rich_help_panel="Distributed"),
-    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint",
-                                                help="DDP: HOST:PORT of the rendezvous.",
-                                                rich_help_panel="Distributed"),
-    rdzv_id: Optional[str] = typer.Option(None, "--rdzv-id",
-                                          help="DDP: a job id shared by nodes.",
-                                          rich_help_panel="Distributed"),
+    nproc_per_node: Optional[int] = _ddp("--nproc-per-node",
+                                         "processes (GPUs) on this machine, via torchrun."),
+    nnodes: Optional[str] = _ddp("--nnodes", "number of machines."),
+    node_rank: Optional[int] = _ddp("--node-rank", "this machine's rank."),
+    rdzv_endpoint: Optional[str] = _ddp("--rdzv-endpoint", "HOST:PORT of the rendezvous."),
+    rdzv_id: Optional[str] = _ddp("--rdzv-id", "a job id shared by nodes."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     options: Optional[dict] = None,
 ) -> None:
@@ -355,9 +354,7 @@ def watch_cmd(
         None, help="Run directory, a run's name under --root, or latest (the default); "
                    "HOST:PATH for a run on another machine (over ssh), e.g. "
                    "gpu1:~/runs/latest."),
-    root: Optional[str] = typer.Option(None, "--root",
-                                       help="Folder holding the runs (default ./runs); "
-                                            "HOST:PATH on another machine."),
+    root: RootOpt = None,
 ) -> None:
     """Open the app read-only on a run in progress or finished, following its run directory
     (a run started headless, under nohup, Slurm or torchrun, or in another terminal), or on a
@@ -431,9 +428,7 @@ def control_cmd(
         ..., help="pause, resume, checkpoint, lr or stop."),
     factor: Optional[str] = typer.Argument(None, help="lr only: multiply the lr by FACTOR "
                                                       "(0.5 halves it)."),
-    root: Optional[str] = typer.Option(None, "--root",
-                                       help="Folder holding the runs (default ./runs); "
-                                            "HOST:PATH on another machine."),
+    root: RootOpt = None,
 ) -> None:
     """Steer a run that is training (headless, under nohup/Slurm, or in the app) through its
     control channel: exit 0 when the run took the request, 1 when it is not training."""

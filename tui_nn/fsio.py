@@ -10,6 +10,7 @@ exports, the digits cache). Standard library only, so the data layer can use it 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -116,12 +117,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    return atomic_write(path, lambda f: f.write(data))
-
-
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -130,36 +127,29 @@ def fsync_dir(path: str | Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
 def _unlink_quietly(path: str | Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
-def remove_stale_temps(directory: str | Path, names: tuple[str, ...]) -> list[Path]:
+def remove_stale_temps(directory: str | Path, names: tuple[str, ...]) -> None:
     """Delete temp files that atomic_write left for these target names (a writer killed
     mid-write). Only call it while no other process can be writing there (the run's lock)."""
-    removed = []
-    directory = Path(directory)
     try:
         entries = list(os.scandir(directory))
     except OSError:
-        return removed
+        return
     for entry in entries:
         if not entry.name.endswith(TEMP_SUFFIX) or entry.is_dir(follow_symlinks=False):
             continue
         if any(entry.name.startswith(f".{name}.") for name in names):
             _unlink_quietly(entry.path)
-            removed.append(Path(entry.path))
-    return removed
 
 
 def open_append_nofollow(path: str | Path) -> int:
@@ -175,10 +165,10 @@ def open_append_nofollow(path: str | Path) -> int:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise DiskWriteError(path, OSError(errno.EINVAL, "not a regular file"))
         os.set_blocking(fd, True)
-        try:
-            os.fchmod(fd, 0o600)  # an older run's 0644 file follows the one rule too
-        except OSError:
-            pass  # another user's file we may append to: its mode is theirs to set
+        # An older run's 0644 file follows the one rule too; another user's file we may
+        # append to keeps its mode (theirs to set).
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)
     except BaseException:
         os.close(fd)
         raise
@@ -197,10 +187,8 @@ def append_line(fd: int, line: bytes, path: str | Path) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             view = view[n:]
     except OSError as e:
-        try:
+        with contextlib.suppress(OSError):
             os.ftruncate(fd, start)
-        except OSError:
-            pass
         raise DiskWriteError(path, e) from None
 
 

@@ -11,17 +11,8 @@ import time
 from typing import TextIO
 
 from tui_nn.engine import events as ev  # torch-free: views that never train import it too
-from tui_nn.fmt import epoch_line, fmt_duration, summary_line
-
 from tui_nn.engine.schema import inert_event
-
-
-
-
-
-
-
-
+from tui_nn.fmt import epoch_line, fmt_duration, summary_line
 
 
 def data_wait(event: ev.StepMetrics) -> str:
@@ -53,11 +44,6 @@ class PlainReporter:
             # the run directory keeps every record.
             self.out = None
 
-    def _where(self, event: ev.RunStarted) -> str:
-        if self.processes > 1:  # each process has its own device (a GPU) or CPU threads
-            return f"{self.processes} processes × {event.device_name}"
-        return event.device_name
-
     def __call__(self, event: ev.Event) -> None:
         # Model, dataset, device and path names come from the user's files and the host: the
         # event's strings made inert once, as the app's bridge does (every line below is one).
@@ -68,11 +54,13 @@ class PlainReporter:
             setup = f"; {event.setup}" if event.setup else ""
             resumed = (f", resuming at epoch {event.start_epoch + 1} step {event.start_step}"
                        if event.start_step else "")
+            # Under DDP each process has its own device (a GPU) or CPU threads.
+            device = (f"{self.processes} processes × {event.device_name}"
+                      if self.processes > 1 else event.device_name)
             changes = "".join(f"; {k} {old} → {new}" for k, (old, new)
                               in (getattr(event, "changes", None) or {}).items())
             self._print(f"training {event.model} ({event.parameters:,} params) on {event.dataset} "
-                        f"[{event.n_train:,} train / {event.n_val:,} val] "
-                        f"on {self._where(event)}: "
+                        f"[{event.n_train:,} train / {event.n_val:,} val] on {device}: "
                         f"{event.epochs} epochs × {event.steps_per_epoch} steps, "
                         f"batch {event.batch_size}{setup}{resumed}{changes}{where}")
         elif isinstance(event, ev.StepMetrics):
@@ -100,8 +88,6 @@ class PlainReporter:
 
     def close(self) -> None:
         pass
-
-
 
 
 class RichReporter(PlainReporter):
@@ -138,10 +124,9 @@ class RichReporter(PlainReporter):
                     speed=f"{event.samples_per_s:,.0f}/s{data_wait(event)}",
                     eta=fmt_duration(event.eta_s),
                     description=f"epoch {event.epoch + 1}")
-        elif isinstance(event, (ev.Finished, ev.Failed)):
-            self.close()
-            super().__call__(event)
         else:
+            if isinstance(event, (ev.Finished, ev.Failed)):
+                self.close()  # the bar stops before the run's last line
             super().__call__(event)
 
     def close(self) -> None:

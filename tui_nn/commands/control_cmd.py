@@ -17,10 +17,11 @@ def run_control(run: str, action: str, factor: str | None, root: str | None) -> 
     from tui_nn.engine.channel import ChannelError, send
     from tui_nn.runs import DEFAULT_ROOT, RunNotFound, resolve_run
 
-    parsed = _parse(action, factor)
-    if parsed is None:
+    try:
+        parsed = _parse(action, factor)
+    except ValueError as e:
+        _err(str(e))
         return EXIT_USAGE
-    parsed = None if parsed is False else parsed
     from tui_nn.runs.remote import remote_run
     target = remote_run(run, root)
     if target is not None:
@@ -74,23 +75,21 @@ def _answered(where: str, action: str, factor: float | None, answer: dict) -> in
     return EXIT_OK
 
 
-def _parse(action: str, factor: str | None) -> float | None | bool:
-    """The lr factor (None for other actions); None plus a message on bad input."""
+def _parse(action: str, factor: str | None) -> float | None:
+    """The lr factor (None for other actions); ValueError saying what is wrong on bad input."""
     if action not in ACTIONS:
-        _err(f"unknown action '{action}': one of {', '.join(ACTIONS)} (lr takes a FACTOR)")
-        return None
+        raise ValueError(f"unknown action '{action}': one of {', '.join(ACTIONS)} (lr takes a "
+                         "FACTOR)")
     if action != "lr":
         if factor is not None:
-            _err(f"{action} takes no argument (got {factor!r})")
-            return None
-        return False
+            raise ValueError(f"{action} takes no argument (got {factor!r})")
+        return None
     try:
         value = lr_factor(float(factor)) if factor is not None else None
     except ValueError:
         value = None
     if value is None:
-        _err(f"{LR_FACTOR_HINT} (got {factor!r})")
-        return None
+        raise ValueError(f"{LR_FACTOR_HINT} (got {factor!r})")
     return value
 
 

@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from tui_nn.textsafe import error
+from tui_nn.textsafe import error, first_line
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -96,7 +96,8 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
             return _unexpected(exc, source, debug)
 
-    _print_result(result, as_json)
+    from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
+    _print(result, as_json, render_json, render_plain, render_rich)
     return EXIT_OK if result.ok and not measure_failed else EXIT_MISMATCH
 
 
@@ -115,12 +116,6 @@ def _uncollected_imports(own_process: bool) -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
-
-
-def _print_result(result, as_json: bool) -> None:
-    from tui_nn.commands.inspect_render import render_json, render_plain, render_rich
-
-    _print(result, as_json, render_json, render_plain, render_rich)
 
 
 def _print(value, as_json: bool, as_json_text, as_plain_text, on_console) -> None:
@@ -204,9 +199,8 @@ def _measure(source: str, result) -> bool:
     except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the model's code, or an OOM
         if not isinstance(exc, Exception) and not raised_by_user_code(exc):
             raise
-        lines = str(exc).strip().splitlines()
-        result.notes.append(f"--measure: the real training step failed: {type(exc).__name__}"
-                            + (f": {lines[0]}" if lines else ""))
+        result.notes.append("--measure: the real training step failed: "
+                            + first_line(exc, with_type=True))
         return True
     return False
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tui_nn.commands.inspect_render import human_count, json_one_row_a_line, status_line
-from tui_nn.fmt import fmt_bytes, format_shape
+from tui_nn.commands.inspect_render import json_one_row_a_line, status_line
+from tui_nn.fmt import fmt_bytes, fmt_count, format_shape
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -74,8 +74,8 @@ def diff_cells(diff: InspectionDiff) -> list[tuple[DiffRow, list[str]]]:
     for row in diff.rows:
         a, b = row.a, row.b
         cells = [MARKS[row.status], f"{'  ' * row.depth}{row.path}", _outputs(a), _outputs(b),
-                 _moved(_params(a), _params(b), human_count),
-                 _moved(a.mult_adds if a else None, b.mult_adds if b else None, human_count)]
+                 _moved(_params(a), _params(b), fmt_count),
+                 _moved(a.mult_adds if a else None, b.mult_adds if b else None, fmt_count)]
         if saved:
             # Short ('480K'): 'A→B' fits 80 columns.
             cells.append(_moved(a.saved_bytes if a else None, b.saved_bytes if b else None,
@@ -133,9 +133,9 @@ def diff_sections(diff: InspectionDiff) -> list[tuple[str, list[str]]]:
 def totals_lines(diff: InspectionDiff) -> list[str]:
     """The two models' totals in columns, with B − A."""
     ta, tb = diff.a.totals, diff.b.totals
-    rows = [("parameters", ta.params, tb.params, human_count),
-            ("mult-adds", ta.mult_adds, tb.mult_adds, human_count),
-            ("flops", 2 * ta.mult_adds, 2 * tb.mult_adds, human_count),
+    rows = [("parameters", ta.params, tb.params, fmt_count),
+            ("mult-adds", ta.mult_adds, tb.mult_adds, fmt_count),
+            ("flops", 2 * ta.mult_adds, 2 * tb.mult_adds, fmt_count),
             ("activations", ta.activation_bytes, tb.activation_bytes, fmt_bytes),
             ("param bytes", ta.param_bytes, tb.param_bytes, fmt_bytes)]
     ma, mb = diff.a.memory, diff.b.memory

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from tui_nn.commands.tables import text_table
 from tui_nn.fmt import fmt_bytes, fmt_count, format_shape
 from tui_nn.shapes.fits import top_saved
 from tui_nn.shapes.uncounted import summary as uncounted_summary
@@ -26,9 +27,6 @@ _NUMERIC = {"Params", "Mult-adds", "Output size", SAVED_HEADER}
 
 def headers(inspection: Inspection) -> tuple[str, ...]:
     return HEADERS + (SAVED_HEADER,) if inspection.memory is not None else HEADERS
-
-
-human_count = fmt_count  # 467200 -> '467.2K'
 
 
 def _shapes_text(shapes: list[tuple[int, ...]]) -> str:
@@ -63,7 +61,7 @@ def table_cells(inspection: Inspection) -> list[tuple[LayerRow, list[str]]]:
             _shapes_text(row.input_shapes),
             _shapes_text(row.output_shapes) if row.status != "error" else "✗",
             _params_text(row),
-            human_count(row.mult_adds) if row.mult_adds else "—",
+            fmt_count(row.mult_adds) if row.mult_adds else "—",
             fmt_bytes(row.output_bytes) if row.output_shapes else "—",
             *([fmt_bytes(row.saved_bytes) if row.saved_bytes else "—"] if saved else []),
         )]))
@@ -171,8 +169,8 @@ def totals_lines(inspection: Inspection) -> list[str]:
         f"parameters: {t.params:,} ({t.params_trainable:,} trainable{frozen}), "
         f"{fmt_bytes(t.param_bytes)}"
         + (f" + {fmt_bytes(t.buffer_bytes)} buffers" if t.buffer_bytes else ""),
-        f"mult-adds: {human_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
-        f"flops: {human_count(t.flops)} (2 per multiply-add)",
+        f"mult-adds: {fmt_count(t.mult_adds)} ({t.mult_adds:,}) for a batch of {t.batch_size}; "
+        f"flops: {fmt_count(t.flops)} (2 per multiply-add)",
         *([f"not counted: {uncounted_summary(inspection.not_counted)}"]
           if inspection.not_counted else []),
         f"activations: {fmt_bytes(t.activation_bytes)} for a batch of {t.batch_size}; "
@@ -240,19 +238,10 @@ def status_line(inspection: Inspection) -> str:
 
 
 def render_plain(inspection: Inspection) -> str:
-    cells = table_cells(inspection)
-    names = headers(inspection)
-    widths = [len(h) for h in names]
-    for _, row_cells in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row_cells)]
-
-    def line(values: list[str] | tuple[str, ...]) -> str:
-        parts = [v.rjust(w) if h in _NUMERIC else v.ljust(w)
-                 for h, v, w in zip(names, values, widths)]
-        return "  ".join(parts).rstrip()
-
-    out = [status_line(inspection), "", line(names), line(["-" * w for w in widths])]
-    out.extend(line(c) for _, c in cells)
+    names = list(headers(inspection))
+    table = text_table(names, [c for _, c in table_cells(inspection)],
+                       right={i for i, h in enumerate(names) if h in _NUMERIC})
+    out = [status_line(inspection), "", table.rstrip("\n")]
     for title, lines in sections(inspection):
         out.extend(["", f"{title}:"])
         out.extend(f"  {text}" for text in lines)

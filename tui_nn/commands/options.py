@@ -24,14 +24,9 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from tui_nn.engine.config import OPTION_FIELDS, TrainConfig
 
-_ENUMS: dict[str, type[enum.Enum]] = {}
-
-
+@functools.cache
 def _choice_enum(name: str, choices: tuple[str, ...]) -> type[enum.Enum]:
-    if name not in _ENUMS:
-        _ENUMS[name] = enum.Enum(name.title().replace("_", ""), {c: c for c in choices},
-                                 type=str)
-    return _ENUMS[name]
+    return enum.Enum(name.title().replace("_", ""), {c: c for c in choices}, type=str)
 
 
 def _parameter(name: str, spec: dict[str, Any]) -> inspect.Parameter:

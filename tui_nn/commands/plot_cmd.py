@@ -18,6 +18,8 @@ import shutil
 import sys
 import traceback
 
+from tui_nn.commands.tables import text_table
+from tui_nn.textsafe import error
 
 EXIT_OK, EXIT_USAGE = 0, 2
 CHOICES = ("activations", "landscape", "vanishing")
@@ -31,12 +33,11 @@ def run_plot(what: str, *, derivatives: bool = False, lr: float = 0.01, epochs: 
     """Draw one view on stdout and return the exit code."""
     what = (what or "").strip().lower()
     if what not in CHOICES:
-        print(f"error: unknown plot {what!r}: choose one of {', '.join(CHOICES)}",
-              file=sys.stderr)
+        error(f"unknown plot {what!r}: choose one of {', '.join(CHOICES)}")
         return EXIT_USAGE
     problem = _check_numbers(lr, epochs, steps, width, height)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        error(problem)
         return EXIT_USAGE
     cols, rows = shutil.get_terminal_size(fallback=(100, 30))
     width = width or max(60, min(cols, 120))
@@ -52,8 +53,8 @@ def run_plot(what: str, *, derivatives: bool = False, lr: float = 0.01, epochs: 
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"error: plotting {what} failed: {type(exc).__name__}: {exc} "
-              "(run with --debug for the traceback)", file=sys.stderr)
+        error(f"plotting {what} failed: {type(exc).__name__}: {exc} "
+              "(run with --debug for the traceback)")
         return 1
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return EXIT_OK
@@ -100,9 +101,7 @@ def activations_text(derivatives: bool, width: int, height: int, color: bool) ->
         parts.append(_curves_plot(curves, "dy", "derivatives f'(x) (autograd)", width, height,
                                   color))
     rows = [[c.name, c.formula, f"{c.max_slope:.3g}"] for c in curves]
-    from tui_nn.commands.tables import _table
-
-    parts.append(_table(["function", "formula", "max slope"], rows).rstrip("\n"))
+    parts.append(text_table(["function", "formula", "max slope"], rows).rstrip("\n"))
     parts.append("A deep stack multiplies one slope per layer: sigmoid's is at most 0.25, so "
                  "8 layers shrink the gradient by 0.25^7 ≈ 6e-5 or more "
                  "(`tui-nn plot vanishing`).")
@@ -149,8 +148,6 @@ def landscape_text(lr: float, epochs: int, width: int, height: int, color: bool)
 
 
 def _path_table(paths: dict, epochs: int) -> str:
-    from tui_nn.commands.tables import _table
-
     shown = sorted({0, 1, 2, 3, 5, 10, 20, 50, epochs} | {e for e in (100, 200, 500, 1000)
                                                          if e < epochs})
     shown = [e for e in shown if e <= epochs]
@@ -164,7 +161,7 @@ def _path_table(paths: dict, epochs: int) -> str:
             row += [_num(p.w[e]), _num(p.loss[e])]
         rows.append(row)
     updates = ", ".join(f"{m} {p.updates_per_epoch}" for m, p in paths.items())
-    return (_table(headers, rows).rstrip("\n")
+    return (text_table(headers, rows).rstrip("\n")
             + f"\nupdates per epoch: {updates} (the seed's by-hand loops; loss = MSE over "
               "all three points)")
 

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from tui_nn.textsafe import error as _err, say
+from tui_nn.commands.tables import text_table
 from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
+from tui_nn.textsafe import error as _err, say
 
 MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
 
@@ -63,9 +64,8 @@ def _finite(value: object) -> object:
 
 def runs_table(runs: list) -> str:
     rows = [_cells(r) for r in runs]
-    return _table(["run", "model", "dataset", "status", "epochs", "best", "duration", "size"],
+    return text_table(["run", "model", "dataset", "status", "epochs", "best", "duration", "size"],
                   rows, right={4, 6, 7})
-
 
 
 def _is_local(text: str) -> bool:
@@ -124,7 +124,7 @@ def hosts_table(listings: list) -> str:
     headers = ["host", "run", "model", "dataset", "status", "epochs", "best", "duration", "size"]
     # Rows of a root without runs are short: padded to the headers (every root down included).
     rows = [r + [""] * (len(headers) - len(r)) for r in rows]
-    return _table(headers, rows, right={5, 7, 8})
+    return text_table(headers, rows, right={5, 7, 8})
 
 
 def _is_connect_error(message: str) -> bool:
@@ -137,16 +137,6 @@ def _cells(r) -> list[str]:
     return [*(c[:MAX_CELL] for c in (r.name, r.model, r.dataset, status_label(r))),
             f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
             best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_bytes(r.size_bytes)]
-
-
-def _table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-    return "\n".join([line(headers), line(["-" * w for w in widths]),
-                      *(line(r) for r in rows)]) + "\n"
 
 
 def run_export(run: str, csv: bool, out: str | None, tensorboard: bool = False,
@@ -190,8 +180,8 @@ def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
 
 
 def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
-    import importlib.util
-    if importlib.util.find_spec("tensorboard") is None:
+    from tui_nn.engine.tensorboard import replay_metrics, tensorboard_available
+    if not tensorboard_available():
         _err("--tensorboard needs the tensorboard package: pip install 'tui-nn[tensorboard]'")
         return EXIT_USAGE
     target = Path(out) / run_dir.name if out is not None else run_dir
@@ -199,7 +189,6 @@ def _export_tensorboard(run_dir: Path, out: str | None, stdout: TextIO) -> int:
         _err(f"{target} already holds TensorBoard event files (written while training?): "
              "pass --out DIR to write a fresh copy elsewhere")
         return EXIT_FAILED
-    from tui_nn.engine.tensorboard import replay_metrics
     try:
         count = replay_metrics(run_dir, target)
     except (OSError, RuntimeError) as e:

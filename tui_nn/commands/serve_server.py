@@ -33,8 +33,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 # host, host:port, [v6]:port; nothing that could break out of the page's attributes.
 _HOST_HEADER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?$")
-
-
 _TOKEN_PARAM = re.compile(r"(token=)[^&\s\"']*")
 LOG_LINE_CHARS = 500  # a request line can be 8 kB; the log shows its start
 

@@ -6,7 +6,7 @@ import signal
 import sys
 from typing import Any
 
-from tui_nn.textsafe import error as _err  # messages quote paths and names from files
+from tui_nn.textsafe import error as _err, first_line  # messages quote paths and names
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Failed kinds that mean what was given cannot train (flags, files, a model that does not fit
@@ -218,7 +218,7 @@ def launch_distributed(model: str | None, options: dict[str, Any], *, resume: st
         code = _worker_exit_code(e)
         if code is not None:  # the rank said what went wrong; its code is the run's
             return code
-        _err(f"distributed run failed: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+        _err(f"distributed run failed: {first_line(e)}")
         return EXIT_FAILED
     return EXIT_OK
 

@@ -175,15 +175,10 @@ class ControlServer:
 
 
 def _wake(path: Path) -> None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(0.2)
-    try:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock, contextlib.suppress(OSError):
+        sock.settimeout(0.2)
         with _short_path(path) as where:
             sock.connect(where)
-    except OSError:
-        pass
-    finally:
-        sock.close()
 
 
 def _read_line(conn: socket.socket, deadline: float) -> bytes:
@@ -207,18 +202,16 @@ def remove_stale_socket(path: str | Path) -> bool:
     p = Path(path)
     if not p.is_socket():
         return False
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        with _short_path(p) as where:
-            sock.connect(where)
-    except ConnectionRefusedError:
-        with contextlib.suppress(OSError):
-            p.unlink()
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            with _short_path(p) as where:
+                sock.connect(where)
+        except ConnectionRefusedError:
+            with contextlib.suppress(OSError):
+                p.unlink()
+            return True
+        except OSError:
+            return False
     return False
 
 
@@ -230,28 +223,26 @@ def send(run_dir: str | Path, action: str, factor: float | None = None,
         raise ChannelError("no control channel (the run is not training)")
     if not os.access(path, os.R_OK | os.W_OK):
         raise ChannelError(f"{path} belongs to another user: only the run's owner can steer it")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        with _short_path(path) as where:
-            sock.connect(where)
-        request = {"action": action} | ({"factor": factor} if factor is not None else {})
-        sock.sendall((json.dumps(request) + "\n").encode())
-        reply = _read_line(sock, time.monotonic() + timeout)
-    except ConnectionRefusedError:
-        remove_stale_socket(path)
-        raise ChannelError("the run's process is gone (a stale channel was removed)") from None
-    except PermissionError:
-        raise ChannelError(f"{path} belongs to another user: only the run's owner can steer "
-                           "it") from None
-    except socket.timeout:
-        raise ChannelError(f"the run did not answer within {timeout:.0f} s") from None
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ECONNREFUSED):
-            raise ChannelError("the run's process is gone") from None
-        raise ChannelError(f"cannot reach the run: {e.strerror or e}") from None
-    finally:
-        sock.close()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            with _short_path(path) as where:
+                sock.connect(where)
+            request = {"action": action} | ({"factor": factor} if factor is not None else {})
+            sock.sendall((json.dumps(request) + "\n").encode())
+            reply = _read_line(sock, time.monotonic() + timeout)
+        except ConnectionRefusedError:
+            remove_stale_socket(path)
+            raise ChannelError("the run's process is gone (a stale channel was removed)") from None
+        except PermissionError:
+            raise ChannelError(f"{path} belongs to another user: only the run's owner can steer "
+                               "it") from None
+        except socket.timeout:
+            raise ChannelError(f"the run did not answer within {timeout:.0f} s") from None
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ECONNREFUSED):
+                raise ChannelError("the run's process is gone") from None
+            raise ChannelError(f"cannot reach the run: {e.strerror or e}") from None
     try:
         answer = json.loads(reply)
     except (ValueError, RecursionError):

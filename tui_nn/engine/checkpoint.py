@@ -22,6 +22,7 @@ from tui_nn.engine import events as ev
 from tui_nn.engine.errors import CheckpointError, TrainingError
 from tui_nn.engine.rundir import BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.fsio import DiskWriteError, atomic_write
+from tui_nn.textsafe import first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.prepared import Prepared
@@ -215,28 +216,20 @@ def _torch_load(path: Path, map_location: Any) -> Any:
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"refusing to load {path}: it holds objects that are not plain tensors/containers "
-            f"(loading it could run code). Detail: {_first_line(e)}") from None
+            f"(loading it could run code). Detail: {first_line(e)}") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file gets a one-line answer
         text = str(e)
         if "central directory" in text or "EOF" in text or "truncat" in text.lower():
             raise CheckpointError(f"{path} is truncated or damaged (an interrupted copy or "
-                                  f"write?): {_first_line(e)}") from None
-        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(e)}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+                                  f"write?): {first_line(e)}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {first_line(e)}") from None
 
 
 def check_state_dict_matches(model: torch.nn.Module, state: dict[str, Any], source: str) -> None:
     """Refuse a checkpoint of another model/shape, listing what does not match."""
     own = model.state_dict()
-    problems = []
-    for k in own.keys() - state.keys():
-        problems.append(f"missing {k}")
-    for k in state.keys() - own.keys():
-        problems.append(f"unexpected {k}")
+    problems = [f"missing {k}" for k in own.keys() - state.keys()]
+    problems += [f"unexpected {k}" for k in state.keys() - own.keys()]
     for k in own.keys() & state.keys():
         a, b = own[k], state[k]
         if hasattr(b, "shape") and tuple(a.shape) != tuple(b.shape):

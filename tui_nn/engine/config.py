@@ -35,14 +35,13 @@ def on_resume(role: str) -> dict[str, Any]:
 
 
 def option(flag: str, help: str, *, short: str | None = None, panel: str = "Optimisation",
-           choices: tuple[str, ...] | None = None, tui: bool = False, form: bool = False,
+           choices: tuple[str, ...] | None = None, form: bool = False,
            metavar: str | None = None, resume: str = "fixed") -> dict[str, Any]:
     """A field's command-line option: `tui-nn train` and `tui-nn tui` get every field that has
     one, the app's form those with form=True (tui_nn/commands/options.py turns these into
-    Typer options; choices are listed in --help); resume: its role on a resume (above). tui=
-    has no effect any more (`tui-nn tui` once took only the options marked with it)."""
+    Typer options; choices are listed in --help); resume: its role on a resume (above)."""
     return {"option": {"flag": flag, "short": short, "help": help, "panel": panel,
-                       "choices": choices, "tui": tui, "form": form, "metavar": metavar},
+                       "choices": choices, "form": form, "metavar": metavar},
             **on_resume(resume)}
 
 
@@ -57,8 +56,7 @@ class TrainConfig:
     model: str
     dataset: str | None = field(default=None, metadata=option(
         "--dataset", "Dataset name, csv:PATH, folder:PATH, longrange:LEN, or your own "
-        "Dataset as FILE.py:build (default: the model's).", short="-d", panel="Data", tui=True,
-        form=True))
+        "Dataset as FILE.py:build (default: the model's).", short="-d", panel="Data", form=True))
     data_dir: str | None = field(default=None, metadata=option(
         "--data-dir", "Where torchvision datasets live (default $TUI_NN_DATA or ./data).",
         panel="Data", resume="changeable"))
@@ -78,29 +76,26 @@ class TrainConfig:
         "--strict", "Stop (exit 2) at an image of a folder that cannot be read, rather than "
         "skip it and list it in the run's log.", panel="Data", resume="process"))
     epochs: int | None = field(default=None, metadata=option(
-        "--epochs", "Epochs (default: the model's).", short="-e", tui=True, form=True,
-        resume="changeable"))
+        "--epochs", "Epochs (default: the model's).", short="-e", form=True, resume="changeable"))
     batch_size: int | None = field(default=None, metadata=option(
-        "--batch-size", "Batch size (the global batch under DDP).", short="-b", tui=True,
-        form=True))
+        "--batch-size", "Batch size (the global batch under DDP).", short="-b", form=True))
     lr: float | None = field(default=None, metadata=option(
-        "--lr", "Learning rate.", tui=True, form=True, resume="changeable"))
+        "--lr", "Learning rate.", form=True, resume="changeable"))
     optimizer: str | None = field(default=None, metadata=option(
-        "--optimizer", "The optimizer.", short="-o", choices=OPTIMIZERS, tui=True, form=True))
+        "--optimizer", "The optimizer.", short="-o", choices=OPTIMIZERS, form=True))
     momentum: float | None = field(default=None, metadata=option(
         "--momentum", "SGD/RMSprop momentum."))
     weight_decay: float = field(default=0.0, metadata=option(
         "--weight-decay", "L2 weight decay."))
     schedule: str = field(default="none", metadata=option(
-        "--schedule", "lr schedule.", choices=SCHEDULES, tui=True, form=True))
+        "--schedule", "lr schedule.", choices=SCHEDULES, form=True))
     grad_clip: float | None = field(default=None, metadata=option(
         "--grad-clip", "Clip the global gradient norm to this.",
         resume="changeable"))  # None = off
     device: str = field(default="auto", metadata=option(
-        "--device", "auto, cpu, cuda, cuda:N or mps.", panel="Hardware", tui=True,
-        resume="process"))
+        "--device", "auto, cpu, cuda, cuda:N or mps.", panel="Hardware", resume="process"))
     seed: int = field(default=0, metadata=option(
-        "--seed", "Random seed (runs on the CPU are reproducible).", panel="Run", tui=True))
+        "--seed", "Random seed (runs on the CPU are reproducible).", panel="Run"))
     run_dir: str | None = field(default=None, metadata=option(
         "--run-dir", "Run directory (default runs/<time>-<model>-<data>); refused if it holds "
         "a run.", panel="Run", resume="place"))
@@ -118,7 +113,7 @@ class TrainConfig:
     download: bool = field(default=True, metadata=on_resume("changeable"))
     amp: str = field(default="off", metadata=option(
         "--amp", "CUDA mixed precision (fp16 uses a GradScaler).", choices=AMP_MODES,
-        panel="Hardware", tui=True, resume="changeable"))
+        panel="Hardware", resume="changeable"))
     compile: bool = field(default=False, metadata=option(
         "--compile", "torch.compile the model, on the CPU or CUDA (CUDA graphs for small "
         "models on CUDA); the first steps wait for the compiler.",
@@ -128,7 +123,7 @@ class TrainConfig:
         panel="Hardware", resume="changeable"))
     threads: int = field(default=0, metadata=option(
         "--threads", "CPU threads (0: pick the faster of 1 and all by timing).",
-        panel="Hardware", tui=True, resume="changeable"))
+        panel="Hardware", resume="changeable"))
     # Also write TensorBoard events when the package is installed.
     tensorboard: bool = field(default=True, metadata=on_resume("quiet"))
     # Serve the run's control channel (engine/channel.py).

@@ -51,6 +51,11 @@ def memory_in_use(device: torch.device) -> int | None:
         peak = int(torch.cuda.max_memory_allocated(device))
         torch.cuda.reset_peak_memory_stats(device)
         return peak
+    return process_rss()
+
+
+def process_rss() -> int | None:
+    """This process's resident set in bytes; None where it cannot be read."""
     try:
         return int(psutil.Process().memory_info().rss)
     except (psutil.Error, OSError):

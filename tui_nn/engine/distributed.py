@@ -8,6 +8,7 @@ so that DDP's gradient average equals the single-process gradient of the whole b
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -70,10 +71,8 @@ def destroy_process_group() -> None:
     exception', also on the code before this change); a barrier first lines them up."""
     if not dist.is_initialized():
         return
-    try:
+    with contextlib.suppress(Exception):  # a peer that is already gone: nothing to wait for
         dist.barrier()
-    except Exception:  # noqa: BLE001 - a peer that is already gone: nothing to wait for
-        pass
     dist.destroy_process_group()
 
 

@@ -60,21 +60,16 @@ def open_regular(path: str | Path) -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise BadJsonFile(f"{path} is not a regular file ({_kind(mode)})")
+            kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+            raise BadJsonFile(f"{path} is not a regular file ({kind})")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "a special file"
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device",
+          stat.S_IFDIR: "a directory"}
 
 
 def iter_raw_lines(f: BinaryIO, stats: LineStats | None = None,

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from tui_nn.data import tasks
 from tui_nn.engine.errors import TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,11 +73,7 @@ def _probe(p: "Prepared", n: int) -> None:
     plugin's for the GAN, whose D outputs (B, 1))."""
     idx = torch.arange(min(n, p.train_x.shape[0]), device=p.device)  # (n,)
     x, y = p.inputs(p.train_x.index_select(0, idx)), p.train_y.index_select(0, idx)
-    if p.step_plugin is not None:
-        loss = p.step_plugin.probe_loss(x, y)
-    else:
-        loss = tasks.loss_mean(p.loss_task, p.forward(p.model, x), y)
-    loss.backward()
+    p.probe_loss(x, y).backward()
 
 
 def _release(p: "Prepared") -> None:

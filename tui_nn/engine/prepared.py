@@ -85,6 +85,13 @@ class Prepared:
             out = model(xb)
         return out.float()  # losses (BCE above all) are computed in fp32
 
+    def probe_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A differentiable loss of batch x, no optimizer step (thread timing, the batch that
+        fits): the step plugin's own, else the task's loss of the model under the autocast."""
+        if self.step_plugin is not None:
+            return self.step_plugin.probe_loss(x, y)
+        return tasks.loss_mean(self.loss_task, self.forward(self.model, x), y)
+
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 

@@ -46,10 +46,9 @@ def check_resume(path: str | Path, requested: dict[str, Any], *, check_lock: boo
     except ConfigError:
         if not has_checkpoint:
             raise
-        saved = None  # the Trainer reads the checkpoint's own copy and says what is wrong
-    if saved is not None:
-        done, finished = progress(run)
-        resume_config(saved, requested, str(run), done, finished)
+        return run  # the Trainer reads the checkpoint's own copy and says what is wrong
+    done, finished = progress(run)
+    resume_config(saved, requested, str(run), done, finished)
     return run
 
 
@@ -57,8 +56,7 @@ def read_saved_config(run: Path) -> TrainConfig:
     """A run's config.json as a TrainConfig, or ConfigError with the reason in words."""
     path = run / CONFIG_FILE
     try:
-        data = jsonl.read_json_file(path)
-        return TrainConfig.from_dict(data)
+        return TrainConfig.from_dict(jsonl.read_json_file(path))
     except FileNotFoundError:
         raise ConfigError(f"--resume: {run} holds no run: no checkpoint ({LAST_CHECKPOINT}) "
                           f"and no {CONFIG_FILE}") from None

@@ -101,19 +101,13 @@ def check_owner(path: str | Path) -> None:
                           f": another user could replace its checkpoints; chmod o-w {path}")
 
 
-def run_files_in(path: str | Path) -> list[str]:
-    """The run-layout files present in path (empty for a fresh or absent directory)."""
-    p = Path(path)
-    return [name for name in RUN_FILES if (p / name).exists() or (p / name).is_symlink()]
-
-
 def check_new_run_dir(path: str | Path) -> None:
     """Refuse a --run-dir that already holds a run (or files with our names), before any work."""
     p = Path(path)
     if (p.exists() or p.is_symlink()) and not p.is_dir():
         raise RunDirError(f"--run-dir {p} exists and is not a directory")
     check_owner(p)
-    found = run_files_in(p)
+    found = [name for name in RUN_FILES if os.path.lexists(p / name)]
     if found and lock_is_held(p):
         holder = lock_holder(p)
         raise RunDirError(f"{p} is in use by process {holder or '?'} (a run is training there); "

@@ -162,12 +162,7 @@ def checked(record: dict[str, Any], require: bool = True) -> dict[str, Any] | No
 
 def _numbers(values: dict[str, Any]) -> dict[str, float]:
     """A scalars mapping (name -> number): entries that are not numbers are dropped."""
-    out = {}
-    for name, value in values.items():
-        num = number(value)
-        if num is not None:
-            out[name] = num
-    return out
+    return {name: num for name, value in values.items() if (num := number(value)) is not None}
 
 
 def inert_event(event: ev.Event) -> ev.Event:

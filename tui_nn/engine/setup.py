@@ -24,7 +24,7 @@ from tui_nn.engine import checkpoint, recovery
 from tui_nn.engine import events as ev
 from tui_nn.engine.config import (THIS_PROCESS, UNRECORDED, TrainConfig, requested_fields,
                                   resume_config)
-from tui_nn.engine.device import resolve_device
+from tui_nn.engine.device import process_rss, resolve_device
 from tui_nn.engine.distributed import DistInfo, init_process_group, rank_device
 from tui_nn.engine.controls import Controls
 from tui_nn.engine.errors import TrainingError
@@ -34,6 +34,8 @@ from tui_nn.engine.resume import read_saved_config
 from tui_nn.engine.rundir import (RunDir, check_new_run_dir,
                                   checkpoint_file_given, run_dir_of)
 from tui_nn.engine.state import RunState
+from tui_nn.engine.validation import eval_mode
+from tui_nn.textsafe import first_line
 
 
 def setup(p: Prepared, st: RunState, *, model: nn.Module | None = None, dataset: Any = None,
@@ -41,8 +43,11 @@ def setup(p: Prepared, st: RunState, *, model: nn.Module | None = None, dataset:
     """Fill p (and st's starting position) for a run of p.config: model and dataset given
     directly, or by the config's names; resume_from a run to continue; controls what the
     run's control channel steers. Returns p."""
-    claimed, ckpt = _resolve_config(p, resume_from)
+    # A resumed run is locked before anything is read from it (rank 0 of a saving run).
+    claimed = (RunDir.reopen(run_dir_of(resume_from)) if resume_from is not None
+               and p.config.save and DistInfo.from_env().is_main else None)
     try:
+        ckpt = _resolve_config(p, resume_from)
         spec = _resolve_model_spec(p, model)
         _setup_device(p)
         torch.manual_seed(p.config.seed)
@@ -80,31 +85,22 @@ def _check_and_measure(p: Prepared, st: RunState) -> None:
 
 
 # ---- the config -------------------------------------------------------------------------------
-def _resolve_config(p: Prepared, resume_from: str | Path | None
-                    ) -> tuple[RunDir | None, dict | None]:
-    """A new run: refuse a --run-dir holding a run, before any work. A resume: lock the run,
-    merge what was asked to change onto its saved config (engine/config.py's rules)."""
+def _resolve_config(p: Prepared, resume_from: str | Path | None) -> dict | None:
+    """A new run: refuse a --run-dir holding a run, before any work. A resume: merge what was
+    asked to change onto its saved config (engine/config.py's rules); its checkpoint, if any."""
     if resume_from is None:
         if p.config.run_dir and p.config.save:
             check_new_run_dir(p.config.run_dir)
-        return None, None
+        return None
     run_path = run_dir_of(resume_from)
-    dist = DistInfo.from_env()
-    claimed = RunDir.reopen(run_path) if p.config.save and dist.is_main else None
-    try:
-        saved, ckpt = _saved_config(run_path, checkpoint_file_given(resume_from))
-        done = int(ckpt["epoch"]) if ckpt is not None else 0
-        finished = (ckpt is not None and done >= (saved.epochs or 0)
-                    and int(ckpt.get("step_in_epoch", 0)) == 0)
-        cfg, changes = resume_config(saved, requested_fields(p.config), str(run_path), done,
-                                     finished)
-        p.config = replace(cfg, **{k: getattr(p.config, k) for k in THIS_PROCESS})
-        p.resume_changes = {k: v for k, v in changes.items() if k not in UNRECORDED}
-        return claimed, ckpt
-    except BaseException:
-        if claimed is not None:
-            claimed.close()
-        raise
+    saved, ckpt = _saved_config(run_path, checkpoint_file_given(resume_from))
+    done = int(ckpt["epoch"]) if ckpt is not None else 0
+    finished = (ckpt is not None and done >= (saved.epochs or 0)
+                and int(ckpt.get("step_in_epoch", 0)) == 0)
+    cfg, changes = resume_config(saved, requested_fields(p.config), str(run_path), done, finished)
+    p.config = replace(cfg, **{k: getattr(p.config, k) for k in THIS_PROCESS})
+    p.resume_changes = {k: v for k, v in changes.items() if k not in UNRECORDED}
+    return ckpt
 
 
 def _saved_config(run_path: Path, given: Path | None = None
@@ -209,7 +205,6 @@ def _decode_progress(p: Prepared, controls: Controls | None) -> Any:
     """A long decode's progress lines as notices (the app's log, the headless output; no run
     directory exists yet to record them), and the run's stop heard between two images."""
     from tui_nn.data.progress import Progress
-    from tui_nn.engine import events as ev
     return Progress(say=lambda text: p.emit(ev.Notice(text, "data")),
                     stopped=lambda: controls is not None and controls.stop_requested)
 
@@ -303,14 +298,9 @@ def _move_data(p: Prepared) -> None:
     ds = p.dataset
     p.train_x, p.train_y = _to_device(p, ds.train_x, ds), ds.train_y.to(p.device)
     p.val_x, p.val_y = _to_device(p, ds.val_x, ds), ds.val_y.to(p.device)
-    if p.train_x.dtype == torch.uint8:  # kept as uint8 on the device: normalised per batch
-        from tui_nn.data.base import PixelNorm
-        p.pixel_norm = PixelNorm(ds.mean, ds.std, p.device)
-    from tui_nn.data.augment import AugmentError, build_augmenter
-    try:  # built from the data's mean/std, which the replace below drops
-        p.augment = build_augmenter(p.config.augment, ds, p.device)
-    except AugmentError as e:
-        raise TrainingError(str(e), "fit") from None
+    # Kept as uint8 on the device: normalised per batch. Built from the data's mean/std,
+    # which the replace below drops.
+    _batch_transforms(p, ds, pixel_norm=p.train_x.dtype == torch.uint8)
     # Keep only the device copies (already normalised): the raw CPU tensors would double
     # the memory of a 60,000-image set for nothing.
     p.dataset = replace(ds, train_x=p.train_x, train_y=p.train_y, val_x=p.val_x,
@@ -326,7 +316,14 @@ def _stream_setup(p: Prepared) -> None:
     p.stream = BatchStream(p)
     p.train_x, p.train_y = p.stream.to_device(ds.train_x, ds.train_y)
     p.val_x, p.val_y = p.stream.to_device(ds.val_x, ds.val_y)
-    if p.train_x.dtype == torch.uint8 and p.train_x.dim() == 4:  # a folder's cache
+    _batch_transforms(p, ds, pixel_norm=p.train_x.dtype == torch.uint8
+                      and p.train_x.dim() == 4)  # a folder's cache
+
+
+def _batch_transforms(p: Prepared, ds: Any, pixel_norm: bool) -> None:
+    """What each training batch goes through on the device: uint8 images normalised
+    (pixel_norm), then the --augment spec."""
+    if pixel_norm:
         from tui_nn.data.base import PixelNorm
         p.pixel_norm = PixelNorm(ds.mean, ds.std, p.device)
     from tui_nn.data.augment import AugmentError, build_augmenter
@@ -389,14 +386,6 @@ def _setup_step_plugin(p: Prepared, spec: Any) -> None:
         p.step_plugin.setup(p)
 
 
-def _probe_loss(p: Prepared, out: torch.Tensor, x: torch.Tensor,
-                y: torch.Tensor) -> torch.Tensor:
-    """The loss of output out for batch x (a step plugin computes its own from x)."""
-    if p.step_plugin is not None:
-        return p.step_plugin.probe_loss(x, y)
-    return tasks.loss_mean(p.loss_task, out, y)
-
-
 def _check_plugin_probe(p: Prepared, x: torch.Tensor, y: torch.Tensor) -> None:
     try:
         with torch.no_grad():
@@ -405,7 +394,8 @@ def _check_plugin_probe(p: Prepared, x: torch.Tensor, y: torch.Tensor) -> None:
         raise
     except Exception as e:  # noqa: BLE001 - any failure becomes one clear line
         raise TrainingError(f"{p.config.model} cannot train on {p.dataset.name} samples of "
-                            f"shape {_shape(x[0])}: {_first_line(e)}", "shape") from None
+                            f"shape {_shape(x[0])}: {first_line(e, with_type=True)}",
+                            "shape") from None
 
 
 # ---- checks before the first step ---------------------------------------------------------------
@@ -425,8 +415,8 @@ def check_first_batch(p: Prepared) -> None:
         if p.config.channels_last == "on":
             raise TrainingError(
                 f"--channels-last on: the forward pass fails on channels_last tensors "
-                f"({_first_line(e)}); use x.reshape/x.flatten(1) instead of x.view, or "
-                "--channels-last off", "shape") from None
+                f"({first_line(e, with_type=True)}); use x.reshape/x.flatten(1) instead of "
+                "x.view, or --channels-last off", "shape") from None
         _drop_channels_last(p)
         x = p.inputs(p.train_x[:2])
         try:
@@ -446,17 +436,12 @@ def check_first_batch(p: Prepared) -> None:
     except Exception as e:  # noqa: BLE001
         raise TrainingError(
             f"the model's output {_shape(out)} does not fit {p.dataset.name}'s "
-            f"{p.task} targets {_shape(y)}: {_first_line(e)}", "shape") from None
+            f"{p.task} targets {_shape(y)}: {first_line(e, with_type=True)}", "shape") from None
 
 
 def _eval_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(x)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        return model(x)
 
 
 def _drop_channels_last(p: Prepared) -> None:
@@ -478,7 +463,7 @@ def _diagnose(p: Prepared, x: torch.Tensor, error: Exception) -> str:
     if diagnosis is not None:
         layer = f" at {diagnosis.path}" if diagnosis.path else ""
         return f"{where}: {diagnosis.text}{layer}"
-    return f"{where}: the forward pass failed: {_first_line(error)}"
+    return f"{where}: the forward pass failed: {first_line(error, with_type=True)}"
 
 
 def choose_cpu_threads(p: Prepared, st: RunState) -> None:
@@ -505,7 +490,7 @@ def choose_cpu_threads(p: Prepared, st: RunState) -> None:
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()
-            _probe_loss(p, p.model(x), x, y).backward()
+            p.probe_loss(x, y).backward()
             best = min(best, time.perf_counter() - start)
         return best
 
@@ -536,15 +521,7 @@ def measure_memory(p: Prepared) -> None:
             for name, b in p.model.named_buffers():
                 b.copy_(buffers[name])
     p.measured_memory = {"batch_size": p.batch_size, "saved_activation_bytes": saved,
-                         "rss_bytes": _rss()}
-
-
-def _rss() -> int | None:
-    try:
-        import psutil
-        return int(psutil.Process().memory_info().rss)
-    except Exception:  # noqa: BLE001
-        return None
+                         "rss_bytes": process_rss()}
 
 
 # ---- the run directory ------------------------------------------------------------------------
@@ -614,7 +591,3 @@ def _shape(x: torch.Tensor) -> str:
     from tui_nn.fmt import format_shape
     return format_shape(tuple(x.shape))
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__

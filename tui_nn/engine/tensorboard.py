@@ -130,10 +130,6 @@ class TensorBoardSink:
         elif isinstance(event, (ev.Finished, ev.Failed)):
             self.close()
 
-    def flush(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-
     def close(self) -> None:
         """Flush and close the event file. Safe to call twice."""
         self._closed = True

@@ -117,12 +117,9 @@ class Trainer(Controls):
             p.stream.close()
         if p.dist is not None and p.dist.enabled:
             destroy_process_group()
-        if p.channel is not None:
-            p.channel.close()
-        if p.tensorboard is not None:
-            p.tensorboard.close()
-        if p.run_dir is not None:
-            p.run_dir.close()
+        for part in (p.channel, p.tensorboard, p.run_dir):
+            if part is not None:
+                part.close()
         if self.state.threads_before:
             torch.set_num_threads(self.state.threads_before)
 
@@ -175,10 +172,7 @@ class Trainer(Controls):
                 break  # stopped mid-epoch, or nothing trained in it
             self._end_epoch(epoch)
             epoch += 1
-        return self._finish(epoch)
-
-    def _finish(self, epochs_done: int) -> ev.Finished:
-        finished = reports.finished(self.prep, self.state, epochs_done)
+        finished = reports.finished(self.prep, st, epoch)
         self.emit(finished)
         return finished
 
@@ -229,12 +223,8 @@ class Trainer(Controls):
             if self.dist.enabled:
                 idx = idx.tensor_split(self.dist.world_size)[self.dist.rank]
             # (b, *input_shape), (b, ...)
-            yield (self.inputs(self.train_x.index_select(0, idx)),
+            yield (self.prep.inputs(self.train_x.index_select(0, idx)),
                    self.train_y.index_select(0, idx), global_n)
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Stored samples x (b, ...) as model inputs: uint8 images normalised (b, C, H, W)."""
-        return self.prep.inputs(x)
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor,
                     global_n: int) -> torch.Tensor | None:
@@ -357,12 +347,13 @@ class Trainer(Controls):
         epoch_time = time.monotonic() - st.epoch_t0
         em = ev.EpochMetrics(
             epoch=epoch, step=st.step, train_loss=train_loss, val_loss=val_loss,
-            metric=self.metric_name, value=value, best_value=st.best_value,
+            metric=self.prep.metric_name, value=value, best_value=st.best_value,
             is_best=better, elapsed_s=time.monotonic() - st.t0, epoch_time_s=epoch_time,
             samples_per_s=st.epoch_terms / max(epoch_time, 1e-9), decoded=decoded,
             scalars=st.scalars.epoch_means())
         # best.pt first: a record that says "best" always has its weights on disk.
-        saved_best = self._save_best(epoch) if better and self.run_dir is not None else None
+        saved_best = (checkpoint.write_best(self.prep, st, epoch)
+                      if better and self.run_dir is not None else None)
         self.history.append(em)
         self.emit(em)
         if saved_best is not None:
@@ -382,9 +373,6 @@ class Trainer(Controls):
         if self.run_dir is not None:
             recovery.check_finite_before_save(self.prep, self.state)
             self.emit(checkpoint.write_last(self.prep, self.state, epoch, step_in_epoch, reason))
-
-    def _save_best(self, epoch: int) -> ev.CheckpointSaved:
-        return checkpoint.write_best(self.prep, self.state, epoch)
 
     def _pause_on_nan(self, value: float) -> None:
         """Roll back to last.pt and pause (on_nan "pause"; else stop, recovery.py); on resume
@@ -435,10 +423,6 @@ class Trainer(Controls):
         return self.device.type == "cpu" and not self.dist.enabled
 
     @property
-    def metric_name(self) -> str:
-        return self.prep.metric_name
-
-    @property
     def _look(self) -> bool:
         return self.insight is not None and self.insight.monitor is not None
 
@@ -448,16 +432,10 @@ class Trainer(Controls):
         # every rank, so they are counted in steps rather than seconds.
         return max(1, int(self.config.report_interval_s * 100)) if self.dist.enabled else 0
 
-    def parameters(self) -> int:
-        return self.prep.parameters()
-
     # ---- validation ----------------------------------------------------------------------------
     def evaluate(self) -> tuple[float, float, str | None]:
         """Validation loss and metric (engine/validation.py, or the step plugin's)."""
         return self._step.evaluate()
-
-    def _forward(self, model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        return self.prep.forward(model, xb)
 
 
 class _InPrep:

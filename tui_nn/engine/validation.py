@@ -4,7 +4,8 @@ the same outputs also become the trainer's predictions (no second pass)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+import contextlib
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -58,26 +59,23 @@ def _evaluate(p: "Prepared", st: "RunState", vbs: int) -> tuple[float, float, st
     loss_total = torch.zeros((), device=p.device)
     correct = torch.zeros((), device=p.device, dtype=torch.long)
     terms, decoded, parts = 0, None, []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for s, (xb, yb, full) in enumerate(_batches(p, vbs)):
-                out = p.forward(p.eval_model if full and p.eval_model is not None else model, xb)
-                ls, k = tasks.loss_sum(p.loss_task, out, yb)
-                loss_total += ls
-                terms += k
-                if task != "regression":
-                    correct += tasks.correct_count(p.loss_task, out, yb)
-                if collect:
-                    parts.append(_predictions_of(tasks.probabilities(p.loss_task, out), yb))
-                if task == "sequence" and s == 0 and p.dataset.labels:
-                    ids = out[0].argmax(dim=-1).tolist()
-                    decoded = "".join(p.dataset.labels[j] for j in ids)
-    finally:
-        model.train(was_training)
     if collect:
-        from tui_nn.insight.classify import Predictions
+        from tui_nn.insight.classify import Predictions, predictions_from_output
+    with eval_mode(model), torch.inference_mode():
+        for s, (xb, yb, full) in enumerate(_batches(p, vbs)):
+            out = p.forward(p.eval_model if full and p.eval_model is not None else model, xb)
+            ls, k = tasks.loss_sum(p.loss_task, out, yb)
+            loss_total += ls
+            terms += k
+            if task != "regression":
+                correct += tasks.correct_count(p.loss_task, out, yb)
+            if collect:
+                probs = tasks.probabilities(p.loss_task, out)
+                parts.append(predictions_from_output(probs, yb))
+            if task == "sequence" and s == 0 and p.dataset.labels:
+                ids = out[0].argmax(dim=-1).tolist()
+                decoded = "".join(p.dataset.labels[j] for j in ids)
+    if collect:
         st.predictions = Predictions.cat(parts)
     return _reduce(p, loss_total, correct, terms) + (decoded,)
 
@@ -110,6 +108,12 @@ def _reduce(p: "Prepared", loss_total: torch.Tensor, correct: torch.Tensor,
     return val_loss, value
 
 
-def _predictions_of(out: torch.Tensor, yb: torch.Tensor) -> Any:
-    from tui_nn.insight.classify import predictions_from_output
-    return predictions_from_output(out, yb)
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode for a block, its mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)

@@ -1,11 +1,11 @@
-"""What the framework callbacks share: picking scalars without a host sync, and applying an lr
-change asked for from outside to every optimizer and schedule."""
+"""What the framework callbacks share: picking scalars without a host sync, the requests they
+act on, the options they pass on to tui_nn.Run, and closing it."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from tui_nn.engine.controls import ACTIONS
 
@@ -31,16 +31,6 @@ def as_float(value: Any) -> float:
         return math.nan
 
 
-def scale_lr(run: Any, optimizers: Iterable[Any], schedulers: Iterable[Any] = ()) -> float:
-    """Apply the factor asked for with `l` / `tui-nn control RUN lr F` to all the optimizers
-    and their schedules (tui_nn.Run.apply_lr: the Trainer's own scaling, so the next
-    scheduler.step() keeps the change, OneCycleLR included). Returns the factor."""
-    optimizers = [o for o in optimizers if o is not None]
-    if not optimizers:
-        return 1.0
-    return run.apply_lr(optimizers, [s for s in schedulers if s is not None])
-
-
 def honours(world_size: int) -> tuple[str, ...]:
     """The requests a callback acts on: all of them in one process; none under DDP (one
     rank cannot pause, stop or save alone), so those are refused with the reason."""
@@ -58,3 +48,10 @@ class RunOptions:
         self.metric, self.mode, self.config = metric, mode, dict(config or {})
         self.runs_root, self.report_interval_s = runs_root, report_interval_s
         self.run: Run | None = None
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Write Finished (or Failed for `error`) and release the run directory; idempotent."""
+        run, self.run = self.run, None
+        if run is not None:
+            run.__exit__(type(error) if error else None, error,
+                         error.__traceback__ if error else None)

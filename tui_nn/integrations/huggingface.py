@@ -23,7 +23,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from tui_nn.integrations._common import RunOptions, as_float, honours, is_scalar, scale_lr
+from tui_nn.integrations._common import RunOptions, as_float, honours, is_scalar
 from tui_nn.run import Run
 
 _NOT_CURVES = ("runtime", "samples_per_second", "steps_per_second", "epoch", "total_flos")
@@ -54,13 +54,6 @@ class TuiNNCallback(RunOptions, TrainerCallback):
                      control: TrainerControl, **kwargs: Any) -> None:
         self.close()
 
-    def close(self, error: BaseException | None = None) -> None:
-        """Write Finished (or Failed for `error`) and release the run directory; idempotent."""
-        run, self.run = self.run, None
-        if run is not None:
-            run.__exit__(type(error) if error else None, error,
-                         error.__traceback__ if error else None)
-
     def __enter__(self) -> "TuiNNCallback":
         return self
 
@@ -85,7 +78,7 @@ class TuiNNCallback(RunOptions, TrainerCallback):
         run = self.run
         if run is None or args.world_size > 1:
             return  # only rank 0 hears requests: acting on one rank would hang the others
-        scale_lr(run, [optimizer], [lr_scheduler])
+        run.apply_lr(optimizer, lr_scheduler)
         run.wait_while_paused()
         if run.stop_requested:
             control.should_training_stop = True

@@ -20,7 +20,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-from tui_nn.integrations._common import RunOptions, as_float, honours, is_scalar, scale_lr
+from tui_nn.integrations._common import RunOptions, as_float, honours, is_scalar
 from tui_nn.run import Run
 
 
@@ -44,17 +44,11 @@ class TuiNNCallback(RunOptions, Callback):
         self.run = run.__enter__()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close(None)
+        self.close()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
-        self._close(exception)
-
-    def _close(self, error: BaseException | None) -> None:
-        run, self.run = self.run, None
-        if run is not None:
-            run.__exit__(type(error) if error else None, error,
-                         error.__traceback__ if error else None)
+        self.close(exception)
 
     # ---- steps: log, then obey the requests from outside ------------------------------------
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -67,7 +61,7 @@ class TuiNNCallback(RunOptions, Callback):
         run.log_step(loss=_loss_of(outputs), lr=lr, **_step_metrics(trainer.callback_metrics))
         if trainer.world_size > 1:
             return  # only rank 0 hears requests: acting on one rank would hang the others
-        scale_lr(run, optimizers, [c.scheduler for c in trainer.lr_scheduler_configs])
+        run.apply_lr(optimizers, [c.scheduler for c in trainer.lr_scheduler_configs])
         run.wait_while_paused()
         if run.stop_requested:
             trainer.should_stop = True
