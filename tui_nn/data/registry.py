@@ -60,7 +60,8 @@ DATASETS: dict[str, DatasetInfo] = {
             (8,),
             synthetic.load_diabetes,
         ),
-        DatasetInfo("hello", 'char RNN toy: "hello" -> "ohlol"', "sequence", (5,), synthetic.load_hello),
+        DatasetInfo("hello", 'char RNN toy: "hello" -> "ohlol"', "sequence", (5,),
+                    synthetic.load_hello),
         DatasetInfo(
             "longrange",
             f"remember the first of {_LONGRANGE_SHAPE[0]} symbols (RNN vs LSTM/GRU); longrange:LEN for others",
