@@ -17,6 +17,13 @@ async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "conditi
         await pilot.pause(0.05)
 
 
+async def press_to_exit(pilot, key: str, timeout: float = 30.0) -> None:
+    """Press the key that ends the app and wait until it has: pilot.press would then wait for
+    the screen to process its messages, which a screen torn down mid-wait never does."""
+    pilot.app.simulate_key(key)
+    await wait_for_exit(pilot.app, timeout)
+
+
 async def wait_for_exit(app, timeout: float = 30.0) -> None:
     """pilot.pause() waits for the screen to go idle, which a closing app may never do."""
     deadline = time.monotonic() + timeout

@@ -127,10 +127,11 @@ def test_an_inspections_layer_names_are_inert_where_traced():
 
 
 def test_a_lessons_worker_error_is_one_inert_line():
-    # The sequences lesson shows it as Text in three places (one was a markup string before).
-    from tui_nn.tui.screens.sequences import _error
+    # The sequences lesson shows it as Text in three places (one was a markup string before),
+    # each made by first_line(exc, with_type=True) where the worker catches it.
+    from tui_nn.textsafe import first_line
 
-    text = _error(RuntimeError(f"bad [/] {CLEAR}\nsecond line"))
+    text = first_line(RuntimeError(f"bad [/] {CLEAR}\nsecond line"), with_type=True)
     assert text == "RuntimeError: bad [/] \\x1b[2J" and inert(text)
 
 

@@ -20,7 +20,7 @@ from tui_nn.tui.app import make_app
 from tui_nn.tui.history import BucketSeries, Point, RunHistory, ema
 
 from helpers import blobs_images, line_dataset
-from pilot_helpers import SIZE, wait_for, wait_for_exit
+from pilot_helpers import SIZE, press_to_exit, wait_for, wait_for_exit
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -289,8 +289,7 @@ async def test_quit_during_training_confirms_and_leaves_a_loadable_checkpoint(tm
         assert app.main.bridge.running
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
-        await pilot.press("y")
-        await wait_for_exit(app)
+        await press_to_exit(pilot, "y")
     assert not app.main.bridge.running
     (run_dir,) = tmp_path.iterdir()
     ckpt = load_checkpoint(run_dir / "last.pt")

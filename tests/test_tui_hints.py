@@ -12,7 +12,7 @@ from tui_nn.cli import app as cli
 from tui_nn.tui.app import make_app
 
 from helpers import line_dataset
-from pilot_helpers import SIZE, wait_for, wait_for_exit
+from pilot_helpers import SIZE, press_to_exit, wait_for
 
 
 def _continue_line(text: str) -> str:
@@ -58,8 +58,7 @@ async def _quit_mid_run(tmp_path, lr: float | None, until) -> str:
         await pilot.press("q")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen",
                        what="confirm")
-        await pilot.press("y")
-        await wait_for_exit(app)
+        await press_to_exit(pilot, "y")
     return app.exit_text
 
 
