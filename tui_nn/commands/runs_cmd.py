@@ -43,11 +43,10 @@ def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
         json.dump([_finite(r.to_dict()) for r in runs], out, indent=2, default=str,
                   allow_nan=False)
         out.write("\n")
-        return EXIT_OK
-    if not runs:
+    elif not runs:
         say(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)", out)
-        return EXIT_OK
-    out.write(runs_table(runs))
+    else:
+        out.write(runs_table(runs))
     return EXIT_OK
 
 

@@ -96,7 +96,7 @@ class Trainer(Controls):
         except data_error_types() as e:
             return self._fail(str(e), "data")
         except OSError as e:
-            return self._fail(self._disk_message(e), "disk")
+            return self._fail(checkpoint.os_reason(e) + checkpoint.intact_note(self.state), "disk")
         except Exception as e:  # noqa: BLE001 - surfaced as an event, with the traceback kept
             return self._fail(f"{type(e).__name__}: {e}", "error",
                               {"traceback": traceback.format_exc()})
@@ -146,11 +146,6 @@ class Trainer(Controls):
             if self.dist is None or self.dist.is_main:
                 self._callback(event)
         return event
-
-    def _disk_message(self, e: OSError) -> str:
-        step = self.state.last_saved_step
-        kept = f"; the checkpoint of step {step} is intact" if step is not None else ""
-        return f"{checkpoint.os_reason(e)}{kept}"
 
     def _run(self) -> ev.Finished | ev.Failed:
         st = self.state
