@@ -15,6 +15,28 @@ if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("OMP_NUM_THREADS
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+# Textual's Pilot waits after each key press (and each bare pause()) until the process's CPU
+# time stops advancing, for at most a second. A process with a training thread never stops, so
+# every key pressed during a run cost two full seconds. The tests wait on the condition they
+# need (pilot_helpers.wait_for); pilot.press still returns only once the screen has processed
+# the key. Busy, the wait now ends after IDLE_WAIT_S; idle, it ends as before (20 ms).
+IDLE_WAIT_S = 0.1
+
+
+def _cap_pilot_idle_wait() -> None:
+    import textual.app
+    import textual.pilot
+    from textual._wait import wait_for_idle
+
+    async def capped(min_sleep: float = 1 / 50, max_sleep: float = 1) -> None:
+        await wait_for_idle(min_sleep, min(max_sleep, IDLE_WAIT_S))
+
+    textual.app.wait_for_idle = textual.pilot.wait_for_idle = capped
+
+
+_cap_pilot_idle_wait()
+
+
 # The fast loop (`-m "not slow"`, README): besides the tests marked by hand, every test that
 # took SLOW_S or more in the last full run (tests/durations.json, written by
 # tests/update_durations.py) is slow.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -311,6 +312,9 @@ async def test_nan_loss_pauses_the_run_on_good_weights_and_the_app_keeps_running
         await ready(pilot, inspected=False)
         await pilot.press("s")
         await wait_for(pilot, lambda: main.run_state == "paused", what="NaN pause")
+        await wait_for(pilot, lambda: "rolled back to the checkpoint" in log_text(app)
+                       and any(n.severity == "error" for n in notifications(app)),
+                       what="the NaN's notification and log line")
         errors = [n for n in notifications(app) if n.severity == "error"]
         assert errors and errors[-1].title == "loss is NaN: run paused"
         assert "l halves the lr" in errors[-1].message
@@ -413,6 +417,8 @@ async def test_missing_data_offline_is_a_notification(tmp_path):
         await ready(pilot, inspected=False)
         await pilot.press("s")
         await wait_for(pilot, lambda: app.main.run_state == "failed", what="failure")
+        await wait_for(pilot, lambda: any(n.severity == "error" for n in notifications(app)),
+                       what="the failure's notification")
         errors = [n for n in notifications(app) if n.severity == "error"]
         assert errors and errors[-1].title == "data"
         assert app.is_running
@@ -548,7 +554,7 @@ async def test_sigterm_stops_the_run_with_a_checkpoint_and_exits(tmp_path):
         await ready(pilot, inspected=False)
         await pilot.press("s")
         await wait_for(pilot, lambda: app.main.bridge.latest is not None, what="running")
-        app._on_sigterm()  # what the loop's SIGTERM handler calls
+        app._on_signal(signal.SIGTERM)  # what the loop's SIGTERM handler calls
         await wait_for_exit(app)
     (run_dir,) = tmp_path.iterdir()
     assert load_checkpoint(run_dir / "last.pt")["step"] > 0

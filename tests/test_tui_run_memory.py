@@ -72,8 +72,8 @@ async def test_a_batch_the_model_tab_did_not_estimate_is_predicted_on_a_worker()
                                            "rss_bytes": 1}))
         assert pane.run_memory == RunMemory(7, 12345)  # measured at once, predicted to come
         await wait_for(pilot, lambda: pane.run_memory.predicted is not None, 30, "estimate")
-        from tui_nn.tui.widgets.run_memory import predict_activations
-        assert pane.run_memory.predicted == predict_activations("cnn", None, 7)
+        from tui_nn.tui.widgets.run_memory import estimate_memory
+        assert pane.run_memory.predicted == estimate_memory("cnn", None, 7).activations
 
 
 async def test_watch_shows_the_measured_figure_from_metrics_jsonl(tmp_path):

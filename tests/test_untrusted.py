@@ -236,7 +236,7 @@ def test_runs_screen_and_watch_stay_up_on_a_hostile_tree(tmp_path):
             for i in range(len(screen.runs)):  # every run highlighted, marked, then watched
                 await pilot.press("space")
                 await pilot.pause()
-                run = screen.highlighted()
+                run = screen.highlighted_row().run
                 await pilot.press("w")
                 await wait_until(pilot, lambda: isinstance(app.screen, WatchScreen), 5, "watch")
                 await wait_until(pilot, lambda: app.screen.status != "loading", 10,

@@ -96,5 +96,5 @@ class DatasetInfo:
     description: str
     task: str
     input_shape: tuple[int, ...]
-    embedded: bool  # generated in code, no download
     loader: Callable[..., Dataset] = field(repr=False, compare=False)
+    embedded: bool = True  # generated in code, no download

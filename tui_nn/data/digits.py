@@ -15,6 +15,7 @@ version, sizes, seed and Pillow version (glyph rasterisation may change between 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -210,10 +211,8 @@ def _cache_path(n_train: int, n_val: int, seed: int) -> Path:
 def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        return None
-    except Exception:
-        # A truncated or foreign file is not worth failing over: regenerate and overwrite it.
+    except Exception:  # noqa: BLE001
+        # Missing, truncated or foreign: not worth failing over; regenerate and overwrite it.
         return None
     if not isinstance(blob, dict) or set(blob) != {"train_x", "train_y", "val_x", "val_y"}:
         return None
@@ -223,12 +222,10 @@ def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
 def _save_atomically(path: Path, blob: dict[str, torch.Tensor]) -> None:
     """Temp file, fsync, rename (tui_nn.fsio): readers never see half a file."""
     from tui_nn.fsio import atomic_write
-    try:
+    # A read-only home or full disk only costs a regeneration next time.
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda f: torch.save(blob, f))
-    except OSError:
-        # A read-only home or full disk only costs a regeneration next time.
-        pass
 
 
 def load_digits(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import functools
 from pathlib import Path
-from typing import Callable
 
 from . import synthetic
 from .base import Dataset, DataError, DatasetInfo
@@ -23,15 +22,9 @@ from .torchvision_sets import load_torchvision
 from .user_dataset import is_python_spec
 
 
-def _embedded(
-    name: str, description: str, task: str, input_shape: tuple[int, ...], loader: Callable[..., Dataset]
-) -> DatasetInfo:
-    return DatasetInfo(name, description, task, input_shape, embedded=True, loader=loader)
-
-
 def _torchvision(name: str, description: str, input_shape: tuple[int, ...]) -> DatasetInfo:
     loader = functools.partial(load_torchvision, name)
-    return DatasetInfo(name, description, "classification", input_shape, embedded=False, loader=loader)
+    return DatasetInfo(name, description, "classification", input_shape, loader, embedded=False)
 
 
 _LONGRANGE_SHAPE = (synthetic.LONGRANGE_DEFAULT_LEN, synthetic.LONGRANGE_SYMBOLS)
@@ -39,43 +32,44 @@ _LONGRANGE_SHAPE = (synthetic.LONGRANGE_DEFAULT_LEN, synthetic.LONGRANGE_SYMBOLS
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
-        _embedded(
+        DatasetInfo(
             "line",
             "y = 2x on three points (linear regression)",
             "regression",
             (1,),
             synthetic.load_line,
         ),
-        _embedded(
+        DatasetInfo(
             "hours",
             "hours studied -> pass/fail, three points (logistic regression)",
             "binary",
             (1,),
             synthetic.load_hours,
         ),
-        _embedded(
+        DatasetInfo(
             "curve",
             "y = x² + noise on 100 points (a first hidden layer)",
             "regression",
             (1,),
             synthetic.load_curve,
         ),
-        _embedded(
+        DatasetInfo(
             "diabetes",
             "diabetes-like table: 759 rows, 8 features, binary (the 8-6-4-1 MLP)",
             "binary",
             (8,),
             synthetic.load_diabetes,
         ),
-        _embedded("hello", 'char RNN toy: "hello" -> "ohlol"', "sequence", (5,), synthetic.load_hello),
-        _embedded(
+        DatasetInfo("hello", 'char RNN toy: "hello" -> "ohlol"', "sequence", (5,),
+                    synthetic.load_hello),
+        DatasetInfo(
             "longrange",
             f"remember the first of {_LONGRANGE_SHAPE[0]} symbols (RNN vs LSTM/GRU); longrange:LEN for others",
             "classification",
             _LONGRANGE_SHAPE,
             synthetic.load_longrange,
         ),
-        _embedded(
+        DatasetInfo(
             "digits",
             "MNIST-like digits generated on the spot: 60k/10k, 1×28×28, no download",
             "classification",

@@ -14,18 +14,20 @@ from .base import Dataset, DataError
 from .split import split_indices
 
 
+def _val_is_train(x: torch.Tensor, y: torch.Tensor, **fields: object) -> Dataset:
+    """A toy whose validation repeats its training points: too few to hold any out."""
+    return Dataset(train_x=x, train_y=y, val_x=x.clone(), val_y=y.clone(), **fields)
+
+
 def load_line(**_: object) -> Dataset:
     """x = 1, 2, 3 -> y = 2, 4, 6. Validation is the same three points: the lesson is about
     watching w converge to 2, and three points leave nothing to hold out."""
     x = torch.tensor([[1.0], [2.0], [3.0]])  # (3, 1)
     y = torch.tensor([[2.0], [4.0], [6.0]])  # (3, 1)
-    return Dataset(
+    return _val_is_train(
+        x, y,
         name="line",
         task="regression",
-        train_x=x,
-        train_y=y,
-        val_x=x.clone(),
-        val_y=y.clone(),
         input_shape=(1,),
         description="y = 2x on x = 1, 2, 3 (the seed's linear-regression toy; val = train)",
     )
@@ -35,13 +37,10 @@ def load_hours(**_: object) -> Dataset:
     """Study hours 1, 2, 3 -> fail, fail, pass. Validation repeats the training points."""
     x = torch.tensor([[1.0], [2.0], [3.0]])  # (3, 1)
     y = torch.tensor([[0.0], [0.0], [1.0]])  # (3, 1)
-    return Dataset(
+    return _val_is_train(
+        x, y,
         name="hours",
         task="binary",
-        train_x=x,
-        train_y=y,
-        val_x=x.clone(),
-        val_y=y.clone(),
         input_shape=(1,),
         num_classes=2,
         labels=("fail", "pass"),
@@ -135,13 +134,10 @@ def load_hello(**_: object) -> Dataset:
     index = {c: i for i, c in enumerate(HELLO_VOCAB)}
     x = torch.tensor([[index[c] for c in "hello"]], dtype=torch.int64)  # (1, 5)
     y = torch.tensor([[index[c] for c in "ohlol"]], dtype=torch.int64)  # (1, 5)
-    return Dataset(
+    return _val_is_train(
+        x, y,
         name="hello",
         task="sequence",
-        train_x=x,
-        train_y=y,
-        val_x=x.clone(),
-        val_y=y.clone(),
         input_shape=(5,),
         num_classes=len(HELLO_VOCAB),
         labels=HELLO_VOCAB,

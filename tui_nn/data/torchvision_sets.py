@@ -25,6 +25,8 @@ from urllib.parse import urlparse
 
 import torch
 
+from tui_nn.textsafe import first_line
+
 from .base import Dataset, DataError, unit_float
 
 _PROBE_TIMEOUT_S = 4.0
@@ -162,10 +164,7 @@ def _reachable(url: str) -> str | None:
 
 
 def _mirror_urls(tv_cls: type) -> list[str]:
-    mirrors = getattr(tv_cls, "mirrors", None)
-    if mirrors:
-        return list(mirrors)
-    return [tv_cls.url]
+    return list(getattr(tv_cls, "mirrors", None) or [tv_cls.url])
 
 
 def _download(src: _Source, tv_cls: type, root: Path) -> str | None:
@@ -185,16 +184,10 @@ def _download(src: _Source, tv_cls: type, root: Path) -> str | None:
         # One call fetches every file of the set; train=False decodes only the smaller split.
         tv_cls(root=str(root), train=False, download=True)
     except Exception as exc:  # URLError, timeouts, HTTP errors, md5 mismatches: all mean "no data"
-        return f"the download failed ({_one_line(exc)})"
+        return f"the download failed ({first_line(exc)})"
     finally:
         socket.setdefaulttimeout(previous)
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    """The first line of an exception's text: torchvision's messages span several lines."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _decode(src: _Source, tv_ds, as_uint8: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,7 +230,7 @@ def load_torchvision(
     except Exception as exc:  # torchvision raises RuntimeError/AssertionError/ValueError on bad files
         folder = (root / src.subdir).resolve()
         raise DataError(
-            f"{src.title} files in {folder} cannot be read ({_one_line(exc)}); "
+            f"{src.title} files in {folder} cannot be read ({first_line(exc)}); "
             "delete them and download again, or use the embedded 'digits' set"
         ) from None
     train_x, train_y = _decode(src, train, as_uint8)

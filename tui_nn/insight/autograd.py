@@ -64,9 +64,6 @@ class GradNode:
     def leaves(self) -> list["GradNode"]:
         return [n for n in self.walk() if n.name == "AccumulateGrad" and not n.ref]
 
-    def size(self) -> int:
-        return sum(1 for _ in self.walk())
-
 
 @dataclass(frozen=True)
 class GradTree:
@@ -191,20 +188,17 @@ def example_loss(model: nn.Module, sample_shape: tuple[int, ...], *,
     dims = format_shape(shape)
     if task == "regression" or task is None and not (out.dim() == 2 and out.shape[1] > 1):
         y = torch.zeros_like(out) if task is None else torch.randn(out.shape, generator=gen)
-        return ExampleLoss(tasks.loss_mean("regression", out, y),
-                           f"mse_loss(out, y) on a {dims} batch")
-    if task == "binary":
+        kind, call = "regression", "mse_loss(out, y)"
+    elif task == "binary":
         y = torch.randint(0, 2, out.shape, generator=gen).float()
         from tui_nn.data.model_fit import ends_in_probabilities
-        if not ends_in_probabilities(out):  # logits: the loss applies the sigmoid
-            return ExampleLoss(tasks.loss_mean("binary-logits", out, y),
-                               f"binary_cross_entropy_with_logits(out, y) on a {dims} batch")
-        return ExampleLoss(tasks.loss_mean("binary", out, y),
-                           f"binary_cross_entropy(out, y) on a {dims} batch")
-    if task == "sequence" or out.dim() == 3:
+        kind, call = (("binary", "binary_cross_entropy(out, y)") if ends_in_probabilities(out)
+                      # logits: the loss applies the sigmoid
+                      else ("binary-logits", "binary_cross_entropy_with_logits(out, y)"))
+    elif task == "sequence" or out.dim() == 3:
         y = torch.randint(0, out.shape[-1], out.shape[:-1], generator=gen)
-        return ExampleLoss(tasks.loss_mean("sequence", out, y),
-                           f"cross_entropy(out per step, y) on a {dims} batch")
-    y = torch.randint(0, out.shape[1], (out.shape[0],), generator=gen)
-    return ExampleLoss(tasks.loss_mean("classification", out, y),
-                       f"cross_entropy(out, y) on a {dims} batch")
+        kind, call = "sequence", "cross_entropy(out per step, y)"
+    else:
+        y = torch.randint(0, out.shape[1], (out.shape[0],), generator=gen)
+        kind, call = "classification", "cross_entropy(out, y)"
+    return ExampleLoss(tasks.loss_mean(kind, out, y), f"{call} on a {dims} batch")

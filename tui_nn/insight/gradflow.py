@@ -30,9 +30,10 @@ long run logs each episode once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
@@ -82,10 +83,6 @@ class GradientSnapshot:
     def grad_norms(self) -> list[float]:
         return [s.grad_norm for s in self.layers]
 
-    @property
-    def update_ratios(self) -> list[float]:
-        return [s.update_ratio for s in self.layers]
-
 
 @dataclass
 class _Group:
@@ -132,7 +129,7 @@ def forward_order(model: nn.Module,
 
 def _groups(model: nn.Module, per_tensor: bool, order: Sequence[str] | None) -> list[_Group]:
     groups: list[_Group] = []
-    modules = OrderedDict((n, m) for n, m in model.named_modules())
+    modules = dict(model.named_modules())
     names = list(order) if order is not None else list(modules)
     names += [n for n in modules if n not in names]
     for mod_name in names:
@@ -154,10 +151,8 @@ def _norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     if not tensors:
         return []
     if all(not t.is_sparse for t in tensors) and hasattr(torch, "_foreach_norm"):
-        try:
+        with contextlib.suppress(RuntimeError, TypeError):
             return list(torch._foreach_norm(tensors))
-        except (RuntimeError, TypeError):
-            pass
     return [(t.coalesce().values() if t.is_sparse else t).float().norm() for t in tensors]
 
 
@@ -350,7 +345,6 @@ class VanishingComparison:
     lr: float
     depth: int
     width: int
-    snapshots: dict[str, list[GradientSnapshot]] = field(default_factory=dict, repr=False)
 
     def first_over_last(self, activation: str) -> float:
         """fc1's gradient norm divided by the last layer's: ≪ 1 means the gradient vanished."""
@@ -387,7 +381,6 @@ def _compare(activations: tuple[str, ...], steps: int, depth: int, width: int, l
     ratios: dict[str, list[float]] = {}
     losses: dict[str, list[float]] = {}
     warns: dict[str, list[str]] = {}
-    snaps: dict[str, list[GradientSnapshot]] = {}
     names: tuple[str, ...] = ()
     for act in activations:
         model = deep_mlp(act, depth, width, seed=seed, init=init)
@@ -414,7 +407,6 @@ def _compare(activations: tuple[str, ...], steps: int, depth: int, width: int, l
                        for i in range(len(names))]
         losses[act] = torch.stack(loss_hist).tolist() if loss_hist else []
         warns[act] = list(monitor.all_warnings)
-        snaps[act] = taken
     return VanishingComparison(layers=names, activations=activations, grad_norms=norms,
                                update_ratios=ratios, losses=losses, warnings=warns, steps=steps,
-                               lr=lr, depth=depth, width=width, snapshots=snaps)
+                               lr=lr, depth=depth, width=width)

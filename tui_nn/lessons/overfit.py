@@ -12,10 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+
+from tui_nn.lessons import train_epochs
 
 # (name, dropout p, weight decay, --augment spec)
 VARIANTS: dict[str, tuple[float, float, str]] = {
@@ -65,8 +67,6 @@ def overfit_curves(variants: Sequence[str] = tuple(VARIANTS), *, n_train: int = 
     gets the variant's curve after each of its epochs (from this thread)."""
     from tui_nn.data.digits import load_digits
     from tui_nn.engine.config import TrainConfig
-    from tui_nn.engine.events import EpochMetrics, Failed
-    from tui_nn.engine.trainer import Trainer
 
     data = load_digits(n_train=n_train, n_val=n_val, seed=seed)
     curves = []
@@ -76,25 +76,18 @@ def overfit_curves(variants: Sequence[str] = tuple(VARIANTS), *, n_train: int = 
             torch.manual_seed(seed)
             model = SmallCNN(dropout)
         curve = OverfitCurve(name)
-        trainer: Trainer
 
-        def callback(event: object, curve: OverfitCurve = curve) -> None:
-            if isinstance(event, EpochMetrics):
-                curve.train_loss.append(event.train_loss)
-                curve.val_loss.append(event.val_loss)
-                curve.val_accuracy.append(event.value)
-                if on_epoch is not None:
-                    on_epoch(curve)
-            if stop is not None and stop.is_set():
-                trainer.stop()
+        def record(event: Any, curve: OverfitCurve = curve) -> None:
+            curve.train_loss.append(event.train_loss)
+            curve.val_loss.append(event.val_loss)
+            curve.val_accuracy.append(event.value)
+            if on_epoch is not None:
+                on_epoch(curve)
 
         cfg = TrainConfig("overfit", epochs=epochs, batch_size=batch_size, lr=lr,
                           optimizer="momentum", momentum=0.9, weight_decay=decay,
                           augment=augment, seed=seed, save=False, device="cpu", threads=1)
-        trainer = Trainer(cfg, callback, model=model, dataset=data)
-        result = trainer.run()
-        if isinstance(result, Failed):
-            raise RuntimeError(f"overfitting lesson, {name}: {result.message}")
+        train_epochs(cfg, record, stop, f"overfitting lesson, {name}", model=model, dataset=data)
         curves.append(curve)
         if stop is not None and stop.is_set():
             break

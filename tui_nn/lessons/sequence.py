@@ -12,15 +12,15 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from tui_nn.insight.threads import torch_threads
+from tui_nn.lessons import train_epochs
 from tui_nn.zoo.sequence import remember_init  # noqa: F401 - re-exported for the views
 
-CHANCE = 0.25  # four symbols
 CELLS = ("rnn", "lstm", "gru")
 ZOO_NAMES = {"rnn": "rnn-seq", "lstm": "lstm", "gru": "gru"}
 GATE_INITS = ("remember", "pytorch")
@@ -42,25 +42,18 @@ def char_rnn_progress(epochs: int = 15, *, seed: int = 0, lr: float | None = Non
     """Train the zoo's char RNN on 'hello' -> 'ohlol' and record what it says after each epoch
     (the zoo defaults: 15 epochs of one sample, Adam lr 0.1, well under a second)."""
     from tui_nn.engine.config import TrainConfig
-    from tui_nn.engine.events import EpochMetrics
-    from tui_nn.engine.trainer import Trainer
 
     out: list[DecodedEpoch] = []
-    trainer: Trainer
 
-    def callback(event: object) -> None:
-        if isinstance(event, EpochMetrics):
-            row = DecodedEpoch(event.epoch, event.decoded or "", event.train_loss, event.value)
-            out.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
-        if stop is not None and stop.is_set():
-            trainer.stop()
+    def record(event: Any) -> None:
+        out.append(DecodedEpoch(event.epoch, event.decoded or "", event.train_loss, event.value))
+        if on_epoch is not None:
+            on_epoch(out[-1])
 
-    trainer = Trainer(TrainConfig("rnn", dataset="hello", epochs=epochs, lr=lr, seed=seed,
-                                  save=False, device="cpu"), callback)
+    cfg = TrainConfig("rnn", dataset="hello", epochs=epochs, lr=lr, seed=seed, save=False,
+                      device="cpu")
     with torch_threads(1):
-        _raise_on_failure(trainer.run(), "char RNN")
+        train_epochs(cfg, record, stop, "training the char RNN failed")
     return out
 
 
@@ -105,18 +98,25 @@ def timestep_gradients(cells: Sequence[str] = CELLS, length: int = 50, *, hidden
 
 def _timestep_gradients(cell: str, x: torch.Tensor, y: torch.Tensor, length: int,
                         hidden_size: int, seed: int, gate_init: str) -> TimestepGradients:
-    from tui_nn.zoo.sequence import SequenceClassifier
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SequenceClassifier(cell, input_size=x.shape[-1], hidden_size=hidden_size,
-                                   gate_init="pytorch")
-    if gate_init == "remember":
-        remember_init(model, length, seed=seed)
+    model = _classifier(cell, x.shape[-1], hidden_size, 4, length, seed, gate_init)
     x.grad = None
     nn.functional.cross_entropy(model(x), y).backward()
     norms = x.grad.norm(dim=(0, 2))  # (L,) per time step
     return TimestepGradients(cell, length, norms.tolist())
+
+
+def _classifier(cell: str, input_size: int, hidden_size: int, num_classes: int, length: int,
+                seed: int, gate_init: str) -> nn.Module:
+    """The same initial weights for a cell whatever else runs (gates as gate_init says)."""
+    from tui_nn.zoo.sequence import SequenceClassifier
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SequenceClassifier(cell, input_size=input_size, hidden_size=hidden_size,
+                                   num_classes=num_classes, gate_init="pytorch")
+    if gate_init == "remember":
+        remember_init(model, length, seed=seed)
+    return model
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,6 @@ class LongRangeResult:
     cell: str
     length: int
     accuracy: float  # best validation accuracy over the epochs
-    final_accuracy: float
     history: list[float]  # validation accuracy per epoch
     seconds: float
 
@@ -139,7 +138,6 @@ class LongRangeTable:
     results: list[LongRangeResult]
     seconds: float
     settings: dict[str, object] = field(default_factory=dict)
-    chance: float = CHANCE
     complete: bool = True  # False when stopped early (missing cells are nan)
 
     def rows(self) -> list[tuple[str, ...]]:
@@ -234,40 +232,17 @@ def _train_cell(cell: str, length: int, data, stop: threading.Event | None, *, e
                 gate_init: str, device: str) -> LongRangeResult | None:
     """One cell trained on one length; None when stopped before its first epoch ended."""
     from tui_nn.engine.config import TrainConfig
-    from tui_nn.engine.events import EpochMetrics
-    from tui_nn.engine.trainer import Trainer
-    from tui_nn.zoo.sequence import SequenceClassifier
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SequenceClassifier(cell, input_size=data.input_shape[-1],
-                                   hidden_size=hidden_size, num_classes=data.num_classes or 4,
-                                   gate_init="pytorch")
-    if gate_init == "remember":
-        remember_init(model, length, seed=seed)
+    model = _classifier(cell, data.input_shape[-1], hidden_size, data.num_classes or 4, length,
+                        seed, gate_init)
     history: list[float] = []
-    trainer: Trainer
-
-    def callback(event: object) -> None:
-        if isinstance(event, EpochMetrics):
-            history.append(event.value)
-        if stop is not None and stop.is_set():
-            trainer.stop()
-
     cfg = TrainConfig(ZOO_NAMES[cell], dataset=data.name, epochs=epochs,
                       batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                       save=False, device=device)
     start = time.monotonic()
-    trainer = Trainer(cfg, callback, model=model, dataset=data)
-    _raise_on_failure(trainer.run(), f"{cell} on longrange:{length}")
+    train_epochs(cfg, lambda event: history.append(event.value), stop,
+                 f"training the {cell} on longrange:{length} failed", model=model, dataset=data)
     if not history:
         return None
-    return LongRangeResult(cell, length, max(history), history[-1], history,
+    return LongRangeResult(cell, length, max(history), history,
                            time.monotonic() - start)
-
-
-def _raise_on_failure(result: object, what: str) -> None:
-    from tui_nn.engine.events import Failed
-
-    if isinstance(result, Failed):
-        raise RuntimeError(f"training the {what} failed: {result.message}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from pathlib import Path
@@ -71,9 +72,6 @@ def _read_or_note(path: Path, name: str, writers: set[str] | None, check_writers
                              live_window_s=live_window_s)
     except Exception as e:  # noqa: BLE001 - any failure is this run's, not the listing's
         return RunInfo(path=path, name=name, model="?", dataset="?", status="interrupted",
-                       epochs_done=0, epochs_total=None, steps_done=0, steps_total=None,
-                       metric=None, best_value=None, last_value=None, duration_s=None,
-                       size_bytes=0, started_at=None, last_update=None,
                        message=f"unreadable run: {type(e).__name__}: {e}")
 
 
@@ -86,8 +84,7 @@ def _name(run: Path, root: Path) -> str:
 
 
 def newest_run(root: str | Path = DEFAULT_ROOT) -> RunInfo | None:
-    runs = discover_runs(root)
-    return runs[0] if runs else None
+    return next(iter(discover_runs(root)), None)
 
 
 def resolve_run(name: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
@@ -111,10 +108,8 @@ def resolve_run(name: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
                           "nor a TensorBoard log directory (no events.out.tfevents.* files)")
     names = {_name(d, root): d for d in run_dirs(root)}
     key = text
-    try:  # "runs/cnn-" names a prefix under root just as "cnn-" does
+    with contextlib.suppress(ValueError, OSError):  # "runs/cnn-" names a prefix as "cnn-" does
         key = path.resolve().relative_to(root.resolve()).as_posix()
-    except (ValueError, OSError):
-        pass
     return pick_by_name(text, names, str(root), key)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,17 +28,18 @@ class RunInfo:
     model: str
     dataset: str
     status: str  # one of STATUSES
-    epochs_done: int
-    epochs_total: int | None
-    steps_done: int
-    steps_total: int | None
-    metric: str | None  # "accuracy" (higher is better) or "mse" (lower is better)
-    best_value: float | None
-    last_value: float | None
-    duration_s: float | None  # training time, summed over resumed sessions
-    size_bytes: int
-    started_at: float | None  # unix time the run was first started
-    last_update: float | None  # unix time of the newest write to metrics.jsonl / config.json
+    # What could be read (a run none of whose files can be read has nothing more to say).
+    epochs_done: int = 0
+    epochs_total: int | None = None
+    steps_done: int = 0
+    steps_total: int | None = None
+    metric: str | None = None  # "accuracy" (higher is better) or "mse" (lower is better)
+    best_value: float | None = None
+    last_value: float | None = None
+    duration_s: float | None = None  # training time, summed over resumed sessions
+    size_bytes: int = 0
+    started_at: float | None = None  # unix time the run was first started
+    last_update: float | None = None  # newest write to metrics.jsonl / config.json (unix time)
     task: str | None = None
     device: str | None = None
     paused: bool = False  # status is "running" and the last event says paused
@@ -95,16 +95,17 @@ def read_run_info(run_dir: str | Path, *, name: str | None = None,
         return _tensorboard_info(path, shown, now)
     config, problem = records.read_config(path)
     scan = _scan_metrics(records.metrics_path(path))
-    last_update = _newest_mtime(path)
+    file_times = records.mtimes([path / records.METRICS_FILE, path / records.CONFIG_FILE])
+    last_update = max(file_times, default=None)
     if scan.final is None and check_writers and writers is None:
         writers = liveness.writers_of_metrics_files()
     status = _status(scan.final, lambda: liveness.is_alive(
         path, last_update, writers if check_writers else None, live_window_s, now))
-    has_checkpoint = _is_regular_file(path / LAST_CHECKPOINT)
+    has_checkpoint = records.regular_size(path / LAST_CHECKPOINT) is not None
     if status == "interrupted" and not has_checkpoint and not config:
         # Killed before config.json and the step-0 checkpoint: nothing --resume could use.
         status, problem = "failed", problem or "killed before its first checkpoint: nothing to resume"
-    started_at = _parse_time(config.get("started_at")) or _first_mtime(path)
+    started_at = _parse_time(config.get("started_at")) or min(file_times, default=None)
     return RunInfo(
         path=path, name=shown, status=status, paused=status == "running" and scan.paused,
         **_described(config, scan), **_progress(scan),
@@ -142,8 +143,7 @@ def _tensorboard_info(path: Path, name: str, now: float | None) -> RunInfo:
     return RunInfo(
         path=path, name=name, model="(tensorboard)", dataset="-",
         status="running" if tensorboard.is_live(path, None, now) else "finished",
-        epochs_done=tensorboard.epochs_done(summary.tags),
-        epochs_total=None, steps_done=summary.max_step, steps_total=None,
+        epochs_done=tensorboard.epochs_done(summary.tags), steps_done=summary.max_step,
         metric=best[1] if best else None, best_value=best[2] if best else None,
         last_value=best[3] if best else None,
         duration_s=last - first if first and last else None, size_bytes=dir_size(path),
@@ -300,33 +300,6 @@ def _parse_time(text: Any) -> float | None:
         except (ValueError, OverflowError, OSError):
             continue
     return None
-
-
-def _is_regular_file(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(path.lstat().st_mode)
-    except OSError:
-        return False
-
-
-def _newest_mtime(path: Path) -> float | None:
-    times = []
-    for name in (records.METRICS_FILE, records.CONFIG_FILE):
-        try:
-            times.append((path / name).stat().st_mtime)
-        except OSError:
-            pass
-    return max(times) if times else None
-
-
-def _first_mtime(path: Path) -> float | None:
-    times = []
-    for name in (records.CONFIG_FILE, records.METRICS_FILE):
-        try:
-            times.append((path / name).stat().st_mtime)
-        except OSError:
-            pass
-    return min(times) if times else None
 
 
 def dir_size(path: Path) -> int:

@@ -10,8 +10,9 @@ shape, so `tui-nn runs` stays fast. tui_nn.engine.jsonl is stdlib only.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from tui_nn.engine import jsonl
 from tui_nn.engine import schema
@@ -84,3 +85,23 @@ def is_run_dir(path: str | Path) -> bool:
     are FIFOs or symlinks is still listed (with what could not be read), not hidden."""
     p = Path(path)
     return (os.path.lexists(p / CONFIG_FILE) or os.path.lexists(p / METRICS_FILE)) and p.is_dir()
+
+
+def mtimes(paths: Iterable[Path]) -> list[float]:
+    """The modification times of those of paths that can be read (a file may go meanwhile)."""
+    times = []
+    for path in paths:
+        try:
+            times.append(path.stat().st_mtime)
+        except OSError:
+            continue
+    return times
+
+
+def regular_size(path: Path) -> int | None:
+    """The size of the regular file at path; None for a symlink, FIFO, folder or no file."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None

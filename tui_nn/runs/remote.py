@@ -11,6 +11,7 @@ make one (a run paused for hours still runs), else the file's age by the remote 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -664,11 +665,10 @@ class FollowedRun:
             raise ssh.SshError(self.last.error)
         if has_socket:
             local, remote_sock = self.mirror.dir / "control.sock", f"{run_dir}/control.sock"
-            try:
+            # A server that forbids socket forwarding: watched, not steered.
+            with contextlib.suppress(ssh.SshError):
                 ssh.host(self.target.host).forward(local, remote_sock)
                 self._forwarded = (local, remote_sock)
-            except ssh.SshError:
-                pass  # a server that forbids socket forwarding: watched, not steered
         self._thread.start()
         return self
 
@@ -692,10 +692,8 @@ class FollowedRun:
         self._stop.set()
         if self._forwarded is not None:
             local, remote_sock = self._forwarded
-            try:
+            with contextlib.suppress(ssh.SshError, OSError):
                 ssh.host(self.target.host).forward(local, remote_sock, cancel=True)
-            except (ssh.SshError, OSError):
-                pass
             local.unlink(missing_ok=True)
 
 

@@ -14,6 +14,7 @@ and for fleets whose aliases live in a file of their own.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import re
@@ -24,6 +25,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from tui_nn.textsafe import clean_line
 
@@ -85,21 +88,11 @@ def _sweep_stale() -> None:
         try:
             st = path.lstat()
             if (not pid.isdigit() or not stat.S_ISDIR(st.st_mode)
-                    or st.st_uid != os.geteuid() or _alive(int(pid))):
+                    or st.st_uid != os.geteuid() or psutil.pid_exists(int(pid))):
                 continue
         except OSError:
             continue
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
 
 
 _REGISTRY = _Registry()
@@ -173,11 +166,9 @@ class Host:
                                 stderr=subprocess.PIPE)
         out = _Reader(proc.stdout, max_output)
         err = _Reader(proc.stderr, 64 << 10)
-        try:
+        with contextlib.suppress(OSError):
             proc.stdin.write(script.encode())
             proc.stdin.close()
-        except OSError:
-            pass
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

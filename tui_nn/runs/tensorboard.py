@@ -15,11 +15,12 @@ raises out of here. No torch, no UI imports.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import math
 import os
 import re
-import stat
 import struct
 import time
 from dataclasses import dataclass, field
@@ -113,30 +114,22 @@ def all_event_files(log_dir: str | Path) -> list[Path]:
     return files[:MAX_FILES]
 
 
-def has_event_files(path: str | Path) -> bool:
+def is_tensorboard_dir(path: str | Path) -> bool:
+    """A TensorBoard log directory that is not a tui-nn run directory."""
+    if records.is_run_dir(path):
+        return False
     try:
         return any(e.name.startswith(EVENTS_PREFIX) for e in os.scandir(path))
     except OSError:
         return False
 
 
-def is_tensorboard_dir(path: str | Path) -> bool:
-    """A TensorBoard log directory that is not a tui-nn run directory."""
-    return not records.is_run_dir(path) and has_event_files(path)
-
-
-def _loader_class():
-    try:
-        from tensorboard.backend.event_processing.event_file_loader import (
-            LegacyEventFileLoader)
-    except ImportError:
-        raise TensorBoardMissing(MISSING_MESSAGE) from None
-    return LegacyEventFileLoader
-
-
 def check_available() -> None:
     """Raises TensorBoardMissing when event files cannot be read here."""
-    _loader_class()
+    try:
+        importlib.import_module("tensorboard.backend.event_processing.event_file_loader")
+    except ImportError:
+        raise TensorBoardMissing(MISSING_MESSAGE) from None
 
 
 class TensorBoardFollower:
@@ -145,12 +138,12 @@ class TensorBoardFollower:
     def __init__(self, log_dir: str | Path, *, check: bool = True) -> None:
         self.log_dir = Path(log_dir)
         if check:
-            _loader_class()  # TensorBoardMissing here, not at the first poll
-        self._offsets: dict[Path, int] = {}  # event file -> bytes read (whole records)
+            check_available()  # TensorBoardMissing here, not at the first poll
+        self.offsets: dict[Path, int] = {}  # event file -> bytes read (whole records)
         self._sizes: dict[Path, int] = {}  # size at the last read: unchanged files are skipped
-        self._scalar_tags: set[str] = set()  # tensor-valued tags declared as scalars
+        self.scalar_tags: set[str] = set()  # tensor-valued tags declared as scalars
         self.problems: dict[Path, str] = {}  # file -> why it could not be read (further)
-        self._per_file: dict[Path, int] = {}  # events read from each file
+        self.events: dict[Path, int] = {}  # events read from each file
         self._names: dict[tuple[str, Path], str] = {}  # (tag, file) -> the name shown
 
     @property
@@ -167,43 +160,25 @@ class TensorBoardFollower:
         missing directory or a damaged file."""
         points: list[ScalarPoint] = []
         for path in all_event_files(self.log_dir):
-            size = _regular_size(path)
+            size = records.regular_size(path)
             if size is None or size == self._sizes.get(path):
                 continue
-            points.extend(self._read(path))
+            points.extend(self.read_file(path))
             self._sizes[path] = size
         return points
 
     def read_file(self, path: Path) -> list[ScalarPoint]:
-        """The points of one file from where this follower stopped in it (summarize)."""
-        return self._read(path)
-
-    def resume_file(self, path: Path, offset: int, events: int, scalar_tags: list[str]) -> None:
-        """Go on from a summary cached at byte offset (a whole record's end) of path."""
-        self._offsets[path], self._per_file[path] = offset, events
-        self._scalar_tags.update(scalar_tags)
-
-    def offset_of(self, path: Path) -> int:
-        return self._offsets.get(path, 0)
-
-    def events_of(self, path: Path) -> int:
-        return self._per_file.get(path, 0)
-
-    @property
-    def scalar_tags(self) -> set[str]:
-        return self._scalar_tags
-
-    def _read(self, path: Path) -> list[ScalarPoint]:
+        """The points of one file from where this follower stopped in it."""
         out: list[ScalarPoint] = []
-        reader = EventRecords(path, self._offsets.get(path, 0))
+        reader = EventRecords(path, self.offsets.get(path, 0))
         try:
             for event in reader:
-                self._per_file[path] = self._per_file.get(path, 0) + 1
+                self.events[path] = self.events.get(path, 0) + 1
                 out.extend(self._scalars(event, path))
         except Exception as e:  # noqa: BLE001 - a damaged file is this file's problem only
             reader.problem = reader.problem or f"{type(e).__name__}: {e}"[:300]
-        self._offsets[path] = reader.offset
-        if reader.problem and not self._per_file.get(path):
+        self.offsets[path] = reader.offset
+        if reader.problem and not self.events.get(path):
             self.problems[path] = "no readable event (not an event file, or damaged)"
         elif reader.problem:
             self.problems[path] = reader.problem
@@ -242,8 +217,8 @@ class TensorBoardFollower:
             return None
         # TF2/Keras writers: a tensor, declared a scalar by metadata on its first value only.
         if v.HasField("metadata") and v.metadata.plugin_data.plugin_name == "scalars":
-            self._scalar_tags.add(v.tag)
-        if v.tag not in self._scalar_tags:
+            self.scalar_tags.add(v.tag)
+        if v.tag not in self.scalar_tags:
             return None
         return _tensor_scalar(v.tensor)
 
@@ -320,14 +295,6 @@ def _tensor_scalar(tensor: Any) -> float | None:
     except Exception:  # noqa: BLE001 - a malformed tensor proto is one skipped value
         return None
     return float(array.reshape(-1)[0]) if array.size == 1 else None
-
-
-def _regular_size(path: Path) -> int | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 # ---- summary for `tui-nn runs` ---------------------------------------------------------------
@@ -475,12 +442,10 @@ class SummaryCache:
     def save(self) -> None:
         if not self.changed or self.path is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # an unwritable cache costs time, never a listing
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             atomic_write_text(self.path, json.dumps(
                 {"version": CACHE_VERSION, "files": self.entries}, separators=(",", ":")))
-        except OSError:
-            pass  # a cache that cannot be written costs time, never a listing
 
 
 def summarize(log_dir: str | Path, *, use_cache: bool = True) -> tuple[LogSummary, str | None]:
@@ -512,16 +477,17 @@ def _file_summary(follower: TensorBoardFollower, path: Path,
         if entry.problem:
             follower.problems[path] = entry.problem
         return entry.summary
-    _loader_class()  # TensorBoardMissing before the first file that must be read
+    check_available()  # TensorBoardMissing before the first file that must be read
     part = LogSummary()
     if entry is not None:  # the file grew: read on from where the cached summary ended
         part = entry.summary
-        follower.resume_file(path, entry.offset, entry.events, entry.scalar_tags)
+        follower.offsets[path], follower.events[path] = entry.offset, entry.events
+        follower.scalar_tags.update(entry.scalar_tags)
     for p in follower.read_file(path):
         part.add(p)
     if cache is not None:
         cache.put(key, st, CachedFile(
-            size=st.st_size, offset=follower.offset_of(path), events=follower.events_of(path),
+            size=st.st_size, offset=follower.offsets[path], events=follower.events.get(path, 0),
             scalar_tags=sorted(follower.scalar_tags), problem=follower.problems.get(path),
             summary=part))
     return part
@@ -566,19 +532,9 @@ def epochs_done(tags: dict[str, TagStats]) -> int:
     return 0
 
 
-def _event_mtimes(log_dir: str | Path) -> list[float]:
-    times = []
-    for path in all_event_files(log_dir):
-        try:
-            times.append(path.stat().st_mtime)
-        except OSError:
-            continue
-    return times
-
-
 def newest_event_mtime(log_dir: str | Path) -> float | None:
-    return max(_event_mtimes(log_dir), default=None)
+    return max(records.mtimes(all_event_files(log_dir)), default=None)
 
 
 def oldest_event_mtime(log_dir: Path) -> float | None:
-    return min(_event_mtimes(log_dir), default=None)
+    return min(records.mtimes(all_event_files(log_dir)), default=None)

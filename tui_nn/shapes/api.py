@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from typing import Any, Sequence
 
@@ -15,12 +16,13 @@ from tui_nn.shapes.arithmetic import spatial_rank
 from tui_nn.shapes.checks import name_the_layer
 from tui_nn.shapes.fits import what_fits
 from tui_nn.shapes.infer import guess_input, no_input_message
-from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory
+from tui_nn.shapes.memory import MemoryRequest, copy_saved_bytes, estimate_memory, param_bytes
 from tui_nn.shapes.parse import (InputSpec, ShapeParseError, add_batch, normalize_dtype,
                                  parse_inputs)
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, Inspection, LayerRow, Totals
 from tui_nn.shapes.solver import solve_input_size
-from tui_nn.shapes.trace import RESHAPE_LABELS, is_on_meta, make_inputs, meta_copy, trace
+from tui_nn.shapes.trace import (RESHAPE_LABELS, count_params, is_on_meta, make_inputs,
+                                 meta_copy, trace)
 from tui_nn.zoo.sources import LoadedModel, load_model
 
 
@@ -69,7 +71,8 @@ def inspect_model(model_or_source: nn.Module | str | Any,
     if input_shapes is None and not loaded.default_input_shapes:
         loaded = _with_guessed_input(loaded, model, notes)
     specs = _input_specs(input_shapes, loaded)
-    dtypes = _input_dtypes(specs, dtype, loaded.dtype, _starts_with_embedding(model), notes)
+    embedding_first = isinstance(_first_leaf(model), (nn.Embedding, nn.EmbeddingBag))
+    dtypes = _input_dtypes(specs, dtype, loaded.dtype, embedding_first, notes)
 
     sample_ranks = _sample_ranks(loaded, model, len(specs))
     shapes = [add_batch(s.shape, r) for s, r in zip(specs, sample_ranks)]
@@ -220,15 +223,9 @@ def _input_specs(input_shapes: Any, loaded: Any) -> list[InputSpec]:
 
 
 def _first_leaf(model: nn.Module) -> nn.Module | None:
-    for module in model.modules():
-        if next(iter(module.children()), None) is None and \
-                next(iter(module.parameters(recurse=False)), None) is not None:
-            return module
-    return None
-
-
-def _starts_with_embedding(model: nn.Module) -> bool:
-    return isinstance(_first_leaf(model), (nn.Embedding, nn.EmbeddingBag))
+    """The first module without children that holds parameters of its own."""
+    return next((m for m in model.modules() if next(iter(m.children()), None) is None
+                 and next(iter(m.parameters(recurse=False)), None) is not None), None)
 
 
 def _sample_ranks(loaded: Any, model: nn.Module, count: int) -> list[int | None]:
@@ -250,15 +247,12 @@ def _sample_ranks(loaded: Any, model: nn.Module, count: int) -> list[int | None]
 
 def _totals(model: nn.Module, rows: list[LayerRow], shapes: list, dtypes: list) -> Totals:
     totals = Totals(batch_size=shapes[0][0] if shapes and shapes[0] else 1)
-    for p in model.parameters():  # unique parameters: shared ones count once
-        totals.params += p.numel()
-        if p.requires_grad:
-            totals.params_trainable += p.numel()
-        else:
-            totals.params_frozen += p.numel()
-        totals.param_bytes += p.numel() * p.element_size()
+    # model.parameters() yields each once: shared ones count once.
+    totals.params_trainable, totals.params_frozen = count_params(model.parameters())
+    totals.params = totals.params_trainable + totals.params_frozen
+    totals.param_bytes = param_bytes(model)
     totals.buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers())
-    totals.input_bytes = sum(_numel(s) * torch.empty((), dtype=d).element_size()
+    totals.input_bytes = sum(math.prod(s) * torch.empty((), dtype=d).element_size()
                              for s, d in zip(shapes, dtypes))
     totals.mult_adds = sum(r.mult_adds for r in rows if r.depth == 0)
     totals.activation_bytes = sum(
@@ -266,13 +260,6 @@ def _totals(model: nn.Module, rows: list[LayerRow], shapes: list, dtypes: list) 
         if (r.kind == "module" and r.leaf)
         or (r.kind == "function" and r.type not in RESHAPE_LABELS))
     return totals
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _suggest_size(inspection: Inspection, diagnosis: Diagnosis | None,

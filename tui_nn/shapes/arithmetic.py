@@ -156,8 +156,11 @@ _SPATIAL = _CONV + _TCONV + _MAXPOOL + _AVGPOOL + _ADAPTIVE + _PAD
 
 def spatial_rank(module: nn.Module) -> int | None:
     """How many trailing spatial dims the layer works on (2 for Conv2d), None if not spatial."""
-    if not isinstance(module, _SPATIAL):
-        return None
+    return rank_suffix(module) if isinstance(module, _SPATIAL) else None
+
+
+def rank_suffix(module: nn.Module) -> int | None:
+    """1, 2 or 3 from torch's '...1d/2d/3d' class name, else None."""
     for cls in type(module).__mro__:  # subclasses keep torch's '...2d' name somewhere up the MRO
         suffix = cls.__name__[-2:].lower()
         if suffix in ("1d", "2d", "3d"):

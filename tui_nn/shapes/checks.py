@@ -19,6 +19,7 @@ from tui_nn.fmt import format_shape
 from tui_nn.shapes.arithmetic import bind_call, function_formulas, module_formulas, spatial_rank
 from tui_nn.shapes.parse import format_factors
 from tui_nn.shapes.records import Diagnosis, FlattenCheck, Shape
+from tui_nn.textsafe import first_line
 
 
 # --- flatten provenance ----------------------------------------------------------------------
@@ -78,13 +79,10 @@ def linear_check(path: str, linear: nn.Linear, got: int, origin: FlattenOrigin) 
 # --- validation before a layer runs ----------------------------------------------------------
 
 def _first_tensor(args: tuple, kwargs: dict) -> torch.Tensor | None:
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.Tensor):
-            return a
-    return None
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
 
 
-def _plural(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
@@ -205,7 +203,7 @@ def _check_spatial(module: nn.Module, x: torch.Tensor,
             # 28×28×1 is an image with its channels last (PIL, NumPy, TensorFlow): move them.
             input_fix = _channels_first(shape, n)
             fixes = [f"did you mean {_typed(input_fix, n)}? (channels first: C×{names}; this input "
-                     f"has its {channels_in} channel{'' if channels_in == 1 else 's'} last)"]
+                     f"has its {plural(channels_in, 'channel')} last)"]
         elif is_model_input(x):
             fixes = [f"feed {channels_in}×{format_shape(shape[-n:])} input",
                      f"use {_ctor(module, channels)}"]
@@ -213,7 +211,7 @@ def _check_spatial(module: nn.Module, x: torch.Tensor,
             fixes = [f"use {_ctor(module, channels)} to take the {channels} channels the layer "
                      f"before gives"]
         diagnosis = _diagnosis(name, "channels",
-                               f"{name} expects {_plural(m.in_channels, 'input channel')} but "
+                               f"{name} expects {plural(m.in_channels, 'input channel')} but "
                                f"gets {channels} (input {format_shape(shape)})", shape,
                                f"N×{channels_in}×{names}", fixes)
         diagnosis.input_fix = input_fix
@@ -241,7 +239,7 @@ def _check_batchnorm(m: Any, x: torch.Tensor) -> Diagnosis | None:
     if x.dim() < 2 or shape[1] == m.num_features:
         return None
     return _diagnosis(name, "channels",
-                      f"{name} expects {_plural(m.num_features, 'channel')} but gets {shape[1]} "
+                      f"{name} expects {plural(m.num_features, 'channel')} but gets {shape[1]} "
                       f"(input {format_shape(shape)})", shape, f"N×{m.num_features}×…",
                       [f"use nn.{name}({shape[1]})"])
 
@@ -251,7 +249,7 @@ def _check_groupnorm(m: Any, x: torch.Tensor) -> Diagnosis | None:
     if x.dim() < 2 or shape[1] == m.num_channels:
         return None
     return _diagnosis("GroupNorm", "channels",
-                      f"GroupNorm expects {_plural(m.num_channels, 'channel')} but gets "
+                      f"GroupNorm expects {plural(m.num_channels, 'channel')} but gets "
                       f"{shape[1]}", shape, f"N×{m.num_channels}×…",
                       [f"use nn.GroupNorm({m.num_groups}, {shape[1]})"])
 
@@ -338,17 +336,11 @@ _CHANNELS = re.compile(r"expected input\[([\d, ]+)\] to have (\d+) channels, but
 _VIEW = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
 
 
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 def diagnose_error(exc: BaseException, type_name: str, got: list[Shape],
                    call: str = "") -> Diagnosis:
     """Turn an exception raised inside a layer into a Diagnosis, reading known messages."""
     text = str(exc)
-    raw = one_line(exc)
+    raw = first_line(exc, with_type=True)
     m = _MATMUL.search(text) or _MATMUL_META.search(text)
     if m:
         got_f, want = int(m.group(2)), int(m.group(3))

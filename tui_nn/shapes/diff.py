@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from tui_nn.shapes.records import FlattenCheck, Inspection, LayerRow
 
 SAME, CHANGED, INSERTED, REMOVED = "same", "changed", "inserted", "removed"
-# What may differ between two paired rows, in the order the table shows them.
-COMPARED = ("type", "output", "params", "mult_adds", "saved_bytes")
 
 
 @dataclass
@@ -27,7 +25,7 @@ class DiffRow:
     a: LayerRow | None
     b: LayerRow | None
     status: str  # SAME | CHANGED | INSERTED | REMOVED
-    changed: list[str] = field(default_factory=list)  # names from COMPARED
+    changed: list[str] = field(default_factory=list)  # what differs, as _pair names it
 
     @property
     def path(self) -> str:
@@ -97,29 +95,26 @@ def diff_inspections(a: Inspection, b: Inspection) -> InspectionDiff:
 
 
 def align_rows(rows_a: list[LayerRow], rows_b: list[LayerRow]) -> list[DiffRow]:
-    keys_a, keys_b = [_key(r) for r in rows_a], [_key(r) for r in rows_b]
-    # autojunk off: in a 1,000-row decoder 'attn' rows are frequent, not junk.
-    matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
-    out: list[DiffRow] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            out.extend(_pair(x, y) for x, y in zip(rows_a[i1:i2], rows_b[j1:j2]))
-        else:
-            out.extend(_align_by_type(rows_a[i1:i2], rows_b[j1:j2]))
-    return out
+    return _align(rows_a, rows_b, _key, _align_by_type)
 
 
 def _align_by_type(rows_a: list[LayerRow], rows_b: list[LayerRow]) -> list[DiffRow]:
     """A stretch whose names differ: pair rows of the same type and depth in order."""
-    types = difflib.SequenceMatcher(None, [(r.type, r.depth) for r in rows_a],
-                                    [(r.type, r.depth) for r in rows_b], autojunk=False)
+    return _align(rows_a, rows_b, lambda r: (r.type, r.depth), lambda xs, ys: [
+        *(DiffRow(x, None, REMOVED) for x in xs), *(DiffRow(None, y, INSERTED) for y in ys)])
+
+
+def _align(rows_a: list[LayerRow], rows_b: list[LayerRow], key: Callable[[LayerRow], Any],
+           unmatched: Callable[[list[LayerRow], list[LayerRow]], list[DiffRow]]
+           ) -> list[DiffRow]:
+    """Rows whose keys match are paired; each stretch between them goes to unmatched."""
+    # autojunk off: in a 1,000-row decoder 'attn' rows are frequent, not junk.
+    matcher = difflib.SequenceMatcher(None, [key(r) for r in rows_a], [key(r) for r in rows_b],
+                                      autojunk=False)
     out: list[DiffRow] = []
-    for tag, i1, i2, j1, j2 in types.get_opcodes():
-        if tag == "equal":
-            out.extend(_pair(x, y) for x, y in zip(rows_a[i1:i2], rows_b[j1:j2]))
-            continue
-        out.extend(DiffRow(x, None, REMOVED) for x in rows_a[i1:i2])
-        out.extend(DiffRow(None, y, INSERTED) for y in rows_b[j1:j2])
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        xs, ys = rows_a[i1:i2], rows_b[j1:j2]
+        out.extend(map(_pair, xs, ys) if tag == "equal" else unmatched(xs, ys))
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,8 @@ import torch
 from torch import nn
 
 from tui_nn.shapes.memory import (MemoryEstimate, MemoryRequest, estimate_memory, largest_batch,
-                                  optimizer_bytes)
+                                  measure_saved_bytes, optimizer_bytes)
 from tui_nn.shapes.records import LayerRow
-from tui_nn.shapes.trainstep import SavedTensors
 
 # Modules that are only holders of blocks: look inside them for the blocks.
 _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
@@ -82,16 +82,9 @@ def _child_indices(rows: list[LayerRow], parent: int) -> list[int]:
 
 def input_bytes(row: LayerRow) -> int:
     """The bytes of a block's inputs, at its outputs' element size."""
-    out_numel = sum(_numel(s) for s in row.output_shapes)
+    out_numel = sum(math.prod(s) for s in row.output_shapes)
     size = row.output_bytes // out_numel if out_numel else 4
-    return sum(_numel(s) for s in row.input_shapes) * size
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+    return sum(math.prod(s) for s in row.input_shapes) * size
 
 
 def checkpointed_activations(activations: int, blocks: list[LayerRow]) -> int:
@@ -150,36 +143,19 @@ def measure_checkpointed(model: nn.Module, inputs: list[torch.Tensor], paths: li
 
     modules = dict(model.named_modules())
     captured: dict[str, torch.Tensor] = {}
-    undo = []
+    hooks = []
     for path in paths:
         block = modules[path]
-        plain = block.forward
-        block.forward = functools.partial(checkpoint, plain, use_reentrant=False)
-        undo.append((block, plain))
-        undo.append(block.register_forward_pre_hook(
+        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
+        hooks.append(block.register_forward_pre_hook(
             lambda m, args, p=path: captured.setdefault(p, args[0].detach())))
-    recorder = SavedTensors(exclude=[*model.parameters(), *model.buffers()])
-    model.train()
     try:
-        with torch.enable_grad(), recorder.hooks():
-            out = model(*inputs)
-        del out
+        saved = measure_saved_bytes(model, inputs)
     finally:
-        for item in undo:
-            if isinstance(item, tuple):
-                del item[0].forward
-            else:
-                item.remove()
-        recorder.release()
-    recompute = max(_block_saved(modules[p], captured[p]) for p in paths)
-    return recorder.bytes + recompute
-
-
-def _block_saved(block: nn.Module, x: torch.Tensor) -> int:
-    """What the block saves when recomputed, less its input (the checkpoint kept it)."""
-    held = SavedTensors(exclude=[*block.parameters(), *block.buffers()])
-    with torch.enable_grad(), held.hooks():
-        out = block(x)
-    del out
-    held.release()
-    return max(held.bytes - x.numel() * x.element_size(), 0)
+        for path, hook in zip(paths, hooks):
+            del modules[path].forward
+            hook.remove()
+    # A block recomputed during backward saves what it saves alone, less its input (kept).
+    recompute = max(measure_saved_bytes(modules[p], x) - x.numel() * x.element_size()
+                    for p, x in captured.items())
+    return saved + max(recompute, 0)

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from tui_nn.fmt import format_shape
-from tui_nn.shapes.arithmetic import spatial_rank
+from tui_nn.shapes.arithmetic import rank_suffix, spatial_rank
+from tui_nn.shapes.checks import plural
 from tui_nn.shapes.records import Shape
 from tui_nn.shapes.solver import choose_size, probe
 
@@ -67,8 +68,8 @@ def _guess_for(model: nn.Module, layer: nn.Module, budget_s: float) -> GuessedIn
     n = spatial_rank(layer)
     if n is not None and hasattr(m, "in_channels"):
         return _image(model, m.in_channels, n, f"first layer ({name}) takes", budget_s)
-    if isinstance(layer, nn.modules.batchnorm._BatchNorm) and _rank_suffix(layer) in (2, 3):
-        return _image(model, m.num_features, _rank_suffix(layer) or 2,
+    if isinstance(layer, nn.modules.batchnorm._BatchNorm) and rank_suffix(layer) in (2, 3):
+        return _image(model, m.num_features, rank_suffix(layer) or 2,
                       f"first layer ({name}) takes", budget_s)
     if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):
         return _checked(model, (SEQUENCE_STEPS,), torch.int64,
@@ -78,13 +79,10 @@ def _guess_for(model: nn.Module, layer: nn.Module, budget_s: float) -> GuessedIn
         return _checked(model, shape, torch.float32,
                         f"{format_shape(shape)}: first layer ({name}) takes {m.input_size} "
                         f"features per step; {SEQUENCE_STEPS} steps")
-    if isinstance(layer, nn.Linear):
-        return _checked(model, (m.in_features,), torch.float32,
-                        f"{m.in_features}: first layer ({name}) takes {_plural(m.in_features)}")
-    if isinstance(layer, nn.modules.batchnorm._BatchNorm):  # BatchNorm1d: N×C features
-        return _checked(model, (m.num_features,), torch.float32,
-                        f"{m.num_features}: first layer ({name}) takes "
-                        f"{_plural(m.num_features)}")
+    if isinstance(layer, (nn.Linear, nn.modules.batchnorm._BatchNorm)):  # BatchNorm1d: N×C
+        n = m.in_features if isinstance(layer, nn.Linear) else m.num_features
+        return _checked(model, (n,), torch.float32,
+                        f"{n}: first layer ({name}) takes {plural(n, 'feature')}")
     if isinstance(layer, nn.LayerNorm):
         shape = tuple(m.normalized_shape)
         return _checked(model, shape, torch.float32,
@@ -104,7 +102,7 @@ def _image(model: nn.Module, channels: int, n: int, what: str, budget_s: float
     choice = choose_size(model, shape_at, torch.float32, prefer=prefer, budget_s=budget_s)
     size = choice.size or prefer
     shape = shape_at(size)[1:]
-    took = f"{what} {channels} channel{'' if channels == 1 else 's'}"
+    took = f"{what} {plural(channels, 'channel')}"
     if choice.size is None:
         searched = f"1–{choice.high}" if choice.complete else "the time allowed"
         found = f"no square size in {searched} fits"
@@ -116,18 +114,6 @@ def _image(model: nn.Module, channels: int, n: int, what: str, budget_s: float
         found = f"smallest size that fits: {choice.smallest}; {size} is a usual one"
     return GuessedInput(shape, torch.float32,
                         f"assumed {format_shape(shape)}: {took}; {found}", choice.size is not None)
-
-
-def _rank_suffix(layer: nn.Module) -> int | None:
-    for cls in type(layer).__mro__:
-        suffix = cls.__name__[-2:].lower()
-        if suffix in ("1d", "2d", "3d"):
-            return int(suffix[0])
-    return None
-
-
-def _plural(n: int) -> str:
-    return f"{n} feature" if n == 1 else f"{n} features"
 
 
 def no_input_message(name: str, model: nn.Module) -> str:

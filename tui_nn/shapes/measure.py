@@ -14,6 +14,7 @@ never built.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ import torch
 from tui_nn.fmt import fmt_bytes
 from tui_nn.shapes.memory import (AMP_DTYPES, MemoryEstimate, MemoryMeasurement,
                                   MemoryUsageError, batched_shapes, measure_saved_bytes)
+from tui_nn.shapes.trace import tensors_in
 
 
 class MeasureRefused(MemoryUsageError):
@@ -42,18 +44,14 @@ def available_bytes(device: torch.device) -> int:
     return int(psutil.virtual_memory().available) // 2
 
 
-def needed_bytes(estimate: MemoryEstimate) -> int:
-    """A measured step holds the weights, their grads (CUDA's backward) and the activations;
-    no optimizer step runs, so no optimizer state."""
-    return estimate.params + estimate.grads + estimate.activations
-
-
 def refuse_if_too_big(estimate: MemoryEstimate, device: torch.device,
                       limit: int | None = None) -> None:
     """Raise MeasureRefused when the prediction does not fit in `limit` (default: what
     `available_bytes` says for `device`)."""
     limit = available_bytes(device) if limit is None else limit
-    need = needed_bytes(estimate)
+    # A measured step holds the weights, their grads (CUDA's backward) and the activations;
+    # no optimizer step runs, so no optimizer state.
+    need = estimate.params + estimate.grads + estimate.activations
     if need > limit:
         where = "the GPU's free memory" if device.type == "cuda" else "half of the available RAM"
         weights = estimate.params + estimate.grads
@@ -76,7 +74,7 @@ def random_inputs(shapes: list[tuple[int, ...]], dtypes: list[torch.dtype],
 def scalar_loss(out: Any) -> torch.Tensor:
     """A loss from whatever the model returns: the mean of every floating tensor in it
     (a mean saves nothing for backward, so the count matches the prediction's)."""
-    tensors = [t for t in _tensors(out) if t.is_floating_point()]
+    tensors = [t for t in tensors_in(out) if t.is_floating_point()]
     if not tensors:
         raise MemoryUsageError("not measuring: the model's output holds no floating tensor "
                                "to take a loss of")
@@ -84,16 +82,6 @@ def scalar_loss(out: Any) -> torch.Tensor:
     for t in tensors[1:]:
         loss = loss + t.float().mean()
     return loss
-
-
-def _tensors(out: Any) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)):
-        return [t for item in out for t in _tensors(item)]
-    return []
 
 
 def measure(source: Any, estimate: MemoryEstimate, shapes: list[tuple[int, ...]],
@@ -123,11 +111,7 @@ def _build(source: Any, device: torch.device) -> torch.nn.Module:
 
 
 def _autocast(device: torch.device, amp: torch.dtype | None) -> Any:
-    import contextlib
-
-    if amp is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=amp)
+    return contextlib.nullcontext() if amp is None else torch.autocast(device.type, dtype=amp)
 
 
 def _cuda_peak(model: torch.nn.Module, inputs: list[torch.Tensor],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -89,33 +89,29 @@ class MemoryEstimate:
 
 # --- parameters, grads, optimizer state ------------------------------------------------------
 
-def _unique(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
-    seen: dict[int, torch.Tensor] = {}
-    for p in params:
-        seen.setdefault(id(p), p)
-    return list(seen.values())
-
-
 def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
 def param_bytes(model: nn.Module) -> int:
-    return sum(_nbytes(p) for p in _unique(model.parameters()))
+    return sum(_nbytes(p) for p in model.parameters())  # each shared parameter once
 
 
 def grad_bytes(model: nn.Module) -> int:
-    return sum(_nbytes(p) for p in _unique(model.parameters()) if p.requires_grad)
+    return sum(_nbytes(p) for p in model.parameters() if p.requires_grad)
 
 
 def optimizer_bytes(model: nn.Module, optimizer: str) -> int:
     """The state `torch.optim` keeps after the first step, for the trainable parameters."""
-    if optimizer not in _STATE:
-        raise MemoryUsageError(f"unknown optimizer {optimizer!r}: use one of "
-                               f"{', '.join(OPTIMIZERS)}")
-    copies, scalars = _STATE[optimizer]
-    trainable = [p for p in _unique(model.parameters()) if p.requires_grad]
+    copies, scalars = _STATE[_known_optimizer(optimizer)]
+    trainable = [p for p in model.parameters() if p.requires_grad]
     return sum(copies * _nbytes(p) + scalars * _SCALAR_BYTES for p in trainable)
+
+
+def _known_optimizer(name: str) -> str:
+    if name not in _STATE:
+        raise MemoryUsageError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+    return name
 
 
 # --- saved tensors on real tensors -----------------------------------------------------
@@ -192,9 +188,7 @@ class MemoryRequest:
     budget: int | None = None  # bytes; None: the visible GPU's memory, if there is one
 
     def __post_init__(self) -> None:
-        if self.optimizer not in _STATE:
-            raise MemoryUsageError(f"unknown optimizer {self.optimizer!r}: use one of "
-                                   f"{', '.join(OPTIMIZERS)}")
+        _known_optimizer(self.optimizer)
         if self.amp not in AMP_DTYPES:
             raise MemoryUsageError(f"unknown --amp {self.amp!r}: use off, bf16 or fp16")
         if self.batch_size is not None and self.batch_size < 1:

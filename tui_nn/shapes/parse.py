@@ -81,7 +81,7 @@ def parse_inputs(texts: str | list[str] | tuple[str, ...]) -> list[InputSpec]:
         texts = [texts]
     specs: list[InputSpec] = []
     for text in texts:
-        pieces = [p for p in _INPUT_SEP.split(text.strip())]
+        pieces = _INPUT_SEP.split(text.strip())
         if any(not p for p in pieces):
             raise ShapeParseError(f"bad input list '{text}': separate inputs with ',' e.g. 1x5,1x5")
         specs.extend(parse_input(p) for p in pieces)
@@ -100,6 +100,5 @@ def add_batch(shape: tuple[int, ...], sample_rank: int | None) -> tuple[int, ...
     first layer). Unknown rank: a single number is read as one feature vector, anything
     longer as already batched.
     """
-    if sample_rank is not None:
-        return (1, *shape) if len(shape) == sample_rank else shape
-    return (1, *shape) if len(shape) == 1 else shape
+    rank = 1 if sample_rank is None else sample_rank
+    return (1, *shape) if len(shape) == rank else shape

@@ -188,9 +188,7 @@ class SolverResult:
     @property
     def nearest(self) -> int | None:
         start = self.sample_shape[-1]
-        if not self.working:
-            return None
-        return min(self.working, key=lambda s: (abs(s - start), s))
+        return min(self.working, key=lambda s: (abs(s - start), s), default=None)
 
     @property
     def suggested(self) -> int | None:

@@ -315,10 +315,7 @@ class Tracer:
     # -- helpers used by the observers --
 
     def innermost_module(self) -> _Frame | None:
-        for frame in reversed(self.stack):
-            if frame.module is not None:
-                return frame
-        return None
+        return next((f for f in reversed(self.stack) if f.module is not None), None)
 
     def lookup_origin(self, x: torch.Tensor) -> FlattenOrigin | None:
         origin = self.origins.get(id(x))
@@ -327,7 +324,7 @@ class Tracer:
     def _params(self, module: nn.Module) -> tuple[int, int]:
         key = id(module)
         if key not in self._param_cache:
-            self._param_cache[key] = _count_params(module.parameters())
+            self._param_cache[key] = count_params(module.parameters())
         return self._param_cache[key]
 
     def _credit_saved(self, nbytes: int) -> None:
@@ -522,7 +519,7 @@ class Tracer:
                            not_counted=self.uncounted.records())
 
 
-def _count_params(params: Iterator[nn.Parameter]) -> tuple[int, int]:
+def count_params(params: Iterator[nn.Parameter]) -> tuple[int, int]:
     trainable = frozen = 0
     for p in params:
         if p.requires_grad:
@@ -551,7 +548,7 @@ def _subtree_params(model: nn.Module) -> dict[int, tuple[int, int]]:
         if any(id(p) in seen for p in own):
             raise _Shared
         seen.update(id(p) for p in own)
-        trainable, frozen = _count_params(iter(own))
+        trainable, frozen = count_params(iter(own))
         for child in module.children():
             t, f = visit(child)
             trainable, frozen = trainable + t, frozen + f
@@ -605,8 +602,7 @@ def _tree_map(fn: Any, obj: Any) -> Any:
 
 
 def module_bytes(module: nn.Module) -> int:
-    return sum(t.numel() * t.element_size()
-               for t in (*module.parameters(), *module.buffers()))
+    return _nbytes([*module.parameters(), *module.buffers()])
 
 
 def _patch_cpu_forward(module: nn.Module, tracer: Tracer):

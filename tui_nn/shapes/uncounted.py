@@ -99,11 +99,7 @@ class UncountedTally:
 
     def add(self, entry: tuple[str, str, tuple[int, ...]]) -> None:
         op, category, shape = entry
-        seen = self._seen.get(op)
-        if seen is None:
-            self._seen[op] = [category, 1, shape]
-        else:
-            seen[1] += 1
+        self._seen.setdefault(op, [category, 0, shape])[1] += 1
 
     def records(self) -> list[NotCounted]:
         """'other' first (the ones that may hide real work), then by calls."""

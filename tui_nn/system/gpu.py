@@ -12,6 +12,7 @@ a driver does not grow one while we poll it once a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -84,19 +85,14 @@ class NvmlSession:
             nvml.nvmlInit()
         except Exception as e:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
             return None, _init_failure(e)
-        try:
-            self.driver_version = _text(nvml.nvmlSystemGetDriverVersion())
-        except Exception:  # noqa: BLE001
-            self.driver_version = None
+        self.driver_version = _try(lambda: _text(nvml.nvmlSystemGetDriverVersion()))
         return nvml, None
 
     def shutdown(self) -> None:
         with self._lock:
             if self._nvml is not None:
-                try:
+                with contextlib.suppress(Exception):
                     self._nvml.nvmlShutdown()
-                except Exception:  # noqa: BLE001
-                    pass
             self._nvml, self._failure, self._tried = None, None, False
 
 

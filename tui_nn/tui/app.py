@@ -25,7 +25,6 @@ class TuiNNApp(InertText, App[None]):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "tui-nn"
-    ENABLE_COMMAND_PALETTE = True
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
 
@@ -56,9 +55,6 @@ class TuiNNApp(InertText, App[None]):
         # SIGHUP (SSH dropped, tmux killed): the terminal is gone. A plain handler rather than
         # the loop's, because the UI thread may already be stuck writing to the dead terminal.
         install_signal_exits(self, self._on_signal, self._on_sighup)
-
-    def _on_sigterm(self) -> None:
-        self._on_signal(signal.SIGTERM)
 
     def _on_signal(self, signum: int) -> None:
         self.main.bridge.stop()  # first: the checkpoint must not depend on the UI

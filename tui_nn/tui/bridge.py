@@ -83,21 +83,26 @@ class TrainingBridge:
         self.history = history or RunHistory()
         self.insight = LiveInsightState()  # gradient flow, fit line, predictions (Insight tab)
         self.min_interval_s = 1.0 / max_rate
-        self.trainer: Any = None  # tui_nn.engine.Trainer, imported lazily (torch)
         self.worker: Worker | None = None
-        self.started: "ev.RunStarted | None" = None
-        self.latest: "ev.StepMetrics | None" = None  # newest step metrics (read by the UI)
-        self.latest_epoch: "ev.EpochMetrics | None" = None  # newest epoch metrics
         # Every epoch, for the UI's log (progress posts are throttled: one may stand for many
         # epochs); a deque: appended on the training thread, taken on the UI thread.
         self._unshown_epochs: deque["ev.EpochMetrics"] = deque()
-        self.last_checkpoint: str | None = None
-        self.result: "ev.Finished | ev.Failed | None" = None
         self.resuming = False  # the run continues one on disk: its history is loaded first
-        self._last_post = 0.0
         self.done = threading.Event()  # set when the training thread has returned
         self.done.set()
         self._lock = threading.Lock()
+        self._forget_run()
+
+    def _forget_run(self) -> None:
+        """What a run leaves here: nothing before the first, and reset when the next starts."""
+        self.trainer: Any = None  # tui_nn.engine.Trainer, imported lazily (torch)
+        self.started: "ev.RunStarted | None" = None
+        self.latest: "ev.StepMetrics | None" = None  # newest step metrics (read by the UI)
+        self.latest_epoch: "ev.EpochMetrics | None" = None  # newest epoch metrics
+        self._unshown_epochs.clear()
+        self.last_checkpoint: str | None = None
+        self.result: "ev.Finished | ev.Failed | None" = None
+        self._last_post = 0.0
         self._requests = {"pause": False, "stop": False, "checkpoint": False}
 
     # ---- lifecycle (UI thread) ---------------------------------------------------------------
@@ -125,12 +130,7 @@ class TrainingBridge:
 
         self.history.reset()
         self.insight.reset()
-        self.started = self.latest = self.latest_epoch = self.result = None
-        self._unshown_epochs.clear()
-        self.last_checkpoint = None
-        self._last_post = 0.0
-        self.trainer = None
-        self._requests = {"pause": False, "stop": False, "checkpoint": False}
+        self._forget_run()
         self.done.clear()
 
         self.resuming = resume_from is not None

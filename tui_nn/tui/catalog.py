@@ -66,16 +66,10 @@ def zoo_entries() -> list[ModelEntry]:
 
 
 def dataset_entries() -> list[DatasetEntry]:
-    """The data registry's datasets; the zoo's default datasets if the registry is missing."""
-    try:
-        from tui_nn.data import list_datasets
+    """The data registry's datasets."""
+    from tui_nn.data import list_datasets
 
-        return [DatasetEntry(d.name, d.description, d.task, d.embedded) for d in list_datasets()]
-    except ImportError:
-        from tui_nn.zoo import list_models
-
-        names = dict.fromkeys(s.default_dataset for s in list_models())
-        return [DatasetEntry(n, "") for n in names]
+    return [DatasetEntry(d.name, d.description, d.task, d.embedded) for d in list_datasets()]
 
 
 def device_line(requested: str) -> str:

@@ -14,6 +14,7 @@ message.
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import hashlib
 import importlib
@@ -157,10 +158,8 @@ def _exec_file(path: Path) -> Any:
         line = _line_in(exc, resolved)
         raise SourceError(f"{path}{line}: running the file raised {_one_line(exc)}") from None
     finally:
-        try:
+        with contextlib.suppress(ValueError):
             sys.path.remove(str(resolved.parent))
-        except ValueError:
-            pass
     return module
 
 

@@ -20,7 +20,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui_nn.tui.screens.lesson_base import LessonScreen, TimedPlot
+from tui_nn.tui.screens.lesson_base import LessonScreen
+from tui_nn.tui.widgets.plot_visual import FigurePlot
 
 if TYPE_CHECKING:
     from tui_nn.insight.activations import ActivationCurve
@@ -71,7 +72,7 @@ class ActivationsScreen(LessonScreen):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
         with Horizontal(id="act-row"):
-            yield TimedPlot(self._draw, id="act-plot")
+            yield FigurePlot(self._draw, id="act-plot")
             with Vertical(id="act-side"):
                 yield Static("", id="act-mode")
                 yield DataTable(id="act-table", cursor_type="row", zebra_stripes=False)

@@ -10,31 +10,21 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.style import Style
-from rich.text import Span, Text
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from tui_nn.tui.screens.lesson_base import LessonScreen
+from tui_nn.tui.widgets.insight import image_rows
 
 SPECS = ("digits", "photos", "crop=3", "flip", "rotate=30", "scale=0.3", "jitter=0.5",
          "blur=1.5", "noise=0.2")
 N_IMAGES = 8
 GAP = 1
 SIDE = 14  # pixels per image side on screen: 28×28 digits averaged 2×2, 7 lines each
-_LEVELS = 16
-_STYLES: dict[tuple[int, int], Style] = {}
-
-
-def _style(top: float, bottom: float) -> Style:
-    key = (int(max(0.0, min(1.0, top)) * _LEVELS), int(max(0.0, min(1.0, bottom)) * _LEVELS))
-    style = _STYLES.get(key)
-    if style is None:
-        t, b = (int(k / _LEVELS * 255) for k in key)
-        style = _STYLES[key] = Style(color=f"rgb({t},{t},{t})", bgcolor=f"rgb({b},{b},{b})")
-    return style
+LEVELS = 16  # gray levels of the image cells
 
 
 def images_text(images: torch.Tensor) -> Text:
@@ -42,25 +32,8 @@ def images_text(images: torch.Tensor) -> Text:
     top pixel / bottom pixel)."""
     if images.shape[-1] != SIDE:
         images = F.interpolate(images[:, None], size=(SIDE, SIDE), mode="area")[:, 0]
-    n, h, w = images.shape
-    if h % 2:
-        images = torch.cat([images, torch.zeros(n, 1, w)], dim=1)  # (N, H + 1, W)
-    rows = images.clamp(0, 1).tolist()
-    parts: list[str] = []
-    spans: list[Span] = []
-    pos = 0
-    for y in range(0, images.shape[1], 2):
-        for i in range(n):
-            if i:
-                parts.append(" " * GAP)
-                pos += GAP
-            for t, b in zip(rows[i][y], rows[i][y + 1]):
-                spans.append(Span(pos, pos + 1, _style(t, b)))
-                pos += 1
-            parts.append("▀" * w)
-        parts.append("\n")
-        pos += 1
-    return Text("".join(parts), spans=spans, no_wrap=True, overflow="crop")
+    lines, spans = image_rows(images.clamp(0, 1).tolist(), SIDE, GAP, LEVELS)
+    return Text(lines, spans=spans, no_wrap=True, overflow="crop")
 
 
 def augmented_batch(spec: str, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

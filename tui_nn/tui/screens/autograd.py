@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer, Header, Static, Tree
 
+from tui_nn.textsafe import first_line
 from tui_nn.tui.markup import markup_data
 from tui_nn.tui.screens.lesson_base import LessonScreen
 
@@ -91,11 +92,10 @@ class AutogradScreen(LessonScreen):
                         "open this view again.")
             return
         info.update(f"[b]{markup_data(self.source)}[/]: building the graph on the CPU…")
-        model, sample, dtype, dataset = self._model_inputs(self.source)
-        self._build(self.source, model, sample, dtype, dataset)
+        self._build(self.source, *self._model_inputs(self.source))
 
-    def _model_inputs(self, source: str) -> tuple[Any, str, str | None, str | None]:
-        """(an already-loaded model or None, its input text, dtype name, dataset) from the
+    def _model_inputs(self, source: str) -> tuple[Any, str, str | None]:
+        """(an already-loaded model or None, its input text, dataset) from the
         main screen's catalog; zoo models are rebuilt from the zoo on the worker.
 
         An opened model that declares no input shape takes the one the shape inspector
@@ -115,11 +115,10 @@ class AutogradScreen(LessonScreen):
                     and len(insp.input_shapes) == 1 and len(insp.input_shapes[0]) > 1:
                 dtype = insp.input_dtypes[0] if insp.input_dtypes else "float32"
                 text = "x".join(map(str, insp.input_shapes[0][1:])) + f":{dtype}"
-        return model, text, None, dataset
+        return model, text, dataset
 
     @work(thread=True, name="autograd", group="autograd", exclusive=True, exit_on_error=False)
-    def _build(self, source: str, model: Any, input_text: str, dtype: str | None,
-               dataset: str | None) -> None:
+    def _build(self, source: str, model: Any, input_text: str, dataset: str | None) -> None:
         import time
 
         from tui_nn.tui.bridge import in_fresh_thread
@@ -129,8 +128,7 @@ class AutogradScreen(LessonScreen):
             tree, what = in_fresh_thread(
                 lambda: _graph(source, model, input_text, dataset), "tui-nn-autograd")
         except Exception as exc:  # noqa: BLE001 - user models can raise anything: shown
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            self.post_message(GraphReady(source, None, "", f"{type(exc).__name__}: {text}"))
+            self.post_message(GraphReady(source, None, "", first_line(exc, with_type=True)))
             return
         self.post_message(GraphReady(source, tree, what, None, time.perf_counter() - t0))
 

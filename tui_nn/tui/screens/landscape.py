@@ -27,7 +27,9 @@ from textual.widgets import Footer, Header, Static
 
 from tui_nn.insight.landscape import (METHODS, DescentPath, default_b_grid, default_w_grid,
                                       descent_paths, mse, mse_curve)
-from tui_nn.tui.screens.lesson_base import LessonScreen, TimedPlot
+from tui_nn.tui.screens.lesson_base import LessonScreen
+from tui_nn.tui.widgets.curves import step_along
+from tui_nn.tui.widgets.plot_visual import FigurePlot
 
 # One epoch per frame: the seed's 100 epochs play in 20 s. A frame costs ~10-50 ms on a busy
 # 2-core box (plotext rebuilds the figure; benchmarks/bench_lesson_views.py), so 5 frames a
@@ -66,13 +68,10 @@ class HeatMap(Widget):
     def __init__(self, screen: "LandscapeScreen", **kwargs) -> None:
         super().__init__(**kwargs)
         self.lesson = screen
-        self.redraws = 0
-        self.render_s = 0.0
         self.w_range = (default_w_grid()[0], default_w_grid()[-1])
         self.b_range = (default_b_grid()[0], default_b_grid()[-1])
         self._bg: tuple[tuple[int, int], list[list[Style]]] | None = None
         self._styles: dict[tuple[int, str], Style] = {}
-        self._strips: list[Strip] | None = None
 
     def _cell(self, w: float, b: float, cols: int, rows: int) -> tuple[int, int] | None:
         (w0, w1), (b0, b1) = self.w_range, self.b_range
@@ -111,7 +110,6 @@ class HeatMap(Widget):
 
     def build(self) -> list[Strip]:
         """Every line of the map (rows of cells, then the w axis)."""
-        t0 = time.perf_counter()
         width = self.size.width
         cols = max(width - self.LABEL_W, 4)
         rows = max(self.size.height - 1, 2)  # the last line is the w axis
@@ -159,8 +157,6 @@ class HeatMap(Widget):
             axis[start:start + len(label)] = list(label)
         strips.append(Strip([Segment("b".rjust(self.LABEL_W - 1) + " " + "".join(axis), dim)],
                             self.LABEL_W + cols))
-        self.redraws += 1
-        self.render_s = time.perf_counter() - t0
         return strips
 
     def render_line(self, y: int) -> Strip:
@@ -250,7 +246,7 @@ class LandscapeScreen(LessonScreen):
         yield Header(show_clock=False, icon="≋")
         yield Static("", id="land-status")
         with Vertical(id="land-views"):
-            yield TimedPlot(self._draw_curve, id="land-plot")
+            yield FigurePlot(self._draw_curve, id="land-plot")
             yield HeatMap(self, id="land-heat")
         yield Static("", id="land-table")
         yield Footer()
@@ -288,9 +284,6 @@ class LandscapeScreen(LessonScreen):
             self._timer.pause()
         self._show_status()
 
-    def watch_t(self) -> None:
-        self._show()
-
     def watch_view(self, view: str) -> None:
         self.set_class(view == "heat", "-heat")
         self._show()
@@ -311,11 +304,10 @@ class LandscapeScreen(LessonScreen):
         self.t = self.epochs
 
     def action_lr(self, direction: int) -> None:
-        i = min(range(len(LR_STEPS)), key=lambda k: abs(LR_STEPS[k] - self.lr))
-        i = min(max(i + direction, 0), len(LR_STEPS) - 1)
-        if LR_STEPS[i] == self.lr:
+        lr = step_along(LR_STEPS, self.lr, direction)
+        if lr == self.lr:
             return
-        self.lr = LR_STEPS[i]
+        self.lr = lr
         self._compute()
         self.t = 0
         self.playing = True
@@ -343,6 +335,8 @@ class LandscapeScreen(LessonScreen):
         self._show_table()
         target = "#land-heat" if self.view == "heat" else "#land-plot"
         self.query_one(target).refresh()
+
+    watch_t = _show
 
     def _show_status(self) -> None:
         model = "y = w·x + b" if self.view == "heat" else "y = w·x"

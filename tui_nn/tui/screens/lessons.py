@@ -5,6 +5,7 @@ Screens are imported when opened, so the palette costs nothing until one is used
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any, Callable, Iterator
 
 LESSONS: list[tuple[str, str, str]] = [
@@ -24,33 +25,22 @@ LESSONS: list[tuple[str, str, str]] = [
 ]
 
 
+# Each view's module (in tui_nn.tui.screens) and screen class.
+SCREENS = {"activations": ("activations", "ActivationsScreen"),
+           "landscape": ("landscape", "LandscapeScreen"),
+           "sequences": ("sequences", "SequenceScreen"),
+           "autograd": ("autograd", "AutogradScreen"),
+           "overfitting": ("overfit", "OverfitScreen"),
+           "augmentation": ("augment_view", "AugmentScreen")}
+
+
 def make_screen(view: str, app: Any) -> Any:
-    if view == "activations":
-        from tui_nn.tui.screens.activations import ActivationsScreen
-
-        return ActivationsScreen()
-    if view == "landscape":
-        from tui_nn.tui.screens.landscape import LandscapeScreen
-
-        return LandscapeScreen()
-    if view == "sequences":
-        from tui_nn.tui.screens.sequences import SequenceScreen
-
-        return SequenceScreen()
-    if view == "autograd":
-        from tui_nn.tui.screens.autograd import AutogradScreen
-
-        main = getattr(app, "main", None)
-        return AutogradScreen.for_main(main)
-    if view == "overfitting":
-        from tui_nn.tui.screens.overfit import OverfitScreen
-
-        return OverfitScreen()
-    if view == "augmentation":
-        from tui_nn.tui.screens.augment_view import AugmentScreen
-
-        return AugmentScreen()
-    raise ValueError(f"unknown lesson view {view!r}")
+    if view not in SCREENS:
+        raise ValueError(f"unknown lesson view {view!r}")
+    module, name = SCREENS[view]
+    screen = getattr(import_module(f"tui_nn.tui.screens.{module}"), name)
+    # The autograd view draws the model selected on the main screen.
+    return screen.for_main(getattr(app, "main", None)) if view == "autograd" else screen()
 
 
 def open_lesson(app: Any, view: str) -> None:

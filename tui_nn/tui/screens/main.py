@@ -20,22 +20,23 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Header, Input, Select, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
-from tui_nn.engine.config import FORM_FIELDS
+from tui_nn.engine.config import FORM_FIELDS  # TrainConfig's fields marked form=True
 from tui_nn.tui import messages as msg
 from tui_nn.tui.bridge import WORKER_NAME, freeze_long_lived
 from tui_nn.tui.history import RunHistory
 from tui_nn.tui.screens.model_tab import ModelTab, UserModelLoaded
-from tui_nn.tui.screens.run_control import (ACTIVE, INSIGHT_OPTIONS, RunController, describe,
+from tui_nn.tui.screens.run_control import (INSIGHT_OPTIONS, RunController, describe,
                                             resume_settings)
+from tui_nn.tui.screens.worker_errors import notify_worker_error
 from tui_nn.tui.widgets.curves import Curves
 from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.footer import SteadyFooter
 from tui_nn.tui.widgets.insight import InsightPane
 from tui_nn.tui.widgets.memory_line import MemoryLine
 from tui_nn.tui.widgets.model_picker import ModelPicker
-from tui_nn.tui.widgets.run_status import RunStatus
+from tui_nn.tui.widgets.run_status import LIVE_STATES, STATE_LABELS, RunStatus
 from tui_nn.tui.widgets.run_view import RunView
 from tui_nn.tui.widgets.system_pane import SystemPane
 from tui_nn.tui.widgets.train_form import FormError, TrainForm
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 TAB_FOCUS = {"model": "#zoo", "train": "#start", "log": "#event-log",
              "insight": "#insight-tabs Tabs"}
-FORM_KEYS = FORM_FIELDS  # TrainConfig's fields marked form=True (engine/config.py)
 
 
 @dataclass
@@ -107,9 +107,9 @@ class MainScreen(Screen):
         self.start_when_ready = start
         self.resume_when_ready = resume  # a run directory to continue once torch is loaded
         options = {k: v for k, v in (train_options or {}).items() if v is not None}
-        self.form_overrides = {k: options[k] for k in FORM_KEYS if k in options}
+        self.form_overrides = {k: options[k] for k in FORM_FIELDS if k in options}
         # Every other option (device, seed, run_dir, amp, threads, ...) goes to every run as is.
-        self.pass_through = {k: v for k, v in options.items() if k not in FORM_KEYS}
+        self.pass_through = {k: v for k, v in options.items() if k not in FORM_FIELDS}
         self.dataset_override = dataset  # an in-memory Dataset (tests, benchmarks)
         self.history = RunHistory()
         self.run = RunController(self, self.history)
@@ -235,7 +235,7 @@ class MainScreen(Screen):
             initial_input, self.initial_input = self.initial_input, None
         self.query_one(ModelTab).show_model(source, self.entries[source], initial_input)
         self.sub_title = self._subtitle()
-        if self.run_state not in ACTIVE and self._form_model != source:  # (a resumed run's
+        if self.run_state not in LIVE_STATES and self._form_model != source:  # (a resumed run's
             self._fill_form(source)  # settings are in the form already: not its defaults)
         self.call_after_refresh(self._maybe_autostart)
 
@@ -362,7 +362,7 @@ class MainScreen(Screen):
             self.model_source = model  # fills the form with the model's defaults first
         else:
             self._open_source(model)  # a model from a file: the picker lists it once loaded
-        self.query_one(TrainForm).fill(**{k: settings.get(k) for k in FORM_KEYS})
+        self.query_one(TrainForm).fill(**{k: settings.get(k) for k in FORM_FIELDS})
         self._form_model = model
 
     def action_halve_lr(self) -> None:
@@ -384,17 +384,14 @@ class MainScreen(Screen):
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
         """The one place worker failures surface: as a notification, never a crash."""
-        worker = event.worker
-        if event.state == WorkerState.ERROR:
-            error = worker.error
-            text = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
-            self.notify(text, title=f"{worker.name or 'worker'} failed", severity="error",
-                        timeout=12, markup=False)
-            self._log(f"{worker.name} failed: {text}", "error")
-            if worker.name == WORKER_NAME:
-                self.run.worker_failed()
-            elif worker.name == "catalog":
-                self.run_state = "idle"
+        text = notify_worker_error(self, event)
+        if text is None:
+            return
+        self._log(f"{event.worker.name} failed: {text}", "error")
+        if event.worker.name == WORKER_NAME:
+            self.run.worker_failed()
+        elif event.worker.name == "catalog":
+            self.run_state = "idle"
 
     # ---- state -------------------------------------------------------------------------------
     def watch_run_state(self, old: str, new: str) -> None:
@@ -404,13 +401,13 @@ class MainScreen(Screen):
         buttons = self.query_one("#run-buttons")
         buttons.remove_class(f"-{old}")
         buttons.add_class(f"-{new}")
-        self.query_one(TrainForm).locked = new in ACTIVE
-        self._animate_only_when_idle(new in ACTIVE)
+        self.query_one(TrainForm).locked = new in LIVE_STATES
+        self._animate_only_when_idle(new in LIVE_STATES)
         self.sub_title = self._subtitle()
         self.refresh_bindings()
         pause = self.query_one("#pause")
         pause.label = "Resume" if new == "paused" else "Pause"
-        if new not in ACTIVE and self.model_source and self._form_model != self.model_source \
+        if new not in LIVE_STATES and self.model_source and self._form_model != self.model_source \
                 and new != "loading":
             self._fill_form(self.model_source)
 
@@ -422,17 +419,13 @@ class MainScreen(Screen):
             self.app.animation_level = "none" if run_live else self._idle_animation_level
 
     def _subtitle(self) -> str:
-        from tui_nn.tui.widgets.run_status import STATE_LABELS
-
         parts = [self.model_source or "no model", STATE_LABELS.get(self.run_state, "")]
         return " · ".join(p for p in parts if p)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         state = self.run_state
-        if action == "start_training":
-            return True if state not in ACTIVE and state != "loading" else None
-        if action == "resume_run":
-            return True if state not in ACTIVE and state != "loading" else None
+        if action in ("start_training", "resume_run"):
+            return True if state not in LIVE_STATES and state != "loading" else None
         if action in ("toggle_pause", "checkpoint", "halve_lr"):
             return True if state in ("running", "paused") else None
         if action == "stop_training":

@@ -18,6 +18,7 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widgets import TabPane
 
+from tui_nn.textsafe import first_line
 from tui_nn.tui.bridge import in_fresh_thread
 from tui_nn.tui.widgets.inspector import ShapeInspector
 from tui_nn.tui.widgets.memory_line import MemoryLine
@@ -81,8 +82,7 @@ class ModelTab(TabPane):
 
             loaded = in_fresh_thread(lambda: load_model(source, device="cpu"), "tui-nn-load")
         except Exception as exc:  # noqa: BLE001 - SourceError and whatever user code raises
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.post_message(UserModelLoaded(source, None, None, text))
+            self.post_message(UserModelLoaded(source, None, None, first_line(exc)))
             return
         shapes = loaded.default_input_shapes or []
         entry = ModelEntry(

@@ -22,7 +22,8 @@ from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
-from tui_nn.tui.screens.lesson_base import LessonScreen, TimedPlot
+from tui_nn.tui.screens.lesson_base import LessonScreen
+from tui_nn.tui.widgets.plot_visual import FigurePlot
 
 VARIANTS = ("plain", "augment", "dropout", "weight decay")
 REMEDY = {"plain": "no remedy", "augment": "--augment digits", "dropout": "Dropout(0.5)",
@@ -50,7 +51,7 @@ class OverfitScreen(LessonScreen):
     OverfitScreen #of-grid { grid-size: 2 2; height: 1fr; }
     OverfitScreen .of-cell { height: 1fr; }
     OverfitScreen .of-title { height: 1; }
-    OverfitScreen TimedPlot { height: 1fr; }
+    OverfitScreen FigurePlot { height: 1fr; }
     OverfitScreen #of-status { height: auto; color: $text-muted; }
     """
 
@@ -63,7 +64,6 @@ class OverfitScreen(LessonScreen):
         self.running = False
         self.done = False
         self._stop = threading.Event()
-        self._t0 = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≋")
@@ -72,7 +72,7 @@ class OverfitScreen(LessonScreen):
                 with Vertical(classes="of-cell"):
                     yield Static(Text(f"{name} ({REMEDY[name]})"), id=f"of-title-{i}",
                                  classes="of-title")
-                    yield TimedPlot(self._drawer(name), id=f"of-plot-{i}")
+                    yield FigurePlot(self._drawer(name), id=f"of-plot-{i}")
         yield Static("", id="of-status")
         yield Footer()
 
@@ -89,11 +89,10 @@ class OverfitScreen(LessonScreen):
         self.running, self.done = True, False
         self.curves = {}
         self._stop = threading.Event()
-        self._t0 = time.monotonic()
         self._status(f"training the same CNN 4 times on 256 digits "
                      f"({self.options['epochs']} epochs each)…")
         for i in range(len(VARIANTS)):
-            self.query_one(f"#of-plot-{i}", TimedPlot).refresh()
+            self.query_one(f"#of-plot-{i}", FigurePlot).refresh()
         self._train(dict(self.options), self._stop)
 
     @work(thread=True, name="overfit", group="overfit", exit_on_error=False)
@@ -115,7 +114,7 @@ class OverfitScreen(LessonScreen):
         self.curves[message.variant] = (message.train, message.val, message.accuracy)
         i = VARIANTS.index(message.variant)
         self.query_one(f"#of-title-{i}", Static).update(self._title(message.variant))
-        self.query_one(f"#of-plot-{i}", TimedPlot).refresh()
+        self.query_one(f"#of-plot-{i}", FigurePlot).refresh()
 
     @on(CurvesDone)
     def _on_done(self, message: CurvesDone) -> None:

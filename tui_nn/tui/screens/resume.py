@@ -116,7 +116,6 @@ class ResumeScreen(ModalScreen[str | None]):
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
         """A failed search is a notification, and the path can still be typed."""
-        notify_worker_error(self, event)
-        if event.worker.error is not None:
+        if notify_worker_error(self, event) is not None:
             self.query_one(OptionList).loading = False
             self.query_one(Input).focus()

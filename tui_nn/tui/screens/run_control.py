@@ -22,7 +22,7 @@ from tui_nn.tui.bridge import TrainingBridge
 from tui_nn.tui.history import RunHistory
 from tui_nn.tui.widgets.insight import InsightPane
 from tui_nn.tui.widgets.memory_line import MemoryLine
-from tui_nn.tui.widgets.run_memory import RunMemory, predict_activations, run_memory_from
+from tui_nn.tui.widgets.run_memory import RunMemory, estimate_memory, run_memory_from
 from tui_nn.tui.widgets.run_view import RunView
 from tui_nn.tui.widgets.train_form import TrainForm
 
@@ -39,7 +39,6 @@ MAX_FRAME_S = 4.0
 UI_CPU_BUDGET = 0.015
 # What the app asks the engine for, for the Insight tab (a TrainConfig field each).
 INSIGHT_OPTIONS = {"grad_flow": True, "live_fit": True, "val_predictions": True}
-ACTIVE = ("starting", "running", "paused", "stopping")
 FAILURE_TITLES = {"nan": "loss is NaN", "oom": "out of memory", "data": "data",
                   "shape": "shape mismatch", "fit": "model does not fit the data", "disk": "disk"}
 
@@ -264,7 +263,8 @@ class RunController:
     def _predict_run_memory(self, target: Any, input_text: str | None,
                             memory: RunMemory) -> None:  # on a worker thread
         try:
-            predicted = predict_activations(target, input_text, memory.batch_size)
+            estimate = estimate_memory(target, input_text, memory.batch_size)
+            predicted = None if estimate is None else estimate.activations
         except Exception:  # noqa: BLE001 - the line then shows the measured figure alone
             predicted = None
         self.screen.post_message(RunMemoryPredicted(memory, predicted))

@@ -23,11 +23,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
-from textual.worker import Worker
 
 from tui_nn.runs import RecordedHistory, RunInfo, config_diff, discover_runs, load_history
 from tui_nn.tui.screens.fleet import RemoteWatch
-from tui_nn.tui.screens.worker_errors import notify_worker_error
+from tui_nn.tui.screens.worker_errors import NotifiesWorkerErrors
 from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 # Plot colours and the matching Rich colours of the table's marks.
@@ -138,7 +137,7 @@ class OverlayPlot(MatrixPlot):
         return super().render()
 
 
-class RunsScreen(RemoteWatch, Screen):
+class RunsScreen(RemoteWatch, NotifiesWorkerErrors, Screen):
     """Runs on disk; mark several to overlay their curves and compare their settings."""
 
     DEFAULT_CSS = """
@@ -261,11 +260,6 @@ class RunsScreen(RemoteWatch, Screen):
         self.histories.update(message.histories)
         self._show()
 
-    @on(Worker.StateChanged)
-    def _worker_state(self, event: Worker.StateChanged) -> None:
-        """The one place this screen's worker failures surface: a notification."""
-        notify_worker_error(self, event)
-
     # ---- selection -------------------------------------------------------------------------
     def _mark(self, key: str) -> Text:
         if key not in self.marked:
@@ -278,10 +272,6 @@ class RunsScreen(RemoteWatch, Screen):
         if not self.rows or table.cursor_row is None or table.row_count == 0:
             return None
         return self.rows[min(table.cursor_row, len(self.rows) - 1)]
-
-    def highlighted(self) -> RunInfo | None:
-        row = self.highlighted_row()
-        return row.run if row is not None else None
 
     def shown(self) -> list[Row]:
         """The runs compared: the marked ones, else the highlighted one."""

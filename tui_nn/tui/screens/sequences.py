@@ -75,10 +75,6 @@ class LongDone(Message):
     error: str | None
 
 
-def _error(exc: BaseException) -> str:
-    return first_line(exc, with_type=True)
-
-
 def sparkline(values: list[float], width: int) -> str:
     """log10 of the values, bucketed to ``width`` characters (max of each bucket)."""
     logs = [math.log10(v) if v > 0 else -30.0 for v in values]
@@ -130,7 +126,6 @@ class SequenceScreen(LessonScreen):
         self.long_running = False
         self._char_stop = threading.Event()
         self._long_stop = threading.Event()
-        self._char_t0 = 0.0
         self._grads_started = False
         self._grads_done = False
         self._long_pending = False
@@ -188,7 +183,6 @@ class SequenceScreen(LessonScreen):
         self.query_one("#char-table", DataTable).clear()
         self.query_one("#char-status", Static).update("[dim]training…[/]")
         self._char_stop = threading.Event()
-        self._char_t0 = time.monotonic()
         self._train_char(self.char_epochs, self._char_stop)
 
     @work(thread=True, name="char-rnn", group="char-rnn", exit_on_error=False)
@@ -202,7 +196,7 @@ class SequenceScreen(LessonScreen):
                 epochs, seed=0, on_epoch=lambda row: self.post_message(CharEpoch(row)),
                 stop=stop), "tui-nn-char-rnn")
         except Exception as exc:  # noqa: BLE001 - shown in the view
-            self.post_message(CharDone(_error(exc), time.monotonic() - t0))
+            self.post_message(CharDone(first_line(exc, with_type=True), time.monotonic() - t0))
             return
         self.post_message(CharDone(None, time.monotonic() - t0))
 
@@ -229,7 +223,7 @@ class SequenceScreen(LessonScreen):
             self.action_long_range()
         status = self.query_one("#char-status", Static)
         if event.error:
-            status.update(Text(event.error, style="red"))  # inert (_error), never markup
+            status.update(Text(event.error, style="red"))  # inert (first_line), never markup
             return
         first = next((r.epoch + 1 for r in self.char_rows if r.decoded == TARGET), None)
         if first is not None:
@@ -250,7 +244,7 @@ class SequenceScreen(LessonScreen):
                                                                batch=32),
                                     "tui-nn-grads")
         except Exception as exc:  # noqa: BLE001
-            self.post_message(GradsReady(None, _error(exc)))
+            self.post_message(GradsReady(None, first_line(exc, with_type=True)))
             return
         self.post_message(GradsReady(grads, None))
 
@@ -327,7 +321,7 @@ class SequenceScreen(LessonScreen):
                 cells=CELLS, on_result=lambda r: self.post_message(LongResult(r)), stop=stop,
                 **options), "tui-nn-long-range")
         except Exception as exc:  # noqa: BLE001
-            self.post_message(LongDone(None, _error(exc)))
+            self.post_message(LongDone(None, first_line(exc, with_type=True)))
             return
         self.post_message(LongDone(table, None))
 

@@ -26,15 +26,15 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
-from textual.worker import Worker, get_current_worker
+from textual.worker import get_current_worker
 
 from tui_nn.runs import tensorboard as tb
 from tui_nn.textsafe import clean_line
 from tui_nn.tui.viewer_app import ViewerApp
-from tui_nn.tui.screens.worker_errors import notify_worker_error
+from tui_nn.tui.screens.worker_errors import NotifiesWorkerErrors
 from tui_nn.tui.history import Point, ema
 from tui_nn.tui.widgets.curves import (CLIPPED_NOTE, SMOOTHING_STEPS, clip_finite,
-                                       compact_y_ticks, step_ticks)
+                                       compact_y_ticks, step_along, step_ticks)
 from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 POLL_S = 0.5
@@ -163,11 +163,9 @@ class GroupPlot(MatrixPlot):
             lines = [(ys, RAW, None), (ema(points, self.smoothing), color, label)]
         drawn: list[float] = []
         for values, line_color, line_label in lines:
-            px, py = xs, values
-            if self.log_scale:
-                pairs = [(x, math.log10(y)) for x, y in zip(xs, values) if y > 0]
-                px, py = [p[0] for p in pairs], [p[1] for p in pairs]
-            px, py, clipped = clip_finite(px, py)  # a float64 tensor can hold 1e308
+            if self.log_scale:  # a value ≤ 0 has no log: NaN, dropped by clip_finite
+                values = [math.log10(y) if y > 0 else math.nan for y in values]
+            px, py, clipped = clip_finite(xs, values)  # a float64 tensor can hold 1e308
             self.clipped = self.clipped or clipped
             if not px:
                 continue
@@ -193,7 +191,7 @@ class LogProblem(Message):
     problem: str | None
 
 
-class TensorBoardWatchScreen(Screen):
+class TensorBoardWatchScreen(NotifiesWorkerErrors, Screen):
     """One TensorBoard log directory, followed: a tag picker and one plot per tag prefix."""
 
     DEFAULT_CSS = """
@@ -274,10 +272,6 @@ class TensorBoardWatchScreen(Screen):
         if not tb.all_event_files(self.log_dir):
             return "no event files"
         return "running" if tb.is_live(self.log_dir, self.live_window_s) else "idle"
-
-    @on(Worker.StateChanged)
-    def _worker_state(self, event: Worker.StateChanged) -> None:
-        notify_worker_error(self, event)
 
     # ---- applying points (UI thread) -------------------------------------------------------
     def on_log_problem(self, message: LogProblem) -> None:
@@ -403,9 +397,7 @@ class TensorBoardWatchScreen(Screen):
             self.app.pop_screen()
 
     def action_smoothing(self, direction: int) -> None:
-        steps = SMOOTHING_STEPS
-        current = min(range(len(steps)), key=lambda i: abs(steps[i] - self._smoothing))
-        self._smoothing = steps[min(max(current + direction, 0), len(steps) - 1)]
+        self._smoothing = step_along(SMOOTHING_STEPS, self._smoothing, direction)
         for plot in self.query(GroupPlot):
             plot.smoothing = self._smoothing
             plot.refresh()

@@ -15,13 +15,13 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
-from textual.worker import Worker, get_current_worker
+from textual.worker import get_current_worker
 
 from tui_nn.engine import events as ev
 from tui_nn.engine import schema
@@ -31,7 +31,7 @@ from tui_nn.runs.follow import MetricsFollower
 from tui_nn.runs.history import load_history
 from tui_nn.tui.markup import markup_data
 from tui_nn.tui.history import RunHistory, extra_scalars
-from tui_nn.tui.screens.worker_errors import notify_worker_error
+from tui_nn.tui.screens.worker_errors import NotifiesWorkerErrors
 from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.widgets.event_log import EventLog
 from tui_nn.tui.widgets.run_view import RunView
@@ -40,7 +40,6 @@ from tui_nn.tui.widgets.system_pane import SystemPane
 POLL_S = 0.25  # new lines show within POLL_S + POST_S: under a second
 POST_S = 0.5  # the UI applies new records at most twice a second
 STATUS_S = 2.0  # how often liveness (a process scan at worst) is checked
-FINAL = ("finished", "stopped", "failed")
 
 
 @dataclass
@@ -72,7 +71,7 @@ STEER_BINDINGS = (
 )
 
 
-class WatchScreen(Screen):
+class WatchScreen(NotifiesWorkerErrors, Screen):
     """One run, followed from its directory: status, curves, events, system."""
 
     DEFAULT_CSS = """
@@ -222,11 +221,6 @@ class WatchScreen(Screen):
         alive = liveness.is_alive(metrics.parent, mtime, None)
         return ("running" if alive and not trusted else "interrupted"), None
 
-    @on(Worker.StateChanged)
-    def _worker_state(self, event: Worker.StateChanged) -> None:
-        """The one place this screen's worker failures surface: a notification."""
-        notify_worker_error(self, event)
-
     # ---- applying records (UI thread) ------------------------------------------------------
     def on_follow_problem(self, message: FollowProblem) -> None:
         self._log(message.problem, "warning")
@@ -317,10 +311,7 @@ class WatchScreen(Screen):
     def _rebuild(self) -> None:
         """Curves from scratch, as tui_nn.runs reads a resumed run (redone steps once)."""
         h = load_history(self.run_dir)
-        self.history.reset(h.metric or self.history.metric)
-        self.history.add_steps(h.steps[0] if h.steps else 1, list(h.losses))
-        for e in h.epochs:
-            self.history.add_epoch(e.epoch, e.step, e.train_loss, e.val_loss, e.value)
+        self.history.load(h)
         self._steps_seen = h.steps[-1] if h.steps else 0
 
     # ---- log -------------------------------------------------------------------------------
@@ -411,11 +402,8 @@ class WatchScreen(Screen):
 class WatchApp(ViewerApp):
     """`tui-nn watch RUN_DIR`: the WatchScreen alone."""
 
-    def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S,
-                 gpu_reader: Callable[[], Any] | None = None,
-                 liveness_of: Callable[..., tuple[str, int | None]] | None = None) -> None:
-        super().__init__(WatchScreen(run_dir, poll_s=poll_s, gpu_reader=gpu_reader,
-                                     liveness_of=liveness_of))
+    def __init__(self, run_dir: str | Path, **kwargs: Any) -> None:
+        super().__init__(WatchScreen(run_dir, **kwargs))
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -51,6 +52,13 @@ def clip_finite(xs: list[float],
     if clipped:
         pairs = [(x, max(-PLOT_LIMIT, min(PLOT_LIMIT, y))) for x, y in pairs]
     return [p[0] for p in pairs], [p[1] for p in pairs], clipped
+
+
+def step_along(steps: Sequence[float], current: float, direction: int) -> float:
+    """The step ``direction`` places from the one nearest ``current``, stopping at the ends
+    (the smoothing keys, the landscape lesson's lr keys)."""
+    i = min(range(len(steps)), key=lambda k: abs(steps[k] - current))
+    return steps[min(max(i + direction, 0), len(steps) - 1)]
 
 
 def step_ticks(left: float, right: float, width: int) -> tuple[list[float], list[str]]:
@@ -204,11 +212,8 @@ class LossPlot(_HistoryPlot):
         plt.title(title)
         if snap.train:
             xs = [p.x for p in snap.train]
-            raw = [p.y for p in snap.train]
-            smooth = ema(snap.train, self.smoothing)
-            if self.log_scale:
-                raw = [math.log10(y) if y > 0 else float("nan") for y in raw]
-                smooth = [math.log10(y) if y > 0 else float("nan") for y in smooth]
+            raw = self._log([p.y for p in snap.train])
+            smooth = self._log(ema(snap.train, self.smoothing))
             if self.smoothing:
                 rx, ry = self._finite(xs, raw)
                 self._ys += ry
@@ -219,11 +224,8 @@ class LossPlot(_HistoryPlot):
 
     def _draw_val(self, plt, snap: HistorySnapshot) -> None:
         if snap.val_loss:
-            xs = [p.x for p in snap.val_loss]
-            ys = [p.y for p in snap.val_loss]
-            if self.log_scale:
-                ys = [math.log10(y) if y > 0 else float("nan") for y in ys]
-            fx, fy = self._finite(xs, ys)
+            fx, fy = self._finite([p.x for p in snap.val_loss],
+                                  self._log([p.y for p in snap.val_loss]))
             self._ys += fy
             if fx:
                 plt.plot(fx, fy, marker="braille", color=VAL, label="val")
@@ -298,12 +300,6 @@ class Curves(Vertical):
         if not live:
             self.redraw()  # the final state, whatever the pacing said
 
-    def watch_smoothing(self) -> None:
-        self._update_caption()
-
-    def watch_log_scale(self) -> None:
-        self._update_caption()
-
     def _caption(self) -> str:
         return (f"smoothing {self.smoothing:g} [dim]([b]\\[[/b] / [b]][/b])[/]   "
                 f"log axis {'on' if self.log_scale else 'off'} [dim]([b]g[/b])[/]")
@@ -311,6 +307,8 @@ class Curves(Vertical):
     def _update_caption(self) -> None:
         if self._ready:
             self.query_one("#curves-caption", Label).update(self._caption())
+
+    watch_smoothing = watch_log_scale = _update_caption
 
     def set_axis(self, first_step: int, total_steps: int) -> None:
         for plot in self.query(_HistoryPlot):
@@ -339,8 +337,5 @@ class Curves(Vertical):
             loss_plot.refresh()
 
     def cycle_smoothing(self, direction: int) -> None:
-        steps = SMOOTHING_STEPS
-        current = min(range(len(steps)), key=lambda i: abs(steps[i] - self.smoothing))
-        index = min(max(current + direction, 0), len(steps) - 1)
-        self.smoothing = steps[index]
+        self.smoothing = step_along(SMOOTHING_STEPS, self.smoothing, direction)
         self.post_message(self.SmoothingChanged(self.smoothing))

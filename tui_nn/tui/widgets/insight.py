@@ -17,20 +17,20 @@ plotext figure of at most a few hundred points. Hidden views are not rendered at
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 from rich.color import Color
 from rich.style import Style
-from rich.text import Text
+from rich.text import Span, Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static, TabbedContent, TabPane
 
-from tui_nn.tui.widgets.plot_visual import MatrixPlot
+from tui_nn.tui.widgets.plot_visual import FigurePlot
 
 # Same thresholds as the engine's monitor (tui_nn.insight.gradflow), repeated here so that
 # drawing does not import torch; tests/test_tui_insight.py checks they agree.
@@ -38,7 +38,6 @@ VANISH_ABS = 1e-7
 VANISH_REL = 1e-3
 EXPLODE_ABS = 1e3
 EIGHTHS = " ▏▎▍▌▋▊▉█"
-VIEWS = ("flow", "vanish", "fit", "classes")
 
 OK_STYLE = "green"
 VANISH_STYLE = "yellow"
@@ -146,9 +145,8 @@ def confusion_text(cm: Any, max_classes: int = 20) -> Text:
     counts = cm.counts[:max_classes]
     n = len(counts)
     labels = [str(label)[:4] for label in cm.labels[:n]]
-    cell = max(4, max((len(str(c)) for row in counts for c in row[:n]), default=1) + 1,
-               max((len(label) for label in labels), default=1) + 1)
     lab_w = max((len(label) for label in labels), default=1) + 1
+    cell = max(4, max((len(str(c)) for row in counts for c in row[:n]), default=1) + 1, lab_w)
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(" " * (lab_w + 2))
     out.append("".join(f"{label:>{cell}}" for label in labels) + "\n", style="bold")
@@ -177,7 +175,7 @@ def confusion_text(cm: Any, max_classes: int = 20) -> Text:
 # Gray levels of the image cells: a 256-colour terminal has 24 grays (+ black and white), so
 # 32 levels lose nothing there, and at most 33² styles are ever made (cached for all grids).
 GRAY_LEVELS = 32
-_CELL_STYLES: dict[tuple[int, int], Style] = {}
+_CELL_STYLES: dict[int, dict[tuple[int, int], Style]] = {}  # levels -> (top, bottom) -> style
 
 
 def _gray(level: float) -> Color:
@@ -185,62 +183,67 @@ def _gray(level: float) -> Color:
     return Color.from_rgb(v, v, v)
 
 
+def image_rows(images: Sequence[Sequence[Sequence[float]]], img_w: int, gap: int = 2,
+               levels: int = GRAY_LEVELS, pos: int = 0) -> tuple[str, list[Span]]:
+    """Gray images (rows of values in [0, 1]) side by side, two pixel rows per line: each cell
+    a '▀' coloured top pixel / bottom pixel, each image padded to img_w cells. The lines and a
+    span per cell, the spans counted from ``pos`` (where the lines go in a longer Text).
+
+    Built as one string plus spans for one Text (Text.append per cell costs 3× as much, and
+    Text.append_text of the lines copies every span again)."""
+    styles = _CELL_STYLES.setdefault(levels, {})
+    parts: list[str] = []
+    spans: list[Span] = []
+    for y in range(0, max((len(image) for image in images), default=0), 2):
+        for j, image in enumerate(images):
+            if j:
+                parts.append(" " * gap)
+                pos += gap
+            top = image[y] if y < len(image) else []
+            bottom = image[y + 1] if y + 1 < len(image) else [0.0] * len(top)
+            for t, b in zip(top, bottom):
+                key = (int(t * levels), int(b * levels))
+                style = styles.get(key)
+                if style is None:  # making a Style is the slow part: each pair once
+                    style = styles[key] = Style(color=_gray(key[0] / levels),
+                                                bgcolor=_gray(key[1] / levels))
+                spans.append(Span(pos, pos + 1, style))
+                pos += 1
+            parts.append("▀" * len(top) + " " * (img_w - len(top)))
+            pos += img_w - len(top)
+        parts.append("\n")
+        pos += 1
+    return "".join(parts), spans
+
+
 def grid_text(samples: Sequence[Any], width: int, gap: int = 2, captions: bool = True) -> Text:
-    """Images side by side, each cell '▀' coloured top pixel / bottom pixel, with a caption:
-    ✗ pred (true t) in red for mistakes, ✓ in green, and the model's confidence (none for
-    generated images: captions=False).
-
-    Built as one string plus a span per cell (Text.append per cell costs 3× as much)."""
-    from rich.text import Span
-
+    """Images side by side (image_rows), each with a caption: ✗ pred (true t) in red for
+    mistakes, ✓ in green, and the model's confidence (none for generated images:
+    captions=False)."""
     if not samples:
         return Text("")
     img_w = max(len(samples[0].image[0]), 10)
     columns = max(1, (width + gap) // (img_w + gap))
-    styles = _CELL_STYLES
     parts: list[str] = []
     spans: list[Span] = []
     pos = 0
-    pad = " " * gap
     for start in range(0, len(samples), columns):
         row = samples[start:start + columns]
-        rows = [s.image for s in row]
-        height = max(len(r) for r in rows)
-        for y in range(0, height, 2):
-            for j, image in enumerate(rows):
-                if j:
-                    parts.append(pad)
-                    pos += gap
-                top = image[y] if y < len(image) else []
-                bottom = image[y + 1] if y + 1 < len(image) else [0.0] * len(top)
-                for t, b in zip(top, bottom):
-                    key = (int(t * GRAY_LEVELS), int(b * GRAY_LEVELS))
-                    style = styles.get(key)
-                    if style is None:  # making a Style is the slow part: each pair once
-                        style = styles[key] = Style(color=_gray(key[0] / GRAY_LEVELS),
-                                                    bgcolor=_gray(key[1] / GRAY_LEVELS))
-                    spans.append(Span(pos, pos + 1, style))
-                    pos += 1
-                parts.append("▀" * len(top) + " " * (img_w - len(top)))
-                pos += img_w - len(top)
-            parts.append("\n")
-            pos += 1
-        if not captions:
-            parts.append("\n")
-            pos += 1
-            continue
-        for j, s in enumerate(row):
+        lines, line_spans = image_rows([s.image for s in row], img_w, gap, pos=pos)
+        parts.append(lines)
+        spans += line_spans
+        pos += len(lines)
+        for j, s in enumerate(row if captions else ()):
             if j:
-                parts.append(pad)
+                parts.append(" " * gap)
                 pos += gap
             mark = "✓" if s.correct else "✗"
             caption = (f"{mark}{s.pred_label} ({s.true_label}) {s.confidence * 100:.0f}%"
                        if not s.correct else f"{mark}{s.pred_label} {s.confidence * 100:.0f}%")
-            caption = f"{caption[:img_w]:<{img_w}}"
             spans.append(Span(pos, pos + img_w, "red" if not s.correct else "green"))
-            parts.append(caption)
+            parts.append(f"{caption[:img_w]:<{img_w}}")
             pos += img_w
-        parts.append("\n")
+        parts.append("\n")  # after the captions; a blank line between rows of generated images
         pos += 1
     return Text("".join(parts), spans=spans, no_wrap=True, overflow="crop")
 
@@ -255,24 +258,19 @@ NO_PREDICTIONS = ("No predictions yet: they come with each epoch's validation pa
 NO_IMAGES_OWN_STEP = "No generated images yet: they come after each epoch."
 
 class _TextView(Static):
-    """A Static redrawn from a data object; remembers what its last render cost."""
+    """A Static redrawn from a data object."""
 
     def __init__(self, empty: str, **kwargs) -> None:
         self.empty = Text(empty, style="dim")
         self.text = self.empty  # what is shown (tests read .text.plain)
         super().__init__(self.text, **kwargs)
-        self.redraws = 0
-        self.render_ms = 0.0
 
     def draw(self, build) -> None:
-        t0 = time.perf_counter()
         # A view in a hidden tab has no size yet: draw for the app's width (a resize redraws).
         width = self.size.width or (self.parent.size.width if self.parent else 0)
         text = build(max(width or self.app.size.width - 2, 40))
         self.text = text
         self.update(text)
-        self.render_ms = (time.perf_counter() - t0) * 1e3
-        self.redraws += 1
 
     def clear(self, empty: str | None = None) -> None:
         """Show the placeholder (a new one: what this run will or will not show here)."""
@@ -381,8 +379,6 @@ class VanishingView(Vertical):
             self.draw()
 
     def draw(self) -> None:
-        from types import SimpleNamespace
-
         comp = self.comparison
         norms = [g for a in comp.activations for g in comp.grad_norms[a]]
         lo, hi = log_range(norms)
@@ -412,19 +408,14 @@ class VanishingView(Vertical):
             f"{sig:.0e} of fc{comp.depth}'s. Loss {words}.", style="dim"))
 
 
-class FitPlot(MatrixPlot):
+class FitPlot(FigurePlot):
     """The data (points) and the model's current prediction (line)."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(self._draw_fit, **kwargs)
         self.event: Any = None  # the ev.FitUpdate shown
-        self.redraws = 0
-        self.render_ms = 0.0
 
-    def render(self):
-        t0 = time.perf_counter()
-        plt = self.plt
-        plt.clear_figure()
+    def _draw_fit(self, plt, width: int, height: int) -> None:
         event = self.event
         if event is None:
             plt.title("fit: train a 1-D model (curve, linear, logistic) to see its line")
@@ -442,10 +433,6 @@ class FitPlot(MatrixPlot):
             if binary and snap.boundary is not None:
                 plt.vline(snap.boundary, "gray")
         plt.frame(True)
-        result = super().render()
-        self.render_ms = (time.perf_counter() - t0) * 1e3
-        self.redraws += 1
-        return result
 
 
 class ClassifierView(VerticalScroll):
@@ -493,20 +480,13 @@ class ClassifierView(VerticalScroll):
     def _show_generated(self, event: Any) -> None:
         """A generator's pictures of the same fixed noise after each epoch: blobs at first,
         digits as G learns to fool D."""
-        images = [_Image(image) for image in event.images]
+        images = [SimpleNamespace(image=image) for image in event.images]  # no captions
         self.query_one("#classes-head", Static).update(
             f"[b]Generated images[/] after epoch {event.epoch + 1} · the same "
             f"{len(images)} noise vectors every epoch")
         self.query_one("#confusion", _TextView).display = False  # no matrix: no placeholder
         self.query_one("#samples", _TextView).draw(
             lambda w: grid_text(images, w - 1, captions=False))
-
-
-class _Image:
-    """An image for grid_text without a caption."""
-
-    def __init__(self, image: Any) -> None:
-        self.image = image
 
 
 class InsightPane(Vertical):

@@ -201,9 +201,7 @@ class ShapeInspector(Vertical):
         self.inspection = event.inspection
         self._show_assumed_input(event)
         if event.inspection is not None:
-            max_depth = max((r.depth for r in event.inspection.all_rows), default=1)
-            if self.depth > max(max_depth, 1):
-                self.depth = max(max_depth, 1)
+            self.depth = min(self.depth, max(self._max_depth(), 1))
         self._show_depth()
         self._fill_table()
         self._fill_diagnosis()

@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from tui_nn.fmt import fmt_bytes
 from tui_nn.textsafe import first_line
+from tui_nn.tui.widgets.run_memory import estimate_memory
 
 if TYPE_CHECKING:
     from tui_nn.shapes.memory import MemoryEstimate
@@ -79,18 +80,6 @@ class MemoryLine(Static):
     def register_model(self, source: str, model: Any) -> None:
         self._models[source] = model
 
-    def watch_source(self) -> None:
-        self._schedule()
-
-    def watch_input_text(self) -> None:
-        self._schedule()
-
-    def watch_batch_size(self) -> None:
-        self._schedule()
-
-    def watch_optimizer(self) -> None:
-        self._schedule()
-
     @property
     def pending(self) -> bool:
         """An estimate is scheduled or running and not yet shown."""
@@ -100,6 +89,8 @@ class MemoryLine(Static):
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self._start)
+
+    watch_source = watch_input_text = watch_batch_size = watch_optimizer = _schedule
 
     def _start(self) -> None:
         self._timer = None
@@ -116,14 +107,7 @@ class MemoryLine(Static):
         """On a worker thread: estimate and post the result; never raises."""
         estimate, error = None, None
         try:
-            from tui_nn.shapes import inspect_model
-            from tui_nn.shapes.memory import MemoryRequest
-            from tui_nn.tui.bridge import in_fresh_thread
-
-            request = MemoryRequest(batch_size=batch_size, optimizer=optimizer)
-            estimate = in_fresh_thread(
-                lambda: inspect_model(target, input_text, memory=request).memory,
-                "tui-nn-memory")
+            estimate = estimate_memory(target, input_text, batch_size, optimizer)
             if estimate is None:
                 error = "the training forward does not run at this input"
         except Exception as exc:  # noqa: BLE001 - shown on the line, never a crash

@@ -135,3 +135,21 @@ class MatrixPlot(PlotextPlot):
         if rows is None:  # a plotext that keeps its matrix elsewhere: its own ANSI string
             return Text.from_ansi(plt.build())
         return PlotVisual(rows, width, self.visual_style)
+
+
+class FigurePlot(MatrixPlot):
+    """A MatrixPlot whose figure ``draw(plt, width, height)`` rebuilds on every render;
+    ``redraws`` counts the renders (tests)."""
+
+    def __init__(self, draw=None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._draw = draw
+        self.redraws = 0
+
+    def render(self):
+        plt = self.plt
+        plt.clear_figure()
+        if self._draw is not None:
+            self._draw(plt, self.size.width, self.size.height)
+        self.redraws += 1
+        return super().render()

@@ -10,12 +10,15 @@ checked to be byte counts before they are formatted; nothing in it is read as ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
 from tui_nn.engine.schema import MAX_INT
 from tui_nn.fmt import fmt_bytes
+
+if TYPE_CHECKING:
+    from tui_nn.shapes.memory import MemoryEstimate
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,14 @@ def run_memory_text(m: RunMemory, short: bool = False) -> Text:
     return text
 
 
-def predict_activations(target: Any, input_text: str | None, batch_size: int) -> int | None:
-    """The estimate's activations for `target` at `batch_size` (None when the training forward
+def estimate_memory(target: Any, input_text: str | None, batch_size: int,
+                    optimizer: str = "adam") -> MemoryEstimate | None:
+    """The training-memory estimate for `target` at `batch_size` (None when the training forward
     does not run). Traces on meta: call it from a thread worker, never the UI thread."""
     from tui_nn.shapes import inspect_model
     from tui_nn.shapes.memory import MemoryRequest
     from tui_nn.tui.bridge import in_fresh_thread
 
-    request = MemoryRequest(batch_size=batch_size)
-    estimate = in_fresh_thread(lambda: inspect_model(target, input_text, memory=request).memory,
-                               "tui-nn-memory")
-    return None if estimate is None else estimate.activations
+    request = MemoryRequest(batch_size=batch_size, optimizer=optimizer)
+    return in_fresh_thread(lambda: inspect_model(target, input_text, memory=request).memory,
+                           "tui-nn-memory")

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
+from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric
 from tui_nn.tui.widgets.wrapping import wrapped_height
 
 if TYPE_CHECKING:  # importing the engine imports torch (seconds): not before the first frame
@@ -85,18 +86,6 @@ class RunStatus(Vertical):
         self.add_class(f"-{new}")
         self._render_all()
 
-    def watch_started(self) -> None:
-        self._render_all()
-
-    def watch_latest(self) -> None:
-        self._render_all()
-
-    def watch_epoch(self) -> None:
-        self._render_all()
-
-    def watch_device(self) -> None:
-        self._render_all()
-
     def on_resize(self) -> None:
         if self._ready:
             self._shown.clear()  # a new width may wrap the lines differently
@@ -155,8 +144,6 @@ class RunStatus(Vertical):
             self._set("#step-label", _count("step", in_epoch, s.steps_per_epoch))
 
         lines = []
-        if m is not None or e is not None:
-            from tui_nn.fmt import fmt_bytes, fmt_duration, fmt_metric
         if m is not None:
             gpu = s is not None and s.device.startswith("cuda")
             # NaN or None: a value the loop did not give (tui_nn.Run), left out, never a 0.
@@ -179,6 +166,8 @@ class RunStatus(Vertical):
                 best += f" · output '{e.decoded[:80]}'"
             lines.append(best)
         self._set("#status-numbers", Text("\n".join(lines)))
+
+    watch_started = watch_latest = watch_epoch = watch_device = _render_all
 
 
 def _count(label: str, n: int, total: int) -> str:

@@ -19,6 +19,7 @@ from rich.text import Text
 from textual import work
 from textual.content import Content
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -114,6 +115,13 @@ class SystemPane(Static):
     class Reading(Message):
         reading: SystemReading
 
+    run_memory: reactive[RunMemory | None] = reactive(None, init=False)
+    """The live run's memory line (predicted vs measured); None: no such line."""
+
+    data_wait: reactive[int | None] = reactive(None, init=False)
+    """Percent of each step the run waited for its batches (streamed data); None: no line.
+    Set as a share of the step (NaN: none)."""
+
     def __init__(self, *, compact: bool = False, interval: float = INTERVAL_S,
                  gpu_reader: Callable[[], GpuReport] | None = None,
                  pid: int | None = -1, process_note: str | None = None, **kwargs) -> None:
@@ -126,39 +134,20 @@ class SystemPane(Static):
         self.pid: int | None = os.getpid() if pid == -1 else pid
         self.process_note = process_note
         self.reading: SystemReading | None = None
-        self.readings = 0  # how many readings were shown (tests)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.frozen = False
         self._lines = -1  # lines of the text shown
         self._markup = ""  # the reading's text, as last shown
-        self._run_memory: RunMemory | None = None
-        self._data_wait: int | None = None  # percent of each step spent waiting for data
 
-    @property
-    def run_memory(self) -> RunMemory | None:
-        """The live run's memory line (predicted vs measured); None: no such line."""
-        return self._run_memory
+    def validate_data_wait(self, share: float | None) -> int | None:
+        return None if share is None or share != share else round(min(max(share, 0), 1) * 100)
 
-    @run_memory.setter
-    def run_memory(self, value: RunMemory | None) -> None:
-        if value != self._run_memory:
-            self._run_memory = value
-            if self._markup:
-                self._show(self._markup)
+    def _redraw(self) -> None:
+        if self._markup:
+            self._show(self._markup)
 
-    @property
-    def data_wait(self) -> int | None:
-        """Percent of each step the run waited for its batches (streamed data); None: no line."""
-        return self._data_wait
-
-    @data_wait.setter
-    def data_wait(self, share: float | None) -> None:
-        value = None if share is None or share != share else round(min(max(share, 0), 1) * 100)
-        if value != self._data_wait:
-            self._data_wait = value
-            if self._markup:
-                self._show(self._markup)
+    watch_run_memory = watch_data_wait = _redraw
 
     def on_mount(self) -> None:
         self._sample_loop()
@@ -198,13 +187,11 @@ class SystemPane(Static):
         if self.frozen:
             return
         self.reading = message.reading
-        self.readings += 1
         self._show(format_reading(message.reading, self.compact))
 
     def on_resize(self) -> None:
-        if self._markup:
-            self._lines = -1  # a new width may wrap the lines differently
-            self._show(self._markup)
+        self._lines = -1  # a new width may wrap the lines differently
+        self._redraw()
 
     def _show(self, text: str) -> None:
         # Lines wrap rather than end in "…" (no number is cut). Compact (the Train tab,
@@ -212,12 +199,12 @@ class SystemPane(Static):
         # changed, as a layout of the whole screen is the expensive part.
         self._markup = text
         rich = Text.from_markup(text)
-        if self._run_memory is not None:
+        if self.run_memory is not None:
             # Our markup, then the memory line as plain text: its figures are not markup.
             rich.append("\n")
-            rich.append_text(run_memory_text(self._run_memory, short=self.compact))
-        if self._data_wait is not None:  # an input-bound run shows here
-            rich.append(f"\ndata: waiting {self._data_wait}% of each step")
+            rich.append_text(run_memory_text(self.run_memory, short=self.compact))
+        if self.data_wait is not None:  # an input-bound run shows here
+            rich.append(f"\ndata: waiting {self.data_wait}% of each step")
         lines = wrapped_height(rich, self.content_size.width, self.app.console)
         self.update(Content.from_rich_text(rich),
                     layout=not self.compact or lines != self._lines)

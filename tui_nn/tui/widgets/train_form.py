@@ -22,6 +22,8 @@ from tui_nn.engine.config import OPTIMIZERS, SCHEDULES  # torch-free, like the e
 from tui_nn.tui.markup import markup_data
 
 CUSTOM = "__custom__"
+CHECKED = ("dataset-custom", "epochs", "batch-size", "lr")  # the fields _check parses
+WHOLE = {"epochs": "epochs", "batch-size": "batch size"}  # fields of whole numbers ≥ 1
 
 
 class FormError(ValueError):
@@ -35,27 +37,21 @@ class FormError(ValueError):
 def _check(field: str, text: str) -> Any:
     """Parse one field; raise FormError with a user-facing message."""
     text = text.strip()
-    if field == "epochs":
+    if field in WHOLE:
         if not text.isdigit() or int(text) < 1:
-            raise FormError(field, "epochs: a whole number ≥ 1")
-        return int(text)
-    if field == "batch-size":
-        if not text.isdigit() or int(text) < 1:
-            raise FormError(field, "batch size: a whole number ≥ 1")
+            raise FormError(field, f"{WHOLE[field]}: a whole number ≥ 1")
         return int(text)
     if field == "lr":
         try:
             value = float(text)
         except ValueError:
-            raise FormError(field, "lr: a number > 0, e.g. 0.01 or 3e-4") from None
+            value = math.nan
         if not (math.isfinite(value) and value > 0):
             raise FormError(field, "lr: a number > 0, e.g. 0.01 or 3e-4")
         return value
-    if field == "dataset-custom":
-        if not text:
-            raise FormError(field, "dataset: type csv:PATH, folder:PATH, longrange:LEN or "
-                                   "your own FILE.py:build")
-        return text
+    if field == "dataset-custom" and not text:
+        raise FormError(field, "dataset: type csv:PATH, folder:PATH, longrange:LEN or "
+                               "your own FILE.py:build")
     return text
 
 
@@ -225,7 +221,7 @@ class TrainForm(Vertical):
             self._show_errors()
 
     def _validate_field(self, field: str) -> None:
-        if field not in ("epochs", "batch-size", "lr", "dataset-custom"):
+        if field not in CHECKED:
             return
         if field == "dataset-custom" and self.query_one("#dataset", Select).value != CUSTOM:
             return
@@ -240,7 +236,7 @@ class TrainForm(Vertical):
             widget.remove_class("-invalid")
 
     def _validate_all(self) -> None:
-        for field in ("dataset-custom", "epochs", "batch-size", "lr"):
+        for field in CHECKED:
             self._validate_field(field)
         self._show_errors()
 
