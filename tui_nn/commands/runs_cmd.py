@@ -158,12 +158,10 @@ def run_export(run: str, csv: bool, out: str | None, tensorboard: bool = False,
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         _err(f"--out {out} exists and is not a directory")
         return EXIT_USAGE
-    code = EXIT_OK
-    if csv or not tensorboard:
-        code = max(code, _export_csv(run_dir, out, stdout))
+    codes = [_export_csv(run_dir, out, stdout)] if csv or not tensorboard else []
     if tensorboard:
-        code = max(code, _export_tensorboard(run_dir, out, stdout))
-    return code
+        codes.append(_export_tensorboard(run_dir, out, stdout))
+    return max(codes)
 
 
 def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:
