@@ -406,10 +406,17 @@ def fleet_cmd(
 
 
 def _watch_remote(target) -> int:
-    from tui_nn.commands.watch_remote import open_remote
-    followed = open_remote(target)
-    if isinstance(followed, int):
-        return followed
+    """`tui-nn watch HOST:RUN`: the run mirrored over ssh and kept current (runs.remote.
+    FollowedRun), in the watch app. Exit 2 when HOST:RUN names no run, 1 when the host cannot
+    be reached."""
+    from tui_nn.runs.remote import FollowedRun, NotARun
+    from tui_nn.runs.ssh import SshError
+    try:
+        followed = FollowedRun(target).start()
+    except NotARun as e:
+        raise _die(str(e)) from None
+    except SshError as e:
+        raise _die(f"{target.host}: {e}", 1) from None
     try:
         from tui_nn.tui.exits import run_app
         from tui_nn.tui.screens.watch import make_watch_app

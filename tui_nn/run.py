@@ -184,8 +184,7 @@ class Run(Controls):
                 lr = _as_list(self._optimizer)[0].param_groups[0]["lr"]
         if lr is not None:
             self._lr = lr
-        if scalars:
-            self._scalars.update(scalars)
+        self._scalars.update(scalars)
         if time.monotonic() >= self._next_flush:
             self._flush()
 

@@ -69,7 +69,7 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
         if dtype is not None:
             normalize_dtype(dtype)
     except ShapeParseError as exc:
-        return _usage_error(exc, debug)
+        return _failed(exc, debug, exc, EXIT_USAGE)
     with _uncollected_imports(freeze_imports):
         from tui_nn.shapes.api import InspectUsageError, inspect_model
         from tui_nn.shapes.memory import MemoryUsageError
@@ -88,11 +88,13 @@ def run_inspect(source: str, inputs: list[str], depth: int | None, as_json: bool
             if memory is not None and memory.measure:
                 measure_failed = _measure(source, result)
         except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:
-            return _usage_error(exc, debug)
+            return _failed(exc, debug, exc, EXIT_USAGE)
         except (SystemExit, KeyboardInterrupt) as exc:
             if not raised_by_user_code(exc):
                 raise
-            return _user_code_exit(source, exc, debug)
+            return _failed(exc, debug, f"the code of {source} raised {exc!r} while it was "
+                           "inspected: an error of that code, not a way to end the inspection",
+                           EXIT_MISMATCH)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
             return _unexpected(exc, source, debug)
 
@@ -145,7 +147,7 @@ def _run_diff(source: str, specs, other: str, other_specs, depth: int | None, as
             request = _memory_request(name, memory) if memory and memory.wanted else None
             sides.append(inspect_model(name, shapes, depth=depth, dtype=dtype, memory=request))
     except (SourceError, ShapeParseError, InspectUsageError, MemoryUsageError) as exc:
-        return _usage_error(exc, debug)
+        return _failed(exc, debug, exc, EXIT_USAGE)
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line unless --debug
         return _unexpected(exc, f"{source} --diff {other}", debug)
 
@@ -158,11 +160,8 @@ def _run_diff(source: str, specs, other: str, other_specs, depth: int | None, as
 
 
 def _unexpected(exc: Exception, what: str, debug: bool) -> int:
-    if debug:
-        traceback.print_exception(exc)
-    error(f"inspecting {what} failed unexpectedly: {type(exc).__name__}: {exc} (run with "
-          "--debug for the traceback)")
-    return EXIT_MISMATCH
+    return _failed(exc, debug, f"inspecting {what} failed unexpectedly: {type(exc).__name__}: "
+                   f"{exc} (run with --debug for the traceback)", EXIT_MISMATCH)
 
 
 def _memory_request(source: str, options: MemoryOptions):
@@ -205,14 +204,6 @@ def _measure(source: str, result) -> bool:
     return False
 
 
-def _user_code_exit(source: str, exc: BaseException, debug: bool) -> int:
-    if debug:
-        traceback.print_exception(exc)
-    error(f"the code of {source} raised {exc!r} while it was inspected: an error of that "
-          "code, not a way to end the inspection")
-    return EXIT_MISMATCH
-
-
 def _dataset_input(dataset: str, inputs: list[str], dtype: str | None
                    ) -> tuple[list[str], str | None]:
     """--dataset as --input (and --dtype int64 for integer samples); ShapeParseError (a usage
@@ -231,11 +222,13 @@ def _dataset_input(dataset: str, inputs: list[str], dtype: str | None
     return ["x".join(map(str, shape))], dtype
 
 
-def _usage_error(exc: Exception, debug: bool) -> int:
+def _failed(exc: BaseException, debug: bool, message: object, code: int) -> int:
+    """One line on stderr, made inert (a model's own error text can hold anything), the
+    traceback too with --debug; returns the exit code."""
     if debug:
         traceback.print_exception(exc)
-    error(exc)  # a model's own error text can hold anything
-    return EXIT_USAGE
+    error(message)
+    return code
 
 
 __all__ = ["run_inspect", "DiffOptions", "EXIT_OK", "EXIT_MISMATCH", "EXIT_USAGE"]

@@ -43,11 +43,10 @@ def run_runs(root: str | None, as_json: bool, out: TextIO | None = None,
         json.dump([_finite(r.to_dict()) for r in runs], out, indent=2, default=str,
                   allow_nan=False)
         out.write("\n")
-        return EXIT_OK
-    if not runs:
+    elif not runs:
         say(f"no runs under {path}/ (train one: tui-nn train MODEL --headless)", out)
-        return EXIT_OK
-    out.write(runs_table(runs))
+    else:
+        out.write(runs_table(runs))
     return EXIT_OK
 
 
@@ -159,12 +158,10 @@ def run_export(run: str, csv: bool, out: str | None, tensorboard: bool = False,
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         _err(f"--out {out} exists and is not a directory")
         return EXIT_USAGE
-    code = EXIT_OK
-    if csv or not tensorboard:
-        code = max(code, _export_csv(run_dir, out, stdout))
+    codes = [_export_csv(run_dir, out, stdout)] if csv or not tensorboard else []
     if tensorboard:
-        code = max(code, _export_tensorboard(run_dir, out, stdout))
-    return code
+        codes.append(_export_tensorboard(run_dir, out, stdout))
+    return max(codes)
 
 
 def _export_csv(run_dir: Path, out: str | None, stdout: TextIO) -> int:

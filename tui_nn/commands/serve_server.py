@@ -57,9 +57,7 @@ class OneLineLog(logging.Formatter):
 def host_name(host_header: str) -> str | None:
     """The name part of a Host header ('[::1]:8000' -> '::1'); None when malformed."""
     match = _HOST_HEADER.match(host_header or "")
-    if match is None:
-        return None
-    return match.group(1).strip("[]").lower()
+    return match.group(1).strip("[]").lower() if match else None
 
 
 def new_token() -> str:
@@ -104,9 +102,7 @@ class LocalServer(Server):
 
     def host_allowed(self, host_header: str) -> bool:
         name = host_name(host_header)
-        if name is None:
-            return False
-        return self.host in WILDCARDS or name in self.allowed_names
+        return name is not None and (self.host in WILDCARDS or name in self.allowed_names)
 
     def origin_allowed(self, request: web.Request) -> bool:
         origin = request.headers.get("Origin", "")

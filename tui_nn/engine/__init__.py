@@ -4,6 +4,7 @@ Trainer is imported on first use, so that ``tui_nn.engine.config`` (validation o
 options before the app opens) does not import torch."""
 
 from tui_nn.engine.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
+from tui_nn.engine.errors import TrainingError
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "ConfigError", "TrainConfig", "Trainer", "TrainingError"]
 
@@ -13,8 +14,4 @@ def __getattr__(name: str):
         from tui_nn.engine.trainer import Trainer
 
         return Trainer
-    if name == "TrainingError":
-        from tui_nn.engine.errors import TrainingError
-
-        return TrainingError
     raise AttributeError(f"module 'tui_nn.engine' has no attribute {name!r}")

@@ -221,8 +221,9 @@ def send(run_dir: str | Path, action: str, factor: float | None = None,
     path = Path(run_dir) / SOCKET_FILE
     if not path.exists():
         raise ChannelError("no control channel (the run is not training)")
+    not_owner = f"{path} belongs to another user: only the run's owner can steer it"
     if not os.access(path, os.R_OK | os.W_OK):
-        raise ChannelError(f"{path} belongs to another user: only the run's owner can steer it")
+        raise ChannelError(not_owner)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
@@ -235,8 +236,7 @@ def send(run_dir: str | Path, action: str, factor: float | None = None,
             remove_stale_socket(path)
             raise ChannelError("the run's process is gone (a stale channel was removed)") from None
         except PermissionError:
-            raise ChannelError(f"{path} belongs to another user: only the run's owner can steer "
-                               "it") from None
+            raise ChannelError(not_owner) from None
         except socket.timeout:
             raise ChannelError(f"the run did not answer within {timeout:.0f} s") from None
         except OSError as e:

@@ -111,9 +111,7 @@ def write_last(p: "Prepared", st: "RunState", epoch: int, step_in_epoch: int,
     try:
         atomic_save(capture(p, st, epoch, step_in_epoch), path)
     except OSError as e:
-        kept = (f"; the checkpoint of step {st.last_saved_step} is intact"
-                if st.last_saved_step is not None else "")
-        raise TrainingError(f"could not write checkpoint {path}: {os_reason(e)}{kept}",
+        raise TrainingError(f"could not write checkpoint {path}: {os_reason(e)}{intact_note(st)}",
                             "disk") from None
     st.last_save = time.monotonic()
     st.last_saved_step = st.step
@@ -131,6 +129,12 @@ def write_best(p: "Prepared", st: "RunState", epoch: int) -> ev.CheckpointSaved:
     except OSError as e:
         raise TrainingError(f"could not write {path}: {os_reason(e)}", "disk") from None
     return ev.CheckpointSaved(path=str(path), step=st.step, epoch=epoch + 1, reason="best")
+
+
+def intact_note(st: "RunState") -> str:
+    """After a failed write: the checkpoint still whole ('' before the run's first save)."""
+    step = st.last_saved_step
+    return f"; the checkpoint of step {step} is intact" if step is not None else ""
 
 
 def os_reason(e: OSError) -> str:

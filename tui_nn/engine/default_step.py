@@ -71,7 +71,7 @@ class DefaultStep:
         return ls * (run.dist.world_size / max(terms, 1))
 
     def probe_loss(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return tasks.loss_mean(self.run.loss_task, self.run.forward(self.run.model, xb), yb)
+        return self.run.probe_loss(xb, yb)
 
     def evaluate(self) -> tuple[float, float, str | None]:
         return validation.evaluate(self.run, self.state)

@@ -37,8 +37,7 @@ def check_resume(path: str | Path, requested: dict[str, Any], *, check_lock: boo
                           f"and no {CONFIG_FILE}")
     check_owner(run)  # RunDirError: another user's, or writable by every user
     if check_lock and lock_is_held(run):
-        holder = lock_holder(run)
-        raise ConfigError(f"--resume: {run} is training in process {holder or '?'}; "
+        raise ConfigError(f"--resume: {run} is training in process {lock_holder(run) or '?'}; "
                           "watch it with `tui-nn watch` instead")
     _check_metrics_file(run)
     try:

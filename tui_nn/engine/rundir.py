@@ -109,9 +109,8 @@ def check_new_run_dir(path: str | Path) -> None:
     check_owner(p)
     found = [name for name in RUN_FILES if os.path.lexists(p / name)]
     if found and lock_is_held(p):
-        holder = lock_holder(p)
-        raise RunDirError(f"{p} is in use by process {holder or '?'} (a run is training there); "
-                          "watch it with `tui-nn watch` or choose another --run-dir")
+        raise RunDirError(f"{p} is in use by process {lock_holder(p) or '?'} (a run is training "
+                          "there); watch it with `tui-nn watch` or choose another --run-dir")
     if found:
         raise RunDirError(
             f"{p} already holds a run ({', '.join(found)}): continue it with "

@@ -298,8 +298,8 @@ def _move_data(p: Prepared) -> None:
     ds = p.dataset
     p.train_x, p.train_y = _to_device(p, ds.train_x, ds), ds.train_y.to(p.device)
     p.val_x, p.val_y = _to_device(p, ds.val_x, ds), ds.val_y.to(p.device)
-    # Kept as uint8 on the device: normalised per batch. Built from the data's mean/std,
-    # which the replace below drops.
+    # uint8 images stay uint8 on the device (normalised per batch); the transforms are built
+    # from the data's mean/std, which the replace below drops.
     _batch_transforms(p, ds, pixel_norm=p.train_x.dtype == torch.uint8)
     # Keep only the device copies (already normalised): the raw CPU tensors would double
     # the memory of a 60,000-image set for nothing.
@@ -590,4 +590,3 @@ def _config_record(p: Prepared) -> dict[str, Any]:
 def _shape(x: torch.Tensor) -> str:
     from tui_nn.fmt import format_shape
     return format_shape(tuple(x.shape))
-

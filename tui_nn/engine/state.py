@@ -11,8 +11,6 @@ from tui_nn.engine.plugins import ScalarLog
 
 @dataclass
 class RunState:
-    """Where the run is: created with the Trainer, filled by setup, advanced by the loop."""
-
     step: int = 0  # global steps done
     epoch: int = 0  # the epoch being trained (0-based)
     step_in_epoch: int = 0  # the step being taken in it (where a failure resumes from)

@@ -96,7 +96,7 @@ class Trainer(Controls):
         except data_error_types() as e:
             return self._fail(str(e), "data")
         except OSError as e:
-            return self._fail(self._disk_message(e), "disk")
+            return self._fail(checkpoint.os_reason(e) + checkpoint.intact_note(self.state), "disk")
         except Exception as e:  # noqa: BLE001 - surfaced as an event, with the traceback kept
             return self._fail(f"{type(e).__name__}: {e}", "error",
                               {"traceback": traceback.format_exc()})
@@ -146,11 +146,6 @@ class Trainer(Controls):
             if self.dist is None or self.dist.is_main:
                 self._callback(event)
         return event
-
-    def _disk_message(self, e: OSError) -> str:
-        step = self.state.last_saved_step
-        kept = f"; the checkpoint of step {step} is intact" if step is not None else ""
-        return f"{checkpoint.os_reason(e)}{kept}"
 
     def _run(self) -> ev.Finished | ev.Failed:
         st = self.state
@@ -290,34 +285,29 @@ class Trainer(Controls):
             self._stop_at(epoch, i)
             return True
         if not self._checkpoint_if_requested(epoch, i) and self._periodic_due(now):
-            self._report_pending(epoch, i)
-            self.save(*self._position_after(epoch, i), "periodic")
+            self._save_after(epoch, i, "periodic")
         return False
 
-    def _report_pending(self, epoch: int, i: int) -> None:
-        """The steps a checkpoint holds are recorded before it is written: a resume from it
-        (after a kill) starts after them and would never record them."""
+    def _save_after(self, epoch: int, i: int, reason: str) -> None:
+        """last.pt := the position after step i of this epoch. The steps it holds are recorded
+        first: a resume from it (after a kill) starts after them and would never record them."""
         if self.state.losses:
             self._report(epoch, i + 1, time.monotonic())
             self._open_window()
+        resume_at = (epoch + 1, 0) if i == self.steps_per_epoch - 1 else (epoch, i + 1)
+        self.save(*resume_at, reason)
 
     def _checkpoint_if_requested(self, epoch: int, i: int) -> bool:
         if not self._checkpoint_requested.is_set():
             return False
         self._checkpoint_requested.clear()
-        self._report_pending(epoch, i)
-        self.save(*self._position_after(epoch, i), "requested")
+        self._save_after(epoch, i, "requested")
         return True
-
-    def _position_after(self, epoch: int, i: int) -> tuple[int, int]:
-        """(epoch, step in epoch) a resume starts from after step i of this epoch."""
-        return (epoch + 1, 0) if i == self.steps_per_epoch - 1 else (epoch, i + 1)
 
     def _stop_at(self, epoch: int, i: int) -> None:
         """Checkpoint the exact position after step i of this epoch and mark the run stopped."""
         self.state.stopped = True
-        self._report_pending(epoch, i)
-        self.save(*self._position_after(epoch, i), "stop")
+        self._save_after(epoch, i, "stop")
 
     def _open_window(self) -> None:
         st = self.state
