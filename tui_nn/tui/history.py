@@ -266,12 +266,7 @@ class RunHistory:
                 extra={name: s.points(max_points) for name, s in self.extra.items()},
                 steps=self.train.count,
                 last_step=int(self.train.last[0]) if self.train.last else 0,
-                version=self.version,
             )
-
-    @property
-    def version(self) -> int:
-        return self.train_version + self.val_version
 
 
 @dataclass(frozen=True)
@@ -282,5 +277,4 @@ class HistorySnapshot:
     val_metric: list[Point]
     steps: int
     last_step: int
-    version: int
     extra: dict[str, list[Point]] = field(default_factory=dict)
