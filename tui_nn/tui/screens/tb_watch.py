@@ -6,7 +6,8 @@ A thread worker polls the directory (tui_nn.runs.tensorboard: only events append
 last poll are read) and posts the new points at most every POST_S; the screen keeps them per
 tag and redraws the plots whose tags changed, at most twice a second, each from at most 2× the
 plot width in points. Tags and problems come from files: made inert where they are decoded
-(tui_nn.runs.tensorboard) and shown as Text, never markup. Nothing here writes into the log directory.
+(tui_nn.runs.tensorboard) and shown as Text, never markup. Nothing here writes into the log
+directory.
 """
 
 from __future__ import annotations
