@@ -70,7 +70,7 @@ def test_watch_keeps_every_number(snap_compare, tmp_path, size):
 
     async def run_before(pilot):
         screen = pilot.app.watch_screen
-        await _until(lambda: screen.status not in ("loading",) and screen.started is not None)
+        await _until(lambda: screen.status not in ("loading",) and screen.view.started is not None)
         pane = screen.query_one(SystemPane)
         pane.freeze(demo_reading())
         await pilot.pause(0.3)

@@ -38,8 +38,6 @@ class ModelEntry:
 class DatasetEntry:
     name: str
     description: str
-    task: str = ""
-    embedded: bool = True
 
 
 def shape_text(shape: tuple[int, ...], dtype: Any = None) -> str:
@@ -69,7 +67,7 @@ def dataset_entries() -> list[DatasetEntry]:
     """The data registry's datasets."""
     from tui_nn.data import list_datasets
 
-    return [DatasetEntry(d.name, d.description, d.task, d.embedded) for d in list_datasets()]
+    return [DatasetEntry(d.name, d.description) for d in list_datasets()]
 
 
 def device_line(requested: str) -> str:

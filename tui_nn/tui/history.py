@@ -266,7 +266,6 @@ class RunHistory:
                 extra={name: s.points(max_points) for name, s in self.extra.items()},
                 steps=self.train.count,
                 last_step=int(self.train.last[0]) if self.train.last else 0,
-                version=self.version,
             )
 
     @property
@@ -282,5 +281,4 @@ class HistorySnapshot:
     val_metric: list[Point]
     steps: int
     last_step: int
-    version: int
     extra: dict[str, list[Point]] = field(default_factory=dict)

@@ -6,8 +6,6 @@ p cycles the spec (the presets, then each transform alone), r draws again.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from rich.text import Text
@@ -115,6 +113,3 @@ class AugmentScreen(LessonScreen):
             "validation images are never augmented. A model that sees shifted, turned and "
             "rescaled digits cannot memorise the training set pixel by pixel: see the "
             "overfitting lesson."))
-
-    def snapshot_state(self) -> dict[str, Any]:
-        return {"spec": SPECS[self.spec_index], "seed": self.seed}

@@ -1,9 +1,9 @@
 """`tui-nn fleet HOST:PATH ...`: every run on every host in one live table, each host's GPUs,
 and the highlighted run watched (`w`) or steered (`p c l x`) over ssh (runs.remote).
 
-Every root is read at once, a thread each, every REFRESH_S, and shown as it answers; one that is down or hangs is a row
-that says so and costs only its own connect timeout. Strings from the hosts come inert from
-the decoder and are shown as Text, never markup."""
+Every root is read at once, a thread each, every REFRESH_S, and shown as it answers; one that
+is down or hangs is a row that says so and costs only its own connect timeout. Strings from the
+hosts come inert from the decoder and are shown as Text, never markup."""
 
 from __future__ import annotations
 

@@ -321,10 +321,9 @@ class LandscapeScreen(LessonScreen):
         self._show()
 
     # ---- drawing -----------------------------------------------------------------------------
-    def at(self, method: str, heat: bool | None = None) -> tuple[float, float, float]:
+    def at(self, method: str) -> tuple[float, float, float]:
         """(w, b, loss) of a method at the epoch on screen."""
-        paths = self.paths2d if (self.view == "heat" if heat is None else heat) else self.paths
-        p = paths[method]
+        p = (self.paths2d if self.view == "heat" else self.paths)[method]
         i = min(self.t, len(p.w) - 1)
         return p.w[i], p.b[i], p.loss[i]
 

@@ -433,9 +433,6 @@ class MainScreen(Screen):
         return True
 
     # ---- small actions -----------------------------------------------------------------------
-    def action_show_tab(self, tab: str) -> None:
-        self.show_tab(tab)
-
     def action_show_insight(self, view: str) -> None:
         """The Insight tab, on one of its views (flow, vanish, fit, classes)."""
         self.show_tab("insight")
@@ -446,6 +443,8 @@ class MainScreen(Screen):
         hidden widget, and TabbedContent follows focus back to the old tab)."""
         self.query_one("#tabs", TabbedContent).active = tab
         self.query_one(TAB_FOCUS[tab]).focus()
+
+    action_show_tab = show_tab
 
     def action_edit_input(self) -> None:
         self.show_tab("model")

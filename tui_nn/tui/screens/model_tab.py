@@ -118,9 +118,9 @@ class ModelTab(TabPane):
         from tui_nn.tui.screens.model_diff import Side
 
         inspector = self.query_one(ShapeInspector)
-        if inspector.source is None:
-            return None
         source = inspector.source
+        if source is None:
+            return None
         return Side(source, self.user_models.get(source), inspector.input_text,
                     self.shown_source)
 

@@ -63,7 +63,8 @@ class RunController:
         self._cpu_mark = (time.monotonic(), time.thread_time())
         self._paused_on_nan = False  # a NaN paused the run and its lr was not lowered since
         self._handlers = {
-            msg.TrainingStarted: self._started, msg.TrainingProgress: self._progress,
+            msg.TrainingStarted: self._started,
+            msg.TrainingProgress: lambda _: self._maybe_frame(),
             msg.RecordedHistoryLoaded: self._recorded_loaded,
             msg.CheckpointWritten: self._checkpoint, msg.GradientWarnings: self._gradients,
             msg.TrainingStateChanged: self._state, msg.TrainingAlert: self._alert,
@@ -282,9 +283,6 @@ class RunController:
         curves = self.view.curves
         curves.set_axis(0, 0)
         curves.redraw()
-
-    def _progress(self, _: msg.TrainingProgress) -> None:
-        self._maybe_frame()
 
     def _maybe_frame(self) -> None:
         if time.monotonic() - self._last_frame >= 0.95 * self.frame_interval:

@@ -54,10 +54,6 @@ class RunsLoaded(Message):
     rows: list[Row]
     error: str | None = None
 
-    @property
-    def runs(self) -> list[RunInfo]:
-        return [r.run for r in self.rows]
-
 
 @dataclass
 class HistoriesLoaded(Message):
@@ -227,7 +223,7 @@ class RunsScreen(RemoteWatch, NotifiesWorkerErrors, Screen):
 
         self.loaded = True
         self.rows = message.rows
-        self.runs = message.runs
+        self.runs = [row.run for row in self.rows]
         known = {row.key for row in self.rows}
         self.marked = [k for k in self.marked if k in known]
         self.histories = {}

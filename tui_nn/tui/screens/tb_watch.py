@@ -6,7 +6,8 @@ A thread worker polls the directory (tui_nn.runs.tensorboard: only events append
 last poll are read) and posts the new points at most every POST_S; the screen keeps them per
 tag and redraws the plots whose tags changed, at most twice a second, each from at most 2× the
 plot width in points. Tags and problems come from files: made inert where they are decoded
-(tui_nn.runs.tensorboard) and shown as Text, never markup. Nothing here writes into the log directory.
+(tui_nn.runs.tensorboard) and shown as Text, never markup. Nothing here writes into the log
+directory.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tui_nn.tui.viewer_app import ViewerApp
 from tui_nn.tui.screens.worker_errors import NotifiesWorkerErrors
 from tui_nn.tui.history import Point, ema
 from tui_nn.tui.widgets.curves import (CLIPPED_NOTE, SMOOTHING_STEPS, clip_finite,
-                                       compact_y_ticks, step_along, step_ticks)
+                                       step_along, step_axes)
 from tui_nn.tui.widgets.plot_visual import MatrixPlot
 
 POLL_S = 0.5
@@ -137,17 +138,9 @@ class GroupPlot(MatrixPlot):
             xs, ys = self._draw(plt, tag, COLORS[i % len(COLORS)], width)
             ys_all += ys
             right = max([right, *xs])
-        if ys_all:
-            ticks = compact_y_ticks(min(ys_all), max(ys_all))
-            if ticks is not None:
-                plt.yticks(*ticks)
-        if self.clipped:
-            plt.xlabel(CLIPPED_NOTE)
-        plt.frame(True)
         # Every group on the same step axis, so train/ and val/ line up.
         right = max(right, getattr(self.screen, "last_step", 0), 1)
-        plt.xlim(0, right)
-        plt.xticks(*step_ticks(0, right, width))
+        step_axes(plt, ys_all, 0, right, width, CLIPPED_NOTE if self.clipped else None)
         self.redraws += 1
         return super().render()
 

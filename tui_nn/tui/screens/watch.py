@@ -127,14 +127,6 @@ class WatchScreen(NotifiesWorkerErrors, Screen):
     def view(self) -> RunView:
         return self.query_one(RunView)
 
-    @property
-    def started(self) -> ev.RunStarted | None:
-        return self.view.started
-
-    @property
-    def final(self) -> ev.Finished | ev.Failed | None:
-        return self.view.final
-
     def on_mount(self) -> None:
         self.title = "tui-nn watch"
         self._update_subtitle()
@@ -244,7 +236,7 @@ class WatchScreen(NotifiesWorkerErrors, Screen):
             view.apply(event)
         view.flush()
         view.log_epochs = True
-        if message.first and self.history.epochs and self.final is None:
+        if message.first and self.history.epochs and view.final is None:
             self._log(f"{len(self.history.epochs)} epochs recorded so far", "dim")
         if rebuild:
             self._rebuild()
@@ -274,7 +266,7 @@ class WatchScreen(NotifiesWorkerErrors, Screen):
             self.epochs_seen += 1
         elif isinstance(e, ev.RunStarted):
             self._paused = False
-            return self.started is not None or bool(e.start_step)
+            return self.view.started is not None or bool(e.start_step)
         elif isinstance(e, ev.StateChanged):
             self._paused = e.state == "paused"
             if self.status in ("running", "paused"):
@@ -282,12 +274,12 @@ class WatchScreen(NotifiesWorkerErrors, Screen):
         return False
 
     def _apply_status(self, liveness_status: str, pid: int | None) -> None:
-        pane = self.view.system
-        if self.final is not None:
-            state = self.final.status if isinstance(self.final, ev.Finished) else "failed"
+        pane, final = self.view.system, self.view.final
+        if final is not None:
+            state = final.status if isinstance(final, ev.Finished) else "failed"
         elif liveness_status == "running":
             state = "paused" if self._paused else "running"
-        elif self.started is None and not self.records_seen:
+        elif self.view.started is None and not self.records_seen:
             state = "waiting" if liveness_status == "running" else "empty"
         else:
             state = "interrupted"

@@ -101,6 +101,20 @@ def compact_y_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], 
     return ticks, [f"{t:.3g}" for t in ticks]
 
 
+def step_axes(plt, ys: list[float], left: float, right: float, width: int,
+              note: str | None) -> None:
+    """How a plot on the shared step axis ends: short labels for huge values (compact_y_ticks),
+    ``note`` under it, its frame, and round step ticks from left to right."""
+    ticks = compact_y_ticks(min(ys), max(ys)) if ys else None
+    if ticks is not None:
+        plt.yticks(*ticks)
+    if note:
+        plt.xlabel(note)
+    plt.frame(True)
+    plt.xlim(left, right)
+    plt.xticks(*step_ticks(left, right, width))
+
+
 def _clip(snap: HistorySnapshot, x_min: float) -> HistorySnapshot:
     """The points right of x_min: plotext raises IndexError drawing the legend of a labelled
     series with no point inside the x range."""
@@ -152,16 +166,8 @@ class _HistoryPlot(MatrixPlot):
         self._ys: list[float] = []
         self.clipped, self.clip_note = False, CLIPPED_NOTE
         self.draw(plt, snap)
-        if self.clipped:
-            plt.xlabel(self.clip_note)
-        if self._ys:
-            ticks = compact_y_ticks(min(self._ys), max(self._ys))
-            if ticks is not None:
-                plt.yticks(*ticks)
-        plt.frame(True)
         right = max(self.x_max, snap.last_step, self.x_min + 1)
-        plt.xlim(self.x_min, right)
-        plt.xticks(*step_ticks(self.x_min, right, width))
+        step_axes(plt, self._ys, self.x_min, right, width, self.clip_note if self.clipped else None)
         self.redraws += 1
         return super().render()
 

@@ -398,10 +398,9 @@ class VanishingView(Vertical):
                 return head
 
             view.draw(build)
-        ratio = {a: comp.first_over_last(a) for a in comp.activations}
         words = ", ".join(f"{a} {comp.losses[a][0]:.3f}→{comp.losses[a][-1]:.3f}"
                           for a in comp.activations)
-        sig = ratio.get("sigmoid", math.nan)
+        sig = comp.first_over_last("sigmoid") if "sigmoid" in comp.activations else math.nan
         self.query_one("#vanish-foot", Static).update(Text(
             f"mean ‖grad‖ over {comp.steps} SGD steps (lr {comp.lr:g}), one log scale. "
             f"Sigmoid's derivative is ≤ 0.25, so each layer shrinks the gradient: fc1 gets "

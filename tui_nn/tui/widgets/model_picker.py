@@ -91,16 +91,13 @@ class ModelPicker(Vertical):
         return Option(prompt, id=entry.source)
 
     @on(OptionList.OptionHighlighted, "#zoo")
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        event.stop()
-        if event.option.id:
-            self.post_message(self.Selected(event.option.id))
-
     @on(OptionList.OptionSelected, "#zoo")
-    def _selected(self, event: OptionList.OptionSelected) -> None:
+    def _picked(self, event: OptionList.OptionHighlighted | OptionList.OptionSelected) -> None:
+        """Moving the cursor selects a model; Enter confirms it."""
         event.stop()
         if event.option.id:
-            self.post_message(self.Selected(event.option.id, confirmed=True))
+            confirmed = isinstance(event, OptionList.OptionSelected)
+            self.post_message(self.Selected(event.option.id, confirmed))
 
     @on(Input.Submitted, "#source")
     def _open_source(self, event: Input.Submitted) -> None:

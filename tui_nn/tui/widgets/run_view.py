@@ -43,7 +43,7 @@ class RunView(Horizontal):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.history = history
-        self._system, self._prefix, self._log_id = system, prefix, log_id
+        self.system, self._prefix, self._log_id = system, prefix, log_id
         self._arrangement, self._side_top = arrangement, side_top
         self.started: ev.RunStarted | None = None
         self.final: ev.Finished | ev.Failed | None = None
@@ -60,12 +60,12 @@ class RunView(Horizontal):
             yield from self._side_top
             yield RunStatus(id="status")
             if self._arrangement == "side":
-                yield self._system
+                yield self.system
                 yield log
         with Vertical(id=f"{self._prefix}-main"):
             yield Curves(self.history, id="curves")
             if self._arrangement == "under":
-                yield self._system
+                yield self.system
                 yield log
 
     @property
@@ -75,10 +75,6 @@ class RunView(Horizontal):
     @property
     def curves(self) -> Curves:
         return self.query_one(Curves)
-
-    @property
-    def system(self) -> SystemPane:
-        return self._system
 
     # ---- feeding ------------------------------------------------------------------------------
     def reset(self) -> None:

@@ -3,15 +3,13 @@ memory of the training process.
 
 A thread worker reads tui_nn.system every ``interval`` seconds (2 s) and posts the reading; the
 pane only formats it. The readings are NVML queries and psutil reads: they run
-off the UI thread and off the training loop, and their measured cost is kept in ``cost_s``
-(benchmarks/bench_system_pane.py prints it).
+off the UI thread and off the training loop (benchmarks/bench_system_pane.py times them).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,17 +34,15 @@ class SystemReading:
     gpu: GpuReport
     process: ProcessStats | None  # None: no training process to look at
     process_note: str | None = None  # why process is None ("run not running")
-    cost_s: float = 0.0  # time the reading took
 
 
 def read_system(pid: int | None, gpu_reader: Callable[[], GpuReport] | None = None,
                 process_reader: Callable[[int], ProcessStats] | None = None,
                 process_note: str | None = None) -> SystemReading:
     """One reading: every visible GPU, and process pid when there is one."""
-    t0 = time.perf_counter()
     gpu = (gpu_reader or gpu_stats)()
     proc = (process_reader or process_stats)(pid) if pid is not None else None
-    return SystemReading(gpu, proc, process_note, time.perf_counter() - t0)
+    return SystemReading(gpu, proc, process_note)
 
 
 def demo_reading(pid: int = 4242) -> SystemReading:

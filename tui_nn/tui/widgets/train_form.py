@@ -58,11 +58,8 @@ def _check(field: str, text: str) -> Any:
 class TrainForm(Vertical):
     """Hyperparameters for the next run and the buttons that drive the current one."""
 
-    @dataclass
     class Changed(Message):
-        """A field changed; ``valid`` says whether the whole form is usable."""
-
-        valid: bool
+        """A field changed (the screen reads the fields it follows)."""
 
     @dataclass
     class Sampled(Message):
@@ -245,4 +242,4 @@ class TrainForm(Vertical):
         text = "\n".join(f"[b]✗[/b] {markup_data(m)}" for m in self._errors.values())
         self.query_one("#form-errors", Static).update(text)
         self.set_class(bool(self._errors), "-has-errors")
-        self.post_message(self.Changed(not self._errors))
+        self.post_message(self.Changed())
