@@ -25,8 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from tui_nn.data.augment_spec import (PRESETS, AugmentError, AugmentSpec,  # noqa: F401
-                                     parse_augment)
+from tui_nn.data.augment_spec import AugmentError, AugmentSpec, parse_augment  # noqa: F401
 from tui_nn.fmt import format_shape
 
 

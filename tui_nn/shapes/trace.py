@@ -707,4 +707,3 @@ def trace(model: nn.Module, inputs: list[torch.Tensor], *, mult_adds: bool = Tru
                      f"run on the meta device ({result.meta_error})")
     result.notes = notes
     return result
-

@@ -102,7 +102,7 @@ class AugmentScreen(LessonScreen):
         before, after = augmented_batch(spec, seed=self.seed)
         fits = max(1, (self.size.width - 2 + GAP) // (SIDE + GAP))  # the body's padding: 2
         before, after = before[:fits], after[:fits]
-        from tui_nn.data.augment import PRESETS
+        from tui_nn.data.augment_spec import PRESETS
         expanded = f" = {PRESETS[spec]}" if spec in PRESETS else ""
         self.query_one("#aug-before", Static).update(images_text(before))
         self.query_one("#aug-title-after", Static).update(

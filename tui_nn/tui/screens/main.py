@@ -480,4 +480,3 @@ class MainScreen(Screen):
 
     def _log(self, text: str, level: str = "info") -> None:
         self.query_one(RunView).note(text, level)
-
