@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from tui_nn.cli import app
 from tui_nn.data import augment as aug
 from tui_nn.data.augment import AugmentError, Augmenter, parse_augment
+from tui_nn.data.augment_spec import PRESETS
 from tui_nn.engine import TrainConfig, Trainer
 from tui_nn.engine import events as ev
 
@@ -23,7 +24,7 @@ def test_spec_round_trips_and_presets():
     full = "crop=2,flip,rotate=10,scale=0.1,jitter=0.2,blur=1,noise=0.1"
     assert str(parse_augment(full)) == full
     assert str(parse_augment(" rotate=10 , crop=2 ")) == "crop=2,rotate=10"
-    assert str(parse_augment("digits")) == aug.PRESETS["digits"]
+    assert str(parse_augment("digits")) == PRESETS["digits"]
     assert "flip" in str(parse_augment("photos"))
     assert parse_augment("") is None and parse_augment("none") is None
     assert parse_augment("rotate=0") is None  # nothing to do: no augmentation at all
