@@ -10,7 +10,6 @@ from helpers import blobs_images
 from typer.testing import CliRunner
 
 from tui_nn.cli import app
-from tui_nn.data import augment as aug
 from tui_nn.data.augment import AugmentError, Augmenter, parse_augment
 from tui_nn.data.augment_spec import PRESETS
 from tui_nn.engine import TrainConfig, Trainer
