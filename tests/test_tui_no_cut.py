@@ -10,13 +10,13 @@ import re
 
 import pytest
 
-from demo import replay, settle, synthetic_run
+from demo import demo_reading, replay, settle, synthetic_run
 from test_watch import no_nvml, write_run
 from test_watch_snapshots import _until
 from tui_nn.tui.app import make_app
 from tui_nn.tui.screens.watch import make_watch_app
 from tui_nn.tui.widgets.run_memory import RunMemory
-from tui_nn.tui.widgets.system_pane import SystemPane, demo_reading
+from tui_nn.tui.widgets.system_pane import SystemPane
 
 SIZES = [(80, 24), (120, 36)]
 MIB = 2 ** 20
