@@ -134,7 +134,8 @@ def _is_connect_error(message: str) -> bool:
 def _cells(r) -> list[str]:
     # Inert from runs.info: only cut to the cell.
     return [*(c[:MAX_CELL] for c in (r.name, r.model, r.dataset, status_label(r))),
-            epochs_label(r), best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_bytes(r.size_bytes)]
+            epochs_label(r), best_label(r.metric, r.best_value), fmt_hms(r.duration_s),
+            fmt_bytes(r.size_bytes)]
 
 
 def run_export(run: str, csv: bool, out: str | None, tensorboard: bool = False,

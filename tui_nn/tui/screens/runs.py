@@ -235,7 +235,8 @@ class RunsScreen(RemoteWatch, NotifiesWorkerErrors, Screen):
             # Names and config values come inert from the files (runs.info): Text, never markup.
             table.add_row(self._mark(row.key), *host, _cell(r.name),
                           Text(status_label(r), style=_status_style(r.status)),
-                          Text(epochs_label(r), justify="right"), _cell(best_label(r.metric, r.best_value)),
+                          Text(epochs_label(r), justify="right"),
+                          _cell(best_label(r.metric, r.best_value)),
                           Text(fmt_hms(r.duration_s), justify="right"),
                           Text(fmt_bytes(r.size_bytes), justify="right"), _cell(r.model),
                           _cell(r.dataset), key=row.key)
