@@ -114,7 +114,7 @@ def watch_latency(epochs: int) -> None:
     import json
 
     from demo import synthetic_run
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     events = synthetic_run(epochs=epochs, steps_per_epoch=10, chunk=10)
     starts = [i for i, e in enumerate(events) if type(e).__name__ == "EpochMetrics"]
@@ -130,7 +130,7 @@ def watch_latency(epochs: int) -> None:
         fd = os.open(run / "metrics.jsonl", os.O_WRONLY | os.O_APPEND)
 
         async def follow() -> list[float]:
-            app = make_watch_app(run)
+            app = WatchApp(run)
             delays = []
             async with app.run_test(size=(100, 30)) as pilot:
                 screen = app.watch_screen
@@ -159,7 +159,7 @@ def watch_cpu(seconds: float) -> None:
     import asyncio
     import subprocess
 
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
@@ -172,7 +172,7 @@ def watch_cpu(seconds: float) -> None:
                 time.sleep(0.2)
 
             async def follow():
-                app = make_watch_app(run)
+                app = WatchApp(run)
                 async with app.run_test(size=(100, 30)):
                     screen = app.watch_screen
                     while screen.epochs_seen < 5:

@@ -192,7 +192,7 @@ def watch_and_runs(out: Path) -> None:
     """watch.svg: a headless run in a subprocess, followed mid-run. runs.svg: three finished
     runs with different learning rates, two of them marked."""
     from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="tui-nn-watch-") as tmp:
@@ -211,7 +211,7 @@ def watch_and_runs(out: Path) -> None:
                 captured["svg"] = pilot.app.export_screenshot(title="tui-nn watch")
 
             captured: dict[str, str] = {}
-            take_svg_screenshot(app=make_watch_app(run), terminal_size=(110, 32),
+            take_svg_screenshot(app=WatchApp(run), terminal_size=(110, 32),
                                 run_before=watching, title="tui-nn watch")
             (out / "watch.svg").write_text(captured["svg"], encoding="utf-8")
             print("wrote watch.svg", flush=True)

@@ -106,6 +106,18 @@ def synthetic_run(*, epochs: int = 3, steps_per_epoch: int = 150, upto_step: int
     return events
 
 
+def demo_reading(pid: int = 4242) -> Any:
+    """A fixed system-pane reading without a GPU (snapshot tests and --quick screenshots)."""
+    from tui_nn.system import GpuReport, ProcessStats
+    from tui_nn.tui.widgets.system_pane import SystemReading
+
+    return SystemReading(
+        GpuReport(available=False, reason="no NVIDIA GPU"),
+        ProcessStats(pid, True, cpu_percent=98.0, rss_bytes=612 * 1024 ** 2, threads=6,
+                     cpu_count=2, ram_total_bytes=8 * 1024 ** 3,
+                     ram_available_bytes=5 * 1024 ** 3))
+
+
 async def replay(pilot: Any, events: Iterable[Any], *, running: bool = True) -> None:
     """Feed engine events to the app through its bridge, as the training thread would."""
     main = pilot.app.main
@@ -113,7 +125,7 @@ async def replay(pilot: Any, events: Iterable[Any], *, running: bool = True) -> 
         log.clear()
         log.lines_written.clear()
     main.run_state = "starting" if running else main.run_state
-    from tui_nn.tui.widgets.system_pane import SystemPane, demo_reading
+    from tui_nn.tui.widgets.system_pane import SystemPane
 
     for pane in main.query(SystemPane):  # live readings would differ from frame to frame
         pane.freeze(demo_reading())

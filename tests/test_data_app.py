@@ -28,7 +28,8 @@ async def test_the_form_trains_your_own_dataset(tmp_path):
 
 
 async def test_the_system_pane_shows_the_share_of_each_step_spent_waiting_for_data():
-    from tui_nn.tui.widgets.system_pane import SystemPane, demo_reading
+    from demo import demo_reading
+    from tui_nn.tui.widgets.system_pane import SystemPane
     app = make_app(model="cnn")
     async with app.run_test(size=SIZE) as pilot:
         pane = app.main.query_one(SystemPane)

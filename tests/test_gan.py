@@ -147,12 +147,12 @@ async def test_app_trains_the_gan_with_d_and_g_curves_and_the_generated_grid(tmp
 # ---- watch ---------------------------------------------------------------------------------------
 async def test_watch_draws_the_d_and_g_curves_of_a_gan_run(tmp_path):
     from test_watch import no_nvml
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
     from tui_nn.tui.widgets.curves import LossPlot
 
     run = tmp_path / "run"
     _train(1, [], run_dir=str(run))
-    app = make_watch_app(run, gpu_reader=no_nvml)
+    app = WatchApp(run, gpu_reader=no_nvml)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.watch_screen
         deadline = time.monotonic() + 20

@@ -101,13 +101,13 @@ def test_watch_draws_huge_finite_values_clipped(tmp_path):
     import asyncio
 
     from pilot_helpers import SIZE, wait_for
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
     from tui_nn.tui.widgets.curves import LossPlot, MetricPlot
 
     run = _huge_run(tmp_path / "run")
 
     async def scenario():
-        app = make_watch_app(run)
+        app = WatchApp(run)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(pilot, lambda: screen.status == "finished", 15, "finished")

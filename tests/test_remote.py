@@ -212,7 +212,7 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
     from pilot_helpers import wait_for_live as wait_for
     from tui_nn.engine.channel import SOCKET_FILE
     from tui_nn.runs.remote import FollowedRun
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     monkeypatch.setenv("TUI_NN_SSH_CONFIG", str(server.config))
     run = tmp_path / "live"
@@ -225,8 +225,8 @@ async def test_watch_follows_and_steers_a_run_over_ssh(server, tmp_path, monkeyp
               and (run / SOCKET_FILE).exists(), "an epoch")
         followed = FollowedRun(Target("testbox", str(run)), every_s=0.3).start()
         assert followed.run_dir.name == "live" and followed.run_dir != run
-        app = make_watch_app(followed.run_dir, gpu_reader=followed.gpu_report,
-                             liveness_of=followed.liveness)
+        app = WatchApp(followed.run_dir, gpu_reader=followed.gpu_report,
+                       liveness_of=followed.liveness)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(pilot, lambda: screen.epochs_seen > 0, what="an epoch")

@@ -109,7 +109,7 @@ def test_a_loop_is_listed_watched_paused_resumed_and_stopped(tmp_path):
 async def test_watch_follows_a_loop_run(tmp_path):
     from pilot_helpers import wait_for_live as wait_for
     from test_watch import no_nvml
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     run = tmp_path / "w"
     with tui_nn.Run(run, model="net", metric="accuracy", epochs=2, steps_per_epoch=5) as r:
@@ -117,7 +117,7 @@ async def test_watch_follows_a_loop_run(tmp_path):
             for _ in range(5):
                 r.log_step(loss=0.5)
             r.log_epoch(val_loss=0.4, accuracy=0.9)
-    app = make_watch_app(run, gpu_reader=no_nvml)
+    app = WatchApp(run, gpu_reader=no_nvml)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.watch_screen.epochs_seen == 2, what="two epochs")
         assert list(app.watch_screen.history.steps)[-1] == 10
@@ -204,13 +204,13 @@ def test_many_steps_in_one_interval_are_split_under_the_readers_limit(tmp_path):
 async def test_watch_draws_every_step_of_a_quick_loop(tmp_path):
     from pilot_helpers import wait_for_live as wait_for
     from test_watch import no_nvml
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     run = tmp_path / "quick"
     with tui_nn.Run(run, model="net", report_interval_s=3600) as r:
         for i in range(200_000):
             r.log_step(loss=1.0 / (i + 3))
-    app = make_watch_app(run, gpu_reader=no_nvml)
+    app = WatchApp(run, gpu_reader=no_nvml)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.watch_screen
         await wait_for(pilot, lambda: screen.status == "finished", 60, what="the end")
@@ -236,7 +236,7 @@ async def test_watch_leaves_out_what_a_loop_did_not_give(tmp_path):
     watch shows no `epoch 1/0`, `step N/0`, samples/s, `0 params` or `lr 0`."""
     from pilot_helpers import wait_for_live as wait_for
     from test_watch import no_nvml
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     run = tmp_path / "bare"
     with tui_nn.Run(run, model="m") as r:
@@ -245,7 +245,7 @@ async def test_watch_leaves_out_what_a_loop_did_not_give(tmp_path):
         r.log_epoch(val_loss=0.4)
         for i in range(7):
             r.log_step(loss=0.1)
-    app = make_watch_app(run, gpu_reader=no_nvml)
+    app = WatchApp(run, gpu_reader=no_nvml)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.watch_screen
         await wait_for(pilot, lambda: screen.status == "finished", what="the end")
@@ -305,7 +305,7 @@ async def test_watch_offers_no_steering_keys_for_a_dead_run(tmp_path):
     import signal
     from pilot_helpers import wait_for_live as wait_for
     from test_watch import no_nvml
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     script = tmp_path / "loop.py"
     script.write_text(LOOP)
@@ -318,7 +318,7 @@ async def test_watch_offers_no_steering_keys_for_a_dead_run(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     assert (run / SOCKET_FILE).is_socket()  # left behind
-    app = make_watch_app(run, gpu_reader=no_nvml)
+    app = WatchApp(run, gpu_reader=no_nvml)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.watch_screen
         await wait_for(pilot, lambda: screen.status == "interrupted", what="interrupted")
@@ -367,12 +367,12 @@ def test_a_run_takes_only_the_requests_its_loop_acts_on(tmp_path):
 async def test_watch_hides_the_keys_a_loop_does_not_act_on(tmp_path):
     from pilot_helpers import wait_for_live as wait_for
     from test_watch import no_nvml
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     with tui_nn.Run(tmp_path / "some", model="net", report_interval_s=0.0) as r:
         r.log_step(loss=1.0)
         r.stop_requested  # polls stop only: no pause, checkpoint or lr
-        app = make_watch_app(r.path, gpu_reader=no_nvml)
+        app = WatchApp(r.path, gpu_reader=no_nvml)
         async with app.run_test(size=(100, 30)) as pilot:
             screen = app.watch_screen
             await wait_for(pilot, lambda: screen.honours == ("stop",), what="what it takes")

@@ -23,7 +23,7 @@ pytest.importorskip("tensorboard")
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from tui_nn.tui.screens.tb_watch import (GroupPlot, TagSeries,  # noqa: E402
-                                         make_tensorboard_watch_app, tag_group)
+                                         TensorBoardWatchApp, tag_group)
 
 SIZE = (100, 30)
 
@@ -209,7 +209,6 @@ def test_watch_and_resolve_take_a_lightning_version_dir(tmp_path, monkeypatch):
 def test_watch_opens_the_tensorboard_view_on_a_log_and_the_run_view_on_a_run(tmp_path,
                                                                               monkeypatch):
     from tui_nn.tui import exits
-    from tui_nn.tui.screens.tb_watch import TensorBoardWatchApp
     from tui_nn.tui.screens.watch import WatchApp
 
     opened = []
@@ -268,7 +267,7 @@ def test_watch_follows_a_summarywriter_while_it_writes(tmp_path):
     write_steps(writer, range(20))
 
     async def scenario():
-        app = make_tensorboard_watch_app(log, poll_s=0.05)
+        app = TensorBoardWatchApp(log, poll_s=0.05)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(lambda: screen.last_step == 19, what="the first 20 steps")
@@ -335,7 +334,7 @@ def test_watch_follows_another_process_writing_a_log(tmp_path):
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(go)])
 
     async def scenario():
-        app = make_tensorboard_watch_app(log, poll_s=0.05)
+        app = TensorBoardWatchApp(log, poll_s=0.05)
         async with app.run_test(size=SIZE):
             screen = app.watch_screen
             await wait_for(lambda: screen.last_step == 9, timeout=60, what="the first steps")
@@ -358,7 +357,7 @@ def test_watch_a_lightning_log_and_many_tags_wait_in_the_picker(tmp_path):
             w.add_scalar(f"layers/grad_norm_{i:02d}", float(i), 0)
 
     async def scenario():
-        app = make_tensorboard_watch_app(version, poll_s=0.05)
+        app = TensorBoardWatchApp(version, poll_s=0.05)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(lambda: len(screen.series) == 16, what="all tags")
@@ -394,7 +393,7 @@ def test_tags_from_files_are_shown_inert(tmp_path):
         w.add_scalar("val/huge", 3e38, 1)
 
     async def scenario():
-        app = make_tensorboard_watch_app(log, poll_s=0.05)
+        app = TensorBoardWatchApp(log, poll_s=0.05)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(lambda: screen.last_step == 1, what="the points")

@@ -13,7 +13,7 @@ pytest.importorskip("tensorboard")
 
 from test_tb_dirs import lightning_dir, summary_writer_dir  # noqa: E402
 from tui_nn.runs import tensorboard as tb  # noqa: E402
-from tui_nn.tui.screens.tb_watch import make_tensorboard_watch_app  # noqa: E402
+from tui_nn.tui.screens.tb_watch import TensorBoardWatchApp  # noqa: E402
 
 
 def _idle(log: Path) -> Path:
@@ -37,12 +37,12 @@ def _ready(steps: int):
 def test_watch_a_summarywriter_log(snap_compare, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the screen names the directory: the same in every checkout
     log = _idle(summary_writer_dir(Path("logs/exp1")))
-    assert snap_compare(make_tensorboard_watch_app(log), terminal_size=(100, 30),
+    assert snap_compare(TensorBoardWatchApp(log), terminal_size=(100, 30),
                         run_before=_ready(49))
 
 
 def test_watch_a_lightning_log_at_80x24(snap_compare, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _idle(lightning_dir(Path(".")))
-    assert snap_compare(make_tensorboard_watch_app(Path("lightning_logs/version_0")),
+    assert snap_compare(TensorBoardWatchApp(Path("lightning_logs/version_0")),
                         terminal_size=(80, 24), run_before=_ready(11))

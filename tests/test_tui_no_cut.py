@@ -10,13 +10,13 @@ import re
 
 import pytest
 
-from demo import replay, settle, synthetic_run
+from demo import demo_reading, replay, settle, synthetic_run
 from test_watch import no_nvml, write_run
 from test_watch_snapshots import _until
 from tui_nn.tui.app import make_app
-from tui_nn.tui.screens.watch import make_watch_app
+from tui_nn.tui.screens.watch import WatchApp
 from tui_nn.tui.widgets.run_memory import RunMemory
-from tui_nn.tui.widgets.system_pane import SystemPane, demo_reading
+from tui_nn.tui.widgets.system_pane import SystemPane
 
 SIZES = [(80, 24), (120, 36)]
 MIB = 2 ** 20
@@ -76,5 +76,5 @@ def test_watch_keeps_every_number(snap_compare, tmp_path, size):
         await pilot.pause(0.3)
         assert_whole(screen_text(pilot.app), [f for f in WHOLE if f not in ("(1.00×)", "5,120")])
 
-    assert snap_compare(make_watch_app(run, gpu_reader=no_nvml), terminal_size=size,
+    assert snap_compare(WatchApp(run, gpu_reader=no_nvml), terminal_size=size,
                         run_before=run_before)

@@ -82,7 +82,7 @@ async def test_watch_shows_the_measured_figure_from_metrics_jsonl(tmp_path):
 
     from demo import synthetic_run
     from pilot_helpers import wait_for_live
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     events = synthetic_run(epochs=1, steps_per_epoch=10)
     started = dataclasses.replace(events[0], memory_measured={
@@ -92,7 +92,7 @@ async def test_watch_shows_the_measured_figure_from_metrics_jsonl(tmp_path):
     (run / "config.json").write_text(json.dumps({"model": "cnn", "dataset": "digits"}))
     (run / "metrics.jsonl").write_text("".join(
         json.dumps(e.to_dict()) + "\n" for e in [started, *events[1:]]))
-    app = make_watch_app(run)
+    app = WatchApp(run)
     async with app.run_test(size=SIZE) as pilot:
         pane = app.watch_screen.query_one(SystemPane)
         await wait_for_live(pilot, lambda: pane.run_memory is not None

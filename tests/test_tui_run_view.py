@@ -122,7 +122,7 @@ async def test_the_train_tab_and_watch_log_a_run_alike(tmp_path):
     from test_tui import line_data, log_text, ready
     from test_watch import no_nvml
     from tui_nn.tui.app import make_app
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     app = make_app(model="linear", train_options={"epochs": 2, "runs_root": str(tmp_path)},
                    dataset=line_data())
@@ -136,7 +136,7 @@ async def test_the_train_tab_and_watch_log_a_run_alike(tmp_path):
         trained = [line for line in log_text(app).splitlines()
                    if line.startswith(("epoch ", "run "))]
     run_dir = next(tmp_path.iterdir())
-    watch = make_watch_app(run_dir, gpu_reader=no_nvml)
+    watch = WatchApp(run_dir, gpu_reader=no_nvml)
     async with watch.run_test(size=(120, 40)) as pilot:
         screen = watch.watch_screen
         await wait_for(pilot, lambda: screen.status == "finished", what="watched end")

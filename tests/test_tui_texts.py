@@ -54,7 +54,7 @@ async def test_watch_of_an_ended_run_shows_no_speed_or_eta_and_lists_checkpoints
     from demo import synthetic_run
     from test_watch import no_nvml, write_run
     from tui_nn.engine import events as ev
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
     from pilot_helpers import wait_for_live
 
     events = synthetic_run(epochs=2, steps_per_epoch=20)[:-1]
@@ -63,7 +63,7 @@ async def test_watch_of_an_ended_run_shows_no_speed_or_eta_and_lists_checkpoints
     run = write_run(tmp_path / "run", events + [ev.Finished(
         status="stopped", run_dir=None, epochs_done=2, step=40, metric="accuracy",
         best_value=0.9, last_value=0.9, elapsed_s=3.0)])
-    app = make_watch_app(run, gpu_reader=no_nvml)
+    app = WatchApp(run, gpu_reader=no_nvml)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.watch_screen
         await wait_for_live(pilot, lambda: screen.status == "stopped", 10, "stopped")

@@ -254,7 +254,7 @@ def test_runs_screen_and_watch_stay_up_on_a_hostile_tree(tmp_path):
 
 
 def test_watch_of_hostile_records_shows_them_inert(tmp_path):
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     run = good_run(tmp_path / "r", final=dict(type="Failed", message=f"x{ESC_TITLE}{CLEAR}[/]",
                                               kind="nan", step=3))
@@ -264,7 +264,7 @@ def test_watch_of_hostile_records_shows_them_inert(tmp_path):
         f.write(record(type="StateChanged", state=f"paused{CLEAR}[/]"))
 
     async def scenario():
-        app = make_watch_app(run)
+        app = WatchApp(run)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_until(pilot, lambda: screen.records_seen >= 6, 10, "records")
@@ -463,7 +463,7 @@ def test_app_exit_code_after_sigterm_and_after_a_crash(tmp_path, monkeypatch):
             pass
 
     good_run(tmp_path / "runs" / "a")
-    monkeypatch.setattr(watch_mod, "make_watch_app", Crashed)
+    monkeypatch.setattr(watch_mod, "WatchApp", Crashed)
     monkeypatch.chdir(tmp_path)
     assert CliRunner().invoke(cli_app, ["watch"]).exit_code == 1
 
@@ -472,12 +472,12 @@ def test_app_exit_code_after_sigterm_and_after_a_crash(tmp_path, monkeypatch):
                                        ("fifo", "metrics.jsonl is not a regular file"),
                                        ("symlink", "config.json is a symlink")])
 def test_watch_says_once_what_it_could_not_read(tmp_path, kind, said):
-    from tui_nn.tui.screens.watch import make_watch_app
+    from tui_nn.tui.screens.watch import WatchApp
 
     run = hostile_tree(tmp_path, big_line=False)[kind]
 
     async def scenario():
-        app = make_watch_app(run)
+        app = WatchApp(run)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             log = screen.query_one("#watch-log").lines_written

@@ -29,7 +29,7 @@ from tui_nn.runs.follow import MetricsFollower
 from tui_nn.system import NvmlSession, gpu_stats
 from demo import synthetic_run
 from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
-from tui_nn.tui.screens.watch import WatchScreen, make_watch_app
+from tui_nn.tui.screens.watch import WatchScreen, WatchApp
 from tui_nn.tui.widgets.system_pane import SystemPane, format_reading, read_system
 from pilot_helpers import SIZE
 from pilot_helpers import wait_for_live as wait_for
@@ -144,7 +144,7 @@ def test_watch_follows_a_run_another_process_is_writing(tmp_path):
     run = write_run(tmp_path / "run", events[:1])  # RunStarted only, so far
 
     async def scenario():
-        app = make_watch_app(run, gpu_reader=no_nvml)
+        app = WatchApp(run, gpu_reader=no_nvml)
         writer = start_appender(run, events[1:], delay=0.8, linger=1.0)
         try:
             async with app.run_test(size=SIZE) as pilot:
@@ -180,7 +180,7 @@ def test_new_lines_show_within_seconds(tmp_path):
     fd = os.open(run / "metrics.jsonl", os.O_WRONLY | os.O_APPEND)
 
     async def scenario():
-        app = make_watch_app(run, gpu_reader=no_nvml)
+        app = WatchApp(run, gpu_reader=no_nvml)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(pilot, lambda: screen.history.train.count == 10, 10, "first read")
@@ -213,7 +213,7 @@ def test_watch_follows_a_real_headless_training_subprocess(tmp_path):
         run = next(root.glob("*/metrics.jsonl")).parent
 
         async def scenario():
-            app = make_watch_app(run, gpu_reader=no_nvml)
+            app = WatchApp(run, gpu_reader=no_nvml)
             async with app.run_test(size=SIZE) as pilot:
                 screen = app.watch_screen
                 await wait_for(pilot, lambda: screen.epochs_seen >= 1, 60, "an epoch")
@@ -237,7 +237,7 @@ def test_watch_never_writes_into_the_run(tmp_path):
     before = tree(run)
 
     async def scenario():
-        app = make_watch_app(run, gpu_reader=no_nvml)
+        app = WatchApp(run, gpu_reader=no_nvml)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(pilot, lambda: screen.status == "finished", 10, "finished")
@@ -262,7 +262,7 @@ def test_watch_shows_stopped_failed_and_interrupted_runs(tmp_path):
     fix_times(interrupted, time.time() - 3600)
 
     async def status_of(run: Path) -> tuple[str, str]:
-        app = make_watch_app(run, gpu_reader=no_nvml)
+        app = WatchApp(run, gpu_reader=no_nvml)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(pilot, lambda: screen.status not in ("loading",), 10, "a status")
@@ -280,10 +280,10 @@ def test_watch_does_not_import_torch(tmp_path):
     run = write_run(tmp_path / "run", synthetic_run(epochs=2, steps_per_epoch=10))
     code = textwrap.dedent(f"""
         import asyncio, sys
-        from tui_nn.tui.screens.watch import make_watch_app
+        from tui_nn.tui.screens.watch import WatchApp
 
         async def main():
-            app = make_watch_app({str(run)!r})
+            app = WatchApp({str(run)!r})
             async with app.run_test(size=(100, 30)) as pilot:
                 while app.watch_screen.status != "finished":
                     await asyncio.sleep(0.05)
@@ -304,7 +304,7 @@ def test_watch_shows_a_paused_run_as_paused(tmp_path):
     fd = os.open(run / "metrics.jsonl", os.O_WRONLY | os.O_APPEND)  # its trainer, alive
 
     async def scenario():
-        app = make_watch_app(run, gpu_reader=no_nvml)
+        app = WatchApp(run, gpu_reader=no_nvml)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.watch_screen
             await wait_for(pilot, lambda: screen.status == "paused", 10, "paused")
@@ -349,7 +349,7 @@ def test_cli_watch_picks_the_newest_run(tmp_path, monkeypatch):
         def run(self, **kwargs):
             pass
 
-    monkeypatch.setattr(watch_mod, "make_watch_app", FakeApp)
+    monkeypatch.setattr(watch_mod, "WatchApp", FakeApp)
     monkeypatch.chdir(tmp_path)
     assert CliRunner().invoke(cli_app, ["watch"]).exit_code == 0
     assert opened == [Path("runs") / "b-new"]
@@ -360,7 +360,7 @@ def test_system_pane_without_a_gpu_says_so(tmp_path):
     run = write_run(tmp_path / "run", synthetic_run(epochs=1, steps_per_epoch=10))
 
     async def scenario():
-        app = make_watch_app(run, gpu_reader=no_nvml)
+        app = WatchApp(run, gpu_reader=no_nvml)
         async with app.run_test(size=(80, 24)) as pilot:
             pane = app.watch_screen.query_one(SystemPane)
             await wait_for(pilot, lambda: app.watch_screen.status == "finished", 10, "status")

@@ -9,7 +9,7 @@ import time
 from test_watch import make_runs, no_nvml, runs_app, write_run
 from demo import synthetic_run
 from tui_nn.tui.screens.runs import OverlayPlot, RunsScreen
-from tui_nn.tui.screens.watch import make_watch_app
+from tui_nn.tui.screens.watch import WatchApp
 from tui_nn.tui.widgets.system_pane import SystemPane
 
 
@@ -22,7 +22,7 @@ async def _until(predicate, timeout: float = 10.0) -> None:
 
 def _watch_app(tmp_path):
     run = write_run(tmp_path / "20250101-120000-cnn-digits", synthetic_run())
-    return make_watch_app(run, gpu_reader=no_nvml)
+    return WatchApp(run, gpu_reader=no_nvml)
 
 
 async def _watch_ready(pilot) -> None:

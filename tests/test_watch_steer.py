@@ -14,7 +14,7 @@ import pytest
 
 from test_watch import no_nvml
 from tui_nn.engine.channel import SOCKET_FILE
-from tui_nn.tui.screens.watch import make_watch_app
+from tui_nn.tui.screens.watch import WatchApp
 from pilot_helpers import SIZE
 from pilot_helpers import wait_for_live as wait_for
 
@@ -47,7 +47,7 @@ def live_run(tmp_path):
 
 async def test_watch_keys_steer_a_real_run_and_a_second_watcher_sees_it(live_run):
     run, proc = live_run
-    first, second = (make_watch_app(run, gpu_reader=no_nvml) for _ in range(2))
+    first, second = (WatchApp(run, gpu_reader=no_nvml) for _ in range(2))
     async with first.run_test(size=SIZE) as pilot, second.run_test(size=SIZE) as other:
         screen, other_screen = first.watch_screen, second.watch_screen
         await wait_for(pilot, lambda: screen.steerable, what="steerable")
@@ -73,7 +73,7 @@ async def test_watch_keys_steer_a_real_run_and_a_second_watcher_sees_it(live_run
 
 async def test_quitting_watch_never_stops_the_run(live_run):
     run, proc = live_run
-    app = make_watch_app(run, gpu_reader=no_nvml)
+    app = WatchApp(run, gpu_reader=no_nvml)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.watch_screen.steerable, what="steerable")
         await pilot.press("q")
@@ -85,7 +85,7 @@ async def test_a_run_without_a_channel_offers_no_steering_keys(tmp_path):
     run = tmp_path / "done"
     fastproc.run(["train", "linear", "--epochs", "2", "--headless", "--run-dir", str(run)],
                  check=True, capture_output=True, env=ENV)
-    app = make_watch_app(run, gpu_reader=no_nvml)
+    app = WatchApp(run, gpu_reader=no_nvml)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.5)
         screen = app.watch_screen

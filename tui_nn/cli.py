@@ -375,13 +375,12 @@ def watch_cmd(
         except tensorboard.TensorBoardMissing as e:
             raise _die(str(e)) from None
     try:
-        from tui_nn.tui.screens.tb_watch import make_tensorboard_watch_app
-        from tui_nn.tui.screens.watch import make_watch_app
+        from tui_nn.tui.screens.tb_watch import TensorBoardWatchApp
+        from tui_nn.tui.screens.watch import WatchApp
     except ImportError:
         raise _die("the terminal app is not available in this build; use `tui-nn runs`") from None
     from tui_nn.tui.exits import run_app
-    make = (make_tensorboard_watch_app if tensorboard.is_tensorboard_dir(run_dir)
-            else make_watch_app)
+    make = TensorBoardWatchApp if tensorboard.is_tensorboard_dir(run_dir) else WatchApp
     raise typer.Exit(run_app(make(run_dir)))
 
 
@@ -419,9 +418,9 @@ def _watch_remote(target) -> int:
         raise _die(f"{target.host}: {e}", 1) from None
     try:
         from tui_nn.tui.exits import run_app
-        from tui_nn.tui.screens.watch import make_watch_app
-        return run_app(make_watch_app(followed.run_dir, gpu_reader=followed.gpu_report,
-                                      liveness_of=followed.liveness))
+        from tui_nn.tui.screens.watch import WatchApp
+        return run_app(WatchApp(followed.run_dir, gpu_reader=followed.gpu_report,
+                                liveness_of=followed.liveness))
     finally:
         followed.stop()
 

@@ -125,6 +125,11 @@ def status_label(run: Any) -> str:
     return run.status
 
 
+def epochs_label(run: Any) -> str:
+    """A RunInfo's epochs: '3/10', or '3' when the run's total is unknown."""
+    return f"{run.epochs_done}/{run.epochs_total}" if run.epochs_total else str(run.epochs_done)
+
+
 def summary_line(event: Any) -> str:
     """The last line of a run (a Finished event or record)."""
     where = f"; run directory {event.run_dir}" if event.run_dir else ""

@@ -19,6 +19,7 @@ import sys
 import traceback
 
 from tui_nn.commands.tables import text_table
+from tui_nn.fmt import fmt_loss
 from tui_nn.textsafe import error
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -158,18 +159,12 @@ def _path_table(paths: dict, epochs: int) -> str:
         row = [str(e)]
         for m in paths:
             p = per_epoch[m]
-            row += [_num(p.w[e]), _num(p.loss[e])]
+            row += [fmt_loss(p.w[e]), fmt_loss(p.loss[e])]
         rows.append(row)
     updates = ", ".join(f"{m} {p.updates_per_epoch}" for m, p in paths.items())
     return (text_table(headers, rows).rstrip("\n")
             + f"\nupdates per epoch: {updates} (the seed's by-hand loops; loss = MSE over "
               "all three points)")
-
-
-def _num(v: float) -> str:
-    if not math.isfinite(v):
-        return str(v)
-    return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3g}"
 
 
 # ---- vanishing gradients ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tui_nn.commands.tables import text_table
-from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
+from tui_nn.fmt import best_label, epochs_label, fmt_bytes, fmt_hms, status_label
 from tui_nn.textsafe import error as _err, say
 
 MAX_CELL = 60  # a run name or config value longer than this is cut in the table (JSON has all)
@@ -134,8 +134,8 @@ def _is_connect_error(message: str) -> bool:
 def _cells(r) -> list[str]:
     # Inert from runs.info: only cut to the cell.
     return [*(c[:MAX_CELL] for c in (r.name, r.model, r.dataset, status_label(r))),
-            f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done),
-            best_label(r.metric, r.best_value), fmt_hms(r.duration_s), fmt_bytes(r.size_bytes)]
+            epochs_label(r), best_label(r.metric, r.best_value), fmt_hms(r.duration_s),
+            fmt_bytes(r.size_bytes)]
 
 
 def run_export(run: str, csv: bool, out: str | None, tensorboard: bool = False,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 from typing import Any, Iterable
 
 from textual.app import App, SystemCommand
@@ -23,10 +22,7 @@ from tui_nn.tui.viewer_app import InertText
 class TuiNNApp(InertText, App[None]):
     """Pick a model, see its shapes, train it and watch it learn."""
 
-    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "tui-nn"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
 
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Quit (asks first while training)"),

@@ -268,10 +268,6 @@ class RunHistory:
                 last_step=int(self.train.last[0]) if self.train.last else 0,
             )
 
-    @property
-    def version(self) -> int:
-        return self.train_version + self.val_version
-
 
 @dataclass(frozen=True)
 class HistorySnapshot:

@@ -19,7 +19,11 @@ from tui_nn.tui.exits import install_signal_exits, signal_code
 class InertText:
     """An app whose every notification and screen title is made inert: they quote paths,
     names and errors that came from files and other programs, and Textual shows them as they
-    are (an ESC reaches the terminal). Both apps take it."""
+    are (an ESC reaches the terminal). Both apps take it, and their stylesheet and breakpoints."""
+
+    CSS_PATH = Path(__file__).resolve().parent / "app.tcss"  # absolute: subclasses live elsewhere
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
 
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:
         super().notify(clean(message, 1000), title=clean_line(title, 120), **kwargs)
@@ -31,10 +35,7 @@ class InertText:
 
 
 class ViewerApp(InertText, App[None]):
-    CSS_PATH = Path(__file__).resolve().parent / "app.tcss"
     TITLE = "tui-nn watch"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (160, "-very-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+q", "quit", "Quit", show=False)]
 
     def __init__(self, screen: Screen) -> None:

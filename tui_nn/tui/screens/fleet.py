@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
+from tui_nn.fmt import best_label, epochs_label, fmt_bytes, fmt_hms, status_label
 from tui_nn.runs.remote import Listing, Target, gpu_summary, mirror
 from tui_nn.tui.screens.watch import STEER_BINDINGS
 from tui_nn.tui.viewer_app import ViewerApp
@@ -144,9 +144,8 @@ class FleetScreen(RemoteWatch, Screen):
                 if key in self.rows:  # the same run under two roots given
                     continue
                 self.rows[key] = (ls.target.host, r)
-                table.add_row(host, Text(r.name), Text(status_label(r)),
-                              f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total
-                              else str(r.epochs_done), best_label(r.metric, r.best_value),
+                table.add_row(host, Text(r.name), Text(status_label(r)), epochs_label(r),
+                              best_label(r.metric, r.best_value),
                               _speed(ls.samples_per_s.get(str(r.path))),
                               fmt_hms(r.duration_s), fmt_bytes(r.size_bytes), Text(r.model),
                               key=key)

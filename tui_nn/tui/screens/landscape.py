@@ -25,6 +25,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
+from tui_nn.fmt import fmt_loss
 from tui_nn.insight.landscape import (METHODS, DescentPath, default_b_grid, default_w_grid,
                                       descent_paths, mse, mse_curve)
 from tui_nn.tui.screens.lesson_base import LessonScreen
@@ -44,12 +45,6 @@ COLORS = {"gd": "cyan+", "sgd": "orange+", "minibatch": "magenta+"}
 RICH_COLORS = {"gd": "bright_cyan", "sgd": "dark_orange", "minibatch": "bright_magenta"}
 LETTERS = {"gd": "G", "sgd": "S", "minibatch": "M"}
 SHORT = {"gd": "GD", "sgd": "SGD", "minibatch": "mini-batch"}
-
-
-def _fmt(v: float) -> str:
-    if not math.isfinite(v):
-        return str(v)
-    return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.2e}"
 
 
 class HeatMap(Widget):
@@ -353,7 +348,7 @@ class LandscapeScreen(LessonScreen):
         for m in METHODS:
             w, b, loss = self.at(m)
             per = {"gd": "1", "sgd": "3", "minibatch": "2"}[m]
-            rows.append((SHORT[m], per, _fmt(w), _fmt(b) if heat else "-", _fmt(loss)))
+            rows.append((SHORT[m], per, fmt_loss(w), fmt_loss(b) if heat else "-", fmt_loss(loss)))
         return rows
 
     def _show_table(self) -> None:

@@ -18,6 +18,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
+from tui_nn.fmt import epochs_label
 from tui_nn.engine.rundir import CONFIG_FILE, LAST_CHECKPOINT
 from tui_nn.tui.screens.worker_errors import notify_worker_error
 
@@ -40,9 +41,8 @@ def describe_run_dir(path: Path) -> tuple[dict[str, Any], str | None]:
         return {}, f"{path} is still being written by another process"
     if not info.model or info.model == "?":
         return {}, f"{path} has no readable config.json"
-    total = f"/{info.epochs_total}" if info.epochs_total else ""
     return {"model": info.model, "dataset": info.dataset,
-            "progress": f"epoch {info.epochs_done}{total}, step {info.steps_done}, "
+            "progress": f"epoch {epochs_label(info)}, step {info.steps_done}, "
                         f"{info.status}"}, None
 
 
@@ -91,12 +91,11 @@ class ResumeScreen(ModalScreen[str | None]):
             self.query_one(Input).focus()
             return
         for run in event.runs:
-            total = f"/{run.epochs_total}" if run.epochs_total else ""
             # Names, model and dataset come inert from the run's files (runs.info): Text,
             # never markup.
             options.add_option(Option(Text(
                 f"{run.name[:60]}  {run.model[:40]} · "
-                f"{run.dataset[:60]} · epoch {run.epochs_done}{total} · "
+                f"{run.dataset[:60]} · epoch {epochs_label(run)} · "
                 f"{run.status}"), id=str(run.path)))
         options.highlighted = 0
         options.focus()

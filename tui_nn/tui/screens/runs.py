@@ -219,7 +219,7 @@ class RunsScreen(RemoteWatch, NotifiesWorkerErrors, Screen):
 
     @on(RunsLoaded)
     def _runs_loaded(self, message: RunsLoaded) -> None:
-        from tui_nn.fmt import best_label, fmt_bytes, fmt_hms, status_label
+        from tui_nn.fmt import best_label, epochs_label, fmt_bytes, fmt_hms, status_label
 
         self.loaded = True
         self.rows = message.rows
@@ -231,12 +231,12 @@ class RunsScreen(RemoteWatch, NotifiesWorkerErrors, Screen):
         table.clear()
         for row in self.rows:
             r = row.run
-            epochs = f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done)
             host = [_cell(row.host or "local")] if self.several else []
             # Names and config values come inert from the files (runs.info): Text, never markup.
             table.add_row(self._mark(row.key), *host, _cell(r.name),
                           Text(status_label(r), style=_status_style(r.status)),
-                          Text(epochs, justify="right"), _cell(best_label(r.metric, r.best_value)),
+                          Text(epochs_label(r), justify="right"),
+                          _cell(best_label(r.metric, r.best_value)),
                           Text(fmt_hms(r.duration_s), justify="right"),
                           Text(fmt_bytes(r.size_bytes), justify="right"), _cell(r.model),
                           _cell(r.dataset), key=row.key)

@@ -429,8 +429,3 @@ def watch_screen_for(path: str | Path) -> Screen:
         return TensorBoardWatchScreen(path)
     from tui_nn.tui.screens.watch import WatchScreen
     return WatchScreen(path)
-
-
-def make_tensorboard_watch_app(log_dir: str | Path,
-                               **kwargs: Any) -> TensorBoardWatchApp:
-    return TensorBoardWatchApp(log_dir, **kwargs)

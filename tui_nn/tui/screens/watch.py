@@ -406,7 +406,3 @@ class WatchApp(ViewerApp):
                                 lambda: screen.action_smoothing(1))
             yield SystemCommand("Curves: less smoothing", "Lower the EMA weight ([)",
                                 lambda: screen.action_smoothing(-1))
-
-
-def make_watch_app(run_dir: str | Path, **kwargs: Any) -> WatchApp:
-    return WatchApp(run_dir, **kwargs)

@@ -45,15 +45,6 @@ def read_system(pid: int | None, gpu_reader: Callable[[], GpuReport] | None = No
     return SystemReading(gpu, proc, process_note)
 
 
-def demo_reading(pid: int = 4242) -> SystemReading:
-    """A fixed reading without a GPU (snapshot tests and --quick screenshots)."""
-    return SystemReading(
-        GpuReport(available=False, reason="no NVIDIA GPU"),
-        ProcessStats(pid, True, cpu_percent=98.0, rss_bytes=612 * 1024 ** 2, threads=6,
-                     cpu_count=2, ram_total_bytes=8 * 1024 ** 3,
-                     ram_available_bytes=5 * 1024 ** 3))
-
-
 def format_reading(r: SystemReading, compact: bool = False) -> str:
     """Rich markup for the pane; compact drops the GPU name and the power limit."""
     lines = []
