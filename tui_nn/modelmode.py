@@ -13,10 +13,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @contextlib.contextmanager
 def in_mode(model: nn.Module, training: bool) -> Iterator[None]:
-    """`model` in train mode (training=True) or eval mode for the block; its mode restored."""
-    was_training = model.training
+    """`model` in train mode (training=True) or eval mode for the block; afterwards each of its
+    modules is back in its own mode (a part the user froze in eval mode stays so)."""
+    modes = {m: m.training for m in model.modules()}
     model.train(training)
     try:
         yield
     finally:
-        model.train(was_training)
+        for module, was_training in modes.items():
+            module.training = was_training

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from tui_nn.insight.threads import torch_threads
+from tui_nn.modelmode import in_mode
 
 VANISH_ABS = 1e-7
 VANISH_REL = 1e-3
@@ -110,20 +111,17 @@ def forward_order(model: nn.Module,
                 seen.append(name)
         return record
 
-    modes = {m: m.training for m in model.modules()}
     try:
         for name, module in holders.items():
             handles.append(module.register_forward_pre_hook(hook(name)))
-        model.eval()  # no BatchNorm statistics update, no dropout
         args = (tuple(example_input) if isinstance(example_input, (list, tuple))
                 else (example_input,))
-        with torch.no_grad():
+        # Eval mode: no BatchNorm statistics update, no dropout.
+        with in_mode(model, training=False), torch.no_grad():
             model(*args)
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes.items():
-            m.training = training
     return seen + [n for n in holders if n not in seen]  # unused modules last
 
 
