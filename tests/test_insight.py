@@ -296,9 +296,9 @@ def test_grad_fn_tree_of_the_basic_cnn_names_its_parameters():
     assert leaves == {"conv1.weight": (10, 1, 5, 5), "conv1.bias": (10,),
                       "conv2.weight": (20, 10, 5, 5), "conv2.bias": (20,),
                       "fc.weight": (10, 320), "fc.bias": (10,)}
-    lines = autograd.tree_lines(root)
-    assert lines[0] == "NllLossBackward0"
-    assert any("AccumulateGrad conv1.weight (10×1×5×5)" in line for line in lines)
+    labels = [node.label for node in root.walk()]
+    assert labels[0] == "NllLossBackward0"
+    assert "AccumulateGrad conv1.weight (10×1×5×5)" in labels
     # What the seed prints with next_functions[0][0]: one level down.
     assert root.children[0].name == type(loss.grad_fn.next_functions[0][0]).__name__
 
