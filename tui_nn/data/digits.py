@@ -74,10 +74,8 @@ def _fit_to_canvas(glyph: np.ndarray) -> np.ndarray:
     total = small.sum()
     cy = (small.sum(axis=1) * np.arange(new_h)).sum() / total
     cx = (small.sum(axis=0) * np.arange(new_w)).sum() / total
-    top = int(round(SIDE / 2 - cy))
-    left = int(round(SIDE / 2 - cx))
-    top = min(max(top, 0), SIDE - new_h)
-    left = min(max(left, 0), SIDE - new_w)
+    top = min(max(int(round(SIDE / 2 - cy)), 0), SIDE - new_h)
+    left = min(max(int(round(SIDE / 2 - cx)), 0), SIDE - new_w)
     canvas[top : top + new_h, left : left + new_w] = small
     return canvas
 
@@ -99,16 +97,10 @@ def render_glyphs() -> torch.Tensor:
             if not scalable:
                 # The bitmap fallback font is ~11 px high: upscale before fitting so it is not blocky.
                 img = img.resize((img.width * 8, img.height * 8), Image.Resampling.BILINEAR)
-            glyph = np.asarray(img)
-            for aspect in _ASPECTS:
-                if aspect != 1.0:
-                    h, w = glyph.shape
-                    stretched = Image.fromarray(glyph).resize(
-                        (max(1, round(w * aspect)), h), Image.Resampling.BILINEAR
-                    )
-                    variants.append(_fit_to_canvas(np.asarray(stretched)))
-                else:
-                    variants.append(_fit_to_canvas(glyph))
+            for aspect in _ASPECTS:  # a resize to the same size is a copy: aspect 1 is the glyph
+                stretched = img.resize((max(1, round(img.width * aspect)), img.height),
+                                       Image.Resampling.BILINEAR)
+                variants.append(_fit_to_canvas(np.asarray(stretched)))
         bank.append(np.stack(variants))
     return torch.from_numpy(np.stack(bank) / 255.0).float()  # (10, V, 28, 28)
 
