@@ -133,11 +133,6 @@ class GridSample:
     def correct(self) -> bool:
         return self.true == self.pred
 
-    @property
-    def caption(self) -> str:
-        mark = "✓" if self.correct else "✗"
-        return f"{mark} {self.pred_label} (true {self.true_label})"
-
 
 def to_gray_image(sample: torch.Tensor) -> torch.Tensor:
     """One sample as a (H, W) float image in [0, 1]: channels averaged, stretched to the

@@ -349,11 +349,6 @@ class VanishingComparison:
         g = self.grad_norms[activation]
         return g[0] / g[-1] if g[-1] > 0 else math.nan
 
-    def rows(self) -> list[tuple[str, ...]]:
-        """A table: layer, then one formatted norm per activation."""
-        return [(name, *(f"{self.grad_norms[a][i]:.2e}" for a in self.activations))
-                for i, name in enumerate(self.layers)]
-
 
 def compare_vanishing(steps: int = 10, *, activations: Iterable[str] = ("sigmoid", "relu"),
                       depth: int = 8, width: int = 32, lr: float = 0.01, batch: int = 256,
