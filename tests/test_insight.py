@@ -345,8 +345,6 @@ def test_lstm_remembers_across_a_long_sequence_where_the_rnn_cannot():
     # above 0.9 on earlier ones): the lesson is the gap, far above chance against the RNN at it.
     assert lstm > 0.75 and lstm - rnn > 0.45
     assert [(r.cell, len(r.history)) for r in seen] == [("rnn", 15), ("lstm", 15)]
-    assert table.rows() == [("80", f"{100 * rnn:.0f}%", f"{100 * lstm:.0f}%")]
-    assert table.gap(80) == pytest.approx(lstm - rnn)
 
 
 # ---- import hygiene and the CLI --------------------------------------------------------------
