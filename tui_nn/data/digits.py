@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tui_nn.fsio import cache_dir
+from tui_nn.fsio import atomic_write, cache_dir
 from .base import Dataset, DataError, unit_float
 
 # Bump whenever the generated pixels change, so stale caches are never reused.
@@ -213,7 +213,6 @@ def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
 
 def _save_atomically(path: Path, blob: dict[str, torch.Tensor]) -> None:
     """Temp file, fsync, rename (tui_nn.fsio): readers never see half a file."""
-    from tui_nn.fsio import atomic_write
     # A read-only home or full disk only costs a regeneration next time.
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -358,9 +358,8 @@ def compare_vanishing(steps: int = 10, *, activations: Iterable[str] = ("sigmoid
 
     A few steps (not one) so the numbers are not an accident of the initial weights; few enough
     (about 3 ms a step for both nets at depth 8, width 32, on one thread) to run when the view
-    opens. lr 0.01 is the seed's;
-    at 0.1 the sigmoid net's last layer (gradient ~3) overshoots and its loss goes up, which
-    is a different lesson. Measured over seeds 0-2: fc1/fc8 is 7e-5 to 4e-4 for sigmoid and
+    opens. lr 0.01 is the seed's; at 0.1 the sigmoid net's last layer (gradient ~3) overshoots
+    and its loss goes up, which is a different lesson. Measured over seeds 0-2: fc1/fc8 is 7e-5 to 4e-4 for sigmoid and
     0.4 to 1.1 for ReLU; the sigmoid loss still falls (0.53 -> 0.41), through its last layers.
     """
     with torch_threads(1):
