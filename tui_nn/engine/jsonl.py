@@ -17,7 +17,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 MAX_LINE_BYTES = 1 << 20  # a record longer than this is not one the engine wrote
 MAX_JSON_FILE_BYTES = 4 << 20  # config.json is a few KB
@@ -128,12 +128,14 @@ def within_depth(value: Any, limit: int = MAX_DEPTH) -> bool:
 
 
 def iter_records(path: str | Path, stats: LineStats | None = None,
-                 max_line: int = MAX_LINE_BYTES) -> Iterator[dict[str, Any]]:
-    """Every JSON-object line of a JSON-lines file. Nothing raises for bad content or a missing,
-    special or unreadable file: what was skipped is counted in stats."""
+                 max_line: int = MAX_LINE_BYTES,
+                 parse: Callable[[bytes], dict[str, Any] | None] = parse_record,
+                 ) -> Iterator[dict[str, Any]]:
+    """Every JSON-object line of a JSON-lines file (that `parse` accepts). Nothing raises for bad
+    content or a missing, special or unreadable file: what was skipped is counted in stats."""
     stats = stats if stats is not None else LineStats()
     for line in iter_file_lines(path, stats, max_line):
-        record = parse_record(line)
+        record = parse(line)
         if record is None:
             stats.undecodable += 1
         else:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import os
 import queue
-import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -25,8 +24,10 @@ from torch.utils.data import DataLoader, Sampler, Subset
 
 from tui_nn.data.adapt import pad_or_crop
 from tui_nn.data.base import DataError
-from tui_nn.data.user_dataset import StreamedData, from_build, one_line, shape_targets, \
+from tui_nn.data.image_cache import ignore_ctrl_c, usable_cores
+from tui_nn.data.user_dataset import StreamedData, from_build, shape_targets, \
     split_python_spec
+from tui_nn.textsafe import first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.prepared import Prepared
@@ -49,7 +50,7 @@ def load_user_dataset(spec: str, *, batch_size: int = 64) -> StreamedData:
     try:
         result = build()
     except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code may raise anything
-        raise DataError(f"{spec}: build() raised {one_line(e)}") from None
+        raise DataError(f"{spec}: build() raised {first_line(e, with_type=True)}") from None
     return from_build(result, spec, seed=0, batch_size=batch_size)
 
 
@@ -72,23 +73,12 @@ def sample_of(spec: str, data_dir: str | None = None) -> tuple[tuple[int, ...], 
     return tuple(x.shape[1:]), x.dtype
 
 
-def _worker_init(_: int) -> None:
-    """Workers leave Ctrl-C to the training process, which stops at a step's end and then
-    shuts them down: torch's worker loop exits on a KeyboardInterrupt of its own, and the
-    batch the step is waiting for would never come."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def auto_workers(requested: int, local_world: int = 1) -> int:
     """--workers N as given; -1: one per core left after the training process, shared by the
     processes on this machine, at most MAX_AUTO_WORKERS."""
     if requested >= 0:
         return requested
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(0, min(MAX_AUTO_WORKERS, cores // max(local_world, 1) - 1))
+    return max(0, min(MAX_AUTO_WORKERS, usable_cores() // max(local_world, 1) - 1))
 
 
 class _GlobalBatches(Sampler):
@@ -202,7 +192,7 @@ class BatchStream:
     def _loader(self, ds: object, **kw: object) -> DataLoader:
         return DataLoader(ds, num_workers=self.workers, pin_memory=self.pin,
                           persistent_workers=self.workers > 0,
-                          worker_init_fn=_worker_init if self.workers else None, **kw)
+                          worker_init_fn=ignore_ctrl_c if self.workers else None, **kw)
 
     def epoch(self, order: torch.Tensor, first: int
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:

@@ -34,7 +34,7 @@ from tui_nn.engine.resume import read_saved_config
 from tui_nn.engine.rundir import (RunDir, check_new_run_dir,
                                   checkpoint_file_given, run_dir_of)
 from tui_nn.engine.state import RunState
-from tui_nn.engine.validation import eval_mode
+from tui_nn.modelmode import in_mode
 from tui_nn.textsafe import first_line
 
 
@@ -440,7 +440,7 @@ def check_first_batch(p: Prepared) -> None:
 
 
 def _eval_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with eval_mode(model), torch.no_grad():
+    with in_mode(model, training=False), torch.no_grad():
         return model(x)
 
 

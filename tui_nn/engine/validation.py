@@ -4,7 +4,6 @@ the same outputs also become the trainer's predictions (no second pass)."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Iterator
 
 import torch
@@ -13,6 +12,7 @@ from tui_nn.data import tasks
 from tui_nn.engine.distributed import all_sum
 from tui_nn.engine.events import Notice
 from tui_nn.engine.errors import TrainingError
+from tui_nn.modelmode import in_mode
 
 if TYPE_CHECKING:  # pragma: no cover
     from tui_nn.engine.config import TrainConfig
@@ -61,7 +61,7 @@ def _evaluate(p: "Prepared", st: "RunState", vbs: int) -> tuple[float, float, st
     terms, decoded, parts = 0, None, []
     if collect:
         from tui_nn.insight.classify import Predictions, predictions_from_output
-    with eval_mode(model), torch.inference_mode():
+    with in_mode(model, training=False), torch.inference_mode():
         for s, (xb, yb, full) in enumerate(_batches(p, vbs)):
             out = p.forward(p.eval_model if full and p.eval_model is not None else model, xb)
             ls, k = tasks.loss_sum(p.loss_task, out, yb)
@@ -106,14 +106,3 @@ def _reduce(p: "Prepared", loss_total: torch.Tensor, correct: torch.Tensor,
     val_loss = float(loss_total) / max(terms, 1)
     value = val_loss if p.task == "regression" else int(correct) / max(terms, 1)
     return val_loss, value
-
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """The model in eval mode for a block, its mode restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)

@@ -120,25 +120,6 @@ def grad_fn_tree(loss: torch.Tensor, model: nn.Module | None = None, *, max_node
     return GradTree(root, len(seen), truncated)
 
 
-def tree_lines(node: GradNode | None, *, max_depth: int | None = None) -> list[str]:
-    """An indented plain-text rendering ('├─ ', '└─ '), one line per node."""
-    if node is None:
-        return ["(no graph: the loss does not require grad)"]
-    lines = [node.label]
-    last_i = len(node.children) - 1
-    stack: list[tuple[GradNode, str, bool, int]] = [
-        (c, "", i == last_i, 1) for i, c in reversed(list(enumerate(node.children)))]
-    while stack:
-        n, prefix, last, depth = stack.pop()
-        lines.append(prefix + ("└─ " if last else "├─ ") + n.label)
-        if max_depth is not None and depth >= max_depth:
-            continue
-        child_prefix = prefix + ("   " if last else "│  ")
-        stack.extend((c, child_prefix, i == len(n.children) - 1, depth + 1)
-                     for i, c in reversed(list(enumerate(n.children))))
-    return lines
-
-
 # ---- a loss for any model, for the app's autograd view ----------------------------------------
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tui_nn.modelmode import in_mode
+
 GRAY_RAMP = " .:-=+*#%@"  # dark to bright, for terminals without colour
 UPPER_HALF, LOWER_HALF, FULL_BLOCK = "▀", "▄", "█"
 
@@ -62,16 +64,11 @@ def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch: int = 
             threshold: float = 0.5) -> Predictions:
     """Run the model in eval mode over x in batches, without autograd (see
     predictions_from_output for how outputs become classes)."""
-    was_training = model.training
-    model.eval()
     parts = []
-    try:
-        with torch.inference_mode():
-            for s in range(0, x.shape[0], batch):
-                parts.append(predictions_from_output(model(x[s:s + batch]), y[s:s + batch],
-                                                     threshold=threshold))
-    finally:
-        model.train(was_training)
+    with in_mode(model, training=False), torch.inference_mode():
+        for s in range(0, x.shape[0], batch):
+            parts.append(predictions_from_output(model(x[s:s + batch]), y[s:s + batch],
+                                                 threshold=threshold))
     return Predictions.cat(parts)
 
 
@@ -135,11 +132,6 @@ class GridSample:
     @property
     def correct(self) -> bool:
         return self.true == self.pred
-
-    @property
-    def caption(self) -> str:
-        mark = "✓" if self.correct else "✗"
-        return f"{mark} {self.pred_label} (true {self.true_label})"
 
 
 def to_gray_image(sample: torch.Tensor) -> torch.Tensor:

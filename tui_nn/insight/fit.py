@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tui_nn.modelmode import in_mode
+
 
 @dataclass(frozen=True)
 class FitSnapshot:
@@ -74,14 +76,9 @@ def fit_snapshot(model: nn.Module, dataset: object, *, split: str = "train", poi
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            both = torch.cat([grid, xs]).to(device, dtype).unsqueeze(1)  # (P + N, 1) one forward
-            out = model(both).reshape(-1).float().cpu()  # (P + N,)
-    finally:
-        model.train(was_training)
+    with in_mode(model, training=False), torch.inference_mode():
+        both = torch.cat([grid, xs]).to(device, dtype).unsqueeze(1)  # (P + N, 1) one forward
+        out = model(both).reshape(-1).float().cpu()  # (P + N,)
     if logits and task == "binary":
         out = torch.sigmoid(out)  # (P + N,) P(class 1)
     line_y, pred = out[:grid.numel()], out[grid.numel():]

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from tui_nn.insight.threads import torch_threads
+from tui_nn.modelmode import in_mode
 
 VANISH_ABS = 1e-7
 VANISH_REL = 1e-3
@@ -110,20 +111,17 @@ def forward_order(model: nn.Module,
                 seen.append(name)
         return record
 
-    modes = {m: m.training for m in model.modules()}
     try:
         for name, module in holders.items():
             handles.append(module.register_forward_pre_hook(hook(name)))
-        model.eval()  # no BatchNorm statistics update, no dropout
         args = (tuple(example_input) if isinstance(example_input, (list, tuple))
                 else (example_input,))
-        with torch.no_grad():
+        # Eval mode: no BatchNorm statistics update, no dropout.
+        with in_mode(model, training=False), torch.no_grad():
             model(*args)
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes.items():
-            m.training = training
     return seen + [n for n in holders if n not in seen]  # unused modules last
 
 
@@ -351,11 +349,6 @@ class VanishingComparison:
         g = self.grad_norms[activation]
         return g[0] / g[-1] if g[-1] > 0 else math.nan
 
-    def rows(self) -> list[tuple[str, ...]]:
-        """A table: layer, then one formatted norm per activation."""
-        return [(name, *(f"{self.grad_norms[a][i]:.2e}" for a in self.activations))
-                for i, name in enumerate(self.layers)]
-
 
 def compare_vanishing(steps: int = 10, *, activations: Iterable[str] = ("sigmoid", "relu"),
                       depth: int = 8, width: int = 32, lr: float = 0.01, batch: int = 256,
@@ -365,9 +358,8 @@ def compare_vanishing(steps: int = 10, *, activations: Iterable[str] = ("sigmoid
 
     A few steps (not one) so the numbers are not an accident of the initial weights; few enough
     (about 3 ms a step for both nets at depth 8, width 32, on one thread) to run when the view
-    opens. lr 0.01 is the seed's;
-    at 0.1 the sigmoid net's last layer (gradient ~3) overshoots and its loss goes up, which
-    is a different lesson. Measured over seeds 0-2: fc1/fc8 is 7e-5 to 4e-4 for sigmoid and
+    opens. lr 0.01 is the seed's; at 0.1 the sigmoid net's last layer (gradient ~3) overshoots
+    and its loss goes up, which is a different lesson. Measured over seeds 0-2: fc1/fc8 is 7e-5 to 4e-4 for sigmoid and
     0.4 to 1.1 for ReLU; the sigmoid loss still falls (0.53 -> 0.41), through its last layers.
     """
     with torch_threads(1):

@@ -50,10 +50,6 @@ class LossCurve:
     w: list[float]
     loss: list[float]
 
-    @property
-    def argmin(self) -> float:
-        return self.w[min(range(len(self.loss)), key=self.loss.__getitem__)]
-
 
 @dataclass(frozen=True)
 class LossGrid:

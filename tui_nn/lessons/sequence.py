@@ -140,21 +140,6 @@ class LongRangeTable:
     settings: dict[str, object] = field(default_factory=dict)
     complete: bool = True  # False when stopped early (missing cells are nan)
 
-    def rows(self) -> list[tuple[str, ...]]:
-        """Length, then one percentage per cell: ready for a table widget."""
-        return [(str(length), *(_pct(self.accuracy[c][i]) for c in self.cells))
-                for i, length in enumerate(self.lengths)]
-
-    def gap(self, length: int) -> float:
-        """How far the better gated cell beats the plain RNN at this length."""
-        i = self.lengths.index(length)
-        gated = [self.accuracy[c][i] for c in self.cells if c != "rnn"]
-        return max(gated) - self.accuracy["rnn"][i]
-
-
-def _pct(v: float) -> str:
-    return "-" if math.isnan(v) else f"{100 * v:.0f}%"
-
 
 def long_range_comparison(lengths: Sequence[int] = (5, 10, 20, 40, 80),
                           cells: Sequence[str] = CELLS, *, epochs: int = 15, seed: int = 0,

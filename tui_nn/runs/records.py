@@ -58,13 +58,7 @@ def parse(line: bytes) -> dict[str, Any] | None:
 def iter_records(path: str | Path,
                  stats: jsonl.LineStats | None = None) -> Iterator[dict[str, Any]]:
     """Every readable record of a metrics.jsonl (or of the one in a run directory)."""
-    stats = stats if stats is not None else jsonl.LineStats()
-    for _, line in iter_lines(metrics_path(path), stats):
-        record = parse(line)
-        if record is None:
-            stats.undecodable += 1
-        else:
-            yield record
+    return jsonl.iter_records(metrics_path(path), stats, parse=parse)
 
 
 def read_config(run_dir: str | Path) -> tuple[dict[str, Any], str | None]:

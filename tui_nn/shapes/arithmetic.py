@@ -23,11 +23,9 @@ _TCONV_RULE = "(D_in − 1)·s − 2p + d(k−1) + op + 1"
 
 
 def _tuple(value: Any, n: int) -> tuple[int, ...]:
-    if isinstance(value, (tuple, list)):
-        if len(value) == 1:
-            return tuple(int(value[0]) for _ in range(n))
-        return tuple(int(v) for v in value)
-    return tuple(int(value) for _ in range(n))
+    """`value` per spatial dim: 3, (3,) and (3, 3) all give (3, 3) for n=2."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    return tuple(int(v) for v in (values * n if len(values) == 1 else values))
 
 
 def _names(n: int) -> tuple[str, ...]:
@@ -195,27 +193,19 @@ def module_formulas(module: nn.Module, input_shape: Sequence[int]) -> list[Formu
 # --- functional calls (F.max_pool2d(x, 2) in a forward) -------------------------------------
 
 # Positional parameter names after `input`, as in torch.nn.functional's signatures.
+_PARAMS_BY_OP = {
+    "conv": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+    "conv_transpose": ("weight", "bias", "stride", "padding", "output_padding", "groups",
+                       "dilation"),
+    "max_pool": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+    "avg_pool": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                 "divisor_override"),
+    "adaptive_avg_pool": ("output_size",),
+    "adaptive_max_pool": ("output_size",),
+}
 FUNCTION_PARAMS: dict[str, tuple[str, ...]] = {
-    "conv1d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
-    "conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
-    "conv3d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
-    "conv_transpose1d": ("weight", "bias", "stride", "padding", "output_padding", "groups",
-                         "dilation"),
-    "conv_transpose2d": ("weight", "bias", "stride", "padding", "output_padding", "groups",
-                         "dilation"),
-    "conv_transpose3d": ("weight", "bias", "stride", "padding", "output_padding", "groups",
-                         "dilation"),
-    "max_pool1d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-    "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-    "max_pool3d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-    "avg_pool1d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
-    "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
-                   "divisor_override"),
-    "avg_pool3d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
-                   "divisor_override"),
-    "adaptive_avg_pool1d": ("output_size",), "adaptive_avg_pool2d": ("output_size",),
-    "adaptive_avg_pool3d": ("output_size",), "adaptive_max_pool1d": ("output_size",),
-    "adaptive_max_pool2d": ("output_size",), "adaptive_max_pool3d": ("output_size",),
+    **{f"{op}{n}d": params for op, params in _PARAMS_BY_OP.items() for n in (1, 2, 3)},
+    "avg_pool1d": _PARAMS_BY_OP["avg_pool"][:-1],  # the one without divisor_override
     "pad": ("pad", "mode", "value"),
 }
 

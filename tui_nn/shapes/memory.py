@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from tui_nn.fmt import parse_size
+from tui_nn.modelmode import in_mode
 from tui_nn.shapes.trace import make_inputs, trace
 from tui_nn.shapes.trainstep import SavedTensors
 
@@ -123,16 +124,13 @@ def measure_saved_bytes(model: nn.Module, inputs: torch.Tensor | tuple | list,
     freed before returning; the model's train/eval mode is restored."""
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     recorder = SavedTensors(exclude=[*model.parameters(), *model.buffers()])
-    was_training = model.training
-    model.train()
     try:
-        with torch.enable_grad(), recorder.hooks():
+        with in_mode(model, training=True), torch.enable_grad(), recorder.hooks():
             out = model(*inputs)
             if loss_fn is not None:
                 out = loss_fn(out)
         del out
     finally:
-        model.train(was_training)
         recorder.release()
     return recorder.bytes
 

@@ -255,10 +255,6 @@ class Inspection:
     def ok(self) -> bool:
         return self.diagnosis is None and all(c.ok for c in self.checks)
 
-    @property
-    def failing_row(self) -> LayerRow | None:
-        return next((r for r in self.all_rows if r.status == "error"), None)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model_name,

@@ -33,6 +33,7 @@ from torch.utils._device import _device_constructors
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tui_nn.fmt import fmt_bytes
+from tui_nn.modelmode import in_mode
 from tui_nn.shapes.arithmetic import function_formulas, module_formulas
 from tui_nn.shapes.checks import (FlattenOrigin, classify_flatten, diagnose_error,
                                   is_meta_limitation, linear_check, runs_torch_forward,
@@ -470,21 +471,20 @@ class Tracer:
         self.named = list(model.named_modules())  # one walk of the tree for every use below
         self.paths = {id(module): name for name, module in self.named}
         self._param_cache = _subtree_params(model)
-        modes = {m: m.training for _, m in self.named}
         patched = [_patch_cpu_forward(m, self) for m in self.cpu_modules]
         handles = []
         diagnosis: Diagnosis | None = None
         needs_cpu: nn.Module | None = None
         meta_error = ""
         try:
-            # BatchNorm with batch 1 and dropout: trace what inference does, unless the
-            # memory a training step needs is the question.
-            model.train(self.saved is not None)
             for _, module in self.named:
                 handles.append(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True))
                 handles.append(module.register_forward_hook(self.post_hook, with_kwargs=True))
             try:
-                self._forward()
+                # BatchNorm with batch 1 and dropout: trace what inference does, unless the
+                # memory a training step needs is the question.
+                with in_mode(model, training=self.saved is not None):
+                    self._forward()
             except _Abort as abort:
                 diagnosis = abort.diagnosis
             except Exception as exc:  # noqa: BLE001 - any failure becomes a diagnosis
@@ -505,8 +505,6 @@ class Tracer:
         finally:
             for handle in handles:
                 handle.remove()
-            for module, training in modes.items():
-                module.training = training
             for undo in patched:
                 undo()
         for frame in self.stack:

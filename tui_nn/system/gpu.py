@@ -33,12 +33,6 @@ class GpuStats:
     power_limit_w: float | None = None
     uuid: str | None = None
 
-    @property
-    def memory_pct(self) -> float | None:
-        if self.memory_used_bytes is None or not self.memory_total_bytes:
-            return None
-        return 100.0 * self.memory_used_bytes / self.memory_total_bytes
-
 
 @dataclass(frozen=True)
 class GpuReport:

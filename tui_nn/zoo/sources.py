@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tui_nn.textsafe import first_line
 from tui_nn.zoo.building import building_on
 from tui_nn.zoo.registry import MODELS, ModelSpec, UnknownModelError, get_model_spec
 
@@ -156,7 +157,8 @@ def _exec_file(path: Path) -> Any:
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a file may raise anything
         del sys.modules[module_name]
         line = _line_in(exc, resolved)
-        raise SourceError(f"{path}{line}: running the file raised {_one_line(exc)}") from None
+        raise SourceError(f"{path}{line}: running the file raised "
+                          f"{first_line(exc, with_type=True)}") from None
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(str(resolved.parent))
@@ -166,15 +168,14 @@ def _exec_file(path: Path) -> Any:
 def _import(dotted: str) -> Any:
     try:
         return importlib.import_module(dotted)
-    except ModuleNotFoundError as exc:
-        if exc.name and dotted.startswith(exc.name):
-            raise SourceError(f"cannot import '{dotted}': no module named '{exc.name}' (for a "
-                              f"file, give its path ending in .py)") from None
-        raise SourceError(f"importing '{dotted}' failed: {_one_line(exc)}") from None
     except SyntaxError as exc:
         raise SourceError(f"{exc.filename}:{exc.lineno}: syntax error: {exc.msg}") from None
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        raise SourceError(f"importing '{dotted}' failed: {_one_line(exc)}") from None
+        if isinstance(exc, ModuleNotFoundError) and exc.name and dotted.startswith(exc.name):
+            raise SourceError(f"cannot import '{dotted}': no module named '{exc.name}' (for a "
+                              f"file, give its path ending in .py)") from None
+        raise SourceError(f"importing '{dotted}' failed: "
+                          f"{first_line(exc, with_type=True)}") from None
 
 
 def _module_classes(module: Any) -> list[str]:
@@ -224,13 +225,14 @@ def _build(module: Any, attr: str, name: str, args: tuple, kwargs: dict,
                 model = obj(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the user's constructor may raise anything
             if str(device) != "meta" or not _meta_problem(exc):
-                raise SourceError(f"{call} raised {_one_line(exc)}") from None
+                raise SourceError(f"{call} raised {first_line(exc, with_type=True)}") from None
             # Some constructors read tensor values (e.g. `.item()` on an init); build on CPU.
             try:
                 model = obj(*args, **kwargs)
             except Exception as exc2:  # noqa: BLE001
-                raise SourceError(f"{call} raised {_one_line(exc2)}") from None
-            notes.append(f"built on CPU: {call} fails on the meta device ({_one_line(exc)})")
+                raise SourceError(f"{call} raised {first_line(exc2, with_type=True)}") from None
+            notes.append(f"built on CPU: {call} fails on the meta device "
+                         f"({first_line(exc, with_type=True)})")
     else:
         raise SourceError(f"{name} is not an nn.Module class or factory (it is a value of type "
                           f"{type(obj).__name__})")
@@ -257,11 +259,6 @@ def _meta_problem(exc: BaseException) -> bool:
 
 def _args_text(args: tuple, kwargs: dict) -> str:
     return ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _line_in(exc: BaseException, path: Path) -> str:
