@@ -170,9 +170,18 @@ def load_csv(path: str | Path, *, seed: int = 0, **_: object) -> Dataset:
     train_idx, val_idx = split_indices(len(rows), seed)
     n_features = x.shape[1]
     target_name = f" target {header[-1]!r}" if header else ""
-    return Dataset(name=f"csv:{path.name}", task=task, input_shape=(n_features,),
-                   train_x=x[train_idx], train_y=y[train_idx],
-                   val_x=x[val_idx], val_y=y[val_idx],
-                   num_classes=num_classes, labels=labels,
-                   description=f"{path}: {len(rows)} rows, {n_features} features,{target_name} "
-                               f"{task} (last column), 80/20 split")
+    return Dataset(
+        name=f"csv:{path.name}",
+        task=task,
+        train_x=x[train_idx],
+        train_y=y[train_idx],
+        val_x=x[val_idx],
+        val_y=y[val_idx],
+        input_shape=(n_features,),
+        num_classes=num_classes,
+        labels=labels,
+        description=(
+            f"{path}: {len(rows)} rows, {n_features} features,{target_name} {task} "
+            f"(last column), 80/20 split"
+        ),
+    )

@@ -244,11 +244,20 @@ def load_digits(
     train_x = blob["train_x"] if as_uint8 else train_f
     val_x = blob["val_x"] if as_uint8 else unit_float(blob["val_x"])  # (M, 1, 28, 28)
     del train_f
-    return Dataset(name="digits", task="classification", input_shape=(1, SIDE, SIDE),
-                   train_x=train_x, train_y=blob["train_y"].long(),
-                   val_x=val_x, val_y=blob["val_y"].long(),
-                   num_classes=10, mean=(mean,), std=(std,),
-                   labels=tuple(str(d) for d in range(10)),
-                   description=f"embedded MNIST-like digits, {n_train} train / {n_val} val, "
-                               f"1×28×28, generated from Pillow's font (seed {seed}), "
-                               "no download")
+    return Dataset(
+        name="digits",
+        task="classification",
+        train_x=train_x,
+        train_y=blob["train_y"].long(),
+        val_x=val_x,
+        val_y=blob["val_y"].long(),
+        input_shape=(1, SIDE, SIDE),
+        num_classes=10,
+        mean=(mean,),
+        std=(std,),
+        labels=tuple(str(d) for d in range(10)),
+        description=(
+            f"embedded MNIST-like digits, {n_train} train / {n_val} val, 1×28×28, "
+            f"generated from Pillow's font (seed {seed}), no download"
+        ),
+    )

@@ -285,13 +285,22 @@ def load_folder(
     if not as_uint8:
         train_x, val_x = unit_float(train_x), unit_float(val_x)
     width, height = size
-    return Dataset(name=f"folder:{root.name}", task="classification",
-                   input_shape=(1 if gray else 3, height, width),
-                   train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
-                   num_classes=len(classes), mean=mean, std=std,
-                   labels=tuple(printable(c) for c in classes),  # names shown, never terminal codes
-                   description=(f"{root}: {len(y)} images, {len(classes)} classes, "
-                                f"{'grayscale' if gray else 'RGB'} {height}×{width}, {split}"
-                                + (f", {len(skipped.reasons)} unreadable skipped"
-                                   if skipped.reasons else "")),
-                   skipped=skipped.lines(samples))
+    return Dataset(
+        name=f"folder:{root.name}",
+        task="classification",
+        train_x=train_x,
+        train_y=train_y,
+        val_x=val_x,
+        val_y=val_y,
+        input_shape=(1 if gray else 3, height, width),
+        num_classes=len(classes),
+        mean=mean,
+        std=std,
+        labels=tuple(printable(c) for c in classes),  # names shown, never terminal codes
+        description=(
+            f"{root}: {len(y)} images, {len(classes)} classes, "
+            f"{'grayscale' if gray else 'RGB'} {height}×{width}, {split}"
+            + (f", {len(skipped.reasons)} unreadable skipped" if skipped.reasons else "")
+        ),
+        skipped=skipped.lines(samples),
+    )

@@ -55,10 +55,16 @@ def load_curve(*, seed: int = 0, **_: object) -> Dataset:
     x = torch.linspace(-1, 1, 100).unsqueeze(1)  # (100, 1)
     train_y = x.pow(2) + 0.2 * torch.rand(x.shape, generator=gen)  # (100, 1)
     val_y = x.pow(2) + 0.2 * torch.rand(x.shape, generator=gen)  # (100, 1)
-    return Dataset(name="curve", task="regression", input_shape=(1,),
-                   train_x=x, train_y=train_y, val_x=x.clone(), val_y=val_y,
-                   description="y = x² + 0.2·U(0,1) on 100 points of [-1, 1]; "
-                               "val = a fresh noise draw")
+    return Dataset(
+        name="curve",
+        task="regression",
+        train_x=x,
+        train_y=train_y,
+        val_x=x.clone(),
+        val_y=val_y,
+        input_shape=(1,),
+        description="y = x² + 0.2·U(0,1) on 100 points of [-1, 1]; val = a fresh noise draw",
+    )
 
 
 # Fixed weights of the rule that makes the diabetes-like labels. Glucose, BMI, age and the
@@ -99,13 +105,21 @@ def load_diabetes(*, seed: int = 0, n: int = 759, **_: object) -> Dataset:
     p = torch.sigmoid(z @ _DIABETES_W + _DIABETES_B)  # (n,)
     y = (torch.rand(n, generator=gen) < p).float().unsqueeze(1)  # (n, 1)
     train_idx, val_idx = split_indices(n, seed)
-    return Dataset(name="diabetes", task="binary", input_shape=(8,), num_classes=2,
-                   train_x=x[train_idx], train_y=y[train_idx],
-                   val_x=x[val_idx], val_y=y[val_idx],
-                   labels=("no diabetes", "diabetes"),
-                   description=f"diabetes-like: {n} rows, 8 features in [-1, 1] "
-                               f"({', '.join(_DIABETES_FEATURES)}), binary label from a noisy "
-                               "logistic rule; 80/20 split")
+    return Dataset(
+        name="diabetes",
+        task="binary",
+        train_x=x[train_idx],
+        train_y=y[train_idx],
+        val_x=x[val_idx],
+        val_y=y[val_idx],
+        input_shape=(8,),
+        num_classes=2,
+        labels=("no diabetes", "diabetes"),
+        description=(
+            f"diabetes-like: {n} rows, 8 features in [-1, 1] ({', '.join(_DIABETES_FEATURES)}), "
+            "binary label from a noisy logistic rule; 80/20 split"
+        ),
+    )
 
 
 HELLO_VOCAB = ("e", "h", "l", "o")
@@ -157,9 +171,18 @@ def load_longrange(
 
     train_x, train_y = draw(n_train)
     val_x, val_y = draw(n_val)
-    return Dataset(name="longrange" if length == LONGRANGE_DEFAULT_LEN else f"longrange:{length}",
-                   task="classification", input_shape=(length, LONGRANGE_SYMBOLS),
-                   train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
-                   num_classes=LONGRANGE_SYMBOLS, labels=tuple("ABCD"),
-                   description=f"long-range memory: {length} one-hot symbols, the class is the "
-                               "first one (plain RNN ≈ chance from ~50 steps; LSTM/GRU learn it)")
+    return Dataset(
+        name="longrange" if length == LONGRANGE_DEFAULT_LEN else f"longrange:{length}",
+        task="classification",
+        train_x=train_x,
+        train_y=train_y,
+        val_x=val_x,
+        val_y=val_y,
+        input_shape=(length, LONGRANGE_SYMBOLS),
+        num_classes=LONGRANGE_SYMBOLS,
+        labels=tuple("ABCD"),
+        description=(
+            f"long-range memory: {length} one-hot symbols, the class is the first one "
+            "(plain RNN ≈ chance from ~50 steps; LSTM/GRU learn it)"
+        ),
+    )

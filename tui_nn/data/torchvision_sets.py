@@ -53,19 +53,40 @@ _IDX_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 
-SOURCES: dict[str, _Source] = {src.name: src for src in (
-    _Source(name="mnist", title="MNIST", tv_class="MNIST", subdir="MNIST/raw",
-            files=_IDX_FILES, mean=(0.1307,), std=(0.3081,),
-            labels=tuple(str(d) for d in range(10))),
-    _Source(name="fashion-mnist", title="Fashion-MNIST", tv_class="FashionMNIST",
-            subdir="FashionMNIST/raw", files=_IDX_FILES, mean=(0.2860,), std=(0.3530,),
-            labels=None),
-    _Source(name="cifar10", title="CIFAR-10", tv_class="CIFAR10", subdir="cifar-10-batches-py",
-            files=tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta"),
-            # The training set's true per-channel std (0.2023-style values are a famous typo).
-            mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
-            labels=None, archive="cifar-10-python.tar.gz"),
-)}
+SOURCES: dict[str, _Source] = {
+    "mnist": _Source(
+        name="mnist",
+        title="MNIST",
+        tv_class="MNIST",
+        subdir="MNIST/raw",
+        files=_IDX_FILES,
+        mean=(0.1307,),
+        std=(0.3081,),
+        labels=tuple(str(d) for d in range(10)),
+    ),
+    "fashion-mnist": _Source(
+        name="fashion-mnist",
+        title="Fashion-MNIST",
+        tv_class="FashionMNIST",
+        subdir="FashionMNIST/raw",
+        files=_IDX_FILES,
+        mean=(0.2860,),
+        std=(0.3530,),
+        labels=None,
+    ),
+    "cifar10": _Source(
+        name="cifar10",
+        title="CIFAR-10",
+        tv_class="CIFAR10",
+        subdir="cifar-10-batches-py",
+        files=tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta"),
+        # The true per-channel std of the training set (0.2023-style values are a famous typo).
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        labels=None,
+        archive="cifar-10-python.tar.gz",
+    ),
+}
 
 
 def default_data_dir() -> Path:
@@ -215,10 +236,20 @@ def load_torchvision(
     train_x, train_y = _decode(src, train, as_uint8)
     val_x, val_y = _decode(src, val, as_uint8)
     labels = src.labels or tuple(str(c) for c in train.classes)
-    return Dataset(name=src.name, task="classification",
-                   train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
-                   input_shape=tuple(train_x.shape[1:]), num_classes=len(labels),
-                   mean=src.mean, std=src.std, labels=labels,
-                   description=f"{src.title} (torchvision, {root / src.subdir}): "
-                               f"{len(train_y)} train / {len(val_y)} val, "
-                               f"{'×'.join(map(str, train_x.shape[1:]))}")
+    return Dataset(
+        name=src.name,
+        task="classification",
+        train_x=train_x,
+        train_y=train_y,
+        val_x=val_x,
+        val_y=val_y,
+        input_shape=tuple(train_x.shape[1:]),
+        num_classes=len(labels),
+        mean=src.mean,
+        std=src.std,
+        labels=labels,
+        description=(
+            f"{src.title} (torchvision, {root / src.subdir}): {len(train_y)} train / "
+            f"{len(val_y)} val, {'×'.join(map(str, train_x.shape[1:]))}"
+        ),
+    )
